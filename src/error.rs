@@ -1,0 +1,91 @@
+//! One error type for everything that reads untrusted bytes: what went wrong, where (byte offset in
+//! the file), and in which db / key when known.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The input ended before a structure was complete.
+    Truncated,
+    /// Bytes that no valid file contains (bad opcode, bad length, broken inner encoding, ...).
+    Corrupt,
+    /// A collection with no elements: Redis skips such keys on load, redis-check-rdb rejects them.
+    EmptyValue,
+    /// The same key twice in one database: Redis refuses to load the file.
+    DuplicateKey,
+    /// The stored CRC-64 does not match the content.
+    Checksum,
+    /// Valid for some server, but not something this tool (or a current Redis) can load.
+    Unsupported,
+    /// Reading the file itself failed.
+    Io,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::EmptyValue => "empty_value",
+            ErrorKind::DuplicateKey => "duplicate_key",
+            ErrorKind::Checksum => "checksum",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Io => "io",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    /// Byte offset in the file (for values inside an LZF-compressed blob: the blob's offset; the
+    /// message then names the position inside the decompressed bytes).
+    pub offset: u64,
+    pub db: Option<u64>,
+    pub key: Option<Vec<u8>>,
+    pub message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, offset: u64, message: impl Into<String>) -> Error {
+        Error { kind, offset, db: None, key: None, message: message.into() }
+    }
+    pub fn corrupt(offset: u64, message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Corrupt, offset, message)
+    }
+    pub fn truncated(offset: u64, message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Truncated, offset, message)
+    }
+    /// Attaches the db and key being read, unless a deeper frame already did.
+    pub fn in_key(mut self, db: u64, key: &[u8]) -> Error {
+        if self.key.is_none() {
+            self.db = Some(db);
+            self.key = Some(key.to_vec());
+        }
+        self
+    }
+    pub fn in_db(mut self, db: Option<u64>) -> Error {
+        if self.db.is_none() {
+            self.db = db;
+        }
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at offset {}", self.offset)?;
+        if let Some(db) = self.db {
+            write!(f, ", db {db}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ", key {}", crate::display::quoted(key))?;
+        }
+        write!(f, ": {} ({})", self.message, self.kind.as_str())
+    }
+}
+
+impl std::error::Error for Error {}

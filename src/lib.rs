@@ -1,0 +1,11 @@
+//! rdbtool: read, verify and transform Redis / Valkey RDB files and AOF sets.
+//!
+//! The parser core (`rdb`) borrows from one byte slice (a memory map or a buffer) and knows
+//! nothing of terminals or commands; `cmd` holds one module per subcommand on top of it.
+
+pub mod crc;
+pub mod display;
+pub mod error;
+pub mod rdb;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,375 @@
+//! The byte-level cursor over a borrowed slice and the RDB primitives on top of it: length fields,
+//! strings (raw, integer, LZF), doubles and times. Every read is bounds-checked; a short read is a
+//! `Truncated` error at the offset where the missing bytes should have been.
+
+use std::borrow::Cow;
+
+use crate::error::{Error, Result};
+use crate::rdb::lzf;
+
+/// An RDB length field, or the special-string marker that may stand where a string is expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Len {
+    Plain(u64),
+    /// `11kkkkkk`: string encoding `k` (0 INT8, 1 INT16, 2 INT32, 3 LZF).
+    Special(u8),
+}
+
+/// An RDB string as it sits in the file: nothing decoded, nothing copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdbStr<'a> {
+    Raw(&'a [u8]),
+    Int(i64),
+    Lzf { compressed: &'a [u8], ulen: usize, offset: u64 },
+}
+
+/// LZF cannot expand more than this: a 3-byte back-reference token yields at most 264 bytes.
+const LZF_MAX_RATIO: usize = 88;
+
+impl<'a> RdbStr<'a> {
+    /// The logical length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            RdbStr::Raw(b) => b.len(),
+            RdbStr::Int(i) => itoa_len(*i),
+            RdbStr::Lzf { ulen, .. } => *ulen,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decoded bytes; borrowed unless the string was LZF- or integer-encoded.
+    pub fn to_cow(&self) -> Result<Cow<'a, [u8]>> {
+        Ok(match *self {
+            RdbStr::Raw(b) => Cow::Borrowed(b),
+            RdbStr::Int(i) => Cow::Owned(i.to_string().into_bytes()),
+            RdbStr::Lzf { compressed, ulen, offset } => {
+                let mut out = Vec::new();
+                lzf::decompress_into(compressed, ulen, &mut out)
+                    .map_err(|e| Error::corrupt(offset, e.to_string()))?;
+                Cow::Owned(out)
+            }
+        })
+    }
+
+    /// Decoded bytes, decompressing into `scratch` when needed (no allocation once warmed up).
+    pub fn bytes<'s>(&self, scratch: &'s mut Vec<u8>) -> Result<Elem<'s>>
+    where
+        'a: 's,
+    {
+        Ok(match *self {
+            RdbStr::Raw(b) => Elem::Bytes(b),
+            RdbStr::Int(i) => Elem::Int(i),
+            RdbStr::Lzf { compressed, ulen, offset } => {
+                lzf::decompress_into(compressed, ulen, scratch)
+                    .map_err(|e| Error::corrupt(offset, e.to_string()))?;
+                Elem::Bytes(scratch.as_slice())
+            }
+        })
+    }
+
+    /// Checks that the string decodes, without producing it.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            RdbStr::Lzf { compressed, ulen, offset } => {
+                lzf::validate(compressed, ulen).map_err(|e| Error::corrupt(offset, e.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One logical element: a byte string, or an integer that stands for its decimal text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem<'b> {
+    Bytes(&'b [u8]),
+    Int(i64),
+}
+
+impl<'b> Elem<'b> {
+    /// Calls `f` with the element's bytes (integers rendered on the stack).
+    #[inline]
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match *self {
+            Elem::Bytes(b) => f(b),
+            Elem::Int(i) => {
+                let mut buf = [0u8; 20];
+                f(format_i64(i, &mut buf))
+            }
+        }
+    }
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.with_bytes(|b| b.to_vec())
+    }
+    pub fn len(&self) -> usize {
+        match *self {
+            Elem::Bytes(b) => b.len(),
+            Elem::Int(i) => itoa_len(i),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Decimal text of `i` written into `buf` (20 bytes hold every i64).
+#[inline]
+pub fn format_i64(i: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut n = i.unsigned_abs();
+    let mut pos = buf.len();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    &buf[pos..]
+}
+
+fn itoa_len(i: i64) -> usize {
+    let mut buf = [0u8; 20];
+    format_i64(i, &mut buf).len()
+}
+
+/// Parses a canonical decimal i64 the way Redis's `string2ll` accepts it (no sign on zero, no
+/// leading zeros, no spaces). Used to treat `"12"` and the integer 12 as the same member.
+pub fn parse_canonical_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    if b == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    if neg {
+        if v <= i64::MAX as u64 + 1 { Some((v as i64).wrapping_neg()) } else { None }
+    } else if v <= i64::MAX as u64 {
+        Some(v as i64)
+    } else {
+        None
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// File offset of `buf[0]`, so errors name positions in the file.
+    base: u64,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(buf: &'a [u8], base: u64) -> Cursor<'a> {
+        Cursor { buf, pos: 0, base }
+    }
+    #[inline]
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+    #[inline]
+    pub fn offset(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+    pub fn buf(&self) -> &'a [u8] {
+        self.buf
+    }
+    /// Bytes from `start` (a position in this buffer) to the current position.
+    pub fn since(&self, start: usize) -> &'a [u8] {
+        &self.buf[start..self.pos]
+    }
+    pub fn seek(&mut self, pos: usize) {
+        self.pos = pos.min(self.buf.len());
+    }
+
+    #[cold]
+    fn short(&self, what: &str, need: usize) -> Error {
+        Error::truncated(
+            self.offset(),
+            format!("unexpected end of input reading {what}: need {need} bytes, {} left", self.remaining()),
+        )
+    }
+
+    #[inline]
+    pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if self.remaining() < n {
+            return Err(self.short(what, n));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    #[inline]
+    pub fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let s = self.take(N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+    #[inline]
+    pub fn u8(&mut self, what: &str) -> Result<u8> {
+        match self.buf.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.short(what, 1)),
+        }
+    }
+    pub fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+    pub fn u32le(&mut self, what: &str) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+    pub fn i64le(&mut self, what: &str) -> Result<i64> {
+        Ok(i64::from_le_bytes(self.array(what)?))
+    }
+    pub fn f64le(&mut self, what: &str) -> Result<f64> {
+        Ok(f64::from_le_bytes(self.array(what)?))
+    }
+
+    /// An RDB length field, or the special-string marker.
+    #[inline]
+    pub fn len_or_special(&mut self, what: &str) -> Result<Len> {
+        let at = self.offset();
+        let b = self.u8(what)?;
+        match b >> 6 {
+            0 => Ok(Len::Plain((b & 0x3f) as u64)),
+            1 => {
+                let b1 = self.u8(what)?;
+                Ok(Len::Plain((((b & 0x3f) as u64) << 8) | b1 as u64))
+            }
+            2 => match b {
+                0x80 => Ok(Len::Plain(u32::from_be_bytes(self.array(what)?) as u64)),
+                0x81 => Ok(Len::Plain(u64::from_be_bytes(self.array(what)?))),
+                _ => Err(Error::corrupt(at, format!("invalid length prefix 0x{b:02x} reading {what}"))),
+            },
+            _ => Ok(Len::Special(b & 0x3f)),
+        }
+    }
+
+    /// An RDB length field where a plain length is required.
+    #[inline]
+    pub fn len(&mut self, what: &str) -> Result<u64> {
+        let at = self.offset();
+        match self.len_or_special(what)? {
+            Len::Plain(n) => Ok(n),
+            Len::Special(_) => {
+                Err(Error::corrupt(at, format!("expected a length for {what}, found a string encoding marker")))
+            }
+        }
+    }
+
+    /// A length used as a count of following items; each item takes at least `min_item_bytes`, so
+    /// a count larger than the remaining input allows is rejected before any loop or allocation.
+    pub fn count(&mut self, what: &str, min_item_bytes: usize) -> Result<u64> {
+        let at = self.offset();
+        let n = self.len(what)?;
+        let max = (self.remaining() / min_item_bytes.max(1)) as u64;
+        if n > max {
+            return Err(Error::truncated(
+                at,
+                format!("{what} claims {n} items but only {} bytes remain", self.remaining()),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// An RDB string, not decoded.
+    #[inline]
+    pub fn str(&mut self, what: &str) -> Result<RdbStr<'a>> {
+        let at = self.offset();
+        match self.len_or_special(what)? {
+            Len::Plain(n) => {
+                if n > self.remaining() as u64 {
+                    return Err(Error::truncated(
+                        at,
+                        format!("{what}: string of {n} bytes but only {} bytes remain", self.remaining()),
+                    ));
+                }
+                Ok(RdbStr::Raw(self.take(n as usize, what)?))
+            }
+            Len::Special(0) => Ok(RdbStr::Int(self.u8(what)? as i8 as i64)),
+            Len::Special(1) => Ok(RdbStr::Int(i16::from_le_bytes(self.array(what)?) as i64)),
+            Len::Special(2) => Ok(RdbStr::Int(i32::from_le_bytes(self.array(what)?) as i64)),
+            Len::Special(3) => {
+                let clen = self.len(what)?;
+                let ulen = self.len(what)?;
+                if clen > self.remaining() as u64 {
+                    return Err(Error::truncated(
+                        at,
+                        format!("{what}: LZF string of {clen} compressed bytes but only {} remain", self.remaining()),
+                    ));
+                }
+                if clen == 0 || ulen > clen.saturating_mul(LZF_MAX_RATIO as u64) {
+                    return Err(Error::corrupt(
+                        at,
+                        format!("{what}: LZF string claims {ulen} bytes from {clen} compressed bytes"),
+                    ));
+                }
+                let data_at = self.offset();
+                let compressed = self.take(clen as usize, what)?;
+                Ok(RdbStr::Lzf { compressed, ulen: ulen as usize, offset: data_at })
+            }
+            Len::Special(k) => Err(Error::corrupt(at, format!("{what}: unknown string encoding {k}"))),
+        }
+    }
+
+    /// An RDB string decoded to bytes (borrowed unless LZF or integer).
+    pub fn str_cow(&mut self, what: &str) -> Result<Cow<'a, [u8]>> {
+        self.str(what)?.to_cow()
+    }
+
+    /// A string that must be stored raw with exactly `n` bytes in its decoded form (stream IDs);
+    /// Redis accepts any string encoding here, so LZF/int forms are decoded into `scratch`.
+    pub fn str_exact<'s>(&mut self, n: usize, what: &str, scratch: &'s mut Vec<u8>) -> Result<&'s [u8]>
+    where
+        'a: 's,
+    {
+        let at = self.offset();
+        let s = self.str(what)?;
+        let got = match s {
+            RdbStr::Raw(b) => b,
+            RdbStr::Int(i) => {
+                scratch.clear();
+                scratch.extend_from_slice(i.to_string().as_bytes());
+                scratch.as_slice()
+            }
+            RdbStr::Lzf { compressed, ulen, offset } => {
+                lzf::decompress_into(compressed, ulen, scratch).map_err(|e| Error::corrupt(offset, e.to_string()))?;
+                scratch.as_slice()
+            }
+        };
+        if got.len() != n {
+            return Err(Error::corrupt(at, format!("{what}: expected {n} bytes, found {}", got.len())));
+        }
+        Ok(got)
+    }
+}

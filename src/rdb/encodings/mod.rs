@@ -1,0 +1,30 @@
+//! Inner blob encodings: each is an iterator that validates as it walks (bounds, lengths,
+//! back-lengths, terminator, declared count), so a full pass is also a full check.
+
+pub mod intset;
+pub mod listpack;
+pub mod ziplist;
+pub mod zipmap;
+
+use crate::error::Error;
+
+/// An inner structure (ziplist, listpack, intset, zipmap) and where it came from, for errors.
+#[derive(Debug, Clone, Copy)]
+pub struct Blob<'b> {
+    pub data: &'b [u8],
+    /// File offset of the blob's first byte, or of the compressed bytes when `compressed`.
+    pub offset: u64,
+    pub compressed: bool,
+    pub what: &'static str,
+}
+
+impl<'b> Blob<'b> {
+    #[cold]
+    pub fn err(&self, pos: usize, msg: impl std::fmt::Display) -> Error {
+        if self.compressed {
+            Error::corrupt(self.offset, format!("{} (LZF-compressed) at byte {pos} of its decompressed bytes: {msg}", self.what))
+        } else {
+            Error::corrupt(self.offset + pos as u64, format!("{}: {msg}", self.what))
+        }
+    }
+}

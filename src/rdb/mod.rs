@@ -1,0 +1,18 @@
+//! RDB: the reader, the inner encodings and the value model.
+
+pub mod cursor;
+pub mod encodings;
+pub mod keyset;
+pub mod lzf;
+pub mod module;
+pub mod reader;
+pub mod stream;
+pub mod types;
+pub mod value;
+pub mod walk;
+
+pub use cursor::Elem;
+pub use reader::{KeyRecord, Reader, Record, Trailer};
+pub use types::{Flavor, Format, Kind};
+pub use value::{RawValue, Sink, Value};
+pub use walk::Walker;

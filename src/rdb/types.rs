@@ -1,0 +1,133 @@
+//! Value type bytes, the logical kinds they decode to, and the names of on-disk encodings.
+
+use serde::Serialize;
+
+/// Which server family wrote the file: type 22 and opcode 243 mean different things in each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    Redis,
+    Valkey,
+}
+
+/// The file's magic and version, which decide how ambiguous bytes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format {
+    pub flavor: Flavor,
+    pub version: u32,
+}
+
+impl Format {
+    /// The format of a DUMP payload, known only from its footer version (>= 80 is Valkey).
+    pub fn from_dump_version(version: u16) -> Format {
+        let flavor = if version >= 80 { Flavor::Valkey } else { Flavor::Redis };
+        Format { flavor, version: version as u32 }
+    }
+}
+
+/// The logical type of a value, as Redis's TYPE command names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    String,
+    List,
+    Set,
+    Zset,
+    Hash,
+    Stream,
+    Module,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::List => "list",
+            Kind::Set => "set",
+            Kind::Zset => "zset",
+            Kind::Hash => "hash",
+            Kind::Stream => "stream",
+            Kind::Module => "module",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "string" => Kind::String,
+            "list" => Kind::List,
+            "set" => Kind::Set,
+            "zset" => Kind::Zset,
+            "hash" => Kind::Hash,
+            "stream" => Kind::Stream,
+            "module" => Kind::Module,
+            _ => return None,
+        })
+    }
+}
+
+/// Value type ids (the byte before the key).
+pub mod id {
+    pub const STRING: u8 = 0;
+    pub const LIST: u8 = 1;
+    pub const SET: u8 = 2;
+    pub const ZSET: u8 = 3;
+    pub const HASH: u8 = 4;
+    pub const ZSET_2: u8 = 5;
+    pub const MODULE_PRE_GA: u8 = 6;
+    pub const MODULE_2: u8 = 7;
+    pub const HASH_ZIPMAP: u8 = 9;
+    pub const LIST_ZIPLIST: u8 = 10;
+    pub const SET_INTSET: u8 = 11;
+    pub const ZSET_ZIPLIST: u8 = 12;
+    pub const HASH_ZIPLIST: u8 = 13;
+    pub const LIST_QUICKLIST: u8 = 14;
+    pub const STREAM_LISTPACKS: u8 = 15;
+    pub const HASH_LISTPACK: u8 = 16;
+    pub const ZSET_LISTPACK: u8 = 17;
+    pub const LIST_QUICKLIST_2: u8 = 18;
+    pub const STREAM_LISTPACKS_2: u8 = 19;
+    pub const SET_LISTPACK: u8 = 20;
+    pub const STREAM_LISTPACKS_3: u8 = 21;
+    /// Redis: HASH_METADATA_PRE_GA (7.4 RCs); Valkey >= 80: HASH_2.
+    pub const HASH_22: u8 = 22;
+    pub const HASH_LISTPACK_EX_PRE_GA: u8 = 23;
+    pub const HASH_METADATA: u8 = 24;
+    pub const HASH_LISTPACK_EX: u8 = 25;
+    pub const STREAM_LISTPACKS_4: u8 = 26;
+}
+
+/// What a value type byte means in a given format: its kind and the name of its on-disk encoding
+/// (the names redis-check-rdb prints), or None when the byte is not a value type there.
+pub fn describe(type_byte: u8, format: Format) -> Option<(Kind, &'static str)> {
+    use id::*;
+    let valkey = format.flavor == Flavor::Valkey;
+    Some(match type_byte {
+        STRING => (Kind::String, "string"),
+        LIST => (Kind::List, "list-linked"),
+        SET => (Kind::Set, "set-hashtable"),
+        ZSET => (Kind::Zset, "zset-v1"),
+        HASH => (Kind::Hash, "hash-hashtable"),
+        ZSET_2 => (Kind::Zset, "zset-v2"),
+        MODULE_PRE_GA => (Kind::Module, "module-pre-release"),
+        MODULE_2 => (Kind::Module, "module-value"),
+        HASH_ZIPMAP => (Kind::Hash, "hash-zipmap"),
+        LIST_ZIPLIST => (Kind::List, "list-ziplist"),
+        SET_INTSET => (Kind::Set, "set-intset"),
+        ZSET_ZIPLIST => (Kind::Zset, "zset-ziplist"),
+        HASH_ZIPLIST => (Kind::Hash, "hash-ziplist"),
+        LIST_QUICKLIST => (Kind::List, "quicklist"),
+        STREAM_LISTPACKS => (Kind::Stream, "stream"),
+        HASH_LISTPACK => (Kind::Hash, "hash-listpack"),
+        ZSET_LISTPACK => (Kind::Zset, "zset-listpack"),
+        LIST_QUICKLIST_2 => (Kind::List, "quicklist-v2"),
+        STREAM_LISTPACKS_2 => (Kind::Stream, "stream-v2"),
+        SET_LISTPACK => (Kind::Set, "set-listpack"),
+        STREAM_LISTPACKS_3 => (Kind::Stream, "stream-v3"),
+        HASH_22 if valkey => (Kind::Hash, "hash-hashtable-ttl"),
+        HASH_22 => (Kind::Hash, "hash-hashtable-md-pre-ga"),
+        HASH_LISTPACK_EX_PRE_GA if !valkey => (Kind::Hash, "hash-listpack-md-pre-ga"),
+        HASH_METADATA if !valkey => (Kind::Hash, "hash-hashtable-md"),
+        HASH_LISTPACK_EX if !valkey => (Kind::Hash, "hash-listpack-md"),
+        STREAM_LISTPACKS_4 if !valkey => (Kind::Stream, "stream-v4"),
+        _ => return None,
+    })
+}

@@ -1,0 +1,626 @@
+//! Walking a value: `skip_value` finds where a value ends (the reader's cheap structural pass);
+//! `Walker::walk` decodes and validates it completely, feeding a `Sink`.
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::rdb::cursor::{Cursor, Elem, RdbStr, format_i64};
+use crate::rdb::encodings::Blob;
+use crate::rdb::encodings::intset::IntsetIter;
+use crate::rdb::encodings::listpack::ListpackIter;
+use crate::rdb::encodings::ziplist::ZiplistIter;
+use crate::rdb::encodings::zipmap::ZipmapIter;
+use crate::rdb::module::{self, ModuleType};
+use crate::rdb::stream;
+use crate::rdb::types::{Flavor, Format, id};
+use crate::rdb::value::{RawValue, Sink};
+
+/// Field TTLs above this are corrupt (Redis keeps 48 bits of expiry time).
+pub const MAX_FIELD_EXPIRE_MS: i64 = (1 << 48) - 1;
+
+/// Consumes one serialized value of type `type_byte`, checking only what is needed to find its
+/// end (lengths, counts, module opcodes). Inner blobs and LZF data are not examined.
+pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<()> {
+    use id::*;
+    let valkey = format.flavor == Flavor::Valkey;
+    match type_byte {
+        STRING | HASH_ZIPMAP | LIST_ZIPLIST | SET_INTSET | ZSET_ZIPLIST | HASH_ZIPLIST | HASH_LISTPACK
+        | ZSET_LISTPACK | SET_LISTPACK => {
+            c.str("value")?;
+        }
+        HASH_LISTPACK_EX_PRE_GA if !valkey => {
+            c.str("value")?;
+        }
+        HASH_LISTPACK_EX if !valkey => {
+            c.take(8, "hash minimum expire time")?;
+            c.str("value")?;
+        }
+        LIST | SET | LIST_QUICKLIST => {
+            let n = c.count("element count", 1)?;
+            for _ in 0..n {
+                c.str("element")?;
+            }
+        }
+        ZSET => {
+            let n = c.count("zset size", 2)?;
+            for _ in 0..n {
+                c.str("zset member")?;
+                let l = c.u8("zset score length")?;
+                if l < 253 {
+                    c.take(l as usize, "zset score")?;
+                }
+            }
+        }
+        ZSET_2 => {
+            let n = c.count("zset size", 9)?;
+            for _ in 0..n {
+                c.str("zset member")?;
+                c.take(8, "zset score")?;
+            }
+        }
+        HASH => {
+            let n = c.count("hash size", 2)?;
+            for _ in 0..n {
+                c.str("hash field")?;
+                c.str("hash value")?;
+            }
+        }
+        LIST_QUICKLIST_2 => {
+            let n = c.count("quicklist node count", 2)?;
+            for _ in 0..n {
+                c.len("quicklist container")?;
+                c.str("quicklist node")?;
+            }
+        }
+        MODULE_2 => {
+            c.len("module type id")?;
+            module::skip_opcodes(c, false)?;
+        }
+        HASH_22 if valkey => {
+            let n = c.count("hash size", 10)?;
+            for _ in 0..n {
+                c.str("hash field")?;
+                c.str("hash value")?;
+                c.take(8, "hash field expire time")?;
+            }
+        }
+        HASH_22 | HASH_METADATA => {
+            if type_byte == HASH_METADATA {
+                c.take(8, "hash minimum expire time")?;
+            }
+            let n = c.count("hash size", 3)?;
+            for _ in 0..n {
+                c.len("hash field ttl")?;
+                c.str("hash field")?;
+                c.str("hash value")?;
+            }
+        }
+        STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 => stream::skip(c, type_byte)?,
+        STREAM_LISTPACKS_4 if !valkey => stream::skip(c, type_byte)?,
+        MODULE_PRE_GA => {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                c.offset(),
+                "module value of type 6 (Redis 4.0 release candidates) has no opcodes and cannot be skipped",
+            ));
+        }
+        t => return Err(Error::corrupt(c.offset(), format!("unknown value type {t}"))),
+    }
+    Ok(())
+}
+
+/// 64-bit fingerprint of an element's logical bytes (integers hash as their decimal text).
+#[inline]
+pub fn fingerprint(e: Elem<'_>) -> u64 {
+    match e {
+        Elem::Bytes(b) => xxh3_64(b),
+        Elem::Int(i) => {
+            let mut buf = [0u8; 20];
+            xxh3_64(format_i64(i, &mut buf))
+        }
+    }
+}
+
+/// Reused state for walking values: decompression buffers and member fingerprints.
+#[derive(Default)]
+pub struct Walker {
+    blob: Vec<u8>,
+    s1: Vec<u8>,
+    s2: Vec<u8>,
+    fps: Vec<u64>,
+    /// Off while confirming a suspected duplicate (the confirming walk collects exact members).
+    skip_unique: bool,
+}
+
+/// Anything that yields elements one by one and can blame a position: ziplists and listpacks.
+trait Elems<'b> {
+    fn next_elem(&mut self) -> Result<Option<Elem<'b>>>;
+    fn blame(&self, msg: String) -> Error;
+}
+
+impl<'b> Elems<'b> for ListpackIter<'b> {
+    fn next_elem(&mut self) -> Result<Option<Elem<'b>>> {
+        ListpackIter::next_elem(self)
+    }
+    fn blame(&self, msg: String) -> Error {
+        self.blob().err(self.pos(), msg)
+    }
+}
+
+impl<'b> Elems<'b> for ZiplistIter<'b> {
+    fn next_elem(&mut self) -> Result<Option<Elem<'b>>> {
+        ZiplistIter::next_elem(self)
+    }
+    fn blame(&self, msg: String) -> Error {
+        self.blob().err(self.pos(), msg)
+    }
+}
+
+fn empty(offset: u64, what: &str) -> Error {
+    Error::new(ErrorKind::EmptyValue, offset, format!("empty {what} (Redis skips such keys on load)"))
+}
+
+/// An inner blob from a string, decompressed into `buf` when LZF-encoded.
+pub(crate) fn blob_of<'s>(s: RdbStr<'s>, end_offset: u64, buf: &'s mut Vec<u8>, what: &'static str) -> Result<Blob<'s>> {
+    match s {
+        RdbStr::Raw(b) => Ok(Blob { data: b, offset: end_offset - b.len() as u64, compressed: false, what }),
+        RdbStr::Lzf { compressed, ulen, offset } => {
+            crate::rdb::lzf::decompress_into(compressed, ulen, buf).map_err(|e| Error::corrupt(offset, format!("{what}: {e}")))?;
+            Ok(Blob { data: buf.as_slice(), offset, compressed: true, what })
+        }
+        RdbStr::Int(_) => Err(Error::corrupt(end_offset, format!("{what} stored as an integer string"))),
+    }
+}
+
+/// An element from a string: bytes when `want` (decompressing into `buf`), else only checked.
+#[inline]
+fn elem_of<'s>(s: RdbStr<'s>, buf: &'s mut Vec<u8>, want: bool) -> Result<Elem<'s>> {
+    if !want {
+        if let RdbStr::Lzf { .. } = s {
+            s.validate()?;
+            return Ok(Elem::Bytes(&[]));
+        }
+    }
+    s.bytes(buf)
+}
+
+/// A zset score stored as an element (ziplist/listpack): integer, or text parsed like strtod.
+fn score_of(e: Elem<'_>) -> std::result::Result<f64, String> {
+    let v = match e {
+        Elem::Int(i) => i as f64,
+        Elem::Bytes(b) => parse_double(b).ok_or_else(|| format!("score {} is not a number", crate::display::quoted(b)))?,
+    };
+    if v.is_nan() {
+        return Err("score is NaN".into());
+    }
+    Ok(v)
+}
+
+/// Text to double as Redis writes it: decimal or exponent notation, `inf`, `-inf`.
+pub fn parse_double(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    match s {
+        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        _ => {
+            // Rust's parser also takes "nan"/"inf" spellings; the callers reject NaN.
+            s.parse::<f64>().ok()
+        }
+    }
+}
+
+impl Walker {
+    pub fn new() -> Walker {
+        Walker::default()
+    }
+
+    /// Decodes and validates `raw` completely, feeding `sink`.
+    pub fn walk<S: Sink>(&mut self, raw: &RawValue<'_>, sink: &mut S) -> Result<()> {
+        self.fps.clear();
+        let mut c = Cursor::new(raw.bytes, raw.offset);
+        self.walk_inner(&mut c, raw.type_byte, raw.format, sink)?;
+        if !c.is_empty() {
+            return Err(Error::corrupt(c.offset(), format!("{} unexpected bytes after the value", c.remaining())));
+        }
+        if !self.skip_unique && has_duplicate(&mut self.fps) {
+            if let Some(e) = self.confirm_duplicate(raw)? {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// A fingerprint repeated: walk again collecting exact members to name the duplicate, or to
+    /// clear a 64-bit collision between different members (`None`).
+    #[cold]
+    fn confirm_duplicate(&mut self, raw: &RawValue<'_>) -> Result<Option<Error>> {
+        struct Members {
+            seen: std::collections::HashSet<Vec<u8>>,
+            dup: Option<Vec<u8>>,
+        }
+        impl Members {
+            fn add(&mut self, m: Elem<'_>) {
+                let v = m.to_vec();
+                if self.dup.is_none() && !self.seen.insert(v.clone()) {
+                    self.dup = Some(v);
+                }
+            }
+        }
+        impl Sink for Members {
+            fn set_member(&mut self, m: Elem<'_>) {
+                self.add(m)
+            }
+            fn zset_item(&mut self, m: Elem<'_>, _s: f64) {
+                self.add(m)
+            }
+            fn hash_field(&mut self, f: Elem<'_>, _v: Elem<'_>, _e: Option<i64>) {
+                self.add(f)
+            }
+        }
+        let mut members = Members { seen: Default::default(), dup: None };
+        self.skip_unique = true;
+        let res = self.walk(raw, &mut members);
+        self.skip_unique = false;
+        res?;
+        Ok(members.dup.map(|d| {
+            Error::corrupt(raw.offset, format!("duplicate {} {} in {}", member_word(raw), crate::display::quoted(&d), raw.encoding()))
+        }))
+    }
+
+    fn walk_inner<S: Sink>(&mut self, c: &mut Cursor<'_>, type_byte: u8, format: Format, sink: &mut S) -> Result<()> {
+        use id::*;
+        let valkey = format.flavor == Flavor::Valkey;
+        let start = c.offset();
+        let uniq = !self.skip_unique;
+        match type_byte {
+            STRING => {
+                let s = c.str("string value")?;
+                let e = elem_of(s, &mut self.s1, S::WANTS_BYTES)?;
+                sink.string(e);
+            }
+            LIST | SET => {
+                let n = c.count("element count", 1)?;
+                if n == 0 {
+                    return Err(empty(start, if type_byte == LIST { "list" } else { "set" }));
+                }
+                for _ in 0..n {
+                    let s = c.str("element")?;
+                    if type_byte == LIST {
+                        sink.list_item(elem_of(s, &mut self.s1, S::WANTS_BYTES)?);
+                    } else {
+                        let e = elem_of(s, &mut self.s1, true)?;
+                        if uniq {
+                            self.fps.push(fingerprint(e));
+                        }
+                        sink.set_member(e);
+                    }
+                }
+            }
+            ZSET | ZSET_2 => {
+                let n = c.count("zset size", 2)?;
+                if n == 0 {
+                    return Err(empty(start, "sorted set"));
+                }
+                for _ in 0..n {
+                    let s = c.str("zset member")?;
+                    let e = elem_of(s, &mut self.s1, true)?;
+                    let at = c.offset();
+                    let score = if type_byte == ZSET { ascii_score(c)? } else { c.f64le("zset score")? };
+                    if score.is_nan() {
+                        return Err(Error::corrupt(at, "zset score is NaN"));
+                    }
+                    if uniq {
+                        self.fps.push(fingerprint(e));
+                    }
+                    sink.zset_item(e, score);
+                }
+            }
+            HASH => {
+                let n = c.count("hash size", 2)?;
+                if n == 0 {
+                    return Err(empty(start, "hash"));
+                }
+                for _ in 0..n {
+                    let f = c.str("hash field")?;
+                    let v = c.str("hash value")?;
+                    let f = elem_of(f, &mut self.s1, true)?;
+                    let v = elem_of(v, &mut self.s2, S::WANTS_BYTES)?;
+                    if uniq {
+                        self.fps.push(fingerprint(f));
+                    }
+                    sink.hash_field(f, v, None);
+                }
+            }
+            HASH_22 if valkey => {
+                let n = c.count("hash size", 10)?;
+                if n == 0 {
+                    return Err(empty(start, "hash"));
+                }
+                for _ in 0..n {
+                    let f = c.str("hash field")?;
+                    let v = c.str("hash value")?;
+                    let at = c.offset();
+                    let t = c.i64le("hash field expire time")?;
+                    let expire = match t {
+                        -1 => None,
+                        t if t < -1 || t > MAX_FIELD_EXPIRE_MS => {
+                            return Err(Error::corrupt(at, format!("hash field expire time {t} out of range")));
+                        }
+                        t => Some(t),
+                    };
+                    let f = elem_of(f, &mut self.s1, true)?;
+                    let v = elem_of(v, &mut self.s2, S::WANTS_BYTES)?;
+                    if uniq {
+                        self.fps.push(fingerprint(f));
+                    }
+                    sink.hash_field(f, v, expire);
+                }
+            }
+            HASH_22 | HASH_METADATA => {
+                let min_expire = if type_byte == HASH_METADATA { Some(c.i64le("hash minimum expire time")?) } else { None };
+                let n = c.count("hash size", 3)?;
+                if n == 0 {
+                    return Err(empty(start, "hash"));
+                }
+                for _ in 0..n {
+                    let at = c.offset();
+                    let ttl = c.len("hash field ttl")?;
+                    let expire = match (ttl, min_expire) {
+                        (0, _) => None,
+                        (t, Some(min)) => Some(min.wrapping_add(t as i64).wrapping_sub(1)),
+                        (t, None) => Some(t as i64),
+                    };
+                    if let Some(e) = expire {
+                        if !(0..=MAX_FIELD_EXPIRE_MS).contains(&e) {
+                            return Err(Error::corrupt(at, format!("hash field expire time {e} out of range")));
+                        }
+                    }
+                    let f = c.str("hash field")?;
+                    let v = c.str("hash value")?;
+                    let f = elem_of(f, &mut self.s1, true)?;
+                    let v = elem_of(v, &mut self.s2, S::WANTS_BYTES)?;
+                    if uniq {
+                        self.fps.push(fingerprint(f));
+                    }
+                    sink.hash_field(f, v, expire);
+                }
+            }
+            MODULE_2 => {
+                let t = ModuleType(c.len("module type id")?);
+                let body = c.pos();
+                module::skip_opcodes(c, true)?;
+                sink.module(t, c.since(body));
+            }
+            HASH_ZIPMAP => {
+                let s = c.str("zipmap")?;
+                let blob = blob_of(s, c.offset(), &mut self.blob, "zipmap")?;
+                let mut it = ZipmapIter::new(blob)?;
+                let mut n = 0usize;
+                while let Some((f, v)) = it.next_pair()? {
+                    if uniq {
+                        self.fps.push(fingerprint(f));
+                    }
+                    sink.hash_field(f, v, None);
+                    n += 1;
+                }
+                if n == 0 {
+                    return Err(empty(start, "zipmap"));
+                }
+            }
+            SET_INTSET => {
+                let s = c.str("intset")?;
+                let blob = blob_of(s, c.offset(), &mut self.blob, "intset")?;
+                let mut it = IntsetIter::new(blob)?;
+                if it.is_empty() {
+                    return Err(empty(start, "intset"));
+                }
+                // Strictly ascending (checked by the iterator) means unique.
+                while let Some(v) = it.next_int()? {
+                    sink.set_member(Elem::Int(v));
+                }
+            }
+            LIST_ZIPLIST | ZSET_ZIPLIST | HASH_ZIPLIST => {
+                let s = c.str("ziplist")?;
+                let blob = blob_of(s, c.offset(), &mut self.blob, "ziplist")?;
+                let mut it = ZiplistIter::new(blob)?;
+                let fps = if uniq { Some(&mut self.fps) } else { None };
+                let n = match type_byte {
+                    LIST_ZIPLIST => list_items(&mut it, sink)?,
+                    ZSET_ZIPLIST => zset_pairs(&mut it, sink, fps)?,
+                    _ => hash_pairs(&mut it, sink, fps)?,
+                };
+                if n == 0 {
+                    return Err(empty(start, "ziplist"));
+                }
+            }
+            HASH_LISTPACK | ZSET_LISTPACK | SET_LISTPACK => {
+                let s = c.str("listpack")?;
+                let blob = blob_of(s, c.offset(), &mut self.blob, "listpack")?;
+                let mut it = ListpackIter::new(blob)?;
+                let fps = if uniq { Some(&mut self.fps) } else { None };
+                let n = match type_byte {
+                    HASH_LISTPACK => hash_pairs(&mut it, sink, fps)?,
+                    ZSET_LISTPACK => zset_pairs(&mut it, sink, fps)?,
+                    _ => set_members(&mut it, sink, fps)?,
+                };
+                if n == 0 {
+                    return Err(empty(start, "listpack"));
+                }
+            }
+            HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA if !valkey => {
+                if type_byte == HASH_LISTPACK_EX {
+                    // Minimum field expire time: a hint the loader ignores.
+                    c.i64le("hash minimum expire time")?;
+                }
+                let s = c.str("listpack")?;
+                let blob = blob_of(s, c.offset(), &mut self.blob, "listpack")?;
+                let mut it = ListpackIter::new(blob)?;
+                let fps = if uniq { Some(&mut self.fps) } else { None };
+                if hash_triples(&mut it, sink, fps)? == 0 {
+                    return Err(empty(start, "listpack"));
+                }
+            }
+            LIST_QUICKLIST | LIST_QUICKLIST_2 => {
+                let n = c.count("quicklist node count", 1)?;
+                let mut total = 0usize;
+                for _ in 0..n {
+                    let container = if type_byte == LIST_QUICKLIST_2 {
+                        let at = c.offset();
+                        match c.len("quicklist container")? {
+                            1 => 1,
+                            2 => 2,
+                            k => return Err(Error::corrupt(at, format!("quicklist container {k} is neither 1 (plain) nor 2 (packed)"))),
+                        }
+                    } else {
+                        0
+                    };
+                    let at = c.offset();
+                    let s = c.str("quicklist node")?;
+                    if s.is_empty() {
+                        return Err(Error::corrupt(at, "zero-length quicklist node"));
+                    }
+                    if container == 1 {
+                        sink.list_item(elem_of(s, &mut self.s1, S::WANTS_BYTES)?);
+                        total += 1;
+                        continue;
+                    }
+                    let blob = blob_of(s, c.offset(), &mut self.blob, if container == 2 { "listpack" } else { "ziplist" })?;
+                    // Empty nodes are skipped, as Redis does; an all-empty list is an empty key.
+                    total += if container == 2 {
+                        list_items(&mut ListpackIter::new(blob)?, sink)?
+                    } else {
+                        list_items(&mut ZiplistIter::new(blob)?, sink)?
+                    };
+                }
+                if total == 0 {
+                    return Err(empty(start, "list"));
+                }
+            }
+            STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 => {
+                stream::walk(c, type_byte, &mut self.blob, &mut self.s1, sink)?;
+            }
+            STREAM_LISTPACKS_4 if !valkey => {
+                stream::walk(c, type_byte, &mut self.blob, &mut self.s1, sink)?;
+            }
+            _ => skip_value(c, type_byte, format)?,
+        }
+        Ok(())
+    }
+}
+
+fn member_word(raw: &RawValue<'_>) -> &'static str {
+    match raw.kind() {
+        crate::rdb::types::Kind::Hash => "hash field",
+        crate::rdb::types::Kind::Zset => "zset member",
+        _ => "set member",
+    }
+}
+
+/// Sorts the fingerprints and says whether any repeats.
+fn has_duplicate(fps: &mut [u64]) -> bool {
+    if fps.len() < 2 {
+        return false;
+    }
+    fps.sort_unstable();
+    fps.windows(2).any(|w| w[0] == w[1])
+}
+
+/// An ASCII score of a type-3 zset: `u8 len` (253 NaN, 254 +inf, 255 -inf) then the text.
+fn ascii_score(c: &mut Cursor<'_>) -> Result<f64> {
+    let at = c.offset();
+    let n = c.u8("zset score length")?;
+    match n {
+        253 => Ok(f64::NAN),
+        254 => Ok(f64::INFINITY),
+        255 => Ok(f64::NEG_INFINITY),
+        n => {
+            let t = c.take(n as usize, "zset score")?;
+            parse_double(t).ok_or_else(|| Error::corrupt(at, format!("zset score {} is not a number", crate::display::quoted(t))))
+        }
+    }
+}
+
+fn list_items<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S) -> Result<usize> {
+    let mut n = 0;
+    while let Some(e) = it.next_elem()? {
+        sink.list_item(e);
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn set_members<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
+    let mut n = 0;
+    while let Some(e) = it.next_elem()? {
+        if let Some(f) = fps.as_deref_mut() {
+            f.push(fingerprint(e));
+        }
+        sink.set_member(e);
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn hash_pairs<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
+    let mut n = 0;
+    while let Some(f) = it.next_elem()? {
+        let Some(v) = it.next_elem()? else {
+            return Err(it.blame("odd number of entries in a hash (field without value)".into()));
+        };
+        if let Some(fp) = fps.as_deref_mut() {
+            fp.push(fingerprint(f));
+        }
+        sink.hash_field(f, v, None);
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn zset_pairs<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
+    let mut n = 0;
+    while let Some(m) = it.next_elem()? {
+        let Some(s) = it.next_elem()? else {
+            return Err(it.blame("odd number of entries in a sorted set (member without score)".into()));
+        };
+        let score = score_of(s).map_err(|msg| it.blame(msg))?;
+        if let Some(fp) = fps.as_deref_mut() {
+            fp.push(fingerprint(m));
+        }
+        sink.zset_item(m, score);
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// (field, value, ttl) triples of a listpack hash with field TTLs; TTLs ascending, none (0) last.
+fn hash_triples<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
+    let mut n = 0;
+    let mut prev = 0i64;
+    let mut seen_none = false;
+    while let Some(f) = it.next_elem()? {
+        let (Some(v), Some(t)) = (it.next_elem()?, it.next_elem()?) else {
+            return Err(it.blame("entry count is not a multiple of 3 in a hash with field TTLs".into()));
+        };
+        let ttl = match t {
+            Elem::Int(t) => t,
+            Elem::Bytes(b) => crate::rdb::cursor::parse_canonical_i64(b)
+                .ok_or_else(|| it.blame(format!("field TTL {} is not an integer", crate::display::quoted(b))))?,
+        };
+        if !(0..=MAX_FIELD_EXPIRE_MS).contains(&ttl) {
+            return Err(it.blame(format!("field TTL {ttl} out of range")));
+        }
+        if ttl == 0 {
+            seen_none = true;
+        } else if seen_none || ttl < prev {
+            return Err(it.blame("field TTLs are not in ascending order (fields without TTL last)".into()));
+        } else {
+            prev = ttl;
+        }
+        if let Some(fp) = fps.as_deref_mut() {
+            fp.push(fingerprint(f));
+        }
+        sink.hash_field(f, v, (ttl != 0).then_some(ttl));
+        n += 1;
+    }
+    Ok(n)
+}
