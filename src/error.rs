@@ -51,7 +51,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, offset: u64, message: impl Into<String>) -> Error {
-        Error { kind, offset, db: None, key: None, message: message.into() }
+        Error {
+            kind,
+            offset,
+            db: None,
+            key: None,
+            message: message.into(),
+        }
     }
     pub fn corrupt(offset: u64, message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Corrupt, offset, message)

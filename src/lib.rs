@@ -6,6 +6,9 @@
 pub mod crc;
 pub mod display;
 pub mod error;
+pub mod input;
+pub mod json;
 pub mod rdb;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

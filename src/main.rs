@@ -1,1 +1,34 @@
-fn main() {}
+//! The `rdbtool` binary: parses the command line and dispatches to one module per subcommand.
+//! Exit codes: 0 success / valid, 1 invalid input or differences found, 2 could not run.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rdbtool",
+    version,
+    about = "Verify, inspect and transform Redis / Valkey RDB backups"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Verify(cmd::verify::Args),
+    Info(cmd::info::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Verify(a) => cmd::verify::run(a),
+        Command::Info(a) => cmd::info::run(a),
+    };
+    ExitCode::from(code)
+}

@@ -49,7 +49,13 @@ impl KeySet {
 
     /// Records `key` (stored at `key_offset` in `data`) in `db`; returns the offset of an earlier
     /// identical key in the same db, if any.
-    pub fn insert(&mut self, data: &[u8], db: u64, key: &[u8], key_offset: u64) -> Result<Option<u64>> {
+    pub fn insert(
+        &mut self,
+        data: &[u8],
+        db: u64,
+        key: &[u8],
+        key_offset: u64,
+    ) -> Result<Option<u64>> {
         let fp = xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         match self.first.entry(fp) {
             std::collections::hash_map::Entry::Vacant(v) => {

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rdb::cursor::Cursor;
 use crate::rdb::module::{self, MetaClass, ModuleType};
-use crate::rdb::types::{Flavor, Format, describe, id};
+use crate::rdb::types::{Flavor, Format, describe};
 use crate::rdb::value::RawValue;
 use crate::rdb::walk::skip_value;
 
@@ -60,17 +60,42 @@ pub struct KeyRecord<'a> {
 
 #[derive(Debug, Clone)]
 pub enum Record<'a> {
-    Aux { key: Cow<'a, [u8]>, value: Cow<'a, [u8]> },
-    SelectDb { db: u64 },
-    ResizeDb { keys: u64, expires: u64 },
+    Aux {
+        key: Cow<'a, [u8]>,
+        value: Cow<'a, [u8]>,
+    },
+    SelectDb {
+        db: u64,
+    },
+    ResizeDb {
+        keys: u64,
+        expires: u64,
+    },
     /// A function library (FUNCTION2): its full source, shebang first.
-    Function { source: Cow<'a, [u8]> },
+    Function {
+        source: Cow<'a, [u8]>,
+    },
     /// A Redis 7.0-rc function record; GA Redis refuses files holding one.
-    FunctionPreGa { name: Cow<'a, [u8]>, engine: Cow<'a, [u8]>, code: Cow<'a, [u8]> },
-    ModuleAux { module: ModuleType, when: u64, payload: &'a [u8] },
-    SlotInfo { slot: u64, keys: u64, expires: u64 },
+    FunctionPreGa {
+        name: Cow<'a, [u8]>,
+        engine: Cow<'a, [u8]>,
+        code: Cow<'a, [u8]>,
+    },
+    ModuleAux {
+        module: ModuleType,
+        when: u64,
+        payload: &'a [u8],
+    },
+    SlotInfo {
+        slot: u64,
+        keys: u64,
+        expires: u64,
+    },
     /// Valkey 9: an unfinished slot import.
-    SlotImport { job: Cow<'a, [u8]>, ranges: Vec<(u64, u64)> },
+    SlotImport {
+        job: Cow<'a, [u8]>,
+        ranges: Vec<(u64, u64)>,
+    },
     Key(KeyRecord<'a>),
 }
 
@@ -92,42 +117,77 @@ pub struct Reader<'a> {
     db: u64,
     trailer: Option<Trailer>,
     stopped: bool,
+    record_start: u64,
 }
 
 /// Parses the 9-byte magic: `REDIS` + 4 digits, or `VALKEY` + 3 digits.
 pub fn parse_header(data: &[u8]) -> Result<Format> {
     let digits = |d: &[u8]| -> Option<u32> {
-        d.iter().try_fold(0u32, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as u32))
+        d.iter().try_fold(0u32, |acc, &b| {
+            b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as u32)
+        })
     };
     if data.len() < 9 {
-        return Err(Error::truncated(0, format!("{} bytes cannot hold the 9-byte RDB header", data.len())));
+        return Err(Error::truncated(
+            0,
+            format!("{} bytes cannot hold the 9-byte RDB header", data.len()),
+        ));
     }
     let format = if &data[..5] == b"REDIS" {
-        let v = digits(&data[5..9]).ok_or_else(|| Error::corrupt(5, "RDB version is not 4 digits"))?;
-        Format { flavor: Flavor::Redis, version: v }
+        let v =
+            digits(&data[5..9]).ok_or_else(|| Error::corrupt(5, "RDB version is not 4 digits"))?;
+        Format {
+            flavor: Flavor::Redis,
+            version: v,
+        }
     } else if &data[..6] == b"VALKEY" {
-        let v = digits(&data[6..9]).ok_or_else(|| Error::corrupt(6, "RDB version is not 3 digits"))?;
-        Format { flavor: Flavor::Valkey, version: v }
+        let v =
+            digits(&data[6..9]).ok_or_else(|| Error::corrupt(6, "RDB version is not 3 digits"))?;
+        Format {
+            flavor: Flavor::Valkey,
+            version: v,
+        }
     } else {
-        return Err(Error::corrupt(0, "not an RDB file: the header is neither REDIS#### nor VALKEY###"));
+        return Err(Error::corrupt(
+            0,
+            "not an RDB file: the header is neither REDIS#### nor VALKEY###",
+        ));
     };
     match format.flavor {
-        Flavor::Redis if format.version == 0 => Err(Error::new(ErrorKind::Unsupported, 5, "RDB version 0 is not supported")),
-        Flavor::Redis if format.version >= 80 => {
-            Err(Error::corrupt(5, format!("RDB version {} under the REDIS magic (Valkey writes VALKEY for >= 80)", format.version)))
-        }
+        Flavor::Redis if format.version == 0 => Err(Error::new(
+            ErrorKind::Unsupported,
+            5,
+            "RDB version 0 is not supported",
+        )),
+        Flavor::Redis if format.version >= 80 => Err(Error::corrupt(
+            5,
+            format!(
+                "RDB version {} under the REDIS magic (Valkey writes VALKEY for >= 80)",
+                format.version
+            ),
+        )),
         Flavor::Redis if format.version > MAX_REDIS_VERSION => Err(Error::new(
             ErrorKind::Unsupported,
             5,
-            format!("RDB version {} is newer than this tool knows (1 to {MAX_REDIS_VERSION})", format.version),
+            format!(
+                "RDB version {} is newer than this tool knows (1 to {MAX_REDIS_VERSION})",
+                format.version
+            ),
         )),
-        Flavor::Valkey if format.version < 80 => {
-            Err(Error::corrupt(6, format!("RDB version {} under the VALKEY magic (must be >= 80)", format.version)))
-        }
+        Flavor::Valkey if format.version < 80 => Err(Error::corrupt(
+            6,
+            format!(
+                "RDB version {} under the VALKEY magic (must be >= 80)",
+                format.version
+            ),
+        )),
         Flavor::Valkey if !VALKEY_VERSIONS.contains(&format.version) => Err(Error::new(
             ErrorKind::Unsupported,
             6,
-            format!("Valkey RDB version {} is newer than this tool knows (80)", format.version),
+            format!(
+                "Valkey RDB version {} is newer than this tool knows (80)",
+                format.version
+            ),
         )),
         _ => Ok(format),
     }
@@ -138,7 +198,15 @@ impl<'a> Reader<'a> {
         let format = parse_header(data)?;
         let mut c = Cursor::new(data, 0);
         c.seek(9);
-        Ok(Reader { data, c, format, db: 0, trailer: None, stopped: false })
+        Ok(Reader {
+            data,
+            c,
+            format,
+            db: 0,
+            trailer: None,
+            stopped: false,
+            record_start: 9,
+        })
     }
 
     pub fn format(&self) -> Format {
@@ -151,6 +219,10 @@ impl<'a> Reader<'a> {
     pub fn offset(&self) -> u64 {
         self.c.offset()
     }
+    /// File offset where the record last returned (or the failed one) starts.
+    pub fn record_offset(&self) -> u64 {
+        self.record_start
+    }
     /// Set once the EOF opcode has been read.
     pub fn trailer(&self) -> Option<Trailer> {
         self.trailer
@@ -159,29 +231,41 @@ impl<'a> Reader<'a> {
     fn read_record(&mut self) -> Result<Option<Record<'a>>> {
         let c = &mut self.c;
         let start = c.offset();
+        self.record_start = start;
         let mut expire_at_ms = None;
         let mut idle_s = None;
         let mut freq = None;
         let mut meta = None;
         loop {
             if c.is_empty() {
-                return Err(Error::truncated(c.offset(), "file ends without the EOF opcode (0xFF)"));
+                return Err(Error::truncated(
+                    c.offset(),
+                    "file ends without the EOF opcode (0xFF)",
+                ));
             }
             let op_at = c.offset();
             let op = c.u8("opcode")?;
             if meta.is_some() && describe(op, self.format).is_none() {
-                return Err(Error::corrupt(op_at, format!("key metadata followed by 0x{op:02x}, not a value type")));
+                return Err(Error::corrupt(
+                    op_at,
+                    format!("key metadata followed by 0x{op:02x}, not a value type"),
+                ));
             }
             match op {
                 opcode::EOF => {
                     let eof_offset = op_at;
-                    let stored_checksum = if self.format.version >= 5 || self.format.flavor == Flavor::Valkey {
-                        Some(u64::from_le_bytes(c.array("CRC-64 checksum")?))
-                    } else {
-                        None
-                    };
+                    let stored_checksum =
+                        if self.format.version >= 5 || self.format.flavor == Flavor::Valkey {
+                            Some(u64::from_le_bytes(c.array("CRC-64 checksum")?))
+                        } else {
+                            None
+                        };
                     let trailing_bytes = c.remaining() as u64;
-                    self.trailer = Some(Trailer { eof_offset, stored_checksum, trailing_bytes });
+                    self.trailer = Some(Trailer {
+                        eof_offset,
+                        stored_checksum,
+                        trailing_bytes,
+                    });
                     return Ok(None);
                 }
                 opcode::SELECTDB => {
@@ -210,12 +294,19 @@ impl<'a> Reader<'a> {
                     let module = ModuleType(c.len("module id")?);
                     let at = c.offset();
                     if c.len("module aux when opcode")? != module::OPCODE_UINT {
-                        return Err(Error::corrupt(at, "module aux: 'when' is not a UINT opcode"));
+                        return Err(Error::corrupt(
+                            at,
+                            "module aux: 'when' is not a UINT opcode",
+                        ));
                     }
                     let when = c.len("module aux when")?;
                     let body = c.pos();
                     module::skip_opcodes(c, false)?;
-                    return Ok(Some(Record::ModuleAux { module, when, payload: c.since(body) }));
+                    return Ok(Some(Record::ModuleAux {
+                        module,
+                        when,
+                        payload: c.since(body),
+                    }));
                 }
                 opcode::FUNCTION_PRE_GA => {
                     let name = c.str_cow("function name")?;
@@ -234,7 +325,11 @@ impl<'a> Reader<'a> {
                     let slot = c.len("slot info slot")?;
                     let keys = c.len("slot info key count")?;
                     let expires = c.len("slot info expire count")?;
-                    return Ok(Some(Record::SlotInfo { slot, keys, expires }));
+                    return Ok(Some(Record::SlotInfo {
+                        slot,
+                        keys,
+                        expires,
+                    }));
                 }
                 opcode::KEY_META_OR_SLOT_IMPORT if self.format.flavor == Flavor::Valkey => {
                     let at = c.offset();
@@ -244,7 +339,10 @@ impl<'a> Reader<'a> {
                     for _ in 0..n {
                         let (a, b) = (c.len("slot range start")?, c.len("slot range end")?);
                         if a > b || b >= 16384 {
-                            return Err(Error::corrupt(at, format!("slot import range {a}-{b} is invalid")));
+                            return Err(Error::corrupt(
+                                at,
+                                format!("slot import range {a}-{b} is invalid"),
+                            ));
                         }
                         ranges.push((a, b));
                     }
@@ -252,15 +350,24 @@ impl<'a> Reader<'a> {
                 }
                 opcode::KEY_META_OR_SLOT_IMPORT => {
                     if meta.is_some() {
-                        return Err(Error::corrupt(op_at, "two key metadata records for one key"));
+                        return Err(Error::corrupt(
+                            op_at,
+                            "two key metadata records for one key",
+                        ));
                     }
                     let body = c.pos();
                     let classes = module::skip_key_meta(c, false)?;
-                    meta = Some(KeyMeta { classes, raw: c.since(body) });
+                    meta = Some(KeyMeta {
+                        classes,
+                        raw: c.since(body),
+                    });
                 }
                 t => {
                     if describe(t, self.format).is_none() {
-                        return Err(Error::corrupt(op_at, format!("unknown opcode or value type 0x{t:02x} ({t})")));
+                        return Err(Error::corrupt(
+                            op_at,
+                            format!("unknown opcode or value type 0x{t:02x} ({t})"),
+                        ));
                     }
                     let key_offset = c.offset();
                     let key = c.str_cow("key").map_err(|e| e.in_db(Some(self.db)))?;
@@ -269,7 +376,12 @@ impl<'a> Reader<'a> {
                     if let Err(e) = skip_value(c, t, self.format) {
                         return Err(e.in_key(self.db, &key));
                     }
-                    let value = RawValue { type_byte: t, format: self.format, bytes: c.since(vstart), offset };
+                    let value = RawValue {
+                        type_byte: t,
+                        format: self.format,
+                        bytes: c.since(vstart),
+                        offset,
+                    };
                     return Ok(Some(Record::Key(KeyRecord {
                         db: self.db,
                         key,
@@ -314,6 +426,3 @@ pub fn key_at(data: &[u8], offset: u64) -> Result<Cow<'_, [u8]>> {
     c.seek(offset as usize);
     c.str_cow("key")
 }
-
-#[allow(unused)]
-const _: u8 = id::STRING;

@@ -14,7 +14,10 @@ const FLAG_DELETED: i64 = 1;
 const FLAG_SAMEFIELDS: i64 = 2;
 
 fn id_pair(c: &mut Cursor<'_>, what: &str) -> Result<StreamId> {
-    Ok(StreamId { ms: c.len(what)?, seq: c.len(what)? })
+    Ok(StreamId {
+        ms: c.len(what)?,
+        seq: c.len(what)?,
+    })
 }
 
 fn raw_id(c: &mut Cursor<'_>, what: &str) -> Result<StreamId> {
@@ -80,17 +83,28 @@ pub fn skip(c: &mut Cursor<'_>, t: u8) -> Result<()> {
 fn lp_int(it: &mut ListpackIter<'_>, what: &str) -> Result<i64> {
     match it.next_elem()? {
         Some(Elem::Int(i)) => Ok(i),
-        Some(Elem::Bytes(b)) => parse_canonical_i64(b).ok_or_else(|| it.blob().err(it.pos(), format!("{what} is not an integer"))),
-        None => Err(it.blob().err(it.pos(), format!("listpack ends where {what} was expected"))),
+        Some(Elem::Bytes(b)) => parse_canonical_i64(b)
+            .ok_or_else(|| it.blob().err(it.pos(), format!("{what} is not an integer"))),
+        None => Err(it
+            .blob()
+            .err(it.pos(), format!("listpack ends where {what} was expected"))),
     }
 }
 
 fn lp_elem<'b>(it: &mut ListpackIter<'b>, what: &str) -> Result<Elem<'b>> {
-    it.next_elem()?.ok_or_else(|| it.blob().err(it.pos(), format!("listpack ends where {what} was expected")))
+    it.next_elem()?.ok_or_else(|| {
+        it.blob()
+            .err(it.pos(), format!("listpack ends where {what} was expected"))
+    })
 }
 
 /// Walks one node listpack; returns (live entries, last ID seen including tombstones).
-fn walk_node<S: Sink>(it: &mut ListpackIter<'_>, master: StreamId, mut prev: Option<StreamId>, sink: &mut S) -> Result<(u64, Option<StreamId>)> {
+fn walk_node<S: Sink>(
+    it: &mut ListpackIter<'_>,
+    master: StreamId,
+    mut prev: Option<StreamId>,
+    sink: &mut S,
+) -> Result<(u64, Option<StreamId>)> {
     let count = lp_int(it, "master entry count")?;
     let deleted = lp_int(it, "master deleted count")?;
     let nmaster = lp_int(it, "master field count")?;
@@ -111,11 +125,15 @@ fn walk_node<S: Sink>(it: &mut ListpackIter<'_>, master: StreamId, mut prev: Opt
         let flags = match it.next_elem()? {
             None => break,
             Some(Elem::Int(i)) => i,
-            Some(Elem::Bytes(b)) => parse_canonical_i64(b).ok_or_else(|| it.blob().err(at, "entry flags are not an integer"))?,
+            Some(Elem::Bytes(b)) => parse_canonical_i64(b)
+                .ok_or_else(|| it.blob().err(at, "entry flags are not an integer"))?,
         };
         let ms_delta = lp_int(it, "entry ms delta")?;
         let seq_delta = lp_int(it, "entry seq delta")?;
-        let id = StreamId { ms: master.ms.wrapping_add(ms_delta as u64), seq: master.seq.wrapping_add(seq_delta as u64) };
+        let id = StreamId {
+            ms: master.ms.wrapping_add(ms_delta as u64),
+            seq: master.seq.wrapping_add(seq_delta as u64),
+        };
         fields.clear();
         let expect_count = if flags & FLAG_SAMEFIELDS != 0 {
             for f in &master_fields {
@@ -134,10 +152,22 @@ fn walk_node<S: Sink>(it: &mut ListpackIter<'_>, master: StreamId, mut prev: Opt
             4 + 2 * n
         };
         if lp_int(it, "entry lp-count")? != expect_count {
-            return Err(it.blob().err(at, format!("entry {id}: lp-count does not match its {} fields", fields.len())));
+            return Err(it.blob().err(
+                at,
+                format!(
+                    "entry {id}: lp-count does not match its {} fields",
+                    fields.len()
+                ),
+            ));
         }
         if prev.is_some_and(|p| id <= p) {
-            return Err(it.blob().err(at, format!("entry {id} does not follow {}: stream IDs must ascend", prev.unwrap_or_default())));
+            return Err(it.blob().err(
+                at,
+                format!(
+                    "entry {id} does not follow {}: stream IDs must ascend",
+                    prev.unwrap_or_default()
+                ),
+            ));
         }
         prev = Some(id);
         if flags & FLAG_DELETED != 0 {
@@ -157,7 +187,13 @@ fn walk_node<S: Sink>(it: &mut ListpackIter<'_>, master: StreamId, mut prev: Opt
 }
 
 /// Decodes and validates a stream value.
-pub fn walk<S: Sink>(c: &mut Cursor<'_>, t: u8, blob_buf: &mut Vec<u8>, scratch: &mut Vec<u8>, sink: &mut S) -> Result<()> {
+pub fn walk<S: Sink>(
+    c: &mut Cursor<'_>,
+    t: u8,
+    blob_buf: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    sink: &mut S,
+) -> Result<()> {
     let start = c.offset();
     let nodes = c.count("stream node count", 2)?;
     let mut prev: Option<StreamId> = None;
@@ -167,7 +203,9 @@ pub fn walk<S: Sink>(c: &mut Cursor<'_>, t: u8, blob_buf: &mut Vec<u8>, scratch:
         let s = c.str("stream node listpack")?;
         let blob = blob_of(s, c.offset(), blob_buf, "stream node listpack")?;
         let mut it = ListpackIter::new(blob)?;
-        if it.declared_count() == Some(0) || blob.data.len() <= crate::rdb::encodings::listpack::HEADER + 1 {
+        if it.declared_count() == Some(0)
+            || blob.data.len() <= crate::rdb::encodings::listpack::HEADER + 1
+        {
             return Err(blob.err(0, "empty listpack inside a stream"));
         }
         let (live, last) = walk_node(&mut it, master, prev, sink)?;
@@ -177,16 +215,26 @@ pub fn walk<S: Sink>(c: &mut Cursor<'_>, t: u8, blob_buf: &mut Vec<u8>, scratch:
     let at = c.offset();
     let length = c.len("stream length")?;
     if length != live_total {
-        return Err(Error::corrupt(at, format!("stream length {length} but its nodes hold {live_total} entries")));
+        return Err(Error::corrupt(
+            at,
+            format!("stream length {length} but its nodes hold {live_total} entries"),
+        ));
     }
     let at = c.offset();
     let last_id = id_pair(c, "stream last id")?;
     if let Some(p) = prev {
         if last_id < p {
-            return Err(Error::corrupt(at, format!("stream last id {last_id} is before entry {p}")));
+            return Err(Error::corrupt(
+                at,
+                format!("stream last id {last_id} is before entry {p}"),
+            ));
         }
     }
-    let mut meta = StreamMeta { length, last_id, ..Default::default() };
+    let mut meta = StreamMeta {
+        length,
+        last_id,
+        ..Default::default()
+    };
     if t >= id::STREAM_LISTPACKS_2 {
         meta.first_id = Some(id_pair(c, "stream first id")?);
         meta.max_deleted_id = Some(id_pair(c, "stream max deleted id")?);
@@ -199,7 +247,10 @@ pub fn walk<S: Sink>(c: &mut Cursor<'_>, t: u8, blob_buf: &mut Vec<u8>, scratch:
         let at = c.offset();
         let name = c.str_cow("consumer group name")?.into_owned();
         if !group_names.insert(name.clone()) {
-            return Err(Error::corrupt(at, format!("duplicate consumer group {}", crate::display::quoted(&name))));
+            return Err(Error::corrupt(
+                at,
+                format!("duplicate consumer group {}", crate::display::quoted(&name)),
+            ));
         }
         let group = walk_group(c, t, name)?;
         sink.stream_group(&group);
@@ -214,20 +265,37 @@ pub fn walk<S: Sink>(c: &mut Cursor<'_>, t: u8, blob_buf: &mut Vec<u8>, scratch:
 
 fn walk_group(c: &mut Cursor<'_>, t: u8, name: Vec<u8>) -> Result<StreamGroup> {
     let last_id = id_pair(c, "consumer group last id")?;
-    let entries_read = if t >= id::STREAM_LISTPACKS_2 { Some(c.len("consumer group entries read")?) } else { None };
+    let entries_read = if t >= id::STREAM_LISTPACKS_2 {
+        Some(c.len("consumer group entries read")?)
+    } else {
+        None
+    };
     let npel = c.count("consumer group PEL size", 25)?;
     let mut pending = Vec::with_capacity(npel as usize);
     for _ in 0..npel {
         let id = raw_id(c, "PEL entry id")?;
         let delivery_time_ms = c.i64le("PEL delivery time")?;
         let delivery_count = c.len("PEL delivery count")?;
-        pending.push(PendingEntry { id, consumer: usize::MAX, delivery_time_ms, delivery_count });
+        pending.push(PendingEntry {
+            id,
+            consumer: usize::MAX,
+            delivery_time_ms,
+            delivery_count,
+        });
     }
     // IDs sorted once, for duplicate detection and consumer lookups.
-    let mut by_id: Vec<(StreamId, usize)> = pending.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+    let mut by_id: Vec<(StreamId, usize)> =
+        pending.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
     by_id.sort_unstable();
     if let Some(w) = by_id.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(Error::corrupt(c.offset(), format!("duplicate PEL entry {} in group {}", w[0].0, crate::display::quoted(&name))));
+        return Err(Error::corrupt(
+            c.offset(),
+            format!(
+                "duplicate PEL entry {} in group {}",
+                w[0].0,
+                crate::display::quoted(&name)
+            ),
+        ));
     }
     let nconsumers = c.count("consumer count", 10)?;
     let mut consumers: Vec<Consumer> = Vec::with_capacity(nconsumers as usize);
@@ -236,43 +304,80 @@ fn walk_group(c: &mut Cursor<'_>, t: u8, name: Vec<u8>) -> Result<StreamGroup> {
         let at = c.offset();
         let cname = c.str_cow("consumer name")?.into_owned();
         if !consumer_names.insert(cname.clone()) {
-            return Err(Error::corrupt(at, format!("duplicate consumer {}", crate::display::quoted(&cname))));
+            return Err(Error::corrupt(
+                at,
+                format!("duplicate consumer {}", crate::display::quoted(&cname)),
+            ));
         }
         let seen_time_ms = c.i64le("consumer seen time")?;
-        let active_time_ms = if t >= id::STREAM_LISTPACKS_3 { Some(c.i64le("consumer active time")?) } else { None };
+        let active_time_ms = if t >= id::STREAM_LISTPACKS_3 {
+            Some(c.i64le("consumer active time")?)
+        } else {
+            None
+        };
         let n = c.count("consumer PEL size", 16)?;
         let mut ids = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let at = c.offset();
             let id = raw_id(c, "consumer PEL id")?;
             let Ok(k) = by_id.binary_search_by(|(x, _)| x.cmp(&id)) else {
-                return Err(Error::corrupt(at, format!("consumer PEL entry {id} is not in the group PEL")));
+                return Err(Error::corrupt(
+                    at,
+                    format!("consumer PEL entry {id} is not in the group PEL"),
+                ));
             };
             let p = &mut pending[by_id[k].1];
             if p.consumer != usize::MAX {
-                return Err(Error::corrupt(at, format!("PEL entry {id} claimed by two consumers")));
+                return Err(Error::corrupt(
+                    at,
+                    format!("PEL entry {id} claimed by two consumers"),
+                ));
             }
             p.consumer = ci;
             ids.push(id);
         }
-        consumers.push(Consumer { name: cname, seen_time_ms, active_time_ms, pending: ids });
+        consumers.push(Consumer {
+            name: cname,
+            seen_time_ms,
+            active_time_ms,
+            pending: ids,
+        });
     }
     if let Some(p) = pending.iter().find(|p| p.consumer == usize::MAX) {
-        return Err(Error::corrupt(c.offset(), format!("PEL entry {} of group {} has no consumer", p.id, crate::display::quoted(&name))));
+        return Err(Error::corrupt(
+            c.offset(),
+            format!(
+                "PEL entry {} of group {} has no consumer",
+                p.id,
+                crate::display::quoted(&name)
+            ),
+        ));
     }
-    Ok(StreamGroup { name, last_id, entries_read, pending, consumers })
+    Ok(StreamGroup {
+        name,
+        last_id,
+        entries_read,
+        pending,
+        consumers,
+    })
 }
 
 fn walk_idmp(c: &mut Cursor<'_>) -> Result<Idmp> {
     let at = c.offset();
     let duration_s = c.len("stream IDMP duration")?;
     if !(1..=86400).contains(&duration_s) {
-        return Err(Error::corrupt(at, format!("stream IDMP duration {duration_s} outside 1..86400")));
+        return Err(Error::corrupt(
+            at,
+            format!("stream IDMP duration {duration_s} outside 1..86400"),
+        ));
     }
     let at = c.offset();
     let maxsize = c.len("stream IDMP max size")?;
     if !(1..=10000).contains(&maxsize) {
-        return Err(Error::corrupt(at, format!("stream IDMP max size {maxsize} outside 1..10000")));
+        return Err(Error::corrupt(
+            at,
+            format!("stream IDMP max size {maxsize} outside 1..10000"),
+        ));
     }
     let np = c.count("stream IDMP producer count", 2)?;
     let mut producers = Vec::with_capacity(np as usize);
@@ -288,5 +393,11 @@ fn walk_idmp(c: &mut Cursor<'_>) -> Result<Idmp> {
     }
     let iids_added = c.len("stream IDMP ids added")?;
     let iids_duplicates = c.len("stream IDMP duplicates")?;
-    Ok(Idmp { duration_s, maxsize, producers, iids_added, iids_duplicates })
+    Ok(Idmp {
+        duration_s,
+        maxsize,
+        producers,
+        iids_added,
+        iids_duplicates,
+    })
 }

@@ -20,8 +20,15 @@ pub struct Format {
 impl Format {
     /// The format of a DUMP payload, known only from its footer version (>= 80 is Valkey).
     pub fn from_dump_version(version: u16) -> Format {
-        let flavor = if version >= 80 { Flavor::Valkey } else { Flavor::Redis };
-        Format { flavor, version: version as u32 }
+        let flavor = if version >= 80 {
+            Flavor::Valkey
+        } else {
+            Flavor::Redis
+        };
+        Format {
+            flavor,
+            version: version as u32,
+        }
     }
 }
 

@@ -24,8 +24,8 @@ pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<(
     use id::*;
     let valkey = format.flavor == Flavor::Valkey;
     match type_byte {
-        STRING | HASH_ZIPMAP | LIST_ZIPLIST | SET_INTSET | ZSET_ZIPLIST | HASH_ZIPLIST | HASH_LISTPACK
-        | ZSET_LISTPACK | SET_LISTPACK => {
+        STRING | HASH_ZIPMAP | LIST_ZIPLIST | SET_INTSET | ZSET_ZIPLIST | HASH_ZIPLIST
+        | HASH_LISTPACK | ZSET_LISTPACK | SET_LISTPACK => {
             c.str("value")?;
         }
         HASH_LISTPACK_EX_PRE_GA if !valkey => {
@@ -104,7 +104,12 @@ pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<(
                 "module value of type 6 (Redis 4.0 release candidates) has no opcodes and cannot be skipped",
             ));
         }
-        t => return Err(Error::corrupt(c.offset(), format!("unknown value type {t}"))),
+        t => {
+            return Err(Error::corrupt(
+                c.offset(),
+                format!("unknown value type {t}"),
+            ));
+        }
     }
     Ok(())
 }
@@ -157,18 +162,45 @@ impl<'b> Elems<'b> for ZiplistIter<'b> {
 }
 
 fn empty(offset: u64, what: &str) -> Error {
-    Error::new(ErrorKind::EmptyValue, offset, format!("empty {what} (Redis skips such keys on load)"))
+    Error::new(
+        ErrorKind::EmptyValue,
+        offset,
+        format!("empty {what} (Redis skips such keys on load)"),
+    )
 }
 
 /// An inner blob from a string, decompressed into `buf` when LZF-encoded.
-pub(crate) fn blob_of<'s>(s: RdbStr<'s>, end_offset: u64, buf: &'s mut Vec<u8>, what: &'static str) -> Result<Blob<'s>> {
+pub(crate) fn blob_of<'s>(
+    s: RdbStr<'s>,
+    end_offset: u64,
+    buf: &'s mut Vec<u8>,
+    what: &'static str,
+) -> Result<Blob<'s>> {
     match s {
-        RdbStr::Raw(b) => Ok(Blob { data: b, offset: end_offset - b.len() as u64, compressed: false, what }),
-        RdbStr::Lzf { compressed, ulen, offset } => {
-            crate::rdb::lzf::decompress_into(compressed, ulen, buf).map_err(|e| Error::corrupt(offset, format!("{what}: {e}")))?;
-            Ok(Blob { data: buf.as_slice(), offset, compressed: true, what })
+        RdbStr::Raw(b) => Ok(Blob {
+            data: b,
+            offset: end_offset - b.len() as u64,
+            compressed: false,
+            what,
+        }),
+        RdbStr::Lzf {
+            compressed,
+            ulen,
+            offset,
+        } => {
+            crate::rdb::lzf::decompress_into(compressed, ulen, buf)
+                .map_err(|e| Error::corrupt(offset, format!("{what}: {e}")))?;
+            Ok(Blob {
+                data: buf.as_slice(),
+                offset,
+                compressed: true,
+                what,
+            })
         }
-        RdbStr::Int(_) => Err(Error::corrupt(end_offset, format!("{what} stored as an integer string"))),
+        RdbStr::Int(_) => Err(Error::corrupt(
+            end_offset,
+            format!("{what} stored as an integer string"),
+        )),
     }
 }
 
@@ -188,7 +220,8 @@ fn elem_of<'s>(s: RdbStr<'s>, buf: &'s mut Vec<u8>, want: bool) -> Result<Elem<'
 fn score_of(e: Elem<'_>) -> std::result::Result<f64, String> {
     let v = match e {
         Elem::Int(i) => i as f64,
-        Elem::Bytes(b) => parse_double(b).ok_or_else(|| format!("score {} is not a number", crate::display::quoted(b)))?,
+        Elem::Bytes(b) => parse_double(b)
+            .ok_or_else(|| format!("score {} is not a number", crate::display::quoted(b)))?,
     };
     if v.is_nan() {
         return Err("score is NaN".into());
@@ -220,7 +253,10 @@ impl Walker {
         let mut c = Cursor::new(raw.bytes, raw.offset);
         self.walk_inner(&mut c, raw.type_byte, raw.format, sink)?;
         if !c.is_empty() {
-            return Err(Error::corrupt(c.offset(), format!("{} unexpected bytes after the value", c.remaining())));
+            return Err(Error::corrupt(
+                c.offset(),
+                format!("{} unexpected bytes after the value", c.remaining()),
+            ));
         }
         if !self.skip_unique && has_duplicate(&mut self.fps) {
             if let Some(e) = self.confirm_duplicate(raw)? {
@@ -257,17 +293,34 @@ impl Walker {
                 self.add(f)
             }
         }
-        let mut members = Members { seen: Default::default(), dup: None };
+        let mut members = Members {
+            seen: Default::default(),
+            dup: None,
+        };
         self.skip_unique = true;
         let res = self.walk(raw, &mut members);
         self.skip_unique = false;
         res?;
         Ok(members.dup.map(|d| {
-            Error::corrupt(raw.offset, format!("duplicate {} {} in {}", member_word(raw), crate::display::quoted(&d), raw.encoding()))
+            Error::corrupt(
+                raw.offset,
+                format!(
+                    "duplicate {} {} in {}",
+                    member_word(raw),
+                    crate::display::quoted(&d),
+                    raw.encoding()
+                ),
+            )
         }))
     }
 
-    fn walk_inner<S: Sink>(&mut self, c: &mut Cursor<'_>, type_byte: u8, format: Format, sink: &mut S) -> Result<()> {
+    fn walk_inner<S: Sink>(
+        &mut self,
+        c: &mut Cursor<'_>,
+        type_byte: u8,
+        format: Format,
+        sink: &mut S,
+    ) -> Result<()> {
         use id::*;
         let valkey = format.flavor == Flavor::Valkey;
         let start = c.offset();
@@ -305,7 +358,11 @@ impl Walker {
                     let s = c.str("zset member")?;
                     let e = elem_of(s, &mut self.s1, true)?;
                     let at = c.offset();
-                    let score = if type_byte == ZSET { ascii_score(c)? } else { c.f64le("zset score")? };
+                    let score = if type_byte == ZSET {
+                        ascii_score(c)?
+                    } else {
+                        c.f64le("zset score")?
+                    };
                     if score.is_nan() {
                         return Err(Error::corrupt(at, "zset score is NaN"));
                     }
@@ -344,7 +401,10 @@ impl Walker {
                     let expire = match t {
                         -1 => None,
                         t if t < -1 || t > MAX_FIELD_EXPIRE_MS => {
-                            return Err(Error::corrupt(at, format!("hash field expire time {t} out of range")));
+                            return Err(Error::corrupt(
+                                at,
+                                format!("hash field expire time {t} out of range"),
+                            ));
                         }
                         t => Some(t),
                     };
@@ -357,7 +417,11 @@ impl Walker {
                 }
             }
             HASH_22 | HASH_METADATA => {
-                let min_expire = if type_byte == HASH_METADATA { Some(c.i64le("hash minimum expire time")?) } else { None };
+                let min_expire = if type_byte == HASH_METADATA {
+                    Some(c.i64le("hash minimum expire time")?)
+                } else {
+                    None
+                };
                 let n = c.count("hash size", 3)?;
                 if n == 0 {
                     return Err(empty(start, "hash"));
@@ -372,7 +436,10 @@ impl Walker {
                     };
                     if let Some(e) = expire {
                         if !(0..=MAX_FIELD_EXPIRE_MS).contains(&e) {
-                            return Err(Error::corrupt(at, format!("hash field expire time {e} out of range")));
+                            return Err(Error::corrupt(
+                                at,
+                                format!("hash field expire time {e} out of range"),
+                            ));
                         }
                     }
                     let f = c.str("hash field")?;
@@ -469,7 +536,14 @@ impl Walker {
                         match c.len("quicklist container")? {
                             1 => 1,
                             2 => 2,
-                            k => return Err(Error::corrupt(at, format!("quicklist container {k} is neither 1 (plain) nor 2 (packed)"))),
+                            k => {
+                                return Err(Error::corrupt(
+                                    at,
+                                    format!(
+                                        "quicklist container {k} is neither 1 (plain) nor 2 (packed)"
+                                    ),
+                                ));
+                            }
                         }
                     } else {
                         0
@@ -484,7 +558,16 @@ impl Walker {
                         total += 1;
                         continue;
                     }
-                    let blob = blob_of(s, c.offset(), &mut self.blob, if container == 2 { "listpack" } else { "ziplist" })?;
+                    let blob = blob_of(
+                        s,
+                        c.offset(),
+                        &mut self.blob,
+                        if container == 2 {
+                            "listpack"
+                        } else {
+                            "ziplist"
+                        },
+                    )?;
                     // Empty nodes are skipped, as Redis does; an all-empty list is an empty key.
                     total += if container == 2 {
                         list_items(&mut ListpackIter::new(blob)?, sink)?
@@ -535,7 +618,12 @@ fn ascii_score(c: &mut Cursor<'_>) -> Result<f64> {
         255 => Ok(f64::NEG_INFINITY),
         n => {
             let t = c.take(n as usize, "zset score")?;
-            parse_double(t).ok_or_else(|| Error::corrupt(at, format!("zset score {} is not a number", crate::display::quoted(t))))
+            parse_double(t).ok_or_else(|| {
+                Error::corrupt(
+                    at,
+                    format!("zset score {} is not a number", crate::display::quoted(t)),
+                )
+            })
         }
     }
 }
@@ -549,7 +637,11 @@ fn list_items<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S) -> Result<usiz
     Ok(n)
 }
 
-fn set_members<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
+fn set_members<'b, S: Sink>(
+    it: &mut impl Elems<'b>,
+    sink: &mut S,
+    mut fps: Option<&mut Vec<u64>>,
+) -> Result<usize> {
     let mut n = 0;
     while let Some(e) = it.next_elem()? {
         if let Some(f) = fps.as_deref_mut() {
@@ -561,7 +653,11 @@ fn set_members<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Opti
     Ok(n)
 }
 
-fn hash_pairs<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
+fn hash_pairs<'b, S: Sink>(
+    it: &mut impl Elems<'b>,
+    sink: &mut S,
+    mut fps: Option<&mut Vec<u64>>,
+) -> Result<usize> {
     let mut n = 0;
     while let Some(f) = it.next_elem()? {
         let Some(v) = it.next_elem()? else {
@@ -576,11 +672,17 @@ fn hash_pairs<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Optio
     Ok(n)
 }
 
-fn zset_pairs<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
+fn zset_pairs<'b, S: Sink>(
+    it: &mut impl Elems<'b>,
+    sink: &mut S,
+    mut fps: Option<&mut Vec<u64>>,
+) -> Result<usize> {
     let mut n = 0;
     while let Some(m) = it.next_elem()? {
         let Some(s) = it.next_elem()? else {
-            return Err(it.blame("odd number of entries in a sorted set (member without score)".into()));
+            return Err(
+                it.blame("odd number of entries in a sorted set (member without score)".into())
+            );
         };
         let score = score_of(s).map_err(|msg| it.blame(msg))?;
         if let Some(fp) = fps.as_deref_mut() {
@@ -593,18 +695,28 @@ fn zset_pairs<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Optio
 }
 
 /// (field, value, ttl) triples of a listpack hash with field TTLs; TTLs ascending, none (0) last.
-fn hash_triples<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
+fn hash_triples<'b, S: Sink>(
+    it: &mut impl Elems<'b>,
+    sink: &mut S,
+    mut fps: Option<&mut Vec<u64>>,
+) -> Result<usize> {
     let mut n = 0;
     let mut prev = 0i64;
     let mut seen_none = false;
     while let Some(f) = it.next_elem()? {
         let (Some(v), Some(t)) = (it.next_elem()?, it.next_elem()?) else {
-            return Err(it.blame("entry count is not a multiple of 3 in a hash with field TTLs".into()));
+            return Err(
+                it.blame("entry count is not a multiple of 3 in a hash with field TTLs".into())
+            );
         };
         let ttl = match t {
             Elem::Int(t) => t,
-            Elem::Bytes(b) => crate::rdb::cursor::parse_canonical_i64(b)
-                .ok_or_else(|| it.blame(format!("field TTL {} is not an integer", crate::display::quoted(b))))?,
+            Elem::Bytes(b) => crate::rdb::cursor::parse_canonical_i64(b).ok_or_else(|| {
+                it.blame(format!(
+                    "field TTL {} is not an integer",
+                    crate::display::quoted(b)
+                ))
+            })?,
         };
         if !(0..=MAX_FIELD_EXPIRE_MS).contains(&ttl) {
             return Err(it.blame(format!("field TTL {ttl} out of range")));
@@ -612,7 +724,9 @@ fn hash_triples<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Opt
         if ttl == 0 {
             seen_none = true;
         } else if seen_none || ttl < prev {
-            return Err(it.blame("field TTLs are not in ascending order (fields without TTL last)".into()));
+            return Err(
+                it.blame("field TTLs are not in ascending order (fields without TTL last)".into())
+            );
         } else {
             prev = ttl;
         }

@@ -23,9 +23,21 @@ impl<'b> IntsetIter<'b> {
         }
         let count = u32::from_le_bytes([d[4], d[5], d[6], d[7]]) as usize;
         if 8 + count * width != d.len() {
-            return Err(blob.err(4, format!("{count} integers of {width} bytes do not fill {} bytes", d.len())));
+            return Err(blob.err(
+                4,
+                format!(
+                    "{count} integers of {width} bytes do not fill {} bytes",
+                    d.len()
+                ),
+            ));
         }
-        Ok(IntsetIter { blob, width, count, i: 0, prev: None })
+        Ok(IntsetIter {
+            blob,
+            width,
+            count,
+            i: 0,
+            prev: None,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -49,7 +61,10 @@ impl<'b> IntsetIter<'b> {
         };
         if let Some(prev) = self.prev {
             if v <= prev {
-                return Err(self.blob.err(p, format!("member {v} after {prev}: intset must be strictly ascending")));
+                return Err(self.blob.err(
+                    p,
+                    format!("member {v} after {prev}: intset must be strictly ascending"),
+                ));
             }
         }
         self.prev = Some(v);

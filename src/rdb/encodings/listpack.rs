@@ -23,17 +23,31 @@ impl<'b> ListpackIter<'b> {
     pub fn new(blob: Blob<'b>) -> Result<ListpackIter<'b>> {
         let d = blob.data;
         if d.len() < HEADER + 1 {
-            return Err(blob.err(0, format!("{} bytes cannot hold a listpack header and terminator", d.len())));
+            return Err(blob.err(
+                0,
+                format!(
+                    "{} bytes cannot hold a listpack header and terminator",
+                    d.len()
+                ),
+            ));
         }
         let total = u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize;
         if total != d.len() {
-            return Err(blob.err(0, format!("header says {total} bytes, the string holds {}", d.len())));
+            return Err(blob.err(
+                0,
+                format!("header says {total} bytes, the string holds {}", d.len()),
+            ));
         }
         if d[d.len() - 1] != 0xFF {
             return Err(blob.err(d.len() - 1, "last byte is not the 0xFF terminator"));
         }
         let declared = u16::from_le_bytes([d[4], d[5]]);
-        Ok(ListpackIter { blob, pos: HEADER, declared, seen: 0 })
+        Ok(ListpackIter {
+            blob,
+            pos: HEADER,
+            declared,
+            seen: 0,
+        })
     }
 
     /// The element count from the header, unless saturated.
@@ -59,12 +73,21 @@ impl<'b> ListpackIter<'b> {
         let b = d[p];
         if b == 0xFF {
             if p != d.len() - 1 {
-                return Err(self.blob.err(p, format!("terminator at byte {p} but the listpack is {} bytes", d.len())));
+                return Err(self.blob.err(
+                    p,
+                    format!(
+                        "terminator at byte {p} but the listpack is {} bytes",
+                        d.len()
+                    ),
+                ));
             }
             if self.declared != UNKNOWN_COUNT && self.declared as usize != self.seen {
                 return Err(self.blob.err(
                     p,
-                    format!("header declares {} elements, found {}", self.declared, self.seen),
+                    format!(
+                        "header declares {} elements, found {}",
+                        self.declared, self.seen
+                    ),
                 ));
             }
             return Ok(None);
@@ -73,7 +96,9 @@ impl<'b> ListpackIter<'b> {
         let avail = d.len() - 1 - p;
         let need = |n: usize| -> Result<()> {
             if n > avail {
-                Err(self.blob.err(p, format!("entry of {n} bytes runs past the end")))
+                Err(self
+                    .blob
+                    .err(p, format!("entry of {n} bytes runs past the end")))
             } else {
                 Ok(())
             }
@@ -103,7 +128,10 @@ impl<'b> ListpackIter<'b> {
                 }
                 0xF1 => {
                     need(3)?;
-                    (Elem::Int(i16::from_le_bytes([d[p + 1], d[p + 2]]) as i64), 3)
+                    (
+                        Elem::Int(i16::from_le_bytes([d[p + 1], d[p + 2]]) as i64),
+                        3,
+                    )
                 }
                 0xF2 => {
                     need(4)?;
@@ -112,7 +140,12 @@ impl<'b> ListpackIter<'b> {
                 }
                 0xF3 => {
                     need(5)?;
-                    (Elem::Int(i32::from_le_bytes([d[p + 1], d[p + 2], d[p + 3], d[p + 4]]) as i64), 5)
+                    (
+                        Elem::Int(
+                            i32::from_le_bytes([d[p + 1], d[p + 2], d[p + 3], d[p + 4]]) as i64
+                        ),
+                        5,
+                    )
                 }
                 0xF4 => {
                     need(9)?;
@@ -120,14 +153,21 @@ impl<'b> ListpackIter<'b> {
                     a.copy_from_slice(&d[p + 1..p + 9]);
                     (Elem::Int(i64::from_le_bytes(a)), 9)
                 }
-                _ => return Err(self.blob.err(p, format!("invalid entry encoding byte 0x{b:02x}"))),
+                _ => {
+                    return Err(self
+                        .blob
+                        .err(p, format!("invalid entry encoding byte 0x{b:02x}")));
+                }
             }
         };
         let mut bl = [0u8; 5];
         let bl_len = encode_backlen(enc_len, &mut bl);
         need(enc_len + bl_len)?;
         if d[p + enc_len..p + enc_len + bl_len] != bl[..bl_len] {
-            return Err(self.blob.err(p + enc_len, format!("back-length does not encode the entry size {enc_len}")));
+            return Err(self.blob.err(
+                p + enc_len,
+                format!("back-length does not encode the entry size {enc_len}"),
+            ));
         }
         self.pos = p + enc_len + bl_len;
         self.seen += 1;

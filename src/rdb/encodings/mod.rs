@@ -22,7 +22,13 @@ impl<'b> Blob<'b> {
     #[cold]
     pub fn err(&self, pos: usize, msg: impl std::fmt::Display) -> Error {
         if self.compressed {
-            Error::corrupt(self.offset, format!("{} (LZF-compressed) at byte {pos} of its decompressed bytes: {msg}", self.what))
+            Error::corrupt(
+                self.offset,
+                format!(
+                    "{} (LZF-compressed) at byte {pos} of its decompressed bytes: {msg}",
+                    self.what
+                ),
+            )
         } else {
             Error::corrupt(self.offset + pos as u64, format!("{}: {msg}", self.what))
         }

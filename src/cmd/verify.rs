@@ -1,0 +1,156 @@
+//! `rdbtool verify FILE...`: checksum and full structural parse of every key.
+
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use rdbtool::display::quoted;
+use rdbtool::verify::{self, ChecksumStatus, Report};
+
+use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
+
+/// Verify RDB files: CRC-64 plus a full parse and validation of every value.
+///
+/// Prints one line per file: OK, or the first error with its byte offset, db and key.
+/// Exit status: 0 all files valid, 1 at least one invalid, 2 could not run (unreadable file).
+#[derive(clap::Args)]
+pub struct Args {
+    /// RDB files, or directories to search for *.rdb files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print one JSON report for all files (schema in README.md).
+    #[arg(long)]
+    json: bool,
+    /// Report every bad key instead of stopping at the first error.
+    #[arg(long)]
+    keep_going: bool,
+    /// List at most this many errors per file.
+    #[arg(long, default_value_t = 1000)]
+    max_errors: usize,
+    /// "Now" in unix milliseconds, for counting already-expired keys (default: the clock).
+    #[arg(long)]
+    now: Option<i64>,
+}
+
+pub fn run(args: Args) -> u8 {
+    let files = match rdbtool::input::expand(&args.files, &[".rdb"]) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("rdbtool verify: {e}");
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    if files.is_empty() {
+        eprintln!("rdbtool verify: no RDB files found");
+        return EXIT_CANNOT_RUN;
+    }
+    let opts = verify::Options {
+        keep_going: args.keep_going,
+        max_errors: args.max_errors,
+        now_ms: args.now.unwrap_or_else(verify::now_ms),
+    };
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = super::progress::bytes_bar(total, "verify");
+    let results: Vec<Result<Report, String>> = files
+        .par_iter()
+        .map(|f| {
+            let name = f.display().to_string();
+            let r = match rdbtool::input::open(f) {
+                Ok(data) => Ok(verify::verify_bytes(&name, &data, &opts)),
+                Err(e) => Err(format!("{name}: cannot read: {e}")),
+            };
+            if let Ok(m) = std::fs::metadata(f) {
+                bar.inc(m.len());
+            }
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+
+    let unreadable = results.iter().any(|r| r.is_err());
+    let all_ok = results.iter().all(|r| matches!(r, Ok(rep) if rep.ok));
+    if args.json {
+        let files_json: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| match r {
+                Ok(rep) => serde_json::to_value(rep).unwrap_or(serde_json::Value::Null),
+                Err(msg) => serde_json::json!({ "ok": false, "unreadable": msg }),
+            })
+            .collect();
+        let doc = serde_json::json!({ "ok": all_ok, "files": files_json });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        for r in &results {
+            match r {
+                Ok(rep) => print_report(rep),
+                Err(msg) => println!("ERROR {msg}"),
+            }
+        }
+    }
+    if unreadable {
+        EXIT_CANNOT_RUN
+    } else if all_ok {
+        EXIT_OK
+    } else {
+        EXIT_INVALID
+    }
+}
+
+fn summary(rep: &Report) -> String {
+    let version = match (rep.magic, rep.version) {
+        (Some("VALKEY"), Some(v)) => format!("VALKEY{v:03}"),
+        (Some(_), Some(v)) => format!("RDB {v}"),
+        _ => "unknown version".to_owned(),
+    };
+    let ver = rep
+        .redis_ver
+        .as_deref()
+        .map(|v| format!(", server {v}"))
+        .unwrap_or_default();
+    let checksum = match rep.checksum.status {
+        ChecksumStatus::Ok => "checksum ok",
+        ChecksumStatus::Mismatch => "checksum MISMATCH",
+        ChecksumStatus::NotComputed => "no checksum (saved with rdbchecksum no)",
+        ChecksumStatus::Absent => "no checksum (RDB < 5)",
+        ChecksumStatus::Unchecked => "checksum not checked",
+    };
+    format!(
+        "{version}{ver}, {} keys in {} dbs, {} with TTL, {checksum}",
+        rep.keys,
+        rep.dbs.len(),
+        rep.expires
+    )
+}
+
+fn print_report(rep: &Report) {
+    if rep.ok {
+        println!("OK    {}  ({})", rep.file, summary(rep));
+    } else {
+        let n = rep.errors.len() as u64 + rep.errors_not_listed;
+        println!(
+            "FAIL  {}  ({}; {n} error{})",
+            rep.file,
+            summary(rep),
+            if n == 1 { "" } else { "s" }
+        );
+        for e in &rep.errors {
+            let mut place = format!("offset {}", e.offset);
+            if let Some(db) = e.db {
+                place.push_str(&format!(", db {db}"));
+            }
+            if let Some(k) = &e.key {
+                place.push_str(&format!(", key {}", quoted(k)));
+            }
+            println!("      at {place}: {} [{}]", e.message, e.kind.as_str());
+        }
+        if rep.errors_not_listed > 0 {
+            println!("      ... and {} more", rep.errors_not_listed);
+        }
+    }
+    for w in &rep.warnings {
+        println!("      warning: {w}");
+    }
+}

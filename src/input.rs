@@ -1,0 +1,75 @@
+//! Opening inputs: files are memory-mapped read-only (the one place that decides), and directory
+//! arguments are expanded to the files a command can read.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Advice, Mmap};
+
+/// A read-only view of a whole file.
+pub enum Input {
+    Mapped(Mmap),
+    /// Empty files cannot be mapped; and tests pass buffers.
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Input {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Input::Mapped(m) => m,
+            Input::Owned(v) => v,
+        }
+    }
+}
+
+pub fn open(path: &Path) -> io::Result<Input> {
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a directory",
+        ));
+    }
+    if meta.len() == 0 {
+        return Ok(Input::Owned(Vec::new()));
+    }
+    // Safety: the map is read-only; if another process truncates the file while we read it, the
+    // OS may deliver SIGBUS. Backups being verified are not expected to change underneath us.
+    let map = unsafe { Mmap::map(&file)? };
+    let _ = map.advise(Advice::Sequential);
+    Ok(Input::Mapped(map))
+}
+
+/// Expands arguments: files stay as given, directories are walked (recursively, sorted) for
+/// files whose name ends with one of `extensions`.
+pub fn expand(args: &[PathBuf], extensions: &[&str]) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.is_dir() {
+            walk_dir(a, extensions, &mut out)?;
+        } else {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk_dir(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk_dir(&p, extensions, out)?;
+        } else if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+            if extensions.iter().any(|e| name.ends_with(e)) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,350 @@
+//! The verification engine behind `rdbtool verify`: checksum, a full structural parse of every
+//! value, duplicate keys, and a report. Knows nothing of terminals or flags.
+
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind};
+use crate::rdb::keyset::KeySet;
+use crate::rdb::reader::{Reader, Record};
+use crate::rdb::types::Flavor;
+use crate::rdb::walk::Walker;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Report every bad key instead of stopping at the first error.
+    pub keep_going: bool,
+    /// At most this many errors are listed (the rest are only counted).
+    pub max_errors: usize,
+    /// "Now" for counting already-expired keys (unix ms).
+    pub now_ms: i64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            keep_going: false,
+            max_errors: 1000,
+            now_ms: now_ms(),
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumStatus {
+    /// Stored and computed agree.
+    Ok,
+    Mismatch,
+    /// The writer stored 0: saved with `rdbchecksum no`.
+    NotComputed,
+    /// RDB versions before 5 have no checksum.
+    Absent,
+    /// The file did not parse up to its EOF opcode.
+    Unchecked,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Checksum {
+    /// Hex, as 16 digits; null when the file has none or was not read that far.
+    pub stored: Option<String>,
+    pub computed: Option<String>,
+    pub status: ChecksumStatus,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DbCounts {
+    pub db: u64,
+    pub keys: u64,
+    pub expires: u64,
+    pub already_expired: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorEntry {
+    pub kind: ErrorKind,
+    pub offset: u64,
+    pub db: Option<u64>,
+    #[serde(serialize_with = "crate::json::ser_opt_bytes")]
+    pub key: Option<Vec<u8>>,
+    pub message: String,
+}
+
+impl From<&Error> for ErrorEntry {
+    fn from(e: &Error) -> ErrorEntry {
+        ErrorEntry {
+            kind: e.kind,
+            offset: e.offset,
+            db: e.db,
+            key: e.key.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub file: String,
+    pub ok: bool,
+    pub bytes: u64,
+    /// "REDIS" or "VALKEY"; null when the header is unreadable.
+    pub magic: Option<&'static str>,
+    pub version: Option<u32>,
+    /// The `redis-ver` (or `valkey-ver`) AUX field.
+    pub redis_ver: Option<String>,
+    pub checksum: Checksum,
+    pub keys: u64,
+    pub expires: u64,
+    pub already_expired: u64,
+    pub dbs: Vec<DbCounts>,
+    /// Errors in file order; the first one is the verdict's reason.
+    pub errors: Vec<ErrorEntry>,
+    /// Errors found beyond `max_errors`.
+    pub errors_not_listed: u64,
+    pub warnings: Vec<String>,
+    /// Bytes after the RDB's checksum (an RDB-preamble AOF's command tail).
+    pub trailing_bytes: u64,
+}
+
+fn hex(v: u64) -> String {
+    format!("{v:016x}")
+}
+
+/// Verifies one RDB image. `name` is only used in the report.
+pub fn verify_bytes(name: &str, data: &[u8], opts: &Options) -> Report {
+    // The checksum runs on the other core while the parse runs here: the usual file ends right
+    // after the EOF byte and its 8-byte checksum.
+    let guess_end = data.len().saturating_sub(8);
+    let (guess_crc, mut report) = rayon::join(
+        || crate::crc::crc64(&data[..guess_end]),
+        || parse(name, data, opts),
+    );
+    if let (Some(eof), true) = (
+        report.eof_offset,
+        report.report.checksum.status == ChecksumStatus::Unchecked,
+    ) {
+        let end = eof as usize + 1;
+        let computed = if end == guess_end {
+            guess_crc
+        } else {
+            crate::crc::crc64(&data[..end])
+        };
+        let stored = report.stored_checksum;
+        report.report.checksum = match stored {
+            None => Checksum {
+                stored: None,
+                computed: Some(hex(computed)),
+                status: ChecksumStatus::Absent,
+            },
+            Some(0) => Checksum {
+                stored: Some(hex(0)),
+                computed: Some(hex(computed)),
+                status: ChecksumStatus::NotComputed,
+            },
+            Some(s) if s == computed => Checksum {
+                stored: Some(hex(s)),
+                computed: Some(hex(computed)),
+                status: ChecksumStatus::Ok,
+            },
+            Some(s) => {
+                let e = Error::new(
+                    ErrorKind::Checksum,
+                    eof + 1,
+                    format!(
+                        "stored CRC-64 {} but the content gives {}",
+                        hex(s),
+                        hex(computed)
+                    ),
+                );
+                report.push_error(&e, opts);
+                Checksum {
+                    stored: Some(hex(s)),
+                    computed: Some(hex(computed)),
+                    status: ChecksumStatus::Mismatch,
+                }
+            }
+        };
+    }
+    let mut r = report.report;
+    r.ok = r.errors.is_empty() && r.errors_not_listed == 0;
+    r
+}
+
+struct Progress {
+    report: Report,
+    eof_offset: Option<u64>,
+    stored_checksum: Option<u64>,
+}
+
+impl Progress {
+    fn push_error(&mut self, e: &Error, opts: &Options) {
+        if self.report.errors.len() < opts.max_errors {
+            self.report.errors.push(e.into());
+        } else {
+            self.report.errors_not_listed += 1;
+        }
+    }
+}
+
+fn parse(name: &str, data: &[u8], opts: &Options) -> Progress {
+    let mut p = Progress {
+        report: Report {
+            file: name.to_owned(),
+            ok: false,
+            bytes: data.len() as u64,
+            magic: None,
+            version: None,
+            redis_ver: None,
+            checksum: Checksum {
+                stored: None,
+                computed: None,
+                status: ChecksumStatus::Unchecked,
+            },
+            keys: 0,
+            expires: 0,
+            already_expired: 0,
+            dbs: Vec::new(),
+            errors: Vec::new(),
+            errors_not_listed: 0,
+            warnings: Vec::new(),
+            trailing_bytes: 0,
+        },
+        eof_offset: None,
+        stored_checksum: None,
+    };
+    let mut reader = match Reader::new(data) {
+        Ok(r) => r,
+        Err(e) => {
+            p.push_error(&e, opts);
+            return p;
+        }
+    };
+    let format = reader.format();
+    p.report.magic = Some(match format.flavor {
+        Flavor::Redis => "REDIS",
+        Flavor::Valkey => "VALKEY",
+    });
+    p.report.version = Some(format.version);
+    let mut keys = KeySet::new();
+    let mut walker = Walker::new();
+    let mut db_index: Option<usize> = None;
+    while let Some(rec) = reader.next() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                p.push_error(&e, opts);
+                break;
+            }
+        };
+        match rec {
+            Record::Aux { key, value } => {
+                if &*key == b"redis-ver" || &*key == b"valkey-ver" {
+                    p.report.redis_ver = Some(String::from_utf8_lossy(&value).into_owned());
+                }
+            }
+            Record::SelectDb { db } => {
+                db_index = Some(match p.report.dbs.iter().position(|d| d.db == db) {
+                    Some(i) => i,
+                    None => {
+                        p.report.dbs.push(DbCounts {
+                            db,
+                            ..Default::default()
+                        });
+                        p.report.dbs.len() - 1
+                    }
+                });
+                if db >= 16 {
+                    p.report.warnings.push(format!(
+                        "database {db}: the restoring server needs `databases` > {db} (default 16)"
+                    ));
+                }
+            }
+            Record::FunctionPreGa { name, .. } => {
+                let e = Error::new(
+                    ErrorKind::Unsupported,
+                    reader.record_offset(),
+                    format!(
+                        "function {} in the Redis 7.0 release-candidate format: GA Redis refuses to load this file",
+                        crate::display::quoted(&name)
+                    ),
+                );
+                p.push_error(&e, opts);
+                if !opts.keep_going {
+                    break;
+                }
+            }
+            Record::Key(k) => {
+                let i = match db_index {
+                    Some(i) => i,
+                    None => {
+                        p.report.dbs.push(DbCounts {
+                            db: k.db,
+                            ..Default::default()
+                        });
+                        db_index = Some(p.report.dbs.len() - 1);
+                        p.report.dbs.len() - 1
+                    }
+                };
+                let d = &mut p.report.dbs[i];
+                d.keys += 1;
+                if let Some(t) = k.expire_at_ms {
+                    d.expires += 1;
+                    if t < opts.now_ms {
+                        d.already_expired += 1;
+                    }
+                }
+                let mut failed = false;
+                match keys.insert(data, k.db, &k.key, k.key_offset) {
+                    Ok(None) => {}
+                    Ok(Some(first)) => {
+                        let e = Error::new(
+                            ErrorKind::DuplicateKey,
+                            k.offset,
+                            format!("key already present in this database (first at offset {first}): Redis refuses to load the file"),
+                        )
+                        .in_key(k.db, &k.key);
+                        p.push_error(&e, opts);
+                        failed = true;
+                    }
+                    Err(e) => {
+                        p.push_error(&e.in_key(k.db, &k.key), opts);
+                        failed = true;
+                    }
+                }
+                if let Err(e) = k.value.validate(&mut walker) {
+                    p.push_error(&e.in_key(k.db, &k.key), opts);
+                    failed = true;
+                }
+                if failed && !opts.keep_going {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    for d in &p.report.dbs {
+        p.report.keys += d.keys;
+        p.report.expires += d.expires;
+        p.report.already_expired += d.already_expired;
+    }
+    if let Some(t) = reader.trailer() {
+        if p.report.errors.is_empty() || opts.keep_going {
+            p.eof_offset = Some(t.eof_offset);
+            p.stored_checksum = t.stored_checksum;
+        }
+        p.report.trailing_bytes = t.trailing_bytes;
+        if t.trailing_bytes > 0 {
+            p.report.warnings.push(format!(
+                "{} bytes after the checksum (Redis ignores them)",
+                t.trailing_bytes
+            ));
+        }
+    }
+    p
+}
