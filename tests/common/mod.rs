@@ -1,0 +1,294 @@
+//! Shared helpers for integration tests: a private redis-server per test, a minimal RESP2
+//! client, and the paths of the committed test data and of `../shared`.
+//!
+//! A server listens on 127.0.0.1 only, on a port the OS handed out, in its own temp dir, and is
+//! killed (by its PID) when the `RedisServer` is dropped. When `redis-server` is not on PATH the
+//! constructors print a skip message and return `None`, unless `RDBTOOL_REQUIRE_REDIS` is set
+//! (as `.ci/run` does), in which case a missing server is a failure rather than a silent skip.
+
+// Every test binary compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+const START_ATTEMPTS: usize = 5;
+
+/// One RESP2 reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resp {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Resp>>),
+}
+
+impl Resp {
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Resp::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Resp::Bulk(Some(b)) => Some(b),
+            Resp::Simple(s) => Some(s.as_bytes()),
+            _ => None,
+        }
+    }
+}
+
+/// A redis-server child process owned by one test.
+pub struct RedisServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Child,
+    /// `cmd` reuses one connection, so a `SELECT` stays in effect for later calls.
+    conn: RefCell<Option<BufReader<TcpStream>>>,
+}
+
+impl RedisServer {
+    /// Starts an empty server: `redis-server --port P --bind 127.0.0.1 --dir TMP --save ''
+    /// --appendonly no --daemonize no` followed by `extra_args`.
+    pub fn start(extra_args: &[&str]) -> Option<RedisServer> {
+        if !redis_available() {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("create temp dir for redis-server");
+        Some(Self::spawn(dir, extra_args))
+    }
+
+    /// Starts a server that loads `path` (copied into its temp dir as dump.rdb) at startup.
+    pub fn start_with_rdb(path: &Path, extra_args: &[&str]) -> Option<RedisServer> {
+        if !redis_available() {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("create temp dir for redis-server");
+        std::fs::copy(path, dir.path().join("dump.rdb"))
+            .unwrap_or_else(|e| panic!("copy {} into the server dir: {e}", path.display()));
+        Some(Self::spawn(dir, extra_args))
+    }
+
+    fn spawn(dir: tempfile::TempDir, extra_args: &[&str]) -> RedisServer {
+        let log = dir.path().join("redis.log");
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .arg("--dir")
+                .arg(dir.path())
+                .args([
+                    "--dbfilename",
+                    "dump.rdb",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--daemonize", "no", "--logfile"])
+                .arg(&log)
+                .args(extra_args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            if wait_ready(port, &mut child) {
+                return RedisServer {
+                    port,
+                    dir,
+                    child,
+                    conn: RefCell::new(None),
+                };
+            }
+            // Most likely another process took the port between our probe and the bind.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!("redis-server did not answer PING within {READY_TIMEOUT:?}; log:\n{log_text}");
+    }
+
+    /// Runs `redis-cli -h 127.0.0.1 -p PORT args...` and returns its output.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli")
+    }
+
+    /// Sends one command over the server's RESP connection and returns the reply.
+    pub fn cmd(&self, args: &[&[u8]]) -> Resp {
+        let mut slot = self.conn.borrow_mut();
+        if slot.is_none() {
+            let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
+                .unwrap_or_else(|e| panic!("connect to redis-server on port {}: {e}", self.port));
+            stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
+            *slot = Some(BufReader::new(stream));
+        }
+        let conn = slot.as_mut().expect("connection was just set");
+        conn.get_mut()
+            .write_all(&encode_command(args))
+            .expect("send command to redis-server");
+        read_reply(conn).expect("read reply from redis-server")
+    }
+
+    /// The temp dir the server runs in (its dump.rdb, appendonlydir and redis.log live here).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.conn.get_mut().take();
+        // Child::kill signals exactly this PID.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `../shared` next to the repository, when present (it holds the fixtures of other servers).
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: {} not found", dir.display());
+        None
+    }
+}
+
+/// A file under the repository's committed `testdata/`.
+pub fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
+}
+
+fn redis_available() -> bool {
+    let found = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| d.join("redis-server").is_file())
+    });
+    if !found {
+        if std::env::var_os("RDBTOOL_REQUIRE_REDIS").is_some() {
+            panic!("redis-server is not on PATH and RDBTOOL_REQUIRE_REDIS is set");
+        }
+        eprintln!("skipping: redis-server is not on PATH");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0 to find a free port")
+        .port()
+}
+
+/// Polls PING until the server answers PONG; false if it exits or the timeout passes.
+fn wait_ready(port: u16, child: &mut Child) -> bool {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        if ping(port) {
+            return true;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok();
+    let mut reader = BufReader::new(stream);
+    if reader
+        .get_mut()
+        .write_all(&encode_command(&[b"PING"]))
+        .is_err()
+    {
+        return false;
+    }
+    // A server still loading its dump answers -LOADING.
+    matches!(read_reply(&mut reader), Ok(Resp::Simple(s)) if s == "PONG")
+}
+
+fn encode_command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn read_line(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line)?;
+    if !line.ends_with(b"\r\n") {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "RESP line without CRLF",
+        ));
+    }
+    line.truncate(line.len() - 2);
+    Ok(line)
+}
+
+fn parse_int(bytes: &[u8]) -> io::Result<i64> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad RESP integer"))
+}
+
+fn read_reply(r: &mut impl BufRead) -> io::Result<Resp> {
+    let line = read_line(r)?;
+    let (kind, rest) = line
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "empty RESP line"))?;
+    let text = || String::from_utf8_lossy(rest).into_owned();
+    Ok(match kind {
+        b'+' => Resp::Simple(text()),
+        b'-' => Resp::Error(text()),
+        b':' => Resp::Int(parse_int(rest)?),
+        b'$' => match usize::try_from(parse_int(rest)?) {
+            Err(_) => Resp::Bulk(None),
+            Ok(n) => {
+                let mut data = vec![0; n + 2];
+                r.read_exact(&mut data)?;
+                data.truncate(n);
+                Resp::Bulk(Some(data))
+            }
+        },
+        b'*' => match usize::try_from(parse_int(rest)?) {
+            Err(_) => Resp::Array(None),
+            Ok(n) => Resp::Array(Some(
+                (0..n).map(|_| read_reply(r)).collect::<io::Result<_>>()?,
+            )),
+        },
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected RESP type byte {other:#04x}"),
+            ));
+        }
+    })
+}
