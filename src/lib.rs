@@ -6,6 +6,7 @@
 pub mod crc;
 pub mod display;
 pub mod error;
+pub mod info;
 pub mod input;
 pub mod json;
 pub mod rdb;
