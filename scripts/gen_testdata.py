@@ -831,7 +831,9 @@ after 2100-01-01, one is 9999-12-31), `dump_time_ms` and the AOF `#TS:` lines.
   purpose (< 2 KB) for exhaustive truncation / byte-flip tests.
 * `no-checksum.rdb`: a small mix saved with `--rdbchecksum no`: the stored CRC-64 is 0.
 * `uncompressed.rdb`: the same data as `no-checksum.rdb` (same seed) saved with
-  `--rdbcompression no`: no LZF string anywhere; its CRC is real.
+  `--rdbcompression no`: no LZF string anywhere; its CRC is real. (Redis 7.0 still writes LZF
+  for quicklist nodes that are compressed in memory, `list-compress-depth` > 0, even with
+  `rdbcompression no`; this file keeps the default depth 0 so it has none.)
 * `empty.rdb`: `SAVE` of an empty server (header, AUX fields, EOF, CRC).
 * `preamble-aof/`: the `appendonlydir` of a run with `--appendonly yes --aof-use-rdb-preamble yes
   --aof-timestamp-enabled yes`: the small-db0 data, `BGREWRITEAOF` (so the base
