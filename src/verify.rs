@@ -4,9 +4,14 @@
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind};
+use std::cell::RefCell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use crate::rdb::keyset::KeySet;
-use crate::rdb::reader::{Reader, Record};
+use crate::rdb::reader::{Reader, Record, key_at};
 use crate::rdb::types::Flavor;
+use crate::rdb::value::RawValue;
 use crate::rdb::walk::Walker;
 
 #[derive(Debug, Clone)]
@@ -183,12 +188,100 @@ struct Progress {
 }
 
 impl Progress {
+    /// Errors arrive in file order from the parse and then from the duplicate check; each
+    /// source keeps at most `max_errors`, `finish_errors` merges them.
     fn push_error(&mut self, e: &Error, opts: &Options) {
-        if self.report.errors.len() < opts.max_errors {
+        if self.report.errors.len() < 2 * opts.max_errors.max(1) {
             self.report.errors.push(e.into());
         } else {
             self.report.errors_not_listed += 1;
         }
+    }
+
+    fn db_slot(&mut self, db: u64) -> usize {
+        match self.report.dbs.iter().position(|d| d.db == db) {
+            Some(i) => i,
+            None => {
+                self.report.dbs.push(DbCounts {
+                    db,
+                    ..Default::default()
+                });
+                self.report.dbs.len() - 1
+            }
+        }
+    }
+
+    fn finish_errors(&mut self, opts: &Options) {
+        let errors = &mut self.report.errors;
+        errors.sort_by_key(|e| e.offset);
+        let keep = if opts.keep_going { opts.max_errors } else { 1 };
+        if errors.len() > keep {
+            self.report.errors_not_listed += (errors.len() - keep) as u64;
+            errors.truncate(keep);
+        }
+    }
+}
+
+/// Values are validated in batches on the thread pool while the reader goes on.
+const BATCH_KEYS: usize = 2048;
+const BATCH_BYTES: usize = 1 << 20;
+/// Batches queued beyond this are validated by the reader's own thread (back-pressure: memory
+/// stays bounded when validation is slower than reading).
+const MAX_IN_FLIGHT: usize = 4;
+
+#[derive(Default)]
+struct Batch<'a> {
+    /// (value, db, offset of the key string).
+    values: Vec<(RawValue<'a>, u64, u64)>,
+    bytes: usize,
+}
+
+struct Validation<'a, 'o> {
+    data: &'a [u8],
+    opts: &'o Options,
+    errors: Mutex<Vec<Error>>,
+    /// Set on the first error unless keep-going: the reader stops.
+    stop: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+thread_local! {
+    static WALKER: RefCell<Walker> = RefCell::new(Walker::new());
+}
+
+impl<'a, 'o> Validation<'a, 'o> {
+    fn submit<'s>(&'s self, scope: &rayon::Scope<'s>, batch: Batch<'a>) {
+        if batch.values.is_empty() {
+            return;
+        }
+        if self.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+            self.validate(batch);
+            return;
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        scope.spawn(move |_| {
+            self.validate(batch);
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    fn validate(&self, batch: Batch<'a>) {
+        WALKER.with_borrow_mut(|w| {
+            for (value, db, key_offset) in batch.values {
+                if let Err(e) = value.validate(w) {
+                    let key = key_at(self.data, key_offset)
+                        .map(|k| k.into_owned())
+                        .unwrap_or_default();
+                    if let Ok(mut errors) = self.errors.lock() {
+                        errors.push(e.in_key(db, &key));
+                    }
+                    if !self.opts.keep_going {
+                        self.stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -232,102 +325,101 @@ fn parse(name: &str, data: &[u8], opts: &Options) -> Progress {
     });
     p.report.version = Some(format.version);
     let mut keys = KeySet::new();
-    let mut walker = Walker::new();
     let mut db_index: Option<usize> = None;
-    while let Some(rec) = reader.next() {
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                p.push_error(&e, opts);
+    let pool = Validation {
+        data,
+        opts,
+        errors: Mutex::new(Vec::new()),
+        stop: AtomicBool::new(false),
+        in_flight: AtomicUsize::new(0),
+    };
+    rayon::scope(|scope| {
+        let mut batch = Batch::default();
+        while let Some(rec) = reader.next() {
+            if pool.stop.load(Ordering::Relaxed) {
                 break;
             }
-        };
-        match rec {
-            Record::Aux { key, value } => {
-                if &*key == b"redis-ver" || &*key == b"valkey-ver" {
-                    p.report.redis_ver = Some(String::from_utf8_lossy(&value).into_owned());
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    p.push_error(&e, opts);
+                    break;
                 }
-            }
-            Record::SelectDb { db } => {
-                db_index = Some(match p.report.dbs.iter().position(|d| d.db == db) {
-                    Some(i) => i,
-                    None => {
-                        p.report.dbs.push(DbCounts {
-                            db,
-                            ..Default::default()
-                        });
-                        p.report.dbs.len() - 1
+            };
+            match rec {
+                Record::Aux { key, value } => {
+                    if &*key == b"redis-ver" || &*key == b"valkey-ver" {
+                        p.report.redis_ver = Some(String::from_utf8_lossy(&value).into_owned());
                     }
-                });
-                if db >= 16 {
-                    p.report.warnings.push(format!(
-                        "database {db}: the restoring server needs `databases` > {db} (default 16)"
-                    ));
                 }
+                Record::SelectDb { db } => {
+                    db_index = Some(p.db_slot(db));
+                    if db >= 16 {
+                        p.report
+                            .warnings
+                            .push(format!("database {db}: the restoring server needs `databases` > {db} (default 16)"));
+                    }
+                }
+                Record::ResizeDb { keys: n, .. } => {
+                    // A sizing hint: trusted only as far as the file could hold that many keys.
+                    keys.reserve((n as usize).min(data.len() / 4));
+                }
+                Record::FunctionPreGa { name, .. } => {
+                    let e = Error::new(
+                        ErrorKind::Unsupported,
+                        reader.record_offset(),
+                        format!(
+                            "function {} in the Redis 7.0 release-candidate format: GA Redis refuses to load this file",
+                            crate::display::quoted(&name)
+                        ),
+                    );
+                    p.push_error(&e, opts);
+                    if !opts.keep_going {
+                        break;
+                    }
+                }
+                Record::Key(k) => {
+                    let i = *db_index.get_or_insert_with(|| p.db_slot(k.db));
+                    let d = &mut p.report.dbs[i];
+                    d.keys += 1;
+                    if let Some(t) = k.expire_at_ms {
+                        d.expires += 1;
+                        if t < opts.now_ms {
+                            d.already_expired += 1;
+                        }
+                    }
+                    keys.insert(k.db, &k.key, k.key_offset);
+                    batch.bytes += k.value.bytes.len();
+                    batch.values.push((k.value, k.db, k.key_offset));
+                    if batch.values.len() >= BATCH_KEYS || batch.bytes >= BATCH_BYTES {
+                        pool.submit(scope, std::mem::take(&mut batch));
+                    }
+                }
+                _ => {}
             }
-            Record::FunctionPreGa { name, .. } => {
+        }
+        pool.submit(scope, batch);
+    });
+    for e in pool.errors.into_inner().unwrap_or_default() {
+        p.push_error(&e, opts);
+    }
+    match keys.duplicates(data) {
+        Ok(dups) => {
+            for d in dups {
                 let e = Error::new(
-                    ErrorKind::Unsupported,
-                    reader.record_offset(),
+                    ErrorKind::DuplicateKey,
+                    d.again,
                     format!(
-                        "function {} in the Redis 7.0 release-candidate format: GA Redis refuses to load this file",
-                        crate::display::quoted(&name)
+                        "key already present in this database (first at offset {}): Redis refuses to load the file",
+                        d.first
                     ),
                 );
-                p.push_error(&e, opts);
-                if !opts.keep_going {
-                    break;
-                }
+                p.push_error(&e.in_key(d.db, &d.key), opts);
             }
-            Record::Key(k) => {
-                let i = match db_index {
-                    Some(i) => i,
-                    None => {
-                        p.report.dbs.push(DbCounts {
-                            db: k.db,
-                            ..Default::default()
-                        });
-                        db_index = Some(p.report.dbs.len() - 1);
-                        p.report.dbs.len() - 1
-                    }
-                };
-                let d = &mut p.report.dbs[i];
-                d.keys += 1;
-                if let Some(t) = k.expire_at_ms {
-                    d.expires += 1;
-                    if t < opts.now_ms {
-                        d.already_expired += 1;
-                    }
-                }
-                let mut failed = false;
-                match keys.insert(data, k.db, &k.key, k.key_offset) {
-                    Ok(None) => {}
-                    Ok(Some(first)) => {
-                        let e = Error::new(
-                            ErrorKind::DuplicateKey,
-                            k.offset,
-                            format!("key already present in this database (first at offset {first}): Redis refuses to load the file"),
-                        )
-                        .in_key(k.db, &k.key);
-                        p.push_error(&e, opts);
-                        failed = true;
-                    }
-                    Err(e) => {
-                        p.push_error(&e.in_key(k.db, &k.key), opts);
-                        failed = true;
-                    }
-                }
-                if let Err(e) = k.value.validate(&mut walker) {
-                    p.push_error(&e.in_key(k.db, &k.key), opts);
-                    failed = true;
-                }
-                if failed && !opts.keep_going {
-                    break;
-                }
-            }
-            _ => {}
         }
+        Err(e) => p.push_error(&e, opts),
     }
+    p.finish_errors(opts);
     for d in &p.report.dbs {
         p.report.keys += d.keys;
         p.report.expires += d.expires;

@@ -1,38 +1,44 @@
 //! Duplicate-key detection within a database at a small per-key cost: a 64-bit fingerprint and
-//! the offset of the key in the file (16 bytes), the key itself re-read only when fingerprints meet.
+//! the offset of the key in the file (16 bytes a key). Entries go to 256 buckets by the top byte
+//! of the fingerprint; at the end each bucket is sorted on its own (small enough to sort in cache,
+//! buckets in parallel), and keys are re-read from the file only where fingerprints meet.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
+use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::Result;
 use crate::rdb::reader::key_at;
 
-/// The fingerprints are already hashes: use them as-is.
-#[derive(Default)]
-pub struct IdentityHasher(u64);
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | b as u64;
+const OFFSET_MASK: u64 = (1 << 48) - 1;
+
+const BUCKETS: usize = 256;
+
+pub struct KeySet {
+    /// (fingerprint of db and key, offset of the key string in the file in the low 48 bits and
+    /// the db in the high 16, for reporting), by the fingerprint's top byte.
+    buckets: Vec<Vec<(u64, u64)>>,
+    len: usize,
+}
+
+impl Default for KeySet {
+    fn default() -> KeySet {
+        KeySet {
+            buckets: vec![Vec::new(); BUCKETS],
+            len: 0,
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
-pub type FingerprintMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
 
-#[derive(Default)]
-pub struct KeySet {
-    /// (db, fingerprint) folded into one u64 -> offset of the first key with it.
-    first: FingerprintMap<u64>,
-    /// Further keys whose fingerprint collided with a different key (rare).
-    more: FingerprintMap<Vec<u64>>,
+/// A key seen twice in one database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The db (saturated at 65535: files with more are corrupt anyway).
+    pub db: u64,
+    pub key: Vec<u8>,
+    /// Offset of the first occurrence's key string.
+    pub first: u64,
+    /// Offset of the later occurrence's key string.
+    pub again: u64,
 }
 
 impl KeySet {
@@ -41,41 +47,72 @@ impl KeySet {
     }
 
     pub fn len(&self) -> usize {
-        self.first.len() + self.more.values().map(Vec::len).sum::<usize>()
+        self.len
     }
     pub fn is_empty(&self) -> bool {
-        self.first.is_empty()
+        self.len == 0
     }
 
-    /// Records `key` (stored at `key_offset` in `data`) in `db`; returns the offset of an earlier
-    /// identical key in the same db, if any.
-    pub fn insert(
-        &mut self,
-        data: &[u8],
-        db: u64,
-        key: &[u8],
-        key_offset: u64,
-    ) -> Result<Option<u64>> {
-        let fp = xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        match self.first.entry(fp) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(key_offset);
-                Ok(None)
-            }
-            std::collections::hash_map::Entry::Occupied(o) => {
-                let earlier = *o.get();
-                if &*key_at(data, earlier)? == key {
-                    return Ok(Some(earlier));
-                }
-                let others = self.more.entry(fp).or_default();
-                for &off in others.iter() {
-                    if &*key_at(data, off)? == key {
-                        return Ok(Some(off));
-                    }
-                }
-                others.push(key_offset);
-                Ok(None)
-            }
+    pub fn reserve(&mut self, n: usize) {
+        let per = n / BUCKETS + n / BUCKETS / 8;
+        for b in &mut self.buckets {
+            b.reserve(per);
         }
     }
+
+    /// Records `key` of `db`, whose string starts at `key_offset`.
+    #[inline]
+    pub fn insert(&mut self, db: u64, key: &[u8], key_offset: u64) {
+        let fp = xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.buckets[(fp >> 56) as usize]
+            .push((fp, (key_offset & OFFSET_MASK) | (db.min(0xFFFF) << 48)));
+        self.len += 1;
+    }
+
+    /// Every repeated key, in file order of the repetition. `data` is the file the offsets
+    /// point into.
+    pub fn duplicates(self, data: &[u8]) -> Result<Vec<Duplicate>> {
+        let found: Vec<Result<Vec<Duplicate>>> = self
+            .buckets
+            .into_par_iter()
+            .map(|mut b| bucket_duplicates(&mut b, data))
+            .collect();
+        let mut out = Vec::new();
+        for f in found {
+            out.extend(f?);
+        }
+        out.sort_by_key(|d| d.again);
+        Ok(out)
+    }
+}
+
+fn bucket_duplicates(e: &mut [(u64, u64)], data: &[u8]) -> Result<Vec<Duplicate>> {
+    e.sort_unstable();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < e.len() {
+        let mut j = i + 1;
+        while j < e.len() && e[j].0 == e[i].0 {
+            j += 1;
+        }
+        if j - i > 1 {
+            // Same fingerprint: compare the keys themselves (a 64-bit collision is possible).
+            // The db is folded into the fingerprint; equal keys here are in the same db.
+            let off = |k: usize| e[k].1 & OFFSET_MASK;
+            for a in i..j {
+                let ka = key_at(data, off(a))?;
+                if let Some(b) = (i..a).find(|&b| key_at(data, off(b)).is_ok_and(|kb| kb == ka)) {
+                    let (first, again) = (off(b).min(off(a)), off(b).max(off(a)));
+                    out.push(Duplicate {
+                        db: e[a].1 >> 48,
+                        key: ka.into_owned(),
+                        first,
+                        again,
+                    });
+                }
+            }
+        }
+        i = j;
+    }
+    Ok(out)
 }

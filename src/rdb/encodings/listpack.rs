@@ -160,16 +160,30 @@ impl<'b> ListpackIter<'b> {
                 }
             }
         };
-        let mut bl = [0u8; 5];
-        let bl_len = encode_backlen(enc_len, &mut bl);
-        need(enc_len + bl_len)?;
-        if d[p + enc_len..p + enc_len + bl_len] != bl[..bl_len] {
-            return Err(self.blob.err(
-                p + enc_len,
-                format!("back-length does not encode the entry size {enc_len}"),
-            ));
-        }
-        self.pos = p + enc_len + bl_len;
+        let q = p + enc_len;
+        let bl_len = if enc_len <= 127 {
+            // The common case, checked without building the encoding.
+            need(enc_len + 1)?;
+            if d[q] != enc_len as u8 {
+                return Err(self.blob.err(
+                    q,
+                    format!("back-length does not encode the entry size {enc_len}"),
+                ));
+            }
+            1
+        } else {
+            let mut bl = [0u8; 5];
+            let bl_len = encode_backlen(enc_len, &mut bl);
+            need(enc_len + bl_len)?;
+            if (0..bl_len).any(|i| d[q + i] != bl[i]) {
+                return Err(self.blob.err(
+                    q,
+                    format!("back-length does not encode the entry size {enc_len}"),
+                ));
+            }
+            bl_len
+        };
+        self.pos = q + bl_len;
         self.seen += 1;
         Ok(Some(elem))
     }
