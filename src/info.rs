@@ -111,11 +111,7 @@ pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
     let mut info = Info {
         file: name.to_owned(),
         bytes: data.len() as u64,
-        magic: if format.flavor == Flavor::Valkey {
-            "VALKEY"
-        } else {
-            "REDIS"
-        },
+        magic: if format.flavor == Flavor::Valkey { "VALKEY" } else { "REDIS" },
         version: format.version,
         aux: Vec::new(),
         functions: Vec::new(),
@@ -141,17 +137,10 @@ pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
             }
         };
         match rec {
-            Record::Aux { key, value } => info.aux.push(Aux {
-                key: key.into_owned(),
-                value: value.into_owned(),
-            }),
+            Record::Aux { key, value } => info.aux.push(Aux { key: key.into_owned(), value: value.into_owned() }),
             Record::Function { source } => {
                 let (library, engine) = library_name(&source);
-                info.functions.push(Function {
-                    library,
-                    engine,
-                    bytes: source.len() as u64,
-                });
+                info.functions.push(Function { library, engine, bytes: source.len() as u64 });
             }
             Record::FunctionPreGa { name, engine, code } => info.functions.push(Function {
                 library: String::from_utf8_lossy(&name).into_owned(),
@@ -159,16 +148,11 @@ pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
                 bytes: code.len() as u64,
             }),
             Record::ModuleAux { module, .. } => {
-                *modules
-                    .entry((module.name(), module.encver(), "aux"))
-                    .or_default() += 1;
+                *modules.entry((module.name(), module.encver(), "aux")).or_default() += 1;
             }
             Record::Key(k) => {
                 let i = *db_index.entry(k.db).or_insert_with(|| {
-                    info.dbs.push(DbCounts {
-                        db: k.db,
-                        ..Default::default()
-                    });
+                    info.dbs.push(DbCounts { db: k.db, ..Default::default() });
                     info.dbs.len() - 1
                 });
                 let d = &mut info.dbs[i];
@@ -206,12 +190,7 @@ pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
     info.keys = info.dbs.iter().map(|d| d.keys).sum();
     info.modules = modules
         .into_iter()
-        .map(|((name, encver, seen_as), count)| ModuleInfo {
-            name,
-            encver,
-            seen_as,
-            count,
-        })
+        .map(|((name, encver, seen_as), count)| ModuleInfo { name, encver, seen_as, count })
         .collect();
     let mut big: Vec<_> = largest.into_iter().map(|Reverse(x)| x).collect();
     big.sort_by(|a, b| b.cmp(a));
@@ -220,15 +199,8 @@ pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
         let mut c = crate::rdb::cursor::Cursor::new(data, 0);
         c.seek(key_offset as usize);
         let key = c.str_cow("key")?.into_owned();
-        let (kind, encoding) =
-            crate::rdb::types::describe(type_byte, format).unwrap_or((Kind::Module, "unknown"));
-        info.largest.push(BigKey {
-            bytes,
-            db,
-            key,
-            kind,
-            encoding,
-        });
+        let (kind, encoding) = crate::rdb::types::describe(type_byte, format).unwrap_or((Kind::Module, "unknown"));
+        info.largest.push(BigKey { bytes, db, key, kind, encoding });
     }
     if let Some(t) = reader.trailer() {
         info.stored_checksum = t.stored_checksum.map(|c| format!("{c:016x}"));

@@ -26,19 +26,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options {
-            keep_going: false,
-            max_errors: 1000,
-            now_ms: now_ms(),
-        }
+        Options { keep_going: false, max_errors: 1000, now_ms: now_ms() }
     }
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -83,13 +76,7 @@ pub struct ErrorEntry {
 
 impl From<&Error> for ErrorEntry {
     fn from(e: &Error) -> ErrorEntry {
-        ErrorEntry {
-            kind: e.kind,
-            offset: e.offset,
-            db: e.db,
-            key: e.key.clone(),
-            message: e.message.clone(),
-        }
+        ErrorEntry { kind: e.kind, offset: e.offset, db: e.db, key: e.key.clone(), message: e.message.clone() }
     }
 }
 
@@ -126,53 +113,27 @@ pub fn verify_bytes(name: &str, data: &[u8], opts: &Options) -> Report {
     // The checksum runs on the other core while the parse runs here: the usual file ends right
     // after the EOF byte and its 8-byte checksum.
     let guess_end = data.len().saturating_sub(8);
-    let (guess_crc, mut report) = rayon::join(
-        || crate::crc::crc64(&data[..guess_end]),
-        || parse(name, data, opts),
-    );
-    if let (Some(eof), true) = (
-        report.eof_offset,
-        report.report.checksum.status == ChecksumStatus::Unchecked,
-    ) {
+    let (guess_crc, mut report) = rayon::join(|| crate::crc::crc64(&data[..guess_end]), || parse(name, data, opts));
+    if let (Some(eof), true) = (report.eof_offset, report.report.checksum.status == ChecksumStatus::Unchecked) {
         let end = eof as usize + 1;
-        let computed = if end == guess_end {
-            guess_crc
-        } else {
-            crate::crc::crc64(&data[..end])
-        };
+        let computed = if end == guess_end { guess_crc } else { crate::crc::crc64(&data[..end]) };
         let stored = report.stored_checksum;
         report.report.checksum = match stored {
-            None => Checksum {
-                stored: None,
-                computed: Some(hex(computed)),
-                status: ChecksumStatus::Absent,
-            },
-            Some(0) => Checksum {
-                stored: Some(hex(0)),
-                computed: Some(hex(computed)),
-                status: ChecksumStatus::NotComputed,
-            },
-            Some(s) if s == computed => Checksum {
-                stored: Some(hex(s)),
-                computed: Some(hex(computed)),
-                status: ChecksumStatus::Ok,
-            },
+            None => Checksum { stored: None, computed: Some(hex(computed)), status: ChecksumStatus::Absent },
+            Some(0) => {
+                Checksum { stored: Some(hex(0)), computed: Some(hex(computed)), status: ChecksumStatus::NotComputed }
+            }
+            Some(s) if s == computed => {
+                Checksum { stored: Some(hex(s)), computed: Some(hex(computed)), status: ChecksumStatus::Ok }
+            }
             Some(s) => {
                 let e = Error::new(
                     ErrorKind::Checksum,
                     eof + 1,
-                    format!(
-                        "stored CRC-64 {} but the content gives {}",
-                        hex(s),
-                        hex(computed)
-                    ),
+                    format!("stored CRC-64 {} but the content gives {}", hex(s), hex(computed)),
                 );
                 report.push_error(&e, opts);
-                Checksum {
-                    stored: Some(hex(s)),
-                    computed: Some(hex(computed)),
-                    status: ChecksumStatus::Mismatch,
-                }
+                Checksum { stored: Some(hex(s)), computed: Some(hex(computed)), status: ChecksumStatus::Mismatch }
             }
         };
     }
@@ -202,10 +163,7 @@ impl Progress {
         match self.report.dbs.iter().position(|d| d.db == db) {
             Some(i) => i,
             None => {
-                self.report.dbs.push(DbCounts {
-                    db,
-                    ..Default::default()
-                });
+                self.report.dbs.push(DbCounts { db, ..Default::default() });
                 self.report.dbs.len() - 1
             }
         }
@@ -269,9 +227,7 @@ impl<'a, 'o> Validation<'a, 'o> {
         WALKER.with_borrow_mut(|w| {
             for (value, db, key_offset) in batch.values {
                 if let Err(e) = value.validate(w) {
-                    let key = key_at(self.data, key_offset)
-                        .map(|k| k.into_owned())
-                        .unwrap_or_default();
+                    let key = key_at(self.data, key_offset).map(|k| k.into_owned()).unwrap_or_default();
                     if let Ok(mut errors) = self.errors.lock() {
                         errors.push(e.in_key(db, &key));
                     }
@@ -294,11 +250,7 @@ fn parse(name: &str, data: &[u8], opts: &Options) -> Progress {
             magic: None,
             version: None,
             redis_ver: None,
-            checksum: Checksum {
-                stored: None,
-                computed: None,
-                status: ChecksumStatus::Unchecked,
-            },
+            checksum: Checksum { stored: None, computed: None, status: ChecksumStatus::Unchecked },
             keys: 0,
             expires: 0,
             already_expired: 0,
@@ -432,10 +384,7 @@ fn parse(name: &str, data: &[u8], opts: &Options) -> Progress {
         }
         p.report.trailing_bytes = t.trailing_bytes;
         if t.trailing_bytes > 0 {
-            p.report.warnings.push(format!(
-                "{} bytes after the checksum (Redis ignores them)",
-                t.trailing_bytes
-            ));
+            p.report.warnings.push(format!("{} bytes after the checksum (Redis ignores them)", t.trailing_bytes));
         }
     }
     p

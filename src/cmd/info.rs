@@ -1,6 +1,7 @@
 //! `rdbtool info FILE`: header, aux fields, functions, modules, per-db counts, per type and
 //! encoding usage, and the largest keys. One pass of the reader; values are not validated.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use rdbtool::display::quoted;
@@ -38,87 +39,59 @@ pub fn run(args: Args) -> u8 {
             return EXIT_INVALID;
         }
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&info).unwrap_or_default()
-        );
-    } else {
-        print_text(&info);
-    }
-    if info.error.is_some() {
-        EXIT_INVALID
-    } else {
-        EXIT_OK
-    }
+    let code = if info.error.is_some() { EXIT_INVALID } else { EXIT_OK };
+    super::with_stdout(|out| {
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&info).unwrap_or_default())?;
+        } else {
+            print_text(out, &info)?;
+        }
+        Ok(code)
+    })
 }
 
 fn mb(b: u64) -> String {
-    if b >= 1 << 20 {
-        format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
-    } else {
-        format!("{b} B")
-    }
+    if b >= 1 << 20 { format!("{:.1} MiB", b as f64 / (1 << 20) as f64) } else { format!("{b} B") }
 }
 
-fn print_text(i: &Info) {
-    let version = if i.magic == "VALKEY" {
-        format!("VALKEY{:03}", i.version)
-    } else {
-        format!("REDIS{:04}", i.version)
-    };
-    println!("file      {}  ({})", i.file, mb(i.bytes));
-    println!("header    {version}");
+fn print_text(out: &mut dyn Write, i: &Info) -> io::Result<()> {
+    let version =
+        if i.magic == "VALKEY" { format!("VALKEY{:03}", i.version) } else { format!("REDIS{:04}", i.version) };
+    writeln!(out, "file      {}  ({})", i.file, mb(i.bytes))?;
+    writeln!(out, "header    {version}")?;
     for a in &i.aux {
-        println!("aux       {} = {}", quoted(&a.key), quoted(&a.value));
+        writeln!(out, "aux       {} = {}", quoted(&a.key), quoted(&a.value))?;
     }
     for f in &i.functions {
-        println!("function  {} ({}, {} bytes)", f.library, f.engine, f.bytes);
+        writeln!(out, "function  {} ({}, {} bytes)", f.library, f.engine, f.bytes)?;
     }
     for m in &i.modules {
-        println!(
-            "module    {} encver {} ({} {})",
-            m.name, m.encver, m.count, m.seen_as
-        );
+        writeln!(out, "module    {} encver {} ({} {})", m.name, m.encver, m.count, m.seen_as)?;
     }
-    println!("keys      {}", i.keys);
+    writeln!(out, "keys      {}", i.keys)?;
     for d in &i.dbs {
-        println!(
-            "db{:<7} {} keys, {} with TTL, {} already expired",
-            d.db, d.keys, d.expires, d.already_expired
-        );
+        writeln!(out, "db{:<7} {} keys, {} with TTL, {} already expired", d.db, d.keys, d.expires, d.already_expired)?;
     }
-    println!("by type");
+    writeln!(out, "by type")?;
     for (k, u) in &i.types {
-        println!(
-            "  {:<24} {:>10} keys {:>12}",
-            k.as_str(),
-            u.count,
-            mb(u.bytes)
-        );
+        writeln!(out, "  {:<24} {:>10} keys {:>12}", k.as_str(), u.count, mb(u.bytes))?;
     }
-    println!("by encoding");
+    writeln!(out, "by encoding")?;
     for (e, u) in &i.encodings {
-        println!("  {:<24} {:>10} keys {:>12}", e, u.count, mb(u.bytes));
+        writeln!(out, "  {:<24} {:>10} keys {:>12}", e, u.count, mb(u.bytes))?;
     }
-    println!("largest keys");
+    writeln!(out, "largest keys")?;
     for b in &i.largest {
-        println!(
-            "  {:>12}  db{} {} ({}, {})",
-            mb(b.bytes),
-            b.db,
-            quoted(&b.key),
-            b.kind.as_str(),
-            b.encoding
-        );
+        writeln!(out, "  {:>12}  db{} {} ({}, {})", mb(b.bytes), b.db, quoted(&b.key), b.kind.as_str(), b.encoding)?;
     }
     if let Some(c) = &i.stored_checksum {
-        println!("checksum  {c} (stored; run `rdbtool verify` to check it)");
+        writeln!(out, "checksum  {c} (stored; run `rdbtool verify` to check it)")?;
     }
     if i.trailing_bytes > 0 {
-        println!("trailing  {} bytes after the checksum", i.trailing_bytes);
+        writeln!(out, "trailing  {} bytes after the checksum", i.trailing_bytes)?;
     }
     if let Some(e) = &i.error {
-        println!("ERROR     {e}");
+        writeln!(out, "ERROR     {e}")?;
     }
+    Ok(())
 }

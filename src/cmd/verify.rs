@@ -1,5 +1,6 @@
 //! `rdbtool verify FILE...`: checksum and full structural parse of every key.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use rayon::prelude::*;
@@ -48,11 +49,7 @@ pub fn run(args: Args) -> u8 {
         max_errors: args.max_errors,
         now_ms: args.now.unwrap_or_else(verify::now_ms),
     };
-    let total: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     let bar = super::progress::bytes_bar(total, "verify");
     let results: Vec<Result<Report, String>> = files
         .par_iter()
@@ -72,7 +69,21 @@ pub fn run(args: Args) -> u8 {
 
     let unreadable = results.iter().any(|r| r.is_err());
     let all_ok = results.iter().all(|r| matches!(r, Ok(rep) if rep.ok));
-    if args.json {
+    let code = if unreadable {
+        EXIT_CANNOT_RUN
+    } else if all_ok {
+        EXIT_OK
+    } else {
+        EXIT_INVALID
+    };
+    super::with_stdout(|out| {
+        write_results(out, &results, all_ok, args.json)?;
+        Ok(code)
+    })
+}
+
+fn write_results(out: &mut dyn Write, results: &[Result<Report, String>], all_ok: bool, json: bool) -> io::Result<()> {
+    if json {
         let files_json: Vec<serde_json::Value> = results
             .iter()
             .map(|r| match r {
@@ -81,22 +92,16 @@ pub fn run(args: Args) -> u8 {
             })
             .collect();
         let doc = serde_json::json!({ "ok": all_ok, "files": files_json });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
     } else {
-        for r in &results {
+        for r in results {
             match r {
-                Ok(rep) => print_report(rep),
-                Err(msg) => println!("ERROR {msg}"),
+                Ok(rep) => print_report(out, rep)?,
+                Err(msg) => writeln!(out, "ERROR {msg}")?,
             }
         }
     }
-    if unreadable {
-        EXIT_CANNOT_RUN
-    } else if all_ok {
-        EXIT_OK
-    } else {
-        EXIT_INVALID
-    }
+    Ok(())
 }
 
 fn summary(rep: &Report) -> String {
@@ -105,11 +110,7 @@ fn summary(rep: &Report) -> String {
         (Some(_), Some(v)) => format!("RDB {v}"),
         _ => "unknown version".to_owned(),
     };
-    let ver = rep
-        .redis_ver
-        .as_deref()
-        .map(|v| format!(", server {v}"))
-        .unwrap_or_default();
+    let ver = rep.redis_ver.as_deref().map(|v| format!(", server {v}")).unwrap_or_default();
     let checksum = match rep.checksum.status {
         ChecksumStatus::Ok => "checksum ok",
         ChecksumStatus::Mismatch => "checksum MISMATCH",
@@ -117,25 +118,15 @@ fn summary(rep: &Report) -> String {
         ChecksumStatus::Absent => "no checksum (RDB < 5)",
         ChecksumStatus::Unchecked => "checksum not checked",
     };
-    format!(
-        "{version}{ver}, {} keys in {} dbs, {} with TTL, {checksum}",
-        rep.keys,
-        rep.dbs.len(),
-        rep.expires
-    )
+    format!("{version}{ver}, {} keys in {} dbs, {} with TTL, {checksum}", rep.keys, rep.dbs.len(), rep.expires)
 }
 
-fn print_report(rep: &Report) {
+fn print_report(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     if rep.ok {
-        println!("OK    {}  ({})", rep.file, summary(rep));
+        writeln!(out, "OK    {}  ({})", rep.file, summary(rep))?;
     } else {
         let n = rep.errors.len() as u64 + rep.errors_not_listed;
-        println!(
-            "FAIL  {}  ({}; {n} error{})",
-            rep.file,
-            summary(rep),
-            if n == 1 { "" } else { "s" }
-        );
+        println!("FAIL  {}  ({}; {n} error{})", rep.file, summary(rep), if n == 1 { "" } else { "s" });
         for e in &rep.errors {
             let mut place = format!("offset {}", e.offset);
             if let Some(db) = e.db {
@@ -144,13 +135,14 @@ fn print_report(rep: &Report) {
             if let Some(k) = &e.key {
                 place.push_str(&format!(", key {}", quoted(k)));
             }
-            println!("      at {place}: {} [{}]", e.message, e.kind.as_str());
+            writeln!(out, "      at {place}: {} [{}]", e.message, e.kind.as_str())?;
         }
         if rep.errors_not_listed > 0 {
-            println!("      ... and {} more", rep.errors_not_listed);
+            writeln!(out, "      ... and {} more", rep.errors_not_listed)?;
         }
     }
     for w in &rep.warnings {
-        println!("      warning: {w}");
+        writeln!(out, "      warning: {w}")?;
     }
+    Ok(())
 }

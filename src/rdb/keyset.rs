@@ -22,10 +22,7 @@ pub struct KeySet {
 
 impl Default for KeySet {
     fn default() -> KeySet {
-        KeySet {
-            buckets: vec![Vec::new(); BUCKETS],
-            len: 0,
-        }
+        KeySet { buckets: vec![Vec::new(); BUCKETS], len: 0 }
     }
 }
 
@@ -64,19 +61,15 @@ impl KeySet {
     #[inline]
     pub fn insert(&mut self, db: u64, key: &[u8], key_offset: u64) {
         let fp = xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.buckets[(fp >> 56) as usize]
-            .push((fp, (key_offset & OFFSET_MASK) | (db.min(0xFFFF) << 48)));
+        self.buckets[(fp >> 56) as usize].push((fp, (key_offset & OFFSET_MASK) | (db.min(0xFFFF) << 48)));
         self.len += 1;
     }
 
     /// Every repeated key, in file order of the repetition. `data` is the file the offsets
     /// point into.
     pub fn duplicates(self, data: &[u8]) -> Result<Vec<Duplicate>> {
-        let found: Vec<Result<Vec<Duplicate>>> = self
-            .buckets
-            .into_par_iter()
-            .map(|mut b| bucket_duplicates(&mut b, data))
-            .collect();
+        let found: Vec<Result<Vec<Duplicate>>> =
+            self.buckets.into_par_iter().map(|mut b| bucket_duplicates(&mut b, data)).collect();
         let mut out = Vec::new();
         for f in found {
             out.extend(f?);
@@ -103,12 +96,7 @@ fn bucket_duplicates(e: &mut [(u64, u64)], data: &[u8]) -> Result<Vec<Duplicate>
                 let ka = key_at(data, off(a))?;
                 if let Some(b) = (i..a).find(|&b| key_at(data, off(b)).is_ok_and(|kb| kb == ka)) {
                     let (first, again) = (off(b).min(off(a)), off(b).max(off(a)));
-                    out.push(Duplicate {
-                        db: e[a].1 >> 48,
-                        key: ka.into_owned(),
-                        first,
-                        again,
-                    });
+                    out.push(Duplicate { db: e[a].1 >> 48, key: ka.into_owned(), first, again });
                 }
             }
         }

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rdb::cursor::Cursor;
 use crate::rdb::module::{self, MetaClass, ModuleType};
-use crate::rdb::types::{Flavor, Format, describe};
+use crate::rdb::types::{Flavor, Format, describe, min_version_of_type};
 use crate::rdb::value::RawValue;
 use crate::rdb::walk::skip_value;
 
@@ -18,6 +18,19 @@ use crate::rdb::walk::skip_value;
 pub const MAX_REDIS_VERSION: u32 = 13;
 /// The Valkey RDB versions this reader knows (`VALKEY080`).
 pub const VALKEY_VERSIONS: std::ops::RangeInclusive<u32> = 80..=80;
+
+/// The first Redis RDB version whose files can hold this opcode (see `min_version_of_type`).
+fn min_version_of_opcode(op: u8) -> u32 {
+    match op {
+        opcode::EOF | opcode::SELECTDB | opcode::EXPIRETIME => 1,
+        opcode::EXPIRETIME_MS => 3,
+        opcode::AUX | opcode::RESIZEDB => 7,
+        opcode::FREQ | opcode::IDLE | opcode::MODULE_AUX => 9,
+        opcode::FUNCTION_PRE_GA | opcode::FUNCTION2 => 10,
+        opcode::SLOT_INFO => 12,
+        _ => 13,
+    }
+}
 
 pub mod opcode {
     pub const KEY_META_OR_SLOT_IMPORT: u8 = 0xF3;
@@ -123,71 +136,40 @@ pub struct Reader<'a> {
 /// Parses the 9-byte magic: `REDIS` + 4 digits, or `VALKEY` + 3 digits.
 pub fn parse_header(data: &[u8]) -> Result<Format> {
     let digits = |d: &[u8]| -> Option<u32> {
-        d.iter().try_fold(0u32, |acc, &b| {
-            b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as u32)
-        })
+        d.iter().try_fold(0u32, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as u32))
     };
     if data.len() < 9 {
-        return Err(Error::truncated(
-            0,
-            format!("{} bytes cannot hold the 9-byte RDB header", data.len()),
-        ));
+        return Err(Error::truncated(0, format!("{} bytes cannot hold the 9-byte RDB header", data.len())));
     }
     let format = if &data[..5] == b"REDIS" {
-        let v =
-            digits(&data[5..9]).ok_or_else(|| Error::corrupt(5, "RDB version is not 4 digits"))?;
-        Format {
-            flavor: Flavor::Redis,
-            version: v,
-        }
+        let v = digits(&data[5..9]).ok_or_else(|| Error::corrupt(5, "RDB version is not 4 digits"))?;
+        Format { flavor: Flavor::Redis, version: v }
     } else if &data[..6] == b"VALKEY" {
-        let v =
-            digits(&data[6..9]).ok_or_else(|| Error::corrupt(6, "RDB version is not 3 digits"))?;
-        Format {
-            flavor: Flavor::Valkey,
-            version: v,
-        }
+        let v = digits(&data[6..9]).ok_or_else(|| Error::corrupt(6, "RDB version is not 3 digits"))?;
+        Format { flavor: Flavor::Valkey, version: v }
     } else {
-        return Err(Error::corrupt(
-            0,
-            "not an RDB file: the header is neither REDIS#### nor VALKEY###",
-        ));
+        return Err(Error::corrupt(0, "not an RDB file: the header is neither REDIS#### nor VALKEY###"));
     };
     match format.flavor {
-        Flavor::Redis if format.version == 0 => Err(Error::new(
-            ErrorKind::Unsupported,
-            5,
-            "RDB version 0 is not supported",
-        )),
+        Flavor::Redis if format.version == 0 => {
+            Err(Error::new(ErrorKind::Unsupported, 5, "RDB version 0 is not supported"))
+        }
         Flavor::Redis if format.version >= 80 => Err(Error::corrupt(
             5,
-            format!(
-                "RDB version {} under the REDIS magic (Valkey writes VALKEY for >= 80)",
-                format.version
-            ),
+            format!("RDB version {} under the REDIS magic (Valkey writes VALKEY for >= 80)", format.version),
         )),
         Flavor::Redis if format.version > MAX_REDIS_VERSION => Err(Error::new(
             ErrorKind::Unsupported,
             5,
-            format!(
-                "RDB version {} is newer than this tool knows (1 to {MAX_REDIS_VERSION})",
-                format.version
-            ),
+            format!("RDB version {} is newer than this tool knows (1 to {MAX_REDIS_VERSION})", format.version),
         )),
-        Flavor::Valkey if format.version < 80 => Err(Error::corrupt(
-            6,
-            format!(
-                "RDB version {} under the VALKEY magic (must be >= 80)",
-                format.version
-            ),
-        )),
+        Flavor::Valkey if format.version < 80 => {
+            Err(Error::corrupt(6, format!("RDB version {} under the VALKEY magic (must be >= 80)", format.version)))
+        }
         Flavor::Valkey if !VALKEY_VERSIONS.contains(&format.version) => Err(Error::new(
             ErrorKind::Unsupported,
             6,
-            format!(
-                "Valkey RDB version {} is newer than this tool knows (80)",
-                format.version
-            ),
+            format!("Valkey RDB version {} is newer than this tool knows (80)", format.version),
         )),
         _ => Ok(format),
     }
@@ -198,15 +180,7 @@ impl<'a> Reader<'a> {
         let format = parse_header(data)?;
         let mut c = Cursor::new(data, 0);
         c.seek(9);
-        Ok(Reader {
-            data,
-            c,
-            format,
-            db: 0,
-            trailer: None,
-            stopped: false,
-            record_start: 9,
-        })
+        Ok(Reader { data, c, format, db: 0, trailer: None, stopped: false, record_start: 9 })
     }
 
     pub fn format(&self) -> Format {
@@ -238,34 +212,37 @@ impl<'a> Reader<'a> {
         let mut meta = None;
         loop {
             if c.is_empty() {
-                return Err(Error::truncated(
-                    c.offset(),
-                    "file ends without the EOF opcode (0xFF)",
-                ));
+                return Err(Error::truncated(c.offset(), "file ends without the EOF opcode (0xFF)"));
             }
             let op_at = c.offset();
             let op = c.u8("opcode")?;
+            if self.format.flavor == Flavor::Redis {
+                let is_type = describe(op, self.format).is_some();
+                let need = if is_type { min_version_of_type(op) } else { min_version_of_opcode(op) };
+                if need > self.format.version {
+                    let what = if is_type { "value type" } else { "opcode" };
+                    return Err(Error::corrupt(
+                        op_at,
+                        format!(
+                            "{what} 0x{op:02x} exists from RDB {need} on, but the header says RDB {}: damaged header?",
+                            self.format.version
+                        ),
+                    ));
+                }
+            }
             if meta.is_some() && describe(op, self.format).is_none() {
-                return Err(Error::corrupt(
-                    op_at,
-                    format!("key metadata followed by 0x{op:02x}, not a value type"),
-                ));
+                return Err(Error::corrupt(op_at, format!("key metadata followed by 0x{op:02x}, not a value type")));
             }
             match op {
                 opcode::EOF => {
                     let eof_offset = op_at;
-                    let stored_checksum =
-                        if self.format.version >= 5 || self.format.flavor == Flavor::Valkey {
-                            Some(u64::from_le_bytes(c.array("CRC-64 checksum")?))
-                        } else {
-                            None
-                        };
+                    let stored_checksum = if self.format.version >= 5 || self.format.flavor == Flavor::Valkey {
+                        Some(u64::from_le_bytes(c.array("CRC-64 checksum")?))
+                    } else {
+                        None
+                    };
                     let trailing_bytes = c.remaining() as u64;
-                    self.trailer = Some(Trailer {
-                        eof_offset,
-                        stored_checksum,
-                        trailing_bytes,
-                    });
+                    self.trailer = Some(Trailer { eof_offset, stored_checksum, trailing_bytes });
                     return Ok(None);
                 }
                 opcode::SELECTDB => {
@@ -294,19 +271,12 @@ impl<'a> Reader<'a> {
                     let module = ModuleType(c.len("module id")?);
                     let at = c.offset();
                     if c.len("module aux when opcode")? != module::OPCODE_UINT {
-                        return Err(Error::corrupt(
-                            at,
-                            "module aux: 'when' is not a UINT opcode",
-                        ));
+                        return Err(Error::corrupt(at, "module aux: 'when' is not a UINT opcode"));
                     }
                     let when = c.len("module aux when")?;
                     let body = c.pos();
                     module::skip_opcodes(c, false)?;
-                    return Ok(Some(Record::ModuleAux {
-                        module,
-                        when,
-                        payload: c.since(body),
-                    }));
+                    return Ok(Some(Record::ModuleAux { module, when, payload: c.since(body) }));
                 }
                 opcode::FUNCTION_PRE_GA => {
                     let name = c.str_cow("function name")?;
@@ -325,11 +295,7 @@ impl<'a> Reader<'a> {
                     let slot = c.len("slot info slot")?;
                     let keys = c.len("slot info key count")?;
                     let expires = c.len("slot info expire count")?;
-                    return Ok(Some(Record::SlotInfo {
-                        slot,
-                        keys,
-                        expires,
-                    }));
+                    return Ok(Some(Record::SlotInfo { slot, keys, expires }));
                 }
                 opcode::KEY_META_OR_SLOT_IMPORT if self.format.flavor == Flavor::Valkey => {
                     let at = c.offset();
@@ -339,10 +305,7 @@ impl<'a> Reader<'a> {
                     for _ in 0..n {
                         let (a, b) = (c.len("slot range start")?, c.len("slot range end")?);
                         if a > b || b >= 16384 {
-                            return Err(Error::corrupt(
-                                at,
-                                format!("slot import range {a}-{b} is invalid"),
-                            ));
+                            return Err(Error::corrupt(at, format!("slot import range {a}-{b} is invalid")));
                         }
                         ranges.push((a, b));
                     }
@@ -350,24 +313,15 @@ impl<'a> Reader<'a> {
                 }
                 opcode::KEY_META_OR_SLOT_IMPORT => {
                     if meta.is_some() {
-                        return Err(Error::corrupt(
-                            op_at,
-                            "two key metadata records for one key",
-                        ));
+                        return Err(Error::corrupt(op_at, "two key metadata records for one key"));
                     }
                     let body = c.pos();
                     let classes = module::skip_key_meta(c, false)?;
-                    meta = Some(KeyMeta {
-                        classes,
-                        raw: c.since(body),
-                    });
+                    meta = Some(KeyMeta { classes, raw: c.since(body) });
                 }
                 t => {
                     if describe(t, self.format).is_none() {
-                        return Err(Error::corrupt(
-                            op_at,
-                            format!("unknown opcode or value type 0x{t:02x} ({t})"),
-                        ));
+                        return Err(Error::corrupt(op_at, format!("unknown opcode or value type 0x{t:02x} ({t})")));
                     }
                     let key_offset = c.offset();
                     let key = c.str_cow("key").map_err(|e| e.in_db(Some(self.db)))?;
@@ -376,12 +330,7 @@ impl<'a> Reader<'a> {
                     if let Err(e) = skip_value(c, t, self.format) {
                         return Err(e.in_key(self.db, &key));
                     }
-                    let value = RawValue {
-                        type_byte: t,
-                        format: self.format,
-                        bytes: c.since(vstart),
-                        offset,
-                    };
+                    let value = RawValue { type_byte: t, format: self.format, bytes: c.since(vstart), offset };
                     return Ok(Some(Record::Key(KeyRecord {
                         db: self.db,
                         key,

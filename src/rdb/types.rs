@@ -20,15 +20,8 @@ pub struct Format {
 impl Format {
     /// The format of a DUMP payload, known only from its footer version (>= 80 is Valkey).
     pub fn from_dump_version(version: u16) -> Format {
-        let flavor = if version >= 80 {
-            Flavor::Valkey
-        } else {
-            Flavor::Redis
-        };
-        Format {
-            flavor,
-            version: version as u32,
-        }
+        let flavor = if version >= 80 { Flavor::Valkey } else { Flavor::Redis };
+        Format { flavor, version: version as u32 }
     }
 }
 
@@ -137,4 +130,22 @@ pub fn describe(type_byte: u8, format: Format) -> Option<(Kind, &'static str)> {
         STREAM_LISTPACKS_4 if !valkey => (Kind::Stream, "stream-v4"),
         _ => return None,
     })
+}
+
+/// The first Redis RDB version whose files can hold this value type. A file that declares an
+/// older version but holds the type has a damaged header (RDB < 5 has no checksum to catch it).
+pub fn min_version_of_type(type_byte: u8) -> u32 {
+    use id::*;
+    match type_byte {
+        STRING | LIST | SET | ZSET | HASH => 1,
+        HASH_ZIPMAP | LIST_ZIPLIST | SET_INTSET | ZSET_ZIPLIST => 2,
+        HASH_ZIPLIST => 4,
+        LIST_QUICKLIST => 7,
+        ZSET_2 | MODULE_PRE_GA | MODULE_2 => 8,
+        STREAM_LISTPACKS => 9,
+        HASH_LISTPACK | ZSET_LISTPACK | LIST_QUICKLIST_2 | STREAM_LISTPACKS_2 => 10,
+        SET_LISTPACK | STREAM_LISTPACKS_3 => 11,
+        HASH_22 | HASH_LISTPACK_EX_PRE_GA | HASH_METADATA | HASH_LISTPACK_EX => 12,
+        _ => 13,
+    }
 }
