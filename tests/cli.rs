@@ -72,6 +72,11 @@ fn verify_corrupt_copy_fails_with_offset() {
     let e = &doc["files"][0]["errors"][0];
     assert!(e["offset"].as_u64().unwrap() <= data.len() as u64);
     assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
+    // With several files, each verdict is followed by its own details.
+    let o = rdbtool(&["verify", &td("small-db0.rdb"), bad.to_str().unwrap(), &td("empty.rdb")]);
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert!(lines[0].starts_with("OK") && lines[1].starts_with("FAIL") && lines[2].contains("at offset"), "{lines:?}");
+    assert!(lines[3].starts_with("OK"), "{lines:?}");
     // The input is never modified.
     assert_eq!(std::fs::read(&bad).unwrap(), data);
 }

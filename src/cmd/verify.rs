@@ -126,7 +126,7 @@ fn print_report(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         writeln!(out, "OK    {}  ({})", rep.file, summary(rep))?;
     } else {
         let n = rep.errors.len() as u64 + rep.errors_not_listed;
-        println!("FAIL  {}  ({}; {n} error{})", rep.file, summary(rep), if n == 1 { "" } else { "s" });
+        writeln!(out, "FAIL  {}  ({}; {n} error{})", rep.file, summary(rep), if n == 1 { "" } else { "s" })?;
         for e in &rep.errors {
             let mut place = format!("offset {}", e.offset);
             if let Some(db) = e.db {
