@@ -6,10 +6,13 @@
 pub mod crc;
 pub mod display;
 pub mod error;
+pub mod export;
+pub mod filter;
 pub mod info;
 pub mod input;
 pub mod json;
 pub mod rdb;
+pub mod slot;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

@@ -22,6 +22,7 @@ struct Cli {
 enum Command {
     Verify(cmd::verify::Args),
     Info(cmd::info::Args),
+    Export(cmd::export::Args),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Info(a) => cmd::info::run(a),
+        Command::Export(a) => cmd::export::run(a),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,580 @@
+//! JSON output: one object per key, rendered while the walker decodes the value (no `Value` is
+//! built), as JSON Lines or as the elements of one streamed JSON array.
+//!
+//! Byte strings follow `crate::json`: a JSON string when the bytes are UTF-8, otherwise
+//! `{"base64": "..."}`.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::{ExportError, KeyCtx, KeyWriter, Out, all_fields_expired, push_f64, push_i64, push_u64};
+use crate::rdb::cursor::{Elem, format_i64};
+use crate::rdb::module::ModuleType;
+use crate::rdb::reader::KeyRecord;
+use crate::rdb::types::Kind;
+use crate::rdb::value::{Idmp, Sink, StreamGroup, StreamId, StreamMeta};
+use crate::rdb::walk::Walker;
+
+pub struct JsonWriter {
+    /// One JSON array (`--format json`) instead of one object per line.
+    array: bool,
+    with_meta: bool,
+    first: bool,
+    /// `[field, ms]` pairs of the current hash, rendered, waiting for the end of `value`.
+    field_ttls: Vec<u8>,
+}
+
+impl JsonWriter {
+    pub fn new(array: bool, with_meta: bool) -> JsonWriter {
+        JsonWriter { array, with_meta, first: true, field_ttls: Vec::new() }
+    }
+}
+
+impl KeyWriter for JsonWriter {
+    fn begin(&mut self, out: &mut Out<'_>) {
+        if self.array {
+            out.buf.push(b'[');
+        }
+    }
+
+    fn key(
+        &mut self,
+        k: &KeyRecord<'_>,
+        w: &mut Walker,
+        out: &mut Out<'_>,
+        ctx: &KeyCtx<'_>,
+    ) -> Result<bool, ExportError> {
+        if all_fields_expired(k, w, ctx.filter)? {
+            return Ok(false);
+        }
+        let buf = &mut out.buf;
+        if self.array {
+            buf.extend_from_slice(if self.first { b"\n" } else { b",\n" });
+        }
+        let kind = k.value.kind();
+        buf.extend_from_slice(b"{\"db\":");
+        push_u64(buf, k.db);
+        buf.extend_from_slice(b",\"key\":");
+        push_bytes(buf, &k.key);
+        buf.extend_from_slice(b",\"type\":\"");
+        buf.extend_from_slice(kind.as_str().as_bytes());
+        buf.extend_from_slice(b"\",\"expire_at_ms\":");
+        push_opt_i64(buf, k.expire_at_ms);
+        if self.with_meta {
+            buf.extend_from_slice(b",\"encoding\":\"");
+            buf.extend_from_slice(k.value.encoding().as_bytes());
+            buf.extend_from_slice(b"\",\"idle\":");
+            match k.idle_s {
+                Some(v) => push_u64(buf, v),
+                None => buf.extend_from_slice(b"null"),
+            }
+            buf.extend_from_slice(b",\"freq\":");
+            match k.freq {
+                Some(v) => push_u64(buf, v as u64),
+                None => buf.extend_from_slice(b"null"),
+            }
+            buf.extend_from_slice(b",\"value_bytes\":");
+            push_u64(buf, k.value.bytes.len() as u64);
+            if let Some(m) = &k.meta {
+                buf.extend_from_slice(b",\"key_meta_base64\":\"");
+                push_base64(buf, m.raw);
+                buf.push(b'"');
+            }
+        }
+        buf.extend_from_slice(b",\"value\":");
+        self.field_ttls.clear();
+        let mut sink = JsonSink {
+            out,
+            kind,
+            n: 0,
+            cutoff: ctx.filter.field_cutoff(),
+            field_ttls: &mut self.field_ttls,
+            stream: StreamState::Entries,
+        };
+        sink.open();
+        w.walk(&k.value, &mut sink).map_err(|e| ExportError::Input(e.in_key(k.db, &k.key)))?;
+        sink.close();
+        let buf = &mut out.buf;
+        if !self.field_ttls.is_empty() {
+            buf.extend_from_slice(b",\"field_expire_at_ms\":[");
+            buf.extend_from_slice(&self.field_ttls);
+            buf.push(b']');
+        }
+        buf.push(b'}');
+        if !self.array {
+            buf.push(b'\n');
+        }
+        self.first = false;
+        Ok(true)
+    }
+
+    fn finish(&mut self, out: &mut Out<'_>) {
+        if self.array {
+            out.buf.extend_from_slice(b"\n]\n");
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum StreamState {
+    Entries,
+    Groups,
+    Idmp,
+}
+
+/// Renders one value as the walk feeds it.
+struct JsonSink<'a, 'w> {
+    out: &'a mut Out<'w>,
+    kind: Kind,
+    /// Elements written so far (for commas).
+    n: u64,
+    /// Hash fields that expired before this are left out.
+    cutoff: Option<i64>,
+    field_ttls: &'a mut Vec<u8>,
+    stream: StreamState,
+}
+
+impl JsonSink<'_, '_> {
+    fn open(&mut self) {
+        match self.kind {
+            Kind::List | Kind::Set | Kind::Zset | Kind::Hash => self.out.buf.push(b'['),
+            Kind::Stream => self.out.buf.extend_from_slice(b"{\"entries\":["),
+            Kind::String | Kind::Module => {}
+        }
+    }
+
+    fn close(&mut self) {
+        let buf = &mut self.out.buf;
+        match self.kind {
+            Kind::List | Kind::Set | Kind::Zset | Kind::Hash => buf.push(b']'),
+            Kind::Stream => match self.stream {
+                StreamState::Entries | StreamState::Groups => buf.extend_from_slice(b"]}"),
+                StreamState::Idmp => buf.push(b'}'),
+            },
+            Kind::String | Kind::Module => {}
+        }
+    }
+
+    #[inline]
+    fn comma(&mut self) {
+        if self.n > 0 {
+            self.out.buf.push(b',');
+        }
+        self.n += 1;
+    }
+}
+
+impl Sink for JsonSink<'_, '_> {
+    fn string(&mut self, v: Elem<'_>) {
+        push_elem(&mut self.out.buf, v);
+        self.out.check();
+    }
+
+    fn list_item(&mut self, v: Elem<'_>) {
+        self.comma();
+        push_elem(&mut self.out.buf, v);
+        self.out.check();
+    }
+
+    fn set_member(&mut self, m: Elem<'_>) {
+        self.list_item(m)
+    }
+
+    fn zset_item(&mut self, m: Elem<'_>, score: f64) {
+        self.comma();
+        let buf = &mut self.out.buf;
+        buf.push(b'[');
+        push_elem(buf, m);
+        buf.push(b',');
+        push_score(buf, score);
+        buf.push(b']');
+        self.out.check();
+    }
+
+    fn hash_field(&mut self, f: Elem<'_>, v: Elem<'_>, expire_at_ms: Option<i64>) {
+        if let (Some(t), Some(cut)) = (expire_at_ms, self.cutoff) {
+            if t < cut {
+                return;
+            }
+        }
+        self.comma();
+        let buf = &mut self.out.buf;
+        buf.push(b'[');
+        push_elem(buf, f);
+        buf.push(b',');
+        push_elem(buf, v);
+        buf.push(b']');
+        if let Some(t) = expire_at_ms {
+            let ttls = &mut *self.field_ttls;
+            if !ttls.is_empty() {
+                ttls.push(b',');
+            }
+            ttls.push(b'[');
+            push_elem(ttls, f);
+            ttls.push(b',');
+            push_i64(ttls, t);
+            ttls.push(b']');
+        }
+        self.out.check();
+    }
+
+    fn stream_entry(&mut self, id: StreamId, fields: &[(Elem<'_>, Elem<'_>)]) {
+        self.comma();
+        let buf = &mut self.out.buf;
+        buf.extend_from_slice(b"{\"id\":");
+        push_id(buf, id);
+        buf.extend_from_slice(b",\"fields\":[");
+        for (i, (f, v)) in fields.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.push(b'[');
+            push_elem(buf, *f);
+            buf.push(b',');
+            push_elem(buf, *v);
+            buf.push(b']');
+        }
+        buf.extend_from_slice(b"]}");
+        self.out.check();
+    }
+
+    fn stream_meta(&mut self, m: &StreamMeta) {
+        let buf = &mut self.out.buf;
+        buf.extend_from_slice(b"],\"length\":");
+        push_u64(buf, m.length);
+        buf.extend_from_slice(b",\"last_id\":");
+        push_id(buf, m.last_id);
+        if let Some(id) = m.first_id {
+            buf.extend_from_slice(b",\"first_id\":");
+            push_id(buf, id);
+        }
+        if let Some(id) = m.max_deleted_id {
+            buf.extend_from_slice(b",\"max_deleted_id\":");
+            push_id(buf, id);
+        }
+        if let Some(n) = m.entries_added {
+            buf.extend_from_slice(b",\"entries_added\":");
+            push_u64(buf, n);
+        }
+        buf.extend_from_slice(b",\"groups\":[");
+        self.stream = StreamState::Groups;
+        self.n = 0;
+    }
+
+    fn stream_group(&mut self, g: &StreamGroup) {
+        self.comma();
+        let buf = &mut self.out.buf;
+        buf.extend_from_slice(b"{\"name\":");
+        push_bytes(buf, &g.name);
+        buf.extend_from_slice(b",\"last_id\":");
+        push_id(buf, g.last_id);
+        if let Some(n) = g.entries_read {
+            buf.extend_from_slice(b",\"entries_read\":");
+            if n == u64::MAX {
+                buf.extend_from_slice(b"null");
+            } else {
+                push_u64(buf, n);
+            }
+        }
+        buf.extend_from_slice(b",\"pending\":[");
+        for (i, p) in g.pending.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(b"{\"id\":");
+            push_id(buf, p.id);
+            buf.extend_from_slice(b",\"consumer\":");
+            match g.consumers.get(p.consumer) {
+                Some(c) => push_bytes(buf, &c.name),
+                None => buf.extend_from_slice(b"null"),
+            }
+            buf.extend_from_slice(b",\"delivery_time_ms\":");
+            push_i64(buf, p.delivery_time_ms);
+            buf.extend_from_slice(b",\"delivery_count\":");
+            push_u64(buf, p.delivery_count);
+            buf.push(b'}');
+        }
+        buf.extend_from_slice(b"],\"consumers\":[");
+        for (i, c) in g.consumers.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(b"{\"name\":");
+            push_bytes(buf, &c.name);
+            buf.extend_from_slice(b",\"seen_time_ms\":");
+            push_i64(buf, c.seen_time_ms);
+            if let Some(t) = c.active_time_ms {
+                buf.extend_from_slice(b",\"active_time_ms\":");
+                push_i64(buf, t);
+            }
+            buf.extend_from_slice(b",\"pending\":[");
+            for (j, id) in c.pending.iter().enumerate() {
+                if j > 0 {
+                    buf.push(b',');
+                }
+                push_id(buf, *id);
+            }
+            buf.extend_from_slice(b"]}");
+        }
+        buf.extend_from_slice(b"]}");
+        self.out.check();
+    }
+
+    fn stream_idmp(&mut self, i: &Idmp) {
+        let buf = &mut self.out.buf;
+        buf.extend_from_slice(b"],\"idmp\":{\"duration_s\":");
+        push_u64(buf, i.duration_s);
+        buf.extend_from_slice(b",\"maxsize\":");
+        push_u64(buf, i.maxsize);
+        buf.extend_from_slice(b",\"producers\":[");
+        for (n, (pid, entries)) in i.producers.iter().enumerate() {
+            if n > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(b"{\"pid\":");
+            push_bytes(buf, pid);
+            buf.extend_from_slice(b",\"entries\":[");
+            for (m, (iid, id)) in entries.iter().enumerate() {
+                if m > 0 {
+                    buf.push(b',');
+                }
+                buf.extend_from_slice(b"{\"iid\":");
+                push_bytes(buf, iid);
+                buf.extend_from_slice(b",\"id\":");
+                push_id(buf, *id);
+                buf.push(b'}');
+            }
+            buf.extend_from_slice(b"]}");
+        }
+        buf.extend_from_slice(b"],\"iids_added\":");
+        push_u64(buf, i.iids_added);
+        buf.extend_from_slice(b",\"iids_duplicates\":");
+        push_u64(buf, i.iids_duplicates);
+        buf.push(b'}');
+        self.stream = StreamState::Idmp;
+        self.out.check();
+    }
+
+    fn module(&mut self, t: ModuleType, payload: &[u8]) {
+        let buf = &mut self.out.buf;
+        buf.extend_from_slice(b"{\"module\":\"");
+        // The module alphabet needs no escaping.
+        buf.extend_from_slice(t.name().as_bytes());
+        buf.extend_from_slice(b"\",\"version\":");
+        push_u64(buf, t.encver());
+        buf.extend_from_slice(b",\"payload_base64\":\"");
+        push_base64(buf, payload);
+        buf.extend_from_slice(b"\"}");
+        self.out.check();
+    }
+}
+
+fn push_opt_i64(buf: &mut Vec<u8>, v: Option<i64>) {
+    match v {
+        Some(v) => push_i64(buf, v),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+fn push_id(buf: &mut Vec<u8>, id: StreamId) {
+    buf.push(b'"');
+    push_u64(buf, id.ms);
+    buf.push(b'-');
+    push_u64(buf, id.seq);
+    buf.push(b'"');
+}
+
+fn push_score(buf: &mut Vec<u8>, v: f64) {
+    if v.is_infinite() {
+        buf.push(b'"');
+        push_f64(buf, v);
+        buf.push(b'"');
+    } else if v.is_nan() {
+        // The walker rejects NaN scores; never emit invalid JSON regardless.
+        buf.extend_from_slice(b"null");
+    } else {
+        push_f64(buf, v);
+    }
+}
+
+/// An element: integers are the decimal text of a byte string, so they are JSON strings.
+#[inline]
+pub fn push_elem(buf: &mut Vec<u8>, e: Elem<'_>) {
+    match e {
+        Elem::Bytes(b) => push_bytes(buf, b),
+        Elem::Int(i) => {
+            let mut tmp = [0u8; 20];
+            buf.push(b'"');
+            buf.extend_from_slice(format_i64(i, &mut tmp));
+            buf.push(b'"');
+        }
+    }
+}
+
+/// Bytes in the JSON vocabulary: a string when UTF-8, else `{"base64":"..."}`.
+///
+/// One pass does both jobs: plain ASCII is skipped 8 bytes at a time, bytes that need escaping
+/// are escaped, and at the first non-ASCII byte the rest is checked for UTF-8 once (falling back
+/// to base64 when it is not).
+#[inline]
+pub fn push_bytes(buf: &mut Vec<u8>, b: &[u8]) {
+    let at = buf.len();
+    buf.reserve(b.len() + 2);
+    buf.push(b'"');
+    let n = b.len();
+    let mut i = 0;
+    let mut run = 0;
+    let mut utf8_checked = false;
+    loop {
+        while i + 8 <= n {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            if needs_attention(u64::from_le_bytes(w), utf8_checked) {
+                break;
+            }
+            i += 8;
+        }
+        while i < n {
+            let c = b[i];
+            if ESCAPE[c as usize] != 0 || (c >= 0x80 && !utf8_checked) {
+                break;
+            }
+            i += 1;
+        }
+        if i >= n {
+            break;
+        }
+        let c = b[i];
+        if c >= 0x80 {
+            if std::str::from_utf8(&b[i..]).is_err() {
+                buf.truncate(at);
+                buf.extend_from_slice(b"{\"base64\":\"");
+                push_base64(buf, b);
+                buf.extend_from_slice(b"\"}");
+                return;
+            }
+            utf8_checked = true;
+            continue;
+        }
+        buf.extend_from_slice(&b[run..i]);
+        push_escape(buf, c);
+        i += 1;
+        run = i;
+    }
+    buf.extend_from_slice(&b[run..]);
+    buf.push(b'"');
+}
+
+/// Whether any of 8 bytes needs a look: below 0x20, `"`, `\\`, or (before the UTF-8 check) >= 0x80.
+#[inline(always)]
+fn needs_attention(w: u64, utf8_checked: bool) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let quote = has_zero(w ^ (ONES * b'"' as u64));
+    let backslash = has_zero(w ^ (ONES * b'\\' as u64));
+    let high = if utf8_checked { 0 } else { w & HIGH };
+    (control | quote | backslash | high) != 0
+}
+
+#[cold]
+fn push_escape(buf: &mut Vec<u8>, c: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let e = ESCAPE[c as usize];
+    if e == b'u' {
+        buf.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+    } else {
+        buf.extend_from_slice(&[b'\\', e]);
+    }
+}
+
+/// For each byte: 0 = copy as is, `u` = `\u00XX`, else the letter after a backslash.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0A] = b'n';
+    t[0x0C] = b'f';
+    t[0x0D] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// Standard base64 with padding, appended.
+pub fn push_base64(buf: &mut Vec<u8>, b: &[u8]) {
+    let at = buf.len();
+    match base64::encoded_len(b.len(), true) {
+        Some(n) => {
+            buf.resize(at + n, 0);
+            match STANDARD.encode_slice(b, &mut buf[at..]) {
+                Ok(written) => buf.truncate(at + written),
+                Err(_) => {
+                    buf.truncate(at);
+                    buf.extend_from_slice(STANDARD.encode(b).as_bytes());
+                }
+            }
+        }
+        None => buf.extend_from_slice(STANDARD.encode(b).as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(b: &[u8]) -> String {
+        let mut v = Vec::new();
+        push_bytes(&mut v, b);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn byte_strings() {
+        assert_eq!(s(b"plain"), "\"plain\"");
+        assert_eq!(s(b""), "\"\"");
+        assert_eq!(s("é\"\\\n\t\x01\x7f".as_bytes()), "\"é\\\"\\\\\\n\\t\\u0001\x7f\"");
+        assert_eq!(s(b"\xff\x00"), "{\"base64\":\"/wA=\"}");
+        // Every byte string round-trips through the vocabulary.
+        for b in [
+            &b"a\x00b"[..],
+            b"\x1f\x20",
+            "日本".as_bytes(),
+            b"\xc3",
+            b"\x80abc",
+            b"0123456789abcdef\"0123456789\\abcdef\n",
+            "0123456789é0123456789\"0123456789".as_bytes(),
+            b"0123456789abcdef0123456789\xff",
+            b"\xed\xa0\x80 surrogate",
+        ] {
+            let j: serde_json::Value = serde_json::from_str(&s(b)).unwrap();
+            assert_eq!(crate::json::to_bytes(&j).unwrap(), b);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_round_trip(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+                                text in ".{0,40}") {
+            for input in [b.clone(), text.clone().into_bytes()] {
+                let out = s(&input);
+                let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+                proptest::prop_assert_eq!(crate::json::to_bytes(&j).unwrap(), input.clone());
+                proptest::prop_assert_eq!(j.is_string(), std::str::from_utf8(&input).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn elements() {
+        let mut v = Vec::new();
+        push_elem(&mut v, Elem::Int(-42));
+        assert_eq!(v, b"\"-42\"");
+    }
+}
