@@ -36,8 +36,13 @@ impl ErrorKind {
     }
 }
 
+/// Boxed so that `Result<T>` stays two words: the parser returns one from every primitive read,
+/// and a large error type would make each of those returns go through memory.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Error {
+pub struct Error(Box<ErrorData>);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorData {
     pub kind: ErrorKind,
     /// Byte offset in the file (for values inside an LZF-compressed blob: the blob's offset; the
     /// message then names the position inside the decompressed bytes).
@@ -50,18 +55,15 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    #[cold]
     pub fn new(kind: ErrorKind, offset: u64, message: impl Into<String>) -> Error {
-        Error {
-            kind,
-            offset,
-            db: None,
-            key: None,
-            message: message.into(),
-        }
+        Error(Box::new(ErrorData { kind, offset, db: None, key: None, message: message.into() }))
     }
+    #[cold]
     pub fn corrupt(offset: u64, message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Corrupt, offset, message)
     }
+    #[cold]
     pub fn truncated(offset: u64, message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Truncated, offset, message)
     }
@@ -78,6 +80,19 @@ impl Error {
             self.db = db;
         }
         self
+    }
+}
+
+impl std::ops::Deref for Error {
+    type Target = ErrorData;
+    fn deref(&self) -> &ErrorData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Error {
+    fn deref_mut(&mut self) -> &mut ErrorData {
+        &mut self.0
     }
 }
 

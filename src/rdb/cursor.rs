@@ -281,8 +281,24 @@ impl<'a> Cursor<'a> {
     }
 
     /// An RDB length field, or the special-string marker.
-    #[inline]
+    #[inline(always)]
     pub fn len_or_special(&mut self, what: &str) -> Result<Len> {
+        // One-byte forms (6-bit lengths, string markers) are most lengths in real files.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x40 {
+                self.pos += 1;
+                return Ok(Len::Plain(b as u64));
+            }
+            if b >= 0xC0 {
+                self.pos += 1;
+                return Ok(Len::Special(b & 0x3f));
+            }
+        }
+        self.len_or_special_slow(what)
+    }
+
+    #[inline(never)]
+    fn len_or_special_slow(&mut self, what: &str) -> Result<Len> {
         let at = self.offset();
         let b = self.u8(what)?;
         match b >> 6 {
@@ -294,10 +310,7 @@ impl<'a> Cursor<'a> {
             2 => match b {
                 0x80 => Ok(Len::Plain(u32::from_be_bytes(self.array(what)?) as u64)),
                 0x81 => Ok(Len::Plain(u64::from_be_bytes(self.array(what)?))),
-                _ => Err(Error::corrupt(
-                    at,
-                    format!("invalid length prefix 0x{b:02x} reading {what}"),
-                )),
+                _ => Err(Error::corrupt(at, format!("invalid length prefix 0x{b:02x} reading {what}"))),
             },
             _ => Ok(Len::Special(b & 0x3f)),
         }
@@ -335,8 +348,22 @@ impl<'a> Cursor<'a> {
     }
 
     /// An RDB string, not decoded.
-    #[inline]
+    #[inline(always)]
     pub fn str(&mut self, what: &str) -> Result<RdbStr<'a>> {
+        // Fast path: a raw string with a one-byte length that fits.
+        if let Some(&b) = self.buf.get(self.pos) {
+            let n = b as usize;
+            if n < 0x40 && n < self.buf.len() - self.pos {
+                let start = self.pos + 1;
+                self.pos = start + n;
+                return Ok(RdbStr::Raw(&self.buf[start..start + n]));
+            }
+        }
+        self.str_slow(what)
+    }
+
+    #[inline(never)]
+    fn str_slow(&mut self, what: &str) -> Result<RdbStr<'a>> {
         let at = self.offset();
         match self.len_or_special(what)? {
             Len::Plain(n) => {
