@@ -3,6 +3,10 @@
 //! Two entry points: `decompress_into` fills a reused buffer (decode path), `validate` walks the
 //! token stream without writing anything (verify path: an LZF string value is fully checked
 //! without a copy).
+//!
+//! The decoder is our own rather than `lzf-rust`'s because it is faster on Redis-like values:
+//! 1.3-2.8x on 1 MB sets of JSON, counters and low-ratio text, over 10x on long runs of one
+//! byte (`cargo bench --bench lzf`). `lzf-rust` stays the reference it is tested against.
 
 use std::fmt;
 
