@@ -14,10 +14,7 @@ const FLAG_DELETED: i64 = 1;
 const FLAG_SAMEFIELDS: i64 = 2;
 
 fn id_pair(c: &mut Cursor<'_>, what: &str) -> Result<StreamId> {
-    Ok(StreamId {
-        ms: c.len(what)?,
-        seq: c.len(what)?,
-    })
+    Ok(StreamId { ms: c.len(what)?, seq: c.len(what)? })
 }
 
 fn raw_id(c: &mut Cursor<'_>, what: &str) -> Result<StreamId> {
@@ -83,19 +80,15 @@ pub fn skip(c: &mut Cursor<'_>, t: u8) -> Result<()> {
 fn lp_int(it: &mut ListpackIter<'_>, what: &str) -> Result<i64> {
     match it.next_elem()? {
         Some(Elem::Int(i)) => Ok(i),
-        Some(Elem::Bytes(b)) => parse_canonical_i64(b)
-            .ok_or_else(|| it.blob().err(it.pos(), format!("{what} is not an integer"))),
-        None => Err(it
-            .blob()
-            .err(it.pos(), format!("listpack ends where {what} was expected"))),
+        Some(Elem::Bytes(b)) => {
+            parse_canonical_i64(b).ok_or_else(|| it.blob().err(it.pos(), format!("{what} is not an integer")))
+        }
+        None => Err(it.blob().err(it.pos(), format!("listpack ends where {what} was expected"))),
     }
 }
 
 fn lp_elem<'b>(it: &mut ListpackIter<'b>, what: &str) -> Result<Elem<'b>> {
-    it.next_elem()?.ok_or_else(|| {
-        it.blob()
-            .err(it.pos(), format!("listpack ends where {what} was expected"))
-    })
+    it.next_elem()?.ok_or_else(|| it.blob().err(it.pos(), format!("listpack ends where {what} was expected")))
 }
 
 /// Walks one node listpack; returns (live entries, last ID seen including tombstones).
@@ -125,15 +118,14 @@ fn walk_node<S: Sink>(
         let flags = match it.next_elem()? {
             None => break,
             Some(Elem::Int(i)) => i,
-            Some(Elem::Bytes(b)) => parse_canonical_i64(b)
-                .ok_or_else(|| it.blob().err(at, "entry flags are not an integer"))?,
+            Some(Elem::Bytes(b)) => {
+                parse_canonical_i64(b).ok_or_else(|| it.blob().err(at, "entry flags are not an integer"))?
+            }
         };
         let ms_delta = lp_int(it, "entry ms delta")?;
         let seq_delta = lp_int(it, "entry seq delta")?;
-        let id = StreamId {
-            ms: master.ms.wrapping_add(ms_delta as u64),
-            seq: master.seq.wrapping_add(seq_delta as u64),
-        };
+        let id =
+            StreamId { ms: master.ms.wrapping_add(ms_delta as u64), seq: master.seq.wrapping_add(seq_delta as u64) };
         fields.clear();
         let expect_count = if flags & FLAG_SAMEFIELDS != 0 {
             for f in &master_fields {
@@ -152,22 +144,12 @@ fn walk_node<S: Sink>(
             4 + 2 * n
         };
         if lp_int(it, "entry lp-count")? != expect_count {
-            return Err(it.blob().err(
-                at,
-                format!(
-                    "entry {id}: lp-count does not match its {} fields",
-                    fields.len()
-                ),
-            ));
+            return Err(it.blob().err(at, format!("entry {id}: lp-count does not match its {} fields", fields.len())));
         }
         if prev.is_some_and(|p| id <= p) {
-            return Err(it.blob().err(
-                at,
-                format!(
-                    "entry {id} does not follow {}: stream IDs must ascend",
-                    prev.unwrap_or_default()
-                ),
-            ));
+            return Err(it
+                .blob()
+                .err(at, format!("entry {id} does not follow {}: stream IDs must ascend", prev.unwrap_or_default())));
         }
         prev = Some(id);
         if flags & FLAG_DELETED != 0 {
@@ -178,10 +160,9 @@ fn walk_node<S: Sink>(
         }
     }
     if live != count || dead != deleted {
-        return Err(it.blob().err(
-            0,
-            format!("master entry counts {count} live / {deleted} deleted, the node holds {live} / {dead}"),
-        ));
+        return Err(it
+            .blob()
+            .err(0, format!("master entry counts {count} live / {deleted} deleted, the node holds {live} / {dead}")));
     }
     Ok((live as u64, prev))
 }
@@ -203,9 +184,7 @@ pub fn walk<S: Sink>(
         let s = c.str("stream node listpack")?;
         let blob = blob_of(s, c.offset(), blob_buf, "stream node listpack")?;
         let mut it = ListpackIter::new(blob)?;
-        if it.declared_count() == Some(0)
-            || blob.data.len() <= crate::rdb::encodings::listpack::HEADER + 1
-        {
+        if it.declared_count() == Some(0) || blob.data.len() <= crate::rdb::encodings::listpack::HEADER + 1 {
             return Err(blob.err(0, "empty listpack inside a stream"));
         }
         let (live, last) = walk_node(&mut it, master, prev, sink)?;
@@ -215,26 +194,16 @@ pub fn walk<S: Sink>(
     let at = c.offset();
     let length = c.len("stream length")?;
     if length != live_total {
-        return Err(Error::corrupt(
-            at,
-            format!("stream length {length} but its nodes hold {live_total} entries"),
-        ));
+        return Err(Error::corrupt(at, format!("stream length {length} but its nodes hold {live_total} entries")));
     }
     let at = c.offset();
     let last_id = id_pair(c, "stream last id")?;
     if let Some(p) = prev {
         if last_id < p {
-            return Err(Error::corrupt(
-                at,
-                format!("stream last id {last_id} is before entry {p}"),
-            ));
+            return Err(Error::corrupt(at, format!("stream last id {last_id} is before entry {p}")));
         }
     }
-    let mut meta = StreamMeta {
-        length,
-        last_id,
-        ..Default::default()
-    };
+    let mut meta = StreamMeta { length, last_id, ..Default::default() };
     if t >= id::STREAM_LISTPACKS_2 {
         meta.first_id = Some(id_pair(c, "stream first id")?);
         meta.max_deleted_id = Some(id_pair(c, "stream max deleted id")?);
@@ -247,10 +216,7 @@ pub fn walk<S: Sink>(
         let at = c.offset();
         let name = c.str_cow("consumer group name")?.into_owned();
         if !group_names.insert(name.clone()) {
-            return Err(Error::corrupt(
-                at,
-                format!("duplicate consumer group {}", crate::display::quoted(&name)),
-            ));
+            return Err(Error::corrupt(at, format!("duplicate consumer group {}", crate::display::quoted(&name))));
         }
         let group = walk_group(c, t, name)?;
         sink.stream_group(&group);
@@ -265,36 +231,25 @@ pub fn walk<S: Sink>(
 
 fn walk_group(c: &mut Cursor<'_>, t: u8, name: Vec<u8>) -> Result<StreamGroup> {
     let last_id = id_pair(c, "consumer group last id")?;
-    let entries_read = if t >= id::STREAM_LISTPACKS_2 {
-        Some(c.len("consumer group entries read")?)
-    } else {
-        None
-    };
+    let entries_read = if t >= id::STREAM_LISTPACKS_2 { Some(c.len("consumer group entries read")?) } else { None };
     let npel = c.count("consumer group PEL size", 25)?;
     let mut pending = Vec::with_capacity(npel as usize);
+    // Where each PEL entry sits, to blame an entry no consumer claims.
+    let mut pel_offsets = Vec::with_capacity(npel as usize);
     for _ in 0..npel {
+        pel_offsets.push(c.offset());
         let id = raw_id(c, "PEL entry id")?;
         let delivery_time_ms = c.i64le("PEL delivery time")?;
         let delivery_count = c.len("PEL delivery count")?;
-        pending.push(PendingEntry {
-            id,
-            consumer: usize::MAX,
-            delivery_time_ms,
-            delivery_count,
-        });
+        pending.push(PendingEntry { id, consumer: usize::MAX, delivery_time_ms, delivery_count });
     }
     // IDs sorted once, for duplicate detection and consumer lookups.
-    let mut by_id: Vec<(StreamId, usize)> =
-        pending.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+    let mut by_id: Vec<(StreamId, usize)> = pending.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
     by_id.sort_unstable();
     if let Some(w) = by_id.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(Error::corrupt(
             c.offset(),
-            format!(
-                "duplicate PEL entry {} in group {}",
-                w[0].0,
-                crate::display::quoted(&name)
-            ),
+            format!("duplicate PEL entry {} in group {}", w[0].0, crate::display::quoted(&name)),
         ));
     }
     let nconsumers = c.count("consumer count", 10)?;
@@ -304,80 +259,46 @@ fn walk_group(c: &mut Cursor<'_>, t: u8, name: Vec<u8>) -> Result<StreamGroup> {
         let at = c.offset();
         let cname = c.str_cow("consumer name")?.into_owned();
         if !consumer_names.insert(cname.clone()) {
-            return Err(Error::corrupt(
-                at,
-                format!("duplicate consumer {}", crate::display::quoted(&cname)),
-            ));
+            return Err(Error::corrupt(at, format!("duplicate consumer {}", crate::display::quoted(&cname))));
         }
         let seen_time_ms = c.i64le("consumer seen time")?;
-        let active_time_ms = if t >= id::STREAM_LISTPACKS_3 {
-            Some(c.i64le("consumer active time")?)
-        } else {
-            None
-        };
+        let active_time_ms = if t >= id::STREAM_LISTPACKS_3 { Some(c.i64le("consumer active time")?) } else { None };
         let n = c.count("consumer PEL size", 16)?;
         let mut ids = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let at = c.offset();
             let id = raw_id(c, "consumer PEL id")?;
             let Ok(k) = by_id.binary_search_by(|(x, _)| x.cmp(&id)) else {
-                return Err(Error::corrupt(
-                    at,
-                    format!("consumer PEL entry {id} is not in the group PEL"),
-                ));
+                return Err(Error::corrupt(at, format!("consumer PEL entry {id} is not in the group PEL")));
             };
             let p = &mut pending[by_id[k].1];
             if p.consumer != usize::MAX {
-                return Err(Error::corrupt(
-                    at,
-                    format!("PEL entry {id} claimed by two consumers"),
-                ));
+                return Err(Error::corrupt(at, format!("PEL entry {id} claimed by two consumers")));
             }
             p.consumer = ci;
             ids.push(id);
         }
-        consumers.push(Consumer {
-            name: cname,
-            seen_time_ms,
-            active_time_ms,
-            pending: ids,
-        });
+        consumers.push(Consumer { name: cname, seen_time_ms, active_time_ms, pending: ids });
     }
-    if let Some(p) = pending.iter().find(|p| p.consumer == usize::MAX) {
+    if let Some(i) = pending.iter().position(|p| p.consumer == usize::MAX) {
         return Err(Error::corrupt(
-            c.offset(),
-            format!(
-                "PEL entry {} of group {} has no consumer",
-                p.id,
-                crate::display::quoted(&name)
-            ),
+            pel_offsets[i],
+            format!("PEL entry {} of group {} has no consumer", pending[i].id, crate::display::quoted(&name)),
         ));
     }
-    Ok(StreamGroup {
-        name,
-        last_id,
-        entries_read,
-        pending,
-        consumers,
-    })
+    Ok(StreamGroup { name, last_id, entries_read, pending, consumers })
 }
 
 fn walk_idmp(c: &mut Cursor<'_>) -> Result<Idmp> {
     let at = c.offset();
     let duration_s = c.len("stream IDMP duration")?;
     if !(1..=86400).contains(&duration_s) {
-        return Err(Error::corrupt(
-            at,
-            format!("stream IDMP duration {duration_s} outside 1..86400"),
-        ));
+        return Err(Error::corrupt(at, format!("stream IDMP duration {duration_s} outside 1..86400")));
     }
     let at = c.offset();
     let maxsize = c.len("stream IDMP max size")?;
     if !(1..=10000).contains(&maxsize) {
-        return Err(Error::corrupt(
-            at,
-            format!("stream IDMP max size {maxsize} outside 1..10000"),
-        ));
+        return Err(Error::corrupt(at, format!("stream IDMP max size {maxsize} outside 1..10000")));
     }
     let np = c.count("stream IDMP producer count", 2)?;
     let mut producers = Vec::with_capacity(np as usize);
@@ -393,11 +314,5 @@ fn walk_idmp(c: &mut Cursor<'_>) -> Result<Idmp> {
     }
     let iids_added = c.len("stream IDMP ids added")?;
     let iids_duplicates = c.len("stream IDMP duplicates")?;
-    Ok(Idmp {
-        duration_s,
-        maxsize,
-        producers,
-        iids_added,
-        iids_duplicates,
-    })
+    Ok(Idmp { duration_s, maxsize, producers, iids_added, iids_duplicates })
 }

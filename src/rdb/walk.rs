@@ -24,8 +24,8 @@ pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<(
     use id::*;
     let valkey = format.flavor == Flavor::Valkey;
     match type_byte {
-        STRING | HASH_ZIPMAP | LIST_ZIPLIST | SET_INTSET | ZSET_ZIPLIST | HASH_ZIPLIST
-        | HASH_LISTPACK | ZSET_LISTPACK | SET_LISTPACK => {
+        STRING | HASH_ZIPMAP | LIST_ZIPLIST | SET_INTSET | ZSET_ZIPLIST | HASH_ZIPLIST | HASH_LISTPACK
+        | ZSET_LISTPACK | SET_LISTPACK => {
             c.str("value")?;
         }
         HASH_LISTPACK_EX_PRE_GA if !valkey => {
@@ -105,10 +105,7 @@ pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<(
             ));
         }
         t => {
-            return Err(Error::corrupt(
-                c.offset(),
-                format!("unknown value type {t}"),
-            ));
+            return Err(Error::corrupt(c.offset(), format!("unknown value type {t}")));
         }
     }
     Ok(())
@@ -162,11 +159,7 @@ impl<'b> Elems<'b> for ZiplistIter<'b> {
 }
 
 fn empty(offset: u64, what: &str) -> Error {
-    Error::new(
-        ErrorKind::EmptyValue,
-        offset,
-        format!("empty {what} (Redis skips such keys on load)"),
-    )
+    Error::new(ErrorKind::EmptyValue, offset, format!("empty {what} (Redis skips such keys on load)"))
 }
 
 /// An inner blob from a string, decompressed into `buf` when LZF-encoded.
@@ -177,30 +170,13 @@ pub(crate) fn blob_of<'s>(
     what: &'static str,
 ) -> Result<Blob<'s>> {
     match s {
-        RdbStr::Raw(b) => Ok(Blob {
-            data: b,
-            offset: end_offset - b.len() as u64,
-            compressed: false,
-            what,
-        }),
-        RdbStr::Lzf {
-            compressed,
-            ulen,
-            offset,
-        } => {
+        RdbStr::Raw(b) => Ok(Blob { data: b, offset: end_offset - b.len() as u64, compressed: false, what }),
+        RdbStr::Lzf { compressed, ulen, offset } => {
             crate::rdb::lzf::decompress_into(compressed, ulen, buf)
                 .map_err(|e| Error::corrupt(offset, format!("{what}: {e}")))?;
-            Ok(Blob {
-                data: buf.as_slice(),
-                offset,
-                compressed: true,
-                what,
-            })
+            Ok(Blob { data: buf.as_slice(), offset, compressed: true, what })
         }
-        RdbStr::Int(_) => Err(Error::corrupt(
-            end_offset,
-            format!("{what} stored as an integer string"),
-        )),
+        RdbStr::Int(_) => Err(Error::corrupt(end_offset, format!("{what} stored as an integer string"))),
     }
 }
 
@@ -220,13 +196,50 @@ fn elem_of<'s>(s: RdbStr<'s>, buf: &'s mut Vec<u8>, want: bool) -> Result<Elem<'
 fn score_of(e: Elem<'_>) -> std::result::Result<f64, String> {
     let v = match e {
         Elem::Int(i) => i as f64,
-        Elem::Bytes(b) => parse_double(b)
-            .ok_or_else(|| format!("score {} is not a number", crate::display::quoted(b)))?,
+        Elem::Bytes(b) => {
+            parse_double(b).ok_or_else(|| format!("score {} is not a number", crate::display::quoted(b)))?
+        }
     };
     if v.is_nan() {
         return Err("score is NaN".into());
     }
     Ok(v)
+}
+
+/// True when `e` is an integer or decimal text (`-12`, `1.5`, `2e-3`): such a score always parses
+/// and is never NaN. Anything else (`inf`, garbage) takes the full parse.
+#[inline]
+fn is_number_text(e: Elem<'_>) -> bool {
+    let b = match e {
+        Elem::Int(_) => return true,
+        Elem::Bytes(b) => b,
+    };
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - s
+    };
+    let mut n = digits(&mut i);
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        n += digits(&mut i);
+    }
+    if n == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// Text to double as Redis writes it: decimal or exponent notation, `inf`, `-inf`.
@@ -253,10 +266,7 @@ impl Walker {
         let mut c = Cursor::new(raw.bytes, raw.offset);
         self.walk_inner(&mut c, raw.type_byte, raw.format, sink)?;
         if !c.is_empty() {
-            return Err(Error::corrupt(
-                c.offset(),
-                format!("{} unexpected bytes after the value", c.remaining()),
-            ));
+            return Err(Error::corrupt(c.offset(), format!("{} unexpected bytes after the value", c.remaining())));
         }
         if !self.skip_unique && has_duplicate(&mut self.fps) {
             if let Some(e) = self.confirm_duplicate(raw)? {
@@ -293,10 +303,7 @@ impl Walker {
                 self.add(f)
             }
         }
-        let mut members = Members {
-            seen: Default::default(),
-            dup: None,
-        };
+        let mut members = Members { seen: Default::default(), dup: None };
         self.skip_unique = true;
         let res = self.walk(raw, &mut members);
         self.skip_unique = false;
@@ -304,23 +311,12 @@ impl Walker {
         Ok(members.dup.map(|d| {
             Error::corrupt(
                 raw.offset,
-                format!(
-                    "duplicate {} {} in {}",
-                    member_word(raw),
-                    crate::display::quoted(&d),
-                    raw.encoding()
-                ),
+                format!("duplicate {} {} in {}", member_word(raw), crate::display::quoted(&d), raw.encoding()),
             )
         }))
     }
 
-    fn walk_inner<S: Sink>(
-        &mut self,
-        c: &mut Cursor<'_>,
-        type_byte: u8,
-        format: Format,
-        sink: &mut S,
-    ) -> Result<()> {
+    fn walk_inner<S: Sink>(&mut self, c: &mut Cursor<'_>, type_byte: u8, format: Format, sink: &mut S) -> Result<()> {
         use id::*;
         let valkey = format.flavor == Flavor::Valkey;
         let start = c.offset();
@@ -358,11 +354,7 @@ impl Walker {
                     let s = c.str("zset member")?;
                     let e = elem_of(s, &mut self.s1, true)?;
                     let at = c.offset();
-                    let score = if type_byte == ZSET {
-                        ascii_score(c)?
-                    } else {
-                        c.f64le("zset score")?
-                    };
+                    let score = if type_byte == ZSET { ascii_score(c)? } else { c.f64le("zset score")? };
                     if score.is_nan() {
                         return Err(Error::corrupt(at, "zset score is NaN"));
                     }
@@ -401,10 +393,7 @@ impl Walker {
                     let expire = match t {
                         -1 => None,
                         t if t < -1 || t > MAX_FIELD_EXPIRE_MS => {
-                            return Err(Error::corrupt(
-                                at,
-                                format!("hash field expire time {t} out of range"),
-                            ));
+                            return Err(Error::corrupt(at, format!("hash field expire time {t} out of range")));
                         }
                         t => Some(t),
                     };
@@ -417,11 +406,8 @@ impl Walker {
                 }
             }
             HASH_22 | HASH_METADATA => {
-                let min_expire = if type_byte == HASH_METADATA {
-                    Some(c.i64le("hash minimum expire time")?)
-                } else {
-                    None
-                };
+                let min_expire =
+                    if type_byte == HASH_METADATA { Some(c.i64le("hash minimum expire time")?) } else { None };
                 let n = c.count("hash size", 3)?;
                 if n == 0 {
                     return Err(empty(start, "hash"));
@@ -436,10 +422,7 @@ impl Walker {
                     };
                     if let Some(e) = expire {
                         if !(0..=MAX_FIELD_EXPIRE_MS).contains(&e) {
-                            return Err(Error::corrupt(
-                                at,
-                                format!("hash field expire time {e} out of range"),
-                            ));
+                            return Err(Error::corrupt(at, format!("hash field expire time {e} out of range")));
                         }
                     }
                     let f = c.str("hash field")?;
@@ -539,9 +522,7 @@ impl Walker {
                             k => {
                                 return Err(Error::corrupt(
                                     at,
-                                    format!(
-                                        "quicklist container {k} is neither 1 (plain) nor 2 (packed)"
-                                    ),
+                                    format!("quicklist container {k} is neither 1 (plain) nor 2 (packed)"),
                                 ));
                             }
                         }
@@ -558,16 +539,8 @@ impl Walker {
                         total += 1;
                         continue;
                     }
-                    let blob = blob_of(
-                        s,
-                        c.offset(),
-                        &mut self.blob,
-                        if container == 2 {
-                            "listpack"
-                        } else {
-                            "ziplist"
-                        },
-                    )?;
+                    let blob =
+                        blob_of(s, c.offset(), &mut self.blob, if container == 2 { "listpack" } else { "ziplist" })?;
                     // Empty nodes are skipped, as Redis does; an all-empty list is an empty key.
                     total += if container == 2 {
                         list_items(&mut ListpackIter::new(blob)?, sink)?
@@ -618,12 +591,8 @@ fn ascii_score(c: &mut Cursor<'_>) -> Result<f64> {
         255 => Ok(f64::NEG_INFINITY),
         n => {
             let t = c.take(n as usize, "zset score")?;
-            parse_double(t).ok_or_else(|| {
-                Error::corrupt(
-                    at,
-                    format!("zset score {} is not a number", crate::display::quoted(t)),
-                )
-            })
+            parse_double(t)
+                .ok_or_else(|| Error::corrupt(at, format!("zset score {} is not a number", crate::display::quoted(t))))
         }
     }
 }
@@ -637,11 +606,7 @@ fn list_items<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S) -> Result<usiz
     Ok(n)
 }
 
-fn set_members<'b, S: Sink>(
-    it: &mut impl Elems<'b>,
-    sink: &mut S,
-    mut fps: Option<&mut Vec<u64>>,
-) -> Result<usize> {
+fn set_members<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
     let mut n = 0;
     while let Some(e) = it.next_elem()? {
         if let Some(f) = fps.as_deref_mut() {
@@ -653,11 +618,7 @@ fn set_members<'b, S: Sink>(
     Ok(n)
 }
 
-fn hash_pairs<'b, S: Sink>(
-    it: &mut impl Elems<'b>,
-    sink: &mut S,
-    mut fps: Option<&mut Vec<u64>>,
-) -> Result<usize> {
+fn hash_pairs<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
     let mut n = 0;
     while let Some(f) = it.next_elem()? {
         let Some(v) = it.next_elem()? else {
@@ -672,19 +633,14 @@ fn hash_pairs<'b, S: Sink>(
     Ok(n)
 }
 
-fn zset_pairs<'b, S: Sink>(
-    it: &mut impl Elems<'b>,
-    sink: &mut S,
-    mut fps: Option<&mut Vec<u64>>,
-) -> Result<usize> {
+fn zset_pairs<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
     let mut n = 0;
     while let Some(m) = it.next_elem()? {
         let Some(s) = it.next_elem()? else {
-            return Err(
-                it.blame("odd number of entries in a sorted set (member without score)".into())
-            );
+            return Err(it.blame("odd number of entries in a sorted set (member without score)".into()));
         };
-        let score = score_of(s).map_err(|msg| it.blame(msg))?;
+        // Validation needs only "a number, not NaN": a syntax check, no conversion.
+        let score = if S::WANTS_BYTES || !is_number_text(s) { score_of(s).map_err(|msg| it.blame(msg))? } else { 0.0 };
         if let Some(fp) = fps.as_deref_mut() {
             fp.push(fingerprint(m));
         }
@@ -695,28 +651,18 @@ fn zset_pairs<'b, S: Sink>(
 }
 
 /// (field, value, ttl) triples of a listpack hash with field TTLs; TTLs ascending, none (0) last.
-fn hash_triples<'b, S: Sink>(
-    it: &mut impl Elems<'b>,
-    sink: &mut S,
-    mut fps: Option<&mut Vec<u64>>,
-) -> Result<usize> {
+fn hash_triples<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
     let mut n = 0;
     let mut prev = 0i64;
     let mut seen_none = false;
     while let Some(f) = it.next_elem()? {
         let (Some(v), Some(t)) = (it.next_elem()?, it.next_elem()?) else {
-            return Err(
-                it.blame("entry count is not a multiple of 3 in a hash with field TTLs".into())
-            );
+            return Err(it.blame("entry count is not a multiple of 3 in a hash with field TTLs".into()));
         };
         let ttl = match t {
             Elem::Int(t) => t,
-            Elem::Bytes(b) => crate::rdb::cursor::parse_canonical_i64(b).ok_or_else(|| {
-                it.blame(format!(
-                    "field TTL {} is not an integer",
-                    crate::display::quoted(b)
-                ))
-            })?,
+            Elem::Bytes(b) => crate::rdb::cursor::parse_canonical_i64(b)
+                .ok_or_else(|| it.blame(format!("field TTL {} is not an integer", crate::display::quoted(b))))?,
         };
         if !(0..=MAX_FIELD_EXPIRE_MS).contains(&ttl) {
             return Err(it.blame(format!("field TTL {ttl} out of range")));
@@ -724,9 +670,7 @@ fn hash_triples<'b, S: Sink>(
         if ttl == 0 {
             seen_none = true;
         } else if seen_none || ttl < prev {
-            return Err(
-                it.blame("field TTLs are not in ascending order (fields without TTL last)".into())
-            );
+            return Err(it.blame("field TTLs are not in ascending order (fields without TTL last)".into()));
         } else {
             prev = ttl;
         }
