@@ -413,79 +413,118 @@ pub fn push_elem(buf: &mut Vec<u8>, e: Elem<'_>) {
 
 /// Bytes in the JSON vocabulary: a string when UTF-8, else `{"base64":"..."}`.
 ///
-/// One pass does both jobs: plain ASCII is skipped 8 bytes at a time, bytes that need escaping
-/// are escaped, and at the first non-ASCII byte the rest is checked for UTF-8 once (falling back
-/// to base64 when it is not).
+/// One pass does both jobs: 8 bytes at a time, a word mask finds the next byte that needs a look
+/// (below 0x20, `"`, `\\`, or non-ASCII before the UTF-8 check); the plain run before it is copied
+/// at once. At the first non-ASCII byte the rest is checked for UTF-8 once (base64 when it is
+/// not). Runs of one escaped byte (NUL padding is common) are written in a tight loop.
 #[inline]
 pub fn push_bytes(buf: &mut Vec<u8>, b: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let at = buf.len();
     buf.reserve(b.len() + 2);
     buf.push(b'"');
     let n = b.len();
     let mut i = 0;
     let mut run = 0;
-    let mut utf8_checked = false;
+    let mut checked = false;
     loop {
-        while i + 8 <= n {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&b[i..i + 8]);
-            if needs_attention(u64::from_le_bytes(w), utf8_checked) {
-                break;
+        let pos = loop {
+            let w = if i + 8 <= n {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&b[i..i + 8]);
+                u64::from_le_bytes(w)
+            } else if i < n {
+                tail_word(b, i)
+            } else {
+                break n;
+            };
+            let m = special_mask(w, checked);
+            if m != 0 {
+                break i + (m.trailing_zeros() / 8) as usize;
             }
             i += 8;
-        }
-        while i < n {
-            let c = b[i];
-            if ESCAPE[c as usize] != 0 || (c >= 0x80 && !utf8_checked) {
-                break;
-            }
-            i += 1;
-        }
-        if i >= n {
+        };
+        if pos >= n {
             break;
         }
-        let c = b[i];
+        let c = b[pos];
         if c >= 0x80 {
-            if std::str::from_utf8(&b[i..]).is_err() {
-                buf.truncate(at);
-                buf.extend_from_slice(b"{\"base64\":\"");
-                push_base64(buf, b);
-                buf.extend_from_slice(b"\"}");
-                return;
+            if !checked {
+                if std::str::from_utf8(&b[pos..]).is_err() {
+                    buf.truncate(at);
+                    buf.extend_from_slice(b"{\"base64\":\"");
+                    push_base64(buf, b);
+                    buf.extend_from_slice(b"\"}");
+                    return;
+                }
+                checked = true;
             }
-            utf8_checked = true;
+            // Part of the plain run from now on.
+            i = pos + 1;
             continue;
         }
-        buf.extend_from_slice(&b[run..i]);
-        push_escape(buf, c);
-        i += 1;
-        run = i;
+        if pos > run {
+            buf.extend_from_slice(&b[run..pos]);
+        }
+        let e = ESCAPE[c as usize];
+        // Runs of one escaped byte (NUL padding) in a tight loop.
+        let mut end = pos + 1;
+        while end < n && b[end] == c {
+            end += 1;
+        }
+        if e == b'u' {
+            let seq = [b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]];
+            buf.reserve(6 * (end - pos));
+            for _ in pos..end {
+                buf.extend_from_slice(&seq);
+            }
+        } else {
+            buf.reserve(2 * (end - pos));
+            for _ in pos..end {
+                buf.extend_from_slice(&[b'\\', e]);
+            }
+        }
+        run = end;
+        i = end;
     }
-    buf.extend_from_slice(&b[run..]);
+    if n > run {
+        buf.extend_from_slice(&b[run..]);
+    }
     buf.push(b'"');
 }
 
-/// Whether any of 8 bytes needs a look: below 0x20, `"`, `\\`, or (before the UTF-8 check) >= 0x80.
+/// High bit set in each byte of `x` that needs a look (exact per byte: no carries between
+/// bytes, so the lowest set bit is the first such byte).
 #[inline(always)]
-fn needs_attention(w: u64, utf8_checked: bool) -> bool {
+fn special_mask(x: u64, checked: bool) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
+    const L: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    let quote = has_zero(w ^ (ONES * b'"' as u64));
-    let backslash = has_zero(w ^ (ONES * b'\\' as u64));
-    let high = if utf8_checked { 0 } else { w & HIGH };
-    (control | quote | backslash | high) != 0
+    let ctrl = !((x & L).wrapping_add(ONES * 0x60) | x) & HIGH;
+    let q = x ^ (ONES * b'"' as u64);
+    let qz = !((q & L).wrapping_add(L) | q) & HIGH;
+    let s = x ^ (ONES * b'\\' as u64);
+    let sz = !((s & L).wrapping_add(L) | s) & HIGH;
+    let hi = if checked { 0 } else { x & HIGH };
+    ctrl | qz | sz | hi
 }
 
-#[cold]
-fn push_escape(buf: &mut Vec<u8>, c: u8) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let e = ESCAPE[c as usize];
-    if e == b'u' {
-        buf.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+/// The last 1 to 7 bytes from `i` as a word, padded with spaces (which need no escaping).
+#[inline(always)]
+fn tail_word(b: &[u8], i: usize) -> u64 {
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    let n = b.len();
+    let rem = n - i;
+    if n >= 8 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[n - 8..]);
+        (u64::from_le_bytes(w) >> (8 * (8 - rem))) | (SPACES << (8 * rem))
     } else {
-        buf.extend_from_slice(&[b'\\', e]);
+        let mut w = SPACES;
+        for (k, &c) in b[i..].iter().enumerate() {
+            w = (w & !(0xff << (8 * k))) | ((c as u64) << (8 * k));
+        }
+        w
     }
 }
 
