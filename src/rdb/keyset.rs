@@ -1,12 +1,16 @@
 //! Duplicate-key detection within a database at a small per-key cost: a 64-bit fingerprint and
 //! the offset of the key in the file (16 bytes a key). Entries go to 256 buckets by the top byte
-//! of the fingerprint; at the end each bucket is sorted on its own (small enough to sort in cache,
-//! buckets in parallel), and keys are re-read from the file only where fingerprints meet.
+//! of the fingerprint; at the end each bucket goes through a fingerprint table of its own (small
+//! enough to stay in cache, buckets in parallel), and keys are re-read from the file only where
+//! fingerprints meet.
 
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
+use std::collections::HashMap;
+
 use crate::error::Result;
+use crate::rdb::fpset::FingerprintTable;
 use crate::rdb::reader::key_at;
 
 const OFFSET_MASK: u64 = (1 << 48) - 1;
@@ -69,7 +73,7 @@ impl KeySet {
     /// point into.
     pub fn duplicates(self, data: &[u8]) -> Result<Vec<Duplicate>> {
         let found: Vec<Result<Vec<Duplicate>>> =
-            self.buckets.into_par_iter().map(|mut b| bucket_duplicates(&mut b, data)).collect();
+            self.buckets.into_par_iter().map(|b| bucket_duplicates(&b, data)).collect();
         let mut out = Vec::new();
         for f in found {
             out.extend(f?);
@@ -79,28 +83,30 @@ impl KeySet {
     }
 }
 
-fn bucket_duplicates(e: &mut [(u64, u64)], data: &[u8]) -> Result<Vec<Duplicate>> {
-    e.sort_unstable();
+fn bucket_duplicates(e: &[(u64, u64)], data: &[u8]) -> Result<Vec<Duplicate>> {
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < e.len() {
-        let mut j = i + 1;
-        while j < e.len() && e[j].0 == e[i].0 {
-            j += 1;
-        }
-        if j - i > 1 {
-            // Same fingerprint: compare the keys themselves (a 64-bit collision is possible).
-            // The db is folded into the fingerprint; equal keys here are in the same db.
-            let off = |k: usize| e[k].1 & OFFSET_MASK;
-            for a in i..j {
-                let ka = key_at(data, off(a))?;
-                if let Some(b) = (i..a).find(|&b| key_at(data, off(b)).is_ok_and(|kb| kb == ka)) {
-                    let (first, again) = (off(b).min(off(a)), off(b).max(off(a)));
-                    out.push(Duplicate { db: e[a].1 >> 48, key: ka.into_owned(), first, again });
-                }
+    let mut table = FingerprintTable::default();
+    table.reset(e.len());
+    // Fingerprints shared by different keys (a true 64-bit collision): every offset seen with
+    // them, so a later key is compared with all of them.
+    let mut shared: HashMap<u64, Vec<u64>> = HashMap::new();
+    for &(fp, packed) in e {
+        let Some(prev) = table.insert(fp, packed) else { continue };
+        let off = packed & OFFSET_MASK;
+        let key = key_at(data, off)?;
+        let earlier = shared.entry(fp).or_insert_with(|| vec![prev & OFFSET_MASK]);
+        let mut found = None;
+        for &o in earlier.iter() {
+            if key_at(data, o)? == key {
+                found = Some(o);
+                break;
             }
         }
-        i = j;
+        match found {
+            // The db is folded into the fingerprint: equal keys here are in the same db.
+            Some(first) => out.push(Duplicate { db: packed >> 48, key: key.into_owned(), first, again: off }),
+            None => earlier.push(off),
+        }
     }
     Ok(out)
 }

@@ -3,6 +3,7 @@
 pub mod cursor;
 pub mod encode;
 pub mod encodings;
+pub mod fpset;
 pub mod keyset;
 pub mod lzf;
 pub mod module;

@@ -10,6 +10,7 @@ use crate::rdb::encodings::intset::IntsetIter;
 use crate::rdb::encodings::listpack::ListpackIter;
 use crate::rdb::encodings::ziplist::ZiplistIter;
 use crate::rdb::encodings::zipmap::ZipmapIter;
+use crate::rdb::fpset::FingerprintTable;
 use crate::rdb::module::{self, ModuleType};
 use crate::rdb::stream;
 use crate::rdb::types::{Flavor, Format, id};
@@ -130,6 +131,7 @@ pub struct Walker {
     s1: Vec<u8>,
     s2: Vec<u8>,
     fps: Vec<u64>,
+    fp_table: FingerprintTable,
     /// Off while confirming a suspected duplicate (the confirming walk collects exact members).
     skip_unique: bool,
 }
@@ -268,7 +270,7 @@ impl Walker {
         if !c.is_empty() {
             return Err(Error::corrupt(c.offset(), format!("{} unexpected bytes after the value", c.remaining())));
         }
-        if !self.skip_unique && has_duplicate(&mut self.fps) {
+        if !self.skip_unique && self.fp_table.any_repeated(&self.fps) {
             if let Some(e) = self.confirm_duplicate(raw)? {
                 return Err(e);
             }
@@ -570,15 +572,6 @@ fn member_word(raw: &RawValue<'_>) -> &'static str {
         crate::rdb::types::Kind::Zset => "zset member",
         _ => "set member",
     }
-}
-
-/// Sorts the fingerprints and says whether any repeats.
-fn has_duplicate(fps: &mut [u64]) -> bool {
-    if fps.len() < 2 {
-        return false;
-    }
-    fps.sort_unstable();
-    fps.windows(2).any(|w| w[0] == w[1])
 }
 
 /// An ASCII score of a type-3 zset: `u8 len` (253 NaN, 254 +inf, 255 -inf) then the text.

@@ -1,0 +1,78 @@
+//! Finding equal 64-bit fingerprints fast: an open-addressing table, reused across calls, that
+//! remembers one payload per fingerprint. Used for duplicate keys (payload: the key's offset) and
+//! for duplicate members inside a value. Fingerprints are hashes, so they index the table as-is.
+
+#[derive(Default)]
+pub struct FingerprintTable {
+    /// (fingerprint, payload); fingerprint 0 marks an empty slot.
+    slots: Vec<(u64, u64)>,
+    mask: usize,
+}
+
+impl FingerprintTable {
+    /// Empties the table and sizes it for `n` fingerprints (load factor at most 1/2).
+    pub fn reset(&mut self, n: usize) {
+        let cap = (n.max(4) * 2).next_power_of_two();
+        self.slots.clear();
+        self.slots.resize(cap, (0, 0));
+        self.mask = cap - 1;
+    }
+
+    /// Adds `fp` with `payload`; returns the payload stored with an equal fingerprint instead, if
+    /// one is already there. Fingerprint 0 is treated as 1 (a false match is only a suspicion:
+    /// callers confirm every match on the real bytes).
+    #[inline]
+    pub fn insert(&mut self, fp: u64, payload: u64) -> Option<u64> {
+        let fp = fp.max(1);
+        let mut i = (fp as usize) & self.mask;
+        loop {
+            let (f, p) = self.slots[i];
+            if f == 0 {
+                self.slots[i] = (fp, payload);
+                return None;
+            }
+            if f == fp {
+                return Some(p);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// True when two of `fps` are equal (or are 0 and 1, see `insert`).
+    pub fn any_repeated(&mut self, fps: &[u64]) -> bool {
+        match fps.len() {
+            0 | 1 => false,
+            n if n <= 8 => (1..n).any(|i| fps[..i].contains(&fps[i])),
+            n => {
+                self.reset(n);
+                fps.iter().any(|&f| self.insert(f, 0).is_some())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_repeats_and_only_repeats() {
+        let mut t = FingerprintTable::default();
+        let distinct: Vec<u64> = (1..1000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+        assert!(!t.any_repeated(&distinct));
+        assert!(!t.any_repeated(&distinct[..5]));
+        let mut with_dup = distinct.clone();
+        with_dup.push(distinct[500]);
+        assert!(t.any_repeated(&with_dup));
+        assert!(t.any_repeated(&[7, 3, 7]));
+        t.reset(10);
+        assert_eq!(t.insert(42, 1), None);
+        assert_eq!(t.insert(43, 2), None);
+        assert_eq!(t.insert(42, 3), Some(1));
+        // Keys that land in the same slot (same low bits) are told apart.
+        t.reset(4);
+        assert_eq!(t.insert(8, 1), None);
+        assert_eq!(t.insert(16, 2), None);
+        assert_eq!(t.insert(16, 3), Some(2));
+    }
+}
