@@ -48,6 +48,9 @@ pub struct Args {
     /// refuses payloads newer than its own version; values this version cannot hold are refused.
     #[arg(long, value_name = "N")]
     target_rdb_version: Option<u16>,
+    /// RESP: leave out the FUNCTION LOAD commands of the file's function libraries.
+    #[arg(long)]
+    no_functions: bool,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -80,6 +83,7 @@ pub fn run(args: Args) -> u8 {
             restore: args.restore,
             on_busy_key: args.on_busy_key,
             target_version: args.target_rdb_version,
+            functions: !args.no_functions,
         },
         filter,
     };

@@ -174,6 +174,8 @@ pub trait KeyWriter {
         out: &mut Out<'_>,
         ctx: &KeyCtx<'_>,
     ) -> Result<bool, ExportError>;
+    /// A function library (FUNCTION2 record), in file order before the keys.
+    fn function(&mut self, _source: &[u8], _out: &mut Out<'_>) {}
     fn finish(&mut self, _out: &mut Out<'_>) {}
     /// Notes collected along the way.
     fn warnings(&mut self) -> Vec<String> {
@@ -217,7 +219,22 @@ fn run<K: KeyWriter>(
         if records % 4096 == 0 {
             progress(reader.offset());
         }
-        let Record::Key(k) = rec else { continue };
+        let k = match rec {
+            Record::Key(k) => k,
+            Record::Function { source } => {
+                kw.function(&source, &mut out);
+                out.end_key()?;
+                continue;
+            }
+            Record::FunctionPreGa { name, .. } => {
+                summary.warnings.push(format!(
+                    "function {} is in the Redis 7.0 release-candidate format, which no GA server loads; left out",
+                    crate::display::quoted(&name)
+                ));
+                continue;
+            }
+            _ => continue,
+        };
         if !filter.matches(&k) {
             continue;
         }

@@ -7,6 +7,8 @@
 //! RETRYCOUNT JUSTID FORCE` per pending entry; `PEXPIREAT` for key TTLs and `HPEXPIREAT` for hash
 //! field TTLs. Module values have no generic command form and go as `RESTORE` payloads.
 //!
+//! Function libraries go first as `FUNCTION LOAD` (`--no-functions` leaves them out).
+//!
 //! `--restore` mode writes `RESTORE key ttl payload ABSTTL [REPLACE]`, the payload being the
 //! value's bytes from the file framed as a DUMP payload (FORMAT.md §10) without re-encoding.
 
@@ -41,11 +43,13 @@ pub struct RespOptions {
     pub on_busy_key: OnBusyKey,
     /// RDB version written in payload footers; `None` = the file's own version.
     pub target_version: Option<u16>,
+    /// `FUNCTION LOAD` the file's function libraries before the keys.
+    pub functions: bool,
 }
 
 impl Default for RespOptions {
     fn default() -> Self {
-        RespOptions { batch: 64, restore: false, on_busy_key: OnBusyKey::Panic, target_version: None }
+        RespOptions { batch: 64, restore: false, on_busy_key: OnBusyKey::Panic, target_version: None, functions: true }
     }
 }
 
@@ -233,6 +237,23 @@ impl KeyWriter for RespWriter {
             push_bulk_i64(buf, t);
         }
         Ok(true)
+    }
+
+    fn function(&mut self, source: &[u8], out: &mut Out<'_>) {
+        if !self.opts.functions {
+            return;
+        }
+        // A library that exists: an error (panic, skip) or replaced (rewrite), like keys.
+        let buf = &mut out.buf;
+        if self.opts.on_busy_key == OnBusyKey::Rewrite {
+            push_header(buf, 4, b"FUNCTION");
+            push_bulk(buf, b"LOAD");
+            push_bulk(buf, b"REPLACE");
+        } else {
+            push_header(buf, 3, b"FUNCTION");
+            push_bulk(buf, b"LOAD");
+        }
+        push_bulk(buf, source);
     }
 
     fn warnings(&mut self) -> Vec<String> {
