@@ -11,6 +11,7 @@ pub mod filter;
 pub mod info;
 pub mod input;
 pub mod json;
+pub mod output;
 pub mod rdb;
 pub mod slot;
 pub mod verify;

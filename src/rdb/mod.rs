@@ -12,6 +12,7 @@ pub mod stream;
 pub mod types;
 pub mod value;
 pub mod walk;
+pub mod writer;
 
 pub use cursor::Elem;
 pub use reader::{KeyRecord, Reader, Record, Trailer};

@@ -1,0 +1,192 @@
+//! Output files written atomically: the bytes go to a temporary name in the target's directory,
+//! are fsynced, can be re-read and checked under that name, and only then take the target name.
+//! A file dropped before `commit` is removed. Without `overwrite`, an existing target is refused
+//! up front and the final step is a no-clobber link, so a file that appeared meanwhile survives.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub struct AtomicFile {
+    tmp: PathBuf,
+    target: PathBuf,
+    file: Option<File>,
+    overwrite: bool,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file next to `target`. `inputs` are files that must not be the
+    /// target (refused even with `overwrite`).
+    pub fn create(target: &Path, inputs: &[&Path], overwrite: bool) -> io::Result<AtomicFile> {
+        check_target(target, inputs, overwrite)?;
+        let dir = parent_dir(target);
+        let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
+        let pid = std::process::id();
+        for n in 0..1000u32 {
+            let tmp = dir.join(format!(".{base}.rdbtool-{pid}-{n}.tmp"));
+            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                Ok(file) => {
+                    return Ok(AtomicFile { tmp, target: target.to_path_buf(), file: Some(file), overwrite });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary file name"))
+    }
+
+    /// The temporary file (complete after `sync`, for re-reading before `commit`).
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp
+    }
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Flushes the data to disk; the file keeps its temporary name.
+    pub fn sync(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some(f) => {
+                f.flush()?;
+                f.sync_all()
+            }
+            None => Err(io::Error::other("already closed")),
+        }
+    }
+
+    /// Gives the file its final name (fsyncing data and directory).
+    pub fn commit(mut self) -> io::Result<()> {
+        let file = self.file.take().ok_or_else(|| io::Error::other("already closed"))?;
+        let res = file.sync_all().and_then(|_| {
+            drop(file);
+            if self.overwrite {
+                fs::rename(&self.tmp, &self.target)
+            } else {
+                // link(2) fails if the target exists: no window in which a new file is replaced.
+                match fs::hard_link(&self.tmp, &self.target) {
+                    Ok(()) => fs::remove_file(&self.tmp),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(exists_error()),
+                    // File systems without hard links: check, then rename.
+                    Err(_) if !self.target.exists() => fs::rename(&self.tmp, &self.target),
+                    Err(e) => Err(e),
+                }
+            }
+        });
+        if res.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+            return res;
+        }
+        if let Ok(d) = File::open(parent_dir(&self.target)) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Removes the temporary file.
+    pub fn discard(mut self) {
+        self.file.take();
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Refuses a target that is one of the inputs, a directory, or (without `overwrite`) exists.
+pub fn check_target(target: &Path, inputs: &[&Path], overwrite: bool) -> io::Result<()> {
+    if inputs.iter().any(|i| same_file(target, i)) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to overwrite an input file"));
+    }
+    if target.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory"));
+    }
+    if !overwrite && fs::symlink_metadata(target).is_ok() {
+        return Err(exists_error());
+    }
+    Ok(())
+}
+
+fn exists_error() -> io::Error {
+    io::Error::new(io::ErrorKind::AlreadyExists, "already exists (pass --force to replace it)")
+}
+
+fn parent_dir(target: &Path) -> PathBuf {
+    match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.file {
+            Some(f) => f.write(buf),
+            None => Err(io::Error::other("closed")),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether two paths name the same file (when both exist).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (fs::metadata(a), fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_discard_and_no_clobber() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.rdb");
+        let mut f = AtomicFile::create(&target, &[], false).unwrap();
+        f.write_all(b"one").unwrap();
+        f.sync().unwrap();
+        assert!(!target.exists());
+        assert_eq!(fs::read(f.tmp_path()).unwrap(), b"one");
+        f.commit().unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"one");
+        // Exists: refused without overwrite, replaced with it.
+        assert_eq!(AtomicFile::create(&target, &[], false).err().unwrap().kind(), io::ErrorKind::AlreadyExists);
+        let mut f = AtomicFile::create(&target, &[], true).unwrap();
+        f.write_all(b"two").unwrap();
+        f.commit().unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"two");
+        // A file that appears between create and commit is kept.
+        let other = dir.path().join("late.rdb");
+        let mut f = AtomicFile::create(&other, &[], false).unwrap();
+        f.write_all(b"mine").unwrap();
+        fs::write(&other, b"theirs").unwrap();
+        assert!(f.commit().is_err());
+        assert_eq!(fs::read(&other).unwrap(), b"theirs");
+        // Dropped or discarded: no temporary left behind.
+        let f = AtomicFile::create(&dir.path().join("x"), &[], false).unwrap();
+        let tmp = f.tmp_path().to_path_buf();
+        drop(f);
+        assert!(!tmp.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        // An input is never a target.
+        assert!(AtomicFile::create(&target, &[&target], true).is_err());
+    }
+}

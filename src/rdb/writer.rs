@@ -1,0 +1,441 @@
+//! The RDB writer: a file for one target format, in Redis's writer order (FORMAT.md §1): magic,
+//! AUX fields, MODULE_AUX (when = 1), FUNCTION2 records, per database SELECTDB + RESIZEDB and its
+//! key records, MODULE_AUX (when = 2), EOF and the CRC-64 trailer (§9).
+//!
+//! Key records are copied from a reader's `KeyRecord`: the modifiers (EXPIRETIME_MS, IDLE, FREQ,
+//! KEY_META) are written anew, the key's string and the value are the input's bytes, unchanged,
+//! so nothing is decoded or re-encoded. A value is only written when its type byte means the same
+//! encoding at the target version (`can_hold`); otherwise the write is refused naming the key.
+//!
+//! RESIZEDB needs the counts of a database before its first key: the caller declares them in
+//! `begin_db`, and the writer checks that exactly that many keys (and keys with a TTL) follow.
+
+use std::io::{self, Write};
+
+use crate::crc::Crc64;
+use crate::display::quoted;
+use crate::rdb::encode::{write_len, write_string};
+use crate::rdb::reader::{KeyRecord, MAX_REDIS_VERSION, VALKEY_VERSIONS, opcode};
+use crate::rdb::types::{Flavor, Format, describe, min_version_of_type};
+
+/// Bytes gathered before a write to the underlying file; values at least this large are written
+/// straight from the input.
+const BUF: usize = 1 << 20;
+
+#[derive(Debug)]
+pub enum WriteError {
+    Io(io::Error),
+    /// The content cannot be written at the target format (the message names the key).
+    Refused(String),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Io(e) => write!(f, "writing: {e}"),
+            WriteError::Refused(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+impl From<io::Error> for WriteError {
+    fn from(e: io::Error) -> WriteError {
+        WriteError::Io(e)
+    }
+}
+
+/// The format of an output for a version number: 1 to 13 (Redis), 80 (Valkey 9).
+pub fn target_format(version: u32) -> Option<Format> {
+    if (1..=MAX_REDIS_VERSION).contains(&version) {
+        Some(Format { flavor: Flavor::Redis, version })
+    } else if VALKEY_VERSIONS.contains(&version) {
+        Some(Format { flavor: Flavor::Valkey, version })
+    } else {
+        None
+    }
+}
+
+/// The 9-byte magic of a format: `REDIS0010`, `VALKEY080`.
+pub fn magic(format: Format) -> String {
+    match format.flavor {
+        Flavor::Redis => format!("REDIS{:04}", format.version),
+        Flavor::Valkey => format!("VALKEY{:03}", format.version),
+    }
+}
+
+/// Whether a file of format `dst` has the opcode `op` (AUX, RESIZEDB, FUNCTION2, ...).
+fn has_opcode(dst: Format, min_redis_version: u32) -> bool {
+    dst.flavor == Flavor::Valkey || dst.version >= min_redis_version
+}
+
+/// Why value type `type_byte` read from a `src` file cannot be copied into a `dst` file, if it
+/// cannot: the byte must exist there and mean the same encoding.
+pub fn type_problem(type_byte: u8, src: Format, dst: Format) -> Option<String> {
+    let here = describe(type_byte, src);
+    let there = describe(type_byte, dst);
+    let exists = match dst.flavor {
+        Flavor::Redis => min_version_of_type(type_byte) <= dst.version,
+        Flavor::Valkey => true,
+    };
+    if here.is_some() && here == there && exists {
+        return None;
+    }
+    let what = here.map_or("unknown encoding", |d| d.1);
+    Some(format!("value type {type_byte} ({what}) does not exist in {} files", magic(dst)))
+}
+
+/// Why key record `k` (read from a `src` file) cannot be written to a `dst` file, if it cannot.
+pub fn can_hold(k: &KeyRecord<'_>, src: Format, dst: Format) -> Result<(), String> {
+    let name = || format!("db {}, key {}", k.db, quoted(&k.key));
+    if let Some(p) = type_problem(k.value.type_byte, src, dst) {
+        return Err(format!("{}: {p}", name()));
+    }
+    if k.meta.is_some() && !(dst.flavor == Flavor::Redis && dst.version >= 13) {
+        return Err(format!("{}: key metadata (Redis 8.6 modules) needs RDB 13, not {}", name(), magic(dst)));
+    }
+    if let Some(ms) = k.expire_at_ms {
+        if !has_opcode(dst, 3) && i32::try_from(ms.div_euclid(1000) + (ms.rem_euclid(1000) != 0) as i64).is_err() {
+            return Err(format!("{}: expire time {ms} ms does not fit the seconds field of RDB < 3", name()));
+        }
+    }
+    Ok(())
+}
+
+/// Counts declared for one database section and counts written so far.
+struct Section {
+    db: u64,
+    keys: u64,
+    expires: u64,
+    written_keys: u64,
+    written_expires: u64,
+}
+
+/// What `finish` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub bytes: u64,
+    /// The stored CRC-64 (None below RDB 5, which has none).
+    pub checksum: Option<u64>,
+}
+
+pub struct RdbWriter<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    crc: Crc64,
+    format: Format,
+    bytes: u64,
+    section: Option<Section>,
+}
+
+impl<W: Write> RdbWriter<W> {
+    /// Starts a file of `format` (see `target_format`) by writing its magic.
+    pub fn new(out: W, format: Format) -> RdbWriter<W> {
+        let mut w = RdbWriter {
+            out,
+            buf: Vec::with_capacity(BUF + 64 * 1024),
+            crc: Crc64::default(),
+            format,
+            bytes: 0,
+            section: None,
+        };
+        w.buf.extend_from_slice(magic(format).as_bytes());
+        w
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// An AUX field; left out (false) when the format predates AUX (RDB < 7).
+    pub fn aux(&mut self, key: &[u8], value: &[u8]) -> io::Result<bool> {
+        if !has_opcode(self.format, 7) {
+            return Ok(false);
+        }
+        self.buf.push(opcode::AUX);
+        write_string(&mut self.buf, key, false);
+        write_string(&mut self.buf, value, false);
+        self.maybe_flush()?;
+        Ok(true)
+    }
+
+    /// A MODULE_AUX record: `payload` is the module opcode stream after `when`, its EOF included
+    /// (the reader's `Record::ModuleAux::payload`).
+    pub fn module_aux(&mut self, module: u64, when: u64, payload: &[u8]) -> Result<(), WriteError> {
+        if !has_opcode(self.format, 9) {
+            return Err(WriteError::Refused(format!(
+                "module aux data needs RDB 9 or later, not {}",
+                magic(self.format)
+            )));
+        }
+        self.buf.push(opcode::MODULE_AUX);
+        write_len(&mut self.buf, module);
+        write_len(&mut self.buf, crate::rdb::module::OPCODE_UINT);
+        write_len(&mut self.buf, when);
+        self.copy(payload)?;
+        Ok(())
+    }
+
+    /// A function library (FUNCTION2): its whole source.
+    pub fn function(&mut self, source: &[u8]) -> Result<(), WriteError> {
+        if !has_opcode(self.format, 10) {
+            return Err(WriteError::Refused(format!("functions need RDB 10 or later, not {}", magic(self.format))));
+        }
+        self.buf.push(opcode::FUNCTION2);
+        write_string(&mut self.buf, source, true);
+        self.maybe_flush()?;
+        Ok(())
+    }
+
+    /// Starts database `db`, which will hold exactly `keys` keys, `expires` of them with a TTL
+    /// (SELECTDB, then RESIZEDB from RDB 7 on). Closes the previous section.
+    pub fn begin_db(&mut self, db: u64, keys: u64, expires: u64) -> Result<(), WriteError> {
+        self.end_db()?;
+        self.buf.push(opcode::SELECTDB);
+        write_len(&mut self.buf, db);
+        if has_opcode(self.format, 7) {
+            self.buf.push(opcode::RESIZEDB);
+            write_len(&mut self.buf, keys);
+            write_len(&mut self.buf, expires);
+        }
+        self.section = Some(Section { db, keys, expires, written_keys: 0, written_expires: 0 });
+        self.maybe_flush()?;
+        Ok(())
+    }
+
+    fn end_db(&mut self) -> Result<(), WriteError> {
+        if let Some(s) = self.section.take() {
+            if s.written_keys != s.keys || s.written_expires != s.expires {
+                return Err(WriteError::Refused(format!(
+                    "db {}: declared {} keys ({} with TTL) but {} ({}) were written: did an input change while it was read?",
+                    s.db, s.keys, s.expires, s.written_keys, s.written_expires
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies key record `k`, read from `src` (the whole input file, of format `src_format`),
+    /// into the current database section; `rename` writes it under another name.
+    pub fn key(
+        &mut self,
+        k: &KeyRecord<'_>,
+        src: &[u8],
+        src_format: Format,
+        rename: Option<&[u8]>,
+    ) -> Result<(), WriteError> {
+        let Some(section) = &mut self.section else {
+            return Err(WriteError::Refused("a key record outside a database section (no begin_db)".into()));
+        };
+        section.written_keys += 1;
+        if section.written_keys > section.keys {
+            return Err(WriteError::Refused(format!(
+                "db {}: more than the {} keys declared: did an input change while it was read?",
+                section.db, section.keys
+            )));
+        }
+        can_hold(k, src_format, self.format).map_err(WriteError::Refused)?;
+        let f = self.format;
+        let buf = &mut self.buf;
+        if let Some(ms) = k.expire_at_ms {
+            section.written_expires += 1;
+            if section.written_expires > section.expires {
+                return Err(WriteError::Refused(format!(
+                    "db {}: more than the {} keys with TTL declared: did an input change while it was read?",
+                    section.db, section.expires
+                )));
+            }
+            if has_opcode(f, 3) {
+                buf.push(opcode::EXPIRETIME_MS);
+                buf.extend_from_slice(&ms.to_le_bytes());
+            } else {
+                // Checked by can_hold: whole seconds, rounded up, fit an i32.
+                let s = ms.div_euclid(1000) + (ms.rem_euclid(1000) != 0) as i64;
+                buf.push(opcode::EXPIRETIME);
+                buf.extend_from_slice(&(s as i32).to_le_bytes());
+            }
+        }
+        // LRU / LFU hints exist from RDB 9; older targets go without them.
+        if has_opcode(f, 9) {
+            if let Some(idle) = k.idle_s {
+                buf.push(opcode::IDLE);
+                write_len(buf, idle);
+            }
+            if let Some(freq) = k.freq {
+                buf.push(opcode::FREQ);
+                buf.push(freq);
+            }
+        }
+        if let Some(m) = &k.meta {
+            buf.push(opcode::KEY_META_OR_SLOT_IMPORT);
+            buf.extend_from_slice(m.raw);
+        }
+        buf.push(k.value.type_byte);
+        match rename {
+            Some(name) => write_string(buf, name, true),
+            None => {
+                // The key's string as stored (raw, integer or LZF form): it ends where the value starts.
+                let raw = usize::try_from(k.key_offset)
+                    .ok()
+                    .zip(usize::try_from(k.value.offset).ok())
+                    .and_then(|(a, b)| src.get(a..b))
+                    .ok_or_else(|| WriteError::Refused(format!("key {}: offsets outside its input", quoted(&k.key))))?;
+                buf.extend_from_slice(raw);
+            }
+        }
+        self.copy(k.value.bytes)?;
+        Ok(())
+    }
+
+    /// Ends the file: closes the last section, MODULE_AUX records must have been written before;
+    /// writes EOF and the checksum, flushes, and hands back the output.
+    pub fn finish(mut self) -> Result<(W, Written), WriteError> {
+        self.end_db()?;
+        self.buf.push(opcode::EOF);
+        self.crc.update(&self.buf);
+        let checksum = has_opcode(self.format, 5).then(|| self.crc.finish());
+        if let Some(c) = checksum {
+            self.buf.extend_from_slice(&c.to_le_bytes());
+        }
+        self.out.write_all(&self.buf)?;
+        self.bytes += self.buf.len() as u64;
+        self.buf.clear();
+        self.out.flush()?;
+        Ok((self.out, Written { bytes: self.bytes, checksum }))
+    }
+
+    /// Appends `bytes`: through the buffer when small, straight to the output when large.
+    fn copy(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.len() >= BUF / 4 {
+            self.flush_buf()?;
+            self.crc.update(bytes);
+            self.out.write_all(bytes)?;
+            self.bytes += bytes.len() as u64;
+            Ok(())
+        } else {
+            self.buf.extend_from_slice(bytes);
+            self.maybe_flush()
+        }
+    }
+
+    #[inline]
+    fn maybe_flush(&mut self) -> io::Result<()> {
+        if self.buf.len() >= BUF { self.flush_buf() } else { Ok(()) }
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.crc.update(&self.buf);
+            self.out.write_all(&self.buf)?;
+            self.bytes += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rdb::reader::{Reader, Record};
+
+    const V10: Format = Format { flavor: Flavor::Redis, version: 10 };
+
+    fn input() -> Vec<u8> {
+        let mut w = RdbWriter::new(Vec::new(), V10);
+        w.aux(b"redis-ver", b"7.0.15").unwrap();
+        w.finish().unwrap().0
+    }
+
+    #[test]
+    fn empty_file_layout() {
+        let data = input();
+        assert_eq!(&data[..9], b"REDIS0010");
+        assert_eq!(data[9], opcode::AUX);
+        let n = data.len();
+        assert_eq!(data[n - 9], opcode::EOF);
+        let crc = u64::from_le_bytes(data[n - 8..].try_into().unwrap());
+        assert_eq!(crc, crate::crc::crc64(&data[..n - 8]));
+        assert_eq!(magic(Format { flavor: Flavor::Valkey, version: 80 }), "VALKEY080");
+        // RDB 4: no AUX, no checksum.
+        let mut w = RdbWriter::new(Vec::new(), Format { flavor: Flavor::Redis, version: 4 });
+        assert!(!w.aux(b"x", b"y").unwrap());
+        assert_eq!(w.finish().unwrap().0, b"REDIS0004\xff");
+    }
+
+    #[test]
+    fn copies_key_records_and_checks_counts() {
+        // Build a source by hand: db 0 with key "12345" (INT16 form) -> "v", TTL, IDLE.
+        let mut src = b"REDIS0010".to_vec();
+        src.extend_from_slice(&[0xFE, 0x00, 0xFB, 0x01, 0x01]);
+        src.push(0xFC);
+        src.extend_from_slice(&1_900_000_000_000i64.to_le_bytes());
+        src.extend_from_slice(&[0xF8, 0x05]);
+        src.extend_from_slice(&[0x00, 0xC1, 0x39, 0x30, 0x01, b'v']);
+        src.push(0xFF);
+        let crc = crate::crc::crc64(&src);
+        src.extend_from_slice(&crc.to_le_bytes());
+        let recs: Vec<Record> = Reader::new(&src).unwrap().collect::<Result<_, _>>().unwrap();
+        let Some(Record::Key(k)) = recs.iter().find(|r| matches!(r, Record::Key(_))).cloned() else { panic!() };
+
+        let mut w = RdbWriter::new(Vec::new(), V10);
+        w.begin_db(0, 2, 1).unwrap();
+        w.key(&k, &src, V10, None).unwrap();
+        w.key(&k, &src, V10, Some(b"renamed")).unwrap_err(); // second key has a TTL: 2 expires > 1 declared
+        let mut w = RdbWriter::new(Vec::new(), V10);
+        w.begin_db(0, 2, 2).unwrap();
+        w.key(&k, &src, V10, None).unwrap();
+        w.key(&k, &src, V10, Some(b"renamed")).unwrap();
+        let (out, written) = w.finish().unwrap();
+        assert_eq!(written.bytes as usize, out.len());
+        // The same bytes as the input for the first record (no AUX in either).
+        assert_eq!(&out[..9], &src[..9]);
+        assert_eq!(&out[14..src.len() - 9], &src[14..src.len() - 9]);
+        let keys: Vec<(Vec<u8>, Option<i64>, Option<u64>, Vec<u8>)> = Reader::new(&out)
+            .unwrap()
+            .filter_map(|r| match r.unwrap() {
+                Record::Key(k) => Some((k.key.to_vec(), k.expire_at_ms, k.idle_s, k.value.bytes.to_vec())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].0, b"12345");
+        assert_eq!(keys[1].0, b"renamed");
+        assert_eq!(keys[1].1, Some(1_900_000_000_000));
+        assert_eq!(keys[1].2, Some(5));
+        assert_eq!(keys[1].3, b"\x01v");
+        let rep = crate::verify::verify_bytes("out", &out, &Default::default());
+        assert!(rep.ok, "{:?}", rep.errors);
+
+        // Declared more than written: finish refuses.
+        let mut w = RdbWriter::new(Vec::new(), V10);
+        w.begin_db(0, 3, 0).unwrap();
+        assert!(matches!(w.finish(), Err(WriteError::Refused(_))));
+        // Keys outside a section are refused.
+        let mut w = RdbWriter::new(Vec::new(), V10);
+        assert!(w.key(&k, &src, V10, None).is_err());
+    }
+
+    #[test]
+    fn refuses_types_and_opcodes_the_target_lacks() {
+        let v9 = Format { flavor: Flavor::Redis, version: 9 };
+        let valkey = Format { flavor: Flavor::Valkey, version: 80 };
+        let v12 = Format { flavor: Flavor::Redis, version: 12 };
+        assert!(type_problem(16, V10, v9).is_some()); // listpack hash needs 10
+        assert!(type_problem(16, V10, V10).is_none());
+        assert!(type_problem(14, v9, V10).is_none()); // quicklist v1 still loads
+        assert!(type_problem(22, valkey, v12).is_some()); // same byte, other meaning
+        assert!(type_problem(25, v12, valkey).is_some());
+        assert!(type_problem(21, Format { flavor: Flavor::Redis, version: 11 }, valkey).is_none());
+        let mut w = RdbWriter::new(Vec::new(), v9);
+        assert!(matches!(w.function(b"#!lua name=x\n"), Err(WriteError::Refused(_))));
+        assert!(w.module_aux(1, 2, &[0]).is_ok());
+        let mut w = RdbWriter::new(Vec::new(), Format { flavor: Flavor::Redis, version: 8 });
+        assert!(w.module_aux(1, 2, &[0]).is_err());
+        assert_eq!(target_format(80), Some(valkey));
+        assert_eq!(target_format(0), None);
+        assert_eq!(target_format(14), None);
+        assert_eq!(target_format(79), None);
+    }
+}
