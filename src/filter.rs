@@ -235,7 +235,7 @@ pub struct FilterArgs {
     pub dbs: Vec<u64>,
     /// Only keys matching this Redis glob pattern (* ? [abc] [^a] [a-z] \x; repeatable: any).
     #[arg(long = "key", value_name = "GLOB")]
-    pub keys: Vec<String>,
+    pub keys: Vec<std::ffi::OsString>,
     /// Only keys matching this regular expression (unanchored; Rust regex syntax, on bytes).
     #[arg(long, value_name = "RE")]
     pub key_regex: Option<String>,
@@ -277,7 +277,7 @@ impl FilterArgs {
         };
         Ok(Filter {
             dbs: self.dbs.clone(),
-            globs: self.keys.iter().map(|g| Glob::new(g.as_bytes())).collect(),
+            globs: self.keys.iter().map(|g| Glob::new(&os_bytes(g))).collect(),
             key_regex,
             kinds,
             slots,
@@ -286,6 +286,19 @@ impl FilterArgs {
             now_ms: self.now.unwrap_or_else(now_ms),
             limit: self.limit,
         })
+    }
+}
+
+/// A command-line argument as bytes (patterns may name binary keys).
+fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        s.as_bytes().to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        s.to_string_lossy().into_owned().into_bytes()
     }
 }
 

@@ -674,6 +674,82 @@ fn restore_refuses_types_the_target_version_lacks() {
     assert!(stderr(&o).contains("hash-hashtable-ttl"), "{}", stderr(&o));
 }
 
+#[test]
+fn resp_carries_hash_field_ttls() {
+    // Redis 7.0 has no HPEXPIREAT, so the commands are checked here against the file: replaying
+    // HSET / HPEXPIREAT on a model gives back every field and its TTL (Redis 7.4 and Valkey 9).
+    let Some(shared) = common::shared_dir() else { return };
+    for fixture in ["redis-7.4.1", "valkey-9.1.2"] {
+        let dir = shared.join("fixtures/generated").join(fixture);
+        let f = dir.join("dump.rdb");
+        let exp: Json = serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+        let now = exp["server"]["dump_time_ms"].as_i64().unwrap();
+        let (keys, _) = decode_file(&f);
+        for exclude in [false, true] {
+            let mut args = vec!["export", "--format", "resp", "--type", "hash", "--batch", "5"];
+            let now_s = now.to_string();
+            if exclude {
+                args.extend_from_slice(&["--expired", "exclude", "--now", &now_s]);
+            }
+            args.push(f.to_str().unwrap());
+            let o = rdbtool(&args);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            // (db, key) -> field -> (value, ttl)
+            type Fields = BTreeMap<Vec<u8>, (Vec<u8>, Option<i64>)>;
+            let mut model: BTreeMap<(u64, Vec<u8>), Fields> = BTreeMap::new();
+            let mut db = 0;
+            for c in parse_resp(&o.stdout) {
+                match c[0].as_slice() {
+                    b"SELECT" => db = String::from_utf8_lossy(&c[1]).parse().unwrap(),
+                    b"HSET" => {
+                        let h = model.entry((db, c[1].clone())).or_default();
+                        for p in c[2..].chunks(2) {
+                            assert!(h.insert(p[0].clone(), (p[1].clone(), None)).is_none());
+                        }
+                    }
+                    b"HPEXPIREAT" => {
+                        assert_eq!(c[3], b"FIELDS");
+                        let t: i64 = String::from_utf8_lossy(&c[2]).parse().unwrap();
+                        let n: usize = String::from_utf8_lossy(&c[4]).parse().unwrap();
+                        assert_eq!(c.len(), 5 + n);
+                        assert!(n <= 5);
+                        let h = model.get_mut(&(db, c[1].clone())).expect("HPEXPIREAT before HSET");
+                        for f in &c[5..] {
+                            h.get_mut(f).expect("TTL of a field not set").1 = Some(t);
+                        }
+                    }
+                    b"PEXPIREAT" | b"FUNCTION" => {}
+                    other => panic!("unexpected {}", String::from_utf8_lossy(other)),
+                }
+            }
+            let mut with_ttls = 0;
+            let mut dropped = 0;
+            for k in &keys {
+                let Value::Hash(h) = &k.value else { continue };
+                if exclude && k.expire_at_ms.is_some_and(|t| t < now) {
+                    continue;
+                }
+                let want: Fields = h
+                    .iter()
+                    .filter(|f| !(exclude && f.expire_at_ms.is_some_and(|t| t < now)))
+                    .map(|f| (f.field.clone(), (f.value.clone(), f.expire_at_ms)))
+                    .collect();
+                dropped += h.len() - want.len();
+                with_ttls += want.values().filter(|v| v.1.is_some()).count();
+                let got = model.remove(&(k.db, k.key.clone()));
+                if want.is_empty() {
+                    assert!(got.is_none(), "{fixture}: a hash whose fields all expired is left out");
+                } else {
+                    assert_eq!(got.as_ref(), Some(&want), "{fixture}: {:?}", String::from_utf8_lossy(&k.key));
+                }
+            }
+            assert!(model.is_empty());
+            assert!(with_ttls > 50, "{fixture}: {with_ttls} fields with a TTL");
+            assert_eq!(dropped > 0, exclude, "{fixture}: expired fields dropped only with exclude");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Filters, each against a selection computed here from the decoded file.
 
@@ -753,6 +829,23 @@ fn filters_select_what_they_say() {
     // Globs on the file, the matcher itself is checked against Redis below.
     let glob = rdbtool::filter::Glob::new(b"hash:*");
     check(&["--key", "hash:*"], expect(&keys, |k| glob.matches(&k.key)));
+    // A pattern that is not UTF-8, for binary key names.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let o = Command::new(env!("CARGO_BIN_EXE_rdbtool"))
+            .args(["export", "--key"])
+            .arg(std::ffi::OsStr::from_bytes(b"?\xffbin-key*"))
+            .arg(fs)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        let got: Vec<(u64, Vec<u8>)> =
+            jsonl(&o.stdout).iter().map(|o| (o["db"].as_u64().unwrap(), b(&o["key"]))).collect();
+        let want = expect(&keys, |k| k.key.starts_with(b"\x00\xffbin-key"));
+        assert!(want.len() >= 2);
+        assert_eq!(got, want);
+    }
     // The same filters apply to RESP output.
     let resp = export_ok(&["--format", "resp", "--type", "set", "--no-functions", fs]);
     let sets = expect(&keys, |k| kind_name(&k.value) == "set");
