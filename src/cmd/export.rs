@@ -1,12 +1,11 @@
 //! `rdbtool export FILE`: the keys of a backup as JSON Lines, JSON or Redis protocol commands.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rdbtool::export::resp::{OnBusyKey, RespOptions, valid_target_version};
 use rdbtool::export::{self, ExportError, Options, OutputFormat};
 use rdbtool::filter::FilterArgs;
+use rdbtool::output::AtomicFile;
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 
@@ -117,7 +116,8 @@ pub fn run(args: Args) -> u8 {
 
     match &args.output {
         Some(path) => {
-            let mut file = match AtomicFile::create(path, &args.file) {
+            // An existing output is replaced (never an input).
+            let mut file = match AtomicFile::create(path, &[args.file.as_path()], true) {
                 Ok(f) => f,
                 Err(e) => return fail(format!("{}: {e}", path.display())),
             };
@@ -140,101 +140,5 @@ pub fn run(args: Args) -> u8 {
             }
             Ok(report(&res))
         }),
-    }
-}
-
-/// An output file written under a temporary name in the same directory, then fsynced and
-/// renamed over the target; removed if dropped before `commit`.
-struct AtomicFile {
-    tmp: PathBuf,
-    target: PathBuf,
-    file: Option<File>,
-}
-
-impl AtomicFile {
-    fn create(target: &Path, input: &Path) -> io::Result<AtomicFile> {
-        if same_file(target, input) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to overwrite the input file"));
-        }
-        if target.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory"));
-        }
-        let dir = match target.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "export".into());
-        let pid = std::process::id();
-        for n in 0..1000u32 {
-            let tmp = dir.join(format!(".{base}.rdbtool-{pid}-{n}.tmp"));
-            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-                Ok(file) => return Ok(AtomicFile { tmp, target: target.to_path_buf(), file: Some(file) }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary file name"))
-    }
-
-    fn commit(mut self) -> io::Result<()> {
-        let file = self.file.take().ok_or_else(|| io::Error::other("already closed"))?;
-        let res = file.sync_all().and_then(|_| {
-            drop(file);
-            fs::rename(&self.tmp, &self.target)
-        });
-        if res.is_err() {
-            let _ = fs::remove_file(&self.tmp);
-            return res;
-        }
-        // Make the rename itself durable.
-        if let Some(dir) = self.target.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    }
-
-    fn discard(mut self) {
-        self.file.take();
-        let _ = fs::remove_file(&self.tmp);
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-impl Write for AtomicFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.file {
-            Some(f) => f.write(buf),
-            None => Err(io::Error::other("closed")),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.file {
-            Some(f) => f.flush(),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Whether two paths name the same file (when the target exists).
-fn same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if let (Ok(x), Ok(y)) = (fs::metadata(a), fs::metadata(b)) {
-            return x.dev() == y.dev() && x.ino() == y.ino();
-        }
-    }
-    match (fs::canonicalize(a), fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
     }
 }
