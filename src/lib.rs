@@ -3,6 +3,7 @@
 //! The parser core (`rdb`) borrows from one byte slice (a memory map or a buffer) and knows
 //! nothing of terminals or commands; `cmd` holds one module per subcommand on top of it.
 
+pub mod aof;
 pub mod crc;
 pub mod display;
 pub mod error;
@@ -11,9 +12,11 @@ pub mod filter;
 pub mod info;
 pub mod input;
 pub mod json;
+pub mod merge;
 pub mod output;
 pub mod rdb;
 pub mod slot;
+pub mod split;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

@@ -23,6 +23,8 @@ enum Command {
     Verify(cmd::verify::Args),
     Info(cmd::info::Args),
     Export(cmd::export::Args),
+    Merge(cmd::merge::Args),
+    Split(cmd::split::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Export(a) => cmd::export::run(a),
+        Command::Merge(a) => cmd::merge::run(a),
+        Command::Split(a) => cmd::split::run(a),
     };
     ExitCode::from(code)
 }

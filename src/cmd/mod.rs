@@ -2,7 +2,9 @@
 
 pub mod export;
 pub mod info;
+pub mod merge;
 pub mod progress;
+pub mod split;
 pub mod verify;
 
 /// Exit codes shared by every subcommand.
