@@ -72,11 +72,25 @@ pub struct ErrorEntry {
     #[serde(serialize_with = "crate::json::ser_opt_bytes")]
     pub key: Option<Vec<u8>>,
     pub message: String,
+    /// The file of an AOF set the offset is in (absent for RDB files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// 1-based line of the offset, for AOF commands and manifests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
 }
 
 impl From<&Error> for ErrorEntry {
     fn from(e: &Error) -> ErrorEntry {
-        ErrorEntry { kind: e.kind, offset: e.offset, db: e.db, key: e.key.clone(), message: e.message.clone() }
+        ErrorEntry {
+            kind: e.kind,
+            offset: e.offset,
+            db: e.db,
+            key: e.key.clone(),
+            message: e.message.clone(),
+            file: None,
+            line: None,
+        }
     }
 }
 
@@ -102,6 +116,10 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Bytes after the RDB's checksum (an RDB-preamble AOF's command tail).
     pub trailing_bytes: u64,
+    /// AOF sets and files: the files, commands, transactions, timestamps (the RDB fields above
+    /// then describe the base file's RDB image, if any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aof: Option<crate::aof::AofReport>,
 }
 
 fn hex(v: u64) -> String {
@@ -259,6 +277,7 @@ fn parse(name: &str, data: &[u8], opts: &Options) -> Progress {
             errors_not_listed: 0,
             warnings: Vec::new(),
             trailing_bytes: 0,
+            aof: None,
         },
         eof_offset: None,
         stored_checksum: None,

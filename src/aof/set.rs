@@ -1,0 +1,1119 @@
+//! A set of AOF files as Redis loads them: a manifest with its base and incr files
+//! (`appendonlydir/`, Redis >= 7.0), or one old single-file AOF (with or without an RDB
+//! preamble). On top of it: the command stream across files, `verify`, the timeline and the
+//! point-in-time cut.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::aof::manifest::{FileType, Manifest, ManifestEntry, ManifestError};
+use crate::aof::resp::{CommandKind, Event, RespParser, Stats, line_at};
+use crate::aof::{format_utc, is_rdb};
+use crate::error::{Error, ErrorKind};
+use crate::input::{self, Input};
+use crate::rdb::reader::{Reader, Record};
+use crate::rdb::types::Flavor;
+use crate::verify::{self, Checksum, ChecksumStatus, ErrorEntry, Report};
+
+/// What a file is to the loader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Base,
+    Incr,
+    /// Listed as history: not loaded.
+    History,
+    /// An old single-file AOF (no manifest): the whole log.
+    Single,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Base => "base",
+            Role::Incr => "incr",
+            Role::History => "history",
+            Role::Single => "file",
+        }
+    }
+}
+
+/// One file Redis loads, mapped.
+pub struct Part {
+    pub name: Vec<u8>,
+    pub path: PathBuf,
+    pub role: Role,
+    /// Its manifest line (none for a single-file AOF).
+    pub entry: Option<ManifestEntry>,
+    pub data: Input,
+}
+
+impl Part {
+    pub fn name_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.name).into_owned()
+    }
+}
+
+/// A manifest with its files, or a single-file AOF.
+pub struct AofSet {
+    /// The directory (multipart) or the file (single).
+    pub path: PathBuf,
+    pub manifest_path: Option<PathBuf>,
+    pub manifest: Option<Manifest>,
+    /// The files Redis loads, in loading order, that exist.
+    pub parts: Vec<Part>,
+    /// Listed base / incr files that cannot be opened: (line, why).
+    pub missing: Vec<(ManifestEntry, String)>,
+    /// History lines, with the file's size when it exists.
+    pub history: Vec<(ManifestEntry, Option<u64>)>,
+    /// Names in the directory the manifest does not list.
+    pub strays: Vec<Vec<u8>>,
+}
+
+/// Why a set could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The files could not be read (exit 2).
+    Io(String),
+    /// The manifest is malformed (invalid input, exit 1).
+    Manifest { path: PathBuf, data_len: u64, error: ManifestError },
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Io(s) => write!(f, "{s}"),
+            OpenError::Manifest { path, error, .. } => write!(f, "{}: {error}", path.display()),
+        }
+    }
+}
+
+/// The manifest of an AOF directory: the one `*.manifest` that is not a `temp-` leftover.
+pub fn find_manifest(dir: &Path) -> io::Result<Option<PathBuf>> {
+    let mut found = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let b = name.as_bytes();
+        if b.ends_with(b".manifest") && !b.starts_with(b"temp-") && e.file_type()?.is_file() {
+            found.push(e.path());
+        }
+    }
+    found.sort();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(io::Error::other(format!(
+            "{} holds {} manifests ({}): name the one to read",
+            dir.display(),
+            found.len(),
+            found.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+impl AofSet {
+    /// Opens an AOF directory, a manifest file, or a single AOF file.
+    pub fn open(path: &Path) -> Result<AofSet, OpenError> {
+        let io_err = |what: &Path, e: io::Error| OpenError::Io(format!("{}: {e}", what.display()));
+        let meta = fs::metadata(path).map_err(|e| io_err(path, e))?;
+        let manifest_path = if meta.is_dir() {
+            match find_manifest(path).map_err(|e| io_err(path, e))? {
+                Some(m) => m,
+                None => {
+                    return Err(OpenError::Io(format!("{}: no *.manifest file: not an AOF directory", path.display())));
+                }
+            }
+        } else if path.as_os_str().as_bytes().ends_with(b".manifest") {
+            path.to_path_buf()
+        } else {
+            let data = input::open(path).map_err(|e| io_err(path, e))?;
+            let name = path.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
+            return Ok(AofSet {
+                path: path.to_path_buf(),
+                manifest_path: None,
+                manifest: None,
+                parts: vec![Part { name, path: path.to_path_buf(), role: Role::Single, entry: None, data }],
+                missing: Vec::new(),
+                history: Vec::new(),
+                strays: Vec::new(),
+            });
+        };
+        let dir = match manifest_path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let text = input::open(&manifest_path).map_err(|e| io_err(&manifest_path, e))?;
+        let manifest = Manifest::parse(&text).map_err(|error| OpenError::Manifest {
+            path: manifest_path.clone(),
+            data_len: text.len() as u64,
+            error,
+        })?;
+        let mut set = AofSet {
+            path: if meta.is_dir() { path.to_path_buf() } else { dir.clone() },
+            manifest_path: Some(manifest_path.clone()),
+            manifest: None,
+            parts: Vec::new(),
+            missing: Vec::new(),
+            history: Vec::new(),
+            strays: Vec::new(),
+        };
+        for e in manifest.loaded() {
+            let p = dir.join(OsStr::from_bytes(&e.name));
+            let role = if e.kind == FileType::Base { Role::Base } else { Role::Incr };
+            match input::open(&p) {
+                Ok(data) => set.parts.push(Part { name: e.name.clone(), path: p, role, entry: Some(e.clone()), data }),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => set.missing.push((e.clone(), "missing".into())),
+                Err(err) if !p.is_file() => set.missing.push((e.clone(), format!("not a regular file ({err})"))),
+                Err(err) => return Err(io_err(&p, err)),
+            }
+        }
+        for e in manifest.history() {
+            let size = fs::metadata(dir.join(OsStr::from_bytes(&e.name))).ok().filter(|m| m.is_file()).map(|m| m.len());
+            set.history.push((e.clone(), size));
+        }
+        let manifest_name = manifest_path.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
+        let mut strays = Vec::new();
+        for ent in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+            let name = ent.map_err(|e| io_err(&dir, e))?.file_name().as_bytes().to_vec();
+            if name != manifest_name && !manifest.entries.iter().any(|e| e.name == name) {
+                strays.push(name);
+            }
+        }
+        strays.sort();
+        set.strays = strays;
+        set.manifest = Some(manifest);
+        Ok(set)
+    }
+
+    pub fn is_multipart(&self) -> bool {
+        self.manifest.is_some()
+    }
+
+    /// Bytes of the files Redis loads.
+    pub fn loaded_bytes(&self) -> u64 {
+        self.parts.iter().map(|p| p.data.len() as u64).sum()
+    }
+
+    /// Every command of the loaded files in order (base, then incr files), with its db, last
+    /// timestamp, file and offset. RDB parts are stepped over (structurally read to their end).
+    pub fn commands(&self) -> SetCommands<'_> {
+        SetCommands { set: self, idx: 0, parser: None, ts: None, failed: false }
+    }
+}
+
+/// A command of a set: which part it comes from, and the command.
+#[derive(Debug, Clone)]
+pub struct SetCommand<'a> {
+    pub part: usize,
+    pub cmd: crate::aof::resp::Command<'a>,
+}
+
+/// An error in one part of a set.
+#[derive(Debug, Clone)]
+pub struct SetError {
+    pub part: usize,
+    pub error: Error,
+}
+
+pub struct SetCommands<'a> {
+    set: &'a AofSet,
+    idx: usize,
+    parser: Option<RespParser<'a>>,
+    ts: Option<i64>,
+    failed: bool,
+}
+
+impl<'a> Iterator for SetCommands<'a> {
+    type Item = Result<SetCommand<'a>, SetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.failed {
+                return None;
+            }
+            if let Some(p) = &mut self.parser {
+                match p.next() {
+                    Some(Ok(cmd)) => return Some(Ok(SetCommand { part: self.idx, cmd })),
+                    Some(Err(error)) => {
+                        self.failed = true;
+                        return Some(Err(SetError { part: self.idx, error }));
+                    }
+                    None => {
+                        self.ts = p.ts();
+                        self.parser = None;
+                        self.idx += 1;
+                        continue;
+                    }
+                }
+            }
+            let part = self.set.parts.get(self.idx)?;
+            let data: &'a [u8] = &part.data;
+            let start = if is_rdb(data) {
+                match rdb_scan(data) {
+                    Ok(r) => r.end as usize,
+                    Err(error) => {
+                        self.failed = true;
+                        return Some(Err(SetError { part: self.idx, error }));
+                    }
+                }
+            } else {
+                0
+            };
+            self.parser = Some(RespParser::new(data, start, self.ts));
+        }
+    }
+}
+
+/// What a structural pass over an RDB part tells.
+#[derive(Debug, Clone, Default)]
+pub struct RdbScan {
+    pub magic: &'static str,
+    pub version: u32,
+    pub redis_ver: Option<String>,
+    /// The `ctime` AUX field: when the snapshot was taken (unix seconds).
+    pub ctime: Option<i64>,
+    pub keys: u64,
+    /// Offset just after the RDB image (after the checksum): where a RESP tail starts.
+    pub end: u64,
+}
+
+fn aux_int(v: &[u8]) -> Option<i64> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Reads an RDB image to its EOF opcode without validating values.
+pub fn rdb_scan(data: &[u8]) -> Result<RdbScan, Error> {
+    let mut reader = Reader::new(data)?;
+    let f = reader.format();
+    let mut s = RdbScan {
+        magic: if f.flavor == Flavor::Valkey { "VALKEY" } else { "REDIS" },
+        version: f.version,
+        ..Default::default()
+    };
+    for rec in reader.by_ref() {
+        match rec? {
+            Record::Aux { key, value } if &*key == b"ctime" => s.ctime = aux_int(&value),
+            Record::Aux { key, value } if &*key == b"redis-ver" || &*key == b"valkey-ver" => {
+                s.redis_ver = Some(String::from_utf8_lossy(&value).into_owned())
+            }
+            Record::Key(_) => s.keys += 1,
+            _ => {}
+        }
+    }
+    let t = reader.trailer().ok_or_else(|| Error::truncated(reader.offset(), "no EOF opcode"))?;
+    s.end = data.len() as u64 - t.trailing_bytes;
+    Ok(s)
+}
+
+/// The AUX fields before the first other record (cheap: stops there).
+fn rdb_aux_times(data: &[u8]) -> (Option<i64>, Option<String>) {
+    let Ok(reader) = Reader::new(data) else { return (None, None) };
+    let (mut ctime, mut ver) = (None, None);
+    for rec in reader {
+        match rec {
+            Ok(Record::Aux { key, value }) => {
+                if &*key == b"ctime" {
+                    ctime = aux_int(&value);
+                } else if &*key == b"redis-ver" || &*key == b"valkey-ver" {
+                    ver = Some(String::from_utf8_lossy(&value).into_owned());
+                }
+            }
+            _ => break,
+        }
+    }
+    (ctime, ver)
+}
+
+// --------------------------------------------------------------------------------------------
+// Reports
+
+/// A unix time with its UTC rendering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stamp {
+    pub unix: i64,
+    #[serde(serialize_with = "ser_utc")]
+    pub utc: i64,
+}
+
+fn ser_utc<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_utc(*t))
+}
+
+impl Stamp {
+    pub fn new(t: i64) -> Stamp {
+        Stamp { unix: t, utc: t }
+    }
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", format_utc(self.unix), self.unix)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DbCommands {
+    pub db: u64,
+    pub commands: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RdbPart {
+    pub magic: &'static str,
+    pub version: u32,
+    pub redis_ver: Option<String>,
+    /// When the snapshot was taken (the `ctime` AUX field).
+    pub ctime: Option<Stamp>,
+    pub keys: u64,
+    /// Null when not checked (timeline reads the RDB without validating it).
+    pub checksum: Option<ChecksumStatus>,
+}
+
+/// A file that ends inside a command or a transaction.
+#[derive(Debug, Clone, Serialize)]
+pub struct Truncation {
+    #[serde(serialize_with = "crate::json::ser_bytes")]
+    pub file: Vec<u8>,
+    /// Where the incomplete command (or the unfinished MULTI) starts.
+    pub at: u64,
+    /// What `aof-load-truncated` keeps: the end of the last complete command (before an
+    /// unfinished MULTI).
+    pub ok_up_to: u64,
+    pub ok_up_to_line: u64,
+    /// Bytes from `ok_up_to` to the end of the file.
+    pub lost_bytes: u64,
+    /// Redis truncates only the last file; a truncated earlier file stops the load.
+    pub last_file: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartReport {
+    #[serde(serialize_with = "crate::json::ser_bytes")]
+    pub name: Vec<u8>,
+    pub role: Role,
+    pub seq: Option<i64>,
+    /// Redis 8 replication offsets from the manifest line.
+    pub start_offset: Option<i64>,
+    pub end_offset: Option<i64>,
+    /// Whether the file exists (history files may be gone: Redis deletes them).
+    pub exists: bool,
+    /// "rdb", "rdb+resp" (RDB preamble and commands), "resp", "empty"; null when not read.
+    pub format: Option<&'static str>,
+    pub bytes: Option<u64>,
+    pub rdb: Option<RdbPart>,
+    /// Offset where the commands start (after an RDB image).
+    pub resp_offset: Option<u64>,
+    pub commands: u64,
+    pub dbs: Vec<DbCommands>,
+    pub multi_blocks: u64,
+    pub annotations: u64,
+    pub first_ts: Option<Stamp>,
+    pub last_ts: Option<Stamp>,
+    pub ok: bool,
+    pub truncated: Option<Truncation>,
+}
+
+impl PartReport {
+    fn new(name: Vec<u8>, role: Role, entry: Option<&ManifestEntry>) -> PartReport {
+        PartReport {
+            name,
+            role,
+            seq: entry.map(|e| e.seq),
+            start_offset: entry.and_then(|e| e.start_offset()),
+            end_offset: entry.and_then(|e| e.end_offset()),
+            exists: true,
+            format: None,
+            bytes: None,
+            rdb: None,
+            resp_offset: None,
+            commands: 0,
+            dbs: Vec::new(),
+            multi_blocks: 0,
+            annotations: 0,
+            first_ts: None,
+            last_ts: None,
+            ok: true,
+            truncated: None,
+        }
+    }
+}
+
+/// The time span a point-in-time restore (`aof cut`) can reach.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Range {
+    pub from: Stamp,
+    pub to: Stamp,
+}
+
+/// The AOF part of a verify report (and the whole of a timeline).
+#[derive(Debug, Clone, Serialize)]
+pub struct AofReport {
+    /// "multipart" (manifest) or "single" (one old-style file).
+    pub layout: &'static str,
+    pub manifest: Option<String>,
+    /// Loaded files in loading order, then history files.
+    pub files: Vec<PartReport>,
+    pub commands: u64,
+    pub multi_blocks: u64,
+    pub dbs: Vec<DbCommands>,
+    pub first_ts: Option<Stamp>,
+    pub last_ts: Option<Stamp>,
+    /// The point in time the base file holds (RDB `ctime`, or the first `#TS` of an AOF base).
+    pub base_time: Option<Stamp>,
+    pub restore_range: Option<Range>,
+    pub truncated: Option<Truncation>,
+    #[serde(serialize_with = "ser_names")]
+    pub stray_files: Vec<Vec<u8>>,
+}
+
+fn ser_names<S: serde::Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&v.iter().map(|n| crate::json::bytes(n)).collect::<Vec<_>>(), s)
+}
+
+impl AofReport {
+    /// One line for `verify`'s OK / FAIL line.
+    pub fn summary(&self, rep: &Report) -> String {
+        let mut parts = Vec::new();
+        if self.layout == "multipart" {
+            let n = |r: Role| self.files.iter().filter(|f| f.role == r).count();
+            let (incr, hist) = (n(Role::Incr), n(Role::History));
+            let mut s = format!("AOF set: {} base + {incr} incr", n(Role::Base));
+            if hist > 0 {
+                s.push_str(&format!(" + {hist} history"));
+            }
+            parts.push(s);
+        } else {
+            parts.push("single-file AOF".to_owned());
+        }
+        if let Some(f) = self.files.iter().find(|f| f.rdb.is_some()) {
+            let r = f.rdb.as_ref().expect("just found");
+            let version =
+                if r.magic == "VALKEY" { format!("VALKEY{:03}", r.version) } else { format!("RDB {}", r.version) };
+            let ver = r.redis_ver.as_deref().map(|v| format!(", server {v}")).unwrap_or_default();
+            let checksum = match rep.checksum.status {
+                ChecksumStatus::Ok => "checksum ok",
+                ChecksumStatus::Mismatch => "checksum MISMATCH",
+                ChecksumStatus::NotComputed => "no checksum",
+                ChecksumStatus::Absent => "no checksum",
+                ChecksumStatus::Unchecked => "checksum not checked",
+            };
+            parts.push(format!("{version}{ver} with {} keys, {checksum}", r.keys));
+        }
+        let dbs = self.dbs.len();
+        parts.push(format!(
+            "{} commands in {dbs} db{}, {} MULTI block{}",
+            self.commands,
+            if dbs == 1 { "" } else { "s" },
+            self.multi_blocks,
+            if self.multi_blocks == 1 { "" } else { "s" }
+        ));
+        match self.restore_range {
+            Some(r) => parts.push(format!("restorable {} .. {}", format_utc(r.from.unix), format_utc(r.to.unix))),
+            None => parts.push("no #TS annotations".to_owned()),
+        }
+        parts.join(", ")
+    }
+}
+
+fn add_db(list: &mut Vec<DbCommands>, db: u64, n: u64) {
+    match list.iter_mut().find(|d| d.db == db) {
+        Some(d) => d.commands += n,
+        None => list.push(DbCommands { db, commands: n }),
+    }
+}
+
+fn entry_with(e: &Error, file: &[u8], line: Option<u64>) -> ErrorEntry {
+    let mut x = ErrorEntry::from(e);
+    x.file = Some(String::from_utf8_lossy(file).into_owned());
+    x.line = line;
+    x
+}
+
+fn empty_report(name: &str) -> Report {
+    Report {
+        file: name.to_owned(),
+        ok: false,
+        bytes: 0,
+        magic: None,
+        version: None,
+        redis_ver: None,
+        checksum: Checksum { stored: None, computed: None, status: ChecksumStatus::Absent },
+        keys: 0,
+        expires: 0,
+        already_expired: 0,
+        dbs: Vec::new(),
+        errors: Vec::new(),
+        errors_not_listed: 0,
+        warnings: Vec::new(),
+        trailing_bytes: 0,
+        aof: None,
+    }
+}
+
+/// The report for a set whose manifest Redis would refuse.
+pub fn manifest_failure(name: &str, manifest: &Path, data_len: u64, e: &ManifestError) -> Report {
+    let mut rep = empty_report(name);
+    let file = manifest.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
+    rep.bytes = data_len;
+    rep.errors.push(entry_with(&e.to_error(), &file, (e.line > 0).then_some(e.line as u64)));
+    rep.aof = Some(AofReport {
+        layout: "multipart",
+        manifest: Some(String::from_utf8_lossy(&file).into_owned()),
+        files: Vec::new(),
+        commands: 0,
+        multi_blocks: 0,
+        dbs: Vec::new(),
+        first_ts: None,
+        last_ts: None,
+        base_time: None,
+        restore_range: None,
+        truncated: None,
+        stray_files: Vec::new(),
+    });
+    rep
+}
+
+/// Opens and checks `path` (AOF directory, manifest, or single AOF file). `Err` only when the
+/// files cannot be read (exit 2); a malformed manifest is a failed report.
+pub fn verify_path(path: &Path, opts: &verify::Options) -> Result<Report, String> {
+    let name = path.display().to_string();
+    match AofSet::open(path) {
+        Ok(set) => Ok(set.check(&name, Some(opts))),
+        Err(OpenError::Manifest { path: m, data_len, error }) => Ok(manifest_failure(&name, &m, data_len, &error)),
+        Err(e) => Err(format!("{name}: cannot read: {e}")),
+    }
+}
+
+impl AofSet {
+    /// Reads every loaded file: with `verify`, base RDB images are fully verified (checksum,
+    /// every value); without, they are only read structurally (for the timeline).
+    pub fn check(&self, name: &str, verify: Option<&verify::Options>) -> Report {
+        let mut rep = empty_report(name);
+        rep.bytes = self.loaded_bytes();
+        let mut aof = AofReport {
+            layout: if self.is_multipart() { "multipart" } else { "single" },
+            manifest: self.manifest_path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
+            files: Vec::new(),
+            commands: 0,
+            multi_blocks: 0,
+            dbs: Vec::new(),
+            first_ts: None,
+            last_ts: None,
+            base_time: None,
+            restore_range: None,
+            truncated: None,
+            stray_files: self.strays.clone(),
+        };
+        let keep_going = verify.is_some_and(|o| o.keep_going);
+        for (e, why) in &self.missing {
+            let what = if e.kind == FileType::Base { "the base file" } else { "an incr file" };
+            let err = Error::corrupt(
+                0,
+                format!("listed in the manifest (line {}) as {what}, but {why}: Redis refuses to start", e.line),
+            );
+            rep.errors.push(entry_with(&err, &e.name, None));
+            let mut p = PartReport::new(
+                e.name.clone(),
+                if e.kind == FileType::Base { Role::Base } else { Role::Incr },
+                Some(e),
+            );
+            p.exists = false;
+            p.ok = false;
+            aof.files.push(p);
+        }
+        if let Some(m) = &self.manifest
+            && m.loaded().next().is_none()
+        {
+            rep.warnings.push("the manifest lists no base or incr file: Redis starts with an empty dataset".into());
+        }
+        let mut ts: Option<i64> = None;
+        let last = self.parts.len().saturating_sub(1);
+        let mut first_rdb = true;
+        for (i, part) in self.parts.iter().enumerate() {
+            let data: &[u8] = &part.data;
+            let mut pr = PartReport::new(part.name.clone(), part.role, part.entry.as_ref());
+            pr.bytes = Some(data.len() as u64);
+            let pname = part.name_lossy();
+            let errors_before = rep.errors.len();
+            let mut resp_start = Some(0usize);
+            if data.is_empty() {
+                pr.format = Some("empty");
+                resp_start = None;
+            } else if is_rdb(data) {
+                resp_start = None;
+                match verify {
+                    Some(opts) => {
+                        let r = verify::verify_bytes(&pname, data, opts);
+                        let (ctime, _) = rdb_aux_times(data);
+                        let rdb_ok = r.errors.is_empty() && r.errors_not_listed == 0;
+                        for e in &r.errors {
+                            let mut x = e.clone();
+                            x.file = Some(pname.clone());
+                            rep.errors.push(x);
+                        }
+                        rep.errors_not_listed += r.errors_not_listed;
+                        let trailing_note =
+                            format!("{} bytes after the checksum (Redis ignores them)", r.trailing_bytes);
+                        for w in r.warnings.iter().filter(|w| r.trailing_bytes == 0 || **w != trailing_note) {
+                            rep.warnings.push(format!("{pname}: {w}"));
+                        }
+                        pr.rdb = Some(RdbPart {
+                            magic: r.magic.unwrap_or("REDIS"),
+                            version: r.version.unwrap_or(0),
+                            redis_ver: r.redis_ver.clone(),
+                            ctime: ctime.map(Stamp::new),
+                            keys: r.keys,
+                            checksum: Some(r.checksum.status.clone()),
+                        });
+                        if rdb_ok {
+                            resp_start = Some(data.len() - r.trailing_bytes as usize);
+                        }
+                        if first_rdb {
+                            first_rdb = false;
+                            rep.magic = r.magic;
+                            rep.version = r.version;
+                            rep.redis_ver = r.redis_ver.clone();
+                            rep.checksum = r.checksum.clone();
+                            rep.keys = r.keys;
+                            rep.expires = r.expires;
+                            rep.already_expired = r.already_expired;
+                            rep.dbs = r.dbs.clone();
+                        }
+                    }
+                    None => match rdb_scan(data) {
+                        Ok(s) => {
+                            pr.rdb = Some(RdbPart {
+                                magic: s.magic,
+                                version: s.version,
+                                redis_ver: s.redis_ver.clone(),
+                                ctime: s.ctime.map(Stamp::new),
+                                keys: s.keys,
+                                checksum: None,
+                            });
+                            resp_start = Some(s.end as usize);
+                            if first_rdb {
+                                first_rdb = false;
+                                rep.magic = Some(s.magic);
+                                rep.version = Some(s.version);
+                                rep.redis_ver = s.redis_ver;
+                                rep.checksum.status = ChecksumStatus::Unchecked;
+                                rep.keys = s.keys;
+                            }
+                        }
+                        Err(e) => rep.errors.push(entry_with(&e, &part.name, None)),
+                    },
+                }
+                pr.format = Some(if resp_start.is_some_and(|s| s < data.len()) { "rdb+resp" } else { "rdb" });
+            } else {
+                pr.format = Some("resp");
+            }
+            if let Some(start) = resp_start.filter(|&s| s < data.len()) {
+                pr.resp_offset = Some(start as u64);
+                let mut p = RespParser::new(data, start, ts);
+                let mut argv = Vec::new();
+                let res = loop {
+                    match p.next_event(&mut argv) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break Ok(()),
+                        Err(e) => break Err(e),
+                    }
+                };
+                ts = p.ts();
+                for (off, w) in p.warnings() {
+                    rep.warnings.push(format!("{pname}: offset {off} (line {}): {w}", line_at(data, *off)));
+                }
+                if p.warnings_not_listed() > 0 {
+                    rep.warnings.push(format!("{pname}: {} more warnings", p.warnings_not_listed()));
+                }
+                if let Err(mut e) = res {
+                    if e.kind == ErrorKind::Truncated {
+                        let ok = p.ok_up_to();
+                        let lost = data.len() as u64 - ok;
+                        let t = Truncation {
+                            file: part.name.clone(),
+                            at: e.offset,
+                            ok_up_to: ok,
+                            ok_up_to_line: line_at(data, ok),
+                            lost_bytes: lost,
+                            last_file: i == last,
+                        };
+                        e.message = if i == last {
+                            format!(
+                                "{}: Redis (aof-load-truncated yes, the default) keeps the first {ok} bytes and drops {lost}",
+                                e.message
+                            )
+                        } else {
+                            format!(
+                                "{}: not the last file, so Redis refuses to load the set (it would keep {ok} bytes of this file)",
+                                e.message
+                            )
+                        };
+                        aof.truncated.get_or_insert_with(|| t.clone());
+                        pr.truncated = Some(t);
+                    }
+                    rep.errors.push(entry_with(&e, &part.name, Some(line_at(data, e.offset))));
+                }
+                let s: &Stats = p.stats();
+                pr.commands = s.commands;
+                pr.multi_blocks = s.multi_blocks;
+                pr.annotations = s.annotations;
+                pr.first_ts = s.first_ts.map(Stamp::new);
+                pr.last_ts = s.last_ts.map(Stamp::new);
+                for &(db, n) in &s.per_db {
+                    add_db(&mut pr.dbs, db, n);
+                    add_db(&mut aof.dbs, db, n);
+                }
+                aof.commands += s.commands;
+                aof.multi_blocks += s.multi_blocks;
+                if aof.first_ts.is_none() {
+                    aof.first_ts = pr.first_ts;
+                }
+                if pr.last_ts.is_some() {
+                    aof.last_ts = pr.last_ts;
+                }
+            }
+            pr.ok = rep.errors.len() == errors_before;
+            aof.files.push(pr);
+            if !keep_going && rep.errors.len() > errors_before && verify.is_some() {
+                // Later files are still listed, unread.
+                for later in &self.parts[i + 1..] {
+                    let mut p = PartReport::new(later.name.clone(), later.role, later.entry.as_ref());
+                    p.bytes = Some(later.data.len() as u64);
+                    aof.files.push(p);
+                }
+                break;
+            }
+        }
+        for (e, size) in &self.history {
+            let mut p = PartReport::new(e.name.clone(), Role::History, Some(e));
+            p.exists = size.is_some();
+            p.bytes = *size;
+            if size.is_none() {
+                rep.warnings.push(format!(
+                    "{}: history file listed in the manifest (line {}) is gone (Redis deletes history files; it never loads them)",
+                    e.name_lossy(),
+                    e.line
+                ));
+            }
+            aof.files.push(p);
+        }
+        for s in &self.strays {
+            let n = String::from_utf8_lossy(s);
+            rep.warnings.push(if s.starts_with(b"temp-") {
+                format!("{n}: not listed in the manifest: a leftover of an interrupted rewrite (Redis ignores it)")
+            } else {
+                format!("{n}: not listed in the manifest (Redis ignores it)")
+            });
+        }
+        aof.base_time = self.base_time(&aof);
+        let from = aof.base_time.or(aof.first_ts);
+        aof.restore_range = from.map(|f| {
+            let to = aof.last_ts.filter(|t| t.unix >= f.unix).unwrap_or(f);
+            Range { from: f, to }
+        });
+        if !keep_going && rep.errors.len() > 1 {
+            rep.errors_not_listed += rep.errors.len() as u64 - 1;
+            rep.errors.truncate(1);
+        }
+        rep.ok = rep.errors.is_empty() && rep.errors_not_listed == 0;
+        rep.aof = Some(aof);
+        rep
+    }
+
+    /// The time the base holds: the RDB's ctime, or the first `#TS` of an AOF-format base (a
+    /// rewrite writes one first). A single-file AOF counts as a base only for its RDB preamble.
+    fn base_time(&self, aof: &AofReport) -> Option<Stamp> {
+        let f = aof.files.iter().find(|f| f.role == Role::Base || f.role == Role::Single)?;
+        if let Some(r) = &f.rdb {
+            return r.ctime;
+        }
+        if f.role == Role::Base { f.first_ts } else { None }
+    }
+}
+
+// --------------------------------------------------------------------------------------------
+// Point-in-time cut
+
+#[derive(Debug)]
+pub enum CutError {
+    /// The set cannot give what was asked (exit 1).
+    Refused(String),
+    /// Writing the result failed, or the target exists (exit 2).
+    Io(String),
+}
+
+impl std::fmt::Display for CutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CutError::Refused(s) | CutError::Io(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CutFile {
+    #[serde(serialize_with = "crate::json::ser_bytes")]
+    pub name: Vec<u8>,
+    pub role: Role,
+    /// "copied", "linked", "rewritten" (cut short) or "dropped".
+    pub action: &'static str,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CutSummary {
+    pub to: Stamp,
+    pub output: String,
+    pub manifest: String,
+    pub base_time: Option<Stamp>,
+    pub files: Vec<CutFile>,
+    /// Commands kept from the incr files (all of them for a single file).
+    pub commands_kept: u64,
+    /// The last `#TS` kept, and the first one left out.
+    pub last_kept_ts: Option<Stamp>,
+    pub first_dropped_ts: Option<Stamp>,
+    pub warnings: Vec<String>,
+}
+
+enum Action {
+    Copy,
+    Truncate(u64),
+    Drop,
+}
+
+impl AofSet {
+    /// Finds where a restore to `to` (unix seconds) ends: per loaded part, what to keep.
+    fn plan_cut(&self, to: i64) -> Result<(Vec<Action>, CutSummary), CutError> {
+        let refuse = |s: String| Err(CutError::Refused(s));
+        if let Some((e, why)) = self.missing.first() {
+            return refuse(format!("{} (manifest line {}) is {why}: the set cannot be loaded", e.name_lossy(), e.line));
+        }
+        let mut sum = CutSummary {
+            to: Stamp::new(to),
+            output: String::new(),
+            manifest: String::new(),
+            base_time: None,
+            files: Vec::new(),
+            commands_kept: 0,
+            last_kept_ts: None,
+            first_dropped_ts: None,
+            warnings: Vec::new(),
+        };
+        let mut actions: Vec<Action> = Vec::new();
+        let mut ts: Option<i64> = None;
+        let mut cut_found = false;
+        let mut annotations = 0u64;
+        let mut commands_in_log = 0u64;
+        let last = self.parts.len().saturating_sub(1);
+        for (i, part) in self.parts.iter().enumerate() {
+            let data: &[u8] = &part.data;
+            let pname = part.name_lossy();
+            if cut_found {
+                actions.push(Action::Drop);
+                continue;
+            }
+            let mut start = 0usize;
+            if is_rdb(data) {
+                let s = rdb_scan(data).map_err(|e| {
+                    CutError::Refused(format!("{pname}: the RDB part is damaged: {e}; run `rdbtool verify`"))
+                })?;
+                start = s.end as usize;
+                if matches!(part.role, Role::Base | Role::Single) {
+                    sum.base_time = s.ctime.map(Stamp::new);
+                }
+            }
+            let cuttable = part.role != Role::Base;
+            let mut p = RespParser::new(data, start, ts);
+            let mut argv = Vec::new();
+            let mut first_ann = true;
+            let mut kept_before_multi = sum.commands_kept;
+            let action = loop {
+                match p.next_event(&mut argv) {
+                    Ok(Some(Event::Annotation(a))) => {
+                        let Some(t) = a.ts else { continue };
+                        if part.role == Role::Base && first_ann && sum.base_time.is_none() {
+                            sum.base_time = Some(Stamp::new(t));
+                        }
+                        first_ann = false;
+                        if !cuttable {
+                            continue;
+                        }
+                        annotations += 1;
+                        if t > to {
+                            cut_found = true;
+                            if p.open_multi().is_some() {
+                                sum.commands_kept = kept_before_multi;
+                            }
+                            sum.first_dropped_ts = Some(Stamp::new(t));
+                            let at = p.open_multi().unwrap_or(a.offset);
+                            break if at as usize >= data.len() { Action::Copy } else { Action::Truncate(at) };
+                        }
+                        sum.last_kept_ts = Some(Stamp::new(t));
+                    }
+                    Ok(Some(Event::Command(m))) => {
+                        if cuttable {
+                            commands_in_log += 1;
+                            match m.kind {
+                                CommandKind::Multi => kept_before_multi = sum.commands_kept,
+                                CommandKind::Other => sum.commands_kept += 1,
+                                _ => {}
+                            }
+                        }
+                    }
+                    Ok(None) => break Action::Copy,
+                    Err(e) if e.kind == ErrorKind::Truncated && i == last && cuttable => {
+                        let ok = p.ok_up_to();
+                        if p.open_multi().is_some() {
+                            sum.commands_kept = kept_before_multi;
+                        }
+                        sum.warnings.push(format!(
+                            "{pname}: {} (offset {}); the incomplete tail, {} bytes from offset {ok}, is left out",
+                            e.message,
+                            e.offset,
+                            data.len() as u64 - ok
+                        ));
+                        break Action::Truncate(ok);
+                    }
+                    Err(e) => {
+                        return refuse(format!(
+                            "{pname}: offset {} (line {}): {} ({}): the set is damaged before the cut point; run `rdbtool verify`",
+                            e.offset,
+                            line_at(data, e.offset),
+                            e.message,
+                            e.kind.as_str()
+                        ));
+                    }
+                }
+            };
+            ts = p.ts();
+            actions.push(action);
+        }
+        if let Some(b) = sum.base_time
+            && to < b.unix
+        {
+            return refuse(format!(
+                "{} is before the base file's point in time, {}: the base already holds later data (the oldest reachable time is {})",
+                Stamp::new(to),
+                b,
+                b
+            ));
+        }
+        if annotations == 0 && commands_in_log > 0 {
+            return refuse(
+                "the log has no #TS annotations (aof-timestamp-enabled was off): there is no time to cut at".into(),
+            );
+        }
+        if sum.base_time.is_none() && annotations == 0 {
+            return refuse("the set holds no time at all (no base ctime, no #TS annotations)".into());
+        }
+        if !cut_found && let Some(t) = sum.last_kept_ts {
+            sum.warnings
+                .push(format!("{} is at or after the last annotation, {t}: everything is kept", Stamp::new(to)));
+        }
+        Ok((actions, sum))
+    }
+
+    /// Writes a new appendonlydir at `out` holding the base and every command up to the first
+    /// `#TS` annotation after `to` (unix seconds), never splitting a MULTI/EXEC block. The
+    /// input is not modified; `out` is built under a temporary name beside it and renamed.
+    pub fn cut(&self, to: i64, out: &Path, link: bool) -> Result<CutSummary, CutError> {
+        let (actions, mut sum) = self.plan_cut(to)?;
+        let io = |what: &str, p: &Path, e: io::Error| CutError::Io(format!("{what} {}: {e}", p.display()));
+        if fs::symlink_metadata(out).is_ok() {
+            return Err(CutError::Io(format!("{} exists: give a new directory", out.display())));
+        }
+        let out_name =
+            out.file_name().ok_or_else(|| CutError::Io(format!("{}: not a directory name", out.display())))?;
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = parent.join(format!(".{}.tmp-{}", out_name.to_string_lossy(), std::process::id()));
+        fs::create_dir(&tmp).map_err(|e| io("cannot create", &tmp, e))?;
+        let res = self.write_cut(&actions, &tmp, link, &mut sum).and_then(|()| {
+            fsync_dir(&tmp).map_err(|e| io("cannot sync", &tmp, e))?;
+            fs::rename(&tmp, out).map_err(|e| io("cannot rename the temporary directory to", out, e))?;
+            fsync_dir(&parent).map_err(|e| io("cannot sync", &parent, e))
+        });
+        if let Err(e) = res {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        sum.output = out.display().to_string();
+        Ok(sum)
+    }
+
+    fn write_cut(&self, actions: &[Action], tmp: &Path, link: bool, sum: &mut CutSummary) -> Result<(), CutError> {
+        let io = |what: &str, p: &Path, e: io::Error| CutError::Io(format!("{what} {}: {e}", p.display()));
+        let mut entries = Vec::new();
+        for (part, action) in self.parts.iter().zip(actions) {
+            let dst = tmp.join(OsStr::from_bytes(&part.name));
+            let len = part.data.len() as u64;
+            let (name, bytes_out) = match action {
+                Action::Drop => ("dropped", 0),
+                Action::Copy if link => {
+                    fs::hard_link(&part.path, &dst).map_err(|e| {
+                        io("cannot hard-link (same filesystem needed; leave out --link to copy)", &part.path, e)
+                    })?;
+                    ("linked", len)
+                }
+                Action::Copy => {
+                    write_file(&dst, &part.data).map_err(|e| io("cannot write", &dst, e))?;
+                    ("copied", len)
+                }
+                Action::Truncate(n) => {
+                    write_file(&dst, &part.data[..*n as usize]).map_err(|e| io("cannot write", &dst, e))?;
+                    ("rewritten", *n)
+                }
+            };
+            sum.files.push(CutFile {
+                name: part.name.clone(),
+                role: part.role,
+                action: name,
+                bytes_in: len,
+                bytes_out,
+            });
+            if matches!(action, Action::Drop) {
+                continue;
+            }
+            let mut e = part.entry.clone().unwrap_or_else(|| ManifestEntry::new(part.name.clone(), 1, FileType::Base));
+            if matches!(action, Action::Truncate(_)) {
+                // The file no longer ends where it ended when Redis closed it.
+                e.remove_extra("endoffset");
+            }
+            e.line = 0;
+            entries.push(e);
+        }
+        let manifest = Manifest { entries };
+        let text = manifest.to_bytes().map_err(CutError::Io)?;
+        let mname = match &self.manifest_path {
+            Some(p) => p.file_name().map(|n| n.to_os_string()).unwrap_or_default(),
+            None => {
+                let mut n = self.parts[0].name.clone();
+                n.extend_from_slice(b".manifest");
+                OsStr::from_bytes(&n).to_os_string()
+            }
+        };
+        let mpath = tmp.join(&mname);
+        write_file(&mpath, &text).map_err(|e| io("cannot write", &mpath, e))?;
+        sum.manifest = mname.to_string_lossy().into_owned();
+        Ok(())
+    }
+}
+
+fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
