@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use memmap2::{Advice, Mmap};
+use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 /// A read-only view of a whole file.
 pub enum Input {
@@ -24,14 +24,28 @@ impl std::ops::Deref for Input {
     }
 }
 
+impl Input {
+    /// Drops the pages of `range` from this process (they stay in the page cache and come back
+    /// on the next read): keeps RSS flat while a big file is scanned once.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        const PAGE: usize = 4096;
+        if let Input::Mapped(m) = self {
+            let start = range.start.div_ceil(PAGE) * PAGE;
+            let end = (range.end / PAGE * PAGE).min(m.len() / PAGE * PAGE);
+            if start < end {
+                // Safety: the map is a read-only, shared file mapping; after MADV_DONTNEED a read
+                // faults the same bytes back in from the file, so no slice handed out changes.
+                let _ = unsafe { m.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
+            }
+        }
+    }
+}
+
 pub fn open(path: &Path) -> io::Result<Input> {
     let file = File::open(path)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "is a directory",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory"));
     }
     if meta.len() == 0 {
         return Ok(Input::Owned(Vec::new()));
@@ -58,9 +72,7 @@ pub fn expand(args: &[PathBuf], extensions: &[&str]) -> io::Result<Vec<PathBuf>>
 }
 
 fn walk_dir(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<io::Result<_>>()?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<io::Result<_>>()?;
     entries.sort();
     for p in entries {
         if p.is_dir() {

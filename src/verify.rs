@@ -128,13 +128,30 @@ fn hex(v: u64) -> String {
 
 /// Verifies one RDB image. `name` is only used in the report.
 pub fn verify_bytes(name: &str, data: &[u8], opts: &Options) -> Report {
-    // The checksum runs on the other core while the parse runs here: the usual file ends right
-    // after the EOF byte and its 8-byte checksum.
+    verify_bytes_releasing(name, data, opts, &|_| {})
+}
+
+/// `verify_bytes`, calling `release(range)` for stretches of `data` it will not read again, so a
+/// memory-mapped input can give their pages back (RSS stays flat on big files).
+pub fn verify_bytes_releasing(
+    name: &str,
+    data: &[u8],
+    opts: &Options,
+    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+) -> Report {
+    // The checksum is computed in chunks on the pool, beside the parse, over what the usual file
+    // holds before its trailer: everything up to the EOF byte, then 8 bytes of checksum.
     let guess_end = data.len().saturating_sub(8);
-    let (guess_crc, mut report) = rayon::join(|| crate::crc::crc64(&data[..guess_end]), || parse(name, data, opts));
+    let crc = ChunkedCrc::new(&data[..guess_end], CHUNK);
+    let pages = PageRelease { release, released: AtomicUsize::new(0) };
+    let mut report = parse(name, data, opts, &crc, &pages);
+    let guess_crc = crc.combine();
     if let (Some(eof), true) = (report.eof_offset, report.report.checksum.status == ChecksumStatus::Unchecked) {
         let end = eof as usize + 1;
-        let computed = if end == guess_end { guess_crc } else { crate::crc::crc64(&data[..end]) };
+        let computed = match guess_crc {
+            Some(c) if end == guess_end => c,
+            _ => crate::crc::crc64(&data[..end]),
+        };
         let stored = report.stored_checksum;
         report.report.checksum = match stored {
             None => Checksum { stored: None, computed: Some(hex(computed)), status: ChecksumStatus::Absent },
@@ -198,6 +215,81 @@ impl Progress {
     }
 }
 
+/// Input pages are checksummed and given back in steps of this size.
+const CHUNK: usize = 64 << 20;
+
+/// CRC-64 of a byte range, computed as independent chunks on the pool (spawned as the reader
+/// passes them, so both read the same pages at about the same time) and combined at the end.
+struct ChunkedCrc<'a> {
+    data: &'a [u8],
+    chunk: usize,
+    chunks: Vec<std::sync::OnceLock<u64>>,
+    next: AtomicUsize,
+}
+
+impl<'a> ChunkedCrc<'a> {
+    fn new(data: &'a [u8], chunk: usize) -> ChunkedCrc<'a> {
+        let n = data.len().div_ceil(chunk);
+        let chunks = (0..n).map(|_| std::sync::OnceLock::new()).collect();
+        ChunkedCrc { data, chunk, chunks, next: AtomicUsize::new(0) }
+    }
+
+    fn end_of(&self, k: usize) -> usize {
+        ((k + 1) * self.chunk).min(self.data.len())
+    }
+
+    /// Spawns the chunks that end at or before `offset` (all of them with `usize::MAX`).
+    fn spawn_upto<'s>(&'s self, scope: &rayon::Scope<'s>, offset: usize) {
+        loop {
+            let k = self.next.load(Ordering::Relaxed);
+            if k >= self.chunks.len() || self.end_of(k) > offset {
+                return;
+            }
+            self.next.store(k + 1, Ordering::Relaxed);
+            scope.spawn(move |_| {
+                let part = &self.data[k * self.chunk..self.end_of(k)];
+                let _ = self.chunks[k].set(crate::crc::crc64(part));
+            });
+        }
+    }
+
+    /// Bytes from the start whose checksum is done.
+    fn done_prefix(&self) -> usize {
+        let k = self.chunks.iter().take_while(|c| c.get().is_some()).count();
+        (k * self.chunk).min(self.data.len())
+    }
+
+    /// The checksum of the whole range, if every chunk was computed.
+    fn combine(&self) -> Option<u64> {
+        let mut crc = 0u64;
+        for (k, c) in self.chunks.iter().enumerate() {
+            let len = (self.end_of(k) - k * self.chunk) as u64;
+            crc = if k == 0 {
+                *c.get()?
+            } else {
+                crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Redis, crc, *c.get()?, len)
+            };
+        }
+        Some(if self.chunks.is_empty() { crate::crc::crc64(&[]) } else { crc })
+    }
+}
+
+/// Gives back input pages that neither the checksum nor the parse will read again.
+struct PageRelease<'r> {
+    release: &'r (dyn Fn(std::ops::Range<usize>) + Sync),
+    released: AtomicUsize,
+}
+
+impl PageRelease<'_> {
+    fn done_below(&self, low: usize) {
+        let from = self.released.load(Ordering::Relaxed);
+        if low >= from + CHUNK {
+            self.released.store(low, Ordering::Relaxed);
+            (self.release)(from..low);
+        }
+    }
+}
+
 /// Values are validated in batches on the thread pool while the reader goes on.
 const BATCH_KEYS: usize = 2048;
 const BATCH_BYTES: usize = 1 << 20;
@@ -215,6 +307,8 @@ struct Batch<'a> {
 struct Validation<'a, 'o> {
     data: &'a [u8],
     opts: &'o Options,
+    /// Start offsets of batches queued or being validated (their bytes must stay readable).
+    in_flight_starts: Mutex<std::collections::BTreeMap<u64, usize>>,
     errors: Mutex<Vec<Error>>,
     /// Set on the first error unless keep-going: the reader stops.
     stop: AtomicBool,
@@ -227,18 +321,33 @@ thread_local! {
 
 impl<'a, 'o> Validation<'a, 'o> {
     fn submit<'s>(&'s self, scope: &rayon::Scope<'s>, batch: Batch<'a>) {
-        if batch.values.is_empty() {
-            return;
-        }
+        let Some(&(_, _, start)) = batch.values.first() else { return };
         if self.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
             self.validate(batch);
             return;
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut s) = self.in_flight_starts.lock() {
+            *s.entry(start).or_default() += 1;
+        }
         scope.spawn(move |_| {
             self.validate(batch);
+            if let Ok(mut s) = self.in_flight_starts.lock() {
+                if let Some(n) = s.get_mut(&start) {
+                    *n -= 1;
+                    if *n == 0 {
+                        s.remove(&start);
+                    }
+                }
+            }
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
         });
+    }
+
+    /// The lowest offset a queued batch may still read, or `reader` when none is queued.
+    fn low_water(&self, reader: u64) -> u64 {
+        let oldest = self.in_flight_starts.lock().ok().and_then(|s| s.keys().next().copied());
+        oldest.map_or(reader, |o| o.min(reader))
     }
 
     fn validate(&self, batch: Batch<'a>) {
@@ -259,7 +368,7 @@ impl<'a, 'o> Validation<'a, 'o> {
     }
 }
 
-fn parse(name: &str, data: &[u8], opts: &Options) -> Progress {
+fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &PageRelease<'_>) -> Progress {
     let mut p = Progress {
         report: Report {
             file: name.to_owned(),
@@ -300,6 +409,7 @@ fn parse(name: &str, data: &[u8], opts: &Options) -> Progress {
     let pool = Validation {
         data,
         opts,
+        in_flight_starts: Mutex::new(Default::default()),
         errors: Mutex::new(Vec::new()),
         stop: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
@@ -364,12 +474,17 @@ fn parse(name: &str, data: &[u8], opts: &Options) -> Progress {
                     batch.values.push((k.value, k.db, k.key_offset));
                     if batch.values.len() >= BATCH_KEYS || batch.bytes >= BATCH_BYTES {
                         pool.submit(scope, std::mem::take(&mut batch));
+                        crc.spawn_upto(scope, reader.offset() as usize);
+                        pages.done_below((pool.low_water(reader.offset()) as usize).min(crc.done_prefix()));
                     }
                 }
                 _ => {}
             }
         }
         pool.submit(scope, batch);
+        if reader.trailer().is_some() {
+            crc.spawn_upto(scope, usize::MAX);
+        }
     });
     for e in pool.errors.into_inner().unwrap_or_default() {
         p.push_error(&e, opts);
@@ -407,4 +522,27 @@ fn parse(name: &str, data: &[u8], opts: &Options) -> Progress {
         }
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_crc_equals_whole_crc() {
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        for chunk in [1, 7, 4096, 100_003, 999_999, 1_000_000, 5_000_000] {
+            let part = &data[..if chunk == 1 { 1000 } else { data.len() }];
+            let crc = ChunkedCrc::new(part, chunk);
+            rayon::scope(|s| crc.spawn_upto(s, usize::MAX));
+            assert_eq!(crc.combine(), Some(crate::crc::crc64(part)), "chunk {chunk}");
+            assert_eq!(crc.done_prefix(), part.len());
+        }
+        // Not every chunk computed: no checksum.
+        let crc = ChunkedCrc::new(&data, 300_000);
+        rayon::scope(|s| crc.spawn_upto(s, 650_000));
+        assert_eq!(crc.done_prefix(), 600_000);
+        assert_eq!(crc.combine(), None);
+        assert_eq!(ChunkedCrc::new(&[], 10).combine(), Some(crate::crc::crc64(&[])));
+    }
 }

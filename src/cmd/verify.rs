@@ -56,7 +56,7 @@ pub fn run(args: Args) -> u8 {
         .map(|f| {
             let name = f.display().to_string();
             let r = match rdbtool::input::open(f) {
-                Ok(data) => Ok(verify::verify_bytes(&name, &data, &opts)),
+                Ok(data) => Ok(verify::verify_bytes_releasing(&name, &data, &opts, &|r| data.release(r))),
                 Err(e) => Err(format!("{name}: cannot read: {e}")),
             };
             if let Ok(m) = std::fs::metadata(f) {
