@@ -1,6 +1,7 @@
 //! RDB: the reader, the inner encodings and the value model.
 
 pub mod cursor;
+pub mod dump;
 pub mod encode;
 pub mod encodings;
 pub mod fpset;
