@@ -21,6 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Verify(cmd::verify::Args),
+    Aof(cmd::aof::Args),
     Info(cmd::info::Args),
     Export(cmd::export::Args),
     Merge(cmd::merge::Args),
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Verify(a) => cmd::verify::run(a),
+        Command::Aof(a) => cmd::aof::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Export(a) => cmd::export::run(a),
         Command::Merge(a) => cmd::merge::run(a),

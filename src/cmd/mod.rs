@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments, its help text and its `run`.
 
+pub mod aof;
 pub mod export;
 pub mod info;
 pub mod merge;

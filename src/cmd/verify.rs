@@ -1,21 +1,31 @@
-//! `rdbtool verify FILE...`: checksum and full structural parse of every key.
+//! `rdbtool verify FILE...`: checksum and full structural parse of every key; AOF sets and
+//! files go to the AOF verifier (`rdbtool::aof::set`).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 
 use rayon::prelude::*;
 use rdbtool::display::quoted;
-use rdbtool::verify::{self, ChecksumStatus, Report};
+use rdbtool::aof::Target;
+use rdbtool::verify::{self, ChecksumStatus, ErrorEntry, Report};
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 
 /// Verify RDB files: CRC-64 plus a full parse and validation of every value.
 ///
-/// Prints one line per file: OK, or the first error with its byte offset, db and key.
+/// AOF: a directory holding a *.manifest (appendonlydir/), a manifest, or a *.aof file is checked
+/// as Redis loads it: the manifest as the server parses it, every listed file present (unlisted
+/// files are warnings), the base RDB fully verified, every command well-formed RESP, MULTI/EXEC
+/// balanced; a truncated tail is reported with the offset `aof-load-truncated` would keep and
+/// the bytes it would drop; #TS going back is a warning.
+///
+/// Prints one line per file or set: OK, or the first error with its byte offset, db and key
+/// (for AOF: the file, offset and line).
 /// Exit status: 0 all files valid, 1 at least one invalid, 2 could not run (unreadable file).
 #[derive(clap::Args)]
 pub struct Args {
-    /// RDB files, or directories to search for *.rdb files.
+    /// RDB files, AOF files or directories; directories are searched for *.rdb and *.aof files
+    /// and AOF directories.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Print one JSON report for all files (schema in README.md).
@@ -33,7 +43,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    let files = match rdbtool::input::expand(&args.files, &[".rdb"]) {
+    let files = match rdbtool::aof::expand_targets(&args.files) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("rdbtool verify: {e}");
@@ -41,7 +51,7 @@ pub fn run(args: Args) -> u8 {
         }
     };
     if files.is_empty() {
-        eprintln!("rdbtool verify: no RDB files found");
+        eprintln!("rdbtool verify: no RDB or AOF files found");
         return EXIT_CANNOT_RUN;
     }
     let opts = verify::Options {
@@ -49,15 +59,19 @@ pub fn run(args: Args) -> u8 {
         max_errors: args.max_errors,
         now_ms: args.now.unwrap_or_else(verify::now_ms),
     };
-    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f.path()).ok()).map(|m| m.len()).sum();
     let bar = super::progress::bytes_bar(total, "verify");
     let results: Vec<Result<Report, String>> = files
         .par_iter()
-        .map(|f| {
+        .map(|t| {
+            let f = t.path();
             let name = f.display().to_string();
-            let r = match rdbtool::input::open(f) {
-                Ok(data) => Ok(verify::verify_bytes_releasing(&name, &data, &opts, &|r| data.release(r))),
-                Err(e) => Err(format!("{name}: cannot read: {e}")),
+            let r = match t {
+                Target::Rdb(_) => match rdbtool::input::open(f) {
+                    Ok(data) => Ok(verify::verify_bytes_releasing(&name, &data, &opts, &|r| data.release(r))),
+                    Err(e) => Err(format!("{name}: cannot read: {e}")),
+                },
+                Target::AofSet(_) | Target::AofFile(_) => rdbtool::aof::set::verify_path(f, &opts),
             };
             if let Ok(m) = std::fs::metadata(f) {
                 bar.inc(m.len());
@@ -105,6 +119,9 @@ fn write_results(out: &mut dyn Write, results: &[Result<Report, String>], all_ok
 }
 
 fn summary(rep: &Report) -> String {
+    if let Some(aof) = &rep.aof {
+        return aof.summary(rep);
+    }
     let version = match (rep.magic, rep.version) {
         (Some("VALKEY"), Some(v)) => format!("VALKEY{v:03}"),
         (Some(_), Some(v)) => format!("RDB {v}"),
@@ -121,6 +138,25 @@ fn summary(rep: &Report) -> String {
     format!("{version}{ver}, {} keys in {} dbs, {} with TTL, {checksum}", rep.keys, rep.dbs.len(), rep.expires)
 }
 
+/// `[FILE ]offset N[ (line L)][, db D][, key K]: message [kind]`.
+pub fn error_place(e: &ErrorEntry) -> String {
+    let mut place = String::new();
+    if let Some(f) = &e.file {
+        place.push_str(&format!("{f} "));
+    }
+    place.push_str(&format!("offset {}", e.offset));
+    if let Some(l) = e.line {
+        place.push_str(&format!(" (line {l})"));
+    }
+    if let Some(db) = e.db {
+        place.push_str(&format!(", db {db}"));
+    }
+    if let Some(k) = &e.key {
+        place.push_str(&format!(", key {}", quoted(k)));
+    }
+    format!("{place}: {} [{}]", e.message, e.kind.as_str())
+}
+
 fn print_report(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     if rep.ok {
         writeln!(out, "OK    {}  ({})", rep.file, summary(rep))?;
@@ -128,14 +164,7 @@ fn print_report(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         let n = rep.errors.len() as u64 + rep.errors_not_listed;
         writeln!(out, "FAIL  {}  ({}; {n} error{})", rep.file, summary(rep), if n == 1 { "" } else { "s" })?;
         for e in &rep.errors {
-            let mut place = format!("offset {}", e.offset);
-            if let Some(db) = e.db {
-                place.push_str(&format!(", db {db}"));
-            }
-            if let Some(k) = &e.key {
-                place.push_str(&format!(", key {}", quoted(k)));
-            }
-            writeln!(out, "      at {place}: {} [{}]", e.message, e.kind.as_str())?;
+            writeln!(out, "      at {}", error_place(e))?;
         }
         if rep.errors_not_listed > 0 {
             writeln!(out, "      ... and {} more", rep.errors_not_listed)?;

@@ -1,0 +1,245 @@
+//! `rdbtool aof timeline DIR` and `rdbtool aof cut DIR --to TIME -o NEWDIR`: what an AOF set
+//! covers in time, and a copy of it that stops at a point in time.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use rdbtool::aof::parse_time;
+use rdbtool::aof::set::{AofSet, CutError, OpenError, PartReport, Role, Stamp, manifest_failure};
+use rdbtool::display::quoted;
+use rdbtool::verify::Report;
+
+use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
+
+/// Inspect and cut AOF sets (appendonlydir/ of Redis >= 7.0, or an old single-file AOF).
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: AofCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum AofCommand {
+    Timeline(TimelineArgs),
+    Cut(CutArgs),
+}
+
+/// Per file: type, size, commands, first and last #TS annotation, commands per db, MULTI
+/// blocks; for the set: the time span a point-in-time restore can reach (from the base file's
+/// time to the last #TS). The base RDB is read, not validated (that is `verify`'s job).
+///
+/// Exit status: 0 the set reads to its end, 1 it is damaged (the problems are listed), 2 could
+/// not run.
+#[derive(clap::Args)]
+struct TimelineArgs {
+    /// An AOF directory (holding a *.manifest), a manifest, or a single AOF file.
+    path: PathBuf,
+    /// Print the report as JSON (the same document as `verify --json` gives for one set).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Point-in-time restore: writes a new, complete AOF directory (manifest + files) holding the
+/// base and every command up to the first #TS annotation after TIME (all commands logged in
+/// seconds up to TIME), never splitting a MULTI/EXEC block. History files are left out. The input
+/// is never modified: files that need no change are copied (or hard-linked with --link), the file
+/// holding the cut is written short; NEWDIR is built under a temporary name beside it and renamed
+/// when complete. Load it with `redis-server --appendonly yes --appenddirname NEWDIR` (and
+/// `--dir` its parent).
+///
+/// Refuses when TIME is before the base file's time, when the log has no #TS annotations, or
+/// when the set is damaged before the cut (a truncated tail of the last file is left out).
+/// Exit status: 0 written, 1 refused (why on stderr), 2 could not run (NEWDIR exists, I/O).
+#[derive(clap::Args)]
+struct CutArgs {
+    /// An AOF directory (holding a *.manifest), a manifest, or a single AOF file.
+    path: PathBuf,
+    /// The point in time: unix seconds, or RFC 3339 (2026-11-21T06:13:00Z, 2026-11-21T08:13:00+02:00).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    to: i64,
+    /// The new AOF directory (must not exist).
+    #[arg(short, long, value_name = "NEWDIR")]
+    output: PathBuf,
+    /// Hard-link the files that need no change instead of copying them.
+    #[arg(long)]
+    link: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> u8 {
+    match args.command {
+        AofCommand::Timeline(a) => timeline(a),
+        AofCommand::Cut(a) => cut(a),
+    }
+}
+
+fn timeline(args: TimelineArgs) -> u8 {
+    let name = args.path.display().to_string();
+    let rep = match AofSet::open(&args.path) {
+        Ok(set) => set.check(&name, None),
+        Err(OpenError::Manifest { path, data_len, error }) => manifest_failure(&name, &path, data_len, &error),
+        Err(e) => {
+            eprintln!("rdbtool aof timeline: {e}");
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    let code = if rep.ok { EXIT_OK } else { EXIT_INVALID };
+    super::with_stdout(|out| {
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&rep).unwrap_or_default())?;
+        } else {
+            print_timeline(out, &rep)?;
+        }
+        Ok(code)
+    })
+}
+
+fn stamp(s: Option<Stamp>) -> String {
+    s.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn print_part(out: &mut dyn Write, f: &PartReport) -> io::Result<()> {
+    let seq = f.seq.map(|s| format!(" seq {s}")).unwrap_or_default();
+    let offsets = match (f.start_offset, f.end_offset) {
+        (Some(s), Some(e)) => format!(", repl offsets {s}..{e}"),
+        (Some(s), None) => format!(", repl offset from {s}"),
+        _ => String::new(),
+    };
+    let name = String::from_utf8_lossy(&f.name);
+    if !f.exists {
+        let note = if f.role == Role::History { "gone (not needed to load)" } else { "MISSING" };
+        return writeln!(out, "  {name}  {}{seq}: {note}", f.role.as_str());
+    }
+    let bytes = f.bytes.map(|b| format!("{b} bytes")).unwrap_or_default();
+    if f.role == Role::History {
+        return writeln!(out, "  {name}  history{seq}, {bytes} (not loaded)");
+    }
+    let format = f.format.unwrap_or("not read");
+    writeln!(out, "  {name}  {}{seq}, {format}, {bytes}{offsets}", f.role.as_str())?;
+    if let Some(r) = &f.rdb {
+        let version =
+            if r.magic == "VALKEY" { format!("VALKEY{:03}", r.version) } else { format!("RDB {}", r.version) };
+        let ver = r.redis_ver.as_deref().map(|v| format!(", server {v}")).unwrap_or_default();
+        writeln!(out, "      {version}{ver}: {} keys, saved {}", r.keys, stamp(r.ctime))?;
+    }
+    if f.resp_offset.is_some() {
+        let dbs: Vec<String> = f.dbs.iter().map(|d| format!("db{} {}", d.db, d.commands)).collect();
+        let dbs = if dbs.is_empty() { String::new() } else { format!(" ({})", dbs.join(", ")) };
+        writeln!(
+            out,
+            "      {} commands{dbs}, {} MULTI block{}, {} annotation{}",
+            f.commands,
+            f.multi_blocks,
+            if f.multi_blocks == 1 { "" } else { "s" },
+            f.annotations,
+            if f.annotations == 1 { "" } else { "s" }
+        )?;
+        if f.first_ts.is_some() {
+            writeln!(out, "      first #TS {}, last #TS {}", stamp(f.first_ts), stamp(f.last_ts))?;
+        }
+    }
+    if let Some(t) = &f.truncated {
+        writeln!(
+            out,
+            "      TRUNCATED: complete up to offset {} (line {}), {} bytes after it",
+            t.ok_up_to, t.ok_up_to_line, t.lost_bytes
+        )?;
+    }
+    Ok(())
+}
+
+fn print_timeline(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
+    let Some(aof) = &rep.aof else { return Ok(()) };
+    let what = match &aof.manifest {
+        Some(m) => format!("AOF set, manifest {m}"),
+        None => "single-file AOF".to_owned(),
+    };
+    writeln!(out, "{}  ({what}, {} bytes loaded)", rep.file, rep.bytes)?;
+    for f in &aof.files {
+        print_part(out, f)?;
+    }
+    let dbs: Vec<String> = aof.dbs.iter().map(|d| format!("db{} {}", d.db, d.commands)).collect();
+    writeln!(
+        out,
+        "set: {} commands ({}), {} MULTI blocks",
+        aof.commands,
+        if dbs.is_empty() { "none".to_owned() } else { dbs.join(", ") },
+        aof.multi_blocks
+    )?;
+    match aof.restore_range {
+        Some(r) => {
+            let from = if aof.base_time.is_some() { "the base" } else { "the first #TS" };
+            writeln!(out, "restore range: {} ({from}) .. {} (the last #TS)", r.from, r.to)?;
+        }
+        None => writeln!(out, "restore range: none (no base time and no #TS annotations)")?,
+    }
+    for e in &rep.errors {
+        writeln!(out, "error: {}", super::verify::error_place(e))?;
+    }
+    if rep.errors_not_listed > 0 {
+        writeln!(out, "error: ... and {} more", rep.errors_not_listed)?;
+    }
+    for w in &rep.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    Ok(())
+}
+
+fn cut(args: CutArgs) -> u8 {
+    let set = match AofSet::open(&args.path) {
+        Ok(s) => s,
+        Err(e @ OpenError::Manifest { .. }) => {
+            eprintln!("rdbtool aof cut: {e}");
+            return EXIT_INVALID;
+        }
+        Err(e) => {
+            eprintln!("rdbtool aof cut: {e}");
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    let sum = match set.cut(args.to, &args.output, args.link) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rdbtool aof cut: {}: {e}", args.path.display());
+            return if matches!(e, CutError::Refused(_)) { EXIT_INVALID } else { EXIT_CANNOT_RUN };
+        }
+    };
+    for w in &sum.warnings {
+        eprintln!("rdbtool aof cut: warning: {w}");
+    }
+    super::with_stdout(|out| {
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&sum).unwrap_or_default())?;
+            return Ok(EXIT_OK);
+        }
+        writeln!(out, "cut {} at {} -> {}", args.path.display(), sum.to, sum.output)?;
+        for f in &sum.files {
+            let sizes = match f.action {
+                "rewritten" => format!("{} -> {} bytes", f.bytes_in, f.bytes_out),
+                "dropped" => format!("{} bytes", f.bytes_in),
+                _ => format!("{} bytes", f.bytes_out),
+            };
+            writeln!(out, "  {}  {}  {}  {sizes}", quoted(&f.name), f.role.as_str(), f.action)?;
+        }
+        writeln!(out, "  manifest {}", sum.manifest)?;
+        if let Some(b) = sum.base_time {
+            writeln!(out, "base time {b}")?;
+        }
+        writeln!(
+            out,
+            "kept {} logged commands; last kept #TS {}; first dropped #TS {}",
+            sum.commands_kept,
+            stamp(sum.last_kept_ts),
+            stamp(sum.first_dropped_ts)
+        )?;
+        let dir_name = args.output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let appendfilename = sum.manifest.strip_suffix(".manifest").unwrap_or(&sum.manifest);
+        writeln!(
+            out,
+            "load with: redis-server --dir <parent of {dir_name}> --appendonly yes --appenddirname {dir_name} --appendfilename {appendfilename}"
+        )?;
+        Ok(EXIT_OK)
+    })
+}
