@@ -290,6 +290,9 @@ impl PageRelease<'_> {
     }
 }
 
+/// Salvage mode gives up resynchronizing after this many structural errors in one file.
+const MAX_RESYNCS: usize = 1000;
+
 /// Values are validated in batches on the thread pool while the reader goes on.
 const BATCH_KEYS: usize = 2048;
 const BATCH_BYTES: usize = 1 << 20;
@@ -416,6 +419,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
     };
     rayon::scope(|scope| {
         let mut batch = Batch::default();
+        let mut resyncs = 0;
         while let Some(rec) = reader.next() {
             if pool.stop.load(Ordering::Relaxed) {
                 break;
@@ -424,6 +428,17 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                 Ok(r) => r,
                 Err(e) => {
                     p.push_error(&e, opts);
+                    // Salvage view: skip to the next record that parses, and say what was lost.
+                    if opts.keep_going && resyncs < MAX_RESYNCS {
+                        resyncs += 1;
+                        if let Some((from, to)) = reader.resync() {
+                            p.report.warnings.push(format!(
+                                "bytes {from}..{to} skipped after the error at offset {}: keys there are lost",
+                                e.offset
+                            ));
+                            continue;
+                        }
+                    }
                     break;
                 }
             };

@@ -113,3 +113,18 @@ fn random_garbage_after_a_valid_header() {
         }
     }
 }
+
+#[test]
+fn keep_going_resynchronizes_after_a_structural_error() {
+    let data = std::fs::read(common::testdata("all-types.rdb")).unwrap();
+    let total = verify_bytes("orig", &data, &opts()).keys;
+    // 50 bytes cut out of the middle: everything after is misaligned.
+    let mut cut = data[..70000].to_vec();
+    cut.extend_from_slice(&data[70050..]);
+    let stop = verify_bytes("cut", &cut, &Options { keep_going: false, ..opts() });
+    let salvage = verify_bytes("cut", &cut, &opts());
+    assert!(!stop.ok && !salvage.ok);
+    assert!(stop.keys < total / 2, "{} of {total}", stop.keys);
+    assert!(salvage.keys >= total - 5 && salvage.keys <= total, "{} of {total}", salvage.keys);
+    assert!(salvage.warnings.iter().any(|w| w.contains("skipped")), "{:?}", salvage.warnings);
+}

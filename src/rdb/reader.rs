@@ -348,6 +348,66 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// How far past a failed record `resync` searches for the next plausible one.
+pub const RESYNC_WINDOW: usize = 64 << 20;
+/// Bytes `resync` may parse in all its attempts together (crafted input cannot make it slow).
+pub const RESYNC_BUDGET: usize = 4 << 20;
+
+impl<'a> Reader<'a> {
+    /// After an error (salvage mode): finds the next position, after the failed record's start,
+    /// where a whole key record parses and is followed by something that can follow a record,
+    /// and continues from there. Returns the skipped range, or None when nothing plausible is
+    /// found within `RESYNC_WINDOW` bytes. Keys found this way may be attributed to the wrong
+    /// db if a SELECTDB was lost in the skipped bytes.
+    pub fn resync(&mut self) -> Option<(u64, u64)> {
+        let from = self.record_start as usize + 1;
+        let end = self.data.len().min(from.saturating_add(RESYNC_WINDOW));
+        let mut budget = RESYNC_BUDGET;
+        let p = (from..end).find(|&p| {
+            let (ok, used) = self.plausible_record_at(p);
+            budget = budget.saturating_sub(used.max(1));
+            ok || budget == 0
+        })?;
+        if budget == 0 {
+            return None;
+        }
+        self.c.seek(p);
+        self.stopped = false;
+        self.trailer = None;
+        Some((self.record_start, p as u64))
+    }
+
+    /// Whether a key record parses at `p`, and how many bytes the attempt read.
+    fn plausible_record_at(&self, p: usize) -> (bool, usize) {
+        let mut c = Cursor::new(self.data, 0);
+        c.seek(p);
+        let ok = self.plausible_record(&mut c);
+        (ok, c.pos() - p)
+    }
+
+    fn plausible_record(&self, c: &mut Cursor<'a>) -> bool {
+        if c.peek() == Some(opcode::EXPIRETIME_MS) {
+            c.u8("").ok();
+            match c.i64le("") {
+                Ok(t) if (0..1 << 48).contains(&t) => {}
+                _ => return false,
+            }
+        }
+        let Ok(t) = c.u8("") else { return false };
+        if describe(t, self.format).is_none() || t == crate::rdb::types::id::MODULE_PRE_GA {
+            return false;
+        }
+        if !matches!(c.str(""), Ok(k) if k.len() <= 1 << 20) || skip_value(c, t, self.format).is_err() {
+            return false;
+        }
+        // What follows must be able to follow a key record.
+        match c.peek() {
+            None => false,
+            Some(next) => describe(next, self.format).is_some() || (0xF4..=0xFF).contains(&next),
+        }
+    }
+}
+
 impl<'a> Iterator for Reader<'a> {
     type Item = Result<Record<'a>>;
 
