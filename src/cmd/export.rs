@@ -17,6 +17,10 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 /// with --restore, RESTORE commands whose payloads are the file's own value bytes. Byte strings
 /// are JSON strings when they are UTF-8, otherwise {"base64":"..."}.
 ///
+/// RESP streams are rebuilt with XADD, XSETID, XGROUP CREATE ... ENTRIESREAD, XGROUP
+/// CREATECONSUMER and XCLAIM ... FORCE; consumer seen/active times become the load time and the
+/// server drops pending entries whose stream entry was deleted: use --restore to keep them.
+///
 /// Reads the RDB part of an RDB-preamble AOF file too. Filters combine (AND); repeated values of
 /// one filter are alternatives (OR). Empty collections are skipped with a warning, as Redis does.
 /// Exit status: 0 done, 1 invalid input (offset, db and key on stderr), 2 could not run.
@@ -39,8 +43,9 @@ pub struct Args {
     /// RESP: RESTORE key ttl payload ABSTTL commands, payloads built from the file's bytes.
     #[arg(long)]
     restore: bool,
-    /// With --restore: what to do when the key exists: panic (error from the server), rewrite
-    /// (REPLACE) or skip (keep the existing key).
+    /// RESP: what RESTORE (every key with --restore, module values always) and FUNCTION LOAD do
+    /// when the key or library exists: panic (an error from the server), rewrite (REPLACE) or
+    /// skip (keep the existing key; an existing library is still an error).
     #[arg(long, value_enum, default_value_t = OnBusyKey::Panic)]
     on_busy_key: OnBusyKey,
     /// With --restore: the RDB version written in the payloads (default: the file's). A server
