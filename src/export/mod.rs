@@ -198,6 +198,9 @@ pub fn export(
     }
 }
 
+/// Skipped keys named one by one on stderr; past this, only counted.
+const MAX_LISTED: u64 = 20;
+
 fn run<K: KeyWriter>(
     data: &[u8],
     opts: &Options,
@@ -248,7 +251,9 @@ fn run<K: KeyWriter>(
             Ok(false) => summary.skipped_all_fields_expired += 1,
             Err(ExportError::Input(e)) if e.kind == ErrorKind::EmptyValue && out.rollback() => {
                 summary.skipped_empty += 1;
-                summary.warnings.push(format!("skipped {e}"));
+                if summary.skipped_empty <= MAX_LISTED {
+                    summary.warnings.push(format!("skipped {e}"));
+                }
             }
             Err(e) => return Err(e),
         }
@@ -257,6 +262,9 @@ fn run<K: KeyWriter>(
             summary.stopped_at_limit = true;
             break;
         }
+    }
+    if summary.skipped_empty > MAX_LISTED {
+        summary.warnings.push(format!("... {} empty keys skipped in all", summary.skipped_empty));
     }
     if !summary.stopped_at_limit {
         check_trailer(data, &reader, &mut summary)?;
