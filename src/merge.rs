@@ -40,6 +40,42 @@ use crate::rdb::writer::{self, RdbWriter, WriteError, can_hold, magic};
 pub struct Source<'a> {
     pub name: String,
     pub data: &'a [u8],
+    /// The mapped file, when `data` is one: pages behind the readers are released as they go.
+    pub input: Option<&'a crate::input::Input>,
+}
+
+impl<'a> Source<'a> {
+    pub fn new(name: impl Into<String>, data: &'a [u8]) -> Source<'a> {
+        Source { name: name.into(), data, input: None }
+    }
+    pub fn mapped(name: impl Into<String>, input: &'a crate::input::Input) -> Source<'a> {
+        Source { name: name.into(), data: input, input: Some(input) }
+    }
+}
+
+/// Releases the pages of a source behind a reader, in steps of `RELEASE_STEP`.
+struct Releaser<'a> {
+    input: Option<&'a crate::input::Input>,
+    done: usize,
+}
+
+const RELEASE_STEP: usize = 64 << 20;
+
+impl<'a> Releaser<'a> {
+    fn new(s: &Source<'a>) -> Releaser<'a> {
+        Releaser { input: s.input, done: 0 }
+    }
+    /// Everything before `upto` will not be read again soon.
+    #[inline]
+    fn upto(&mut self, upto: usize) {
+        if let Some(i) = self.input
+            && upto >= self.done + 2 * RELEASE_STEP
+        {
+            let end = upto - RELEASE_STEP;
+            i.release(self.done..end);
+            self.done = end;
+        }
+    }
 }
 
 /// What to do when one key (in one target db) comes from several places.
@@ -453,9 +489,9 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
             *rejected_dbs.entry(*db).or_default() += n;
         }
         unassigned += s.unassigned;
-        examples.extend(s.examples.drain(..));
+        examples.append(&mut s.examples);
         refused_total += s.refused_total;
-        refused.extend(s.refused.drain(..));
+        refused.append(&mut s.refused);
     }
     if !rejected_dbs.is_empty() || unassigned > 0 {
         examples.truncate(MAX_EXAMPLES);
@@ -557,15 +593,15 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
 
 fn check_target_records(target: Format, functions: &[Vec<u8>], module_aux: &[(u64, u64, Vec<u8>)]) -> Option<String> {
     let mut w = RdbWriter::new(std::io::sink(), target);
-    if let Some(f) = functions.first() {
-        if let Err(WriteError::Refused(m)) = w.function(f) {
-            return Some(format!("{} function libraries: {m}", functions.len()));
-        }
+    if let Some(f) = functions.first()
+        && let Err(WriteError::Refused(m)) = w.function(f)
+    {
+        return Some(format!("{} function libraries: {m}", functions.len()));
     }
-    if let Some((m, when, p)) = module_aux.first() {
-        if let Err(WriteError::Refused(msg)) = w.module_aux(*m, *when, p) {
-            return Some(format!("{} module aux records: {msg}", module_aux.len()));
-        }
+    if let Some((m, when, p)) = module_aux.first()
+        && let Err(WriteError::Refused(msg)) = w.module_aux(*m, *when, p)
+    {
+        return Some(format!("{} module aux records: {msg}", module_aux.len()));
     }
     None
 }
@@ -574,8 +610,18 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
     let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
     let data = s.data;
     let (crc, scan) = rayon::join(
-        || crate::crc::crc64(&data[..data.len().saturating_sub(8)]),
+        || {
+            let mut c = crate::crc::Crc64::default();
+            let mut rel = Releaser::new(s);
+            let end = data.len().saturating_sub(8);
+            for (n, chunk) in data[..end].chunks(RELEASE_STEP).enumerate() {
+                c.update(chunk);
+                rel.upto((n + 1) * RELEASE_STEP);
+            }
+            c.finish()
+        },
         || -> Result<Scan, MergeError> {
+            let mut rel = Releaser::new(s);
             let mut reader = Reader::new(data).map_err(input_err)?;
             let format = reader.format();
             let mut sc = Scan {
@@ -597,8 +643,13 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
                 warnings: Vec::new(),
             };
             let mut route = router.db(0);
+            let mut n = 0u32;
             while let Some(rec) = reader.next() {
                 let rec = rec.map_err(input_err)?;
+                n = n.wrapping_add(1);
+                if n.is_multiple_of(1024) {
+                    rel.upto(reader.record_offset() as usize);
+                }
                 match rec {
                     Record::Aux { key, value } => sc.aux.push((key.into_owned(), value.into_owned())),
                     Record::SelectDb { db } => {
@@ -1054,9 +1105,9 @@ pub struct OutputStats {
 }
 
 /// Pass 2: writes every output (`outs[o]` for router output `o`).
-pub fn write<W: Write>(
+pub fn write<'a, W: Write + Send>(
     plan: &Plan,
-    sources: &[Source<'_>],
+    sources: &[Source<'a>],
     router: &dyn Router,
     outs: Vec<W>,
 ) -> Result<Vec<(W, OutputStats)>, MergeError> {
@@ -1064,7 +1115,7 @@ pub fn write<W: Write>(
         WriteError::Io(e) => MergeError::Io(format!("output {o}: {e}")),
         WriteError::Refused(m) => MergeError::Refused { messages: vec![m], total: 1 },
     };
-    let mut ws: Vec<RdbWriter<W>> = outs.into_iter().map(|w| RdbWriter::new(w, plan.target)).collect();
+    let mut ws: Vec<RdbWriter<'a, W>> = outs.into_iter().map(|w| RdbWriter::new(w, plan.target)).collect();
     for (o, w) in ws.iter_mut().enumerate() {
         for (k, v) in &plan.aux {
             w.aux(k, v).map_err(|e| werr(o, e.into()))?;
@@ -1093,8 +1144,14 @@ pub fn write<W: Write>(
             let fmt = plan.formats[i];
             let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
             let mut reader = Reader::new(s.data).map_err(input_err)?;
+            let mut rel = Releaser::new(s);
+            let mut n = 0u32;
             while let Some(rec) = reader.next() {
                 let rec = rec.map_err(input_err)?;
+                n = n.wrapping_add(1);
+                if n.is_multiple_of(1024) {
+                    rel.upto(reader.record_offset() as usize);
+                }
                 let Record::Key(k) = rec else {
                     if reader.record_offset() >= stop {
                         break;

@@ -85,13 +85,13 @@ pub fn run(args: Args) -> u8 {
         }
     }
     let sources: Vec<Source<'_>> =
-        files.iter().zip(&maps).map(|(f, d)| Source { name: f.display().to_string(), data: d }).collect();
+        files.iter().zip(&maps).map(|(f, d)| Source::mapped(f.display().to_string(), d)).collect();
     let router = MergeRouter { into_db0: args.into_db0 };
     let opts = Options { on_conflict: args.on_conflict, rename, target };
 
     let result = merge::plan(&sources, &router, &opts).and_then(|plan| {
         let (outs, timings) =
-            merge::write_files(&plan, &sources, &router, &[args.output.clone()], &input_paths, args.force)?;
+            merge::write_files(&plan, &sources, &router, std::slice::from_ref(&args.output), &input_paths, args.force)?;
         Ok(Report {
             ok: true,
             format: magic(plan.target),

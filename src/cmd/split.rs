@@ -153,7 +153,7 @@ pub fn run(args: Args) -> u8 {
         }
     }
     let sources: Vec<Source<'_>> =
-        files.iter().zip(&maps).map(|(f, d)| Source { name: f.display().to_string(), data: d }).collect();
+        files.iter().zip(&maps).map(|(f, d)| Source::mapped(f.display().to_string(), d)).collect();
     let dbs = match (args.db, args.into_db0) {
         (Some(d), _) => DbSelect::Only(d),
         (None, true) => DbSelect::All,

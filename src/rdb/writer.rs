@@ -18,8 +18,7 @@ use crate::rdb::encode::{write_len, write_string};
 use crate::rdb::reader::{KeyRecord, MAX_REDIS_VERSION, VALKEY_VERSIONS, opcode};
 use crate::rdb::types::{Flavor, Format, describe, min_version_of_type};
 
-/// Bytes gathered before a write to the underlying file; values at least this large are written
-/// straight from the input.
+/// Small encoded bytes gathered before a write to the underlying file.
 const BUF: usize = 1 << 20;
 
 #[derive(Debug)]
@@ -95,10 +94,11 @@ pub fn can_hold(k: &KeyRecord<'_>, src: Format, dst: Format) -> Result<(), Strin
     if k.meta.is_some() && !(dst.flavor == Flavor::Redis && dst.version >= 13) {
         return Err(format!("{}: key metadata (Redis 8.6 modules) needs RDB 13, not {}", name(), magic(dst)));
     }
-    if let Some(ms) = k.expire_at_ms {
-        if !has_opcode(dst, 3) && i32::try_from(ms.div_euclid(1000) + (ms.rem_euclid(1000) != 0) as i64).is_err() {
-            return Err(format!("{}: expire time {ms} ms does not fit the seconds field of RDB < 3", name()));
-        }
+    if let Some(ms) = k.expire_at_ms
+        && !has_opcode(dst, 3)
+        && i32::try_from(ms.div_euclid(1000) + (ms.rem_euclid(1000) != 0) as i64).is_err()
+    {
+        return Err(format!("{}: expire time {ms} ms does not fit the seconds field of RDB < 3", name()));
     }
     Ok(())
 }
@@ -120,21 +120,40 @@ pub struct Written {
     pub checksum: Option<u64>,
 }
 
-pub struct RdbWriter<W: Write> {
+/// Whether key records of a `src` file can be copied byte for byte (modifiers included) into a
+/// `dst` file once `can_hold` accepted them: every opcode of the source exists in the target.
+fn verbatim(src: Format, dst: Format) -> bool {
+    src == dst || (src.flavor == Flavor::Redis && (dst.flavor == Flavor::Valkey || src.version <= dst.version))
+}
+
+/// Borrowed input bytes shorter than this are copied into the buffer; longer ones are written
+/// straight from the input.
+const DIRECT: usize = 64 * 1024;
+/// Adjacent borrowed bytes are gathered up to this size before they are written.
+const MAX_PENDING: usize = 8 << 20;
+
+/// Writes one RDB file. `'a` is the lifetime of the input files: key records are taken as
+/// slices of them, and runs of records that sit next to each other in an input and are copied
+/// unchanged go out as one write straight from the input (no copy through a buffer).
+pub struct RdbWriter<'a, W: Write> {
     out: W,
+    /// Small encoded bytes, written before `pending`.
     buf: Vec<u8>,
+    /// A run of input bytes (input, start, end) not yet written.
+    pending: Option<(&'a [u8], usize, usize)>,
     crc: Crc64,
     format: Format,
     bytes: u64,
     section: Option<Section>,
 }
 
-impl<W: Write> RdbWriter<W> {
+impl<'a, W: Write + Send> RdbWriter<'a, W> {
     /// Starts a file of `format` (see `target_format`) by writing its magic.
-    pub fn new(out: W, format: Format) -> RdbWriter<W> {
+    pub fn new(out: W, format: Format) -> RdbWriter<'a, W> {
         let mut w = RdbWriter {
             out,
-            buf: Vec::with_capacity(BUF + 64 * 1024),
+            buf: Vec::with_capacity(BUF + DIRECT),
+            pending: None,
             crc: Crc64::default(),
             format,
             bytes: 0,
@@ -148,14 +167,21 @@ impl<W: Write> RdbWriter<W> {
         self.format
     }
 
+    /// The buffer for small encoded bytes, after any pending run (to keep the order).
+    fn small(&mut self) -> io::Result<&mut Vec<u8>> {
+        self.flush_pending()?;
+        Ok(&mut self.buf)
+    }
+
     /// An AUX field; left out (false) when the format predates AUX (RDB < 7).
     pub fn aux(&mut self, key: &[u8], value: &[u8]) -> io::Result<bool> {
         if !has_opcode(self.format, 7) {
             return Ok(false);
         }
-        self.buf.push(opcode::AUX);
-        write_string(&mut self.buf, key, false);
-        write_string(&mut self.buf, value, false);
+        let buf = self.small()?;
+        buf.push(opcode::AUX);
+        write_string(buf, key, false);
+        write_string(buf, value, false);
         self.maybe_flush()?;
         Ok(true)
     }
@@ -169,11 +195,13 @@ impl<W: Write> RdbWriter<W> {
                 magic(self.format)
             )));
         }
-        self.buf.push(opcode::MODULE_AUX);
-        write_len(&mut self.buf, module);
-        write_len(&mut self.buf, crate::rdb::module::OPCODE_UINT);
-        write_len(&mut self.buf, when);
-        self.copy(payload)?;
+        let buf = self.small()?;
+        buf.push(opcode::MODULE_AUX);
+        write_len(buf, module);
+        write_len(buf, crate::rdb::module::OPCODE_UINT);
+        write_len(buf, when);
+        buf.extend_from_slice(payload);
+        self.maybe_flush()?;
         Ok(())
     }
 
@@ -182,8 +210,9 @@ impl<W: Write> RdbWriter<W> {
         if !has_opcode(self.format, 10) {
             return Err(WriteError::Refused(format!("functions need RDB 10 or later, not {}", magic(self.format))));
         }
-        self.buf.push(opcode::FUNCTION2);
-        write_string(&mut self.buf, source, true);
+        let buf = self.small()?;
+        buf.push(opcode::FUNCTION2);
+        write_string(buf, source, true);
         self.maybe_flush()?;
         Ok(())
     }
@@ -192,12 +221,14 @@ impl<W: Write> RdbWriter<W> {
     /// (SELECTDB, then RESIZEDB from RDB 7 on). Closes the previous section.
     pub fn begin_db(&mut self, db: u64, keys: u64, expires: u64) -> Result<(), WriteError> {
         self.end_db()?;
-        self.buf.push(opcode::SELECTDB);
-        write_len(&mut self.buf, db);
-        if has_opcode(self.format, 7) {
-            self.buf.push(opcode::RESIZEDB);
-            write_len(&mut self.buf, keys);
-            write_len(&mut self.buf, expires);
+        let resize = has_opcode(self.format, 7);
+        let buf = self.small()?;
+        buf.push(opcode::SELECTDB);
+        write_len(buf, db);
+        if resize {
+            buf.push(opcode::RESIZEDB);
+            write_len(buf, keys);
+            write_len(buf, expires);
         }
         self.section = Some(Section { db, keys, expires, written_keys: 0, written_expires: 0 });
         self.maybe_flush()?;
@@ -205,13 +236,13 @@ impl<W: Write> RdbWriter<W> {
     }
 
     fn end_db(&mut self) -> Result<(), WriteError> {
-        if let Some(s) = self.section.take() {
-            if s.written_keys != s.keys || s.written_expires != s.expires {
-                return Err(WriteError::Refused(format!(
-                    "db {}: declared {} keys ({} with TTL) but {} ({}) were written: did an input change while it was read?",
-                    s.db, s.keys, s.expires, s.written_keys, s.written_expires
-                )));
-            }
+        if let Some(s) = self.section.take()
+            && (s.written_keys != s.keys || s.written_expires != s.expires)
+        {
+            return Err(WriteError::Refused(format!(
+                "db {}: declared {} keys ({} with TTL) but {} ({}) were written: did an input change while it was read?",
+                s.db, s.keys, s.expires, s.written_keys, s.written_expires
+            )));
         }
         Ok(())
     }
@@ -220,8 +251,8 @@ impl<W: Write> RdbWriter<W> {
     /// into the current database section; `rename` writes it under another name.
     pub fn key(
         &mut self,
-        k: &KeyRecord<'_>,
-        src: &[u8],
+        k: &KeyRecord<'a>,
+        src: &'a [u8],
         src_format: Format,
         rename: Option<&[u8]>,
     ) -> Result<(), WriteError> {
@@ -235,10 +266,7 @@ impl<W: Write> RdbWriter<W> {
                 section.db, section.keys
             )));
         }
-        can_hold(k, src_format, self.format).map_err(WriteError::Refused)?;
-        let f = self.format;
-        let buf = &mut self.buf;
-        if let Some(ms) = k.expire_at_ms {
+        if k.expire_at_ms.is_some() {
             section.written_expires += 1;
             if section.written_expires > section.expires {
                 return Err(WriteError::Refused(format!(
@@ -246,6 +274,25 @@ impl<W: Write> RdbWriter<W> {
                     section.db, section.expires
                 )));
             }
+        }
+        can_hold(k, src_format, self.format).map_err(WriteError::Refused)?;
+        let range = |a: u64, b: u64| {
+            usize::try_from(a)
+                .ok()
+                .zip(usize::try_from(b).ok())
+                .filter(|(a, b)| a <= b && *b <= src.len())
+                .ok_or_else(|| WriteError::Refused(format!("key {}: offsets outside its input", quoted(&k.key))))
+        };
+        let value_end = k.value.offset + k.value.bytes.len() as u64;
+        if rename.is_none() && verbatim(src_format, self.format) {
+            // The whole record as stored: modifiers, type, key string, value.
+            let (a, b) = range(k.offset, value_end)?;
+            self.borrowed(src, a, b)?;
+            return Ok(());
+        }
+        let f = self.format;
+        let buf = self.small()?;
+        if let Some(ms) = k.expire_at_ms {
             if has_opcode(f, 3) {
                 buf.push(opcode::EXPIRETIME_MS);
                 buf.extend_from_slice(&ms.to_le_bytes());
@@ -276,47 +323,58 @@ impl<W: Write> RdbWriter<W> {
             Some(name) => write_string(buf, name, true),
             None => {
                 // The key's string as stored (raw, integer or LZF form): it ends where the value starts.
-                let raw = usize::try_from(k.key_offset)
-                    .ok()
-                    .zip(usize::try_from(k.value.offset).ok())
-                    .and_then(|(a, b)| src.get(a..b))
-                    .ok_or_else(|| WriteError::Refused(format!("key {}: offsets outside its input", quoted(&k.key))))?;
-                buf.extend_from_slice(raw);
+                let (a, b) = range(k.key_offset, k.value.offset)?;
+                buf.extend_from_slice(&src[a..b]);
             }
         }
-        self.copy(k.value.bytes)?;
+        let (a, b) = range(k.value.offset, value_end)?;
+        self.borrowed(src, a, b)?;
         Ok(())
     }
 
-    /// Ends the file: closes the last section, MODULE_AUX records must have been written before;
-    /// writes EOF and the checksum, flushes, and hands back the output.
+    /// Ends the file: closes the last section, writes EOF and the checksum, flushes, and hands
+    /// back the output. MODULE_AUX records with when = 2 go before this.
     pub fn finish(mut self) -> Result<(W, Written), WriteError> {
         self.end_db()?;
-        self.buf.push(opcode::EOF);
-        self.crc.update(&self.buf);
+        self.small()?.push(opcode::EOF);
+        self.flush_buf()?;
         let checksum = has_opcode(self.format, 5).then(|| self.crc.finish());
         if let Some(c) = checksum {
-            self.buf.extend_from_slice(&c.to_le_bytes());
+            self.out.write_all(&c.to_le_bytes())?;
+            self.bytes += 8;
         }
-        self.out.write_all(&self.buf)?;
-        self.bytes += self.buf.len() as u64;
-        self.buf.clear();
         self.out.flush()?;
         Ok((self.out, Written { bytes: self.bytes, checksum }))
     }
 
-    /// Appends `bytes`: through the buffer when small, straight to the output when large.
-    fn copy(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if bytes.len() >= BUF / 4 {
-            self.flush_buf()?;
-            self.crc.update(bytes);
-            self.out.write_all(bytes)?;
-            self.bytes += bytes.len() as u64;
-            Ok(())
-        } else {
-            self.buf.extend_from_slice(bytes);
-            self.maybe_flush()
+    /// Appends `src[a..b]`, joining it to the pending run when it directly follows it.
+    fn borrowed(&mut self, src: &'a [u8], a: usize, b: usize) -> io::Result<()> {
+        if let Some((p, start, end)) = &mut self.pending
+            && std::ptr::eq(*p, src)
+            && *end == a
+        {
+            *end = b;
+            if b - *start >= MAX_PENDING {
+                self.flush_pending()?;
+            }
+            return Ok(());
         }
+        self.flush_pending()?;
+        self.pending = Some((src, a, b));
+        Ok(())
+    }
+
+    fn flush_pending(&mut self) -> io::Result<()> {
+        if let Some((src, a, b)) = self.pending.take() {
+            let s = &src[a..b];
+            if s.len() < DIRECT {
+                self.buf.extend_from_slice(s);
+                return self.maybe_flush();
+            }
+            self.flush_buf()?;
+            self.emit(s)?;
+        }
+        Ok(())
     }
 
     #[inline]
@@ -326,12 +384,25 @@ impl<W: Write> RdbWriter<W> {
 
     fn flush_buf(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            self.crc.update(&self.buf);
-            self.out.write_all(&self.buf)?;
-            self.bytes += self.buf.len() as u64;
+            let buf = std::mem::take(&mut self.buf);
+            let r = self.emit(&buf);
+            self.buf = buf;
             self.buf.clear();
+            r?;
         }
         Ok(())
+    }
+
+    /// Checksums and writes `s`; large pieces do both at once on two threads.
+    fn emit(&mut self, s: &[u8]) -> io::Result<()> {
+        self.bytes += s.len() as u64;
+        if s.len() >= 1 << 20 {
+            let (crc, out) = (&mut self.crc, &mut self.out);
+            rayon::join(|| crc.update(s), || out.write_all(s)).1
+        } else {
+            self.crc.update(s);
+            self.out.write_all(s)
+        }
     }
 }
 
@@ -392,7 +463,8 @@ mod tests {
         // The same bytes as the input for the first record (no AUX in either).
         assert_eq!(&out[..9], &src[..9]);
         assert_eq!(&out[14..src.len() - 9], &src[14..src.len() - 9]);
-        let keys: Vec<(Vec<u8>, Option<i64>, Option<u64>, Vec<u8>)> = Reader::new(&out)
+        type Row = (Vec<u8>, Option<i64>, Option<u64>, Vec<u8>);
+        let keys: Vec<Row> = Reader::new(&out)
             .unwrap()
             .filter_map(|r| match r.unwrap() {
                 Record::Key(k) => Some((k.key.to_vec(), k.expire_at_ms, k.idle_s, k.value.bytes.to_vec())),
