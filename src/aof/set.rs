@@ -811,6 +811,10 @@ impl AofSet {
                 format!("{n}: not listed in the manifest (Redis ignores it)")
             });
         }
+        for f in &mut aof.files {
+            f.dbs.sort_by_key(|d| d.db);
+        }
+        aof.dbs.sort_by_key(|d| d.db);
         aof.base_time = self.base_time(&aof);
         let from = aof.base_time.or(aof.first_ts);
         aof.restore_range = from.map(|f| {
@@ -999,7 +1003,7 @@ impl AofSet {
             && to < b.unix
         {
             return refuse(format!(
-                "{} is before the base file's point in time, {}: the base already holds later data (the oldest reachable time is {})",
+                "{} is before the base file's time, {}: the base already holds what came later (the earliest reachable time is {})",
                 Stamp::new(to),
                 b,
                 b

@@ -4,8 +4,8 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use rdbtool::aof::parse_time;
 use rdbtool::aof::set::{AofSet, CutError, OpenError, PartReport, Role, Stamp, manifest_failure};
+use rdbtool::aof::{format_utc, parse_time};
 use rdbtool::display::quoted;
 use rdbtool::verify::Report;
 
@@ -171,7 +171,14 @@ fn print_timeline(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     match aof.restore_range {
         Some(r) => {
             let from = if aof.base_time.is_some() { "the base" } else { "the first #TS" };
-            writeln!(out, "restore range: {} ({from}) .. {} (the last #TS)", r.from, r.to)?;
+            writeln!(
+                out,
+                "restore range: {} ({}, {from}) .. {} ({}, the last #TS)",
+                format_utc(r.from.unix),
+                r.from.unix,
+                format_utc(r.to.unix),
+                r.to.unix
+            )?;
         }
         None => writeln!(out, "restore range: none (no base time and no #TS annotations)")?,
     }

@@ -5,8 +5,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use rayon::prelude::*;
-use rdbtool::display::quoted;
 use rdbtool::aof::Target;
+use rdbtool::display::quoted;
 use rdbtool::verify::{self, ChecksumStatus, ErrorEntry, Report};
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
