@@ -274,6 +274,53 @@ fn cut_at_every_batch_boundary_gives_that_dataset() {
     }
 }
 
+/// Redis <= 6.2 kept one file: the rewrite (RDB preamble or commands) with the later commands
+/// appended. The fixture sets' base + incr files, concatenated, are exactly that.
+#[test]
+fn single_file_aofs_verify_and_cut() {
+    for set in SETS {
+        let dir = fixture(set).join("appendonlydir");
+        let meta: Json = serde_json::from_slice(&std::fs::read(fixture(set).join("batches.json")).unwrap()).unwrap();
+        let manifest = Manifest::parse(&std::fs::read(dir.join("appendonly.aof.manifest")).unwrap()).unwrap();
+        let mut one = Vec::new();
+        for e in manifest.loaded() {
+            one.extend(std::fs::read(dir.join(String::from_utf8_lossy(&e.name).as_ref())).unwrap());
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("appendonly.aof");
+        std::fs::write(&file, &one).unwrap();
+        let (code, doc) = verify_json(&file);
+        assert_eq!(code, 0, "{doc}");
+        let aof = &doc["files"][0]["aof"];
+        let format = if set == "preamble" { "rdb+resp" } else { "resp" };
+        assert_eq!((aof["layout"].as_str(), aof["files"][0]["format"].as_str()), (Some("single"), Some(format)));
+        assert_eq!(aof["multi_blocks"], 2);
+
+        for b in meta["boundaries"].as_array().unwrap() {
+            let name = b["name"].as_str().unwrap();
+            let out = tmp.path().join(format!("cut-{name}"));
+            let o = rdbtool(&["aof", "cut", s(&file), "--to", &b["time"].to_string(), "-o", s(&out)]);
+            if !b["reachable"].as_bool().unwrap() {
+                assert_eq!(o.status.code(), Some(1), "{set} {name}: {}", text(&o));
+                continue;
+            }
+            assert_eq!(o.status.code(), Some(0), "{set} {name}: {}", text(&o));
+            assert_eq!(
+                std::fs::read_to_string(out.join("appendonly.aof.manifest")).unwrap(),
+                "file appendonly.aof seq 1 type b\n"
+            );
+            if name != "batch-4" {
+                continue;
+            }
+            let Some(srv) = load_aof_dir(&out) else { return };
+            let (got, _) = server_dataset(&srv);
+            let (want, _) = expected_dataset(&fixture(set).join(b["expected"].as_str().unwrap()));
+            assert_eq!(got, want, "{set}: single file cut at {name}");
+        }
+        assert_eq!(std::fs::read(&file).unwrap(), one, "the input changed");
+    }
+}
+
 #[test]
 fn cut_links_unchanged_files_and_refuses_what_it_cannot_do() {
     use std::os::unix::fs::MetadataExt;

@@ -331,7 +331,8 @@ impl<'a> RespParser<'a> {
             let (len, q) = self.read_count(p, start, "bulk string length")?;
             let left = (data.len() - q) as u64;
             if len > left || left - len < 2 {
-                if let Some(&b) = data.get(q + len as usize).filter(|_| len < left).filter(|&&b| b != b'\r') {
+                // (`len < left` first: the length is a claim from the file, up to 19 digits.)
+                if let Some(&b) = (len < left).then(|| data[q + len as usize]).as_ref().filter(|&&b| b != b'\r') {
                     return Err(Error::corrupt(
                         q as u64 + len,
                         format!(
@@ -558,6 +559,18 @@ mod tests {
         assert!(err.unwrap().message.contains("nested MULTI"));
         let (_, err, _) = all(b"*2\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(err.unwrap().offset, 11);
+    }
+
+    #[test]
+    fn huge_lengths_are_truncation_not_panics() {
+        for f in
+            [&b"*1\r\n$9999999999999999999\r\nab"[..], b"*9999999999999999999\r\n", b"*1\r\n$18446744073709551615\r\n"]
+        {
+            let (_, err, ok) = all(f);
+            let e = err.unwrap();
+            assert!(matches!(e.kind, ErrorKind::Truncated | ErrorKind::Corrupt), "{e}");
+            assert_eq!(ok, 0);
+        }
     }
 
     #[test]

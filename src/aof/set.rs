@@ -942,7 +942,10 @@ impl AofSet {
                 match p.next_event(&mut argv) {
                     Ok(Some(Event::Annotation(a))) => {
                         let Some(t) = a.ts else { continue };
-                        if part.role == Role::Base && first_ann && sum.base_time.is_none() {
+                        // An AOF-format base starts with the rewrite's #TS; so does an old
+                        // single file after a rewrite (before it: nothing to restore).
+                        let leading = part.role == Role::Single && a.offset == start as u64;
+                        if (part.role == Role::Base || leading) && first_ann && sum.base_time.is_none() {
                             sum.base_time = Some(Stamp::new(t));
                         }
                         first_ann = false;
