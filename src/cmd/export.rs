@@ -97,7 +97,16 @@ pub fn run(args: Args) -> u8 {
         Err(e) => return fail(format!("{name}: cannot read: {e}")),
     };
     let bar = super::progress::bytes_bar(data.len() as u64, "export");
-    let mut progress = |pos: u64| bar.set_position(pos);
+    // Pages behind the reader are released as it goes: RSS stays flat on big files.
+    let mut released = 0usize;
+    let mut progress = |pos: u64| {
+        bar.set_position(pos);
+        let pos = pos as usize;
+        if pos >= released + (64 << 20) {
+            data.release(released..pos);
+            released = pos;
+        }
+    };
 
     let report = |res: &Result<export::Summary, ExportError>| -> u8 {
         bar.finish_and_clear();

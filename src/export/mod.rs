@@ -12,6 +12,7 @@ pub mod resp;
 
 use std::io::{self, Write};
 
+use crate::crc::Crc64;
 use crate::error::{Error, ErrorKind};
 use crate::filter::Filter;
 use crate::rdb::cursor::Elem;
@@ -184,7 +185,8 @@ pub trait KeyWriter {
 }
 
 /// Exports `data` (a whole RDB file, or an RDB-preamble AOF file) to `w`. `progress` is called
-/// now and then with the file offset reached.
+/// now and then with the file offset reached: nothing before it is read again, so the caller
+/// may release those pages.
 pub fn export(
     data: &[u8],
     opts: &Options,
@@ -215,12 +217,18 @@ fn run<K: KeyWriter>(
     let mut out = Out::new(w);
     let mut summary = Summary::default();
     kw.begin(&mut out);
+    // The CRC-64 follows the reader, so that every page is read once and can then be released.
+    let mut crc = Crc64::default();
+    let mut crc_pos = 0usize;
     let mut records = 0u64;
     while let Some(rec) = reader.next() {
         let rec = rec.map_err(ExportError::Input)?;
         records += 1;
         if records % 4096 == 0 {
-            progress(reader.offset());
+            let at = (reader.offset() as usize).min(data.len());
+            crc.update(&data[crc_pos..at]);
+            crc_pos = at;
+            progress(at as u64);
         }
         let k = match rec {
             Record::Key(k) => k,
@@ -267,7 +275,7 @@ fn run<K: KeyWriter>(
         summary.warnings.push(format!("... {} empty keys skipped in all", summary.skipped_empty));
     }
     if !summary.stopped_at_limit {
-        check_trailer(data, &reader, &mut summary)?;
+        check_trailer(data, &reader, crc, crc_pos, &mut summary)?;
     }
     kw.finish(&mut out);
     out.finish()?;
@@ -277,11 +285,18 @@ fn run<K: KeyWriter>(
 }
 
 /// The stored CRC-64 must match (0 = not computed); bytes after it are reported, not read.
-fn check_trailer(data: &[u8], reader: &Reader<'_>, summary: &mut Summary) -> Result<(), ExportError> {
+fn check_trailer(
+    data: &[u8],
+    reader: &Reader<'_>,
+    mut crc: Crc64,
+    crc_pos: usize,
+    summary: &mut Summary,
+) -> Result<(), ExportError> {
     let Some(t) = reader.trailer() else { return Ok(()) };
     if let Some(stored) = t.stored_checksum.filter(|&s| s != 0) {
         let end = (t.eof_offset as usize + 1).min(data.len());
-        let computed = crate::crc::crc64(&data[..end]);
+        crc.update(&data[crc_pos.min(end)..end]);
+        let computed = crc.finish();
         if computed != stored {
             return Err(ExportError::Input(Error::new(
                 ErrorKind::Checksum,
