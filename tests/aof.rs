@@ -840,3 +840,54 @@ proptest! {
         let _ = Manifest::parse(&prefixed);
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// to-rdb
+
+#[test]
+fn to_rdb_gives_the_dataset_at_a_time() {
+    if RedisServer::start(&[]).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (set, at) in [("preamble", Some("batch-4")), ("plain", None), ("plain", Some("rewrite"))] {
+        let meta: Json = serde_json::from_slice(&std::fs::read(fixture(set).join("batches.json")).unwrap()).unwrap();
+        let boundaries = meta["boundaries"].as_array().unwrap();
+        let b = match at {
+            Some(name) => boundaries.iter().find(|b| b["name"] == name).unwrap(),
+            None => boundaries.last().unwrap(),
+        };
+        let dir = fixture(set).join("appendonlydir");
+        let before = snapshot(&dir);
+        let out = tmp.path().join(format!("{set}-{}.rdb", at.unwrap_or("all")));
+        let mut args = vec!["aof", "to-rdb", s(&dir), "-o", s(&out)];
+        let time = b["time"].to_string();
+        if at.is_some() {
+            args.extend(["--to", &time]);
+        }
+        let o = rdbtool(&args);
+        assert_eq!(o.status.code(), Some(0), "{set} {at:?}: {}", text(&o));
+        assert_eq!(rdbtool(&["verify", s(&out)]).status.code(), Some(0));
+        let srv = RedisServer::start_with_rdb(&out, &[]).unwrap();
+        let (got, got_fn) = server_dataset(&srv);
+        let (want, want_fn) = expected_dataset(&fixture(set).join(b["expected"].as_str().unwrap()));
+        assert_eq!(got, want, "{set} {at:?}");
+        assert_eq!(got_fn, want_fn);
+        assert_eq!(snapshot(&dir), before, "{set}: the input changed");
+        // The target now exists: refused without --force.
+        let o = rdbtool(&args);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    }
+    // Before the base: refused like cut.
+    let dir = fixture("preamble").join("appendonlydir");
+    let meta: Json = serde_json::from_slice(&std::fs::read(fixture("preamble").join("batches.json")).unwrap()).unwrap();
+    let t1 = meta["boundaries"][0]["time"].to_string();
+    let out = tmp.path().join("early.rdb");
+    let o = rdbtool(&["aof", "to-rdb", s(&dir), "--to", &t1, "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!out.exists());
+    // No server binary: a clear message, exit 2.
+    let o = rdbtool(&["aof", "to-rdb", s(&dir), "-o", s(&out), "--redis-server", "/nonexistent/redis-server"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("needs a redis-server"), "{}", text(&o));
+}

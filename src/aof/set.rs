@@ -1031,7 +1031,38 @@ impl AofSet {
     /// `#TS` annotation after `to` (unix seconds), never splitting a MULTI/EXEC block. The
     /// input is not modified; `out` is built under a temporary name beside it and renamed.
     pub fn cut(&self, to: i64, out: &Path, link: bool) -> Result<CutSummary, CutError> {
-        let (actions, mut sum) = self.plan_cut(to)?;
+        let (actions, sum) = self.plan_cut(to)?;
+        self.write_dir(&actions, out, link, sum)
+    }
+
+    /// Writes a new AOF directory at `out` with every loaded file as it is (no history), the
+    /// same way as `cut`.
+    pub fn copy_to(&self, out: &Path, link: bool) -> Result<CutSummary, CutError> {
+        if let Some((e, why)) = self.missing.first() {
+            return Err(CutError::Refused(format!("{} (manifest line {}) is {why}", e.name_lossy(), e.line)));
+        }
+        let actions: Vec<Action> = self.parts.iter().map(|_| Action::Copy).collect();
+        let sum = CutSummary {
+            to: Stamp::new(i64::MAX),
+            output: String::new(),
+            manifest: String::new(),
+            base_time: None,
+            files: Vec::new(),
+            commands_kept: 0,
+            last_kept_ts: None,
+            first_dropped_ts: None,
+            warnings: Vec::new(),
+        };
+        self.write_dir(&actions, out, link, sum)
+    }
+
+    fn write_dir(
+        &self,
+        actions: &[Action],
+        out: &Path,
+        link: bool,
+        mut sum: CutSummary,
+    ) -> Result<CutSummary, CutError> {
         let io = |what: &str, p: &Path, e: io::Error| CutError::Io(format!("{what} {}: {e}", p.display()));
         if fs::symlink_metadata(out).is_ok() {
             return Err(CutError::Io(format!("{} exists: give a new directory", out.display())));
@@ -1044,7 +1075,7 @@ impl AofSet {
         };
         let tmp = parent.join(format!(".{}.tmp-{}", out_name.to_string_lossy(), std::process::id()));
         fs::create_dir(&tmp).map_err(|e| io("cannot create", &tmp, e))?;
-        let res = self.write_cut(&actions, &tmp, link, &mut sum).and_then(|()| {
+        let res = self.write_cut(actions, &tmp, link, &mut sum).and_then(|()| {
             fsync_dir(&tmp).map_err(|e| io("cannot sync", &tmp, e))?;
             fs::rename(&tmp, out).map_err(|e| io("cannot rename the temporary directory to", out, e))?;
             fsync_dir(&parent).map_err(|e| io("cannot sync", &parent, e))
