@@ -1256,11 +1256,8 @@ fn check_output(
     if data.len() as u64 != st.bytes {
         return Err(fail(format!("{} bytes on disk, {} written", data.len(), st.bytes)));
     }
-    let rep = crate::verify::verify_bytes(
-        &name,
-        &data,
-        &crate::verify::Options { keep_going: false, max_errors: 10, now_ms: 0 },
-    );
+    let opts = crate::verify::Options { keep_going: false, max_errors: 10, now_ms: 0 };
+    let rep = crate::verify::verify_bytes_releasing(&name, &data, &opts, &|r| data.release(r));
     if !rep.ok {
         let e = rep.errors.first().map_or_else(String::new, |e| {
             let key = e.key.as_ref().map(|k| format!(", key {}", quoted(k))).unwrap_or_default();
