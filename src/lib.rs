@@ -5,6 +5,7 @@
 
 pub mod aof;
 pub mod crc;
+pub mod diff;
 pub mod display;
 pub mod error;
 pub mod export;
@@ -15,6 +16,7 @@ pub mod json;
 pub mod merge;
 pub mod output;
 pub mod rdb;
+pub mod restore_test;
 pub mod slot;
 pub mod split;
 pub mod verify;

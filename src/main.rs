@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     Verify(cmd::verify::Args),
     Aof(cmd::aof::Args),
+    Diff(cmd::diff::Args),
+    RestoreTest(cmd::restore_test::Args),
     Info(cmd::info::Args),
     Export(cmd::export::Args),
     Merge(cmd::merge::Args),
@@ -33,6 +35,8 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Aof(a) => cmd::aof::run(a),
+        Command::Diff(a) => cmd::diff::run(a),
+        Command::RestoreTest(a) => cmd::restore_test::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Export(a) => cmd::export::run(a),
         Command::Merge(a) => cmd::merge::run(a),

@@ -1,10 +1,12 @@
 //! One module per subcommand: its arguments, its help text and its `run`.
 
 pub mod aof;
+pub mod diff;
 pub mod export;
 pub mod info;
 pub mod merge;
 pub mod progress;
+pub mod restore_test;
 pub mod split;
 pub mod verify;
 

@@ -1,0 +1,445 @@
+//! `rdbtool diff A B`: compare two datasets (RDB files, live servers, AOF sets) logically.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rdbtool::diff::live::{self, ConnectOptions, LiveSide};
+use rdbtool::diff::{self, DiffError, Difference, FileSide, KeySelect, Options, Output, Summary};
+use rdbtool::display::quoted;
+use rdbtool::input::Input;
+use rdbtool::restore_test::{self, Backup, Outcome, ServerOptions, Throwaway};
+
+use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
+
+/// Compare two datasets key by key: RDB files, live servers, or AOF sets.
+///
+/// A and B are each an RDB file (or an AOF file with an RDB preamble: its RDB part), a live
+/// server `redis://[user[:password]@]host:port[/db]` or `rediss://...` (a cluster is detected and
+/// every master read), or an AOF set (an appendonlydir, loaded into a throwaway redis-server).
+/// The password comes from REDISCLI_AUTH or --password-file (a password in the URL works but is
+/// visible to other users of the machine).
+///
+/// Values are compared logically (lists in order, sets, hashes and zsets as sets, zset scores as
+/// numbers, streams by entries, metadata and groups), expire times within --ttl-tolerance. A key
+/// missing on a side read after its expire time is reported as "expired", not as missing. Live
+/// servers are only read: SCAN, DUMP, PTTL, TYPE, EXISTS, INFO, CLUSTER SLOTS, SELECT, PING.
+///
+/// Output: one line per difference and a summary; --json one document, --jsonl one object per
+/// difference and a last {"summary":...} line. Exit status: 0 identical, 1 differences,
+/// 2 could not run.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Side A: an RDB file, redis://... / rediss://..., or an AOF directory.
+    a: String,
+    /// Side B: an RDB file, redis://... / rediss://..., or an AOF directory.
+    b: String,
+    /// Print one JSON document: {"a","b","differences":[...],"summary":{...},"identical"}.
+    #[arg(long, conflicts_with = "jsonl")]
+    json: bool,
+    /// Print one JSON object per difference, then a {"summary":...} line.
+    #[arg(long)]
+    jsonl: bool,
+    /// Expire times this many seconds apart are equal.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    ttl_tolerance: f64,
+    /// Do not compare stream consumer seen/active times and pending-entry delivery times
+    /// (compared with --ttl-tolerance by default).
+    #[arg(long)]
+    ignore_stream_times: bool,
+    /// Compare about N keys, picked by a hash of (db, key) so that both sides pick the same.
+    #[arg(long, value_name = "N", conflicts_with = "sample_rate")]
+    sample: Option<u64>,
+    /// Compare this fraction of the keys (0 < R <= 1), picked by a hash of (db, key).
+    #[arg(long, value_name = "R")]
+    sample_rate: Option<f64>,
+    /// Only this database (repeatable).
+    #[arg(long = "db", value_name = "N")]
+    dbs: Vec<u64>,
+    /// Only keys matching this Redis glob pattern (repeatable: any).
+    #[arg(long = "key", value_name = "GLOB")]
+    keys: Vec<std::ffi::OsString>,
+    /// Only keys whose cluster hash slot is in A-B (or the one slot N; repeatable).
+    #[arg(long = "slot", value_name = "A-B")]
+    slots: Vec<String>,
+    /// List at most N differing members per value.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    max_members: usize,
+    /// Read the password for live servers from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// ACL user name for live servers.
+    #[arg(long)]
+    user: Option<String>,
+    /// CA certificate (PEM) for rediss:// servers with a private CA.
+    #[arg(long, value_name = "FILE")]
+    tls_ca_cert: Option<PathBuf>,
+    /// Connect / reply timeout for live servers, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    timeout: u64,
+    /// Keys per pipelined batch on live servers.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    batch: usize,
+    /// SCAN COUNT hint.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    scan_count: usize,
+    /// MiB of key lists kept in memory before they are spilled to a temp dir.
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    memory: usize,
+    /// Where spilled key lists and throwaway servers go (default: the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    temp_dir: Option<PathBuf>,
+    /// redis-server binary for AOF sides.
+    #[arg(long, value_name = "PATH", default_value = "redis-server")]
+    redis_server: PathBuf,
+}
+
+/// An opened side.
+enum Side {
+    File {
+        name: String,
+        data: Input,
+    },
+    Live(LiveSide),
+    /// An AOF set loaded into a throwaway server (kept alive while it is read).
+    Loaded(#[allow(dead_code)] Throwaway, LiveSide),
+}
+
+impl Side {
+    fn name(&self) -> String {
+        match self {
+            Side::File { name, .. } => name.clone(),
+            Side::Live(l) | Side::Loaded(_, l) => l.name.clone(),
+        }
+    }
+}
+
+fn open_side(arg: &str, conn: &ConnectOptions, args: &Args) -> Result<Side, String> {
+    if live::is_url(arg) {
+        let opts = ConnectOptions { url: arg.to_owned(), ..conn.clone() };
+        return LiveSide::connect(&opts).map(Side::Live).map_err(|e| e.to_string());
+    }
+    let path = PathBuf::from(arg);
+    match Backup::detect(&path)? {
+        Backup::Rdb(p) => {
+            let data = rdbtool::input::open(&p).map_err(|e| format!("{arg}: cannot read: {e}"))?;
+            Ok(Side::File { name: arg.to_owned(), data })
+        }
+        aof => {
+            let so = ServerOptions {
+                redis_server: args.redis_server.clone(),
+                temp_dir: args.temp_dir.clone(),
+                ..ServerOptions::default()
+            };
+            match restore_test::start(&aof, &so)? {
+                Outcome::Accepted(t) => {
+                    let opts = ConnectOptions { url: t.url(), timeout: conn.timeout, ..ConnectOptions::default() };
+                    let mut l = LiveSide::connect(&opts).map_err(|e| e.to_string())?;
+                    l.name = format!("{arg} (loaded by redis-server {})", t.version);
+                    Ok(Side::Loaded(t, l))
+                }
+                Outcome::Refused(r) => Err(format!(
+                    "{arg}: redis-server {} refused to load it ({}): {}",
+                    r.version,
+                    r.exit,
+                    r.reasons.join(" / ")
+                )),
+            }
+        }
+    }
+}
+
+/// The password from --password-file, else REDISCLI_AUTH.
+pub fn password(file: &Option<PathBuf>) -> Result<Option<String>, String> {
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("--password-file {}: {e}", f.display()))?;
+        let line = text.lines().next().unwrap_or("").trim_end_matches('\r').to_owned();
+        return Ok(Some(line));
+    }
+    Ok(std::env::var("REDISCLI_AUTH").ok().filter(|p| !p.is_empty()))
+}
+
+fn build_select(args: &Args) -> Result<KeySelect, String> {
+    let filter = rdbtool::filter::FilterArgs {
+        dbs: args.dbs.clone(),
+        keys: args.keys.clone(),
+        slots: args.slots.clone(),
+        ..Default::default()
+    }
+    .build()?;
+    if let Some(r) = args.sample_rate {
+        if !(r > 0.0 && r <= 1.0) {
+            return Err(format!("--sample-rate {r}: must be in (0, 1]"));
+        }
+    }
+    Ok(KeySelect {
+        dbs: filter.dbs,
+        globs: filter.globs,
+        glob_patterns: args.keys.iter().map(|k| k.as_encoded_bytes().to_vec()).collect(),
+        slots: filter.slots,
+        sample_rate: args.sample_rate,
+    })
+}
+
+pub fn run(args: Args) -> u8 {
+    let fail = |msg: String| {
+        eprintln!("rdbtool diff: {msg}");
+        EXIT_CANNOT_RUN
+    };
+    let select = match build_select(&args) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    if !(args.ttl_tolerance >= 0.0 && args.ttl_tolerance.is_finite()) {
+        return fail(format!("--ttl-tolerance {}: must be a number of seconds >= 0", args.ttl_tolerance));
+    }
+    let pw = match password(&args.password_file) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    for s in [&args.a, &args.b] {
+        if live::is_url(s) && live::redact(s) != *s {
+            eprintln!(
+                "rdbtool diff: warning: a password in the URL is visible to other users; use REDISCLI_AUTH or --password-file"
+            );
+        }
+    }
+    let tls_ca_cert = match &args.tls_ca_cert {
+        Some(p) => match std::fs::read(p) {
+            Ok(b) => Some(b),
+            Err(e) => return fail(format!("--tls-ca-cert {}: {e}", p.display())),
+        },
+        None => None,
+    };
+    let conn = ConnectOptions {
+        url: String::new(),
+        password: pw,
+        username: args.user.clone(),
+        tls_ca_cert,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    };
+    let mut opts = Options {
+        ttl_tolerance_ms: (args.ttl_tolerance * 1000.0).round() as i64,
+        stream_times: !args.ignore_stream_times,
+        max_members: args.max_members,
+        select,
+        memory_budget: args.memory.max(1) << 20,
+        temp_dir: args.temp_dir.clone(),
+        batch: args.batch.max(1),
+        scan_count: args.scan_count.max(1),
+    };
+    let mut a = match open_side(&args.a, &conn, &args) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let mut b = match open_side(&args.b, &conn, &args) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    if let Some(n) = args.sample {
+        match sample_rate_for(n, &a, &opts.select) {
+            Ok(r) => opts.select.sample_rate = Some(r),
+            Err(e) => return fail(e.to_string()),
+        }
+    }
+    let mode = if args.json {
+        Mode::Json
+    } else if args.jsonl {
+        Mode::Jsonl
+    } else {
+        Mode::Text
+    };
+    let (na, nb) = (a.name(), b.name());
+    super::with_stdout(|out| {
+        let mut printer = Printer { out, mode, n: 0, err: None };
+        printer.begin(&na, &nb)?;
+        let res = run_sides(&mut a, &mut b, &opts, &mut printer);
+        if let Some(e) = printer.err.take() {
+            return Err(e);
+        }
+        match res {
+            Ok((summary, warnings)) => {
+                for w in warnings {
+                    eprintln!("rdbtool diff: warning: {w}");
+                }
+                printer.end(&na, &nb, &summary)?;
+                Ok(if summary.identical() { EXIT_OK } else { EXIT_INVALID })
+            }
+            Err(DiffError::Write(e)) => Err(e),
+            Err(e) => {
+                out_flush(printer.out);
+                eprintln!("rdbtool diff: {e}");
+                Ok(EXIT_CANNOT_RUN)
+            }
+        }
+    })
+}
+
+fn out_flush(out: &mut dyn Write) {
+    let _ = out.flush();
+}
+
+/// `--sample N` as a rate: N over side A's selected keys.
+fn sample_rate_for(n: u64, a: &Side, select: &KeySelect) -> Result<f64, DiffError> {
+    let total = match a {
+        Side::File { name, data } => FileSide::open(name.clone(), data)?.count_keys(select)?,
+        Side::Live(l) | Side::Loaded(_, l) => {
+            l.key_counts().iter().filter(|(db, _)| select.wants_db(*db)).map(|(_, k)| *k).sum()
+        }
+    };
+    Ok(if total == 0 { 1.0 } else { (n as f64 / total as f64).clamp(f64::MIN_POSITIVE, 1.0) })
+}
+
+/// Runs the comparison the two sides call for; returns the summary and warnings.
+fn run_sides(
+    a: &mut Side,
+    b: &mut Side,
+    opts: &Options,
+    out: &mut dyn Output,
+) -> Result<(Summary, Vec<String>), DiffError> {
+    let mut warnings = Vec::new();
+    let summary = match (a, b) {
+        (Side::File { name: na, data: da }, Side::File { name: nb, data: db }) => {
+            let mut fa = FileSide::open(na.clone(), da)?;
+            let mut fb = FileSide::open(nb.clone(), db)?;
+            let s = diff::diff_files(&mut fa, &mut fb, opts, out)?;
+            tail_warnings(&fa, &mut warnings);
+            tail_warnings(&fb, &mut warnings);
+            s
+        }
+        (Side::File { name, data }, Side::Live(l) | Side::Loaded(_, l)) => {
+            let mut f = FileSide::open(name.clone(), data)?;
+            let s = live::diff_file_live(&mut f, l, true, opts, out)?;
+            tail_warnings(&f, &mut warnings);
+            s
+        }
+        (Side::Live(l) | Side::Loaded(_, l), Side::File { name, data }) => {
+            let mut f = FileSide::open(name.clone(), data)?;
+            let s = live::diff_file_live(&mut f, l, false, opts, out)?;
+            tail_warnings(&f, &mut warnings);
+            s
+        }
+        (Side::Live(x) | Side::Loaded(_, x), Side::Live(y) | Side::Loaded(_, y)) => {
+            live::diff_live_live(x, y, opts, out)?
+        }
+    };
+    Ok((summary, warnings))
+}
+
+fn tail_warnings(f: &FileSide<'_>, w: &mut Vec<String>) {
+    if f.trailing_bytes > 0 {
+        w.push(format!(
+            "{}: only its RDB part was compared ({} bytes follow it: an AOF tail?)",
+            f.name, f.trailing_bytes
+        ));
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Mode {
+    Text,
+    Json,
+    Jsonl,
+}
+
+/// Writes differences as they come; keeps the first write error (the engine stops on it).
+pub struct Printer<'w> {
+    pub out: &'w mut dyn Write,
+    pub mode: Mode,
+    pub n: u64,
+    pub err: Option<std::io::Error>,
+}
+
+impl Printer<'_> {
+    pub fn begin(&mut self, a: &str, b: &str) -> std::io::Result<()> {
+        if self.mode == Mode::Json {
+            write!(self.out, "{{\"a\":{},\"b\":{},\"differences\":[", serde_json::json!(a), serde_json::json!(b))?;
+        }
+        Ok(())
+    }
+
+    pub fn end(&mut self, a: &str, b: &str, s: &Summary) -> std::io::Result<()> {
+        let summary = serde_json::to_value(s).unwrap_or_default();
+        match self.mode {
+            Mode::Json => {
+                writeln!(self.out, "\n],\"summary\":{summary},\"identical\":{}}}", s.identical())
+            }
+            Mode::Jsonl => writeln!(
+                self.out,
+                "{}",
+                serde_json::json!({ "summary": summary, "identical": s.identical(), "a": a, "b": b })
+            ),
+            Mode::Text => {
+                writeln!(self.out, "A: {a} ({} keys)", s.keys_a)?;
+                writeln!(self.out, "B: {b} ({} keys)", s.keys_b)?;
+                if let Some(r) = s.sample_rate {
+                    writeln!(self.out, "sampled: {:.4}% of the keys (by key hash)", r * 100.0)?;
+                }
+                writeln!(
+                    self.out,
+                    "same {}, only in A {}, only in B {}, different value {}, different type {}, different TTL {}, expired meanwhile {}",
+                    s.same, s.only_in_a, s.only_in_b, s.different_value, s.different_type, s.different_ttl, s.expired
+                )?;
+                writeln!(self.out, "{}", if s.identical() { "IDENTICAL" } else { "DIFFERENT" })
+            }
+        }
+    }
+
+    fn write_one(&mut self, d: &Difference) -> std::io::Result<()> {
+        match self.mode {
+            Mode::Json => {
+                let sep = if self.n == 0 { "\n" } else { ",\n" };
+                write!(self.out, "{sep}{}", d.to_json())?;
+            }
+            Mode::Jsonl => writeln!(self.out, "{}", d.to_json())?,
+            Mode::Text => writeln!(self.out, "{}", text_line(d))?,
+        }
+        self.n += 1;
+        Ok(())
+    }
+}
+
+impl Output for Printer<'_> {
+    fn difference(&mut self, d: &Difference) -> std::io::Result<()> {
+        let r = self.write_one(d);
+        if let Err(e) = &r {
+            self.err.get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
+        }
+        r
+    }
+}
+
+fn ttl(t: Option<i64>) -> String {
+    t.map_or_else(|| "none".to_owned(), |t| t.to_string())
+}
+
+pub fn text_line(d: &Difference) -> String {
+    let head = format!("{:<10} db {} {}", d.kind.as_str(), d.db, quoted(&d.key));
+    let kind = |s: &Option<diff::SideInfo>| s.map_or("-", |s| s.kind.as_str());
+    match d.kind {
+        diff::DiffKind::Type => format!("{head}: {} in A, {} in B", kind(&d.a), kind(&d.b)),
+        diff::DiffKind::Ttl => format!(
+            "{head}: expire at {} ms in A, {} in B",
+            ttl(d.a.and_then(|s| s.expire_at_ms)),
+            ttl(d.b.and_then(|s| s.expire_at_ms))
+        ),
+        diff::DiffKind::Value => {
+            let mut detail = d.detail.as_ref().map(|j| j.to_string()).unwrap_or_default();
+            if detail.len() > 300 {
+                let mut cut = 300;
+                while !detail.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                detail.truncate(cut);
+                detail.push_str("...");
+            }
+            format!("{head} ({}): {detail}", kind(&d.a))
+        }
+        diff::DiffKind::Expired => {
+            let t = d.a.or(d.b).and_then(|s| s.expire_at_ms);
+            format!("{head} ({}): expired at {} ms, gone from the other side", kind(&d.a.or(d.b)), ttl(t))
+        }
+        diff::DiffKind::OnlyInA => format!("{head} ({})", kind(&d.a)),
+        diff::DiffKind::OnlyInB => format!("{head} ({})", kind(&d.b)),
+    }
+}

@@ -1,0 +1,183 @@
+//! `rdbtool restore-test FILE_OR_DIR`: load a backup into a throwaway redis-server and compare.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rdbtool::diff::live::{self, ConnectOptions, LiveSide};
+use rdbtool::diff::{DiffError, FileSide, Options, Summary};
+use rdbtool::restore_test::{self, Backup, Outcome, ServerOptions};
+
+use super::diff::{Mode, Printer};
+use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
+
+/// Restore a backup into a throwaway redis-server and check that Redis takes it.
+///
+/// Starts redis-server (from PATH, or --redis-server) on a free 127.0.0.1 port in a temp dir
+/// with the backup: an RDB file as its dump.rdb (linked, never modified), an AOF set
+/// (appendonlydir) copied and loaded with --appendonly yes. Waits until loading ends and reports
+/// whether Redis accepted the backup, with Redis's own reason from its log when it did not.
+/// For an RDB file, the loaded dataset is then compared with the file (as `rdbtool diff`; keys
+/// whose TTL had passed are dropped by Redis and reported as expired). The server is stopped by
+/// its PID and its temp dir removed.
+///
+/// Exit status: 0 accepted (and identical), 1 refused or different, 2 could not run.
+#[derive(clap::Args)]
+pub struct Args {
+    /// An RDB file, or an AOF directory (appendonlydir with its manifest).
+    path: PathBuf,
+    /// The redis-server binary to test with.
+    #[arg(long, value_name = "PATH", default_value = "redis-server")]
+    redis_server: PathBuf,
+    /// Seconds to wait for loading to end.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    load_timeout: u64,
+    /// Only check that Redis loads the backup; skip the comparison.
+    #[arg(long)]
+    no_diff: bool,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+    /// Expire times this many seconds apart are equal.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    ttl_tolerance: f64,
+    /// List at most N differing members per value.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    max_members: usize,
+    /// Where the throwaway server's dir goes (default: the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    temp_dir: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> u8 {
+    let name = args.path.display().to_string();
+    let fail = |msg: String| {
+        eprintln!("rdbtool restore-test: {msg}");
+        EXIT_CANNOT_RUN
+    };
+    if !(args.ttl_tolerance >= 0.0 && args.ttl_tolerance.is_finite()) {
+        return fail(format!("--ttl-tolerance {}: must be a number of seconds >= 0", args.ttl_tolerance));
+    }
+    let backup = match Backup::detect(&args.path) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let so = ServerOptions {
+        redis_server: args.redis_server.clone(),
+        load_timeout: Duration::from_secs(args.load_timeout.max(1)),
+        temp_dir: args.temp_dir.clone(),
+    };
+    let outcome = match restore_test::start(&backup, &so) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let server = match outcome {
+        Outcome::Refused(r) => {
+            return super::with_stdout(|out| {
+                if args.json {
+                    let doc = serde_json::json!({
+                        "file": name, "server_version": r.version, "accepted": false, "exit": r.exit,
+                        "reasons": r.reasons, "hint": r.hint, "ok": false,
+                    });
+                    writeln!(out, "{doc}")?;
+                } else {
+                    writeln!(out, "REFUSED  {name}  (redis-server {} {})", r.version, r.exit)?;
+                    for l in &r.reasons {
+                        writeln!(out, "  redis: {l}")?;
+                    }
+                    if let Some(h) = &r.hint {
+                        writeln!(out, "  hint: {h}")?;
+                    }
+                }
+                Ok(EXIT_INVALID)
+            });
+        }
+        Outcome::Accepted(t) => t,
+    };
+    let conn = ConnectOptions { url: server.url(), timeout: Duration::from_secs(60), ..ConnectOptions::default() };
+    let mut live = match LiveSide::connect(&conn) {
+        Ok(l) => l,
+        Err(e) => return fail(e.to_string()),
+    };
+    let keys: u64 = live.key_counts().iter().map(|(_, k)| k).sum();
+    let load_s = server.load_time.as_secs_f64();
+    let data = match &backup {
+        Backup::Rdb(p) if !args.no_diff => match rdbtool::input::open(p) {
+            Ok(d) => Some(d),
+            Err(e) => return fail(format!("{name}: cannot read: {e}")),
+        },
+        _ => None,
+    };
+    let opts = Options {
+        ttl_tolerance_ms: (args.ttl_tolerance * 1000.0).round() as i64,
+        max_members: args.max_members,
+        temp_dir: args.temp_dir.clone(),
+        ..Options::default()
+    };
+    let version = server.version.clone();
+    let code = super::with_stdout(|out| {
+        let accepted = format!("ACCEPTED  {name}  (redis-server {version} loaded {keys} keys in {load_s:.1} s)");
+        let Some(data) = &data else {
+            if args.json {
+                let doc = serde_json::json!({
+                    "file": name, "server_version": version, "accepted": true, "keys": keys,
+                    "load_seconds": load_s, "ok": true,
+                });
+                writeln!(out, "{doc}")?;
+            } else {
+                writeln!(out, "{accepted}")?;
+                if matches!(backup, Backup::Rdb(_)) {
+                    writeln!(out, "(comparison skipped: --no-diff)")?;
+                } else {
+                    writeln!(out, "(an AOF set is its own reference: nothing to compare it with)")?;
+                }
+            }
+            return Ok(EXIT_OK);
+        };
+        if args.json {
+            write!(
+                out,
+                "{{\"file\":{},\"server_version\":{},\"accepted\":true,\"keys\":{keys},\"load_seconds\":{load_s},\"diff\":",
+                serde_json::json!(name),
+                serde_json::json!(version)
+            )?;
+        } else {
+            writeln!(out, "{accepted}")?;
+        }
+        let mode = if args.json { Mode::Json } else { Mode::Text };
+        let mut printer = Printer { out, mode, n: 0, err: None };
+        printer.begin(&name, &live.name)?;
+        let res = compare(&name, data, &mut live, &opts, &mut printer);
+        if let Some(e) = printer.err.take() {
+            return Err(e);
+        }
+        match res {
+            Ok(s) => {
+                printer.end(&name, &live.name, &s)?;
+                if args.json {
+                    writeln!(printer.out, ",\"ok\":{}}}", s.identical())?;
+                }
+                Ok(if s.identical() { EXIT_OK } else { EXIT_INVALID })
+            }
+            Err(DiffError::Write(e)) => Err(e),
+            Err(e) => {
+                let _ = printer.out.flush();
+                eprintln!("rdbtool restore-test: {e}");
+                Ok(EXIT_CANNOT_RUN)
+            }
+        }
+    });
+    drop(live);
+    server.stop();
+    code
+}
+
+fn compare(
+    name: &str,
+    data: &[u8],
+    live: &mut LiveSide,
+    opts: &Options,
+    out: &mut dyn rdbtool::diff::Output,
+) -> Result<Summary, DiffError> {
+    let mut f = FileSide::open(name.to_owned(), data)?;
+    live::diff_file_live(&mut f, live, true, opts, out)
+}

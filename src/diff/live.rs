@@ -1,0 +1,983 @@
+//! A live server (standalone or Redis Cluster) as a side of a diff: connections with the `redis`
+//! crate, SCAN to list keys, pipelined `DUMP` + `PTTL` to read values, which our own reader
+//! decodes (`rdb::dump::parse_dump`), and cluster routing by hash slot.
+//!
+//! Strictly read-only: the only commands sent are SCAN, TYPE, PTTL, DUMP, EXISTS, INFO,
+//! CLUSTER SLOTS, PING, SELECT (connection state, needed to read databases other than 0) and the
+//! AUTH the client sends when a password is given. The client's own `CLIENT SETINFO` is turned
+//! off. A cluster is read through one plain connection per master (from CLUSTER SLOTS): every
+//! master is scanned, and a key read by name goes to the master of its slot. The crate's cluster
+//! client is not used, because it hides which node a command goes to and diff has to visit each
+//! node on purpose; a MOVED / ASK reply (resharding during the diff) stops the diff with an
+//! error naming the node.
+//!
+//! Every socket has a read and write timeout, and every reply is checked for its shape: a
+//! server that sends something unexpected gives an error, not a panic or a hang.
+
+use std::time::Duration;
+
+use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value as RValue};
+
+use super::{
+    DiffError, Entry, FileKeyEntry, FileSide, Names, Options, Output, Partitions, SideInfo, Summary, Tally,
+    compare_entries, equal_hash_range, key_hash, one_sided,
+};
+use crate::display::quoted;
+use crate::rdb::dump::parse_dump;
+use crate::rdb::types::Kind;
+use crate::rdb::walk::Walker;
+use crate::slot::{SLOTS, key_slot};
+
+/// How to reach a server.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// `redis://[user[:password]@]host:port[/db]` or `rediss://...`.
+    pub url: String,
+    /// Used when the URL has no password (from `REDISCLI_AUTH` or a password file).
+    pub password: Option<String>,
+    pub username: Option<String>,
+    /// PEM CA certificate(s) for `rediss://` servers with a private CA.
+    pub tls_ca_cert: Option<Vec<u8>>,
+    /// Connect, read and write timeout.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.debug_struct("ConnectOptions").field("url", &redact(&self.url)).finish_non_exhaustive()
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            let sep = if user.is_empty() { "" } else { ":" };
+            format!("{scheme}://{user}{sep}***@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Whether an argument names a live server rather than a file.
+pub fn is_url(s: &str) -> bool {
+    s.starts_with("redis://") || s.starts_with("rediss://")
+}
+
+struct Node {
+    addr: String,
+    info: ConnectionInfo,
+    conn: Connection,
+    /// The database selected on `conn` (as of the last command sent).
+    db: u64,
+    /// Databases with keys on this node (INFO keyspace) and their key counts.
+    dbs: Vec<(u64, u64)>,
+}
+
+/// A server or cluster, connected.
+pub struct LiveSide {
+    pub name: String,
+    opts: ConnectOptions,
+    nodes: Vec<Node>,
+    /// For a cluster: the index in `nodes` of each slot's master (`u16::MAX`: unassigned).
+    slot_node: Option<Vec<u16>>,
+    /// The `/db` of the URL: only that database is read.
+    pub url_db: Option<u64>,
+    /// `redis_version` (or `valkey_version`) from INFO.
+    pub version: String,
+}
+
+fn live_err(name: &str, what: &str, e: impl std::fmt::Display) -> DiffError {
+    DiffError::Live(format!("{name}: {what}: {e}"))
+}
+
+fn connect(info: &ConnectionInfo, opts: &ConnectOptions, name: &str) -> Result<Connection, DiffError> {
+    let client = match (info.addr(), &opts.tls_ca_cert) {
+        (ConnectionAddr::TcpTls { .. }, Some(ca)) => Client::build_with_tls(
+            info.clone(),
+            redis::TlsCertificates { client_tls: None, root_cert: Some(ca.clone()) },
+        ),
+        _ => Client::open(info.clone()),
+    }
+    .map_err(|e| live_err(name, "bad connection settings", e))?;
+    let conn = client.get_connection_with_timeout(opts.timeout).map_err(|e| live_err(name, "cannot connect", e))?;
+    conn.set_read_timeout(Some(opts.timeout)).map_err(|e| live_err(name, "socket", e))?;
+    conn.set_write_timeout(Some(opts.timeout)).map_err(|e| live_err(name, "socket", e))?;
+    Ok(conn)
+}
+
+fn addr_name(a: &ConnectionAddr) -> String {
+    match a {
+        ConnectionAddr::Tcp(h, p) => format!("redis://{h}:{p}"),
+        ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}"),
+        ConnectionAddr::Unix(p) => format!("unix:{}", p.display()),
+        _ => "redis server".to_owned(),
+    }
+}
+
+/// RESP encoding of one command.
+fn push_cmd(buf: &mut Vec<u8>, args: &[&[u8]]) {
+    buf.push(b'*');
+    buf.extend_from_slice(args.len().to_string().as_bytes());
+    buf.extend_from_slice(b"\r\n");
+    for a in args {
+        buf.push(b'$');
+        buf.extend_from_slice(a.len().to_string().as_bytes());
+        buf.extend_from_slice(b"\r\n");
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b"\r\n");
+    }
+}
+
+fn text(v: &RValue) -> Option<String> {
+    match v {
+        RValue::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        RValue::SimpleString(s) => Some(s.clone()),
+        RValue::VerbatimString { text, .. } => Some(text.clone()),
+        RValue::Okay => Some("OK".into()),
+        _ => None,
+    }
+}
+
+fn int(v: &RValue) -> Option<i64> {
+    match v {
+        RValue::Int(i) => Some(*i),
+        RValue::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+fn describe_reply(v: &RValue) -> String {
+    match v {
+        RValue::ServerError(e) => format!("error reply: {e}"),
+        RValue::Nil => "nil".into(),
+        RValue::Int(i) => format!("integer {i}"),
+        RValue::BulkString(b) => format!("bulk string of {} bytes", b.len()),
+        RValue::Array(a) => format!("array of {}", a.len()),
+        other => format!("{:.80}", format!("{other:?}")),
+    }
+}
+
+/// Key/value lines of an INFO reply.
+fn info_fields(s: &str) -> impl Iterator<Item = (&str, &str)> {
+    s.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.trim_end_matches('\r').split_once(':'))
+}
+
+/// `db3:keys=10,expires=2,avg_ttl=0` → (3, 10).
+fn keyspace_line(name: &str, v: &str) -> Option<(u64, u64)> {
+    let db = name.strip_prefix("db")?.parse().ok()?;
+    let keys = v.split(',').find_map(|kv| kv.strip_prefix("keys="))?.parse().ok()?;
+    Some((db, keys))
+}
+
+/// What to ask about each key of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    /// DUMP and PTTL: the value and its expire time.
+    DumpPttl,
+    /// TYPE and PTTL: what a key only this side has is.
+    TypePttl,
+    /// EXISTS.
+    Exists,
+}
+
+/// The answer for one key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `payload` None: the key does not exist (anymore). `expire_at_ms` from PTTL and the clock.
+    Dump {
+        payload: Option<Vec<u8>>,
+        expire_at_ms: Option<i64>,
+        at_ms: i64,
+    },
+    /// `kind` None: the key does not exist (TYPE said `none`); `Some(Err(name))` for a type name
+    /// this tool does not know.
+    Type {
+        kind: Option<Result<Kind, String>>,
+        expire_at_ms: Option<i64>,
+    },
+    Exists(bool),
+}
+
+/// Commands sent and not yet read.
+pub struct Pending {
+    query: Query,
+    /// Per node: (node, key indices in send order, SELECT replies to skip before each key).
+    per_node: Vec<(usize, Vec<(usize, bool)>)>,
+    n: usize,
+}
+
+impl LiveSide {
+    /// Connects, reads INFO, and for a cluster CLUSTER SLOTS and a connection per master.
+    pub fn connect(opts: &ConnectOptions) -> Result<LiveSide, DiffError> {
+        let shown = redact(&opts.url);
+        let mut info: ConnectionInfo =
+            opts.url.as_str().into_connection_info().map_err(|e| live_err(&shown, "not a redis:// URL", e))?;
+        let mut rs = info.redis_settings().clone();
+        let url_db = (rs.db() != 0).then_some(rs.db() as u64).or_else(|| url_db_zero(&opts.url));
+        if rs.password().is_none() {
+            if let Some(p) = &opts.password {
+                rs = rs.set_password(p);
+            }
+        }
+        if rs.username().is_none() {
+            if let Some(u) = &opts.username {
+                rs = rs.set_username(u);
+            }
+        }
+        // SELECT is ours to send; no CLIENT SETINFO; RESP2 (no HELLO).
+        rs = rs.set_db(0).set_skip_set_lib_name();
+        info = info.set_redis_settings(rs);
+        let name = addr_name(info.addr());
+        let conn = connect(&info, opts, &name)?;
+        let mut seed = Node { addr: name.clone(), info: info.clone(), conn, db: 0, dbs: Vec::new() };
+        let all = seed.command(&[b"INFO"])?;
+        let all = text(&all).ok_or_else(|| live_err(&name, "INFO", format!("unexpected {}", describe_reply(&all))))?;
+        let mut version = String::new();
+        let mut cluster = false;
+        for (k, v) in info_fields(&all) {
+            match k {
+                "redis_version" if version.is_empty() => version = v.to_owned(),
+                "valkey_version" => version = format!("valkey {v}"),
+                "cluster_enabled" => cluster = v == "1",
+                "loading" if v == "1" => {
+                    return Err(live_err(&name, "server", "still loading its dataset (try again when loading ends)"));
+                }
+                _ => {}
+            }
+            if let Some(d) = keyspace_line(k, v) {
+                seed.dbs.push(d);
+            }
+        }
+        let mut live =
+            LiveSide { name: name.clone(), opts: opts.clone(), nodes: vec![seed], slot_node: None, url_db, version };
+        if cluster {
+            live.discover_cluster()?;
+        }
+        Ok(live)
+    }
+
+    /// Another set of connections to the same nodes (for a SCAN beside the lookups).
+    pub fn reconnect(&self) -> Result<LiveSide, DiffError> {
+        let mut nodes = Vec::new();
+        for n in &self.nodes {
+            let conn = connect(&n.info, &self.opts, &n.addr)?;
+            nodes.push(Node { addr: n.addr.clone(), info: n.info.clone(), conn, db: 0, dbs: n.dbs.clone() });
+        }
+        Ok(LiveSide {
+            name: self.name.clone(),
+            opts: self.opts.clone(),
+            nodes,
+            slot_node: self.slot_node.clone(),
+            url_db: self.url_db,
+            version: self.version.clone(),
+        })
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.slot_node.is_some()
+    }
+
+    /// Masters read (1 for a standalone server).
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.addr.clone()).collect()
+    }
+
+    /// Keys per database, summed over the nodes (INFO keyspace).
+    pub fn key_counts(&self) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for n in &self.nodes {
+            for &(db, k) in &n.dbs {
+                match out.iter_mut().find(|(d, _)| *d == db) {
+                    Some(e) => e.1 += k,
+                    None => out.push((db, k)),
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn discover_cluster(&mut self) -> Result<(), DiffError> {
+        let name = self.name.clone();
+        let reply = self.nodes[0].command(&[b"CLUSTER", b"SLOTS"])?;
+        let bad = |why: &str| live_err(&name, "CLUSTER SLOTS", why);
+        let RValue::Array(ranges) = reply else { return Err(bad("not an array")) };
+        let seed_addr = self.nodes[0].info.addr().clone();
+        let seed_host = match &seed_addr {
+            ConnectionAddr::Tcp(h, _) | ConnectionAddr::TcpTls { host: h, .. } => h.clone(),
+            _ => String::new(),
+        };
+        let mut masters: Vec<ConnectionAddr> = Vec::new();
+        let mut slot_node = vec![u16::MAX; SLOTS as usize];
+        for r in &ranges {
+            let RValue::Array(r) = r else { return Err(bad("a slot range is not an array")) };
+            let (Some(a), Some(b), Some(RValue::Array(master))) =
+                (r.first().and_then(int), r.get(1).and_then(int), r.get(2))
+            else {
+                return Err(bad("a slot range lacks start, end or master"));
+            };
+            if !(0..SLOTS as i64).contains(&a) || !(a..SLOTS as i64).contains(&b) {
+                return Err(bad(&format!("slot range {a}-{b} is out of range")));
+            }
+            let host = master.first().and_then(text).unwrap_or_default();
+            let port = master.get(1).and_then(int).filter(|p| (1..=65535).contains(p));
+            let Some(port) = port else { return Err(bad("a master without a valid port")) };
+            // An empty or "?" host means "the address you reached me at".
+            let host = if host.is_empty() || host == "?" { seed_host.clone() } else { host };
+            let addr = match &seed_addr {
+                ConnectionAddr::TcpTls { insecure, tls_params, .. } => ConnectionAddr::TcpTls {
+                    host,
+                    port: port as u16,
+                    insecure: *insecure,
+                    tls_params: tls_params.clone(),
+                },
+                _ => ConnectionAddr::Tcp(host, port as u16),
+            };
+            let idx = match masters.iter().position(|m| *m == addr) {
+                Some(i) => i,
+                None => {
+                    masters.push(addr);
+                    masters.len() - 1
+                }
+            };
+            for s in a..=b {
+                slot_node[s as usize] = idx as u16;
+            }
+        }
+        if masters.is_empty() {
+            return Err(bad("no slot is assigned"));
+        }
+        if let Some(s) = slot_node.iter().position(|&n| n == u16::MAX) {
+            return Err(bad(&format!("slot {s} has no master: the cluster is not fully covered")));
+        }
+        let seed = self.nodes.pop().expect("the seed node");
+        let mut nodes = Vec::new();
+        for addr in masters {
+            let info = seed.info.clone().set_addr(addr.clone());
+            let name = addr_name(&addr);
+            let conn = connect(&info, &self.opts, &name)?;
+            let mut node = Node { addr: name, info, conn, db: 0, dbs: Vec::new() };
+            let ks = node.command(&[b"INFO", b"keyspace"])?;
+            let ks = text(&ks).ok_or_else(|| live_err(&node.addr, "INFO keyspace", describe_reply(&ks)))?;
+            node.dbs = info_fields(&ks).filter_map(|(k, v)| keyspace_line(k, v)).collect();
+            nodes.push(node);
+        }
+        self.nodes = nodes;
+        self.slot_node = Some(slot_node);
+        Ok(())
+    }
+
+    fn route(&self, key: &[u8]) -> usize {
+        match &self.slot_node {
+            Some(t) => t[key_slot(key) as usize] as usize,
+            None => 0,
+        }
+    }
+
+    /// Sends one batch of queries (pipelined, one packet per node). Read the replies with
+    /// `recv`, in the order the batches were sent.
+    pub fn send(&mut self, query: Query, keys: &[(u64, &[u8])]) -> Result<Pending, DiffError> {
+        let mut per_node: Vec<(usize, Vec<(usize, bool)>)> = Vec::new();
+        let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); self.nodes.len()];
+        let cluster = self.is_cluster();
+        for (i, &(db, key)) in keys.iter().enumerate() {
+            let n = self.route(key);
+            // A cluster has only database 0: keys of other databases cannot be there.
+            let absent = cluster && db != 0;
+            let slot = match per_node.iter().position(|(x, _)| *x == n) {
+                Some(s) => s,
+                None => {
+                    per_node.push((n, Vec::new()));
+                    per_node.len() - 1
+                }
+            };
+            let node = &mut self.nodes[n];
+            let buf = &mut bufs[n];
+            let mut selected = false;
+            if !absent && node.db != db {
+                push_cmd(buf, &[b"SELECT", db.to_string().as_bytes()]);
+                node.db = db;
+                selected = true;
+            }
+            if absent {
+                // Answered without asking: marked by pushing nothing for it.
+                per_node[slot].1.push((i | ABSENT, false));
+                continue;
+            }
+            match query {
+                Query::DumpPttl => {
+                    push_cmd(buf, &[b"DUMP", key]);
+                    push_cmd(buf, &[b"PTTL", key]);
+                }
+                Query::TypePttl => {
+                    push_cmd(buf, &[b"TYPE", key]);
+                    push_cmd(buf, &[b"PTTL", key]);
+                }
+                Query::Exists => push_cmd(buf, &[b"EXISTS", key]),
+            }
+            per_node[slot].1.push((i, selected));
+        }
+        for (n, _) in &per_node {
+            let node = &mut self.nodes[*n];
+            if !bufs[*n].is_empty() {
+                node.conn.send_packed_command(&bufs[*n]).map_err(|e| live_err(&node.addr, "sending commands", e))?;
+            }
+        }
+        Ok(Pending { query, per_node, n: keys.len() })
+    }
+
+    /// Reads the replies of a batch sent with `send`, one per key in the order given.
+    pub fn recv(&mut self, p: Pending) -> Result<Vec<Reply>, DiffError> {
+        let mut out: Vec<Option<Reply>> = vec![None; p.n];
+        for (n, items) in &p.per_node {
+            let node = &mut self.nodes[*n];
+            for &(i, selected) in items {
+                if i & ABSENT != 0 {
+                    out[i & !ABSENT] = Some(absent_reply(p.query));
+                    continue;
+                }
+                if selected {
+                    let r = node.read()?;
+                    if !matches!(r, RValue::Okay) && text(&r).as_deref() != Some("OK") {
+                        return Err(live_err(&node.addr, "SELECT", describe_reply(&r)));
+                    }
+                }
+                out[i] = Some(node.read_answer(p.query)?);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.ok_or_else(|| DiffError::Live(format!("{}: a reply is missing", self.name))))
+            .collect()
+    }
+
+    /// SCAN of every node and selected database; `f` gets (db, key) for each selected key.
+    pub fn scan(
+        &mut self,
+        select: &super::KeySelect,
+        count: usize,
+        mut f: impl FnMut(&mut LiveSide, u64, Vec<u8>) -> Result<(), DiffError>,
+    ) -> Result<(), DiffError> {
+        let count = count.max(1).to_string();
+        // One pattern goes to the server; the selection is applied here in any case.
+        let pattern = match select.glob_patterns.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        };
+        for n in 0..self.nodes.len() {
+            let dbs: Vec<u64> = self.nodes[n]
+                .dbs
+                .iter()
+                .map(|d| d.0)
+                .filter(|&d| select.wants_db(d) && self.url_db.is_none_or(|u| u == d))
+                .collect();
+            for db in dbs {
+                let mut cursor = b"0".to_vec();
+                // A bound on round trips, so that a server whose cursor never returns to 0
+                // cannot keep us here forever.
+                let limit = self.nodes[n].dbs.iter().find(|d| d.0 == db).map_or(0, |d| d.1) * 4 + 1_000_000;
+                let mut rounds = 0u64;
+                loop {
+                    rounds += 1;
+                    if rounds > limit {
+                        return Err(live_err(&self.nodes[n].addr, "SCAN", "the cursor never came back to 0"));
+                    }
+                    let node = &mut self.nodes[n];
+                    if node.db != db {
+                        node.select(db)?;
+                    }
+                    let mut args: Vec<&[u8]> = vec![b"SCAN", &cursor, b"COUNT", count.as_bytes()];
+                    if let Some(p) = &pattern {
+                        args.push(b"MATCH");
+                        args.push(p);
+                    }
+                    let reply = node.command(&args)?;
+                    let bad = |why: String| live_err(&node.addr, "SCAN", why);
+                    let RValue::Array(mut parts) = reply else { return Err(bad(describe_reply(&reply))) };
+                    if parts.len() != 2 {
+                        return Err(bad(format!("reply of {} parts, not 2", parts.len())));
+                    }
+                    let keys = parts.pop().unwrap_or(RValue::Nil);
+                    let next = match parts.pop() {
+                        Some(RValue::BulkString(c)) if c.iter().all(u8::is_ascii_digit) && !c.is_empty() => c,
+                        other => {
+                            return Err(bad(format!("cursor is {}", describe_reply(&other.unwrap_or(RValue::Nil)))));
+                        }
+                    };
+                    let RValue::Array(keys) = keys else {
+                        return Err(bad(format!("keys are {}", describe_reply(&keys))));
+                    };
+                    for k in keys {
+                        let RValue::BulkString(k) = k else {
+                            return Err(live_err(&self.nodes[n].addr, "SCAN", "a key is not a bulk string"));
+                        };
+                        if select.matches(db, &k) {
+                            f(self, db, k)?;
+                        }
+                    }
+                    if next == b"0" {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+const ABSENT: usize = 1 << (usize::BITS - 1);
+
+fn absent_reply(q: Query) -> Reply {
+    match q {
+        Query::DumpPttl => Reply::Dump { payload: None, expire_at_ms: None, at_ms: crate::filter::now_ms() },
+        Query::TypePttl => Reply::Type { kind: None, expire_at_ms: None },
+        Query::Exists => Reply::Exists(false),
+    }
+}
+
+/// `/0` in the URL restricts to database 0 too (the crate reports it as the default 0).
+fn url_db_zero(url: &str) -> Option<u64> {
+    let rest = url.split_once("://")?.1;
+    let path = rest.split_once('/')?.1;
+    let path = path.split(['?', '#']).next()?;
+    (path == "0").then_some(0)
+}
+
+impl Node {
+    fn read(&mut self) -> Result<RValue, DiffError> {
+        let v = self.conn.recv_response().map_err(|e| live_err(&self.addr, "reading a reply", e))?;
+        if let RValue::ServerError(e) = &v {
+            return Err(live_err(&self.addr, "the server answered with an error", e));
+        }
+        Ok(v)
+    }
+
+    fn command(&mut self, args: &[&[u8]]) -> Result<RValue, DiffError> {
+        let mut buf = Vec::new();
+        push_cmd(&mut buf, args);
+        self.conn.send_packed_command(&buf).map_err(|e| live_err(&self.addr, "sending a command", e))?;
+        self.read()
+    }
+
+    fn select(&mut self, db: u64) -> Result<(), DiffError> {
+        let r = self.command(&[b"SELECT", db.to_string().as_bytes()])?;
+        if !matches!(r, RValue::Okay) && text(&r).as_deref() != Some("OK") {
+            return Err(live_err(&self.addr, "SELECT", describe_reply(&r)));
+        }
+        self.db = db;
+        Ok(())
+    }
+
+    fn read_pttl(&mut self) -> Result<(Option<i64>, i64, bool), DiffError> {
+        let v = self.read()?;
+        let at = crate::filter::now_ms();
+        match int(&v) {
+            Some(-2) => Ok((None, at, false)),
+            Some(-1) => Ok((None, at, true)),
+            Some(ms) if ms >= 0 => Ok((Some(at.saturating_add(ms)), at, true)),
+            _ => Err(live_err(&self.addr, "PTTL", format!("unexpected {}", describe_reply(&v)))),
+        }
+    }
+
+    fn read_answer(&mut self, q: Query) -> Result<Reply, DiffError> {
+        match q {
+            Query::DumpPttl => {
+                let d = self.read()?;
+                let payload = match d {
+                    RValue::Nil => None,
+                    RValue::BulkString(b) => Some(b),
+                    other => {
+                        return Err(live_err(&self.addr, "DUMP", format!("unexpected {}", describe_reply(&other))));
+                    }
+                };
+                let (expire_at_ms, at_ms, exists) = self.read_pttl()?;
+                // Gone between DUMP and PTTL: gone.
+                let payload = payload.filter(|_| exists);
+                Ok(Reply::Dump { payload, expire_at_ms, at_ms })
+            }
+            Query::TypePttl => {
+                let t = self.read()?;
+                let name = text(&t).ok_or_else(|| live_err(&self.addr, "TYPE", describe_reply(&t)))?;
+                let (expire_at_ms, _, _) = self.read_pttl()?;
+                let kind = match name.as_str() {
+                    "none" => None,
+                    n => Some(Kind::parse(n).ok_or(n.to_owned())),
+                };
+                Ok(Reply::Type { kind, expire_at_ms })
+            }
+            Query::Exists => {
+                let v = self.read()?;
+                match int(&v) {
+                    Some(n) if n >= 0 => Ok(Reply::Exists(n > 0)),
+                    _ => Err(live_err(&self.addr, "EXISTS", describe_reply(&v))),
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drivers.
+
+/// A key from SCAN in a partition: hash, db, key length, key.
+fn encode_scanned(db: u64, key: &[u8], buf: &mut Vec<u8>) -> u64 {
+    let h = key_hash(db, key);
+    buf.clear();
+    buf.extend_from_slice(&h.to_le_bytes());
+    buf.extend_from_slice(&db.to_le_bytes());
+    buf.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    buf.extend_from_slice(key);
+    h
+}
+
+fn decode_scanned(mut b: &[u8]) -> Vec<(u64, u64, &[u8])> {
+    let mut out = Vec::new();
+    let u = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
+    while b.len() >= 24 {
+        let (h, db, n) = (u(&b[..8]), u(&b[8..16]), u(&b[16..24]) as usize);
+        let Some(key) = b.get(24..24 + n) else { break };
+        out.push((h, db, key));
+        b = &b[24 + n..];
+    }
+    out
+}
+
+/// SCANs `live` into partitions (each selected key once per node that holds it).
+fn scan_into_partitions(live: &mut LiveSide, opts: &Options) -> Result<(Partitions, u64), DiffError> {
+    let mut parts = Partitions::new(opts.memory_budget / 2, opts.temp_dir.clone());
+    let mut n = 0u64;
+    let mut buf = Vec::new();
+    live.scan(&opts.select, opts.scan_count, |_, db, key| {
+        n += 1;
+        let h = encode_scanned(db, &key, &mut buf);
+        parts.push(h, &buf)
+    })?;
+    Ok((parts, n))
+}
+
+/// Compares an RDB file with a live server. `file_is_a`: the file is side A (else B).
+///
+/// The file is read once, in order; its keys are looked up on the server in pipelined batches
+/// (DUMP + PTTL), the next batch sent before the previous one is compared. Meanwhile a second
+/// set of connections SCANs the server into hashed partitions; joined with the file's keys, they
+/// give the keys only the server has (then asked TYPE + PTTL).
+pub fn diff_file_live(
+    file: &mut FileSide<'_>,
+    live: &mut LiveSide,
+    file_is_a: bool,
+    opts: &Options,
+    out: &mut dyn Output,
+) -> Result<Summary, DiffError> {
+    let names = if file_is_a {
+        Names { a: file.name.clone(), b: live.name.clone() }
+    } else {
+        Names { a: live.name.clone(), b: file.name.clone() }
+    };
+    let mut scanner = live.reconnect()?;
+    let mut tally = Tally::new(out);
+    tally.summary.sample_rate = opts.select.sample_rate;
+    let select = restrict_to_url_db(&opts.select, live.url_db);
+    let (file_parts, file_keys, scanned) = std::thread::scope(|s| {
+        let scan = s.spawn(|| scan_into_partitions(&mut scanner, opts));
+        let mut fparts = Partitions::new(opts.memory_budget / 2, opts.temp_dir.clone());
+        let res = lookup_file_keys(file, live, file_is_a, &select, opts, &names, &mut fparts, &mut tally);
+        let scanned = scan.join().unwrap_or_else(|_| Err(DiffError::Live("the SCAN thread failed".into())));
+        let n = res?;
+        Ok::<_, DiffError>((fparts, n, scanned?))
+    })?;
+    let (mut live_parts, live_keys) = scanned;
+    let mut fparts = file_parts;
+    if file_is_a {
+        tally.summary.keys_a = file_keys;
+        tally.summary.keys_b = live_keys;
+    } else {
+        tally.summary.keys_a = live_keys;
+        tally.summary.keys_b = file_keys;
+    }
+
+    // Keys the server has and the file lacks.
+    let mut candidates: Vec<(u64, Vec<u8>)> = Vec::new();
+    for p in 0..super::PARTITIONS {
+        let mut fe = FileKeyEntry::decode_all(&fparts.take(p)?);
+        fe.sort_unstable_by_key(|e| e.hash);
+        let raw = live_parts.take(p)?;
+        for (h, db, key) in decode_scanned(&raw) {
+            let mut found = false;
+            for i in equal_hash_range(&fe, h) {
+                if fe[i].db == db && *file.key_at(fe[i].key_offset)? == *key {
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                candidates.push((db, key.to_vec()));
+            }
+            if candidates.len() >= opts.batch.max(1) {
+                report_live_only(live, &mut candidates, file_is_a, file.as_of_ms, opts, &mut tally)?;
+            }
+        }
+    }
+    report_live_only(live, &mut candidates, file_is_a, file.as_of_ms, opts, &mut tally)?;
+    Ok(tally.summary)
+}
+
+fn restrict_to_url_db(select: &super::KeySelect, url_db: Option<u64>) -> super::KeySelect {
+    let mut s = select.clone();
+    if let Some(d) = url_db {
+        if s.dbs.is_empty() {
+            s.dbs = vec![d];
+        } else {
+            s.dbs.retain(|x| *x == d);
+            if s.dbs.is_empty() {
+                // Nothing can match: a db no key is in.
+                s.dbs = vec![u64::MAX];
+            }
+        }
+    }
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lookup_file_keys<'a>(
+    file: &mut FileSide<'a>,
+    live: &mut LiveSide,
+    file_is_a: bool,
+    select: &super::KeySelect,
+    opts: &Options,
+    names: &Names,
+    fparts: &mut Partitions,
+    tally: &mut Tally<'_>,
+) -> Result<u64, DiffError> {
+    let batch = opts.batch.max(1);
+    let mut w = Walker::new();
+    let mut chunk: Vec<crate::rdb::KeyRecord<'a>> = Vec::with_capacity(batch);
+    let mut inflight: Option<(Vec<crate::rdb::KeyRecord<'a>>, Pending)> = None;
+    let mut n = 0u64;
+    let mut compare = |live: &mut LiveSide,
+                       recs: Vec<crate::rdb::KeyRecord<'a>>,
+                       p: Pending,
+                       tally: &mut Tally<'_>|
+     -> Result<(), DiffError> {
+        let replies = live.recv(p)?;
+        for (k, r) in recs.iter().zip(replies) {
+            let Reply::Dump { payload, expire_at_ms, at_ms } = r else {
+                return Err(DiffError::Live(format!("{}: unexpected reply kind", live.name)));
+            };
+            let fe = Entry { raw: k.value, expire_at_ms: k.expire_at_ms };
+            let d = match payload {
+                None => Some(one_sided(
+                    k.db,
+                    &k.key,
+                    SideInfo { kind: k.value.kind(), expire_at_ms: k.expire_at_ms },
+                    file_is_a,
+                    at_ms,
+                    opts,
+                )),
+                Some(p) => {
+                    let dump = parse_dump(&p).map_err(|e| {
+                        DiffError::Live(format!("{}: DUMP of db {} key {}: {e}", live.name, k.db, quoted(&k.key)))
+                    })?;
+                    let le = Entry { raw: dump.value, expire_at_ms };
+                    let (a, b) = if file_is_a { (&fe, &le) } else { (&le, &fe) };
+                    compare_entries(k.db, &k.key, a, b, &mut w, opts, names)?
+                }
+            };
+            tally.record(d)?;
+        }
+        Ok(())
+    };
+    let mut flush = |live: &mut LiveSide,
+                     chunk: Vec<crate::rdb::KeyRecord<'a>>,
+                     inflight: &mut Option<(Vec<crate::rdb::KeyRecord<'a>>, Pending)>,
+                     tally: &mut Tally<'_>|
+     -> Result<(), DiffError> {
+        let keys: Vec<(u64, &[u8])> = chunk.iter().map(|k| (k.db, &*k.key)).collect();
+        let p = live.send(super::live::Query::DumpPttl, &keys)?;
+        drop(keys);
+        if let Some((recs, prev)) = inflight.take() {
+            compare(live, recs, prev, tally)?;
+        }
+        *inflight = Some((chunk, p));
+        Ok(())
+    };
+    file.for_each_key(select, |k| {
+        n += 1;
+        let hash = key_hash(k.db, &k.key);
+        let e = FileKeyEntry { hash, key_offset: k.key_offset, expire_at_ms: k.expire_at_ms, db: k.db };
+        fparts.push(hash, &e.encode())?;
+        chunk.push(k);
+        if chunk.len() >= batch {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(batch));
+            flush(live, full, &mut inflight, tally)?;
+        }
+        Ok(())
+    })?;
+    if !chunk.is_empty() {
+        flush(live, std::mem::take(&mut chunk), &mut inflight, tally)?;
+    }
+    if let Some((recs, p)) = inflight.take() {
+        compare(live, recs, p, tally)?;
+    }
+    Ok(n)
+}
+
+/// Asks TYPE + PTTL of keys only the live side listed and reports those still there.
+fn report_live_only(
+    live: &mut LiveSide,
+    keys: &mut Vec<(u64, Vec<u8>)>,
+    live_is_b: bool,
+    other_as_of_ms: i64,
+    opts: &Options,
+    tally: &mut Tally<'_>,
+) -> Result<(), DiffError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<(u64, &[u8])> = keys.iter().map(|(d, k)| (*d, k.as_slice())).collect();
+    let p = live.send(Query::TypePttl, &refs)?;
+    let replies = live.recv(p)?;
+    for ((db, key), r) in keys.iter().zip(replies) {
+        let Reply::Type { kind, expire_at_ms } = r else { continue };
+        let kind = match kind {
+            // Deleted since the SCAN: not a difference any more.
+            None => continue,
+            Some(Ok(k)) => k,
+            // A module type's name (TYPE answers the module's own name).
+            Some(Err(_)) => Kind::Module,
+        };
+        let d = one_sided(*db, key, SideInfo { kind, expire_at_ms }, !live_is_b, other_as_of_ms, opts);
+        tally.record(Some(d))?;
+    }
+    keys.clear();
+    Ok(())
+}
+
+/// Compares two live servers: A is scanned and each page of keys read from both sides; then B
+/// is scanned and its keys checked with EXISTS on A.
+pub fn diff_live_live(
+    a: &mut LiveSide,
+    b: &mut LiveSide,
+    opts: &Options,
+    out: &mut dyn Output,
+) -> Result<Summary, DiffError> {
+    let names = Names { a: a.name.clone(), b: b.name.clone() };
+    let mut tally = Tally::new(out);
+    tally.summary.sample_rate = opts.select.sample_rate;
+    let batch = opts.batch.max(1);
+    let sel_a = restrict_to_url_db(&opts.select, a.url_db);
+    let mut w = Walker::new();
+    let mut scan_a = a.reconnect()?;
+    let mut page: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut keys_a = 0u64;
+    let mut compare_page = |page: &mut Vec<(u64, Vec<u8>)>,
+                            a: &mut LiveSide,
+                            b: &mut LiveSide,
+                            tally: &mut Tally<'_>|
+     -> Result<(), DiffError> {
+        let refs: Vec<(u64, &[u8])> = page.iter().map(|(d, k)| (*d, k.as_slice())).collect();
+        let pa = a.send(Query::DumpPttl, &refs)?;
+        let pb = b.send(Query::DumpPttl, &refs)?;
+        let ra = a.recv(pa)?;
+        let rb = b.recv(pb)?;
+        for (((db, key), x), y) in page.iter().zip(ra).zip(rb) {
+            let (
+                Reply::Dump { payload: pa, expire_at_ms: ea, .. },
+                Reply::Dump { payload: pb, expire_at_ms: eb, at_ms },
+            ) = (x, y)
+            else {
+                continue;
+            };
+            let Some(pa) = pa else { continue }; // gone from A since the SCAN
+            let da = parse_dump(&pa)
+                .map_err(|e| DiffError::Live(format!("{}: DUMP of db {db} key {}: {e}", names.a, quoted(key))))?;
+            let ea_ = Entry { raw: da.value, expire_at_ms: ea };
+            let d = match pb {
+                None => {
+                    Some(one_sided(*db, key, SideInfo { kind: da.value.kind(), expire_at_ms: ea }, true, at_ms, opts))
+                }
+                Some(pb) => {
+                    let db_ = parse_dump(&pb).map_err(|e| {
+                        DiffError::Live(format!("{}: DUMP of db {db} key {}: {e}", names.b, quoted(key)))
+                    })?;
+                    compare_entries(*db, key, &ea_, &Entry { raw: db_.value, expire_at_ms: eb }, &mut w, opts, &names)?
+                }
+            };
+            tally.record(d)?;
+        }
+        page.clear();
+        Ok(())
+    };
+    scan_a.scan(&sel_a, opts.scan_count, |_, db, key| {
+        keys_a += 1;
+        page.push((db, key));
+        if page.len() >= batch {
+            compare_page(&mut page, a, b, &mut tally)?;
+        }
+        Ok(())
+    })?;
+    compare_page(&mut page, a, b, &mut tally)?;
+
+    let sel_b = restrict_to_url_db(&opts.select, b.url_db);
+    let mut scan_b = b.reconnect()?;
+    let mut keys_b = 0u64;
+    let check_page = |page: &mut Vec<(u64, Vec<u8>)>,
+                      a: &mut LiveSide,
+                      b: &mut LiveSide,
+                      tally: &mut Tally<'_>|
+     -> Result<(), DiffError> {
+        let refs: Vec<(u64, &[u8])> = page.iter().map(|(d, k)| (*d, k.as_slice())).collect();
+        let p = a.send(Query::Exists, &refs)?;
+        let r = a.recv(p)?;
+        let mut missing: Vec<(u64, Vec<u8>)> =
+            page.drain(..).zip(r).filter(|(_, r)| *r == Reply::Exists(false)).map(|(k, _)| k).collect();
+        report_live_only(b, &mut missing, true, crate::filter::now_ms(), opts, tally)
+    };
+    scan_b.scan(&sel_b, opts.scan_count, |_, db, key| {
+        keys_b += 1;
+        page.push((db, key));
+        if page.len() >= batch {
+            check_page(&mut page, a, b, &mut tally)?;
+        }
+        Ok(())
+    })?;
+    check_page(&mut page, a, b, &mut tally)?;
+    tally.summary.keys_a = keys_a;
+    tally.summary.keys_b = keys_b;
+    Ok(tally.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(redact("redis://user:secret@host:1/2"), "redis://user:***@host:1/2");
+        assert_eq!(redact("redis://:secret@host:1"), "redis://***@host:1");
+        assert_eq!(redact("rediss://host:1"), "rediss://host:1");
+        let o = ConnectOptions { url: "redis://:pw@h:1".into(), password: Some("pw".into()), ..Default::default() };
+        assert!(!format!("{o:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn keyspace_and_commands() {
+        assert_eq!(keyspace_line("db3", "keys=10,expires=2,avg_ttl=0"), Some((3, 10)));
+        assert_eq!(keyspace_line("dbx", "keys=10"), None);
+        let mut b = Vec::new();
+        push_cmd(&mut b, &[b"DUMP", b"k\r\n"]);
+        assert_eq!(b, b"*2\r\n$4\r\nDUMP\r\n$3\r\nk\r\n\r\n");
+        assert_eq!(url_db_zero("redis://h:1/0"), Some(0));
+        assert_eq!(url_db_zero("redis://h:1"), None);
+        let mut buf = Vec::new();
+        encode_scanned(2, b"key", &mut buf);
+        let mut two = buf.clone();
+        encode_scanned(0, b"", &mut buf);
+        two.extend_from_slice(&buf);
+        let d = decode_scanned(&two);
+        assert_eq!(d.iter().map(|x| (x.1, x.2)).collect::<Vec<_>>(), vec![(2, &b"key"[..]), (0, &b""[..])]);
+    }
+}
