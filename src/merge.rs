@@ -426,7 +426,8 @@ pub struct Plan {
     sections: Vec<Vec<Section>>,
     /// Per output, per target db.
     pub counts: Vec<BTreeMap<u64, DbPlan>>,
-    actions: HashMap<u64, Action>,
+    /// Per input: (key offset, action), sorted by offset (pass 2 walks them with the reader).
+    actions: Vec<Vec<(u64, Action)>>,
     /// Function libraries written, and identical copies left out.
     pub functions_written: usize,
     pub functions_duplicates: usize,
@@ -585,7 +586,7 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
         module_aux,
         sections,
         counts,
-        actions,
+        actions: by_input(actions, sources.len()),
         resolved,
         plan_s: t0.elapsed().as_secs_f64(),
     })
@@ -611,14 +612,8 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
     let data = s.data;
     let (crc, scan) = rayon::join(
         || {
-            let mut c = crate::crc::Crc64::default();
-            let mut rel = Releaser::new(s);
-            let end = data.len().saturating_sub(8);
-            for (n, chunk) in data[..end].chunks(RELEASE_STEP).enumerate() {
-                c.update(chunk);
-                rel.upto((n + 1) * RELEASE_STEP);
-            }
-            c.finish()
+            // Pages are released by the reader only: the checksum usually runs ahead of it.
+            crate::crc::crc64(&data[..data.len().saturating_sub(8)])
         },
         || -> Result<Scan, MergeError> {
             let mut rel = Releaser::new(s);
@@ -1097,6 +1092,17 @@ fn resolve(
     Ok(())
 }
 
+fn by_input(actions: HashMap<u64, Action>, inputs: usize) -> Vec<Vec<(u64, Action)>> {
+    let mut out: Vec<Vec<(u64, Action)>> = vec![Vec::new(); inputs];
+    for (l, a) in actions {
+        out[loc_input(l)].push((loc_offset(l), a));
+    }
+    for v in &mut out {
+        v.sort_unstable_by_key(|x| x.0);
+    }
+    out
+}
+
 /// What pass 2 wrote into one output.
 #[derive(Debug, Clone, Copy)]
 pub struct OutputStats {
@@ -1115,7 +1121,10 @@ pub fn write<'a, W: Write + Send>(
         WriteError::Io(e) => MergeError::Io(format!("output {o}: {e}")),
         WriteError::Refused(m) => MergeError::Refused { messages: vec![m], total: 1 },
     };
-    let mut ws: Vec<RdbWriter<'a, W>> = outs.into_iter().map(|w| RdbWriter::new(w, plan.target)).collect();
+    // Write buffers share 256 MiB (at most 1 MiB each).
+    let limit = ((256usize << 20) / outs.len().max(1)).min(1 << 20);
+    let mut ws: Vec<RdbWriter<'a, W>> =
+        outs.into_iter().map(|w| RdbWriter::with_buffer(w, plan.target, limit)).collect();
     for (o, w) in ws.iter_mut().enumerate() {
         for (k, v) in &plan.aux {
             w.aux(k, v).map_err(|e| werr(o, e.into()))?;
@@ -1146,6 +1155,8 @@ pub fn write<'a, W: Write + Send>(
             let mut reader = Reader::new(s.data).map_err(input_err)?;
             let mut rel = Releaser::new(s);
             let mut n = 0u32;
+            let actions = &plan.actions[i];
+            let mut next_action = 0;
             while let Some(rec) = reader.next() {
                 let rec = rec.map_err(input_err)?;
                 n = n.wrapping_add(1);
@@ -1161,7 +1172,10 @@ pub fn write<'a, W: Write + Send>(
                 if router.db(k.db) != DbRoute::To(d) {
                     continue;
                 }
-                let action = if plan.actions.is_empty() { None } else { plan.actions.get(&loc(i, k.key_offset)) };
+                while next_action < actions.len() && actions[next_action].0 < k.key_offset {
+                    next_action += 1;
+                }
+                let action = actions.get(next_action).filter(|a| a.0 == k.key_offset).map(|a| &a.1);
                 let (name, o) = match action {
                     Some(Action::Drop) => continue,
                     Some(Action::Rename(n)) => (Some(n.as_slice()), router.output(n)),

@@ -139,6 +139,8 @@ pub struct RdbWriter<'a, W: Write> {
     out: W,
     /// Small encoded bytes, written before `pending`.
     buf: Vec<u8>,
+    /// `buf` is written out when it reaches this size.
+    buf_limit: usize,
     /// A run of input bytes (input, start, end) not yet written.
     pending: Option<(&'a [u8], usize, usize)>,
     crc: Crc64,
@@ -150,9 +152,17 @@ pub struct RdbWriter<'a, W: Write> {
 impl<'a, W: Write + Send> RdbWriter<'a, W> {
     /// Starts a file of `format` (see `target_format`) by writing its magic.
     pub fn new(out: W, format: Format) -> RdbWriter<'a, W> {
+        RdbWriter::with_buffer(out, format, BUF)
+    }
+
+    /// `new` with a write buffer of `limit` bytes (at least 4 KiB; writers of many outputs at
+    /// once share a memory budget).
+    pub fn with_buffer(out: W, format: Format, limit: usize) -> RdbWriter<'a, W> {
+        let buf_limit = limit.max(4096);
         let mut w = RdbWriter {
             out,
-            buf: Vec::with_capacity(BUF + DIRECT),
+            buf: Vec::with_capacity(buf_limit.min(64 * 1024)),
+            buf_limit,
             pending: None,
             crc: Crc64::default(),
             format,
@@ -367,7 +377,7 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
     fn flush_pending(&mut self) -> io::Result<()> {
         if let Some((src, a, b)) = self.pending.take() {
             let s = &src[a..b];
-            if s.len() < DIRECT {
+            if s.len() < DIRECT.min(self.buf_limit) {
                 self.buf.extend_from_slice(s);
                 return self.maybe_flush();
             }
@@ -379,7 +389,7 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
 
     #[inline]
     fn maybe_flush(&mut self) -> io::Result<()> {
-        if self.buf.len() >= BUF { self.flush_buf() } else { Ok(()) }
+        if self.buf.len() >= self.buf_limit { self.flush_buf() } else { Ok(()) }
     }
 
     fn flush_buf(&mut self) -> io::Result<()> {
