@@ -925,12 +925,19 @@ impl AofSet {
             }
             let mut start = 0usize;
             if is_rdb(data) {
-                let s = rdb_scan(data).map_err(|e| {
-                    CutError::Refused(format!("{pname}: the RDB part is damaged: {e}; run `rdbtool verify`"))
-                })?;
-                start = s.end as usize;
+                // Fully verified: a restore must not start from a damaged snapshot.
+                let r = verify::verify_bytes(&pname, data, &verify::Options::default());
+                if let Some(e) = r.errors.first().filter(|_| !r.ok) {
+                    return refuse(format!(
+                        "{pname}: the RDB part does not verify: offset {}: {} ({}); run `rdbtool verify`",
+                        e.offset,
+                        e.message,
+                        e.kind.as_str()
+                    ));
+                }
+                start = data.len() - r.trailing_bytes as usize;
                 if matches!(part.role, Role::Base | Role::Single) {
-                    sum.base_time = s.ctime.map(Stamp::new);
+                    sum.base_time = rdb_aux_times(data).0.map(Stamp::new);
                 }
             }
             let cuttable = part.role != Role::Base;
