@@ -303,6 +303,9 @@ pub enum MergeError {
     Rejected { dbs: BTreeMap<u64, u64>, unassigned: u64, examples: Vec<(u16, Vec<u8>)> },
     /// Content the target format cannot hold (messages name the keys), and how many in all.
     Refused { messages: Vec<String>, total: u64 },
+    /// A written file failed `verify` (values are copied as they are, so an input holds a
+    /// broken value that its checksum did not catch, e.g. one saved with `rdbchecksum no`).
+    Invalid(String),
     /// Reading, writing or checking files.
     Io(String),
 }
@@ -319,7 +322,7 @@ impl std::fmt::Display for MergeError {
             MergeError::Refused { messages, total } => {
                 write!(f, "{total} records cannot be written: {}", messages.first().map_or("", |s| s))
             }
-            MergeError::Io(m) => f.write_str(m),
+            MergeError::Invalid(m) | MergeError::Io(m) => f.write_str(m),
         }
     }
 }
@@ -1277,7 +1280,10 @@ fn check_output(
             let key = e.key.as_ref().map(|k| format!(", key {}", quoted(k))).unwrap_or_default();
             format!("at offset {}{key}: {}", e.offset, e.message)
         });
-        return Err(fail(e));
+        return Err(MergeError::Invalid(format!(
+            "{name}: the written file failed its check ({e}); values are copied unchanged, so an input \
+             holds this broken value (check the inputs with `rdbtool verify`); nothing written"
+        )));
     }
     let dbs: Vec<DbPlan> = planned.values().filter(|c| c.keys > 0 || c.dropped > 0).copied().collect();
     let got: Vec<(u64, u64, u64)> = rep.dbs.iter().map(|d| (d.db, d.keys, d.expires)).collect();

@@ -743,6 +743,21 @@ fn corrupt_inputs_fail_cleanly() {
         assert!(listing(&out).is_empty(), "{what}: {:?}", listing(&out));
         assert_eq!(std::fs::read(&bad).unwrap(), bytes);
     }
+    // A broken listpack in a file saved without a checksum: pass 1 only skips values by their
+    // length, so the check of the written file is what catches it.
+    let mut lp = ListpackBuilder::new();
+    lp.push(b"f").push(b"v");
+    let mut blob = lp.finish();
+    blob[6] = 0x85; // first entry claims 5 bytes
+    let k = GKey { db: 0, key: b"h".to_vec(), expire: None, t: 16, value: string_value(&blob) };
+    let mut bytes = build_rdb(&[k], &[]);
+    let n = bytes.len();
+    bytes[n - 8..].fill(0);
+    std::fs::write(&bad, &bytes).unwrap();
+    let o = rdbtool(&[OsStr::new("merge"), bad.as_os_str(), "-o".as_ref(), out.join("m.rdb").as_os_str()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("key \"h\""), "{}", text(&o.stderr));
+    assert!(listing(&out).is_empty(), "{:?}", listing(&out));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -161,7 +161,9 @@ fn print_report(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
 /// Prints a failed merge / split (conflicts listed in full) and returns its exit status.
 pub fn report_error(out: &mut dyn Write, cmd: &str, e: &MergeError, json: bool) -> io::Result<u8> {
     let code = match e {
-        MergeError::Input { .. } | MergeError::Conflicts(_) | MergeError::Rejected { .. } => EXIT_INVALID,
+        MergeError::Input { .. } | MergeError::Conflicts(_) | MergeError::Rejected { .. } | MergeError::Invalid(_) => {
+            EXIT_INVALID
+        }
         MergeError::Refused { .. } | MergeError::Io(_) => EXIT_CANNOT_RUN,
     };
     let conflicts: &[Conflict] = match e {
