@@ -14,13 +14,14 @@
 //! Every socket has a read and write timeout, and every reply is checked for its shape: a
 //! server that sends something unexpected gives an error, not a panic or a hang.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value as RValue};
 
 use super::{
-    DiffError, Entry, FileKeyEntry, FileSide, Names, Options, Output, Partitions, SideInfo, Summary, Tally,
-    compare_entries, equal_hash_range, key_hash, one_sided,
+    DiffError, Entry, FileSide, Names, Options, Output, Partitions, SideInfo, Summary, Tally, compare_entries,
+    key_hash, key_hash2, one_sided,
 };
 use crate::display::quoted;
 use crate::rdb::dump::parse_dump;
@@ -529,6 +530,11 @@ impl LiveSide {
     }
 }
 
+/// Batches of lookups sent and not yet read.
+const IN_FLIGHT: usize = 4;
+/// A lookup batch ends after this many bytes of file values.
+const BATCH_BYTES: usize = 4 << 20;
+
 const ABSENT: usize = 1 << (usize::BITS - 1);
 
 fn absent_reply(q: Query) -> Reply {
@@ -623,27 +629,45 @@ impl Node {
 // ---------------------------------------------------------------------------------------------
 // Drivers.
 
-/// A key from SCAN in a partition: hash, db, key length, key.
+/// A key from SCAN in a partition: hash, second hash, db, key length, key.
 fn encode_scanned(db: u64, key: &[u8], buf: &mut Vec<u8>) -> u64 {
     let h = key_hash(db, key);
     buf.clear();
     buf.extend_from_slice(&h.to_le_bytes());
+    buf.extend_from_slice(&key_hash2(db, key).to_le_bytes());
     buf.extend_from_slice(&db.to_le_bytes());
     buf.extend_from_slice(&(key.len() as u64).to_le_bytes());
     buf.extend_from_slice(key);
     h
 }
 
-fn decode_scanned(mut b: &[u8]) -> Vec<(u64, u64, &[u8])> {
+fn u64_at(s: &[u8]) -> u64 {
+    u64::from_le_bytes(s.try_into().unwrap_or([0; 8]))
+}
+
+/// (hash, second hash, db, key) of each scanned key in a partition.
+fn decode_scanned(mut b: &[u8]) -> Vec<((u64, u64), u64, &[u8])> {
     let mut out = Vec::new();
-    let u = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
-    while b.len() >= 24 {
-        let (h, db, n) = (u(&b[..8]), u(&b[8..16]), u(&b[16..24]) as usize);
-        let Some(key) = b.get(24..24 + n) else { break };
-        out.push((h, db, key));
-        b = &b[24 + n..];
+    while b.len() >= 32 {
+        let (h, h2, db, n) = (u64_at(&b[..8]), u64_at(&b[8..16]), u64_at(&b[16..24]), u64_at(&b[24..32]) as usize);
+        let Some(key) = b.get(32..32 + n) else { break };
+        out.push(((h, h2), db, key));
+        b = &b[32 + n..];
     }
     out
+}
+
+/// A file key in a partition: its two hashes (the file is not re-read to confirm a match).
+fn encode_file_key(db: u64, key: &[u8]) -> (u64, [u8; 16]) {
+    let h = key_hash(db, key);
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&h.to_le_bytes());
+    b[8..].copy_from_slice(&key_hash2(db, key).to_le_bytes());
+    (h, b)
+}
+
+fn decode_file_keys(b: &[u8]) -> Vec<(u64, u64)> {
+    b.chunks_exact(16).map(|c| (u64_at(&c[..8]), u64_at(&c[8..]))).collect()
 }
 
 /// SCANs `live` into partitions (each selected key once per node that holds it).
@@ -702,17 +726,11 @@ pub fn diff_file_live(
     // Keys the server has and the file lacks.
     let mut candidates: Vec<(u64, Vec<u8>)> = Vec::new();
     for p in 0..super::PARTITIONS {
-        let mut fe = FileKeyEntry::decode_all(&fparts.take(p)?);
-        fe.sort_unstable_by_key(|e| e.hash);
+        let mut fe = decode_file_keys(&fparts.take(p)?);
+        fe.sort_unstable();
         let raw = live_parts.take(p)?;
         for (h, db, key) in decode_scanned(&raw) {
-            let mut found = false;
-            for i in equal_hash_range(&fe, h) {
-                if fe[i].db == db && *file.key_at(fe[i].key_offset)? == *key {
-                    found = true;
-                    break;
-                }
-            }
+            let found = fe.binary_search(&h).is_ok();
             if !found {
                 candidates.push((db, key.to_vec()));
             }
@@ -755,7 +773,6 @@ fn lookup_file_keys<'a>(
     let batch = opts.batch.max(1);
     let mut w = Walker::new();
     let mut chunk: Vec<crate::rdb::KeyRecord<'a>> = Vec::with_capacity(batch);
-    let mut inflight: Option<(Vec<crate::rdb::KeyRecord<'a>>, Pending)> = None;
     let mut n = 0u64;
     let mut compare = |live: &mut LiveSide,
                        recs: Vec<crate::rdb::KeyRecord<'a>>,
@@ -790,28 +807,36 @@ fn lookup_file_keys<'a>(
         }
         Ok(())
     };
+    // Several batches stay in flight so that the server always has the next one queued while
+    // we compare the previous; a batch also ends at `BATCH_BYTES` of file values (a proxy for the
+    // size of the DUMP replies the server buffers for us).
+    let mut inflight: VecDeque<(Vec<crate::rdb::KeyRecord<'a>>, Pending)> = VecDeque::new();
     let mut flush = |live: &mut LiveSide,
                      chunk: Vec<crate::rdb::KeyRecord<'a>>,
-                     inflight: &mut Option<(Vec<crate::rdb::KeyRecord<'a>>, Pending)>,
+                     inflight: &mut VecDeque<(Vec<crate::rdb::KeyRecord<'a>>, Pending)>,
                      tally: &mut Tally<'_>|
      -> Result<(), DiffError> {
         let keys: Vec<(u64, &[u8])> = chunk.iter().map(|k| (k.db, &*k.key)).collect();
         let p = live.send(super::live::Query::DumpPttl, &keys)?;
         drop(keys);
-        if let Some((recs, prev)) = inflight.take() {
-            compare(live, recs, prev, tally)?;
+        inflight.push_back((chunk, p));
+        while inflight.len() > IN_FLIGHT {
+            if let Some((recs, prev)) = inflight.pop_front() {
+                compare(live, recs, prev, tally)?;
+            }
         }
-        *inflight = Some((chunk, p));
         Ok(())
     };
+    let mut chunk_bytes = 0usize;
     file.for_each_key(select, |k| {
         n += 1;
-        let hash = key_hash(k.db, &k.key);
-        let e = FileKeyEntry { hash, key_offset: k.key_offset, expire_at_ms: k.expire_at_ms, db: k.db };
-        fparts.push(hash, &e.encode())?;
+        let (hash, e) = encode_file_key(k.db, &k.key);
+        fparts.push(hash, &e)?;
+        chunk_bytes += k.value.bytes.len() + k.key.len();
         chunk.push(k);
-        if chunk.len() >= batch {
+        if chunk.len() >= batch || chunk_bytes >= BATCH_BYTES {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(batch));
+            chunk_bytes = 0;
             flush(live, full, &mut inflight, tally)?;
         }
         Ok(())
@@ -819,7 +844,7 @@ fn lookup_file_keys<'a>(
     if !chunk.is_empty() {
         flush(live, std::mem::take(&mut chunk), &mut inflight, tally)?;
     }
-    if let Some((recs, p)) = inflight.take() {
+    while let Some((recs, p)) = inflight.pop_front() {
         compare(live, recs, p, tally)?;
     }
     Ok(n)

@@ -302,6 +302,13 @@ pub fn key_hash(db: u64, key: &[u8]) -> u64 {
     xxh3_64_with_seed(key, db.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5244_4254)
 }
 
+/// A second, independent 64-bit hash of (db, key): with `key_hash`, a 128-bit fingerprint that
+/// tells keys apart where re-reading them is too slow (a false match needs a 128-bit collision).
+#[inline]
+pub fn key_hash2(db: u64, key: &[u8]) -> u64 {
+    xxh3_64_with_seed(key, db.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ 0x7264_6274_6F6F_6C32)
+}
+
 /// One side of a comparison for one key.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
