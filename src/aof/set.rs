@@ -479,6 +479,9 @@ fn ser_names<S: serde::Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Erro
 impl AofReport {
     /// One line for `verify`'s OK / FAIL line.
     pub fn summary(&self, rep: &Report) -> String {
+        if self.files.is_empty() && !rep.ok {
+            return format!("AOF set, manifest {} refused", self.manifest.as_deref().unwrap_or("?"));
+        }
         let mut parts = Vec::new();
         if self.layout == "multipart" {
             let n = |r: Role| self.files.iter().filter(|f| f.role == r).count();
@@ -561,7 +564,9 @@ pub fn manifest_failure(name: &str, manifest: &Path, data_len: u64, e: &Manifest
     let mut rep = empty_report(name);
     let file = manifest.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
     rep.bytes = data_len;
-    rep.errors.push(entry_with(&e.to_error(), &file, (e.line > 0).then_some(e.line as u64)));
+    // The line goes in the entry's own field (the text report shows it after the offset).
+    let err = Error::corrupt(e.offset, e.message.clone());
+    rep.errors.push(entry_with(&err, &file, (e.line > 0).then_some(e.line as u64)));
     rep.aof = Some(AofReport {
         layout: "multipart",
         manifest: Some(String::from_utf8_lossy(&file).into_owned()),
