@@ -166,8 +166,15 @@ fn ping(port: u16) -> bool {
 /// Warning lines (`pid:role date # message`) of a Redis log, without the ones every start
 /// prints, or the last lines when there are none.
 pub fn log_reasons(log: &str) -> Vec<String> {
-    const NOISE: [&str; 5] =
-        ["overcommit_memory", "no config file specified", "TCP backlog", "Redis is starting", "Redis version="];
+    const NOISE: [&str; 7] = [
+        "overcommit_memory",
+        "no config file specified",
+        "TCP backlog",
+        "Redis is starting",
+        "Redis version=",
+        "Configuration loaded",
+        "Server initialized",
+    ];
     let mut out: Vec<String> = log
         .lines()
         .filter_map(|l| l.split_once(" # ").map(|(_, m)| m.trim().to_owned()))

@@ -1,0 +1,884 @@
+//! `rdbtool diff` and `rdbtool restore-test` as processes, against real redis-servers started
+//! here (standalone, a 3-master cluster, servers with other encodings) and against fake servers
+//! that misbehave.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{RedisServer, Resp};
+use rdbtool::json::to_bytes;
+use rdbtool::rdb::value::Value;
+use rdbtool::rdb::{Reader, Record, Walker};
+use serde_json::Value as Json;
+
+fn rdbtool_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rdbtool"));
+    c.args(args).env_remove("REDISCLI_AUTH").stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn rdbtool(args: &[&str]) -> Output {
+    rdbtool_env(args, &[])
+}
+
+fn td(name: &str) -> String {
+    common::testdata(name).display().to_string()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn url(s: &RedisServer) -> String {
+    format!("redis://127.0.0.1:{}", s.port)
+}
+
+/// A diff's JSONL output: the differences (by (db, key)) and the summary line.
+struct Report {
+    diffs: Vec<Json>,
+    summary: Json,
+}
+
+impl Report {
+    fn parse(o: &Output) -> Report {
+        let mut diffs = Vec::new();
+        let mut summary = Json::Null;
+        for l in o.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let j: Json = serde_json::from_slice(l).unwrap_or_else(|e| panic!("bad JSON line {e}: {}", text(l)));
+            if j.get("summary").is_some() {
+                summary = j["summary"].clone();
+            } else {
+                diffs.push(j);
+            }
+        }
+        assert!(summary.is_object(), "no summary line in {}\nstderr: {}", text(&o.stdout), text(&o.stderr));
+        Report { diffs, summary }
+    }
+
+    /// (db, key) -> kind, asserting that no key is listed twice.
+    fn kinds(&self) -> BTreeMap<(u64, Vec<u8>), String> {
+        let mut m = BTreeMap::new();
+        for d in &self.diffs {
+            let k = (d["db"].as_u64().unwrap(), to_bytes(&d["key"]).unwrap());
+            let prev = m.insert(k.clone(), d["kind"].as_str().unwrap().to_owned());
+            assert!(prev.is_none(), "key {k:?} listed twice");
+        }
+        m
+    }
+
+    fn n(&self, field: &str) -> u64 {
+        self.summary[field].as_u64().unwrap_or_else(|| panic!("summary has no {field}: {}", self.summary))
+    }
+}
+
+fn diff_jsonl(a: &str, b: &str, extra: &[&str], expect_code: i32) -> Report {
+    let mut args = vec!["diff", a, b, "--jsonl"];
+    args.extend_from_slice(extra);
+    let o = rdbtool(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(expect_code),
+        "rdbtool {args:?}\nstdout: {}\nstderr: {}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    Report::parse(&o)
+}
+
+struct FileKey {
+    db: u64,
+    key: Vec<u8>,
+    expire_at_ms: Option<i64>,
+    value: Value,
+}
+
+fn decode_file(path: &Path) -> Vec<FileKey> {
+    let data = std::fs::read(path).unwrap();
+    let mut w = Walker::new();
+    let mut keys = Vec::new();
+    for rec in Reader::new(&data).unwrap() {
+        if let Record::Key(k) = rec.unwrap() {
+            keys.push(FileKey {
+                db: k.db,
+                key: k.key.to_vec(),
+                expire_at_ms: k.expire_at_ms,
+                value: k.value.decode(&mut w).unwrap(),
+            });
+        }
+    }
+    keys
+}
+
+fn select(s: &RedisServer, db: u64) {
+    assert_eq!(s.cmd(&[b"SELECT", db.to_string().as_bytes()]), Resp::Simple("OK".into()));
+}
+
+fn sha(path: &Path) -> Vec<u8> {
+    // CRC-64 of the whole file is enough to see that nothing changed it.
+    rdbtool::crc::crc64(&std::fs::read(path).unwrap()).to_le_bytes().to_vec()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. A file against the server loaded from it.
+
+#[test]
+fn file_against_its_server_then_each_change_reported_once() {
+    let f = common::testdata("all-types.rdb");
+    let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
+    let keys = decode_file(&f);
+    let total = keys.len() as u64;
+    let before = sha(&f);
+
+    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &[], 0);
+    assert!(r.diffs.is_empty(), "{:?}", r.diffs);
+    assert_eq!((r.n("same"), r.n("keys_a"), r.n("keys_b")), (total, total, total));
+
+    // One change of each kind.
+    let hash =
+        keys.iter().find(|k| k.db == 0 && k.expire_at_ms.is_none() && matches!(k.value, Value::Hash(_))).unwrap();
+    let gone = keys.iter().find(|k| k.db == 1).unwrap();
+    let ttl =
+        keys.iter().find(|k| k.db == 3 && k.expire_at_ms.is_none() && matches!(k.value, Value::String(_))).unwrap();
+    select(&server, 0);
+    assert_eq!(server.cmd(&[b"HSET", &hash.key, b"diff:field", b"x"]), Resp::Int(1));
+    select(&server, 1);
+    assert_eq!(server.cmd(&[b"DEL", &gone.key]), Resp::Int(1));
+    select(&server, 2);
+    assert_eq!(server.cmd(&[b"SET", b"diff:new", b"1"]), Resp::Simple("OK".into()));
+    select(&server, 3);
+    assert_eq!(server.cmd(&[b"PEXPIRE", &ttl.key, b"900000000"]), Resp::Int(1));
+
+    let expect = |a_only: &str, b_only: &str| -> BTreeMap<(u64, Vec<u8>), String> {
+        [
+            ((0, hash.key.clone()), "value".to_owned()),
+            ((1, gone.key.clone()), a_only.to_owned()),
+            ((2, b"diff:new".to_vec()), b_only.to_owned()),
+            ((3, ttl.key.clone()), "ttl".to_owned()),
+        ]
+        .into_iter()
+        .collect()
+    };
+    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &[], 1);
+    assert_eq!(r.kinds(), expect("only_in_a", "only_in_b"));
+    assert_eq!(
+        (
+            r.n("same"),
+            r.n("only_in_a"),
+            r.n("only_in_b"),
+            r.n("different_value"),
+            r.n("different_ttl"),
+            r.n("different_type")
+        ),
+        (total - 3, 1, 1, 1, 1, 0)
+    );
+    // The value difference names the member, not the whole value.
+    let v = r.diffs.iter().find(|d| d["kind"] == "value").unwrap();
+    assert_eq!(v["detail"]["only_in_b"], serde_json::json!(["diff:field"]));
+    assert_eq!(v["detail"]["only_in_a_count"], 0);
+    assert_eq!(v["a"]["type"], "hash");
+    let t = r.diffs.iter().find(|d| d["kind"] == "ttl").unwrap();
+    assert!(t["a"]["expire_at_ms"].is_null() && t["b"]["expire_at_ms"].as_i64().unwrap() > rdbtool::filter::now_ms());
+
+    // Sides swapped: A-only and B-only swap, the rest stays.
+    let r = diff_jsonl(&url(&server), &td("all-types.rdb"), &[], 1);
+    assert_eq!(r.kinds(), expect("only_in_b", "only_in_a"));
+
+    // --json: one document with the same differences.
+    let o = rdbtool(&["diff", &td("all-types.rdb"), &url(&server), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let doc: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["differences"].as_array().unwrap().len(), 4);
+    assert_eq!(doc["identical"], false);
+    assert_eq!(doc["summary"]["same"], total - 3);
+
+    // Text: one line per difference and the summary.
+    let o = rdbtool(&["diff", &td("all-types.rdb"), &url(&server)]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o.stdout);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("only_in_") || l.starts_with("value") || l.starts_with("ttl")).count(),
+        4,
+        "{out}"
+    );
+    assert!(out.contains("only in A 1, only in B 1, different value 1, different type 0, different TTL 1"), "{out}");
+    assert!(out.trim_end().ends_with("DIFFERENT"));
+
+    // Filters as in export.
+    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--db", "1"], 1);
+    assert_eq!(r.kinds().into_values().collect::<Vec<_>>(), vec!["only_in_a"]);
+    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--key", "diff:*"], 1);
+    assert_eq!(r.kinds().keys().cloned().collect::<Vec<_>>(), vec![(2, b"diff:new".to_vec())]);
+    assert_eq!(r.n("keys_a"), 0);
+    // A database in the URL limits both sides to it.
+    let r = diff_jsonl(&td("all-types.rdb"), &(url(&server) + "/2"), &[], 1);
+    assert_eq!(r.kinds().keys().cloned().collect::<Vec<_>>(), vec![(2, b"diff:new".to_vec())]);
+    assert_eq!(r.n("keys_a"), keys.iter().filter(|k| k.db == 2).count() as u64);
+
+    // A type change.
+    select(&server, 2);
+    server.cmd(&[b"DEL", b"diff:new"]);
+    let s = keys.iter().find(|k| k.db == 2 && k.expire_at_ms.is_none() && matches!(k.value, Value::String(_))).unwrap();
+    server.cmd(&[b"DEL", &s.key]);
+    server.cmd(&[b"RPUSH", &s.key, b"x"]);
+    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--db", "2"], 1);
+    let d = &r.diffs[0];
+    assert_eq!(
+        (r.diffs.len(), d["kind"].as_str(), d["a"]["type"].as_str(), d["b"]["type"].as_str()),
+        (1, Some("type"), Some("string"), Some("list"))
+    );
+
+    assert_eq!(sha(&f), before, "the input file was not modified");
+}
+
+#[test]
+fn sampling_picks_the_same_keys_on_both_sides() {
+    let f = common::testdata("all-types.rdb");
+    let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
+    let total = decode_file(&f).len() as f64;
+    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--sample-rate", "0.3"], 0);
+    let n = r.n("keys_a") as f64;
+    assert!(n > total * 0.15 && n < total * 0.45, "{n} of {total}");
+    assert_eq!(r.n("keys_a"), r.n("keys_b"));
+    assert_eq!(r.n("same"), r.n("keys_a"));
+    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--sample", "50"], 0);
+    assert!((20..=90).contains(&r.n("keys_a")), "{}", r.summary);
+    // A sampled key that changed is still found; keys outside the sample are not looked at.
+    select(&server, 0);
+    for i in 0..100 {
+        server.cmd(&[b"SET", format!("sample:new:{i}").as_bytes(), b"v"]);
+    }
+    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--sample-rate", "0.3"], 1);
+    let added = r.n("only_in_b");
+    assert!((10..=50).contains(&added), "{added} of 100 new keys sampled");
+}
+
+#[test]
+fn keys_that_expire_meanwhile_are_not_missing() {
+    let Some(server) = RedisServer::start(&[]) else { return };
+    server.cmd(&[b"SET", b"short", b"v", b"PX", b"300"]);
+    server.cmd(&[b"SET", b"keep", b"v"]);
+    assert_eq!(server.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snap.rdb");
+    std::fs::copy(server.path().join("dump.rdb"), &file).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let r = diff_jsonl(file.to_str().unwrap(), &url(&server), &[], 0);
+    assert_eq!(r.kinds().into_iter().collect::<Vec<_>>(), vec![((0, b"short".to_vec()), "expired".to_owned())]);
+    assert_eq!((r.n("expired"), r.n("only_in_a"), r.n("same")), (1, 0, 1));
+    // With no tolerance and a key that expires an hour later on one side: a TTL difference.
+    server.cmd(&[b"PEXPIRE", b"keep", b"3600000"]);
+    let r = diff_jsonl(file.to_str().unwrap(), &url(&server), &["--ttl-tolerance", "0"], 1);
+    assert_eq!(r.n("different_ttl"), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A 3-master cluster.
+
+fn slot_ranges(s: &RedisServer) -> Vec<(u16, u16, u16)> {
+    let Resp::Array(Some(ranges)) = s.cmd(&[b"CLUSTER", b"SLOTS"]) else { panic!("CLUSTER SLOTS") };
+    ranges
+        .iter()
+        .map(|r| {
+            let Resp::Array(Some(r)) = r else { panic!() };
+            let Resp::Array(Some(m)) = &r[2] else { panic!() };
+            (r[0].as_int().unwrap() as u16, r[1].as_int().unwrap() as u16, m[1].as_int().unwrap() as u16)
+        })
+        .collect()
+}
+
+fn pipe_into(port: u16, resp: &[u8]) -> u64 {
+    let mut child = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = resp.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    let t = text(&out.stdout) + &text(&out.stderr);
+    let i = t.find("errors: ").unwrap_or_else(|| panic!("redis-cli --pipe: {t}"));
+    t[i + 8..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+}
+
+#[test]
+fn cluster_of_three_masters() {
+    let args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"];
+    let Some(n1) = RedisServer::start(&args) else { return };
+    let n2 = RedisServer::start(&args).unwrap();
+    let n3 = RedisServer::start(&args).unwrap();
+    let nodes = [&n1, &n2, &n3];
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    let o = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "cluster create: {}{}", text(&o.stdout), text(&o.stderr));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for n in nodes {
+        loop {
+            let Resp::Bulk(Some(info)) = n.cmd(&[b"CLUSTER", b"INFO"]) else { panic!() };
+            if text(&info).contains("cluster_state:ok") && slot_ranges(n).len() >= 3 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Each master gets the db-0 keys of its slots, as RESTORE commands from export.
+    let f = td("all-types.rdb");
+    let mut loaded = 0;
+    for (a, b, port) in slot_ranges(&n1) {
+        let range = format!("{a}-{b}");
+        let o =
+            rdbtool(&["export", "--format", "resp", "--restore", "--no-functions", "--db", "0", "--slot", &range, &f]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        assert_eq!(pipe_into(port, &o.stdout), 0);
+        loaded += 1;
+    }
+    assert_eq!(loaded, 3);
+    let db0 = decode_file(&common::testdata("all-types.rdb")).into_iter().filter(|k| k.db == 0).collect::<Vec<_>>();
+    // Every node holds some of them: the diff really has to read all three.
+    for n in nodes {
+        let Resp::Int(k) = n.cmd(&[b"DBSIZE"]) else { panic!() };
+        assert!(k > 10, "node {} holds {k} keys", n.port);
+    }
+
+    // Through any node: identical, keys routed to the master of their slot.
+    for n in [&n1, &n3] {
+        let r = diff_jsonl(&f, &url(n), &["--db", "0"], 0);
+        assert_eq!((r.n("same"), r.n("keys_b")), (db0.len() as u64, db0.len() as u64));
+    }
+    // Keys of other databases cannot be in a cluster: only in A.
+    let r = diff_jsonl(&f, &url(&n2), &[], 1);
+    assert_eq!(r.n("only_in_a"), decode_file(&common::testdata("all-types.rdb")).len() as u64 - db0.len() as u64);
+    assert_eq!(r.n("only_in_b") + r.n("different_value"), 0);
+
+    // A change on one node and a new key on another, made through redis-cli -c.
+    let s = db0
+        .iter()
+        .find(|k| {
+            matches!(k.value, Value::String(_))
+                && k.expire_at_ms.is_none()
+                && !k.key.is_empty()
+                && k.key.iter().all(|b| b.is_ascii_alphanumeric() || b":_-".contains(b))
+        })
+        .unwrap();
+    let key = String::from_utf8(s.key.clone()).unwrap();
+    let cli = |args: &[&str]| {
+        let o = Command::new("redis-cli").args(["-c", "-p", &n1.port.to_string()]).args(args).output().unwrap();
+        assert!(o.status.success());
+    };
+    cli(&["SET", &key, "changed"]);
+    cli(&["SET", "cluster:new{x}", "1"]);
+    let r = diff_jsonl(&f, &url(&n2), &["--db", "0"], 1);
+    let k = r.kinds();
+    assert_eq!(k.len(), 2, "{k:?}");
+    assert_eq!(k[&(0, s.key.clone())], "value");
+    assert_eq!(k[&(0, b"cluster:new{x}".to_vec())], "only_in_b");
+    // --slot narrows to the new key's slot.
+    let slot = rdbtool::slot::key_slot(b"cluster:new{x}").to_string();
+    let r = diff_jsonl(&f, &url(&n2), &["--db", "0", "--slot", &slot], 1);
+    assert_eq!(r.diffs.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Files against files.
+
+#[test]
+fn files_with_different_encodings_are_equal() {
+    let f = common::testdata("all-types.rdb");
+    // A server with small encoding limits and no compression re-encodes what it loads.
+    let Some(server) = RedisServer::start_with_rdb(
+        &f,
+        &[
+            "--hash-max-listpack-entries",
+            "1",
+            "--zset-max-listpack-entries",
+            "1",
+            "--set-max-intset-entries",
+            "1",
+            "--list-max-listpack-size",
+            "1",
+            "--rdbcompression",
+            "no",
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(server.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("reencoded.rdb");
+    std::fs::copy(server.path().join("dump.rdb"), &other).unwrap();
+
+    // Really different bytes: count values whose type byte changed.
+    let types = |p: &Path| -> BTreeMap<(u64, Vec<u8>), (u8, Vec<u8>)> {
+        let data = std::fs::read(p).unwrap();
+        let mut m = BTreeMap::new();
+        for r in Reader::new(&data).unwrap() {
+            if let Record::Key(k) = r.unwrap() {
+                m.insert((k.db, k.key.to_vec()), (k.value.type_byte, k.value.bytes.to_vec()));
+            }
+        }
+        m
+    };
+    let (ta, tb) = (types(&f), types(&other));
+    assert_eq!(ta.len(), tb.len());
+    let retyped = ta.iter().filter(|(k, v)| tb[*k].0 != v.0).count();
+    let rebytes = ta.iter().filter(|(k, v)| tb[*k].1 != v.1).count();
+    assert!(retyped > 20 && rebytes > 50, "{retyped} values changed encoding, {rebytes} changed bytes");
+
+    let r = diff_jsonl(&td("all-types.rdb"), other.to_str().unwrap(), &[], 0);
+    assert_eq!(r.n("same"), ta.len() as u64);
+    // The same data saved with and without LZF.
+    let r = diff_jsonl(&td("uncompressed.rdb"), &td("no-checksum.rdb"), &[], 0);
+    assert_eq!(r.n("same"), 13);
+
+    // One value changed before the save: exactly that key, with its first differing member.
+    let keys = decode_file(&f);
+    let z =
+        keys.iter().find(|k| k.expire_at_ms.is_none() && matches!(&k.value, Value::Zset(z) if z.len() > 3)).unwrap();
+    select(&server, z.db);
+    let Resp::Array(Some(first)) = server.cmd(&[b"ZRANGE", &z.key, b"0", b"0"]) else { panic!() };
+    let member = first[0].as_bytes().unwrap().to_vec();
+    server.cmd(&[b"ZINCRBY", &z.key, b"1000", &member]);
+    assert_eq!(server.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+    let changed = dir.path().join("changed.rdb");
+    std::fs::copy(server.path().join("dump.rdb"), &changed).unwrap();
+    let r = diff_jsonl(&td("all-types.rdb"), changed.to_str().unwrap(), &["--max-members", "3"], 1);
+    assert_eq!(r.diffs.len(), 1);
+    let d = &r.diffs[0];
+    assert_eq!(
+        (d["db"].as_u64(), to_bytes(&d["key"]).unwrap(), d["kind"].as_str()),
+        (Some(z.db), z.key.clone(), Some("value"))
+    );
+    assert_eq!(to_bytes(&d["detail"]["different_scores"][0][0]).unwrap(), member);
+    assert_eq!(d["detail"]["different_scores_count"], 1);
+
+    // Different datasets.
+    let r = diff_jsonl(&td("small-db0.rdb"), &td("uncompressed.rdb"), &[], 1);
+    let k = r.kinds();
+    assert!(k.values().any(|v| v == "only_in_a") && k.values().any(|v| v == "only_in_b"));
+    assert_eq!(
+        r.n("only_in_a") + r.n("same") + r.n("different_value") + r.n("different_type") + r.n("different_ttl"),
+        15
+    );
+
+    // A tiny memory budget spills the key lists to disk and changes nothing.
+    let r = diff_jsonl(
+        &td("all-types.rdb"),
+        other.to_str().unwrap(),
+        &["--memory", "1", "--temp-dir", dir.path().to_str().unwrap()],
+        0,
+    );
+    assert_eq!(r.n("same"), ta.len() as u64);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. restore-test.
+
+#[test]
+fn restore_test_accepts_a_good_file() {
+    if RedisServer::start(&[]).is_none() {
+        return;
+    }
+    let f = common::testdata("all-types.rdb");
+    let before = sha(&f);
+    let o = rdbtool(&["restore-test", f.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", text(&o.stderr));
+    assert!(out.starts_with("ACCEPTED"), "{out}");
+    assert!(out.contains("loaded 268 keys"), "{out}");
+    assert!(out.trim_end().ends_with("IDENTICAL"), "{out}");
+    let o = rdbtool(&["restore-test", "--json", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let doc: Json = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o.stdout)));
+    assert_eq!(
+        (doc["accepted"].as_bool(), doc["ok"].as_bool(), doc["keys"].as_u64()),
+        (Some(true), Some(true), Some(268))
+    );
+    assert_eq!(doc["diff"]["summary"]["same"], 268);
+    assert_eq!(sha(&f), before);
+
+    // An AOF set: loaded by Redis from a copy, never changed.
+    let dir = common::testdata("preamble-aof");
+    let files: Vec<(PathBuf, Vec<u8>)> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).map(|p| (p.clone(), sha(&p))).collect();
+    let o = rdbtool(&["restore-test", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("ACCEPTED"));
+    for (p, h) in files {
+        assert_eq!(sha(&p), h, "{} changed", p.display());
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3, "no file added to the AOF dir");
+}
+
+#[test]
+fn restore_test_reports_why_redis_refuses() {
+    if RedisServer::start(&[]).is_none() {
+        return;
+    }
+    // RDB 11 (Redis 7.2) into Debian's Redis 7.0.
+    let newer = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/generated/redis-7.2.6/dump.rdb");
+    let version = Command::new("redis-server").arg("--version").output().unwrap();
+    if newer.exists() && text(&version.stdout).contains("v=7.0.") {
+        let o = rdbtool(&["restore-test", newer.to_str().unwrap()]);
+        let out = text(&o.stdout);
+        assert_eq!(o.status.code(), Some(1), "{out}{}", text(&o.stderr));
+        assert!(out.starts_with("REFUSED"), "{out}");
+        assert!(out.contains("Can't handle RDB format version 11"), "Redis's own reason: {out}");
+        assert!(out.contains("too old"), "{out}");
+        let o = rdbtool(&["restore-test", "--json", newer.to_str().unwrap()]);
+        let doc: Json = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(doc["accepted"], false);
+        assert!(
+            doc["reasons"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains("RDB format version 11"))
+        );
+    }
+    // A corrupted copy: one byte flipped inside a value, caught by Redis's checksum.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.rdb");
+    let mut data = std::fs::read(common::testdata("all-types.rdb")).unwrap();
+    let at = data.len() / 2;
+    data[at] ^= 0x01;
+    std::fs::write(&bad, &data).unwrap();
+    let o = rdbtool(&["restore-test", bad.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", text(&o.stderr));
+    assert!(out.starts_with("REFUSED") && out.contains("redis: "), "{out}");
+    assert_eq!(std::fs::read(&bad).unwrap(), data, "the input was not modified");
+    // A truncated file.
+    std::fs::write(&bad, &data[..data.len() / 3]).unwrap();
+    let o = rdbtool(&["restore-test", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    // Not a backup at all, or no server binary: could not run.
+    std::fs::write(&bad, b"hello").unwrap();
+    assert_eq!(rdbtool(&["restore-test", bad.to_str().unwrap()]).status.code(), Some(2));
+    let o = rdbtool(&["restore-test", "--redis-server", "/nonexistent/redis-server", &td("all-types.rdb")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("/nonexistent/redis-server"));
+}
+
+#[test]
+fn aof_sets_are_loaded_to_be_compared() {
+    if RedisServer::start(&[]).is_none() {
+        return;
+    }
+    let aof = td("preamble-aof");
+    // The same set on both sides (two throwaway servers, compared live against live).
+    let r = diff_jsonl(&aof, &aof, &[], 0);
+    assert!(r.n("same") >= 19, "{}", r.summary);
+    // Against the small file it started from: the commands after the base changed things.
+    let r = diff_jsonl(&td("small-db0.rdb"), &aof, &[], 1);
+    assert!(!r.diffs.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Read-only: what the live side received.
+
+const ALLOWED: [&str; 12] =
+    ["scan", "type", "pttl", "dump", "exists", "info", "cluster", "auth", "hello", "ping", "select", "monitor"];
+
+#[test]
+fn the_live_side_receives_no_write() {
+    let f = common::testdata("all-types.rdb");
+    let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
+    // Something only B has, so that TYPE and the SCAN join are exercised too.
+    select(&server, 2);
+    server.cmd(&[b"SET", b"only:b", b"1"]);
+    let stats = |s: &RedisServer| -> BTreeMap<String, u64> {
+        let Resp::Bulk(Some(t)) = s.cmd(&[b"INFO", b"commandstats"]) else { panic!() };
+        text(&t)
+            .lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter_map(|l| {
+                let (name, rest) = l.split_once(':')?;
+                let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?.parse().ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
+    };
+    let dirty = |s: &RedisServer| -> String {
+        let Resp::Bulk(Some(t)) = s.cmd(&[b"INFO", b"persistence"]) else { panic!() };
+        text(&t).lines().find(|l| l.starts_with("rdb_changes_since_last_save")).unwrap().to_owned()
+    };
+    let before = stats(&server);
+    let dirty_before = dirty(&server);
+
+    // MONITOR from a second connection records every command the diff sends.
+    let mut mon = TcpStream::connect((Ipv4Addr::LOCALHOST, server.port)).unwrap();
+    mon.write_all(b"*1\r\n$7\r\nMONITOR\r\n").unwrap();
+    mon.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let recorder = std::thread::spawn(move || {
+        let mut r = BufReader::new(mon);
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match r.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => lines.push(line.trim_end().to_owned()),
+                Err(_) if stop2.load(Ordering::SeqCst) => break,
+                Err(_) => {}
+            }
+        }
+        lines
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &[], 1);
+    assert_eq!(r.kinds().into_values().collect::<Vec<_>>(), vec!["only_in_b"]);
+    let r = diff_jsonl(&url(&server), &url(&server), &[], 0);
+    assert_eq!(r.n("same"), 269);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let lines = recorder.join().unwrap();
+
+    let mut seen = BTreeSet::new();
+    for l in lines.iter().filter(|l| l.starts_with('+') && l.contains("] \"")) {
+        let name = l.split("] \"").nth(1).unwrap().split('"').next().unwrap().to_ascii_lowercase();
+        seen.insert(name);
+    }
+    for c in ["scan", "dump", "pttl", "type", "exists", "info"] {
+        assert!(seen.contains(c), "MONITOR saw no {c}: {seen:?}");
+    }
+    for c in &seen {
+        assert!(ALLOWED.contains(&c.as_str()), "the diff sent {c}");
+    }
+    // The server's own counters agree: only allowed commands ran, and nothing was written.
+    let after = stats(&server);
+    for (name, calls) in &after {
+        if before.get(name).copied().unwrap_or(0) < *calls {
+            let base = name.split('|').next().unwrap();
+            assert!(ALLOWED.contains(&base), "commandstats: {name} ran during the diff");
+        }
+    }
+    assert_eq!(dirty(&server), dirty_before, "the dataset did not change");
+    // And none of them is a write command in the server's own table.
+    for c in seen.iter().filter(|c| *c != "monitor") {
+        let Resp::Array(Some(info)) = server.cmd(&[b"COMMAND", b"INFO", c.as_bytes()]) else { panic!() };
+        let Resp::Array(Some(doc)) = &info[0] else { panic!("COMMAND INFO {c}") };
+        let Resp::Array(Some(flags)) = &doc[2] else { panic!() };
+        let flags: Vec<&[u8]> = flags.iter().map(|f| f.as_bytes().unwrap()).collect();
+        assert!(!flags.contains(&&b"write"[..]), "{c} is a write command: {flags:?}");
+    }
+}
+
+#[test]
+fn passwords_come_from_the_environment_or_a_file() {
+    let f = common::testdata("small-db0.rdb");
+    let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
+    assert_eq!(server.cmd(&[b"CONFIG", b"SET", b"requirepass", b"s3cret"]), Resp::Simple("OK".into()));
+    let u = url(&server);
+    let o = rdbtool(&["diff", f.to_str().unwrap(), &u]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).to_lowercase().contains("auth"), "{}", text(&o.stderr));
+    let o = rdbtool_env(&["diff", f.to_str().unwrap(), &u], &[("REDISCLI_AUTH", "s3cret")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let o = rdbtool(&["diff", f.to_str().unwrap(), &u, "--password-file", pw.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = rdbtool_env(&["diff", f.to_str().unwrap(), &u], &[("REDISCLI_AUTH", "wrong")]);
+    assert_eq!(o.status.code(), Some(2));
+    // A password in the URL works, with a warning, and is never printed back.
+    let o = rdbtool(&["diff", f.to_str().unwrap(), &format!("redis://:s3cret@127.0.0.1:{}", server.port)]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stderr).contains("visible"));
+    assert!(!text(&o.stdout).contains("s3cret") && !text(&o.stderr).contains("s3cret"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Servers and files that misbehave: a clear error and exit 2, never a panic or a hang.
+
+/// A fake server: for each command it reads, `reply` decides the bytes to send (None: silence).
+fn fake_server(reply: impl Fn(&[Vec<u8>]) -> Option<Vec<u8>> + Send + Sync + 'static) -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let reply = Arc::new(reply);
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(20) {
+            let Ok(mut c) = conn else { continue };
+            let reply = reply.clone();
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = c.read(&mut chunk) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some((cmd, used)) = parse_command(&buf) {
+                        buf.drain(..used);
+                        if let Some(r) = reply(&cmd) {
+                            if c.write_all(&r).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// One RESP array of bulk strings from the front of `b`, and the bytes it took.
+fn parse_command(b: &[u8]) -> Option<(Vec<Vec<u8>>, usize)> {
+    let line = |at: usize| -> Option<(&[u8], usize)> {
+        let end = b[at..].windows(2).position(|w| w == b"\r\n")? + at;
+        Some((&b[at..end], end + 2))
+    };
+    let (head, mut at) = line(0)?;
+    let n: usize = std::str::from_utf8(head.strip_prefix(b"*")?).ok()?.parse().ok()?;
+    let mut args = Vec::new();
+    for _ in 0..n {
+        let (h, next) = line(at)?;
+        let len: usize = std::str::from_utf8(h.strip_prefix(b"$")?).ok()?.parse().ok()?;
+        let data = b.get(next..next + len)?;
+        args.push(data.to_vec());
+        at = next + len + 2;
+        if at > b.len() {
+            return None;
+        }
+    }
+    Some((args, at))
+}
+
+fn bulk(s: &[u8]) -> Vec<u8> {
+    let mut v = format!("${}\r\n", s.len()).into_bytes();
+    v.extend_from_slice(s);
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn assert_cannot_run(args: &[&str], what: &str, needle: &str) {
+    let t = Instant::now();
+    let o = rdbtool(args);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{what}: stdout {} stderr {err}", text(&o.stdout));
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    assert!(err.starts_with("rdbtool diff: "), "{what}: {err}");
+    assert!(err.to_lowercase().contains(needle), "{what}: expected {needle:?} in {err}");
+    assert!(t.elapsed() < Duration::from_secs(30), "{what}: took {:?}", t.elapsed());
+}
+
+#[test]
+fn misbehaving_servers_give_clean_errors() {
+    let file = td("small-db0.rdb");
+    let fast = ["--timeout", "2"];
+    let run = |port: u16, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec!["diff".into(), file.clone(), format!("redis://127.0.0.1:{port}")];
+        v.extend(fast.iter().map(|s| s.to_string()));
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+
+    // Nobody listens.
+    let free = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+    let v = run(free, &[]);
+    assert_cannot_run(&refs(&v), "closed port", "connect");
+    // Never answers.
+    let silent = fake_server(|_| None);
+    let v = run(silent, &[]);
+    assert_cannot_run(&refs(&v), "silent server", "");
+    // Answers garbage.
+    let garbage = fake_server(|_| Some(b"\x00\xffnot resp at all\r\n".to_vec()));
+    let v = run(garbage, &[]);
+    assert_cannot_run(&refs(&v), "garbage", "");
+    // Claims to be a cluster and sends nonsense slots.
+    let bad_cluster = fake_server(|c| {
+        Some(match c[0].to_ascii_uppercase().as_slice() {
+            b"INFO" => bulk(b"# Server\r\nredis_version:7.0.15\r\ncluster_enabled:1\r\n"),
+            b"CLUSTER" => b"*1\r\n*3\r\n:9\r\n:99999\r\n*2\r\n$0\r\n\r\n:1\r\n".to_vec(),
+            _ => b"-ERR unknown\r\n".to_vec(),
+        })
+    });
+    let v = run(bad_cluster, &[]);
+    assert_cannot_run(&refs(&v), "bad CLUSTER SLOTS", "cluster slots");
+    // A standalone server whose DUMP payloads are not DUMP payloads.
+    let bad_dump = fake_server(|c| {
+        Some(match c[0].to_ascii_uppercase().as_slice() {
+            b"INFO" => bulk(b"# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n"),
+            b"DUMP" => bulk(b"\x00\x03abc\x0a\x00XXXXXXXX"),
+            b"PTTL" => b":-1\r\n".to_vec(),
+            b"SCAN" => b"*2\r\n$1\r\n0\r\n*0\r\n".to_vec(),
+            b"SELECT" => b"+OK\r\n".to_vec(),
+            _ => b"-ERR unknown\r\n".to_vec(),
+        })
+    });
+    let v = run(bad_dump, &[]);
+    assert_cannot_run(&refs(&v), "bad DUMP payload", "dump of db 0");
+    // A server that answers a DUMP with an error.
+    let err_dump = fake_server(|c| {
+        Some(match c[0].to_ascii_uppercase().as_slice() {
+            b"INFO" => bulk(b"# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\ndb0:keys=3\r\n"),
+            b"SCAN" => b"*2\r\n$1\r\n0\r\n*0\r\n".to_vec(),
+            b"SELECT" => b"+OK\r\n".to_vec(),
+            _ => b"-MOVED 123 127.0.0.1:1\r\n".to_vec(),
+        })
+    });
+    let v = run(err_dump, &[]);
+    assert_cannot_run(&refs(&v), "error replies", "moved");
+    // A SCAN cursor that is not a number.
+    let bad_scan = fake_server(|c| {
+        Some(match c[0].to_ascii_uppercase().as_slice() {
+            b"INFO" => bulk(b"# Keyspace\r\ndb0:keys=3\r\n"),
+            b"SCAN" => b"*2\r\n$2\r\n-1\r\n*0\r\n".to_vec(),
+            b"DUMP" => b"$-1\r\n".to_vec(),
+            b"PTTL" => b":-2\r\n".to_vec(),
+            _ => b"+OK\r\n".to_vec(),
+        })
+    });
+    let v = run(bad_scan, &[]);
+    assert_cannot_run(&refs(&v), "bad SCAN cursor", "scan");
+
+    // Files: truncated, not an RDB, missing.
+    let dir = tempfile::tempdir().unwrap();
+    let data = std::fs::read(common::testdata("all-types.rdb")).unwrap();
+    let cut = dir.path().join("cut.rdb");
+    std::fs::write(&cut, &data[..data.len() / 2]).unwrap();
+    assert_cannot_run(&["diff", cut.to_str().unwrap(), &td("all-types.rdb")], "truncated", "cut.rdb");
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"REDIS0010\xff\x00").unwrap();
+    assert_cannot_run(&["diff", junk.to_str().unwrap(), &td("all-types.rdb")], "junk", "junk");
+    assert_cannot_run(&["diff", "/nonexistent.rdb", &td("all-types.rdb")], "missing", "nonexistent");
+    assert_cannot_run(
+        &["diff", &td("all-types.rdb"), &td("all-types.rdb"), "--sample-rate", "2"],
+        "bad rate",
+        "sample-rate",
+    );
+    // Every truncation of a small file fails cleanly (or, cut after the EOF, compares).
+    let small = std::fs::read(common::testdata("small-db0.rdb")).unwrap();
+    for n in (0..small.len()).step_by(37) {
+        std::fs::write(&cut, &small[..n]).unwrap();
+        let o = rdbtool(&["diff", cut.to_str().unwrap(), &td("small-db0.rdb")]);
+        assert_eq!(o.status.code(), Some(2), "cut at {n}");
+        assert!(!text(&o.stderr).contains("panicked"));
+    }
+}
