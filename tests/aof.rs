@@ -83,6 +83,8 @@ fn first_error(path: &Path) -> (String, u64, Option<u64>, String, String) {
 // ------------------------------------------------------------------------------------------
 // The dataset of a server, in the logical terms of testdata/expected/*.json
 
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
     Str(Vec<u8>),
@@ -90,7 +92,7 @@ enum Value {
     Set(Vec<Vec<u8>>),
     Zset(Vec<(Vec<u8>, f64)>),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
-    Stream(Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>),
+    Stream(Vec<(String, Fields)>),
 }
 
 type Dataset = BTreeMap<(u64, Vec<u8>), (i64, Value)>;
@@ -660,7 +662,7 @@ fn verify_reports_garbage_and_unbalanced_multi() {
     let (_t, dir, _) = damage(incr, &|d| [&d[..m_end], &d[m_at..]].concat());
     let (_, offset, _, kind, msg) = first_error(&dir);
     assert_eq!((offset, kind.as_str()), (m_end as u64, "corrupt"));
-    assert!(msg.contains(&format!("nested MULTI")) && msg.contains(&format!("opened at offset {m_at}")), "{msg}");
+    assert!(msg.contains("nested MULTI") && msg.contains(&format!("opened at offset {m_at}")), "{msg}");
 
     // A MULTI that never ends in a file that is not the last: EXEC removed.
     let (e_at, e_end) = (cmds[e].0 as usize, cmds[e].1 as usize);
@@ -733,7 +735,7 @@ fn encode(recs: &[Rec]) -> (Vec<u8>, Vec<u64>) {
     (out, ends)
 }
 
-fn entry() -> impl Strategy<Value = (Vec<u8>, i64, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn entry() -> impl Strategy<Value = (Vec<u8>, i64, Fields)> {
     let name =
         prop::collection::vec(any::<u8>().prop_filter("no path or NUL", |b| !matches!(b, b'/' | b'\\' | 0)), 0..30);
     let key = prop::collection::vec(any::<u8>(), 0..12).prop_filter("not file/seq/type", |k| {
@@ -793,10 +795,8 @@ proptest! {
     #[test]
     fn resp_never_panics(data in prop::collection::vec(prop_oneof![Just(b'*'), Just(b'$'), Just(b'\r'), Just(b'\n'), Just(b'#'), Just(b'1'), any::<u8>()], 0..200)) {
         let mut p = RespParser::new(&data, 0, None);
-        for c in p.by_ref() {
-            if let Ok(c) = c {
-                prop_assert!(c.meta.end as usize <= data.len() && !c.argv.is_empty());
-            }
+        for c in p.by_ref().flatten() {
+            prop_assert!(c.meta.end as usize <= data.len() && !c.argv.is_empty());
         }
         prop_assert!(p.ok_up_to() as usize <= data.len());
     }
