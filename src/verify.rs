@@ -181,7 +181,13 @@ struct Progress {
     report: Report,
     eof_offset: Option<u64>,
     stored_checksum: Option<u64>,
+    /// Index of each db in `report.dbs` (a crafted file may select thousands of them).
+    db_index: std::collections::HashMap<u64, usize>,
 }
+
+/// At most this many warnings are listed per file; a crafted file must not turn each of its
+/// records into a line of report.
+const MAX_WARNINGS: usize = 100;
 
 impl Progress {
     /// Errors arrive in file order from the parse and then from the duplicate check; each
@@ -194,13 +200,25 @@ impl Progress {
         }
     }
 
+    /// The slot of `db` in the report, created (with its warnings) when first seen.
     fn db_slot(&mut self, db: u64) -> usize {
-        match self.report.dbs.iter().position(|d| d.db == db) {
-            Some(i) => i,
-            None => {
-                self.report.dbs.push(DbCounts { db, ..Default::default() });
-                self.report.dbs.len() - 1
-            }
+        if let Some(&i) = self.db_index.get(&db) {
+            return i;
+        }
+        self.report.dbs.push(DbCounts { db, ..Default::default() });
+        let i = self.report.dbs.len() - 1;
+        self.db_index.insert(db, i);
+        if db >= 16 {
+            self.warn(format!("database {db}: the restoring server needs `databases` > {db} (default 16)"));
+        }
+        i
+    }
+
+    fn warn(&mut self, msg: String) {
+        match self.report.warnings.len() {
+            n if n < MAX_WARNINGS => self.report.warnings.push(msg),
+            MAX_WARNINGS => self.report.warnings.push("more warnings not listed".to_owned()),
+            _ => {}
         }
     }
 
@@ -393,6 +411,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
         },
         eof_offset: None,
         stored_checksum: None,
+        db_index: Default::default(),
     };
     let mut reader = match Reader::new(data) {
         Ok(r) => r,
@@ -432,7 +451,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                     if opts.keep_going && resyncs < MAX_RESYNCS {
                         resyncs += 1;
                         if let Some((from, to)) = reader.resync() {
-                            p.report.warnings.push(format!(
+                            p.warn(format!(
                                 "bytes {from}..{to} skipped after the error at offset {}: keys there are lost",
                                 e.offset
                             ));
@@ -448,14 +467,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                         p.report.redis_ver = Some(String::from_utf8_lossy(&value).into_owned());
                     }
                 }
-                Record::SelectDb { db } => {
-                    db_index = Some(p.db_slot(db));
-                    if db >= 16 {
-                        p.report
-                            .warnings
-                            .push(format!("database {db}: the restoring server needs `databases` > {db} (default 16)"));
-                    }
-                }
+                Record::SelectDb { db } => db_index = Some(p.db_slot(db)),
                 Record::ResizeDb { keys: n, .. } => {
                     // A sizing hint: trusted only as far as the file could hold that many keys.
                     keys.reserve((n as usize).min(data.len() / 4));
@@ -533,7 +545,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
         }
         p.report.trailing_bytes = t.trailing_bytes;
         if t.trailing_bytes > 0 {
-            p.report.warnings.push(format!("{} bytes after the checksum (Redis ignores them)", t.trailing_bytes));
+            p.warn(format!("{} bytes after the checksum (Redis ignores them)", t.trailing_bytes));
         }
     }
     p

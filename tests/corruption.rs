@@ -128,3 +128,41 @@ fn keep_going_resynchronizes_after_a_structural_error() {
     assert!(salvage.keys >= total - 5 && salvage.keys <= total, "{} of {total}", salvage.keys);
     assert!(salvage.warnings.iter().any(|w| w.contains("skipped")), "{:?}", salvage.warnings);
 }
+
+/// Fuzzer findings (fuzz/regressions/reader-selectdb-*): many SELECTDB records must cost neither
+/// quadratic time nor a report line each.
+#[test]
+fn many_selectdb_records_stay_cheap() {
+    let mut data = b"REDIS0011".to_vec();
+    for db in 0..40_000u32 {
+        data.push(0xFE);
+        data.push(0x80);
+        data.extend_from_slice(&db.to_be_bytes());
+    }
+    for _ in 0..40_000 {
+        data.extend_from_slice(&[0xFE, 0x10]);
+    }
+    data.push(0xFF);
+    data.extend_from_slice(&rdbtool::crc::crc64(&data).to_le_bytes());
+    let t = std::time::Instant::now();
+    let r = verify_bytes("many-dbs", &data, &opts());
+    assert!(r.ok, "{:?}", r.errors);
+    assert_eq!(r.dbs.len(), 40_000);
+    assert!(r.warnings.len() <= 101, "{} warnings", r.warnings.len());
+    assert!(t.elapsed().as_secs() < 5, "took {:?}", t.elapsed());
+}
+
+/// Fuzzer finding: type 24 exists only in Redis files; a Valkey value of type 24 is unknown.
+#[test]
+fn valkey_has_no_type_24() {
+    use rdbtool::rdb::{Flavor, Format, RawValue};
+    let bytes = [0u8; 8].iter().copied().chain([1, 0, 1, b'f', 1, b'v']).collect::<Vec<u8>>();
+    let mut w = Walker::new();
+    let redis =
+        RawValue { type_byte: 24, format: Format { flavor: Flavor::Redis, version: 12 }, bytes: &bytes, offset: 0 };
+    assert!(redis.decode(&mut w).is_ok());
+    let valkey =
+        RawValue { type_byte: 24, format: Format { flavor: Flavor::Valkey, version: 80 }, bytes: &bytes, offset: 0 };
+    assert!(valkey.decode(&mut w).is_err());
+    assert!(valkey.validate(&mut w).is_err());
+}

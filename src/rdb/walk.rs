@@ -85,7 +85,7 @@ pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<(
                 c.take(8, "hash field expire time")?;
             }
         }
-        HASH_22 | HASH_METADATA => {
+        HASH_22 | HASH_METADATA if !valkey => {
             if type_byte == HASH_METADATA {
                 c.take(8, "hash minimum expire time")?;
             }
@@ -407,7 +407,7 @@ impl Walker {
                     sink.hash_field(f, v, expire);
                 }
             }
-            HASH_22 | HASH_METADATA => {
+            HASH_22 | HASH_METADATA if !valkey => {
                 let min_expire =
                     if type_byte == HASH_METADATA { Some(c.i64le("hash minimum expire time")?) } else { None };
                 let n = c.count("hash size", 3)?;
