@@ -882,3 +882,93 @@ fn misbehaving_servers_give_clean_errors() {
         assert!(!text(&o.stderr).contains("panicked"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. TLS (rediss://) with a private CA.
+
+#[test]
+fn tls_servers_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| -> bool {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    let made = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rdbtool test CA",
+    ]) && openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]) && openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    if !made {
+        eprintln!("skipping: openssl could not make test certificates");
+        return;
+    }
+    let tls_port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port().to_string();
+    let p = |n: &str| d.join(n).display().to_string();
+    let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
+    let f = common::testdata("small-db0.rdb");
+    let Some(_server) = RedisServer::start_with_rdb(
+        &f,
+        &[
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ],
+    ) else {
+        return;
+    };
+    let u = format!("rediss://127.0.0.1:{tls_port}");
+    let r = diff_jsonl(f.to_str().unwrap(), &u, &["--tls-ca-cert", &ca], 0);
+    assert_eq!(r.n("same"), 15);
+    // Without the CA the certificate is not trusted: a clear error, not a plaintext fallback.
+    assert_cannot_run(&["diff", f.to_str().unwrap(), &u, "--timeout", "3"], "unknown CA", "certificate");
+}
