@@ -308,6 +308,12 @@ impl PageRelease<'_> {
     }
 }
 
+/// The warning for bytes after an RDB image's checksum (callers reading an RDB-preamble AOF,
+/// where those bytes are the command log, leave this one out).
+pub fn trailing_bytes_warning(n: u64) -> String {
+    format!("{n} bytes after the checksum (Redis ignores them)")
+}
+
 /// Salvage mode gives up resynchronizing after this many structural errors in one file.
 const MAX_RESYNCS: usize = 1000;
 
@@ -545,7 +551,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
         }
         p.report.trailing_bytes = t.trailing_bytes;
         if t.trailing_bytes > 0 {
-            p.warn(format!("{} bytes after the checksum (Redis ignores them)", t.trailing_bytes));
+            p.warn(trailing_bytes_warning(t.trailing_bytes));
         }
     }
     p

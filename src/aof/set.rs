@@ -663,8 +663,7 @@ impl AofSet {
                             rep.errors.push(x);
                         }
                         rep.errors_not_listed += r.errors_not_listed;
-                        let trailing_note =
-                            format!("{} bytes after the checksum (Redis ignores them)", r.trailing_bytes);
+                        let trailing_note = verify::trailing_bytes_warning(r.trailing_bytes);
                         for w in r.warnings.iter().filter(|w| r.trailing_bytes == 0 || **w != trailing_note) {
                             rep.warnings.push(format!("{pname}: {w}"));
                         }
