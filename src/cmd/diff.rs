@@ -300,21 +300,24 @@ fn run_sides(
     let mut warnings = Vec::new();
     let summary = match (a, b) {
         (Side::File { name: na, data: da }, Side::File { name: nb, data: db }) => {
-            let mut fa = FileSide::open(na.clone(), da)?;
-            let mut fb = FileSide::open(nb.clone(), db)?;
+            let (ra, rb) = (|r| da.release(r), |r| db.release(r));
+            let mut fa = FileSide::open(na.clone(), da)?.with_release(&ra);
+            let mut fb = FileSide::open(nb.clone(), db)?.with_release(&rb);
             let s = diff::diff_files(&mut fa, &mut fb, opts, out)?;
             tail_warnings(&fa, &mut warnings);
             tail_warnings(&fb, &mut warnings);
             s
         }
         (Side::File { name, data }, Side::Live(l) | Side::Loaded(_, l)) => {
-            let mut f = FileSide::open(name.clone(), data)?;
+            let release = |r| data.release(r);
+            let mut f = FileSide::open(name.clone(), data)?.with_release(&release);
             let s = live::diff_file_live(&mut f, l, true, opts, out)?;
             tail_warnings(&f, &mut warnings);
             s
         }
         (Side::Live(l) | Side::Loaded(_, l), Side::File { name, data }) => {
-            let mut f = FileSide::open(name.clone(), data)?;
+            let release = |r| data.release(r);
+            let mut f = FileSide::open(name.clone(), data)?.with_release(&release);
             let s = live::diff_file_live(&mut f, l, false, opts, out)?;
             tail_warnings(&f, &mut warnings);
             s

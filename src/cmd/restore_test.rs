@@ -173,11 +173,12 @@ pub fn run(args: Args) -> u8 {
 
 fn compare(
     name: &str,
-    data: &[u8],
+    data: &rdbtool::input::Input,
     live: &mut LiveSide,
     opts: &Options,
     out: &mut dyn rdbtool::diff::Output,
 ) -> Result<Summary, DiffError> {
-    let mut f = FileSide::open(name.to_owned(), data)?;
+    let release = |r| data.release(r);
+    let mut f = FileSide::open(name.to_owned(), data)?.with_release(&release);
     live::diff_file_live(&mut f, live, true, opts, out)
 }

@@ -690,7 +690,14 @@ pub struct FileSide<'a> {
     pub as_of_ms: i64,
     /// Bytes after the RDB's checksum (an AOF tail, not compared).
     pub trailing_bytes: u64,
+    /// Gives back the pages of a range read already (`Input::release`), so that a sequential
+    /// pass over a memory-mapped file larger than RAM keeps RSS flat.
+    release: Option<&'a (dyn Fn(std::ops::Range<usize>) + Sync)>,
 }
+
+/// A sequential pass releases pages this far behind the record it reads (lookups in flight
+/// still point into them; a released page is read again from the file if needed).
+const RELEASE_LAG: usize = 64 << 20;
 
 impl<'a> FileSide<'a> {
     /// Reads the header and the AUX fields (no key is read).
@@ -710,7 +717,13 @@ impl<'a> FileSide<'a> {
                 _ => break,
             }
         }
-        Ok(FileSide { name, data, format, as_of_ms, trailing_bytes: 0 })
+        Ok(FileSide { name, data, format, as_of_ms, trailing_bytes: 0, release: None })
+    }
+
+    /// Lets sequential passes give back the pages they have read (see `Input::release`).
+    pub fn with_release(mut self, release: &'a (dyn Fn(std::ops::Range<usize>) + Sync)) -> FileSide<'a> {
+        self.release = Some(release);
+        self
     }
 
     /// Every selected key record, in file order; `f` gets each. Errors name the file.
@@ -720,10 +733,18 @@ impl<'a> FileSide<'a> {
         mut f: impl FnMut(crate::rdb::KeyRecord<'a>) -> Result<(), DiffError>,
     ) -> Result<(), DiffError> {
         let mut reader = Reader::new(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))?;
-        for rec in reader.by_ref() {
+        let mut released = 0usize;
+        while let Some(rec) = reader.next() {
             match rec.map_err(|e| DiffError::Input(self.name.clone(), e))? {
                 Record::Key(k) if select.matches(k.db, &k.key) => f(k)?,
                 _ => {}
+            }
+            if let Some(release) = self.release {
+                let upto = (reader.offset() as usize).saturating_sub(RELEASE_LAG);
+                if upto >= released + RELEASE_LAG {
+                    release(released..upto);
+                    released = upto;
+                }
             }
         }
         if let Some(t) = reader.trailer() {
