@@ -10,10 +10,11 @@
 //! reported as `expired`, not as missing.
 //!
 //! Memory stays bounded: key sets are joined in hashed partitions. Each side's keys go to one of
-//! `PARTITIONS` partitions by a 64-bit hash of (db, key), as 32-byte entries (hash, key offset,
-//! expire time, db) for files or (hash, db, key) for keys read with SCAN; partitions live in
-//! memory up to `Options::memory_budget` and are spilled to files in a temp dir beyond it. The
-//! join then takes one partition at a time. Values are never held beyond the key being compared.
+//! `PARTITIONS` partitions by a 64-bit hash of (db, key): a file's keys as (hash, key offset,
+//! expire time, db) for file against file, or as two independent 64-bit hashes for file against
+//! a live server (`live`), whose SCAN output keeps the key itself. Partitions live in memory up
+//! to `Options::memory_budget` and are spilled to files in a temp dir beyond it; the join then
+//! takes one partition at a time. Values are never held beyond the keys being compared.
 
 pub mod live;
 
