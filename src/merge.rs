@@ -59,7 +59,7 @@ struct Releaser<'a> {
     done: usize,
 }
 
-const RELEASE_STEP: usize = 64 << 20;
+const RELEASE_STEP: usize = 32 << 20;
 
 impl<'a> Releaser<'a> {
     fn new(s: &Source<'a>) -> Releaser<'a> {
@@ -74,6 +74,47 @@ impl<'a> Releaser<'a> {
             let end = upto - RELEASE_STEP;
             i.release(self.done..end);
             self.done = end;
+        }
+    }
+}
+
+/// Pages of a source read by two scans at once (pass 1's checksum and its reader): released
+/// behind the slower of the two.
+struct SharedRelease<'a> {
+    input: Option<&'a crate::input::Input>,
+    pos: [std::sync::atomic::AtomicUsize; 2],
+    done: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> SharedRelease<'a> {
+    fn new(s: &Source<'a>) -> SharedRelease<'a> {
+        use std::sync::atomic::AtomicUsize;
+        SharedRelease { input: s.input, pos: [AtomicUsize::new(0), AtomicUsize::new(0)], done: AtomicUsize::new(0) }
+    }
+    /// Waits while scan `who` is more than `lead` bytes ahead of the other one (so the pages
+    /// mapped between them stay few), unless the other one has finished.
+    fn pace(&self, who: usize, at: usize, lead: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.input.is_none() {
+            return;
+        }
+        while at > self.pos[1 - who].load(Relaxed).saturating_add(lead) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Scan `who` (0 or 1) has read everything before `at`.
+    fn progress(&self, who: usize, at: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(input) = self.input else { return };
+        self.pos[who].store(at, Relaxed);
+        let low = self.pos[0].load(Relaxed).min(self.pos[1].load(Relaxed));
+        let done = self.done.load(Relaxed);
+        if low >= done.saturating_add(2 * RELEASE_STEP) {
+            let end = low - RELEASE_STEP;
+            if self.done.compare_exchange(done, end, Relaxed, Relaxed).is_ok() {
+                input.release(done..end);
+            }
         }
     }
 }
@@ -434,8 +475,9 @@ pub struct Plan {
     /// Function libraries written, and identical copies left out.
     pub functions_written: usize,
     pub functions_duplicates: usize,
-    /// Conflicts resolved by `first` / `last` / `rename` (empty under `error`, which fails).
+    /// Conflicts resolved by `first` / `last` / `rename`: the first `MAX_LISTED`, and how many.
     pub resolved: Vec<Conflict>,
+    pub resolved_total: usize,
     pub plan_s: f64,
 }
 
@@ -502,10 +544,9 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
         return Err(MergeError::Rejected { dbs: rejected_dbs, unassigned, examples });
     }
 
-    let mut conflicts = Vec::new();
-    let mut resolved = Vec::new();
-    let (functions, functions_duplicates) = merge_functions(sources, &scans, opts, &mut conflicts, &mut resolved);
-    let module_aux = merge_module_aux(sources, &scans, opts, &mut conflicts, &mut resolved);
+    let mut res = Resolution::default();
+    let (functions, functions_duplicates) = merge_functions(sources, &scans, opts, &mut res);
+    let module_aux = merge_module_aux(sources, &scans, opts, &mut res);
     let writer_check = check_target_records(target, &functions, &module_aux);
     if let Some(m) = writer_check {
         refused_total += 1;
@@ -529,7 +570,6 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
     }
     let sections: Vec<Vec<Section>> = scans.iter().map(|s| s.sections.clone()).collect();
 
-    let mut actions = HashMap::new();
     if detect {
         // Bucket b of every input, concatenated (each input's part freed as it is moved).
         let mut buckets: Vec<Vec<(u64, u64)>> = (0..BUCKETS)
@@ -547,21 +587,10 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
             .collect();
         buckets.par_iter_mut().for_each(|b| b.sort_unstable());
         let groups = find_groups(&buckets, sources, &sections, router)?;
-        resolve(
-            groups,
-            &buckets,
-            sources,
-            &sections,
-            router,
-            opts,
-            &mut counts,
-            &mut actions,
-            &mut conflicts,
-            &mut resolved,
-        )?;
+        resolve(groups, &buckets, sources, &sections, router, opts, &mut counts, &mut res)?;
     }
-    if !conflicts.is_empty() {
-        return Err(MergeError::Conflicts(conflicts));
+    if !res.conflicts.is_empty() {
+        return Err(MergeError::Conflicts(res.conflicts));
     }
 
     let inputs = sources
@@ -589,8 +618,9 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
         module_aux,
         sections,
         counts,
-        actions: by_input(actions, sources.len()),
-        resolved,
+        actions: by_input(res.actions, sources.len()),
+        resolved: res.examples,
+        resolved_total: res.resolved,
         plan_s: t0.elapsed().as_secs_f64(),
     })
 }
@@ -613,13 +643,19 @@ fn check_target_records(target: Format, functions: &[Vec<u8>], module_aux: &[(u6
 fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, detect: bool) -> Result<Scan, MergeError> {
     let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
     let data = s.data;
-    let (crc, scan) = rayon::join(
-        || {
-            // Pages are released by the reader only: the checksum usually runs ahead of it.
-            crate::crc::crc64(&data[..data.len().saturating_sub(8)])
-        },
+    let shared = SharedRelease::new(s);
+    // The reader runs here and the checksum beside it when another thread is free (else after it:
+    // the checksum only paces itself on the reader, never the other way round).
+    let (scan, crc) = rayon::join(
         || -> Result<Scan, MergeError> {
-            let mut rel = Releaser::new(s);
+            /// Tells the checksum not to wait for this reader any more, however it ends.
+            struct Finished<'s, 'a>(&'s SharedRelease<'a>);
+            impl Drop for Finished<'_, '_> {
+                fn drop(&mut self) {
+                    self.0.progress(1, usize::MAX);
+                }
+            }
+            let _finished = Finished(&shared);
             let mut reader = Reader::new(data).map_err(input_err)?;
             let format = reader.format();
             let mut sc = Scan {
@@ -646,7 +682,7 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
                 let rec = rec.map_err(input_err)?;
                 n = n.wrapping_add(1);
                 if n.is_multiple_of(1024) {
-                    rel.upto(reader.record_offset() as usize);
+                    shared.progress(1, reader.record_offset() as usize);
                 }
                 match rec {
                     Record::Aux { key, value } => sc.aux.push((key.into_owned(), value.into_owned())),
@@ -719,6 +755,17 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
                 sc.warnings.push(format!("{} bytes after the checksum left out", t.trailing_bytes));
             }
             Ok(sc)
+        },
+        || {
+            let mut c = crate::crc::Crc64::default();
+            let end = data.len().saturating_sub(8);
+            for (n, chunk) in data[..end].chunks(16 << 20).enumerate() {
+                shared.pace(0, n * (16 << 20), 4 * RELEASE_STEP);
+                c.update(chunk);
+                shared.progress(0, (n + 1) * (16 << 20));
+            }
+            shared.progress(0, usize::MAX);
+            c.finish()
         },
     );
     let sc = scan?;
@@ -800,8 +847,7 @@ fn merge_functions(
     sources: &[Source<'_>],
     scans: &[Scan],
     opts: &Options,
-    conflicts: &mut Vec<Conflict>,
-    resolved: &mut Vec<Conflict>,
+    res: &mut Resolution,
 ) -> (Vec<Vec<u8>>, usize) {
     let mut out: Vec<Vec<u8>> = Vec::new();
     let mut by_name: HashMap<Vec<u8>, (usize, Vec<usize>)> = HashMap::new();
@@ -839,10 +885,7 @@ fn merge_functions(
             key: name.clone(),
             occurrences: from.iter().map(|&i| occurrence(sources, i, 0, 0)).collect(),
         };
-        match opts.on_conflict {
-            OnConflict::First | OnConflict::Last => resolved.push(c),
-            _ => conflicts.push(c),
-        }
+        res.add(c, opts.on_conflict);
     }
     (out, dups)
 }
@@ -853,8 +896,7 @@ fn merge_module_aux(
     sources: &[Source<'_>],
     scans: &[Scan],
     opts: &Options,
-    conflicts: &mut Vec<Conflict>,
-    resolved: &mut Vec<Conflict>,
+    res: &mut Resolution,
 ) -> Vec<(u64, u64, Vec<u8>)> {
     let mut out: Vec<(u64, u64, Vec<u8>)> = Vec::new();
     let mut from: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
@@ -882,10 +924,7 @@ fn merge_module_aux(
             key: crate::rdb::module::ModuleType(m).name().into_bytes(),
             occurrences: inputs.iter().map(|&i| occurrence(sources, i, 0, 0)).collect(),
         };
-        match opts.on_conflict {
-            OnConflict::First | OnConflict::Last => resolved.push(c),
-            _ => conflicts.push(c),
-        }
+        res.add(c, opts.on_conflict);
     }
     out
 }
@@ -990,6 +1029,36 @@ fn key_exists(
     Ok(None)
 }
 
+/// Resolved conflicts listed in reports (the rest are counted).
+const MAX_LISTED: usize = 100;
+
+/// What the conflict policy decided, before it is applied to the counts and actions.
+#[derive(Default)]
+struct Resolution {
+    /// (location, action), locations unique.
+    actions: Vec<(u64, Action)>,
+    /// Unresolved conflicts (all of them: `error` lists every one).
+    conflicts: Vec<Conflict>,
+    /// Resolved conflicts: how many, and the first `MAX_LISTED`.
+    resolved: usize,
+    examples: Vec<Conflict>,
+}
+
+impl Resolution {
+    /// A function or module-data conflict: only `first` / `last` resolve it.
+    fn add(&mut self, c: Conflict, policy: OnConflict) {
+        match policy {
+            OnConflict::First | OnConflict::Last => {
+                self.resolved += 1;
+                if self.examples.len() < MAX_LISTED {
+                    self.examples.push(c);
+                }
+            }
+            _ => self.conflicts.push(c),
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn resolve(
     groups: Vec<Group>,
@@ -999,41 +1068,57 @@ fn resolve(
     router: &dyn Router,
     opts: &Options,
     counts: &mut [BTreeMap<u64, DbPlan>],
-    actions: &mut HashMap<u64, Action>,
-    conflicts: &mut Vec<Conflict>,
-    resolved: &mut Vec<Conflict>,
+    res: &mut Resolution,
 ) -> Result<(), MergeError> {
     let template = opts.rename.clone().unwrap_or_default();
     let stems: Vec<String> = sources.iter().map(|s| file_stem(&s.name)).collect();
-    // Renamed keys: (target db, new name) -> (output, sources).
-    let mut renamed: HashMap<(u64, Vec<u8>), Vec<Occurrence>> = HashMap::new();
-    let mut rename_clash: BTreeSet<(u64, Vec<u8>)> = BTreeSet::new();
-    for g in groups {
-        let occ: Vec<Occurrence> = g
-            .locs
-            .iter()
+    let occurrences = |locs: &[u64]| -> Vec<Occurrence> {
+        locs.iter()
             .map(|&l| {
                 let (i, off) = (loc_input(l), loc_offset(l));
                 occurrence(sources, i, src_db(sections, i, off), off)
             })
-            .collect();
+            .collect()
+    };
+    // Renamed keys: (target db, new name) -> locations renamed to it.
+    let mut renamed: HashMap<(u64, Vec<u8>), Vec<u64>> = HashMap::new();
+    let mut rename_clash: BTreeSet<(u64, Vec<u8>)> = BTreeSet::new();
+    let mut dbs: Vec<(usize, u64, u64)> = Vec::new();
+    for g in groups {
         // Twice in one db of one input: the input is corrupt, whatever the policy.
-        for (a, x) in occ.iter().enumerate() {
-            if let Some(y) = occ[..a].iter().find(|y| y.input == x.input && y.db == x.db) {
+        dbs.clear();
+        dbs.extend(
+            g.locs.iter().map(|&l| (loc_input(l), src_db(sections, loc_input(l), loc_offset(l)), loc_offset(l))),
+        );
+        for (a, x) in dbs.iter().enumerate() {
+            if let Some(y) = dbs[..a].iter().find(|y| y.0 == x.0 && y.1 == x.1) {
                 let e = Error::new(
                     ErrorKind::DuplicateKey,
-                    x.offset,
-                    format!("key already present in this database (first at offset {})", y.offset),
+                    x.2,
+                    format!("key already present in this database (first at offset {})", y.2),
                 )
-                .in_key(x.db, &g.key);
-                return Err(MergeError::Input { file: x.file.clone(), error: e });
+                .in_key(x.1, &g.key);
+                return Err(MergeError::Input { file: sources[x.0].name.clone(), error: e });
             }
         }
+        let conflict = || Conflict {
+            kind: ConflictKind::Key,
+            db: Some(g.db),
+            key: g.key.clone(),
+            occurrences: occurrences(&g.locs),
+        };
+        if opts.on_conflict == OnConflict::Error {
+            res.conflicts.push(conflict());
+            continue;
+        }
+        res.resolved += 1;
+        if res.examples.len() < MAX_LISTED {
+            res.examples.push(conflict());
+        }
         let out = router.output(&g.key).unwrap_or(0);
-        let conflict = Conflict { kind: ConflictKind::Key, db: Some(g.db), key: g.key.clone(), occurrences: occ };
         let plan = counts[out].entry(g.db).or_insert(DbPlan { db: g.db, ..Default::default() });
         match opts.on_conflict {
-            OnConflict::Error => conflicts.push(conflict),
+            OnConflict::Error => {}
             OnConflict::First | OnConflict::Last => {
                 let keep = if opts.on_conflict == OnConflict::First { 0 } else { g.locs.len() - 1 };
                 for (n, &l) in g.locs.iter().enumerate() {
@@ -1044,13 +1129,12 @@ fn resolve(
                     plan.dropped += 1;
                     plan.keys -= 1;
                     plan.expires -= (l & TTL_FLAG != 0) as u64;
-                    actions.insert(l & !TTL_FLAG, Action::Drop);
+                    res.actions.push((l & !TTL_FLAG, Action::Drop));
                 }
-                resolved.push(conflict);
             }
             OnConflict::Rename => {
-                for (&l, o) in g.locs.iter().zip(&conflict.occurrences) {
-                    let name = template.render(o.db, &g.key, o.input, &stems[o.input]);
+                for (&l, &(input, db, _)) in g.locs.iter().zip(&dbs) {
+                    let name = template.render(db, &g.key, input, &stems[input]);
                     let ttl = (l & TTL_FLAG != 0) as u64;
                     // The new name may belong to another output (split).
                     let Some(to) = router.output(&name) else {
@@ -1060,7 +1144,7 @@ fn resolve(
                             examples: vec![(crate::slot::key_slot(&name), name)],
                         });
                     };
-                    let from = counts[out].get_mut(&g.db).expect("counted above");
+                    let from = counts[out].get_mut(&g.db).expect("counted in pass 1");
                     from.keys -= 1;
                     from.expires -= ttl;
                     let dst = counts[to].entry(g.db).or_insert(DbPlan { db: g.db, ..Default::default() });
@@ -1068,13 +1152,12 @@ fn resolve(
                     dst.expires += ttl;
                     dst.renamed += 1;
                     let e = renamed.entry((g.db, name.clone())).or_default();
-                    e.push(o.clone());
+                    e.push(l & !TTL_FLAG);
                     if e.len() > 1 {
                         rename_clash.insert((g.db, name.clone()));
                     }
-                    actions.insert(l & !TTL_FLAG, Action::Rename(name));
+                    res.actions.push((l & !TTL_FLAG, Action::Rename(name)));
                 }
-                resolved.push(conflict);
             }
         }
     }
@@ -1084,18 +1167,20 @@ fn resolve(
     for k in names {
         let existing = key_exists(buckets, sources, sections, router, k.0, &k.1)?;
         if existing.is_some() || rename_clash.contains(k) {
-            let mut occ = renamed[k].clone();
-            if let Some(l) = existing {
-                let (i, off) = (loc_input(l), loc_offset(l));
-                occ.insert(0, occurrence(sources, i, src_db(sections, i, off), off));
-            }
-            conflicts.push(Conflict { kind: ConflictKind::Rename, db: Some(k.0), key: k.1.clone(), occurrences: occ });
+            let mut locs: Vec<u64> = existing.into_iter().collect();
+            locs.extend(&renamed[k]);
+            res.conflicts.push(Conflict {
+                kind: ConflictKind::Rename,
+                db: Some(k.0),
+                key: k.1.clone(),
+                occurrences: occurrences(&locs),
+            });
         }
     }
     Ok(())
 }
 
-fn by_input(actions: HashMap<u64, Action>, inputs: usize) -> Vec<Vec<(u64, Action)>> {
+fn by_input(actions: Vec<(u64, Action)>, inputs: usize) -> Vec<Vec<(u64, Action)>> {
     let mut out: Vec<Vec<(u64, Action)>> = vec![Vec::new(); inputs];
     for (l, a) in actions {
         out[loc_input(l)].push((loc_offset(l), a));
@@ -1246,8 +1331,9 @@ pub fn write_files(
     }
     let write_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
+    // One output at a time: `verify` itself runs on every core, and its memory stays that of one.
     let checks: Vec<Result<OutputReport, MergeError>> = files
-        .par_iter()
+        .iter()
         .enumerate()
         .map(|(o, (f, st))| check_output(f.tmp_path(), f.target(), &plan.counts[o], st))
         .collect();
@@ -1304,7 +1390,9 @@ pub struct Report {
     pub functions: usize,
     pub function_duplicates: usize,
     pub on_conflict: OnConflict,
-    /// Resolved conflicts (first / last / rename) or, when `ok` is false, the unresolved ones.
+    /// How many conflicts first / last / rename resolved.
+    pub conflicts_resolved: usize,
+    /// The first of them (at most 100).
     pub conflicts: Vec<Conflict>,
     pub timings: Timings,
 }

@@ -100,6 +100,7 @@ pub fn run(args: Args) -> u8 {
             functions: plan.functions_written,
             function_duplicates: plan.functions_duplicates,
             on_conflict: args.on_conflict,
+            conflicts_resolved: plan.resolved_total,
             conflicts: plan.resolved,
             timings,
         })
@@ -145,11 +146,11 @@ fn print_report(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         )?;
     }
     writeln!(out, "  functions: {} written, {} identical copies left out", rep.functions, rep.function_duplicates)?;
-    if !rep.conflicts.is_empty() {
+    if rep.conflicts_resolved > 0 {
         writeln!(
             out,
             "  {} conflicts resolved by --on-conflict {}",
-            rep.conflicts.len(),
+            rep.conflicts_resolved,
             format!("{:?}", rep.on_conflict).to_lowercase()
         )?;
     }

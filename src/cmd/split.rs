@@ -91,6 +91,8 @@ struct Summary<'a> {
     keys: u64,
     bytes: u64,
     functions: usize,
+    /// Conflicts resolved, and the first ones of them.
+    conflicts_resolved: usize,
     conflicts: Vec<merge::Conflict>,
     timings: Timings,
 }
@@ -178,6 +180,7 @@ pub fn run(args: Args) -> u8 {
                 inputs: plan.inputs,
                 targets,
                 functions: plan.functions_written,
+                conflicts_resolved: plan.resolved_total,
                 conflicts: plan.resolved,
                 timings,
             };
@@ -233,8 +236,8 @@ fn print_summary(out: &mut dyn Write, s: &Summary<'_>) -> io::Result<()> {
     if s.functions > 0 {
         writeln!(out, "  {} function libraries in every file", s.functions)?;
     }
-    if !s.conflicts.is_empty() {
-        writeln!(out, "  {} conflicts resolved", s.conflicts.len())?;
+    if s.conflicts_resolved > 0 {
+        writeln!(out, "  {} conflicts resolved", s.conflicts_resolved)?;
     }
     let t = &s.timings;
     writeln!(out, "  time: plan {:.3} s, write {:.3} s, verify {:.3} s", t.plan_s, t.write_s, t.verify_s)?;
