@@ -408,6 +408,8 @@ struct Section {
     start: u64,
     end: u64,
     db: u64,
+    /// Keys of the section that go to an output.
+    keys: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -663,7 +665,7 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
                 aux: Vec::new(),
                 functions: Vec::new(),
                 module_aux: Vec::new(),
-                sections: vec![Section { start: 9, end: 9, db: 0 }],
+                sections: vec![Section { start: 9, end: 9, db: 0, keys: 0 }],
                 counts: vec![BTreeMap::new(); router.outputs()],
                 src_dbs: BTreeMap::new(),
                 skipped: 0,
@@ -691,7 +693,7 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
                         if let Some(last) = sc.sections.last_mut() {
                             last.end = at;
                         }
-                        sc.sections.push(Section { start: at, end: at, db });
+                        sc.sections.push(Section { start: at, end: at, db, keys: 0 });
                         route = router.db(db);
                     }
                     Record::Function { source } => sc.functions.push(source.into_owned()),
@@ -732,6 +734,9 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
                             if sc.refused.len() < MAX_MESSAGES {
                                 sc.refused.push(format!("{}: {m}", s.name));
                             }
+                        }
+                        if let Some(last) = sc.sections.last_mut() {
+                            last.keys += 1;
                         }
                         let c = sc.counts[o].entry(db).or_insert(DbPlan { db, ..Default::default() });
                         c.keys += 1;
@@ -1205,10 +1210,7 @@ pub fn write<'a, W: Write + Send>(
     router: &dyn Router,
     outs: Vec<W>,
 ) -> Result<Vec<(W, OutputStats)>, MergeError> {
-    let werr = |o: usize, e: WriteError| match e {
-        WriteError::Io(e) => MergeError::Io(format!("output {o}: {e}")),
-        WriteError::Refused(m) => MergeError::Refused { messages: vec![m], total: 1 },
-    };
+    let werr = write_error;
     // Write buffers share 256 MiB (at most 1 MiB each).
     let limit = ((256usize << 20) / outs.len().max(1)).min(1 << 20);
     let mut ws: Vec<RdbWriter<'a, W>> =
@@ -1226,51 +1228,33 @@ pub fn write<'a, W: Write + Send>(
     }
     let dbs: BTreeSet<u64> =
         plan.counts.iter().flat_map(|m| m.iter().filter(|(_, c)| c.keys > 0).map(|(d, _)| *d)).collect();
-    for &d in &dbs {
-        for (o, w) in ws.iter_mut().enumerate() {
-            if let Some(c) = plan.counts[o].get(&d).filter(|c| c.keys > 0) {
-                w.begin_db(d, c.keys, c.expires).map_err(|e| werr(o, e))?;
-            }
-        }
+    // When the target dbs of the inputs' sections, inputs in order, never go down, one read of
+    // each input writes every db section in order. Otherwise each target db is a pass of its
+    // own over the inputs that hold it (each read up to its last section for that db).
+    let order: Vec<u64> = plan
+        .sections
+        .iter()
+        .flatten()
+        .filter(|x| x.keys > 0)
+        .filter_map(|x| match router.db(x.db) {
+            DbRoute::To(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let mut current = None;
+    if order.is_sorted() {
         for (i, s) in sources.iter().enumerate() {
-            // Read this input up to the end of its last section that goes to db d.
-            let Some(stop) = plan.sections[i].iter().filter(|x| router.db(x.db) == DbRoute::To(d)).map(|x| x.end).max()
-            else {
-                continue;
-            };
-            let fmt = plan.formats[i];
-            let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
-            let mut reader = Reader::new(s.data).map_err(input_err)?;
-            let mut rel = Releaser::new(s);
-            let mut n = 0u32;
-            let actions = &plan.actions[i];
-            let mut next_action = 0;
-            while let Some(rec) = reader.next() {
-                let rec = rec.map_err(input_err)?;
-                n = n.wrapping_add(1);
-                if n.is_multiple_of(1024) {
-                    rel.upto(reader.record_offset() as usize);
+            copy_input(plan, i, s, router, &mut ws, None, u64::MAX, &mut current)?;
+        }
+    } else {
+        for &d in &dbs {
+            begin_dbs(plan, &mut ws, d)?;
+            current = Some(d);
+            for (i, s) in sources.iter().enumerate() {
+                let to_d = |x: &&Section| x.keys > 0 && router.db(x.db) == DbRoute::To(d);
+                if let Some(stop) = plan.sections[i].iter().filter(to_d).map(|x| x.end).max() {
+                    copy_input(plan, i, s, router, &mut ws, Some(d), stop, &mut current)?;
                 }
-                let Record::Key(k) = rec else {
-                    if reader.record_offset() >= stop {
-                        break;
-                    }
-                    continue;
-                };
-                if router.db(k.db) != DbRoute::To(d) {
-                    continue;
-                }
-                while next_action < actions.len() && actions[next_action].0 < k.key_offset {
-                    next_action += 1;
-                }
-                let action = actions.get(next_action).filter(|a| a.0 == k.key_offset).map(|a| &a.1);
-                let (name, o) = match action {
-                    Some(Action::Drop) => continue,
-                    Some(Action::Rename(n)) => (Some(n.as_slice()), router.output(n)),
-                    None => (None, router.output(&k.key)),
-                };
-                let o = o.ok_or_else(|| MergeError::Io(format!("{}: key {} has no output", s.name, quoted(&k.key))))?;
-                ws[o].key(&k, s.data, fmt, name).map_err(|e| werr(o, e))?;
             }
         }
     }
@@ -1283,6 +1267,79 @@ pub fn write<'a, W: Write + Send>(
         done.push((out, OutputStats { bytes: written.bytes, checksum: written.checksum }));
     }
     Ok(done)
+}
+
+fn write_error(o: usize, e: WriteError) -> MergeError {
+    match e {
+        WriteError::Io(e) => MergeError::Io(format!("output {o}: {e}")),
+        WriteError::Refused(m) => MergeError::Refused { messages: vec![m], total: 1 },
+    }
+}
+
+/// SELECTDB + RESIZEDB of target db `d` in every output that has keys there.
+fn begin_dbs<W: Write + Send>(plan: &Plan, ws: &mut [RdbWriter<'_, W>], d: u64) -> Result<(), MergeError> {
+    for (o, w) in ws.iter_mut().enumerate() {
+        if let Some(c) = plan.counts[o].get(&d).filter(|c| c.keys > 0) {
+            w.begin_db(d, c.keys, c.expires).map_err(|e| write_error(o, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the keys of input `i` (all, or those going to target db `only`) into their outputs,
+/// reading up to the first non-key record at or after `stop`. Starts the db sections of the
+/// outputs when the target db changes (`current`).
+#[allow(clippy::too_many_arguments)]
+fn copy_input<'a, W: Write + Send>(
+    plan: &Plan,
+    i: usize,
+    s: &Source<'a>,
+    router: &dyn Router,
+    ws: &mut [RdbWriter<'a, W>],
+    only: Option<u64>,
+    stop: u64,
+    current: &mut Option<u64>,
+) -> Result<(), MergeError> {
+    let fmt = plan.formats[i];
+    let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
+    let mut reader = Reader::new(s.data).map_err(input_err)?;
+    let mut rel = Releaser::new(s);
+    let mut n = 0u32;
+    let actions = &plan.actions[i];
+    let mut next_action = 0;
+    while let Some(rec) = reader.next() {
+        let rec = rec.map_err(input_err)?;
+        n = n.wrapping_add(1);
+        if n.is_multiple_of(1024) {
+            rel.upto(reader.record_offset() as usize);
+        }
+        let Record::Key(k) = rec else {
+            if reader.record_offset() >= stop {
+                break;
+            }
+            continue;
+        };
+        let DbRoute::To(d) = router.db(k.db) else { continue };
+        if only.is_some_and(|o| o != d) {
+            continue;
+        }
+        if *current != Some(d) {
+            begin_dbs(plan, ws, d)?;
+            *current = Some(d);
+        }
+        while next_action < actions.len() && actions[next_action].0 < k.key_offset {
+            next_action += 1;
+        }
+        let action = actions.get(next_action).filter(|a| a.0 == k.key_offset).map(|a| &a.1);
+        let (name, o) = match action {
+            Some(Action::Drop) => continue,
+            Some(Action::Rename(n)) => (Some(n.as_slice()), router.output(n)),
+            None => (None, router.output(&k.key)),
+        };
+        let o = o.ok_or_else(|| MergeError::Io(format!("{}: key {} has no output", s.name, quoted(&k.key))))?;
+        ws[o].key(&k, s.data, fmt, name).map_err(|e| write_error(o, e))?;
+    }
+    Ok(())
 }
 
 /// One written and checked output file.
