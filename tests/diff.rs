@@ -731,10 +731,10 @@ fn fake_server(reply: impl Fn(&[Vec<u8>]) -> Option<Vec<u8>> + Send + Sync + 'st
                     buf.extend_from_slice(&chunk[..n]);
                     while let Some((cmd, used)) = parse_command(&buf) {
                         buf.drain(..used);
-                        if let Some(r) = reply(&cmd) {
-                            if c.write_all(&r).is_err() {
-                                return;
-                            }
+                        if let Some(r) = reply(&cmd)
+                            && c.write_all(&r).is_err()
+                        {
+                            return;
                         }
                     }
                 }
@@ -845,6 +845,17 @@ fn misbehaving_servers_give_clean_errors() {
     });
     let v = run(err_dump, &[]);
     assert_cannot_run(&refs(&v), "error replies", "moved");
+    // A reply that announces more bytes than it sends (and more than any value holds).
+    let huge = fake_server(|c| {
+        Some(match c[0].to_ascii_uppercase().as_slice() {
+            b"INFO" => bulk(b"# Keyspace\r\ndb0:keys=3\r\n"),
+            b"SCAN" => b"*2\r\n$1\r\n0\r\n*0\r\n".to_vec(),
+            b"DUMP" => b"$99999999999\r\nabc".to_vec(),
+            _ => b"+OK\r\n".to_vec(),
+        })
+    });
+    let v = run(huge, &[]);
+    assert_cannot_run(&refs(&v), "huge bulk length", "");
     // A SCAN cursor that is not a number.
     let bad_scan = fake_server(|c| {
         Some(match c[0].to_ascii_uppercase().as_slice() {

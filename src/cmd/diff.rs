@@ -167,10 +167,10 @@ fn build_select(args: &Args) -> Result<KeySelect, String> {
         ..Default::default()
     }
     .build()?;
-    if let Some(r) = args.sample_rate {
-        if !(r > 0.0 && r <= 1.0) {
-            return Err(format!("--sample-rate {r}: must be in (0, 1]"));
-        }
+    if let Some(r) = args.sample_rate
+        && !(r > 0.0 && r <= 1.0)
+    {
+        return Err(format!("--sample-rate {r}: must be in (0, 1]"));
     }
     Ok(KeySelect {
         dbs: filter.dbs,

@@ -219,15 +219,15 @@ impl LiveSide {
             opts.url.as_str().into_connection_info().map_err(|e| live_err(&shown, "not a redis:// URL", e))?;
         let mut rs = info.redis_settings().clone();
         let url_db = (rs.db() != 0).then_some(rs.db() as u64).or_else(|| url_db_zero(&opts.url));
-        if rs.password().is_none() {
-            if let Some(p) = &opts.password {
-                rs = rs.set_password(p);
-            }
+        if rs.password().is_none()
+            && let Some(p) = &opts.password
+        {
+            rs = rs.set_password(p);
         }
-        if rs.username().is_none() {
-            if let Some(u) = &opts.username {
-                rs = rs.set_username(u);
-            }
+        if rs.username().is_none()
+            && let Some(u) = &opts.username
+        {
+            rs = rs.set_username(u);
         }
         // SELECT is ours to send; no CLIENT SETINFO; RESP2 (no HELLO).
         rs = rs.set_db(0).set_skip_set_lib_name();

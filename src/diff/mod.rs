@@ -173,13 +173,13 @@ impl KeySelect {
         if !self.wants_db(db) {
             return false;
         }
-        if let Some(r) = self.sample_rate {
-            if r < 1.0 {
-                // The top 53 bits as a fraction in [0, 1); partitions use the low bits.
-                let h = key_hash(db, key) >> 11;
-                if (h as f64) / ((1u64 << 53) as f64) >= r {
-                    return false;
-                }
+        if let Some(r) = self.sample_rate
+            && r < 1.0
+        {
+            // The top 53 bits as a fraction in [0, 1); partitions use the low bits.
+            let h = key_hash(db, key) >> 11;
+            if (h as f64) / ((1u64 << 53) as f64) >= r {
+                return false;
             }
         }
         if !self.slots.is_empty() {
@@ -552,20 +552,20 @@ fn stream_detail(x: &Stream, y: &Stream, o: &Options) -> Option<Json> {
         meta.insert("last_id".into(), json!([ma.last_id.to_string(), mb.last_id.to_string()]));
     }
     // Fields an older stream type lacks are compared only when both sides have them.
-    if let (Some(p), Some(q)) = (ma.first_id, mb.first_id) {
-        if p != q {
-            meta.insert("first_id".into(), json!([p.to_string(), q.to_string()]));
-        }
+    if let (Some(p), Some(q)) = (ma.first_id, mb.first_id)
+        && p != q
+    {
+        meta.insert("first_id".into(), json!([p.to_string(), q.to_string()]));
     }
-    if let (Some(p), Some(q)) = (ma.max_deleted_id, mb.max_deleted_id) {
-        if p != q {
-            meta.insert("max_deleted_id".into(), json!([p.to_string(), q.to_string()]));
-        }
+    if let (Some(p), Some(q)) = (ma.max_deleted_id, mb.max_deleted_id)
+        && p != q
+    {
+        meta.insert("max_deleted_id".into(), json!([p.to_string(), q.to_string()]));
     }
-    if let (Some(p), Some(q)) = (ma.entries_added, mb.entries_added) {
-        if p != q {
-            meta.insert("entries_added".into(), json!([p, q]));
-        }
+    if let (Some(p), Some(q)) = (ma.entries_added, mb.entries_added)
+        && p != q
+    {
+        meta.insert("entries_added".into(), json!([p, q]));
     }
     if !meta.is_empty() {
         d.insert("meta".into(), Json::Object(meta));
@@ -595,11 +595,11 @@ fn groups_detail(x: &[StreamGroup], y: &[StreamGroup], o: &Options) -> Option<Js
         if ga.last_id != gb.last_id {
             what.insert("last_id".into(), json!([ga.last_id.to_string(), gb.last_id.to_string()]));
         }
-        if let (Some(p), Some(q)) = (ga.entries_read, gb.entries_read) {
-            if p != q {
-                let n = |v: u64| if v == u64::MAX { Json::Null } else { json!(v) };
-                what.insert("entries_read".into(), json!([n(p), n(q)]));
-            }
+        if let (Some(p), Some(q)) = (ga.entries_read, gb.entries_read)
+            && p != q
+        {
+            let n = |v: u64| if v == u64::MAX { Json::Null } else { json!(v) };
+            what.insert("entries_read".into(), json!([n(p), n(q)]));
         }
         if let Some(p) = pending_detail(ga, gb, o) {
             what.insert("pending".into(), p);
