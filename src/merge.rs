@@ -408,8 +408,21 @@ struct Section {
     start: u64,
     end: u64,
     db: u64,
-    /// Keys of the section that go to an output.
+    /// Keys of the section that go to an output, and those of them with a TTL.
     keys: u64,
+    expires: u64,
+    /// Offset of the first key record, and the end of the last one (0 when none).
+    first_key: u64,
+    keys_end: u64,
+    /// Whether `first_key..keys_end` holds nothing but those keys' records (no other record
+    /// between them, no key left out), so that it can be copied as one piece.
+    pure: bool,
+}
+
+impl Section {
+    fn new(start: u64, db: u64) -> Section {
+        Section { start, end: start, db, keys: 0, expires: 0, first_key: 0, keys_end: 0, pure: true }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -665,7 +678,7 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
                 aux: Vec::new(),
                 functions: Vec::new(),
                 module_aux: Vec::new(),
-                sections: vec![Section { start: 9, end: 9, db: 0, keys: 0 }],
+                sections: vec![Section::new(9, 0)],
                 counts: vec![BTreeMap::new(); router.outputs()],
                 src_dbs: BTreeMap::new(),
                 skipped: 0,
@@ -680,11 +693,18 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
             };
             let mut route = router.db(0);
             let mut n = 0u32;
+            // A record other than a key record met since the section's first key.
+            let mut gap = false;
             while let Some(rec) = reader.next() {
                 let rec = rec.map_err(input_err)?;
                 n = n.wrapping_add(1);
                 if n.is_multiple_of(1024) {
                     shared.progress(1, reader.record_offset() as usize);
+                }
+                if !matches!(rec, Record::Key(_) | Record::SelectDb { .. })
+                    && sc.sections.last().is_some_and(|x| x.first_key != 0)
+                {
+                    gap = true;
                 }
                 match rec {
                     Record::Aux { key, value } => sc.aux.push((key.into_owned(), value.into_owned())),
@@ -693,7 +713,8 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
                         if let Some(last) = sc.sections.last_mut() {
                             last.end = at;
                         }
-                        sc.sections.push(Section { start: at, end: at, db, keys: 0 });
+                        sc.sections.push(Section::new(at, db));
+                        gap = false;
                         route = router.db(db);
                     }
                     Record::Function { source } => sc.functions.push(source.into_owned()),
@@ -711,6 +732,11 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
                     Record::Key(k) => {
                         sc.keys += 1;
                         *sc.src_dbs.entry(k.db).or_default() += 1;
+                        // A key left out below makes its section no longer one piece.
+                        let pure = sc.sections.last().map_or(false, |x| x.pure);
+                        if let Some(last) = sc.sections.last_mut() {
+                            last.pure = false;
+                        }
                         let db = match route {
                             DbRoute::To(db) => db,
                             DbRoute::Skip => {
@@ -735,12 +761,21 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
                                 sc.refused.push(format!("{}: {m}", s.name));
                             }
                         }
+                        let ttl = k.expire_at_ms.is_some();
                         if let Some(last) = sc.sections.last_mut() {
+                            last.pure = if last.first_key == 0 {
+                                last.first_key = k.offset;
+                                pure
+                            } else {
+                                pure && !gap
+                            };
                             last.keys += 1;
+                            last.expires += ttl as u64;
+                            last.keys_end = reader.offset();
                         }
+                        gap = false;
                         let c = sc.counts[o].entry(db).or_insert(DbPlan { db, ..Default::default() });
                         c.keys += 1;
-                        let ttl = k.expire_at_ms.is_some();
                         c.expires += ttl as u64;
                         if detect {
                             let fp = fingerprint(db, &k.key);
@@ -1215,6 +1250,13 @@ pub fn write<'a, W: Write + Send>(
     let limit = ((256usize << 20) / outs.len().max(1)).min(1 << 20);
     let mut ws: Vec<RdbWriter<'a, W>> =
         outs.into_iter().map(|w| RdbWriter::with_buffer(w, plan.target, limit)).collect();
+    for w in &mut ws {
+        for s in sources {
+            if let Some(input) = s.input {
+                w.release_written(s.data, input);
+            }
+        }
+    }
     for (o, w) in ws.iter_mut().enumerate() {
         for (k, v) in &plan.aux {
             w.aux(k, v).map_err(|e| werr(o, e.into()))?;
@@ -1241,16 +1283,49 @@ pub fn write<'a, W: Write + Send>(
             _ => None,
         })
         .collect();
+    // An input whose key records all go unchanged to the one output is copied section by
+    // section as whole pieces, without reading it again.
+    let pieces: Vec<bool> = (0..sources.len())
+        .map(|i| {
+            ws.len() == 1
+                && writer::verbatim(plan.formats[i], plan.target)
+                && plan.actions[i].is_empty()
+                && plan.sections[i].iter().all(|x| x.keys == 0 || x.pure)
+        })
+        .collect();
+    let copy_pieces = |ws: &mut [RdbWriter<'a, W>], i: usize, only: Option<u64>, current: &mut Option<u64>| {
+        for x in plan.sections[i].iter().filter(|x| x.keys > 0) {
+            let DbRoute::To(d) = router.db(x.db) else { continue };
+            if only.is_some_and(|o| o != d) {
+                continue;
+            }
+            if *current != Some(d) {
+                begin_dbs(plan, ws, d)?;
+                *current = Some(d);
+            }
+            let (a, b) = (x.first_key as usize, x.keys_end as usize);
+            ws[0].records(sources[i].data, a, b, x.keys, x.expires).map_err(|e| write_error(0, e))?;
+        }
+        Ok::<(), MergeError>(())
+    };
     let mut current = None;
     if order.is_sorted() {
         for (i, s) in sources.iter().enumerate() {
-            copy_input(plan, i, s, router, &mut ws, None, u64::MAX, &mut current)?;
+            if pieces[i] {
+                copy_pieces(&mut ws, i, None, &mut current)?;
+            } else {
+                copy_input(plan, i, s, router, &mut ws, None, u64::MAX, &mut current)?;
+            }
         }
     } else {
         for &d in &dbs {
             begin_dbs(plan, &mut ws, d)?;
             current = Some(d);
             for (i, s) in sources.iter().enumerate() {
+                if pieces[i] {
+                    copy_pieces(&mut ws, i, Some(d), &mut current)?;
+                    continue;
+                }
                 let to_d = |x: &&Section| x.keys > 0 && router.db(x.db) == DbRoute::To(d);
                 if let Some(stop) = plan.sections[i].iter().filter(to_d).map(|x| x.end).max() {
                     copy_input(plan, i, s, router, &mut ws, Some(d), stop, &mut current)?;

@@ -466,6 +466,62 @@ fn function_libraries_with_one_name_and_different_code_conflict() {
     assert_eq!(srv.cmd(&[b"FCALL", b"g", b"0"]), Resp::Int(3));
 }
 
+#[test]
+fn records_between_keys_are_not_copied() {
+    // db 0: a, [AUX slot-info], b, [SLOT_INFO], c; db 1: d. Only key records may reach the
+    // output, whether sections are copied whole or record by record.
+    let k = |key: &[u8]| GKey { db: 0, key: key.to_vec(), expire: None, t: 0, value: string_value(key) };
+    let plain = build_rdb(&[k(b"a"), k(b"b"), k(b"c")], &[]);
+    let mut data = plain[..plain.len() - 9].to_vec();
+    let recs = records(&plain);
+    // Rebuild db 0's records with the extra records between them.
+    let first = data.windows(3).position(|w| w == [0x00, 0x01, b'a']).unwrap();
+    let mut body = Vec::new();
+    for (i, r) in recs.iter().enumerate() {
+        body.push(0);
+        write_string(&mut body, &r.key, true);
+        body.extend_from_slice(&r.value);
+        if i == 0 {
+            body.push(0xFA);
+            write_string(&mut body, b"slot-info", true);
+            write_string(&mut body, b"1,2,0", true);
+        }
+        if i == 1 {
+            body.extend_from_slice(&[0xF4, 0x01, 0x01, 0x00]);
+        }
+    }
+    data.truncate(first);
+    data.extend_from_slice(&body);
+    data.extend_from_slice(&[0xFE, 0x01, 0xFB, 0x01, 0x00, 0x00, 0x01, b'd', 0x01, b'd']);
+    data[5..9].copy_from_slice(b"0012"); // SLOT_INFO exists from RDB 12
+    data.push(0xFF);
+    let c = crc64(&data);
+    data.extend_from_slice(&c.to_le_bytes());
+    let want = records(&data);
+    assert_eq!(want.len(), 4);
+    for into_db0 in [false, true] {
+        let sources = [Source::new("in", &data)];
+        let router = MergeRouter { into_db0 };
+        let plan = merge::plan(&sources, &router, &Options::default()).unwrap();
+        let (out, _) = merge::write(&plan, &sources, &router, vec![Vec::new()]).unwrap().remove(0);
+        verify_ok(&out).unwrap();
+        let got = records(&out);
+        let expect: Vec<Rec> = want
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                if into_db0 {
+                    r.db = 0;
+                }
+                r
+            })
+            .collect();
+        assert_eq!(got, expect);
+        assert!(!out.windows(9).any(|w| w == b"slot-info"));
+        assert!(Reader::new(&out).unwrap().all(|r| !matches!(r.unwrap(), Record::SlotInfo { .. })));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Split into 3 shards
 

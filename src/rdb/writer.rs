@@ -122,7 +122,7 @@ pub struct Written {
 
 /// Whether key records of a `src` file can be copied byte for byte (modifiers included) into a
 /// `dst` file once `can_hold` accepted them: every opcode of the source exists in the target.
-fn verbatim(src: Format, dst: Format) -> bool {
+pub fn verbatim(src: Format, dst: Format) -> bool {
     src == dst || (src.flavor == Flavor::Redis && (dst.flavor == Flavor::Valkey || src.version <= dst.version))
 }
 
@@ -141,6 +141,8 @@ pub struct RdbWriter<'a, W: Write> {
     buf: Vec<u8>,
     /// `buf` is written out when it reaches this size.
     buf_limit: usize,
+    /// Mapped inputs whose pages are given back once written from (see `release_written`).
+    releases: Vec<(&'a [u8], &'a crate::input::Input)>,
     /// A run of input bytes (input, start, end) not yet written.
     pending: Option<(&'a [u8], usize, usize)>,
     crc: Crc64,
@@ -163,6 +165,7 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
             out,
             buf: Vec::with_capacity(buf_limit.min(64 * 1024)),
             buf_limit,
+            releases: Vec::new(),
             pending: None,
             crc: Crc64::default(),
             format,
@@ -175,6 +178,12 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
 
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// Pages of `input` (whose bytes are `src`) that this writer has written out are released
+    /// (see `Input::release`): copying a big file keeps RSS flat.
+    pub fn release_written(&mut self, src: &'a [u8], input: &'a crate::input::Input) {
+        self.releases.push((src, input));
     }
 
     /// The buffer for small encoded bytes, after any pending run (to keep the order).
@@ -342,6 +351,34 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
         Ok(())
     }
 
+    /// Copies `src[a..b]` as it is: whole key records of a `src` file, `keys` of them and
+    /// `expires` with a TTL, that the caller has read and found writable here (`can_hold`, and
+    /// `verbatim` formats). The written file's check is what vouches for the bytes.
+    pub fn records(&mut self, src: &'a [u8], a: usize, b: usize, keys: u64, expires: u64) -> Result<(), WriteError> {
+        let Some(section) = &mut self.section else {
+            return Err(WriteError::Refused("key records outside a database section (no begin_db)".into()));
+        };
+        section.written_keys += keys;
+        section.written_expires += expires;
+        if section.written_keys > section.keys || section.written_expires > section.expires {
+            return Err(WriteError::Refused(format!(
+                "db {}: more keys than the {} ({} with TTL) declared: did an input change while it was read?",
+                section.db, section.keys, section.expires
+            )));
+        }
+        if a > b || b > src.len() {
+            return Err(WriteError::Refused(format!("records at {a}..{b} lie outside their input")));
+        }
+        // In pieces, so that writes (and page releases) go in steps.
+        let mut at = a;
+        while at < b {
+            let end = b.min(at + MAX_PENDING);
+            self.borrowed(src, at, end)?;
+            at = end;
+        }
+        Ok(())
+    }
+
     /// Ends the file: closes the last section, writes EOF and the checksum, flushes, and hands
     /// back the output. MODULE_AUX records with when = 2 go before this.
     pub fn finish(mut self) -> Result<(W, Written), WriteError> {
@@ -383,6 +420,9 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
             }
             self.flush_buf()?;
             self.emit(s)?;
+            if let Some((_, input)) = self.releases.iter().find(|(p, _)| std::ptr::eq(*p, src)) {
+                input.release(a..b);
+            }
         }
         Ok(())
     }
