@@ -733,7 +733,7 @@ fn scan_input(i: usize, s: &Source<'_>, router: &dyn Router, target: Format, det
                         sc.keys += 1;
                         *sc.src_dbs.entry(k.db).or_default() += 1;
                         // A key left out below makes its section no longer one piece.
-                        let pure = sc.sections.last().map_or(false, |x| x.pure);
+                        let pure = sc.sections.last().is_some_and(|x| x.pure);
                         if let Some(last) = sc.sections.last_mut() {
                             last.pure = false;
                         }
