@@ -983,3 +983,16 @@ fn tls_servers_with_a_private_ca() {
     // Without the CA the certificate is not trusted: a clear error, not a plaintext fallback.
     assert_cannot_run(&["diff", f.to_str().unwrap(), &u, "--timeout", "3"], "unknown CA", "certificate");
 }
+
+#[test]
+fn databases_the_server_does_not_have() {
+    // A server holding only db 0: the file's keys of dbs 1-3 are only in A (asked nowhere).
+    let Some(server) = RedisServer::start_with_rdb(&common::testdata("small-db0.rdb"), &[]) else { return };
+    let all = decode_file(&common::testdata("all-types.rdb"));
+    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--db", "1", "--db", "3"], 1);
+    let expect = all.iter().filter(|k| k.db == 1 || k.db == 3).count() as u64;
+    assert_eq!((r.n("only_in_a"), r.n("keys_b"), r.diffs.len() as u64), (expect, 0, expect));
+    // Sides swapped: only in B.
+    let r = diff_jsonl(&url(&server), &td("all-types.rdb"), &["--db", "2"], 1);
+    assert_eq!(r.n("only_in_b"), all.iter().filter(|k| k.db == 2).count() as u64);
+}

@@ -387,8 +387,10 @@ impl LiveSide {
         let cluster = self.is_cluster();
         for (i, &(db, key)) in keys.iter().enumerate() {
             let n = self.route(key);
-            // A cluster has only database 0: keys of other databases cannot be there.
-            let absent = cluster && db != 0;
+            // A cluster has only database 0, and a database INFO keyspace did not list had no
+            // key when we connected (it may not even exist: SELECT would fail): keys of such
+            // databases are answered "absent" without asking.
+            let absent = (cluster && db != 0) || !self.nodes[n].dbs.iter().any(|d| d.0 == db);
             let slot = match per_node.iter().position(|(x, _)| *x == n) {
                 Some(s) => s,
                 None => {
