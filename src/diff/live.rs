@@ -15,6 +15,8 @@
 //! server that sends something unexpected gives an error, not a panic or a hang.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value as RValue};
@@ -89,6 +91,8 @@ pub struct LiveSide {
     pub url_db: Option<u64>,
     /// `redis_version` (or `valkey_version`) from INFO.
     pub version: String,
+    /// Set by another thread to stop a SCAN early (the diff failed elsewhere).
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 fn live_err(name: &str, what: &str, e: impl std::fmt::Display) -> DiffError {
@@ -253,8 +257,15 @@ impl LiveSide {
                 seed.dbs.push(d);
             }
         }
-        let mut live =
-            LiveSide { name: name.clone(), opts: opts.clone(), nodes: vec![seed], slot_node: None, url_db, version };
+        let mut live = LiveSide {
+            name: name.clone(),
+            opts: opts.clone(),
+            nodes: vec![seed],
+            slot_node: None,
+            url_db,
+            version,
+            cancel: None,
+        };
         if cluster {
             live.discover_cluster()?;
         }
@@ -275,6 +286,7 @@ impl LiveSide {
             slot_node: self.slot_node.clone(),
             url_db: self.url_db,
             version: self.version.clone(),
+            cancel: None,
         })
     }
 
@@ -485,6 +497,9 @@ impl LiveSide {
                 let mut rounds = 0u64;
                 loop {
                     rounds += 1;
+                    if self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                        return Err(DiffError::Live(format!("{}: SCAN stopped", self.name)));
+                    }
                     if rounds > limit {
                         return Err(live_err(&self.nodes[n].addr, "SCAN", "the cursor never came back to 0"));
                     }
@@ -704,6 +719,8 @@ pub fn diff_file_live(
         Names { a: live.name.clone(), b: file.name.clone() }
     };
     let mut scanner = live.reconnect()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    scanner.cancel = Some(cancel.clone());
     let mut tally = Tally::new(out);
     tally.summary.sample_rate = opts.select.sample_rate;
     let select = restrict_to_url_db(&opts.select, live.url_db);
@@ -711,6 +728,9 @@ pub fn diff_file_live(
         let scan = s.spawn(|| scan_into_partitions(&mut scanner, opts));
         let mut fparts = Partitions::new(opts.memory_budget / 2, opts.temp_dir.clone());
         let res = lookup_file_keys(file, live, file_is_a, &select, opts, &names, &mut fparts, &mut tally);
+        if res.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
         let scanned = scan.join().unwrap_or_else(|_| Err(DiffError::Live("the SCAN thread failed".into())));
         let n = res?;
         Ok::<_, DiffError>((fparts, n, scanned?))
