@@ -37,10 +37,7 @@ impl Rng {
 /// One JSON object per user, like a cached API response.
 fn json_record(rng: &mut Rng, out: &mut String) {
     let id = rng.below(1_000_000);
-    out.push_str(&format!(
-        "{{\"id\":{id},\"name\":\"user_{}\",\"email\":\"",
-        rng.below(100_000)
-    ));
+    out.push_str(&format!("{{\"id\":{id},\"name\":\"user_{}\",\"email\":\"", rng.below(100_000)));
     rng.word(out, 8);
     out.push_str("@example.com\",\"created_at\":\"2024-");
     out.push_str(&format!(
@@ -53,19 +50,13 @@ fn json_record(rng: &mut Rng, out: &mut String) {
     ));
     out.push_str(",\"active\":");
     out.push_str(if rng.below(2) == 0 { "true" } else { "false" });
-    out.push_str(&format!(
-        ",\"score\":{}.{},\"tags\":[",
-        rng.below(1000),
-        rng.below(100)
-    ));
+    out.push_str(&format!(",\"score\":{}.{},\"tags\":[", rng.below(1000), rng.below(100)));
     for t in 0..rng.below(4) {
         if t > 0 {
             out.push(',');
         }
         out.push('"');
-        out.push_str(
-            ["redis", "cache", "session", "premium", "beta", "eu-west"][rng.below(6) as usize],
-        );
+        out.push_str(["redis", "cache", "session", "premium", "beta", "eu-west"][rng.below(6) as usize]);
         out.push('"');
     }
     out.push_str("],\"bio\":\"");
@@ -114,11 +105,7 @@ fn low_ratio_text(seed: u64, size: usize) -> Vec<u8> {
         } else {
             for _ in 0..(3 + rng.below(10)) {
                 let c = rng.below(36) as u8;
-                s.push(if c < 26 {
-                    (b'a' + c) as char
-                } else {
-                    (b'0' + c - 26) as char
-                });
+                s.push(if c < 26 { (b'a' + c) as char } else { (b'0' + c - 26) as char });
             }
             s.push(' ');
         }
@@ -162,10 +149,7 @@ fn cases() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("json_1k", many(1000, &|i| json_text(1000 + i, 1024))),
         ("json_10k", many(100, &|i| json_text(2000 + i, 10 * 1024))),
         ("values_4k", many(256, &|i| counter_values(i * 1000, 4096))),
-        (
-            "lowratio_4k",
-            many(256, &|i| low_ratio_text(3000 + i, 4096)),
-        ),
+        ("lowratio_4k", many(256, &|i| low_ratio_text(3000 + i, 4096))),
         ("a_x100", vec![vec![b'a'; 100]]),
         ("blob_1m", vec![large_blob(1 << 20)]),
     ]
@@ -173,15 +157,10 @@ fn cases() -> Vec<(&'static str, Vec<Vec<u8>>)> {
 
 fn bench_decompress(c: &mut Criterion) {
     for (name, raws) in cases() {
-        let packed: Vec<(Vec<u8>, usize)> =
-            raws.iter().map(|raw| (compress(raw), raw.len())).collect();
+        let packed: Vec<(Vec<u8>, usize)> = raws.iter().map(|raw| (compress(raw), raw.len())).collect();
         let total: usize = raws.iter().map(Vec::len).sum();
         let clen: usize = packed.iter().map(|(p, _)| p.len()).sum();
-        eprintln!(
-            "{name}: {} values, {total} -> {clen} bytes ({:.2})",
-            raws.len(),
-            clen as f64 / total as f64
-        );
+        eprintln!("{name}: {} values, {total} -> {clen} bytes ({:.2})", raws.len(), clen as f64 / total as f64);
 
         // Sanity: every decoder agrees before we time it.
         let mut ours = Vec::new();

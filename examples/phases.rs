@@ -50,7 +50,11 @@ fn main() {
     println!("reader+validate{:>8.3} s", t.elapsed().as_secs_f64());
     for (t, (n, s, b)) in per_type.iter().enumerate() {
         if *n > 0 {
-            println!("  type {t:>3}: {n:>9} keys {:>8.1} MB {s:>7.3} s  {:>7.0} MB/s", *b as f64 / 1e6, *b as f64 / 1e6 / s);
+            println!(
+                "  type {t:>3}: {n:>9} keys {:>8.1} MB {s:>7.3} s  {:>7.0} MB/s",
+                *b as f64 / 1e6,
+                *b as f64 / 1e6 / s
+            );
         }
     }
 }

@@ -197,10 +197,10 @@ impl Filter {
         if !self.wants_db(k.db) {
             return false;
         }
-        if let Some(min) = self.min_bytes {
-            if (k.value.bytes.len() as u64) < min {
-                return false;
-            }
+        if let Some(min) = self.min_bytes
+            && (k.value.bytes.len() as u64) < min
+        {
+            return false;
         }
         if !self.kinds.is_empty() && !self.kinds.contains(&k.value.kind()) {
             return false;
@@ -218,10 +218,10 @@ impl Filter {
         if !self.globs.is_empty() && !self.globs.iter().any(|g| g.matches(key)) {
             return false;
         }
-        if let Some(re) = &self.key_regex {
-            if !re.is_match(key) {
-                return false;
-            }
+        if let Some(re) = &self.key_regex
+            && !re.is_match(key)
+        {
+            return false;
         }
         true
     }

@@ -77,10 +77,10 @@ fn walk_dir(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> io::Resu
     for p in entries {
         if p.is_dir() {
             walk_dir(&p, extensions, out)?;
-        } else if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
-            if extensions.iter().any(|e| name.ends_with(e)) {
-                out.push(p);
-            }
+        } else if let Some(name) = p.file_name().and_then(|n| n.to_str())
+            && extensions.iter().any(|e| name.ends_with(e))
+        {
+            out.push(p);
         }
     }
     Ok(())

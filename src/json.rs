@@ -19,9 +19,7 @@ pub fn score(f: f64) -> Json {
     } else if f == f64::NEG_INFINITY {
         Json::from("-inf")
     } else {
-        serde_json::Number::from_f64(f)
-            .map(Json::Number)
-            .unwrap_or(Json::Null)
+        serde_json::Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null)
     }
 }
 

@@ -8,11 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "rdbtool",
-    version,
-    about = "Verify, inspect and transform Redis / Valkey RDB backups"
-)]
+#[command(name = "rdbtool", version, about = "Verify, inspect and transform Redis / Valkey RDB backups")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -359,12 +359,12 @@ impl<'a, 'o> Validation<'a, 'o> {
         }
         scope.spawn(move |_| {
             self.validate(batch);
-            if let Ok(mut s) = self.in_flight_starts.lock() {
-                if let Some(n) = s.get_mut(&start) {
-                    *n -= 1;
-                    if *n == 0 {
-                        s.remove(&start);
-                    }
+            if let Ok(mut s) = self.in_flight_starts.lock()
+                && let Some(n) = s.get_mut(&start)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    s.remove(&start);
                 }
             }
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -468,10 +468,8 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                 }
             };
             match rec {
-                Record::Aux { key, value } => {
-                    if &*key == b"redis-ver" || &*key == b"valkey-ver" {
-                        p.report.redis_ver = Some(String::from_utf8_lossy(&value).into_owned());
-                    }
+                Record::Aux { key, value } if (&*key == b"redis-ver" || &*key == b"valkey-ver") => {
+                    p.report.redis_ver = Some(String::from_utf8_lossy(&value).into_owned());
                 }
                 Record::SelectDb { db } => db_index = Some(p.db_slot(db)),
                 Record::ResizeDb { keys: n, .. } => {

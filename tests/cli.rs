@@ -47,7 +47,7 @@ fn verify_json_report() {
         serde_json::from_slice(&std::fs::read(common::testdata("expected/all-types.rdb.json")).unwrap()).unwrap();
     let dbs = f["dbs"].as_array().unwrap();
     for (db, entries) in exp["dbs"].as_object().unwrap() {
-        let d = dbs.iter().find(|d| d["db"].to_string() == *db).unwrap();
+        let d = dbs.iter().find(|d| d["db"].as_u64().map(|n| n.to_string()).as_deref() == Some(db.as_str())).unwrap();
         assert_eq!(d["keys"].as_u64().unwrap() as usize, entries.as_array().unwrap().len(), "db {db}");
     }
     assert_eq!(files[1]["checksum"]["status"], "not_computed");

@@ -766,12 +766,11 @@ fn expect(keys: &[FileKey], pred: impl Fn(&FileKey) -> bool) -> Vec<(u64, Vec<u8
 /// CRC-16/XMODEM bit by bit (independent of the table in src/slot.rs), with hash tags.
 fn slot_of(key: &[u8]) -> u16 {
     let mut part = key;
-    if let Some(o) = key.iter().position(|&c| c == b'{') {
-        if let Some(l) = key[o + 1..].iter().position(|&c| c == b'}') {
-            if l > 0 {
-                part = &key[o + 1..o + 1 + l];
-            }
-        }
+    if let Some(o) = key.iter().position(|&c| c == b'{')
+        && let Some(l) = key[o + 1..].iter().position(|&c| c == b'}')
+        && l > 0
+    {
+        part = &key[o + 1..o + 1 + l];
     }
     let mut crc: u16 = 0;
     for &byte in part {

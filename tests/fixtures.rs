@@ -31,7 +31,7 @@ fn decode_all(data: &[u8], now: i64) -> (BTreeMap<(u64, Vec<u8>), Key>, Vec<Vec<
                 }
                 let mut value = k.value.decode(&mut w).unwrap_or_else(|e| panic!("decode {:?}: {e}", k.key));
                 if let Value::Hash(h) = &mut value {
-                    h.retain(|f| !f.expire_at_ms.is_some_and(|t| t < now));
+                    h.retain(|f| f.expire_at_ms.is_none_or(|t| t >= now));
                     if h.is_empty() {
                         continue;
                     }

@@ -40,16 +40,12 @@ fn loads_committed_rdb() {
     let Some(srv) = RedisServer::start_with_rdb(&rdb, &[]) else {
         return;
     };
-    let dbsize = srv
-        .cmd(&[b"DBSIZE"])
-        .as_int()
-        .expect("DBSIZE is an integer");
+    let dbsize = srv.cmd(&[b"DBSIZE"]).as_int().expect("DBSIZE is an integer");
     assert!(dbsize > 0, "small-db0.rdb loaded no keys");
 
-    let expected: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(testdata("expected/small-db0.rdb.json")).expect("read expected JSON"),
-    )
-    .expect("parse expected JSON");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(testdata("expected/small-db0.rdb.json")).expect("read expected JSON"))
+            .expect("parse expected JSON");
     let keys = expected["dbs"]["0"].as_array().expect("db 0 entries").len();
     assert_eq!(dbsize, keys as i64);
 }

@@ -74,10 +74,10 @@ pub fn run(args: Args) -> u8 {
     if args.batch == 0 {
         return fail("--batch must be at least 1".into());
     }
-    if let Some(v) = args.target_rdb_version {
-        if !valid_target_version(v) {
-            return fail(format!("--target-rdb-version {v}: not an RDB version a server reads (1 to 13, or 80)"));
-        }
+    if let Some(v) = args.target_rdb_version
+        && !valid_target_version(v)
+    {
+        return fail(format!("--target-rdb-version {v}: not an RDB version a server reads (1 to 13, or 80)"));
     }
     let opts = Options {
         format: args.format,

@@ -192,10 +192,10 @@ impl Sink for JsonSink<'_, '_> {
     }
 
     fn hash_field(&mut self, f: Elem<'_>, v: Elem<'_>, expire_at_ms: Option<i64>) {
-        if let (Some(t), Some(cut)) = (expire_at_ms, self.cutoff) {
-            if t < cut {
-                return;
-            }
+        if let (Some(t), Some(cut)) = (expire_at_ms, self.cutoff)
+            && t < cut
+        {
+            return;
         }
         self.comma();
         let buf = &mut self.out.buf;

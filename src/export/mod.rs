@@ -112,10 +112,10 @@ impl<'w> Out<'w> {
 
     #[cold]
     fn spill(&mut self) {
-        if self.err.is_none() {
-            if let Err(e) = self.w.write_all(&self.buf) {
-                self.err = Some(e);
-            }
+        if self.err.is_none()
+            && let Err(e) = self.w.write_all(&self.buf)
+        {
+            self.err = Some(e);
         }
         self.buf.clear();
         self.spilled = true;
@@ -224,7 +224,7 @@ fn run<K: KeyWriter>(
     while let Some(rec) = reader.next() {
         let rec = rec.map_err(ExportError::Input)?;
         records += 1;
-        if records % 4096 == 0 {
+        if records.is_multiple_of(4096) {
             let at = (reader.offset() as usize).min(data.len());
             crc.update(&data[crc_pos..at]);
             crc_pos = at;
@@ -339,7 +339,7 @@ pub fn all_fields_expired(k: &KeyRecord<'_>, w: &mut Walker, filter: &Filter) ->
     impl Sink for Live {
         const WANTS_BYTES: bool = false;
         fn hash_field(&mut self, _f: Elem<'_>, _v: Elem<'_>, t: Option<i64>) {
-            if !t.is_some_and(|t| t < self.cutoff) {
+            if t.is_none_or(|t| t >= self.cutoff) {
                 self.live += 1;
             }
         }

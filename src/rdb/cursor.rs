@@ -20,11 +20,7 @@ pub enum Len {
 pub enum RdbStr<'a> {
     Raw(&'a [u8]),
     Int(i64),
-    Lzf {
-        compressed: &'a [u8],
-        ulen: usize,
-        offset: u64,
-    },
+    Lzf { compressed: &'a [u8], ulen: usize, offset: u64 },
 }
 
 /// LZF cannot expand more than this: a 3-byte back-reference token yields at most 264 bytes.
@@ -48,14 +44,9 @@ impl<'a> RdbStr<'a> {
         Ok(match *self {
             RdbStr::Raw(b) => Cow::Borrowed(b),
             RdbStr::Int(i) => Cow::Owned(i.to_string().into_bytes()),
-            RdbStr::Lzf {
-                compressed,
-                ulen,
-                offset,
-            } => {
+            RdbStr::Lzf { compressed, ulen, offset } => {
                 let mut out = Vec::new();
-                lzf::decompress_into(compressed, ulen, &mut out)
-                    .map_err(|e| Error::corrupt(offset, e.to_string()))?;
+                lzf::decompress_into(compressed, ulen, &mut out).map_err(|e| Error::corrupt(offset, e.to_string()))?;
                 Cow::Owned(out)
             }
         })
@@ -69,13 +60,8 @@ impl<'a> RdbStr<'a> {
         Ok(match *self {
             RdbStr::Raw(b) => Elem::Bytes(b),
             RdbStr::Int(i) => Elem::Int(i),
-            RdbStr::Lzf {
-                compressed,
-                ulen,
-                offset,
-            } => {
-                lzf::decompress_into(compressed, ulen, scratch)
-                    .map_err(|e| Error::corrupt(offset, e.to_string()))?;
+            RdbStr::Lzf { compressed, ulen, offset } => {
+                lzf::decompress_into(compressed, ulen, scratch).map_err(|e| Error::corrupt(offset, e.to_string()))?;
                 Elem::Bytes(scratch.as_slice())
             }
         })
@@ -84,11 +70,9 @@ impl<'a> RdbStr<'a> {
     /// Checks that the string decodes, without producing it.
     pub fn validate(&self) -> Result<()> {
         match *self {
-            RdbStr::Lzf {
-                compressed,
-                ulen,
-                offset,
-            } => lzf::validate(compressed, ulen).map_err(|e| Error::corrupt(offset, e.to_string())),
+            RdbStr::Lzf { compressed, ulen, offset } => {
+                lzf::validate(compressed, ulen).map_err(|e| Error::corrupt(offset, e.to_string()))
+            }
             _ => Ok(()),
         }
     }
@@ -161,11 +145,7 @@ pub fn parse_canonical_i64(b: &[u8]) -> Option<i64> {
     if b == b"0" {
         return Some(0);
     }
-    let (neg, digits) = if b[0] == b'-' {
-        (true, &b[1..])
-    } else {
-        (false, b)
-    };
+    let (neg, digits) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
     if digits.is_empty() || digits[0] == b'0' {
         return None;
     }
@@ -177,11 +157,7 @@ pub fn parse_canonical_i64(b: &[u8]) -> Option<i64> {
         v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
     }
     if neg {
-        if v <= i64::MAX as u64 + 1 {
-            Some((v as i64).wrapping_neg())
-        } else {
-            None
-        }
+        if v <= i64::MAX as u64 + 1 { Some((v as i64).wrapping_neg()) } else { None }
     } else if v <= i64::MAX as u64 {
         Some(v as i64)
     } else {
@@ -234,10 +210,7 @@ impl<'a> Cursor<'a> {
     fn short(&self, what: &str, need: usize) -> Error {
         Error::truncated(
             self.offset(),
-            format!(
-                "unexpected end of input reading {what}: need {need} bytes, {} left",
-                self.remaining()
-            ),
+            format!("unexpected end of input reading {what}: need {need} bytes, {} left", self.remaining()),
         )
     }
 
@@ -322,10 +295,9 @@ impl<'a> Cursor<'a> {
         let at = self.offset();
         match self.len_or_special(what)? {
             Len::Plain(n) => Ok(n),
-            Len::Special(_) => Err(Error::corrupt(
-                at,
-                format!("expected a length for {what}, found a string encoding marker"),
-            )),
+            Len::Special(_) => {
+                Err(Error::corrupt(at, format!("expected a length for {what}, found a string encoding marker")))
+            }
         }
     }
 
@@ -338,10 +310,7 @@ impl<'a> Cursor<'a> {
         if n > max {
             return Err(Error::truncated(
                 at,
-                format!(
-                    "{what} claims {n} items but only {} bytes remain",
-                    self.remaining()
-                ),
+                format!("{what} claims {n} items but only {} bytes remain", self.remaining()),
             ));
         }
         Ok(n)
@@ -370,10 +339,7 @@ impl<'a> Cursor<'a> {
                 if n > self.remaining() as u64 {
                     return Err(Error::truncated(
                         at,
-                        format!(
-                            "{what}: string of {n} bytes but only {} bytes remain",
-                            self.remaining()
-                        ),
+                        format!("{what}: string of {n} bytes but only {} bytes remain", self.remaining()),
                     ));
                 }
                 Ok(RdbStr::Raw(self.take(n as usize, what)?))
@@ -387,32 +353,20 @@ impl<'a> Cursor<'a> {
                 if clen > self.remaining() as u64 {
                     return Err(Error::truncated(
                         at,
-                        format!(
-                            "{what}: LZF string of {clen} compressed bytes but only {} remain",
-                            self.remaining()
-                        ),
+                        format!("{what}: LZF string of {clen} compressed bytes but only {} remain", self.remaining()),
                     ));
                 }
                 if clen == 0 || ulen > clen.saturating_mul(LZF_MAX_RATIO as u64) {
                     return Err(Error::corrupt(
                         at,
-                        format!(
-                            "{what}: LZF string claims {ulen} bytes from {clen} compressed bytes"
-                        ),
+                        format!("{what}: LZF string claims {ulen} bytes from {clen} compressed bytes"),
                     ));
                 }
                 let data_at = self.offset();
                 let compressed = self.take(clen as usize, what)?;
-                Ok(RdbStr::Lzf {
-                    compressed,
-                    ulen: ulen as usize,
-                    offset: data_at,
-                })
+                Ok(RdbStr::Lzf { compressed, ulen: ulen as usize, offset: data_at })
             }
-            Len::Special(k) => Err(Error::corrupt(
-                at,
-                format!("{what}: unknown string encoding {k}"),
-            )),
+            Len::Special(k) => Err(Error::corrupt(at, format!("{what}: unknown string encoding {k}"))),
         }
     }
 
@@ -423,12 +377,7 @@ impl<'a> Cursor<'a> {
 
     /// A string that must be stored raw with exactly `n` bytes in its decoded form (stream IDs);
     /// Redis accepts any string encoding here, so LZF/int forms are decoded into `scratch`.
-    pub fn str_exact<'s>(
-        &mut self,
-        n: usize,
-        what: &str,
-        scratch: &'s mut Vec<u8>,
-    ) -> Result<&'s [u8]>
+    pub fn str_exact<'s>(&mut self, n: usize, what: &str, scratch: &'s mut Vec<u8>) -> Result<&'s [u8]>
     where
         'a: 's,
     {
@@ -441,21 +390,13 @@ impl<'a> Cursor<'a> {
                 scratch.extend_from_slice(i.to_string().as_bytes());
                 scratch.as_slice()
             }
-            RdbStr::Lzf {
-                compressed,
-                ulen,
-                offset,
-            } => {
-                lzf::decompress_into(compressed, ulen, scratch)
-                    .map_err(|e| Error::corrupt(offset, e.to_string()))?;
+            RdbStr::Lzf { compressed, ulen, offset } => {
+                lzf::decompress_into(compressed, ulen, scratch).map_err(|e| Error::corrupt(offset, e.to_string()))?;
                 scratch.as_slice()
             }
         };
         if got.len() != n {
-            return Err(Error::corrupt(
-                at,
-                format!("{what}: expected {n} bytes, found {}", got.len()),
-            ));
+            return Err(Error::corrupt(at, format!("{what}: expected {n} bytes, found {}", got.len())));
         }
         Ok(got)
     }

@@ -17,11 +17,7 @@ pub enum LzfError {
     /// Output would exceed the declared length.
     OutputOverrun { at: usize },
     /// A back-reference points before the start of the output.
-    BadBackReference {
-        at: usize,
-        distance: usize,
-        produced: usize,
-    },
+    BadBackReference { at: usize, distance: usize, produced: usize },
     /// The stream ended with fewer bytes than declared.
     ShortOutput { produced: usize, expected: usize },
 }
@@ -33,24 +29,14 @@ impl fmt::Display for LzfError {
                 write!(f, "LZF stream truncated at compressed byte {at}")
             }
             LzfError::OutputOverrun { at } => {
-                write!(
-                    f,
-                    "LZF stream at compressed byte {at} writes past the declared length"
-                )
+                write!(f, "LZF stream at compressed byte {at} writes past the declared length")
             }
-            LzfError::BadBackReference {
-                at,
-                distance,
-                produced,
-            } => write!(
+            LzfError::BadBackReference { at, distance, produced } => write!(
                 f,
                 "LZF back-reference at compressed byte {at} reaches {distance} bytes back with only {produced} produced"
             ),
             LzfError::ShortOutput { produced, expected } => {
-                write!(
-                    f,
-                    "LZF stream decompresses to {produced} bytes, declared {expected}"
-                )
+                write!(f, "LZF stream decompresses to {produced} bytes, declared {expected}")
             }
         }
     }
@@ -90,11 +76,7 @@ pub fn validate(input: &[u8], ulen: usize) -> Result<(), LzfError> {
             let distance = ((ctrl & 0x1f) << 8) + lo as usize + 1;
             len += 2;
             if distance > op {
-                return Err(LzfError::BadBackReference {
-                    at,
-                    distance,
-                    produced: op,
-                });
+                return Err(LzfError::BadBackReference { at, distance, produced: op });
             }
             if ulen - op < len {
                 return Err(LzfError::OutputOverrun { at });
@@ -103,10 +85,7 @@ pub fn validate(input: &[u8], ulen: usize) -> Result<(), LzfError> {
         }
     }
     if op != ulen {
-        return Err(LzfError::ShortOutput {
-            produced: op,
-            expected: ulen,
-        });
+        return Err(LzfError::ShortOutput { produced: op, expected: ulen });
     }
     Ok(())
 }
@@ -149,10 +128,7 @@ fn decode(input: &[u8], out: &mut [u8]) -> Result<(), LzfError> {
         ip += 1;
         if ctrl < 32 {
             let len = ctrl + 1;
-            if let (Some(src), Some(dst)) = (
-                input.get(ip..ip + MAX_LITERAL),
-                out.get_mut(op..op + MAX_LITERAL),
-            ) {
+            if let (Some(src), Some(dst)) = (input.get(ip..ip + MAX_LITERAL), out.get_mut(op..op + MAX_LITERAL)) {
                 dst.copy_from_slice(src);
             } else {
                 if input.len() - ip < len {
@@ -183,11 +159,7 @@ fn decode(input: &[u8], out: &mut [u8]) -> Result<(), LzfError> {
         let distance = ((ctrl & 0x1f) << 8) + lo as usize + 1;
         len += 2;
         if distance > op {
-            return Err(LzfError::BadBackReference {
-                at,
-                distance,
-                produced: op,
-            });
+            return Err(LzfError::BadBackReference { at, distance, produced: op });
         }
         if ulen - op < len {
             return Err(LzfError::OutputOverrun { at });
@@ -213,10 +185,7 @@ fn decode(input: &[u8], out: &mut [u8]) -> Result<(), LzfError> {
         op += len;
     }
     if op != ulen {
-        return Err(LzfError::ShortOutput {
-            produced: op,
-            expected: ulen,
-        });
+        return Err(LzfError::ShortOutput { produced: op, expected: ulen });
     }
     Ok(())
 }
@@ -262,12 +231,7 @@ mod tests {
                 prop_assert!(fresh.is_empty() && stale.is_empty());
             }
             (ours, theirs) => {
-                prop_assert!(
-                    false,
-                    "ours {:?}, lzf-rust {:?}",
-                    ours,
-                    theirs.map(|v| v.len())
-                );
+                prop_assert!(false, "ours {:?}, lzf-rust {:?}", ours, theirs.map(|v| v.len()));
             }
         }
         Ok(())
@@ -297,46 +261,27 @@ mod tests {
     /// back-references, with the odd reference reaching before the start.
     fn token_stream() -> impl Strategy<Value = Vec<u8>> {
         let literal = vec(any::<u8>(), 1..=32).prop_map(Token::Literal);
-        let backref = (
-            3usize..=264,
-            prop_oneof![1usize..=16, 1usize..=8192],
-            prop::bool::weighted(0.01),
-        )
-            .prop_map(|(len, distance, wild)| Token::BackRef {
-                len,
-                distance,
-                wild,
-            });
-        (
-            literal.clone(),
-            vec(prop_oneof![2 => literal, 3 => backref], 0..40),
-        )
-            .prop_map(|(first, rest)| {
-                let (mut stream, mut produced) = (Vec::new(), 0usize);
-                for token in std::iter::once(first).chain(rest) {
-                    match token {
-                        Token::Literal(bytes) => {
-                            stream.push((bytes.len() - 1) as u8);
-                            stream.extend(&bytes);
-                            produced += bytes.len();
-                        }
-                        Token::BackRef {
-                            len,
-                            distance,
-                            wild,
-                        } => {
-                            let distance = if wild || produced == 0 {
-                                distance
-                            } else {
-                                1 + (distance - 1) % produced.min(8192)
-                            };
-                            encode_backref(len, distance, &mut stream);
-                            produced += len;
-                        }
+        let backref = (3usize..=264, prop_oneof![1usize..=16, 1usize..=8192], prop::bool::weighted(0.01))
+            .prop_map(|(len, distance, wild)| Token::BackRef { len, distance, wild });
+        (literal.clone(), vec(prop_oneof![2 => literal, 3 => backref], 0..40)).prop_map(|(first, rest)| {
+            let (mut stream, mut produced) = (Vec::new(), 0usize);
+            for token in std::iter::once(first).chain(rest) {
+                match token {
+                    Token::Literal(bytes) => {
+                        stream.push((bytes.len() - 1) as u8);
+                        stream.extend(&bytes);
+                        produced += bytes.len();
+                    }
+                    Token::BackRef { len, distance, wild } => {
+                        let distance =
+                            if wild || produced == 0 { distance } else { 1 + (distance - 1) % produced.min(8192) };
+                        encode_backref(len, distance, &mut stream);
+                        produced += len;
                     }
                 }
-                stream
-            })
+            }
+            stream
+        })
     }
 
     /// Output length of a well-formed `input` (0 if it is not), to aim `ulen` at the exact end.
@@ -357,17 +302,8 @@ mod tests {
         assert_eq!(out, vec![b'a'; 100]);
         assert_eq!(validate(&packed, 100), Ok(()));
         assert_eq!(reference(&packed, 100), Some(out));
-        assert_eq!(
-            validate(&packed, 99),
-            Err(LzfError::OutputOverrun { at: 6 })
-        );
-        assert_eq!(
-            validate(&packed, 101),
-            Err(LzfError::ShortOutput {
-                produced: 100,
-                expected: 101
-            })
-        );
+        assert_eq!(validate(&packed, 99), Err(LzfError::OutputOverrun { at: 6 }));
+        assert_eq!(validate(&packed, 101), Err(LzfError::ShortOutput { produced: 100, expected: 101 }));
     }
 
     #[test]
@@ -375,30 +311,14 @@ mod tests {
         let mut out = vec![1, 2, 3];
         assert_eq!(decompress_into(&[], 0, &mut out), Ok(()));
         assert!(out.is_empty());
-        assert_eq!(
-            decompress_into(&[0x03, b'a'], 4, &mut out),
-            Err(LzfError::TruncatedInput { at: 0 })
-        );
-        assert_eq!(
-            decompress_into(&[0x00, b'a', 0xE0], 20, &mut out),
-            Err(LzfError::TruncatedInput { at: 2 })
-        );
-        assert_eq!(
-            decompress_into(&[0x00, b'a', 0x20], 20, &mut out),
-            Err(LzfError::TruncatedInput { at: 2 })
-        );
+        assert_eq!(decompress_into(&[0x03, b'a'], 4, &mut out), Err(LzfError::TruncatedInput { at: 0 }));
+        assert_eq!(decompress_into(&[0x00, b'a', 0xE0], 20, &mut out), Err(LzfError::TruncatedInput { at: 2 }));
+        assert_eq!(decompress_into(&[0x00, b'a', 0x20], 20, &mut out), Err(LzfError::TruncatedInput { at: 2 }));
         assert_eq!(
             decompress_into(&[0x00, b'a', 0x20, 0x01], 20, &mut out),
-            Err(LzfError::BadBackReference {
-                at: 2,
-                distance: 2,
-                produced: 1
-            })
+            Err(LzfError::BadBackReference { at: 2, distance: 2, produced: 1 })
         );
-        assert_eq!(
-            decompress_into(&[0x01, b'a', b'b'], 1, &mut out),
-            Err(LzfError::OutputOverrun { at: 0 })
-        );
+        assert_eq!(decompress_into(&[0x01, b'a', b'b'], 1, &mut out), Err(LzfError::OutputOverrun { at: 0 }));
         assert!(out.is_empty());
     }
 
@@ -407,9 +327,7 @@ mod tests {
         // A literal of `d` distinct bytes, then one long reference `d` back: the period repeats.
         for d in 1..=32usize {
             for len in [3usize, 8, 9, 31, 64, 264] {
-                let lit: Vec<u8> = (0..d as u8)
-                    .map(|b| b.wrapping_mul(37).wrapping_add(1))
-                    .collect();
+                let lit: Vec<u8> = (0..d as u8).map(|b| b.wrapping_mul(37).wrapping_add(1)).collect();
                 let mut packed = vec![(d - 1) as u8];
                 packed.extend(&lit);
                 encode_backref(len, d, &mut packed);

@@ -19,9 +19,7 @@ const TYPE_CHARSET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 
 impl ModuleType {
     pub fn name(&self) -> String {
-        (0..9)
-            .map(|i| TYPE_CHARSET[((self.0 >> (58 - 6 * i)) & 63) as usize] as char)
-            .collect()
+        (0..9).map(|i| TYPE_CHARSET[((self.0 >> (58 - 6 * i)) & 63) as usize] as char).collect()
     }
     pub fn encver(&self) -> u64 {
         self.0 & 1023
@@ -42,8 +40,7 @@ impl ModuleType {
 }
 
 /// Key-metadata class names use the same 6-bit packing with `_` and `-` swapped.
-const CLASS_CHARSET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+const CLASS_CHARSET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 
 /// A key-metadata class spec (Redis 8.6 KEY_META): 4-char name, version, flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +48,7 @@ pub struct MetaClass(pub u32);
 
 impl MetaClass {
     pub fn name(&self) -> String {
-        (0..4)
-            .map(|i| CLASS_CHARSET[((self.0 >> (26 - 6 * i)) & 63) as usize] as char)
-            .collect()
+        (0..4).map(|i| CLASS_CHARSET[((self.0 >> (26 - 6 * i)) & 63) as usize] as char).collect()
     }
     pub fn version(&self) -> u32 {
         (self.0 >> 3) & 31
@@ -96,10 +91,7 @@ pub fn skip_key_meta(c: &mut Cursor<'_>, check_strings: bool) -> Result<Vec<Meta
     let at = c.offset();
     let n = c.len("key metadata class count")?;
     if !(1..=7).contains(&n) {
-        return Err(Error::corrupt(
-            at,
-            format!("key metadata with {n} classes (Redis allows 1 to 7)"),
-        ));
+        return Err(Error::corrupt(at, format!("key metadata with {n} classes (Redis allows 1 to 7)")));
     }
     let mut classes = Vec::with_capacity(n as usize);
     for _ in 0..n {

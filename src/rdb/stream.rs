@@ -198,10 +198,10 @@ pub fn walk<S: Sink>(
     }
     let at = c.offset();
     let last_id = id_pair(c, "stream last id")?;
-    if let Some(p) = prev {
-        if last_id < p {
-            return Err(Error::corrupt(at, format!("stream last id {last_id} is before entry {p}")));
-        }
+    if let Some(p) = prev
+        && last_id < p
+    {
+        return Err(Error::corrupt(at, format!("stream last id {last_id} is before entry {p}")));
     }
     let mut meta = StreamMeta { length, last_id, ..Default::default() };
     if t >= id::STREAM_LISTPACKS_2 {

@@ -22,10 +22,7 @@ impl StreamId {
         let mut seq = [0u8; 8];
         ms.copy_from_slice(&b[..8]);
         seq.copy_from_slice(&b[8..16]);
-        StreamId {
-            ms: u64::from_be_bytes(ms),
-            seq: u64::from_be_bytes(seq),
-        }
+        StreamId { ms: u64::from_be_bytes(ms), seq: u64::from_be_bytes(seq) }
     }
 }
 
@@ -80,13 +77,16 @@ pub struct StreamGroup {
     pub consumers: Vec<Consumer>,
 }
 
+/// A producer id and its (idempotency id, stream id) entries, oldest first.
+pub type IdmpProducer = (Vec<u8>, Vec<(Vec<u8>, StreamId)>);
+
 /// Redis 8.6 idempotent-producer state (stream type 26).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Idmp {
     pub duration_s: u64,
     pub maxsize: u64,
     /// Per producer id: (idempotency id, stream id), oldest first.
-    pub producers: Vec<(Vec<u8>, Vec<(Vec<u8>, StreamId)>)>,
+    pub producers: Vec<IdmpProducer>,
     pub iids_added: u64,
     pub iids_duplicates: u64,
 }
@@ -133,14 +133,10 @@ pub struct RawValue<'a> {
 
 impl<'a> RawValue<'a> {
     pub fn kind(&self) -> Kind {
-        describe(self.type_byte, self.format)
-            .map(|d| d.0)
-            .unwrap_or(Kind::Module)
+        describe(self.type_byte, self.format).map(|d| d.0).unwrap_or(Kind::Module)
     }
     pub fn encoding(&self) -> &'static str {
-        describe(self.type_byte, self.format)
-            .map(|d| d.1)
-            .unwrap_or("unknown")
+        describe(self.type_byte, self.format).map(|d| d.1).unwrap_or("unknown")
     }
     /// Full validation without building anything.
     pub fn validate(&self, w: &mut Walker) -> Result<()> {
@@ -223,10 +219,7 @@ impl ValueBuilder {
             Kind::Zset => Value::Zset(Vec::new()),
             Kind::Hash => Value::Hash(Vec::new()),
             Kind::Stream => Value::Stream(Box::default()),
-            Kind::Module => Value::Module(ModuleValue {
-                module_type: ModuleType(0),
-                payload: Vec::new(),
-            }),
+            Kind::Module => Value::Module(ModuleValue { module_type: ModuleType(0), payload: Vec::new() }),
         };
         ValueBuilder { value }
     }
@@ -258,19 +251,12 @@ impl Sink for ValueBuilder {
     }
     fn hash_field(&mut self, f: Elem<'_>, v: Elem<'_>, expire_at_ms: Option<i64>) {
         if let Value::Hash(h) = &mut self.value {
-            h.push(HashField {
-                field: f.to_vec(),
-                value: v.to_vec(),
-                expire_at_ms,
-            });
+            h.push(HashField { field: f.to_vec(), value: v.to_vec(), expire_at_ms });
         }
     }
     fn stream_entry(&mut self, id: StreamId, fields: &[(Elem<'_>, Elem<'_>)]) {
         if let Value::Stream(s) = &mut self.value {
-            let fields = fields
-                .iter()
-                .map(|(f, v)| (f.to_vec(), v.to_vec()))
-                .collect();
+            let fields = fields.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
             s.entries.push(StreamEntry { id, fields });
         }
     }
@@ -290,9 +276,6 @@ impl Sink for ValueBuilder {
         }
     }
     fn module(&mut self, t: ModuleType, payload: &[u8]) {
-        self.value = Value::Module(ModuleValue {
-            module_type: t,
-            payload: payload.to_vec(),
-        });
+        self.value = Value::Module(ModuleValue { module_type: t, payload: payload.to_vec() });
     }
 }

@@ -185,11 +185,9 @@ pub(crate) fn blob_of<'s>(
 /// An element from a string: bytes when `want` (decompressing into `buf`), else only checked.
 #[inline]
 fn elem_of<'s>(s: RdbStr<'s>, buf: &'s mut Vec<u8>, want: bool) -> Result<Elem<'s>> {
-    if !want {
-        if let RdbStr::Lzf { .. } = s {
-            s.validate()?;
-            return Ok(Elem::Bytes(&[]));
-        }
+    if !want && let RdbStr::Lzf { .. } = s {
+        s.validate()?;
+        return Ok(Elem::Bytes(&[]));
     }
     s.bytes(buf)
 }
@@ -270,10 +268,11 @@ impl Walker {
         if !c.is_empty() {
             return Err(Error::corrupt(c.offset(), format!("{} unexpected bytes after the value", c.remaining())));
         }
-        if !self.skip_unique && self.fp_table.any_repeated(&self.fps) {
-            if let Some(e) = self.confirm_duplicate(raw)? {
-                return Err(e);
-            }
+        if !self.skip_unique
+            && self.fp_table.any_repeated(&self.fps)
+            && let Some(e) = self.confirm_duplicate(raw)?
+        {
+            return Err(e);
         }
         Ok(())
     }
@@ -394,7 +393,7 @@ impl Walker {
                     let t = c.i64le("hash field expire time")?;
                     let expire = match t {
                         -1 => None,
-                        t if t < -1 || t > MAX_FIELD_EXPIRE_MS => {
+                        t if !(-1..=MAX_FIELD_EXPIRE_MS).contains(&t) => {
                             return Err(Error::corrupt(at, format!("hash field expire time {t} out of range")));
                         }
                         t => Some(t),
@@ -422,10 +421,10 @@ impl Walker {
                         (t, Some(min)) => Some(min.wrapping_add(t as i64).wrapping_sub(1)),
                         (t, None) => Some(t as i64),
                     };
-                    if let Some(e) = expire {
-                        if !(0..=MAX_FIELD_EXPIRE_MS).contains(&e) {
-                            return Err(Error::corrupt(at, format!("hash field expire time {e} out of range")));
-                        }
+                    if let Some(e) = expire
+                        && !(0..=MAX_FIELD_EXPIRE_MS).contains(&e)
+                    {
+                        return Err(Error::corrupt(at, format!("hash field expire time {e} out of range")));
                     }
                     let f = c.str("hash field")?;
                     let v = c.str("hash value")?;

@@ -86,14 +86,7 @@ impl RedisServer {
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .arg("--dir")
                 .arg(dir.path())
-                .args([
-                    "--dbfilename",
-                    "dump.rdb",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
+                .args(["--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no"])
                 .args(["--daemonize", "no", "--logfile"])
                 .arg(&log)
                 .args(extra_args)
@@ -103,12 +96,7 @@ impl RedisServer {
                 .spawn()
                 .expect("spawn redis-server");
             if wait_ready(port, &mut child) {
-                return RedisServer {
-                    port,
-                    dir,
-                    child,
-                    conn: RefCell::new(None),
-                };
+                return RedisServer { port, dir, child, conn: RefCell::new(None) };
             }
             // Most likely another process took the port between our probe and the bind.
             let _ = child.kill();
@@ -138,9 +126,7 @@ impl RedisServer {
             *slot = Some(BufReader::new(stream));
         }
         let conn = slot.as_mut().expect("connection was just set");
-        conn.get_mut()
-            .write_all(&encode_command(args))
-            .expect("send command to redis-server");
+        conn.get_mut().write_all(&encode_command(args)).expect("send command to redis-server");
         read_reply(conn).expect("read reply from redis-server")
     }
 
@@ -172,15 +158,12 @@ pub fn shared_dir() -> Option<PathBuf> {
 
 /// A file under the repository's committed `testdata/`.
 pub fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
 }
 
 fn redis_available() -> bool {
-    let found = std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|d| d.join("redis-server").is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join("redis-server").is_file()));
     if !found {
         if std::env::var_os("RDBTOOL_REQUIRE_REDIS").is_some() {
             panic!("redis-server is not on PATH and RDBTOOL_REQUIRE_REDIS is set");
@@ -218,11 +201,7 @@ fn ping(port: u16) -> bool {
     };
     stream.set_read_timeout(Some(Duration::from_secs(1))).ok();
     let mut reader = BufReader::new(stream);
-    if reader
-        .get_mut()
-        .write_all(&encode_command(&[b"PING"]))
-        .is_err()
-    {
+    if reader.get_mut().write_all(&encode_command(&[b"PING"])).is_err() {
         return false;
     }
     // A server still loading its dump answers -LOADING.
@@ -243,10 +222,7 @@ fn read_line(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
     let mut line = Vec::new();
     r.read_until(b'\n', &mut line)?;
     if !line.ends_with(b"\r\n") {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "RESP line without CRLF",
-        ));
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "RESP line without CRLF"));
     }
     line.truncate(line.len() - 2);
     Ok(line)
@@ -261,9 +237,8 @@ fn parse_int(bytes: &[u8]) -> io::Result<i64> {
 
 fn read_reply(r: &mut impl BufRead) -> io::Result<Resp> {
     let line = read_line(r)?;
-    let (kind, rest) = line
-        .split_first()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "empty RESP line"))?;
+    let (kind, rest) =
+        line.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "empty RESP line"))?;
     let text = || String::from_utf8_lossy(rest).into_owned();
     Ok(match kind {
         b'+' => Resp::Simple(text()),
@@ -280,15 +255,10 @@ fn read_reply(r: &mut impl BufRead) -> io::Result<Resp> {
         },
         b'*' => match usize::try_from(parse_int(rest)?) {
             Err(_) => Resp::Array(None),
-            Ok(n) => Resp::Array(Some(
-                (0..n).map(|_| read_reply(r)).collect::<io::Result<_>>()?,
-            )),
+            Ok(n) => Resp::Array(Some((0..n).map(|_| read_reply(r)).collect::<io::Result<_>>()?)),
         },
         other => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("unexpected RESP type byte {other:#04x}"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected RESP type byte {other:#04x}")));
         }
     })
 }

@@ -23,21 +23,9 @@ impl<'b> IntsetIter<'b> {
         }
         let count = u32::from_le_bytes([d[4], d[5], d[6], d[7]]) as usize;
         if 8 + count * width != d.len() {
-            return Err(blob.err(
-                4,
-                format!(
-                    "{count} integers of {width} bytes do not fill {} bytes",
-                    d.len()
-                ),
-            ));
+            return Err(blob.err(4, format!("{count} integers of {width} bytes do not fill {} bytes", d.len())));
         }
-        Ok(IntsetIter {
-            blob,
-            width,
-            count,
-            i: 0,
-            prev: None,
-        })
+        Ok(IntsetIter { blob, width, count, i: 0, prev: None })
     }
 
     pub fn len(&self) -> usize {
@@ -59,13 +47,10 @@ impl<'b> IntsetIter<'b> {
             4 => i32::from_le_bytes([d[0], d[1], d[2], d[3]]) as i64,
             _ => i64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]),
         };
-        if let Some(prev) = self.prev {
-            if v <= prev {
-                return Err(self.blob.err(
-                    p,
-                    format!("member {v} after {prev}: intset must be strictly ascending"),
-                ));
-            }
+        if let Some(prev) = self.prev
+            && v <= prev
+        {
+            return Err(self.blob.err(p, format!("member {v} after {prev}: intset must be strictly ascending")));
         }
         self.prev = Some(v);
         self.i += 1;

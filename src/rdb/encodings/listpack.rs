@@ -23,31 +23,17 @@ impl<'b> ListpackIter<'b> {
     pub fn new(blob: Blob<'b>) -> Result<ListpackIter<'b>> {
         let d = blob.data;
         if d.len() < HEADER + 1 {
-            return Err(blob.err(
-                0,
-                format!(
-                    "{} bytes cannot hold a listpack header and terminator",
-                    d.len()
-                ),
-            ));
+            return Err(blob.err(0, format!("{} bytes cannot hold a listpack header and terminator", d.len())));
         }
         let total = u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize;
         if total != d.len() {
-            return Err(blob.err(
-                0,
-                format!("header says {total} bytes, the string holds {}", d.len()),
-            ));
+            return Err(blob.err(0, format!("header says {total} bytes, the string holds {}", d.len())));
         }
         if d[d.len() - 1] != 0xFF {
             return Err(blob.err(d.len() - 1, "last byte is not the 0xFF terminator"));
         }
         let declared = u16::from_le_bytes([d[4], d[5]]);
-        Ok(ListpackIter {
-            blob,
-            pos: HEADER,
-            declared,
-            seen: 0,
-        })
+        Ok(ListpackIter { blob, pos: HEADER, declared, seen: 0 })
     }
 
     /// The element count from the header, unless saturated.
@@ -73,35 +59,19 @@ impl<'b> ListpackIter<'b> {
         let b = d[p];
         if b == 0xFF {
             if p != d.len() - 1 {
-                return Err(self.blob.err(
-                    p,
-                    format!(
-                        "terminator at byte {p} but the listpack is {} bytes",
-                        d.len()
-                    ),
-                ));
+                return Err(self.blob.err(p, format!("terminator at byte {p} but the listpack is {} bytes", d.len())));
             }
             if self.declared != UNKNOWN_COUNT && self.declared as usize != self.seen {
-                return Err(self.blob.err(
-                    p,
-                    format!(
-                        "header declares {} elements, found {}",
-                        self.declared, self.seen
-                    ),
-                ));
+                return Err(self
+                    .blob
+                    .err(p, format!("header declares {} elements, found {}", self.declared, self.seen)));
             }
             return Ok(None);
         }
         // Bytes available for encoding+data+backlen: everything before the terminator.
         let avail = d.len() - 1 - p;
         let need = |n: usize| -> Result<()> {
-            if n > avail {
-                Err(self
-                    .blob
-                    .err(p, format!("entry of {n} bytes runs past the end")))
-            } else {
-                Ok(())
-            }
+            if n > avail { Err(self.blob.err(p, format!("entry of {n} bytes runs past the end"))) } else { Ok(()) }
         };
         let (elem, enc_len) = if b & 0x80 == 0 {
             (Elem::Int((b & 0x7f) as i64), 1)
@@ -128,10 +98,7 @@ impl<'b> ListpackIter<'b> {
                 }
                 0xF1 => {
                     need(3)?;
-                    (
-                        Elem::Int(i16::from_le_bytes([d[p + 1], d[p + 2]]) as i64),
-                        3,
-                    )
+                    (Elem::Int(i16::from_le_bytes([d[p + 1], d[p + 2]]) as i64), 3)
                 }
                 0xF2 => {
                     need(4)?;
@@ -140,12 +107,7 @@ impl<'b> ListpackIter<'b> {
                 }
                 0xF3 => {
                     need(5)?;
-                    (
-                        Elem::Int(
-                            i32::from_le_bytes([d[p + 1], d[p + 2], d[p + 3], d[p + 4]]) as i64
-                        ),
-                        5,
-                    )
+                    (Elem::Int(i32::from_le_bytes([d[p + 1], d[p + 2], d[p + 3], d[p + 4]]) as i64), 5)
                 }
                 0xF4 => {
                     need(9)?;
@@ -154,9 +116,7 @@ impl<'b> ListpackIter<'b> {
                     (Elem::Int(i64::from_le_bytes(a)), 9)
                 }
                 _ => {
-                    return Err(self
-                        .blob
-                        .err(p, format!("invalid entry encoding byte 0x{b:02x}")));
+                    return Err(self.blob.err(p, format!("invalid entry encoding byte 0x{b:02x}")));
                 }
             }
         };
@@ -165,10 +125,7 @@ impl<'b> ListpackIter<'b> {
             // The common case, checked without building the encoding.
             need(enc_len + 1)?;
             if d[q] != enc_len as u8 {
-                return Err(self.blob.err(
-                    q,
-                    format!("back-length does not encode the entry size {enc_len}"),
-                ));
+                return Err(self.blob.err(q, format!("back-length does not encode the entry size {enc_len}")));
             }
             1
         } else {
@@ -176,10 +133,7 @@ impl<'b> ListpackIter<'b> {
             let bl_len = encode_backlen(enc_len, &mut bl);
             need(enc_len + bl_len)?;
             if (0..bl_len).any(|i| d[q + i] != bl[i]) {
-                return Err(self.blob.err(
-                    q,
-                    format!("back-length does not encode the entry size {enc_len}"),
-                ));
+                return Err(self.blob.err(q, format!("back-length does not encode the entry size {enc_len}")));
             }
             bl_len
         };

@@ -24,10 +24,7 @@ impl<'b> Blob<'b> {
         if self.compressed {
             Error::corrupt(
                 self.offset,
-                format!(
-                    "{} (LZF-compressed) at byte {pos} of its decompressed bytes: {msg}",
-                    self.what
-                ),
+                format!("{} (LZF-compressed) at byte {pos} of its decompressed bytes: {msg}", self.what),
             )
         } else {
             Error::corrupt(self.offset + pos as u64, format!("{}: {msg}", self.what))

@@ -25,20 +25,11 @@ impl<'b> ZiplistIter<'b> {
     pub fn new(blob: Blob<'b>) -> Result<ZiplistIter<'b>> {
         let d = blob.data;
         if d.len() < HEADER + 1 {
-            return Err(blob.err(
-                0,
-                format!(
-                    "{} bytes cannot hold a ziplist header and terminator",
-                    d.len()
-                ),
-            ));
+            return Err(blob.err(0, format!("{} bytes cannot hold a ziplist header and terminator", d.len())));
         }
         let total = u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize;
         if total != d.len() {
-            return Err(blob.err(
-                0,
-                format!("header says {total} bytes, the string holds {}", d.len()),
-            ));
+            return Err(blob.err(0, format!("header says {total} bytes, the string holds {}", d.len())));
         }
         if d[d.len() - 1] != 0xFF {
             return Err(blob.err(d.len() - 1, "last byte is not the 0xFF terminator"));
@@ -48,15 +39,7 @@ impl<'b> ZiplistIter<'b> {
             return Err(blob.err(4, format!("tail offset {tail} outside the ziplist")));
         }
         let declared = u16::from_le_bytes([d[8], d[9]]);
-        Ok(ZiplistIter {
-            blob,
-            pos: HEADER,
-            prev_len: 0,
-            prev_start: HEADER,
-            tail,
-            declared,
-            seen: 0,
-        })
+        Ok(ZiplistIter { blob, pos: HEADER, prev_len: 0, prev_start: HEADER, tail, declared, seen: 0 })
     }
 
     pub fn blob(&self) -> &Blob<'b> {
@@ -73,63 +56,33 @@ impl<'b> ZiplistIter<'b> {
         let end = d.len() - 1; // index of the terminator
         if d[p] == 0xFF {
             if p != end {
-                return Err(self.blob.err(
-                    p,
-                    format!(
-                        "terminator at byte {p} but the ziplist is {} bytes",
-                        d.len()
-                    ),
-                ));
+                return Err(self.blob.err(p, format!("terminator at byte {p} but the ziplist is {} bytes", d.len())));
             }
-            let last = if self.seen == 0 {
-                HEADER
-            } else {
-                self.prev_start
-            };
+            let last = if self.seen == 0 { HEADER } else { self.prev_start };
             if self.tail != last {
-                return Err(self.blob.err(
-                    4,
-                    format!("tail offset {} but the last entry is at {last}", self.tail),
-                ));
+                return Err(self.blob.err(4, format!("tail offset {} but the last entry is at {last}", self.tail)));
             }
             if self.declared != UNKNOWN_COUNT && self.declared as usize != self.seen {
-                return Err(self.blob.err(
-                    8,
-                    format!(
-                        "header declares {} entries, found {}",
-                        self.declared, self.seen
-                    ),
-                ));
+                return Err(self
+                    .blob
+                    .err(8, format!("header declares {} entries, found {}", self.declared, self.seen)));
             }
             return Ok(None);
         }
         let avail = end - p;
         let need = |n: usize| -> Result<()> {
-            if n > avail {
-                Err(self
-                    .blob
-                    .err(p, format!("entry of {n} bytes runs past the end")))
-            } else {
-                Ok(())
-            }
+            if n > avail { Err(self.blob.err(p, format!("entry of {n} bytes runs past the end"))) } else { Ok(()) }
         };
         let (prevlen, plen_size) = if d[p] < 254 {
             (d[p] as usize, 1)
         } else {
             need(5)?;
-            (
-                u32::from_le_bytes([d[p + 1], d[p + 2], d[p + 3], d[p + 4]]) as usize,
-                5,
-            )
+            (u32::from_le_bytes([d[p + 1], d[p + 2], d[p + 3], d[p + 4]]) as usize, 5)
         };
         if prevlen != self.prev_len {
-            return Err(self.blob.err(
-                p,
-                format!(
-                    "prevlen {prevlen} but the previous entry is {} bytes",
-                    self.prev_len
-                ),
-            ));
+            return Err(self
+                .blob
+                .err(p, format!("prevlen {prevlen} but the previous entry is {} bytes", self.prev_len)));
         }
         let q = p + plen_size;
         need(plen_size + 1)?;
@@ -160,10 +113,7 @@ impl<'b> ZiplistIter<'b> {
                     }
                     0xD0 => {
                         need(plen_size + 5)?;
-                        (
-                            i32::from_le_bytes([d[q + 1], d[q + 2], d[q + 3], d[q + 4]]) as i64,
-                            4,
-                        )
+                        (i32::from_le_bytes([d[q + 1], d[q + 2], d[q + 3], d[q + 4]]) as i64, 4)
                     }
                     0xE0 => {
                         need(plen_size + 9)?;
@@ -173,10 +123,7 @@ impl<'b> ZiplistIter<'b> {
                     }
                     0xF0 => {
                         need(plen_size + 4)?;
-                        (
-                            (i32::from_le_bytes([0, d[q + 1], d[q + 2], d[q + 3]]) >> 8) as i64,
-                            3,
-                        )
+                        ((i32::from_le_bytes([0, d[q + 1], d[q + 2], d[q + 3]]) >> 8) as i64, 3)
                     }
                     0xFE => {
                         need(plen_size + 2)?;
@@ -184,9 +131,7 @@ impl<'b> ZiplistIter<'b> {
                     }
                     0xF1..=0xFD => (((e & 0x0f) as i64) - 1, 0),
                     _ => {
-                        return Err(self
-                            .blob
-                            .err(q, format!("invalid entry encoding byte 0x{e:02x}")));
+                        return Err(self.blob.err(q, format!("invalid entry encoding byte 0x{e:02x}")));
                     }
                 };
                 (Elem::Int(v), plen_size + 1 + n)

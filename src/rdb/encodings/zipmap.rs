@@ -20,12 +20,7 @@ impl<'b> ZipmapIter<'b> {
         if blob.data.len() < 2 {
             return Err(blob.err(0, "too short for a zipmap"));
         }
-        Ok(ZipmapIter {
-            declared: blob.data[0],
-            blob,
-            pos: 1,
-            seen: 0,
-        })
+        Ok(ZipmapIter { declared: blob.data[0], blob, pos: 1, seen: 0 })
     }
 
     fn length(&mut self) -> Result<Option<usize>> {
@@ -67,26 +62,16 @@ impl<'b> ZipmapIter<'b> {
         let start = self.pos;
         let Some(klen) = self.length()? else {
             if self.pos != self.blob.data.len() - 1 {
-                return Err(self
-                    .blob
-                    .err(self.pos, "terminator before the end of the zipmap"));
+                return Err(self.blob.err(self.pos, "terminator before the end of the zipmap"));
             }
             if self.declared < BIGLEN && self.declared as usize != self.seen {
-                return Err(self.blob.err(
-                    0,
-                    format!(
-                        "header declares {} pairs, found {}",
-                        self.declared, self.seen
-                    ),
-                ));
+                return Err(self.blob.err(0, format!("header declares {} pairs, found {}", self.declared, self.seen)));
             }
             return Ok(None);
         };
         let key = self.bytes(klen)?;
         let Some(vlen) = self.length()? else {
-            return Err(self
-                .blob
-                .err(start, "terminator where a value length was expected"));
+            return Err(self.blob.err(start, "terminator where a value length was expected"));
         };
         let free = self.bytes(1)?[0] as usize;
         let value = self.bytes(vlen)?;
