@@ -106,6 +106,19 @@ fn library_name(source: &[u8]) -> (String, String) {
 }
 
 pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
+    gather_releasing(name, data, now_ms, &|_| {})
+}
+
+/// `gather`, calling `release(range)` for stretches of `data` it has read and will not read again
+/// (so a memory-mapped input gives its pages back; RSS stays flat).
+pub fn gather_releasing(
+    name: &str,
+    data: &[u8],
+    now_ms: i64,
+    release: &dyn Fn(std::ops::Range<usize>),
+) -> Result<Info, Error> {
+    const RELEASE_STEP: usize = 64 << 20;
+    let mut released = 0usize;
     let mut reader = Reader::new(data)?;
     let format = reader.format();
     let mut info = Info {
@@ -128,7 +141,13 @@ pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
     let mut modules: BTreeMap<(String, u64, &'static str), u64> = BTreeMap::new();
     let mut largest: BinaryHeap<Reverse<(u64, u64, u64, u8)>> = BinaryHeap::new(); // (bytes, db, key offset, type)
     let mut db_index: BTreeMap<u64, usize> = BTreeMap::new();
-    for rec in reader.by_ref() {
+    while let Some(rec) = reader.next() {
+        let at = reader.offset() as usize;
+        if at >= released + 2 * RELEASE_STEP {
+            // Keep the last step mapped: the record just returned borrows from it.
+            release(released..at - RELEASE_STEP);
+            released = at - RELEASE_STEP;
+        }
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
@@ -178,9 +197,12 @@ pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
                         *modules.entry((t.name(), t.encver(), "values")).or_default() += 1;
                     }
                 }
-                largest.push(Reverse((size, k.db, k.key_offset, k.value.type_byte)));
-                if largest.len() > LARGEST {
-                    largest.pop();
+                // A min-heap of the LARGEST biggest so far: most keys lose to its smallest.
+                if largest.len() < LARGEST || largest.peek().is_some_and(|Reverse(min)| size > min.0) {
+                    largest.push(Reverse((size, k.db, k.key_offset, k.value.type_byte)));
+                    if largest.len() > LARGEST {
+                        largest.pop();
+                    }
                 }
             }
             _ => {}

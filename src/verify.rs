@@ -256,11 +256,13 @@ impl<'a> ChunkedCrc<'a> {
         ((k + 1) * self.chunk).min(self.data.len())
     }
 
-    /// Spawns the chunks that end at or before `offset` (all of them with `usize::MAX`).
+    /// Spawns the chunks that start at or before `offset` (all of them with `usize::MAX`).
     fn spawn_upto<'s>(&'s self, scope: &rayon::Scope<'s>, offset: usize) {
         loop {
             let k = self.next.load(Ordering::Relaxed);
-            if k >= self.chunks.len() || self.end_of(k) > offset {
+            // A chunk starts as soon as the reader enters it: the checksum (faster than the
+            // parse) runs ahead on the other core and takes the page faults off the reader.
+            if k >= self.chunks.len() || k * self.chunk > offset {
                 return;
             }
             self.next.store(k + 1, Ordering::Relaxed);
@@ -326,9 +328,15 @@ const MAX_IN_FLIGHT: usize = 4;
 
 #[derive(Default)]
 struct Batch<'a> {
-    /// (value, db, offset of the key string).
+    /// (value, db, offset of the key string); sized once, never grown.
     values: Vec<(RawValue<'a>, u64, u64)>,
     bytes: usize,
+}
+
+impl Batch<'_> {
+    fn new() -> Self {
+        Batch { values: Vec::with_capacity(BATCH_KEYS), bytes: 0 }
+    }
 }
 
 struct Validation<'a, 'o> {
@@ -443,7 +451,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
         in_flight: AtomicUsize::new(0),
     };
     rayon::scope(|scope| {
-        let mut batch = Batch::default();
+        let mut batch = Batch::new();
         let mut resyncs = 0;
         while let Some(rec) = reader.next() {
             if pool.stop.load(Ordering::Relaxed) {
@@ -504,7 +512,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                     batch.bytes += k.value.bytes.len();
                     batch.values.push((k.value, k.db, k.key_offset));
                     if batch.values.len() >= BATCH_KEYS || batch.bytes >= BATCH_BYTES {
-                        pool.submit(scope, std::mem::take(&mut batch));
+                        pool.submit(scope, std::mem::replace(&mut batch, Batch::new()));
                         crc.spawn_upto(scope, reader.offset() as usize);
                         pages.done_below((pool.low_water(reader.offset()) as usize).min(crc.done_prefix()));
                     }

@@ -32,7 +32,7 @@ pub fn run(args: Args) -> u8 {
         }
     };
     let now = args.now.unwrap_or_else(rdbtool::verify::now_ms);
-    let info = match info::gather(&name, &data, now) {
+    let info = match info::gather_releasing(&name, &data, now, &|r| data.release(r)) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("rdbtool info: {name}: {e}");
