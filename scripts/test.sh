@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure_redis.sh
-exec cargo test --release "$@"
+exec cargo test --release --no-fail-fast "$@"

@@ -138,6 +138,13 @@ impl<'a> RawValue<'a> {
     pub fn encoding(&self) -> &'static str {
         describe(self.type_byte, self.format).map(|d| d.1).unwrap_or("unknown")
     }
+    /// False when finding the value's end already proved it valid, so a full walk has nothing
+    /// left to check: a string stored raw or as an integer (an LZF string must still be walked).
+    pub fn needs_walk(&self) -> bool {
+        !(self.type_byte == crate::rdb::types::id::STRING
+            && self.bytes.first().is_some_and(|&b| b >> 6 != 3 || b & 0x3f != 3))
+    }
+
     /// Full validation without building anything.
     pub fn validate(&self, w: &mut Walker) -> Result<()> {
         w.walk(self, &mut Validate)
