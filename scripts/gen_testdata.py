@@ -709,13 +709,13 @@ def save_rdb(args, name, fill, server_args=(), rng_label=None):
     return doc
 
 
-def wait_rewrite(c, aofdir, deadline_s=30):
+def wait_rewrite(c, aofdir, deadline_s=30, min_seq=2):
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         busy = (info_field(c, "persistence", "aof_rewrite_in_progress") != "0"
                 or info_field(c, "persistence", "aof_rewrite_scheduled") != "0")
         manifest = (aofdir / "appendonly.aof.manifest")
-        if not busy and manifest.exists() and ".2.base.rdb" in manifest.read_text():
+        if not busy and manifest.exists() and f".{min_seq}.base.rdb" in manifest.read_text():
             if info_field(c, "persistence", "aof_last_bgrewrite_status") != "ok":
                 raise RuntimeError("BGREWRITEAOF failed")
             return
@@ -738,6 +738,12 @@ def make_preamble_aof(args, name="preamble-aof"):
             c("SELECT", 0)
             c("BGREWRITEAOF")
             wait_rewrite(c, aofdir)
+            # A second rewrite: the set is then at base/incr seq 3 with the seq-2 files gone to
+            # history and collected, as in a long-running server (and its manifest is not the
+            # one-rewrite manifest every Redis writes, which other fixtures hold byte for byte).
+            time.sleep(1.1)
+            c("BGREWRITEAOF")
+            wait_rewrite(c, aofdir, min_seq=3)
             # batch 2: RESP commands in the incr file, spread over >2 s for several #TS lines
             time.sleep(1.1)
             c("SET", "after:1", "one")
@@ -836,8 +842,9 @@ after 2100-01-01, one is 9999-12-31), `dump_time_ms` and the AOF `#TS:` lines.
   `rdbcompression no`; this file keeps the default depth 0 so it has none.)
 * `empty.rdb`: `SAVE` of an empty server (header, AUX fields, EOF, CRC).
 * `preamble-aof/`: the `appendonlydir` of a run with `--appendonly yes --aof-use-rdb-preamble yes
-  --aof-timestamp-enabled yes`: the small-db0 data, `BGREWRITEAOF` (so the base
-  `appendonly.aof.2.base.rdb` is an RDB), then more commands in `appendonly.aof.2.incr.aof`, spread
+  --aof-timestamp-enabled yes`: the small-db0 data, two `BGREWRITEAOF`s (so the base
+  `appendonly.aof.3.base.rdb` is an RDB and the seq-2 files went to history and were collected),
+  then more commands in `appendonly.aof.3.incr.aof`, spread
   over > 2 s so that several `#TS:` lines appear (SET, INCRBY, EXPIRE logged as PEXPIREAT, SET PX
   logged as PXAT, MULTI/EXEC, SELECT 2, DEL, FUNCTION LOAD, FCALL logged as the INCRBY it ran).
   `expected/preamble-aof.json` is the state at the end of the run.
