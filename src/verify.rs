@@ -453,6 +453,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
     rayon::scope(|scope| {
         let mut batch = Batch::new();
         let mut resyncs = 0;
+        let mut next_tick = 0usize;
         while let Some(rec) = reader.next() {
             if pool.stop.load(Ordering::Relaxed) {
                 break;
@@ -509,18 +510,25 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                         }
                     }
                     keys.insert(k.db, &k.key, k.key_offset);
-                    if !k.value.needs_walk() {
-                        continue;
-                    }
-                    batch.bytes += k.value.bytes.len();
-                    batch.values.push((k.value, k.db, k.key_offset));
-                    if batch.values.len() >= BATCH_KEYS || batch.bytes >= BATCH_BYTES {
-                        pool.submit(scope, std::mem::replace(&mut batch, Batch::new()));
-                        crc.spawn_upto(scope, reader.offset() as usize);
-                        pages.done_below((pool.low_water(reader.offset()) as usize).min(crc.done_prefix()));
+                    if k.value.needs_walk() {
+                        batch.bytes += k.value.bytes.len();
+                        batch.values.push((k.value, k.db, k.key_offset));
+                        if batch.values.len() >= BATCH_KEYS || batch.bytes >= BATCH_BYTES {
+                            pool.submit(scope, std::mem::replace(&mut batch, Batch::new()));
+                        }
                     }
                 }
                 _ => {}
+            }
+            // Every MiB of input: start the checksum of chunks the reader entered, and give back
+            // pages nothing will read again.
+            let at = reader.offset() as usize;
+            if at >= next_tick {
+                next_tick = at + (1 << 20);
+                crc.spawn_upto(scope, at);
+                // The batch being filled still needs its values (keys come before values).
+                let pending = batch.values.first().map_or(at as u64, |v| v.2);
+                pages.done_below((pool.low_water(pending.min(at as u64)) as usize).min(crc.done_prefix()));
             }
         }
         pool.submit(scope, batch);
