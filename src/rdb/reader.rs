@@ -48,12 +48,19 @@ pub mod opcode {
     pub const EOF: u8 = 0xFF;
 }
 
-/// Redis 8.6 key metadata (KEY_META): the classes and their raw bytes, carried as-is.
-#[derive(Debug, Clone, PartialEq)]
+/// Redis 8.6 key metadata (KEY_META), carried as-is. Only the bytes are kept (a key record is
+/// moved once per key, so it stays small); `classes` reads them again.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KeyMeta<'a> {
-    pub classes: Vec<MetaClass>,
     /// The record after the 0xF3 byte: class count and per-class specs and opcode streams.
     pub raw: &'a [u8],
+}
+
+impl KeyMeta<'_> {
+    /// The classes present (the reader already checked that the bytes parse).
+    pub fn classes(&self) -> Vec<MetaClass> {
+        module::skip_key_meta(&mut Cursor::new(self.raw, 0), false).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -316,8 +323,8 @@ impl<'a> Reader<'a> {
                         return Err(Error::corrupt(op_at, "two key metadata records for one key"));
                     }
                     let body = c.pos();
-                    let classes = module::skip_key_meta(c, false)?;
-                    meta = Some(KeyMeta { classes, raw: c.since(body) });
+                    module::skip_key_meta(c, false)?;
+                    meta = Some(KeyMeta { raw: c.since(body) });
                 }
                 t => {
                     if describe(t, self.format).is_none() {
