@@ -175,7 +175,6 @@ pub fn walk<S: Sink>(
     scratch: &mut Vec<u8>,
     sink: &mut S,
 ) -> Result<()> {
-    let start = c.offset();
     let nodes = c.count("stream node count", 2)?;
     let mut prev: Option<StreamId> = None;
     let mut live_total = 0u64;
@@ -225,7 +224,6 @@ pub fn walk<S: Sink>(
         let idmp = walk_idmp(c)?;
         sink.stream_idmp(&idmp);
     }
-    let _ = start;
     Ok(())
 }
 
