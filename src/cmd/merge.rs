@@ -34,15 +34,8 @@ pub struct Args {
     /// Write every database's keys into db 0.
     #[arg(long)]
     into_db0: bool,
-    /// What to do with a key that comes from several places.
-    #[arg(long, value_enum, default_value_t = OnConflict::Error)]
-    on_conflict: OnConflict,
-    /// With --on-conflict rename: the new names ({db}, {key}, {input}, {file}; {{ }} for braces).
-    #[arg(long, value_name = "TEMPLATE")]
-    rename: Option<String>,
-    /// RDB version of the output (1-13, or 80 for Valkey 9); default: the newest input's.
-    #[arg(long, value_name = "N")]
-    rdb_version: Option<u32>,
+    #[command(flatten)]
+    conflicts: ConflictArgs,
     /// Replace an existing output file.
     #[arg(long)]
     force: bool,
@@ -51,21 +44,41 @@ pub struct Args {
     json: bool,
 }
 
+/// The flags `merge` and `split` share: conflict policy, rename template, output version.
+#[derive(clap::Args)]
+pub struct ConflictArgs {
+    /// What to do with a key that comes from several places (two dbs under --into-db0, or two
+    /// inputs).
+    #[arg(long, value_enum, default_value_t = OnConflict::Error)]
+    pub on_conflict: OnConflict,
+    /// With --on-conflict rename: the new names ({db}, {key}, {input}, {file}; {{ }} for braces).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub rename: Option<String>,
+    /// RDB version of the output (1-13, or 80 for Valkey 9); default: the newest input's.
+    #[arg(long, value_name = "N")]
+    pub rdb_version: Option<u32>,
+}
+
+impl ConflictArgs {
+    /// The engine options these flags ask for, or why they cannot be combined.
+    pub fn options(&self) -> Result<Options, String> {
+        let rename = match (&self.rename, self.on_conflict) {
+            (Some(t), OnConflict::Rename) => Some(RenameTemplate::parse(t)?),
+            (Some(_), _) => return Err("--rename needs --on-conflict rename".into()),
+            (None, _) => None,
+        };
+        let target = self.rdb_version.map(merge::parse_rdb_version).transpose()?;
+        Ok(Options { on_conflict: self.on_conflict, rename, target })
+    }
+}
+
 pub fn run(args: Args) -> u8 {
     let fail = |msg: String| {
         eprintln!("rdbtool merge: {msg}");
         EXIT_CANNOT_RUN
     };
-    let rename = match (&args.rename, args.on_conflict) {
-        (Some(t), OnConflict::Rename) => match RenameTemplate::parse(t) {
-            Ok(t) => Some(t),
-            Err(e) => return fail(e),
-        },
-        (Some(_), _) => return fail("--rename needs --on-conflict rename".into()),
-        (None, _) => None,
-    };
-    let target = match args.rdb_version.map(merge::parse_rdb_version).transpose() {
-        Ok(t) => t,
+    let opts = match args.conflicts.options() {
+        Ok(o) => o,
         Err(e) => return fail(e),
     };
     let files = match rdbtool::input::expand(&args.inputs, &[".rdb"]) {
@@ -87,7 +100,6 @@ pub fn run(args: Args) -> u8 {
     let sources: Vec<Source<'_>> =
         files.iter().zip(&maps).map(|(f, d)| Source::mapped(f.display().to_string(), d)).collect();
     let router = MergeRouter { into_db0: args.into_db0 };
-    let opts = Options { on_conflict: args.on_conflict, rename, target };
 
     let result = merge::plan(&sources, &router, &opts).and_then(|plan| {
         let (outs, timings) =
@@ -99,7 +111,7 @@ pub fn run(args: Args) -> u8 {
             output: outs.into_iter().next(),
             functions: plan.functions_written,
             function_duplicates: plan.functions_duplicates,
-            on_conflict: args.on_conflict,
+            on_conflict: args.conflicts.on_conflict,
             conflicts_resolved: plan.resolved_total,
             conflicts: plan.resolved,
             timings,

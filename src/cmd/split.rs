@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use rdbtool::merge::{self, OnConflict, Options, OutputReport, RenameTemplate, Source, Timings};
+use rdbtool::merge::{self, OutputReport, Source, Timings};
 use rdbtool::rdb::writer::magic;
 use rdbtool::split::{DbSelect, Layout, SplitRouter, Target, ranges_text};
 use serde::Serialize;
@@ -53,15 +53,8 @@ pub struct Args {
     /// Take every database, written as db 0.
     #[arg(long)]
     into_db0: bool,
-    /// With --into-db0 or several inputs: what to do with a key met twice.
-    #[arg(long, value_enum, default_value_t = OnConflict::Error)]
-    on_conflict: OnConflict,
-    /// With --on-conflict rename: the new names ({db}, {key}, {input}, {file}).
-    #[arg(long, value_name = "TEMPLATE")]
-    rename: Option<String>,
-    /// RDB version of the outputs (1-13, or 80 for Valkey 9); default: the newest input's.
-    #[arg(long, value_name = "N")]
-    rdb_version: Option<u32>,
+    #[command(flatten)]
+    conflicts: super::merge::ConflictArgs,
     /// Replace existing output files.
     #[arg(long)]
     force: bool,
@@ -102,16 +95,8 @@ pub fn run(args: Args) -> u8 {
         eprintln!("rdbtool split: {msg}");
         EXIT_CANNOT_RUN
     };
-    let rename = match (&args.rename, args.on_conflict) {
-        (Some(t), OnConflict::Rename) => match RenameTemplate::parse(t) {
-            Ok(t) => Some(t),
-            Err(e) => return fail(e),
-        },
-        (Some(_), _) => return fail("--rename needs --on-conflict rename".into()),
-        (None, _) => None,
-    };
-    let target = match args.rdb_version.map(merge::parse_rdb_version).transpose() {
-        Ok(t) => t,
+    let opts = match args.conflicts.options() {
+        Ok(o) => o,
         Err(e) => return fail(e),
     };
     let layout = if let Some(n) = args.shards {
@@ -162,7 +147,6 @@ pub fn run(args: Args) -> u8 {
         (None, false) => DbSelect::Db0,
     };
     let router = SplitRouter { layout: &layout, dbs };
-    let opts = Options { on_conflict: args.on_conflict, rename, target };
 
     let result = merge::plan(&sources, &router, &opts).and_then(|plan| {
         let (outs, timings) = merge::write_files(&plan, &sources, &router, &outputs, &input_paths, args.force)?;
