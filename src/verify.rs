@@ -122,6 +122,30 @@ pub struct Report {
     pub aof: Option<crate::aof::AofReport>,
 }
 
+impl Report {
+    /// A report with nothing found yet (not ok until the checks ran).
+    pub fn empty(file: &str, bytes: u64, checksum: ChecksumStatus) -> Report {
+        Report {
+            file: file.to_owned(),
+            ok: false,
+            bytes,
+            magic: None,
+            version: None,
+            redis_ver: None,
+            checksum: Checksum { stored: None, computed: None, status: checksum },
+            keys: 0,
+            expires: 0,
+            already_expired: 0,
+            dbs: Vec::new(),
+            errors: Vec::new(),
+            errors_not_listed: 0,
+            warnings: Vec::new(),
+            trailing_bytes: 0,
+            aof: None,
+        }
+    }
+}
+
 fn hex(v: u64) -> String {
     format!("{v:016x}")
 }
@@ -405,24 +429,7 @@ impl<'a, 'o> Validation<'a, 'o> {
 
 fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &PageRelease<'_>) -> Progress {
     let mut p = Progress {
-        report: Report {
-            file: name.to_owned(),
-            ok: false,
-            bytes: data.len() as u64,
-            magic: None,
-            version: None,
-            redis_ver: None,
-            checksum: Checksum { stored: None, computed: None, status: ChecksumStatus::Unchecked },
-            keys: 0,
-            expires: 0,
-            already_expired: 0,
-            dbs: Vec::new(),
-            errors: Vec::new(),
-            errors_not_listed: 0,
-            warnings: Vec::new(),
-            trailing_bytes: 0,
-            aof: None,
-        },
+        report: Report::empty(name, data.len() as u64, ChecksumStatus::Unchecked),
         eof_offset: None,
         stored_checksum: None,
         db_index: Default::default(),

@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind};
 use crate::input::{self, Input};
 use crate::rdb::reader::{Reader, Record};
 use crate::rdb::types::Flavor;
-use crate::verify::{self, Checksum, ChecksumStatus, ErrorEntry, Report};
+use crate::verify::{self, ChecksumStatus, ErrorEntry, Report};
 
 /// What a file is to the loader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -538,30 +538,9 @@ fn entry_with(e: &Error, file: &[u8], line: Option<u64>) -> ErrorEntry {
     x
 }
 
-fn empty_report(name: &str) -> Report {
-    Report {
-        file: name.to_owned(),
-        ok: false,
-        bytes: 0,
-        magic: None,
-        version: None,
-        redis_ver: None,
-        checksum: Checksum { stored: None, computed: None, status: ChecksumStatus::Absent },
-        keys: 0,
-        expires: 0,
-        already_expired: 0,
-        dbs: Vec::new(),
-        errors: Vec::new(),
-        errors_not_listed: 0,
-        warnings: Vec::new(),
-        trailing_bytes: 0,
-        aof: None,
-    }
-}
-
 /// The report for a set whose manifest Redis would refuse.
 pub fn manifest_failure(name: &str, manifest: &Path, data_len: u64, e: &ManifestError) -> Report {
-    let mut rep = empty_report(name);
+    let mut rep = Report::empty(name, 0, ChecksumStatus::Absent);
     let file = manifest.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
     rep.bytes = data_len;
     // The line goes in the entry's own field (the text report shows it after the offset).
@@ -599,7 +578,7 @@ impl AofSet {
     /// Reads every loaded file: with `verify`, base RDB images are fully verified (checksum,
     /// every value); without, they are only read structurally (for the timeline).
     pub fn check(&self, name: &str, verify: Option<&verify::Options>) -> Report {
-        let mut rep = empty_report(name);
+        let mut rep = Report::empty(name, 0, ChecksumStatus::Absent);
         rep.bytes = self.loaded_bytes();
         let mut aof = AofReport {
             layout: if self.is_multipart() { "multipart" } else { "single" },
