@@ -8,32 +8,9 @@
 
 use crate::crc::crc64;
 
-/// Parses `b` as a canonical decimal i64, Redis's `string2ll` rules: 1 to 20 bytes, optional `-`,
-/// no leading zero (unless the text is exactly `"0"`), no `+`, no spaces, no `"-0"`, in range.
-/// Exactly the strings Redis stores in an integer form.
-pub fn canonical_i64(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || b.len() > 20 {
-        return None;
-    }
-    if b == b"0" {
-        return Some(0);
-    }
-    let (neg, digits) = match b.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, b),
-    };
-    if digits.first().is_none_or(|&d| !(b'1'..=b'9').contains(&d)) {
-        return None;
-    }
-    let mut v: i128 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + (d - b'0') as i128;
-    }
-    i64::try_from(if neg { -v } else { v }).ok()
-}
+/// Canonical decimal i64 text (Redis's `string2ll` rules): the one test shared by the reader
+/// and the encoders, so "stored as an integer" means the same on both sides.
+pub use crate::rdb::cursor::parse_canonical_i64 as canonical_i64;
 
 /// Appends an RDB length field (§3.1): `< 64` in 1 byte, `< 16384` in 2, `≤ u32::MAX` in 5
 /// (`0x80` + u32be), else 9 (`0x81` + u64be).
