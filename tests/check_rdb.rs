@@ -50,7 +50,7 @@ fn agrees_with_redis_check_rdb() {
     let mut compared = 0;
     for f in &files {
         let Some(theirs) = redis_check_rdb(f) else {
-            eprintln!("skipping: redis-check-rdb not installed");
+            common::skip("redis-check-rdb not installed");
             assert!(std::env::var_os("RDBTOOL_REQUIRE_REDIS").is_none(), "redis-check-rdb required");
             return;
         };

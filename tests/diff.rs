@@ -953,7 +953,7 @@ fn tls_servers_with_a_private_ca() {
         "ext.cnf",
     ]);
     if !made {
-        eprintln!("skipping: openssl could not make test certificates");
+        common::skip("openssl could not make test certificates");
         return;
     }
     let tls_port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port().to_string();

@@ -130,6 +130,17 @@ impl RedisServer {
         read_reply(conn).expect("read reply from redis-server")
     }
 
+    /// The server's clock (`TIME`) in unix milliseconds.
+    pub fn time_ms(&self) -> i64 {
+        match self.cmd(&[b"TIME"]) {
+            Resp::Array(Some(a)) if a.len() == 2 => {
+                let n = |r: &Resp| std::str::from_utf8(r.as_bytes().unwrap()).unwrap().parse::<i64>().unwrap();
+                n(&a[0]) * 1000 + n(&a[1]) / 1000
+            }
+            other => panic!("TIME answered {other:?}"),
+        }
+    }
+
     /// The temp dir the server runs in (its dump.rdb, appendonlydir and redis.log live here).
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -146,13 +157,69 @@ impl Drop for RedisServer {
 }
 
 /// `../shared` next to the repository, when present (it holds the fixtures of other servers).
+/// Missing, it is a skip, except under CI (`CI=true`), where it is a failure: a CI run that
+/// skipped the shared fixtures would look green while testing a fraction of the suite.
 pub fn shared_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("skipping: {} not found", dir.display());
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{} not found, and CI=true: the shared fixtures are required in CI", dir.display());
+        }
+        skip(&format!("{} not found", dir.display()));
         None
+    }
+}
+
+/// Records that the calling test skipped part or all of its work: a message on stderr (shown
+/// with `--nocapture`) and a line in the file named by `RDBTOOL_SKIP_LOG` when it is set, so that
+/// `scripts/test.sh` can print how many tests skipped and why (cargo reports them as passed).
+pub fn skip(reason: &str) {
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    eprintln!("skipping ({test}): {reason}");
+    if let Some(path) = std::env::var_os("RDBTOOL_SKIP_LOG") {
+        let line = format!("{} {test}: {reason}\n", env!("CARGO_CRATE_NAME"));
+        // O_APPEND writes of one short line do not interleave between test threads/processes.
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(path) {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// Unix milliseconds now, by the clock of the machine (and of the servers the tests start).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Absolute expire times (unix ms, `-1` = none) against the time window in which a server
+/// loaded and was read: a key that expired before `start` must be gone, one that expires after
+/// `end` must be there, and one whose expire time falls inside the window may be either (Redis
+/// drops it lazily or actively, at a moment the test cannot know).
+///
+/// Fixtures recorded by a real server hold TTLs that were relative when written and are
+/// absolute in the file, so every comparison of "what a server holds now" with "what was
+/// recorded then" goes through this: the verdict must not depend on the day the suite runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpiryWindow {
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+impl ExpiryWindow {
+    /// Expected to be absent: expired before the server could have shown it.
+    pub fn gone(&self, expire_at_ms: i64) -> bool {
+        expire_at_ms >= 0 && expire_at_ms < self.start_ms
+    }
+
+    /// May or may not be present.
+    pub fn uncertain(&self, expire_at_ms: i64) -> bool {
+        expire_at_ms >= self.start_ms && expire_at_ms <= self.end_ms
+    }
+
+    /// Neither gone nor uncertain: the key must be present on the server.
+    pub fn alive(&self, expire_at_ms: i64) -> bool {
+        !self.gone(expire_at_ms) && !self.uncertain(expire_at_ms)
     }
 }
 
@@ -168,7 +235,7 @@ fn redis_available() -> bool {
         if std::env::var_os("RDBTOOL_REQUIRE_REDIS").is_some() {
             panic!("redis-server is not on PATH and RDBTOOL_REQUIRE_REDIS is set");
         }
-        eprintln!("skipping: redis-server is not on PATH");
+        skip("redis-server is not on PATH");
     }
     found
 }
