@@ -36,6 +36,17 @@ fn td(name: &str) -> String {
     common::testdata(name).display().to_string()
 }
 
+/// `testdata/all-types.rdb` with its relative TTLs (which pass from 2026-11-30 on) moved past
+/// 2100: these tests are about comparing, not about expiry, and must not change with the date.
+/// Expiry has its own tests here (`expired` differences).
+fn all_types() -> PathBuf {
+    common::with_future_ttls("all-types.rdb")
+}
+
+fn all_types_s() -> String {
+    all_types().display().to_string()
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -134,13 +145,13 @@ fn sha(path: &Path) -> Vec<u8> {
 
 #[test]
 fn file_against_its_server_then_each_change_reported_once() {
-    let f = common::testdata("all-types.rdb");
+    let f = all_types();
     let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
     let keys = decode_file(&f);
     let total = keys.len() as u64;
     let before = sha(&f);
 
-    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &[], 0);
+    let r = diff_jsonl(&all_types_s(), &url(&server), &[], 0);
     assert!(r.diffs.is_empty(), "{:?}", r.diffs);
     assert_eq!((r.n("same"), r.n("keys_a"), r.n("keys_b")), (total, total, total));
 
@@ -169,7 +180,7 @@ fn file_against_its_server_then_each_change_reported_once() {
         .into_iter()
         .collect()
     };
-    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &[], 1);
+    let r = diff_jsonl(&all_types_s(), &url(&server), &[], 1);
     assert_eq!(r.kinds(), expect("only_in_a", "only_in_b"));
     assert_eq!(
         (
@@ -191,11 +202,11 @@ fn file_against_its_server_then_each_change_reported_once() {
     assert!(t["a"]["expire_at_ms"].is_null() && t["b"]["expire_at_ms"].as_i64().unwrap() > rdbtool::filter::now_ms());
 
     // Sides swapped: A-only and B-only swap, the rest stays.
-    let r = diff_jsonl(&url(&server), &td("all-types.rdb"), &[], 1);
+    let r = diff_jsonl(&url(&server), &all_types_s(), &[], 1);
     assert_eq!(r.kinds(), expect("only_in_b", "only_in_a"));
 
     // --json: one document with the same differences.
-    let o = rdbtool(&["diff", &td("all-types.rdb"), &url(&server), "--json"]);
+    let o = rdbtool(&["diff", &all_types_s(), &url(&server), "--json"]);
     assert_eq!(o.status.code(), Some(1));
     let doc: Json = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["differences"].as_array().unwrap().len(), 4);
@@ -203,7 +214,7 @@ fn file_against_its_server_then_each_change_reported_once() {
     assert_eq!(doc["summary"]["same"], total - 3);
 
     // Text: one line per difference and the summary.
-    let o = rdbtool(&["diff", &td("all-types.rdb"), &url(&server)]);
+    let o = rdbtool(&["diff", &all_types_s(), &url(&server)]);
     assert_eq!(o.status.code(), Some(1));
     let out = text(&o.stdout);
     assert_eq!(
@@ -215,13 +226,13 @@ fn file_against_its_server_then_each_change_reported_once() {
     assert!(out.trim_end().ends_with("DIFFERENT"));
 
     // Filters as in export.
-    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--db", "1"], 1);
+    let r = diff_jsonl(&all_types_s(), &url(&server), &["--db", "1"], 1);
     assert_eq!(r.kinds().into_values().collect::<Vec<_>>(), vec!["only_in_a"]);
-    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--key", "diff:*"], 1);
+    let r = diff_jsonl(&all_types_s(), &url(&server), &["--key", "diff:*"], 1);
     assert_eq!(r.kinds().keys().cloned().collect::<Vec<_>>(), vec![(2, b"diff:new".to_vec())]);
     assert_eq!(r.n("keys_a"), 0);
     // A database in the URL limits both sides to it.
-    let r = diff_jsonl(&td("all-types.rdb"), &(url(&server) + "/2"), &[], 1);
+    let r = diff_jsonl(&all_types_s(), &(url(&server) + "/2"), &[], 1);
     assert_eq!(r.kinds().keys().cloned().collect::<Vec<_>>(), vec![(2, b"diff:new".to_vec())]);
     assert_eq!(r.n("keys_a"), keys.iter().filter(|k| k.db == 2).count() as u64);
 
@@ -231,7 +242,7 @@ fn file_against_its_server_then_each_change_reported_once() {
     let s = keys.iter().find(|k| k.db == 2 && k.expire_at_ms.is_none() && matches!(k.value, Value::String(_))).unwrap();
     server.cmd(&[b"DEL", &s.key]);
     server.cmd(&[b"RPUSH", &s.key, b"x"]);
-    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--db", "2"], 1);
+    let r = diff_jsonl(&all_types_s(), &url(&server), &["--db", "2"], 1);
     let d = &r.diffs[0];
     assert_eq!(
         (r.diffs.len(), d["kind"].as_str(), d["a"]["type"].as_str(), d["b"]["type"].as_str()),
@@ -243,22 +254,22 @@ fn file_against_its_server_then_each_change_reported_once() {
 
 #[test]
 fn sampling_picks_the_same_keys_on_both_sides() {
-    let f = common::testdata("all-types.rdb");
+    let f = all_types();
     let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
     let total = decode_file(&f).len() as f64;
-    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--sample-rate", "0.3"], 0);
+    let r = diff_jsonl(&all_types_s(), &url(&server), &["--sample-rate", "0.3"], 0);
     let n = r.n("keys_a") as f64;
     assert!(n > total * 0.15 && n < total * 0.45, "{n} of {total}");
     assert_eq!(r.n("keys_a"), r.n("keys_b"));
     assert_eq!(r.n("same"), r.n("keys_a"));
-    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--sample", "50"], 0);
+    let r = diff_jsonl(&all_types_s(), &url(&server), &["--sample", "50"], 0);
     assert!((20..=90).contains(&r.n("keys_a")), "{}", r.summary);
     // A sampled key that changed is still found; keys outside the sample are not looked at.
     select(&server, 0);
     for i in 0..100 {
         server.cmd(&[b"SET", format!("sample:new:{i}").as_bytes(), b"v"]);
     }
-    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--sample-rate", "0.3"], 1);
+    let r = diff_jsonl(&all_types_s(), &url(&server), &["--sample-rate", "0.3"], 1);
     let added = r.n("only_in_b");
     assert!((10..=50).contains(&added), "{added} of 100 new keys sampled");
 }
@@ -343,7 +354,7 @@ fn cluster_of_three_masters() {
         }
     }
     // Each master gets the db-0 keys of its slots, as RESTORE commands from export.
-    let f = td("all-types.rdb");
+    let f = all_types_s();
     let mut loaded = 0;
     for (a, b, port) in slot_ranges(&n1) {
         let range = format!("{a}-{b}");
@@ -354,7 +365,7 @@ fn cluster_of_three_masters() {
         loaded += 1;
     }
     assert_eq!(loaded, 3);
-    let db0 = decode_file(&common::testdata("all-types.rdb")).into_iter().filter(|k| k.db == 0).collect::<Vec<_>>();
+    let db0 = decode_file(&all_types()).into_iter().filter(|k| k.db == 0).collect::<Vec<_>>();
     // Every node holds some of them: the diff really has to read all three.
     for n in nodes {
         let Resp::Int(k) = n.cmd(&[b"DBSIZE"]) else { panic!() };
@@ -368,7 +379,7 @@ fn cluster_of_three_masters() {
     }
     // Keys of other databases cannot be in a cluster: only in A.
     let r = diff_jsonl(&f, &url(&n2), &[], 1);
-    assert_eq!(r.n("only_in_a"), decode_file(&common::testdata("all-types.rdb")).len() as u64 - db0.len() as u64);
+    assert_eq!(r.n("only_in_a"), decode_file(&all_types()).len() as u64 - db0.len() as u64);
     assert_eq!(r.n("only_in_b") + r.n("different_value"), 0);
 
     // A change on one node and a new key on another, made through redis-cli -c.
@@ -404,7 +415,7 @@ fn cluster_of_three_masters() {
 
 #[test]
 fn files_with_different_encodings_are_equal() {
-    let f = common::testdata("all-types.rdb");
+    let f = all_types();
     // A server with small encoding limits and no compression re-encodes what it loads.
     let Some(server) = RedisServer::start_with_rdb(
         &f,
@@ -445,7 +456,7 @@ fn files_with_different_encodings_are_equal() {
     let rebytes = ta.iter().filter(|(k, v)| tb[*k].1 != v.1).count();
     assert!(retyped > 20 && rebytes > 50, "{retyped} values changed encoding, {rebytes} changed bytes");
 
-    let r = diff_jsonl(&td("all-types.rdb"), other.to_str().unwrap(), &[], 0);
+    let r = diff_jsonl(&all_types_s(), other.to_str().unwrap(), &[], 0);
     assert_eq!(r.n("same"), ta.len() as u64);
     // The same data saved with and without LZF.
     let r = diff_jsonl(&td("uncompressed.rdb"), &td("no-checksum.rdb"), &[], 0);
@@ -462,7 +473,7 @@ fn files_with_different_encodings_are_equal() {
     assert_eq!(server.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
     let changed = dir.path().join("changed.rdb");
     std::fs::copy(server.path().join("dump.rdb"), &changed).unwrap();
-    let r = diff_jsonl(&td("all-types.rdb"), changed.to_str().unwrap(), &["--max-members", "3"], 1);
+    let r = diff_jsonl(&all_types_s(), changed.to_str().unwrap(), &["--max-members", "3"], 1);
     assert_eq!(r.diffs.len(), 1);
     let d = &r.diffs[0];
     assert_eq!(
@@ -483,7 +494,7 @@ fn files_with_different_encodings_are_equal() {
 
     // A tiny memory budget spills the key lists to disk and changes nothing.
     let r = diff_jsonl(
-        &td("all-types.rdb"),
+        &all_types_s(),
         other.to_str().unwrap(),
         &["--memory", "1", "--temp-dir", dir.path().to_str().unwrap()],
         0,
@@ -499,7 +510,7 @@ fn restore_test_accepts_a_good_file() {
     if RedisServer::start(&[]).is_none() {
         return;
     }
-    let f = common::testdata("all-types.rdb");
+    let f = all_types();
     let before = sha(&f);
     let o = rdbtool(&["restore-test", f.to_str().unwrap()]);
     let out = text(&o.stdout);
@@ -516,6 +527,24 @@ fn restore_test_accepts_a_good_file() {
     );
     assert_eq!(doc["diff"]["summary"]["same"], 268);
     assert_eq!(sha(&f), before);
+
+    // The committed file as it is, on whatever day this runs: keys whose TTL has passed are
+    // dropped by Redis and reported `expired`, which does not make the restore fail.
+    let f = common::testdata("all-types.rdb");
+    let start = common::now_ms();
+    let o = rdbtool(&["restore-test", "--json", f.to_str().unwrap()]);
+    let window = common::ExpiryWindow { start_ms: start, end_ms: common::now_ms() };
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    let doc: Json = serde_json::from_slice(&o.stdout).unwrap();
+    let keys = decode_file(&f);
+    let exp = |k: &FileKey| k.expire_at_ms.unwrap_or(-1);
+    let gone = keys.iter().filter(|k| window.gone(exp(k))).count() as u64;
+    let maybe = keys.iter().filter(|k| window.uncertain(exp(k))).count() as u64;
+    let loaded = doc["keys"].as_u64().unwrap();
+    let total = keys.len() as u64;
+    assert!(loaded <= total - gone && loaded + maybe >= total - gone, "loaded {loaded} of {total}, {gone} expired");
+    let summary = &doc["diff"]["summary"];
+    assert_eq!(summary["same"].as_u64().unwrap() + summary["expired"].as_u64().unwrap(), total, "{summary}");
 
     // An AOF set: loaded by Redis from a copy, never changed.
     let dir = common::testdata("preamble-aof");
@@ -555,7 +584,7 @@ fn restore_test_reports_why_redis_refuses() {
     // A corrupted copy: one byte flipped inside a value, caught by Redis's checksum.
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.rdb");
-    let mut data = std::fs::read(common::testdata("all-types.rdb")).unwrap();
+    let mut data = std::fs::read(all_types()).unwrap();
     let at = data.len() / 2;
     data[at] ^= 0x01;
     std::fs::write(&bad, &data).unwrap();
@@ -571,7 +600,7 @@ fn restore_test_reports_why_redis_refuses() {
     // Not a backup at all, or no server binary: could not run.
     std::fs::write(&bad, b"hello").unwrap();
     assert_eq!(rdbtool(&["restore-test", bad.to_str().unwrap()]).status.code(), Some(2));
-    let o = rdbtool(&["restore-test", "--redis-server", "/nonexistent/redis-server", &td("all-types.rdb")]);
+    let o = rdbtool(&["restore-test", "--redis-server", "/nonexistent/redis-server", &all_types_s()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("/nonexistent/redis-server"));
 }
@@ -598,7 +627,7 @@ const ALLOWED: [&str; 12] =
 
 #[test]
 fn the_live_side_receives_no_write() {
-    let f = common::testdata("all-types.rdb");
+    let f = all_types();
     let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
     // Something only B has, so that TYPE and the SCAN join are exercised too.
     select(&server, 2);
@@ -644,7 +673,7 @@ fn the_live_side_receives_no_write() {
         lines
     });
     std::thread::sleep(Duration::from_millis(200));
-    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &[], 1);
+    let r = diff_jsonl(&all_types_s(), &url(&server), &[], 1);
     assert_eq!(r.kinds().into_values().collect::<Vec<_>>(), vec!["only_in_b"]);
     let r = diff_jsonl(&url(&server), &url(&server), &[], 0);
     assert_eq!(r.n("same"), 269);
@@ -871,16 +900,16 @@ fn misbehaving_servers_give_clean_errors() {
 
     // Files: truncated, not an RDB, missing.
     let dir = tempfile::tempdir().unwrap();
-    let data = std::fs::read(common::testdata("all-types.rdb")).unwrap();
+    let data = std::fs::read(all_types()).unwrap();
     let cut = dir.path().join("cut.rdb");
     std::fs::write(&cut, &data[..data.len() / 2]).unwrap();
-    assert_cannot_run(&["diff", cut.to_str().unwrap(), &td("all-types.rdb")], "truncated", "cut.rdb");
+    assert_cannot_run(&["diff", cut.to_str().unwrap(), &all_types_s()], "truncated", "cut.rdb");
     let junk = dir.path().join("junk");
     std::fs::write(&junk, b"REDIS0010\xff\x00").unwrap();
-    assert_cannot_run(&["diff", junk.to_str().unwrap(), &td("all-types.rdb")], "junk", "junk");
-    assert_cannot_run(&["diff", "/nonexistent.rdb", &td("all-types.rdb")], "missing", "nonexistent");
+    assert_cannot_run(&["diff", junk.to_str().unwrap(), &all_types_s()], "junk", "junk");
+    assert_cannot_run(&["diff", "/nonexistent.rdb", &all_types_s()], "missing", "nonexistent");
     assert_cannot_run(
-        &["diff", &td("all-types.rdb"), &td("all-types.rdb"), "--sample-rate", "2"],
+        &["diff", &all_types_s(), &all_types_s(), "--sample-rate", "2"],
         "bad rate",
         "sample-rate",
     );
@@ -988,11 +1017,11 @@ fn tls_servers_with_a_private_ca() {
 fn databases_the_server_does_not_have() {
     // A server holding only db 0: the file's keys of dbs 1-3 are only in A (asked nowhere).
     let Some(server) = RedisServer::start_with_rdb(&common::testdata("small-db0.rdb"), &[]) else { return };
-    let all = decode_file(&common::testdata("all-types.rdb"));
-    let r = diff_jsonl(&td("all-types.rdb"), &url(&server), &["--db", "1", "--db", "3"], 1);
+    let all = decode_file(&all_types());
+    let r = diff_jsonl(&all_types_s(), &url(&server), &["--db", "1", "--db", "3"], 1);
     let expect = all.iter().filter(|k| k.db == 1 || k.db == 3).count() as u64;
     assert_eq!((r.n("only_in_a"), r.n("keys_b"), r.diffs.len() as u64), (expect, 0, expect));
     // Sides swapped: only in B.
-    let r = diff_jsonl(&url(&server), &td("all-types.rdb"), &["--db", "2"], 1);
+    let r = diff_jsonl(&url(&server), &all_types_s(), &["--db", "2"], 1);
     assert_eq!(r.n("only_in_b"), all.iter().filter(|k| k.db == 2).count() as u64);
 }

@@ -329,3 +329,50 @@ fn read_reply(r: &mut impl BufRead) -> io::Result<Resp> {
         }
     })
 }
+
+/// 2100-01-01T00:00:00Z in unix ms.
+pub const Y2100_MS: i64 = 4_102_444_800_000;
+/// 75 years of 365.25 days, in ms: moves a TTL of late 2026 past 2100.
+const TTL_SHIFT_MS: i64 = 75 * 36_525 * 864_000;
+
+/// A copy of the committed RDB `testdata/NAME` whose expire times before 2100 are moved 75 years
+/// later (the CRC-64 recomputed), made once per test binary under cargo's test temp dir.
+///
+/// `all-types.rdb` holds TTLs that were relative (1 h to 1 y) when Redis 7.0 wrote it in November
+/// 2026, so they pass from 2026-11-30 on. A test that is not about expiry but compares the file
+/// with a server loaded from it would otherwise change its verdict with the date; it uses this
+/// copy, which the server loads whole on any day before 2101. Only the 8 bytes of each
+/// millisecond expire time change: every other byte is the real server's.
+pub fn with_future_ttls(name: &str) -> PathBuf {
+    use rdbtool::rdb::{Reader, Record};
+    static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("future-ttls-{}", std::process::id()));
+    let out = dir.join(name);
+    let mut made = MADE.lock().unwrap();
+    if made.iter().any(|n| n == name) {
+        return out;
+    }
+    let mut data = std::fs::read(testdata(name)).unwrap();
+    let mut patches = Vec::new();
+    for rec in Reader::new(&data).unwrap() {
+        if let Record::Key(k) = rec.unwrap() {
+            if let Some(t) = k.expire_at_ms.filter(|&t| t < Y2100_MS) {
+                let at = k.offset as usize;
+                assert_eq!(data[at], 0xFC, "{name}: key {:?} does not start with a ms expire time", k.key);
+                patches.push((at + 1, t + TTL_SHIFT_MS));
+            }
+        }
+    }
+    for (at, t) in patches {
+        data[at..at + 8].copy_from_slice(&t.to_le_bytes());
+    }
+    let n = data.len() - 8;
+    let crc = rdbtool::crc::crc64(&data[..n]);
+    data[n..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, &data).unwrap();
+    std::fs::rename(&tmp, &out).unwrap();
+    made.push(name.to_owned());
+    out
+}
