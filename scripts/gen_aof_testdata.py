@@ -277,6 +277,11 @@ its boundary time (server TIME in whole seconds after the batch) goes to `batche
 Checked with `redis-check-aof`; the whole set loads into a fresh server with batch 5's dataset.
 A rerun gives the same logical data except the `#TS:` values, the boundary times and the
 relative TTLs.
+
+The TTLs are absolute in the AOF (`PXAT`, `PEXPIREAT`). `db2:ttl` gets a 7-day TTL: it expires a
+week after a run (the committed sets: on 2026-11-28), and a replay then drops it. The tests
+compare a replayed dataset with the recorded one minus the keys whose expire time had passed when
+the replay began (`assert_server_holds` in `tests/aof.rs`), so they hold on any date.
 """
 
 
