@@ -18,6 +18,9 @@ pub enum ErrorKind {
     Checksum,
     /// Valid for some server, but not something this tool (or a current Redis) can load.
     Unsupported,
+    /// Loadable, but acting outside the dataset when replayed (an AOF command Redis never writes,
+    /// such as REPLICAOF or CONFIG SET): refused, so that no tool of ours replays it.
+    Unsafe,
     /// Reading the file itself failed.
     Io,
 }
@@ -31,6 +34,7 @@ impl ErrorKind {
             ErrorKind::DuplicateKey => "duplicate_key",
             ErrorKind::Checksum => "checksum",
             ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Unsafe => "unsafe",
             ErrorKind::Io => "io",
         }
     }

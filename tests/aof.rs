@@ -694,6 +694,57 @@ fn verify_reports_garbage_and_unbalanced_multi() {
     assert!(msg.contains("no EXEC") && msg.contains("not the last file"), "{msg}");
 }
 
+/// Commands Redis never writes to an AOF and that act outside the dataset (REPLICAOF, CONFIG,
+/// MIGRATE, ...) make `verify` fail and are never replayed by `aof to-rdb`: a crafted set with
+/// `REPLICAOF` to a listener of this test gets no connection. Reads and unknown commands are
+/// only warnings (Redis replays a GET harmlessly; a module's command needs the module).
+#[test]
+fn commands_redis_never_writes_are_refused() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let last = "appendonly.aof.3.incr.aof";
+    for (cmd, refused) in [
+        (vec!["REPLICAOF", "127.0.0.1", port.as_str()], true),
+        (vec!["config", "set", "dir", "/tmp"], true),
+        (vec!["CONFIG", "NOSUCHSUB"], true),
+        (vec!["MIGRATE", "127.0.0.1", port.as_str(), "k", "0", "100"], true),
+        (vec!["ACL", "SETUSER", "x", "on", ">p", "+@all"], true),
+        (vec!["MODULE", "LOAD", "/tmp/x.so"], true),
+        (vec!["DEBUG", "SLEEP", "0"], true),
+        (vec!["SHUTDOWN", "NOSAVE"], true),
+        (vec!["GET", "k"], false),
+        (vec!["JSON.SET", "k", "$", "1"], false),
+    ] {
+        let (_t, dir) = copy_set("plain");
+        let p = dir.join(last);
+        let before = std::fs::read(&p).unwrap();
+        let argv: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        let at = before.len() as u64;
+        let mut data = before.clone();
+        encode_command(&mut data, &argv);
+        std::fs::write(&p, &data).unwrap();
+        let what = cmd.join(" ");
+        if refused {
+            let (file, offset, line, kind, msg) = first_error(&dir);
+            assert_eq!((file.as_str(), offset, kind.as_str()), (last, at, "unsafe"), "{what}: {msg}");
+            assert_eq!(line, Some(rdbtool::aof::resp::line_at(&std::fs::read(&p).unwrap(), at)));
+            assert!(msg.contains("never writes") && msg.contains("to an AOF"), "{what}: {msg}");
+            let out = dir.parent().unwrap().join("out.rdb");
+            let o = rdbtool(&["aof", "to-rdb", s(&dir), "-o", s(&out)]);
+            assert_eq!(o.status.code(), Some(1), "{what}: {}", text(&o));
+            assert!(text(&o).contains("not replayed"), "{what}: {}", text(&o));
+            assert!(!out.exists());
+        } else {
+            let (code, doc) = verify_json(&dir);
+            assert_eq!(code, 0, "{what}: {doc}");
+            let warnings = doc["files"][0]["warnings"].to_string();
+            assert!(warnings.contains(&cmd[0].to_ascii_uppercase()), "{what}: {warnings}");
+        }
+    }
+    assert!(listener.accept().is_err(), "something connected to the REPLICAOF / MIGRATE target");
+}
+
 // ------------------------------------------------------------------------------------------
 // The command stream of a set
 

@@ -908,11 +908,7 @@ fn misbehaving_servers_give_clean_errors() {
     std::fs::write(&junk, b"REDIS0010\xff\x00").unwrap();
     assert_cannot_run(&["diff", junk.to_str().unwrap(), &all_types_s()], "junk", "junk");
     assert_cannot_run(&["diff", "/nonexistent.rdb", &all_types_s()], "missing", "nonexistent");
-    assert_cannot_run(
-        &["diff", &all_types_s(), &all_types_s(), "--sample-rate", "2"],
-        "bad rate",
-        "sample-rate",
-    );
+    assert_cannot_run(&["diff", &all_types_s(), &all_types_s(), "--sample-rate", "2"], "bad rate", "sample-rate");
     // Every truncation of a small file fails cleanly (or, cut after the EOF, compares).
     let small = std::fs::read(common::testdata("small-db0.rdb")).unwrap();
     for n in (0..small.len()).step_by(37) {

@@ -2,9 +2,12 @@
 //! preamble) or as a multipart set (`appendonlydir/`: manifest, base, incr files; Redis >= 7.0).
 //!
 //! `manifest` reads and writes the manifest with the server's rules, `resp` walks the commands of
-//! one file without copying, `set` puts a manifest and its files together: the command stream
-//! across files, verify, the timeline and the point-in-time cut.
+//! one file without copying, `commands` judges each command (what Redis writes to an AOF, what it
+//! never does), `set` puts a manifest and its files together: the command stream across files,
+//! verify, the timeline and the point-in-time cut.
 
+mod command_table;
+pub mod commands;
 pub mod manifest;
 pub mod resp;
 pub mod set;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::aof::commands::{self, Judgement};
 use crate::aof::manifest::{FileType, Manifest, ManifestEntry, ManifestError};
 use crate::aof::resp::{CommandKind, Event, RespParser, Stats, line_at};
 use crate::aof::{format_utc, is_rdb};
@@ -200,6 +201,23 @@ impl AofSet {
         self.parts.iter().map(|p| p.data.len() as u64).sum()
     }
 
+    /// The first command of the loaded files that Redis never writes to an AOF and that acts
+    /// outside the dataset when replayed (see `commands`), as an error with file and line. Tools
+    /// that replay a set in a real server check this first. A set whose files do not parse to
+    /// the end is judged on the commands before the damage.
+    pub fn refused_command(&self) -> Option<ErrorEntry> {
+        for c in self.commands() {
+            let Ok(c) = c else { return None };
+            if let Judgement::Refused(why) = commands::judge(&c.cmd.argv) {
+                let part = &self.parts[c.part];
+                let at = c.cmd.meta.offset;
+                let e = Error::new(ErrorKind::Unsafe, at, why).in_db(Some(c.cmd.meta.db));
+                return Some(entry_with(&e, &part.name, Some(line_at(&part.data, at))));
+            }
+        }
+        None
+    }
+
     /// Every command of the loaded files in order (base, then incr files), with its db, last
     /// timestamp, file and offset. RDB parts are stepped over (structurally read to their end).
     pub fn commands(&self) -> SetCommands<'_> {
@@ -269,6 +287,9 @@ impl<'a> Iterator for SetCommands<'a> {
         }
     }
 }
+
+/// Commands Redis does not write to an AOF that are listed as warnings (the rest are counted).
+const MAX_ODD_COMMANDS: u64 = 20;
 
 /// What a structural pass over an RDB part tells.
 #[derive(Debug, Clone, Default)]
@@ -617,6 +638,8 @@ impl AofSet {
             rep.warnings.push("the manifest lists no base or incr file: Redis starts with an empty dataset".into());
         }
         let mut ts: Option<i64> = None;
+        // Commands Redis does not write (reads, unknown ones): warned about, the first few listed.
+        let mut odd = 0u64;
         let last = self.parts.len().saturating_sub(1);
         let mut first_rdb = true;
         for (i, part) in self.parts.iter().enumerate() {
@@ -702,7 +725,22 @@ impl AofSet {
                 let mut argv = Vec::new();
                 let res = loop {
                     match p.next_event(&mut argv) {
-                        Ok(Some(_)) => {}
+                        Ok(Some(Event::Command(meta))) => match commands::judge(&argv) {
+                            Judgement::Logged => {}
+                            Judgement::Odd(why) => {
+                                odd += 1;
+                                if odd <= MAX_ODD_COMMANDS {
+                                    let at = meta.offset;
+                                    rep.warnings
+                                        .push(format!("{pname}: offset {at} (line {}): {why}", line_at(data, at)));
+                                }
+                            }
+                            Judgement::Refused(why) => {
+                                let e = Error::new(ErrorKind::Unsafe, meta.offset, why).in_db(Some(meta.db));
+                                rep.errors.push(entry_with(&e, &part.name, Some(line_at(data, meta.offset))));
+                            }
+                        },
+                        Ok(Some(Event::Annotation(_))) => {}
                         Ok(None) => break Ok(()),
                         Err(e) => break Err(e),
                     }
@@ -772,6 +810,9 @@ impl AofSet {
                 }
                 break;
             }
+        }
+        if odd > MAX_ODD_COMMANDS {
+            rep.warnings.push(format!("{} more commands that Redis does not write to an AOF", odd - MAX_ODD_COMMANDS));
         }
         for (e, size) in &self.history {
             let mut p = PartReport::new(e.name.clone(), Role::History, Some(e));

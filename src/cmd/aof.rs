@@ -418,6 +418,12 @@ fn to_rdb(args: ToRdbArgs) -> u8 {
         Err(e @ OpenError::Manifest { .. }) => return fail(EXIT_INVALID, e.to_string()),
         Err(e) => return fail(EXIT_CANNOT_RUN, e.to_string()),
     };
+    if let Some(e) = set.refused_command() {
+        return fail(
+            EXIT_INVALID,
+            format!("{}: not replayed: {}", args.path.display(), super::verify::error_place(&e)),
+        );
+    }
     let mut out = match AtomicFile::create(&args.output, &[&args.path], args.force) {
         Ok(o) => o,
         Err(e) => return fail(EXIT_CANNOT_RUN, format!("{}: {e}", args.output.display())),

@@ -355,12 +355,12 @@ pub fn with_future_ttls(name: &str) -> PathBuf {
     let mut data = std::fs::read(testdata(name)).unwrap();
     let mut patches = Vec::new();
     for rec in Reader::new(&data).unwrap() {
-        if let Record::Key(k) = rec.unwrap() {
-            if let Some(t) = k.expire_at_ms.filter(|&t| t < Y2100_MS) {
-                let at = k.offset as usize;
-                assert_eq!(data[at], 0xFC, "{name}: key {:?} does not start with a ms expire time", k.key);
-                patches.push((at + 1, t + TTL_SHIFT_MS));
-            }
+        if let Record::Key(k) = rec.unwrap()
+            && let Some(t) = k.expire_at_ms.filter(|&t| t < Y2100_MS)
+        {
+            let at = k.offset as usize;
+            assert_eq!(data[at], 0xFC, "{name}: key {:?} does not start with a ms expire time", k.key);
+            patches.push((at + 1, t + TTL_SHIFT_MS));
         }
     }
     for (at, t) in patches {
