@@ -251,8 +251,9 @@ pub struct FilterArgs {
     /// Keys whose TTL has passed at --now: include (default) or exclude.
     #[arg(long, value_enum, default_value_t = Expired::Include)]
     pub expired: Expired,
-    /// "Now" in unix milliseconds for --expired (default: the clock).
-    #[arg(long, value_name = "MS")]
+    /// "Now" for --expired (default: the clock): unix seconds, 1795240763000ms, RFC 3339, or
+    /// 'YYYY-MM-DD HH:MM:SS' in --tz.
+    #[arg(long, value_name = "TIME", value_parser = crate::time::cli_time_ms)]
     pub now: Option<i64>,
     /// Stop after N keys.
     #[arg(long, value_name = "N")]
@@ -303,9 +304,7 @@ fn os_bytes(s: &std::ffi::OsStr) -> Vec<u8> {
 }
 
 /// The clock in unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub use crate::time::now_ms;
 
 /// `A-B` or `N`, within 0..16383.
 pub fn parse_slot_range(s: &str) -> Result<RangeInclusive<u16>, String> {

@@ -19,6 +19,7 @@ pub mod rdb;
 pub mod restore_test;
 pub mod slot;
 pub mod split;
+pub mod time;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

@@ -12,6 +12,25 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The zone of times given without one ('2026-11-21 06:13:00'): UTC (default) or an offset
+    /// such as +02:00. Applies to every time flag (--to, --from, --now).
+    #[arg(long, global = true, value_name = "ZONE", default_value = "UTC", value_parser = rdbtool::time::parse_tz)]
+    tz: rdbtool::time::Tz,
+}
+
+/// Reads `--tz` before clap parses the rest: time flags are parsed as clap meets them, which
+/// may be before `--tz` on the line.
+fn preset_tz() {
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let value = args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--tz") {
+        Some("") => args.get(i + 1).cloned(),
+        Some(v) => v.strip_prefix('=').map(str::to_owned),
+        None => None,
+    });
+    // A bad value is reported by clap when it parses the flag itself.
+    if let Some(tz) = value.and_then(|v| rdbtool::time::parse_tz(&v).ok()) {
+        rdbtool::time::set_cli_tz(tz);
+    }
 }
 
 #[derive(Subcommand)]
@@ -27,7 +46,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    preset_tz();
     let cli = Cli::parse();
+    rdbtool::time::set_cli_tz(cli.tz);
     let code = match cli.command {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Aof(a) => cmd::aof::run(a),

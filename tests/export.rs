@@ -234,7 +234,7 @@ fn check_entry(what: &str, ours: &Json, exp: &Json) {
 /// Exports `rdb` as JSONL and compares with the expected JSON; returns the keys compared.
 fn check_fixture(rdb: &Path, expected: &Path, rdb_part_only: bool) -> usize {
     let exp: Json = serde_json::from_slice(&std::fs::read(expected).unwrap()).unwrap();
-    let now = exp["server"]["dump_time_ms"].as_i64().unwrap().to_string();
+    let now = format!("{}ms", exp["server"]["dump_time_ms"].as_i64().unwrap());
     let out = export_ok(&["--expired", "exclude", "--now", &now, rdb.to_str().unwrap()]);
     let mut ours: BTreeMap<(u64, Vec<u8>), Json> = BTreeMap::new();
     for o in jsonl(&out) {
@@ -688,7 +688,7 @@ fn resp_carries_hash_field_ttls() {
         let (keys, _) = decode_file(&f);
         for exclude in [false, true] {
             let mut args = vec!["export", "--format", "resp", "--type", "hash", "--batch", "5"];
-            let now_s = now.to_string();
+            let now_s = format!("{now}ms");
             if exclude {
                 args.extend_from_slice(&["--expired", "exclude", "--now", &now_s]);
             }
@@ -816,10 +816,10 @@ fn filters_select_what_they_say() {
     ttls.sort();
     let now = ttls[ttls.len() / 2];
     check(
-        &["--expired", "exclude", "--now", &now.to_string()],
+        &["--expired", "exclude", "--now", &format!("{now}ms")],
         expect(&keys, |k| k.expire_at_ms.is_none_or(|t| t >= now)),
     );
-    assert_eq!(selected(&["--expired", "include", "--now", &now.to_string()], fs).len(), keys.len());
+    assert_eq!(selected(&["--expired", "include", "--now", &format!("{now}ms")], fs).len(), keys.len());
     check(&["--limit", "7"], expect(&keys, |_| true).into_iter().take(7).collect());
     check(
         &["--db", "0", "--type", "string", "--limit", "5"],

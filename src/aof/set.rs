@@ -895,9 +895,23 @@ pub struct CutFile {
     pub bytes_out: u64,
 }
 
+/// Where a cut stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Unix seconds: every command logged in seconds up to this one.
+    Time(i64),
+    /// Right before the command at this 1-based position of the set (`aof find` prints it);
+    /// before its MULTI when it is inside a transaction.
+    BeforeCommand(u64),
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CutSummary {
+    /// The time cut at; for a cut before a command, the last `#TS` before it.
     pub to: Stamp,
+    /// The position of the command the cut stops before (`--before-command`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before_command: Option<u64>,
     pub output: String,
     pub manifest: String,
     pub base_time: Option<Stamp>,
@@ -917,14 +931,22 @@ enum Action {
 }
 
 impl AofSet {
-    /// Finds where a restore to `to` (unix seconds) ends: per loaded part, what to keep.
-    fn plan_cut(&self, to: i64) -> Result<(Vec<Action>, CutSummary), CutError> {
+    /// Finds where a restore to `stop` ends: per loaded part, what to keep.
+    fn plan_cut(&self, stop: Stop) -> Result<(Vec<Action>, CutSummary), CutError> {
+        let to = match stop {
+            Stop::Time(t) => t,
+            Stop::BeforeCommand(_) => i64::MAX,
+        };
         let refuse = |s: String| Err(CutError::Refused(s));
         if let Some((e, why)) = self.missing.first() {
             return refuse(format!("{} (manifest line {}) is {why}: the set cannot be loaded", e.name_lossy(), e.line));
         }
         let mut sum = CutSummary {
             to: Stamp::new(to),
+            before_command: match stop {
+                Stop::BeforeCommand(n) => Some(n),
+                Stop::Time(_) => None,
+            },
             output: String::new(),
             manifest: String::new(),
             base_time: None,
@@ -939,6 +961,10 @@ impl AofSet {
         let mut cut_found = false;
         let mut annotations = 0u64;
         let mut commands_in_log = 0u64;
+        // Position of the last command read, over every loaded part (as `commands()` counts).
+        let mut position = 0u64;
+        // Destructive commands kept since the last kept annotation: (position, name, ts).
+        let mut last_second: Vec<(u64, String)> = Vec::new();
         let last = self.parts.len().saturating_sub(1);
         for (i, part) in self.parts.iter().enumerate() {
             let data: &[u8] = &part.data;
@@ -994,8 +1020,28 @@ impl AofSet {
                             break if at as usize >= data.len() { Action::Copy } else { Action::Truncate(at) };
                         }
                         sum.last_kept_ts = Some(Stamp::new(t));
+                        last_second.clear();
                     }
                     Ok(Some(Event::Command(m))) => {
+                        position += 1;
+                        if let Stop::BeforeCommand(n) = stop
+                            && position == n
+                        {
+                            if !cuttable {
+                                return refuse(format!(
+                                    "command {n} is in the base file {pname}, a snapshot: a cut can only stop inside the incr files after it"
+                                ));
+                            }
+                            cut_found = true;
+                            if m.multi.is_some() {
+                                sum.commands_kept = kept_before_multi;
+                            }
+                            sum.to = Stamp::new(m.ts.or(sum.base_time.map(|b| b.unix)).unwrap_or(0));
+                            break Action::Truncate(m.multi.unwrap_or(m.offset));
+                        }
+                        if cuttable && matches!(stop, Stop::Time(_)) && super::find::is_destructive(&argv) {
+                            last_second.push((position, String::from_utf8_lossy(&argv[0]).to_ascii_uppercase()));
+                        }
                         if cuttable {
                             commands_in_log += 1;
                             match m.kind {
@@ -1033,6 +1079,11 @@ impl AofSet {
             ts = p.ts();
             actions.push(action);
         }
+        if let Stop::BeforeCommand(n) = stop
+            && !cut_found
+        {
+            return refuse(format!("the set has {position} commands: there is no command {n} to stop before"));
+        }
         if let Some(b) = sum.base_time
             && to < b.unix
         {
@@ -1043,13 +1094,19 @@ impl AofSet {
                 b
             ));
         }
-        if annotations == 0 && commands_in_log > 0 {
+        if annotations == 0 && commands_in_log > 0 && matches!(stop, Stop::Time(_)) {
             return refuse(
                 "the log has no #TS annotations (aof-timestamp-enabled was off): there is no time to cut at".into(),
             );
         }
-        if sum.base_time.is_none() && annotations == 0 {
+        if sum.base_time.is_none() && annotations == 0 && matches!(stop, Stop::Time(_)) {
             return refuse("the set holds no time at all (no base ctime, no #TS annotations)".into());
+        }
+        for (pos, name) in &last_second {
+            let when = sum.last_kept_ts.map(|t| format!(" (logged at or after {t})")).unwrap_or_default();
+            sum.warnings.push(format!(
+                "the cut keeps {name}, command {pos}{when}, in the last second it keeps: to stop right before it, cut with --before-command {pos}"
+            ));
         }
         if !cut_found && let Some(t) = sum.last_kept_ts {
             sum.warnings
@@ -1062,7 +1119,12 @@ impl AofSet {
     /// `#TS` annotation after `to` (unix seconds), never splitting a MULTI/EXEC block. The
     /// input is not modified; `out` is built under a temporary name beside it and renamed.
     pub fn cut(&self, to: i64, out: &Path, link: bool) -> Result<CutSummary, CutError> {
-        let (actions, sum) = self.plan_cut(to)?;
+        self.cut_at(Stop::Time(to), out, link)
+    }
+
+    /// `cut` at a time or right before a command.
+    pub fn cut_at(&self, stop: Stop, out: &Path, link: bool) -> Result<CutSummary, CutError> {
+        let (actions, sum) = self.plan_cut(stop)?;
         self.write_dir(&actions, out, link, sum)
     }
 
@@ -1075,6 +1137,7 @@ impl AofSet {
         let actions: Vec<Action> = self.parts.iter().map(|_| Action::Copy).collect();
         let sum = CutSummary {
             to: Stamp::new(i64::MAX),
+            before_command: None,
             output: String::new(),
             manifest: String::new(),
             base_time: None,
@@ -1104,8 +1167,11 @@ impl AofSet {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        // Parents are created as `split` creates its output directory; errors name the user's path.
+        fs::create_dir_all(&parent).map_err(|e| io("cannot create the parent of", out, e))?;
         let tmp = parent.join(format!(".{}.tmp-{}", out_name.to_string_lossy(), std::process::id()));
-        fs::create_dir(&tmp).map_err(|e| io("cannot create", &tmp, e))?;
+        fs::create_dir(&tmp)
+            .map_err(|e| io(&format!("cannot create a temporary directory beside {}:", out.display()), &tmp, e))?;
         let res = self.write_cut(actions, &tmp, link, &mut sum).and_then(|()| {
             fsync_dir(&tmp).map_err(|e| io("cannot sync", &tmp, e))?;
             fs::rename(&tmp, out).map_err(|e| io("cannot rename the temporary directory to", out, e))?;

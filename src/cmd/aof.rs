@@ -1,6 +1,8 @@
-//! `rdbtool aof timeline DIR`, `rdbtool aof cut DIR --to TIME -o NEWDIR` and `rdbtool aof to-rdb
-//! DIR [--to TIME] -o FILE`: what an AOF set covers in time, a copy of it that stops at a point
-//! in time, and an RDB of its dataset (made by a throwaway redis-server).
+//! `rdbtool aof timeline DIR`, `rdbtool aof find DIR PATTERN...`, `rdbtool aof cut DIR --to TIME
+//! -o NEWDIR` (or `--before-command N`, `--before PATTERN`) and `rdbtool aof to-rdb DIR [--to
+//! TIME] -o FILE`: what an AOF set covers in time, where a command is in it, a copy of it that
+//! stops at a point in time or right before a command, and an RDB of its dataset (made by a
+//! throwaway redis-server).
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -8,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use rdbtool::aof::set::{AofSet, CutError, OpenError, PartReport, Role, Stamp, manifest_failure};
-use rdbtool::aof::{format_utc, parse_time};
+use rdbtool::aof::find::{self, Pattern};
+use rdbtool::aof::format_utc;
+use rdbtool::aof::set::{AofSet, CutError, OpenError, PartReport, Role, Stamp, Stop, manifest_failure};
 use rdbtool::display::quoted;
 use rdbtool::output::AtomicFile;
+use rdbtool::time::cli_time_s;
 use rdbtool::verify::{self, Report};
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
@@ -26,6 +30,7 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum AofCommand {
     Timeline(TimelineArgs),
+    Find(FindArgs),
     Cut(CutArgs),
     ToRdb(ToRdbArgs),
 }
@@ -45,9 +50,38 @@ struct TimelineArgs {
     json: bool,
 }
 
+/// Finds commands by name and key glob (`FLUSHALL`, `FLUSHDB`, `DEL user:*`): for each, its
+/// position in the set (what `cut --before-command` takes), file, offset, line, db, and the last
+/// #TS before it. The glob is matched on the command's keys (the first argument; every argument
+/// of DEL / UNLINK; every key of MSET).
+///
+/// Exit status: 0 found, 1 nothing found (or the set is damaged before the end: the matches
+/// before the damage are printed), 2 could not run.
+#[derive(clap::Args)]
+struct FindArgs {
+    /// An AOF directory (holding a *.manifest), a manifest, or a single AOF file.
+    path: PathBuf,
+    /// `NAME` or `NAME KEYGLOB` (quoted); several patterns: any of them.
+    #[arg(required = true, value_name = "PATTERN")]
+    patterns: Vec<String>,
+    /// Only commands logged at or after TIME (their last #TS is not before it).
+    #[arg(long, value_name = "TIME", value_parser = cli_time_s)]
+    from: Option<i64>,
+    /// At most N matches.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    limit: usize,
+    /// Print the matches as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Point-in-time restore: writes a new, complete AOF directory (manifest + files) holding the
 /// base and every command up to the first #TS annotation after TIME (all commands logged in
-/// seconds up to TIME), never splitting a MULTI/EXEC block. History files are left out. The input
+/// seconds up to TIME), never splitting a MULTI/EXEC block. With --before-command N (a position
+/// printed by `aof find`) or --before PATTERN (the first match, after --from TIME), it stops
+/// right before that command (before its MULTI when it is in a transaction): the way to undo an
+/// accident inside a second. A --to whose last second holds a FLUSHALL, FLUSHDB or mass DEL
+/// warns and prints the --before-command that would leave it out. History files are left out. The input
 /// is never modified: files that need no change are copied (or hard-linked with --link), the file
 /// holding the cut is written short; NEWDIR is built under a temporary name beside it and renamed
 /// when complete. Load it with `redis-server --appendonly yes --appenddirname NEWDIR` (and
@@ -60,9 +94,19 @@ struct TimelineArgs {
 struct CutArgs {
     /// An AOF directory (holding a *.manifest), a manifest, or a single AOF file.
     path: PathBuf,
-    /// The point in time: unix seconds, or RFC 3339 (2026-11-21T06:13:00Z, 2026-11-21T08:13:00+02:00).
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    to: i64,
+    /// The point in time: unix seconds, RFC 3339 (2026-11-21T06:13:00Z, 2026-11-21T08:13:00+02:00),
+    /// or 'YYYY-MM-DD HH:MM:SS' in --tz (default UTC).
+    #[arg(long, value_name = "TIME", value_parser = cli_time_s, required_unless_present_any = ["before_command", "before"], conflicts_with_all = ["before_command", "before"])]
+    to: Option<i64>,
+    /// Stop right before the command at position N of the set (see `aof find`).
+    #[arg(long, value_name = "N", conflicts_with = "before")]
+    before_command: Option<u64>,
+    /// Stop right before the first command matching PATTERN (as for `aof find`).
+    #[arg(long, value_name = "PATTERN")]
+    before: Option<String>,
+    /// With --before: the first match logged at or after TIME.
+    #[arg(long, value_name = "TIME", value_parser = cli_time_s, requires = "before")]
+    from: Option<i64>,
     /// The new AOF directory (must not exist).
     #[arg(short, long, value_name = "NEWDIR")]
     output: PathBuf,
@@ -88,7 +132,7 @@ struct ToRdbArgs {
     /// An AOF directory (holding a *.manifest), a manifest, or a single AOF file.
     path: PathBuf,
     /// The point in time (as for `cut`); default: everything the set holds.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = cli_time_s)]
     to: Option<i64>,
     /// The RDB file to write.
     #[arg(short, long, value_name = "FILE")]
@@ -104,6 +148,7 @@ struct ToRdbArgs {
 pub fn run(args: Args) -> u8 {
     match args.command {
         AofCommand::Timeline(a) => timeline(a),
+        AofCommand::Find(a) => find_commands(a),
         AofCommand::Cut(a) => cut(a),
         AofCommand::ToRdb(a) => to_rdb(a),
     }
@@ -228,6 +273,61 @@ fn print_timeline(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     Ok(())
 }
 
+fn find_commands(args: FindArgs) -> u8 {
+    let patterns = match args.patterns.iter().map(|p| Pattern::parse(p)).collect::<Result<Vec<_>, _>>() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rdbtool aof find: {e}");
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    let set = match AofSet::open(&args.path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rdbtool aof find: {e}");
+            return if matches!(e, OpenError::Manifest { .. }) { EXIT_INVALID } else { EXIT_CANNOT_RUN };
+        }
+    };
+    let (found, error) = find::find(&set, &patterns, args.from, args.limit);
+    let error = error.map(|e| {
+        let name = set.parts[e.part].name_lossy();
+        format!("{name} offset {}: {} [{}]", e.error.offset, e.error.message, e.error.kind.as_str())
+    });
+    let code = if found.is_empty() || error.is_some() { EXIT_INVALID } else { EXIT_OK };
+    super::with_stdout(|out| {
+        if args.json {
+            let doc = serde_json::json!({ "matches": found, "error": error });
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+            return Ok(code);
+        }
+        for f in &found {
+            let shown: Vec<String> = f.command.iter().map(|a| quoted(a)).collect();
+            let more = if f.args > f.command.len() { format!(" ... ({} arguments)", f.args) } else { String::new() };
+            let multi = f.in_multi.map(|m| format!(", in the MULTI at offset {m}")).unwrap_or_default();
+            writeln!(
+                out,
+                "command {}  {} offset {} (line {})  db {}  #TS {}{multi}\n    {}{more}",
+                f.position,
+                quoted(&f.file),
+                f.offset,
+                f.line,
+                f.db,
+                stamp(f.ts),
+                shown.join(" ")
+            )?;
+        }
+        if found.is_empty() {
+            writeln!(out, "no command matches")?;
+        } else if found.len() >= args.limit {
+            writeln!(out, "(stopped at --limit {})", args.limit)?;
+        }
+        if let Some(e) = &error {
+            writeln!(out, "error: the set is damaged: {e}; commands after it were not searched")?;
+        }
+        Ok(code)
+    })
+}
+
 fn cut(args: CutArgs) -> u8 {
     let set = match AofSet::open(&args.path) {
         Ok(s) => s,
@@ -240,7 +340,47 @@ fn cut(args: CutArgs) -> u8 {
             return EXIT_CANNOT_RUN;
         }
     };
-    let sum = match set.cut(args.to, &args.output, args.link) {
+    let stop = match (args.to, args.before_command, &args.before) {
+        (Some(t), _, _) => Stop::Time(t),
+        (_, Some(n), _) => Stop::BeforeCommand(n),
+        (_, _, Some(p)) => {
+            let pattern = match Pattern::parse(p) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("rdbtool aof cut: --before {e}");
+                    return EXIT_CANNOT_RUN;
+                }
+            };
+            match find::find(&set, &[pattern], args.from, 1) {
+                (found, _) if !found.is_empty() => {
+                    let f = &found[0];
+                    eprintln!(
+                        "rdbtool aof cut: stopping before command {} ({} offset {}, line {}, db {})",
+                        f.position,
+                        quoted(&f.file),
+                        f.offset,
+                        f.line,
+                        f.db
+                    );
+                    Stop::BeforeCommand(f.position)
+                }
+                (_, Some(e)) => {
+                    eprintln!(
+                        "rdbtool aof cut: {}: no {p:?} before the set's damage: {}",
+                        args.path.display(),
+                        e.error
+                    );
+                    return EXIT_INVALID;
+                }
+                _ => {
+                    eprintln!("rdbtool aof cut: {}: no command matches {p:?}", args.path.display());
+                    return EXIT_INVALID;
+                }
+            }
+        }
+        _ => unreachable!("clap requires one of --to, --before-command, --before"),
+    };
+    let sum = match set.cut_at(stop, &args.output, args.link) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("rdbtool aof cut: {}: {e}", args.path.display());
@@ -255,7 +395,10 @@ fn cut(args: CutArgs) -> u8 {
             writeln!(out, "{}", serde_json::to_string_pretty(&sum).unwrap_or_default())?;
             return Ok(EXIT_OK);
         }
-        writeln!(out, "cut {} at {} -> {}", args.path.display(), sum.to, sum.output)?;
+        match sum.before_command {
+            Some(n) => writeln!(out, "cut {} before command {n} -> {}", args.path.display(), sum.output)?,
+            None => writeln!(out, "cut {} at {} -> {}", args.path.display(), sum.to, sum.output)?,
+        }
         for f in &sum.files {
             let sizes = match f.action {
                 "rewritten" => format!("{} -> {} bytes", f.bytes_in, f.bytes_out),

@@ -17,8 +17,9 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// "Now" in unix milliseconds, for counting already-expired keys (default: the clock).
-    #[arg(long)]
+    /// "Now", for counting already-expired keys (default: the clock): unix seconds,
+    /// 1795240763000ms, RFC 3339, or 'YYYY-MM-DD HH:MM:SS' in --tz.
+    #[arg(long, value_name = "TIME", value_parser = rdbtool::time::cli_time_ms)]
     now: Option<i64>,
 }
 

@@ -37,8 +37,9 @@ pub struct Args {
     /// List at most this many errors per file.
     #[arg(long, default_value_t = 1000)]
     max_errors: usize,
-    /// "Now" in unix milliseconds, for counting already-expired keys (default: the clock).
-    #[arg(long)]
+    /// "Now", for counting already-expired keys (default: the clock): unix seconds,
+    /// 1795240763000ms, RFC 3339, or 'YYYY-MM-DD HH:MM:SS' in --tz.
+    #[arg(long, value_name = "TIME", value_parser = rdbtool::time::cli_time_ms)]
     now: Option<i64>,
 }
 
