@@ -109,8 +109,7 @@ fn server_with(data: &[u8]) -> Option<common::RedisServer> {
 
 /// The first key's value as export decodes it.
 fn decoded(data: &[u8]) -> Value {
-    let mut r = Reader::new(data).unwrap();
-    while let Some(rec) = r.next() {
+    for rec in Reader::new(data).unwrap() {
         if let Record::Key(k) = rec.unwrap() {
             let rv: RawValue<'_> = k.value;
             return rv.decode(&mut Walker::new()).unwrap();
