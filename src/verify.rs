@@ -112,6 +112,10 @@ pub struct Report {
     /// Errors found beyond `max_errors`.
     pub errors_not_listed: u64,
     pub warnings: Vec<String>,
+    /// How many of each kind of value Redis loads but the report warns about, all counted even
+    /// beyond the listed warnings: `empty_value` (Redis drops the key), `stream_length`,
+    /// `zset_score`.
+    pub warning_counts: std::collections::BTreeMap<&'static str, u64>,
     /// Bytes after the RDB's checksum (an RDB-preamble AOF's command tail).
     pub trailing_bytes: u64,
     /// AOF sets and files: the files, commands, transactions, timestamps (the RDB fields above
@@ -138,6 +142,7 @@ impl Report {
             errors: Vec::new(),
             errors_not_listed: 0,
             warnings: Vec::new(),
+            warning_counts: Default::default(),
             trailing_bytes: 0,
             aof: None,
         }
@@ -153,6 +158,12 @@ pub fn verify_bytes(name: &str, data: &[u8], opts: &Options) -> Report {
     verify_bytes_releasing(name, data, opts, &|_| {})
 }
 
+/// `verify_bytes` for the RDB preamble of an AOF file: the bytes after its checksum are the
+/// command log, whatever the checksum (the caller reports on them).
+pub fn verify_preamble(name: &str, data: &[u8], opts: &Options) -> Report {
+    verify_impl(name, data, opts, &|_| {}, true)
+}
+
 /// `verify_bytes`, calling `release(range)` for stretches of `data` it will not read again, so a
 /// memory-mapped input can give their pages back (RSS stays flat on big files).
 pub fn verify_bytes_releasing(
@@ -160,6 +171,16 @@ pub fn verify_bytes_releasing(
     data: &[u8],
     opts: &Options,
     release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+) -> Report {
+    verify_impl(name, data, opts, release, false)
+}
+
+fn verify_impl(
+    name: &str,
+    data: &[u8],
+    opts: &Options,
+    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    preamble: bool,
 ) -> Report {
     // The checksum is computed in chunks on the pool, beside the parse, over what the usual file
     // holds before its trailer: everything up to the EOF byte, then 8 bytes of checksum.
@@ -178,6 +199,16 @@ pub fn verify_bytes_releasing(
         report.report.checksum = match stored {
             None => Checksum { stored: None, computed: Some(hex(computed)), status: ChecksumStatus::Absent },
             Some(0) => {
+                let trailing = report.report.trailing_bytes;
+                if trailing > 0 && !preamble {
+                    let e = Error::corrupt(
+                        eof + 9,
+                        format!(
+                            "{trailing} bytes after a zero (not computed) checksum: a file saved without a checksum ends at its EOF, so this EOF is most likely a damaged byte; Redis would load only the keys before it and ignore the rest"
+                        ),
+                    );
+                    report.push_error(&e, opts);
+                }
                 Checksum { stored: Some(hex(0)), computed: Some(hex(computed)), status: ChecksumStatus::NotComputed }
             }
             Some(s) if s == computed => {
@@ -195,6 +226,10 @@ pub fn verify_bytes_releasing(
         };
     }
     let mut r = report.report;
+    if preamble && r.trailing_bytes > 0 {
+        let note = trailing_bytes_warning(r.trailing_bytes);
+        r.warnings.retain(|w| *w != note);
+    }
     r.ok = r.errors.is_empty() && r.errors_not_listed == 0;
     r
 }
@@ -367,9 +402,31 @@ struct Validation<'a, 'o> {
     /// Start offsets of batches queued or being validated (their bytes must stay readable).
     in_flight_starts: Mutex<std::collections::BTreeMap<u64, usize>>,
     errors: Mutex<Vec<Error>>,
+    notes: Mutex<Notes>,
     /// Set on the first error unless keep-going: the reader stops.
     stop: AtomicBool,
     in_flight: AtomicUsize,
+}
+
+/// Warnings found while validating values: every one counted, the first `MAX_WARNINGS` in file
+/// order kept (a file of a million empty keys must not hold a million messages).
+#[derive(Default)]
+struct Notes {
+    counts: std::collections::BTreeMap<&'static str, u64>,
+    /// (offset, db, key offset, kind, message), a max-heap on the offset.
+    first: std::collections::BinaryHeap<(u64, u64, u64, &'static str, String)>,
+}
+
+impl Notes {
+    fn add(&mut self, offset: u64, db: u64, key_offset: u64, kind: &'static str, message: &str) {
+        *self.counts.entry(kind).or_default() += 1;
+        if self.first.len() < MAX_WARNINGS || self.first.peek().is_some_and(|t| t.0 > offset) {
+            self.first.push((offset, db, key_offset, kind, message.to_owned()));
+            if self.first.len() > MAX_WARNINGS {
+                self.first.pop();
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -410,7 +467,22 @@ impl<'a, 'o> Validation<'a, 'o> {
     fn validate(&self, batch: Batch<'a>) {
         WALKER.with_borrow_mut(|w| {
             for (value, db, key_offset) in batch.values {
-                if let Err(e) = value.validate(w) {
+                let res = value.validate(w);
+                if !w.notes().is_empty()
+                    && let Ok(mut n) = self.notes.lock()
+                {
+                    for x in w.notes() {
+                        n.add(x.offset, db, key_offset, x.kind, &x.message);
+                    }
+                }
+                if let Err(e) = res {
+                    if e.kind == ErrorKind::EmptyValue {
+                        // Redis drops the key while loading and goes on: a warning.
+                        if let Ok(mut n) = self.notes.lock() {
+                            n.add(e.offset, db, key_offset, "empty_value", &e.message);
+                        }
+                        continue;
+                    }
                     let key = key_at(self.data, key_offset).map(|k| k.into_owned()).unwrap_or_default();
                     if let Ok(mut errors) = self.errors.lock() {
                         errors.push(e.in_key(db, &key));
@@ -446,12 +518,14 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
     });
     p.report.version = Some(format.version);
     let mut keys = KeySet::new();
+    let mut libraries = std::collections::HashSet::new();
     let mut db_index: Option<usize> = None;
     let pool = Validation {
         data,
         opts,
         in_flight_starts: Mutex::new(Default::default()),
         errors: Mutex::new(Vec::new()),
+        notes: Mutex::new(Notes::default()),
         stop: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
     };
@@ -490,15 +564,52 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                     // A sizing hint: trusted only as far as the file could hold that many keys.
                     keys.reserve((n as usize).min(data.len() / 4));
                 }
-                Record::FunctionPreGa { name, .. } => {
-                    let e = Error::new(
-                        ErrorKind::Unsupported,
-                        reader.record_offset(),
-                        format!(
-                            "function {} in the Redis 7.0 release-candidate format: GA Redis refuses to load this file",
-                            crate::display::quoted(&name)
+                Record::Function { source } => {
+                    let at = reader.record_offset();
+                    let res = crate::rdb::function::check_library(&source);
+                    let failure = match res {
+                        Ok(name) if !libraries.insert(name.clone()) => Some(format!(
+                            "function library {}: Redis refuses the file: Library '{}' already exists",
+                            crate::display::quoted(&name),
+                            String::from_utf8_lossy(&name)
+                        )),
+                        Ok(_) => None,
+                        Err(why) => {
+                            let name = crate::rdb::function::metadata(&source).map(|(n, _)| n).ok();
+                            let name = name.map(|n| format!(" {}", crate::display::quoted(&n))).unwrap_or_default();
+                            Some(format!("function library{name}: Redis refuses the file: {why}"))
+                        }
+                    };
+                    if let Some(msg) = failure {
+                        p.push_error(&Error::corrupt(at, msg), opts);
+                        if !opts.keep_going {
+                            break;
+                        }
+                    }
+                }
+                Record::FunctionPreGa { name, engine, code } => {
+                    // Redis 7.0.x turns the record into a library text and creates it as usual.
+                    let mut source =
+                        format!("#!{} name={}\n", String::from_utf8_lossy(&engine), String::from_utf8_lossy(&name))
+                            .into_bytes();
+                    let shebang = String::from_utf8_lossy(&source[..source.len() - 1]).into_owned();
+                    source.extend_from_slice(&code);
+                    let q = crate::display::quoted(&name);
+                    let e = match crate::rdb::function::check_library(&source) {
+                        Ok(_) => Error::new(
+                            ErrorKind::Unsupported,
+                            reader.record_offset(),
+                            format!(
+                                "function library {q} in the Redis 7.0 release-candidate format (opcode 246): Redis 7.0.x loads it (as `{shebang}` code); Redis 7.2+ and Valkey refuse the whole file"
+                            ),
                         ),
-                    );
+                        Err(why) => Error::corrupt(
+                            reader.record_offset(),
+                            format!(
+                                "function library {q} in the Redis 7.0 release-candidate format (opcode 246): no server loads it (Redis 7.0.x refuses its code: {why}; Redis 7.2+ and Valkey refuse the format)"
+                            ),
+                        ),
+                    };
                     p.push_error(&e, opts);
                     if !opts.keep_going {
                         break;
@@ -544,6 +655,18 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
     for e in pool.errors.into_inner().unwrap_or_default() {
         p.push_error(&e, opts);
     }
+    let notes = pool.notes.into_inner().unwrap_or_default();
+    let mut listed_empty = 0;
+    for (offset, db, key_offset, kind, message) in notes.first.into_sorted_vec() {
+        let key = key_at(data, key_offset).map(|k| crate::display::quoted(&k)).unwrap_or_default();
+        listed_empty += u64::from(kind == "empty_value");
+        p.warn(format!("offset {offset}, db {db}, key {key}: {message} [{kind}]"));
+    }
+    let dropped = notes.counts.get("empty_value").copied().unwrap_or(0);
+    if dropped > listed_empty {
+        p.warn(format!("{dropped} empty keys in all: Redis drops them while loading [empty_value]"));
+    }
+    p.report.warning_counts = notes.counts;
     match keys.duplicates(data) {
         Ok(dups) => {
             for d in dups {

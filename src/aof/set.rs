@@ -656,7 +656,7 @@ impl AofSet {
                 resp_start = None;
                 match verify {
                     Some(opts) => {
-                        let r = verify::verify_bytes(&pname, data, opts);
+                        let r = verify::verify_preamble(&pname, data, opts);
                         let (ctime, _) = rdb_aux_times(data);
                         let rdb_ok = r.errors.is_empty() && r.errors_not_listed == 0;
                         for e in &r.errors {
@@ -665,9 +665,11 @@ impl AofSet {
                             rep.errors.push(x);
                         }
                         rep.errors_not_listed += r.errors_not_listed;
-                        let trailing_note = verify::trailing_bytes_warning(r.trailing_bytes);
-                        for w in r.warnings.iter().filter(|w| r.trailing_bytes == 0 || **w != trailing_note) {
+                        for w in &r.warnings {
                             rep.warnings.push(format!("{pname}: {w}"));
+                        }
+                        for (k, n) in &r.warning_counts {
+                            *rep.warning_counts.entry(k).or_default() += n;
                         }
                         pr.rdb = Some(RdbPart {
                             magic: r.magic.unwrap_or("REDIS"),
@@ -976,7 +978,7 @@ impl AofSet {
             let mut start = 0usize;
             if is_rdb(data) {
                 // Fully verified: a restore must not start from a damaged snapshot.
-                let r = verify::verify_bytes(&pname, data, &verify::Options::default());
+                let r = verify::verify_preamble(&pname, data, &verify::Options::default());
                 if let Some(e) = r.errors.first().filter(|_| !r.ok) {
                     return refuse(format!(
                         "{pname}: the RDB part does not verify: offset {}: {} ({}); run `rdbtool verify`",

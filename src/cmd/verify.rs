@@ -136,7 +136,11 @@ fn summary(rep: &Report) -> String {
         ChecksumStatus::Absent => "no checksum (RDB < 5)",
         ChecksumStatus::Unchecked => "checksum not checked",
     };
-    format!("{version}{ver}, {} keys in {} dbs, {} with TTL, {checksum}", rep.keys, rep.dbs.len(), rep.expires)
+    let empty = match rep.warning_counts.get("empty_value") {
+        Some(n) => format!(", {n} empty (Redis drops them)"),
+        None => String::new(),
+    };
+    format!("{version}{ver}, {} keys in {} dbs{empty}, {} with TTL, {checksum}", rep.keys, rep.dbs.len(), rep.expires)
 }
 
 /// `[FILE ]offset N[ (line L)][, db D][, key K]: message [kind]`.

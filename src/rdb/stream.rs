@@ -8,7 +8,7 @@ use crate::rdb::cursor::{Cursor, Elem, parse_canonical_i64};
 use crate::rdb::encodings::listpack::ListpackIter;
 use crate::rdb::types::id;
 use crate::rdb::value::{Consumer, Idmp, PendingEntry, Sink, StreamGroup, StreamId, StreamMeta};
-use crate::rdb::walk::blob_of;
+use crate::rdb::walk::{Note, blob_of};
 
 const FLAG_DELETED: i64 = 1;
 const FLAG_SAMEFIELDS: i64 = 2;
@@ -174,6 +174,7 @@ pub fn walk<S: Sink>(
     blob_buf: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
     sink: &mut S,
+    notes: &mut Vec<Note>,
 ) -> Result<()> {
     let nodes = c.count("stream node count", 2)?;
     let mut prev: Option<StreamId> = None;
@@ -192,8 +193,22 @@ pub fn walk<S: Sink>(
     }
     let at = c.offset();
     let length = c.len("stream length")?;
+    // Redis keeps the stored length whatever the nodes hold (XLEN answers it); it only refuses
+    // a length with no node at all.
+    if length > 0 && nodes == 0 {
+        return Err(Error::corrupt(
+            at,
+            format!("stream length {length} but the stream has no nodes (Redis refuses the file)"),
+        ));
+    }
     if length != live_total {
-        return Err(Error::corrupt(at, format!("stream length {length} but its nodes hold {live_total} entries")));
+        notes.push(Note {
+            offset: at,
+            kind: "stream_length",
+            message: format!(
+                "stream length {length} but its nodes hold {live_total} entries: Redis loads it and XLEN answers {length} (Redis 5/6 could write such streams after XDEL/XTRIM)"
+            ),
+        });
     }
     let at = c.offset();
     let last_id = id_pair(c, "stream last id")?;

@@ -13,6 +13,7 @@ use crate::rdb::encodings::zipmap::ZipmapIter;
 use crate::rdb::fpset::FingerprintTable;
 use crate::rdb::module::{self, ModuleType};
 use crate::rdb::stream;
+use crate::rdb::strtod;
 use crate::rdb::types::{Flavor, Format, id};
 use crate::rdb::value::{RawValue, Sink};
 
@@ -134,6 +135,8 @@ pub struct Walker {
     fp_table: FingerprintTable,
     /// Off while confirming a suspected duplicate (the confirming walk collects exact members).
     skip_unique: bool,
+    /// What the last walk accepted but found worth reporting.
+    notes: Vec<Note>,
 }
 
 /// Anything that yields elements one by one and can blame a position: ziplists and listpacks.
@@ -192,67 +195,36 @@ fn elem_of<'s>(s: RdbStr<'s>, buf: &'s mut Vec<u8>, want: bool) -> Result<Elem<'
     s.bytes(buf)
 }
 
-/// A zset score stored as an element (ziplist/listpack): integer, or text parsed like strtod.
-fn score_of(e: Elem<'_>) -> std::result::Result<f64, String> {
-    let v = match e {
-        Elem::Int(i) => i as f64,
-        Elem::Bytes(b) => {
-            parse_double(b).ok_or_else(|| format!("score {} is not a number", crate::display::quoted(b)))?
-        }
-    };
-    if v.is_nan() {
-        return Err("score is NaN".into());
-    }
-    Ok(v)
+/// Something a walk accepted, as Redis does, but that deserves a word in a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    /// File offset of the value (or of the field concerned, when outside a packed blob).
+    pub offset: u64,
+    /// Stable name of the case: `stream_length`, `zset_score`.
+    pub kind: &'static str,
+    pub message: String,
 }
 
-/// True when `e` is an integer or decimal text (`-12`, `1.5`, `2e-3`): such a score always parses
-/// and is never NaN. Anything else (`inf`, garbage) takes the full parse.
-#[inline]
-fn is_number_text(e: Elem<'_>) -> bool {
+/// Packed zsets of more entries than this are converted to a skiplist while Redis loads them
+/// (the default `zset-max-listpack-entries`, `zset-max-ziplist-entries` before 7.0).
+pub const ZSET_MAX_PACKED_ENTRIES: usize = 128;
+
+/// The score Redis holds for a ziplist / listpack zset entry. Redis does not parse these at
+/// load: each use converts the entry with `strtod` of its first 127 bytes (up to a NUL), so text
+/// without a number is 0 and "nan" is NaN. Returns the score and whether the text was odd.
+pub fn packed_score(e: Elem<'_>) -> (f64, bool) {
     let b = match e {
-        Elem::Int(_) => return true,
+        Elem::Int(i) => return (i as f64, false),
         Elem::Bytes(b) => b,
     };
-    let mut i = usize::from(b.first() == Some(&b'-'));
-    let digits = |i: &mut usize| {
-        let s = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - s
-    };
-    let mut n = digits(&mut i);
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        n += digits(&mut i);
+    if strtod::plain(b)
+        && let Some((v, _)) = strtod::parse_prefix(b, strtod::Mode::Strtod)
+    {
+        return (v, false);
     }
-    if n == 0 {
-        return false;
-    }
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-        i += 1;
-        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    i == b.len()
-}
-
-/// Text to double as Redis writes it: decimal or exponent notation, `inf`, `-inf`.
-pub fn parse_double(b: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(b).ok()?;
-    match s {
-        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
-        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-        _ => {
-            // Rust's parser also takes "nan"/"inf" spellings; the callers reject NaN.
-            s.parse::<f64>().ok()
-        }
-    }
+    let c = &b[..b.len().min(127)];
+    let c = c.split(|&x| x == 0).next().unwrap_or_default();
+    (strtod::parse_prefix(c, strtod::Mode::Strtod).map_or(0.0, |x| x.0), true)
 }
 
 impl Walker {
@@ -260,9 +232,17 @@ impl Walker {
         Walker::default()
     }
 
+    /// What the last `walk` accepted, as Redis does, but found odd (empty after a clean value).
+    pub fn notes(&self) -> &[Note] {
+        &self.notes
+    }
+
     /// Decodes and validates `raw` completely, feeding `sink`.
     pub fn walk<S: Sink>(&mut self, raw: &RawValue<'_>, sink: &mut S) -> Result<()> {
         self.fps.clear();
+        if !self.skip_unique {
+            self.notes.clear();
+        }
         let mut c = Cursor::new(raw.bytes, raw.offset);
         self.walk_inner(&mut c, raw.type_byte, raw.format, sink)?;
         if !c.is_empty() {
@@ -305,9 +285,11 @@ impl Walker {
             }
         }
         let mut members = Members { seen: Default::default(), dup: None };
+        let notes = self.notes.len();
         self.skip_unique = true;
         let res = self.walk(raw, &mut members);
         self.skip_unique = false;
+        self.notes.truncate(notes);
         res?;
         Ok(members.dup.map(|d| {
             Error::corrupt(
@@ -355,9 +337,10 @@ impl Walker {
                     let s = c.str("zset member")?;
                     let e = elem_of(s, &mut self.s1, true)?;
                     let at = c.offset();
-                    let score = if type_byte == ZSET { ascii_score(c)? } else { c.f64le("zset score")? };
+                    let score =
+                        if type_byte == ZSET { ascii_score(c, &mut self.notes)? } else { c.f64le("zset score")? };
                     if score.is_nan() {
-                        return Err(Error::corrupt(at, "zset score is NaN"));
+                        return Err(Error::corrupt(at, "zset score is NaN (Redis refuses the file)"));
                     }
                     if uniq {
                         self.fps.push(fingerprint(e));
@@ -477,7 +460,7 @@ impl Walker {
                 let fps = if uniq { Some(&mut self.fps) } else { None };
                 let n = match type_byte {
                     LIST_ZIPLIST => list_items(&mut it, sink)?,
-                    ZSET_ZIPLIST => zset_pairs(&mut it, sink, fps)?,
+                    ZSET_ZIPLIST => zset_pairs(&mut it, sink, fps, &mut self.notes, start)?,
                     _ => hash_pairs(&mut it, sink, fps)?,
                 };
                 if n == 0 {
@@ -491,7 +474,7 @@ impl Walker {
                 let fps = if uniq { Some(&mut self.fps) } else { None };
                 let n = match type_byte {
                     HASH_LISTPACK => hash_pairs(&mut it, sink, fps)?,
-                    ZSET_LISTPACK => zset_pairs(&mut it, sink, fps)?,
+                    ZSET_LISTPACK => zset_pairs(&mut it, sink, fps, &mut self.notes, start)?,
                     _ => set_members(&mut it, sink, fps)?,
                 };
                 if n == 0 {
@@ -554,10 +537,10 @@ impl Walker {
                 }
             }
             STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 => {
-                stream::walk(c, type_byte, &mut self.blob, &mut self.s1, sink)?;
+                stream::walk(c, type_byte, &mut self.blob, &mut self.s1, sink, &mut self.notes)?;
             }
             STREAM_LISTPACKS_4 if !valkey => {
-                stream::walk(c, type_byte, &mut self.blob, &mut self.s1, sink)?;
+                stream::walk(c, type_byte, &mut self.blob, &mut self.s1, sink, &mut self.notes)?;
             }
             _ => skip_value(c, type_byte, format)?,
         }
@@ -573,8 +556,9 @@ fn member_word(raw: &RawValue<'_>) -> &'static str {
     }
 }
 
-/// An ASCII score of a type-3 zset: `u8 len` (253 NaN, 254 +inf, 255 -inf) then the text.
-fn ascii_score(c: &mut Cursor<'_>) -> Result<f64> {
+/// An ASCII score of a type-3 zset: `u8 len` (253 NaN, 254 +inf, 255 -inf) then the text, read
+/// as Redis does with `sscanf("%lg")`: the longest numeric prefix counts, no number is an error.
+fn ascii_score(c: &mut Cursor<'_>, notes: &mut Vec<Note>) -> Result<f64> {
     let at = c.offset();
     let n = c.u8("zset score length")?;
     match n {
@@ -583,8 +567,24 @@ fn ascii_score(c: &mut Cursor<'_>) -> Result<f64> {
         255 => Ok(f64::NEG_INFINITY),
         n => {
             let t = c.take(n as usize, "zset score")?;
-            parse_double(t)
-                .ok_or_else(|| Error::corrupt(at, format!("zset score {} is not a number", crate::display::quoted(t))))
+            let Some((v, odd)) = strtod::parse(t, strtod::Mode::Scanf) else {
+                return Err(Error::corrupt(
+                    at,
+                    format!("zset score {} is not a number (Redis refuses the file)", crate::display::quoted(t)),
+                ));
+            };
+            if odd && !v.is_nan() {
+                notes.push(Note {
+                    offset: at,
+                    kind: "zset_score",
+                    message: format!(
+                        "zset score text {} read as {} (Redis takes the longest numeric prefix)",
+                        crate::display::quoted(t),
+                        crate::rdb::encode::double_text(v)
+                    ),
+                });
+            }
+            Ok(v)
         }
     }
 }
@@ -625,22 +625,65 @@ fn hash_pairs<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Optio
     Ok(n)
 }
 
-fn zset_pairs<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {
+fn zset_pairs<'b, S: Sink>(
+    it: &mut impl Elems<'b>,
+    sink: &mut S,
+    mut fps: Option<&mut Vec<u64>>,
+    notes: &mut Vec<Note>,
+    at: u64,
+) -> Result<usize> {
     let mut n = 0;
+    let mut nan = None;
     while let Some(m) = it.next_elem()? {
         let Some(s) = it.next_elem()? else {
             return Err(it.blame("odd number of entries in a sorted set (member without score)".into()));
         };
-        // Validation needs only "a number, not NaN": a syntax check, no conversion.
-        let score = if S::WANTS_BYTES || !is_number_text(s) { score_of(s).map_err(|msg| it.blame(msg))? } else { 0.0 };
+        // Validation needs no value for a plain number: a syntax check, no conversion.
+        let score = match s {
+            Elem::Int(i) => i as f64,
+            Elem::Bytes(b) if !S::WANTS_BYTES && strtod::plain(b) => 0.0,
+            _ => {
+                let (v, odd) = packed_score(s);
+                if odd {
+                    let text = match s {
+                        Elem::Bytes(b) => crate::display::quoted(b),
+                        Elem::Int(_) => String::new(),
+                    };
+                    if v.is_nan() {
+                        nan.get_or_insert(text.clone());
+                    }
+                    if notes.len() < MAX_NOTES {
+                        notes.push(Note {
+                            offset: at,
+                            kind: "zset_score",
+                            message: format!(
+                                "zset score {text} is not a plain number: Redis does not check it at load and reads it as {} when used",
+                                crate::rdb::encode::double_text(v)
+                            ),
+                        });
+                    }
+                }
+                v
+            }
+        };
         if let Some(fp) = fps.as_deref_mut() {
             fp.push(fingerprint(m));
         }
         sink.zset_item(m, score);
         n += 1;
     }
+    if let Some(text) = nan
+        && n > ZSET_MAX_PACKED_ENTRIES
+    {
+        return Err(it.blame(format!(
+            "score {text} is NaN in a zset of {n} entries: Redis converts a packed zset of more than {ZSET_MAX_PACKED_ENTRIES} entries (zset-max-listpack-entries) to a skiplist while loading, and aborts on a NaN score"
+        )));
+    }
     Ok(n)
 }
+
+/// At most this many notes per value.
+const MAX_NOTES: usize = 16;
 
 /// (field, value, ttl) triples of a listpack hash with field TTLs; TTLs ascending, none (0) last.
 fn hash_triples<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Option<&mut Vec<u64>>) -> Result<usize> {

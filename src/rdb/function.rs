@@ -1,0 +1,189 @@
+//! Function libraries (RDB opcode 245): the checks Redis makes when it creates a library while
+//! loading a file, short of running the code. A library that fails any of them makes Redis
+//! refuse the whole file.
+//!
+//! Redis reads the first line, `#!<engine> <args>`, splitting it like its command line (quotes
+//! allowed); the only argument is `name=<lib>` (once, case-insensitive key), the name is letters,
+//! digits and `_`, the engine `LUA` (any case). The rest, from the newline on, is compiled by
+//! Lua 5.1 as the chunk `@user_function`, so Lua's messages read `user_function:<line>: ...`
+//! with the line counted in the whole library text. Redis then runs the chunk, which must
+//! register at least one function; running is out of reach of a static check and is not done.
+
+/// The library's name when it passes, or Redis's reason to refuse it.
+pub fn check_library(source: &[u8]) -> Result<Vec<u8>, String> {
+    let (name, code) = metadata(source)?;
+    compile(code)?;
+    Ok(name)
+}
+
+/// The library name and the code after the shebang line (from its newline on).
+pub fn metadata(source: &[u8]) -> Result<(Vec<u8>, &[u8]), String> {
+    if !source.starts_with(b"#!") {
+        return Err("Missing library metadata".into());
+    }
+    let Some(nl) = source.iter().position(|&c| c == b'\n') else {
+        return Err("Invalid library metadata".into());
+    };
+    let parts = split_args(&source[..nl]).ok_or("Invalid library metadata")?;
+    let Some((first, args)) = parts.split_first() else {
+        return Err("Invalid library metadata".into());
+    };
+    let engine = first.get(2..).unwrap_or_default();
+    let mut name: Option<Vec<u8>> = None;
+    for a in args {
+        if a.len() >= 5 && a[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err("Invalid metadata value, name argument was given multiple times".into());
+            }
+            name = Some(a[5..].to_vec());
+        } else {
+            return Err(format!("Invalid metadata value given: {}", String::from_utf8_lossy(a)));
+        }
+    }
+    let name = name.ok_or("Library name was not given")?;
+    if name.is_empty() || !name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+        return Err(
+            "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"
+                .into(),
+        );
+    }
+    if !engine.eq_ignore_ascii_case(b"lua") {
+        return Err(format!("Engine '{}' not found", String::from_utf8_lossy(engine)));
+    }
+    Ok((name, &source[nl..]))
+}
+
+/// Compiles (never runs) `code` with Lua 5.1, as Redis does before running a library.
+pub fn compile(code: &[u8]) -> Result<(), String> {
+    let lua = mlua::Lua::new_with(mlua::StdLib::NONE, mlua::LuaOptions::default())
+        .map_err(|e| format!("cannot start Lua: {e}"))?;
+    let chunk = lua.load(code).set_name("@user_function").set_mode(mlua::chunk::ChunkMode::Text);
+    match chunk.into_function() {
+        Ok(_) => Ok(()),
+        Err(mlua::Error::SyntaxError { message, .. }) => Err(format!("Error compiling function: {message}")),
+        Err(e) => Err(format!("Error compiling function: {e}")),
+    }
+}
+
+/// Splits a line the way Redis splits its command line and config (`sdssplitargs`): white
+/// space separates; "double quotes" take `\n \r \t \b \a \\ \" \xHH` escapes, 'single quotes'
+/// take `\'`; a closing quote must end the argument. `None` on unbalanced quotes.
+fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && is_space(line[i]) {
+            i += 1;
+        }
+        if i >= n {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                let c = *line.get(i)?;
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && hex2(line[i + 2], line[i + 3]).is_some() {
+                    cur.push(hex2(line[i + 2], line[i + 3]).unwrap_or_default());
+                    i += 3;
+                } else if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if i + 1 < n && !is_space(line[i + 1]) {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else if in_sq {
+                let c = *line.get(i)?;
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if c == b'\'' {
+                    if i + 1 < n && !is_space(line[i + 1]) {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else {
+                match line.get(i) {
+                    None => break,
+                    Some(&c) if is_space(c) => break,
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(&c) => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        out.push(cur);
+    }
+}
+
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+fn hex2(a: u8, b: u8) -> Option<u8> {
+    let h = |c: u8| (c as char).to_digit(16);
+    Some((h(a)? * 16 + h(b)?) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebangs() {
+        let ok = |s: &str| metadata(s.as_bytes()).map(|(n, _)| String::from_utf8(n).unwrap());
+        assert_eq!(ok("#!lua name=mylib\nreturn 1"), Ok("mylib".into()));
+        assert_eq!(ok("#!LUA NAME=a_1\n"), Ok("a_1".into()));
+        assert_eq!(ok("#!lua \"name=q\"\n"), Ok("q".into()));
+        assert_eq!(ok("#!lua name=x"), Err("Invalid library metadata".into()));
+        assert_eq!(ok("lua name=x\n"), Err("Missing library metadata".into()));
+        assert_eq!(ok("#!lua\n"), Err("Library name was not given".into()));
+        assert_eq!(
+            ok("#!lua name=a name=b\n"),
+            Err("Invalid metadata value, name argument was given multiple times".into())
+        );
+        assert_eq!(ok("#!lua name=a desc=b\n"), Err("Invalid metadata value given: desc=b".into()));
+        assert!(ok("#!lua name=my-lib\n").unwrap_err().starts_with("Library names can only"));
+        assert!(ok("#!lua name=\n").unwrap_err().starts_with("Library names can only"));
+        assert_eq!(ok("#!js name=a\n"), Err("Engine 'js' not found".into()));
+        assert_eq!(ok("#!lua name=\"a\n"), Err("Invalid library metadata".into()));
+    }
+
+    #[test]
+    fn compiles_without_running() {
+        // Would fail if run: the body calls a missing global.
+        assert_eq!(compile(b"\nno_such_function()"), Ok(()));
+        let e = compile(b"\nlocal x =\nredis.register_function('f', function() return 1 end)\nend").unwrap_err();
+        assert!(e.starts_with("Error compiling function: user_function:4:"), "{e}");
+    }
+
+    #[test]
+    fn split_like_redis() {
+        let s = |x: &str| split_args(x.as_bytes());
+        assert_eq!(s("  a  b "), Some(vec![b"a".to_vec(), b"b".to_vec()]));
+        assert_eq!(s(r#""a b" 'c\'d' "\x41\n""#), Some(vec![b"a b".to_vec(), b"c'd".to_vec(), b"A\n".to_vec()]));
+        assert_eq!(s(r#""a"b"#), None);
+        assert_eq!(s("'a"), None);
+        assert_eq!(s(""), Some(vec![]));
+    }
+}
