@@ -965,3 +965,125 @@ fn to_rdb_gives_the_dataset_at_a_time() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("needs a redis-server"), "{}", text(&o));
 }
+
+// ------------------------------------------------------------------------------------------
+// Finding a command and cutting right before it
+
+/// Every (db 0) key with its string value.
+fn strings_of(srv: &RedisServer) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    srv.cmd(&[b"SELECT", b"0"]);
+    let keys = array(srv.cmd(&[b"KEYS", b"*"]));
+    keys.iter().map(|k| (bulk(k), bulk(&srv.cmd(&[b"GET", &bulk(k)])))).collect()
+}
+
+/// A FLUSHALL in the middle of a second, recorded by a real server: `aof find` gives its
+/// position, `aof cut --before-command` (and `--before FLUSHALL`) stop right before it and the
+/// cut replays to exactly the dataset before it; `--to` that second keeps it and says how not to.
+#[test]
+fn cut_before_an_accident_inside_a_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("appendonlydir");
+    // Recorded again if a busy machine made the writes spill into the next second.
+    let mut recorded = None;
+    for _attempt in 0..5 {
+        let Some(srv) =
+            RedisServer::start(&["--appendonly", "yes", "--aof-timestamp-enabled", "yes", "--appendfsync", "always"])
+        else {
+            return;
+        };
+        // A new second begins, so every write below carries one #TS.
+        let t0 = srv.time_ms();
+        std::thread::sleep(std::time::Duration::from_millis((1000 - t0 % 1000 + 20) as u64));
+        for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+            srv.cmd(&[b"SET", k.as_bytes(), v.as_bytes()]);
+        }
+        srv.cmd(&[b"MULTI"]);
+        srv.cmd(&[b"SET", b"in-tx", b"x"]);
+        srv.cmd(&[b"INCR", b"counter"]);
+        srv.cmd(&[b"EXEC"]);
+        let before = strings_of(&srv);
+        srv.cmd(&[b"FLUSHALL"]);
+        srv.cmd(&[b"SET", b"d", b"4"]);
+        let second = srv.time_ms() / 1000;
+        if second != (t0 + 1000) / 1000 {
+            continue;
+        }
+        std::fs::create_dir(&dir).unwrap();
+        for e in std::fs::read_dir(srv.path().join("appendonlydir")).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        }
+        recorded = Some((before, second));
+        break;
+    }
+    let (before, second) = recorded.expect("five recordings spilled over a second boundary");
+
+    let o = rdbtool(&["aof", "find", s(&dir), "FLUSHALL", "SET b*", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let doc: Json = serde_json::from_slice(&o.stdout).unwrap();
+    let m = doc["matches"].as_array().unwrap();
+    assert_eq!(m.len(), 2, "{doc}");
+    assert_eq!(m[0]["command"], serde_json::json!(["SET", "b", "2"]));
+    assert_eq!(m[1]["command"], serde_json::json!(["FLUSHALL"]));
+    assert_eq!(m[1]["ts"]["unix"], second);
+    let pos = m[1]["position"].as_u64().unwrap();
+    // The position is the command's index in the set (SELECT, MULTI, EXEC count).
+    let set = AofSet::open(&dir).unwrap();
+    let nth = set.commands().nth(pos as usize - 1).unwrap().unwrap();
+    assert!(nth.cmd.name().eq_ignore_ascii_case(b"flushall"));
+    assert_eq!(rdbtool(&["aof", "find", s(&dir), "FLUSHDB"]).status.code(), Some(1));
+
+    let replay = |out: &Path| {
+        let srv = load_aof_dir(out).unwrap();
+        strings_of(&srv)
+    };
+    let by_position = tmp.path().join("before-position");
+    let o = rdbtool(&["aof", "cut", s(&dir), "--before-command", &pos.to_string(), "-o", s(&by_position)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(replay(&by_position), before);
+    let by_pattern = tmp.path().join("sub/dir/before-pattern");
+    let o = rdbtool(&["aof", "cut", s(&dir), "--before", "FLUSHALL", "-o", s(&by_pattern)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(replay(&by_pattern), before);
+
+    // Before a command inside the MULTI: the cut goes before the whole transaction.
+    let incr = set.commands().position(|c| c.unwrap().cmd.name().eq_ignore_ascii_case(b"incr")).unwrap() + 1;
+    let in_tx = tmp.path().join("in-tx");
+    let o = rdbtool(&["aof", "cut", s(&dir), "--before-command", &incr.to_string(), "-o", s(&in_tx)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut want = before.clone();
+    want.remove(b"in-tx".as_slice());
+    want.remove(b"counter".as_slice());
+    assert_eq!(replay(&in_tx), want);
+
+    // To the second itself: the FLUSHALL is kept, with a warning naming the way out.
+    let to = tmp.path().join("to");
+    let o = rdbtool(&["aof", "cut", s(&dir), "--to", &second.to_string(), "-o", s(&to)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains(&format!("--before-command {pos}")), "{}", text(&o));
+
+    // Refused: past the end, milliseconds given as seconds.
+    let o = rdbtool(&["aof", "cut", s(&dir), "--before-command", "100000", "-o", s(&tmp.path().join("x"))]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let ms = (second * 1000).to_string();
+    let o = rdbtool(&["aof", "cut", s(&dir), "--to", &ms, "-o", s(&tmp.path().join("y"))]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains(&format!("{ms}ms")), "{}", text(&o));
+    // The same second, as a wall-clock time in another zone.
+    let o = rdbtool(&[
+        "aof",
+        "cut",
+        s(&dir),
+        "--tz",
+        "+02:00",
+        "--to",
+        &rdbtool::time::format_utc(second + 7200).replace('T', " ").trim_end_matches('Z').to_owned(),
+        "-o",
+        s(&tmp.path().join("z")),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(tmp.path().join("z").join("appendonly.aof.manifest")).unwrap(),
+        std::fs::read(to.join("appendonly.aof.manifest")).unwrap()
+    );
+}

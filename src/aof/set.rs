@@ -1042,7 +1042,7 @@ impl AofSet {
                             break Action::Truncate(m.multi.unwrap_or(m.offset));
                         }
                         if cuttable && matches!(stop, Stop::Time(_)) && super::find::is_destructive(&argv) {
-                            last_second.push((position, String::from_utf8_lossy(&argv[0]).to_ascii_uppercase()));
+                            last_second.push((position, String::from_utf8_lossy(argv[0]).to_ascii_uppercase()));
                         }
                         if cuttable {
                             commands_in_log += 1;
