@@ -21,6 +21,8 @@ pub enum ErrorKind {
     /// Loadable, but acting outside the dataset when replayed (an AOF command Redis never writes,
     /// such as REPLICAOF or CONFIG SET): refused, so that no tool of ours replays it.
     Unsafe,
+    /// Valid, and restored by some server, but not by the one `verify --target` names.
+    RefusedByTarget,
     /// Reading the file itself failed.
     Io,
 }
@@ -35,6 +37,7 @@ impl ErrorKind {
             ErrorKind::Checksum => "checksum",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Unsafe => "unsafe",
+            ErrorKind::RefusedByTarget => "refused_by_target",
             ErrorKind::Io => "io",
         }
     }

@@ -1491,7 +1491,7 @@ fn check_output(
     if data.len() as u64 != st.bytes {
         return Err(fail(format!("{} bytes on disk, {} written", data.len(), st.bytes)));
     }
-    let opts = crate::verify::Options { keep_going: false, max_errors: 10, now_ms: 0 };
+    let opts = crate::verify::Options { keep_going: false, max_errors: 10, now_ms: 0, target: None };
     let rep = crate::verify::verify_bytes_releasing(&name, &data, &opts, &|r| data.release(r));
     if !rep.ok {
         let e = rep.errors.first().map_or_else(String::new, |e| {

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::rdb::keyset::KeySet;
 use crate::rdb::reader::{Reader, Record, key_at};
+use crate::rdb::servers::{Blocking, Needs, Release, Restorable};
 use crate::rdb::types::Flavor;
 use crate::rdb::value::RawValue;
 use crate::rdb::walk::Walker;
@@ -22,11 +23,14 @@ pub struct Options {
     pub max_errors: usize,
     /// "Now" for counting already-expired keys (unix ms).
     pub now_ms: i64,
+    /// The server release that is to restore the file (`--target`): a file it refuses is an
+    /// error even when another release would restore it.
+    pub target: Option<Release>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { keep_going: false, max_errors: 1000, now_ms: now_ms() }
+        Options { keep_going: false, max_errors: 1000, now_ms: now_ms(), target: None }
     }
 }
 
@@ -118,10 +122,31 @@ pub struct Report {
     pub warning_counts: std::collections::BTreeMap<&'static str, u64>,
     /// Bytes after the RDB's checksum (an RDB-preamble AOF's command tail).
     pub trailing_bytes: u64,
+    /// The server releases that restore the file (none when it has errors), grouped in ranges.
+    pub restorable_by: Vec<Restorable>,
+    /// The releases that refuse a valid file, and why.
+    pub blocking: Vec<Blocking>,
+    /// The verdict of `--target`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetVerdict>,
     /// AOF sets and files: the files, commands, transactions, timestamps (the RDB fields above
     /// then describe the base file's RDB image, if any).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aof: Option<crate::aof::AofReport>,
+}
+
+/// Whether the `--target` release restores the file.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetVerdict {
+    /// `redis-7.0`.
+    pub server: String,
+    pub ok: bool,
+    /// Why it refuses the file (absent when it restores it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What it needs besides: modules, databases.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 impl Report {
@@ -143,6 +168,9 @@ impl Report {
             errors_not_listed: 0,
             warnings: Vec::new(),
             warning_counts: Default::default(),
+            restorable_by: Vec::new(),
+            blocking: Vec::new(),
+            target: None,
             trailing_bytes: 0,
             aof: None,
         }
@@ -225,6 +253,7 @@ fn verify_impl(
             }
         };
     }
+    judge_restorable(&mut report, opts);
     let mut r = report.report;
     if preamble && r.trailing_bytes > 0 {
         let note = trailing_bytes_warning(r.trailing_bytes);
@@ -234,12 +263,51 @@ fn verify_impl(
     r
 }
 
+/// Which releases restore a file that has no error, and the `--target` verdict: a valid file
+/// that no release we know restores, or that the target refuses, gets an error.
+fn judge_restorable(p: &mut Progress, opts: &Options) {
+    p.needs.max_db = p.report.dbs.iter().map(|d| d.db).max();
+    let valid = p.report.errors.is_empty() && p.report.errors_not_listed == 0 && p.needs.flavor.is_some();
+    if valid {
+        let (ok, blocking) = crate::rdb::servers::restorable_by(&p.needs);
+        if ok.is_empty() {
+            let reasons: Vec<String> = blocking
+                .iter()
+                .map(|b| format!("{} {}-{}: {}", b.server, b.min, b.max, b.reason))
+                .collect();
+            let e = Error::new(
+                ErrorKind::Unsupported,
+                0,
+                format!("no server release we know restores it ({})", reasons.join("; ")),
+            );
+            p.push_error(&e, opts);
+        }
+        p.report.restorable_by = ok;
+        p.report.blocking = blocking;
+    }
+    let Some(t) = &opts.target else { return };
+    let verdict = if valid { p.needs.verdict(t) } else { Err("the file has errors".to_owned()) };
+    let name = crate::rdb::servers::display(t);
+    p.report.target = Some(match verdict {
+        Ok(requires) => TargetVerdict { server: t.name(), ok: true, reason: None, requires },
+        Err(why) => {
+            if valid {
+                let e = Error::new(ErrorKind::RefusedByTarget, 0, format!("refused by {name}: {why}"));
+                p.push_error(&e, opts);
+            }
+            TargetVerdict { server: t.name(), ok: false, reason: Some(why), requires: Vec::new() }
+        }
+    });
+}
+
 struct Progress {
     report: Report,
     eof_offset: Option<u64>,
     stored_checksum: Option<u64>,
     /// Index of each db in `report.dbs` (a crafted file may select thousands of them).
     db_index: std::collections::HashMap<u64, usize>,
+    /// What the file needs from a server, for `restorable_by` and `--target`.
+    needs: Needs,
 }
 
 /// At most this many warnings are listed per file; a crafted file must not turn each of its
@@ -503,6 +571,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
         eof_offset: None,
         stored_checksum: None,
         db_index: Default::default(),
+        needs: Needs::default(),
     };
     let mut reader = match Reader::new(data) {
         Ok(r) => r,
@@ -517,6 +586,8 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
         Flavor::Valkey => "VALKEY",
     });
     p.report.version = Some(format.version);
+    p.needs.flavor = Some(format.flavor);
+    p.needs.version = format.version;
     let mut keys = KeySet::new();
     let mut libraries = std::collections::HashSet::new();
     let mut db_index: Option<usize> = None;
@@ -596,13 +667,16 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                     source.extend_from_slice(&code);
                     let q = crate::display::quoted(&name);
                     let e = match crate::rdb::function::check_library(&source) {
-                        Ok(_) => Error::new(
-                            ErrorKind::Unsupported,
-                            reader.record_offset(),
-                            format!(
-                                "function library {q} in the Redis 7.0 release-candidate format (opcode 246): Redis 7.0.x loads it (as `{shebang}` code); Redis 7.2+ and Valkey refuse the whole file"
-                            ),
-                        ),
+                        Ok(_) => {
+                            // Restorable by one release line only: `restorable_by` says which,
+                            // `--target` decides.
+                            p.needs.function_pre_ga = true;
+                            p.warn(format!(
+                                "offset {}: function library {q} in the Redis 7.0 release-candidate format (opcode 246): Redis 7.0.x loads it (as `{shebang}` code); Redis 7.2+ and Valkey refuse the whole file",
+                                reader.record_offset()
+                            ));
+                            continue;
+                        }
                         Err(why) => Error::corrupt(
                             reader.record_offset(),
                             format!(
@@ -626,6 +700,14 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                         }
                     }
                     keys.insert(k.db, &k.key, k.key_offset);
+                    if k.value.type_byte == crate::rdb::types::id::MODULE_2
+                        && let Ok(id) = crate::rdb::cursor::Cursor::new(k.value.bytes, k.value.offset).len("module id")
+                    {
+                        let name = crate::rdb::module::ModuleType(id).name();
+                        if !p.needs.modules.contains(&name) {
+                            p.needs.modules.insert(name);
+                        }
+                    }
                     if k.value.needs_walk() {
                         batch.bytes += k.value.bytes.len();
                         batch.values.push((k.value, k.db, k.key_offset));
@@ -633,6 +715,9 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                             pool.submit(scope, std::mem::replace(&mut batch, Batch::new()));
                         }
                     }
+                }
+                Record::ModuleAux { module, .. } => {
+                    p.needs.modules.insert(module.name());
                 }
                 _ => {}
             }

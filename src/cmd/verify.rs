@@ -41,6 +41,11 @@ pub struct Args {
     /// 1795240763000ms, RFC 3339, or 'YYYY-MM-DD HH:MM:SS' in --tz.
     #[arg(long, value_name = "TIME", value_parser = rdbtool::time::cli_time_ms)]
     now: Option<i64>,
+    /// The server that is to restore the files (redis-2.6 ... redis-8.6, valkey-7.2 ...
+    /// valkey-9.1; a full version such as redis-7.2.4 works): a file it refuses fails, even when
+    /// another server would restore it. Without it, each report says which servers restore it.
+    #[arg(long, value_name = "SERVER", value_parser = rdbtool::rdb::servers::parse_release)]
+    target: Option<rdbtool::rdb::servers::Release>,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -59,6 +64,7 @@ pub fn run(args: Args) -> u8 {
         keep_going: args.keep_going,
         max_errors: args.max_errors,
         now_ms: args.now.unwrap_or_else(verify::now_ms),
+        target: args.target,
     };
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f.path()).ok()).map(|m| m.len()).sum();
     let bar = super::progress::bytes_bar(total, "verify");
@@ -140,7 +146,21 @@ fn summary(rep: &Report) -> String {
         Some(n) => format!(", {n} empty (Redis drops them)"),
         None => String::new(),
     };
-    format!("{version}{ver}, {} keys in {} dbs{empty}, {} with TTL, {checksum}", rep.keys, rep.dbs.len(), rep.expires)
+    let restorable = if rep.ok {
+        let servers = rdbtool::rdb::servers::summary(&rep.restorable_by);
+        match &rep.target {
+            Some(t) => format!("; {} restores it", t.server),
+            None => format!("; restorable by {servers}"),
+        }
+    } else {
+        String::new()
+    };
+    format!(
+        "{version}{ver}, {} keys in {} dbs{empty}, {} with TTL, {checksum}{restorable}",
+        rep.keys,
+        rep.dbs.len(),
+        rep.expires
+    )
 }
 
 /// `[FILE ]offset N[ (line L)][, db D][, key K]: message [kind]`.
@@ -177,6 +197,19 @@ fn print_report(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     }
     for w in &rep.warnings {
         writeln!(out, "      warning: {w}")?;
+    }
+    match &rep.target {
+        Some(t) => {
+            for r in &t.requires {
+                writeln!(out, "      needs: {r}")?;
+            }
+        }
+        None => {
+            for range in rep.restorable_by.iter().filter(|r| !r.requires.is_empty()) {
+                let servers = rdbtool::rdb::servers::summary(std::slice::from_ref(range));
+                writeln!(out, "      needs ({servers}): {}", range.requires.join(", "))?;
+            }
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod keyset;
 pub mod lzf;
 pub mod module;
 pub mod reader;
+pub mod servers;
 pub mod stream;
 pub mod strtod;
 pub mod types;
