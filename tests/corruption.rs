@@ -10,7 +10,7 @@ use rdbtool::rdb::{Reader, Record, Walker};
 use rdbtool::verify::{Options, verify_bytes};
 
 fn opts() -> Options {
-    Options { keep_going: true, max_errors: 5, now_ms: 0 }
+    Options { keep_going: true, max_errors: 5, now_ms: 0, target: None }
 }
 
 /// Everything a consumer might do with the bytes: verify, then decode every value it can reach.

@@ -1067,7 +1067,7 @@ fn build_file(magic: &str, keys: &[Key]) -> Vec<u8> {
 }
 
 fn opts() -> Options {
-    Options { keep_going: false, max_errors: 100, now_ms: 1_700_000_000_000 }
+    Options { keep_going: false, max_errors: 100, now_ms: 1_700_000_000_000, target: None }
 }
 
 fn verify(data: &[u8]) -> Report {

@@ -44,7 +44,7 @@ fn string_key(k: &[u8], v: &[u8]) -> Vec<u8> {
 }
 
 fn verify(data: &[u8]) -> Report {
-    verify_bytes("t.rdb", data, &Options { keep_going: false, max_errors: 10, now_ms: 0 })
+    verify_bytes("t.rdb", data, &Options { keep_going: false, max_errors: 10, now_ms: 0, target: None })
 }
 
 fn redis_installed() -> bool {
