@@ -1529,12 +1529,6 @@ pub struct Report {
     pub timings: Timings,
 }
 
-/// Helper for the commands: the format for `--rdb-version N`.
-pub fn parse_rdb_version(v: u32) -> Result<Format, String> {
-    writer::target_format(v)
-        .ok_or_else(|| format!("--rdb-version {v}: not an RDB version a server reads (1 to 13, or 80 for Valkey 9)"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -271,10 +271,8 @@ fn judge_restorable(p: &mut Progress, opts: &Options) {
     if valid {
         let (ok, blocking) = crate::rdb::servers::restorable_by(&p.needs);
         if ok.is_empty() {
-            let reasons: Vec<String> = blocking
-                .iter()
-                .map(|b| format!("{} {}-{}: {}", b.server, b.min, b.max, b.reason))
-                .collect();
+            let reasons: Vec<String> =
+                blocking.iter().map(|b| format!("{} {}-{}: {}", b.server, b.min, b.max, b.reason)).collect();
             let e = Error::new(
                 ErrorKind::Unsupported,
                 0,

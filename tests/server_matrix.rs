@@ -152,7 +152,9 @@ fn verdicts_for_a_target_equal_what_that_server_does() {
             (Err(_), Some(shared)) => {
                 let shared = shared.join("fixtures");
                 let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-                canon(f).strip_prefix(canon(&shared)).map_or(f.display().to_string(), |p| format!("shared: {}", p.display()))
+                canon(f)
+                    .strip_prefix(canon(&shared))
+                    .map_or(f.display().to_string(), |p| format!("shared: {}", p.display()))
             }
             _ => f.display().to_string(),
         };
@@ -166,7 +168,8 @@ fn verdicts_for_a_target_equal_what_that_server_does() {
                 (false, false) => "refuses / refused".to_owned(),
                 (true, false) if corrupt && !s.sanitizes => format!("loads / {kind} (no sanitization)"),
                 (t, w) => {
-                    disagreements.push(format!("{name} on {}: server loads={t} ({why}), we say ok={w} ({kind})", s.target));
+                    disagreements
+                        .push(format!("{name} on {}: server loads={t} ({why}), we say ok={w} ({kind})", s.target));
                     format!("**{} / {}**", if t { "loads" } else { "refuses" }, if w { "ok" } else { "refused" })
                 }
             };

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use rdbtool::export::resp::{OnBusyKey, RespOptions, valid_target_version};
+use rdbtool::export::resp::{OnBusyKey, RespOptions};
 use rdbtool::export::{self, ExportError, Options, OutputFormat};
 use rdbtool::filter::FilterArgs;
 use rdbtool::output::AtomicFile;
@@ -48,10 +48,11 @@ pub struct Args {
     /// skip (keep the existing key; an existing library is still an error).
     #[arg(long, value_enum, default_value_t = OnBusyKey::Panic)]
     on_busy_key: OnBusyKey,
-    /// With --restore: the RDB version written in the payloads (default: the file's). A server
-    /// refuses payloads newer than its own version; values this version cannot hold are refused.
-    #[arg(long, value_name = "N")]
-    target_rdb_version: Option<u16>,
+    /// With --restore: the RDB version written in the payloads: 1-13, 80, or the release that is
+    /// to load them (redis-7.0); default: the file's. A server refuses payloads newer than its own
+    /// version; values this version cannot hold are refused. (Also --target-rdb-version.)
+    #[arg(long = "rdb-version", alias = "target-rdb-version", value_name = "N|SERVER", value_parser = rdbtool::rdb::servers::parse_rdb_target)]
+    target_rdb_version: Option<rdbtool::rdb::types::Format>,
     /// RESP: leave out the FUNCTION LOAD commands of the file's function libraries.
     #[arg(long)]
     no_functions: bool,
@@ -74,11 +75,6 @@ pub fn run(args: Args) -> u8 {
     if args.batch == 0 {
         return fail("--batch must be at least 1".into());
     }
-    if let Some(v) = args.target_rdb_version
-        && !valid_target_version(v)
-    {
-        return fail(format!("--target-rdb-version {v}: not an RDB version a server reads (1 to 13, or 80)"));
-    }
     let opts = Options {
         format: args.format,
         with_meta: args.with_meta,
@@ -86,7 +82,7 @@ pub fn run(args: Args) -> u8 {
             batch: args.batch,
             restore: args.restore,
             on_busy_key: args.on_busy_key,
-            target_version: args.target_rdb_version,
+            target_version: args.target_rdb_version.map(|f| f.version as u16),
             functions: !args.no_functions,
         },
         filter,

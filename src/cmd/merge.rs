@@ -54,9 +54,10 @@ pub struct ConflictArgs {
     /// With --on-conflict rename: the new names ({db}, {key}, {input}, {file}; {{ }} for braces).
     #[arg(long, value_name = "TEMPLATE")]
     pub rename: Option<String>,
-    /// RDB version of the output (1-13, or 80 for Valkey 9); default: the newest input's.
-    #[arg(long, value_name = "N")]
-    pub rdb_version: Option<u32>,
+    /// RDB version of the output: 1-13, 80 (Valkey 9), or the release that is to load it
+    /// (redis-7.0, valkey-8.1); default: the newest input's.
+    #[arg(long, value_name = "N|SERVER", value_parser = rdbtool::rdb::servers::parse_rdb_target)]
+    pub rdb_version: Option<rdbtool::rdb::types::Format>,
 }
 
 impl ConflictArgs {
@@ -67,7 +68,7 @@ impl ConflictArgs {
             (Some(_), _) => return Err("--rename needs --on-conflict rename".into()),
             (None, _) => None,
         };
-        let target = self.rdb_version.map(merge::parse_rdb_version).transpose()?;
+        let target = self.rdb_version;
         Ok(Options { on_conflict: self.on_conflict, rename, target })
     }
 }

@@ -16,7 +16,7 @@ use super::{ExportError, KeyCtx, KeyWriter, Out, all_fields_expired, push_f64, p
 use crate::crc::Crc64;
 use crate::rdb::cursor::{Elem, format_i64};
 use crate::rdb::module::ModuleType;
-use crate::rdb::reader::{KeyRecord, MAX_REDIS_VERSION, VALKEY_VERSIONS};
+use crate::rdb::reader::KeyRecord;
 use crate::rdb::types::{Flavor, Format, Kind, describe, min_version_of_type};
 use crate::rdb::value::{Idmp, Sink, StreamGroup, StreamId, StreamMeta, Validate};
 use crate::rdb::walk::Walker;
@@ -51,11 +51,6 @@ impl Default for RespOptions {
     fn default() -> Self {
         RespOptions { batch: 64, restore: false, on_busy_key: OnBusyKey::Panic, target_version: None, functions: true }
     }
-}
-
-/// Checks a payload target version is one some server reads.
-pub fn valid_target_version(v: u16) -> bool {
-    (1..=MAX_REDIS_VERSION).contains(&(v as u32)) || VALKEY_VERSIONS.contains(&(v as u32))
 }
 
 pub struct RespWriter {

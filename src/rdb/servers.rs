@@ -123,6 +123,23 @@ fn unknown(s: &str) -> String {
     format!("{s:?}: not a server release we know; one of {}", names.join(", "))
 }
 
+/// The RDB version to write for a target: a number (1 to 13, or 80 for Valkey 9) or a release
+/// (`redis-7.0` writes RDB 10, `valkey-9.1` writes VALKEY080). The one parser of
+/// `--rdb-version` for every command that writes RDB data.
+pub fn parse_rdb_target(s: &str) -> Result<crate::rdb::types::Format, String> {
+    let t = s.trim();
+    if let Ok(v) = t.parse::<u32>() {
+        return crate::rdb::writer::target_format(v).ok_or_else(|| {
+            format!(
+                "{v}: not an RDB version a server reads (1 to 13, or 80 for Valkey 9), nor a release such as redis-7.0"
+            )
+        });
+    }
+    let r = parse_release(t)?;
+    let (flavor, version) = r.writes();
+    Ok(crate::rdb::types::Format { flavor, version })
+}
+
 /// What a file needs from the server that loads it, gathered while it is verified.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Needs {
@@ -156,9 +173,7 @@ impl Needs {
             },
             Flavor::Redis if v > r.redis_rdb => {
                 return Some(if r.valkey_rdb.is_some() {
-                    format!(
-                        "RDB {v} is a foreign version to it (Redis 7.4+), read only with rdb-version-check relaxed"
-                    )
+                    format!("RDB {v} is a foreign version to it (Redis 7.4+), read only with rdb-version-check relaxed")
                 } else {
                     format!("RDB {v} is newer than the RDB versions it reads")
                 });
@@ -176,12 +191,8 @@ impl Needs {
 
     /// What release `r` must have besides reading the file: modules loaded, more databases.
     pub fn requirements(&self, r: &Release) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .modules
-            .iter()
-            .filter(|m| !built_in(m, r))
-            .map(|m| format!("the module of type {m} loaded"))
-            .collect();
+        let mut out: Vec<String> =
+            self.modules.iter().filter(|m| !built_in(m, r)).map(|m| format!("the module of type {m} loaded")).collect();
         if let Some(db) = self.max_db.filter(|&d| d >= 16) {
             out.push(format!("`databases` > {db} (default 16)"));
         }
@@ -321,7 +332,10 @@ mod tests {
         n.modules.insert("ReJSON-RL".into());
         let (ok, _) = restorable_by(&n);
         assert_eq!(ok.len(), 3, "{ok:?}");
-        assert_eq!(ok[0].requires, vec!["the module of type ReJSON-RL loaded".to_owned(), "the module of type vectorset loaded".to_owned()]);
+        assert_eq!(
+            ok[0].requires,
+            vec!["the module of type ReJSON-RL loaded".to_owned(), "the module of type vectorset loaded".to_owned()]
+        );
         assert_eq!((ok[0].min.as_str(), ok[0].max.as_deref()), ("7.2", Some("7.4")));
         assert_eq!((ok[1].min.as_str(), ok[1].max.as_deref()), ("8.0", None));
         assert_eq!(ok[2].server, "valkey");
