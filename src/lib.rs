@@ -13,6 +13,7 @@ pub mod filter;
 pub mod info;
 pub mod input;
 pub mod json;
+pub mod memory;
 pub mod merge;
 pub mod output;
 pub mod rdb;
