@@ -249,13 +249,13 @@ impl Estimator {
                 (listpack_of_elems(), "listpack")
             }
             ZSET | ZSET_2 | ZSET_LISTPACK | ZSET_ZIPLIST => (skiplist(c, self.skiplist_node), "skiplist"),
-            HASH_LISTPACK if n <= HASH_MAX_LISTPACK_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
+            // Redis 7.0.15 keeps a listpack hash from the file whatever its length (it checks
+            // zset listpacks and intsets, converted below).
+            HASH_LISTPACK => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
             HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA if n <= HASH_MAX_LISTPACK_ENTRIES => {
                 (listpack_of_elems(), "listpack")
             }
-            HASH_LISTPACK | HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA => {
-                (dict_value(n, c.sds), "hashtable")
-            }
+            HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA => (dict_value(n, c.sds), "hashtable"),
             HASH | HASH_ZIPMAP | HASH_22 | HASH_METADATA => {
                 if n <= HASH_MAX_LISTPACK_ENTRIES && c.maxlen <= HASH_MAX_LISTPACK_VALUE {
                     (listpack_of_elems(), "listpack")
@@ -333,7 +333,7 @@ fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
     Ok(KeyFigures { memory, elements: 1, largest_element: len, encoding })
 }
 
-/// The stream's node radix tree and the bytes of its listpacks, from the node list at the
+/// The stream's node radix tree and the allocations of its listpacks, from the node list at the
 /// start of the value.
 fn stream_nodes(raw: &RawValue<'_>) -> Result<(RaxCounter, u64)> {
     let mut c = Cursor::new(raw.bytes, raw.offset);
@@ -347,7 +347,7 @@ fn stream_nodes(raw: &RawValue<'_>) -> Result<(RaxCounter, u64)> {
         {
             rax.add(k);
         }
-        bytes += c.str("stream listpack")?.len() as u64;
+        bytes += je_size(c.str("stream listpack")?.len() as u64);
     }
     Ok((rax, bytes))
 }
