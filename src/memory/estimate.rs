@@ -31,9 +31,17 @@ pub struct KeyFigures {
     pub encoding: &'static str,
 }
 
-/// Running sums over a value's elements.
+/// Running sums over a value's elements. `B` is `Sink::WANTS_BYTES`: false for values whose
+/// elements all come from inner blobs (listpacks, ziplists, intsets), where the walk then skips
+/// what only a builder needs (parsing listpack zset scores).
 #[derive(Default)]
-struct Collector {
+struct Collector<const B: bool> {
+    /// Sum listpack entry sizes (the value may become a listpack built from its elements).
+    want_lp: bool,
+    /// Sum sds sizes (the value may become a hashtable or skiplist).
+    want_sds: bool,
+    /// Look at whether set members are integers (the set may become an intset).
+    want_int: bool,
     n: u64,
     largest: u64,
     /// Listpack entry bytes the elements take (no header).
@@ -55,9 +63,18 @@ struct Collector {
     groups_mem: u64,
 }
 
-impl Collector {
-    fn reset(&mut self, simulate_list: bool) {
-        *self = Collector { all_int: true, int_width: 2, simulate_list, ..Collector::default() };
+impl<const B: bool> Collector<B> {
+    fn reset(&mut self, type_byte: u8) {
+        use id::*;
+        *self = Collector {
+            all_int: true,
+            int_width: 2,
+            simulate_list: matches!(type_byte, LIST | LIST_ZIPLIST),
+            want_lp: !matches!(type_byte, ZSET_LISTPACK | HASH_LISTPACK),
+            want_sds: true,
+            want_int: matches!(type_byte, SET | SET_LISTPACK),
+            ..Collector::default()
+        };
     }
 
     #[inline]
@@ -66,7 +83,9 @@ impl Collector {
         self.n += 1;
         self.largest = self.largest.max(len);
         self.maxlen = self.maxlen.max(len);
-        self.sds += sds_alloc(len);
+        if self.want_sds {
+            self.sds += sds_alloc(len);
+        }
         len
     }
 
@@ -89,7 +108,9 @@ impl Collector {
     }
 }
 
-impl Sink for Collector {
+impl<const B: bool> Sink for Collector<B> {
+    const WANTS_BYTES: bool = B;
+
     fn string(&mut self, v: Elem<'_>) {
         self.elem(v);
     }
@@ -101,8 +122,7 @@ impl Sink for Collector {
     }
     fn set_member(&mut self, m: Elem<'_>) {
         self.elem(m);
-        self.lp += lp_entry(m);
-        if self.all_int {
+        if self.want_int && self.all_int {
             let v = match m {
                 Elem::Int(v) => Some(v),
                 Elem::Bytes(b) => parse_canonical_i64(b),
@@ -124,7 +144,10 @@ impl Sink for Collector {
     }
     fn zset_item(&mut self, m: Elem<'_>, score: f64) {
         self.elem(m);
-        self.lp += lp_entry(m) + lp_score_entry(score);
+        // Past the listpack limit the zset is a skiplist: its listpack size no longer matters.
+        if self.want_lp && self.n <= ZSET_MAX_LISTPACK_ENTRIES {
+            self.lp += lp_entry(m) + lp_score_entry(score);
+        }
     }
     fn hash_field(&mut self, f: Elem<'_>, v: Elem<'_>, _expire_at_ms: Option<i64>) {
         let (fl, vl) = (f.len() as u64, v.len() as u64);
@@ -132,8 +155,12 @@ impl Sink for Collector {
         let l = fl.max(vl);
         self.largest = self.largest.max(l);
         self.maxlen = self.maxlen.max(l);
-        self.sds += sds_alloc(fl) + sds_alloc(vl);
-        self.lp += lp_entry(f) + lp_entry(v);
+        if self.want_sds {
+            self.sds += sds_alloc(fl) + sds_alloc(vl);
+        }
+        if self.want_lp && self.n <= HASH_MAX_LISTPACK_ENTRIES {
+            self.lp += lp_entry(f) + lp_entry(v);
+        }
     }
     fn stream_meta(&mut self, m: &StreamMeta) {
         self.stream_len = m.length;
@@ -160,7 +187,8 @@ impl Sink for Collector {
 /// Estimates keys one after the other, reusing its buffers.
 pub struct Estimator {
     walker: Walker,
-    c: Collector,
+    c: Collector<true>,
+    light: Collector<false>,
     blob: Vec<u8>,
     skiplist_node: f64,
 }
@@ -170,6 +198,7 @@ impl Default for Estimator {
         Estimator {
             walker: Walker::without_duplicate_check(),
             c: Collector::default(),
+            light: Collector::default(),
             blob: Vec::new(),
             skiplist_node: skiplist_node_mean(),
         }
@@ -210,76 +239,48 @@ impl Estimator {
     /// The value's part alone.
     pub fn value(&mut self, raw: &RawValue<'_>) -> Result<KeyFigures> {
         use id::*;
-        if raw.type_byte == STRING {
+        let t = raw.type_byte;
+        if t == STRING {
             return string_value(raw);
         }
-        let simulate = matches!(raw.type_byte, LIST | LIST_ZIPLIST);
-        self.c.reset(simulate);
-        self.walker.walk(raw, &mut self.c)?;
-        let c = &mut self.c;
-        let n = c.n;
-        let listpack_of_elems = || ROBJ + je_size(LP_EMPTY + c.lp);
-        let skiplist = |c: &Collector, node: f64| {
-            ROBJ + ZSET_STRUCT
-                + ZSKIPLIST
-                + DICT
-                + 8 * dict_slots(n)
-                + ZSKIPLIST_HEADER
-                + c.sds
-                + DICT_ENTRY * n
-                + (node * n as f64).round() as u64
-        };
-        let (memory, encoding) = match raw.type_byte {
-            LIST_QUICKLIST_2 | LIST_QUICKLIST => (ROBJ + QUICKLIST + self.quicklist_nodes(raw)?, "quicklist"),
-            LIST | LIST_ZIPLIST => {
-                c.close_node();
-                (ROBJ + QUICKLIST + c.nodes_mem, "quicklist")
-            }
-            SET_INTSET if n <= SET_MAX_INTSET_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), "intset"),
-            SET | SET_LISTPACK | SET_INTSET => {
-                if n <= SET_MAX_INTSET_ENTRIES && c.all_int {
-                    (ROBJ + je_size(INTSET_HEADER + c.int_width * n), "intset")
-                } else {
-                    (dict_value(n, c.sds), "hashtable")
-                }
-            }
-            ZSET_LISTPACK if n <= ZSET_MAX_LISTPACK_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
-            ZSET_ZIPLIST if n <= ZSET_MAX_LISTPACK_ENTRIES => (listpack_of_elems(), "listpack"),
-            ZSET | ZSET_2 if n <= ZSET_MAX_LISTPACK_ENTRIES && c.maxlen <= ZSET_MAX_LISTPACK_VALUE => {
-                (listpack_of_elems(), "listpack")
-            }
-            ZSET | ZSET_2 | ZSET_LISTPACK | ZSET_ZIPLIST => (skiplist(c, self.skiplist_node), "skiplist"),
-            // Redis 7.0.15 keeps a listpack hash from the file whatever its length (it checks
-            // zset listpacks and intsets, converted below).
-            HASH_LISTPACK => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
-            HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA if n <= HASH_MAX_LISTPACK_ENTRIES => {
-                (listpack_of_elems(), "listpack")
-            }
-            HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA => (dict_value(n, c.sds), "hashtable"),
-            HASH | HASH_ZIPMAP | HASH_22 | HASH_METADATA => {
-                if n <= HASH_MAX_LISTPACK_ENTRIES && c.maxlen <= HASH_MAX_LISTPACK_VALUE {
-                    (listpack_of_elems(), "listpack")
-                } else {
-                    (dict_value(n, c.sds), "hashtable")
-                }
-            }
-            STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 | STREAM_LISTPACKS_4 => {
-                let (nodes, lp_bytes) = stream_nodes(raw)?;
-                let c = &self.c;
-                let f = KeyFigures {
-                    memory: ROBJ + STREAM + nodes.memory() + lp_bytes + c.groups_mem,
-                    elements: c.stream_len,
-                    largest_element: 0,
-                    encoding: "stream",
-                };
-                return Ok(f);
-            }
-            _ => {
-                // Module values: their serialized size.
-                return Ok(KeyFigures { memory: self.c.sds, elements: 0, largest_element: 0, encoding: "module" });
-            }
-        };
-        Ok(KeyFigures { memory, elements: n, largest_element: self.c.largest, encoding })
+        if matches!(t, STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 | STREAM_LISTPACKS_4) {
+            self.light.reset(t);
+            self.walker.walk(raw, &mut self.light)?;
+            let (nodes, lp_bytes) = stream_nodes(raw)?;
+            let c = &self.light;
+            return Ok(KeyFigures {
+                memory: ROBJ + STREAM + nodes.memory() + lp_bytes + c.groups_mem,
+                elements: c.stream_len,
+                largest_element: 0,
+                encoding: "stream",
+            });
+        }
+        let quicklist = if matches!(t, LIST_QUICKLIST | LIST_QUICKLIST_2) { self.quicklist_nodes(raw)? } else { 0 };
+        // Elements inside blobs always come with their bytes; elements stored as RDB strings
+        // may be LZF-compressed, and their length needs the decompressed bytes.
+        let blob_elements = matches!(
+            t,
+            LIST_QUICKLIST
+                | LIST_QUICKLIST_2
+                | SET_INTSET
+                | SET_LISTPACK
+                | ZSET_LISTPACK
+                | HASH_LISTPACK
+                | HASH_ZIPMAP
+                | HASH_ZIPLIST
+                | LIST_ZIPLIST
+                | HASH_LISTPACK_EX
+                | HASH_LISTPACK_EX_PRE_GA
+        );
+        if blob_elements {
+            self.light.reset(t);
+            self.walker.walk(raw, &mut self.light)?;
+            finish(&mut self.light, raw, quicklist, self.skiplist_node)
+        } else {
+            self.c.reset(t);
+            self.walker.walk(raw, &mut self.c)?;
+            finish(&mut self.c, raw, quicklist, self.skiplist_node)
+        }
     }
 
     /// Quicklist nodes as loaded: each node keeps its listpack (or PLAIN element) allocation
@@ -310,6 +311,64 @@ impl Estimator {
         }
         Ok(mem)
     }
+}
+
+/// The figures of a walked collection (not a string, not a stream).
+fn finish<const B: bool>(
+    c: &mut Collector<B>,
+    raw: &RawValue<'_>,
+    quicklist: u64,
+    skiplist_node: f64,
+) -> Result<KeyFigures> {
+    use id::*;
+    let n = c.n;
+    let listpack_of_elems = ROBJ + je_size(LP_EMPTY + c.lp);
+    let (memory, encoding) = match raw.type_byte {
+        LIST_QUICKLIST_2 | LIST_QUICKLIST => (ROBJ + QUICKLIST + quicklist, "quicklist"),
+        LIST | LIST_ZIPLIST => {
+            c.close_node();
+            (ROBJ + QUICKLIST + c.nodes_mem, "quicklist")
+        }
+        SET_INTSET if n <= SET_MAX_INTSET_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), "intset"),
+        SET | SET_LISTPACK if n <= SET_MAX_INTSET_ENTRIES && c.all_int => {
+            (ROBJ + je_size(INTSET_HEADER + c.int_width * n), "intset")
+        }
+        SET | SET_LISTPACK | SET_INTSET => (dict_value(n, c.sds), "hashtable"),
+        ZSET_LISTPACK if n <= ZSET_MAX_LISTPACK_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
+        ZSET_ZIPLIST if n <= ZSET_MAX_LISTPACK_ENTRIES => (listpack_of_elems, "listpack"),
+        ZSET | ZSET_2 if n <= ZSET_MAX_LISTPACK_ENTRIES && c.maxlen <= ZSET_MAX_LISTPACK_VALUE => {
+            (listpack_of_elems, "listpack")
+        }
+        ZSET | ZSET_2 | ZSET_LISTPACK | ZSET_ZIPLIST => {
+            let m = ROBJ
+                + ZSET_STRUCT
+                + ZSKIPLIST
+                + DICT
+                + 8 * dict_slots(n)
+                + ZSKIPLIST_HEADER
+                + c.sds
+                + DICT_ENTRY * n
+                + (skiplist_node * n as f64).round() as u64;
+            (m, "skiplist")
+        }
+        // Redis 7.0.15 keeps a listpack hash from the file whatever its length (it does check
+        // zset listpacks and intsets, converted above).
+        HASH_LISTPACK => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
+        HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA if n <= HASH_MAX_LISTPACK_ENTRIES => {
+            (listpack_of_elems, "listpack")
+        }
+        HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA => (dict_value(n, c.sds), "hashtable"),
+        HASH | HASH_ZIPMAP | HASH_22 | HASH_METADATA => {
+            if n <= HASH_MAX_LISTPACK_ENTRIES && c.maxlen <= HASH_MAX_LISTPACK_VALUE {
+                (listpack_of_elems, "listpack")
+            } else {
+                (dict_value(n, c.sds), "hashtable")
+            }
+        }
+        // Module values: their serialized size.
+        _ => return Ok(KeyFigures { memory: c.sds, elements: 0, largest_element: 0, encoding: "module" }),
+    };
+    Ok(KeyFigures { memory, elements: n, largest_element: c.largest, encoding })
 }
 
 /// A string value: an integer (the object alone), embstr (object and string in one
