@@ -17,6 +17,7 @@ pub mod memory;
 pub mod merge;
 pub mod output;
 pub mod rdb;
+pub mod report;
 pub mod restore_test;
 pub mod slot;
 pub mod split;
