@@ -143,7 +143,7 @@ pub struct PrefixStats {
     pub keys_without_ttl: u64,
 }
 
-/// Key prefixes with their totals, at most `cap` at once. Past the cap the lightest tenth (by
+/// Key prefixes with their totals, at most `cap` at once. Past the cap the lightest quarter (by
 /// memory) is dropped; a dropped prefix that comes back starts again from zero, so any
 /// prefix's figures may be short by at most the sum of the drop thresholds (`error_bound`).
 #[derive(Debug, Clone, Default)]
@@ -188,9 +188,9 @@ impl Prefixes {
         s.memory += o.memory;
         s.keys_without_ttl += o.keys_without_ttl;
     }
-    /// Drops the lightest tenth (at least one), raising the error bounds by the heaviest dropped.
+    /// Drops the lightest quarter (at least one), raising the error bounds by the heaviest dropped.
     fn shrink(&mut self) {
-        let drop_n = (self.map.len() / 10).max(1);
+        let drop_n = (self.map.len() / 4).max(1);
         let mut mem: Vec<(u64, u64)> = self.map.values().map(|s| (s.memory, s.keys)).collect();
         mem.select_nth_unstable(drop_n - 1);
         let (cut, _) = mem[drop_n - 1];
@@ -377,7 +377,7 @@ struct Batch<'a> {
 }
 
 const BATCH_KEYS: usize = 4096;
-const BATCH_BYTES: usize = 4 << 20;
+const BATCH_BYTES: usize = 1 << 20;
 const WORKERS: usize = 2;
 
 /// Reads one file and folds every key that passes the filter into a new `Aggregate`, calling
@@ -403,7 +403,7 @@ pub fn scan_file(
     };
     let mut io_error = None;
     std::thread::scope(|s| {
-        let (to_workers, from_reader) = sync_channel::<Batch<'_>>(WORKERS * 2);
+        let (to_workers, from_reader) = sync_channel::<Batch<'_>>(WORKERS);
         let (to_folder, from_workers) = sync_channel::<Batch<'_>>(WORKERS * 2);
         let from_reader = Arc::new(Mutex::new(from_reader));
         for _ in 0..WORKERS {
@@ -473,7 +473,7 @@ fn read_batches<'a>(
     release: &(dyn Fn(std::ops::Range<usize>) + Sync),
 ) -> Option<Error> {
     // Pages are given back well behind the reader: batches in flight still read their values.
-    const RELEASE_STEP: usize = 256 << 20;
+    const RELEASE_STEP: usize = 16 << 20;
     let mut released = 0usize;
     let mut seq = 0u64;
     let mut batch = Batch { seq, keys: Vec::with_capacity(BATCH_KEYS), figs: Vec::new() };
@@ -511,7 +511,8 @@ fn read_batches<'a>(
                     return error;
                 }
                 let at = reader.offset() as usize;
-                // Batches in flight are at most 4 * WORKERS * BATCH_BYTES behind the reader.
+                // Batches in flight (channels, workers, the reorder buffer) hold about 10 BATCH_BYTES;
+                // a value larger than the step is read back from the page cache if released.
                 if at >= released + 2 * RELEASE_STEP {
                     release(released..at - RELEASE_STEP);
                     released = at - RELEASE_STEP;

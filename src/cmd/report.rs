@@ -124,7 +124,13 @@ pub fn run(args: Args) -> u8 {
 }
 
 /// Scans every file and writes the report; the exit code says whether all were read whole.
-fn produce(out: &mut dyn Write, files: &[PathBuf], opts: &Options, format: Format, top_prefixes: usize) -> io::Result<u8> {
+fn produce(
+    out: &mut dyn Write,
+    files: &[PathBuf],
+    opts: &Options,
+    format: Format,
+    top_prefixes: usize,
+) -> io::Result<u8> {
     let several = files.len() > 1;
     let scan_one = |path: &PathBuf, each: &mut dyn FnMut(&KeyRow<'_>) -> io::Result<()>| -> io::Result<Aggregate> {
         let name = path.display().to_string();
@@ -166,7 +172,11 @@ fn produce(out: &mut dyn Write, files: &[PathBuf], opts: &Options, format: Forma
                 total.merge(p?);
             }
             if format == Format::Json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&to_json(&total, opts, top_prefixes)).unwrap_or_default())?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&to_json(&total, opts, top_prefixes)).unwrap_or_default()
+                )?;
             } else {
                 print_summary(out, &total, opts, top_prefixes)?;
             }
@@ -272,13 +282,8 @@ fn to_json(a: &Aggregate, opts: &Options, top_prefixes: usize) -> Json {
         .into_iter()
         .map(|(slot, keys, memory)| json!({ "slot": slot, "keys": keys, "memory": memory }))
         .collect();
-    let slots: Vec<Json> = a
-        .slots
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.0 > 0)
-        .map(|(i, s)| json!([i, s.0, s.1]))
-        .collect();
+    let slots: Vec<Json> =
+        a.slots.iter().enumerate().filter(|(_, s)| s.0 > 0).map(|(i, s)| json!([i, s.0, s.1])).collect();
     json!({
         "memory_model": "MEMORY USAGE key SAMPLES 0, Redis 7.0, default encoding thresholds",
         "now_ms": opts.now_ms,
