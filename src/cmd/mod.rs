@@ -6,6 +6,7 @@ pub mod export;
 pub mod info;
 pub mod merge;
 pub mod progress;
+pub mod report;
 pub mod restore_test;
 pub mod split;
 pub mod verify;

@@ -237,6 +237,12 @@ impl Walker {
         &self.notes
     }
 
+    /// A walker that does not look for repeated set members, hash fields and zset members
+    /// (every other check stays): for reports that only measure values.
+    pub fn without_duplicate_check() -> Walker {
+        Walker { skip_unique: true, ..Walker::default() }
+    }
+
     /// Decodes and validates `raw` completely, feeding `sink`.
     pub fn walk<S: Sink>(&mut self, raw: &RawValue<'_>, sink: &mut S) -> Result<()> {
         self.fps.clear();

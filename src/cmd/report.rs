@@ -1,0 +1,411 @@
+//! `rdbtool report FILE|DIR...`: where a backup's memory goes, per key (CSV, JSON Lines) or
+//! aggregated (text summary, JSON).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use serde_json::{Value as Json, json};
+
+use rdbtool::display::quoted;
+use rdbtool::filter::FilterArgs;
+use rdbtool::output::AtomicFile;
+use rdbtool::report::{Aggregate, KeyRow, Options, TTL_BUCKETS, scan_file};
+
+use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Text tables.
+    Summary,
+    /// The summary as one JSON document.
+    Json,
+    /// One line per key, redis-rdb-tools' memory CSV columns.
+    Csv,
+    /// One JSON object per key and line.
+    Jsonl,
+}
+
+/// Report where a backup's memory goes: per key as Redis 7.0 would account it (MEMORY USAGE
+/// SAMPLES 0), per db / type / encoding, the biggest keys, key prefixes, TTLs and hash slots.
+///
+/// "memory" is an estimate of `MEMORY USAGE key SAMPLES 0` on Redis 7.0 with default settings
+/// after loading the file: the value as the loader builds it (listpack, intset, quicklist,
+/// hashtable, skiplist, stream), jemalloc size classes, plus the key's string and dict entry.
+///
+/// Formats: summary (default), json (also --json), csv (database,type,key,size_in_bytes,
+/// encoding,num_elements,len_largest_element,expiry; binary keys as base64:...), jsonl
+/// ({"db","key","type","expire_at_ms","encoding","rdb_encoding","memory","elements",
+/// "largest_element","slot"}; keys as in export). Several files are read in parallel and
+/// aggregated, with a line per file. Exit status: 0 done, 1 a file could not be read to its end
+/// (its figures cover what came before), 2 could not run.
+#[derive(clap::Args)]
+pub struct Args {
+    /// RDB files, or directories searched for *.rdb.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Summary)]
+    format: Format,
+    /// Same as --format json.
+    #[arg(long)]
+    json: bool,
+    /// Write to FILE atomically instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Keys in each top list (by memory, by elements).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+    /// Bytes that end a key prefix segment.
+    #[arg(long, value_name = "CHARS", default_value = ":")]
+    separators: String,
+    /// Prefix levels (1: "user:", 2: "user:42:", ...).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    depth: usize,
+    /// Most prefixes held in memory; past it the lightest are dropped and the report says by
+    /// how much any prefix may be short.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_prefixes: usize,
+    /// Prefixes listed in the summary and JSON, heaviest first.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    top_prefixes: usize,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+pub fn run(args: Args) -> u8 {
+    let fail = |msg: String| {
+        eprintln!("rdbtool report: {msg}");
+        EXIT_CANNOT_RUN
+    };
+    let filter = match args.filter.build() {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
+    if args.separators.is_empty() {
+        return fail("--separators needs at least one character".into());
+    }
+    let format = if args.json { Format::Json } else { args.format };
+    let opts = Options {
+        top: args.top,
+        separators: args.separators.as_bytes().to_vec(),
+        depth: args.depth,
+        max_prefixes: args.max_prefixes,
+        now_ms: filter.now_ms,
+        filter,
+    };
+    let files = match rdbtool::input::expand(&args.files, &["rdb"]) {
+        Ok(f) if f.is_empty() => return fail("no .rdb files found".into()),
+        Ok(f) => f,
+        Err(e) => return fail(e.to_string()),
+    };
+    let inputs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+    let write = |out: &mut dyn Write| -> io::Result<u8> { produce(out, &files, &opts, format, args.top_prefixes) };
+    match &args.output {
+        Some(path) => {
+            let mut file = match AtomicFile::create(path, &inputs, true) {
+                Ok(f) => f,
+                Err(e) => return fail(format!("{}: {e}", path.display())),
+            };
+            let code = match write(&mut file) {
+                Ok(c) => c,
+                Err(e) => {
+                    file.discard();
+                    return fail(format!("{}: {e}", path.display()));
+                }
+            };
+            match file.commit() {
+                Ok(()) => code,
+                Err(e) => fail(format!("{}: {e}", path.display())),
+            }
+        }
+        None => super::with_stdout(write),
+    }
+}
+
+/// Scans every file and writes the report; the exit code says whether all were read whole.
+fn produce(
+    out: &mut dyn Write,
+    files: &[PathBuf],
+    opts: &Options,
+    format: Format,
+    top_prefixes: usize,
+) -> io::Result<u8> {
+    let several = files.len() > 1;
+    let scan_one = |path: &PathBuf, each: &mut dyn FnMut(&KeyRow<'_>) -> io::Result<()>| -> io::Result<Aggregate> {
+        let name = path.display().to_string();
+        match rdbtool::input::open(path) {
+            Ok(data) => scan_file(&name, &data, opts, &|r| data.release(r), each),
+            Err(e) => {
+                let mut a = Aggregate::new(opts);
+                a.files.push(rdbtool::report::FileTotals {
+                    file: name,
+                    bytes: 0,
+                    keys: 0,
+                    memory: 0,
+                    elements: 0,
+                    error: Some(format!("cannot read: {e}")),
+                });
+                Ok(a)
+            }
+        }
+    };
+    let agg = match format {
+        Format::Csv | Format::Jsonl => {
+            if format == Format::Csv {
+                writeln!(out, "database,type,key,size_in_bytes,encoding,num_elements,len_largest_element,expiry")?;
+            }
+            let mut total = Aggregate::new(opts);
+            for path in files {
+                let file = path.display().to_string();
+                let mut each = |r: &KeyRow<'_>| {
+                    if format == Format::Csv { csv_row(out, r) } else { jsonl_row(out, r, several.then_some(&file)) }
+                };
+                total.merge(scan_one(path, &mut each)?);
+            }
+            total
+        }
+        Format::Summary | Format::Json => {
+            let parts: Vec<io::Result<Aggregate>> = files.par_iter().map(|p| scan_one(p, &mut |_| Ok(()))).collect();
+            let mut total = Aggregate::new(opts);
+            for p in parts {
+                total.merge(p?);
+            }
+            if format == Format::Json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&to_json(&total, opts, top_prefixes)).unwrap_or_default()
+                )?;
+            } else {
+                print_summary(out, &total, opts, top_prefixes)?;
+            }
+            total
+        }
+    };
+    let mut code = EXIT_OK;
+    for f in &agg.files {
+        if let Some(e) = &f.error {
+            eprintln!("rdbtool report: {}: {e}", f.file);
+            code = EXIT_INVALID;
+        }
+    }
+    Ok(code)
+}
+
+/// A key for CSV: text when it is UTF-8 (and does not itself start with "base64:"), else
+/// `base64:` and its bytes in base64; quoted when it holds a comma, quote, CR or LF.
+fn csv_key(k: &[u8]) -> String {
+    use base64::Engine;
+    let text = match std::str::from_utf8(k) {
+        Ok(s) if !s.starts_with("base64:") => s.to_owned(),
+        _ => format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(k)),
+    };
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
+}
+
+/// `2026-11-21T06:13:00.123Z`.
+fn iso_ms(ms: i64) -> String {
+    let s = rdbtool::aof::format_utc(ms.div_euclid(1000));
+    format!("{}.{:03}Z", s.trim_end_matches('Z'), ms.rem_euclid(1000))
+}
+
+fn csv_row(out: &mut dyn Write, r: &KeyRow<'_>) -> io::Result<()> {
+    writeln!(
+        out,
+        "{},{},{},{},{},{},{},{}",
+        r.db,
+        r.kind.as_str(),
+        csv_key(r.key),
+        r.fig.memory,
+        r.fig.encoding,
+        r.fig.elements,
+        r.fig.largest_element,
+        r.expire_at_ms.map(iso_ms).unwrap_or_default()
+    )
+}
+
+fn jsonl_row(out: &mut dyn Write, r: &KeyRow<'_>, file: Option<&String>) -> io::Result<()> {
+    let mut v = json!({
+        "db": r.db,
+        "key": rdbtool::json::bytes(r.key),
+        "type": r.kind.as_str(),
+        "expire_at_ms": r.expire_at_ms,
+        "encoding": r.fig.encoding,
+        "rdb_encoding": r.rdb_encoding,
+        "memory": r.fig.memory,
+        "elements": r.fig.elements,
+        "largest_element": r.fig.largest_element,
+        "slot": r.slot,
+    });
+    if let Some(f) = file {
+        v["file"] = json!(f);
+    }
+    serde_json::to_writer(&mut *out, &v)?;
+    writeln!(out)
+}
+
+fn bucket_rows<K: ToString>(m: impl IntoIterator<Item = (K, rdbtool::report::Bucket)>, key: &str) -> Json {
+    Json::Array(
+        m.into_iter()
+            .map(|(k, b)| {
+                let mut v = json!({ "keys": b.keys, "memory": b.memory, "elements": b.elements });
+                v[key] = json!(k.to_string());
+                v
+            })
+            .collect(),
+    )
+}
+
+fn to_json(a: &Aggregate, opts: &Options, top_prefixes: usize) -> Json {
+    let dbs: Vec<Json> = a
+        .dbs
+        .iter()
+        .map(|(db, b)| json!({ "db": db, "keys": b.keys, "memory": b.memory, "elements": b.elements }))
+        .collect();
+    let prefixes: Vec<Json> = a
+        .prefixes
+        .heaviest(top_prefixes)
+        .into_iter()
+        .map(|(p, s)| {
+            json!({ "prefix": rdbtool::json::bytes(p), "keys": s.keys, "memory": s.memory,
+                    "keys_without_ttl": s.keys_without_ttl })
+        })
+        .collect();
+    let ttl: Vec<Json> = TTL_BUCKETS
+        .iter()
+        .zip(a.ttl)
+        .map(|(name, (keys, memory))| json!({ "ttl": name, "keys": keys, "memory": memory }))
+        .collect();
+    let hottest: Vec<Json> = a
+        .hottest_slots(10)
+        .into_iter()
+        .map(|(slot, keys, memory)| json!({ "slot": slot, "keys": keys, "memory": memory }))
+        .collect();
+    let slots: Vec<Json> =
+        a.slots.iter().enumerate().filter(|(_, s)| s.0 > 0).map(|(i, s)| json!([i, s.0, s.1])).collect();
+    json!({
+        "memory_model": "MEMORY USAGE key SAMPLES 0, Redis 7.0, default encoding thresholds",
+        "now_ms": opts.now_ms,
+        "files": a.files,
+        "keys": a.total.keys,
+        "memory": a.total.memory,
+        "elements": a.total.elements,
+        "dbs": dbs,
+        "types": bucket_rows(a.types.iter().map(|(k, b)| (k.as_str(), *b)), "type"),
+        "encodings": bucket_rows(a.encodings.iter().map(|(k, b)| (*k, *b)), "encoding"),
+        "top_memory": a.top_memory.sorted(),
+        "top_elements": a.top_elements.sorted(),
+        "prefixes": {
+            "separators": String::from_utf8_lossy(&opts.separators),
+            "depth": opts.depth,
+            "held": a.prefixes.len(),
+            "dropped": a.prefixes.dropped,
+            "error_bound_memory": a.prefixes.error_bound_memory,
+            "error_bound_keys": a.prefixes.error_bound_keys,
+            "heaviest": prefixes,
+        },
+        "ttl": ttl,
+        "slots": { "used": a.slots.iter().filter(|s| s.0 > 0).count(), "hottest": hottest, "all": slots },
+    })
+}
+
+fn human(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", U[i]) }
+}
+
+fn pct(part: u64, whole: u64) -> String {
+    if whole == 0 { "-".into() } else { format!("{:.1}%", part as f64 * 100.0 / whole as f64) }
+}
+
+fn print_summary(out: &mut dyn Write, a: &Aggregate, opts: &Options, top_prefixes: usize) -> io::Result<()> {
+    let t = &a.total;
+    writeln!(out, "memory is the estimate of MEMORY USAGE key SAMPLES 0 on Redis 7.0 (default thresholds)")?;
+    for f in &a.files {
+        let status = f.error.as_deref().map(|e| format!("  ERROR {e}")).unwrap_or_default();
+        writeln!(out, "file      {}  ({})  {} keys  {}{status}", f.file, human(f.bytes), f.keys, human(f.memory))?;
+    }
+    writeln!(out, "total     {} keys  {}  {} elements", t.keys, human(t.memory), t.elements)?;
+    let table = |out: &mut dyn Write, title: &str, rows: Vec<(String, rdbtool::report::Bucket)>| -> io::Result<()> {
+        writeln!(out, "\n{title:<24} {:>10} {:>12} {:>7} {:>14}", "keys", "memory", "share", "elements")?;
+        for (k, b) in rows {
+            writeln!(
+                out,
+                "  {k:<22} {:>10} {:>12} {:>7} {:>14}",
+                b.keys,
+                human(b.memory),
+                pct(b.memory, t.memory),
+                b.elements
+            )?;
+        }
+        Ok(())
+    };
+    table(out, "by db", a.dbs.iter().map(|(d, b)| (format!("db{d}"), *b)).collect())?;
+    table(out, "by type", a.types.iter().map(|(k, b)| (k.as_str().to_owned(), *b)).collect())?;
+    table(out, "by encoding", a.encodings.iter().map(|(k, b)| (k.to_string(), *b)).collect())?;
+    for (title, top) in [("top keys by memory", &a.top_memory), ("top keys by elements", &a.top_elements)] {
+        writeln!(out, "\n{title}")?;
+        for k in top.sorted() {
+            let file = if a.files.len() > 1 { format!("  [{}]", k.file) } else { String::new() };
+            writeln!(
+                out,
+                "  {:>12} {:>12} el  db{} {} ({}, {}){file}",
+                human(k.memory),
+                k.elements,
+                k.db,
+                quoted(&k.key),
+                k.kind.as_str(),
+                k.encoding
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "\nprefixes (split on {:?}, depth {}; {} held)  {:>10} {:>12} {:>7} {:>10}",
+        String::from_utf8_lossy(&opts.separators),
+        opts.depth,
+        a.prefixes.len(),
+        "keys",
+        "memory",
+        "share",
+        "no TTL"
+    )?;
+    for (p, s) in a.prefixes.heaviest(top_prefixes) {
+        writeln!(
+            out,
+            "  {:<40} {:>10} {:>12} {:>7} {:>10}",
+            quoted(p),
+            s.keys,
+            human(s.memory),
+            pct(s.memory, t.memory),
+            s.keys_without_ttl
+        )?;
+    }
+    if a.prefixes.dropped > 0 {
+        writeln!(
+            out,
+            "  (--max-prefixes {} reached: {} light prefixes dropped; any prefix may be short by up to {} and {} keys)",
+            opts.max_prefixes,
+            a.prefixes.dropped,
+            human(a.prefixes.error_bound_memory),
+            a.prefixes.error_bound_keys
+        )?;
+    }
+    writeln!(out, "\nTTL (now = {})", iso_ms(opts.now_ms))?;
+    for (name, (keys, mem)) in TTL_BUCKETS.iter().zip(a.ttl) {
+        writeln!(out, "  {name:<10} {keys:>12} keys {:>12} {:>7}", human(mem), pct(mem, t.memory))?;
+    }
+    let used = a.slots.iter().filter(|s| s.0 > 0).count();
+    writeln!(out, "\nhash slots: {used} of 16384 hold keys; hottest by memory")?;
+    for (slot, keys, mem) in a.hottest_slots(10) {
+        writeln!(out, "  slot {slot:<6} {keys:>10} keys {:>12} {:>7}", human(mem), pct(mem, t.memory))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! The per-key estimate: for each on-disk encoding, the structure Redis 7.0's loader builds from
+//! it (with the default `*-max-listpack-*`, `set-max-intset-entries` and `list-max-listpack-size`
+//! settings) and what `objectComputeSize` counts for that structure.
+//!
+//! The value is walked once with a `Sink` that keeps running sums (element count, the largest
+//! element, the sds and listpack bytes the elements would take); containers whose in-memory
+//! form is the on-disk blob (listpacks, intsets, quicklist nodes, stream nodes) are measured
+//! from their lengths in the file. Nothing of the value is kept.
+
+use crate::error::Result;
+use crate::rdb::cursor::{Cursor, Elem, RdbStr, parse_canonical_i64};
+use crate::rdb::encodings::ziplist::ZiplistIter;
+use crate::rdb::module::ModuleType;
+use crate::rdb::types::id;
+use crate::rdb::value::{RawValue, Sink, StreamGroup, StreamMeta};
+use crate::rdb::walk::{Walker, blob_of};
+
+use super::*;
+
+/// What a key costs and holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyFigures {
+    /// Bytes, as `MEMORY USAGE key SAMPLES 0` on Redis 7.0 would report them.
+    pub memory: u64,
+    /// Strings 1; list items, set members, zset members, hash fields, stream entries.
+    pub elements: u64,
+    /// Bytes of the longest element (a string's length; for hashes the longer of field and
+    /// value; 0 for streams and modules).
+    pub largest_element: u64,
+    /// The in-memory encoding Redis 7.0 gives the value on load (`OBJECT ENCODING`).
+    pub encoding: &'static str,
+}
+
+/// Running sums over a value's elements. `B` is `Sink::WANTS_BYTES`: false for values whose
+/// elements all come from inner blobs (listpacks, ziplists, intsets), where the walk then skips
+/// what only a builder needs (parsing listpack zset scores).
+#[derive(Default)]
+struct Collector<const B: bool> {
+    /// Sum listpack entry sizes (the value may become a listpack built from its elements).
+    want_lp: bool,
+    /// Sum sds sizes (the value may become a hashtable or skiplist).
+    want_sds: bool,
+    /// Look at whether set members are integers (the set may become an intset).
+    want_int: bool,
+    n: u64,
+    largest: u64,
+    /// Listpack entry bytes the elements take (no header).
+    lp: u64,
+    /// `sdsZmallocSize` of every element as its own sds (members, fields and values).
+    sds: u64,
+    /// Longest field/value/member, for the listpack value thresholds.
+    maxlen: u64,
+    /// Set members: all integers so far, and the widest intset encoding they need.
+    all_int: bool,
+    int_width: u64,
+    /// Simulated quicklist of a list pushed element by element: bytes of the open node's
+    /// listpack (0: no node), and the allocations of the closed ones.
+    simulate_list: bool,
+    node_lp: u64,
+    nodes_mem: u64,
+    /// Streams.
+    stream_len: u64,
+    groups_mem: u64,
+}
+
+impl<const B: bool> Collector<B> {
+    fn reset(&mut self, type_byte: u8) {
+        use id::*;
+        *self = Collector {
+            all_int: true,
+            int_width: 2,
+            simulate_list: matches!(type_byte, LIST | LIST_ZIPLIST),
+            want_lp: !matches!(type_byte, ZSET_LISTPACK | HASH_LISTPACK),
+            want_sds: true,
+            want_int: matches!(type_byte, SET | SET_LISTPACK),
+            ..Collector::default()
+        };
+    }
+
+    #[inline]
+    fn elem(&mut self, e: Elem<'_>) -> u64 {
+        let len = e.len() as u64;
+        self.n += 1;
+        self.largest = self.largest.max(len);
+        self.maxlen = self.maxlen.max(len);
+        if self.want_sds {
+            self.sds += sds_alloc(len);
+        }
+        len
+    }
+
+    fn push_list(&mut self, e: Elem<'_>, len: u64) {
+        let entry = lp_entry(e);
+        // quicklistPushTail with fill -2: the node takes the element while its listpack plus
+        // the element plus 8 stays within 8 KiB.
+        if self.node_lp == 0 || self.node_lp + len + 8 > LIST_NODE_BYTES {
+            self.close_node();
+            self.node_lp = LP_EMPTY;
+        }
+        self.node_lp += entry;
+    }
+
+    fn close_node(&mut self) {
+        if self.node_lp > 0 {
+            self.nodes_mem += QUICKLIST_NODE + je_size(self.node_lp);
+            self.node_lp = 0;
+        }
+    }
+}
+
+impl<const B: bool> Sink for Collector<B> {
+    const WANTS_BYTES: bool = B;
+
+    fn string(&mut self, v: Elem<'_>) {
+        self.elem(v);
+    }
+    fn list_item(&mut self, v: Elem<'_>) {
+        let len = self.elem(v);
+        if self.simulate_list {
+            self.push_list(v, len);
+        }
+    }
+    fn set_member(&mut self, m: Elem<'_>) {
+        self.elem(m);
+        if self.want_int && self.all_int {
+            let v = match m {
+                Elem::Int(v) => Some(v),
+                Elem::Bytes(b) => parse_canonical_i64(b),
+            };
+            match v {
+                Some(v) => {
+                    let w = if i16::try_from(v).is_ok() {
+                        2
+                    } else if i32::try_from(v).is_ok() {
+                        4
+                    } else {
+                        8
+                    };
+                    self.int_width = self.int_width.max(w);
+                }
+                None => self.all_int = false,
+            }
+        }
+    }
+    fn zset_item(&mut self, m: Elem<'_>, score: f64) {
+        self.elem(m);
+        // Past the listpack limit the zset is a skiplist: its listpack size no longer matters.
+        if self.want_lp && self.n <= ZSET_MAX_LISTPACK_ENTRIES {
+            self.lp += lp_entry(m) + lp_score_entry(score);
+        }
+    }
+    fn hash_field(&mut self, f: Elem<'_>, v: Elem<'_>, _expire_at_ms: Option<i64>) {
+        let (fl, vl) = (f.len() as u64, v.len() as u64);
+        self.n += 1;
+        let l = fl.max(vl);
+        self.largest = self.largest.max(l);
+        self.maxlen = self.maxlen.max(l);
+        if self.want_sds {
+            self.sds += sds_alloc(fl) + sds_alloc(vl);
+        }
+        if self.want_lp && self.n <= HASH_MAX_LISTPACK_ENTRIES {
+            self.lp += lp_entry(f) + lp_entry(v);
+        }
+    }
+    fn stream_meta(&mut self, m: &StreamMeta) {
+        self.stream_len = m.length;
+    }
+    fn stream_group(&mut self, g: &StreamGroup) {
+        let mut pel = RaxCounter::default();
+        for p in &g.pending {
+            pel.add(id_key(p.id.ms, p.id.seq));
+        }
+        self.groups_mem += STREAM_CG + pel.memory() + STREAM_NACK * g.pending.len() as u64;
+        for c in &g.consumers {
+            let mut cpel = RaxCounter::default();
+            for id in &c.pending {
+                cpel.add(id_key(id.ms, id.seq));
+            }
+            self.groups_mem += STREAM_CONSUMER + c.name.len() as u64 + cpel.memory();
+        }
+    }
+    fn module(&mut self, _t: ModuleType, payload: &[u8]) {
+        self.sds = payload.len() as u64;
+    }
+}
+
+/// Estimates keys one after the other, reusing its buffers.
+pub struct Estimator {
+    walker: Walker,
+    c: Collector<true>,
+    light: Collector<false>,
+    blob: Vec<u8>,
+    skiplist_node: f64,
+}
+
+impl Default for Estimator {
+    fn default() -> Self {
+        Estimator {
+            walker: Walker::without_duplicate_check(),
+            c: Collector::default(),
+            light: Collector::default(),
+            blob: Vec::new(),
+            skiplist_node: skiplist_node_mean(),
+        }
+    }
+}
+
+/// A hashtable set or hash: the object, the dict, its buckets and one entry per element.
+fn dict_value(n: u64, sds: u64) -> u64 {
+    ROBJ + DICT + 8 * dict_slots(n) + DICT_ENTRY * n + sds
+}
+
+/// `MEMORY USAGE` adds the key's sds string and its dictEntry to the value.
+fn key_overhead(key_len: usize) -> u64 {
+    sds_alloc(key_len as u64) + DICT_ENTRY
+}
+
+/// Length of the first string of a value (the blob of a listpack / intset / ziplist value).
+fn first_str_len(raw: &RawValue<'_>) -> Result<u64> {
+    let mut c = Cursor::new(raw.bytes, raw.offset);
+    if matches!(raw.type_byte, id::HASH_LISTPACK_EX) {
+        c.take(8, "hash minimum expire time")?;
+    }
+    Ok(c.str("value")?.len() as u64)
+}
+
+impl Estimator {
+    pub fn new() -> Estimator {
+        Estimator::default()
+    }
+
+    /// The figures of one key. Errors are those of walking a corrupt value.
+    pub fn key(&mut self, key: &[u8], raw: &RawValue<'_>) -> Result<KeyFigures> {
+        let mut f = self.value(raw)?;
+        f.memory += key_overhead(key.len());
+        Ok(f)
+    }
+
+    /// The value's part alone.
+    pub fn value(&mut self, raw: &RawValue<'_>) -> Result<KeyFigures> {
+        use id::*;
+        let t = raw.type_byte;
+        if t == STRING {
+            return string_value(raw);
+        }
+        if matches!(t, STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 | STREAM_LISTPACKS_4) {
+            self.light.reset(t);
+            self.walker.walk(raw, &mut self.light)?;
+            let (nodes, lp_bytes) = stream_nodes(raw)?;
+            let c = &self.light;
+            return Ok(KeyFigures {
+                memory: ROBJ + STREAM + nodes.memory() + lp_bytes + c.groups_mem,
+                elements: c.stream_len,
+                largest_element: 0,
+                encoding: "stream",
+            });
+        }
+        let quicklist = if matches!(t, LIST_QUICKLIST | LIST_QUICKLIST_2) { self.quicklist_nodes(raw)? } else { 0 };
+        // Elements inside blobs always come with their bytes; elements stored as RDB strings
+        // may be LZF-compressed, and their length needs the decompressed bytes.
+        let blob_elements = matches!(
+            t,
+            LIST_QUICKLIST
+                | LIST_QUICKLIST_2
+                | SET_INTSET
+                | SET_LISTPACK
+                | ZSET_LISTPACK
+                | HASH_LISTPACK
+                | HASH_ZIPMAP
+                | HASH_ZIPLIST
+                | LIST_ZIPLIST
+                | HASH_LISTPACK_EX
+                | HASH_LISTPACK_EX_PRE_GA
+        );
+        if blob_elements {
+            self.light.reset(t);
+            self.walker.walk(raw, &mut self.light)?;
+            finish(&mut self.light, raw, quicklist, self.skiplist_node)
+        } else {
+            self.c.reset(t);
+            self.walker.walk(raw, &mut self.c)?;
+            finish(&mut self.c, raw, quicklist, self.skiplist_node)
+        }
+    }
+
+    /// Quicklist nodes as loaded: each node keeps its listpack (or PLAIN element) allocation
+    /// of the size in the file; ziplist nodes (RDB 7-9) are converted to listpacks first.
+    fn quicklist_nodes(&mut self, raw: &RawValue<'_>) -> Result<u64> {
+        let mut c = Cursor::new(raw.bytes, raw.offset);
+        let n = c.count("quicklist node count", 1)?;
+        let mut mem = 0;
+        for _ in 0..n {
+            if raw.type_byte == id::LIST_QUICKLIST_2 {
+                c.len("quicklist container")?;
+                let s = c.str("quicklist node")?;
+                mem += QUICKLIST_NODE + je_size(s.len() as u64);
+            } else {
+                let s = c.str("quicklist node")?;
+                let blob = blob_of(s, c.offset(), &mut self.blob, "ziplist")?;
+                let mut it = ZiplistIter::new(blob)?;
+                let mut lp = LP_EMPTY;
+                let mut any = false;
+                while let Some(e) = it.next_elem()? {
+                    lp += lp_entry(e);
+                    any = true;
+                }
+                if any {
+                    mem += QUICKLIST_NODE + je_size(lp);
+                }
+            }
+        }
+        Ok(mem)
+    }
+}
+
+/// The figures of a walked collection (not a string, not a stream).
+fn finish<const B: bool>(
+    c: &mut Collector<B>,
+    raw: &RawValue<'_>,
+    quicklist: u64,
+    skiplist_node: f64,
+) -> Result<KeyFigures> {
+    use id::*;
+    let n = c.n;
+    let listpack_of_elems = ROBJ + je_size(LP_EMPTY + c.lp);
+    let (memory, encoding) = match raw.type_byte {
+        LIST_QUICKLIST_2 | LIST_QUICKLIST => (ROBJ + QUICKLIST + quicklist, "quicklist"),
+        LIST | LIST_ZIPLIST => {
+            c.close_node();
+            (ROBJ + QUICKLIST + c.nodes_mem, "quicklist")
+        }
+        SET_INTSET if n <= SET_MAX_INTSET_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), "intset"),
+        SET | SET_LISTPACK if n <= SET_MAX_INTSET_ENTRIES && c.all_int => {
+            (ROBJ + je_size(INTSET_HEADER + c.int_width * n), "intset")
+        }
+        SET | SET_LISTPACK | SET_INTSET => (dict_value(n, c.sds), "hashtable"),
+        ZSET_LISTPACK if n <= ZSET_MAX_LISTPACK_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
+        ZSET_ZIPLIST if n <= ZSET_MAX_LISTPACK_ENTRIES => (listpack_of_elems, "listpack"),
+        ZSET | ZSET_2 if n <= ZSET_MAX_LISTPACK_ENTRIES && c.maxlen <= ZSET_MAX_LISTPACK_VALUE => {
+            (listpack_of_elems, "listpack")
+        }
+        ZSET | ZSET_2 | ZSET_LISTPACK | ZSET_ZIPLIST => {
+            let m = ROBJ
+                + ZSET_STRUCT
+                + ZSKIPLIST
+                + DICT
+                + 8 * dict_slots(n)
+                + ZSKIPLIST_HEADER
+                + c.sds
+                + DICT_ENTRY * n
+                + (skiplist_node * n as f64).round() as u64;
+            (m, "skiplist")
+        }
+        // Redis 7.0.15 keeps a listpack hash from the file whatever its length (it does check
+        // zset listpacks and intsets, converted above).
+        HASH_LISTPACK => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
+        HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA if n <= HASH_MAX_LISTPACK_ENTRIES => {
+            (listpack_of_elems, "listpack")
+        }
+        HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA => (dict_value(n, c.sds), "hashtable"),
+        HASH | HASH_ZIPMAP | HASH_22 | HASH_METADATA => {
+            if n <= HASH_MAX_LISTPACK_ENTRIES && c.maxlen <= HASH_MAX_LISTPACK_VALUE {
+                (listpack_of_elems, "listpack")
+            } else {
+                (dict_value(n, c.sds), "hashtable")
+            }
+        }
+        // Module values: their serialized size.
+        _ => return Ok(KeyFigures { memory: c.sds, elements: 0, largest_element: 0, encoding: "module" }),
+    };
+    Ok(KeyFigures { memory, elements: n, largest_element: c.largest, encoding })
+}
+
+/// A string value: an integer (the object alone), embstr (object and string in one
+/// allocation) or raw (object plus sds).
+fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
+    let mut c = Cursor::new(raw.bytes, raw.offset);
+    let s = c.str("string value")?;
+    let len = s.len() as u64;
+    let int = match s {
+        RdbStr::Int(_) => true,
+        RdbStr::Raw(b) => b.len() <= 20 && parse_canonical_i64(b).is_some(),
+        RdbStr::Lzf { .. } => false,
+    };
+    let (memory, encoding) = if int {
+        (ROBJ, "int")
+    } else if len <= EMBSTR_MAX {
+        (je_size(ROBJ + 3 + len + 1), "embstr")
+    } else {
+        (ROBJ + sds_alloc(len), "raw")
+    };
+    Ok(KeyFigures { memory, elements: 1, largest_element: len, encoding })
+}
+
+/// The stream's node radix tree and the allocations of its listpacks, from the node list at the
+/// start of the value.
+fn stream_nodes(raw: &RawValue<'_>) -> Result<(RaxCounter, u64)> {
+    let mut c = Cursor::new(raw.bytes, raw.offset);
+    let n = c.count("stream listpack count", 2)?;
+    let mut rax = RaxCounter::default();
+    let mut bytes = 0;
+    for _ in 0..n {
+        let k = c.str("stream node key")?;
+        if let RdbStr::Raw(k) = k
+            && let Ok(k) = <[u8; 16]>::try_from(k)
+        {
+            rax.add(k);
+        }
+        bytes += je_size(c.str("stream listpack")?.len() as u64);
+    }
+    Ok((rax, bytes))
+}

@@ -1,0 +1,537 @@
+//! The engine behind `rdbtool report`: per-key memory and element figures (`memory`) folded into
+//! bounded aggregates — per db / type / encoding, the top keys, a capped prefix tree, a TTL
+//! histogram and per-slot load — in one streaming pass per file. Nothing per key is kept but
+//! the top-N heaps and the prefix table (at most `max_prefixes` entries).
+//!
+//! A file is read by a pipeline: the reader cuts key records into batches, two workers
+//! estimate them, and the caller's thread folds the results in file order (so per-key output
+//! comes out in file order too).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::hash::BuildHasherDefault;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::filter::Filter;
+use crate::memory::{Estimator, KeyFigures};
+use crate::rdb::reader::{KeyRecord, Reader, Record};
+use crate::rdb::types::Kind;
+
+/// What shapes a report.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Keys in each top list.
+    pub top: usize,
+    /// Bytes that end a prefix segment.
+    pub separators: Vec<u8>,
+    /// Prefix levels kept (1: `user:`, 2: `user:42:`, ...).
+    pub depth: usize,
+    /// Most prefixes held at once.
+    pub max_prefixes: usize,
+    /// "Now" in unix ms for the TTL histogram.
+    pub now_ms: i64,
+    pub filter: Filter,
+}
+
+/// One key as the report sees it.
+#[derive(Debug, Clone)]
+pub struct KeyRow<'a> {
+    pub db: u64,
+    pub key: &'a [u8],
+    pub kind: Kind,
+    /// On-disk encoding.
+    pub rdb_encoding: &'static str,
+    pub expire_at_ms: Option<i64>,
+    pub slot: u16,
+    pub fig: KeyFigures,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Bucket {
+    pub keys: u64,
+    pub memory: u64,
+    pub elements: u64,
+}
+
+impl Bucket {
+    fn add(&mut self, f: &KeyFigures) {
+        self.keys += 1;
+        self.memory += f.memory;
+        self.elements += f.elements;
+    }
+    fn merge(&mut self, o: &Bucket) {
+        self.keys += o.keys;
+        self.memory += o.memory;
+        self.elements += o.elements;
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TopKey {
+    /// What the list is ranked by (memory or elements), first so that the order sorts by it.
+    #[serde(skip)]
+    pub rank: u64,
+    pub db: u64,
+    #[serde(serialize_with = "crate::json::ser_bytes")]
+    pub key: Vec<u8>,
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    pub encoding: &'static str,
+    pub memory: u64,
+    pub elements: u64,
+    pub file: String,
+}
+
+/// A bounded list of the `n` highest-ranked keys (a min-heap: most keys lose to its smallest).
+#[derive(Debug, Clone, Default)]
+pub struct Top {
+    n: usize,
+    heap: BinaryHeap<Reverse<TopKey>>,
+}
+
+impl Top {
+    fn new(n: usize) -> Top {
+        Top { n, heap: BinaryHeap::new() }
+    }
+    #[inline]
+    fn wants(&self, rank: u64) -> bool {
+        self.n > 0 && (self.heap.len() < self.n || self.heap.peek().is_some_and(|Reverse(min)| rank > min.rank))
+    }
+    fn push(&mut self, k: TopKey) {
+        self.heap.push(Reverse(k));
+        if self.heap.len() > self.n {
+            self.heap.pop();
+        }
+    }
+    fn merge(&mut self, o: Top) {
+        for Reverse(k) in o.heap {
+            if self.wants(k.rank) {
+                self.push(k);
+            }
+        }
+    }
+    /// Highest first.
+    pub fn sorted(&self) -> Vec<TopKey> {
+        let mut v: Vec<TopKey> = self.heap.iter().map(|Reverse(k)| k.clone()).collect();
+        v.sort_by(|a, b| b.cmp(a));
+        v
+    }
+}
+
+type FastHash = BuildHasherDefault<XxHasher>;
+
+/// xxh3 over the bytes written (prefixes are hashed as one slice).
+#[derive(Default)]
+pub struct XxHasher(u64);
+impl std::hash::Hasher for XxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct PrefixStats {
+    pub keys: u64,
+    pub memory: u64,
+    pub keys_without_ttl: u64,
+}
+
+/// Key prefixes with their totals, at most `cap` at once. Past the cap the lightest quarter (by
+/// memory) is dropped; a dropped prefix that comes back starts again from zero, so any
+/// prefix's figures may be short by at most the sum of the drop thresholds (`error_bound`).
+#[derive(Debug, Clone, Default)]
+pub struct Prefixes {
+    cap: usize,
+    map: HashMap<Box<[u8]>, PrefixStats, FastHash>,
+    /// Upper bound of the memory any listed prefix may be missing (and of any unlisted one).
+    pub error_bound_memory: u64,
+    /// The same bound for key counts.
+    pub error_bound_keys: u64,
+    /// Prefixes dropped so far (a prefix dropped twice counts twice).
+    pub dropped: u64,
+}
+
+impl Prefixes {
+    fn new(cap: usize) -> Prefixes {
+        Prefixes { cap: cap.max(1), ..Default::default() }
+    }
+    #[inline]
+    fn add(&mut self, prefix: &[u8], memory: u64, has_ttl: bool) {
+        let s = match self.map.get_mut(prefix) {
+            Some(s) => s,
+            None => {
+                if self.map.len() >= self.cap {
+                    self.shrink();
+                }
+                self.map.entry(prefix.into()).or_default()
+            }
+        };
+        s.keys += 1;
+        s.memory += memory;
+        if !has_ttl {
+            s.keys_without_ttl += 1;
+        }
+    }
+    fn add_stats(&mut self, prefix: &[u8], o: &PrefixStats) {
+        if !self.map.contains_key(prefix) && self.map.len() >= self.cap {
+            self.shrink();
+        }
+        let s = self.map.entry(prefix.into()).or_default();
+        s.keys += o.keys;
+        s.memory += o.memory;
+        s.keys_without_ttl += o.keys_without_ttl;
+    }
+    /// Drops the lightest quarter (at least one), raising the error bounds by the heaviest dropped.
+    fn shrink(&mut self) {
+        let drop_n = (self.map.len() / 4).max(1);
+        let mut mem: Vec<(u64, u64)> = self.map.values().map(|s| (s.memory, s.keys)).collect();
+        mem.select_nth_unstable(drop_n - 1);
+        let (cut, _) = mem[drop_n - 1];
+        let mut dropped = 0usize;
+        let mut max_keys = 0;
+        self.map.retain(|_, s| {
+            if dropped < drop_n && s.memory <= cut {
+                dropped += 1;
+                max_keys = max_keys.max(s.keys);
+                false
+            } else {
+                true
+            }
+        });
+        self.error_bound_memory += cut;
+        self.error_bound_keys += max_keys;
+        self.dropped += dropped as u64;
+    }
+    fn merge(&mut self, o: Prefixes) {
+        self.error_bound_memory += o.error_bound_memory;
+        self.error_bound_keys += o.error_bound_keys;
+        self.dropped += o.dropped;
+        for (p, s) in o.map {
+            self.add_stats(&p, &s);
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    /// The `n` heaviest prefixes by memory (ties by name), heaviest first.
+    pub fn heaviest(&self, n: usize) -> Vec<(&[u8], PrefixStats)> {
+        let mut v: Vec<(&[u8], PrefixStats)> = self.map.iter().map(|(p, s)| (&p[..], *s)).collect();
+        v.sort_by(|a, b| b.1.memory.cmp(&a.1.memory).then(a.0.cmp(b.0)));
+        v.truncate(n);
+        v
+    }
+}
+
+/// TTL histogram buckets.
+pub const TTL_BUCKETS: [&str; 7] = ["none", "expired", "<1h", "<1d", "<7d", "<30d", "more"];
+
+fn ttl_bucket(expire_at_ms: Option<i64>, now_ms: i64) -> usize {
+    let Some(t) = expire_at_ms else { return 0 };
+    let left = t - now_ms;
+    const H: i64 = 3_600_000;
+    match left {
+        i64::MIN..0 => 1,
+        0..H => 2,
+        _ if left < 24 * H => 3,
+        _ if left < 7 * 24 * H => 4,
+        _ if left < 30 * 24 * H => 5,
+        _ => 6,
+    }
+}
+
+/// Per file: what it held and whether it was read to its end.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileTotals {
+    pub file: String,
+    pub bytes: u64,
+    pub keys: u64,
+    pub memory: u64,
+    pub elements: u64,
+    pub error: Option<String>,
+}
+
+/// The aggregates of one or several files.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    pub total: Bucket,
+    pub dbs: BTreeMap<u64, Bucket>,
+    pub types: BTreeMap<Kind, Bucket>,
+    pub encodings: BTreeMap<&'static str, Bucket>,
+    pub top_memory: Top,
+    pub top_elements: Top,
+    pub prefixes: Prefixes,
+    /// Keys and memory per TTL bucket (`TTL_BUCKETS`).
+    pub ttl: [(u64, u64); 7],
+    /// Keys and memory per cluster hash slot.
+    pub slots: Vec<(u64, u64)>,
+    pub files: Vec<FileTotals>,
+}
+
+impl Aggregate {
+    pub fn new(opts: &Options) -> Aggregate {
+        Aggregate {
+            total: Bucket::default(),
+            dbs: BTreeMap::new(),
+            types: BTreeMap::new(),
+            encodings: BTreeMap::new(),
+            top_memory: Top::new(opts.top),
+            top_elements: Top::new(opts.top),
+            prefixes: Prefixes::new(opts.max_prefixes),
+            ttl: [(0, 0); 7],
+            slots: vec![(0, 0); 16384],
+            files: Vec::new(),
+        }
+    }
+
+    /// Folds one key in.
+    pub fn add(&mut self, r: &KeyRow<'_>, file: &str, opts: &Options) {
+        let f = &r.fig;
+        self.total.add(f);
+        self.dbs.entry(r.db).or_default().add(f);
+        self.types.entry(r.kind).or_default().add(f);
+        self.encodings.entry(f.encoding).or_default().add(f);
+        let top = |rank| TopKey {
+            rank,
+            db: r.db,
+            key: r.key.to_vec(),
+            kind: r.kind,
+            encoding: f.encoding,
+            memory: f.memory,
+            elements: f.elements,
+            file: file.to_owned(),
+        };
+        if self.top_memory.wants(f.memory) {
+            self.top_memory.push(top(f.memory));
+        }
+        if self.top_elements.wants(f.elements) {
+            self.top_elements.push(top(f.elements));
+        }
+        let mut level = 0;
+        for (i, b) in r.key.iter().enumerate() {
+            if level >= opts.depth {
+                break;
+            }
+            if opts.separators.contains(b) {
+                self.prefixes.add(&r.key[..=i], f.memory, r.expire_at_ms.is_some());
+                level += 1;
+            }
+        }
+        let t = &mut self.ttl[ttl_bucket(r.expire_at_ms, opts.now_ms)];
+        t.0 += 1;
+        t.1 += f.memory;
+        let s = &mut self.slots[r.slot as usize];
+        s.0 += 1;
+        s.1 += f.memory;
+    }
+
+    pub fn merge(&mut self, o: Aggregate) {
+        self.total.merge(&o.total);
+        for (k, v) in &o.dbs {
+            self.dbs.entry(*k).or_default().merge(v);
+        }
+        for (k, v) in &o.types {
+            self.types.entry(*k).or_default().merge(v);
+        }
+        for (k, v) in &o.encodings {
+            self.encodings.entry(*k).or_default().merge(v);
+        }
+        self.top_memory.merge(o.top_memory);
+        self.top_elements.merge(o.top_elements);
+        self.prefixes.merge(o.prefixes);
+        for (a, b) in self.ttl.iter_mut().zip(o.ttl) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+        for (a, b) in self.slots.iter_mut().zip(o.slots) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+        self.files.extend(o.files);
+    }
+
+    /// The `n` slots with the most memory, heaviest first: (slot, keys, memory).
+    pub fn hottest_slots(&self, n: usize) -> Vec<(u16, u64, u64)> {
+        let mut v: Vec<(u16, u64, u64)> =
+            self.slots.iter().enumerate().filter(|(_, s)| s.0 > 0).map(|(i, s)| (i as u16, s.0, s.1)).collect();
+        v.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
+}
+
+/// A batch of key records on their way to the workers and back.
+struct Batch<'a> {
+    seq: u64,
+    keys: Vec<KeyRecord<'a>>,
+    figs: Vec<Result<KeyFigures, Error>>,
+}
+
+const BATCH_KEYS: usize = 4096;
+const BATCH_BYTES: usize = 1 << 20;
+const WORKERS: usize = 2;
+
+/// Reads one file and folds every key that passes the filter into a new `Aggregate`, calling
+/// `each` for every such key in file order (per-key output). `release` gives back stretches of
+/// the input that will not be read again. An error of `each` stops the scan and is returned.
+pub fn scan_file(
+    name: &str,
+    data: &[u8],
+    opts: &Options,
+    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    each: &mut dyn FnMut(&KeyRow<'_>) -> std::io::Result<()>,
+) -> std::io::Result<Aggregate> {
+    let mut agg = Aggregate::new(opts);
+    let mut totals =
+        FileTotals { file: name.to_owned(), bytes: data.len() as u64, keys: 0, memory: 0, elements: 0, error: None };
+    let mut reader = match Reader::new(data) {
+        Ok(r) => r,
+        Err(e) => {
+            totals.error = Some(e.to_string());
+            agg.files.push(totals);
+            return Ok(agg);
+        }
+    };
+    let mut io_error = None;
+    std::thread::scope(|s| {
+        let (to_workers, from_reader) = sync_channel::<Batch<'_>>(WORKERS);
+        let (to_folder, from_workers) = sync_channel::<Batch<'_>>(WORKERS * 2);
+        let from_reader = Arc::new(Mutex::new(from_reader));
+        for _ in 0..WORKERS {
+            let rx = Arc::clone(&from_reader);
+            let tx = to_folder.clone();
+            s.spawn(move || worker(rx, tx));
+        }
+        drop(to_folder);
+        // The reader runs on its own thread; this one folds, in order.
+        let reader_error = s.spawn(|| read_batches(&mut reader, opts, to_workers, release));
+        let mut pending: BTreeMap<u64, Batch<'_>> = BTreeMap::new();
+        let mut next = 0u64;
+        for b in from_workers {
+            pending.insert(b.seq, b);
+            while let Some(b) = pending.remove(&next) {
+                next += 1;
+                if io_error.is_some() || totals.error.is_some() {
+                    continue;
+                }
+                for (k, f) in b.keys.iter().zip(b.figs) {
+                    let fig = match f {
+                        Ok(f) => f,
+                        Err(e) => {
+                            totals.error = Some(format!("db {} key {}: {e}", k.db, crate::display::quoted(&k.key)));
+                            break;
+                        }
+                    };
+                    let row = KeyRow {
+                        db: k.db,
+                        key: &k.key,
+                        kind: k.value.kind(),
+                        rdb_encoding: k.value.encoding(),
+                        expire_at_ms: k.expire_at_ms,
+                        slot: crate::slot::key_slot(&k.key),
+                        fig,
+                    };
+                    if let Err(e) = each(&row) {
+                        io_error = Some(e);
+                        break;
+                    }
+                    agg.add(&row, name, opts);
+                    totals.keys += 1;
+                    totals.memory += fig.memory;
+                    totals.elements += fig.elements;
+                }
+            }
+        }
+        if let Ok(Some(e)) = reader_error.join()
+            && totals.error.is_none()
+        {
+            totals.error = Some(e.to_string());
+        }
+    });
+    if let Some(e) = io_error {
+        return Err(e);
+    }
+    agg.files.push(totals);
+    Ok(agg)
+}
+
+/// The reader's side: key records that pass the filter, in batches. Returns the error that
+/// ended the file early, if any.
+fn read_batches<'a>(
+    reader: &mut Reader<'a>,
+    opts: &Options,
+    tx: SyncSender<Batch<'a>>,
+    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+) -> Option<Error> {
+    // Pages are given back well behind the reader: batches in flight still read their values.
+    const RELEASE_STEP: usize = 16 << 20;
+    let mut released = 0usize;
+    let mut seq = 0u64;
+    let mut batch = Batch { seq, keys: Vec::with_capacity(BATCH_KEYS), figs: Vec::new() };
+    let mut bytes = 0usize;
+    let mut limit = opts.filter.limit;
+    let mut error = None;
+    while let Some(rec) = reader.next() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        };
+        if let Record::Key(k) = rec {
+            if !opts.filter.matches(&k) {
+                continue;
+            }
+            if let Some(l) = &mut limit {
+                if *l == 0 {
+                    break;
+                }
+                *l -= 1;
+            }
+            bytes += k.value.bytes.len();
+            batch.keys.push(k);
+            if batch.keys.len() >= BATCH_KEYS || bytes >= BATCH_BYTES {
+                seq += 1;
+                let full = std::mem::replace(
+                    &mut batch,
+                    Batch { seq, keys: Vec::with_capacity(BATCH_KEYS), figs: Vec::new() },
+                );
+                bytes = 0;
+                if tx.send(full).is_err() {
+                    return error;
+                }
+                let at = reader.offset() as usize;
+                // Batches in flight (channels, workers, the reorder buffer) hold about 10 BATCH_BYTES;
+                // a value larger than the step is read back from the page cache if released.
+                if at >= released + 2 * RELEASE_STEP {
+                    release(released..at - RELEASE_STEP);
+                    released = at - RELEASE_STEP;
+                }
+            }
+        }
+    }
+    let _ = tx.send(batch);
+    error
+}
+
+fn worker<'a>(rx: Arc<Mutex<Receiver<Batch<'a>>>>, tx: SyncSender<Batch<'a>>) {
+    let mut est = Estimator::new();
+    loop {
+        let b = rx.lock().map(|r| r.recv());
+        let Ok(Ok(mut b)) = b else { return };
+        b.figs = b.keys.iter().map(|k| est.key(&k.key, &k.value)).collect();
+        if tx.send(b).is_err() {
+            return;
+        }
+    }
+}

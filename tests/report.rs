@@ -1,0 +1,304 @@
+//! `rdbtool report`: per-key formats against each other (the CSV read back by Python's csv
+//! module), the JSON summary against sums over the JSON Lines, prefixes against an independent
+//! computation, the prefix cap and its error bound.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A fixed "now" (the file's ctime): the TTL histogram does not depend on the day.
+const NOW: &str = "1795241896000";
+
+fn rdbtool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rdbtool")).args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = rdbtool(args);
+    assert!(out.status.success(), "rdbtool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn all_types() -> String {
+    common::testdata("all-types.rdb").display().to_string()
+}
+
+fn jsonl_rows(file: &str) -> Vec<Value> {
+    ok(&["report", "--format", "jsonl", "--now", NOW, file]).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// A key of the JSON vocabulary as bytes.
+fn key_bytes(v: &Value) -> Vec<u8> {
+    rdbtool::json::to_bytes(v).expect("a key is a string or {base64}")
+}
+
+#[test]
+fn csv_read_back_equals_jsonl() {
+    let file = all_types();
+    let csv = ok(&["report", "--format", "csv", "--now", NOW, &file]);
+    // Python's csv module turns it into JSON rows: the quoting must be what a CSV reader expects.
+    let script = r#"
+import csv, json, sys, base64
+rows = list(csv.reader(sys.stdin))
+out = []
+for r in rows[1:]:
+    k = r[2]
+    kb = base64.b64decode(k[7:]) if k.startswith("base64:") else k.encode()
+    out.append({"db": int(r[0]), "type": r[1], "key": list(kb), "memory": int(r[3]), "encoding": r[4],
+                "elements": int(r[5]), "largest": int(r[6]), "expiry": r[7]})
+print(json.dumps({"header": rows[0], "rows": out}))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(csv.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        parsed["header"],
+        serde_json::json!([
+            "database",
+            "type",
+            "key",
+            "size_in_bytes",
+            "encoding",
+            "num_elements",
+            "len_largest_element",
+            "expiry"
+        ])
+    );
+    let csv_rows = parsed["rows"].as_array().unwrap();
+    let jsonl = jsonl_rows(&file);
+    assert_eq!(csv_rows.len(), jsonl.len());
+    assert_eq!(jsonl.len(), 268);
+    let mut binary = 0;
+    for (c, j) in csv_rows.iter().zip(&jsonl) {
+        let ck: Vec<u8> = c["key"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8).collect();
+        assert_eq!(ck, key_bytes(&j["key"]));
+        binary += usize::from(j["key"].is_object());
+        assert_eq!(c["db"], j["db"]);
+        assert_eq!(c["type"], j["type"]);
+        assert_eq!(c["memory"], j["memory"]);
+        assert_eq!(c["encoding"], j["encoding"]);
+        assert_eq!(c["elements"], j["elements"]);
+        assert_eq!(c["largest"], j["largest_element"]);
+        assert_eq!(c["expiry"].as_str().unwrap().is_empty(), j["expire_at_ms"].is_null());
+    }
+    assert!(binary > 0, "all-types.rdb has binary keys: the base64 path must be exercised");
+    // And the per-key figures are the library's.
+    let data = std::fs::read(&file).unwrap();
+    let mut est = rdbtool::memory::Estimator::new();
+    let mut i = 0;
+    for rec in rdbtool::rdb::Reader::new(&data).unwrap() {
+        if let rdbtool::rdb::Record::Key(k) = rec.unwrap() {
+            let f = est.key(&k.key, &k.value).unwrap();
+            assert_eq!(jsonl[i]["memory"].as_u64().unwrap(), f.memory);
+            assert_eq!(jsonl[i]["slot"].as_u64().unwrap(), rdbtool::slot::key_slot(&k.key) as u64);
+            i += 1;
+        }
+    }
+}
+
+#[test]
+fn json_summary_equals_sums_over_jsonl() {
+    let file = all_types();
+    let rows = jsonl_rows(&file);
+    let summary: Value = serde_json::from_str(&ok(&["report", "--json", "--now", NOW, &file])).unwrap();
+    let sum = |f: &dyn Fn(&Value) -> bool, field: &str| -> u64 {
+        rows.iter().filter(|r| f(r)).map(|r| r[field].as_u64().unwrap()).sum()
+    };
+    let count = |f: &dyn Fn(&Value) -> bool| rows.iter().filter(|r| f(r)).count() as u64;
+    assert_eq!(summary["keys"].as_u64().unwrap(), rows.len() as u64);
+    assert_eq!(summary["memory"].as_u64().unwrap(), sum(&|_| true, "memory"));
+    assert_eq!(summary["elements"].as_u64().unwrap(), sum(&|_| true, "elements"));
+    for d in summary["dbs"].as_array().unwrap() {
+        let db = d["db"].clone();
+        assert_eq!(d["keys"].as_u64().unwrap(), count(&|r| r["db"] == db));
+        assert_eq!(d["memory"].as_u64().unwrap(), sum(&|r| r["db"] == db, "memory"));
+        assert_eq!(d["elements"].as_u64().unwrap(), sum(&|r| r["db"] == db, "elements"));
+    }
+    for (list, field) in [("types", "type"), ("encodings", "encoding")] {
+        for t in summary[list].as_array().unwrap() {
+            let v = t[field].clone();
+            assert_eq!(t["keys"].as_u64().unwrap(), count(&|r| r[field] == v), "{list} {v}");
+            assert_eq!(t["memory"].as_u64().unwrap(), sum(&|r| r[field] == v, "memory"), "{list} {v}");
+        }
+    }
+    // TTL buckets.
+    let now: i64 = NOW.parse().unwrap();
+    let bucket = |r: &Value| -> &str {
+        let Some(t) = r["expire_at_ms"].as_i64() else { return "none" };
+        let left = t - now;
+        let h = 3_600_000;
+        if left < 0 {
+            "expired"
+        } else if left < h {
+            "<1h"
+        } else if left < 24 * h {
+            "<1d"
+        } else if left < 7 * 24 * h {
+            "<7d"
+        } else if left < 30 * 24 * h {
+            "<30d"
+        } else {
+            "more"
+        }
+    };
+    for t in summary["ttl"].as_array().unwrap() {
+        let name = t["ttl"].as_str().unwrap();
+        assert_eq!(t["keys"].as_u64().unwrap(), count(&|r| bucket(r) == name), "ttl {name}");
+        assert_eq!(t["memory"].as_u64().unwrap(), sum(&|r| bucket(r) == name, "memory"), "ttl {name}");
+    }
+    // Slots, and the top lists.
+    for s in summary["slots"]["all"].as_array().unwrap() {
+        let slot = s[0].clone();
+        assert_eq!(s[1].as_u64().unwrap(), count(&|r| r["slot"] == slot));
+        assert_eq!(s[2].as_u64().unwrap(), sum(&|r| r["slot"] == slot, "memory"));
+    }
+    let mut mems: Vec<u64> = rows.iter().map(|r| r["memory"].as_u64().unwrap()).collect();
+    mems.sort_unstable_by(|a, b| b.cmp(a));
+    let top: Vec<u64> =
+        summary["top_memory"].as_array().unwrap().iter().map(|k| k["memory"].as_u64().unwrap()).collect();
+    assert_eq!(top, mems[..10]);
+}
+
+/// Prefixes of `key`: up to and including each separator, at most `depth`.
+fn prefixes_of(key: &[u8], seps: &[u8], depth: usize) -> Vec<Vec<u8>> {
+    key.iter().enumerate().filter(|(_, b)| seps.contains(b)).take(depth).map(|(i, _)| key[..=i].to_vec()).collect()
+}
+
+fn expected_prefixes(rows: &[Value], seps: &[u8], depth: usize) -> BTreeMap<Vec<u8>, (u64, u64, u64)> {
+    let mut want: BTreeMap<Vec<u8>, (u64, u64, u64)> = BTreeMap::new();
+    for r in rows {
+        for p in prefixes_of(&key_bytes(&r["key"]), seps, depth) {
+            let e = want.entry(p).or_default();
+            e.0 += 1;
+            e.1 += r["memory"].as_u64().unwrap();
+            e.2 += u64::from(r["expire_at_ms"].is_null());
+        }
+    }
+    want
+}
+
+fn listed_prefixes(summary: &Value) -> BTreeMap<Vec<u8>, (u64, u64, u64)> {
+    summary["prefixes"]["heaviest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let stats =
+                (p["keys"].as_u64().unwrap(), p["memory"].as_u64().unwrap(), p["keys_without_ttl"].as_u64().unwrap());
+            (key_bytes(&p["prefix"]), stats)
+        })
+        .collect()
+}
+
+#[test]
+fn prefixes_match_an_independent_count() {
+    let file = all_types();
+    let rows = jsonl_rows(&file);
+    for (seps, depth) in [(":", 3usize), (":_", 2), (":", 1)] {
+        let summary: Value = serde_json::from_str(&ok(&[
+            "report",
+            "--json",
+            "--now",
+            NOW,
+            "--top-prefixes",
+            "100000",
+            "--separators",
+            seps,
+            "--depth",
+            &depth.to_string(),
+            &file,
+        ]))
+        .unwrap();
+        let want = expected_prefixes(&rows, seps.as_bytes(), depth);
+        assert!(want.len() > 5);
+        assert_eq!(listed_prefixes(&summary), want, "separators {seps:?} depth {depth}");
+        assert_eq!(summary["prefixes"]["dropped"], 0);
+    }
+}
+
+#[test]
+fn prefix_cap_holds_and_states_its_error_bound() {
+    let file = all_types();
+    let rows = jsonl_rows(&file);
+    let want = expected_prefixes(&rows, b":", 3);
+    let summary: Value = serde_json::from_str(&ok(&[
+        "report",
+        "--json",
+        "--now",
+        NOW,
+        "--max-prefixes",
+        "8",
+        "--top-prefixes",
+        "1000",
+        &file,
+    ]))
+    .unwrap();
+    let p = &summary["prefixes"];
+    assert!(p["held"].as_u64().unwrap() <= 8);
+    assert!(p["dropped"].as_u64().unwrap() > 0);
+    let bound_mem = p["error_bound_memory"].as_u64().unwrap();
+    let bound_keys = p["error_bound_keys"].as_u64().unwrap();
+    let listed = listed_prefixes(&summary);
+    assert!(!listed.is_empty() && listed.len() <= 8);
+    for (prefix, (keys, mem, _)) in &listed {
+        let (tk, tm, _) = want[prefix];
+        assert!(*mem <= tm && tm - mem <= bound_mem, "{prefix:?}: {mem} of {tm}, bound {bound_mem}");
+        assert!(*keys <= tk && tk - keys <= bound_keys, "{prefix:?}: {keys} of {tk}, bound {bound_keys}");
+    }
+    // A prefix left out is one whose memory is within the bound (or lighter than every listed
+    // one), never a heavy one lost without a word.
+    let min_listed = listed.values().map(|s| s.1).min().unwrap();
+    for (prefix, (_, tm, _)) in &want {
+        if !listed.contains_key(prefix) {
+            assert!(*tm <= bound_mem.max(min_listed) + bound_mem, "{prefix:?} ({tm}) missing");
+        }
+    }
+    let text = ok(&["report", "--now", NOW, "--max-prefixes", "8", &file]);
+    assert!(text.contains("--max-prefixes 8 reached"), "{text}");
+}
+
+#[test]
+fn several_files_and_atomic_output() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a.rdb", "b.rdb"] {
+        std::fs::copy(common::testdata("all-types.rdb"), dir.path().join(name)).unwrap();
+    }
+    let out = dir.path().join("report.json");
+    let d = dir.path().display().to_string();
+    let o = out.display().to_string();
+    assert_eq!(ok(&["report", "--json", "--now", NOW, "-o", &o, &d]), "");
+    let both: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let one: Value = serde_json::from_str(&ok(&["report", "--json", "--now", NOW, &all_types()])).unwrap();
+    assert_eq!(both["files"].as_array().unwrap().len(), 2);
+    for f in ["keys", "memory", "elements"] {
+        assert_eq!(both[f].as_u64().unwrap(), 2 * one[f].as_u64().unwrap(), "{f}");
+        for file in both["files"].as_array().unwrap() {
+            assert_eq!(file[f], one[f], "{f}");
+        }
+    }
+    // jsonl of several files names the file of each key.
+    let lines = ok(&["report", "--format", "jsonl", "--now", NOW, &d]);
+    assert_eq!(lines.lines().count(), 2 * 268);
+    assert!(lines.lines().all(|l| l.contains("\"file\":")));
+}
+
+#[test]
+fn filters_apply() {
+    let file = all_types();
+    let rows = jsonl_rows(&file);
+    let summary: Value =
+        serde_json::from_str(&ok(&["report", "--json", "--now", NOW, "--db", "0", "--type", "hash", &file])).unwrap();
+    let want = rows.iter().filter(|r| r["db"] == 0 && r["type"] == "hash").count() as u64;
+    assert_eq!(summary["keys"].as_u64().unwrap(), want);
+}
