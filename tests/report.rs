@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// A fixed "now" (the file's ctime): the TTL histogram does not depend on the day.
-const NOW: &str = "1795241896000";
+const NOW: &str = "1795241896000ms";
 
 fn rdbtool(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rdbtool")).args(args).output().unwrap()
@@ -133,7 +133,7 @@ fn json_summary_equals_sums_over_jsonl() {
         }
     }
     // TTL buckets.
-    let now: i64 = NOW.parse().unwrap();
+    let now: i64 = NOW.trim_end_matches("ms").parse().unwrap();
     let bucket = |r: &Value| -> &str {
         let Some(t) = r["expire_at_ms"].as_i64() else { return "none" };
         let left = t - now;
