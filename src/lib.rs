@@ -16,6 +16,7 @@ pub mod json;
 pub mod merge;
 pub mod output;
 pub mod rdb;
+pub mod redis;
 pub mod restore_test;
 pub mod slot;
 pub mod split;

@@ -6,11 +6,13 @@
 //! the file); an AOF set is copied, since Redis appends to its last file. When Redis refuses the
 //! backup, its own reason is taken from its log. The server is stopped by its PID.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::redis::client::{Addr, ConnectOptions, Connection, Reply};
 
 /// What kind of backup a path holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,20 +149,12 @@ fn free_port() -> io::Result<u16> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr().map(|a| a.port())
 }
 
-/// PING → Some(true) on PONG, Some(false) while loading (or not answering yet), None when the
-/// reply is something else.
+/// Whether the server answers PING with PONG (not while it is loading, or not up yet).
 fn ping(port: u16) -> bool {
-    let addr = (Ipv4Addr::LOCALHOST, port).into();
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
-        return false;
-    }
-    let mut line = Vec::new();
-    let mut r = BufReader::new(s.take(256));
-    let _ = r.read_until(b'\n', &mut line);
-    line.starts_with(b"+PONG")
+    let mut o = ConnectOptions::new(Addr::Tcp { host: Ipv4Addr::LOCALHOST.to_string(), port });
+    o.timeout = Duration::from_secs(2);
+    let Ok(mut c) = Connection::connect(&o) else { return false };
+    matches!(c.command(&[b"PING"]), Ok(Reply::Simple(s)) if s == "PONG")
 }
 
 /// Warning lines (`pid:role date # message`) of a Redis log, without the ones every start
@@ -309,6 +303,10 @@ fn too_old_hint(backup: &Backup, version: &str) -> Option<String> {
 impl Throwaway {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+    /// How to connect to the server.
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions::new(Addr::Tcp { host: Ipv4Addr::LOCALHOST.to_string(), port: self.port })
     }
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -2,8 +2,8 @@
 //! DIR [--to TIME] -o FILE`: what an AOF set covers in time, a copy of it that stops at a point
 //! in time, and an RDB of its dataset (made by a throwaway redis-server).
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use rdbtool::aof::set::{AofSet, CutError, OpenError, PartReport, Role, Stamp, ma
 use rdbtool::aof::{format_utc, parse_time};
 use rdbtool::display::quoted;
 use rdbtool::output::AtomicFile;
+use rdbtool::redis::client::{Addr, ConnectOptions, Connection, ErrorKind, Reply};
 use rdbtool::verify::{self, Report};
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
@@ -337,19 +338,18 @@ fn log_tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(12)..].join("\n")
 }
 
-/// One command, one single-line reply (`+...` or `-...`), on a fresh connection.
+/// One command on a fresh connection; its reply as a line (`+OK`, `-ERR ...`).
 fn simple_command(port: u16, args: &[&str], timeout: Duration) -> io::Result<String> {
-    let stream = TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(timeout))?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    let mut o = ConnectOptions::new(Addr::Tcp { host: Ipv4Addr::LOCALHOST.to_string(), port });
+    o.timeout = timeout;
+    let mut c = Connection::connect(&o).map_err(|e| io::Error::other(e.message))?;
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    match c.command(&args) {
+        Ok(Reply::Simple(s)) => Ok(format!("+{s}")),
+        Ok(r) => Ok(r.describe()),
+        Err(e) if e.kind == ErrorKind::Server => Ok(format!("-{}", e.message)),
+        Err(e) => Err(io::Error::other(e.message)),
     }
-    let mut r = BufReader::new(stream);
-    r.get_mut().write_all(req.as_bytes())?;
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    Ok(line.trim_end().to_owned())
 }
 
 /// Starts the server on a free loopback port and waits until it has loaded the set.

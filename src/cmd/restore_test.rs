@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rdbtool::diff::live::{self, ConnectOptions, LiveSide};
+use rdbtool::diff::live::{self, LiveSide};
 use rdbtool::diff::{DiffError, FileSide, Options, Summary};
 use rdbtool::restore_test::{self, Backup, Outcome, ServerOptions};
 
@@ -93,7 +93,8 @@ pub fn run(args: Args) -> u8 {
         }
         Outcome::Accepted(t) => t,
     };
-    let conn = ConnectOptions { url: server.url(), timeout: Duration::from_secs(60), ..ConnectOptions::default() };
+    let mut conn = server.connect_options();
+    conn.timeout = Duration::from_secs(60);
     let mut live = match LiveSide::connect(&conn) {
         Ok(l) => l,
         Err(e) => return fail(e.to_string()),
