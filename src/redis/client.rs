@@ -345,6 +345,9 @@ fn read_line(r: &mut impl BufRead) -> Result<Vec<u8>, String> {
 fn io_text(e: io::Error) -> String {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "no reply within the timeout".into(),
+        _ if e.to_string().contains("CertificateRequired") => {
+            format!("reading a reply: {e} (the server requires a client certificate: --cert and --key)")
+        }
         _ => format!("reading a reply: {e}"),
     }
 }
