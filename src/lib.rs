@@ -4,6 +4,7 @@
 //! nothing of terminals or commands; `cmd` holds one module per subcommand on top of it.
 
 pub mod aof;
+pub mod cleanup;
 pub mod crc;
 pub mod diff;
 pub mod display;

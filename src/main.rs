@@ -27,6 +27,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: SIGINT / SIGTERM stop our children and remove our temp files.
+    rdbtool::cleanup::install();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Verify(a) => cmd::verify::run(a),

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod server;
 
 pub use client::{Addr, ConnectOptions, Connection, Error, ErrorKind, Limits, Reply, TlsOptions};
 pub use cluster::{Redirect, SlotMap};
