@@ -2,6 +2,7 @@
 //! are fsynced, can be re-read and checked under that name, and only then take the target name.
 //! A file dropped before `commit` is removed. Without `overwrite`, an existing target is refused
 //! up front and the final step is a no-clobber link, so a file that appeared meanwhile survives.
+//! The temporary name is registered with `crate::cleanup`, so that SIGINT / SIGTERM remove it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -26,6 +27,7 @@ impl AtomicFile {
             let tmp = dir.join(format!(".{base}.rdbtool-{pid}-{n}.tmp"));
             match OpenOptions::new().write(true).create_new(true).open(&tmp) {
                 Ok(file) => {
+                    crate::cleanup::add_path(&tmp);
                     return Ok(AtomicFile { tmp, target: target.to_path_buf(), file: Some(file), overwrite });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -74,8 +76,9 @@ impl AtomicFile {
         });
         if res.is_err() {
             let _ = fs::remove_file(&self.tmp);
-            return res;
         }
+        crate::cleanup::remove_path(&self.tmp);
+        res?;
         if let Ok(d) = File::open(parent_dir(&self.target)) {
             let _ = d.sync_all();
         }
@@ -86,6 +89,7 @@ impl AtomicFile {
     pub fn discard(mut self) {
         self.file.take();
         let _ = fs::remove_file(&self.tmp);
+        crate::cleanup::remove_path(&self.tmp);
     }
 }
 
@@ -118,6 +122,7 @@ impl Drop for AtomicFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {
             let _ = fs::remove_file(&self.tmp);
+            crate::cleanup::remove_path(&self.tmp);
         }
     }
 }
