@@ -242,6 +242,28 @@ fn split_from_a_tls_cluster_with_client_certificates_and_an_acl_user() {
     let o = split(&no_ca, &pw);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("certificate"), "{}", text(&o.stderr));
+    // --insecure: no CA, no check; --sni: the name checked is the one given.
+    let mut insecure: Vec<&OsStr> = vec!["--from".as_ref(), url.as_ref(), "--insecure".as_ref()];
+    insecure.extend_from_slice(&full[4..]);
+    let o = split(&insecure, &pw);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let mut sni: Vec<&OsStr> = full.clone();
+    sni.extend_from_slice(&["--sni".as_ref(), "localhost".as_ref()]);
+    let o = split(&sni, &pw);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let mut sni: Vec<&OsStr> = full.clone();
+    sni.extend_from_slice(&["--sni".as_ref(), "other.example".as_ref()]);
+    let o = split(&sni, &pw);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--sni"), "{}", text(&o.stderr));
+    // A CA file that is not PEM: said so.
+    let not_pem = certs.path().join("not.pem");
+    std::fs::write(&not_pem, b"hello").unwrap();
+    let mut bad_ca: Vec<&OsStr> = vec!["--from".as_ref(), url.as_ref(), "--cacert".as_ref(), not_pem.as_os_str()];
+    bad_ca.extend_from_slice(&full[4..]);
+    let o = split(&bad_ca, &pw);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("PEM"), "{}", text(&o.stderr));
     // A wrong password: AUTH refused, the password not repeated.
     let o = split(&full, &[("REDISCLI_AUTH", "wrong-s3cret")]);
     assert_eq!(o.status.code(), Some(2));

@@ -74,8 +74,10 @@ struct CutArgs {
 }
 
 /// Writes an RDB file of the dataset the set holds (at TIME with --to): the set (cut at TIME)
-/// is copied to a temporary directory, loaded by a throwaway redis-server (127.0.0.1, a port the
-/// OS hands out, stopped by its PID) which SAVEs it; the RDB is verified, then written to FILE
+/// is copied to a private temporary directory, loaded by a throwaway redis-server (a unix socket
+/// in that directory, a random password, replication / CONFIG / ACL / MODULE / DEBUG and other
+/// commands removed, stopped by its PID on every exit path) which SAVEs it; the RDB is
+/// verified, then written to FILE
 /// through a temporary name. Keys whose TTL has passed are dropped by that server, as by any
 /// server restoring the set. The server must be able to load the set (Redis >= 7.0 for an
 /// appendonlydir; a Valkey set wants valkey-server).

@@ -12,8 +12,9 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 
 /// Restore a backup into a throwaway redis-server and check that Redis takes it.
 ///
-/// Starts redis-server (from PATH, or --redis-server) on a free 127.0.0.1 port in a temp dir
-/// with the backup: an RDB file as its dump.rdb (linked, never modified), an AOF set
+/// Starts redis-server (from PATH, or --redis-server) on a unix socket in a private temp dir,
+/// with a random password and the commands that reach outside the dataset (REPLICAOF, CONFIG,
+/// ACL, MODULE, DEBUG, ...) removed, with the backup: an RDB file as its dump.rdb (linked, never modified), an AOF set
 /// (appendonlydir) copied and loaded with --appendonly yes. Waits until loading ends and reports
 /// whether Redis accepted the backup, with Redis's own reason from its log when it did not.
 /// For an RDB file, the loaded dataset is then compared with the file (as `rdbtool diff`; keys

@@ -615,14 +615,21 @@ fn tls_connect(
     // Complete the handshake now, so that a certificate problem is reported as such.
     while s.conn.is_handshaking() {
         if let Err(e) = s.conn.complete_io(&mut s.sock) {
+            use rustls::{CertificateError as C, Error as R};
             let mut m = format!("TLS handshake: {e}");
-            if m.contains("UnknownIssuer") {
-                m.push_str(" (the server's certificate is not signed by a trusted CA: give its CA with --cacert)");
-            } else if m.contains("NotValidForName") {
-                m.push_str(" (the certificate is for another name: see --sni)");
-            } else if m.contains("CertificateRequired") || m.contains("certificate required") {
-                m.push_str(" (the server requires a client certificate: --cert and --key)");
-            }
+            let hint = match e.get_ref().and_then(|x| x.downcast_ref::<R>()) {
+                Some(R::InvalidCertificate(C::UnknownIssuer)) => {
+                    " (the server's certificate is not signed by a trusted CA: give its CA with --cacert)"
+                }
+                Some(R::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. })) => {
+                    " (the certificate is for another name: see --sni)"
+                }
+                Some(R::AlertReceived(rustls::AlertDescription::CertificateRequired)) => {
+                    " (the server requires a client certificate: --cert and --key)"
+                }
+                _ => "",
+            };
+            m.push_str(hint);
             return Err((ErrorKind::Tls, m));
         }
     }
