@@ -47,6 +47,18 @@ pub fn remove_path(path: &Path) {
     registry().paths.retain(|p| p != path);
 }
 
+static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Records something cleaned up that the user should hear of (stale files of an earlier run).
+pub fn note(message: String) {
+    NOTES.lock().unwrap_or_else(|e| e.into_inner()).push(message);
+}
+
+/// The notes recorded so far (and forgets them).
+pub fn take_notes() -> Vec<String> {
+    std::mem::take(&mut *NOTES.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Stops every registered child and removes every registered path; returns a description of
 /// what was done (empty: nothing to do).
 pub fn run_now() -> Vec<String> {

@@ -40,5 +40,8 @@ fn main() -> ExitCode {
         Command::Merge(a) => cmd::merge::run(a),
         Command::Split(a) => cmd::split::run(a),
     };
+    for n in rdbtool::cleanup::take_notes() {
+        eprintln!("rdbtool: {n}");
+    }
     ExitCode::from(code)
 }

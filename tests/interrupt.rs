@@ -2,7 +2,8 @@
 //! private files) and nothing is left behind when a command is interrupted: SIGINT / SIGTERM
 //! during `restore-test`, `aof to-rdb`, `merge`, `split` and `export -o` stop our redis-server
 //! (checked by PID in /proc), remove temp dirs and temp files, and exit 130 / 143; SIGKILL still
-//! takes the server down (it dies with its parent).
+//! takes the server down (it dies with its parent), and the temp file it leaves is removed by the
+//! next run.
 
 mod common;
 
@@ -296,4 +297,17 @@ fn interrupted_writers_leave_no_temp_file() {
             assert!(listing(out.path()).is_empty(), "{which}: left {:?}", listing(out.path()));
         }
     }
+    // SIGKILL leaves the temp file; the next run removes it and says so.
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("m.rdb");
+    let t = target.to_str().unwrap().to_owned();
+    let child = rdbtool(&["merge", &b, "-o", &t], out.path()).spawn().unwrap();
+    wait_until("a temp file", Duration::from_secs(30), || listing(out.path()).iter().any(|n| n.ends_with(".tmp")));
+    signal(&child, libc::SIGKILL);
+    let _ = finish(child);
+    assert_eq!(listing(out.path()).len(), 1);
+    let (status, err) = finish(rdbtool(&["merge", &b, "-o", &t], out.path()).spawn().unwrap());
+    assert_eq!(status, Some(0), "{err}");
+    assert!(err.contains("left by an interrupted run"), "{err}");
+    assert_eq!(listing(out.path()), vec!["m.rdb".to_owned()]);
 }

@@ -319,3 +319,36 @@ fn pipelined_commands_each_get_their_reply_or_error() {
     assert_eq!(e.kind, rdbtool::redis::ErrorKind::Auth);
     assert!(!e.to_string().contains("nope"));
 }
+
+#[test]
+fn diff_names_its_server_like_redis_cli() {
+    let f = testdata("small-db0.rdb");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("r.sock").display().to_string();
+    let Some(srv) = RedisServer::start_with_rdb(&f, &["--unixsocket", &sock]) else { return };
+    assert_eq!(srv.cmd(&[b"CONFIG", b"SET", b"requirepass", b"pw1"]), Resp::Simple("OK".into()));
+    let port = srv.port.to_string();
+    let file = f.as_os_str();
+    let run = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args: Vec<&OsStr> = vec!["diff".as_ref(), file];
+        args.extend(extra.iter().map(OsStr::new));
+        rdbtool_env(&args, env)
+    };
+    let pw = [("REDISCLI_AUTH", "pw1")];
+    let o = run(&["-h", "127.0.0.1", "-p", &port], &pw);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("IDENTICAL"));
+    let o = run(&["-s", &sock], &pw);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = run(&["-p", &port, "-a", "pw1"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("visible") && !text(&o.stderr).contains("pw1"));
+    // -n: another database, empty on the server.
+    let o = run(&["-p", &port, "-n", "1"], &pw);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // A side and -h together, or neither: an error.
+    let o = run(&["redis://127.0.0.1:1", "-p", &port], &pw);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&[], &pw);
+    assert_eq!(o.status.code(), Some(2));
+}

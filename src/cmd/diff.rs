@@ -178,6 +178,9 @@ pub fn run(args: Args) -> u8 {
     if args.b.is_none() && !args.live.names_server() {
         return fail("B is missing: give a file, a URL, or a server with -h/-p/-s".into());
     }
+    if args.b.is_some() && args.live.names_server() {
+        return fail("-h/-p/-s name side B, but B is given too".into());
+    }
     let mut opts = Options {
         ttl_tolerance_ms: (args.ttl_tolerance * 1000.0).round() as i64,
         stream_times: !args.ignore_stream_times,

@@ -98,6 +98,9 @@ pub fn run(args: Args) -> u8 {
         eprintln!("rdbtool split: {msg}");
         EXIT_CANNOT_RUN
     };
+    if args.from.is_none() && args.live.names_server() {
+        return fail("-h/-p/-s name the cluster to read with --from: add --from".into());
+    }
     let opts = match args.conflicts.options() {
         Ok(o) => o,
         Err(e) => return fail(e),

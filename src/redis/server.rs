@@ -12,7 +12,9 @@
 //! - its settings are in a 0600 config file in that dir, not on its command line (which every
 //!   user can read in `ps`);
 //! - it runs in its own process group (a terminal's Ctrl-C reaches us, and we stop it), and
-//!   dies with us (`PR_SET_PDEATHSIG`) even if we are killed with SIGKILL;
+//!   dies with us (`PR_SET_PDEATHSIG`) even if we are killed with SIGKILL. (Linux sends that
+//!   signal when the *thread* that started the server ends: start it from a thread that lives
+//!   as long as the server, as the commands do from the main thread);
 //! - it is stopped by its PID and its dir removed on every exit path: `Drop` (errors, panics)
 //!   and, through `crate::cleanup`, SIGINT / SIGTERM.
 
