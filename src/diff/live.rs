@@ -1,15 +1,13 @@
-//! A live server (standalone or Redis Cluster) as a side of a diff: connections with the `redis`
-//! crate, SCAN to list keys, pipelined `DUMP` + `PTTL` to read values, which our own reader
-//! decodes (`rdb::dump::parse_dump`), and cluster routing by hash slot.
+//! A live server (standalone or Redis Cluster) as a side of a diff: connections with the shared
+//! client (`crate::redis`), SCAN to list keys, pipelined `DUMP` + `PTTL` to read values, which
+//! our own reader decodes (`rdb::dump::parse_dump`), and cluster routing by hash slot.
 //!
 //! Strictly read-only: the only commands sent are SCAN, TYPE, PTTL, DUMP, EXISTS, INFO,
 //! CLUSTER SLOTS, PING, SELECT (connection state, needed to read databases other than 0) and the
-//! AUTH the client sends when a password is given. The client's own `CLIENT SETINFO` is turned
-//! off. A cluster is read through one plain connection per master (from CLUSTER SLOTS): every
-//! master is scanned, and a key read by name goes to the master of its slot. The crate's cluster
-//! client is not used, because it hides which node a command goes to and diff has to visit each
-//! node on purpose; a MOVED / ASK reply (resharding during the diff) stops the diff with an
-//! error naming the node.
+//! AUTH the client sends when a password is given (the client sends nothing of its own). A
+//! cluster is read through one connection per master (from the slot map): every master is
+//! scanned, and a key read by name goes to the master of its slot. A MOVED / ASK reply
+//! (resharding during the diff) stops the diff with an error naming the node.
 //!
 //! Every socket has a read and write timeout, and every reply is checked for its shape: a
 //! server that sends something unexpected gives an error, not a panic or a hang.
