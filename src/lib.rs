@@ -4,6 +4,7 @@
 //! nothing of terminals or commands; `cmd` holds one module per subcommand on top of it.
 
 pub mod aof;
+pub mod cleanup;
 pub mod crc;
 pub mod diff;
 pub mod display;
@@ -17,6 +18,7 @@ pub mod memory;
 pub mod merge;
 pub mod output;
 pub mod rdb;
+pub mod redis;
 pub mod report;
 pub mod restore_test;
 pub mod slot;

@@ -47,6 +47,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: SIGINT / SIGTERM stop our children and remove our temp files.
+    rdbtool::cleanup::install();
     preset_tz();
     let cli = Cli::parse();
     rdbtool::time::set_cli_tz(cli.tz);
@@ -61,5 +63,8 @@ fn main() -> ExitCode {
         Command::Merge(a) => cmd::merge::run(a),
         Command::Split(a) => cmd::split::run(a),
     };
+    for n in rdbtool::cleanup::take_notes() {
+        eprintln!("rdbtool: {n}");
+    }
     ExitCode::from(code)
 }

@@ -2,6 +2,7 @@
 //! are fsynced, can be re-read and checked under that name, and only then take the target name.
 //! A file dropped before `commit` is removed. Without `overwrite`, an existing target is refused
 //! up front and the final step is a no-clobber link, so a file that appeared meanwhile survives.
+//! The temporary name is registered with `crate::cleanup`, so that SIGINT / SIGTERM remove it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -22,10 +23,12 @@ impl AtomicFile {
         let dir = parent_dir(target);
         let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
         let pid = std::process::id();
+        remove_stale(&dir, &base);
         for n in 0..1000u32 {
             let tmp = dir.join(format!(".{base}.rdbtool-{pid}-{n}.tmp"));
             match OpenOptions::new().write(true).create_new(true).open(&tmp) {
                 Ok(file) => {
+                    crate::cleanup::add_path(&tmp);
                     return Ok(AtomicFile { tmp, target: target.to_path_buf(), file: Some(file), overwrite });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -74,8 +77,9 @@ impl AtomicFile {
         });
         if res.is_err() {
             let _ = fs::remove_file(&self.tmp);
-            return res;
         }
+        crate::cleanup::remove_path(&self.tmp);
+        res?;
         if let Ok(d) = File::open(parent_dir(&self.target)) {
             let _ = d.sync_all();
         }
@@ -86,6 +90,34 @@ impl AtomicFile {
     pub fn discard(mut self) {
         self.file.take();
         let _ = fs::remove_file(&self.tmp);
+        crate::cleanup::remove_path(&self.tmp);
+    }
+}
+
+/// Removes `.BASE.rdbtool-PID-N.tmp` files in `dir` whose PID is no longer running: the
+/// temporary outputs of an earlier run that was killed before it could clean up (SIGKILL, a
+/// crash). Each removal is recorded with `crate::cleanup::note`, for the binary to report.
+fn remove_stale(dir: &Path, base: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let prefix = format!(".{base}.rdbtool-");
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split_once('-').and_then(|(p, n)| {
+            n.parse::<u32>().ok()?;
+            p.parse::<u32>().ok()
+        }) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if e.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(e.path()).is_ok() {
+            crate::cleanup::note(format!("removed {}, left by an interrupted run (pid {pid})", e.path().display()));
+        }
     }
 }
 
@@ -118,6 +150,7 @@ impl Drop for AtomicFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {
             let _ = fs::remove_file(&self.tmp);
+            crate::cleanup::remove_path(&self.tmp);
         }
     }
 }
@@ -188,5 +221,18 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
         // An input is never a target.
         assert!(AtomicFile::create(&target, &[&target], true).is_err());
+        // The temporary file of a dead process is removed; a live one's (pid 1) and other
+        // targets' are kept.
+        let dead = dir.path().join(".out.rdb.rdbtool-999999999-0.tmp");
+        let other = dir.path().join(".other.rdb.rdbtool-999999999-0.tmp");
+        for p in [&dead, &other] {
+            fs::write(p, b"x").unwrap();
+        }
+        let init = dir.path().join(".out.rdb.rdbtool-1-0.tmp");
+        fs::write(&init, b"x").unwrap();
+        let f = AtomicFile::create(&target, &[], true).unwrap();
+        f.discard();
+        assert!(!dead.exists() && init.exists() && other.exists());
+        assert!(crate::cleanup::take_notes().iter().any(|n| n.contains("999999999")));
     }
 }

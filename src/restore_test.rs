@@ -1,16 +1,17 @@
 //! A throwaway redis-server loaded with a backup: the machinery behind `rdbtool restore-test`
 //! and behind `diff` of an AOF set (whose dataset only Redis itself can replay).
 //!
-//! The server runs on a free loopback port in a private temp dir, with saving off. An RDB file
-//! is linked there as `dump.rdb` (Redis only reads it, and a save would replace the link, not
-//! the file); an AOF set is copied, since Redis appends to its last file. When Redis refuses the
-//! backup, its own reason is taken from its log. The server is stopped by its PID.
+//! The server is `crate::redis::server` (a unix socket in a private temp dir, dangerous commands
+//! removed, stopped on every exit path). An RDB file is linked there as `dump.rdb` (Redis only
+//! reads it, and no one can make it save); an AOF set is copied (0600), since Redis appends to
+//! its last file. When Redis refuses the backup, its own reason is taken from its log.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use crate::redis::server::server_version;
+use crate::redis::server::{self, Dataset, ServerConfig, ServerDir, Start};
 
 /// What kind of backup a path holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,13 +86,7 @@ impl Default for ServerOptions {
 }
 
 /// A running server that accepted the backup. Dropping it stops the server.
-pub struct Throwaway {
-    child: Child,
-    pub port: u16,
-    dir: tempfile::TempDir,
-    pub version: String,
-    pub load_time: Duration,
-}
+pub type Throwaway = server::Server;
 
 /// How a start ended.
 pub enum Outcome {
@@ -111,20 +106,6 @@ pub struct Refusal {
     pub hint: Option<String>,
 }
 
-/// `redis-server --version` → `7.0.15`.
-pub fn server_version(bin: &Path) -> Result<String, String> {
-    let out = Command::new(bin)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .find_map(|w| w.strip_prefix("v="))
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{} --version printed no version: {}", bin.display(), text.trim()))
-}
-
 /// The newest RDB version a Redis release loads (FORMAT.md §2.1); Valkey reads 11 (8.x) or 80.
 pub fn max_rdb_version(version: &str) -> Option<u32> {
     let mut it = version.split('.').map(|p| p.parse::<u32>().ok());
@@ -141,26 +122,6 @@ pub fn max_rdb_version(version: &str) -> Option<u32> {
         (8, _) => 13,
         _ => return None,
     })
-}
-
-fn free_port() -> io::Result<u16> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr().map(|a| a.port())
-}
-
-/// PING → Some(true) on PONG, Some(false) while loading (or not answering yet), None when the
-/// reply is something else.
-fn ping(port: u16) -> bool {
-    let addr = (Ipv4Addr::LOCALHOST, port).into();
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
-        return false;
-    }
-    let mut line = Vec::new();
-    let mut r = BufReader::new(s.take(256));
-    let _ = r.read_until(b'\n', &mut line);
-    line.starts_with(b"+PONG")
 }
 
 /// Warning lines (`pid:role date # message`) of a Redis log, without the ones every start
@@ -191,106 +152,51 @@ pub fn log_reasons(log: &str) -> Vec<String> {
     out
 }
 
-fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        if e.file_type()?.is_file() {
-            std::fs::copy(e.path(), to.join(e.file_name()))?;
-        }
-    }
-    Ok(())
-}
-
 /// Starts a server with the backup and waits until it has loaded it (or refused it).
 /// `Err` means the test could not run (no binary, no temp dir, loading timed out).
 pub fn start(backup: &Backup, opts: &ServerOptions) -> Result<Outcome, String> {
     let version = server_version(&opts.redis_server)?;
-    let mut b = tempfile::Builder::new();
-    b.prefix("rdbtool-restore-");
-    let dir = match &opts.temp_dir {
-        Some(p) => b.tempdir_in(p),
-        None => b.tempdir(),
-    }
-    .map_err(|e| format!("cannot create a temp dir: {e}"))?;
-    let mut args: Vec<String> = Vec::new();
-    match backup {
+    let dir = ServerDir::create(opts.temp_dir.as_deref(), "rdbtool-restore-")?;
+    let dataset = match backup {
         Backup::Rdb(p) => {
             let abs = std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()))?;
             link_or_copy(&abs, &dir.path().join("dump.rdb"))?;
-            args.extend(["--appendonly", "no"].map(String::from));
+            Dataset::Rdb
         }
         Backup::AofDir { dir: src, manifest } => {
-            copy_dir(src, &dir.path().join("appendonlydir")).map_err(|e| format!("copying {}: {e}", src.display()))?;
-            let base = manifest.trim_end_matches(".manifest").to_owned();
-            args.extend(
-                ["--appendonly", "yes", "--appenddirname", "appendonlydir", "--appendfilename"].map(String::from),
-            );
-            args.push(base);
+            server::copy_dir_private(src, &dir.path().join("appendonlydir"))
+                .map_err(|e| format!("copying {}: {e}", src.display()))?;
+            Dataset::Aof { appendfilename: manifest.trim_end_matches(".manifest").to_owned() }
         }
         Backup::AofFile(p) => {
-            // Redis 7 upgrades a lone appendonly.aof in --dir into an appendonlydir set.
-            std::fs::copy(p, dir.path().join("appendonly.aof")).map_err(|e| format!("copying {}: {e}", p.display()))?;
-            args.extend(
-                ["--appendonly", "yes", "--appenddirname", "appendonlydir", "--appendfilename", "appendonly.aof"]
-                    .map(String::from),
-            );
+            // Redis 7 upgrades a lone appendonly.aof in its dir into an appendonlydir set.
+            server::copy_private(p, &dir.path().join("appendonly.aof"))
+                .map_err(|e| format!("copying {}: {e}", p.display()))?;
+            Dataset::Aof { appendfilename: "appendonly.aof".into() }
         }
+    };
+    let cfg = ServerConfig {
+        bin: opts.redis_server.clone(),
+        version: version.clone(),
+        dataset,
+        load_timeout: opts.load_timeout,
+    };
+    match server::Server::start(dir, &cfg)? {
+        Start::Up(s) => Ok(Outcome::Accepted(s)),
+        Start::Exited { status, log } => Ok(Outcome::Refused(Refusal {
+            hint: too_old_hint(backup, &version),
+            version,
+            exit: status,
+            reasons: log_reasons(&log),
+        })),
     }
-    let log = dir.path().join("redis.log");
-    for _ in 0..5 {
-        let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
-        let _ = std::fs::remove_file(&log);
-        let started = Instant::now();
-        let mut child = Command::new(&opts.redis_server)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--protected-mode", "yes"])
-            .arg("--dir")
-            .arg(dir.path())
-            .args(["--dbfilename", "dump.rdb", "--save", "", "--daemonize", "no", "--logfile"])
-            .arg(&log)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", opts.redis_server.display()))?;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                if text.contains("Address already in use") {
-                    break; // another process took the port: try another one
-                }
-                let hint = too_old_hint(backup, &version);
-                return Ok(Outcome::Refused(Refusal {
-                    version,
-                    exit: status.to_string(),
-                    reasons: log_reasons(&text),
-                    hint,
-                }));
-            }
-            if ping(port) {
-                return Ok(Outcome::Accepted(Throwaway { child, port, dir, version, load_time: started.elapsed() }));
-            }
-            if started.elapsed() > opts.load_timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "redis-server did not finish loading within {} s (--load-timeout)",
-                    opts.load_timeout.as_secs()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    Err("could not find a free port for redis-server".into())
 }
 
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
-    #[cfg(unix)]
     if std::os::unix::fs::symlink(from, to).is_ok() {
         return Ok(());
     }
-    std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("copying {}: {e}", from.display()))
+    server::copy_private(from, to).map_err(|e| format!("copying {}: {e}", from.display()))
 }
 
 fn too_old_hint(backup: &Backup, version: &str) -> Option<String> {
@@ -303,28 +209,6 @@ fn too_old_hint(backup: &Backup, version: &str) -> Option<String> {
         ))
     } else {
         None
-    }
-}
-
-impl Throwaway {
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-    /// Stops the server (by its PID) and removes its temp dir.
-    pub fn stop(self) {}
-}
-
-impl Drop for Throwaway {
-    fn drop(&mut self) {
-        // Child::kill signals exactly this PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -3,14 +3,13 @@
 //! `CLUSTER SLOTS`) and the router that sends every key to the target owning its slot. The
 //! passes themselves are `merge`'s engine.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::ops::RangeInclusive;
-use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::merge::{DbRoute, Router};
+use crate::redis::client::{ConnectOptions, Connection};
+use crate::redis::cluster::SlotMap;
 use crate::slot::{SLOTS, key_slot};
 
 /// One output of a split: the slots it owns.
@@ -164,39 +163,22 @@ impl Layout {
         Layout::new(targets)
     }
 
-    /// A `CLUSTER SLOTS` reply: `[start, end, [host, port, id, ...], replicas...]` per range.
-    pub fn from_cluster_slots(reply: &Resp) -> Result<Layout, String> {
-        let bad = |m: &str| format!("CLUSTER SLOTS reply: {m}");
-        let Resp::Array(items) = reply else { return Err(bad("not an array")) };
+    /// A live cluster's slot map (`CLUSTER SLOTS`): one target per master, named
+    /// `<node id>-<host>-<port>`, in the order of its first slot.
+    pub fn from_slot_map(map: &SlotMap) -> Result<Layout, String> {
         let mut targets: Vec<Target> = Vec::new();
-        for it in items {
-            let Resp::Array(f) = it else { return Err(bad("entry is not an array")) };
-            let (Some(Resp::Int(a)), Some(Resp::Int(b)), Some(Resp::Array(master))) = (f.first(), f.get(1), f.get(2))
-            else {
-                return Err(bad("entry is not [start, end, [host, port, id]]"));
-            };
-            let range = u16::try_from(*a).ok().zip(u16::try_from(*b).ok()).filter(|(a, b)| a <= b && *b < SLOTS);
-            let Some((a, b)) = range else { return Err(bad(&format!("bad slot range {a}-{b}"))) };
-            let (Some(Resp::Bulk(host)), Some(Resp::Int(port)), Some(Resp::Bulk(id))) =
-                (master.first(), master.get(1), master.get(2))
-            else {
-                return Err(bad("master is not [host, port, id]"));
-            };
-            let node = Node {
-                id: String::from_utf8_lossy(id).into_owned(),
-                host: String::from_utf8_lossy(host).into_owned(),
-                port: u16::try_from(*port).map_err(|_| bad("bad port"))?,
-            };
-            match targets.iter_mut().find(|t| t.node.as_ref().is_some_and(|n| n.id == node.id)) {
-                Some(t) => t.ranges.push(a..=b),
-                None => targets.push(Target { name: node_file_name(&node), ranges: vec![a..=b], node: Some(node) }),
+        for (i, n) in map.nodes.iter().enumerate() {
+            let ranges: Vec<RangeInclusive<u16>> = map.ranges_of(i).into_iter().map(|(a, b)| a..=b).collect();
+            if ranges.is_empty() {
+                continue;
             }
+            let node = Node { id: n.id.clone(), host: n.host.clone(), port: n.port };
+            targets.push(Target { name: node_file_name(&node), ranges, node: Some(node) });
         }
         if targets.is_empty() {
-            return Err(bad("no slots assigned (is cluster mode enabled and the cluster created?)"));
-        }
-        for t in &mut targets {
-            t.ranges.sort_by_key(|r| *r.start());
+            return Err(
+                "CLUSTER SLOTS reply: no slots assigned (is cluster mode enabled and the cluster created?)".into()
+            );
         }
         targets.sort_by_key(|t| *t.ranges[0].start());
         Layout::new(targets)
@@ -262,143 +244,15 @@ impl Router for SplitRouter<'_> {
     }
 }
 
-/// A RESP2 reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resp {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Vec<u8>),
-    Nil,
-    Array(Vec<Resp>),
-}
-
-/// Reply size limits: a CLUSTER SLOTS reply of a big cluster is far below these.
-const MAX_BULK: usize = 1 << 20;
-const MAX_ITEMS: usize = 1 << 16;
-const MAX_DEPTH: usize = 8;
-
-/// Reads one reply, refusing oversized or deeply nested ones (the peer is not trusted).
-pub fn read_reply(r: &mut impl BufRead) -> Result<Resp, String> {
-    read_depth(r, 0)
-}
-
-fn read_line(r: &mut impl BufRead) -> Result<Vec<u8>, String> {
-    let mut line = Vec::new();
-    r.take(64 * 1024).read_until(b'\n', &mut line).map_err(|e| format!("reading reply: {e}"))?;
-    if !line.ends_with(b"\r\n") {
-        return Err("reply line without CRLF (connection closed, or too long)".into());
-    }
-    line.truncate(line.len() - 2);
-    Ok(line)
-}
-
-fn read_depth(r: &mut impl BufRead, depth: usize) -> Result<Resp, String> {
-    if depth > MAX_DEPTH {
-        return Err("reply nested too deeply".into());
-    }
-    let line = read_line(r)?;
-    let (&kind, rest) = line.split_first().ok_or("empty reply line")?;
-    let text = String::from_utf8_lossy(rest).into_owned();
-    let int = || text.parse::<i64>().map_err(|_| format!("bad integer in reply: {text:?}"));
-    Ok(match kind {
-        b'+' => Resp::Simple(text),
-        b'-' => Resp::Error(text),
-        b':' => Resp::Int(int()?),
-        b'$' => {
-            let n = int()?;
-            if n < 0 {
-                return Ok(Resp::Nil);
-            }
-            let n = usize::try_from(n).ok().filter(|&n| n <= MAX_BULK).ok_or("bulk string too large")?;
-            let mut data = vec![0; n + 2];
-            r.read_exact(&mut data).map_err(|e| format!("reading reply: {e}"))?;
-            if &data[n..] != b"\r\n" {
-                return Err("bulk string without CRLF".into());
-            }
-            data.truncate(n);
-            Resp::Bulk(data)
-        }
-        b'*' => {
-            let n = int()?;
-            if n < 0 {
-                return Ok(Resp::Nil);
-            }
-            let n = usize::try_from(n).ok().filter(|&n| n <= MAX_ITEMS).ok_or("array too large")?;
-            let mut items = Vec::with_capacity(n.min(1024));
-            for _ in 0..n {
-                items.push(read_depth(r, depth + 1)?);
-            }
-            Resp::Array(items)
-        }
-        other => return Err(format!("unexpected reply type byte 0x{other:02x}")),
-    })
-}
-
-fn command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// `redis://[[user]:password@]host:port` → (host, port, user, password).
-pub fn parse_url(url: &str) -> Result<(String, u16, Option<String>, Option<String>), String> {
-    let bad = || format!("--from {url}: expected redis://[user:password@]host:port");
-    let rest = url.strip_prefix("redis://").ok_or_else(bad)?;
-    let rest = rest.trim_end_matches('/');
-    let (auth, hostport) = match rest.rsplit_once('@') {
-        Some((a, h)) => (Some(a), h),
-        None => (None, rest),
+/// Reads the slot layout of a live cluster with `CLUSTER SLOTS`.
+pub fn fetch_layout(opts: &ConnectOptions) -> Result<Layout, String> {
+    let mut conn = Connection::connect(opts).map_err(|e| e.to_string())?;
+    let seed_host = match &opts.addr {
+        crate::redis::Addr::Tcp { host, .. } => host.clone(),
+        crate::redis::Addr::Unix(_) => String::new(),
     };
-    let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    if host.is_empty() {
-        return Err(bad());
-    }
-    let (user, pass) = match auth {
-        None => (None, None),
-        Some(a) => match a.split_once(':') {
-            Some((u, p)) => ((!u.is_empty()).then(|| u.to_owned()), Some(p.to_owned())),
-            None => (None, Some(a.to_owned())),
-        },
-    };
-    Ok((host.to_owned(), port, user, pass))
-}
-
-/// Reads the slot layout of a live cluster with `CLUSTER SLOTS` (AUTH first when the URL has a
-/// password).
-pub fn fetch_layout(url: &str) -> Result<Layout, String> {
-    let (host, port, user, pass) = parse_url(url)?;
-    let addr = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("{host}:{port}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host}:{port}: no address"))?;
-    let stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| format!("{host}:{port}: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    stream.set_write_timeout(Some(Duration::from_secs(30))).ok();
-    let mut r = BufReader::new(stream);
-    let mut call = |args: &[&[u8]]| -> Result<Resp, String> {
-        r.get_mut().write_all(&command(args)).map_err(|e| format!("{host}:{port}: {e}"))?;
-        match read_reply(&mut r)? {
-            Resp::Error(e) => Err(format!("{host}:{port}: {} answered: {e}", String::from_utf8_lossy(args[0]))),
-            ok => Ok(ok),
-        }
-    };
-    if let Some(p) = &pass {
-        match &user {
-            Some(u) => call(&[b"AUTH", u.as_bytes(), p.as_bytes()])?,
-            None => call(&[b"AUTH", p.as_bytes()])?,
-        };
-    }
-    let reply = call(&[b"CLUSTER", b"SLOTS"])?;
-    Layout::from_cluster_slots(&reply)
+    let map = SlotMap::fetch(&mut conn, &seed_host).map_err(|e| e.to_string())?;
+    Layout::from_slot_map(&map).map_err(|e| format!("{}: {e}", opts.name()))
 }
 
 #[cfg(test)]
@@ -459,44 +313,24 @@ vars currentEpoch 6 lastVoteEpoch 0
 
     #[test]
     fn cluster_slots_reply() {
+        use crate::redis::Reply;
         let node = |h: &str, p: i64, id: &str| {
-            Resp::Array(vec![Resp::Bulk(h.into()), Resp::Int(p), Resp::Bulk(id.into()), Resp::Array(vec![])])
+            Reply::Array(vec![Reply::Bulk(h.into()), Reply::Int(p), Reply::Bulk(id.into()), Reply::Array(vec![])])
         };
-        let reply = Resp::Array(vec![
-            Resp::Array(vec![Resp::Int(5461), Resp::Int(10922), node("127.0.0.1", 7001, "b")]),
-            Resp::Array(vec![
-                Resp::Int(0),
-                Resp::Int(5460),
+        let reply = Reply::Array(vec![
+            Reply::Array(vec![Reply::Int(5461), Reply::Int(10922), node("127.0.0.1", 7001, "b")]),
+            Reply::Array(vec![
+                Reply::Int(0),
+                Reply::Int(5460),
                 node("127.0.0.1", 7000, "a"),
                 node("127.0.0.1", 7003, "r"),
             ]),
-            Resp::Array(vec![Resp::Int(10923), Resp::Int(16383), node("127.0.0.1", 7000, "a")]),
+            Reply::Array(vec![Reply::Int(10923), Reply::Int(16383), node("127.0.0.1", 7000, "a")]),
         ]);
-        let l = Layout::from_cluster_slots(&reply).unwrap();
+        let l = Layout::from_slot_map(&SlotMap::from_reply(&reply, "").unwrap()).unwrap();
         assert_eq!(ranges(&l), ["0-5460,10923-16383", "5461-10922"]);
         assert_eq!(l.targets[0].name, "a-127.0.0.1-7000");
-        assert!(Layout::from_cluster_slots(&Resp::Array(vec![])).is_err());
-        assert!(Layout::from_cluster_slots(&Resp::Int(1)).is_err());
-    }
-
-    #[test]
-    fn resp_limits() {
-        let mut r = &b"*2\r\n:1\r\n$3\r\nabc\r\n"[..];
-        assert_eq!(read_reply(&mut r).unwrap(), Resp::Array(vec![Resp::Int(1), Resp::Bulk(b"abc".to_vec())]));
-        for bad in [
-            &b"$99999999999\r\n"[..],
-            b"*99999999\r\n",
-            b"$3\r\nab",
-            b"?x\r\n",
-            b":1",
-            b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",
-        ] {
-            assert!(read_reply(&mut &bad[..]).is_err(), "{bad:?}");
-        }
-        assert_eq!(parse_url("redis://127.0.0.1:7000").unwrap(), ("127.0.0.1".into(), 7000, None, None));
-        assert_eq!(parse_url("redis://u:p@h:1/").unwrap(), ("h".into(), 1, Some("u".into()), Some("p".into())));
-        assert_eq!(parse_url("redis://:p@[::1]:1").unwrap(), ("::1".into(), 1, None, Some("p".into())));
-        assert!(parse_url("http://h:1").is_err());
-        assert!(parse_url("redis://h").is_err());
+        assert!(Layout::from_slot_map(&SlotMap::from_reply(&Reply::Array(vec![]), "").unwrap()).is_err());
+        assert!(SlotMap::from_reply(&Reply::Int(1), "").is_err());
     }
 }

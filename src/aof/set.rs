@@ -1174,15 +1174,17 @@ impl AofSet {
         let tmp = parent.join(format!(".{}.tmp-{}", out_name.to_string_lossy(), std::process::id()));
         fs::create_dir(&tmp)
             .map_err(|e| io(&format!("cannot create a temporary directory beside {}:", out.display()), &tmp, e))?;
+        crate::cleanup::add_path(&tmp);
         let res = self.write_cut(actions, &tmp, link, &mut sum).and_then(|()| {
             fsync_dir(&tmp).map_err(|e| io("cannot sync", &tmp, e))?;
             fs::rename(&tmp, out).map_err(|e| io("cannot rename the temporary directory to", out, e))?;
             fsync_dir(&parent).map_err(|e| io("cannot sync", &parent, e))
         });
-        if let Err(e) = res {
+        if res.is_err() {
             let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
         }
+        crate::cleanup::remove_path(&tmp);
+        res?;
         sum.output = out.display().to_string();
         Ok(sum)
     }

@@ -4,17 +4,16 @@
 //! stops at a point in time or right before a command, and an RDB of its dataset (made by a
 //! throwaway redis-server).
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use rdbtool::aof::find::{self, Pattern};
 use rdbtool::aof::format_utc;
 use rdbtool::aof::set::{AofSet, CutError, OpenError, PartReport, Role, Stamp, Stop, manifest_failure};
 use rdbtool::display::quoted;
 use rdbtool::output::AtomicFile;
+use rdbtool::redis::server::{self, Dataset, Server, ServerConfig, ServerDir, Start};
 use rdbtool::time::cli_time_s;
 use rdbtool::verify::{self, Report};
 
@@ -119,8 +118,10 @@ struct CutArgs {
 }
 
 /// Writes an RDB file of the dataset the set holds (at TIME with --to): the set (cut at TIME)
-/// is copied to a temporary directory, loaded by a throwaway redis-server (127.0.0.1, a port the
-/// OS hands out, stopped by its PID) which SAVEs it; the RDB is verified, then written to FILE
+/// is copied to a private temporary directory, loaded by a throwaway redis-server (a unix socket
+/// in that directory, a random password, replication / CONFIG / ACL / MODULE / DEBUG and other
+/// commands removed, stopped by its PID on every exit path) which SAVEs it; the RDB is
+/// verified, then written to FILE
 /// through a temporary name. Keys whose TTL has passed are dropped by that server, as by any
 /// server restoring the set. The server must be able to load the set (Redis >= 7.0 for an
 /// appendonlydir; a Valkey set wants valkey-server).
@@ -428,126 +429,12 @@ fn cut(args: CutArgs) -> u8 {
     })
 }
 
-/// A temporary directory removed on drop (only the one this process created).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> io::Result<TempDir> {
-        let base = std::env::temp_dir();
-        let pid = std::process::id();
-        for n in 0..1000u32 {
-            let p = base.join(format!("rdbtool-to-rdb-{pid}-{n}"));
-            match std::fs::create_dir(&p) {
-                Ok(()) => return Ok(TempDir(p)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary directory name"))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A redis-server child, killed by its PID on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_binary(p: &Path) -> Option<PathBuf> {
-    if p.components().count() > 1 {
-        return p.is_file().then(|| p.to_path_buf());
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(p)).find(|c| c.is_file())
-}
-
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(12)..].join("\n")
-}
-
-/// One command, one single-line reply (`+...` or `-...`), on a fresh connection.
-fn simple_command(port: u16, args: &[&str], timeout: Duration) -> io::Result<String> {
-    let stream = TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(timeout))?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    let mut r = BufReader::new(stream);
-    r.get_mut().write_all(req.as_bytes())?;
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    Ok(line.trim_end().to_owned())
-}
-
-/// Starts the server on a free loopback port and waits until it has loaded the set.
-fn start_server(bin: &Path, dir: &Path, appendfilename: &str) -> Result<Server, String> {
-    let log = dir.join("redis.log");
-    for _ in 0..5 {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("cannot find a free port: {e}"))?
-            .port();
-        let child = std::process::Command::new(bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--protected-mode", "yes"])
-            .arg("--dir")
-            .arg(dir)
-            .args(["--dbfilename", "dump.rdb", "--save", "", "--daemonize", "no"])
-            .args(["--appendonly", "yes", "--appenddirname", "appendonlydir", "--appendfilename", appendfilename])
-            .arg("--logfile")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let mut srv = Server { child, port, log: log.clone() };
-        let mut last_answer = Instant::now();
-        loop {
-            if let Ok(Some(status)) = srv.child.try_wait() {
-                let tail = log_tail(&srv.log);
-                if tail.contains("Address already in use") {
-                    break; // lost the port to someone else: try another
-                }
-                return Err(format!(
-                    "the server exited ({status}) without loading the set; its log ends with:\n{tail}"
-                ));
-            }
-            match simple_command(port, &["PING"], Duration::from_secs(5)) {
-                Ok(r) if r == "+PONG" => return Ok(srv),
-                Ok(_) => last_answer = Instant::now(), // -LOADING: still reading the files
-                Err(_) if last_answer.elapsed() > Duration::from_secs(30) => {
-                    return Err(format!("the server does not answer; its log ends with:\n{}", log_tail(&srv.log)));
-                }
-                Err(_) => {}
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    Err("could not start the server on a free port (5 attempts)".into())
-}
-
 fn to_rdb(args: ToRdbArgs) -> u8 {
     let fail = |code: u8, msg: String| {
         eprintln!("rdbtool aof to-rdb: {msg}");
         code
     };
-    let Some(bin) = find_binary(&args.redis_server) else {
+    let Some(bin) = server::find_binary(&args.redis_server) else {
         return fail(
             EXIT_CANNOT_RUN,
             format!(
@@ -571,12 +458,16 @@ fn to_rdb(args: ToRdbArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return fail(EXIT_CANNOT_RUN, format!("{}: {e}", args.output.display())),
     };
-    let tmp = match TempDir::new() {
+    let version = match server::server_version(&bin) {
+        Ok(v) => v,
+        Err(e) => return fail(EXIT_CANNOT_RUN, e),
+    };
+    let tmp = match ServerDir::create(None, "rdbtool-to-rdb-") {
         Ok(t) => t,
-        Err(e) => return fail(EXIT_CANNOT_RUN, format!("cannot create a temporary directory: {e}")),
+        Err(e) => return fail(EXIT_CANNOT_RUN, e),
     };
     // Copies, never links: the server may append to the last incr file.
-    let aofdir = tmp.0.join("appendonlydir");
+    let aofdir = tmp.path().join("appendonlydir");
     let copied = match args.to {
         Some(t) => set.cut(t, &aofdir, false),
         None => set.copy_to(&aofdir, false),
@@ -586,21 +477,39 @@ fn to_rdb(args: ToRdbArgs) -> u8 {
         Err(e @ CutError::Refused(_)) => return fail(EXIT_INVALID, format!("{}: {e}", args.path.display())),
         Err(e) => return fail(EXIT_CANNOT_RUN, e.to_string()),
     };
+    if let Err(e) = server::make_private(&aofdir) {
+        return fail(EXIT_CANNOT_RUN, format!("{}: {e}", aofdir.display()));
+    }
     for w in &sum.warnings {
         eprintln!("rdbtool aof to-rdb: warning: {w}");
     }
     let appendfilename = sum.manifest.strip_suffix(".manifest").unwrap_or(&sum.manifest).to_owned();
-    let srv = match start_server(&bin, &tmp.0, &appendfilename) {
-        Ok(s) => s,
+    let cfg = ServerConfig {
+        bin,
+        version,
+        dataset: Dataset::Aof { appendfilename },
+        load_timeout: Duration::from_secs(3600),
+    };
+    let mut srv = match Server::start(tmp, &cfg) {
+        Ok(Start::Up(s)) => s,
+        Ok(Start::Exited { status, log }) => {
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+            return fail(
+                EXIT_INVALID,
+                format!(
+                    "{}: the server exited ({status}) without loading the set; its log ends with:\n{tail}",
+                    args.path.display()
+                ),
+            );
+        }
         Err(e) => return fail(EXIT_INVALID, format!("{}: {e}", args.path.display())),
     };
-    match simple_command(srv.port, &["SAVE"], Duration::from_secs(3600)) {
-        Ok(r) if r == "+OK" => {}
-        Ok(r) => return fail(EXIT_CANNOT_RUN, format!("SAVE answered {r}")),
-        Err(e) => return fail(EXIT_CANNOT_RUN, format!("SAVE failed: {e}; log:\n{}", log_tail(&srv.log))),
-    }
-    drop(srv);
-    let dump = tmp.0.join("dump.rdb");
+    let dump = match srv.save(Duration::from_secs(3600)) {
+        Ok(p) => p,
+        Err(e) => return fail(EXIT_CANNOT_RUN, e),
+    };
+    srv.kill();
     let data = match rdbtool::input::open(&dump) {
         Ok(d) => d,
         Err(e) => return fail(EXIT_CANNOT_RUN, format!("{}: {e}", dump.display())),

@@ -2,9 +2,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use rdbtool::diff::live::{self, ConnectOptions, LiveSide};
+use rdbtool::diff::live::{self, LiveSide};
 use rdbtool::diff::{self, DiffError, Difference, FileSide, KeySelect, Options, Output, Summary};
 use rdbtool::display::quoted;
 use rdbtool::input::Input;
@@ -15,10 +14,11 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 /// Compare two datasets key by key: RDB files, live servers, or AOF sets.
 ///
 /// A and B are each an RDB file (or an AOF file with an RDB preamble: its RDB part), a live
-/// server `redis://[user[:password]@]host:port[/db]` or `rediss://...` (a cluster is detected and
-/// every master read), or an AOF set (an appendonlydir, loaded into a throwaway redis-server).
-/// The password comes from REDISCLI_AUTH or --password-file (a password in the URL works but is
-/// visible to other users of the machine).
+/// server `redis://[user[:password]@]host:port[/db]`, `rediss://...` or `unix:///path` (a
+/// cluster is detected and every master read), or an AOF set (an appendonlydir, loaded into a
+/// throwaway redis-server). Without B, B is the server named by -h/-p/-s (as redis-cli names
+/// it). The password comes from REDISCLI_AUTH or --password-file (a password in the URL or
+/// with -a works but is visible to other users of the machine).
 ///
 /// Values are compared logically (lists in order, sets, hashes and zsets as sets, zset scores as
 /// numbers, streams by entries, metadata and groups), expire times within --ttl-tolerance. A key
@@ -32,8 +32,9 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 pub struct Args {
     /// Side A: an RDB file, redis://... / rediss://..., or an AOF directory.
     a: String,
-    /// Side B: an RDB file, redis://... / rediss://..., or an AOF directory.
-    b: String,
+    /// Side B: an RDB file, redis://... / rediss://..., or an AOF directory (default: the
+    /// server of -h/-p/-s).
+    b: Option<String>,
     /// Print one JSON document: {"a","b","differences":[...],"summary":{...},"identical"}.
     #[arg(long, conflicts_with = "jsonl")]
     json: bool,
@@ -65,18 +66,6 @@ pub struct Args {
     /// List at most N differing members per value.
     #[arg(long, value_name = "N", default_value_t = 10)]
     max_members: usize,
-    /// Read the password for live servers from the first line of FILE.
-    #[arg(long, value_name = "FILE")]
-    password_file: Option<PathBuf>,
-    /// ACL user name for live servers.
-    #[arg(long)]
-    user: Option<String>,
-    /// CA certificate (PEM) for rediss:// servers with a private CA.
-    #[arg(long, value_name = "FILE")]
-    tls_ca_cert: Option<PathBuf>,
-    /// Connect / reply timeout for live servers, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    timeout: u64,
     /// Keys per pipelined batch on live servers.
     #[arg(long, value_name = "N", default_value_t = 512)]
     batch: usize,
@@ -92,6 +81,8 @@ pub struct Args {
     /// redis-server binary for AOF sides.
     #[arg(long, value_name = "PATH", default_value = "redis-server")]
     redis_server: PathBuf,
+    #[command(flatten)]
+    live: super::live::LiveArgs,
 }
 
 /// An opened side.
@@ -114,11 +105,11 @@ impl Side {
     }
 }
 
-fn open_side(arg: &str, conn: &ConnectOptions, args: &Args) -> Result<Side, String> {
-    if live::is_url(arg) {
-        let opts = ConnectOptions { url: arg.to_owned(), ..conn.clone() };
+fn open_side(arg: Option<&str>, args: &Args) -> Result<Side, String> {
+    let Some(arg) = arg.filter(|a| !live::is_url(a)) else {
+        let opts = args.live.resolve(arg, "diff")?;
         return LiveSide::connect(&opts).map(Side::Live).map_err(|e| e.to_string());
-    }
+    };
     let path = PathBuf::from(arg);
     match Backup::detect(&path)? {
         Backup::Rdb(p) => {
@@ -133,7 +124,8 @@ fn open_side(arg: &str, conn: &ConnectOptions, args: &Args) -> Result<Side, Stri
             };
             match restore_test::start(&aof, &so)? {
                 Outcome::Accepted(t) => {
-                    let opts = ConnectOptions { url: t.url(), timeout: conn.timeout, ..ConnectOptions::default() };
+                    let mut opts = t.connect_options();
+                    opts.timeout = args.live.resolve(None, "diff")?.timeout;
                     let mut l = LiveSide::connect(&opts).map_err(|e| e.to_string())?;
                     l.name = format!("{arg} (loaded by redis-server {})", t.version);
                     Ok(Side::Loaded(t, l))
@@ -147,16 +139,6 @@ fn open_side(arg: &str, conn: &ConnectOptions, args: &Args) -> Result<Side, Stri
             }
         }
     }
-}
-
-/// The password from --password-file, else REDISCLI_AUTH.
-pub fn password(file: &Option<PathBuf>) -> Result<Option<String>, String> {
-    if let Some(f) = file {
-        let text = std::fs::read_to_string(f).map_err(|e| format!("--password-file {}: {e}", f.display()))?;
-        let line = text.lines().next().unwrap_or("").trim_end_matches('\r').to_owned();
-        return Ok(Some(line));
-    }
-    Ok(std::env::var("REDISCLI_AUTH").ok().filter(|p| !p.is_empty()))
 }
 
 fn build_select(args: &Args) -> Result<KeySelect, String> {
@@ -193,31 +175,12 @@ pub fn run(args: Args) -> u8 {
     if !(args.ttl_tolerance >= 0.0 && args.ttl_tolerance.is_finite()) {
         return fail(format!("--ttl-tolerance {}: must be a number of seconds >= 0", args.ttl_tolerance));
     }
-    let pw = match password(&args.password_file) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    for s in [&args.a, &args.b] {
-        if live::is_url(s) && live::redact(s) != *s {
-            eprintln!(
-                "rdbtool diff: warning: a password in the URL is visible to other users; use REDISCLI_AUTH or --password-file"
-            );
-        }
+    if args.b.is_none() && !args.live.names_server() {
+        return fail("B is missing: give a file, a URL, or a server with -h/-p/-s".into());
     }
-    let tls_ca_cert = match &args.tls_ca_cert {
-        Some(p) => match std::fs::read(p) {
-            Ok(b) => Some(b),
-            Err(e) => return fail(format!("--tls-ca-cert {}: {e}", p.display())),
-        },
-        None => None,
-    };
-    let conn = ConnectOptions {
-        url: String::new(),
-        password: pw,
-        username: args.user.clone(),
-        tls_ca_cert,
-        timeout: Duration::from_secs(args.timeout.max(1)),
-    };
+    if args.b.is_some() && args.live.names_server() {
+        return fail("-h/-p/-s name side B, but B is given too".into());
+    }
     let mut opts = Options {
         ttl_tolerance_ms: (args.ttl_tolerance * 1000.0).round() as i64,
         stream_times: !args.ignore_stream_times,
@@ -228,11 +191,11 @@ pub fn run(args: Args) -> u8 {
         batch: args.batch.max(1),
         scan_count: args.scan_count.max(1),
     };
-    let mut a = match open_side(&args.a, &conn, &args) {
+    let mut a = match open_side(Some(&args.a), &args) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let mut b = match open_side(&args.b, &conn, &args) {
+    let mut b = match open_side(args.b.as_deref(), &args) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rdbtool::diff::live::{self, ConnectOptions, LiveSide};
+use rdbtool::diff::live::{self, LiveSide};
 use rdbtool::diff::{DiffError, FileSide, Options, Summary};
 use rdbtool::restore_test::{self, Backup, Outcome, ServerOptions};
 
@@ -12,8 +12,9 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 
 /// Restore a backup into a throwaway redis-server and check that Redis takes it.
 ///
-/// Starts redis-server (from PATH, or --redis-server) on a free 127.0.0.1 port in a temp dir
-/// with the backup: an RDB file as its dump.rdb (linked, never modified), an AOF set
+/// Starts redis-server (from PATH, or --redis-server) on a unix socket in a private temp dir,
+/// with a random password and the commands that reach outside the dataset (REPLICAOF, CONFIG,
+/// ACL, MODULE, DEBUG, ...) removed, with the backup: an RDB file as its dump.rdb (linked, never modified), an AOF set
 /// (appendonlydir) copied and loaded with --appendonly yes. Waits until loading ends and reports
 /// whether Redis accepted the backup, with Redis's own reason from its log when it did not.
 /// For an RDB file, the loaded dataset is then compared with the file (as `rdbtool diff`; keys
@@ -93,7 +94,8 @@ pub fn run(args: Args) -> u8 {
         }
         Outcome::Accepted(t) => t,
     };
-    let conn = ConnectOptions { url: server.url(), timeout: Duration::from_secs(60), ..ConnectOptions::default() };
+    let mut conn = server.connect_options();
+    conn.timeout = Duration::from_secs(60);
     let mut live = match LiveSide::connect(&conn) {
         Ok(l) => l,
         Err(e) => return fail(e.to_string()),

@@ -44,8 +44,9 @@ pub struct Args {
     /// A file with the output of CLUSTER NODES, or a nodes.conf.
     #[arg(long, value_name = "FILE")]
     nodes: Option<PathBuf>,
-    /// A node of a live cluster, redis://[user:password@]host:port (reads CLUSTER SLOTS).
-    #[arg(long, value_name = "URL")]
+    /// A node of a live cluster (reads CLUSTER SLOTS): redis://[user@]host:port, rediss://...,
+    /// or, without URL, the server of -h/-p (password from REDISCLI_AUTH or --password-file).
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     from: Option<String>,
     /// Take only this database (written as db 0).
     #[arg(long, value_name = "N", conflicts_with = "into_db0")]
@@ -61,6 +62,8 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    live: super::live::LiveArgs,
 }
 
 #[derive(Serialize)]
@@ -95,6 +98,9 @@ pub fn run(args: Args) -> u8 {
         eprintln!("rdbtool split: {msg}");
         EXIT_CANNOT_RUN
     };
+    if args.from.is_none() && args.live.names_server() {
+        return fail("-h/-p/-s name the cluster to read with --from: add --from".into());
+    }
     let opts = match args.conflicts.options() {
         Ok(o) => o,
         Err(e) => return fail(e),
@@ -109,7 +115,9 @@ pub fn run(args: Args) -> u8 {
             Err(e) => Err(format!("{}: {e}", f.display())),
         }
     } else if let Some(url) = &args.from {
-        rdbtool::split::fetch_layout(url)
+        args.live
+            .resolve(Some(url.as_str()).filter(|u| !u.is_empty()), "split")
+            .and_then(|o| rdbtool::split::fetch_layout(&o))
     } else {
         Err("one of --shards, --slots, --nodes, --from is needed".into())
     };

@@ -1,15 +1,13 @@
-//! A live server (standalone or Redis Cluster) as a side of a diff: connections with the `redis`
-//! crate, SCAN to list keys, pipelined `DUMP` + `PTTL` to read values, which our own reader
-//! decodes (`rdb::dump::parse_dump`), and cluster routing by hash slot.
+//! A live server (standalone or Redis Cluster) as a side of a diff: connections with the shared
+//! client (`crate::redis`), SCAN to list keys, pipelined `DUMP` + `PTTL` to read values, which
+//! our own reader decodes (`rdb::dump::parse_dump`), and cluster routing by hash slot.
 //!
 //! Strictly read-only: the only commands sent are SCAN, TYPE, PTTL, DUMP, EXISTS, INFO,
 //! CLUSTER SLOTS, PING, SELECT (connection state, needed to read databases other than 0) and the
-//! AUTH the client sends when a password is given. The client's own `CLIENT SETINFO` is turned
-//! off. A cluster is read through one plain connection per master (from CLUSTER SLOTS): every
-//! master is scanned, and a key read by name goes to the master of its slot. The crate's cluster
-//! client is not used, because it hides which node a command goes to and diff has to visit each
-//! node on purpose; a MOVED / ASK reply (resharding during the diff) stops the diff with an
-//! error naming the node.
+//! AUTH the client sends when a password is given (the client sends nothing of its own). A
+//! cluster is read through one connection per master (from the slot map): every master is
+//! scanned, and a key read by name goes to the master of its slot. A MOVED / ASK reply
+//! (resharding during the diff) stops the diff with an error naming the node.
 //!
 //! Every socket has a read and write timeout, and every reply is checked for its shape: a
 //! server that sends something unexpected gives an error, not a panic or a hang.
@@ -17,9 +15,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
-use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value as RValue};
 
 use super::{
     DiffError, Entry, FileSide, Names, Options, Output, Partitions, SideInfo, Summary, Tally, compare_entries,
@@ -29,50 +24,14 @@ use crate::display::quoted;
 use crate::rdb::dump::parse_dump;
 use crate::rdb::types::Kind;
 use crate::rdb::walk::Walker;
-use crate::slot::{SLOTS, key_slot};
-
-/// How to reach a server.
-#[derive(Clone, Default)]
-pub struct ConnectOptions {
-    /// `redis://[user[:password]@]host:port[/db]` or `rediss://...`.
-    pub url: String,
-    /// Used when the URL has no password (from `REDISCLI_AUTH` or a password file).
-    pub password: Option<String>,
-    pub username: Option<String>,
-    /// PEM CA certificate(s) for `rediss://` servers with a private CA.
-    pub tls_ca_cert: Option<Vec<u8>>,
-    /// Connect, read and write timeout.
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for ConnectOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the password.
-        f.debug_struct("ConnectOptions").field("url", &redact(&self.url)).finish_non_exhaustive()
-    }
-}
-
-/// The URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    match rest.rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            let sep = if user.is_empty() { "" } else { ":" };
-            format!("{scheme}://{user}{sep}***@{}", &rest[at + 1..])
-        }
-        None => url.to_owned(),
-    }
-}
-
-/// Whether an argument names a live server rather than a file.
-pub fn is_url(s: &str) -> bool {
-    s.starts_with("redis://") || s.starts_with("rediss://")
-}
+use crate::redis::client::{Addr, Connection, Reply as RValue, encode_command as push_cmd};
+pub use crate::redis::client::{ConnectOptions, is_url, redact};
+use crate::redis::cluster::SlotMap;
+use crate::slot::key_slot;
 
 struct Node {
     addr: String,
-    info: ConnectionInfo,
+    opts: ConnectOptions,
     conn: Connection,
     /// The database selected on `conn` (as of the last command sent).
     db: u64,
@@ -83,9 +42,8 @@ struct Node {
 /// A server or cluster, connected.
 pub struct LiveSide {
     pub name: String,
-    opts: ConnectOptions,
     nodes: Vec<Node>,
-    /// For a cluster: the index in `nodes` of each slot's master (`u16::MAX`: unassigned).
+    /// For a cluster: the index in `nodes` of each slot's master.
     slot_node: Option<Vec<u16>>,
     /// The `/db` of the URL: only that database is read.
     pub url_db: Option<u64>,
@@ -99,71 +57,20 @@ fn live_err(name: &str, what: &str, e: impl std::fmt::Display) -> DiffError {
     DiffError::Live(format!("{name}: {what}: {e}"))
 }
 
-fn connect(info: &ConnectionInfo, opts: &ConnectOptions, name: &str) -> Result<Connection, DiffError> {
-    let client = match (info.addr(), &opts.tls_ca_cert) {
-        (ConnectionAddr::TcpTls { .. }, Some(ca)) => Client::build_with_tls(
-            info.clone(),
-            redis::TlsCertificates { client_tls: None, root_cert: Some(ca.clone()) },
-        ),
-        _ => Client::open(info.clone()),
-    }
-    .map_err(|e| live_err(name, "bad connection settings", e))?;
-    let conn = client.get_connection_with_timeout(opts.timeout).map_err(|e| live_err(name, "cannot connect", e))?;
-    conn.set_read_timeout(Some(opts.timeout)).map_err(|e| live_err(name, "socket", e))?;
-    conn.set_write_timeout(Some(opts.timeout)).map_err(|e| live_err(name, "socket", e))?;
-    Ok(conn)
-}
-
-fn addr_name(a: &ConnectionAddr) -> String {
-    match a {
-        ConnectionAddr::Tcp(h, p) => format!("redis://{h}:{p}"),
-        ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}"),
-        ConnectionAddr::Unix(p) => format!("unix:{}", p.display()),
-        _ => "redis server".to_owned(),
-    }
-}
-
-/// RESP encoding of one command.
-fn push_cmd(buf: &mut Vec<u8>, args: &[&[u8]]) {
-    buf.push(b'*');
-    buf.extend_from_slice(args.len().to_string().as_bytes());
-    buf.extend_from_slice(b"\r\n");
-    for a in args {
-        buf.push(b'$');
-        buf.extend_from_slice(a.len().to_string().as_bytes());
-        buf.extend_from_slice(b"\r\n");
-        buf.extend_from_slice(a);
-        buf.extend_from_slice(b"\r\n");
-    }
+fn connect(opts: &ConnectOptions) -> Result<Connection, DiffError> {
+    Connection::connect(opts).map_err(|e| DiffError::Live(e.to_string()))
 }
 
 fn text(v: &RValue) -> Option<String> {
-    match v {
-        RValue::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        RValue::SimpleString(s) => Some(s.clone()),
-        RValue::VerbatimString { text, .. } => Some(text.clone()),
-        RValue::Okay => Some("OK".into()),
-        _ => None,
-    }
+    v.text()
 }
 
 fn int(v: &RValue) -> Option<i64> {
-    match v {
-        RValue::Int(i) => Some(*i),
-        RValue::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        _ => None,
-    }
+    v.int()
 }
 
 fn describe_reply(v: &RValue) -> String {
-    match v {
-        RValue::ServerError(e) => format!("error reply: {e}"),
-        RValue::Nil => "nil".into(),
-        RValue::Int(i) => format!("integer {i}"),
-        RValue::BulkString(b) => format!("bulk string of {} bytes", b.len()),
-        RValue::Array(a) => format!("array of {}", a.len()),
-        other => format!("{:.80}", format!("{other:?}")),
-    }
+    v.describe()
 }
 
 /// Key/value lines of an INFO reply.
@@ -218,27 +125,10 @@ pub struct Pending {
 impl LiveSide {
     /// Connects, reads INFO, and for a cluster CLUSTER SLOTS and a connection per master.
     pub fn connect(opts: &ConnectOptions) -> Result<LiveSide, DiffError> {
-        let shown = redact(&opts.url);
-        let mut info: ConnectionInfo =
-            opts.url.as_str().into_connection_info().map_err(|e| live_err(&shown, "not a redis:// URL", e))?;
-        let mut rs = info.redis_settings().clone();
-        let url_db = (rs.db() != 0).then_some(rs.db() as u64).or_else(|| url_db_zero(&opts.url));
-        if rs.password().is_none()
-            && let Some(p) = &opts.password
-        {
-            rs = rs.set_password(p);
-        }
-        if rs.username().is_none()
-            && let Some(u) = &opts.username
-        {
-            rs = rs.set_username(u);
-        }
-        // SELECT is ours to send; no CLIENT SETINFO; RESP2 (no HELLO).
-        rs = rs.set_db(0).set_skip_set_lib_name();
-        info = info.set_redis_settings(rs);
-        let name = addr_name(info.addr());
-        let conn = connect(&info, opts, &name)?;
-        let mut seed = Node { addr: name.clone(), info: info.clone(), conn, db: 0, dbs: Vec::new() };
+        let name = opts.name();
+        let url_db = opts.db;
+        let conn = connect(opts)?;
+        let mut seed = Node { addr: name.clone(), opts: opts.clone(), conn, db: 0, dbs: Vec::new() };
         let all = seed.command(&[b"INFO"])?;
         let all = text(&all).ok_or_else(|| live_err(&name, "INFO", format!("unexpected {}", describe_reply(&all))))?;
         let mut version = String::new();
@@ -257,15 +147,8 @@ impl LiveSide {
                 seed.dbs.push(d);
             }
         }
-        let mut live = LiveSide {
-            name: name.clone(),
-            opts: opts.clone(),
-            nodes: vec![seed],
-            slot_node: None,
-            url_db,
-            version,
-            cancel: None,
-        };
+        let mut live =
+            LiveSide { name: name.clone(), nodes: vec![seed], slot_node: None, url_db, version, cancel: None };
         if cluster {
             live.discover_cluster()?;
         }
@@ -276,12 +159,11 @@ impl LiveSide {
     pub fn reconnect(&self) -> Result<LiveSide, DiffError> {
         let mut nodes = Vec::new();
         for n in &self.nodes {
-            let conn = connect(&n.info, &self.opts, &n.addr)?;
-            nodes.push(Node { addr: n.addr.clone(), info: n.info.clone(), conn, db: 0, dbs: n.dbs.clone() });
+            let conn = connect(&n.opts)?;
+            nodes.push(Node { addr: n.addr.clone(), opts: n.opts.clone(), conn, db: 0, dbs: n.dbs.clone() });
         }
         Ok(LiveSide {
             name: self.name.clone(),
-            opts: self.opts.clone(),
             nodes,
             slot_node: self.slot_node.clone(),
             url_db: self.url_db,
@@ -315,65 +197,27 @@ impl LiveSide {
     }
 
     fn discover_cluster(&mut self) -> Result<(), DiffError> {
-        let name = self.name.clone();
-        let reply = self.nodes[0].command(&[b"CLUSTER", b"SLOTS"])?;
-        let bad = |why: &str| live_err(&name, "CLUSTER SLOTS", why);
-        let RValue::Array(ranges) = reply else { return Err(bad("not an array")) };
-        let seed_addr = self.nodes[0].info.addr().clone();
-        let seed_host = match &seed_addr {
-            ConnectionAddr::Tcp(h, _) | ConnectionAddr::TcpTls { host: h, .. } => h.clone(),
-            _ => String::new(),
+        let seed = self.nodes.pop().expect("the seed node");
+        let seed_host = match &seed.opts.addr {
+            Addr::Tcp { host, .. } => host.clone(),
+            Addr::Unix(_) => String::new(),
         };
-        let mut masters: Vec<ConnectionAddr> = Vec::new();
-        let mut slot_node = vec![u16::MAX; SLOTS as usize];
-        for r in &ranges {
-            let RValue::Array(r) = r else { return Err(bad("a slot range is not an array")) };
-            let (Some(a), Some(b), Some(RValue::Array(master))) =
-                (r.first().and_then(int), r.get(1).and_then(int), r.get(2))
-            else {
-                return Err(bad("a slot range lacks start, end or master"));
-            };
-            if !(0..SLOTS as i64).contains(&a) || !(a..SLOTS as i64).contains(&b) {
-                return Err(bad(&format!("slot range {a}-{b} is out of range")));
-            }
-            let host = master.first().and_then(text).unwrap_or_default();
-            let port = master.get(1).and_then(int).filter(|p| (1..=65535).contains(p));
-            let Some(port) = port else { return Err(bad("a master without a valid port")) };
-            // An empty or "?" host means "the address you reached me at".
-            let host = if host.is_empty() || host == "?" { seed_host.clone() } else { host };
-            let addr = match &seed_addr {
-                ConnectionAddr::TcpTls { insecure, tls_params, .. } => ConnectionAddr::TcpTls {
-                    host,
-                    port: port as u16,
-                    insecure: *insecure,
-                    tls_params: tls_params.clone(),
-                },
-                _ => ConnectionAddr::Tcp(host, port as u16),
-            };
-            let idx = match masters.iter().position(|m| *m == addr) {
-                Some(i) => i,
-                None => {
-                    masters.push(addr);
-                    masters.len() - 1
-                }
-            };
-            for s in a..=b {
-                slot_node[s as usize] = idx as u16;
-            }
-        }
-        if masters.is_empty() {
+        let mut seed_conn = seed.conn;
+        let map = SlotMap::fetch(&mut seed_conn, &seed_host).map_err(|e| DiffError::Live(e.to_string()))?;
+        let bad = |why: &str| live_err(&self.name, "CLUSTER SLOTS", why);
+        if map.nodes.is_empty() {
             return Err(bad("no slot is assigned"));
         }
-        if let Some(s) = slot_node.iter().position(|&n| n == u16::MAX) {
+        if let Some(s) = map.uncovered() {
             return Err(bad(&format!("slot {s} has no master: the cluster is not fully covered")));
         }
-        let seed = self.nodes.pop().expect("the seed node");
+        let slot_node: Vec<u16> =
+            (0..crate::slot::SLOTS).map(|s| map.master_of(s).map_or(u16::MAX, |m| m as u16)).collect();
         let mut nodes = Vec::new();
-        for addr in masters {
-            let info = seed.info.clone().set_addr(addr.clone());
-            let name = addr_name(&addr);
-            let conn = connect(&info, &self.opts, &name)?;
-            let mut node = Node { addr: name, info, conn, db: 0, dbs: Vec::new() };
+        for m in &map.nodes {
+            let opts = seed.opts.with_addr(m.addr());
+            let conn = connect(&opts)?;
+            let mut node = Node { addr: opts.name(), opts, conn, db: 0, dbs: Vec::new() };
             let ks = node.command(&[b"INFO", b"keyspace"])?;
             let ks = text(&ks).ok_or_else(|| live_err(&node.addr, "INFO keyspace", describe_reply(&ks)))?;
             node.dbs = info_fields(&ks).filter_map(|(k, v)| keyspace_line(k, v)).collect();
@@ -439,7 +283,7 @@ impl LiveSide {
         for (n, _) in &per_node {
             let node = &mut self.nodes[*n];
             if !bufs[*n].is_empty() {
-                node.conn.send_packed_command(&bufs[*n]).map_err(|e| live_err(&node.addr, "sending commands", e))?;
+                node.conn.send_raw(&bufs[*n]).map_err(|e| DiffError::Live(e.to_string()))?;
             }
         }
         Ok(Pending { query, per_node, n: keys.len() })
@@ -457,7 +301,7 @@ impl LiveSide {
                 }
                 if selected {
                     let r = node.read()?;
-                    if !matches!(r, RValue::Okay) && text(&r).as_deref() != Some("OK") {
+                    if !r.is_ok() {
                         return Err(live_err(&node.addr, "SELECT", describe_reply(&r)));
                     }
                 }
@@ -520,7 +364,7 @@ impl LiveSide {
                     }
                     let keys = parts.pop().unwrap_or(RValue::Nil);
                     let next = match parts.pop() {
-                        Some(RValue::BulkString(c)) if c.iter().all(u8::is_ascii_digit) && !c.is_empty() => c,
+                        Some(RValue::Bulk(c)) if c.iter().all(u8::is_ascii_digit) && !c.is_empty() => c,
                         other => {
                             return Err(bad(format!("cursor is {}", describe_reply(&other.unwrap_or(RValue::Nil)))));
                         }
@@ -529,7 +373,7 @@ impl LiveSide {
                         return Err(bad(format!("keys are {}", describe_reply(&keys))));
                     };
                     for k in keys {
-                        let RValue::BulkString(k) = k else {
+                        let RValue::Bulk(k) = k else {
                             return Err(live_err(&self.nodes[n].addr, "SCAN", "a key is not a bulk string"));
                         };
                         if select.matches(db, &k) {
@@ -562,18 +406,10 @@ fn absent_reply(q: Query) -> Reply {
     }
 }
 
-/// `/0` in the URL restricts to database 0 too (the crate reports it as the default 0).
-fn url_db_zero(url: &str) -> Option<u64> {
-    let rest = url.split_once("://")?.1;
-    let path = rest.split_once('/')?.1;
-    let path = path.split(['?', '#']).next()?;
-    (path == "0").then_some(0)
-}
-
 impl Node {
     fn read(&mut self) -> Result<RValue, DiffError> {
-        let v = self.conn.recv_response().map_err(|e| live_err(&self.addr, "reading a reply", e))?;
-        if let RValue::ServerError(e) = &v {
+        let v = self.conn.read_reply().map_err(|e| DiffError::Live(e.to_string()))?;
+        if let RValue::Error(e) = &v {
             return Err(live_err(&self.addr, "the server answered with an error", e));
         }
         Ok(v)
@@ -582,13 +418,13 @@ impl Node {
     fn command(&mut self, args: &[&[u8]]) -> Result<RValue, DiffError> {
         let mut buf = Vec::new();
         push_cmd(&mut buf, args);
-        self.conn.send_packed_command(&buf).map_err(|e| live_err(&self.addr, "sending a command", e))?;
+        self.conn.send_raw(&buf).map_err(|e| DiffError::Live(e.to_string()))?;
         self.read()
     }
 
     fn select(&mut self, db: u64) -> Result<(), DiffError> {
         let r = self.command(&[b"SELECT", db.to_string().as_bytes()])?;
-        if !matches!(r, RValue::Okay) && text(&r).as_deref() != Some("OK") {
+        if !r.is_ok() {
             return Err(live_err(&self.addr, "SELECT", describe_reply(&r)));
         }
         self.db = db;
@@ -612,7 +448,7 @@ impl Node {
                 let d = self.read()?;
                 let payload = match d {
                     RValue::Nil => None,
-                    RValue::BulkString(b) => Some(b),
+                    RValue::Bulk(b) => Some(b),
                     other => {
                         return Err(live_err(&self.addr, "DUMP", format!("unexpected {}", describe_reply(&other))));
                     }
@@ -1002,23 +838,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_are_not_shown() {
-        assert_eq!(redact("redis://user:secret@host:1/2"), "redis://user:***@host:1/2");
-        assert_eq!(redact("redis://:secret@host:1"), "redis://***@host:1");
-        assert_eq!(redact("rediss://host:1"), "rediss://host:1");
-        let o = ConnectOptions { url: "redis://:pw@h:1".into(), password: Some("pw".into()), ..Default::default() };
-        assert!(!format!("{o:?}").contains("pw@"));
-    }
-
-    #[test]
     fn keyspace_and_commands() {
         assert_eq!(keyspace_line("db3", "keys=10,expires=2,avg_ttl=0"), Some((3, 10)));
         assert_eq!(keyspace_line("dbx", "keys=10"), None);
         let mut b = Vec::new();
         push_cmd(&mut b, &[b"DUMP", b"k\r\n"]);
         assert_eq!(b, b"*2\r\n$4\r\nDUMP\r\n$3\r\nk\r\n\r\n");
-        assert_eq!(url_db_zero("redis://h:1/0"), Some(0));
-        assert_eq!(url_db_zero("redis://h:1"), None);
         let mut buf = Vec::new();
         encode_scanned(2, b"key", &mut buf);
         let mut two = buf.clone();

@@ -805,6 +805,16 @@ pub(crate) struct Partitions {
     pub spilled: u64,
 }
 
+impl Drop for Partitions {
+    fn drop(&mut self) {
+        if let Some(d) = self.dir.take() {
+            let path = d.path().to_path_buf();
+            drop(d);
+            crate::cleanup::remove_path(&path);
+        }
+    }
+}
+
 impl Partitions {
     pub fn new(budget: usize, temp_parent: Option<PathBuf>) -> Partitions {
         Partitions { bufs: vec![Vec::new(); PARTITIONS], in_memory: 0, budget, temp_parent, dir: None, spilled: 0 }
@@ -833,7 +843,10 @@ impl Partitions {
                 Some(p) => b.tempdir_in(p),
                 None => b.tempdir(),
             };
-            self.dir = Some(d.map_err(io)?);
+            let d = d.map_err(io)?;
+            // Removed on SIGINT / SIGTERM too.
+            crate::cleanup::add_path(d.path());
+            self.dir = Some(d);
         }
         let dir = self.dir.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default();
         for (i, buf) in self.bufs.iter_mut().enumerate() {

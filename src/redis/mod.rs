@@ -1,0 +1,12 @@
+//! Talking to Redis: one client (`client`: TCP, TLS, unix sockets, AUTH, bounded replies,
+//! pipelining), the cluster slot map (`cluster`), and the throwaway server some commands start
+//! to load a backup (`server`).
+//!
+//! `diff`, `split --from`, `restore-test` and `aof to-rdb` use only these.
+
+pub mod client;
+pub mod cluster;
+pub mod server;
+
+pub use client::{Addr, ConnectOptions, Connection, Error, ErrorKind, Limits, Reply, TlsOptions};
+pub use cluster::{Redirect, SlotMap};

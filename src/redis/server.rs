@@ -1,0 +1,376 @@
+//! A throwaway `redis-server`, started to load a backup (`restore-test`, `diff` of an AOF set,
+//! `aof to-rdb`) and stopped when done.
+//!
+//! Contained, because the backup is not trusted and other local users are not either:
+//! - it listens on a unix socket only (`port 0`), in a 0700 temp dir, with a random
+//!   `requirepass`; copies of inputs placed there are 0600;
+//! - commands that reach outside the dataset are removed with `rename-command X ""` (replication,
+//!   CONFIG, ACL, MODULE, DEBUG, SHUTDOWN, MIGRATE, CLUSTER, FAILOVER, MONITOR, background saves
+//!   and rewrites). An AOF that holds one is refused by Redis itself ("Unknown command ... reading
+//!   the append only file"), since Redis never writes them to an AOF. SAVE, which `aof to-rdb`
+//!   needs, is renamed to a random name only we know;
+//! - its settings are in a 0600 config file in that dir, not on its command line (which every
+//!   user can read in `ps`);
+//! - it runs in its own process group (a terminal's Ctrl-C reaches us, and we stop it), and
+//!   dies with us (`PR_SET_PDEATHSIG`) even if we are killed with SIGKILL. (Linux sends that
+//!   signal when the *thread* that started the server ends: start it from a thread that lives
+//!   as long as the server, as the commands do from the main thread);
+//! - it is stopped by its PID and its dir removed on every exit path: `Drop` (errors, panics)
+//!   and, through `crate::cleanup`, SIGINT / SIGTERM.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::client::{Addr, ConnectOptions, Connection, ErrorKind, Reply};
+
+/// Commands the throwaway server does not have: (name, first Redis version that has it, so that
+/// older servers are not asked to rename a command they do not know).
+const DISABLED: [(&str, (u32, u32)); 16] = [
+    ("SLAVEOF", (1, 0)),
+    ("REPLICAOF", (5, 0)),
+    ("SYNC", (1, 0)),
+    ("PSYNC", (2, 8)),
+    ("REPLCONF", (2, 8)),
+    ("CONFIG", (2, 0)),
+    ("ACL", (6, 0)),
+    ("MODULE", (4, 0)),
+    ("DEBUG", (1, 0)),
+    ("SHUTDOWN", (1, 0)),
+    ("MIGRATE", (2, 6)),
+    ("CLUSTER", (3, 0)),
+    ("FAILOVER", (6, 2)),
+    ("MONITOR", (1, 0)),
+    ("BGSAVE", (1, 0)),
+    ("BGREWRITEAOF", (1, 0)),
+];
+
+/// `redis-server --version` → `7.0.15`.
+pub fn server_version(bin: &Path) -> Result<String, String> {
+    let out = Command::new(bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("v="))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{} --version printed no version: {}", bin.display(), text.trim()))
+}
+
+/// `bin` itself when it is a path, else the first match in PATH.
+pub fn find_binary(bin: &Path) -> Option<PathBuf> {
+    if bin.components().count() > 1 {
+        return bin.is_file().then(|| bin.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(bin)).find(|c| c.is_file())
+}
+
+fn major_minor(version: &str) -> (u32, u32) {
+    let mut it = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// 32 random hex digits (from the kernel).
+fn secret() -> std::io::Result<String> {
+    let mut b = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// A private temp dir (0700) for a server, removed on drop (and on SIGINT / SIGTERM).
+pub struct ServerDir {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl ServerDir {
+    /// Creates `PREFIX*` under `parent` (default: the system temp dir).
+    pub fn create(parent: Option<&Path>, prefix: &str) -> Result<ServerDir, String> {
+        let mut b = tempfile::Builder::new();
+        b.prefix(prefix).permissions(std::fs::Permissions::from_mode(0o700));
+        let dir = match parent {
+            Some(p) => b.tempdir_in(p),
+            None => b.tempdir(),
+        }
+        .map_err(|e| format!("cannot create a temp dir: {e}"))?;
+        let path = dir.path().to_path_buf();
+        crate::cleanup::add_path(&path);
+        Ok(ServerDir { dir: Some(dir), path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ServerDir {
+    fn drop(&mut self) {
+        if let Some(d) = self.dir.take() {
+            let _ = d.close();
+        }
+        crate::cleanup::remove_path(&self.path);
+    }
+}
+
+/// Copies a file into a server dir, readable by us only.
+pub fn copy_private(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut src = std::fs::File::open(from)?;
+    let mut dst = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to)?;
+    std::io::copy(&mut src, &mut dst)?;
+    Ok(())
+}
+
+/// Copies the regular files of `from` into a new directory `to` (0700; files 0600).
+pub fn copy_dir_private(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().mode(0o700).create(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            copy_private(&e.path(), &to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes every file under `dir` 0600 (after a copy made by other code).
+pub fn make_private(dir: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let t = e.file_type()?;
+        if t.is_dir() {
+            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o700))?;
+            make_private(&e.path())?;
+        } else if t.is_file() {
+            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+/// What the server loads from its dir.
+#[derive(Debug, Clone)]
+pub enum Dataset {
+    /// `dump.rdb` in the dir (or nothing: an empty server).
+    Rdb,
+    /// `appendonlydir/` in the dir with this `appendfilename` (the manifest's name without
+    /// `.manifest`), or a lone `appendonly.aof` that Redis 7 upgrades into one.
+    Aof { appendfilename: String },
+}
+
+/// How to start a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The redis-server binary (a name looked up in PATH, or a path).
+    pub bin: PathBuf,
+    /// `redis-server --version` of `bin` (see `server_version`).
+    pub version: String,
+    pub dataset: Dataset,
+    /// How long loading may take.
+    pub load_timeout: Duration,
+}
+
+/// A running throwaway server. Dropping it stops the server and removes its dir.
+pub struct Server {
+    child: Option<Child>,
+    dir: ServerDir,
+    socket: PathBuf,
+    password: String,
+    save_command: String,
+    pub version: String,
+    /// From start to the first PONG (loading the dataset).
+    pub load_time: Duration,
+}
+
+/// How a start ended.
+pub enum Start {
+    Up(Server),
+    /// The server exited before answering (it refused the dataset): how, and its log.
+    Exited {
+        status: String,
+        log: String,
+    },
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl Server {
+    /// Starts `redis-server` in `dir` (which holds the dataset) and waits until it has loaded
+    /// it, or exited. `Err`: it could not be started, or loading took longer than allowed.
+    pub fn start(dir: ServerDir, cfg: &ServerConfig) -> Result<Start, String> {
+        let socket = dir.path().join("redis.sock");
+        if socket.as_os_str().len() > 100 {
+            return Err(format!(
+                "{}: the temp dir's path is too long for a unix socket (at most about 90 bytes: use --temp-dir)",
+                dir.path().display()
+            ));
+        }
+        let log = dir.path().join("redis.log");
+        let password = secret().map_err(|e| format!("/dev/urandom: {e}"))?;
+        let save_command = format!("SAVE-{}", secret().map_err(|e| format!("/dev/urandom: {e}"))?);
+        let d = dir.path().to_string_lossy().into_owned();
+        let mut conf = format!(
+            "port 0\nunixsocket {}\nunixsocketperm 700\ndir {}\ndbfilename dump.rdb\nsave \"\"\n\
+             daemonize no\nlogfile {}\nrequirepass {password}\n",
+            quote(&socket.to_string_lossy()),
+            quote(&d),
+            quote(&log.to_string_lossy()),
+        );
+        match &cfg.dataset {
+            Dataset::Rdb => conf.push_str("appendonly no\n"),
+            Dataset::Aof { appendfilename } => {
+                conf.push_str(&format!(
+                    "appendonly yes\nappenddirname appendonlydir\nappendfilename {}\n",
+                    quote(appendfilename)
+                ));
+            }
+        }
+        let version = major_minor(&cfg.version);
+        for (name, since) in DISABLED {
+            if version >= since {
+                conf.push_str(&format!("rename-command {name} \"\"\n"));
+            }
+        }
+        conf.push_str(&format!("rename-command SAVE {save_command}\n"));
+        let conf_path = dir.path().join("redis.conf");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&conf_path)
+            .and_then(|mut f| f.write_all(conf.as_bytes()))
+            .map_err(|e| format!("{}: {e}", conf_path.display()))?;
+
+        let parent = std::process::id() as libc::pid_t;
+        let mut cmd = Command::new(&cfg.bin);
+        cmd.arg(&conf_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Its own process group: a terminal's Ctrl-C is ours to handle.
+                libc::setpgid(0, 0);
+                // Dies with us, even when we are killed with SIGKILL.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", cfg.bin.display()))?;
+        crate::cleanup::add_child(child.id(), "redis-server");
+        let mut srv = Server {
+            child: Some(child),
+            dir,
+            socket,
+            password,
+            save_command,
+            version: cfg.version.clone(),
+            load_time: Duration::ZERO,
+        };
+        loop {
+            if let Some(c) = srv.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                crate::cleanup::remove_child(c.id());
+                srv.child = None;
+                return Ok(Start::Exited { status: status.to_string(), log: srv.log() });
+            }
+            if srv.socket.exists()
+                && let Ok(mut c) = Connection::connect(&srv.connect_options_with(Duration::from_secs(5)))
+            {
+                match c.command(&[b"PING"]) {
+                    Ok(Reply::Simple(s)) if s == "PONG" => {
+                        srv.load_time = started.elapsed();
+                        return Ok(Start::Up(srv));
+                    }
+                    // LOADING: still reading the dataset.
+                    _ => {}
+                }
+            }
+            if started.elapsed() > cfg.load_timeout {
+                return Err(format!(
+                    "redis-server did not finish loading within {} s (--load-timeout)",
+                    cfg.load_timeout.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn connect_options_with(&self, timeout: Duration) -> ConnectOptions {
+        let mut o = ConnectOptions::new(Addr::Unix(self.socket.clone()));
+        o.password = Some(self.password.clone());
+        o.timeout = timeout;
+        o
+    }
+
+    /// How to connect to the server (its unix socket and password).
+    pub fn connect_options(&self) -> ConnectOptions {
+        self.connect_options_with(Duration::from_secs(60))
+    }
+
+    /// A connection to the server.
+    pub fn connect(&self, timeout: Duration) -> Result<Connection, String> {
+        Connection::connect(&self.connect_options_with(timeout)).map_err(|e| e.to_string())
+    }
+
+    /// SAVE (under its secret name): the dataset to `dump.rdb` in the server's dir.
+    pub fn save(&self, timeout: Duration) -> Result<PathBuf, String> {
+        let mut c = self.connect(Duration::from_secs(30))?;
+        c.set_timeout(timeout).map_err(|e| e.to_string())?;
+        match c.command(&[self.save_command.as_bytes()]) {
+            Ok(r) if r.is_ok() => Ok(self.dir.path().join("dump.rdb")),
+            Ok(r) => Err(format!("SAVE answered {}", r.describe())),
+            Err(e) if e.kind == ErrorKind::Server => Err(format!("SAVE answered {}", e.message)),
+            Err(e) => Err(format!("SAVE failed: {e}; the server's log ends with:\n{}", self.log_tail(12))),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's dir (its dump.rdb, appendonlydir, redis.log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+
+    /// The last `n` lines of the log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = self.log();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Stops the process (by its PID); the dir stays until the `Server` is dropped.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            crate::cleanup::remove_child(c.id());
+            // Child::kill signals exactly this PID.
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the server and removes its dir.
+    pub fn stop(self) {}
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
