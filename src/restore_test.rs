@@ -106,24 +106,6 @@ pub struct Refusal {
     pub hint: Option<String>,
 }
 
-/// The newest RDB version a Redis release loads (FORMAT.md §2.1); Valkey reads 11 (8.x) or 80.
-pub fn max_rdb_version(version: &str) -> Option<u32> {
-    let mut it = version.split('.').map(|p| p.parse::<u32>().ok());
-    let (major, minor) = (it.next()??, it.next()??);
-    Some(match (major, minor) {
-        (2, 6) | (2, 8) | (3, 0) => 6,
-        (3, 2) => 7,
-        (4, _) => 8,
-        (5, _) | (6, _) => 9,
-        (7, 0) => 10,
-        (7, 2) => 11,
-        (7, _) => 12,
-        (8, m) if m < 6 => 12,
-        (8, _) => 13,
-        _ => return None,
-    })
-}
-
 /// Warning lines (`pid:role date # message`) of a Redis log, without the ones every start
 /// prints, or the last lines when there are none.
 pub fn log_reasons(log: &str) -> Vec<String> {
@@ -156,6 +138,22 @@ pub fn log_reasons(log: &str) -> Vec<String> {
 /// `Err` means the test could not run (no binary, no temp dir, loading timed out).
 pub fn start(backup: &Backup, opts: &ServerOptions) -> Result<Outcome, String> {
     let version = server_version(&opts.redis_server)?;
+    // An AOF is replayed by the server: one holding a command Redis never writes (REPLICAOF,
+    // CONFIG, ...) is not started at all (the throwaway server has those commands off too).
+    if let Backup::AofDir { dir, .. } | Backup::AofFile(dir) = backup
+        && let Ok(set) = crate::aof::set::AofSet::open(dir)
+        && let Some(e) = set.refused_command()
+    {
+        let place = format!("{} offset {}", e.file.as_deref().unwrap_or(""), e.offset);
+        return Ok(Outcome::Refused(Refusal {
+            version,
+            exit: "not started".into(),
+            reasons: vec![format!("{place}: {}", e.message)],
+            hint: Some(
+                "rdbtool does not replay an AOF holding commands Redis never writes; see `rdbtool verify`".into(),
+            ),
+        }));
+    }
     let dir = ServerDir::create(opts.temp_dir.as_deref(), "rdbtool-restore-")?;
     let dataset = match backup {
         Backup::Rdb(p) => {
@@ -184,7 +182,7 @@ pub fn start(backup: &Backup, opts: &ServerOptions) -> Result<Outcome, String> {
     match server::Server::start(dir, &cfg)? {
         Start::Up(s) => Ok(Outcome::Accepted(s)),
         Start::Exited { status, log } => Ok(Outcome::Refused(Refusal {
-            hint: too_old_hint(backup, &version),
+            hint: too_old_hint(backup, &opts.redis_server),
             version,
             exit: status,
             reasons: log_reasons(&log),
@@ -199,17 +197,13 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
     server::copy_private(from, to).map_err(|e| format!("copying {}: {e}", from.display()))
 }
 
-fn too_old_hint(backup: &Backup, version: &str) -> Option<String> {
-    let (valkey, v) = backup.rdb_version()?;
-    let max = max_rdb_version(version)?;
-    if valkey || v > max {
-        let what = if valkey { format!("a Valkey RDB {v}") } else { format!("RDB {v}") };
-        Some(format!(
-            "the file is {what}; redis-server {version} reads RDB {max} at most: the server is too old for it"
-        ))
-    } else {
-        None
-    }
+fn too_old_hint(backup: &Backup, bin: &Path) -> Option<String> {
+    let (valkey, version) = backup.rdb_version()?;
+    let release = server::server_release(bin)?;
+    let flavor = if valkey { crate::rdb::types::Flavor::Valkey } else { crate::rdb::types::Flavor::Redis };
+    let needs = crate::rdb::servers::Needs { flavor: Some(flavor), version, ..Default::default() };
+    let why = needs.refusal(&release)?;
+    Some(format!("{} refuses the file: {why}; the server is too old for it", crate::rdb::servers::display(&release)))
 }
 
 #[cfg(test)]
@@ -217,11 +211,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_and_log_lines() {
-        assert_eq!(max_rdb_version("7.0.15"), Some(10));
-        assert_eq!(max_rdb_version("7.2.6"), Some(11));
-        assert_eq!(max_rdb_version("8.6.3"), Some(13));
-        assert_eq!(max_rdb_version("x"), None);
+    fn log_lines() {
         let log = "1:C 21 Nov 2026 07:00:00.000 # WARNING overcommit_memory is set to 0!\n\
                    1:M 21 Nov 2026 07:00:00.001 * Server initialized\n\
                    1:M 21 Nov 2026 07:00:00.002 # Can't handle RDB format version 11\n\

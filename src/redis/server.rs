@@ -62,6 +62,16 @@ pub fn server_version(bin: &Path) -> Result<String, String> {
         .ok_or_else(|| format!("{} --version printed no version: {}", bin.display(), text.trim()))
 }
 
+/// The release line of a server binary (Redis or Valkey, major.minor), from `--version`, when it
+/// is one of the release table's.
+pub fn server_release(bin: &Path) -> Option<crate::rdb::servers::Release> {
+    let out = Command::new(bin).arg("--version").stdin(Stdio::null()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().find_map(|w| w.strip_prefix("v="))?;
+    let family = if text.to_ascii_lowercase().starts_with("valkey") { "valkey" } else { "redis" };
+    crate::rdb::servers::parse_release(&format!("{family}-{version}")).ok()
+}
+
 /// `bin` itself when it is a path, else the first match in PATH.
 pub fn find_binary(bin: &Path) -> Option<PathBuf> {
     if bin.components().count() > 1 {
