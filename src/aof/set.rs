@@ -493,6 +493,26 @@ pub struct AofReport {
     pub stray_files: Vec<Vec<u8>>,
 }
 
+impl AofReport {
+    /// A report of a set before any file is read.
+    fn new(layout: &'static str, manifest: Option<String>, stray_files: Vec<Vec<u8>>) -> AofReport {
+        AofReport {
+            layout,
+            manifest,
+            files: Vec::new(),
+            commands: 0,
+            multi_blocks: 0,
+            dbs: Vec::new(),
+            first_ts: None,
+            last_ts: None,
+            base_time: None,
+            restore_range: None,
+            truncated: None,
+            stray_files,
+        }
+    }
+}
+
 fn ser_names<S: serde::Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
     serde::Serialize::serialize(&v.iter().map(|n| crate::json::bytes(n)).collect::<Vec<_>>(), s)
 }
@@ -567,20 +587,7 @@ pub fn manifest_failure(name: &str, manifest: &Path, data_len: u64, e: &Manifest
     // The line goes in the entry's own field (the text report shows it after the offset).
     let err = Error::corrupt(e.offset, e.message.clone());
     rep.errors.push(entry_with(&err, &file, (e.line > 0).then_some(e.line as u64)));
-    rep.aof = Some(AofReport {
-        layout: "multipart",
-        manifest: Some(String::from_utf8_lossy(&file).into_owned()),
-        files: Vec::new(),
-        commands: 0,
-        multi_blocks: 0,
-        dbs: Vec::new(),
-        first_ts: None,
-        last_ts: None,
-        base_time: None,
-        restore_range: None,
-        truncated: None,
-        stray_files: Vec::new(),
-    });
+    rep.aof = Some(AofReport::new("multipart", Some(String::from_utf8_lossy(&file).into_owned()), Vec::new()));
     rep
 }
 
@@ -601,20 +608,11 @@ impl AofSet {
     pub fn check(&self, name: &str, verify: Option<&verify::Options>) -> Report {
         let mut rep = Report::empty(name, 0, ChecksumStatus::Absent);
         rep.bytes = self.loaded_bytes();
-        let mut aof = AofReport {
-            layout: if self.is_multipart() { "multipart" } else { "single" },
-            manifest: self.manifest_path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
-            files: Vec::new(),
-            commands: 0,
-            multi_blocks: 0,
-            dbs: Vec::new(),
-            first_ts: None,
-            last_ts: None,
-            base_time: None,
-            restore_range: None,
-            truncated: None,
-            stray_files: self.strays.clone(),
-        };
+        let mut aof = AofReport::new(
+            if self.is_multipart() { "multipart" } else { "single" },
+            self.manifest_path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()),
+            self.strays.clone(),
+        );
         let keep_going = verify.is_some_and(|o| o.keep_going);
         for (e, why) in &self.missing {
             let what = if e.kind == FileType::Base { "the base file" } else { "an incr file" };
