@@ -6,6 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub struct AtomicFile {
@@ -13,6 +14,13 @@ pub struct AtomicFile {
     target: PathBuf,
     file: Option<File>,
     overwrite: bool,
+}
+
+/// The mode of an output made from `inputs`, as `cp` gives a copy its source's: the read and
+/// write bits every input has (the strictest of several; backups hold secrets, so an output of
+/// 0600 inputs is 0600 too), never execute bits; 0666 (less the umask) without inputs.
+pub fn output_mode(inputs: &[&Path]) -> u32 {
+    inputs.iter().filter_map(|p| fs::metadata(p).ok()).map(|m| m.permissions().mode() & 0o666).fold(0o666, |a, m| a & m)
 }
 
 impl AtomicFile {
@@ -24,9 +32,10 @@ impl AtomicFile {
         let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
         let pid = std::process::id();
         remove_stale(&dir, &base);
+        let mode = output_mode(inputs);
         for n in 0..1000u32 {
             let tmp = dir.join(format!(".{base}.rdbtool-{pid}-{n}.tmp"));
-            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            match OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp) {
                 Ok(file) => {
                     crate::cleanup::add_path(&tmp);
                     return Ok(AtomicFile { tmp, target: target.to_path_buf(), file: Some(file), overwrite });

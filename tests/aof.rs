@@ -1087,3 +1087,36 @@ fn cut_before_an_accident_inside_a_second() {
         std::fs::read(to.join("appendonly.aof.manifest")).unwrap()
     );
 }
+
+/// Outputs are as private as their inputs (as `cp` makes copies): a 0600 set gives a 0700 cut
+/// of 0600 files, and a 0600 RDB of `to-rdb`.
+#[test]
+fn outputs_keep_the_inputs_privacy() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let (tmp, dir) = copy_set("preamble");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        std::fs::set_permissions(e.unwrap().path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let meta: Json = serde_json::from_slice(&std::fs::read(fixture("preamble").join("batches.json")).unwrap()).unwrap();
+    let t = meta["boundaries"][3]["time"].to_string();
+    let out = tmp.path().join("cut");
+    let o = rdbtool(&["aof", "cut", s(&dir), "--to", &t, "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(mode(&out), 0o700);
+    for e in std::fs::read_dir(&out).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
+    if RedisServer::start(&[]).is_some() {
+        let rdb = tmp.path().join("x.rdb");
+        let o = rdbtool(&["aof", "to-rdb", s(&dir), "-o", s(&rdb)]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert_eq!(mode(&rdb) & 0o077, 0, "to-rdb output is {:o}", mode(&rdb));
+        let merged = tmp.path().join("m.rdb");
+        let o = rdbtool(&["merge", s(&rdb), "-o", s(&merged)]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert_eq!(mode(&merged) & 0o077, 0, "merge output is {:o}", mode(&merged));
+    }
+}

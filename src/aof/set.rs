@@ -7,6 +7,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -1173,6 +1174,12 @@ impl AofSet {
         fs::create_dir(&tmp)
             .map_err(|e| io(&format!("cannot create a temporary directory beside {}:", out.display()), &tmp, e))?;
         crate::cleanup::add_path(&tmp);
+        // The new directory is as private as the set's (an appendonlydir of 0700 stays 0700).
+        let dir_mode = fs::metadata(&self.path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o755);
+        // A single AOF file: who may read it may list the directory.
+        let dir_mode =
+            if self.is_multipart() { dir_mode } else { 0o700 | (dir_mode & 0o044) | ((dir_mode & 0o044) >> 2) };
+        let _ = fs::set_permissions(&tmp, fs::Permissions::from_mode(dir_mode));
         let res = self.write_cut(actions, &tmp, link, &mut sum).and_then(|()| {
             fsync_dir(&tmp).map_err(|e| io("cannot sync", &tmp, e))?;
             fs::rename(&tmp, out).map_err(|e| io("cannot rename the temporary directory to", out, e))?;
@@ -1202,11 +1209,12 @@ impl AofSet {
                     ("linked", len)
                 }
                 Action::Copy => {
-                    write_file(&dst, &part.data).map_err(|e| io("cannot write", &dst, e))?;
+                    write_file(&dst, &part.data, mode_of(&part.path)).map_err(|e| io("cannot write", &dst, e))?;
                     ("copied", len)
                 }
                 Action::Truncate(n) => {
-                    write_file(&dst, &part.data[..*n as usize]).map_err(|e| io("cannot write", &dst, e))?;
+                    write_file(&dst, &part.data[..*n as usize], mode_of(&part.path))
+                        .map_err(|e| io("cannot write", &dst, e))?;
                     ("rewritten", *n)
                 }
             };
@@ -1239,14 +1247,24 @@ impl AofSet {
             }
         };
         let mpath = tmp.join(&mname);
-        write_file(&mpath, &text).map_err(|e| io("cannot write", &mpath, e))?;
+        let manifest_mode = match &self.manifest_path {
+            Some(p) => mode_of(p),
+            None => mode_of(&self.parts[0].path),
+        };
+        write_file(&mpath, &text, manifest_mode).map_err(|e| io("cannot write", &mpath, e))?;
         sum.manifest = mname.to_string_lossy().into_owned();
         Ok(())
     }
 }
 
-fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+/// The mode a file written from `source` gets (as `cp` gives it: the source's read / write bits).
+fn mode_of(source: &Path) -> u32 {
+    crate::output::output_mode(&[source])
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
     f.write_all(data)?;
     f.sync_all()
 }
