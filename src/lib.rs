@@ -14,6 +14,7 @@ pub mod filter;
 pub mod info;
 pub mod input;
 pub mod json;
+pub mod lint;
 pub mod memory;
 pub mod merge;
 pub mod output;

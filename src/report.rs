@@ -47,6 +47,8 @@ pub struct KeyRow<'a> {
     pub rdb_encoding: &'static str,
     pub expire_at_ms: Option<i64>,
     pub slot: u16,
+    /// Bytes of the value's serialization in the file (what a RESTORE payload carries).
+    pub value_bytes: u64,
     pub fig: KeyFigures,
 }
 
@@ -438,6 +440,7 @@ pub fn scan_file(
                         rdb_encoding: k.value.encoding(),
                         expire_at_ms: k.expire_at_ms,
                         slot: crate::slot::key_slot(&k.key),
+                        value_bytes: k.value.bytes.len() as u64,
                         fig,
                     };
                     if let Err(e) = each(&row) {

@@ -122,6 +122,8 @@ pub struct Report {
     pub warning_counts: std::collections::BTreeMap<&'static str, u64>,
     /// Bytes after the RDB's checksum (an RDB-preamble AOF's command tail).
     pub trailing_bytes: u64,
+    /// Function libraries in the file (FUNCTION2 records, and 7.0 release-candidate ones).
+    pub functions: u64,
     /// The server releases that restore the file (none when it has errors), grouped in ranges.
     pub restorable_by: Vec<Restorable>,
     /// The releases that refuse a valid file, and why.
@@ -168,6 +170,7 @@ impl Report {
             errors_not_listed: 0,
             warnings: Vec::new(),
             warning_counts: Default::default(),
+            functions: 0,
             restorable_by: Vec::new(),
             blocking: Vec::new(),
             target: None,
@@ -634,6 +637,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                     keys.reserve((n as usize).min(data.len() / 4));
                 }
                 Record::Function { source } => {
+                    p.report.functions += 1;
                     let at = reader.record_offset();
                     let res = crate::rdb::function::check_library(&source);
                     let failure = match res {
@@ -657,6 +661,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                     }
                 }
                 Record::FunctionPreGa { name, engine, code } => {
+                    p.report.functions += 1;
                     // Redis 7.0.x turns the record into a library text and creates it as usual.
                     let mut source =
                         format!("#!{} name={}\n", String::from_utf8_lossy(&engine), String::from_utf8_lossy(&name))

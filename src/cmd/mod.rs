@@ -4,6 +4,7 @@ pub mod aof;
 pub mod diff;
 pub mod export;
 pub mod info;
+pub mod lint;
 pub mod live;
 pub mod merge;
 pub mod progress;
