@@ -393,6 +393,12 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
             } else {
                 match c {
                     b' ' | b'\n' | b'\r' | b'\t' | 0 => {
+                        if c == 0 && p < line.len() {
+                            // A NUL byte ends the C string Redis splits: the token ends and
+                            // nothing after it is read (this loop used to spin here forever).
+                            out.push(cur);
+                            return Some(out);
+                        }
                         if c != 0 {
                             p += 1;
                         }
@@ -466,6 +472,14 @@ fn push_token(out: &mut Vec<u8>, s: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn split_args_stops_at_a_nul_byte() {
+        assert_eq!(split_args(b"file a\0 seq 1"), Some(vec![b"file".to_vec(), b"a".to_vec()]));
+        assert_eq!(split_args(b"\0file"), Some(vec![Vec::new()]));
+        assert_eq!(split_args(b"\"a\0b\""), None);
+    }
+
     use super::*;
 
     fn err(text: &[u8]) -> ManifestError {
