@@ -40,7 +40,7 @@ mod tests {
 
     #[test]
     fn dump_payload_footer() {
-        // FORMAT.md §10: DUMP of "12345" = 00 C1 39 30 0A 00 | crc 9D 94 EA 27 93 FC 08 B9.
+        // docs/format.md §9: DUMP of "12345" = 00 C1 39 30 0A 00 | crc 9D 94 EA 27 93 FC 08 B9.
         let body = [0x00, 0xC1, 0x39, 0x30, 0x0A, 0x00];
         assert_eq!(crc64(&body).to_le_bytes(), [0x9D, 0x94, 0xEA, 0x27, 0x93, 0xFC, 0x08, 0xB9]);
     }

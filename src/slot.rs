@@ -1,4 +1,4 @@
-//! Redis Cluster hash slots (FORMAT.md §11): CRC-16/XMODEM of the key, or of its `{hash tag}`,
+//! Redis Cluster hash slots (docs/format.md §10): CRC-16/XMODEM of the key, or of its `{hash tag}`,
 //! modulo 16384.
 
 /// Number of hash slots in a Redis Cluster.

@@ -497,7 +497,7 @@ fn module_case() -> impl Strategy<Value = Case> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Streams (§6.6), built by hand: nodes of entries, metadata, groups, IDMP tail.
+// Streams (docs/format.md §6.6), built by hand: nodes of entries, metadata, groups, IDMP tail.
 
 #[derive(Debug, Clone)]
 struct SEntry {
@@ -1798,7 +1798,7 @@ fn redis_magic_with_valkey_version_is_corrupt() {
 
 #[test]
 fn valkey_hash2_file_decodes() {
-    // FORMAT §15, Valkey 9.1.2: HASH_2 "hfe:b2" with f=v (expires 4102444800008) and g=w (no TTL).
+    // docs/format.md §6.7, Valkey 9.1.2: HASH_2 "hfe:b2" with f=v (expires 4102444800008) and g=w (no TTL).
     let mut out = header("VALKEY080");
     aux(&mut out, b"valkey-ver", b"9.1.2");
     select_db(&mut out, 0, 1, 0);

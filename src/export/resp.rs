@@ -1,6 +1,6 @@
 //! Redis protocol output: commands that rebuild each key on a server (`redis-cli --pipe`).
 //!
-//! Plain mode writes what Redis's own AOF rewrite writes (FORMAT.md §13.3): `SET`, and `RPUSH` /
+//! Plain mode writes what Redis's own AOF rewrite writes (docs/format.md §11.6): `SET`, and `RPUSH` /
 //! `SADD` / `ZADD` / `HSET` in batches of at most `batch` elements per command; streams as one
 //! `XADD` per entry, `XSETID` (last id, entries added, max deleted id), then per group `XGROUP
 //! CREATE ... ENTRIESREAD`, `XGROUP CREATECONSUMER` for every consumer and `XCLAIM ... TIME
@@ -10,7 +10,7 @@
 //! Function libraries go first as `FUNCTION LOAD` (`--no-functions` leaves them out).
 //!
 //! `--restore` mode writes `RESTORE key ttl payload ABSTTL [REPLACE]`, the payload being the
-//! value's bytes from the file framed as a DUMP payload (FORMAT.md §10) without re-encoding.
+//! value's bytes from the file framed as a DUMP payload (docs/format.md §9) without re-encoding.
 
 use super::{ExportError, KeyCtx, KeyWriter, Out, all_fields_expired, push_f64, push_i64, push_u64};
 use crate::crc::Crc64;

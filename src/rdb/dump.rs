@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn dump_of_an_integer_string() {
-        // FORMAT.md §10: DUMP of "12345" from Redis 7.0.15.
+        // docs/format.md §9: DUMP of "12345" from Redis 7.0.15.
         let p = [0x00, 0xC1, 0x39, 0x30, 0x0A, 0x00, 0x9D, 0x94, 0xEA, 0x27, 0x93, 0xFC, 0x08, 0xB9];
         let d = parse_dump(&p).unwrap();
         assert_eq!(d.rdb_version, 10);
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn dump_of_a_listpack_zset() {
-        // FORMAT.md §15: zset c=-0.0, a=1.5, b=2 (type 17, listpack), footer added here.
+        // docs/format.md §9: zset c=-0.0, a=1.5, b=2 (type 17, listpack), footer added here.
         let mut p = vec![
             0x11, 0x19, 0x19, 0x00, 0x00, 0x00, 0x06, 0x00, 0x81, 0x63, 0x02, 0x00, 0x01, 0x81, 0x61, 0x02, 0x83, 0x31,
             0x2E, 0x35, 0x04, 0x81, 0x62, 0x02, 0x02, 0x01, 0xFF,

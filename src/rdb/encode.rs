@@ -1,5 +1,5 @@
-//! Encoders for the RDB primitives and inner blobs, written from the writer rules in FORMAT.md
-//! (§3 primitives, §6 inner encodings, §7 module opcodes, §10 DUMP). They produce what a current
+//! Encoders for the RDB primitives and inner blobs, written from the writer rules in docs/format.md
+//! (§3 primitives, §6 inner encodings, §7 module opcodes, §9 DUMP). They produce what a current
 //! Redis writes (canonical integer forms, canonical listpack back-lengths, saturated counts), so an
 //! RDB writer can build on them, and the tests use them to round-trip every encoding the reader
 //! handles.
@@ -453,7 +453,7 @@ pub fn write_module_value(out: &mut Vec<u8>, module_type: u64, ops: &[ModuleOp<'
     write_module_opcodes(out, ops);
 }
 
-/// A DUMP / RESTORE payload (§10): type byte, the serialized value, `u16le` RDB version, and the
+/// A DUMP / RESTORE payload (§9): type byte, the serialized value, `u16le` RDB version, and the
 /// CRC-64 of all of that as `u64le`.
 pub fn dump_payload(type_byte: u8, value: &[u8], rdb_version: u16) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + 11);
@@ -507,7 +507,7 @@ mod tests {
 
     #[test]
     fn string_forms() {
-        // FORMAT §3.2: key "12345" is stored as C1 39 30.
+        // docs/format.md §3.2: key "12345" is stored as C1 39 30.
         assert_eq!(string(b"12345", true), [0xC1, 0x39, 0x30]);
         assert_eq!(string(b"-1", false), [0xC0, 0xFF]);
         assert_eq!(string(b"127", false), [0xC0, 0x7F]);
@@ -568,7 +568,7 @@ mod tests {
 
     #[test]
     fn listpack_worked_example() {
-        // FORMAT §6.2: hash f1=v1 f2=100.
+        // docs/format.md §6.2: hash f1=v1 f2=100.
         let mut lp = ListpackBuilder::new();
         lp.push_str("f1").push_str("v1").push_str("f2").push_str("100");
         assert_eq!(
@@ -582,7 +582,7 @@ mod tests {
 
     #[test]
     fn listpack_zset_dump_prefix() {
-        // FORMAT §15: DUMP prefix of zset c=-0.0, a=1.5, b=2 (type 17, STR length 25).
+        // docs/format.md §9: DUMP prefix of zset c=-0.0, a=1.5, b=2 (type 17, STR length 25).
         let mut lp = ListpackBuilder::new();
         for (m, s) in [("c", -0.0), ("a", 1.5), ("b", 2.0)] {
             lp.push_str(m).push_str(&double_text(s));
@@ -659,7 +659,7 @@ mod tests {
 
     #[test]
     fn intset_worked_example() {
-        // FORMAT §6.3: {1, 2, 3}.
+        // docs/format.md §6.3: {1, 2, 3}.
         assert_eq!(intset(&[3, 1, 2, 2]), [0x02, 0, 0, 0, 0x03, 0, 0, 0, 0x01, 0x00, 0x02, 0x00, 0x03, 0x00]);
         assert_eq!(intset(&[1, 1 << 20])[..8], [4, 0, 0, 0, 2, 0, 0, 0]);
         assert_eq!(intset(&[i64::MIN]).len(), 16);
@@ -716,7 +716,7 @@ mod tests {
 
     #[test]
     fn dump_of_12345() {
-        // FORMAT §10.
+        // docs/format.md §9.
         let mut v = Vec::new();
         write_string(&mut v, b"12345", true);
         assert_eq!(

@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn module_type_names_round_trip() {
-        // FORMAT.md §7.1: "ReJSON-RL" encver 3.
+        // docs/format.md §7.1: "ReJSON-RL" encver 3.
         let t = ModuleType::from_name("ReJSON-RL", 3).unwrap();
         assert_eq!(t.0, 0x45E25238DF912C03);
         assert_eq!(t.name(), "ReJSON-RL");

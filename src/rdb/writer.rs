@@ -1,6 +1,6 @@
-//! The RDB writer: a file for one target format, in Redis's writer order (FORMAT.md §1): magic,
+//! The RDB writer: a file for one target format, in Redis's writer order (docs/format.md §1): magic,
 //! AUX fields, MODULE_AUX (when = 1), FUNCTION2 records, per database SELECTDB + RESIZEDB and its
-//! key records, MODULE_AUX (when = 2), EOF and the CRC-64 trailer (§9).
+//! key records, MODULE_AUX (when = 2), EOF and the CRC-64 trailer (§8).
 //!
 //! Key records are copied from a reader's `KeyRecord`: the modifiers (EXPIRETIME_MS, IDLE, FREQ,
 //! KEY_META) are written anew, the key's string and the value are the input's bytes, unchanged,
