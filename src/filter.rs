@@ -233,7 +233,7 @@ pub struct FilterArgs {
     /// Only this database (repeatable).
     #[arg(long = "db", value_name = "N")]
     pub dbs: Vec<u64>,
-    /// Only keys matching this Redis glob pattern (* ? [abc] [^a] [a-z] \x; repeatable: any).
+    /// Only keys matching this Redis glob pattern (`*` `?` `[abc]` `[^a]` `[a-z]` `\x`; repeatable: any).
     #[arg(long = "key", value_name = "GLOB")]
     pub keys: Vec<std::ffi::OsString>,
     /// Only keys matching this regular expression (unanchored; Rust regex syntax, on bytes).
