@@ -1455,7 +1455,17 @@ pub fn write_files(
         let f = AtomicFile::create(t, inputs, force).map_err(|e| MergeError::Io(format!("{}: {e}", t.display())))?;
         files.push(f);
     }
-    let written = write(plan, sources, router, files)?;
+    // Write errors name the output by its index; the user wants its path.
+    let written = write(plan, sources, router, files).map_err(|e| match e {
+        MergeError::Io(m) => MergeError::Io(
+            targets
+                .iter()
+                .enumerate()
+                .find_map(|(o, t)| m.strip_prefix(&format!("output {o}: ")).map(|r| format!("{}: {r}", t.display())))
+                .unwrap_or(m),
+        ),
+        other => other,
+    })?;
     let mut files = Vec::with_capacity(written.len());
     for (mut f, st) in written {
         f.sync().map_err(|e| MergeError::Io(format!("{}: {e}", f.target().display())))?;
