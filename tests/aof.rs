@@ -1120,3 +1120,23 @@ fn outputs_keep_the_inputs_privacy() {
         assert_eq!(mode(&merged) & 0o077, 0, "merge output is {:o}", mode(&merged));
     }
 }
+
+/// A manifest listing only history files loads as an empty dataset: `to-rdb` writes an empty
+/// RDB (a copy of the set would be an empty manifest, which Redis refuses).
+#[test]
+fn to_rdb_of_a_set_with_only_history_is_empty() {
+    if RedisServer::start(&[]).is_none() {
+        return;
+    }
+    let (tmp, dir) = copy_set("plain");
+    std::fs::write(
+        dir.join("appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.aof seq 1 type h\nfile appendonly.aof.1.incr.aof seq 1 type h\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("empty.rdb");
+    let o = rdbtool(&["aof", "to-rdb", s(&dir), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (code, doc) = verify_json(&out);
+    assert_eq!((code, doc["files"][0]["keys"].as_u64()), (0, Some(0)), "{doc}");
+}

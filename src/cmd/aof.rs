@@ -454,7 +454,7 @@ fn to_rdb(args: ToRdbArgs) -> u8 {
             format!("{}: not replayed: {}", args.path.display(), super::verify::error_place(&e)),
         );
     }
-    let mut out = match AtomicFile::create(&args.output, &[&args.path], args.force) {
+    let out = match AtomicFile::create(&args.output, &[&args.path], args.force) {
         Ok(o) => o,
         Err(e) => return fail(EXIT_CANNOT_RUN, format!("{}: {e}", args.output.display())),
     };
@@ -466,6 +466,15 @@ fn to_rdb(args: ToRdbArgs) -> u8 {
         Ok(t) => t,
         Err(e) => return fail(EXIT_CANNOT_RUN, e),
     };
+    // A manifest that lists no base or incr file (only history) loads as an empty dataset; a
+    // copy of it would be an empty manifest, which Redis refuses: start empty instead.
+    if set.parts.is_empty() && set.missing.is_empty() {
+        eprintln!(
+            "rdbtool aof to-rdb: warning: the set loads no file (its manifest lists none to load): the RDB is empty"
+        );
+        let cfg = ServerConfig { bin, version, dataset: Dataset::Rdb, load_timeout: Duration::from_secs(3600) };
+        return save_rdb(tmp, &cfg, out, &args);
+    }
     // Copies, never links: the server may append to the last incr file.
     let aofdir = tmp.path().join("appendonlydir");
     let copied = match args.to {
@@ -490,7 +499,17 @@ fn to_rdb(args: ToRdbArgs) -> u8 {
         dataset: Dataset::Aof { appendfilename },
         load_timeout: Duration::from_secs(3600),
     };
-    let mut srv = match Server::start(tmp, &cfg) {
+    save_rdb(tmp, &cfg, out, &args)
+}
+
+/// Starts the throwaway server in `tmp` as `cfg` says, has it save, verifies the RDB and writes
+/// it to `out`.
+fn save_rdb(tmp: ServerDir, cfg: &ServerConfig, mut out: AtomicFile, args: &ToRdbArgs) -> u8 {
+    let fail = |code: u8, msg: String| {
+        eprintln!("rdbtool aof to-rdb: {msg}");
+        code
+    };
+    let mut srv = match Server::start(tmp, cfg) {
         Ok(Start::Up(s)) => s,
         Ok(Start::Exited { status, log }) => {
             let lines: Vec<&str> = log.lines().collect();
