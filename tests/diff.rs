@@ -1021,3 +1021,42 @@ fn databases_the_server_does_not_have() {
     let r = diff_jsonl(&url(&server), &all_types_s(), &["--db", "2"], 1);
     assert_eq!(r.n("only_in_b"), all.iter().filter(|k| k.db == 2).count() as u64);
 }
+
+/// On servers with `CLIENT NO-TOUCH` (Redis 7.2+, Valkey), reading every key with DUMP leaves
+/// their LRU idle time alone: a diff does not disturb what eviction relies on. Valkey 8.1.8 from
+/// PyPI (`scripts/ensure_servers.sh`).
+#[test]
+fn diff_leaves_idle_times_alone_where_the_server_can() {
+    let Some(bin) = common::other_server("valkey-8.1.8") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(&bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cli = |args: &[&str]| -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().unwrap();
+            let out = text(&o.stdout);
+            if o.status.success() && !out.contains("Could not connect") || Instant::now() > deadline {
+                return out.trim().to_owned();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(cli(&["SET", "k", "v"]), "OK");
+    assert_eq!(cli(&["SAVE"]), "OK");
+    std::thread::sleep(Duration::from_millis(2200));
+    let idle = |cli: &dyn Fn(&[&str]) -> String| cli(&["OBJECT", "IDLETIME", "k"]).parse::<u64>().unwrap();
+    assert!(idle(&cli) >= 2);
+    let r = diff_jsonl(dir.path().join("dump.rdb").to_str().unwrap(), &format!("redis://127.0.0.1:{port}"), &[], 0);
+    assert_eq!(r.n("same"), 1);
+    let after = idle(&cli);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(after >= 2, "DUMP reset the idle time to {after}");
+}

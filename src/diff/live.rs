@@ -2,7 +2,8 @@
 //! client (`crate::redis`), SCAN to list keys, pipelined `DUMP` + `PTTL` to read values, which
 //! our own reader decodes (`rdb::dump::parse_dump`), and cluster routing by hash slot.
 //!
-//! Strictly read-only: the only commands sent are SCAN, TYPE, PTTL, DUMP, EXISTS, INFO,
+//! Strictly read-only: the only commands sent are CLIENT NO-TOUCH (7.2+, so that reads leave the
+//! keys' LRU / LFU data alone), SCAN, TYPE, PTTL, DUMP, EXISTS, INFO,
 //! CLUSTER SLOTS, PING, SELECT (connection state, needed to read databases other than 0) and the
 //! AUTH the client sends when a password is given (the client sends nothing of its own). A
 //! cluster is read through one connection per master (from the slot map): every master is
@@ -59,6 +60,25 @@ fn live_err(name: &str, what: &str, e: impl std::fmt::Display) -> DiffError {
 
 fn connect(opts: &ConnectOptions) -> Result<Connection, DiffError> {
     Connection::connect(opts).map_err(|e| DiffError::Live(e.to_string()))
+}
+
+/// Whether a server of this INFO version has `CLIENT NO-TOUCH` (Redis 7.2+, every Valkey).
+fn has_no_touch(version: &str) -> bool {
+    if version.starts_with("valkey") {
+        return true;
+    }
+    let mut it = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (major, minor) >= (7, 2)
+}
+
+/// Asks the server not to touch the keys this connection reads: DUMP would otherwise reset
+/// their LRU idle time (and LFU counter), which eviction relies on. Refused (an ACL without
+/// `client|no-touch`): the diff goes on, as on servers older than 7.2, which have no such mode.
+fn no_touch(conn: &mut Connection, version: &str) {
+    if has_no_touch(version) {
+        let _ = conn.command(&[b"CLIENT", b"NO-TOUCH", b"ON"]);
+    }
 }
 
 fn text(v: &RValue) -> Option<String> {
@@ -147,6 +167,7 @@ impl LiveSide {
                 seed.dbs.push(d);
             }
         }
+        no_touch(&mut seed.conn, &version);
         let mut live =
             LiveSide { name: name.clone(), nodes: vec![seed], slot_node: None, url_db, version, cancel: None };
         if cluster {
@@ -159,7 +180,8 @@ impl LiveSide {
     pub fn reconnect(&self) -> Result<LiveSide, DiffError> {
         let mut nodes = Vec::new();
         for n in &self.nodes {
-            let conn = connect(&n.opts)?;
+            let mut conn = connect(&n.opts)?;
+            no_touch(&mut conn, &self.version);
             nodes.push(Node { addr: n.addr.clone(), opts: n.opts.clone(), conn, db: 0, dbs: n.dbs.clone() });
         }
         Ok(LiveSide {
@@ -216,7 +238,8 @@ impl LiveSide {
         let mut nodes = Vec::new();
         for m in &map.nodes {
             let opts = seed.opts.with_addr(m.addr());
-            let conn = connect(&opts)?;
+            let mut conn = connect(&opts)?;
+            no_touch(&mut conn, &self.version);
             let mut node = Node { addr: opts.name(), opts, conn, db: 0, dbs: Vec::new() };
             let ks = node.command(&[b"INFO", b"keyspace"])?;
             let ks = text(&ks).ok_or_else(|| live_err(&node.addr, "INFO keyspace", describe_reply(&ks)))?;

