@@ -5,7 +5,9 @@
 
 pub mod aof;
 pub mod crc;
+pub mod damage;
 pub mod diff;
+pub mod discover;
 pub mod display;
 pub mod error;
 pub mod export;
@@ -19,6 +21,7 @@ pub mod rdb;
 pub mod restore_test;
 pub mod slot;
 pub mod split;
+pub mod spool;
 pub mod time;
 pub mod verify;
 
