@@ -259,8 +259,9 @@ struct Progress {
 const MAX_WARNINGS: usize = 100;
 
 impl Progress {
-    /// Errors arrive in file order from the parse and then from the duplicate check; each
-    /// source keeps at most `max_errors`, `finish_errors` merges them.
+    /// Errors arrive from the parse, the value batches and the duplicate check, not in file
+    /// order: at twice the limit the list is sorted and cut back (`finish_errors`), so the
+    /// errors listed at the end are the first in file order.
     fn push_error(&mut self, e: &Error, opts: &Options) {
         if crate::damage::inside(&self.holes, e.offset) {
             return;
@@ -268,8 +269,11 @@ impl Progress {
         self.report.errors.push(e.into());
         // Bounded memory, and the first errors in file order whatever order they come in.
         let keep = if opts.keep_going { opts.max_errors.max(1) } else { 1 };
-        if self.report.errors.len() >= 2 * keep {
-            self.finish_errors(opts);
+        let errors = &mut self.report.errors;
+        if errors.len() >= 2 * keep {
+            errors.sort_by_key(|e| e.offset);
+            self.report.errors_not_listed += (errors.len() - keep) as u64;
+            errors.truncate(keep);
         }
     }
 
