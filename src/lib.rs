@@ -23,6 +23,7 @@ pub mod slot;
 pub mod split;
 pub mod spool;
 pub mod time;
+pub mod tree;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

@@ -23,8 +23,13 @@ fn rdbtool(args: &[&str]) -> Output {
 
 /// Runs rdbtool with `input` on its standard input (written by a thread: a real pipe).
 fn rdbtool_stdin(args: &[&str], input: Vec<u8>) -> Output {
-    let mut child =
-        Command::new(bin()).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(&input);
@@ -117,13 +122,20 @@ fn unreadable_paths_are_results_and_the_walk_goes_on() {
         .chain(["/nonexistent/x.rdb".to_owned()])
         .collect();
     assert_eq!(names, want, "in argument and walk order");
-    assert_eq!(entry(&doc, "/nonexistent/x.rdb")["unreadable"].as_str().unwrap().contains("No such file"), true);
+    assert!(entry(&doc, "/nonexistent/x.rdb")["unreadable"].as_str().unwrap().contains("No such file"));
     assert_eq!(entry(&doc, s(&bad))["ok"], false);
     let sum = &doc["summary"];
-    assert_eq!((sum["files"].as_u64(), sum["ok"].as_u64(), sum["failed"].as_u64(), sum["unreadable"].as_u64()), (Some(6), Some(2), Some(1), Some(3)), "{sum}");
+    assert_eq!(
+        (sum["files"].as_u64(), sum["ok"].as_u64(), sum["failed"].as_u64(), sum["unreadable"].as_u64()),
+        (Some(6), Some(2), Some(1), Some(3)),
+        "{sum}"
+    );
     // keys and bytes of the files that were read (the damaged one included).
     assert_eq!(sum["keys"].as_u64(), Some(268 + 268 + 15), "{sum}");
-    let bytes = [td("all-types.rdb"), td("all-types.rdb"), td("small-db0.rdb")].iter().map(|p| std::fs::metadata(p).unwrap().len()).sum::<u64>();
+    let bytes = [td("all-types.rdb"), td("all-types.rdb"), td("small-db0.rdb")]
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum::<u64>();
     assert_eq!(sum["bytes"].as_u64(), Some(bytes));
     assert!(sum["seconds"].as_f64().is_some_and(|x| x >= 0.0), "{sum}");
     assert_eq!(doc["ok"], false);
@@ -172,7 +184,9 @@ fn unsafe_geteuid() -> u32 {
     // No libc dependency: the effective uid from /proc.
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|st| st.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)?.parse().ok()))
+        .and_then(|st| {
+            st.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -269,12 +283,18 @@ fn zeroed_block_is_named_not_empty_keys() {
             });
             assert_eq!(empty_dups.count(), 0, "hole at {at}: {errors:?}");
             if errors[0]["kind"] == "checksum" {
-                assert!(first.contains(&format!("likely damage: {} zero bytes from offset {zs}", ze - zs)), "hole at {at}: {first}");
+                assert!(
+                    first.contains(&format!("likely damage: {} zero bytes from offset {zs}", ze - zs)),
+                    "hole at {at}: {first}"
+                );
                 continue;
             }
             named += 1;
             assert_eq!(errors[0]["offset"].as_u64(), Some(zs as u64), "hole at {at}: {first}");
-            assert!(first.starts_with(&format!("{} zero bytes from offset {zs} (up to {ze})", ze - zs)), "hole at {at}: {first}");
+            assert!(
+                first.starts_with(&format!("{} zero bytes from offset {zs} (up to {ze})", ze - zs)),
+                "hole at {at}: {first}"
+            );
         }
     }
     assert!(named >= 10, "{named}");
@@ -326,7 +346,9 @@ fn compressed_backups_verify_like_the_file() {
         let want_o = rdbtool(&["verify", "--json", "--keep-going", "--now", NOW, s(src)]);
         let want = report_without_name(&want_o);
         let stem = src.file_name().unwrap().to_str().unwrap();
-        for (ext, packed) in [("gz", gzip(&plain)), ("zst", zstd::encode_all(&plain[..], 3).unwrap()), ("lz4", lz4(&plain))] {
+        for (ext, packed) in
+            [("gz", gzip(&plain)), ("zst", zstd::encode_all(&plain[..], 3).unwrap()), ("lz4", lz4(&plain))]
+        {
             let p = d.path().join(format!("{stem}.{ext}"));
             std::fs::write(&p, &packed).unwrap();
             let o = rdbtool(&["verify", "--json", "--keep-going", "--now", NOW, s(&p)]);

@@ -32,8 +32,30 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 pub struct Args {
     /// RDB files, AOF files, directories or `-` (standard input); directories are searched for
     /// *.rdb, *.rdb.gz / .zst / .lz4 and *.aof files and AOF directories.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "tree")]
     files: Vec<PathBuf>,
+    /// Verify a backup tree as backup sets: the files of one backup run of one instance (the
+    /// directory holding them, or --layout); several files make a cluster set, checked as
+    /// shards; each instance's newest set is compared with its previous one.
+    #[arg(long, value_name = "DIR", conflicts_with = "files")]
+    tree: Option<PathBuf>,
+    /// With --tree: where instance and set are in a path below DIR, e.g.
+    /// 'Backup_{instance}/{date}/{task}/*.rdb' ({instance} required; other {fields} name the
+    /// set, sets of an instance sort by them; * and ? match within a path component).
+    #[arg(long, value_name = "PATTERN", requires = "tree", value_parser = rdbtool::tree::Layout::parse)]
+    layout: Option<rdbtool::tree::Layout>,
+    /// With --tree: a drop of keys or bytes beyond this since the previous set fails the newest
+    /// set (e.g. 20%).
+    #[arg(long, value_name = "PERCENT", requires = "tree", value_parser = rdbtool::tree::parse_percent)]
+    max_drop: Option<f64>,
+    /// With --tree: verify only the newest set of each instance (the previous one is only
+    /// read for its counts).
+    #[arg(long, requires = "tree")]
+    latest: bool,
+    /// With --tree: write Prometheus text-format metrics about each instance's newest set to
+    /// FILE (atomically), for node_exporter's textfile collector.
+    #[arg(long, value_name = "FILE", requires = "tree")]
+    metrics: Option<PathBuf>,
     /// Print one JSON report for all files (schema in README.md).
     #[arg(long)]
     json: bool,
@@ -55,6 +77,23 @@ pub struct Args {
 
 pub fn run(args: Args) -> u8 {
     let started = std::time::Instant::now();
+    let opts = verify::Options {
+        keep_going: args.keep_going,
+        max_errors: args.max_errors,
+        now_ms: args.now.unwrap_or_else(verify::now_ms),
+    };
+    if let Some(root) = &args.tree {
+        let t = super::verify_tree::TreeOptions {
+            root,
+            layout: args.layout.clone(),
+            max_drop: args.max_drop,
+            latest: args.latest,
+            metrics: args.metrics.as_deref(),
+            json: args.json,
+            temp_dir: args.temp_dir.as_deref(),
+        };
+        return super::verify_tree::run(t, &opts);
+    }
     let found = rdbtool::discover::discover(&args.files);
     if found.is_empty() {
         eprintln!("rdbtool verify: no RDB or AOF files found");
@@ -68,11 +107,6 @@ pub fn run(args: Args) -> u8 {
         }
         return EXIT_CANNOT_RUN;
     }
-    let opts = verify::Options {
-        keep_going: args.keep_going,
-        max_errors: args.max_errors,
-        now_ms: args.now.unwrap_or_else(verify::now_ms),
-    };
     let total: u64 = found.iter().filter_map(|f| std::fs::metadata(f.path()).ok()).map(|m| m.len()).sum();
     let bar = super::progress::bytes_bar(total, "verify");
     let temp_dir = args.temp_dir.as_deref();
