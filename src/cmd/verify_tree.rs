@@ -321,6 +321,12 @@ fn change_text(t: &Option<Trend>) -> String {
     }
 }
 
+/// At most 6 ranges of a list, then how many more (the JSON has them all).
+fn short_ranges(r: &str) -> String {
+    let parts: Vec<&str> = r.split(',').collect();
+    if parts.len() <= 6 { r.to_owned() } else { format!("{},... ({} ranges)", parts[..6].join(","), parts.len()) }
+}
+
 fn print_table(
     out: &mut dyn Write,
     sets: &[Set],
@@ -366,7 +372,7 @@ fn print_table(
         writeln!(out, "{}", line(r))?;
         if let Some(s) = verified.next() {
             if let Some(sh) = &s.shards {
-                let ranges: Vec<String> = sh.ranges.iter().map(|(f, r)| format!("{f} {r}")).collect();
+                let ranges: Vec<String> = sh.ranges.iter().map(|(f, r)| format!("{f} {}", short_ranges(r))).collect();
                 writeln!(out, "      slots: {}; coverage {}", ranges.join(", "), sh.coverage)?;
             }
             for p in &s.problems {
