@@ -59,7 +59,9 @@
 pub mod aof;
 pub mod cleanup;
 pub mod crc;
+pub mod damage;
 pub mod diff;
+pub mod discover;
 pub mod display;
 pub mod error;
 pub mod export;
@@ -77,7 +79,9 @@ pub mod report;
 pub mod restore_test;
 pub mod slot;
 pub mod split;
+pub mod spool;
 pub mod time;
+pub mod tree;
 pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};

@@ -216,9 +216,16 @@ fn verify_impl(
     // The checksum is computed in chunks on the pool, beside the parse, over what the usual file
     // holds before its trailer: everything up to the EOF byte, then 8 bytes of checksum.
     let guess_end = data.len().saturating_sub(8);
-    let crc = ChunkedCrc::new(&data[..guess_end], CHUNK);
+    let mut crc = ChunkedCrc::new(&data[..guess_end], CHUNK);
     let pages = PageRelease { release, released: AtomicUsize::new(0) };
-    let mut report = parse(name, data, opts, &crc, &pages);
+    let mut report = parse(name, data, opts, &crc, &pages, Vec::new());
+    // Zeroed blocks at the errors: parse again without the records read from zeros (src/damage.rs).
+    let holes = crate::damage::holes_near(data, report.report.errors.iter().map(|e| e.offset));
+    if !holes.is_empty() {
+        crc = ChunkedCrc::new(&data[..guess_end], CHUNK);
+        pages.released.store(0, Ordering::Relaxed);
+        report = parse(name, data, opts, &crc, &pages, holes.clone());
+    }
     let guess_crc = crc.combine();
     if let (Some(eof), true) = (report.eof_offset, report.report.checksum.status == ChecksumStatus::Unchecked) {
         let end = eof as usize + 1;
@@ -256,6 +263,9 @@ fn verify_impl(
             }
         };
     }
+    crate::damage::explain(&mut report.report.errors, &holes);
+    crate::damage::hint_checksum(&mut report.report.errors, data);
+    report.finish_errors(opts);
     judge_restorable(&mut report, opts);
     let mut r = report.report;
     if preamble && r.trailing_bytes > 0 {
@@ -309,6 +319,8 @@ struct Progress {
     db_index: std::collections::HashMap<u64, usize>,
     /// What the file needs from a server, for `restorable_by` and `--target`.
     needs: Needs,
+    /// Zeroed blocks: records read inside them are not keys and their errors are not listed.
+    holes: Vec<(u64, u64)>,
 }
 
 /// At most this many warnings are listed per file; a crafted file must not turn each of its
@@ -316,13 +328,21 @@ struct Progress {
 const MAX_WARNINGS: usize = 100;
 
 impl Progress {
-    /// Errors arrive in file order from the parse and then from the duplicate check; each
-    /// source keeps at most `max_errors`, `finish_errors` merges them.
+    /// Errors arrive from the parse, the value batches and the duplicate check, not in file
+    /// order: at twice the limit the list is sorted and cut back (`finish_errors`), so the
+    /// errors listed at the end are the first in file order.
     fn push_error(&mut self, e: &Error, opts: &Options) {
-        if self.report.errors.len() < 2 * opts.max_errors.max(1) {
-            self.report.errors.push(e.into());
-        } else {
-            self.report.errors_not_listed += 1;
+        if crate::damage::inside(&self.holes, e.offset) {
+            return;
+        }
+        self.report.errors.push(e.into());
+        // Bounded memory, and the first errors in file order whatever order they come in.
+        let keep = if opts.keep_going { opts.max_errors.max(1) } else { 1 };
+        let errors = &mut self.report.errors;
+        if errors.len() >= 2 * keep {
+            errors.sort_by_key(|e| e.offset);
+            self.report.errors_not_listed += (errors.len() - keep) as u64;
+            errors.truncate(keep);
         }
     }
 
@@ -566,13 +586,21 @@ impl<'a, 'o> Validation<'a, 'o> {
     }
 }
 
-fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &PageRelease<'_>) -> Progress {
+fn parse(
+    name: &str,
+    data: &[u8],
+    opts: &Options,
+    crc: &ChunkedCrc<'_>,
+    pages: &PageRelease<'_>,
+    holes: Vec<(u64, u64)>,
+) -> Progress {
     let mut p = Progress {
         report: Report::empty(name, data.len() as u64, ChecksumStatus::Unchecked),
         eof_offset: None,
         stored_checksum: None,
         db_index: Default::default(),
         needs: Needs::default(),
+        holes,
     };
     let mut reader = match Reader::new(data) {
         Ok(r) => r,
@@ -692,6 +720,7 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
                         break;
                     }
                 }
+                Record::Key(k) if crate::damage::inside(&p.holes, k.key_offset) => {}
                 Record::Key(k) => {
                     let i = *db_index.get_or_insert_with(|| p.db_slot(k.db));
                     let d = &mut p.report.dbs[i];
@@ -771,7 +800,6 @@ fn parse(name: &str, data: &[u8], opts: &Options, crc: &ChunkedCrc<'_>, pages: &
         }
         Err(e) => p.push_error(&e, opts),
     }
-    p.finish_errors(opts);
     for d in &p.report.dbs {
         p.report.keys += d.keys;
         p.report.expires += d.expires;

@@ -43,7 +43,7 @@ impl Target {
     }
 }
 
-fn is_aof_dir(dir: &Path) -> io::Result<bool> {
+pub fn is_aof_dir(dir: &Path) -> io::Result<bool> {
     Ok(set::find_manifest(dir)?.is_some())
 }
 
@@ -66,7 +66,7 @@ pub fn expand_targets(args: &[PathBuf]) -> io::Result<Vec<Target>> {
     Ok(out)
 }
 
-fn classify_file(p: &Path) -> Target {
+pub fn classify_file(p: &Path) -> Target {
     let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if name.ends_with(".manifest") {
         Target::AofSet(p.to_path_buf())

@@ -26,7 +26,8 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 /// Exit status: 0 done, 1 invalid input (offset, db and key on stderr), 2 could not run.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The RDB file (or an AOF file with an RDB preamble).
+    /// The RDB file (or an AOF file with an RDB preamble); `-` reads standard input, *.gz / *.zst
+    /// / *.lz4 are decompressed (both through an unnamed file in $TMPDIR).
     file: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
@@ -88,7 +89,7 @@ pub fn run(args: Args) -> u8 {
         filter,
     };
     let name = args.file.display().to_string();
-    let data = match rdbtool::input::open(&args.file) {
+    let data = match rdbtool::spool::open_arg(&args.file, None) {
         Ok(d) => d,
         Err(e) => return fail(format!("{name}: cannot read: {e}")),
     };

@@ -13,6 +13,8 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 /// type and encoding, and the 10 largest keys by serialized size.
 #[derive(clap::Args)]
 pub struct Args {
+    /// The RDB file; `-` reads standard input, *.gz / *.zst / *.lz4 are decompressed (both
+    /// through an unnamed file in $TMPDIR).
     file: PathBuf,
     /// Print the report as JSON.
     #[arg(long)]
@@ -25,7 +27,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> u8 {
     let name = args.file.display().to_string();
-    let data = match rdbtool::input::open(&args.file) {
+    let data = match rdbtool::spool::open_arg(&args.file, None) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("rdbtool info: {name}: {e}");

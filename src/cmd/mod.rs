@@ -12,6 +12,7 @@ pub mod report;
 pub mod restore_test;
 pub mod split;
 pub mod verify;
+pub mod verify_tree;
 
 /// Exit codes shared by every subcommand.
 pub const EXIT_OK: u8 = 0;
