@@ -213,7 +213,7 @@ impl Lint {
             let limit = (self.total_memory as f64 * opts.max_slot_share) as u64;
             let mut hot: Vec<(usize, u64)> =
                 self.slot_memory.iter().copied().enumerate().filter(|&(_, m)| m > limit && m > 0).collect();
-            hot.sort_by(|a, b| b.1.cmp(&a.1));
+            hot.sort_by_key(|h| std::cmp::Reverse(h.1));
             if !hot.is_empty() {
                 let list: Vec<String> = hot
                     .iter()

@@ -73,7 +73,7 @@ fn loads(server: &Server, file: &Path) -> (bool, String) {
         .lines()
         .filter(|l| l.contains("# ") || l.contains("Wrong") || l.contains("Can't") || l.contains("Fatal"))
         .map(|l| l.split_once(" # ").map_or(l, |(_, r)| r).to_owned())
-        .last()
+        .next_back()
         .unwrap_or_default();
     (verdict, why)
 }
@@ -98,14 +98,12 @@ fn fixtures() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "rdb"))
         .collect();
     if let Some(shared) = common::shared_dir() {
-        for d in ["fixtures/redis"] {
-            files.extend(
-                std::fs::read_dir(shared.join(d))
-                    .unwrap()
-                    .map(|e| e.unwrap().path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "rdb")),
-            );
-        }
+        files.extend(
+            std::fs::read_dir(shared.join("fixtures/redis"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "rdb")),
+        );
         for e in std::fs::read_dir(shared.join("fixtures/generated")).unwrap() {
             let p = e.unwrap().path().join("dump.rdb");
             if p.is_file() {

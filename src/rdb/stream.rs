@@ -92,11 +92,18 @@ fn lp_elem<'b>(it: &mut ListpackIter<'b>, what: &str) -> Result<Elem<'b>> {
 }
 
 /// Walks one node listpack; returns (live entries, last ID seen including tombstones).
+///
+/// What Redis's deep check of a node refuses is refused here: the master entry, every entry's
+/// shape and lp-count, and as many entries as the master's live + deleted counts say. What it
+/// does not look at (the live / deleted split of that total, entry IDs in ascending order) is
+/// noted, not refused: Redis loads such a node.
 fn walk_node<S: Sink>(
     it: &mut ListpackIter<'_>,
     master: StreamId,
     mut prev: Option<StreamId>,
     sink: &mut S,
+    notes: &mut Vec<Note>,
+    offset: u64,
 ) -> Result<(u64, Option<StreamId>)> {
     let count = lp_int(it, "master entry count")?;
     let deleted = lp_int(it, "master deleted count")?;
@@ -146,12 +153,18 @@ fn walk_node<S: Sink>(
         if lp_int(it, "entry lp-count")? != expect_count {
             return Err(it.blob().err(at, format!("entry {id}: lp-count does not match its {} fields", fields.len())));
         }
-        if prev.is_some_and(|p| id <= p) {
-            return Err(it
-                .blob()
-                .err(at, format!("entry {id} does not follow {}: stream IDs must ascend", prev.unwrap_or_default())));
+        if let Some(p) = prev.filter(|&p| id <= p)
+            && !notes.iter().any(|n| n.kind == "stream_ids")
+        {
+            notes.push(Note {
+                offset,
+                kind: "stream_ids",
+                message: format!(
+                    "stream entry {id} does not follow {p}: Redis loads it, but XRANGE / XREAD may skip entries and XADD may refuse new ones"
+                ),
+            });
         }
-        prev = Some(id);
+        prev = Some(prev.map_or(id, |p| p.max(id)));
         if flags & FLAG_DELETED != 0 {
             dead += 1;
         } else {
@@ -159,10 +172,20 @@ fn walk_node<S: Sink>(
             sink.stream_entry(id, &fields);
         }
     }
-    if live != count || dead != deleted {
-        return Err(it
-            .blob()
-            .err(0, format!("master entry counts {count} live / {deleted} deleted, the node holds {live} / {dead}")));
+    if live + dead != count + deleted {
+        return Err(it.blob().err(
+            0,
+            format!("master entry counts {count} live + {deleted} deleted, the node holds {} entries", live + dead),
+        ));
+    }
+    if live != count {
+        notes.push(Note {
+            offset,
+            kind: "stream_counts",
+            message: format!(
+                "stream node master entry says {count} live / {deleted} deleted, its entries' flags {live} / {dead}: Redis loads it (it checks only the total)"
+            ),
+        });
     }
     Ok((live as u64, prev))
 }
@@ -179,15 +202,25 @@ pub fn walk<S: Sink>(
     let nodes = c.count("stream node count", 2)?;
     let mut prev: Option<StreamId> = None;
     let mut live_total = 0u64;
+    let mut masters = std::collections::HashSet::new();
     for _ in 0..nodes {
+        let node_at = c.offset();
         let master = StreamId::from_be_bytes(c.str_exact(16, "stream node key", scratch)?);
+        // Nodes are keyed by their master ID in Redis's radix tree: a second node with the same
+        // key is refused ("Listpack re-added with existing key").
+        if !masters.insert((master.ms, master.seq)) {
+            return Err(Error::corrupt(
+                node_at,
+                format!("two stream nodes with the key {master} (Redis refuses the file)"),
+            ));
+        }
         let s = c.str("stream node listpack")?;
         let blob = blob_of(s, c.offset(), blob_buf, "stream node listpack")?;
         let mut it = ListpackIter::new(blob)?;
         if it.declared_count() == Some(0) || blob.data.len() <= crate::rdb::encodings::listpack::HEADER + 1 {
             return Err(blob.err(0, "empty listpack inside a stream"));
         }
-        let (live, last) = walk_node(&mut it, master, prev, sink)?;
+        let (live, last) = walk_node(&mut it, master, prev, sink, notes, node_at)?;
         live_total += live;
         prev = last;
     }
@@ -215,7 +248,13 @@ pub fn walk<S: Sink>(
     if let Some(p) = prev
         && last_id < p
     {
-        return Err(Error::corrupt(at, format!("stream last id {last_id} is before entry {p}")));
+        notes.push(Note {
+            offset: at,
+            kind: "stream_last_id",
+            message: format!(
+                "stream last id {last_id} is before entry {p}: Redis loads it, and XADD * then fails until the last id passes {p}"
+            ),
+        });
     }
     let mut meta = StreamMeta { length, last_id, ..Default::default() };
     if t >= id::STREAM_LISTPACKS_2 {
