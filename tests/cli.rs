@@ -76,7 +76,9 @@ fn verify_corrupt_copy_fails_with_offset() {
     let o = rdbtool(&["verify", &td("small-db0.rdb"), bad.to_str().unwrap(), &td("empty.rdb")]);
     let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
     assert!(lines[0].starts_with("OK") && lines[1].starts_with("FAIL") && lines[2].contains("at offset"), "{lines:?}");
-    assert!(lines[3].starts_with("OK"), "{lines:?}");
+    // (Details may include warnings: the flipped byte can also make a value odd but loadable.)
+    assert!(lines[3..].iter().all(|l| l.starts_with("      ") || l.starts_with("OK")), "{lines:?}");
+    assert!(lines.last().unwrap().starts_with("OK"), "{lines:?}");
     // The input is never modified.
     assert_eq!(std::fs::read(&bad).unwrap(), data);
 }
