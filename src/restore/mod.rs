@@ -20,8 +20,8 @@ pub mod send;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::io::{self, Write};
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -226,7 +226,14 @@ pub fn run(
                         vec![b"FUNCTION", b"LOAD", &source]
                     };
                     for n in nodes.iter_mut() {
-                        let item = Item { db: 0, key: name.clone(), slot: 0, kind: Kind::Function, guard: false, cmds: vec![] };
+                        let item = Item {
+                            db: 0,
+                            key: name.clone(),
+                            slot: 0,
+                            kind: Kind::Function,
+                            guard: false,
+                            cmds: vec![],
+                        };
                         n.batch.push(item, Some(&load), &[]);
                     }
                     continue;

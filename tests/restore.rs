@@ -1,0 +1,388 @@
+//! `rdbtool restore` as a process, against real redis-servers started here (stopped by PID when
+//! dropped) and fake servers that misbehave.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{RedisServer, Resp};
+use rdbtool::json::to_bytes;
+use rdbtool::rdb::{Reader, Record};
+use serde_json::Value as Json;
+
+fn rdbtool_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rdbtool"));
+    c.args(args).env_remove("REDISCLI_AUTH").stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn rdbtool(args: &[&str]) -> Output {
+    rdbtool_env(args, &[])
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn url(s: &RedisServer) -> String {
+    format!("redis://127.0.0.1:{}", s.port)
+}
+
+/// Runs `restore ... --json`, checks the exit code, returns the report.
+fn restore_json(args: &[&str], code: i32) -> Json {
+    let mut a = vec!["restore", "--json"];
+    a.extend_from_slice(args);
+    let o = rdbtool(&a);
+    assert_eq!(o.status.code(), Some(code), "rdbtool {a:?}\nstdout: {}\nstderr: {}", text(&o.stdout), text(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o.stdout)))
+}
+
+/// `rdbtool diff FILE URL --jsonl`: (exit code, the (db, key) of every difference).
+fn diff(file: &Path, s: &RedisServer) -> (i32, BTreeSet<(u64, Vec<u8>)>) {
+    let (code, d) = diff_kinds(file, s, &[]);
+    (code, d.into_keys().collect())
+}
+
+/// `rdbtool diff FILE URL --jsonl EXTRA`: (exit code, (db, key) -> kind of difference).
+fn diff_kinds(file: &Path, s: &RedisServer, extra: &[&str]) -> (i32, BTreeMap<(u64, Vec<u8>), String>) {
+    let o = rdbtool(&[&["diff", file.to_str().unwrap(), &url(s), "--jsonl"], extra].concat());
+    let mut keys = BTreeMap::new();
+    for l in o.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let j: Json = serde_json::from_slice(l).unwrap();
+        if j.get("summary").is_none() {
+            let kind = j["kind"].as_str().unwrap_or("?").to_owned();
+            keys.insert((j["db"].as_u64().unwrap(), to_bytes(&j["key"]).unwrap()), kind);
+        }
+    }
+    (o.status.code().unwrap(), keys)
+}
+
+/// (db, key, expire_at_ms) of every key, in file order.
+fn file_keys(path: &Path) -> Vec<(u64, Vec<u8>, Option<i64>)> {
+    let data = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    for rec in Reader::new(&data).unwrap() {
+        if let Record::Key(k) = rec.unwrap() {
+            out.push((k.db, k.key.to_vec(), k.expire_at_ms));
+        }
+    }
+    out
+}
+
+fn select(s: &RedisServer, db: u64) {
+    assert_eq!(s.cmd(&[b"SELECT", db.to_string().as_bytes()]), Resp::Simple("OK".into()));
+}
+
+fn exists(s: &RedisServer, db: u64, key: &[u8]) -> bool {
+    select(s, db);
+    s.cmd(&[b"EXISTS", key]) == Resp::Int(1)
+}
+
+fn get(s: &RedisServer, db: u64, key: &[u8]) -> Resp {
+    select(s, db);
+    s.cmd(&[b"GET", key])
+}
+
+fn all_types() -> PathBuf {
+    common::with_future_ttls("all-types.rdb")
+}
+
+#[test]
+fn every_fixture_restored_then_diff_is_identical() {
+    let mut files = vec![all_types()];
+    for f in
+        ["small-db0.rdb", "no-checksum.rdb", "uncompressed.rdb", "empty.rdb", "preamble-aof/appendonly.aof.3.base.rdb"]
+    {
+        files.push(common::testdata(f));
+    }
+    for d in
+        ["aof/preamble/appendonlydir/appendonly.aof.1.base.rdb", "aof/preamble/appendonlydir/appendonly.aof.2.base.rdb"]
+    {
+        files.push(common::testdata(d));
+    }
+    for f in &files {
+        let Some(s) = RedisServer::start(&[]) else { return };
+        let keys = file_keys(f);
+        let r = restore_json(&[f.to_str().unwrap(), "--to", &url(&s)], 0);
+        // Keys of the AOF bases hold TTLs that were relative when recorded: some have passed.
+        let expired = r["skipped_expired"].as_u64().unwrap();
+        assert_eq!(r["written"].as_u64().unwrap() + expired, keys.len() as u64, "{}: {r}", f.display());
+        assert_eq!(r["failed"].as_u64(), Some(0));
+        let (_, d) = diff_kinds(f, &s, &[]);
+        assert_eq!(d.len() as u64, expired, "{}: {d:?}", f.display());
+        assert!(d.values().all(|k| k == "expired"), "{}: {d:?}", f.display());
+    }
+}
+
+/// A fresh server holding "prefilled" under three keys of the file (db 0 and db 2, late in file
+/// order), and one key of its own.
+fn prefilled(keys: &[(u64, Vec<u8>, Option<i64>)]) -> Option<(RedisServer, Vec<(u64, Vec<u8>)>)> {
+    let s = RedisServer::start(&[])?;
+    let mut picked = Vec::new();
+    for at in [keys.len() / 3, keys.len() / 2, keys.len() * 4 / 5] {
+        let (db, key, _) = &keys[at];
+        select(&s, *db);
+        assert_eq!(s.cmd(&[b"SET", key, b"prefilled"]), Resp::Simple("OK".into()));
+        picked.push((*db, key.clone()));
+    }
+    select(&s, 0);
+    s.cmd(&[b"SET", b"only-on-target", b"1"]);
+    Some((s, picked))
+}
+
+#[test]
+fn busy_key_policies_key_by_key() {
+    let f = all_types();
+    let fs = f.to_str().unwrap();
+    let keys = file_keys(&f);
+    let n = keys.len() as u64;
+
+    // panic: stops at the first busy key, touches none of them, lists what it wrote.
+    let Some((s, picked)) = prefilled(&keys) else { return };
+    let r = restore_json(&[fs, "--to", &url(&s), "--batch", "8", "--no-functions"], 1);
+    let first = &picked[0];
+    assert_eq!(r["busy_key"]["db"].as_u64(), Some(first.0), "{r}");
+    assert_eq!(to_bytes(&r["busy_key"]["key"]).unwrap(), first.1);
+    let written: BTreeSet<(u64, Vec<u8>)> = r["written_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["db"].as_u64().unwrap(), to_bytes(&k["key"]).unwrap()))
+        .collect();
+    assert_eq!(written.len() as u64, r["written"].as_u64().unwrap());
+    assert!(r["skipped_busy"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        r["written"].as_u64().unwrap() + r["skipped_busy"].as_u64().unwrap() + r["not_sent"].as_u64().unwrap(),
+        n
+    );
+    // Everything before the busy key was written; nothing after the in-flight window.
+    let first_at = keys.iter().position(|(d, k, _)| (*d, k) == (first.0, &first.1)).unwrap();
+    for (i, (db, key, _)) in keys.iter().enumerate() {
+        let id = (*db, key.clone());
+        if picked.contains(&id) {
+            assert_eq!(get(&s, *db, key), Resp::Bulk(Some(b"prefilled".to_vec())), "{key:?} was touched");
+        } else if written.contains(&id) {
+            assert!(exists(&s, *db, key), "{key:?} reported written but absent");
+        } else {
+            assert!(i > first_at, "key {i} before the busy key was not written");
+            assert!(!exists(&s, *db, key), "{key:?} written but not reported");
+        }
+    }
+    assert!(written.len() < keys.len() - 3, "the stop came too late: {}", written.len());
+    let o = rdbtool(&["restore", fs, "--to", &url(&s), "--no-functions"]);
+    let out = text(&o.stdout);
+    assert!(out.contains("stopped: db ") && out.contains("--on-busy-key panic"), "{out}");
+    drop(s);
+
+    // skip: the target's keys stay, everything else is restored.
+    let (s, picked) = prefilled(&keys).unwrap();
+    let r = restore_json(&[fs, "--to", &url(&s), "--batch", "8", "--on-busy-key", "skip"], 0);
+    assert_eq!(
+        (r["skipped_busy"].as_u64(), r["written"].as_u64(), r["replaced"].as_u64()),
+        (Some(3), Some(n - 3), Some(0))
+    );
+    for (db, key) in &picked {
+        assert_eq!(get(&s, *db, key), Resp::Bulk(Some(b"prefilled".to_vec())));
+    }
+    let (code, d) = diff(&f, &s);
+    let mut expect: BTreeSet<(u64, Vec<u8>)> = picked.iter().cloned().collect();
+    expect.insert((0, b"only-on-target".to_vec()));
+    assert_eq!((code, d), (1, expect));
+    drop(s);
+
+    // rewrite: replaced, counted, and the server ends equal to the file (plus its own key).
+    let (s, _) = prefilled(&keys).unwrap();
+    let r = restore_json(&[fs, "--to", &url(&s), "--batch", "8", "--on-busy-key", "rewrite"], 0);
+    assert_eq!((r["replaced"].as_u64(), r["written"].as_u64()), (Some(3), Some(n - 3)));
+    assert_eq!(r["functions_loaded"].as_u64(), Some(2));
+    let (code, d) = diff(&f, &s);
+    assert_eq!((code, d), (1, BTreeSet::from([(0, b"only-on-target".to_vec())])));
+    // Again with rewrite: every key replaced, libraries too.
+    let r = restore_json(&[fs, "--to", &url(&s), "--on-busy-key", "rewrite"], 0);
+    assert_eq!(
+        (r["replaced"].as_u64(), r["written"].as_u64(), r["functions_loaded"].as_u64()),
+        (Some(n), Some(0), Some(2))
+    );
+    drop(s);
+
+    // --dry-run: finds the busy keys, writes nothing.
+    let (s, picked) = prefilled(&keys).unwrap();
+    let r = restore_json(&[fs, "--to", &url(&s), "--dry-run"], 1);
+    assert_eq!((r["existing"].as_u64(), r["written"].as_u64()), (Some(3), Some(n - 3)), "{r}");
+    let found: BTreeSet<(u64, Vec<u8>)> = r["existing_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["db"].as_u64().unwrap(), to_bytes(&k["key"]).unwrap()))
+        .collect();
+    assert_eq!(found, picked.iter().cloned().collect());
+    let mut total = 0;
+    for db in 0..4 {
+        select(&s, db);
+        total += s.cmd(&[b"DBSIZE"]).as_int().unwrap();
+    }
+    assert_eq!(total, 4);
+    restore_json(&[fs, "--to", &url(&s), "--dry-run", "--on-busy-key", "skip"], 0);
+}
+
+#[test]
+fn expired_keys_and_ttl_shift() {
+    let f = common::testdata("all-types.rdb");
+    let fs = f.to_str().unwrap();
+    let keys = file_keys(&f);
+    // "Now" in 2101: every TTL before it has passed (the file's relative ones and some absolute).
+    let now_ms = 4_133_980_800_000i64;
+    let gone: Vec<_> = keys.iter().filter(|k| k.2.is_some_and(|t| t < now_ms)).collect();
+    assert!(gone.len() >= 7);
+    let Some(s) = RedisServer::start(&[]) else { return };
+    let r = restore_json(&[fs, "--to", &url(&s), "--now", "4133980800"], 0);
+    assert_eq!(r["skipped_expired"].as_u64(), Some(gone.len() as u64));
+    assert_eq!(r["written"].as_u64(), Some((keys.len() - gone.len()) as u64));
+    for (db, key, t) in &keys {
+        assert_eq!(exists(&s, *db, key), !t.is_some_and(|t| t < now_ms), "{key:?}");
+    }
+    drop(s);
+
+    // --ttl-shift moves every expire time; --expired include sends keys whose TTL passed
+    // (the server drops them).
+    let f = common::testdata("small-db0.rdb");
+    let keys = file_keys(&f);
+    let (db, key, t) = keys.iter().find(|k| k.2.is_some()).unwrap().clone();
+    let s = RedisServer::start(&[]).unwrap();
+    restore_json(&[f.to_str().unwrap(), "--to", &url(&s), "--ttl-shift", "1d"], 0);
+    select(&s, db);
+    assert_eq!(s.cmd(&[b"PEXPIRETIME", &key]).as_int(), Some(t.unwrap() + 86_400_000));
+    let s2 = RedisServer::start(&[]).unwrap();
+    let shift = format!("-{}s", t.unwrap() / 1000 - 1_000_000_000);
+    let r = restore_json(&[f.to_str().unwrap(), "--to", &url(&s2), "--ttl-shift", &shift], 0);
+    assert_eq!(r["skipped_expired"].as_u64(), Some(1));
+    let r = restore_json(
+        &[
+            f.to_str().unwrap(),
+            "--to",
+            &url(&s2),
+            "--ttl-shift",
+            &shift,
+            "--expired",
+            "include",
+            "--on-busy-key",
+            "skip",
+        ],
+        0,
+    );
+    assert_eq!((r["skipped_busy"].as_u64(), r["written"].as_u64()), (Some(keys.len() as u64 - 1), Some(1)));
+    assert!(!exists(&s2, db, &key));
+}
+
+#[test]
+fn filters_select_what_is_restored() {
+    let f = all_types();
+    let Some(s) = RedisServer::start(&[]) else { return };
+    let keys = file_keys(&f);
+    let r = restore_json(&[f.to_str().unwrap(), "--to", &url(&s), "--db", "2", "--type", "hash", "--no-functions"], 0);
+    let want = keys.iter().filter(|k| k.0 == 2).count() as u64;
+    assert!(r["written"].as_u64().unwrap() < want && r["written"].as_u64().unwrap() > 0);
+    select(&s, 2);
+    assert_eq!(s.cmd(&[b"DBSIZE"]).as_int(), r["written"].as_u64().map(|v| v as i64));
+    select(&s, 0);
+    assert_eq!(s.cmd(&[b"DBSIZE"]).as_int(), Some(0));
+    assert_eq!(s.cmd(&[b"FUNCTION", b"LIST"]), Resp::Array(Some(vec![])));
+}
+
+// Bad targets: exit 2, a clear message, within bounded time.
+
+fn fake_server(reply: fn(&[u8]) -> Option<Vec<u8>>) -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(10) {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = c.read(&mut chunk) {
+                    if n == 0 {
+                        return;
+                    }
+                    if let Some(r) = reply(&chunk[..n])
+                        && c.write_all(&r).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn assert_cannot_run(args: &[&str], env: &[(&str, &str)], what: &str, needle: &str) {
+    let t = Instant::now();
+    let o = rdbtool_env(args, env);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{what}: stdout {} stderr {err}", text(&o.stdout));
+    assert!(err.starts_with("rdbtool restore: "), "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    assert!(err.to_lowercase().contains(needle), "{what}: expected {needle:?} in {err}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{what}: took {:?}", t.elapsed());
+}
+
+#[test]
+fn bad_targets_cannot_run() {
+    let f = common::testdata("small-db0.rdb");
+    let fs = f.to_str().unwrap();
+    let to = |port: u16| format!("redis://127.0.0.1:{port}");
+    let free = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+    assert_cannot_run(&["restore", fs, "--to", &to(free), "--timeout", "2"], &[], "closed port", "connect");
+    let garbage = fake_server(|_| Some(b"\x00\xffnot resp\r\n".to_vec()));
+    assert_cannot_run(&["restore", fs, "--to", &to(garbage), "--timeout", "2"], &[], "garbage", "resp");
+    let silent = fake_server(|_| None);
+    assert_cannot_run(&["restore", fs, "--to", &to(silent), "--timeout", "2"], &[], "silent", "timeout");
+    let no_info = fake_server(|_| Some(b"+OK\r\n".to_vec()));
+    assert_cannot_run(&["restore", fs, "--to", &to(no_info), "--timeout", "2"], &[], "INFO not a string", "info");
+    let Some(s) = RedisServer::start(&[]) else { return };
+    // (Set after start: the harness's readiness PING has no password; its connection stays in.)
+    s.cmd(&[b"CONFIG", b"SET", b"requirepass", b"right"]);
+    assert_cannot_run(&["restore", fs, "--to", &url(&s)], &[("REDISCLI_AUTH", "wrong")], "auth", "auth");
+    // Without a password: INFO refused.
+    assert_cannot_run(&["restore", fs, "--to", &url(&s)], &[], "no auth", "noauth");
+    let r = rdbtool_env(&["restore", fs, "--to", &url(&s)], &[("REDISCLI_AUTH", "right")]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    // Arguments.
+    assert_cannot_run(&["restore", fs], &[], "no target", "no target");
+    assert_cannot_run(&["restore", fs, "--to", &format!("{}/3", url(&s))], &[], "url db", "database 3");
+    assert_cannot_run(&["restore", "/nonexistent.rdb", "--to", &url(&s)], &[], "missing file", "nonexistent");
+}
+
+#[test]
+fn export_plain_commands_honour_the_busy_key_policy() {
+    let f = common::testdata("small-db0.rdb");
+    let fs = f.to_str().unwrap();
+    let o = rdbtool(&["export", "--format", "resp", "--on-busy-key", "skip", fs]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--restore"), "{}", text(&o.stderr));
+    let o = rdbtool(&["export", "--format", "resp", "--on-busy-key", "rewrite", "--no-functions", fs]);
+    assert!(o.status.success());
+    // Piped twice into one server: lists do not double.
+    let Some(s) = RedisServer::start(&[]) else { return };
+    for _ in 0..2 {
+        let mut c = Command::new("redis-cli")
+            .args(["-p", &s.port.to_string(), "--pipe"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(&o.stdout).unwrap();
+        assert!(c.wait().unwrap().success());
+    }
+    // (Plain streams get the load time as consumer seen time.)
+    let (code, d) = diff_kinds(&f, &s, &["--ignore-stream-times"]);
+    assert_eq!((code, d.len()), (0, 0), "{d:?}");
+}
