@@ -386,3 +386,187 @@ fn export_plain_commands_honour_the_busy_key_policy() {
     let (code, d) = diff_kinds(&f, &s, &["--ignore-stream-times"]);
     assert_eq!((code, d.len()), (0, 0), "{d:?}");
 }
+
+// A 3-master cluster.
+
+struct Cluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl Cluster {
+    fn start() -> Option<Cluster> {
+        let args =
+            ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"];
+        let mut nodes = vec![RedisServer::start(&args)?];
+        nodes.push(RedisServer::start(&args).unwrap());
+        nodes.push(RedisServer::start(&args).unwrap());
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let o = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "cluster create: {}{}", text(&o.stdout), text(&o.stderr));
+        let c = Cluster { nodes };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for n in &c.nodes {
+            loop {
+                let Resp::Bulk(Some(info)) = n.cmd(&[b"CLUSTER", b"INFO"]) else { panic!() };
+                if text(&info).contains("cluster_state:ok") && c.owner_map(n).iter().all(|&p| p != 0) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster did not become ok");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Some(c)
+    }
+
+    /// Slot -> port of its master, as `n` sees it.
+    fn owner_map(&self, n: &RedisServer) -> Vec<u16> {
+        let Resp::Array(Some(ranges)) = n.cmd(&[b"CLUSTER", b"SLOTS"]) else { panic!("CLUSTER SLOTS") };
+        let mut owner = vec![0u16; 16384];
+        for r in &ranges {
+            let Resp::Array(Some(r)) = r else { panic!() };
+            let Resp::Array(Some(m)) = &r[2] else { panic!() };
+            let port = m[1].as_int().unwrap() as u16;
+            for s in r[0].as_int().unwrap()..=r[1].as_int().unwrap() {
+                owner[s as usize] = port;
+            }
+        }
+        owner
+    }
+
+    fn node(&self, port: u16) -> &RedisServer {
+        self.nodes.iter().find(|n| n.port == port).unwrap()
+    }
+
+    fn id(n: &RedisServer) -> Vec<u8> {
+        n.cmd(&[b"CLUSTER", b"MYID"]).as_bytes().unwrap().to_vec()
+    }
+
+    /// Every key is on the master of its slot: per node, the keys of the slots it owns add up
+    /// to all its keys.
+    fn assert_keys_on_owners(&self) -> i64 {
+        let owner = self.owner_map(&self.nodes[0]);
+        let mut total = 0;
+        for n in &self.nodes {
+            let dbsize = n.cmd(&[b"DBSIZE"]).as_int().unwrap();
+            let mut owned = 0;
+            for (s, &p) in owner.iter().enumerate() {
+                if p == n.port {
+                    owned += n.cmd(&[b"CLUSTER", b"COUNTKEYSINSLOT", s.to_string().as_bytes()]).as_int().unwrap();
+                }
+            }
+            assert_eq!(owned, dbsize, "node {} holds keys of slots it does not own", n.port);
+            total += dbsize;
+        }
+        total
+    }
+}
+
+#[test]
+fn restore_into_a_cluster() {
+    let Some(c) = Cluster::start() else { return };
+    let f = all_types();
+    let fs = f.to_str().unwrap();
+    let to = url(&c.nodes[1]);
+    let keys = file_keys(&f);
+    let db0 = keys.iter().filter(|k| k.0 == 0).count() as u64;
+    // Several databases: refused, with the list.
+    let o = rdbtool(&["restore", fs, "--to", &to]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("db 1: 45 keys") && err.contains("--into-db0"), "{err}");
+    // Into db 0, keys on their masters, functions on every master.
+    let r = restore_json(&[fs, "--to", &to, "--db", "0"], 0);
+    assert_eq!((r["written"].as_u64(), r["functions_loaded"].as_u64()), (Some(db0), Some(6)), "{r}");
+    assert_eq!(r["nodes"].as_array().unwrap().len(), 3);
+    assert_eq!(c.assert_keys_on_owners(), db0 as i64);
+    for n in &c.nodes {
+        assert!(n.cmd(&[b"DBSIZE"]).as_int().unwrap() > 10);
+    }
+    let (code, d) = diff_kinds(&f, &c.nodes[2], &["--db", "0"]);
+    assert_eq!((code, d.len()), (0, 0), "{d:?}");
+    // db 1 mapped to db 0 with --db 1: a new set of keys, busy ones counted under skip.
+    let r = restore_json(&[fs, "--to", &to, "--db", "1", "--on-busy-key", "skip", "--no-functions"], 0);
+    assert_eq!(r["written"].as_u64().unwrap() + r["skipped_busy"].as_u64().unwrap(), 45);
+    // --into-db0: keys in several dbs are conflicts, refused by default, renamed on request.
+    let o = rdbtool(&["restore", fs, "--to", &to, "--into-db0", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(text(&o.stderr).contains("--on-conflict"), "{}", text(&o.stderr));
+    let r = restore_json(&[fs, "--to", &to, "--into-db0", "--on-conflict", "first", "--dry-run"], 1);
+    assert!(r["conflicts_dropped"].as_u64().unwrap() > 0, "{r}");
+}
+
+#[test]
+fn slot_migration_during_a_cluster_restore() {
+    let Some(c) = Cluster::start() else { return };
+    // A file of 60000 small keys, written by a real server.
+    let src = RedisServer::start(&["--enable-debug-command", "yes"]).unwrap();
+    assert_eq!(src.cmd(&[b"DEBUG", b"POPULATE", b"60000", b"k", b"8"]), Resp::Simple("OK".into()));
+    assert_eq!(src.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+    let f = src.path().join("dump.rdb");
+    let owner = c.owner_map(&c.nodes[0]);
+    let a = c.nodes[0].port;
+    let b = c.nodes[1].port;
+    let (na, nb) = (c.node(a), c.node(b));
+    let (ida, idb) = (Cluster::id(na), Cluster::id(nb));
+    let a_slots: Vec<usize> = (0..16384).filter(|&s| owner[s] == a).collect();
+    // One slot half-migrated before the restore starts: keys of it must follow ASK.
+    let ask_slot = a_slots[0].to_string();
+    assert!(nb.cmd(&[b"CLUSTER", b"SETSLOT", ask_slot.as_bytes(), b"IMPORTING", &ida]).as_bytes().is_some());
+    assert!(na.cmd(&[b"CLUSTER", b"SETSLOT", ask_slot.as_bytes(), b"MIGRATING", &idb]).as_bytes().is_some());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rdbtool"))
+        .args(["restore", f.to_str().unwrap(), "--to", &url(na), "--batch", "16", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While it runs: move 300 more slots from A to B, key by key, as redis-cli --cluster does.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while na.cmd(&[b"DBSIZE"]).as_int().unwrap() < 200 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for &s in &a_slots[1..301] {
+        let s = s.to_string();
+        let s = s.as_bytes();
+        nb.cmd(&[b"CLUSTER", b"SETSLOT", s, b"IMPORTING", &ida]);
+        na.cmd(&[b"CLUSTER", b"SETSLOT", s, b"MIGRATING", &idb]);
+        loop {
+            let Resp::Array(Some(keys)) = na.cmd(&[b"CLUSTER", b"GETKEYSINSLOT", s, b"100"]) else { panic!() };
+            if keys.is_empty() {
+                break;
+            }
+            let port = b.to_string();
+            let mut m: Vec<&[u8]> = vec![b"MIGRATE", b"127.0.0.1", port.as_bytes(), b"", b"0", b"5000", b"KEYS"];
+            m.extend(keys.iter().map(|k| k.as_bytes().unwrap()));
+            assert_eq!(na.cmd(&m), Resp::Simple("OK".into()));
+        }
+        for n in &c.nodes {
+            n.cmd(&[b"CLUSTER", b"SETSLOT", s, b"NODE", &idb]);
+        }
+    }
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let mut err = Vec::new();
+    child.stderr.take().unwrap().read_to_end(&mut err).unwrap();
+    assert!(child.wait().unwrap().success(), "{}{}", text(&out), text(&err));
+    let r: Json = serde_json::from_slice(&out).unwrap();
+    assert_eq!(r["written"].as_u64(), Some(60000), "{r}");
+    assert!(r["asked"].as_u64().unwrap() > 0, "{r}");
+    eprintln!("redirects: moved {} asked {}", r["moved"], r["asked"]);
+    // End the half-done migration: every key of that slot went to B already.
+    assert_eq!(na.cmd(&[b"CLUSTER", b"COUNTKEYSINSLOT", ask_slot.as_bytes()]).as_int(), Some(0));
+    for n in &c.nodes {
+        n.cmd(&[b"CLUSTER", b"SETSLOT", ask_slot.as_bytes(), b"NODE", &idb]);
+    }
+    assert_eq!(c.assert_keys_on_owners(), 60000);
+    let (code, d) = diff_kinds(&f, &c.nodes[2], &[]);
+    assert_eq!((code, d.len()), (0, 0), "{d:?}");
+}

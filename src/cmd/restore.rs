@@ -50,6 +50,8 @@ pub struct Args {
     /// refused).
     #[arg(long)]
     into_db0: bool,
+    #[command(flatten)]
+    conflicts: super::merge::ConflictArgs,
     /// Leave out the function libraries.
     #[arg(long)]
     no_functions: bool,
@@ -135,7 +137,14 @@ pub fn run(args: Args) -> u8 {
         Ok(t) => t,
         Err(e) => return fail(e.to_string()),
     };
+    let conflicts = match args.conflicts.options() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let payload_version = conflicts.target.map(|f| f.version.min(u16::MAX as u32) as u16);
     let ropts = Options {
+        conflicts,
+        payload_version,
         on_busy_key: args.on_busy_key,
         filter,
         ttl_shift_ms: args.ttl_shift.unwrap_or(0),

@@ -57,6 +57,11 @@ pub struct Options {
     pub functions: bool,
     /// Every database into db 0.
     pub into_db0: bool,
+    /// A key that comes from several places (two dbs under `into_db0`, two inputs): the
+    /// policy of `merge` (error: nothing is written and the keys are listed).
+    pub conflicts: crate::merge::Options,
+    /// The version written in payload footers instead of the target's own.
+    pub payload_version: Option<u16>,
     /// A batch is sent at this many keys or bytes.
     pub batch_keys: usize,
     pub batch_bytes: usize,
@@ -73,6 +78,8 @@ impl Default for Options {
             dry_run: false,
             functions: true,
             into_db0: false,
+            conflicts: crate::merge::Options::default(),
+            payload_version: None,
             batch_keys: 512,
             batch_bytes: 2 << 20,
             keep_written: 100_000,
@@ -98,6 +105,31 @@ struct Node {
     tx: Option<SyncSender<Batch>>,
     join: Option<JoinHandle<report::NodeReport>>,
     batch: Batch,
+}
+
+/// Where the keys of each source db go, for the conflict check (one output).
+struct Router<'a> {
+    filter: &'a Filter,
+    into_db0: bool,
+}
+
+impl crate::merge::Router for Router<'_> {
+    fn outputs(&self) -> usize {
+        1
+    }
+    fn db(&self, src_db: u64) -> crate::merge::DbRoute {
+        if !self.filter.wants_db(src_db) {
+            crate::merge::DbRoute::Skip
+        } else {
+            crate::merge::DbRoute::To(if self.into_db0 { 0 } else { src_db })
+        }
+    }
+    fn output(&self, _key: &[u8]) -> Option<usize> {
+        Some(0)
+    }
+    fn joins_dbs(&self) -> bool {
+        self.into_db0
+    }
 }
 
 /// Keys per database among the selected keys of `inputs` (for the cluster check).
@@ -144,6 +176,28 @@ pub fn run(
             ));
         }
     }
+    // Keys that land on one name from several places: merge's conflict policies decide.
+    let plan = if opts.into_db0 || inputs.len() > 1 {
+        let sources: Vec<crate::merge::Source<'_>> =
+            inputs.iter().map(|i| crate::merge::Source::new(i.name.clone(), i.data)).collect();
+        let router = Router { filter: &opts.filter, into_db0: opts.into_db0 || target.is_cluster() };
+        match crate::merge::plan(&sources, &router, &opts.conflicts) {
+            Ok(p) => Some(p),
+            Err(crate::merge::MergeError::Conflicts(c)) => {
+                let list: Vec<String> = c.iter().take(10).map(|c| c.to_string()).collect();
+                let more = if c.len() > 10 { format!("; ... {} more", c.len() - 10) } else { String::new() };
+                return Err(format!(
+                    "{} keys come from several databases or inputs, nothing written (choose --on-conflict \
+                     first, last or rename): {}{more}",
+                    c.len(),
+                    list.join("; ")
+                ));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    } else {
+        None
+    };
     let rewrite = opts.on_busy_key == OnBusyKey::Rewrite;
     let shared = Arc::new(Shared {
         stop: Default::default(),
@@ -177,8 +231,11 @@ pub fn run(
     let mut spill = Spill(spilled.clone());
     let mut walker = Walker::new();
     let mut key_buf = Vec::new();
-    'inputs: for (input, format) in inputs.iter().zip(&formats) {
-        let enc = route::encoding_for(*format, target.release);
+    'inputs: for (input_no, (input, format)) in inputs.iter().zip(&formats).enumerate() {
+        let mut enc = route::encoding_for(*format, target.release);
+        if let Some(v) = opts.payload_version {
+            enc.payload_version = v;
+        }
         payload_version = payload_version.max(enc.payload_version);
         let mut writer = RespWriter::new(RespOptions {
             batch: 64,
@@ -252,6 +309,17 @@ pub fn run(
             }
             if !filter.matches(&k) {
                 continue;
+            }
+            match plan.as_ref().and_then(|p| p.decision(input_no, k.key_offset)) {
+                None => {}
+                Some(None) => {
+                    counts.conflicts_dropped += 1;
+                    continue;
+                }
+                Some(Some(name)) => {
+                    counts.conflicts_renamed += 1;
+                    k.key = std::borrow::Cow::Owned(name.to_vec());
+                }
             }
             if skip_expired && filter.is_expired(k.expire_at_ms) {
                 counts.skipped_expired += 1;

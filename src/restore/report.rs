@@ -33,6 +33,14 @@ pub struct Counts {
     pub unconfirmed: u64,
     /// `--dry-run`: keys that exist on the target.
     pub existing: u64,
+    /// Copies of a key left out / renamed by `--on-conflict` (several dbs or inputs).
+    pub conflicts_dropped: u64,
+    pub conflicts_renamed: u64,
+    /// Commands sent again: after `MOVED`, after `ASK` (with `ASKING`), after `TRYAGAIN` /
+    /// `CLUSTERDOWN` / `LOADING`.
+    pub moved: u64,
+    pub asked: u64,
+    pub retried: u64,
     pub functions_loaded: u64,
     pub functions_busy: u64,
     pub functions_failed: u64,
@@ -50,6 +58,11 @@ impl Counts {
         self.not_sent += o.not_sent;
         self.unconfirmed += o.unconfirmed;
         self.existing += o.existing;
+        self.conflicts_dropped += o.conflicts_dropped;
+        self.conflicts_renamed += o.conflicts_renamed;
+        self.moved += o.moved;
+        self.asked += o.asked;
+        self.retried += o.retried;
         self.functions_loaded += o.functions_loaded;
         self.functions_busy += o.functions_busy;
         self.functions_failed += o.functions_failed;
@@ -179,6 +192,20 @@ impl Report {
                 out,
                 "  functions: {} loaded, {} existed, {} failed",
                 c.functions_loaded, c.functions_busy, c.functions_failed
+            )?;
+        }
+        if c.conflicts_dropped + c.conflicts_renamed > 0 {
+            writeln!(
+                out,
+                "  conflicts (--on-conflict): {} copies left out, {} renamed",
+                c.conflicts_dropped, c.conflicts_renamed
+            )?;
+        }
+        if c.moved + c.asked + c.retried > 0 {
+            writeln!(
+                out,
+                "  sent again: {} after MOVED, {} after ASK, {} after TRYAGAIN / CLUSTERDOWN / LOADING",
+                c.moved, c.asked, c.retried
             )?;
         }
         if c.not_sent + c.unconfirmed > 0 {

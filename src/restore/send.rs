@@ -371,16 +371,19 @@ impl Worker {
             let mut asking = false;
             match Redirect::parse(&err) {
                 Some(Redirect::Moved { slot: s, host, port }) => {
+                    self.report.counts.moved += 1;
                     if let Some(m) = &self.shared.slots {
                         m.lock().unwrap_or_else(|e| e.into_inner()).moved(s, &host, port);
                     }
                     addr = Some(Addr::Tcp { host, port });
                 }
                 Some(Redirect::Ask { host, port, .. }) => {
+                    self.report.counts.asked += 1;
                     asking = true;
                     addr = Some(Addr::Tcp { host, port });
                 }
                 None => {
+                    self.report.counts.retried += 1;
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                     // The slot may have moved meanwhile: ask the map.
