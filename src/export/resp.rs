@@ -50,8 +50,8 @@ pub struct RespOptions {
     /// Plain streams for servers before 7.0: `XSETID` without `ENTRIESADDED` / `MAXDELETEDID`,
     /// `XGROUP CREATE` without `ENTRIESREAD` (what those servers cannot hold is left out).
     pub legacy_streams: bool,
-    /// Plain output without `XGROUP CREATECONSUMER` (servers before 6.2; consumers with pending
-    /// entries are still created by their `XCLAIM`).
+    /// Plain output without `XGROUP CREATECONSUMER` (servers before 6.2): consumers are created
+    /// with `XREADGROUP ... STREAMS key 0` instead.
     pub no_createconsumer: bool,
 }
 
@@ -479,8 +479,13 @@ impl Sink for RespSink<'_, '_> {
         }
         // Every consumer, also those whose pending entries are all gone from the stream (XCLAIM
         // of a deleted entry creates nothing).
-        let consumers = if self.no_createconsumer { &[][..] } else { &g.consumers[..] };
-        for c in consumers {
+        for c in &g.consumers {
+            if self.no_createconsumer {
+                // Before 6.2: XREADGROUP of the consumer's own history (id 0) creates it and
+                // changes nothing else.
+                self.command(&[b"XREADGROUP", b"GROUP", &g.name, &c.name, b"COUNT", b"1", b"STREAMS", key, b"0"]);
+                continue;
+            }
             self.command(&[b"XGROUP", b"CREATECONSUMER", key, &g.name, &c.name]);
         }
         for p in &g.pending {

@@ -222,6 +222,7 @@ pub fn run(
     filter.expired = Expired::Include;
 
     let mut counts = Counts::default();
+    let mut pre_failures = Vec::new();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut payload_version = 0u16;
@@ -277,6 +278,21 @@ pub fn run(
                 Record::Key(k) => k,
                 Record::Function { source } if opts.functions && !opts.dry_run => {
                     let name = crate::merge::library_name(&source).unwrap_or(b"?").to_vec();
+                    if let Some(r) =
+                        target.release.filter(|r| r.flavor == crate::rdb::types::Flavor::Redis && r.major < 7)
+                    {
+                        counts.functions_failed += 1;
+                        pre_failures.push(report::Failure {
+                            db: 0,
+                            key: name,
+                            function: true,
+                            error: format!(
+                                "{} has no functions (Redis 7.0 and later); not sent (--no-functions leaves them out)",
+                                r.name()
+                            ),
+                        });
+                        continue;
+                    }
                     let load: Vec<&[u8]> = if rewrite {
                         vec![b"FUNCTION", b"LOAD", b"REPLACE", &source]
                     } else {
@@ -426,7 +442,7 @@ pub fn run(
         }
     }
     let busy = shared.busy.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let mut failures = Vec::new();
+    let mut failures = pre_failures;
     let mut existing = Vec::new();
     let mut written = Vec::new();
     let mut written_truncated = false;

@@ -157,10 +157,10 @@ impl Report {
         let what = if self.dry_run { "dry run: nothing written to" } else { "restored into" };
         writeln!(
             out,
-            "{} {what} {} ({} {}, {}, payload RDB {})",
+            "{} {what} {} ({}{}, {}, payload RDB {})",
             self.inputs.join(" "),
             self.target,
-            if self.version.starts_with("valkey") { "" } else { "redis" },
+            if self.version.starts_with("valkey") { "" } else { "redis " },
             self.version,
             self.mode,
             self.payload_rdb_version
