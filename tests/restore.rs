@@ -666,3 +666,47 @@ fn older_targets_get_plain_commands_for_newer_encodings() {
         }
     }
 }
+
+#[test]
+fn target_killed_in_the_middle_and_rate_limit() {
+    let Some(src) = RedisServer::start(&["--enable-debug-command", "yes"]) else { return };
+    assert_eq!(src.cmd(&[b"DEBUG", b"POPULATE", b"50000", b"k", b"8"]), Resp::Simple("OK".into()));
+    assert_eq!(src.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+    let f = src.path().join("dump.rdb");
+    let fs = f.to_str().unwrap();
+
+    // --max-ops: 2000 keys at 4000/s take about half a second.
+    let s = RedisServer::start(&[]).unwrap();
+    let t = Instant::now();
+    let r = restore_json(&[fs, "--to", &url(&s), "--limit", "2000", "--max-ops", "4000"], 0);
+    assert_eq!(r["written"].as_u64(), Some(2000));
+    assert!(t.elapsed() >= Duration::from_millis(450), "{:?}", t.elapsed());
+
+    // The target goes away while keys are sent: a clear error, exit 1, counts of what is known.
+    let s2 = RedisServer::start(&[]).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rdbtool"))
+        .args(["restore", fs, "--to", &url(&s2), "--max-ops", "20000", "--json", "--timeout", "5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s2.cmd(&[b"DBSIZE"]).as_int().unwrap() < 1000 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let o = s2.cli(&["SHUTDOWN", "NOSAVE"]);
+    let _ = o;
+    let t = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(1), "{}{}", text(&o.stdout), text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.starts_with("rdbtool restore: ") && !err.contains("panicked"), "{err}");
+    let r: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!r["errors"].as_array().unwrap().is_empty(), "{r}");
+    let w = r["written"].as_u64().unwrap();
+    assert!(w >= 1000 && w < 50000, "{r}");
+    assert_eq!(r["written_keys"].as_array().unwrap().len() as u64, w);
+}

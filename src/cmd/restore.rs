@@ -55,6 +55,9 @@ pub struct Args {
     /// Leave out the function libraries.
     #[arg(long)]
     no_functions: bool,
+    /// At most N keys per second (a rate limit for a busy target).
+    #[arg(long, value_name = "N")]
+    max_ops: Option<u64>,
     /// Keys per pipelined batch.
     #[arg(long, value_name = "N", default_value_t = 512)]
     batch: usize,
@@ -152,6 +155,7 @@ pub fn run(args: Args) -> u8 {
         functions: !args.no_functions,
         into_db0: args.into_db0,
         batch_keys: args.batch,
+        max_ops: args.max_ops,
         ..Options::default()
     };
     let total: u64 = inputs.iter().map(|i| i.data.len() as u64).sum();

@@ -65,6 +65,8 @@ pub struct Options {
     /// A batch is sent at this many keys or bytes.
     pub batch_keys: usize,
     pub batch_bytes: usize,
+    /// At most this many keys per second (None: as fast as the target takes them).
+    pub max_ops: Option<u64>,
     /// The names of written keys kept for the report of a run that stops (per master).
     pub keep_written: usize,
 }
@@ -80,6 +82,7 @@ impl Default for Options {
             into_db0: false,
             conflicts: crate::merge::Options::default(),
             payload_version: None,
+            max_ops: None,
             batch_keys: 512,
             batch_bytes: 2 << 20,
             keep_written: 100_000,
@@ -412,6 +415,20 @@ pub fn run(
                 }
             }
             sent_keys += 1;
+            if let Some(rate) = opts.max_ops.filter(|&r| r > 0) {
+                // Hand batches over early enough that the workers are not starved by the wait.
+                let due = started + std::time::Duration::from_secs_f64(sent_keys as f64 / rate as f64);
+                let now = Instant::now();
+                if due > now {
+                    for n in nodes.iter_mut().filter(|n| !n.batch.items.is_empty()) {
+                        if let Some(tx) = &n.tx {
+                            let _ = tx.send(std::mem::take(&mut n.batch));
+                        }
+                    }
+                    std::thread::sleep(due - now);
+                }
+            }
+            let n = &mut nodes[node];
             if n.batch.items.len() >= opts.batch_keys || n.batch.buf.len() >= opts.batch_bytes {
                 let b = std::mem::take(&mut n.batch);
                 if let Some(tx) = &n.tx {
