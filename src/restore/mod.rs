@@ -39,10 +39,21 @@ pub use report::{Counts, Report};
 pub use route::Target;
 use send::{Batch, Item, Kind, Shared, Worker};
 
-/// One input file, mapped.
+/// One input file.
 pub struct Input<'a> {
     pub name: String,
     pub data: &'a [u8],
+    /// The mapped file, when `data` is one: the passes before the restore (the cluster db check,
+    /// the conflict plan) give its pages back as they go, so RSS stays flat.
+    pub mapped: Option<&'a crate::input::Input>,
+}
+
+impl Input<'_> {
+    fn release(&self, range: std::ops::Range<usize>) {
+        if let Some(m) = self.mapped {
+            m.release(range);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -141,14 +152,21 @@ pub fn selected_dbs(inputs: &[Input<'_>], filter: &Filter) -> Result<BTreeMap<u6
     f.expired = Expired::Include;
     let mut dbs = BTreeMap::new();
     for i in inputs {
-        let reader = Reader::new(i.data).map_err(|e| format!("{}: {e}", i.name))?;
-        for rec in reader {
+        let mut reader = Reader::new(i.data).map_err(|e| format!("{}: {e}", i.name))?;
+        let mut released = 0usize;
+        while let Some(rec) = reader.next() {
             if let Record::Key(k) = rec.map_err(|e| format!("{}: {e}", i.name))?
                 && f.matches(&k)
             {
                 *dbs.entry(k.db).or_insert(0) += 1;
             }
+            let at = reader.offset() as usize;
+            if at >= released + (64 << 20) {
+                i.release(released..at);
+                released = at;
+            }
         }
+        i.release(released..i.data.len());
     }
     Ok(dbs)
 }
@@ -181,8 +199,13 @@ pub fn run(
     }
     // Keys that land on one name from several places: merge's conflict policies decide.
     let plan = if opts.into_db0 || inputs.len() > 1 {
-        let sources: Vec<crate::merge::Source<'_>> =
-            inputs.iter().map(|i| crate::merge::Source::new(i.name.clone(), i.data)).collect();
+        let sources: Vec<crate::merge::Source<'_>> = inputs
+            .iter()
+            .map(|i| match i.mapped {
+                Some(m) => crate::merge::Source::mapped(i.name.clone(), m),
+                None => crate::merge::Source::new(i.name.clone(), i.data),
+            })
+            .collect();
         let router = Router { filter: &opts.filter, into_db0: opts.into_db0 || target.is_cluster() };
         match crate::merge::plan(&sources, &router, &opts.conflicts) {
             Ok(p) => Some(p),
