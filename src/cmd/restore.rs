@@ -134,8 +134,11 @@ pub fn run(args: Args) -> u8 {
             Err(e) => return fail(format!("{}: cannot read: {e}", f.display())),
         }
     }
-    let inputs: Vec<Input<'_>> =
-        files.iter().zip(&maps).map(|(f, d)| Input { name: f.display().to_string(), data: d, mapped: Some(d) }).collect();
+    let inputs: Vec<Input<'_>> = files
+        .iter()
+        .zip(&maps)
+        .map(|(f, d)| Input { name: f.display().to_string(), data: d, mapped: Some(d) })
+        .collect();
     let target = match Target::connect(&opts) {
         Ok(t) => t,
         Err(e) => return fail(e.to_string()),

@@ -87,7 +87,7 @@ pub fn release_of(flavor: Flavor, version: &str) -> Option<Release> {
     let mut it = version.trim().split('.').map(|p| p.parse::<u32>().ok());
     let major = it.next()??;
     let minor = it.next().flatten().unwrap_or(0);
-    RELEASES.iter().filter(|r| r.flavor == flavor && (r.major, r.minor) <= (major, minor)).last().copied()
+    RELEASES.iter().rfind(|r| r.flavor == flavor && (r.major, r.minor) <= (major, minor)).copied()
 }
 
 /// What the writer must produce for a target: the DUMP payload version, and which plain

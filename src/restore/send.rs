@@ -428,11 +428,8 @@ impl Worker {
             self.others.get_mut(&key).expect("just inserted")
         };
         conn.send_raw(bytes).map_err(|e| e.to_string())?;
-        if asking {
-            match conn.read_reply().map_err(|e| e.to_string())? {
-                Reply::Error(e) => return Err(format!("ASKING: {e}")),
-                _ => {}
-            }
+        if asking && let Reply::Error(e) = conn.read_reply().map_err(|e| e.to_string())? {
+            return Err(format!("ASKING: {e}"));
         }
         match conn.read_reply().map_err(|e| e.to_string())? {
             Reply::Error(e) => Err(e),
