@@ -126,7 +126,9 @@ fn every_fixture_restored_then_diff_is_identical() {
 /// order), and one key of its own.
 type FileKeys = [(u64, Vec<u8>, Option<i64>)];
 
-fn prefilled(keys: &FileKeys) -> Option<(RedisServer, Vec<(u64, Vec<u8>)>)> {
+type Prefilled = (RedisServer, Vec<(u64, Vec<u8>)>);
+
+fn prefilled(keys: &FileKeys) -> Option<Prefilled> {
     let s = RedisServer::start(&[])?;
     let mut picked = Vec::new();
     for at in [keys.len() / 3, keys.len() / 2, keys.len() * 4 / 5] {
@@ -297,6 +299,20 @@ fn filters_select_what_is_restored() {
     select(&s, 0);
     assert_eq!(s.cmd(&[b"DBSIZE"]).as_int(), Some(0));
     assert_eq!(s.cmd(&[b"FUNCTION", b"LIST"]), Resp::Array(Some(vec![])));
+    // --verify: the restored keys equal the file's, within the same filters.
+    let args =
+        [f.to_str().unwrap(), "--to", &url(&s), "--db", "2", "--type", "hash", "--on-busy-key", "skip", "--verify"];
+    let r = restore_json(&args, 0);
+    assert_eq!(r["verify"]["differences"].as_u64(), Some(0), "{r}");
+    // A key the target holds otherwise (kept by skip) is a difference.
+    let hash = keys.iter().find(|k| k.0 == 2 && k.1.starts_with(b"h")).unwrap();
+    select(&s, 2);
+    s.cmd(&[b"DEL", &hash.1]);
+    s.cmd(&[b"SET", &hash.1, b"other"]);
+    let r = restore_json(&args, 1);
+    assert_eq!(r["verify"]["differences"].as_u64(), Some(1), "{r}");
+    let o = rdbtool(&["restore", f.to_str().unwrap(), "--to", &url(&s), "--verify", "--ttl-shift", "1h"]);
+    assert_eq!(o.status.code(), Some(2));
 }
 
 // Bad targets: exit 2, a clear message, within bounded time.

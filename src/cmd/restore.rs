@@ -61,6 +61,10 @@ pub struct Args {
     /// Keys per pipelined batch.
     #[arg(long, value_name = "N", default_value_t = 512)]
     batch: usize,
+    /// After the restore, compare the restored keys with the target (`rdbtool diff` of each
+    /// file, keys only on the target left out); differences: exit 1.
+    #[arg(long)]
+    verify: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -143,6 +147,22 @@ pub fn run(args: Args) -> u8 {
         Ok(t) => t,
         Err(e) => return fail(e.to_string()),
     };
+    if args.verify {
+        let why = if args.into_db0 || args.conflicts.on_conflict != rdbtool::merge::OnConflict::Error {
+            Some("--into-db0 / --on-conflict (keys change db or name)")
+        } else if args.ttl_shift.is_some() {
+            Some("--ttl-shift (expire times differ from the file's)")
+        } else if args.filter.min_bytes.is_some() || args.filter.limit.is_some() {
+            Some("--min-bytes / --limit")
+        } else if args.dry_run {
+            Some("--dry-run")
+        } else {
+            None
+        };
+        if let Some(w) = why {
+            return fail(format!("--verify cannot be combined with {w}"));
+        }
+    }
     let conflicts = match args.conflicts.options() {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -192,15 +212,98 @@ pub fn run(args: Args) -> u8 {
     for e in &rep.errors {
         eprintln!("rdbtool restore: {e}");
     }
-    let code = if rep.ok { EXIT_OK } else { EXIT_INVALID };
+    let mut code = if rep.ok { EXIT_OK } else { EXIT_INVALID };
+    let verified = if args.verify && !rep.stopped() {
+        if target.is_cluster() && ropts.filter.dbs.iter().any(|&d| d != 0) {
+            Err("--verify: the keys went from another db into the cluster's db 0; compare with rdbtool diff".into())
+        } else {
+            verify(&inputs, &opts, &ropts.filter, &args.filter, rep.counts.sent_as_commands > 0)
+        }
+    } else {
+        Ok(Vec::new())
+    };
+    let verified = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("rdbtool restore: {e}");
+            code = EXIT_INVALID;
+            Vec::new()
+        }
+    };
+    if !verified.is_empty() {
+        code = EXIT_INVALID;
+    }
     super::with_stdout(|out| {
         if args.json {
-            writeln!(out, "{}", serde_json::to_string_pretty(&rep).unwrap_or_default())?;
+            let mut doc = serde_json::to_value(&rep).unwrap_or_default();
+            if args.verify {
+                doc["verify"] = serde_json::json!({ "differences": verified.len(), "keys": verified });
+            }
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
         } else {
             rep.print(out)?;
+            if args.verify {
+                writeln!(out, "  verify: {} differences between the files and the target", verified.len())?;
+                for d in verified.iter().take(100) {
+                    writeln!(out, "    {d}")?;
+                }
+            }
         }
         Ok(code)
     })
+}
+
+/// `diff` of every input against the target, within the filters; keys only on the target and
+/// keys expired meanwhile do not count. The differences, one line each.
+fn verify(
+    inputs: &[Input<'_>],
+    opts: &rdbtool::redis::ConnectOptions,
+    filter: &rdbtool::filter::Filter,
+    fargs: &FilterArgs,
+    plain: bool,
+) -> Result<Vec<String>, String> {
+    use rdbtool::diff::{DiffKind, Difference, FileSide, KeySelect};
+    let select = KeySelect {
+        dbs: filter.dbs.clone(),
+        globs: filter.globs.clone(),
+        glob_patterns: fargs.keys.iter().map(|k| k.as_encoded_bytes().to_vec()).collect(),
+        slots: filter.slots.clone(),
+        sample_rate: None,
+    };
+    // Plain streams carry the load time as consumer seen time.
+    let dopts = rdbtool::diff::Options { select, stream_times: !plain, ..rdbtool::diff::Options::default() };
+    let mut lines = Vec::new();
+    for i in inputs {
+        let mut live = rdbtool::diff::live::LiveSide::connect(opts).map_err(|e| format!("--verify: {e}"))?;
+        let mut file = FileSide::open(i.name.clone(), i.data).map_err(|e| format!("--verify: {e}"))?;
+        let mut out = |d: &Difference| -> std::io::Result<()> {
+            let counts = match d.kind {
+                DiffKind::OnlyInB | DiffKind::Expired => false,
+                _ => {
+                    let kind_ok =
+                        filter.kinds.is_empty() || d.a.as_ref().is_some_and(|a| filter.kinds.contains(&a.kind));
+                    let re_ok = filter.key_regex.as_ref().is_none_or(|r| r.is_match(&d.key));
+                    let expired =
+                        d.a.as_ref()
+                            .is_some_and(|a| filter.expired == Expired::Exclude && filter.is_expired(a.expire_at_ms));
+                    kind_ok && re_ok && !expired
+                }
+            };
+            if counts {
+                lines.push(format!(
+                    "{}: db {} key {}: {}",
+                    i.name,
+                    d.db,
+                    rdbtool::display::quoted(&d.key),
+                    d.kind.as_str()
+                ));
+            }
+            Ok(())
+        };
+        rdbtool::diff::live::diff_file_live(&mut file, &mut live, true, &dopts, &mut out)
+            .map_err(|e| format!("--verify: {e}"))?;
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]
