@@ -184,6 +184,12 @@ fn busy_key_policies_key_by_key() {
     let o = rdbtool(&["restore", fs, "--to", &url(&s), "--no-functions"]);
     let out = text(&o.stdout);
     assert!(out.contains("stopped: db ") && out.contains("--on-busy-key panic"), "{out}");
+    // A library that exists stops it too, named as such.
+    let o = rdbtool(&["restore", fs, "--to", &url(&s), "--db", "3", "--key", "no-such-key"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    let o = rdbtool(&["restore", fs, "--to", &url(&s), "--db", "3", "--key", "no-such-key"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).contains("stopped: function library \"mathlib\""), "{}", text(&o.stdout));
     drop(s);
 
     // skip: the target's keys stay, everything else is restored.

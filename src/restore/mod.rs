@@ -518,7 +518,7 @@ pub fn run(
         counts,
         failures,
         existing_keys: existing,
-        busy_key: busy.map(|(db, key, node)| report::BusyKey { db, key, node }),
+        busy_key: busy,
         written_keys: stopped.then_some(written),
         written_keys_truncated: stopped && written_truncated,
         nodes: node_reports,

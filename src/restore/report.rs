@@ -100,9 +100,11 @@ pub struct NodeReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct BusyKey {
     pub db: u64,
+    /// The key, or the library name when `function`.
     #[serde(serialize_with = "crate::json::ser_bytes")]
     pub key: Vec<u8>,
     pub node: String,
+    pub function: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -229,10 +231,10 @@ impl Report {
             writeln!(out, "  ... {} more failures", c.failed + c.functions_failed - self.failures.len() as u64)?;
         }
         if let Some(b) = &self.busy_key {
+            let what = if b.function { "function library".to_owned() } else { format!("db {} key", b.db) };
             writeln!(
                 out,
-                "  stopped: db {} key {} exists on {} (--on-busy-key panic; rewrite or skip to go on)",
-                b.db,
+                "  stopped: {what} {} exists on {} (--on-busy-key panic; rewrite or skip to go on)",
                 quoted(&b.key),
                 b.node
             )?;

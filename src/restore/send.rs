@@ -98,8 +98,8 @@ pub struct Shared {
     pub panic: bool,
     pub rewrite: bool,
     pub slots: Option<Arc<Mutex<SlotMap>>>,
-    /// The first busy key under panic: (db, key, node).
-    pub busy: Mutex<Option<(u64, Vec<u8>, String)>>,
+    /// The first busy key (or function library) under panic.
+    pub busy: Mutex<Option<super::report::BusyKey>>,
     /// Keep the names of written keys (up to this many per worker).
     pub keep_written: usize,
 }
@@ -272,7 +272,12 @@ impl Worker {
         if self.shared.panic {
             let mut b = self.shared.busy.lock().unwrap_or_else(|e| e.into_inner());
             if b.is_none() {
-                *b = Some((it.db, it.key.clone(), self.name.clone()));
+                *b = Some(super::report::BusyKey {
+                    db: it.db,
+                    key: it.key.clone(),
+                    node: self.name.clone(),
+                    function: it.kind == Kind::Function,
+                });
             }
             self.shared.stop.store(true, Ordering::SeqCst);
             return true;
