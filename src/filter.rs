@@ -248,9 +248,10 @@ pub struct FilterArgs {
     /// Only values whose serialized size in the file is at least N bytes.
     #[arg(long, value_name = "N")]
     pub min_bytes: Option<u64>,
-    /// Keys whose TTL has passed at --now: include (default) or exclude.
-    #[arg(long, value_enum, default_value_t = Expired::Include)]
-    pub expired: Expired,
+    /// Keys whose TTL has passed at --now: include or exclude (default: include; `restore`:
+    /// exclude).
+    #[arg(long, value_enum)]
+    pub expired: Option<Expired>,
     /// "Now" for --expired (default: the clock): unix seconds, 1795240763000ms, RFC 3339, or
     /// 'YYYY-MM-DD HH:MM:SS' in --tz.
     #[arg(long, value_name = "TIME", value_parser = crate::time::cli_time_ms)]
@@ -283,7 +284,7 @@ impl FilterArgs {
             kinds,
             slots,
             min_bytes: self.min_bytes,
-            expired: self.expired,
+            expired: self.expired.unwrap_or_default(),
             now_ms: self.now.unwrap_or_else(now_ms),
             limit: self.limit,
         })

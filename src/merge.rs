@@ -496,6 +496,19 @@ pub struct Plan {
     pub plan_s: f64,
 }
 
+impl Plan {
+    /// What the plan decided for the key whose string starts at `key_offset` in input `input`:
+    /// None: written as it is; `Some(None)`: left out; `Some(Some(name))`: written as `name`.
+    pub fn decision(&self, input: usize, key_offset: u64) -> Option<Option<&[u8]>> {
+        let a = self.actions.get(input)?;
+        let i = a.binary_search_by_key(&key_offset, |x| x.0).ok()?;
+        Some(match &a[i].1 {
+            Action::Drop => None,
+            Action::Rename(n) => Some(n.as_slice()),
+        })
+    }
+}
+
 /// The default output format: the newest input's; Valkey 80 when any input is Valkey.
 pub fn default_target(formats: &[Format]) -> Format {
     if let Some(v) = formats.iter().filter(|f| f.flavor == Flavor::Valkey).max_by_key(|f| f.version) {

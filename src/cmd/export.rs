@@ -46,7 +46,9 @@ pub struct Args {
     restore: bool,
     /// RESP: what RESTORE (every key with --restore, module values always) and FUNCTION LOAD do
     /// when the key or library exists: panic (an error from the server), rewrite (REPLACE) or
-    /// skip (keep the existing key; an existing library is still an error).
+    /// skip (keep the existing key; an existing library is still an error). Plain commands
+    /// (without --restore): rewrite sends DEL before each key; skip is refused; panic adds to
+    /// an existing key (use `rdbtool restore` to check).
     #[arg(long, value_enum, default_value_t = OnBusyKey::Panic)]
     on_busy_key: OnBusyKey,
     /// With --restore: the RDB version written in the payloads: 1-13, 80, or the release that is
@@ -73,6 +75,13 @@ pub fn run(args: Args) -> u8 {
     if args.restore && args.format != OutputFormat::Resp {
         return fail("--restore needs --format resp".into());
     }
+    if args.on_busy_key == OnBusyKey::Skip && !args.restore && args.format == OutputFormat::Resp {
+        return fail(
+            "--on-busy-key skip needs --restore: plain commands cannot keep an existing key \
+             (use rdbtool restore, or --on-busy-key rewrite, which deletes each key first)"
+                .into(),
+        );
+    }
     if args.batch == 0 {
         return fail("--batch must be at least 1".into());
     }
@@ -85,6 +94,7 @@ pub fn run(args: Args) -> u8 {
             on_busy_key: args.on_busy_key,
             target_version: args.target_rdb_version.map(|f| f.version as u16),
             functions: !args.no_functions,
+            ..RespOptions::default()
         },
         filter,
     };

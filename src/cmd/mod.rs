@@ -9,6 +9,7 @@ pub mod live;
 pub mod merge;
 pub mod progress;
 pub mod report;
+pub mod restore;
 pub mod restore_test;
 pub mod split;
 pub mod verify;

@@ -45,11 +45,28 @@ pub struct RespOptions {
     pub target_version: Option<u16>,
     /// `FUNCTION LOAD` the file's function libraries before the keys.
     pub functions: bool,
+    /// RESTORE: add `IDLETIME` / `FREQ` from the file's LRU / LFU record (Redis >= 5).
+    pub lru_lfu: bool,
+    /// Plain streams for servers before 7.0: `XSETID` without `ENTRIESADDED` / `MAXDELETEDID`,
+    /// `XGROUP CREATE` without `ENTRIESREAD` (what those servers cannot hold is left out).
+    pub legacy_streams: bool,
+    /// Plain output without `XGROUP CREATECONSUMER` (servers before 6.2): consumers are created
+    /// with `XREADGROUP ... STREAMS key 0` instead.
+    pub no_createconsumer: bool,
 }
 
 impl Default for RespOptions {
     fn default() -> Self {
-        RespOptions { batch: 64, restore: false, on_busy_key: OnBusyKey::Panic, target_version: None, functions: true }
+        RespOptions {
+            batch: 64,
+            restore: false,
+            on_busy_key: OnBusyKey::Panic,
+            target_version: None,
+            functions: true,
+            lru_lfu: false,
+            legacy_streams: false,
+            no_createconsumer: false,
+        }
     }
 }
 
@@ -88,6 +105,10 @@ impl RespWriter {
         let ttl = k.expire_at_ms.map(|t| t.max(1)).unwrap_or(0);
         let buf = &mut out.buf;
         let skip = self.opts.on_busy_key == OnBusyKey::Skip;
+        // RESTORE takes one of IDLETIME and FREQ.
+        let lru = k.idle_s.filter(|_| self.opts.lru_lfu && !skip);
+        let lfu = k.freq.filter(|_| self.opts.lru_lfu && !skip && lru.is_none());
+        let extra = if lru.is_some() || lfu.is_some() { 2 } else { 0 };
         if skip {
             push_header(buf, 6, b"EVAL");
             push_bulk(buf, SKIP_SCRIPT);
@@ -95,7 +116,7 @@ impl RespWriter {
             push_bulk(buf, &k.key);
         } else {
             let replace = self.opts.on_busy_key == OnBusyKey::Rewrite;
-            push_header(buf, if replace { 6 } else { 5 }, b"RESTORE");
+            push_header(buf, if replace { 6 } else { 5 } + extra, b"RESTORE");
             push_bulk(buf, &k.key);
         }
         push_bulk_i64(buf, ttl);
@@ -125,6 +146,13 @@ impl RespWriter {
             push_bulk(buf, b"ABSTTL");
             if self.opts.on_busy_key == OnBusyKey::Rewrite {
                 push_bulk(buf, b"REPLACE");
+            }
+            if let Some(idle) = lru {
+                push_bulk(buf, b"IDLETIME");
+                push_bulk_u64(buf, idle);
+            } else if let Some(f) = lfu {
+                push_bulk(buf, b"FREQ");
+                push_bulk_u64(buf, f as u64);
             }
         }
         out.check();
@@ -169,8 +197,7 @@ impl KeyWriter for RespWriter {
         out: &mut Out<'_>,
         ctx: &KeyCtx<'_>,
     ) -> Result<bool, ExportError> {
-        let kind = k.value.kind();
-        let restore = self.opts.restore || kind == Kind::Module;
+        let restore = self.opts.restore || k.value.kind() == Kind::Module;
         if restore {
             // Never hand a server a payload that would not load: validate it fully first.
             w.walk(&k.value, &mut Validate).map_err(|e| ExportError::Input(e.in_key(k.db, &k.key)))?;
@@ -182,7 +209,56 @@ impl KeyWriter for RespWriter {
             push_bulk_u64(&mut out.buf, k.db);
             self.db = Some(k.db);
         }
+        if !restore && self.opts.on_busy_key == OnBusyKey::Rewrite {
+            // Plain commands add to what a key holds: rewrite starts from an empty key.
+            push_header(&mut out.buf, 2, b"DEL");
+            push_bulk(&mut out.buf, &k.key);
+        }
+        self.render(k, w, out, ctx, restore, true)
+    }
+
+    fn function(&mut self, source: &[u8], out: &mut Out<'_>) {
+        if !self.opts.functions {
+            return;
+        }
+        // A library that exists: an error (panic, skip) or replaced (rewrite), like keys.
+        let buf = &mut out.buf;
+        if self.opts.on_busy_key == OnBusyKey::Rewrite {
+            push_header(buf, 4, b"FUNCTION");
+            push_bulk(buf, b"LOAD");
+            push_bulk(buf, b"REPLACE");
+        } else {
+            push_header(buf, 3, b"FUNCTION");
+            push_bulk(buf, b"LOAD");
+        }
+        push_bulk(buf, source);
+    }
+
+    fn warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+}
+
+impl RespWriter {
+    /// The commands of one key, without a `SELECT`: `RESTORE` (`restore`; module values
+    /// always) or the plain commands. `validated`: the value was already walked with
+    /// `Validate` (a RESTORE payload is never sent unchecked). A value the target version
+    /// cannot hold as a payload is `ExportError::Refused` (then nothing was written).
+    pub fn render(
+        &mut self,
+        k: &KeyRecord<'_>,
+        w: &mut Walker,
+        out: &mut Out<'_>,
+        ctx: &KeyCtx<'_>,
+        restore: bool,
+        validated: bool,
+    ) -> Result<bool, ExportError> {
+        let kind = k.value.kind();
+        let restore = restore || kind == Kind::Module;
         if restore {
+            if !validated {
+                w.walk(&k.value, &mut Validate).map_err(|e| ExportError::Input(e.in_key(k.db, &k.key)))?;
+            }
             self.restore(k, out, ctx)?;
             return Ok(true);
         }
@@ -213,6 +289,8 @@ impl KeyWriter for RespWriter {
             field_ttls: &mut self.field_ttls,
             entries: 0,
             idmp_lost: false,
+            legacy_streams: self.opts.legacy_streams,
+            no_createconsumer: self.opts.no_createconsumer,
         };
         w.walk(&k.value, &mut sink).map_err(|e| ExportError::Input(e.in_key(k.db, &k.key)))?;
         sink.flush_batch();
@@ -234,29 +312,6 @@ impl KeyWriter for RespWriter {
         Ok(true)
     }
 
-    fn function(&mut self, source: &[u8], out: &mut Out<'_>) {
-        if !self.opts.functions {
-            return;
-        }
-        // A library that exists: an error (panic, skip) or replaced (rewrite), like keys.
-        let buf = &mut out.buf;
-        if self.opts.on_busy_key == OnBusyKey::Rewrite {
-            push_header(buf, 4, b"FUNCTION");
-            push_bulk(buf, b"LOAD");
-            push_bulk(buf, b"REPLACE");
-        } else {
-            push_header(buf, 3, b"FUNCTION");
-            push_bulk(buf, b"LOAD");
-        }
-        push_bulk(buf, source);
-    }
-
-    fn warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
-    }
-}
-
-impl RespWriter {
     /// `HPEXPIREAT key ms FIELDS n f...`, fields grouped by time, at most `batch` per command.
     fn field_expires(&mut self, key: &[u8], out: &mut Out<'_>) {
         if self.field_ttls.is_empty() {
@@ -298,6 +353,8 @@ struct RespSink<'a, 'w> {
     /// Stream entries written.
     entries: u64,
     idmp_lost: bool,
+    legacy_streams: bool,
+    no_createconsumer: bool,
 }
 
 impl RespSink<'_, '_> {
@@ -392,7 +449,7 @@ impl Sink for RespSink<'_, '_> {
         }
         let last = id_text(m.last_id);
         match (m.entries_added, m.max_deleted_id) {
-            (Some(added), Some(maxdel)) => {
+            (Some(added), Some(maxdel)) if !self.legacy_streams => {
                 let added = added.to_string();
                 let maxdel = id_text(maxdel);
                 self.command(&[
@@ -412,7 +469,7 @@ impl Sink for RespSink<'_, '_> {
     fn stream_group(&mut self, g: &StreamGroup) {
         let key = self.key;
         let last = id_text(g.last_id);
-        match g.entries_read {
+        match g.entries_read.filter(|_| !self.legacy_streams) {
             Some(n) => {
                 // u64::MAX is Redis's -1 ("unknown"), which ENTRIESREAD accepts as such.
                 let n = if n == u64::MAX { "-1".to_owned() } else { n.to_string() };
@@ -423,6 +480,12 @@ impl Sink for RespSink<'_, '_> {
         // Every consumer, also those whose pending entries are all gone from the stream (XCLAIM
         // of a deleted entry creates nothing).
         for c in &g.consumers {
+            if self.no_createconsumer {
+                // Before 6.2: XREADGROUP of the consumer's own history (id 0) creates it and
+                // changes nothing else.
+                self.command(&[b"XREADGROUP", b"GROUP", &g.name, &c.name, b"COUNT", b"1", b"STREAMS", key, b"0"]);
+                continue;
+            }
             self.command(&[b"XGROUP", b"CREATECONSUMER", key, &g.name, &c.name]);
         }
         for p in &g.pending {

