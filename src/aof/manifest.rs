@@ -417,21 +417,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
 
 /// C `atoll` (glibc `strtoll` base 10): leading space, a sign, digits; saturates; 0 if none.
 pub fn atoll(s: &[u8]) -> i64 {
-    let mut i = 0;
-    while i < s.len() && is_space(s[i]) {
-        i += 1;
-    }
-    let neg = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    let (mut i, neg) = crate::rdb::strtod::space_and_sign(s);
     let mut v: i128 = 0;
     while let Some(d) = s.get(i).filter(|b| b.is_ascii_digit()) {
         v = (v * 10 + (d - b'0') as i128).min(i64::MAX as i128 + 1);

@@ -16,24 +16,24 @@ pub enum Mode {
     Strtod,
 }
 
-/// The value of the longest numeric prefix of `b` and the bytes it took (white space included),
-/// or `None` when there is no number at all.
-pub fn parse_prefix(b: &[u8], mode: Mode) -> Option<(f64, usize)> {
+/// What C's number parsers (`strtod`, `strtoll`, `atoll`) skip before the digits: white space
+/// (`isspace`), then one sign. Returns the index after them and whether the sign was `-`.
+pub fn space_and_sign(b: &[u8]) -> (usize, bool) {
     let mut i = 0;
     while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
         i += 1;
     }
-    let neg = match b.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
+    match b.get(i) {
+        Some(b'-') => (i + 1, true),
+        Some(b'+') => (i + 1, false),
+        _ => (i, false),
+    }
+}
+
+/// The value of the longest numeric prefix of `b` and the bytes it took (white space included),
+/// or `None` when there is no number at all.
+pub fn parse_prefix(b: &[u8], mode: Mode) -> Option<(f64, usize)> {
+    let (i, neg) = space_and_sign(b);
     let sign = |v: f64| if neg { -v } else { v };
     let rest = &b[i..];
     let lower_starts = |s: &[u8], word: &[u8]| s.len() >= word.len() && s[..word.len()].eq_ignore_ascii_case(word);
