@@ -294,9 +294,24 @@ fn interrupted_writers_leave_no_temp_file() {
             });
             signal(&child, sig);
             let (status, err) = finish(child);
+            // The signal may land after the last temp file took its final name (a busy machine,
+            // a fast run): then nothing is left to remove and the outputs are complete.
+            let left = listing(out.path());
+            assert!(!left.iter().any(|n| n.ends_with(".tmp")), "{which}: left {left:?}");
+            if err.contains("nothing to clean up") || status == Some(0) {
+                assert!(matches!(status, Some(0)) || status == Some(code), "{which} {sig}: {err}");
+                if which != "export" {
+                    for f in &left {
+                        let v =
+                            rdbtool(&["verify", out.path().join(f).to_str().unwrap()], out.path()).output().unwrap();
+                        assert_eq!(v.status.code(), Some(0), "{which}: {f} is not complete");
+                    }
+                }
+                continue;
+            }
             assert_eq!(status, Some(code), "{which} {sig}: {err}");
             assert!(err.contains("interrupted") && err.contains("removed"), "{which}: {err}");
-            assert!(listing(out.path()).is_empty(), "{which}: left {:?}", listing(out.path()));
+            assert!(left.is_empty(), "{which}: left {left:?}");
         }
     }
     // SIGKILL leaves the temp file; the next run removes it and says so.
