@@ -743,6 +743,19 @@ fn commands_redis_never_writes_are_refused() {
         }
     }
     assert!(listener.accept().is_err(), "something connected to the REPLICAOF / MIGRATE target");
+    // Many of them: listed up to --max-errors, the rest counted.
+    let (_t, dir) = copy_set("plain");
+    let p = dir.join(last);
+    let mut data = std::fs::read(&p).unwrap();
+    for _ in 0..5000 {
+        encode_command(&mut data, &[b"CONFIG", b"SET", b"dir", b"/tmp"]);
+    }
+    std::fs::write(&p, &data).unwrap();
+    let o = rdbtool(&["verify", "--json", "--keep-going", "--max-errors", "10", s(&dir)]);
+    let doc: Json = serde_json::from_slice(&o.stdout).unwrap();
+    let f = &doc["files"][0];
+    assert_eq!(f["errors"].as_array().unwrap().len(), 10, "{}", f["errors_not_listed"]);
+    assert_eq!(f["errors"].as_array().unwrap().len() as u64 + f["errors_not_listed"].as_u64().unwrap(), 5000);
 }
 
 // ------------------------------------------------------------------------------------------

@@ -737,8 +737,13 @@ impl AofSet {
                                 }
                             }
                             Judgement::Refused(why) => {
-                                let e = Error::new(ErrorKind::Unsafe, meta.offset, why).in_db(Some(meta.db));
-                                rep.errors.push(entry_with(&e, &part.name, Some(line_at(data, meta.offset))));
+                                // Bounded: a crafted set may hold millions of them.
+                                if rep.errors.len() < verify.map_or(1000, |o| o.max_errors.max(1)) {
+                                    let e = Error::new(ErrorKind::Unsafe, meta.offset, why).in_db(Some(meta.db));
+                                    rep.errors.push(entry_with(&e, &part.name, Some(line_at(data, meta.offset))));
+                                } else {
+                                    rep.errors_not_listed += 1;
+                                }
                             }
                         },
                         Ok(Some(Event::Annotation(_))) => {}
