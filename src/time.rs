@@ -201,6 +201,14 @@ mod tests {
         assert_eq!(parse_time_ms("99999999999", UTC), Ok(99_999_999_999_000));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_time_or_an_error(s in "[0-9TZ:+ .\\-ms\\PC]{0,40}") {
+            let _ = parse_time_ms(&s, UTC);
+            let _ = parse_tz(&s);
+        }
+    }
+
     #[test]
     fn zones() {
         assert_eq!(parse_tz("UTC"), Ok(Tz(0)));
