@@ -42,6 +42,21 @@ pub fn add_path(path: &Path) {
     registry().paths.push(path.to_path_buf());
 }
 
+/// Runs `create`, which makes a temporary file or directory, and registers the path `path_of`
+/// gives, both under the registry's lock. An interruption then either finds the path registered
+/// (and removes it) or comes first: the interrupted process holds the lock until it exits, so
+/// nothing is created after its cleanup ran (creating first and registering after left a file
+/// behind when the signal fell in between).
+pub fn create_path<T>(
+    create: impl FnOnce() -> std::io::Result<T>,
+    path_of: impl FnOnce(&T) -> PathBuf,
+) -> std::io::Result<T> {
+    let mut r = registry();
+    let made = create()?;
+    r.paths.push(path_of(&made));
+    Ok(made)
+}
+
 /// The path was removed or renamed into place: forget it.
 pub fn remove_path(path: &Path) {
     registry().paths.retain(|p| p != path);
@@ -62,7 +77,10 @@ pub fn take_notes() -> Vec<String> {
 /// Stops every registered child and removes every registered path; returns a description of
 /// what was done (empty: nothing to do).
 pub fn run_now() -> Vec<String> {
-    let mut r = registry();
+    run_locked(&mut registry())
+}
+
+fn run_locked(r: &mut Registry) -> Vec<String> {
     let mut done = Vec::new();
     for (pid, what) in r.children.drain(..) {
         let Ok(p) = libc::pid_t::try_from(pid) else { continue };
@@ -109,7 +127,10 @@ pub fn install() {
                 continue;
             }
             let (name, code) = if sig == libc::SIGTERM { ("SIGTERM", 143) } else { ("SIGINT", 130) };
-            let done = run_now();
+            // The lock is held until the process exits: no thread registers (so creates, see
+            // `create_path`) anything after the cleanup.
+            let mut r = registry();
+            let done = run_locked(&mut r);
             let what = if done.is_empty() { "nothing to clean up".to_owned() } else { done.join(", ") };
             eprintln!("rdbtool: interrupted ({name}): {what}");
             std::process::exit(code);

@@ -35,9 +35,12 @@ impl AtomicFile {
         let mode = output_mode(inputs);
         for n in 0..1000u32 {
             let tmp = dir.join(format!(".{base}.rdbtool-{pid}-{n}.tmp"));
-            match OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp) {
+            let opened = crate::cleanup::create_path(
+                || OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp),
+                |_| tmp.clone(),
+            );
+            match opened {
                 Ok(file) => {
-                    crate::cleanup::add_path(&tmp);
                     return Ok(AtomicFile { tmp, target: target.to_path_buf(), file: Some(file), overwrite });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

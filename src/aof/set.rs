@@ -1176,9 +1176,8 @@ impl AofSet {
         // Parents are created as `split` creates its output directory; errors name the user's path.
         fs::create_dir_all(&parent).map_err(|e| io("cannot create the parent of", out, e))?;
         let tmp = parent.join(format!(".{}.tmp-{}", out_name.to_string_lossy(), std::process::id()));
-        fs::create_dir(&tmp)
+        crate::cleanup::create_path(|| fs::create_dir(&tmp), |_| tmp.clone())
             .map_err(|e| io(&format!("cannot create a temporary directory beside {}:", out.display()), &tmp, e))?;
-        crate::cleanup::add_path(&tmp);
         // The new directory is as private as the set's (an appendonlydir of 0700 stays 0700).
         let dir_mode = fs::metadata(&self.path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o755);
         // A single AOF file: who may read it may list the directory.

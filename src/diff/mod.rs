@@ -839,13 +839,15 @@ impl Partitions {
         if self.dir.is_none() {
             let mut b = tempfile::Builder::new();
             b.prefix("rdbtool-diff-");
-            let d = match &self.temp_parent {
-                Some(p) => b.tempdir_in(p),
-                None => b.tempdir(),
-            };
-            let d = d.map_err(io)?;
             // Removed on SIGINT / SIGTERM too.
-            crate::cleanup::add_path(d.path());
+            let d = crate::cleanup::create_path(
+                || match &self.temp_parent {
+                    Some(p) => b.tempdir_in(p),
+                    None => b.tempdir(),
+                },
+                |d| d.path().to_path_buf(),
+            );
+            let d = d.map_err(io)?;
             self.dir = Some(d);
         }
         let dir = self.dir.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default();

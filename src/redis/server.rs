@@ -103,13 +103,15 @@ impl ServerDir {
     pub fn create(parent: Option<&Path>, prefix: &str) -> Result<ServerDir, String> {
         let mut b = tempfile::Builder::new();
         b.prefix(prefix).permissions(std::fs::Permissions::from_mode(0o700));
-        let dir = match parent {
-            Some(p) => b.tempdir_in(p),
-            None => b.tempdir(),
-        }
+        let dir = crate::cleanup::create_path(
+            || match parent {
+                Some(p) => b.tempdir_in(p),
+                None => b.tempdir(),
+            },
+            |d| d.path().to_path_buf(),
+        )
         .map_err(|e| format!("cannot create a temp dir: {e}"))?;
         let path = dir.path().to_path_buf();
-        crate::cleanup::add_path(&path);
         Ok(ServerDir { dir: Some(dir), path })
     }
 
