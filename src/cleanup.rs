@@ -13,6 +13,7 @@
 //! A library user that does not call `install` keeps the default signal behaviour; the registry
 //! is then only bookkeeping.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -127,12 +128,15 @@ pub fn install() {
                 continue;
             }
             let (name, code) = if sig == libc::SIGTERM { ("SIGTERM", 143) } else { ("SIGINT", 130) };
-            // The lock is held until the process exits: no thread registers (so creates, see
+            // Both locks are held until the process exits. Standard error first: a thread that
+            // sees its server go away (we stop it here) prints nothing more, so the line below
+            // is the last word. The registry: no thread registers (so creates, see
             // `create_path`) anything after the cleanup.
+            let mut stderr = std::io::stderr().lock();
             let mut r = registry();
             let done = run_locked(&mut r);
             let what = if done.is_empty() { "nothing to clean up".to_owned() } else { done.join(", ") };
-            eprintln!("rdbtool: interrupted ({name}): {what}");
+            let _ = writeln!(stderr, "rdbtool: interrupted ({name}): {what}");
             std::process::exit(code);
         }
     });
