@@ -99,7 +99,8 @@ impl Lint {
         Lint { slot_memory: vec![0; 16384], ..Lint::default() }
     }
 
-    fn note(&mut self, code: &'static str, severity: Severity, message: String, key: Option<KeyRef>) {
+    /// The finding `code` (created with `severity` and `message` the first time), counting `key`.
+    fn note(&mut self, code: &'static str, severity: Severity, message: String, key: Option<KeyRef>) -> &mut Finding {
         let f = self.findings.entry(code).or_insert_with(|| Finding {
             code,
             severity,
@@ -113,6 +114,7 @@ impl Lint {
                 f.keys.push(k);
             }
         }
+        f
     }
 
     /// Folds one key of `file`.
@@ -170,8 +172,7 @@ impl Lint {
     pub fn file(&mut self, file: &str, rep: &crate::verify::Report, functions: u64, opts: &Options) {
         if !readable(rep) {
             let first = rep.errors.first().map(|e| format!("offset {}: {}", e.offset, e.message)).unwrap_or_default();
-            self.note("invalid-file", Severity::Error, "files that do not verify".into(), None);
-            let f = self.findings.get_mut("invalid-file").expect("just noted");
+            let f = self.note("invalid-file", Severity::Error, "files that do not verify".into(), None);
             f.count += 1;
             f.message = format!("files that do not verify (first: {file}: {first})");
             return;
@@ -186,8 +187,8 @@ impl Lint {
                 Severity::Error,
                 format!("{} does not restore the file: {why}", crate::rdb::servers::display(&release)),
                 None,
-            );
-            self.findings.get_mut("refused-by-target").expect("just noted").count += 1;
+            )
+            .count += 1;
         }
         let requires: Vec<&String> = match &rep.target {
             Some(t) => t.requires.iter().collect(),
@@ -202,8 +203,8 @@ impl Lint {
             } else {
                 "loaded with FUNCTION LOAD before the keys that call them"
             };
-            self.note("function-libraries", Severity::Info, format!("function libraries must be {where_}"), None);
-            self.findings.get_mut("function-libraries").expect("just noted").count += functions;
+            self.note("function-libraries", Severity::Info, format!("function libraries must be {where_}"), None)
+                .count += functions;
         }
     }
 
@@ -229,8 +230,8 @@ impl Lint {
                         list.join(", ")
                     ),
                     None,
-                );
-                self.findings.get_mut("hot-slot").expect("just noted").count = hot.len() as u64;
+                )
+                .count = hot.len() as u64;
             }
         }
         let mut out: Vec<Finding> = self.findings.into_values().collect();
