@@ -565,9 +565,10 @@ fn restore_test_reports_why_redis_refuses() {
         return;
     }
     // RDB 11 (Redis 7.2) into Debian's Redis 7.0.
-    let newer = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/generated/redis-7.2.6/dump.rdb");
+    // (Skipped, and said so, without ../shared; a failure under CI.)
+    let newer = common::shared_dir().map(|d| d.join("fixtures/generated/redis-7.2.6/dump.rdb"));
     let version = Command::new("redis-server").arg("--version").output().unwrap();
-    if newer.exists() && text(&version.stdout).contains("v=7.0.") {
+    if let Some(newer) = newer.filter(|_| text(&version.stdout).contains("v=7.0.")) {
         let o = rdbtool(&["restore-test", newer.to_str().unwrap()]);
         let out = text(&o.stdout);
         assert_eq!(o.status.code(), Some(1), "{out}{}", text(&o.stderr));
