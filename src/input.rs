@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 
@@ -55,33 +55,4 @@ pub fn open(path: &Path) -> io::Result<Input> {
     let map = unsafe { Mmap::map(&file)? };
     let _ = map.advise(Advice::Sequential);
     Ok(Input::Mapped(map))
-}
-
-/// Expands arguments: files stay as given, directories are walked (recursively, sorted) for
-/// files whose name ends with one of `extensions`.
-pub fn expand(args: &[PathBuf], extensions: &[&str]) -> io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for a in args {
-        if a.is_dir() {
-            walk_dir(a, extensions, &mut out)?;
-        } else {
-            out.push(a.clone());
-        }
-    }
-    Ok(out)
-}
-
-fn walk_dir(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<io::Result<_>>()?;
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk_dir(&p, extensions, out)?;
-        } else if let Some(name) = p.file_name().and_then(|n| n.to_str())
-            && extensions.iter().any(|e| name.ends_with(e))
-        {
-            out.push(p);
-        }
-    }
-    Ok(())
 }

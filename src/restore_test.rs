@@ -28,32 +28,19 @@ impl Backup {
     /// Looks at the path: a directory with a `*.manifest` is an AOF set, a file starting with
     /// `REDIS` / `VALKEY` an RDB, a file starting with `*` (a RESP command) an AOF.
     pub fn detect(path: &Path) -> Result<Backup, String> {
-        let shown = path.display();
-        let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
-        if meta.is_dir() {
-            let mut manifests: Vec<String> = std::fs::read_dir(path)
-                .map_err(|e| format!("{shown}: {e}"))?
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".manifest"))
-                .collect();
-            manifests.sort();
-            return match manifests.as_slice() {
-                [m] => Ok(Backup::AofDir { dir: path.to_path_buf(), manifest: m.clone() }),
-                [] => Err(format!("{shown}: a directory without an AOF manifest (*.manifest)")),
-                _ => Err(format!("{shown}: several AOF manifests ({})", manifests.join(", "))),
-            };
-        }
-        let mut head = [0u8; 9];
-        let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).map_err(|e| format!("{shown}: {e}"))?;
-        let head = &head[..n];
-        if head.starts_with(b"REDIS") || head.starts_with(b"VALKEY") {
-            Ok(Backup::Rdb(path.to_path_buf()))
-        } else if head.starts_with(b"*") {
-            Ok(Backup::AofFile(path.to_path_buf()))
-        } else {
-            Err(format!("{shown}: neither an RDB file (REDIS / VALKEY header) nor an AOF"))
-        }
+        use crate::aof::Target;
+        Ok(match crate::discover::sniff(path)? {
+            Target::Rdb(p) => Backup::Rdb(p),
+            Target::AofFile(p) => Backup::AofFile(p),
+            Target::AofSet(dir) => {
+                let manifest = crate::discover::find_manifest(&dir)
+                    .ok()
+                    .flatten()
+                    .and_then(|m| m.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .ok_or_else(|| format!("{}: the AOF manifest went away", dir.display()))?;
+                Backup::AofDir { dir, manifest }
+            }
+        })
     }
 
     /// The RDB version in the file's header, for an RDB.

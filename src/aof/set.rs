@@ -95,37 +95,13 @@ impl std::fmt::Display for OpenError {
     }
 }
 
-/// The manifest of an AOF directory: the one `*.manifest` that is not a `temp-` leftover.
-pub fn find_manifest(dir: &Path) -> io::Result<Option<PathBuf>> {
-    let mut found = Vec::new();
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name();
-        let b = name.as_bytes();
-        if b.ends_with(b".manifest") && !b.starts_with(b"temp-") && e.file_type()?.is_file() {
-            found.push(e.path());
-        }
-    }
-    found.sort();
-    match found.len() {
-        0 => Ok(None),
-        1 => Ok(found.pop()),
-        _ => Err(io::Error::other(format!(
-            "{} holds {} manifests ({}): name the one to read",
-            dir.display(),
-            found.len(),
-            found.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>().join(", ")
-        ))),
-    }
-}
-
 impl AofSet {
     /// Opens an AOF directory, a manifest file, or a single AOF file.
     pub fn open(path: &Path) -> Result<AofSet, OpenError> {
         let io_err = |what: &Path, e: io::Error| OpenError::Io(format!("{}: {e}", what.display()));
         let meta = fs::metadata(path).map_err(|e| io_err(path, e))?;
         let manifest_path = if meta.is_dir() {
-            match find_manifest(path).map_err(|e| io_err(path, e))? {
+            match crate::discover::find_manifest(path).map_err(|e| io_err(path, e))? {
                 Some(m) => m,
                 None => {
                     return Err(OpenError::Io(format!("{}: no *.manifest file: not an AOF directory", path.display())));

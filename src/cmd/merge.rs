@@ -82,7 +82,7 @@ pub fn run(args: Args) -> u8 {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    let files = match rdbtool::input::expand(&args.inputs, &[".rdb"]) {
+    let files = match rdbtool::discover::rdb_files(&args.inputs) {
         Ok(f) if f.is_empty() => return fail("no RDB files found".into()),
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),

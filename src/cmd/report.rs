@@ -94,7 +94,7 @@ pub fn run(args: Args) -> u8 {
         now_ms: filter.now_ms,
         filter,
     };
-    let files = match rdbtool::input::expand(&args.files, &["rdb"]) {
+    let files = match rdbtool::discover::rdb_files(&args.files) {
         Ok(f) if f.is_empty() => return fail("no .rdb files found".into()),
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),
