@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Zone of times written without one: UTC or an offset such as +02:00.
+    ///
     /// The zone of times given without one ('2026-11-21 06:13:00'): UTC (default) or an offset
     /// such as +02:00. Applies to every time flag (--to, --from, --now).
     #[arg(long, global = true, value_name = "ZONE", default_value = "UTC", value_parser = rdbtool::time::parse_tz)]

@@ -34,6 +34,8 @@ enum AofCommand {
     ToRdb(ToRdbArgs),
 }
 
+/// What each file of the set holds, and the time span a point-in-time restore can reach.
+///
 /// Per file: type, size, commands, first and last #TS annotation, commands per db, MULTI
 /// blocks; for the set: the time span a point-in-time restore can reach (from the base file's
 /// time to the last #TS). The base RDB is read, not validated (that is `verify`'s job).
@@ -49,7 +51,9 @@ struct TimelineArgs {
     json: bool,
 }
 
-/// Finds commands by name and key glob (`FLUSHALL`, `FLUSHDB`, `DEL user:*`): for each, its
+/// Find commands by name and key glob (`FLUSHALL`, `DEL user:*`): where the accident is.
+///
+/// For each match: its
 /// position in the set (what `cut --before-command` takes), file, offset, line, db, and the last
 /// #TS before it. The glob is matched on the command's keys (the first argument; every argument
 /// of DEL / UNLINK; every key of MSET).
@@ -74,7 +78,9 @@ struct FindArgs {
     json: bool,
 }
 
-/// Point-in-time restore: writes a new, complete AOF directory (manifest + files) holding the
+/// Point-in-time restore: a new AOF directory up to a time or right before a command.
+///
+/// Writes a new, complete AOF directory (manifest + files) holding the
 /// base and every command up to the first #TS annotation after TIME (all commands logged in
 /// seconds up to TIME), never splitting a MULTI/EXEC block. With --before-command N (a position
 /// printed by `aof find`) or --before PATTERN (the first match, after --from TIME), it stops
@@ -117,7 +123,9 @@ struct CutArgs {
     json: bool,
 }
 
-/// Writes an RDB file of the dataset the set holds (at TIME with --to): the set (cut at TIME)
+/// An RDB file of the set's dataset (at TIME with --to), made by a throwaway redis-server.
+///
+/// The set (cut at TIME)
 /// is copied to a private temporary directory, loaded by a throwaway redis-server (a unix socket
 /// in that directory, a random password, replication / CONFIG / ACL / MODULE / DEBUG and other
 /// commands removed, stopped by its PID on every exit path) which SAVEs it; the RDB is

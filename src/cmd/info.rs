@@ -9,8 +9,12 @@ use rdbtool::info::{self, Info};
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 
-/// Show what an RDB file holds: version, aux fields, functions, modules, keys per db, usage per
-/// type and encoding, and the 10 largest keys by serialized size.
+/// Show what an RDB file holds: version, keys per db, usage per type, the largest keys.
+///
+/// The header (RDB version, flavor), aux fields (redis-ver, ctime, used-mem...), function
+/// libraries, module types, keys and expiring keys per db, keys and bytes per type and per
+/// encoding, and the 10 largest keys by serialized size. Values are read, not fully validated
+/// (that is `verify`'s job). Exit status: 0 read to the end, 1 the file is damaged, 2 could not run.
 #[derive(clap::Args)]
 pub struct Args {
     /// The RDB file; `-` reads standard input, *.gz / *.zst / *.lz4 are decompressed (both

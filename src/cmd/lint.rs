@@ -8,7 +8,9 @@ use rdbtool::report::scan_file;
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 
-/// Pre-migration checks of RDB files for a target: cluster (one database, slots), a server
+/// Pre-migration checks of RDB files for a cluster, a server release or ElastiCache.
+///
+/// The targets: cluster (one database, slots), a server
 /// release (redis-7.0, valkey-8.1: can it restore the file?), or elasticache (cluster rules, and
 /// no key over 250 MB). Each finding has a stable code, a severity, a count of keys and the first
 /// 100 of them:

@@ -26,8 +26,10 @@ pub enum Format {
     Jsonl,
 }
 
-/// Report where a backup's memory goes: per key as Redis 7.0 would account it (MEMORY USAGE
-/// SAMPLES 0), per db / type / encoding, the biggest keys, key prefixes, TTLs and hash slots.
+/// Where a backup's memory goes: per key, db, type, prefix, TTL and hash slot.
+///
+/// Per key as Redis 7.0 would account it (MEMORY USAGE SAMPLES 0), per db / type / encoding, the
+/// biggest keys, key prefixes, TTLs and hash slots.
 ///
 /// "memory" is an estimate of `MEMORY USAGE key SAMPLES 0` on Redis 7.0 with default settings
 /// after loading the file: the value as the loader builds it (listpack, intset, quicklist,
