@@ -1090,7 +1090,7 @@ fn cut_before_an_accident_inside_a_second() {
         "--tz",
         "+02:00",
         "--to",
-        &rdbtool::time::format_utc(second + 7200).replace('T', " ").trim_end_matches('Z').to_owned(),
+        rdbtool::time::format_utc(second + 7200).replace('T', " ").trim_end_matches('Z'),
         "-o",
         s(&tmp.path().join("z")),
     ]);

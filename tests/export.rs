@@ -107,15 +107,18 @@ fn pairs(v: &Json) -> Vec<(Vec<u8>, Vec<u8>)> {
     v.as_array().unwrap().iter().map(|p| (b(&p[0]), b(&p[1]))).collect()
 }
 
+/// A stream entry: its ID and its field / value pairs.
+type EntryFields = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
 fn check_stream(what: &str, ours: &Json, exp: &Json) {
     let v = &ours["value"];
-    let entries: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> = v["entries"]
+    let entries: Vec<EntryFields> = v["entries"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| (e["id"].as_str().unwrap().to_owned(), pairs(&e["fields"])))
         .collect();
-    let exp_entries: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> =
+    let exp_entries: Vec<EntryFields> =
         exp["value"].as_array().unwrap().iter().map(|e| (e[0].as_str().unwrap().to_owned(), pairs(&e[1]))).collect();
     assert_eq!(entries, exp_entries, "{what}: entries");
     let info = &exp["stream_info"];

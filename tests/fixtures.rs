@@ -17,9 +17,14 @@ struct Key {
     value: Value,
 }
 
+/// Every key of a file by (db, key).
+type Decoded = BTreeMap<(u64, Vec<u8>), Key>;
+/// A stream entry: its ID and its field / value pairs.
+type EntryFields = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
 /// Decodes every key, then drops what the server drops on load: keys and hash fields whose TTL
 /// had passed at `now`, and hashes left without fields.
-fn decode_all(data: &[u8], now: i64) -> (BTreeMap<(u64, Vec<u8>), Key>, Vec<Vec<u8>>) {
+fn decode_all(data: &[u8], now: i64) -> (Decoded, Vec<Vec<u8>>) {
     let mut out = BTreeMap::new();
     let mut functions = Vec::new();
     let mut w = Walker::new();
@@ -72,7 +77,7 @@ fn field<'a>(flat: &'a Json, name: &str) -> &'a Json {
 }
 
 fn check_stream(what: &str, s: &Stream, entry: &Json) {
-    let exp: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> = entry["value"]
+    let exp: Vec<EntryFields> = entry["value"]
         .as_array()
         .unwrap()
         .iter()
@@ -81,7 +86,7 @@ fn check_stream(what: &str, s: &Stream, entry: &Json) {
             (e[0].as_str().unwrap().to_owned(), fields)
         })
         .collect();
-    let ours: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> =
+    let ours: Vec<EntryFields> =
         s.entries.iter().map(|e| (e.id.to_string(), e.fields.clone())).collect();
     assert_eq!(ours, exp, "{what}: entries");
     let info = &entry["stream_info"];
