@@ -56,32 +56,49 @@
 //! # Ok::<(), rdbtool::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod aof;
+#[doc(hidden)]
 pub mod cleanup;
 pub mod crc;
+#[doc(hidden)]
 pub mod damage;
+#[doc(hidden)]
 pub mod diff;
+#[doc(hidden)]
 pub mod discover;
+#[doc(hidden)]
 pub mod display;
 pub mod error;
 pub mod export;
 pub mod filter;
 pub mod info;
 pub mod input;
+#[doc(hidden)]
 pub mod json;
+#[doc(hidden)]
 pub mod lint;
 pub mod memory;
+#[doc(hidden)]
 pub mod merge;
+#[doc(hidden)]
 pub mod output;
 pub mod rdb;
 pub mod redis;
 pub mod report;
+#[doc(hidden)]
 pub mod restore;
+#[doc(hidden)]
 pub mod restore_test;
 pub mod slot;
+#[doc(hidden)]
 pub mod split;
+#[doc(hidden)]
 pub mod spool;
+#[doc(hidden)]
 pub mod time;
+#[doc(hidden)]
 pub mod tree;
 pub mod verify;
 
