@@ -28,6 +28,7 @@ pub fn is_rdb(data: &[u8]) -> bool {
 /// What `verify` should do with a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
+    /// An RDB file.
     Rdb(PathBuf),
     /// An AOF directory, or its manifest.
     AofSet(PathBuf),
@@ -36,12 +37,20 @@ pub enum Target {
 }
 
 impl Target {
+    /// The path, whatever it is.
     pub fn path(&self) -> &Path {
         match self {
             Target::Rdb(p) | Target::AofSet(p) | Target::AofFile(p) => p,
         }
     }
 }
+
+/// Is `dir` a multipart AOF directory (does it hold a `*.manifest` that is not a `temp-`
+/// leftover)?
+///
+/// # Errors
+///
+/// When the directory cannot be listed, or it holds more than one manifest.
 
 pub fn is_aof_dir(dir: &Path) -> io::Result<bool> {
     Ok(set::find_manifest(dir)?.is_some())
@@ -50,6 +59,10 @@ pub fn is_aof_dir(dir: &Path) -> io::Result<bool> {
 /// Expands `verify`'s arguments. A directory holding a `*.manifest` is an AOF set; other
 /// directories are walked (sorted) for AOF directories, `*.rdb` and `*.aof` files. Files are
 /// taken as given: `*.manifest` is a set, `*.aof` a single-file AOF, anything else an RDB.
+///
+/// # Errors
+///
+/// The first directory that cannot be listed.
 pub fn expand_targets(args: &[PathBuf]) -> io::Result<Vec<Target>> {
     let mut out = Vec::new();
     for a in args {
@@ -66,7 +79,10 @@ pub fn expand_targets(args: &[PathBuf]) -> io::Result<Vec<Target>> {
     Ok(out)
 }
 
+/// What a file is, by its name alone: `*.manifest` an AOF set, `*.aof` a single-file AOF,
+/// anything else an RDB (the contents are not read).
 pub fn classify_file(p: &Path) -> Target {
+
     let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if name.ends_with(".manifest") {
         Target::AofSet(p.to_path_buf())
