@@ -25,7 +25,6 @@ impl Crc64 {
     }
     /// The CRC of everything fed so far (the digest stays usable).
     pub fn finish(&self) -> u64 {
-
         self.0.finalize()
     }
 }

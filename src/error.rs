@@ -99,7 +99,6 @@ impl Error {
     }
     /// Attaches the db being read, unless a deeper frame already did.
     pub fn in_db(mut self, db: Option<u64>) -> Error {
-
         if self.db.is_none() {
             self.db = db;
         }

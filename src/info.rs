@@ -146,7 +146,6 @@ fn library_name(source: &[u8]) -> (String, String) {
 /// Only an unreadable header, or a largest key that cannot be re-read: damage after the header
 /// ends the pass with [`Info::error`] set and the figures up to it.
 pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
-
     gather_releasing(name, data, now_ms, &|_| {})
 }
 

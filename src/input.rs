@@ -50,7 +50,6 @@ impl Input {
 ///
 /// When the file cannot be opened, its metadata read or mapped, or the path is a directory.
 pub fn open(path: &Path) -> io::Result<Input> {
-
     let file = File::open(path)?;
     let meta = file.metadata()?;
     if meta.is_dir() {

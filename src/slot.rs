@@ -23,7 +23,6 @@ const TABLE: [u16; 256] = {
 
 /// CRC-16/XMODEM of `data` (check value: `123456789` gives `0x31C3`).
 pub fn crc16(data: &[u8]) -> u16 {
-
     data.iter().fold(0u16, |crc, &b| (crc << 8) ^ TABLE[((crc >> 8) as u8 ^ b) as usize])
 }
 

@@ -92,7 +92,6 @@ pub struct Found {
     pub command: Vec<Vec<u8>>,
     /// The command's full argument count, its name included.
     pub args: usize,
-
 }
 
 fn ser_argv<S: serde::Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {

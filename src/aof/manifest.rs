@@ -281,7 +281,6 @@ impl Manifest {
     }
     /// The history files' entries, which the server never loads.
     pub fn history(&self) -> impl Iterator<Item = &ManifestEntry> {
-
         self.entries.iter().filter(|e| e.kind == FileType::History)
     }
     /// The files Redis loads, in order: the base (if any), then the incr files.

@@ -51,7 +51,6 @@ impl Target {
 /// # Errors
 ///
 /// When the directory cannot be listed, or it holds more than one manifest.
-
 pub fn is_aof_dir(dir: &Path) -> io::Result<bool> {
     Ok(set::find_manifest(dir)?.is_some())
 }
@@ -82,7 +81,6 @@ pub fn expand_targets(args: &[PathBuf]) -> io::Result<Vec<Target>> {
 /// What a file is, by its name alone: `*.manifest` an AOF set, `*.aof` a single-file AOF,
 /// anything else an RDB (the contents are not read).
 pub fn classify_file(p: &Path) -> Target {
-
     let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if name.ends_with(".manifest") {
         Target::AofSet(p.to_path_buf())

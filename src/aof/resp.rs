@@ -97,7 +97,6 @@ pub struct Stats {
     /// The first `#TS:` of this file, Unix seconds.
     pub first_ts: Option<i64>,
     /// The last `#TS:` of this file, Unix seconds.
-
     pub last_ts: Option<i64>,
 }
 
@@ -177,7 +176,6 @@ impl<'a> RespParser<'a> {
     }
     /// Warnings beyond the first 20, counted but not kept.
     pub fn warnings_not_listed(&self) -> u64 {
-
         self.warnings_not_listed
     }
 

@@ -187,7 +187,6 @@ pub fn parse_canonical_i64(b: &[u8]) -> Option<i64> {
 /// checks the bytes that remain first and names what it was reading in its error, so a short or
 /// damaged input is an [`Error`] with an offset, never a panic. After an error the position is
 /// unspecified: callers stop reading there.
-
 #[derive(Debug, Clone)]
 pub struct Cursor<'a> {
     buf: &'a [u8],
@@ -288,7 +287,6 @@ impl<'a> Cursor<'a> {
     }
     /// A little-endian `f64` (binary scores, module doubles; docs/format.md §3.4).
     pub fn f64le(&mut self, what: &str) -> Result<f64> {
-
         Ok(f64::from_le_bytes(self.array(what)?))
     }
 

@@ -12,6 +12,7 @@ use crate::rdb::walk::skip_value;
 /// A parsed DUMP payload.
 #[derive(Debug, Clone)]
 pub struct Dump<'a> {
+    /// The value, borrowed from the payload (its `offset` is a position in the payload).
     pub value: RawValue<'a>,
     /// The RDB version in the footer (Valkey 9 writes 80).
     pub rdb_version: u16,

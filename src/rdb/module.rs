@@ -109,8 +109,7 @@ pub fn skip_opcodes(c: &mut Cursor<'_>, check_strings: bool) -> Result<()> {
 /// # Errors
 ///
 /// A class count outside 1..=7, or any error of [`skip_opcodes`].
-pub fn skip_key_meta(
-c: &mut Cursor<'_>, check_strings: bool) -> Result<Vec<MetaClass>> {
+pub fn skip_key_meta(c: &mut Cursor<'_>, check_strings: bool) -> Result<Vec<MetaClass>> {
     let at = c.offset();
     let n = c.len("key metadata class count")?;
     if !(1..=7).contains(&n) {

@@ -307,7 +307,6 @@ impl ValueBuilder {
     }
     /// The value built so far.
     pub fn finish(self) -> Value {
-
         self.value
     }
 }
