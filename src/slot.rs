@@ -39,6 +39,14 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
 }
 
 /// The cluster hash slot of `key` (0..16383).
+///
+/// ```
+/// use rdbtool::slot::key_slot;
+///
+/// assert_eq!(key_slot(b"foo"), 12182);
+/// // Only the hash tag is hashed, so these two keys share a slot.
+/// assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+/// ```
 pub fn key_slot(key: &[u8]) -> u16 {
     crc16(hash_tag(key)) & (SLOTS - 1)
 }

@@ -121,6 +121,15 @@ impl ManifestEntry {
 }
 
 /// A parsed manifest: its entries in file order.
+///
+/// ```
+/// use rdbtool::aof::{FileType, Manifest};
+///
+/// let m = Manifest::parse(b"file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n")
+///     .unwrap();
+/// assert_eq!(m.base().unwrap().name, b"appendonly.aof.1.base.rdb");
+/// assert_eq!(m.incrs().map(|e| e.kind).collect::<Vec<_>>(), [FileType::Incr]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Manifest {
     /// The `file` lines, in file order (comments are not kept).

@@ -19,6 +19,14 @@ pub const OPCODE_STRING: u64 = 5;
 
 /// A 64-bit module type id: nine 6-bit characters and a 10-bit encoding version
 /// (docs/format.md §7.1). The field is the id as stored.
+///
+/// ```
+/// use rdbtool::rdb::module::ModuleType;
+///
+/// let t = ModuleType::from_name("ReJSON-RL", 3).unwrap();
+/// assert_eq!(t.0, 0x45E25238DF912C03);
+/// assert_eq!((t.name().as_str(), t.encver()), ("ReJSON-RL", 3));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ModuleType(pub u64);
 

@@ -125,6 +125,35 @@ pub struct Idmp {
 /// Receives the logical content of one value as a walk decodes it. Elements borrow from the file
 /// or from a scratch buffer and live only for the call. The walk validates everything whether or
 /// not a method is overridden.
+///
+/// A sink that adds up the bytes of every list element, checked against the decoded values:
+///
+/// ```
+/// use rdbtool::rdb::{Elem, Reader, Record, Sink, Value, Walker};
+///
+/// #[derive(Default)]
+/// struct ListBytes(usize);
+///
+/// impl Sink for ListBytes {
+///     fn list_item(&mut self, v: Elem<'_>) {
+///         self.0 += v.len(); // an integer element counts the length of its decimal text
+///     }
+/// }
+///
+/// let data: &[u8] = include_bytes!("../../testdata/all-types.rdb");
+/// let (mut walker, mut sink, mut decoded) = (Walker::new(), ListBytes::default(), 0);
+/// for record in Reader::new(data)? {
+///     if let Record::Key(key) = record? {
+///         walker.walk(&key.value, &mut sink)?;
+///         if let Value::List(items) = key.value.decode(&mut walker)? {
+///             decoded += items.iter().map(Vec::len).sum::<usize>();
+///         }
+///     }
+/// }
+/// assert!(decoded > 0);
+/// assert_eq!(sink.0, decoded);
+/// # Ok::<(), rdbtool::Error>(())
+/// ```
 pub trait Sink {
     /// False for sinks that ignore element bytes: leaf LZF strings are then checked, not
     /// decompressed.
