@@ -61,7 +61,7 @@ pub fn is_aof_dir(dir: &Path) -> io::Result<bool> {
 ///
 /// # Errors
 ///
-/// The first directory that cannot be listed.
+/// The first directory that cannot be listed, or that holds several manifests.
 pub fn expand_targets(args: &[PathBuf]) -> io::Result<Vec<Target>> {
     let mut out = Vec::new();
     for a in args {

@@ -27,8 +27,8 @@ pub enum RdbStr<'a> {
     Lzf {
         /// The compressed bytes, borrowed from the input.
         compressed: &'a [u8],
-        /// The declared decompressed length, already checked against what LZF can reach from
-        /// `compressed.len()` bytes.
+        /// The declared decompressed length; [`Cursor::str`] has checked it against what LZF
+        /// can reach from `compressed.len()` bytes.
         ulen: usize,
         /// File offset of `compressed[0]`, for errors.
         offset: u64,
