@@ -3,6 +3,12 @@
 
 use crc_fast::{CrcAlgorithm, Digest};
 
+/// The CRC-64/Redis of `data` in one call (docs/format.md §8: for an RDB file, every byte from
+/// the header through the EOF opcode; the result is stored `u64le` after it).
+///
+/// ```
+/// assert_eq!(rdbtool::crc::crc64(b"123456789"), 0xe9c6d914c4b8d9ca); // the check value
+/// ```
 pub fn crc64(data: &[u8]) -> u64 {
     crc_fast::checksum(CrcAlgorithm::Crc64Redis, data)
 }
@@ -17,9 +23,11 @@ impl Default for Crc64 {
 }
 
 impl Crc64 {
+    /// Feeds the next bytes; pieces of any size give the same result as one call.
     pub fn update(&mut self, data: &[u8]) {
         self.0.update(data)
     }
+    /// The CRC of everything fed so far (the digest stays usable).
     pub fn finish(&self) -> u64 {
         self.0.finalize()
     }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+/// What kind of problem an [`Error`] is. Reports name it in snake case (`duplicate_key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
@@ -28,6 +29,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind's name as reports print it (`truncated`, `refused_by_target`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Truncated => "truncated",
@@ -43,33 +45,46 @@ impl ErrorKind {
     }
 }
 
+/// A problem found in an input: its kind, byte offset, db and key when known, and a message.
+/// Its fields are those of [`ErrorData`], reached through `Deref`. Shown as `at offset N, db D,
+/// key "k": message (kind)`.
+///
 /// Boxed so that `Result<T>` stays two words: the parser returns one from every primitive read,
 /// and a large error type would make each of those returns go through memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Error(Box<ErrorData>);
 
+/// The contents of an [`Error`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErrorData {
+    /// What kind of problem.
     pub kind: ErrorKind,
     /// Byte offset in the file (for values inside an LZF-compressed blob: the blob's offset; the
     /// message then names the position inside the decompressed bytes).
     pub offset: u64,
+    /// The database of the key being read, when known.
     pub db: Option<u64>,
+    /// The key being read, when the problem is inside a key record past its key.
     pub key: Option<Vec<u8>>,
+    /// What is wrong, in words (without the offset, db or key).
     pub message: String,
 }
 
+/// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An error of `kind` at file offset `offset`, no db or key yet.
     #[cold]
     pub fn new(kind: ErrorKind, offset: u64, message: impl Into<String>) -> Error {
         Error(Box::new(ErrorData { kind, offset, db: None, key: None, message: message.into() }))
     }
+    /// An [`ErrorKind::Corrupt`] error.
     #[cold]
     pub fn corrupt(offset: u64, message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Corrupt, offset, message)
     }
+    /// A [`ErrorKind::Truncated`] error.
     #[cold]
     pub fn truncated(offset: u64, message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Truncated, offset, message)
@@ -82,6 +97,7 @@ impl Error {
         }
         self
     }
+    /// Attaches the db being read, unless a deeper frame already did.
     pub fn in_db(mut self, db: Option<u64>) -> Error {
         if self.db.is_none() {
             self.db = db;

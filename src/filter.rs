@@ -57,6 +57,8 @@ impl Token {
 }
 
 impl Glob {
+    /// Compiles a Redis glob pattern (`*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\x`). Every byte
+    /// string is a pattern: a malformed class is read the way Redis reads it, never refused.
     pub fn new(pattern: &[u8]) -> Glob {
         let p = pattern;
         let n = p.len();
@@ -163,13 +165,19 @@ pub enum Expired {
 /// AND, repeated values of one filter with OR.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
+    /// Databases to keep.
     pub dbs: Vec<u64>,
+    /// Key glob patterns; a key matching any is kept.
     pub globs: Vec<Glob>,
+    /// A regular expression on the key bytes (unanchored).
     pub key_regex: Option<regex::bytes::Regex>,
+    /// Value types to keep.
     pub kinds: Vec<Kind>,
+    /// Cluster hash slot ranges to keep (docs/format.md §10).
     pub slots: Vec<RangeInclusive<u16>>,
     /// Minimum serialized value size (`RawValue::bytes.len()`).
     pub min_bytes: Option<u64>,
+    /// Whether keys already expired at `now_ms` are kept.
     pub expired: Expired,
     /// "Now" in unix ms for `expired`.
     pub now_ms: i64,
@@ -188,6 +196,7 @@ impl Filter {
         (self.expired == Expired::Exclude).then_some(self.now_ms)
     }
 
+    /// Whether keys of `db` can pass (the db filter alone).
     pub fn wants_db(&self, db: u64) -> bool {
         self.dbs.is_empty() || self.dbs.contains(&db)
     }

@@ -12,68 +12,101 @@ use crate::rdb::reader::{Reader, Record};
 use crate::rdb::types::{Flavor, Kind};
 use crate::verify::DbCounts;
 
+/// How many of the largest keys [`Info::largest`] lists.
 pub const LARGEST: usize = 10;
 
+/// One AUX field (docs/format.md §4.2), as stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct Aux {
+    /// The field's name (`redis-ver`, `ctime`, ...).
     #[serde(serialize_with = "crate::json::ser_bytes")]
     pub key: Vec<u8>,
+    /// The field's value, integers as their decimal text.
     #[serde(serialize_with = "crate::json::ser_bytes")]
     pub value: Vec<u8>,
 }
 
+/// One function library (docs/format.md §4.3).
 #[derive(Debug, Clone, Serialize)]
 pub struct Function {
-    /// From the library's shebang (`#!lua name=mylib`).
+    /// From the library's shebang (`#!lua name=mylib`); empty when it names none.
     pub library: String,
+    /// The engine from the shebang (`lua`); empty when there is no shebang.
     pub engine: String,
+    /// The size of the library's source (for a 7.0 release-candidate record: of its code).
     pub bytes: u64,
 }
 
+/// A module the file needs, seen through its module type name and encoding version.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ModuleInfo {
+    /// The module type's 9-character name (docs/format.md §7.1).
     pub name: String,
+    /// The encoding version in the module type id.
     pub encver: u64,
     /// "aux" for MODULE_AUX records, "values" for keys of the module's type.
     pub seen_as: &'static str,
+    /// How many records or keys.
     pub count: u64,
 }
 
+/// A count of keys and their size.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Usage {
+    /// Keys.
     pub count: u64,
     /// Serialized value bytes.
     pub bytes: u64,
 }
 
+/// One of the largest keys by serialized value size.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BigKey {
+    /// Serialized value bytes (the key and its prefixes not counted).
     pub bytes: u64,
+    /// The key's database.
     pub db: u64,
+    /// The key.
     #[serde(serialize_with = "crate::json::ser_bytes")]
     pub key: Vec<u8>,
+    /// The value's type.
     #[serde(rename = "type")]
     pub kind: Kind,
+    /// The value's on-disk encoding name.
     pub encoding: &'static str,
 }
 
+/// What one RDB file holds: its header, AUX fields, functions, modules and key counts, from the
+/// record reader alone (values are measured by their length, not decoded or validated).
 #[derive(Debug, Clone, Serialize)]
 pub struct Info {
+    /// The name the caller gave the file.
     pub file: String,
+    /// The file's size.
     pub bytes: u64,
+    /// `REDIS` or `VALKEY`.
     pub magic: &'static str,
+    /// The RDB version after the magic.
     pub version: u32,
+    /// AUX fields in file order.
     pub aux: Vec<Aux>,
+    /// Function libraries in file order.
     pub functions: Vec<Function>,
+    /// Modules needed, sorted by name, version and how they were seen.
     pub modules: Vec<ModuleInfo>,
+    /// Key records in the file.
     pub keys: u64,
+    /// Per database, ascending.
     pub dbs: Vec<DbCounts>,
+    /// Per logical type.
     pub types: BTreeMap<Kind, Usage>,
     /// Per on-disk encoding (the names redis-check-rdb uses).
     pub encodings: BTreeMap<&'static str, Usage>,
+    /// The [`LARGEST`] largest keys, largest first.
     pub largest: Vec<BigKey>,
     /// Stored CRC-64 as 16 hex digits (not checked here: that is `verify`'s job).
     pub stored_checksum: Option<String>,
+    /// Bytes after the checksum (or after EOF when the version has none).
     pub trailing_bytes: u64,
     /// Set when the file could not be read to its end; the figures then cover what came before.
     #[serde(serialize_with = "ser_error")]
@@ -105,6 +138,13 @@ fn library_name(source: &[u8]) -> (String, String) {
     (name, engine)
 }
 
+/// Reads `data`, an RDB file named `name` in the output, in one pass. `now_ms` (Unix
+/// milliseconds) decides which TTLs count as already expired.
+///
+/// # Errors
+///
+/// Only an unreadable header, or a largest key that cannot be re-read: damage after the header
+/// ends the pass with [`Info::error`] set and the figures up to it.
 pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
     gather_releasing(name, data, now_ms, &|_| {})
 }

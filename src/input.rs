@@ -9,6 +9,7 @@ use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 /// A read-only view of a whole file.
 pub enum Input {
+    /// A read-only memory map of the file.
     Mapped(Mmap),
     /// Empty files cannot be mapped; and tests pass buffers.
     Owned(Vec<u8>),
@@ -41,6 +42,13 @@ impl Input {
     }
 }
 
+/// Opens `path` for reading as one byte slice: memory-mapped (advised sequential), or an empty
+/// buffer for an empty file. The file is never written. If another process truncates it while
+/// it is mapped, the OS may end this process with SIGBUS: backups are expected to be at rest.
+///
+/// # Errors
+///
+/// When the file cannot be opened, its metadata read or mapped, or the path is a directory.
 pub fn open(path: &Path) -> io::Result<Input> {
     let file = File::open(path)?;
     let meta = file.metadata()?;

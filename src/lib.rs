@@ -18,16 +18,27 @@
 //!
 //! # Entry points
 //!
-//! - [`rdb`]: [`rdb::Reader`], [`rdb::Walker`], [`rdb::dump::parse_dump`] (DUMP payloads),
+//! - [`rdb`]: [`rdb::Reader`], [`rdb::Walker`], [`rdb::parse_dump`] (DUMP payloads),
 //!   [`rdb::writer`] (writing RDB files), [`rdb::servers`] (which Redis / Valkey releases read a
-//!   file).
+//!   file). The types a program meets first are re-exported there: `use rdbtool::rdb::{Reader,
+//!   Record, KeyRecord, RawValue, Value, Walker}`.
 //! - [`verify`]: [`verify::verify_bytes`], the whole check of one file as a [`verify::Report`];
-//!   [`info::gather`] for what a file holds; [`report::scan_file`] for memory per key.
+//!   [`info::gather`] for what a file holds; [`report::scan_file`] and [`memory`] for memory per
+//!   key.
 //! - [`aof`]: [`aof::set::AofSet::open`] (a manifest and its files, or one old AOF),
 //!   [`aof::manifest::Manifest::parse`], [`aof::resp`] (the commands of one file).
-//! - [`export::export`], [`merge`] / [`split`], [`diff::diff_files`]: the engines of those commands.
+//! - [`export::export`] (JSON lines or RESP commands), with [`filter::Filter`] to select keys.
 //! - [`crc::crc64`] (the RDB checksum), [`slot::key_slot`] (cluster hash slots), [`input::open`]
-//!   (memory-mapped input), [`redis`] (a Redis client and a throwaway `redis-server`).
+//!   (memory-mapped input), [`redis`] (a Redis client and a throwaway `redis-server`), and
+//!   [`Error`] / [`ErrorKind`], the one error type of everything that reads untrusted bytes.
+//!
+//! # What is not the library
+//!
+//! The other modules (`merge`, `split`, `diff`, `restore`, `restore_test`, `lint`, and the
+//! helpers `cleanup`, `output`, `spool`, `discover`, `tree`, `damage`, `display`, `json`, `time`)
+//! are the engines of the `rdbtool` binary: they are `pub` only so that the binary (a separate
+//! crate) and the integration tests can reach them, are hidden from these docs, and may change
+//! shape with any release. Their behaviour is documented as commands in the README.
 //!
 //! # Example: count keys per type in an RDB
 //!
@@ -56,33 +67,53 @@
 //! # Ok::<(), rdbtool::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
+// The library: the public, documented API.
 pub mod aof;
-pub mod cleanup;
 pub mod crc;
-pub mod damage;
-pub mod diff;
-pub mod discover;
-pub mod display;
 pub mod error;
 pub mod export;
 pub mod filter;
 pub mod info;
 pub mod input;
-pub mod json;
-pub mod lint;
 pub mod memory;
-pub mod merge;
-pub mod output;
 pub mod rdb;
 pub mod redis;
 pub mod report;
-pub mod restore;
-pub mod restore_test;
 pub mod slot;
-pub mod split;
-pub mod spool;
-pub mod time;
-pub mod tree;
 pub mod verify;
+
+// The binary's engines, not a stable API: `pub` for `src/main.rs` and the tests, hidden from the docs.
+#[doc(hidden)]
+pub mod cleanup;
+#[doc(hidden)]
+pub mod damage;
+#[doc(hidden)]
+pub mod diff;
+#[doc(hidden)]
+pub mod discover;
+#[doc(hidden)]
+pub mod display;
+#[doc(hidden)]
+pub mod json;
+#[doc(hidden)]
+pub mod lint;
+#[doc(hidden)]
+pub mod merge;
+#[doc(hidden)]
+pub mod output;
+#[doc(hidden)]
+pub mod restore;
+#[doc(hidden)]
+pub mod restore_test;
+#[doc(hidden)]
+pub mod split;
+#[doc(hidden)]
+pub mod spool;
+#[doc(hidden)]
+pub mod time;
+#[doc(hidden)]
+pub mod tree;
 
 pub use error::{Error, ErrorKind, Result};

@@ -21,6 +21,7 @@ const TABLE: [u16; 256] = {
     t
 };
 
+/// CRC-16/XMODEM of `data` (check value: `123456789` gives `0x31C3`).
 pub fn crc16(data: &[u8]) -> u16 {
     data.iter().fold(0u16, |crc, &b| (crc << 8) ^ TABLE[((crc >> 8) as u8 ^ b) as usize])
 }
@@ -38,6 +39,14 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
 }
 
 /// The cluster hash slot of `key` (0..16383).
+///
+/// ```
+/// use rdbtool::slot::key_slot;
+///
+/// assert_eq!(key_slot(b"foo"), 12182);
+/// // Only the hash tag is hashed, so these two keys share a slot.
+/// assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+/// ```
 pub fn key_slot(key: &[u8]) -> u16 {
     crc16(hash_tag(key)) & (SLOTS - 1)
 }

@@ -29,6 +29,7 @@ impl Pattern {
         Ok(Pattern { name: name.to_ascii_lowercase().into_bytes(), key, text: s.trim().to_owned() })
     }
 
+    /// The pattern as given (trimmed), for messages.
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -73,10 +74,14 @@ pub struct Found {
     /// 1-based position among every command of the set's loaded files, in load order (SELECT,
     /// MULTI and EXEC count): what `aof cut --before-command` takes.
     pub position: u64,
+    /// The name of the file it is in, as the manifest lists it.
     #[serde(serialize_with = "crate::json::ser_bytes")]
     pub file: Vec<u8>,
+    /// File offset of the command's `*`.
     pub offset: u64,
+    /// 1-based line number of that offset in the file.
     pub line: u64,
+    /// The db it applies to.
     pub db: u64,
     /// The last `#TS` before the command (it was logged in that second or later).
     pub ts: Option<Stamp>,
@@ -85,6 +90,7 @@ pub struct Found {
     /// The command, arguments beyond the first 8 left out.
     #[serde(serialize_with = "ser_argv")]
     pub command: Vec<Vec<u8>>,
+    /// The command's full argument count, its name included.
     pub args: usize,
 }
 

@@ -15,6 +15,7 @@ use serde::Serialize;
 /// `fgets` reads at most this many bytes of a line (the buffer is one byte larger, for the NUL).
 pub const MAX_LINE: usize = 1024;
 
+/// The `type` of a manifest line (docs/format.md §11.2, §11.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileType {
@@ -27,6 +28,8 @@ pub enum FileType {
 }
 
 impl FileType {
+    /// The type a `type` value's first character names (`b`, `h`, `i`, lowercase only, as in
+    /// Redis); `None` for any other byte.
     pub fn from_byte(b: u8) -> Option<FileType> {
         match b {
             b'b' => Some(FileType::Base),
@@ -35,6 +38,7 @@ impl FileType {
             _ => None,
         }
     }
+    /// The character Redis writes for this type.
     pub fn as_byte(self) -> u8 {
         match self {
             FileType::Base => b'b',
@@ -42,6 +46,7 @@ impl FileType {
             FileType::Incr => b'i',
         }
     }
+    /// The type's name in rdbtool's output (`base`, `history`, `incr`).
     pub fn as_str(self) -> &'static str {
         match self {
             FileType::Base => "base",
@@ -56,7 +61,9 @@ impl FileType {
 pub struct ManifestEntry {
     /// The file name (Redis cuts it at a NUL byte, as `sdsnew` does).
     pub name: Vec<u8>,
+    /// The sequence number (non-zero; base and incr files count separately).
     pub seq: i64,
+    /// Base, history or incr.
     pub kind: FileType,
     /// The other key/value pairs of the line in their order, as read (`startoffset`, `endoffset`,
     /// and whatever later servers add).
@@ -66,6 +73,7 @@ pub struct ManifestEntry {
 }
 
 impl ManifestEntry {
+    /// An entry made in memory: no extra pairs, line 0.
     pub fn new(name: impl Into<Vec<u8>>, seq: i64, kind: FileType) -> ManifestEntry {
         ManifestEntry { name: name.into(), seq, kind, extra: Vec::new(), line: 0 }
     }
@@ -90,6 +98,7 @@ impl ManifestEntry {
         self.extra_value("endoffset").map(atoll)
     }
 
+    /// Drops every extra pair with this key (case-insensitive).
     pub fn remove_extra(&mut self, key: &str) {
         self.extra.retain(|(k, _)| !k.eq_ignore_ascii_case(key.as_bytes()));
     }
@@ -112,8 +121,18 @@ impl ManifestEntry {
 }
 
 /// A parsed manifest: its entries in file order.
+///
+/// ```
+/// use rdbtool::aof::{FileType, Manifest};
+///
+/// let m = Manifest::parse(b"file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n")
+///     .unwrap();
+/// assert_eq!(m.base().unwrap().name, b"appendonly.aof.1.base.rdb");
+/// assert_eq!(m.incrs().map(|e| e.kind).collect::<Vec<_>>(), [FileType::Incr]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Manifest {
+    /// The `file` lines, in file order (comments are not kept).
     pub entries: Vec<ManifestEntry>,
 }
 
@@ -125,6 +144,7 @@ pub struct ManifestError {
     pub line: usize,
     /// Byte offset of the line's first byte.
     pub offset: u64,
+    /// What is wrong, in words close to the server's log line.
     pub message: String,
 }
 
@@ -260,12 +280,15 @@ impl Manifest {
         Ok(Manifest { entries })
     }
 
+    /// The base file's entry; a parsed manifest has at most one.
     pub fn base(&self) -> Option<&ManifestEntry> {
         self.entries.iter().find(|e| e.kind == FileType::Base)
     }
+    /// The incr files' entries, in manifest (and load) order.
     pub fn incrs(&self) -> impl Iterator<Item = &ManifestEntry> {
         self.entries.iter().filter(|e| e.kind == FileType::Incr)
     }
+    /// The history files' entries, which the server never loads.
     pub fn history(&self) -> impl Iterator<Item = &ManifestEntry> {
         self.entries.iter().filter(|e| e.kind == FileType::History)
     }

@@ -27,6 +27,7 @@ pub fn is_rdb(data: &[u8]) -> bool {
 /// What `verify` should do with a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
+    /// An RDB file.
     Rdb(PathBuf),
     /// An AOF directory, or its manifest.
     AofSet(PathBuf),
@@ -35,6 +36,7 @@ pub enum Target {
 }
 
 impl Target {
+    /// The path, whatever it is.
     pub fn path(&self) -> &Path {
         match self {
             Target::Rdb(p) | Target::AofSet(p) | Target::AofFile(p) => p,

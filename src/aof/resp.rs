@@ -14,11 +14,16 @@ pub const MAX_ANNOTATION_LINE: usize = 1023;
 /// Warnings kept per file (the rest are counted).
 const MAX_WARNINGS: usize = 20;
 
+/// The commands the parser's state follows; every other command is `Other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandKind {
+    /// `SELECT db` (any case), changing the db of the commands after it.
     Select,
+    /// `MULTI`, opening a transaction.
     Multi,
+    /// `EXEC`, closing one.
     Exec,
+    /// Any other command.
     Other,
 }
 
@@ -31,29 +36,37 @@ pub struct CommandMeta {
     pub end: u64,
     /// The db the command applies to (for SELECT: the db it selects).
     pub db: u64,
-    /// The last `#TS:` annotation before it (possibly from an earlier file of the set).
+    /// The last `#TS:` annotation before it, Unix seconds (possibly from an earlier file of the
+    /// set).
     pub ts: Option<i64>,
     /// Offset of the MULTI of the transaction it belongs to (MULTI and EXEC included).
     pub multi: Option<u64>,
+    /// Whether it is SELECT, MULTI, EXEC or another command.
     pub kind: CommandKind,
 }
 
 /// One command with its arguments borrowed from the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command<'a> {
+    /// The command name then its arguments, as bulk strings (never empty).
     pub argv: Vec<&'a [u8]>,
+    /// Where it sits and in which context.
     pub meta: CommandMeta,
 }
 
 impl<'a> Command<'a> {
+    /// The command name, as written (any case).
     pub fn name(&self) -> &'a [u8] {
         self.argv[0]
     }
 }
 
+/// A `#` line at a record boundary (docs/format.md §11.5), which the loader skips.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Annotation<'a> {
+    /// File offset of the `#`.
     pub offset: u64,
+    /// File offset just after the line's `\n`.
     pub end: u64,
     /// The line without `#` and without the line end.
     pub text: &'a [u8],
@@ -61,9 +74,12 @@ pub struct Annotation<'a> {
     pub ts: Option<i64>,
 }
 
+/// One record of the RESP section, in file order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
+    /// A command; its arguments were placed in the caller's buffer.
     Command(CommandMeta),
+    /// An annotation line.
     Annotation(Annotation<'a>),
 }
 
@@ -76,9 +92,11 @@ pub struct Stats {
     pub per_db: Vec<(u64, u64)>,
     /// Completed MULTI ... EXEC blocks.
     pub multi_blocks: u64,
+    /// Annotation lines, well-formed or not.
     pub annotations: u64,
-    /// First and last `#TS:` of this file.
+    /// The first `#TS:` of this file, Unix seconds.
     pub first_ts: Option<i64>,
+    /// The last `#TS:` of this file, Unix seconds.
     pub last_ts: Option<i64>,
 }
 
@@ -123,6 +141,7 @@ impl<'a> RespParser<'a> {
         }
     }
 
+    /// The whole file the parser reads.
     pub fn data(&self) -> &'a [u8] {
         self.data
     }
@@ -134,6 +153,7 @@ impl<'a> RespParser<'a> {
     pub fn offset(&self) -> u64 {
         self.pos as u64
     }
+    /// Counts over what was read so far.
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -141,6 +161,7 @@ impl<'a> RespParser<'a> {
     pub fn ts(&self) -> Option<i64> {
         self.ts
     }
+    /// The db selected at the current position (0 at the start of every file).
     pub fn db(&self) -> u64 {
         self.db
     }
@@ -153,6 +174,7 @@ impl<'a> RespParser<'a> {
     pub fn warnings(&self) -> &[(u64, String)] {
         &self.warnings
     }
+    /// Warnings beyond the first 20, counted but not kept.
     pub fn warnings_not_listed(&self) -> u64 {
         self.warnings_not_listed
     }

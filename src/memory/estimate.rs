@@ -225,6 +225,7 @@ fn first_str_len(raw: &RawValue<'_>) -> Result<u64> {
 }
 
 impl Estimator {
+    /// An estimator with empty scratch buffers.
     pub fn new() -> Estimator {
         Estimator::default()
     }

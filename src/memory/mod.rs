@@ -23,30 +23,38 @@ pub const DICT_ENTRY: u64 = 24;
 /// `sizeof(dict)` in Redis 7.0 (type, two tables, two used counts, rehash index, pause counter,
 /// two size exponents).
 pub const DICT: u64 = 56;
-/// `sizeof(quicklist)` and `sizeof(quicklistNode)` in Redis 7.0.
+/// `sizeof(quicklist)` in Redis 7.0.
 pub const QUICKLIST: u64 = 40;
+/// `sizeof(quicklistNode)` in Redis 7.0.
 pub const QUICKLIST_NODE: u64 = 40;
-/// `sizeof(zset)` (dict and skiplist pointers) and `sizeof(zskiplist)`.
+/// `sizeof(zset)`: dict and skiplist pointers.
 pub const ZSET_STRUCT: u64 = 16;
+/// `sizeof(zskiplist)`: header and tail pointers, length, level.
 pub const ZSKIPLIST: u64 = 32;
 /// The skiplist header node: 32 levels of 16 bytes after 24 bytes of node, as allocated.
 pub const ZSKIPLIST_HEADER: u64 = 640;
 /// `sizeof(stream)` in Redis 7.0.
 pub const STREAM: u64 = 80;
-/// `sizeof(streamCG)`, `sizeof(streamNACK)`, `sizeof(streamConsumer)` in Redis 7.0.
+/// `sizeof(streamCG)` (a consumer group) in Redis 7.0.
 pub const STREAM_CG: u64 = 40;
+/// `sizeof(streamNACK)` (a pending entry) in Redis 7.0.
 pub const STREAM_NACK: u64 = 24;
+/// `sizeof(streamConsumer)` in Redis 7.0.
 pub const STREAM_CONSUMER: u64 = 24;
 /// `sizeof(intset)`: encoding and length.
 pub const INTSET_HEADER: u64 = 8;
 /// Listpack header (total bytes, element count) plus the terminator.
 pub const LP_EMPTY: u64 = 7;
 
-/// Redis 7.0 defaults that decide the in-memory encoding on load.
+/// Redis 7.0 default `hash-max-listpack-entries`: more fields make a hashtable on load.
 pub const HASH_MAX_LISTPACK_ENTRIES: u64 = 128;
+/// Redis 7.0 default `hash-max-listpack-value`: a longer field or value makes a hashtable.
 pub const HASH_MAX_LISTPACK_VALUE: u64 = 64;
+/// Redis 7.0 default `zset-max-listpack-entries`: more members make a skiplist on load.
 pub const ZSET_MAX_LISTPACK_ENTRIES: u64 = 128;
+/// Redis 7.0 default `zset-max-listpack-value`: a longer member makes a skiplist.
 pub const ZSET_MAX_LISTPACK_VALUE: u64 = 64;
+/// Redis 7.0 default `set-max-intset-entries`: more integer members make a hashtable set.
 pub const SET_MAX_INTSET_ENTRIES: u64 = 512;
 /// `list-max-listpack-size -2`: a quicklist node's listpack holds up to 8 KiB.
 pub const LIST_NODE_BYTES: u64 = 8192;
@@ -217,7 +225,9 @@ pub fn dict_slots(n: u64) -> u64 {
 pub struct RaxCounter {
     prev: [u8; 16],
     is_node: [bool; 17],
+    /// Distinct keys added.
     pub keys: u64,
+    /// Nodes of the tree so far, the root included.
     pub nodes: u64,
 }
 
@@ -228,6 +238,7 @@ impl Default for RaxCounter {
 }
 
 impl RaxCounter {
+    /// Adds the next key, which must not be lower than the previous one (a repeat is ignored).
     pub fn add(&mut self, key: [u8; 16]) {
         if self.keys == 0 {
             // The root becomes a compressed node of all 16 bytes leading to the key.

@@ -10,6 +10,7 @@ use crate::rdb::lzf;
 /// An RDB length field, or the special-string marker that may stand where a string is expected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Len {
+    /// A length (docs/format.md §3.1), any of its four forms.
     Plain(u64),
     /// `11kkkkkk`: string encoding `k` (0 INT8, 1 INT16, 2 INT32, 3 LZF).
     Special(u8),
@@ -18,9 +19,20 @@ pub enum Len {
 /// An RDB string as it sits in the file: nothing decoded, nothing copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RdbStr<'a> {
+    /// Stored as its bytes, borrowed from the input.
     Raw(&'a [u8]),
+    /// Stored as an 8, 16 or 32-bit integer; the string is its decimal text.
     Int(i64),
-    Lzf { compressed: &'a [u8], ulen: usize, offset: u64 },
+    /// Stored LZF-compressed (docs/format.md §3.3); not yet checked to decompress.
+    Lzf {
+        /// The compressed bytes, borrowed from the input.
+        compressed: &'a [u8],
+        /// The declared decompressed length; [`Cursor::str`] has checked it against what LZF
+        /// can reach from `compressed.len()` bytes.
+        ulen: usize,
+        /// File offset of `compressed[0]`, for errors.
+        offset: u64,
+    },
 }
 
 /// LZF cannot expand more than this: a 3-byte back-reference token yields at most 264 bytes.
@@ -35,6 +47,7 @@ impl<'a> RdbStr<'a> {
             RdbStr::Lzf { ulen, .. } => *ulen,
         }
     }
+    /// True for the empty string.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -81,7 +94,9 @@ impl<'a> RdbStr<'a> {
 /// One logical element: a byte string, or an integer that stands for its decimal text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Elem<'b> {
+    /// The element's bytes.
     Bytes(&'b [u8]),
+    /// An integer entry; the element is its decimal text.
     Int(i64),
 }
 
@@ -97,15 +112,18 @@ impl<'b> Elem<'b> {
             }
         }
     }
+    /// The element's bytes, owned (an integer as its decimal text).
     pub fn to_vec(&self) -> Vec<u8> {
         self.with_bytes(|b| b.to_vec())
     }
+    /// The element's length in bytes (an integer's: the length of its decimal text).
     pub fn len(&self) -> usize {
         match *self {
             Elem::Bytes(b) => b.len(),
             Elem::Int(i) => itoa_len(i),
         }
     }
+    /// True for the empty string (never for an integer).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -165,6 +183,10 @@ pub fn parse_canonical_i64(b: &[u8]) -> Option<i64> {
     }
 }
 
+/// A read position in a borrowed byte slice that knows the slice's file offset. Every read
+/// checks the bytes that remain first and names what it was reading in its error, so a short or
+/// damaged input is an [`Error`] with an offset, never a panic. After an error the position is
+/// unspecified: callers stop reading there.
 #[derive(Debug, Clone)]
 pub struct Cursor<'a> {
     buf: &'a [u8],
@@ -174,27 +196,34 @@ pub struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// A cursor at the start of `buf`, whose first byte is at file offset `base`.
     pub fn new(buf: &'a [u8], base: u64) -> Cursor<'a> {
         Cursor { buf, pos: 0, base }
     }
+    /// The position in `buf` (0 at its start).
     #[inline]
     pub fn pos(&self) -> usize {
         self.pos
     }
+    /// The position as a file offset (`base + pos`).
     #[inline]
     pub fn offset(&self) -> u64 {
         self.base + self.pos as u64
     }
+    /// The file offset of `buf[0]`.
     pub fn base(&self) -> u64 {
         self.base
     }
+    /// Bytes left after the position.
     #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
+    /// True when every byte was read.
     pub fn is_empty(&self) -> bool {
         self.pos == self.buf.len()
     }
+    /// The whole buffer, read or not.
     pub fn buf(&self) -> &'a [u8] {
         self.buf
     }
@@ -202,6 +231,7 @@ impl<'a> Cursor<'a> {
     pub fn since(&self, start: usize) -> &'a [u8] {
         &self.buf[start..self.pos]
     }
+    /// Moves to position `pos` in the buffer (clamped to its end).
     pub fn seek(&mut self, pos: usize) {
         self.pos = pos.min(self.buf.len());
     }
@@ -214,6 +244,7 @@ impl<'a> Cursor<'a> {
         )
     }
 
+    /// The next `n` bytes, borrowed. `what` names the field in the error when fewer remain.
     #[inline]
     pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
         if self.remaining() < n {
@@ -223,6 +254,7 @@ impl<'a> Cursor<'a> {
         self.pos += n;
         Ok(s)
     }
+    /// The next `N` bytes, copied into an array.
     #[inline]
     pub fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
         let s = self.take(N, what)?;
@@ -230,6 +262,7 @@ impl<'a> Cursor<'a> {
         a.copy_from_slice(s);
         Ok(a)
     }
+    /// The next byte.
     #[inline]
     pub fn u8(&mut self, what: &str) -> Result<u8> {
         match self.buf.get(self.pos) {
@@ -240,15 +273,19 @@ impl<'a> Cursor<'a> {
             None => Err(self.short(what, 1)),
         }
     }
+    /// The next byte without consuming it; `None` at the end.
     pub fn peek(&self) -> Option<u8> {
         self.buf.get(self.pos).copied()
     }
+    /// A little-endian `u32`.
     pub fn u32le(&mut self, what: &str) -> Result<u32> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
+    /// A little-endian `i64` (an `MS` time, docs/format.md §3.5).
     pub fn i64le(&mut self, what: &str) -> Result<i64> {
         Ok(i64::from_le_bytes(self.array(what)?))
     }
+    /// A little-endian `f64` (binary scores, module doubles; docs/format.md §3.4).
     pub fn f64le(&mut self, what: &str) -> Result<f64> {
         Ok(f64::from_le_bytes(self.array(what)?))
     }

@@ -12,6 +12,7 @@ use crate::rdb::walk::skip_value;
 /// A parsed DUMP payload.
 #[derive(Debug, Clone)]
 pub struct Dump<'a> {
+    /// The value, borrowed from the payload (its `offset` is a position in the payload).
     pub value: RawValue<'a>,
     /// The RDB version in the footer (Valkey 9 writes 80).
     pub rdb_version: u16,
@@ -23,6 +24,24 @@ pub struct Dump<'a> {
 
 /// Parses and checks a DUMP payload: footer, checksum, type, and that the value spans exactly
 /// the bytes before the footer. The value itself is walked on demand (`RawValue::decode`).
+///
+/// ```
+/// use rdbtool::rdb::{Value, Walker, parse_dump};
+///
+/// // DUMP of the string "12345" by Redis 7.0 (docs/format.md §9): an integer-encoded string,
+/// // RDB version 10, the CRC-64.
+/// let payload = [0x00, 0xC1, 0x39, 0x30, 0x0A, 0x00, 0x9D, 0x94, 0xEA, 0x27, 0x93, 0xFC, 0x08, 0xB9];
+/// let dump = parse_dump(&payload)?;
+/// assert_eq!(dump.rdb_version, 10);
+/// assert_eq!(dump.value.decode(&mut Walker::new())?, Value::String(b"12345".to_vec()));
+/// # Ok::<(), rdbtool::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// A payload too short for its footer, a wrong checksum (a stored 0 is taken as not computed),
+/// an RDB version this tool does not know, an unknown type, or a value that does not end
+/// exactly at the footer.
 pub fn parse_dump(payload: &[u8]) -> Result<Dump<'_>> {
     if payload.len() < 11 {
         return Err(Error::truncated(0, format!("{} bytes cannot hold a DUMP payload", payload.len())));

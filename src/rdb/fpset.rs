@@ -2,6 +2,8 @@
 //! remembers one payload per fingerprint. Used for duplicate keys (payload: the key's offset) and
 //! for duplicate members inside a value. Fingerprints are hashes, so they index the table as-is.
 
+/// A set of non-zero 64-bit fingerprints, each with one payload; see the module docs. Call
+/// [`FingerprintTable::reset`] before each use.
 #[derive(Default)]
 pub struct FingerprintTable {
     /// (fingerprint, payload); fingerprint 0 marks an empty slot.

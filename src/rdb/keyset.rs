@@ -17,6 +17,9 @@ const OFFSET_MASK: u64 = (1 << 48) - 1;
 
 const BUCKETS: usize = 256;
 
+/// The keys of one or more databases by fingerprint, to find keys seen twice in one database
+/// (which makes Redis refuse a file, docs/format.md §5.2). Fill it with [`KeySet::insert`],
+/// then ask [`KeySet::duplicates`].
 pub struct KeySet {
     /// (fingerprint of db and key, offset of the key string in the file in the low 48 bits and
     /// the db in the high 16, for reporting), by the fingerprint's top byte.
@@ -35,6 +38,7 @@ impl Default for KeySet {
 pub struct Duplicate {
     /// The db (saturated at 65535: files with more are corrupt anyway).
     pub db: u64,
+    /// The key, re-read from the file.
     pub key: Vec<u8>,
     /// Offset of the first occurrence's key string.
     pub first: u64,
@@ -43,17 +47,21 @@ pub struct Duplicate {
 }
 
 impl KeySet {
+    /// An empty set.
     pub fn new() -> KeySet {
         KeySet::default()
     }
 
+    /// Keys inserted so far (duplicates included).
     pub fn len(&self) -> usize {
         self.len
     }
+    /// True before the first insert.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// Makes room for about `n` more keys in all (spread over the buckets).
     pub fn reserve(&mut self, n: usize) {
         let per = n / BUCKETS + n / BUCKETS / 8;
         for b in &mut self.buckets {

@@ -4,23 +4,40 @@
 use crate::error::{Error, Result};
 use crate::rdb::cursor::Cursor;
 
+/// Opcode 0: the end of an opcode stream (docs/format.md §7.2).
 pub const OPCODE_EOF: u64 = 0;
+/// Opcode 1: a signed integer, a `LEN` whose bits are read as `i64`.
 pub const OPCODE_SINT: u64 = 1;
+/// Opcode 2: an unsigned integer, a `LEN` (current servers write signed ones this way too).
 pub const OPCODE_UINT: u64 = 2;
+/// Opcode 3: an `f32le`.
 pub const OPCODE_FLOAT: u64 = 3;
+/// Opcode 4: an `f64le`.
 pub const OPCODE_DOUBLE: u64 = 4;
+/// Opcode 5: a `STR`, possibly integer-encoded or LZF-compressed.
 pub const OPCODE_STRING: u64 = 5;
 
-/// A 64-bit module type id: nine 6-bit characters and a 10-bit encoding version.
+/// A 64-bit module type id: nine 6-bit characters and a 10-bit encoding version
+/// (docs/format.md §7.1). The field is the id as stored.
+///
+/// ```
+/// use rdbtool::rdb::module::ModuleType;
+///
+/// let t = ModuleType::from_name("ReJSON-RL", 3).unwrap();
+/// assert_eq!(t.0, 0x45E25238DF912C03);
+/// assert_eq!((t.name().as_str(), t.encver()), ("ReJSON-RL", 3));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ModuleType(pub u64);
 
 const TYPE_CHARSET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 impl ModuleType {
+    /// The module type's 9-character name (`ReJSON-RL`, `vectorset`): every id has one.
     pub fn name(&self) -> String {
         (0..9).map(|i| TYPE_CHARSET[((self.0 >> (58 - 6 * i)) & 63) as usize] as char).collect()
     }
+    /// The encoding version the module saved the value with (the low 10 bits, 0 to 1023).
     pub fn encver(&self) -> u64 {
         self.0 & 1023
     }
@@ -42,17 +59,22 @@ impl ModuleType {
 /// Key-metadata class names use the same 6-bit packing with `_` and `-` swapped.
 const CLASS_CHARSET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 
-/// A key-metadata class spec (Redis 8.6 KEY_META): 4-char name, version, flags.
+/// A key-metadata class spec (Redis 8.6 KEY_META, docs/format.md §7.5): 4-char name, version,
+/// flags. The field is the `u32le` as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetaClass(pub u32);
 
 impl MetaClass {
+    /// The class's 4-character name (`KMT1`).
     pub fn name(&self) -> String {
         (0..4).map(|i| CLASS_CHARSET[((self.0 >> (26 - 6 * i)) & 63) as usize] as char).collect()
     }
+    /// The class's version (bits 7-3, 0 to 31).
     pub fn version(&self) -> u32 {
         (self.0 >> 3) & 31
     }
+    /// The ALLOW_IGNORE flag: a server without the class may drop the metadata instead of
+    /// refusing the file.
     pub fn allow_ignore(&self) -> bool {
         self.0 & 1 != 0
     }
@@ -60,6 +82,10 @@ impl MetaClass {
 
 /// Consumes one opcode stream up to and including its EOF opcode. With `check_strings`, LZF
 /// strings inside are also checked to decompress (deep validation).
+///
+/// # Errors
+///
+/// An unknown opcode (with its offset), or a field cut short by the end of the input.
 pub fn skip_opcodes(c: &mut Cursor<'_>, check_strings: bool) -> Result<()> {
     loop {
         let at = c.offset();
@@ -86,7 +112,11 @@ pub fn skip_opcodes(c: &mut Cursor<'_>, check_strings: bool) -> Result<()> {
 }
 
 /// KEY_META payload after the 0xF3 byte: `LEN n` (1..7), then per class a u32le spec and an
-/// opcode stream.
+/// opcode stream (docs/format.md §7.5). Returns the class specs in file order.
+///
+/// # Errors
+///
+/// A class count outside 1..=7, or any error of [`skip_opcodes`].
 pub fn skip_key_meta(c: &mut Cursor<'_>, check_strings: bool) -> Result<Vec<MetaClass>> {
     let at = c.offset();
     let n = c.len("key metadata class count")?;

@@ -21,8 +21,11 @@ use crate::rdb::types::Flavor;
 /// One release line of a server (patch releases read the same files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Release {
+    /// Redis or Valkey.
     pub flavor: Flavor,
+    /// Major version (`7` of 7.2).
     pub major: u32,
+    /// Minor version (`2` of 7.2).
     pub minor: u32,
     /// The newest `REDIS` RDB version it reads (and writes, for Redis).
     pub redis_rdb: u32,
@@ -63,6 +66,7 @@ pub const RELEASES: &[Release] = &[
 ];
 
 impl Release {
+    /// `redis` or `valkey`.
     pub fn server(&self) -> &'static str {
         match self.flavor {
             Flavor::Redis => "redis",
@@ -143,8 +147,9 @@ pub fn parse_rdb_target(s: &str) -> Result<crate::rdb::types::Format, String> {
 /// What a file needs from the server that loads it, gathered while it is verified.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Needs {
-    /// `REDIS` or `VALKEY` magic, and the version in the header.
+    /// `REDIS` or `VALKEY` magic; `None` until a header was read.
     pub flavor: Option<Flavor>,
+    /// The version in the header.
     pub version: u32,
     /// Function libraries in the Redis 7.0 release-candidate format (opcode 246).
     pub function_pre_ga: bool,
@@ -211,7 +216,9 @@ impl Needs {
 /// A range of releases of one server that restore a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Restorable {
+    /// `redis` or `valkey`.
     pub server: &'static str,
+    /// The oldest release of the range (`7.2`).
     pub min: String,
     /// Absent when every later release we know restores it too.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -224,9 +231,13 @@ pub struct Restorable {
 /// Releases of one server that refuse a file, for one reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Blocking {
+    /// `redis` or `valkey`.
     pub server: &'static str,
+    /// The oldest release of the range (`2.6`).
     pub min: String,
+    /// The newest release of the range (may equal `min`).
     pub max: String,
+    /// Why they refuse it ([`Needs::refusal`]).
     pub reason: String,
 }
 

@@ -12,7 +12,9 @@
 /// spell out `infinity` (strtod reads `inf`), and `nan(...)` stops after `nan` (same value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// As `sscanf("%lg")` reads type-3 scores at load.
     Scanf,
+    /// As `strtod` reads scores packed in ziplists and listpacks.
     Strtod,
 }
 

@@ -3,6 +3,7 @@
 use super::Blob;
 use crate::error::Result;
 
+/// The members of an intset (docs/format.md §6.3), each checked to ascend strictly.
 pub struct IntsetIter<'b> {
     blob: Blob<'b>,
     width: usize,
@@ -12,6 +13,7 @@ pub struct IntsetIter<'b> {
 }
 
 impl<'b> IntsetIter<'b> {
+    /// Checks the header: a width of 2, 4 or 8 and a count that fills the blob exactly.
     pub fn new(blob: Blob<'b>) -> Result<IntsetIter<'b>> {
         let d = blob.data;
         if d.len() < 8 {
@@ -28,13 +30,20 @@ impl<'b> IntsetIter<'b> {
         Ok(IntsetIter { blob, width, count, i: 0, prev: None })
     }
 
+    /// The member count from the header (already checked against the blob's size).
     pub fn len(&self) -> usize {
         self.count
     }
+    /// True for an intset with no members (which Redis skips with a warning).
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
+    /// The next member; `None` after the last one.
+    ///
+    /// # Errors
+    ///
+    /// A member not greater than the one before it.
     #[inline]
     pub fn next_int(&mut self) -> Result<Option<i64>> {
         if self.i == self.count {

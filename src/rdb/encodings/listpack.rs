@@ -8,10 +8,12 @@ use super::Blob;
 use crate::error::Result;
 use crate::rdb::cursor::Elem;
 
+/// Header size: `total_bytes` and `num_elements`.
 pub const HEADER: usize = 6;
 /// `num_elements` saturates here; the real count must then be found by walking.
 pub const UNKNOWN_COUNT: u16 = u16::MAX;
 
+/// The elements of a listpack (docs/format.md §6.2), validated as they are read.
 pub struct ListpackIter<'b> {
     blob: Blob<'b>,
     pos: usize,
@@ -20,6 +22,7 @@ pub struct ListpackIter<'b> {
 }
 
 impl<'b> ListpackIter<'b> {
+    /// Checks the header's size against the blob and the terminator.
     pub fn new(blob: Blob<'b>) -> Result<ListpackIter<'b>> {
         let d = blob.data;
         if d.len() < HEADER + 1 {
@@ -41,6 +44,7 @@ impl<'b> ListpackIter<'b> {
         (self.declared != UNKNOWN_COUNT).then_some(self.declared as usize)
     }
 
+    /// The blob being read.
     pub fn blob(&self) -> &Blob<'b> {
         &self.blob
     }

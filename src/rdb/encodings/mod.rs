@@ -11,14 +11,19 @@ use crate::error::Error;
 /// An inner structure (ziplist, listpack, intset, zipmap) and where it came from, for errors.
 #[derive(Debug, Clone, Copy)]
 pub struct Blob<'b> {
+    /// The blob's bytes (decompressed when `compressed`).
     pub data: &'b [u8],
     /// File offset of the blob's first byte, or of the compressed bytes when `compressed`.
     pub offset: u64,
+    /// The string was LZF-compressed in the file, so positions in `data` are not file offsets.
     pub compressed: bool,
+    /// What the blob is, for messages (`listpack`, `ziplist`, ...).
     pub what: &'static str,
 }
 
 impl<'b> Blob<'b> {
+    /// A corruption error at position `pos` of `data`: at its file offset for a stored blob, at
+    /// the blob's offset naming `pos` in the message for a compressed one.
     #[cold]
     pub fn err(&self, pos: usize, msg: impl std::fmt::Display) -> Error {
         if self.compressed {

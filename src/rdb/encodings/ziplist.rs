@@ -8,9 +8,12 @@ use super::Blob;
 use crate::error::Result;
 use crate::rdb::cursor::Elem;
 
+/// Header size: `zlbytes`, `zltail` and `zllen`.
 pub const HEADER: usize = 10;
+/// `zllen` saturates here; the real count must then be found by walking.
 pub const UNKNOWN_COUNT: u16 = u16::MAX;
 
+/// The entries of a ziplist (docs/format.md §6.1), validated as they are read.
 pub struct ZiplistIter<'b> {
     blob: Blob<'b>,
     pos: usize,
@@ -22,6 +25,7 @@ pub struct ZiplistIter<'b> {
 }
 
 impl<'b> ZiplistIter<'b> {
+    /// Checks the header: `zlbytes` against the blob, the terminator, `zltail` inside the blob.
     pub fn new(blob: Blob<'b>) -> Result<ZiplistIter<'b>> {
         let d = blob.data;
         if d.len() < HEADER + 1 {
@@ -42,13 +46,22 @@ impl<'b> ZiplistIter<'b> {
         Ok(ZiplistIter { blob, pos: HEADER, prev_len: 0, prev_start: HEADER, tail, declared, seen: 0 })
     }
 
+    /// The blob being read.
     pub fn blob(&self) -> &Blob<'b> {
         &self.blob
     }
+    /// Position of the next entry inside the blob.
     pub fn pos(&self) -> usize {
         self.pos
     }
 
+    /// The next entry; `None` after the terminator, once `zltail` and the count have been
+    /// checked against what was read.
+    ///
+    /// # Errors
+    ///
+    /// A `prevlen` that is not the previous entry's size, an invalid encoding, an entry past the
+    /// end, or a count or tail that does not match.
     #[inline]
     pub fn next_elem(&mut self) -> Result<Option<Elem<'b>>> {
         let d = self.blob.data;

@@ -8,6 +8,7 @@ use crate::rdb::cursor::Elem;
 const BIGLEN: u8 = 254;
 const END: u8 = 255;
 
+/// The pairs of a zipmap (docs/format.md §6.4), validated as they are read.
 pub struct ZipmapIter<'b> {
     blob: Blob<'b>,
     pos: usize,
@@ -16,6 +17,8 @@ pub struct ZipmapIter<'b> {
 }
 
 impl<'b> ZipmapIter<'b> {
+    /// Checks only that the blob can hold a length byte and a terminator; the rest is checked
+    /// while reading.
     pub fn new(blob: Blob<'b>) -> Result<ZipmapIter<'b>> {
         if blob.data.len() < 2 {
             return Err(blob.err(0, "too short for a zipmap"));
