@@ -86,8 +86,7 @@ fn check_stream(what: &str, s: &Stream, entry: &Json) {
             (e[0].as_str().unwrap().to_owned(), fields)
         })
         .collect();
-    let ours: Vec<EntryFields> =
-        s.entries.iter().map(|e| (e.id.to_string(), e.fields.clone())).collect();
+    let ours: Vec<EntryFields> = s.entries.iter().map(|e| (e.id.to_string(), e.fields.clone())).collect();
     assert_eq!(ours, exp, "{what}: entries");
     let info = &entry["stream_info"];
     assert_eq!(s.meta.length, info["length"].as_u64().unwrap(), "{what}: length");

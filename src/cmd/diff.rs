@@ -142,7 +142,7 @@ fn open_side(arg: Option<&str>, args: &Args) -> Result<Side, String> {
 }
 
 fn build_select(args: &Args) -> Result<KeySelect, String> {
-    let filter = rdbtool::filter::FilterArgs {
+    let filter = super::filter::FilterArgs {
         dbs: args.dbs.clone(),
         keys: args.keys.clone(),
         slots: args.slots.clone(),

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use super::filter::FilterArgs;
 use rdbtool::export::resp::{OnBusyKey, RespOptions};
 use rdbtool::export::{self, ExportError, Options, OutputFormat};
-use rdbtool::filter::FilterArgs;
 use rdbtool::output::AtomicFile;
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};

@@ -56,7 +56,7 @@ pub fn run(args: Args) -> u8 {
     };
     let now_ms = args.now.unwrap_or_else(rdbtool::time::now_ms);
     let opts = Options { target: args.target, max_slot_share: args.max_slot_share, now_ms };
-    let filter = match rdbtool::filter::FilterArgs::default().build() {
+    let filter = match super::filter::FilterArgs::default().build() {
         Ok(f) => f,
         Err(e) => return fail(e),
     };

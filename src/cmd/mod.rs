@@ -3,6 +3,7 @@
 pub mod aof;
 pub mod diff;
 pub mod export;
+pub mod filter;
 pub mod info;
 pub mod lint;
 pub mod live;

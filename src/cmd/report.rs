@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 use serde_json::{Value as Json, json};
 
+use super::filter::FilterArgs;
 use rdbtool::display::quoted;
-use rdbtool::filter::FilterArgs;
 use rdbtool::output::AtomicFile;
 use rdbtool::report::{Aggregate, KeyRow, Options, TTL_BUCKETS, scan_file};
 

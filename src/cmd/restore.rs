@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
+use super::filter::FilterArgs;
 use rdbtool::export::resp::OnBusyKey;
-use rdbtool::filter::{Expired, FilterArgs};
+use rdbtool::filter::Expired;
 use rdbtool::restore::{self, Input, Options, Target};
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
