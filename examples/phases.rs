@@ -31,8 +31,8 @@ fn main() {
         }
     }
     let t1 = t.elapsed().as_secs_f64();
-    let d = ks.duplicates(&data).unwrap();
-    println!("reader+keyset  {:>8.3} s  + duplicates {:.3} s ({} dups)", t1, t.elapsed().as_secs_f64() - t1, d.len());
+    let d = ks.duplicates(&data, 1000).unwrap();
+    println!("reader+keyset  {:>8.3} s  + duplicates {:.3} s ({} dups)", t1, t.elapsed().as_secs_f64() - t1, d.total);
 
     let t = Instant::now();
     let mut w = Walker::new();

@@ -5,7 +5,7 @@
 //! out (no key, no error inside a hole), and `explain` puts one error per hole in the report.
 
 use crate::error::ErrorKind;
-use crate::verify::ErrorEntry;
+use crate::verify::report::ErrorEntry;
 
 /// Shorter runs of zeros are ordinary content (lengths, small integers, padding).
 pub const MIN_HOLE: usize = 512;

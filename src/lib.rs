@@ -28,8 +28,9 @@
 //! - [`aof`]: [`aof::set::AofSet::open`] (a manifest and its files, or one old AOF),
 //!   [`aof::manifest::Manifest::parse`], [`aof::resp`] (the commands of one file).
 //! - [`export::export`] (JSON lines or RESP commands), with [`filter::Filter`] to select keys.
-//! - [`crc::crc64`] (the RDB checksum), [`slot::key_slot`] (cluster hash slots), [`input::open`]
-//!   (memory-mapped input), [`redis`] (a Redis client and a throwaway `redis-server`), and
+//! - [`crc::crc64`] (the RDB checksum), [`pass`] (one pass over an input: page release behind
+//!   every consumer, chunked checksum, the checksum verdict), [`slot::key_slot`] (cluster hash
+//!   slots), [`input::open`] (memory-mapped input), [`redis`] (a Redis client and a throwaway `redis-server`), and
 //!   [`Error`] / [`ErrorKind`], the one error type of everything that reads untrusted bytes.
 //!
 //! # What is not the library
@@ -78,6 +79,7 @@ pub mod filter;
 pub mod info;
 pub mod input;
 pub mod memory;
+pub mod pass;
 pub mod rdb;
 pub mod redis;
 pub mod report;

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{FileType, Manifest, ManifestEntry, ManifestError};
 pub use resp::{Command, CommandMeta, Event, RespParser};
-pub use set::{AofReport, AofSet, SetCommand};
+pub use crate::verify::report::AofReport;
+pub use set::{AofSet, SetCommand};
 
 /// Does the file start with an RDB image? Redis checks `REDIS`; Valkey 9 writes `VALKEY` too.
 pub fn is_rdb(data: &[u8]) -> bool {

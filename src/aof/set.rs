@@ -15,35 +15,16 @@ use serde::Serialize;
 use crate::aof::commands::{self, Judgement};
 use crate::aof::manifest::{FileType, Manifest, ManifestEntry, ManifestError};
 use crate::aof::resp::{CommandKind, Event, RespParser, Stats, line_at};
-use crate::aof::{format_utc, is_rdb};
+use crate::aof::is_rdb;
 use crate::error::{Error, ErrorKind};
 use crate::input::{self, Input};
 use crate::rdb::reader::{Reader, Record};
 use crate::rdb::types::Flavor;
-use crate::verify::{self, ChecksumStatus, ErrorEntry, Report};
-
-/// What a file is to the loader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Base,
-    Incr,
-    /// Listed as history: not loaded.
-    History,
-    /// An old single-file AOF (no manifest): the whole log.
-    Single,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Base => "base",
-            Role::Incr => "incr",
-            Role::History => "history",
-            Role::Single => "file",
-        }
-    }
-}
+use crate::verify::rdb as verify;
+use crate::verify::report::{self as vreport, ChecksumStatus, ErrorEntry, Report};
+// The report types of a set live with the rest of verify's report (src/verify/report.rs), so
+// that the report does not import the set that fills it in.
+pub use crate::verify::report::{AofReport, DbCommands, PartReport, Range, RdbPart, Role, Stamp, Truncation};
 
 /// One file Redis loads, mapped.
 pub struct Part {
@@ -328,220 +309,6 @@ fn rdb_aux_times(data: &[u8]) -> (Option<i64>, Option<String>) {
     (ctime, ver)
 }
 
-// --------------------------------------------------------------------------------------------
-// Reports
-
-/// A unix time with its UTC rendering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Stamp {
-    pub unix: i64,
-    #[serde(serialize_with = "ser_utc")]
-    pub utc: i64,
-}
-
-fn ser_utc<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_utc(*t))
-}
-
-impl Stamp {
-    pub fn new(t: i64) -> Stamp {
-        Stamp { unix: t, utc: t }
-    }
-}
-
-impl std::fmt::Display for Stamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", format_utc(self.unix), self.unix)
-    }
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct DbCommands {
-    pub db: u64,
-    pub commands: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RdbPart {
-    pub magic: &'static str,
-    pub version: u32,
-    pub redis_ver: Option<String>,
-    /// When the snapshot was taken (the `ctime` AUX field).
-    pub ctime: Option<Stamp>,
-    pub keys: u64,
-    /// Null when not checked (timeline reads the RDB without validating it).
-    pub checksum: Option<ChecksumStatus>,
-}
-
-/// A file that ends inside a command or a transaction.
-#[derive(Debug, Clone, Serialize)]
-pub struct Truncation {
-    #[serde(serialize_with = "crate::json::ser_bytes")]
-    pub file: Vec<u8>,
-    /// Where the incomplete command (or the unfinished MULTI) starts.
-    pub at: u64,
-    /// What `aof-load-truncated` keeps: the end of the last complete command (before an
-    /// unfinished MULTI).
-    pub ok_up_to: u64,
-    pub ok_up_to_line: u64,
-    /// Bytes from `ok_up_to` to the end of the file.
-    pub lost_bytes: u64,
-    /// Redis truncates only the last file; a truncated earlier file stops the load.
-    pub last_file: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PartReport {
-    #[serde(serialize_with = "crate::json::ser_bytes")]
-    pub name: Vec<u8>,
-    pub role: Role,
-    pub seq: Option<i64>,
-    /// Redis 8 replication offsets from the manifest line.
-    pub start_offset: Option<i64>,
-    pub end_offset: Option<i64>,
-    /// Whether the file exists (history files may be gone: Redis deletes them).
-    pub exists: bool,
-    /// "rdb", "rdb+resp" (RDB preamble and commands), "resp", "empty"; null when not read.
-    pub format: Option<&'static str>,
-    pub bytes: Option<u64>,
-    pub rdb: Option<RdbPart>,
-    /// Offset where the commands start (after an RDB image).
-    pub resp_offset: Option<u64>,
-    pub commands: u64,
-    pub dbs: Vec<DbCommands>,
-    pub multi_blocks: u64,
-    pub annotations: u64,
-    pub first_ts: Option<Stamp>,
-    pub last_ts: Option<Stamp>,
-    pub ok: bool,
-    pub truncated: Option<Truncation>,
-}
-
-impl PartReport {
-    fn new(name: Vec<u8>, role: Role, entry: Option<&ManifestEntry>) -> PartReport {
-        PartReport {
-            name,
-            role,
-            seq: entry.map(|e| e.seq),
-            start_offset: entry.and_then(|e| e.start_offset()),
-            end_offset: entry.and_then(|e| e.end_offset()),
-            exists: true,
-            format: None,
-            bytes: None,
-            rdb: None,
-            resp_offset: None,
-            commands: 0,
-            dbs: Vec::new(),
-            multi_blocks: 0,
-            annotations: 0,
-            first_ts: None,
-            last_ts: None,
-            ok: true,
-            truncated: None,
-        }
-    }
-}
-
-/// The time span a point-in-time restore (`aof cut`) can reach.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Range {
-    pub from: Stamp,
-    pub to: Stamp,
-}
-
-/// The AOF part of a verify report (and the whole of a timeline).
-#[derive(Debug, Clone, Serialize)]
-pub struct AofReport {
-    /// "multipart" (manifest) or "single" (one old-style file).
-    pub layout: &'static str,
-    pub manifest: Option<String>,
-    /// Loaded files in loading order, then history files.
-    pub files: Vec<PartReport>,
-    pub commands: u64,
-    pub multi_blocks: u64,
-    pub dbs: Vec<DbCommands>,
-    pub first_ts: Option<Stamp>,
-    pub last_ts: Option<Stamp>,
-    /// The point in time the base file holds (RDB `ctime`, or the first `#TS` of an AOF base).
-    pub base_time: Option<Stamp>,
-    pub restore_range: Option<Range>,
-    pub truncated: Option<Truncation>,
-    #[serde(serialize_with = "ser_names")]
-    pub stray_files: Vec<Vec<u8>>,
-}
-
-impl AofReport {
-    /// A report of a set before any file is read.
-    fn new(layout: &'static str, manifest: Option<String>, stray_files: Vec<Vec<u8>>) -> AofReport {
-        AofReport {
-            layout,
-            manifest,
-            files: Vec::new(),
-            commands: 0,
-            multi_blocks: 0,
-            dbs: Vec::new(),
-            first_ts: None,
-            last_ts: None,
-            base_time: None,
-            restore_range: None,
-            truncated: None,
-            stray_files,
-        }
-    }
-}
-
-fn ser_names<S: serde::Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-    serde::Serialize::serialize(&v.iter().map(|n| crate::json::bytes(n)).collect::<Vec<_>>(), s)
-}
-
-impl AofReport {
-    /// One line for `verify`'s OK / FAIL line.
-    pub fn summary(&self, rep: &Report) -> String {
-        if self.files.is_empty() && !rep.ok {
-            return format!("AOF set, manifest {} refused", self.manifest.as_deref().unwrap_or("?"));
-        }
-        let mut parts = Vec::new();
-        if self.layout == "multipart" {
-            let n = |r: Role| self.files.iter().filter(|f| f.role == r).count();
-            let (incr, hist) = (n(Role::Incr), n(Role::History));
-            let mut s = format!("AOF set: {} base + {incr} incr", n(Role::Base));
-            if hist > 0 {
-                s.push_str(&format!(" + {hist} history"));
-            }
-            parts.push(s);
-        } else {
-            parts.push("single-file AOF".to_owned());
-        }
-        if let Some(f) = self.files.iter().find(|f| f.rdb.is_some()) {
-            let r = f.rdb.as_ref().expect("just found");
-            let version =
-                if r.magic == "VALKEY" { format!("VALKEY{:03}", r.version) } else { format!("RDB {}", r.version) };
-            let ver = r.redis_ver.as_deref().map(|v| format!(", server {v}")).unwrap_or_default();
-            let checksum = match rep.checksum.status {
-                ChecksumStatus::Ok => "checksum ok",
-                ChecksumStatus::Mismatch => "checksum MISMATCH",
-                ChecksumStatus::NotComputed => "no checksum",
-                ChecksumStatus::Absent => "no checksum",
-                ChecksumStatus::Unchecked => "checksum not checked",
-            };
-            parts.push(format!("{version}{ver} with {} keys, {checksum}", r.keys));
-        }
-        let dbs = self.dbs.len();
-        parts.push(format!(
-            "{} commands in {dbs} db{}, {} MULTI block{}",
-            self.commands,
-            if dbs == 1 { "" } else { "s" },
-            self.multi_blocks,
-            if self.multi_blocks == 1 { "" } else { "s" }
-        ));
-        match self.restore_range {
-            Some(r) => parts.push(format!("restorable {} .. {}", format_utc(r.from.unix), format_utc(r.to.unix))),
-            None => parts.push("no #TS annotations".to_owned()),
-        }
-        parts.join(", ")
-    }
-}
-
 fn add_db(list: &mut Vec<DbCommands>, db: u64, n: u64) {
     match list.iter_mut().find(|d| d.db == db) {
         Some(d) => d.commands += n,
@@ -568,21 +335,10 @@ pub fn manifest_failure(name: &str, manifest: &Path, data_len: u64, e: &Manifest
     rep
 }
 
-/// Opens and checks `path` (AOF directory, manifest, or single AOF file). `Err` only when the
-/// files cannot be read (exit 2); a malformed manifest is a failed report.
-pub fn verify_path(path: &Path, opts: &verify::Options) -> Result<Report, String> {
-    let name = path.display().to_string();
-    match AofSet::open(path) {
-        Ok(set) => Ok(set.check(&name, Some(opts))),
-        Err(OpenError::Manifest { path: m, data_len, error }) => Ok(manifest_failure(&name, &m, data_len, &error)),
-        Err(e) => Err(format!("{name}: cannot read: {e}")),
-    }
-}
-
 impl AofSet {
     /// Reads every loaded file: with `verify`, base RDB images are fully verified (checksum,
     /// every value); without, they are only read structurally (for the timeline).
-    pub fn check(&self, name: &str, verify: Option<&verify::Options>) -> Report {
+    pub fn check(&self, name: &str, verify: Option<&vreport::Options>) -> Report {
         let mut rep = Report::empty(name, 0, ChecksumStatus::Absent);
         rep.bytes = self.loaded_bytes();
         let mut aof = AofReport::new(
@@ -958,7 +714,7 @@ impl AofSet {
             let mut start = 0usize;
             if is_rdb(data) {
                 // Fully verified: a restore must not start from a damaged snapshot.
-                let r = verify::verify_preamble(&pname, data, &verify::Options::default());
+                let r = verify::verify_preamble(&pname, data, &vreport::Options::default());
                 if let Some(e) = r.errors.first().filter(|_| !r.ok) {
                     return refuse(format!(
                         "{pname}: the RDB part does not verify: offset {}: {} ({}); run `rdbtool verify`",

@@ -123,10 +123,10 @@ pub fn run(args: Args) -> u8 {
             let name = f.display().to_string();
             let r = match t {
                 Found::Target(Target::Rdb(_)) => match rdbtool::input::open(f) {
-                    Ok(data) => Ok(verify::verify_bytes_releasing(&name, &data, &opts, &|r| data.release(r))),
+                    Ok(data) => Ok(verify::verify_input(&name, &data, &opts)),
                     Err(e) => Err(format!("cannot read: {e}")),
                 },
-                Found::Target(Target::AofSet(_) | Target::AofFile(_)) => rdbtool::aof::set::verify_path(f, &opts)
+                Found::Target(Target::AofSet(_) | Target::AofFile(_)) => verify::verify_aof(f, &opts)
                     .map_err(|e| e.strip_prefix(&format!("{name}: ")).map(str::to_owned).unwrap_or(e)),
                 Found::Spooled(_) => verify_spooled(f, &name, &opts, temp_dir),
                 Found::Unreadable(_, why) => Err(why.clone()),
@@ -171,7 +171,7 @@ fn verify_spooled(
     temp_dir: Option<&std::path::Path>,
 ) -> Result<Report, String> {
     let s = rdbtool::spool::open_spooled(f, temp_dir).map_err(|e| format!("cannot read: {e}"))?;
-    let mut rep = verify::verify_bytes_releasing(name, &s.data, opts, &|r| s.data.release(r));
+    let mut rep = verify::verify_input(name, &s.data, opts);
     if let Some((kind, msg)) = s.decode_error {
         let n = s.data.len();
         rep.errors.insert(

@@ -181,7 +181,7 @@ fn check_file(f: &Found, full: bool, shards: bool, opts: &verify::Options, temp_
     };
     let data = match f {
         Found::Target(Target::AofSet(_) | Target::AofFile(_)) => {
-            match rdbtool::aof::set::verify_path(&path, opts) {
+            match rdbtool::verify::verify_aof(&path, opts) {
                 Ok(rep) => fill_from_report(&mut r, &rep),
                 Err(e) => {
                     r.reason = Some(e.clone());
@@ -213,7 +213,7 @@ fn check_file(f: &Found, full: bool, shards: bool, opts: &verify::Options, temp_
     let decode_failed = r.reason.is_some();
     r.bytes = data.len() as u64;
     if full {
-        let rep = verify::verify_bytes_releasing(&name, &data, opts, &|x| data.release(x));
+        let rep = verify::verify_input(&name, &data, opts);
         fill_from_report(&mut r, &rep);
         if decode_failed {
             r.ok = false;

@@ -3,19 +3,29 @@
 //! of the fingerprint; at the end each bucket goes through a fingerprint table of its own (small
 //! enough to stay in cache, buckets in parallel), and keys are re-read from the file only where
 //! fingerprints meet.
+//!
+//! Memory stays flat with the number of keys: past `MEMORY_ENTRIES` entries the buckets are
+//! written out to an unnamed temporary file (runs per bucket) and read back one bucket at a time
+//! at the end. Repeated keys are listed up to a limit (the first in file order) and the rest
+//! counted, so a file of millions of repeats does not hold millions of keys in memory.
 
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
-use std::collections::HashMap;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rdb::fpset::FingerprintTable;
 use crate::rdb::reader::key_at;
 
 const OFFSET_MASK: u64 = (1 << 48) - 1;
 
 const BUCKETS: usize = 256;
+
+/// Entries held in memory before the buckets are written out (16 bytes each: 32 MiB).
+const MEMORY_ENTRIES: usize = 2 << 20;
 
 /// The keys of one or more databases by fingerprint, to find keys seen twice in one database
 /// (which makes Redis refuse a file, docs/format.md §5.2). Fill it with [`KeySet::insert`],
@@ -25,11 +35,24 @@ pub struct KeySet {
     /// the db in the high 16, for reporting), by the fingerprint's top byte.
     buckets: Vec<Vec<(u64, u64)>>,
     len: usize,
+    /// Entries in `buckets` now.
+    held: usize,
+    memory_entries: usize,
+    spill: Option<Spill>,
+    /// Set when the temporary file failed: entries then stay in memory.
+    spill_failed: bool,
+}
+
+/// Entries written out: one unnamed file, and per bucket its runs (file offset, entries).
+struct Spill {
+    file: std::fs::File,
+    end: u64,
+    runs: Vec<Vec<(u64, usize)>>,
 }
 
 impl Default for KeySet {
     fn default() -> KeySet {
-        KeySet { buckets: vec![Vec::new(); BUCKETS], len: 0 }
+        KeySet::with_memory(MEMORY_ENTRIES)
     }
 }
 
@@ -46,10 +69,29 @@ pub struct Duplicate {
     pub again: u64,
 }
 
+/// The repeated keys of a set: the first ones in file order, and how many in all.
+#[derive(Debug, Default)]
+pub struct Duplicates {
+    pub listed: Vec<Duplicate>,
+    pub total: u64,
+}
+
 impl KeySet {
     /// An empty set.
     pub fn new() -> KeySet {
         KeySet::default()
+    }
+
+    /// A set holding at most `entries` entries in memory (the rest in a temporary file).
+    pub fn with_memory(entries: usize) -> KeySet {
+        KeySet {
+            buckets: vec![Vec::new(); BUCKETS],
+            len: 0,
+            held: 0,
+            memory_entries: entries.max(BUCKETS),
+            spill: None,
+            spill_failed: false,
+        }
     }
 
     /// Keys inserted so far (duplicates included).
@@ -63,6 +105,7 @@ impl KeySet {
 
     /// Makes room for about `n` more keys in all (spread over the buckets).
     pub fn reserve(&mut self, n: usize) {
+        let n = n.min(self.memory_entries.saturating_sub(self.held));
         let per = n / BUCKETS + n / BUCKETS / 8;
         for b in &mut self.buckets {
             b.reserve(per);
@@ -75,29 +118,108 @@ impl KeySet {
         let fp = xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         self.buckets[(fp >> 56) as usize].push((fp, (key_offset & OFFSET_MASK) | (db.min(0xFFFF) << 48)));
         self.len += 1;
+        self.held += 1;
+        if self.held >= self.memory_entries && !self.spill_failed {
+            self.write_out();
+        }
     }
 
-    /// Every repeated key, in file order of the repetition. `data` is the file the offsets
-    /// point into.
-    pub fn duplicates(self, data: &[u8]) -> Result<Vec<Duplicate>> {
-        let found: Vec<Result<Vec<Duplicate>>> =
-            self.buckets.into_par_iter().map(|b| bucket_duplicates(&b, data)).collect();
-        let mut out = Vec::new();
-        for f in found {
-            out.extend(f?);
+    /// Writes every bucket out as a run of the temporary file (kept in memory if that fails).
+    #[cold]
+    fn write_out(&mut self) {
+        if self.spill.is_none() {
+            match tempfile::tempfile() {
+                Ok(file) => self.spill = Some(Spill { file, end: 0, runs: vec![Vec::new(); BUCKETS] }),
+                Err(_) => {
+                    self.spill_failed = true;
+                    return;
+                }
+            }
         }
-        out.sort_by_key(|d| d.again);
+        let Some(s) = &mut self.spill else { return };
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, &s.file);
+        let mut end = s.end;
+        for (b, entries) in self.buckets.iter_mut().enumerate() {
+            if entries.is_empty() {
+                continue;
+            }
+            let mut ok = true;
+            for &(fp, packed) in entries.iter() {
+                ok &= out.write_all(&fp.to_le_bytes()).is_ok() && out.write_all(&packed.to_le_bytes()).is_ok();
+            }
+            if !ok {
+                self.spill_failed = true;
+                return;
+            }
+            s.runs[b].push((end, entries.len()));
+            end += 16 * entries.len() as u64;
+            entries.clear();
+        }
+        if out.flush().is_err() {
+            self.spill_failed = true;
+            return;
+        }
+        s.end = end;
+        self.held = 0;
+    }
+
+    /// Every repeated key, in file order of the repetition: the first `limit` of them with their
+    /// key, and the count of all. `data` is the file the offsets point into.
+    pub fn duplicates(self, data: &[u8], limit: usize) -> Result<Duplicates> {
+        let spill = &self.spill;
+        let found: Vec<Result<(Vec<Duplicate>, u64)>> = self
+            .buckets
+            .into_par_iter()
+            .enumerate()
+            .map(|(b, mut entries)| {
+                if let Some(s) = spill {
+                    let mut all = read_runs(s, b)?;
+                    all.append(&mut entries);
+                    entries = all;
+                }
+                bucket_duplicates(&entries, data, limit)
+            })
+            .collect();
+        let mut out = Duplicates::default();
+        for f in found {
+            let (listed, total) = f?;
+            out.listed.extend(listed);
+            out.total += total;
+        }
+        out.listed.sort_by_key(|d| d.again);
+        out.listed.truncate(limit);
         Ok(out)
     }
 }
 
-fn bucket_duplicates(e: &[(u64, u64)], data: &[u8]) -> Result<Vec<Duplicate>> {
-    let mut out = Vec::new();
+/// The entries of bucket `b` written out, in the order they were inserted.
+fn read_runs(s: &Spill, b: usize) -> Result<Vec<(u64, u64)>> {
+    let n: usize = s.runs[b].iter().map(|r| r.1).sum();
+    let mut out = Vec::with_capacity(n);
+    let mut buf = Vec::new();
+    for &(at, count) in &s.runs[b] {
+        buf.resize(16 * count, 0);
+        s.file
+            .read_exact_at(&mut buf, at)
+            .map_err(|e| Error::new(crate::error::ErrorKind::Io, 0, format!("reading back key fingerprints: {e}")))?;
+        out.extend(buf.chunks_exact(16).map(|c| {
+            (u64::from_le_bytes(c[..8].try_into().unwrap()), u64::from_le_bytes(c[8..].try_into().unwrap()))
+        }));
+    }
+    Ok(out)
+}
+
+/// The repeats in one bucket: the `limit` earliest (by the repeat's offset) with their key, and
+/// the count of all.
+fn bucket_duplicates(e: &[(u64, u64)], data: &[u8], limit: usize) -> Result<(Vec<Duplicate>, u64)> {
     let mut table = FingerprintTable::default();
     table.reset(e.len());
     // Fingerprints shared by different keys (a true 64-bit collision): every offset seen with
     // them, so a later key is compared with all of them.
     let mut shared: HashMap<u64, Vec<u64>> = HashMap::new();
+    // The earliest repeats (a max-heap on the offset, at most `limit`), then their keys.
+    let mut first: BinaryHeap<(u64, u64, u64)> = BinaryHeap::new();
+    let mut total = 0u64;
     for &(fp, packed) in e {
         let Some(prev) = table.insert(fp, packed) else { continue };
         let off = packed & OFFSET_MASK;
@@ -112,9 +234,60 @@ fn bucket_duplicates(e: &[(u64, u64)], data: &[u8]) -> Result<Vec<Duplicate>> {
         }
         match found {
             // The db is folded into the fingerprint: equal keys here are in the same db.
-            Some(first) => out.push(Duplicate { db: packed >> 48, key: key.into_owned(), first, again: off }),
+            Some(first_at) => {
+                total += 1;
+                if first.len() < limit || first.peek().is_some_and(|t| t.0 > off) {
+                    first.push((off, first_at, packed >> 48));
+                    if first.len() > limit {
+                        first.pop();
+                    }
+                }
+            }
             None => earlier.push(off),
         }
     }
-    Ok(out)
+    let mut out = Vec::with_capacity(first.len());
+    for (again, first_at, db) in first.into_sorted_vec() {
+        out.push(Duplicate { db, key: key_at(data, again)?.into_owned(), first: first_at, again });
+    }
+    Ok((out, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake "file" of length-prefixed keys (the RDB string form: 6-bit lengths).
+    fn file(keys: &[&[u8]]) -> (Vec<u8>, Vec<u64>) {
+        let mut data = Vec::new();
+        let mut offsets = Vec::new();
+        for k in keys {
+            offsets.push(data.len() as u64);
+            data.push(k.len() as u8);
+            data.extend_from_slice(k);
+        }
+        (data, offsets)
+    }
+
+    #[test]
+    fn spilled_sets_find_the_same_repeats_and_list_the_first() {
+        let names: Vec<Vec<u8>> = (0..5000u32).map(|i| format!("k{}", i % 3000).into_bytes()).collect();
+        let refs: Vec<&[u8]> = names.iter().map(|k| k.as_slice()).collect();
+        let (data, offsets) = file(&refs);
+        for memory in [usize::MAX, 300, 1000] {
+            let mut s = KeySet::with_memory(memory);
+            for (k, &o) in refs.iter().zip(&offsets) {
+                s.insert(0, k, o);
+            }
+            // Another db: not a repeat.
+            s.insert(1, refs[0], offsets[0]);
+            assert_eq!(memory == usize::MAX, s.spill.is_none());
+            let d = s.duplicates(&data, 10).unwrap();
+            assert_eq!(d.total, 2000, "memory {memory}");
+            assert_eq!(d.listed.len(), 10);
+            assert_eq!(d.listed[0], Duplicate { db: 0, key: b"k0".to_vec(), first: offsets[0], again: offsets[3000] });
+            assert!(d.listed.windows(2).all(|w| w[0].again < w[1].again));
+            assert_eq!(d.listed[9].again, offsets[3009]);
+        }
+    }
 }

@@ -44,6 +44,44 @@ impl fmt::Display for LzfError {
 
 /// Checks that `input` decompresses to exactly `ulen` bytes, without producing them.
 pub fn validate(input: &[u8], ulen: usize) -> Result<(), LzfError> {
+    if is_valid(input, ulen) { Ok(()) } else { first_error(input, ulen) }
+}
+
+/// `validate` without the error: one branch per token on the common path. Accepts exactly what
+/// `first_error` accepts: positions only grow, so a literal running past the input leaves `ip`
+/// beyond its end, and an output that ends at exactly `ulen` never overran it.
+#[inline]
+fn is_valid(input: &[u8], ulen: usize) -> bool {
+    let n = input.len();
+    let mut ip = 0usize;
+    let mut op = 0usize;
+    while ip < n {
+        let ctrl = input[ip] as usize;
+        if ctrl < 32 {
+            ip += ctrl + 2;
+            op += ctrl + 1;
+        } else {
+            let mut len = ctrl >> 5;
+            ip += 1;
+            if len == 7 {
+                let Some(&b) = input.get(ip) else { return false };
+                len += b as usize;
+                ip += 1;
+            }
+            let Some(&lo) = input.get(ip) else { return false };
+            ip += 1;
+            if ((ctrl & 0x1f) << 8) + lo as usize + 1 > op {
+                return false;
+            }
+            op += len + 2;
+        }
+    }
+    ip == n && op == ulen
+}
+
+/// The first thing wrong with a stream `is_valid` refused.
+#[cold]
+fn first_error(input: &[u8], ulen: usize) -> Result<(), LzfError> {
     let mut ip = 0usize;
     let mut op = 0usize;
     while ip < input.len() {

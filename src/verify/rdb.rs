@@ -1,198 +1,35 @@
-//! The verification engine behind `rdbtool verify`: checksum, a full structural parse of every
-//! value, duplicate keys, and a report. Knows nothing of terminals or flags.
+//! The RDB side of `verify`: checksum, a full structural parse of every value, duplicate keys,
+//! the releases that restore the file, and a [`Report`]. Knows nothing of terminals or flags.
 
-use serde::Serialize;
-
+use super::report::{ChecksumStatus, DbCounts, Options, Report, TargetVerdict, trailing_bytes_warning};
 use crate::error::{Error, ErrorKind};
 use std::cell::RefCell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::pass::{CRC_CHUNK, ChunkedCrc, Pages};
 use crate::rdb::keyset::KeySet;
 use crate::rdb::reader::{Reader, Record, key_at};
-use crate::rdb::servers::{Blocking, Needs, Release, Restorable};
+use crate::rdb::servers::Needs;
 use crate::rdb::types::Flavor;
 use crate::rdb::value::RawValue;
 use crate::rdb::walk::Walker;
 
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Report every bad key instead of stopping at the first error.
-    pub keep_going: bool,
-    /// At most this many errors are listed (the rest are only counted).
-    pub max_errors: usize,
-    /// "Now" for counting already-expired keys (unix ms).
-    pub now_ms: i64,
-    /// The server release that is to restore the file (`--target`): a file it refuses is an
-    /// error even when another release would restore it.
-    pub target: Option<Release>,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options { keep_going: false, max_errors: 1000, now_ms: now_ms(), target: None }
-    }
-}
-
-pub use crate::time::now_ms;
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ChecksumStatus {
-    /// Stored and computed agree.
-    Ok,
-    Mismatch,
-    /// The writer stored 0: saved with `rdbchecksum no`.
-    NotComputed,
-    /// RDB versions before 5 have no checksum.
-    Absent,
-    /// The file did not parse up to its EOF opcode.
-    Unchecked,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Checksum {
-    /// Hex, as 16 digits; null when the file has none or was not read that far.
-    pub stored: Option<String>,
-    pub computed: Option<String>,
-    pub status: ChecksumStatus,
-}
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct DbCounts {
-    pub db: u64,
-    pub keys: u64,
-    pub expires: u64,
-    pub already_expired: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorEntry {
-    pub kind: ErrorKind,
-    pub offset: u64,
-    pub db: Option<u64>,
-    #[serde(serialize_with = "crate::json::ser_opt_bytes")]
-    pub key: Option<Vec<u8>>,
-    pub message: String,
-    /// The file of an AOF set the offset is in (absent for RDB files).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    /// 1-based line of the offset, for AOF commands and manifests.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u64>,
-}
-
-impl From<&Error> for ErrorEntry {
-    fn from(e: &Error) -> ErrorEntry {
-        ErrorEntry {
-            kind: e.kind,
-            offset: e.offset,
-            db: e.db,
-            key: e.key.clone(),
-            message: e.message.clone(),
-            file: None,
-            line: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub file: String,
-    pub ok: bool,
-    pub bytes: u64,
-    /// "REDIS" or "VALKEY"; null when the header is unreadable.
-    pub magic: Option<&'static str>,
-    pub version: Option<u32>,
-    /// The `redis-ver` (or `valkey-ver`) AUX field.
-    pub redis_ver: Option<String>,
-    pub checksum: Checksum,
-    pub keys: u64,
-    pub expires: u64,
-    pub already_expired: u64,
-    pub dbs: Vec<DbCounts>,
-    /// Errors in file order; the first one is the verdict's reason.
-    pub errors: Vec<ErrorEntry>,
-    /// Errors found beyond `max_errors`.
-    pub errors_not_listed: u64,
-    pub warnings: Vec<String>,
-    /// How many of each kind of value Redis loads but the report warns about, all counted even
-    /// beyond the listed warnings: `empty_value` (Redis drops the key), `stream_length`,
-    /// `zset_score`.
-    pub warning_counts: std::collections::BTreeMap<&'static str, u64>,
-    /// Bytes after the RDB's checksum (an RDB-preamble AOF's command tail).
-    pub trailing_bytes: u64,
-    /// Function libraries in the file (FUNCTION2 records, and 7.0 release-candidate ones).
-    pub functions: u64,
-    /// The server releases that restore the file (none when it has errors), grouped in ranges.
-    pub restorable_by: Vec<Restorable>,
-    /// The releases that refuse a valid file, and why.
-    pub blocking: Vec<Blocking>,
-    /// The verdict of `--target`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<TargetVerdict>,
-    /// AOF sets and files: the files, commands, transactions, timestamps (the RDB fields above
-    /// then describe the base file's RDB image, if any).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub aof: Option<crate::aof::AofReport>,
-}
-
-/// Whether the `--target` release restores the file.
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetVerdict {
-    /// `redis-7.0`.
-    pub server: String,
-    pub ok: bool,
-    /// Why it refuses the file (absent when it restores it).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// What it needs besides: modules, databases.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub requires: Vec<String>,
-}
-
-impl Report {
-    /// A report with nothing found yet (not ok until the checks ran).
-    pub fn empty(file: &str, bytes: u64, checksum: ChecksumStatus) -> Report {
-        Report {
-            file: file.to_owned(),
-            ok: false,
-            bytes,
-            magic: None,
-            version: None,
-            redis_ver: None,
-            checksum: Checksum { stored: None, computed: None, status: checksum },
-            keys: 0,
-            expires: 0,
-            already_expired: 0,
-            dbs: Vec::new(),
-            errors: Vec::new(),
-            errors_not_listed: 0,
-            warnings: Vec::new(),
-            warning_counts: Default::default(),
-            functions: 0,
-            restorable_by: Vec::new(),
-            blocking: Vec::new(),
-            target: None,
-            trailing_bytes: 0,
-            aof: None,
-        }
-    }
-}
-
-fn hex(v: u64) -> String {
-    format!("{v:016x}")
-}
-
 /// Verifies one RDB image. `name` is only used in the report.
 pub fn verify_bytes(name: &str, data: &[u8], opts: &Options) -> Report {
-    verify_bytes_releasing(name, data, opts, &|_| {})
+    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), false)
 }
 
 /// `verify_bytes` for the RDB preamble of an AOF file: the bytes after its checksum are the
 /// command log, whatever the checksum (the caller reports on them).
 pub fn verify_preamble(name: &str, data: &[u8], opts: &Options) -> Report {
-    verify_impl(name, data, opts, &|_| {}, true)
+    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), true)
+}
+
+/// `verify_bytes` of a mapped input, whose pages are given back behind the parse and the
+/// checksum (src/pass.rs): RSS stays flat on big files.
+pub fn verify_input(name: &str, input: &crate::input::Input, opts: &Options) -> Report {
+    verify_impl(name, input, opts, &|| Pages::new(input, CONSUMERS), false)
 }
 
 /// `verify_bytes`, calling `release(range)` for stretches of `data` it will not read again, so a
@@ -203,30 +40,31 @@ pub fn verify_bytes_releasing(
     opts: &Options,
     release: &(dyn Fn(std::ops::Range<usize>) + Sync),
 ) -> Report {
-    verify_impl(name, data, opts, release, false)
+    verify_impl(name, data, opts, &|| Pages::with_release(data.len(), CONSUMERS, release), false)
 }
 
-fn verify_impl(
+/// The consumers of an input's pages in one parse: the parse itself, and the checksum.
+const CONSUMERS: u32 = 2;
+
+fn verify_impl<'a>(
     name: &str,
     data: &[u8],
     opts: &Options,
-    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    pages: &dyn Fn() -> Pages<'a>,
     preamble: bool,
 ) -> Report {
-    // The checksum is computed in chunks on the pool, beside the parse, over what the usual file
-    // holds before its trailer: everything up to the EOF byte, then 8 bytes of checksum.
-    let guess_end = data.len().saturating_sub(8);
-    let mut crc = ChunkedCrc::new(&data[..guess_end], CHUNK);
-    let pages = PageRelease { release, released: AtomicUsize::new(0) };
-    let mut report = parse(name, data, opts, &crc, &pages, Vec::new());
-    // Zeroed blocks at the errors: parse again without the records read from zeros (src/damage.rs).
-    let holes = crate::damage::holes_near(data, report.report.errors.iter().map(|e| e.offset));
-    if !holes.is_empty() {
-        crc = ChunkedCrc::new(&data[..guess_end], CHUNK);
-        pages.released.store(0, Ordering::Relaxed);
-        report = parse(name, data, opts, &crc, &pages, holes.clone());
-    }
-    let guess_crc = crc.combine();
+    let (report, guess_crc, guess_end) = parse_with_crc(name, data, opts, pages, Vec::new());
+    let (mut report, guess_crc) = {
+        // Zeroed blocks at the errors: parse again without the records read from zeros (src/damage.rs).
+        let holes = crate::damage::holes_near(data, report.report.errors.iter().map(|e| e.offset));
+        if holes.is_empty() {
+            (report, guess_crc)
+        } else {
+            let (r, c, _) = parse_with_crc(name, data, opts, pages, holes);
+            (r, c)
+        }
+    };
+    let holes = report.holes.clone();
     if let (Some(eof), true) = (report.eof_offset, report.report.checksum.status == ChecksumStatus::Unchecked) {
         let end = eof as usize + 1;
         let computed = match guess_crc {
@@ -234,34 +72,21 @@ fn verify_impl(
             _ => crate::crc::crc64(&data[..end]),
         };
         let stored = report.stored_checksum;
-        report.report.checksum = match stored {
-            None => Checksum { stored: None, computed: Some(hex(computed)), status: ChecksumStatus::Absent },
-            Some(0) => {
-                let trailing = report.report.trailing_bytes;
-                if trailing > 0 && !preamble {
-                    let e = Error::corrupt(
-                        eof + 9,
-                        format!(
-                            "{trailing} bytes after a zero (not computed) checksum: a file saved without a checksum ends at its EOF, so this EOF is most likely a damaged byte; Redis would load only the keys before it and ignore the rest"
-                        ),
-                    );
-                    report.push_error(&e, opts);
-                }
-                Checksum { stored: Some(hex(0)), computed: Some(hex(computed)), status: ChecksumStatus::NotComputed }
-            }
-            Some(s) if s == computed => {
-                Checksum { stored: Some(hex(s)), computed: Some(hex(computed)), status: ChecksumStatus::Ok }
-            }
-            Some(s) => {
-                let e = Error::new(
-                    ErrorKind::Checksum,
-                    eof + 1,
-                    format!("stored CRC-64 {} but the content gives {}", hex(s), hex(computed)),
-                );
-                report.push_error(&e, opts);
-                Checksum { stored: Some(hex(s)), computed: Some(hex(computed)), status: ChecksumStatus::Mismatch }
-            }
-        };
+        let (checksum, mismatch) = crate::pass::checksum_verdict(eof, stored, computed);
+        if let Some(e) = mismatch {
+            report.push_error(&e, opts);
+        }
+        let trailing = report.report.trailing_bytes;
+        if stored == Some(0) && trailing > 0 && !preamble {
+            let e = Error::corrupt(
+                eof + 9,
+                format!(
+                    "{trailing} bytes after a zero (not computed) checksum: a file saved without a checksum ends at its EOF, so this EOF is most likely a damaged byte; Redis would load only the keys before it and ignore the rest"
+                ),
+            );
+            report.push_error(&e, opts);
+        }
+        report.report.checksum = checksum;
     }
     crate::damage::explain(&mut report.report.errors, &holes);
     crate::damage::hint_checksum(&mut report.report.errors, data);
@@ -379,89 +204,6 @@ impl Progress {
     }
 }
 
-/// Input pages are checksummed and given back in steps of this size.
-const CHUNK: usize = 64 << 20;
-
-/// CRC-64 of a byte range, computed as independent chunks on the pool (spawned as the reader
-/// passes them, so both read the same pages at about the same time) and combined at the end.
-struct ChunkedCrc<'a> {
-    data: &'a [u8],
-    chunk: usize,
-    chunks: Vec<std::sync::OnceLock<u64>>,
-    next: AtomicUsize,
-}
-
-impl<'a> ChunkedCrc<'a> {
-    fn new(data: &'a [u8], chunk: usize) -> ChunkedCrc<'a> {
-        let n = data.len().div_ceil(chunk);
-        let chunks = (0..n).map(|_| std::sync::OnceLock::new()).collect();
-        ChunkedCrc { data, chunk, chunks, next: AtomicUsize::new(0) }
-    }
-
-    fn end_of(&self, k: usize) -> usize {
-        ((k + 1) * self.chunk).min(self.data.len())
-    }
-
-    /// Spawns the chunks that start at or before `offset` (all of them with `usize::MAX`).
-    fn spawn_upto<'s>(&'s self, scope: &rayon::Scope<'s>, offset: usize) {
-        loop {
-            let k = self.next.load(Ordering::Relaxed);
-            // A chunk starts as soon as the reader enters it: the checksum (faster than the
-            // parse) runs ahead on the other core and takes the page faults off the reader.
-            if k >= self.chunks.len() || k * self.chunk > offset {
-                return;
-            }
-            self.next.store(k + 1, Ordering::Relaxed);
-            scope.spawn(move |_| {
-                let part = &self.data[k * self.chunk..self.end_of(k)];
-                let _ = self.chunks[k].set(crate::crc::crc64(part));
-            });
-        }
-    }
-
-    /// Bytes from the start whose checksum is done.
-    fn done_prefix(&self) -> usize {
-        let k = self.chunks.iter().take_while(|c| c.get().is_some()).count();
-        (k * self.chunk).min(self.data.len())
-    }
-
-    /// The checksum of the whole range, if every chunk was computed.
-    fn combine(&self) -> Option<u64> {
-        let mut crc = 0u64;
-        for (k, c) in self.chunks.iter().enumerate() {
-            let len = (self.end_of(k) - k * self.chunk) as u64;
-            crc = if k == 0 {
-                *c.get()?
-            } else {
-                crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Redis, crc, *c.get()?, len)
-            };
-        }
-        Some(if self.chunks.is_empty() { crate::crc::crc64(&[]) } else { crc })
-    }
-}
-
-/// Gives back input pages that neither the checksum nor the parse will read again.
-struct PageRelease<'r> {
-    release: &'r (dyn Fn(std::ops::Range<usize>) + Sync),
-    released: AtomicUsize,
-}
-
-impl PageRelease<'_> {
-    fn done_below(&self, low: usize) {
-        let from = self.released.load(Ordering::Relaxed);
-        if low >= from + CHUNK {
-            self.released.store(low, Ordering::Relaxed);
-            (self.release)(from..low);
-        }
-    }
-}
-
-/// The warning for bytes after an RDB image's checksum (callers reading an RDB-preamble AOF,
-/// where those bytes are the command log, leave this one out).
-pub fn trailing_bytes_warning(n: u64) -> String {
-    format!("{n} bytes after the checksum (Redis ignores them)")
-}
-
 /// Salvage mode gives up resynchronizing after this many structural errors in one file.
 const MAX_RESYNCS: usize = 1000;
 
@@ -525,7 +267,9 @@ thread_local! {
 impl<'a, 'o> Validation<'a, 'o> {
     fn submit<'s>(&'s self, scope: &rayon::Scope<'s>, batch: Batch<'a>) {
         let Some(&(_, _, start)) = batch.values.first() else { return };
-        if self.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+        // One thread: nothing would run a queued batch before the reader ends (and its pages
+        // would stay mapped): validate it here.
+        if self.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT || rayon::current_num_threads() <= 1 {
             self.validate(batch);
             return;
         }
@@ -586,14 +330,36 @@ impl<'a, 'o> Validation<'a, 'o> {
     }
 }
 
+/// One parse with its checksum beside it: the report so far, the CRC of everything before the
+/// usual trailer (the last 8 bytes) when it was computed, and where that range ends.
+fn parse_with_crc<'a>(
+    name: &str,
+    data: &[u8],
+    opts: &Options,
+    pages: &dyn Fn() -> Pages<'a>,
+    holes: Vec<(u64, u64)>,
+) -> (Progress, Option<u64>, usize) {
+    // The checksum is computed in chunks on the pool, beside the parse, over what the usual file
+    // holds before its trailer: everything up to the EOF byte, then 8 bytes of checksum.
+    let guess_end = data.len().saturating_sub(8);
+    // Two consumers: the parse, and the checksum (which never reads the last 8 bytes).
+    let pages = pages();
+    pages.done(guess_end..data.len());
+    let crc = ChunkedCrc::new(&data[..guess_end], CRC_CHUNK, &pages);
+    let p = parse(name, data, opts, &crc, &pages, holes);
+    crc.abandon();
+    (p, crc.combine(), guess_end)
+}
+
 fn parse(
     name: &str,
     data: &[u8],
     opts: &Options,
-    crc: &ChunkedCrc<'_>,
-    pages: &PageRelease<'_>,
+    crc: &ChunkedCrc<'_, '_, '_>,
+    pages: &Pages<'_>,
     holes: Vec<(u64, u64)>,
 ) -> Progress {
+    let mut lane = pages.lane();
     let mut p = Progress {
         report: Report::empty(name, data.len() as u64, ChecksumStatus::Unchecked),
         eof_offset: None,
@@ -759,9 +525,10 @@ fn parse(
             if at >= next_tick {
                 next_tick = at + (1 << 20);
                 crc.spawn_upto(scope, at);
+                crc.help_upto(at.saturating_sub(CRC_CHUNK));
                 // The batch being filled still needs its values (keys come before values).
                 let pending = batch.values.first().map_or(at as u64, |v| v.2);
-                pages.done_below((pool.low_water(pending.min(at as u64)) as usize).min(crc.done_prefix()));
+                lane.upto(pool.low_water(pending.min(at as u64)) as usize);
             }
         }
         pool.submit(scope, batch);
@@ -784,9 +551,12 @@ fn parse(
         p.warn(format!("{dropped} empty keys in all: Redis drops them while loading [empty_value]"));
     }
     p.report.warning_counts = notes.counts;
-    match keys.duplicates(data) {
+    // Listed up to the error limit (the rest counted): a file of millions of repeated keys
+    // must not hold them all.
+    let limit = if opts.keep_going { opts.max_errors.max(1) } else { 1 };
+    match keys.duplicates(data, limit) {
         Ok(dups) => {
-            for d in dups {
+            for d in &dups.listed {
                 let e = Error::new(
                     ErrorKind::DuplicateKey,
                     d.again,
@@ -797,6 +567,7 @@ fn parse(
                 );
                 p.push_error(&e.in_key(d.db, &d.key), opts);
             }
+            p.report.errors_not_listed += dups.total - dups.listed.len() as u64;
         }
         Err(e) => p.push_error(&e, opts),
     }
@@ -816,28 +587,4 @@ fn parse(
         }
     }
     p
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunked_crc_equals_whole_crc() {
-        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        for chunk in [1, 7, 4096, 100_003, 999_999, 1_000_000, 5_000_000] {
-            let part = &data[..if chunk == 1 { 1000 } else { data.len() }];
-            let crc = ChunkedCrc::new(part, chunk);
-            rayon::scope(|s| crc.spawn_upto(s, usize::MAX));
-            assert_eq!(crc.combine(), Some(crate::crc::crc64(part)), "chunk {chunk}");
-            assert_eq!(crc.done_prefix(), part.len());
-        }
-        // Not every chunk computed: no checksum.
-        let crc = ChunkedCrc::new(&data, 300_000);
-        // Chunks start as soon as the reader enters them: 650 000 is inside the third one.
-        rayon::scope(|s| crc.spawn_upto(s, 650_000));
-        assert_eq!(crc.done_prefix(), 900_000);
-        assert_eq!(crc.combine(), None);
-        assert_eq!(ChunkedCrc::new(&[], 10).combine(), Some(crate::crc::crc64(&[])));
-    }
 }

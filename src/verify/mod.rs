@@ -1,0 +1,16 @@
+//! `rdbtool verify`'s engine, for RDB files and AOF sets, knowing nothing of terminals or flags:
+//!
+//! - [`report`]: the report (and its options) both sides fill in; it imports neither side.
+//! - [`rdb`]: one RDB image: checksum, a full structural parse of every value, duplicate keys,
+//!   the releases that restore it.
+//! - [`aof`]: an AOF set or file, through `aof::set` (which uses `rdb` for a base RDB image).
+
+pub mod aof;
+pub mod rdb;
+pub mod report;
+
+pub use aof::verify_aof;
+pub use rdb::{verify_bytes, verify_bytes_releasing, verify_input, verify_preamble};
+pub use report::{
+    Checksum, ChecksumStatus, DbCounts, ErrorEntry, Options, Report, TargetVerdict, now_ms, trailing_bytes_warning,
+};
