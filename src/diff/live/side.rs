@@ -1,32 +1,12 @@
-//! A live server (standalone or Redis Cluster) as a side of a diff: connections with the shared
-//! client (`crate::redis`), SCAN to list keys, pipelined `DUMP` + `PTTL` to read values, which
-//! our own reader decodes (`rdb::dump::parse_dump`), and cluster routing by hash slot.
-//!
-//! Strictly read-only: the only commands sent are CLIENT NO-TOUCH (7.2+, so that reads leave the
-//! keys' LRU / LFU data alone), SCAN, TYPE, PTTL, DUMP, EXISTS, INFO,
-//! CLUSTER SLOTS, PING, SELECT (connection state, needed to read databases other than 0) and the
-//! AUTH the client sends when a password is given (the client sends nothing of its own). A
-//! cluster is read through one connection per master (from the slot map): every master is
-//! scanned, and a key read by name goes to the master of its slot. A MOVED / ASK reply
-//! (resharding during the diff) stops the diff with an error naming the node.
-//!
-//! Every socket has a read and write timeout, and every reply is checked for its shape: a
-//! server that sends something unexpected gives an error, not a panic or a hang.
+//! A connected server or cluster: its nodes and databases (INFO), cluster routing by hash slot,
+//! pipelined batches of lookups (DUMP + PTTL, TYPE + PTTL, EXISTS) and SCAN.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{
-    DiffError, Entry, FileSide, Names, Options, Output, Partitions, SideInfo, Summary, Tally, compare_entries,
-    key_hash, key_hash2, one_sided,
-};
-use crate::display::quoted;
-use crate::rdb::dump::parse_dump;
+use super::super::{DiffError, KeySelect};
 use crate::rdb::types::Kind;
-use crate::rdb::walk::Walker;
-use crate::redis::client::{Addr, Connection, Reply as RValue, encode_command as push_cmd};
-pub use crate::redis::client::{ConnectOptions, is_url, redact};
+use crate::redis::client::{Addr, ConnectOptions, Connection, Reply as RValue, encode_command as push_cmd};
 use crate::redis::cluster::SlotMap;
 use crate::slot::key_slot;
 
@@ -51,7 +31,7 @@ pub struct LiveSide {
     /// `redis_version` (or `valkey_version`) from INFO.
     pub version: String,
     /// Set by another thread to stop a SCAN early (the diff failed elsewhere).
-    cancel: Option<Arc<AtomicBool>>,
+    pub(super) cancel: Option<Arc<AtomicBool>>,
 }
 
 fn live_err(name: &str, what: &str, e: impl std::fmt::Display) -> DiffError {
@@ -339,7 +319,7 @@ impl LiveSide {
     /// SCAN of every node and selected database; `f` gets (db, key) for each selected key.
     pub fn scan(
         &mut self,
-        select: &super::KeySelect,
+        select: &KeySelect,
         count: usize,
         mut f: impl FnMut(&mut LiveSide, u64, Vec<u8>) -> Result<(), DiffError>,
     ) -> Result<(), DiffError> {
@@ -413,11 +393,6 @@ impl LiveSide {
         Ok(())
     }
 }
-
-/// Batches of lookups sent and not yet read.
-const IN_FLIGHT: usize = 4;
-/// A lookup batch ends after this many bytes of file values.
-const BATCH_BYTES: usize = 4 << 20;
 
 const ABSENT: usize = 1 << (usize::BITS - 1);
 
@@ -502,360 +477,6 @@ impl Node {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Drivers.
-
-/// A key from SCAN in a partition: hash, second hash, db, key length, key.
-fn encode_scanned(db: u64, key: &[u8], buf: &mut Vec<u8>) -> u64 {
-    let h = key_hash(db, key);
-    buf.clear();
-    buf.extend_from_slice(&h.to_le_bytes());
-    buf.extend_from_slice(&key_hash2(db, key).to_le_bytes());
-    buf.extend_from_slice(&db.to_le_bytes());
-    buf.extend_from_slice(&(key.len() as u64).to_le_bytes());
-    buf.extend_from_slice(key);
-    h
-}
-
-fn u64_at(s: &[u8]) -> u64 {
-    u64::from_le_bytes(s.try_into().unwrap_or([0; 8]))
-}
-
-/// (hash, second hash, db, key) of each scanned key in a partition.
-fn decode_scanned(mut b: &[u8]) -> Vec<((u64, u64), u64, &[u8])> {
-    let mut out = Vec::new();
-    while b.len() >= 32 {
-        let (h, h2, db, n) = (u64_at(&b[..8]), u64_at(&b[8..16]), u64_at(&b[16..24]), u64_at(&b[24..32]) as usize);
-        let Some(key) = b.get(32..32 + n) else { break };
-        out.push(((h, h2), db, key));
-        b = &b[32 + n..];
-    }
-    out
-}
-
-/// A file key in a partition: its two hashes (the file is not re-read to confirm a match).
-fn encode_file_key(db: u64, key: &[u8]) -> (u64, [u8; 16]) {
-    let h = key_hash(db, key);
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&h.to_le_bytes());
-    b[8..].copy_from_slice(&key_hash2(db, key).to_le_bytes());
-    (h, b)
-}
-
-fn decode_file_keys(b: &[u8]) -> Vec<(u64, u64)> {
-    b.chunks_exact(16).map(|c| (u64_at(&c[..8]), u64_at(&c[8..]))).collect()
-}
-
-/// SCANs `live` into partitions (each selected key once per node that holds it).
-fn scan_into_partitions(live: &mut LiveSide, opts: &Options) -> Result<(Partitions, u64), DiffError> {
-    let mut parts = Partitions::new(opts.memory_budget / 2, opts.temp_dir.clone());
-    let mut n = 0u64;
-    let mut buf = Vec::new();
-    live.scan(&opts.select, opts.scan_count, |_, db, key| {
-        n += 1;
-        let h = encode_scanned(db, &key, &mut buf);
-        parts.push(h, &buf)
-    })?;
-    Ok((parts, n))
-}
-
-/// Compares an RDB file with a live server. `file_is_a`: the file is side A (else B).
-///
-/// The file is read once, in order; its keys are looked up on the server in pipelined batches
-/// (DUMP + PTTL), the next batch sent before the previous one is compared. Meanwhile a second
-/// set of connections SCANs the server into hashed partitions; joined with the file's keys, they
-/// give the keys only the server has (then asked TYPE + PTTL).
-pub fn diff_file_live(
-    file: &mut FileSide<'_>,
-    live: &mut LiveSide,
-    file_is_a: bool,
-    opts: &Options,
-    out: &mut dyn Output,
-) -> Result<Summary, DiffError> {
-    let names = if file_is_a {
-        Names { a: file.name.clone(), b: live.name.clone() }
-    } else {
-        Names { a: live.name.clone(), b: file.name.clone() }
-    };
-    let mut scanner = live.reconnect()?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    scanner.cancel = Some(cancel.clone());
-    let mut tally = Tally::new(out);
-    tally.summary.sample_rate = opts.select.sample_rate;
-    let select = restrict_to_url_db(&opts.select, live.url_db);
-    let (file_parts, file_keys, scanned) = std::thread::scope(|s| {
-        let scan = s.spawn(|| scan_into_partitions(&mut scanner, opts));
-        let mut fparts = Partitions::new(opts.memory_budget / 2, opts.temp_dir.clone());
-        let res = lookup_file_keys(file, live, file_is_a, &select, opts, &names, &mut fparts, &mut tally);
-        if res.is_err() {
-            cancel.store(true, Ordering::Relaxed);
-        }
-        let scanned = scan.join().unwrap_or_else(|_| Err(DiffError::Live("the SCAN thread failed".into())));
-        let n = res?;
-        Ok::<_, DiffError>((fparts, n, scanned?))
-    })?;
-    let (mut live_parts, live_keys) = scanned;
-    let mut fparts = file_parts;
-    if file_is_a {
-        tally.summary.keys_a = file_keys;
-        tally.summary.keys_b = live_keys;
-    } else {
-        tally.summary.keys_a = live_keys;
-        tally.summary.keys_b = file_keys;
-    }
-
-    // Keys the server has and the file lacks.
-    let mut candidates: Vec<(u64, Vec<u8>)> = Vec::new();
-    for p in 0..super::PARTITIONS {
-        let mut fe = decode_file_keys(&fparts.take(p)?);
-        fe.sort_unstable();
-        let raw = live_parts.take(p)?;
-        for (h, db, key) in decode_scanned(&raw) {
-            let found = fe.binary_search(&h).is_ok();
-            if !found {
-                candidates.push((db, key.to_vec()));
-            }
-            if candidates.len() >= opts.batch.max(1) {
-                report_live_only(live, &mut candidates, file_is_a, file.as_of_ms, opts, &mut tally)?;
-            }
-        }
-    }
-    report_live_only(live, &mut candidates, file_is_a, file.as_of_ms, opts, &mut tally)?;
-    Ok(tally.summary)
-}
-
-fn restrict_to_url_db(select: &super::KeySelect, url_db: Option<u64>) -> super::KeySelect {
-    let mut s = select.clone();
-    if let Some(d) = url_db {
-        if s.dbs.is_empty() {
-            s.dbs = vec![d];
-        } else {
-            s.dbs.retain(|x| *x == d);
-            if s.dbs.is_empty() {
-                // Nothing can match: a db no key is in.
-                s.dbs = vec![u64::MAX];
-            }
-        }
-    }
-    s
-}
-
-#[allow(clippy::too_many_arguments)]
-fn lookup_file_keys<'a>(
-    file: &mut FileSide<'a>,
-    live: &mut LiveSide,
-    file_is_a: bool,
-    select: &super::KeySelect,
-    opts: &Options,
-    names: &Names,
-    fparts: &mut Partitions,
-    tally: &mut Tally<'_>,
-) -> Result<u64, DiffError> {
-    let batch = opts.batch.max(1);
-    let mut w = Walker::new();
-    let mut chunk: Vec<crate::rdb::KeyRecord<'a>> = Vec::with_capacity(batch);
-    let mut n = 0u64;
-    let mut compare = |live: &mut LiveSide,
-                       recs: Vec<crate::rdb::KeyRecord<'a>>,
-                       p: Pending,
-                       tally: &mut Tally<'_>|
-     -> Result<(), DiffError> {
-        let replies = live.recv(p)?;
-        for (k, r) in recs.iter().zip(replies) {
-            let Reply::Dump { payload, expire_at_ms, at_ms } = r else {
-                return Err(DiffError::Live(format!("{}: unexpected reply kind", live.name)));
-            };
-            let fe = Entry { raw: k.value, expire_at_ms: k.expire_at_ms };
-            let d = match payload {
-                None => Some(one_sided(
-                    k.db,
-                    &k.key,
-                    SideInfo { kind: k.value.kind(), expire_at_ms: k.expire_at_ms },
-                    file_is_a,
-                    at_ms,
-                    opts,
-                )),
-                Some(p) => {
-                    let dump = parse_dump(&p).map_err(|e| {
-                        DiffError::Live(format!("{}: DUMP of db {} key {}: {e}", live.name, k.db, quoted(&k.key)))
-                    })?;
-                    let le = Entry { raw: dump.value, expire_at_ms };
-                    let (a, b) = if file_is_a { (&fe, &le) } else { (&le, &fe) };
-                    compare_entries(k.db, &k.key, a, b, &mut w, opts, names)?
-                }
-            };
-            tally.record(d)?;
-        }
-        Ok(())
-    };
-    // Several batches stay in flight so that the server always has the next one queued while
-    // we compare the previous; a batch also ends at `BATCH_BYTES` of file values (a proxy for the
-    // size of the DUMP replies the server buffers for us).
-    let mut inflight: VecDeque<(Vec<crate::rdb::KeyRecord<'a>>, Pending)> = VecDeque::new();
-    let mut flush = |live: &mut LiveSide,
-                     chunk: Vec<crate::rdb::KeyRecord<'a>>,
-                     inflight: &mut VecDeque<(Vec<crate::rdb::KeyRecord<'a>>, Pending)>,
-                     tally: &mut Tally<'_>|
-     -> Result<(), DiffError> {
-        let keys: Vec<(u64, &[u8])> = chunk.iter().map(|k| (k.db, &*k.key)).collect();
-        let p = live.send(super::live::Query::DumpPttl, &keys)?;
-        drop(keys);
-        inflight.push_back((chunk, p));
-        while inflight.len() > IN_FLIGHT {
-            if let Some((recs, prev)) = inflight.pop_front() {
-                compare(live, recs, prev, tally)?;
-            }
-        }
-        Ok(())
-    };
-    let mut chunk_bytes = 0usize;
-    file.for_each_key(select, |k| {
-        n += 1;
-        let (hash, e) = encode_file_key(k.db, &k.key);
-        fparts.push(hash, &e)?;
-        chunk_bytes += k.value.bytes.len() + k.key.len();
-        chunk.push(k);
-        if chunk.len() >= batch || chunk_bytes >= BATCH_BYTES {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(batch));
-            chunk_bytes = 0;
-            flush(live, full, &mut inflight, tally)?;
-        }
-        Ok(())
-    })?;
-    if !chunk.is_empty() {
-        flush(live, std::mem::take(&mut chunk), &mut inflight, tally)?;
-    }
-    while let Some((recs, p)) = inflight.pop_front() {
-        compare(live, recs, p, tally)?;
-    }
-    Ok(n)
-}
-
-/// Asks TYPE + PTTL of keys only the live side listed and reports those still there.
-fn report_live_only(
-    live: &mut LiveSide,
-    keys: &mut Vec<(u64, Vec<u8>)>,
-    live_is_b: bool,
-    other_as_of_ms: i64,
-    opts: &Options,
-    tally: &mut Tally<'_>,
-) -> Result<(), DiffError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let refs: Vec<(u64, &[u8])> = keys.iter().map(|(d, k)| (*d, k.as_slice())).collect();
-    let p = live.send(Query::TypePttl, &refs)?;
-    let replies = live.recv(p)?;
-    for ((db, key), r) in keys.iter().zip(replies) {
-        let Reply::Type { kind, expire_at_ms } = r else { continue };
-        let kind = match kind {
-            // Deleted since the SCAN: not a difference any more.
-            None => continue,
-            Some(Ok(k)) => k,
-            // A module type's name (TYPE answers the module's own name).
-            Some(Err(_)) => Kind::Module,
-        };
-        let d = one_sided(*db, key, SideInfo { kind, expire_at_ms }, !live_is_b, other_as_of_ms, opts);
-        tally.record(Some(d))?;
-    }
-    keys.clear();
-    Ok(())
-}
-
-/// Compares two live servers: A is scanned and each page of keys read from both sides; then B
-/// is scanned and its keys checked with EXISTS on A.
-pub fn diff_live_live(
-    a: &mut LiveSide,
-    b: &mut LiveSide,
-    opts: &Options,
-    out: &mut dyn Output,
-) -> Result<Summary, DiffError> {
-    let names = Names { a: a.name.clone(), b: b.name.clone() };
-    let mut tally = Tally::new(out);
-    tally.summary.sample_rate = opts.select.sample_rate;
-    let batch = opts.batch.max(1);
-    let sel_a = restrict_to_url_db(&opts.select, a.url_db);
-    let mut w = Walker::new();
-    let mut scan_a = a.reconnect()?;
-    let mut page: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut keys_a = 0u64;
-    let mut compare_page = |page: &mut Vec<(u64, Vec<u8>)>,
-                            a: &mut LiveSide,
-                            b: &mut LiveSide,
-                            tally: &mut Tally<'_>|
-     -> Result<(), DiffError> {
-        let refs: Vec<(u64, &[u8])> = page.iter().map(|(d, k)| (*d, k.as_slice())).collect();
-        let pa = a.send(Query::DumpPttl, &refs)?;
-        let pb = b.send(Query::DumpPttl, &refs)?;
-        let ra = a.recv(pa)?;
-        let rb = b.recv(pb)?;
-        for (((db, key), x), y) in page.iter().zip(ra).zip(rb) {
-            let (
-                Reply::Dump { payload: pa, expire_at_ms: ea, .. },
-                Reply::Dump { payload: pb, expire_at_ms: eb, at_ms },
-            ) = (x, y)
-            else {
-                continue;
-            };
-            let Some(pa) = pa else { continue }; // gone from A since the SCAN
-            let da = parse_dump(&pa)
-                .map_err(|e| DiffError::Live(format!("{}: DUMP of db {db} key {}: {e}", names.a, quoted(key))))?;
-            let ea_ = Entry { raw: da.value, expire_at_ms: ea };
-            let d = match pb {
-                None => {
-                    Some(one_sided(*db, key, SideInfo { kind: da.value.kind(), expire_at_ms: ea }, true, at_ms, opts))
-                }
-                Some(pb) => {
-                    let db_ = parse_dump(&pb).map_err(|e| {
-                        DiffError::Live(format!("{}: DUMP of db {db} key {}: {e}", names.b, quoted(key)))
-                    })?;
-                    compare_entries(*db, key, &ea_, &Entry { raw: db_.value, expire_at_ms: eb }, &mut w, opts, &names)?
-                }
-            };
-            tally.record(d)?;
-        }
-        page.clear();
-        Ok(())
-    };
-    scan_a.scan(&sel_a, opts.scan_count, |_, db, key| {
-        keys_a += 1;
-        page.push((db, key));
-        if page.len() >= batch {
-            compare_page(&mut page, a, b, &mut tally)?;
-        }
-        Ok(())
-    })?;
-    compare_page(&mut page, a, b, &mut tally)?;
-
-    let sel_b = restrict_to_url_db(&opts.select, b.url_db);
-    let mut scan_b = b.reconnect()?;
-    let mut keys_b = 0u64;
-    let check_page = |page: &mut Vec<(u64, Vec<u8>)>,
-                      a: &mut LiveSide,
-                      b: &mut LiveSide,
-                      tally: &mut Tally<'_>|
-     -> Result<(), DiffError> {
-        let refs: Vec<(u64, &[u8])> = page.iter().map(|(d, k)| (*d, k.as_slice())).collect();
-        let p = a.send(Query::Exists, &refs)?;
-        let r = a.recv(p)?;
-        let mut missing: Vec<(u64, Vec<u8>)> =
-            page.drain(..).zip(r).filter(|(_, r)| *r == Reply::Exists(false)).map(|(k, _)| k).collect();
-        report_live_only(b, &mut missing, true, crate::filter::now_ms(), opts, tally)
-    };
-    scan_b.scan(&sel_b, opts.scan_count, |_, db, key| {
-        keys_b += 1;
-        page.push((db, key));
-        if page.len() >= batch {
-            check_page(&mut page, a, b, &mut tally)?;
-        }
-        Ok(())
-    })?;
-    check_page(&mut page, a, b, &mut tally)?;
-    tally.summary.keys_a = keys_a;
-    tally.summary.keys_b = keys_b;
-    Ok(tally.summary)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -867,12 +488,5 @@ mod tests {
         let mut b = Vec::new();
         push_cmd(&mut b, &[b"DUMP", b"k\r\n"]);
         assert_eq!(b, b"*2\r\n$4\r\nDUMP\r\n$3\r\nk\r\n\r\n");
-        let mut buf = Vec::new();
-        encode_scanned(2, b"key", &mut buf);
-        let mut two = buf.clone();
-        encode_scanned(0, b"", &mut buf);
-        two.extend_from_slice(&buf);
-        let d = decode_scanned(&two);
-        assert_eq!(d.iter().map(|x| (x.1, x.2)).collect::<Vec<_>>(), vec![(2, &b"key"[..]), (0, &b""[..])]);
     }
 }
