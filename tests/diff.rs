@@ -1061,3 +1061,47 @@ fn diff_leaves_idle_times_alone_where_the_server_can() {
     let _ = child.wait();
     assert!(after >= 2, "DUMP reset the idle time to {after}");
 }
+
+/// A file where one key repeats (Redis refuses it) is an error naming the key, never IDENTICAL to
+/// itself, and found in time linear in the copies (the join once compared every copy with every
+/// other: 30 s for 800 KB).
+#[test]
+fn duplicate_keys_are_an_error_found_in_linear_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("dup.rdb");
+    std::fs::write(
+        &small,
+        common::rdb_of_strings(&[(0, b"k", b"1"), (1, b"k", b"2"), (0, b"j", b"3"), (0, b"k", b"4")]),
+    )
+    .unwrap();
+    let s = small.display().to_string();
+    let o = rdbtool(&["diff", &s, &s]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("already present") && err.contains("\"k\"") && err.contains("db 0"), "{err}");
+    assert!(!text(&o.stdout).contains("IDENTICAL"), "{}", text(&o.stdout));
+    // Against a clean file, on either side.
+    let clean = dir.path().join("clean.rdb");
+    std::fs::write(&clean, common::rdb_of_strings(&[(0, b"k", b"1"), (0, b"j", b"3")])).unwrap();
+    let c = clean.display().to_string();
+    for args in [[&c, &s], [&s, &c]] {
+        let o = rdbtool(&["diff", args[0], args[1]]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("already present"), "{}", text(&o.stderr));
+    }
+    // The same key in two databases is two keys.
+    let two = dir.path().join("two.rdb");
+    std::fs::write(&two, common::rdb_of_strings(&[(0, b"k", b"1"), (1, b"k", b"1")])).unwrap();
+    let t = two.display().to_string();
+    assert_eq!(rdbtool(&["diff", &t, &t]).status.code(), Some(0));
+    // 60,000 copies of one key (~600 KB).
+    let keys: Vec<(u64, &[u8], &[u8])> = (0..60_000).map(|_| (0, &b"same"[..], &b"value"[..])).collect();
+    let big = dir.path().join("many.rdb");
+    std::fs::write(&big, common::rdb_of_strings(&keys)).unwrap();
+    let b = big.display().to_string();
+    let started = std::time::Instant::now();
+    let o = rdbtool(&["diff", &b, &b]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("already present"), "{}", text(&o.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}

@@ -4,6 +4,7 @@
 use super::{DiffError, KeySelect};
 use crate::error::{Error, ErrorKind};
 use crate::rdb::cursor::Cursor;
+use crate::rdb::keyset::KeySet;
 use crate::rdb::reader::{Reader, Record, key_at};
 use crate::rdb::types::Format;
 use crate::rdb::value::RawValue;
@@ -55,7 +56,9 @@ impl<'a> FileSide<'a> {
         self
     }
 
-    /// Every selected key record, in file order; `f` gets each. Errors name the file.
+    /// Every selected key record, in file order; `f` gets each. Errors name the file. A key that
+    /// appears twice in a database (every key counts, selected or not) is an error at the end of
+    /// the pass, as in verify: Redis refuses such a file, and comparing either copy would hide it.
     pub fn for_each_key(
         &mut self,
         select: &KeySelect,
@@ -63,10 +66,13 @@ impl<'a> FileSide<'a> {
     ) -> Result<(), DiffError> {
         let mut reader = Reader::new(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))?;
         let mut released = 0usize;
+        let mut keys = KeySet::new();
         while let Some(rec) = reader.next() {
-            match rec.map_err(|e| DiffError::Input(self.name.clone(), e))? {
-                Record::Key(k) if select.matches(k.db, &k.key) => f(k)?,
-                _ => {}
+            if let Record::Key(k) = rec.map_err(|e| DiffError::Input(self.name.clone(), e))? {
+                keys.insert(k.db, &k.key, k.key_offset);
+                if select.matches(k.db, &k.key) {
+                    f(k)?;
+                }
             }
             if let Some(release) = self.release {
                 let upto = (reader.offset() as usize).saturating_sub(RELEASE_LAG);
@@ -79,7 +85,7 @@ impl<'a> FileSide<'a> {
         if let Some(t) = reader.trailer() {
             self.trailing_bytes = t.trailing_bytes;
         }
-        Ok(())
+        keys.check(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))
     }
 
     /// Keys in the file (for `--sample N`): a pass that reads records without decoding values.

@@ -16,6 +16,7 @@ use crate::crc::Crc64;
 use crate::error::{Error, ErrorKind};
 use crate::filter::Filter;
 use crate::rdb::cursor::Elem;
+use crate::rdb::keyset::KeySet;
 use crate::rdb::reader::{KeyRecord, Reader, Record};
 use crate::rdb::types::{Format, id};
 use crate::rdb::value::{RawValue, Sink};
@@ -221,6 +222,9 @@ fn run<K: KeyWriter>(
     let mut crc = Crc64::default();
     let mut crc_pos = 0usize;
     let mut records = 0u64;
+    // Every key of the file, for the duplicate check (a replay of both copies would give the
+    // union of two values; Redis refuses such a file).
+    let mut keys = KeySet::new();
     while let Some(rec) = reader.next() {
         let rec = rec.map_err(ExportError::Input)?;
         records += 1;
@@ -231,7 +235,10 @@ fn run<K: KeyWriter>(
             progress(at as u64);
         }
         let k = match rec {
-            Record::Key(k) => k,
+            Record::Key(k) => {
+                keys.insert(k.db, &k.key, k.key_offset);
+                k
+            }
             Record::Function { source } => {
                 kw.function(&source, &mut out);
                 out.end_key()?;
@@ -276,6 +283,7 @@ fn run<K: KeyWriter>(
     }
     if !summary.stopped_at_limit {
         check_trailer(data, &reader, crc, crc_pos, &mut summary)?;
+        keys.check(data).map_err(ExportError::Input)?;
     }
     kw.finish(&mut out);
     out.finish()?;

@@ -9,7 +9,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use std::collections::HashMap;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::rdb::fpset::FingerprintTable;
 use crate::rdb::reader::key_at;
 
@@ -42,6 +42,22 @@ pub struct Duplicate {
     pub again: u64,
 }
 
+impl Duplicate {
+    /// The error a command that reads the file gives for it (Redis refuses such a file), with
+    /// the offset of the repetition, the db and the key.
+    pub fn error(&self) -> Error {
+        Error::new(
+            ErrorKind::DuplicateKey,
+            self.again,
+            format!(
+                "key already present in this database (first at offset {}): Redis refuses to load the file",
+                self.first
+            ),
+        )
+        .in_key(self.db, &self.key)
+    }
+}
+
 impl KeySet {
     pub fn new() -> KeySet {
         KeySet::default()
@@ -67,6 +83,15 @@ impl KeySet {
         let fp = xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         self.buckets[(fp >> 56) as usize].push((fp, (key_offset & OFFSET_MASK) | (db.min(0xFFFF) << 48)));
         self.len += 1;
+    }
+
+    /// `Ok` when no key repeats, else the error for the first repetition in file order (what a
+    /// command that stops at the first error reports).
+    pub fn check(self, data: &[u8]) -> Result<()> {
+        match self.duplicates(data)?.first() {
+            None => Ok(()),
+            Some(d) => Err(d.error()),
+        }
     }
 
     /// Every repeated key, in file order of the repetition. `data` is the file the offsets

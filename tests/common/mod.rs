@@ -223,6 +223,29 @@ impl ExpiryWindow {
     }
 }
 
+/// A small RDB (version 11) of string keys `(db, key, value)` in the order given, with its
+/// CRC-64: keys may repeat (the files Redis refuses), lengths under 64 bytes.
+pub fn rdb_of_strings(keys: &[(u64, &[u8], &[u8])]) -> Vec<u8> {
+    let mut out = b"REDIS0011".to_vec();
+    let mut db = None;
+    for &(d, k, v) in keys {
+        assert!(d < 64 && k.len() < 64 && v.len() < 64);
+        if db != Some(d) {
+            out.extend_from_slice(&[0xFE, d as u8]);
+            db = Some(d);
+        }
+        out.push(0);
+        out.push(k.len() as u8);
+        out.extend_from_slice(k);
+        out.push(v.len() as u8);
+        out.extend_from_slice(v);
+    }
+    out.push(0xFF);
+    let crc = rdbtool::crc::crc64(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
 /// A file under the repository's committed `testdata/`.
 pub fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
