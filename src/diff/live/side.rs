@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::super::{DiffError, KeySelect};
 use crate::rdb::types::Kind;
-use crate::redis::client::{Addr, ConnectOptions, Connection, Reply as RValue, encode_command as push_cmd};
+use crate::redis::client::{Addr, ConnectOptions, Connection, Reply as RValue, Scan, encode_command as push_cmd};
 use crate::redis::cluster::SlotMap;
 use crate::slot::key_slot;
 
@@ -323,7 +323,6 @@ impl LiveSide {
         count: usize,
         mut f: impl FnMut(&mut LiveSide, u64, Vec<u8>) -> Result<(), DiffError>,
     ) -> Result<(), DiffError> {
-        let count = count.max(1).to_string();
         // One pattern goes to the server; the selection is applied here in any case.
         let pattern = match select.glob_patterns.as_slice() {
             [one] => Some(one.clone()),
@@ -337,56 +336,24 @@ impl LiveSide {
                 .filter(|&d| select.wants_db(d) && self.url_db.is_none_or(|u| u == d))
                 .collect();
             for db in dbs {
-                let mut cursor = b"0".to_vec();
-                // A bound on round trips, so that a server whose cursor never returns to 0
-                // cannot keep us here forever.
-                let limit = self.nodes[n].dbs.iter().find(|d| d.0 == db).map_or(0, |d| d.1) * 4 + 1_000_000;
-                let mut rounds = 0u64;
+                let size = self.nodes[n].dbs.iter().find(|d| d.0 == db).map_or(0, |d| d.1);
+                let mut scan = Scan::new(size, count, pattern.clone());
                 loop {
-                    rounds += 1;
                     if self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
                         return Err(DiffError::Live(format!("{}: SCAN stopped", self.name)));
-                    }
-                    if rounds > limit {
-                        return Err(live_err(&self.nodes[n].addr, "SCAN", "the cursor never came back to 0"));
                     }
                     let node = &mut self.nodes[n];
                     if node.db != db {
                         node.select(db)?;
                     }
-                    let mut args: Vec<&[u8]> = vec![b"SCAN", &cursor, b"COUNT", count.as_bytes()];
-                    if let Some(p) = &pattern {
-                        args.push(b"MATCH");
-                        args.push(p);
-                    }
-                    let reply = node.command(&args)?;
-                    let bad = |why: String| live_err(&node.addr, "SCAN", why);
-                    let RValue::Array(mut parts) = reply else { return Err(bad(describe_reply(&reply))) };
-                    if parts.len() != 2 {
-                        return Err(bad(format!("reply of {} parts, not 2", parts.len())));
-                    }
-                    let keys = parts.pop().unwrap_or(RValue::Nil);
-                    let next = match parts.pop() {
-                        Some(RValue::Bulk(c)) if c.iter().all(u8::is_ascii_digit) && !c.is_empty() => c,
-                        other => {
-                            return Err(bad(format!("cursor is {}", describe_reply(&other.unwrap_or(RValue::Nil)))));
-                        }
-                    };
-                    let RValue::Array(keys) = keys else {
-                        return Err(bad(format!("keys are {}", describe_reply(&keys))));
+                    let Some(keys) = scan.next_page(&mut node.conn).map_err(|e| DiffError::Live(e.to_string()))? else {
+                        break;
                     };
                     for k in keys {
-                        let RValue::Bulk(k) = k else {
-                            return Err(live_err(&self.nodes[n].addr, "SCAN", "a key is not a bulk string"));
-                        };
                         if select.matches(db, &k) {
                             f(self, db, k)?;
                         }
                     }
-                    if next == b"0" {
-                        break;
-                    }
-                    cursor = next;
                 }
             }
         }
