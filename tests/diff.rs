@@ -1061,3 +1061,180 @@ fn diff_leaves_idle_times_alone_where_the_server_can() {
     let _ = child.wait();
     assert!(after >= 2, "DUMP reset the idle time to {after}");
 }
+
+/// A file where one key repeats (Redis refuses it) is an error naming the key, never IDENTICAL to
+/// itself, and found in time linear in the copies (the join once compared every copy with every
+/// other: 30 s for 800 KB).
+#[test]
+fn duplicate_keys_are_an_error_found_in_linear_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("dup.rdb");
+    std::fs::write(
+        &small,
+        common::rdb_of_strings(&[(0, b"k", b"1"), (1, b"k", b"2"), (0, b"j", b"3"), (0, b"k", b"4")]),
+    )
+    .unwrap();
+    let s = small.display().to_string();
+    let o = rdbtool(&["diff", &s, &s]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("already present") && err.contains("\"k\"") && err.contains("db 0"), "{err}");
+    assert!(!text(&o.stdout).contains("IDENTICAL"), "{}", text(&o.stdout));
+    // Against a clean file, on either side.
+    let clean = dir.path().join("clean.rdb");
+    std::fs::write(&clean, common::rdb_of_strings(&[(0, b"k", b"1"), (0, b"j", b"3")])).unwrap();
+    let c = clean.display().to_string();
+    for args in [[&c, &s], [&s, &c]] {
+        let o = rdbtool(&["diff", args[0], args[1]]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("already present"), "{}", text(&o.stderr));
+    }
+    // The same key in two databases is two keys.
+    let two = dir.path().join("two.rdb");
+    std::fs::write(&two, common::rdb_of_strings(&[(0, b"k", b"1"), (1, b"k", b"1")])).unwrap();
+    let t = two.display().to_string();
+    assert_eq!(rdbtool(&["diff", &t, &t]).status.code(), Some(0));
+    // 60,000 copies of one key (~600 KB).
+    let keys: Vec<(u64, &[u8], &[u8])> = (0..60_000).map(|_| (0, &b"same"[..], &b"value"[..])).collect();
+    let big = dir.path().join("many.rdb");
+    std::fs::write(&big, common::rdb_of_strings(&keys)).unwrap();
+    let b = big.display().to_string();
+    let started = std::time::Instant::now();
+    let o = rdbtool(&["diff", &b, &b]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("already present"), "{}", text(&o.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}
+
+/// A fake server whose replies go out one byte every `every`: per-read timeouts never fire.
+fn dripping_server(reply: impl Fn(&[Vec<u8>]) -> Vec<u8> + Send + Sync + 'static, every: Duration) -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let reply = Arc::new(reply);
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(20) {
+            let Ok(mut c) = conn else { continue };
+            let reply = reply.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = c.read(&mut chunk) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some((cmd, used)) = parse_command(&buf) {
+                        buf.drain(..used);
+                        for b in reply(&cmd) {
+                            if c.write_all(&[b]).is_err() {
+                                return;
+                            }
+                            std::thread::sleep(every);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Hostile servers that answer, but never usefully: dripping bytes, a SCAN that never ends
+/// (with pages of new keys, or empty), a SCAN page larger than asked. Each is an error within
+/// about the timeout (or the SCAN bound), with memory bounded.
+#[test]
+fn hostile_servers_are_stopped_by_the_deadline_and_the_scan_bound() {
+    let file = td("small-db0.rdb");
+    let measure = |port: u16, what: &str| -> (String, Duration) {
+        let url = format!("redis://127.0.0.1:{port}");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rdbtool"));
+        c.args(["diff", &file, &url, "--timeout", "2"]).env_remove("REDISCLI_AUTH");
+        let (code, err, rss_kb, took) = common::run_measured(&mut c);
+        assert_eq!(code, Some(2), "{what}: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        assert!(rss_kb < 100 << 10, "{what}: peak RSS {rss_kb} KiB");
+        (err.to_lowercase(), took)
+    };
+    // INFO's 2 KB reply, a byte every 0.2 s (7 minutes), all of it within any per-read timeout.
+    let drip = dripping_server(
+        |c| match c[0].to_ascii_uppercase().as_slice() {
+            b"INFO" => bulk(format!("# Server\r\nredis_version:7.0.15\r\n{}", "x:y\r\n".repeat(400)).as_bytes()),
+            _ => b"+OK\r\n".to_vec(),
+        },
+        Duration::from_millis(200),
+    );
+    let (err, took) = measure(drip, "dripping INFO");
+    assert!(err.contains("no useful progress"), "{err}");
+    assert!(took < Duration::from_secs(8), "dripping: {took:?}");
+    // A SCAN whose cursor never comes back to 0, each page 1000 new keys of a db of 3 keys.
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let endless = fake_server(move |c| {
+        Some(match c[0].to_ascii_uppercase().as_slice() {
+            b"INFO" => bulk(b"# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\ndb0:keys=3\r\n"),
+            b"SCAN" => {
+                let base = counter.fetch_add(1000, std::sync::atomic::Ordering::Relaxed);
+                let mut r = b"*2\r\n$1\r\n7\r\n*1000\r\n".to_vec();
+                for i in base..base + 1000 {
+                    r.extend_from_slice(&bulk(format!("garbage:{i:020}").as_bytes()));
+                }
+                r
+            }
+            b"DUMP" => b"$-1\r\n".to_vec(),
+            b"PTTL" => b":-2\r\n".to_vec(),
+            _ => b"+OK\r\n".to_vec(),
+        })
+    });
+    let (err, took) = measure(endless, "endless SCAN of new keys");
+    assert!(err.contains("scan") && err.contains("more than 100012 keys"), "{err}");
+    assert!(took < Duration::from_secs(30), "endless SCAN: {took:?}");
+    // Empty pages forever.
+    let empty = fake_server(|c| {
+        Some(match c[0].to_ascii_uppercase().as_slice() {
+            b"INFO" => bulk(b"# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\ndb0:keys=3\r\n"),
+            b"SCAN" => b"*2\r\n$1\r\n7\r\n*0\r\n".to_vec(),
+            b"DUMP" => b"$-1\r\n".to_vec(),
+            b"PTTL" => b":-2\r\n".to_vec(),
+            _ => b"+OK\r\n".to_vec(),
+        })
+    });
+    let (err, took) = measure(empty, "endless empty SCAN");
+    assert!(err.contains("has not come back to 0 after 1024 rounds"), "{err}");
+    assert!(took < Duration::from_secs(30), "empty SCAN: {took:?}");
+    // A page of a million keys when 1000 were asked: refused at its header.
+    let big_page = fake_server(|c| {
+        Some(match c[0].to_ascii_uppercase().as_slice() {
+            b"INFO" => bulk(b"# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\ndb0:keys=3\r\n"),
+            b"SCAN" => b"*2\r\n$1\r\n0\r\n*1000000\r\n".to_vec(),
+            b"DUMP" => b"$-1\r\n".to_vec(),
+            b"PTTL" => b":-2\r\n".to_vec(),
+            _ => b"+OK\r\n".to_vec(),
+        })
+    });
+    let (err, _) = measure(big_page, "oversized SCAN page");
+    assert!(err.contains("an array of 1000000 elements"), "{err}");
+}
+
+/// `split --from` reads CLUSTER SLOTS through the same client: a dripping reply is an error
+/// within about the timeout.
+#[test]
+fn split_from_a_dripping_server_stops() {
+    let drip = dripping_server(
+        |_| {
+            let mut r = b"*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n".to_vec();
+            r.extend_from_slice(&bulk("127.0.0.1".repeat(100).as_bytes()));
+            r.extend_from_slice(b":7000\r\n$1\r\na\r\n");
+            r
+        },
+        Duration::from_millis(200),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rdbtool"));
+    c.args(["split", &td("small-db0.rdb"), "--from", &format!("redis://127.0.0.1:{drip}"), "--timeout", "2", "-o"])
+        .arg(dir.path().join("out"))
+        .env_remove("REDISCLI_AUTH");
+    let (code, err, _, took) = common::run_measured(&mut c);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no useful progress"), "{err}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+}

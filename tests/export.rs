@@ -1122,3 +1122,29 @@ fn every_byte_flip_gives_output_or_an_error_never_a_panic() {
     // The CRC-64 catches what the structure does not: nearly every flip is an error.
     assert!(errors > data.len() * 3 * 4 * 9 / 10, "{errors} errors");
 }
+
+/// A key that repeats in one database is an error (exit 1, naming the key and both offsets) in
+/// every format, and `-o` leaves no output: a replay of both copies would give the union of two
+/// values. The same key in two databases exports.
+#[test]
+fn duplicate_keys_are_refused_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let dup = dir.path().join("dup.rdb");
+    std::fs::write(&dup, common::rdb_of_strings(&[(0, b"k", b"1"), (1, b"k", b"2"), (0, b"j", b"3"), (0, b"k", b"4")]))
+        .unwrap();
+    let d = dup.display().to_string();
+    for format in ["jsonl", "json", "resp"] {
+        let out = dir.path().join(format!("out.{format}"));
+        let o = rdbtool(&["export", "--format", format, "-o", out.to_str().unwrap(), &d]);
+        assert_eq!(o.status.code(), Some(1), "{format}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("already present") && err.contains("db 0") && err.contains("\"k\""), "{format}: {err}");
+        assert!(!out.exists(), "{format}: an output was left");
+        let o = rdbtool(&["export", "--format", format, &d]);
+        assert_eq!(o.status.code(), Some(1), "{format} to stdout: {}", stderr(&o));
+    }
+    let two = dir.path().join("two.rdb");
+    std::fs::write(&two, common::rdb_of_strings(&[(0, b"k", b"1"), (1, b"k", b"2")])).unwrap();
+    let out = export_ok(&[two.to_str().unwrap()]);
+    assert_eq!(jsonl(&out).len(), 2);
+}

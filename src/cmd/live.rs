@@ -52,7 +52,8 @@ pub struct LiveArgs {
     /// Do not check the server's TLS certificate.
     #[arg(long, help_heading = "Live server")]
     insecure: bool,
-    /// Connect / reply timeout, in seconds.
+    /// Connect / reply timeout, in seconds; also the longest wait without useful progress (a
+    /// reply that arrives a few bytes at a time is an error after it).
     #[arg(long, value_name = "SECONDS", default_value_t = 30, help_heading = "Live server")]
     timeout: u64,
     /// Print help.

@@ -16,6 +16,7 @@ use crate::pass::{Follow, Pages};
 use crate::error::{Error, ErrorKind};
 use crate::filter::Filter;
 use crate::rdb::cursor::Elem;
+use crate::rdb::keyset::KeySet;
 use crate::rdb::reader::{KeyRecord, Reader, Record};
 use crate::rdb::types::{Format, id};
 use crate::rdb::value::{RawValue, Sink};
@@ -233,6 +234,9 @@ fn run<K: KeyWriter>(
     // The CRC-64 follows the reader, so that every page is read once and can then be released.
     let mut crc = Follow::new(data, pages);
     let mut records = 0u64;
+    // Every key of the file, for the duplicate check (a replay of both copies would give the
+    // union of two values; Redis refuses such a file).
+    let mut keys = KeySet::new();
     while let Some(rec) = reader.next() {
         let rec = rec.map_err(ExportError::Input)?;
         // Everything before this record is exported.
@@ -242,7 +246,10 @@ fn run<K: KeyWriter>(
             progress(reader.offset());
         }
         let k = match rec {
-            Record::Key(k) => k,
+            Record::Key(k) => {
+                keys.insert(k.db, &k.key, k.key_offset);
+                k
+            }
             Record::Function { source } => {
                 kw.function(&source, &mut out);
                 out.end_key()?;
@@ -287,6 +294,7 @@ fn run<K: KeyWriter>(
     }
     if !summary.stopped_at_limit {
         check_trailer(data, &reader, crc, &mut summary)?;
+        keys.check(data).map_err(ExportError::Input)?;
     }
     kw.finish(&mut out);
     out.finish()?;

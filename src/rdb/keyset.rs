@@ -16,7 +16,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rdb::fpset::FingerprintTable;
 use crate::rdb::reader::key_at;
 
@@ -76,6 +76,22 @@ pub struct Duplicates {
     pub total: u64,
 }
 
+impl Duplicate {
+    /// The error a command that reads the file gives for it (Redis refuses such a file), with
+    /// the offset of the repetition, the db and the key.
+    pub fn error(&self) -> Error {
+        Error::new(
+            ErrorKind::DuplicateKey,
+            self.again,
+            format!(
+                "key already present in this database (first at offset {}): Redis refuses to load the file",
+                self.first
+            ),
+        )
+        .in_key(self.db, &self.key)
+    }
+}
+
 impl KeySet {
     /// An empty set.
     pub fn new() -> KeySet {
@@ -121,6 +137,15 @@ impl KeySet {
         self.held += 1;
         if self.held >= self.memory_entries && !self.spill_failed {
             self.write_out();
+        }
+    }
+
+    /// `Ok` when no key repeats, else the error for the first repetition in file order (what a
+    /// command that stops at the first error reports).
+    pub fn check(self, data: &[u8]) -> Result<()> {
+        match self.duplicates(data, 1)?.listed.first() {
+            None => Ok(()),
+            Some(d) => Err(d.error()),
         }
     }
 

@@ -2,7 +2,13 @@
 //! optional client certificates for servers that require them) or a unix socket.
 //!
 //! What it guarantees, since the server is not trusted:
-//! - every read and write has a timeout (`ConnectOptions::timeout`);
+//! - every read and write has a timeout (`ConnectOptions::timeout`), and so has progress: the
+//!   time spent waiting on the socket since the last useful progress (a command sent, or
+//!   `PROGRESS_BYTES` received or sent) may not exceed that timeout either, so a server that
+//!   answers a byte every half second is an error within about the timeout, not a diff that
+//!   never ends (`Paced`);
+//! - a SCAN of a database ends (`Scan`): its rounds and the keys it returns are bounded from
+//!   the database's size, so a cursor that never comes back to 0 is an error;
 //! - every reply is bounded (`Limits`: bulk length, array length, nesting depth), so a server
 //!   announcing `$99999999999` or a huge array gives an error, not an allocation;
 //! - the password is never part of a message: `ConnectOptions` prints without it, errors name
@@ -18,7 +24,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where a server listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -428,6 +434,103 @@ enum Stream {
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
+impl Stream {
+    fn set_timeouts(&self, t: Duration) -> io::Result<()> {
+        let t = Some(t.max(Duration::from_millis(1)));
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(t).and_then(|()| s.set_write_timeout(t)),
+            Stream::Unix(s) => s.set_read_timeout(t).and_then(|()| s.set_write_timeout(t)),
+            Stream::Tls(s) => s.sock.set_read_timeout(t).and_then(|()| s.sock.set_write_timeout(t)),
+        }
+    }
+}
+
+/// Bytes moved (either way) that count as useful progress.
+pub const PROGRESS_BYTES: usize = 64 << 10;
+
+/// A stream that keeps the overall deadline: the time spent blocked in reads and writes since
+/// the last useful progress (`progress`: a command sent, or `PROGRESS_BYTES` moved) is added up,
+/// and past the timeout every read and write fails. A per-read timeout alone lets a server that
+/// drips a byte every half second hold us forever; time we spend on our own work between reads
+/// does not count. When little budget is left, the socket timeout shrinks to it, so the error
+/// comes within about the timeout.
+struct Paced {
+    inner: Stream,
+    timeout: Duration,
+    waited: Duration,
+    moved: usize,
+    /// The socket timeout as last set.
+    socket_timeout: Duration,
+}
+
+impl Paced {
+    fn progress(&mut self) {
+        self.waited = Duration::ZERO;
+        self.moved = 0;
+        if self.socket_timeout != self.timeout && self.inner.set_timeouts(self.timeout).is_ok() {
+            self.socket_timeout = self.timeout;
+        }
+    }
+
+    fn set_timeout(&mut self, t: Duration) -> io::Result<()> {
+        self.timeout = t.max(Duration::from_millis(1));
+        self.inner.set_timeouts(self.timeout)?;
+        self.socket_timeout = self.timeout;
+        self.waited = Duration::ZERO;
+        self.moved = 0;
+        Ok(())
+    }
+
+    /// Before a blocking call: an error when the budget is spent; a shorter socket timeout when
+    /// little of it is left.
+    fn before(&mut self) -> io::Result<()> {
+        let left = self.timeout.saturating_sub(self.waited);
+        if left.is_zero() {
+            return Err(io::Error::other(format!(
+                "no useful progress for {} s (the server sends or reads a few bytes at a time)",
+                self.timeout.as_secs_f64()
+            )));
+        }
+        if left < self.socket_timeout / 2 && self.inner.set_timeouts(left).is_ok() {
+            self.socket_timeout = left;
+        }
+        Ok(())
+    }
+
+    fn after(&mut self, started: Instant, r: &io::Result<usize>) {
+        self.waited += started.elapsed();
+        if let Ok(n) = r {
+            self.moved += n;
+            if self.moved >= PROGRESS_BYTES {
+                self.progress();
+            }
+        }
+    }
+}
+
+impl Read for Paced {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.before()?;
+        let t = Instant::now();
+        let r = self.inner.read(buf);
+        self.after(t, &r);
+        r
+    }
+}
+
+impl Write for Paced {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.before()?;
+        let t = Instant::now();
+        let r = self.inner.write(buf);
+        self.after(t, &r);
+        r
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -457,7 +560,7 @@ impl Write for Stream {
 
 /// One connection to one server.
 pub struct Connection {
-    stream: BufReader<Stream>,
+    stream: BufReader<Paced>,
     name: String,
     limits: Limits,
 }
@@ -503,8 +606,10 @@ impl Connection {
                 }
             }
         };
+        let timeout = opts.timeout.max(Duration::from_millis(1));
+        let paced = Paced { inner: stream, timeout, waited: Duration::ZERO, moved: 0, socket_timeout: timeout };
         let mut c =
-            Connection { stream: BufReader::with_capacity(64 * 1024, stream), name: name.clone(), limits: opts.limits };
+            Connection { stream: BufReader::with_capacity(64 * 1024, paced), name: name.clone(), limits: opts.limits };
         if let Some(p) = &opts.password {
             let r = match &opts.username {
                 Some(u) => c.command(&[b"AUTH", u.as_bytes(), p.as_bytes()]),
@@ -528,12 +633,7 @@ impl Connection {
 
     /// Changes the read and write timeout (e.g. for a SAVE that takes minutes).
     pub fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        let t = Some(timeout.max(Duration::from_millis(1)));
-        match self.stream.get_ref() {
-            Stream::Tcp(s) => s.set_read_timeout(t).and_then(|()| s.set_write_timeout(t)),
-            Stream::Unix(s) => s.set_read_timeout(t).and_then(|()| s.set_write_timeout(t)),
-            Stream::Tls(s) => s.sock.set_read_timeout(t).and_then(|()| s.sock.set_write_timeout(t)),
-        }
+        self.stream.get_mut().set_timeout(timeout)
     }
 
     pub fn set_limits(&mut self, limits: Limits) {
@@ -547,6 +647,8 @@ impl Connection {
     /// Writes already encoded commands (see `encode_command`).
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let s = self.stream.get_mut();
+        // New work for the server: its answer has a fresh budget.
+        s.progress();
         s.write_all(bytes).and_then(|()| s.flush()).map_err(|e| {
             let why = match e.kind() {
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "the server takes no more commands".into(),
@@ -597,6 +699,106 @@ impl Connection {
     pub fn select(&mut self, db: u64) -> Result<(), Error> {
         let r = self.command(&[b"SELECT", db.to_string().as_bytes()])?;
         if r.is_ok() { Ok(()) } else { Err(self.err(ErrorKind::Protocol, format!("SELECT: {}", r.describe()))) }
+    }
+}
+
+/// One SCAN of the selected database to its end, bounded: a server whose cursor never comes
+/// back to 0, or that returns far more keys than the database holds, gives an error instead of
+/// a loop that fills memory or a temp dir. The bounds come from the database's size when the
+/// SCAN starts (`DBSIZE`, or INFO keyspace): at most `16 * size / COUNT + 1024` rounds (a round
+/// visits at least COUNT buckets of a table that holds the keys, or ten times COUNT empty ones)
+/// and `4 * size + 100,000` keys (SCAN may return a key twice while the table is resized, and
+/// keys written meanwhile); a page holds at most `10 * COUNT + 1,000` keys.
+pub struct Scan {
+    cursor: Vec<u8>,
+    count: String,
+    pattern: Option<Vec<u8>>,
+    page_max: usize,
+    rounds: u64,
+    keys: u64,
+    max_rounds: u64,
+    max_keys: u64,
+    size: u64,
+    done: bool,
+}
+
+impl Scan {
+    /// A SCAN with COUNT `count` (and MATCH `pattern`) of a database of `size` keys.
+    pub fn new(size: u64, count: usize, pattern: Option<Vec<u8>>) -> Scan {
+        let count = count.max(1);
+        Scan {
+            cursor: b"0".to_vec(),
+            count: count.to_string(),
+            pattern,
+            page_max: count.saturating_mul(10).saturating_add(1000),
+            rounds: 0,
+            keys: 0,
+            max_rounds: (size.saturating_mul(16) / count as u64).saturating_add(1024),
+            max_keys: size.saturating_mul(4).saturating_add(100_000),
+            size,
+            done: false,
+        }
+    }
+
+    /// Rounds so far.
+    pub fn rounds(&self) -> u64 {
+        self.rounds
+    }
+
+    /// The next page of keys of the database selected on `conn`; `None` once the cursor came
+    /// back to 0.
+    pub fn next_page(&mut self, conn: &mut Connection) -> Result<Option<Vec<Vec<u8>>>, Error> {
+        if self.done {
+            return Ok(None);
+        }
+        self.rounds += 1;
+        if self.rounds > self.max_rounds {
+            return Err(conn.err(
+                ErrorKind::Protocol,
+                format!(
+                    "SCAN: the cursor has not come back to 0 after {} rounds (a database of {} keys needs far fewer)",
+                    self.max_rounds, self.size
+                ),
+            ));
+        }
+        let mut args: Vec<&[u8]> = vec![b"SCAN", &self.cursor, b"COUNT", self.count.as_bytes()];
+        if let Some(p) = &self.pattern {
+            args.push(b"MATCH");
+            args.push(p);
+        }
+        let saved = conn.limits;
+        conn.limits.max_items = saved.max_items.min(self.page_max);
+        let reply = conn.command(&args);
+        conn.limits = saved;
+        let bad = |conn: &Connection, why: String| conn.err(ErrorKind::Protocol, format!("SCAN: {why}"));
+        let Reply::Array(mut parts) = reply? else { return Err(bad(conn, "the reply is not an array".into())) };
+        if parts.len() != 2 {
+            return Err(bad(conn, format!("a reply of {} parts, not 2", parts.len())));
+        }
+        let keys = parts.pop().unwrap_or(Reply::Nil);
+        let next = match parts.pop() {
+            Some(Reply::Bulk(c)) if !c.is_empty() && c.len() <= 20 && c.iter().all(u8::is_ascii_digit) => c,
+            other => return Err(bad(conn, format!("the cursor is {}", other.unwrap_or(Reply::Nil).describe()))),
+        };
+        let Reply::Array(keys) = keys else { return Err(bad(conn, format!("the keys are {}", keys.describe()))) };
+        self.keys += keys.len() as u64;
+        if self.keys > self.max_keys {
+            return Err(bad(
+                conn,
+                format!(
+                    "more than {} keys returned for a database of {} keys (written to heavily meanwhile? try again)",
+                    self.max_keys, self.size
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let Reply::Bulk(k) = k else { return Err(bad(conn, "a key is not a bulk string".into())) };
+            out.push(k);
+        }
+        self.done = next == b"0";
+        self.cursor = next;
+        Ok(Some(out))
     }
 }
 

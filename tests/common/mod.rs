@@ -223,6 +223,46 @@ impl ExpiryWindow {
     }
 }
 
+/// A small RDB (version 11) of string keys `(db, key, value)` in the order given, with its
+/// CRC-64: keys may repeat (the files Redis refuses), lengths under 64 bytes.
+pub fn rdb_of_strings(keys: &[(u64, &[u8], &[u8])]) -> Vec<u8> {
+    let mut out = b"REDIS0011".to_vec();
+    let mut db = None;
+    for &(d, k, v) in keys {
+        assert!(d < 64 && k.len() < 64 && v.len() < 64);
+        if db != Some(d) {
+            out.extend_from_slice(&[0xFE, d as u8]);
+            db = Some(d);
+        }
+        out.push(0);
+        out.push(k.len() as u8);
+        out.extend_from_slice(k);
+        out.push(v.len() as u8);
+        out.extend_from_slice(v);
+    }
+    out.push(0xFF);
+    let crc = rdbtool::crc::crc64(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Runs `cmd` (stdout discarded) to its end: exit code, stderr, peak RSS in KiB (of that
+/// process alone, from `wait4`) and the time it took.
+pub fn run_measured(cmd: &mut Command) -> (Option<i32>, String, i64, Duration) {
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let started = Instant::now();
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err.reopen().unwrap()).spawn().unwrap();
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, with pointers to locals.
+    let r = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(r, child.id() as libc::pid_t);
+    let took = started.elapsed();
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let text = String::from_utf8_lossy(&std::fs::read(err.path()).unwrap()).into_owned();
+    (code, text, usage.ru_maxrss, took)
+}
+
 /// A file under the repository's committed `testdata/`.
 pub fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)

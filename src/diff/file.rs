@@ -1,0 +1,123 @@
+//! An RDB file as a side of a diff: its header and snapshot time, a pass over its selected keys
+//! in file order (giving back pages read), and a key's value found again by its offset.
+
+use super::{DiffError, KeySelect};
+use crate::error::{Error, ErrorKind};
+use crate::rdb::cursor::Cursor;
+use crate::rdb::keyset::KeySet;
+use crate::rdb::reader::{Reader, Record, key_at};
+use crate::rdb::types::Format;
+use crate::rdb::value::RawValue;
+use crate::rdb::walk::skip_value;
+
+/// An RDB image to compare.
+pub struct FileSide<'a> {
+    pub name: String,
+    pub data: &'a [u8],
+    pub format: Format,
+    /// When the file was saved (its `ctime` AUX field), else now: keys that had expired by then
+    /// are expected to be missing from it.
+    pub as_of_ms: i64,
+    /// Bytes after the RDB's checksum (an AOF tail, not compared).
+    pub trailing_bytes: u64,
+    /// Gives back the pages of a range read already (`Input::release`), so that a sequential
+    /// pass over a memory-mapped file larger than RAM keeps RSS flat.
+    release: Option<&'a (dyn Fn(std::ops::Range<usize>) + Sync)>,
+}
+
+/// A sequential pass releases pages this far behind the record it reads (lookups in flight
+/// still point into them; a released page is read again from the file if needed).
+const RELEASE_LAG: usize = 64 << 20;
+
+impl<'a> FileSide<'a> {
+    /// Reads the header and the AUX fields (no key is read).
+    pub fn open(name: impl Into<String>, data: &'a [u8]) -> Result<FileSide<'a>, DiffError> {
+        let name = name.into();
+        let reader = Reader::new(data).map_err(|e| DiffError::Input(name.clone(), e))?;
+        let format = reader.format();
+        let mut as_of_ms = crate::filter::now_ms();
+        for rec in reader {
+            match rec {
+                Ok(Record::Aux { key, value }) if &*key == b"ctime" => {
+                    if let Some(s) = std::str::from_utf8(&value).ok().and_then(|s| s.parse::<i64>().ok()) {
+                        as_of_ms = s.saturating_mul(1000);
+                    }
+                }
+                Ok(Record::Aux { .. }) => {}
+                _ => break,
+            }
+        }
+        Ok(FileSide { name, data, format, as_of_ms, trailing_bytes: 0, release: None })
+    }
+
+    /// Lets sequential passes give back the pages they have read (see `Input::release`).
+    pub fn with_release(mut self, release: &'a (dyn Fn(std::ops::Range<usize>) + Sync)) -> FileSide<'a> {
+        self.release = Some(release);
+        self
+    }
+
+    /// Every selected key record, in file order; `f` gets each. Errors name the file. A key that
+    /// appears twice in a database (every key counts, selected or not) is an error at the end of
+    /// the pass, as in verify: Redis refuses such a file, and comparing either copy would hide it.
+    pub fn for_each_key(
+        &mut self,
+        select: &KeySelect,
+        mut f: impl FnMut(crate::rdb::KeyRecord<'a>) -> Result<(), DiffError>,
+    ) -> Result<(), DiffError> {
+        let mut reader = Reader::new(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))?;
+        let mut released = 0usize;
+        let mut keys = KeySet::new();
+        while let Some(rec) = reader.next() {
+            if let Record::Key(k) = rec.map_err(|e| DiffError::Input(self.name.clone(), e))? {
+                keys.insert(k.db, &k.key, k.key_offset);
+                if select.matches(k.db, &k.key) {
+                    f(k)?;
+                }
+            }
+            if let Some(release) = self.release {
+                let upto = (reader.offset() as usize).saturating_sub(RELEASE_LAG);
+                if upto >= released + RELEASE_LAG {
+                    release(released..upto);
+                    released = upto;
+                }
+            }
+        }
+        if let Some(t) = reader.trailer() {
+            self.trailing_bytes = t.trailing_bytes;
+        }
+        keys.check(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))
+    }
+
+    /// Keys in the file (for `--sample N`): a pass that reads records without decoding values.
+    pub fn count_keys(&self, select: &KeySelect) -> Result<u64, DiffError> {
+        let mut n = 0;
+        let reader = Reader::new(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))?;
+        for rec in reader {
+            if let Record::Key(k) = rec.map_err(|e| DiffError::Input(self.name.clone(), e))? {
+                n += u64::from(select.matches(k.db, &k.key));
+            }
+        }
+        Ok(n)
+    }
+
+    /// The value of the key whose string starts at `key_offset` (from a partition entry).
+    pub(super) fn value_at(&self, key_offset: u64) -> Result<RawValue<'a>, DiffError> {
+        let bad = |e: Error| DiffError::Input(self.name.clone(), e);
+        let at = key_offset as usize;
+        let type_byte = *self
+            .data
+            .get(at.wrapping_sub(1))
+            .ok_or_else(|| bad(Error::new(ErrorKind::Io, key_offset, "key offset out of range")))?;
+        let mut c = Cursor::new(self.data, 0);
+        c.seek(at);
+        c.str("key").map_err(bad)?;
+        let start = c.pos();
+        let offset = c.offset();
+        skip_value(&mut c, type_byte, self.format).map_err(bad)?;
+        Ok(RawValue { type_byte, format: self.format, bytes: &self.data[start..c.pos()], offset })
+    }
+
+    pub(super) fn key_at(&self, key_offset: u64) -> Result<std::borrow::Cow<'a, [u8]>, DiffError> {
+        key_at(self.data, key_offset).map_err(|e| DiffError::Input(self.name.clone(), e))
+    }
+}
