@@ -1,0 +1,311 @@
+//! Pass 2: copying the key records into the outputs, and the files around it (temporary names,
+//! fsync, the check of every output, the renames).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::conflicts::Action;
+use super::plan::{Plan, Section};
+use super::release::Releaser;
+use super::route::{DbRoute, Router};
+use super::{DbPlan, MergeError, Source};
+use crate::display::quoted;
+use crate::error::Error;
+use crate::output::AtomicFile;
+use crate::rdb::reader::{Reader, Record};
+use crate::rdb::writer::{self, RdbWriter, WriteError};
+
+/// What pass 2 wrote into one output.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputStats {
+    pub bytes: u64,
+    pub checksum: Option<u64>,
+}
+
+/// Pass 2: writes every output (`outs[o]` for router output `o`).
+pub fn write<'a, W: Write + Send>(
+    plan: &Plan,
+    sources: &[Source<'a>],
+    router: &dyn Router,
+    outs: Vec<W>,
+) -> Result<Vec<(W, OutputStats)>, MergeError> {
+    let werr = write_error;
+    // Write buffers share 256 MiB (at most 1 MiB each).
+    let limit = ((256usize << 20) / outs.len().max(1)).min(1 << 20);
+    let mut ws: Vec<RdbWriter<'a, W>> =
+        outs.into_iter().map(|w| RdbWriter::with_buffer(w, plan.target, limit)).collect();
+    for w in &mut ws {
+        for s in sources {
+            if let Some(input) = s.input {
+                w.release_written(s.data, input);
+            }
+        }
+    }
+    for (o, w) in ws.iter_mut().enumerate() {
+        for (k, v) in &plan.aux {
+            w.aux(k, v).map_err(|e| werr(o, e.into()))?;
+        }
+        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 != 2) {
+            w.module_aux(*m, *when, p).map_err(|e| werr(o, e))?;
+        }
+        for f in &plan.functions {
+            w.function(f).map_err(|e| werr(o, e))?;
+        }
+    }
+    let dbs: BTreeSet<u64> =
+        plan.counts.iter().flat_map(|m| m.iter().filter(|(_, c)| c.keys > 0).map(|(d, _)| *d)).collect();
+    // When the target dbs of the inputs' sections, inputs in order, never go down, one read of
+    // each input writes every db section in order. Otherwise each target db is a pass of its
+    // own over the inputs that hold it (each read up to its last section for that db).
+    let order: Vec<u64> = plan
+        .sections
+        .iter()
+        .flatten()
+        .filter(|x| x.keys > 0)
+        .filter_map(|x| match router.db(x.db) {
+            DbRoute::To(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    // An input whose key records all go unchanged to the one output is copied section by
+    // section as whole pieces, without reading it again.
+    let pieces: Vec<bool> = (0..sources.len())
+        .map(|i| {
+            ws.len() == 1
+                && writer::verbatim(plan.formats[i], plan.target)
+                && plan.actions[i].is_empty()
+                && plan.sections[i].iter().all(|x| x.keys == 0 || x.pure)
+        })
+        .collect();
+    let copy_pieces = |ws: &mut [RdbWriter<'a, W>], i: usize, only: Option<u64>, current: &mut Option<u64>| {
+        for x in plan.sections[i].iter().filter(|x| x.keys > 0) {
+            let DbRoute::To(d) = router.db(x.db) else { continue };
+            if only.is_some_and(|o| o != d) {
+                continue;
+            }
+            if *current != Some(d) {
+                begin_dbs(plan, ws, d)?;
+                *current = Some(d);
+            }
+            let (a, b) = (x.first_key as usize, x.keys_end as usize);
+            ws[0].records(sources[i].data, a, b, x.keys, x.expires).map_err(|e| write_error(0, e))?;
+        }
+        Ok::<(), MergeError>(())
+    };
+    let mut current = None;
+    if order.is_sorted() {
+        for (i, s) in sources.iter().enumerate() {
+            if pieces[i] {
+                copy_pieces(&mut ws, i, None, &mut current)?;
+            } else {
+                copy_input(plan, i, s, router, &mut ws, None, u64::MAX, &mut current)?;
+            }
+        }
+    } else {
+        for &d in &dbs {
+            begin_dbs(plan, &mut ws, d)?;
+            current = Some(d);
+            for (i, s) in sources.iter().enumerate() {
+                if pieces[i] {
+                    copy_pieces(&mut ws, i, Some(d), &mut current)?;
+                    continue;
+                }
+                let to_d = |x: &&Section| x.keys > 0 && router.db(x.db) == DbRoute::To(d);
+                if let Some(stop) = plan.sections[i].iter().filter(to_d).map(|x| x.end).max() {
+                    copy_input(plan, i, s, router, &mut ws, Some(d), stop, &mut current)?;
+                }
+            }
+        }
+    }
+    let mut done = Vec::with_capacity(ws.len());
+    for (o, mut w) in ws.into_iter().enumerate() {
+        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 == 2) {
+            w.module_aux(*m, *when, p).map_err(|e| werr(o, e))?;
+        }
+        let (out, written) = w.finish().map_err(|e| werr(o, e))?;
+        done.push((out, OutputStats { bytes: written.bytes, checksum: written.checksum }));
+    }
+    Ok(done)
+}
+
+fn write_error(o: usize, e: WriteError) -> MergeError {
+    match e {
+        WriteError::Io(e) => MergeError::Io(format!("output {o}: {e}")),
+        WriteError::Refused(m) => MergeError::Refused { messages: vec![m], total: 1 },
+    }
+}
+
+/// SELECTDB + RESIZEDB of target db `d` in every output that has keys there.
+fn begin_dbs<W: Write + Send>(plan: &Plan, ws: &mut [RdbWriter<'_, W>], d: u64) -> Result<(), MergeError> {
+    for (o, w) in ws.iter_mut().enumerate() {
+        if let Some(c) = plan.counts[o].get(&d).filter(|c| c.keys > 0) {
+            w.begin_db(d, c.keys, c.expires).map_err(|e| write_error(o, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the keys of input `i` (all, or those going to target db `only`) into their outputs,
+/// reading up to the first non-key record at or after `stop`. Starts the db sections of the
+/// outputs when the target db changes (`current`).
+#[allow(clippy::too_many_arguments)]
+fn copy_input<'a, W: Write + Send>(
+    plan: &Plan,
+    i: usize,
+    s: &Source<'a>,
+    router: &dyn Router,
+    ws: &mut [RdbWriter<'a, W>],
+    only: Option<u64>,
+    stop: u64,
+    current: &mut Option<u64>,
+) -> Result<(), MergeError> {
+    let fmt = plan.formats[i];
+    let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
+    let mut reader = Reader::new(s.data).map_err(input_err)?;
+    let mut rel = Releaser::new(s);
+    let mut n = 0u32;
+    let actions = &plan.actions[i];
+    let mut next_action = 0;
+    while let Some(rec) = reader.next() {
+        let rec = rec.map_err(input_err)?;
+        n = n.wrapping_add(1);
+        if n.is_multiple_of(1024) {
+            rel.upto(reader.record_offset() as usize);
+        }
+        let Record::Key(k) = rec else {
+            if reader.record_offset() >= stop {
+                break;
+            }
+            continue;
+        };
+        let DbRoute::To(d) = router.db(k.db) else { continue };
+        if only.is_some_and(|o| o != d) {
+            continue;
+        }
+        if *current != Some(d) {
+            begin_dbs(plan, ws, d)?;
+            *current = Some(d);
+        }
+        while next_action < actions.len() && actions[next_action].0 < k.key_offset {
+            next_action += 1;
+        }
+        let action = actions.get(next_action).filter(|a| a.0 == k.key_offset).map(|a| &a.1);
+        let (name, o) = match action {
+            Some(Action::Drop) => continue,
+            Some(Action::Rename(n)) => (Some(n.as_slice()), router.output(n)),
+            None => (None, router.output(&k.key)),
+        };
+        let o = o.ok_or_else(|| MergeError::Io(format!("{}: key {} has no output", s.name, quoted(&k.key))))?;
+        ws[o].key(&k, s.data, fmt, name).map_err(|e| write_error(o, e))?;
+    }
+    Ok(())
+}
+
+/// One written and checked output file.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputReport {
+    pub file: String,
+    pub bytes: u64,
+    pub keys: u64,
+    pub expires: u64,
+    pub dbs: Vec<DbPlan>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    /// Pass 1: reading the inputs, collisions, counts.
+    pub plan_s: f64,
+    /// Pass 2: copying into the outputs (fsync included).
+    pub write_s: f64,
+    /// Re-reading every output with `verify`.
+    pub verify_s: f64,
+}
+
+/// Pass 2 into files: each output under a temporary name in its directory, fsynced, checked with
+/// our own `verify` (which must pass and find exactly the planned keys per db), and renamed only
+/// when every output passed. Returns the reports and timings; on any failure no target is
+/// created and the temporary files are removed.
+pub fn write_files(
+    plan: &Plan,
+    sources: &[Source<'_>],
+    router: &dyn Router,
+    targets: &[PathBuf],
+    inputs: &[&Path],
+    force: bool,
+) -> Result<(Vec<OutputReport>, Timings), MergeError> {
+    let t0 = Instant::now();
+    let mut files = Vec::with_capacity(targets.len());
+    for t in targets {
+        let f = AtomicFile::create(t, inputs, force).map_err(|e| MergeError::Io(format!("{}: {e}", t.display())))?;
+        files.push(f);
+    }
+    // Write errors name the output by its index; the user wants its path.
+    let written = write(plan, sources, router, files).map_err(|e| match e {
+        MergeError::Io(m) => MergeError::Io(
+            targets
+                .iter()
+                .enumerate()
+                .find_map(|(o, t)| m.strip_prefix(&format!("output {o}: ")).map(|r| format!("{}: {r}", t.display())))
+                .unwrap_or(m),
+        ),
+        other => other,
+    })?;
+    let mut files = Vec::with_capacity(written.len());
+    for (mut f, st) in written {
+        f.sync().map_err(|e| MergeError::Io(format!("{}: {e}", f.target().display())))?;
+        files.push((f, st));
+    }
+    let write_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    // One output at a time: `verify` itself runs on every core, and its memory stays that of one.
+    let checks: Vec<Result<OutputReport, MergeError>> = files
+        .iter()
+        .enumerate()
+        .map(|(o, (f, st))| check_output(f.tmp_path(), f.target(), &plan.counts[o], st))
+        .collect();
+    let reports: Vec<OutputReport> = checks.into_iter().collect::<Result<_, _>>()?;
+    let verify_s = t1.elapsed().as_secs_f64();
+    for (f, _) in files {
+        let target = f.target().to_path_buf();
+        f.commit().map_err(|e| MergeError::Io(format!("{}: {e}", target.display())))?;
+    }
+    Ok((reports, Timings { plan_s: plan.plan_s, write_s, verify_s }))
+}
+
+/// Re-reads a written file with `verify`: it must be valid and hold exactly the planned counts.
+fn check_output(
+    tmp: &Path,
+    target: &Path,
+    planned: &BTreeMap<u64, DbPlan>,
+    st: &OutputStats,
+) -> Result<OutputReport, MergeError> {
+    let name = target.display().to_string();
+    let fail = |m: String| MergeError::Io(format!("{name}: the written file failed its check: {m}"));
+    let data = crate::input::open(tmp).map_err(|e| fail(format!("cannot re-read it: {e}")))?;
+    if data.len() as u64 != st.bytes {
+        return Err(fail(format!("{} bytes on disk, {} written", data.len(), st.bytes)));
+    }
+    let opts = crate::verify::Options { keep_going: false, max_errors: 10, now_ms: 0, target: None };
+    let rep = crate::verify::verify_bytes_releasing(&name, &data, &opts, &|r| data.release(r));
+    if !rep.ok {
+        let e = rep.errors.first().map_or_else(String::new, |e| {
+            let key = e.key.as_ref().map(|k| format!(", key {}", quoted(k))).unwrap_or_default();
+            format!("at offset {}{key}: {}", e.offset, e.message)
+        });
+        return Err(MergeError::Invalid(format!(
+            "{name}: the written file failed its check ({e}); values are copied unchanged, so an input \
+             holds this broken value (check the inputs with `rdbtool verify`); nothing written"
+        )));
+    }
+    let dbs: Vec<DbPlan> = planned.values().filter(|c| c.keys > 0 || c.dropped > 0).copied().collect();
+    let got: Vec<(u64, u64, u64)> = rep.dbs.iter().map(|d| (d.db, d.keys, d.expires)).collect();
+    let want: Vec<(u64, u64, u64)> = dbs.iter().filter(|c| c.keys > 0).map(|c| (c.db, c.keys, c.expires)).collect();
+    if got != want {
+        return Err(fail(format!("found (db, keys, expires) {got:?}, planned {want:?}")));
+    }
+    Ok(OutputReport { file: name, bytes: st.bytes, keys: rep.keys, expires: rep.expires, dbs })
+}
