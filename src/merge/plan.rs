@@ -10,11 +10,11 @@ use rayon::prelude::*;
 use super::conflicts::Conflict;
 use super::conflicts::{Action, KeyLoc, Resolution, by_input, find_groups, resolve};
 use super::records::{check_target_records, choose_aux, merge_functions, merge_module_aux};
-use super::release::{RELEASE_STEP, SharedRelease};
+use super::release::Releaser;
 use super::route::{DbRoute, Router};
 use super::{DbPlan, InputReport, MAX_EXAMPLES, MAX_MESSAGES, MergeError, Options, Source};
 use crate::display::quoted;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::rdb::keyset::{FingerprintBuckets, fingerprint};
 use crate::rdb::reader::{Reader, Record};
 use crate::rdb::types::{Flavor, Format};
@@ -229,178 +229,155 @@ pub(super) fn scan_input(
 ) -> Result<Scan, MergeError> {
     let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
     let data = s.data;
-    let shared = SharedRelease::new(s);
-    // The reader runs here and the checksum beside it when another thread is free (else after it:
-    // the checksum only paces itself on the reader, never the other way round).
-    let (scan, crc) = rayon::join(
-        || -> Result<Scan, MergeError> {
-            /// Tells the checksum not to wait for this reader any more, however it ends.
-            struct Finished<'s, 'a>(&'s SharedRelease<'a>);
-            impl Drop for Finished<'_, '_> {
-                fn drop(&mut self) {
-                    self.0.progress(1, usize::MAX);
-                }
-            }
-            let _finished = Finished(&shared);
-            let mut reader = Reader::new(data).map_err(input_err)?;
-            let format = reader.format();
-            let mut sc = Scan {
-                format,
-                aux: Vec::new(),
-                functions: Vec::new(),
-                module_aux: Vec::new(),
-                sections: vec![Section::new(9, 0)],
-                counts: vec![BTreeMap::new(); router.outputs()],
-                src_dbs: BTreeMap::new(),
-                skipped: 0,
-                rejected_dbs: BTreeMap::new(),
-                unassigned: 0,
-                examples: Vec::new(),
-                refused: Vec::new(),
-                refused_total: 0,
-                keys_set: FingerprintBuckets::default(),
-                keys: 0,
-                warnings: Vec::new(),
-            };
-            let mut route = router.db(0);
-            let mut n = 0u32;
-            // A record other than a key record met since the section's first key.
-            let mut gap = false;
-            while let Some(rec) = reader.next() {
-                let rec = rec.map_err(input_err)?;
-                n = n.wrapping_add(1);
-                if n.is_multiple_of(1024) {
-                    shared.progress(1, reader.record_offset() as usize);
-                }
-                if !matches!(rec, Record::Key(_) | Record::SelectDb { .. })
-                    && sc.sections.last().is_some_and(|x| x.first_key != 0)
-                {
-                    gap = true;
-                }
-                match rec {
-                    Record::Aux { key, value } => sc.aux.push((key.into_owned(), value.into_owned())),
-                    Record::SelectDb { db } => {
-                        let at = reader.record_offset();
-                        if let Some(last) = sc.sections.last_mut() {
-                            last.end = at;
-                        }
-                        sc.sections.push(Section::new(at, db));
-                        gap = false;
-                        route = router.db(db);
-                    }
-                    Record::Function { source } => sc.functions.push(source.into_owned()),
-                    Record::FunctionPreGa { name, .. } => {
-                        sc.refused_total += 1;
-                        sc.refused.push(format!(
-                            "{}: function {} is in the Redis 7.0 release-candidate format, which no GA server loads",
-                            s.name,
-                            quoted(&name)
-                        ));
-                    }
-                    Record::ModuleAux { module, when, payload } => {
-                        sc.module_aux.push((module.0, when, payload.to_vec()))
-                    }
-                    Record::Key(k) => {
-                        sc.keys += 1;
-                        *sc.src_dbs.entry(k.db).or_default() += 1;
-                        // A key left out below makes its section no longer one piece.
-                        let pure = sc.sections.last().is_some_and(|x| x.pure);
-                        if let Some(last) = sc.sections.last_mut() {
-                            last.pure = false;
-                        }
-                        let db = match route {
-                            DbRoute::To(db) => db,
-                            DbRoute::Skip => {
-                                sc.skipped += 1;
-                                continue;
-                            }
-                            DbRoute::Reject => {
-                                *sc.rejected_dbs.entry(k.db).or_default() += 1;
-                                continue;
-                            }
-                        };
-                        let Some(o) = router.output(&k.key) else {
-                            sc.unassigned += 1;
-                            if sc.examples.len() < MAX_EXAMPLES {
-                                sc.examples.push((crate::slot::key_slot(&k.key), k.key.to_vec()));
-                            }
-                            continue;
-                        };
-                        if let Err(m) = can_hold(&k, format, target) {
-                            sc.refused_total += 1;
-                            if sc.refused.len() < MAX_MESSAGES {
-                                sc.refused.push(format!("{}: {m}", s.name));
-                            }
-                        }
-                        let ttl = k.expire_at_ms.is_some();
-                        if let Some(last) = sc.sections.last_mut() {
-                            last.pure = if last.first_key == 0 {
-                                last.first_key = k.offset;
-                                pure
-                            } else {
-                                pure && !gap
-                            };
-                            last.keys += 1;
-                            last.expires += ttl as u64;
-                            last.keys_end = reader.offset();
-                        }
-                        gap = false;
-                        let c = sc.counts[o].entry(db).or_insert(DbPlan { db, ..Default::default() });
-                        c.keys += 1;
-                        c.expires += ttl as u64;
-                        if detect {
-                            sc.keys_set.push(fingerprint(db, &k.key), KeyLoc::new(i, k.key_offset, ttl).payload());
-                        }
-                    }
-                    // Sizing hints and slot bookkeeping of the source do not hold for the output.
-                    Record::ResizeDb { .. } | Record::SlotInfo { .. } | Record::SlotImport { .. } => {}
-                }
-            }
-            let t = reader.trailer().ok_or_else(|| MergeError::Io(format!("{}: reader stopped early", s.name)))?;
-            if let Some(last) = sc.sections.last_mut() {
-                last.end = t.eof_offset;
-            }
-            if t.trailing_bytes > 0 {
-                sc.warnings.push(format!("{} bytes after the checksum left out", t.trailing_bytes));
-            }
-            Ok(sc)
-        },
-        || {
-            let mut c = crate::crc::Crc64::default();
-            let end = data.len().saturating_sub(8);
-            for (n, chunk) in data[..end].chunks(16 << 20).enumerate() {
-                shared.pace(0, n * (16 << 20), 4 * RELEASE_STEP);
-                c.update(chunk);
-                shared.progress(0, (n + 1) * (16 << 20));
-            }
-            shared.progress(0, usize::MAX);
-            c.finish()
-        },
-    );
-    let sc = scan?;
-    // The CRC ran over the usual end (EOF, then 8 bytes); recomputed when the file has more.
-    if let Some(stored) = stored_checksum(data, &sc) {
-        let end = sc.sections.last().map_or(0, |x| x.end as usize + 1);
-        let computed = if end == data.len().saturating_sub(8) { crc } else { crate::crc::crc64(&data[..end]) };
-        if stored != 0 && stored != computed {
-            return Err(input_err(Error::new(
-                ErrorKind::Checksum,
-                end as u64,
-                format!("stored CRC-64 {stored:016x} but the content gives {computed:016x}"),
-            )));
+    // Every record fully validated, the checksum and duplicate keys checked, by `verify` itself:
+    // the outputs are made of these bytes, and copies that the policy drops are checked too.
+    validate_input(s)?;
+    let mut rel = Releaser::new(s);
+    let mut reader = Reader::new(data).map_err(input_err)?;
+    let format = reader.format();
+    let mut sc = Scan {
+        format,
+        aux: Vec::new(),
+        functions: Vec::new(),
+        module_aux: Vec::new(),
+        sections: vec![Section::new(9, 0)],
+        counts: vec![BTreeMap::new(); router.outputs()],
+        src_dbs: BTreeMap::new(),
+        skipped: 0,
+        rejected_dbs: BTreeMap::new(),
+        unassigned: 0,
+        examples: Vec::new(),
+        refused: Vec::new(),
+        refused_total: 0,
+        keys_set: FingerprintBuckets::default(),
+        keys: 0,
+        warnings: Vec::new(),
+    };
+    let mut route = router.db(0);
+    let mut n = 0u32;
+    // A record other than a key record met since the section's first key.
+    let mut gap = false;
+    while let Some(rec) = reader.next() {
+        let rec = rec.map_err(input_err)?;
+        n = n.wrapping_add(1);
+        if n.is_multiple_of(1024) {
+            rel.upto(reader.record_offset() as usize);
         }
+        if !matches!(rec, Record::Key(_) | Record::SelectDb { .. })
+            && sc.sections.last().is_some_and(|x| x.first_key != 0)
+        {
+            gap = true;
+        }
+        match rec {
+            Record::Aux { key, value } => sc.aux.push((key.into_owned(), value.into_owned())),
+            Record::SelectDb { db } => {
+                let at = reader.record_offset();
+                if let Some(last) = sc.sections.last_mut() {
+                    last.end = at;
+                }
+                sc.sections.push(Section::new(at, db));
+                gap = false;
+                route = router.db(db);
+            }
+            Record::Function { source } => sc.functions.push(source.into_owned()),
+            Record::FunctionPreGa { name, .. } => {
+                sc.refused_total += 1;
+                sc.refused.push(format!(
+                    "{}: function {} is in the Redis 7.0 release-candidate format, which no GA server loads",
+                    s.name,
+                    quoted(&name)
+                ));
+            }
+            Record::ModuleAux { module, when, payload } => sc.module_aux.push((module.0, when, payload.to_vec())),
+            Record::Key(k) => {
+                sc.keys += 1;
+                *sc.src_dbs.entry(k.db).or_default() += 1;
+                // A key left out below makes its section no longer one piece.
+                let pure = sc.sections.last().is_some_and(|x| x.pure);
+                if let Some(last) = sc.sections.last_mut() {
+                    last.pure = false;
+                }
+                let db = match route {
+                    DbRoute::To(db) => db,
+                    DbRoute::Skip => {
+                        sc.skipped += 1;
+                        continue;
+                    }
+                    DbRoute::Reject => {
+                        *sc.rejected_dbs.entry(k.db).or_default() += 1;
+                        continue;
+                    }
+                };
+                let Some(o) = router.output(&k.key) else {
+                    sc.unassigned += 1;
+                    if sc.examples.len() < MAX_EXAMPLES {
+                        sc.examples.push((crate::slot::key_slot(&k.key), k.key.to_vec()));
+                    }
+                    continue;
+                };
+                if let Err(m) = can_hold(&k, format, target) {
+                    sc.refused_total += 1;
+                    if sc.refused.len() < MAX_MESSAGES {
+                        sc.refused.push(format!("{}: {m}", s.name));
+                    }
+                }
+                let ttl = k.expire_at_ms.is_some();
+                if let Some(last) = sc.sections.last_mut() {
+                    last.pure = if last.first_key == 0 {
+                        last.first_key = k.offset;
+                        pure
+                    } else {
+                        pure && !gap
+                    };
+                    last.keys += 1;
+                    last.expires += ttl as u64;
+                    last.keys_end = reader.offset();
+                }
+                gap = false;
+                let c = sc.counts[o].entry(db).or_insert(DbPlan { db, ..Default::default() });
+                c.keys += 1;
+                c.expires += ttl as u64;
+                if detect {
+                    sc.keys_set.push(fingerprint(db, &k.key), KeyLoc::new(i, k.key_offset, ttl).payload());
+                }
+            }
+            // Sizing hints and slot bookkeeping of the source do not hold for the output.
+            Record::ResizeDb { .. } | Record::SlotInfo { .. } | Record::SlotImport { .. } => {}
+        }
+    }
+    let t = reader.trailer().ok_or_else(|| MergeError::Io(format!("{}: reader stopped early", s.name)))?;
+    if let Some(last) = sc.sections.last_mut() {
+        last.end = t.eof_offset;
+    }
+    if t.trailing_bytes > 0 {
+        sc.warnings.push(format!("{} bytes after the checksum left out", t.trailing_bytes));
     }
     Ok(sc)
 }
 
-/// The stored checksum after the EOF byte (the last section ends at the EOF offset).
-pub(super) fn stored_checksum(data: &[u8], sc: &Scan) -> Option<u64> {
-    if sc.format.flavor == Flavor::Redis && sc.format.version < 5 {
-        return None;
+/// Runs `verify` over input `s`: its first error fails the plan.
+fn validate_input(s: &Source<'_>) -> Result<(), MergeError> {
+    let opts = crate::verify::Options { keep_going: false, max_errors: 1, now_ms: 0, target: None };
+    let release = |r: std::ops::Range<usize>| {
+        if let Some(input) = s.input {
+            input.release(r);
+        }
+    };
+    let rep = crate::verify::verify_bytes_releasing(&s.name, s.data, &opts, &release);
+    if rep.ok {
+        return Ok(());
     }
-    let eof = sc.sections.last()?.end as usize;
-    let b = data.get(eof + 1..eof + 9)?;
-    Some(u64::from_le_bytes(b.try_into().ok()?))
+    let error = match rep.errors.first() {
+        Some(e) => {
+            let err = Error::new(e.kind, e.offset, e.message.clone());
+            match (&e.key, e.db) {
+                (Some(k), db) => err.in_key(db.unwrap_or(0), k),
+                (None, db) => err.in_db(db),
+            }
+        }
+        None => Error::corrupt(0, format!("{} errors", rep.errors_not_listed)),
+    };
+    Err(MergeError::Input { file: s.name.clone(), error })
 }
 
 #[cfg(test)]
