@@ -816,6 +816,93 @@ fn corrupt_inputs_fail_cleanly() {
     assert!(listing(&out).is_empty(), "{:?}", listing(&out));
 }
 
+/// A hash whose listpack's first entry claims 5 bytes: broken, but only a full walk of the value
+/// sees it (the record's length structure is intact).
+fn broken_hash(key: &[u8]) -> GKey {
+    let mut lp = ListpackBuilder::new();
+    lp.push(b"f").push(b"v");
+    let mut blob = lp.finish();
+    blob[6] = 0x85;
+    GKey { db: 0, key: key.to_vec(), expire: None, t: 16, value: string_value(&blob) }
+}
+
+fn string_key(db: u64, key: &[u8], v: &[u8]) -> GKey {
+    GKey { db, key: key.to_vec(), expire: None, t: 0, value: string_value(v) }
+}
+
+/// Saved without a checksum (stored 0), so only the value check can catch a broken value.
+fn without_checksum(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = bytes.len();
+    bytes[n - 8..].fill(0);
+    bytes
+}
+
+#[test]
+fn a_dropped_copy_is_validated_like_a_kept_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.rdb");
+    let bad = dir.path().join("bad.rdb");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(&good, build_rdb(&[string_key(0, b"h", b"fine"), string_key(0, b"x", b"1")], &[])).unwrap();
+    std::fs::write(&bad, without_checksum(build_rdb(&[broken_hash(b"h")], &[]))).unwrap();
+    // Whichever copy the policy keeps, the broken one in bad.rdb fails the merge: exit 1, the
+    // file and key named, nothing written.
+    for (policy, order) in [("first", [&good, &bad]), ("last", [&bad, &good]), ("rename", [&good, &bad])] {
+        let o = rdbtool(&[
+            OsStr::new("merge"),
+            "--on-conflict".as_ref(),
+            policy.as_ref(),
+            order[0].as_os_str(),
+            order[1].as_os_str(),
+            "-o".as_ref(),
+            out.join("m.rdb").as_os_str(),
+        ]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{policy}: {err}");
+        assert!(err.contains("bad.rdb") && err.contains("key \"h\""), "{policy}: {err}");
+        assert!(listing(&out).is_empty(), "{policy}: {:?}", listing(&out));
+    }
+    // The same inputs with the broken value repaired merge fine (the check is not a blanket refusal).
+    std::fs::write(&bad, without_checksum(build_rdb(&[string_key(0, b"h", b"other")], &[]))).unwrap();
+    let o = rdbtool(&[
+        OsStr::new("merge"),
+        "--on-conflict".as_ref(),
+        "first".as_ref(),
+        good.as_os_str(),
+        bad.as_os_str(),
+        "-o".as_ref(),
+        out.join("m.rdb").as_os_str(),
+    ]);
+    ok(&o);
+    let recs = records(&std::fs::read(out.join("m.rdb")).unwrap());
+    assert_eq!(recs.iter().map(|r| text(&r.key)).collect::<Vec<_>>(), ["h", "x"]);
+    assert_eq!(recs[0].value, string_value(b"fine"));
+}
+
+#[test]
+fn duplicate_keys_in_one_input_are_refused_by_merge_and_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let dup = dir.path().join("dup.rdb");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // Twice in db 0, once in db 1: only the db-0 pair is a duplicate.
+    let keys =
+        [string_key(0, b"a", b"1"), string_key(0, b"b", b"2"), string_key(0, b"a", b"3"), string_key(1, b"a", b"4")];
+    std::fs::write(&dup, build_rdb(&keys, &[])).unwrap();
+    let runs: [&[&str]; 3] = [&["merge"], &["merge", "--on-conflict", "first"], &["split", "--shards", "2"]];
+    for args in runs {
+        let target = if args[0] == "split" { out.clone() } else { out.join("m.rdb") };
+        let mut a: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        a.extend([dup.as_os_str(), OsStr::new("-o"), target.as_os_str()]);
+        let o = rdbtool(&a);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("dup.rdb") && err.contains("key \"a\"") && err.contains("already"), "{args:?}: {err}");
+        assert!(listing(&out).is_empty(), "{args:?}: {:?}", listing(&out));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // A real 3-master Redis Cluster
 

@@ -27,14 +27,92 @@ const BUCKETS: usize = 256;
 /// Entries held in memory before the buckets are written out (16 bytes each: 32 MiB).
 const MEMORY_ENTRIES: usize = 2 << 20;
 
+/// The fingerprint of `key` in database `db`: equal keys of one db have equal fingerprints,
+/// and the db is folded in so that one set can hold the keys of several dbs.
+#[inline]
+pub fn fingerprint(db: u64, key: &[u8]) -> u64 {
+    xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Fingerprints with a 64-bit payload each (what the payload means is the caller's: where the
+/// key is), in 256 buckets by the fingerprint's top byte, so that a bucket can be sorted or
+/// tabled on its own, in cache, and buckets in parallel.
+pub struct FingerprintBuckets {
+    buckets: Vec<Vec<(u64, u64)>>,
+    len: usize,
+}
+
+impl Default for FingerprintBuckets {
+    fn default() -> FingerprintBuckets {
+        FingerprintBuckets { buckets: vec![Vec::new(); BUCKETS], len: 0 }
+    }
+}
+
+impl FingerprintBuckets {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Room for about `n` entries in all.
+    pub fn reserve(&mut self, n: usize) {
+        let per = n / BUCKETS + n / BUCKETS / 8;
+        for b in &mut self.buckets {
+            b.reserve(per);
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, fp: u64, payload: u64) {
+        self.buckets[(fp >> 56) as usize].push((fp, payload));
+        self.len += 1;
+    }
+
+    /// All entries of `parts`, bucket by bucket (each part's bucket freed as it is moved, so
+    /// the peak is one bucket above the entries themselves).
+    pub fn concat(mut parts: Vec<FingerprintBuckets>) -> FingerprintBuckets {
+        let buckets: Vec<Vec<(u64, u64)>> = (0..BUCKETS)
+            .map(|b| {
+                let mut v = Vec::with_capacity(parts.iter().map(|p| p.buckets[b].len()).sum());
+                for p in parts.iter_mut() {
+                    v.append(&mut p.buckets[b]);
+                    p.buckets[b] = Vec::new();
+                }
+                v
+            })
+            .collect();
+        let len = buckets.iter().map(|b| b.len()).sum();
+        FingerprintBuckets { buckets, len }
+    }
+
+    /// Sorts every bucket by (fingerprint, payload), buckets in parallel.
+    pub fn sort(&mut self) {
+        self.buckets.par_iter_mut().for_each(|b| b.sort_unstable());
+    }
+
+    /// The buckets, each a list of (fingerprint, payload).
+    pub fn buckets(&self) -> &[Vec<(u64, u64)>] {
+        &self.buckets
+    }
+
+    /// The entries with fingerprint `fp` (after `sort`).
+    pub fn equal_to(&self, fp: u64) -> &[(u64, u64)] {
+        let b = &self.buckets[(fp >> 56) as usize];
+        let i = b.partition_point(|x| x.0 < fp);
+        let j = i + b[i..].partition_point(|x| x.0 == fp);
+        &b[i..j]
+    }
+}
+
 /// The keys of one or more databases by fingerprint, to find keys seen twice in one database
 /// (which makes Redis refuse a file, docs/format.md §5.2). Fill it with [`KeySet::insert`],
 /// then ask [`KeySet::duplicates`].
 pub struct KeySet {
     /// (fingerprint of db and key, offset of the key string in the file in the low 48 bits and
     /// the db in the high 16, for reporting), by the fingerprint's top byte.
-    buckets: Vec<Vec<(u64, u64)>>,
-    len: usize,
+    set: FingerprintBuckets,
     /// Entries in `buckets` now.
     held: usize,
     memory_entries: usize,
@@ -101,8 +179,7 @@ impl KeySet {
     /// A set holding at most `entries` entries in memory (the rest in a temporary file).
     pub fn with_memory(entries: usize) -> KeySet {
         KeySet {
-            buckets: vec![Vec::new(); BUCKETS],
-            len: 0,
+            set: FingerprintBuckets::default(),
             held: 0,
             memory_entries: entries.max(BUCKETS),
             spill: None,
@@ -112,28 +189,22 @@ impl KeySet {
 
     /// Keys inserted so far (duplicates included).
     pub fn len(&self) -> usize {
-        self.len
+        self.set.len()
     }
     /// True before the first insert.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.set.is_empty()
     }
 
     /// Makes room for about `n` more keys in all (spread over the buckets).
     pub fn reserve(&mut self, n: usize) {
-        let n = n.min(self.memory_entries.saturating_sub(self.held));
-        let per = n / BUCKETS + n / BUCKETS / 8;
-        for b in &mut self.buckets {
-            b.reserve(per);
-        }
+        self.set.reserve(n.min(self.memory_entries.saturating_sub(self.held)));
     }
 
     /// Records `key` of `db`, whose string starts at `key_offset`.
     #[inline]
     pub fn insert(&mut self, db: u64, key: &[u8], key_offset: u64) {
-        let fp = xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.buckets[(fp >> 56) as usize].push((fp, (key_offset & OFFSET_MASK) | (db.min(0xFFFF) << 48)));
-        self.len += 1;
+        self.set.push(fingerprint(db, key), (key_offset & OFFSET_MASK) | (db.min(0xFFFF) << 48));
         self.held += 1;
         if self.held >= self.memory_entries && !self.spill_failed {
             self.write_out();
@@ -164,7 +235,7 @@ impl KeySet {
         let Some(s) = &mut self.spill else { return };
         let mut out = std::io::BufWriter::with_capacity(1 << 20, &s.file);
         let mut end = s.end;
-        for (b, entries) in self.buckets.iter_mut().enumerate() {
+        for (b, entries) in self.set.buckets.iter_mut().enumerate() {
             if entries.is_empty() {
                 continue;
             }
@@ -193,6 +264,7 @@ impl KeySet {
     pub fn duplicates(self, data: &[u8], limit: usize) -> Result<Duplicates> {
         let spill = &self.spill;
         let found: Vec<Result<(Vec<Duplicate>, u64)>> = self
+            .set
             .buckets
             .into_par_iter()
             .enumerate()

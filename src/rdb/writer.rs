@@ -181,6 +181,11 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
         self.format
     }
 
+    /// The offset in the output of the next byte to be written.
+    pub fn position(&self) -> u64 {
+        self.bytes + self.buf.len() as u64 + self.pending.map_or(0, |(_, a, b)| (b - a) as u64)
+    }
+
     /// Pages of `input` (whose bytes are `src`) that this writer has written out are given back,
     /// the writer being their only consumer: copying a big file keeps RSS flat.
     pub fn release_written(&mut self, src: &'a [u8], input: &'a crate::input::Input) {

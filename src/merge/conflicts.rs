@@ -1,0 +1,384 @@
+//! Keys met more than once in one target db: grouping the fingerprint matches into real
+//! collisions (keys compared on their bytes), and the policy's decision for each copy.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::plan::Section;
+use super::route::{DbRoute, Router};
+use super::{DbPlan, MergeError, OnConflict, Options, Source};
+use crate::display::quoted;
+use crate::error::{Error, ErrorKind};
+use crate::rdb::keyset::{FingerprintBuckets, fingerprint};
+use crate::rdb::reader::key_at;
+
+/// One place a colliding key comes from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Occurrence {
+    pub file: String,
+    pub input: usize,
+    pub db: u64,
+    /// File offset of the key string.
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictKind {
+    /// The same key from several places.
+    Key,
+    /// A renamed key that equals another key (existing or renamed).
+    Rename,
+    /// A function library of the same name with different code.
+    Function,
+    /// Module AUX data for the same module and phase, with different content.
+    ModuleAux,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Conflict {
+    pub kind: ConflictKind,
+    /// Target db (keys); null for functions and module data.
+    pub db: Option<u64>,
+    /// The key (for `rename`: the name two keys would get), library name, or module type.
+    #[serde(serialize_with = "crate::json::ser_bytes")]
+    pub key: Vec<u8>,
+    pub occurrences: Vec<Occurrence>,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.kind {
+            ConflictKind::Key => "key",
+            ConflictKind::Rename => "renamed key",
+            ConflictKind::Function => "function library",
+            ConflictKind::ModuleAux => "module aux data of",
+        };
+        write!(f, "{what} {}", quoted(&self.key))?;
+        if let Some(db) = self.db {
+            write!(f, " (target db {db})")?;
+        }
+        f.write_str(" from ")?;
+        for (i, o) in self.occurrences.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match self.kind {
+                ConflictKind::Function | ConflictKind::ModuleAux => write!(f, "{}", o.file)?,
+                _ => write!(f, "{} db {}", o.file, o.db)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What pass 2 does with a key record instead of copying it as it is.
+#[derive(Debug, Clone)]
+pub(super) enum Action {
+    Drop,
+    Rename(Vec<u8>),
+}
+
+/// Where a key record is: the input, the offset of its key string, and whether it has a TTL
+/// (so the counts can be corrected without reading it again). Packed in 64 bits as the payload
+/// of a fingerprint set entry (16 bytes a key): input in the top 16 bits, the offset (47 bits,
+/// 128 TiB) below it, the TTL flag in bit 0, so that the order of locations is input order,
+/// then file order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct KeyLoc(u64);
+
+impl KeyLoc {
+    /// Inputs larger than this cannot be located.
+    pub(super) const MAX_OFFSET: u64 = (1 << 47) - 1;
+
+    pub(super) fn new(input: usize, offset: u64, ttl: bool) -> KeyLoc {
+        debug_assert!(input <= u16::MAX as usize && offset <= Self::MAX_OFFSET);
+        KeyLoc(((input as u64) << 48) | (offset << 1) | ttl as u64)
+    }
+    pub(super) fn input(self) -> usize {
+        (self.0 >> 48) as usize
+    }
+    pub(super) fn offset(self) -> u64 {
+        (self.0 >> 1) & Self::MAX_OFFSET
+    }
+    pub(super) fn has_ttl(self) -> bool {
+        self.0 & 1 != 0
+    }
+    pub(super) fn payload(self) -> u64 {
+        self.0
+    }
+    pub(super) fn from_payload(p: u64) -> KeyLoc {
+        KeyLoc(p)
+    }
+}
+
+pub(super) fn occurrence(sources: &[Source<'_>], input: usize, db: u64, offset: u64) -> Occurrence {
+    Occurrence { file: sources[input].name.clone(), input, db, offset }
+}
+
+/// The source db of the key string at `offset` in input `input`.
+pub(super) fn src_db(sections: &[Vec<Section>], input: usize, offset: u64) -> u64 {
+    let s = &sections[input];
+    let i = s.partition_point(|x| x.start <= offset);
+    s[i.saturating_sub(1)].db
+}
+
+/// A key met more than once in one target db: locations in input order, then file order.
+pub(super) struct Group {
+    pub(super) db: u64,
+    pub(super) key: Vec<u8>,
+    pub(super) locs: Vec<KeyLoc>,
+}
+
+pub(super) fn read_key<'a>(sources: &[Source<'a>], l: KeyLoc) -> Result<std::borrow::Cow<'a, [u8]>, MergeError> {
+    let i = l.input();
+    key_at(sources[i].data, l.offset()).map_err(|error| MergeError::Input { file: sources[i].name.clone(), error })
+}
+
+pub(super) fn target_db(router: &dyn Router, db: u64) -> u64 {
+    match router.db(db) {
+        DbRoute::To(d) => d,
+        _ => db,
+    }
+}
+
+pub(super) fn find_groups(
+    keys: &FingerprintBuckets,
+    sources: &[Source<'_>],
+    sections: &[Vec<Section>],
+    router: &dyn Router,
+) -> Result<Vec<Group>, MergeError> {
+    let per: Vec<Result<Vec<Group>, MergeError>> = keys
+        .buckets()
+        .par_iter()
+        .map(|b| {
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                let mut j = i + 1;
+                while j < b.len() && b[j].0 == b[i].0 {
+                    j += 1;
+                }
+                if j - i > 1 {
+                    // Equal fingerprints: group by the keys themselves (and target db).
+                    let mut keyed: Vec<(u64, Vec<u8>, KeyLoc)> = Vec::with_capacity(j - i);
+                    for &(_, p) in &b[i..j] {
+                        let l = KeyLoc::from_payload(p);
+                        let k = read_key(sources, l)?.into_owned();
+                        let db = target_db(router, src_db(sections, l.input(), l.offset()));
+                        keyed.push((db, k, l));
+                    }
+                    keyed.sort();
+                    let mut a = 0;
+                    while a < keyed.len() {
+                        let mut z = a + 1;
+                        while z < keyed.len() && keyed[z].0 == keyed[a].0 && keyed[z].1 == keyed[a].1 {
+                            z += 1;
+                        }
+                        if z - a > 1 {
+                            let mut locs: Vec<KeyLoc> = keyed[a..z].iter().map(|x| x.2).collect();
+                            locs.sort_unstable();
+                            out.push(Group { db: keyed[a].0, key: keyed[a].1.clone(), locs });
+                        }
+                        a = z;
+                    }
+                }
+                i = j;
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut groups = Vec::new();
+    for p in per {
+        groups.extend(p?);
+    }
+    groups.sort_by_key(|g| g.locs[0]);
+    Ok(groups)
+}
+
+/// Whether (db, key) is among the keys read in pass 1.
+pub(super) fn key_exists(
+    keys: &FingerprintBuckets,
+    sources: &[Source<'_>],
+    sections: &[Vec<Section>],
+    router: &dyn Router,
+    db: u64,
+    key: &[u8],
+) -> Result<Option<KeyLoc>, MergeError> {
+    for &(_, p) in keys.equal_to(fingerprint(db, key)) {
+        let l = KeyLoc::from_payload(p);
+        if *read_key(sources, l)? == *key && target_db(router, src_db(sections, l.input(), l.offset())) == db {
+            return Ok(Some(l));
+        }
+    }
+    Ok(None)
+}
+
+/// Resolved conflicts listed in reports (the rest are counted).
+const MAX_LISTED: usize = 100;
+
+/// What the conflict policy decided, before it is applied to the counts and actions.
+#[derive(Default)]
+pub(super) struct Resolution {
+    /// (location, action), locations unique.
+    pub(super) actions: Vec<(KeyLoc, Action)>,
+    /// Unresolved conflicts (all of them: `error` lists every one).
+    pub(super) conflicts: Vec<Conflict>,
+    /// Resolved conflicts: how many, and the first `MAX_LISTED`.
+    pub(super) resolved: usize,
+    pub(super) examples: Vec<Conflict>,
+}
+
+impl Resolution {
+    /// A function or module-data conflict: only `first` / `last` resolve it.
+    pub(super) fn add(&mut self, c: Conflict, policy: OnConflict) {
+        match policy {
+            OnConflict::First | OnConflict::Last => {
+                self.resolved += 1;
+                if self.examples.len() < MAX_LISTED {
+                    self.examples.push(c);
+                }
+            }
+            _ => self.conflicts.push(c),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn resolve(
+    groups: Vec<Group>,
+    keys: &FingerprintBuckets,
+    sources: &[Source<'_>],
+    sections: &[Vec<Section>],
+    router: &dyn Router,
+    opts: &Options,
+    counts: &mut [BTreeMap<u64, DbPlan>],
+    res: &mut Resolution,
+) -> Result<(), MergeError> {
+    let template = opts.rename.clone().unwrap_or_default();
+    let stems: Vec<String> = sources.iter().map(|s| file_stem(&s.name)).collect();
+    let occurrences = |locs: &[KeyLoc]| -> Vec<Occurrence> {
+        locs.iter()
+            .map(|&l| {
+                let (i, off) = (l.input(), l.offset());
+                occurrence(sources, i, src_db(sections, i, off), off)
+            })
+            .collect()
+    };
+    // Renamed keys: (target db, new name) -> locations renamed to it.
+    let mut renamed: HashMap<(u64, Vec<u8>), Vec<KeyLoc>> = HashMap::new();
+    let mut rename_clash: BTreeSet<(u64, Vec<u8>)> = BTreeSet::new();
+    let mut dbs: Vec<(usize, u64, u64)> = Vec::new();
+    for g in groups {
+        // Twice in one db of one input: the input is corrupt, whatever the policy.
+        dbs.clear();
+        dbs.extend(g.locs.iter().map(|&l| (l.input(), src_db(sections, l.input(), l.offset()), l.offset())));
+        for (a, x) in dbs.iter().enumerate() {
+            if let Some(y) = dbs[..a].iter().find(|y| y.0 == x.0 && y.1 == x.1) {
+                let e = Error::new(
+                    ErrorKind::DuplicateKey,
+                    x.2,
+                    format!("key already present in this database (first at offset {})", y.2),
+                )
+                .in_key(x.1, &g.key);
+                return Err(MergeError::Input { file: sources[x.0].name.clone(), error: e });
+            }
+        }
+        let conflict = || Conflict {
+            kind: ConflictKind::Key,
+            db: Some(g.db),
+            key: g.key.clone(),
+            occurrences: occurrences(&g.locs),
+        };
+        if opts.on_conflict == OnConflict::Error {
+            res.conflicts.push(conflict());
+            continue;
+        }
+        res.resolved += 1;
+        if res.examples.len() < MAX_LISTED {
+            res.examples.push(conflict());
+        }
+        let out = router.output(&g.key).unwrap_or(0);
+        let plan = counts[out].entry(g.db).or_insert(DbPlan { db: g.db, ..Default::default() });
+        match opts.on_conflict {
+            OnConflict::Error => {}
+            OnConflict::First | OnConflict::Last => {
+                let keep = if opts.on_conflict == OnConflict::First { 0 } else { g.locs.len() - 1 };
+                for (n, &l) in g.locs.iter().enumerate() {
+                    if n == keep {
+                        plan.kept += 1;
+                        continue;
+                    }
+                    plan.dropped += 1;
+                    plan.keys -= 1;
+                    plan.expires -= l.has_ttl() as u64;
+                    res.actions.push((l, Action::Drop));
+                }
+            }
+            OnConflict::Rename => {
+                for (&l, &(input, db, _)) in g.locs.iter().zip(&dbs) {
+                    let name = template.render(db, &g.key, input, &stems[input]);
+                    let ttl = l.has_ttl() as u64;
+                    // The new name may belong to another output (split).
+                    let Some(to) = router.output(&name) else {
+                        return Err(MergeError::Rejected {
+                            dbs: BTreeMap::new(),
+                            unassigned: 1,
+                            examples: vec![(crate::slot::key_slot(&name), name)],
+                        });
+                    };
+                    let from = counts[out].get_mut(&g.db).expect("counted in pass 1");
+                    from.keys -= 1;
+                    from.expires -= ttl;
+                    let dst = counts[to].entry(g.db).or_insert(DbPlan { db: g.db, ..Default::default() });
+                    dst.keys += 1;
+                    dst.expires += ttl;
+                    dst.renamed += 1;
+                    let e = renamed.entry((g.db, name.clone())).or_default();
+                    e.push(l);
+                    if e.len() > 1 {
+                        rename_clash.insert((g.db, name.clone()));
+                    }
+                    res.actions.push((l, Action::Rename(name)));
+                }
+            }
+        }
+    }
+    // A new name must not be an existing key, nor the new name of another key.
+    let mut names: Vec<&(u64, Vec<u8>)> = renamed.keys().collect();
+    names.sort();
+    for k in names {
+        let existing = key_exists(keys, sources, sections, router, k.0, &k.1)?;
+        if existing.is_some() || rename_clash.contains(k) {
+            let mut locs: Vec<KeyLoc> = existing.into_iter().collect();
+            locs.extend(&renamed[k]);
+            res.conflicts.push(Conflict {
+                kind: ConflictKind::Rename,
+                db: Some(k.0),
+                key: k.1.clone(),
+                occurrences: occurrences(&locs),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The actions of each input as (key offset, action), sorted by offset (pass 2 walks them
+/// with its reader).
+pub(super) fn by_input(actions: Vec<(KeyLoc, Action)>, inputs: usize) -> Vec<Vec<(u64, Action)>> {
+    let mut out: Vec<Vec<(u64, Action)>> = vec![Vec::new(); inputs];
+    for (l, a) in actions {
+        out[l.input()].push((l.offset(), a));
+    }
+    for v in &mut out {
+        v.sort_unstable_by_key(|x| x.0);
+    }
+    out
+}
+
+pub(super) fn file_stem(name: &str) -> String {
+    Path::new(name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_owned())
+}

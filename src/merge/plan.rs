@@ -1,0 +1,394 @@
+//! Pass 1: reads every input once, checks it, counts keys per (output, target db), keeps the
+//! records other than keys, and collects the keys that may collide; then resolves the
+//! collisions (`conflicts`) so that the counts of pass 2 are exact.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::conflicts::Conflict;
+use super::conflicts::{Action, KeyLoc, Resolution, by_input, find_groups, resolve};
+use super::records::{check_target_records, choose_aux, merge_functions, merge_module_aux};
+use super::release::Releaser;
+use super::route::{DbRoute, Router};
+use super::{DbPlan, InputReport, MAX_EXAMPLES, MAX_MESSAGES, MergeError, Options, Source};
+use crate::display::quoted;
+use crate::error::Error;
+use crate::rdb::keyset::{FingerprintBuckets, fingerprint};
+use crate::rdb::reader::{Reader, Record};
+use crate::rdb::types::{Flavor, Format};
+use crate::rdb::writer::{can_hold, magic};
+
+/// A section of an input: the records from `start` to `end` read under source db `db`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Section {
+    pub(super) start: u64,
+    pub(super) end: u64,
+    pub(super) db: u64,
+    /// Keys of the section that go to an output, and those of them with a TTL.
+    pub(super) keys: u64,
+    pub(super) expires: u64,
+    /// Offset of the first key record, and the end of the last one (0 when none).
+    pub(super) first_key: u64,
+    pub(super) keys_end: u64,
+    /// Whether `first_key..keys_end` holds nothing but those keys' records (no other record
+    /// between them, no key left out), so that it can be copied as one piece.
+    pub(super) pure: bool,
+}
+
+impl Section {
+    fn new(start: u64, db: u64) -> Section {
+        Section { start, end: start, db, keys: 0, expires: 0, first_key: 0, keys_end: 0, pure: true }
+    }
+}
+
+/// What pass 1 learned from one input.
+pub(super) struct Scan {
+    pub(super) format: Format,
+    pub(super) aux: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) functions: Vec<Vec<u8>>,
+    pub(super) module_aux: Vec<(u64, u64, Vec<u8>)>,
+    pub(super) sections: Vec<Section>,
+    /// Per output, per target db.
+    pub(super) counts: Vec<BTreeMap<u64, DbPlan>>,
+    pub(super) src_dbs: BTreeMap<u64, u64>,
+    pub(super) skipped: u64,
+    pub(super) rejected_dbs: BTreeMap<u64, u64>,
+    pub(super) unassigned: u64,
+    pub(super) examples: Vec<(u16, Vec<u8>)>,
+    pub(super) refused: Vec<String>,
+    pub(super) refused_total: u64,
+    /// Keys by fingerprint of target db and key, when collisions are looked for.
+    pub(super) keys_set: FingerprintBuckets,
+    pub(super) keys: u64,
+    pub(super) warnings: Vec<String>,
+}
+
+/// The result of pass 1: everything pass 2 needs.
+pub struct Plan {
+    pub target: Format,
+    pub inputs: Vec<InputReport>,
+    pub(super) formats: Vec<Format>,
+    pub(super) aux: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) functions: Vec<Vec<u8>>,
+    pub(super) module_aux: Vec<(u64, u64, Vec<u8>)>,
+    pub(super) sections: Vec<Vec<Section>>,
+    /// Per output, per target db.
+    pub counts: Vec<BTreeMap<u64, DbPlan>>,
+    /// Per input: (key offset, action), sorted by offset (pass 2 walks them with the reader).
+    pub(super) actions: Vec<Vec<(u64, Action)>>,
+    /// Function libraries written, and identical copies left out.
+    pub functions_written: usize,
+    pub functions_duplicates: usize,
+    /// Conflicts resolved by `first` / `last` / `rename`: the first `MAX_LISTED`, and how many.
+    pub resolved: Vec<Conflict>,
+    pub resolved_total: usize,
+    pub plan_s: f64,
+}
+
+impl Plan {
+    /// What the plan decided for the key whose string starts at `key_offset` in input `input`:
+    /// None: written as it is; `Some(None)`: left out; `Some(Some(name))`: written as `name`.
+    pub fn decision(&self, input: usize, key_offset: u64) -> Option<Option<&[u8]>> {
+        let a = self.actions.get(input)?;
+        let i = a.binary_search_by_key(&key_offset, |x| x.0).ok()?;
+        Some(match &a[i].1 {
+            Action::Drop => None,
+            Action::Rename(n) => Some(n.as_slice()),
+        })
+    }
+}
+
+/// The default output format: the newest input's; Valkey 80 when any input is Valkey.
+pub fn default_target(formats: &[Format]) -> Format {
+    if let Some(v) = formats.iter().filter(|f| f.flavor == Flavor::Valkey).max_by_key(|f| f.version) {
+        return *v;
+    }
+    formats.iter().copied().max_by_key(|f| f.version).unwrap_or(Format { flavor: Flavor::Redis, version: 10 })
+}
+
+/// Pass 1: reads every input, resolves collisions, and fixes the counts. Fails without writing
+/// anything on invalid inputs, unresolved conflicts, rejected keys and content the target
+/// format cannot hold.
+pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Result<Plan, MergeError> {
+    let t0 = Instant::now();
+    if sources.is_empty() {
+        return Err(MergeError::Io("no inputs".into()));
+    }
+    if sources.len() > u16::MAX as usize {
+        return Err(MergeError::Io(format!("at most {} inputs", u16::MAX)));
+    }
+    let mut formats = Vec::with_capacity(sources.len());
+    for s in sources {
+        if s.data.len() as u64 > KeyLoc::MAX_OFFSET {
+            return Err(MergeError::Io(format!("{}: larger than 128 TiB", s.name)));
+        }
+        let f = crate::rdb::reader::parse_header(s.data)
+            .map_err(|error| MergeError::Input { file: s.name.clone(), error })?;
+        formats.push(f);
+    }
+    let target = opts.target.unwrap_or_else(|| default_target(&formats));
+    let detect = sources.len() > 1 || router.joins_dbs();
+    let scans: Vec<Result<Scan, MergeError>> =
+        sources.par_iter().enumerate().map(|(i, s)| scan_input(i, s, router, target, detect)).collect();
+    let mut scans: Vec<Scan> = scans.into_iter().collect::<Result<_, _>>()?;
+
+    // Rejections and refusals first: they fail the plan whatever the conflicts.
+    let mut rejected_dbs: BTreeMap<u64, u64> = BTreeMap::new();
+    let (mut unassigned, mut examples) = (0u64, Vec::new());
+    let (mut refused, mut refused_total) = (Vec::new(), 0u64);
+    for s in &mut scans {
+        for (db, n) in &s.rejected_dbs {
+            *rejected_dbs.entry(*db).or_default() += n;
+        }
+        unassigned += s.unassigned;
+        examples.append(&mut s.examples);
+        refused_total += s.refused_total;
+        refused.append(&mut s.refused);
+    }
+    if !rejected_dbs.is_empty() || unassigned > 0 {
+        examples.truncate(MAX_EXAMPLES);
+        return Err(MergeError::Rejected { dbs: rejected_dbs, unassigned, examples });
+    }
+
+    let mut res = Resolution::default();
+    let (functions, functions_duplicates) = merge_functions(sources, &scans, opts, &mut res);
+    let module_aux = merge_module_aux(sources, &scans, opts, &mut res);
+    let writer_check = check_target_records(target, &functions, &module_aux);
+    if let Some(m) = writer_check {
+        refused_total += 1;
+        refused.insert(0, m);
+    }
+    if refused_total > 0 {
+        refused.truncate(MAX_MESSAGES);
+        return Err(MergeError::Refused { messages: refused, total: refused_total });
+    }
+
+    // Per output and target db counts, summed over inputs.
+    let mut counts: Vec<BTreeMap<u64, DbPlan>> = vec![BTreeMap::new(); router.outputs()];
+    for s in &scans {
+        for (o, m) in s.counts.iter().enumerate() {
+            for (db, c) in m {
+                let e = counts[o].entry(*db).or_insert(DbPlan { db: *db, ..Default::default() });
+                e.keys += c.keys;
+                e.expires += c.expires;
+            }
+        }
+    }
+    let sections: Vec<Vec<Section>> = scans.iter().map(|s| s.sections.clone()).collect();
+
+    if detect {
+        let mut keys = FingerprintBuckets::concat(scans.iter_mut().map(|s| std::mem::take(&mut s.keys_set)).collect());
+        keys.sort();
+        let groups = find_groups(&keys, sources, &sections, router)?;
+        resolve(groups, &keys, sources, &sections, router, opts, &mut counts, &mut res)?;
+    }
+    if !res.conflicts.is_empty() {
+        return Err(MergeError::Conflicts(res.conflicts));
+    }
+
+    let inputs = sources
+        .iter()
+        .zip(&scans)
+        .map(|(s, sc)| InputReport {
+            file: s.name.clone(),
+            format: magic(sc.format),
+            bytes: s.data.len() as u64,
+            keys: sc.keys,
+            dbs: sc.src_dbs.clone(),
+            skipped: sc.skipped,
+            warnings: sc.warnings.clone(),
+        })
+        .collect();
+    let aux = choose_aux(&scans, target);
+    Ok(Plan {
+        target,
+        inputs,
+        formats,
+        aux,
+        functions_written: functions.len(),
+        functions,
+        functions_duplicates,
+        module_aux,
+        sections,
+        counts,
+        actions: by_input(res.actions, sources.len()),
+        resolved: res.examples,
+        resolved_total: res.resolved,
+        plan_s: t0.elapsed().as_secs_f64(),
+    })
+}
+
+pub(super) fn scan_input(
+    i: usize,
+    s: &Source<'_>,
+    router: &dyn Router,
+    target: Format,
+    detect: bool,
+) -> Result<Scan, MergeError> {
+    let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
+    let data = s.data;
+    // Every record fully validated, the checksum and duplicate keys checked, by `verify` itself:
+    // the outputs are made of these bytes, and copies that the policy drops are checked too.
+    validate_input(s)?;
+    let mut rel = Releaser::new(s);
+    let mut reader = Reader::new(data).map_err(input_err)?;
+    let format = reader.format();
+    let mut sc = Scan {
+        format,
+        aux: Vec::new(),
+        functions: Vec::new(),
+        module_aux: Vec::new(),
+        sections: vec![Section::new(9, 0)],
+        counts: vec![BTreeMap::new(); router.outputs()],
+        src_dbs: BTreeMap::new(),
+        skipped: 0,
+        rejected_dbs: BTreeMap::new(),
+        unassigned: 0,
+        examples: Vec::new(),
+        refused: Vec::new(),
+        refused_total: 0,
+        keys_set: FingerprintBuckets::default(),
+        keys: 0,
+        warnings: Vec::new(),
+    };
+    let mut route = router.db(0);
+    let mut n = 0u32;
+    // A record other than a key record met since the section's first key.
+    let mut gap = false;
+    while let Some(rec) = reader.next() {
+        let rec = rec.map_err(input_err)?;
+        n = n.wrapping_add(1);
+        if n.is_multiple_of(1024) {
+            rel.upto(reader.record_offset() as usize);
+        }
+        if !matches!(rec, Record::Key(_) | Record::SelectDb { .. })
+            && sc.sections.last().is_some_and(|x| x.first_key != 0)
+        {
+            gap = true;
+        }
+        match rec {
+            Record::Aux { key, value } => sc.aux.push((key.into_owned(), value.into_owned())),
+            Record::SelectDb { db } => {
+                let at = reader.record_offset();
+                if let Some(last) = sc.sections.last_mut() {
+                    last.end = at;
+                }
+                sc.sections.push(Section::new(at, db));
+                gap = false;
+                route = router.db(db);
+            }
+            Record::Function { source } => sc.functions.push(source.into_owned()),
+            Record::FunctionPreGa { name, .. } => {
+                sc.refused_total += 1;
+                sc.refused.push(format!(
+                    "{}: function {} is in the Redis 7.0 release-candidate format, which no GA server loads",
+                    s.name,
+                    quoted(&name)
+                ));
+            }
+            Record::ModuleAux { module, when, payload } => sc.module_aux.push((module.0, when, payload.to_vec())),
+            Record::Key(k) => {
+                sc.keys += 1;
+                *sc.src_dbs.entry(k.db).or_default() += 1;
+                // A key left out below makes its section no longer one piece.
+                let pure = sc.sections.last().is_some_and(|x| x.pure);
+                if let Some(last) = sc.sections.last_mut() {
+                    last.pure = false;
+                }
+                let db = match route {
+                    DbRoute::To(db) => db,
+                    DbRoute::Skip => {
+                        sc.skipped += 1;
+                        continue;
+                    }
+                    DbRoute::Reject => {
+                        *sc.rejected_dbs.entry(k.db).or_default() += 1;
+                        continue;
+                    }
+                };
+                let Some(o) = router.output(&k.key) else {
+                    sc.unassigned += 1;
+                    if sc.examples.len() < MAX_EXAMPLES {
+                        sc.examples.push((crate::slot::key_slot(&k.key), k.key.to_vec()));
+                    }
+                    continue;
+                };
+                if let Err(m) = can_hold(&k, format, target) {
+                    sc.refused_total += 1;
+                    if sc.refused.len() < MAX_MESSAGES {
+                        sc.refused.push(format!("{}: {m}", s.name));
+                    }
+                }
+                let ttl = k.expire_at_ms.is_some();
+                if let Some(last) = sc.sections.last_mut() {
+                    last.pure = if last.first_key == 0 {
+                        last.first_key = k.offset;
+                        pure
+                    } else {
+                        pure && !gap
+                    };
+                    last.keys += 1;
+                    last.expires += ttl as u64;
+                    last.keys_end = reader.offset();
+                }
+                gap = false;
+                let c = sc.counts[o].entry(db).or_insert(DbPlan { db, ..Default::default() });
+                c.keys += 1;
+                c.expires += ttl as u64;
+                if detect {
+                    sc.keys_set.push(fingerprint(db, &k.key), KeyLoc::new(i, k.key_offset, ttl).payload());
+                }
+            }
+            // Sizing hints and slot bookkeeping of the source do not hold for the output.
+            Record::ResizeDb { .. } | Record::SlotInfo { .. } | Record::SlotImport { .. } => {}
+        }
+    }
+    let t = reader.trailer().ok_or_else(|| MergeError::Io(format!("{}: reader stopped early", s.name)))?;
+    if let Some(last) = sc.sections.last_mut() {
+        last.end = t.eof_offset;
+    }
+    if t.trailing_bytes > 0 {
+        sc.warnings.push(format!("{} bytes after the checksum left out", t.trailing_bytes));
+    }
+    Ok(sc)
+}
+
+/// Runs `verify` over input `s`: its first error fails the plan.
+fn validate_input(s: &Source<'_>) -> Result<(), MergeError> {
+    let opts = crate::verify::Options { keep_going: false, max_errors: 1, now_ms: 0, target: None };
+    let release = |r: std::ops::Range<usize>| {
+        if let Some(input) = s.input {
+            input.release(r);
+        }
+    };
+    let rep = crate::verify::verify_bytes_releasing(&s.name, s.data, &opts, &release);
+    if rep.ok {
+        return Ok(());
+    }
+    let error = match rep.errors.first() {
+        Some(e) => {
+            let err = Error::new(e.kind, e.offset, e.message.clone());
+            match (&e.key, e.db) {
+                (Some(k), db) => err.in_key(db.unwrap_or(0), k),
+                (None, db) => err.in_db(db),
+            }
+        }
+        None => Error::corrupt(0, format!("{} errors", rep.errors_not_listed)),
+    };
+    Err(MergeError::Input { file: s.name.clone(), error })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_targets() {
+        let r = |v| Format { flavor: Flavor::Redis, version: v };
+        let v80 = Format { flavor: Flavor::Valkey, version: 80 };
+        assert_eq!(default_target(&[r(9), r(11), r(10)]), r(11));
+        assert_eq!(default_target(&[r(11), v80]), v80);
+    }
+}

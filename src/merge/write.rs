@@ -1,0 +1,441 @@
+//! Pass 2: copying the key records into the outputs, and the files around it (temporary names,
+//! fsync, the check of every output, the renames).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::conflicts::Action;
+use super::plan::{Plan, Section};
+use super::release::Releaser;
+use super::route::{DbRoute, Router};
+use super::{DbPlan, MergeError, Source};
+use crate::display::quoted;
+use crate::error::Error;
+use crate::output::AtomicFile;
+use crate::rdb::reader::{Reader, Record};
+use crate::rdb::writer::{self, RdbWriter, WriteError};
+
+/// What pass 2 wrote into one output.
+#[derive(Debug, Clone)]
+pub struct OutputStats {
+    pub bytes: u64,
+    pub checksum: Option<u64>,
+    /// The records this pass encoded itself (not copied from an input), to be read back.
+    pub encoded: Encoded,
+}
+
+/// Where an output holds records that pass 2 encoded rather than copied (see `write_files`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encoded {
+    /// Byte ranges of the output, in order; the rest is header, AUX, functions and module data
+    /// before the first range (read back whole), key records copied from validated inputs, and
+    /// the EOF and checksum.
+    Ranges(Vec<std::ops::Range<u64>>),
+    /// Too many to list (every key re-encoded for another format, or module data after the
+    /// keys): the whole output is read back.
+    All,
+}
+
+/// At most this many encoded ranges are listed per output (16 bytes each); beyond, the whole
+/// output is read back.
+const MAX_ENCODED: usize = 1 << 20;
+
+/// Encoded ranges of one output while it is written.
+struct Tracker(Encoded);
+
+impl Tracker {
+    fn add(&mut self, r: std::ops::Range<u64>) {
+        if let Encoded::Ranges(v) = &mut self.0 {
+            if v.len() >= MAX_ENCODED {
+                self.0 = Encoded::All;
+            } else if r.start < r.end {
+                v.push(r);
+            }
+        }
+    }
+}
+
+/// Pass 2: writes every output (`outs[o]` for router output `o`).
+pub fn write<'a, W: Write + Send>(
+    plan: &Plan,
+    sources: &[Source<'a>],
+    router: &dyn Router,
+    outs: Vec<W>,
+) -> Result<Vec<(W, OutputStats)>, MergeError> {
+    let werr = write_error;
+    // Write buffers share 256 MiB (at most 1 MiB each).
+    let limit = ((256usize << 20) / outs.len().max(1)).min(1 << 20);
+    let mut ws: Vec<Out<'a, W>> = outs
+        .into_iter()
+        .map(|w| Out { w: RdbWriter::with_buffer(w, plan.target, limit), enc: Tracker(Encoded::Ranges(Vec::new())) })
+        .collect();
+    for Out { w, .. } in &mut ws {
+        for s in sources {
+            if let Some(input) = s.input {
+                w.release_written(s.data, input);
+            }
+        }
+    }
+    for (o, Out { w, .. }) in ws.iter_mut().enumerate() {
+        for (k, v) in &plan.aux {
+            w.aux(k, v).map_err(|e| werr(o, e.into()))?;
+        }
+        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 != 2) {
+            w.module_aux(*m, *when, p).map_err(|e| werr(o, e))?;
+        }
+        for f in &plan.functions {
+            w.function(f).map_err(|e| werr(o, e))?;
+        }
+    }
+    let dbs: BTreeSet<u64> =
+        plan.counts.iter().flat_map(|m| m.iter().filter(|(_, c)| c.keys > 0).map(|(d, _)| *d)).collect();
+    // When the target dbs of the inputs' sections, inputs in order, never go down, one read of
+    // each input writes every db section in order. Otherwise each target db is a pass of its
+    // own over the inputs that hold it (each read up to its last section for that db).
+    let order: Vec<u64> = plan
+        .sections
+        .iter()
+        .flatten()
+        .filter(|x| x.keys > 0)
+        .filter_map(|x| match router.db(x.db) {
+            DbRoute::To(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    // An input whose key records all go unchanged to the one output is copied section by
+    // section as whole pieces, without reading it again.
+    let pieces: Vec<bool> = (0..sources.len())
+        .map(|i| {
+            ws.len() == 1
+                && writer::verbatim(plan.formats[i], plan.target)
+                && plan.actions[i].is_empty()
+                && plan.sections[i].iter().all(|x| x.keys == 0 || x.pure)
+        })
+        .collect();
+    let copy_pieces = |ws: &mut [Out<'a, W>], i: usize, only: Option<u64>, current: &mut Option<u64>| {
+        for x in plan.sections[i].iter().filter(|x| x.keys > 0) {
+            let DbRoute::To(d) = router.db(x.db) else { continue };
+            if only.is_some_and(|o| o != d) {
+                continue;
+            }
+            if *current != Some(d) {
+                begin_dbs(plan, ws, d)?;
+                *current = Some(d);
+            }
+            let (a, b) = (x.first_key as usize, x.keys_end as usize);
+            ws[0].w.records(sources[i].data, a, b, x.keys, x.expires).map_err(|e| write_error(0, e))?;
+        }
+        Ok::<(), MergeError>(())
+    };
+    let mut current = None;
+    if order.is_sorted() {
+        for (i, s) in sources.iter().enumerate() {
+            if pieces[i] {
+                copy_pieces(&mut ws, i, None, &mut current)?;
+            } else {
+                copy_input(plan, i, s, router, &mut ws, None, u64::MAX, &mut current)?;
+            }
+        }
+    } else {
+        for &d in &dbs {
+            begin_dbs(plan, &mut ws, d)?;
+            current = Some(d);
+            for (i, s) in sources.iter().enumerate() {
+                if pieces[i] {
+                    copy_pieces(&mut ws, i, Some(d), &mut current)?;
+                    continue;
+                }
+                let to_d = |x: &&Section| x.keys > 0 && router.db(x.db) == DbRoute::To(d);
+                if let Some(stop) = plan.sections[i].iter().filter(to_d).map(|x| x.end).max() {
+                    copy_input(plan, i, s, router, &mut ws, Some(d), stop, &mut current)?;
+                }
+            }
+        }
+    }
+    let mut done = Vec::with_capacity(ws.len());
+    for (o, Out { mut w, mut enc }) in ws.into_iter().enumerate() {
+        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 == 2) {
+            enc.0 = Encoded::All;
+            w.module_aux(*m, *when, p).map_err(|e| werr(o, e))?;
+        }
+        let (out, written) = w.finish().map_err(|e| werr(o, e))?;
+        done.push((out, OutputStats { bytes: written.bytes, checksum: written.checksum, encoded: enc.0 }));
+    }
+    Ok(done)
+}
+
+fn write_error(o: usize, e: WriteError) -> MergeError {
+    match e {
+        WriteError::Io(e) => MergeError::Io(format!("output {o}: {e}")),
+        WriteError::Refused(m) => MergeError::Refused { messages: vec![m], total: 1 },
+    }
+}
+
+/// An output being written, and the records encoded into it so far.
+struct Out<'a, W: Write> {
+    w: RdbWriter<'a, W>,
+    enc: Tracker,
+}
+
+/// SELECTDB + RESIZEDB of target db `d` in every output that has keys there.
+fn begin_dbs<W: Write + Send>(plan: &Plan, ws: &mut [Out<'_, W>], d: u64) -> Result<(), MergeError> {
+    for (o, Out { w, enc }) in ws.iter_mut().enumerate() {
+        if let Some(c) = plan.counts[o].get(&d).filter(|c| c.keys > 0) {
+            let at = w.position();
+            w.begin_db(d, c.keys, c.expires).map_err(|e| write_error(o, e))?;
+            enc.add(at..w.position());
+        }
+    }
+    Ok(())
+}
+
+/// Copies the keys of input `i` (all, or those going to target db `only`) into their outputs,
+/// reading up to the first non-key record at or after `stop`. Starts the db sections of the
+/// outputs when the target db changes (`current`).
+#[allow(clippy::too_many_arguments)]
+fn copy_input<'a, W: Write + Send>(
+    plan: &Plan,
+    i: usize,
+    s: &Source<'a>,
+    router: &dyn Router,
+    ws: &mut [Out<'a, W>],
+    only: Option<u64>,
+    stop: u64,
+    current: &mut Option<u64>,
+) -> Result<(), MergeError> {
+    let fmt = plan.formats[i];
+    let verbatim = writer::verbatim(fmt, plan.target);
+    let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
+    let mut reader = Reader::new(s.data).map_err(input_err)?;
+    let mut rel = Releaser::new(s);
+    let mut n = 0u32;
+    let actions = &plan.actions[i];
+    let mut next_action = 0;
+    while let Some(rec) = reader.next() {
+        let rec = rec.map_err(input_err)?;
+        n = n.wrapping_add(1);
+        if n.is_multiple_of(1024) {
+            rel.upto(reader.record_offset() as usize);
+        }
+        let Record::Key(k) = rec else {
+            if reader.record_offset() >= stop {
+                break;
+            }
+            continue;
+        };
+        let DbRoute::To(d) = router.db(k.db) else { continue };
+        if only.is_some_and(|o| o != d) {
+            continue;
+        }
+        if *current != Some(d) {
+            begin_dbs(plan, ws, d)?;
+            *current = Some(d);
+        }
+        while next_action < actions.len() && actions[next_action].0 < k.key_offset {
+            next_action += 1;
+        }
+        let action = actions.get(next_action).filter(|a| a.0 == k.key_offset).map(|a| &a.1);
+        let (name, o) = match action {
+            Some(Action::Drop) => continue,
+            Some(Action::Rename(n)) => (Some(n.as_slice()), router.output(n)),
+            None => (None, router.output(&k.key)),
+        };
+        let o = o.ok_or_else(|| MergeError::Io(format!("{}: key {} has no output", s.name, quoted(&k.key))))?;
+        let Out { w, enc } = &mut ws[o];
+        let at = w.position();
+        w.key(&k, s.data, fmt, name).map_err(|e| write_error(o, e))?;
+        if name.is_some() || !verbatim {
+            enc.add(at..w.position());
+        }
+    }
+    Ok(())
+}
+
+/// One written and checked output file.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputReport {
+    pub file: String,
+    pub bytes: u64,
+    pub keys: u64,
+    pub expires: u64,
+    pub dbs: Vec<DbPlan>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    /// Pass 1: reading the inputs, collisions, counts.
+    pub plan_s: f64,
+    /// Pass 2: copying into the outputs (fsync included).
+    pub write_s: f64,
+    /// Checking every output (see `check_output`: encoded parts read back, the rest known).
+    pub verify_s: f64,
+}
+
+/// Pass 2 into files: each output under a temporary name in its directory, fsynced, checked
+/// (`check_output`: nothing is renamed that was not checked), and renamed only when every output
+/// passed. Returns the reports and timings; on any failure no target is
+/// created and the temporary files are removed.
+pub fn write_files(
+    plan: &Plan,
+    sources: &[Source<'_>],
+    router: &dyn Router,
+    targets: &[PathBuf],
+    inputs: &[&Path],
+    force: bool,
+) -> Result<(Vec<OutputReport>, Timings), MergeError> {
+    let t0 = Instant::now();
+    let mut files = Vec::with_capacity(targets.len());
+    for t in targets {
+        let f = AtomicFile::create(t, inputs, force).map_err(|e| MergeError::Io(format!("{}: {e}", t.display())))?;
+        files.push(f);
+    }
+    // Write errors name the output by its index; the user wants its path.
+    let written = write(plan, sources, router, files).map_err(|e| match e {
+        MergeError::Io(m) => MergeError::Io(
+            targets
+                .iter()
+                .enumerate()
+                .find_map(|(o, t)| m.strip_prefix(&format!("output {o}: ")).map(|r| format!("{}: {r}", t.display())))
+                .unwrap_or(m),
+        ),
+        other => other,
+    })?;
+    let mut files = Vec::with_capacity(written.len());
+    for (mut f, st) in written {
+        f.sync().map_err(|e| MergeError::Io(format!("{}: {e}", f.target().display())))?;
+        files.push((f, st));
+    }
+    let write_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    // One output at a time: a whole-file `verify` runs on every core, and its memory stays that of one.
+    let checks: Vec<Result<OutputReport, MergeError>> = files
+        .iter()
+        .enumerate()
+        .map(|(o, (f, st))| check_output(f.tmp_path(), f.target(), &plan.counts[o], st))
+        .collect();
+    let reports: Vec<OutputReport> = checks.into_iter().collect::<Result<_, _>>()?;
+    let verify_s = t1.elapsed().as_secs_f64();
+    for (f, _) in files {
+        let target = f.target().to_path_buf();
+        f.commit().map_err(|e| MergeError::Io(format!("{}: {e}", target.display())))?;
+    }
+    Ok((reports, Timings { plan_s: plan.plan_s, write_s, verify_s }))
+}
+
+/// Checks a written file without reading all of it again. What it holds is known: the header,
+/// AUX fields, function libraries and module data (read back and parsed whole), database
+/// headers and key records this pass encoded (each range read back and parsed, values walked),
+/// key records copied byte for byte from inputs that pass 1 fully validated (their counts per
+/// database checked by the writer against the plan as they were written), then EOF and the
+/// CRC-64 the writer computed over every byte it wrote (read back and compared). Its size on
+/// disk must be what was written. When the encoded records are too many to list, or come after
+/// the keys, the whole file goes through `verify` instead.
+fn check_output(
+    tmp: &Path,
+    target: &Path,
+    planned: &BTreeMap<u64, DbPlan>,
+    st: &OutputStats,
+) -> Result<OutputReport, MergeError> {
+    let name = target.display().to_string();
+    let fail = |m: String| MergeError::Io(format!("{name}: the written file failed its check: {m}"));
+    let data = crate::input::open(tmp).map_err(|e| fail(format!("cannot re-read it: {e}")))?;
+    if data.len() as u64 != st.bytes {
+        return Err(fail(format!("{} bytes on disk, {} written", data.len(), st.bytes)));
+    }
+    let dbs: Vec<DbPlan> = planned.values().filter(|c| c.keys > 0 || c.dropped > 0).copied().collect();
+    let (keys, expires) = dbs.iter().fold((0, 0), |(k, e), c| (k + c.keys, e + c.expires));
+    let report = OutputReport { file: name.clone(), bytes: st.bytes, keys, expires, dbs };
+    let ranges = match &st.encoded {
+        Encoded::Ranges(r) if !r.is_empty() => r,
+        // No key at all (a small file), or too many encoded records: read it all.
+        _ => return verify_whole(&name, &data, &report),
+    };
+    // The trailer: EOF, then the checksum the writer computed.
+    let tail = if st.checksum.is_some() { 9 } else { 1 };
+    let Some(eof) = data.len().checked_sub(tail) else {
+        return Err(fail("shorter than its trailer".into()));
+    };
+    if data[eof] != 0xFF {
+        return Err(fail(format!("no EOF opcode at offset {eof}")));
+    }
+    if let Some(c) = st.checksum
+        && data[eof + 1..] != c.to_le_bytes()
+    {
+        return Err(fail("the stored checksum is not the one computed while writing".into()));
+    }
+    // The head (header to the first database), then every encoded range.
+    let head = 9..ranges[0].start as usize;
+    let mut last_end = 0u64;
+    for r in std::iter::once(head.start as u64..head.end as u64).chain(ranges.iter().cloned()) {
+        if r.start < last_end || r.end > eof as u64 {
+            return Err(fail(format!("encoded records at {}..{} out of place", r.start, r.end)));
+        }
+        last_end = r.end;
+        parse_back(&data, r.start as usize..r.end as usize, r.start == 9, planned)
+            .map_err(|m| fail(format!("records at {}..{}: {m}", r.start, r.end)))?;
+        data.release(r.start as usize..r.end as usize);
+    }
+    Ok(report)
+}
+
+/// Parses `data[r]` (whole records, after the file's 9-byte header) as a file of its own: they
+/// must end exactly at `r.end`, values must be valid, and databases must be planned ones.
+/// `head`: the records before the first database (no key records allowed there).
+fn parse_back(
+    data: &[u8],
+    r: std::ops::Range<usize>,
+    head: bool,
+    planned: &BTreeMap<u64, DbPlan>,
+) -> Result<(), String> {
+    let mut image = Vec::with_capacity(r.len() + 18);
+    image.extend_from_slice(&data[..9]);
+    image.extend_from_slice(&data[r.clone()]);
+    image.push(0xFF);
+    image.extend_from_slice(&[0; 8]);
+    let mut reader = Reader::new(&image).map_err(|e| e.to_string())?;
+    let mut walker = crate::rdb::walk::Walker::new();
+    for rec in reader.by_ref() {
+        match rec.map_err(|e| e.to_string())? {
+            Record::Key(k) if head => return Err(format!("key {} before any database", quoted(&k.key))),
+            Record::Key(k) => walker
+                .walk(&k.value, &mut crate::rdb::value::Validate)
+                .map_err(|e| format!("key {}: {e}", quoted(&k.key)))?,
+            Record::SelectDb { db } if planned.get(&db).is_none_or(|c| c.keys == 0) => {
+                return Err(format!("db {db} is not planned"));
+            }
+            _ => {}
+        }
+    }
+    match reader.trailer() {
+        Some(t) if t.eof_offset as usize == 9 + r.len() => Ok(()),
+        _ => Err("they do not end where they should".into()),
+    }
+}
+
+/// Re-reads a written file with `verify`: it must be valid and hold exactly the planned counts.
+fn verify_whole(name: &str, data: &crate::input::Input, report: &OutputReport) -> Result<OutputReport, MergeError> {
+    let fail = |m: String| MergeError::Io(format!("{name}: the written file failed its check: {m}"));
+    let opts = crate::verify::Options { keep_going: false, max_errors: 10, now_ms: 0, target: None };
+    let rep = crate::verify::verify_bytes_releasing(name, data, &opts, &|r| data.release(r));
+    if !rep.ok {
+        let e = rep.errors.first().map_or_else(String::new, |e| {
+            let key = e.key.as_ref().map(|k| format!(", key {}", quoted(k))).unwrap_or_default();
+            format!("at offset {}{key}: {}", e.offset, e.message)
+        });
+        return Err(MergeError::Invalid(format!(
+            "{name}: the written file failed its check ({e}); values are copied unchanged, so an input \
+             holds this broken value (check the inputs with `rdbtool verify`); nothing written"
+        )));
+    }
+    let got: Vec<(u64, u64, u64)> = rep.dbs.iter().map(|d| (d.db, d.keys, d.expires)).collect();
+    let want: Vec<(u64, u64, u64)> =
+        report.dbs.iter().filter(|c| c.keys > 0).map(|c| (c.db, c.keys, c.expires)).collect();
+    if got != want {
+        return Err(fail(format!("found (db, keys, expires) {got:?}, planned {want:?}")));
+    }
+    Ok(report.clone())
+}
