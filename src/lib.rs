@@ -76,6 +76,7 @@ pub mod output;
 pub mod rdb;
 pub mod redis;
 pub mod report;
+pub mod report_html;
 pub mod restore;
 pub mod restore_test;
 pub mod slot;
