@@ -49,6 +49,9 @@ pub struct KeyRow<'a> {
     pub slot: u16,
     /// Bytes of the value's serialization in the file (what a RESTORE payload carries).
     pub value_bytes: u64,
+    /// LRU idle seconds and LFU counter, when the file holds them.
+    pub idle_s: Option<u64>,
+    pub freq: Option<u8>,
     pub fig: KeyFigures,
 }
 
@@ -508,6 +511,8 @@ pub fn scan_file(
                         expire_at_ms: k.expire_at_ms,
                         slot: crate::slot::key_slot(&k.key),
                         value_bytes: k.value.bytes.len() as u64,
+                        idle_s: k.idle_s,
+                        freq: k.freq,
                         fig,
                     };
                     if let Err(e) = each(&row) {
