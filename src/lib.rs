@@ -106,6 +106,8 @@ pub mod merge;
 #[doc(hidden)]
 pub mod output;
 #[doc(hidden)]
+pub mod report_html;
+#[doc(hidden)]
 pub mod restore;
 #[doc(hidden)]
 pub mod restore_test;

@@ -255,6 +255,8 @@ mod tests {
             expire_at_ms: None,
             slot,
             value_bytes: memory,
+            idle_s: None,
+            freq: None,
             fig: KeyFigures { memory, elements, largest_element: 0, encoding: "raw" },
         }
     }

@@ -49,6 +49,9 @@ pub struct KeyRow<'a> {
     pub slot: u16,
     /// Bytes of the value's serialization in the file (what a RESTORE payload carries).
     pub value_bytes: u64,
+    /// LRU idle seconds and LFU counter, when the file holds them.
+    pub idle_s: Option<u64>,
+    pub freq: Option<u8>,
     pub fig: KeyFigures,
 }
 
@@ -371,6 +374,73 @@ impl Aggregate {
     }
 }
 
+/// Keys and memory of one hash slot.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct SlotLoad {
+    pub slot: u16,
+    pub keys: u64,
+    pub memory: u64,
+}
+
+/// What one target of a slot layout would hold: its slots' keys and memory, its hottest slots.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShardLoad {
+    pub name: String,
+    /// Its slot ranges (`0-5460`).
+    pub slots: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<crate::split::Node>,
+    pub slot_count: u32,
+    pub keys: u64,
+    pub memory: u64,
+    /// The slots with the most memory, heaviest first (only slots holding keys).
+    pub hottest: Vec<SlotLoad>,
+}
+
+/// Per-target load under `layout`, in the layout's order, and the keys and memory of slots no
+/// target owns.
+pub fn shard_loads(a: &Aggregate, layout: &crate::split::Layout, hottest: usize) -> (Vec<ShardLoad>, SlotLoad) {
+    let mut shards: Vec<ShardLoad> = layout
+        .targets
+        .iter()
+        .map(|t| ShardLoad {
+            name: t.name.clone(),
+            slots: crate::split::ranges_text(&t.ranges),
+            node: t.node.clone(),
+            slot_count: 0,
+            keys: 0,
+            memory: 0,
+            hottest: Vec::new(),
+        })
+        .collect();
+    let mut unowned = SlotLoad { slot: 0, keys: 0, memory: 0 };
+    let mut per_shard: Vec<Vec<SlotLoad>> = vec![Vec::new(); shards.len()];
+    for (slot, &(keys, memory)) in a.slots.iter().enumerate() {
+        let slot = slot as u16;
+        match layout.owner(slot) {
+            Some(t) => {
+                let sh = &mut shards[t];
+                sh.slot_count += 1;
+                sh.keys += keys;
+                sh.memory += memory;
+                if keys > 0 {
+                    per_shard[t].push(SlotLoad { slot, keys, memory });
+                }
+            }
+            None => {
+                unowned.keys += keys;
+                unowned.memory += memory;
+            }
+        }
+    }
+    for (sh, mut v) in shards.iter_mut().zip(per_shard) {
+        v.sort_by(|a, b| b.memory.cmp(&a.memory).then(a.slot.cmp(&b.slot)));
+        v.truncate(hottest);
+        sh.hottest = v;
+    }
+    (shards, unowned)
+}
+
 /// A batch of key records on their way to the workers and back.
 struct Batch<'a> {
     seq: u64,
@@ -446,6 +516,8 @@ pub fn scan_file(
                         expire_at_ms: k.expire_at_ms,
                         slot: crate::slot::key_slot(&k.key),
                         value_bytes: k.value.bytes.len() as u64,
+                        idle_s: k.idle_s,
+                        freq: k.freq,
                         fig,
                     };
                     if let Err(e) = each(&row) {

@@ -302,3 +302,81 @@ fn filters_apply() {
     let want = rows.iter().filter(|r| r["db"] == 0 && r["type"] == "hash").count() as u64;
     assert_eq!(summary["keys"].as_u64().unwrap(), want);
 }
+
+/// Per-shard views: each shard's keys and memory are the sums over its slots (from the JSON's
+/// per-slot list), shards add up to the total, and the hottest slots named are its own, heaviest
+/// first. A nodes file that leaves slots unowned reports their keys apart.
+#[test]
+fn shard_views_sum_their_slots() {
+    let file = all_types();
+    let check = |v: &Value, ranges: &[(u16, u16)]| {
+        let slots: Vec<(u64, u64, u64)> = v["slots"]["all"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s[0].as_u64().unwrap(), s[1].as_u64().unwrap(), s[2].as_u64().unwrap()))
+            .collect();
+        let shards = v["layout"]["shards"].as_array().unwrap();
+        assert_eq!(shards.len(), ranges.len());
+        let (mut keys, mut memory) = (0, 0);
+        for (sh, &(a, b)) in shards.iter().zip(ranges) {
+            let mine: Vec<&(u64, u64, u64)> = slots.iter().filter(|s| s.0 >= a as u64 && s.0 <= b as u64).collect();
+            assert_eq!(sh["keys"].as_u64().unwrap(), mine.iter().map(|s| s.1).sum::<u64>(), "{sh}");
+            assert_eq!(sh["memory"].as_u64().unwrap(), mine.iter().map(|s| s.2).sum::<u64>(), "{sh}");
+            assert_eq!(sh["slot_count"].as_u64().unwrap(), (b - a) as u64 + 1);
+            let hot: Vec<u64> =
+                sh["hottest"].as_array().unwrap().iter().map(|h| h["memory"].as_u64().unwrap()).collect();
+            assert!(!hot.is_empty() && hot.windows(2).all(|w| w[0] >= w[1]), "{sh}");
+            let heaviest = mine.iter().map(|s| s.2).max().unwrap();
+            assert_eq!(hot[0], heaviest);
+            for h in sh["hottest"].as_array().unwrap() {
+                let s = h["slot"].as_u64().unwrap();
+                assert!(s >= a as u64 && s <= b as u64);
+            }
+            keys += sh["keys"].as_u64().unwrap();
+            memory += sh["memory"].as_u64().unwrap();
+        }
+        (
+            keys + v["layout"]["unassigned"]["keys"].as_u64().unwrap(),
+            memory + v["layout"]["unassigned"]["memory"].as_u64().unwrap(),
+        )
+    };
+    let v: Value = serde_json::from_str(&ok(&["report", "--json", "--now", NOW, "--shards", "3", &file])).unwrap();
+    assert_eq!(
+        check(&v, &[(0, 5460), (5461, 10922), (10923, 16383)]),
+        (v["keys"].as_u64().unwrap(), v["memory"].as_u64().unwrap())
+    );
+    assert_eq!(v["layout"]["unassigned"]["keys"], 0);
+
+    // Two masters leave 16000-16383 to nobody; the replica line is not a target.
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = dir.path().join("nodes.txt");
+    std::fs::write(
+        &nodes,
+        "a1 10.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-8191\n\
+         b2 10.0.0.2:7001@17001 master - 0 0 2 connected 8192-15999\n\
+         c3 10.0.0.3:7002@17002 slave a1 0 0 1 connected\n",
+    )
+    .unwrap();
+    let nodes_s = nodes.display().to_string();
+    let v: Value = serde_json::from_str(&ok(&["report", "--json", "--now", NOW, "--nodes", &nodes_s, &file])).unwrap();
+    assert_eq!(v["layout"]["shards"][0]["node"]["host"], "10.0.0.1");
+    let unowned: u64 = v["slots"]["all"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s[0].as_u64().unwrap() >= 16000)
+        .map(|s| s[1].as_u64().unwrap())
+        .sum();
+    assert!(unowned > 0, "the fixture has keys in slots 16000-16383");
+    assert_eq!(v["layout"]["unassigned"]["keys"].as_u64().unwrap(), unowned);
+    assert_eq!(check(&v, &[(0, 8191), (8192, 15999)]), (v["keys"].as_u64().unwrap(), v["memory"].as_u64().unwrap()));
+
+    // The text summary names the shards and their hottest slots.
+    let text = ok(&["report", "--now", NOW, "--nodes", &nodes_s, &file]);
+    assert!(text.contains("per shard (2 targets)"), "{text}");
+    assert!(text.contains("a1-10.0.0.1-7000 [0-8191]"), "{text}");
+    assert!(text.contains("(slots no target owns)"), "{text}");
+    // One layout at a time.
+    assert_eq!(rdbtool(&["report", "--shards", "2", "--nodes", &nodes_s, &file]).status.code(), Some(2));
+}

@@ -30,7 +30,10 @@ pub struct Args {
     /// The RDB file (or an AOF file with an RDB preamble); `-` reads standard input, *.gz / *.zst
     /// / *.lz4 are decompressed (both through an unnamed file in $TMPDIR).
     file: PathBuf,
-    /// Output format.
+    /// More inputs (RDB files or directories of *.rdb), with --format parquet only.
+    #[arg(value_name = "MORE")]
+    more: Vec<PathBuf>,
+    /// Output format (parquet: -o names a directory, one FILE.parquet per input).
     #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
     format: OutputFormat,
     /// Write to FILE atomically (temporary file in the same directory, renamed when complete).
@@ -73,6 +76,12 @@ pub fn run(args: Args) -> u8 {
         Ok(f) => f,
         Err(e) => return fail(e),
     };
+    if args.format == OutputFormat::Parquet {
+        return parquet(&args, filter);
+    }
+    if !args.more.is_empty() {
+        return fail("several inputs need --format parquet".into());
+    }
     if args.restore && args.format != OutputFormat::Resp {
         return fail("--restore needs --format resp".into());
     }
@@ -155,5 +164,57 @@ pub fn run(args: Args) -> u8 {
             }
             Ok(report(&res))
         }),
+    }
+}
+
+/// `--format parquet -o DIR`: one Parquet file per input (`rdbtool::export::parquet`).
+fn parquet(args: &Args, filter: rdbtool::filter::Filter) -> u8 {
+    let fail = |msg: String| {
+        eprintln!("rdbtool export: {msg}");
+        EXIT_CANNOT_RUN
+    };
+    let Some(dir) = &args.output else { return fail("--format parquet needs -o DIR".into()) };
+    if args.restore || args.with_meta {
+        return fail("--restore and --with-meta do not apply to --format parquet".into());
+    }
+    let mut given = vec![args.file.clone()];
+    given.extend(args.more.iter().cloned());
+    let files = match rdbtool::discover::rdb_files(&given) {
+        Ok(f) if f.is_empty() => return fail("no .rdb files found".into()),
+        Ok(f) => f,
+        Err(e) => return fail(e.to_string()),
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return fail(format!("{}: {e}", dir.display()));
+    }
+    let opts = rdbtool::report::Options {
+        top: 0,
+        separators: b":".to_vec(),
+        depth: 0,
+        max_prefixes: 1,
+        now_ms: filter.now_ms,
+        filter,
+    };
+    match rdbtool::export::parquet::export_files(&files, dir, &opts) {
+        Ok(results) => {
+            let mut code = EXIT_OK;
+            for r in results {
+                match r.error {
+                    Some(e) => {
+                        eprintln!("rdbtool export: {}: {e} (no output written)", r.input.display());
+                        code = EXIT_INVALID;
+                    }
+                    None => eprintln!(
+                        "{}: {} keys, {} row groups -> {}",
+                        r.input.display(),
+                        r.rows,
+                        r.row_groups,
+                        r.output.display()
+                    ),
+                }
+            }
+            code
+        }
+        Err(e) => fail(e.to_string()),
     }
 }

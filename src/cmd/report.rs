@@ -10,7 +10,8 @@ use serde_json::{Value as Json, json};
 use super::filter::FilterArgs;
 use rdbtool::display::quoted;
 use rdbtool::output::AtomicFile;
-use rdbtool::report::{Aggregate, KeyRow, Options, TTL_BUCKETS, scan_file};
+use rdbtool::report::{Aggregate, KeyRow, Options, TTL_BUCKETS, scan_file, shard_loads};
+use rdbtool::split::Layout;
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 
@@ -24,6 +25,8 @@ pub enum Format {
     Csv,
     /// One JSON object per key and line.
     Jsonl,
+    /// One self-contained HTML page (tables, prefix flame graph, TTL histogram, slot heat map).
+    Html,
 }
 
 /// Where a backup's memory goes: per key, db, type, prefix, TTL and hash slot.
@@ -71,8 +74,34 @@ pub struct Args {
     /// Prefixes listed in the summary and JSON, heaviest first.
     #[arg(long, value_name = "N", default_value_t = 30)]
     top_prefixes: usize,
+    /// Per-shard slot view: N shards with even slot ranges (as `redis-cli --cluster create`).
+    #[arg(long, value_name = "N", group = "layout")]
+    shards: Option<usize>,
+    /// Per-shard slot view: explicit ranges, as in `split --slots`.
+    #[arg(long, value_name = "RANGES", group = "layout")]
+    slots: Option<String>,
+    /// Per-shard slot view: the masters of a CLUSTER NODES output or a nodes.conf.
+    #[arg(long, value_name = "FILE", group = "layout")]
+    nodes: Option<PathBuf>,
+    /// Per-shard slot view: the masters of a live cluster (CLUSTER SLOTS): redis://host:port, or
+    /// without URL the server of -h/-p/-s.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", group = "layout")]
+    from: Option<String>,
+    /// Hottest slots listed (overall and per shard).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top_slots: usize,
     #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    live: super::live::LiveArgs,
+}
+
+/// How the aggregates are shown.
+struct View {
+    format: Format,
+    top_prefixes: usize,
+    top_slots: usize,
+    layout: Option<Layout>,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -88,6 +117,28 @@ pub fn run(args: Args) -> u8 {
         return fail("--separators needs at least one character".into());
     }
     let format = if args.json { Format::Json } else { args.format };
+    if format == Format::Html && args.output.is_none() {
+        return fail("--format html needs -o FILE".into());
+    }
+    if args.from.is_none() && args.live.names_server() {
+        return fail("-h/-p/-s name the cluster to read with --from: add --from".into());
+    }
+    let layout = if args.shards.is_some() || args.slots.is_some() || args.nodes.is_some() || args.from.is_some() {
+        match super::split::choose_layout(
+            args.shards,
+            args.slots.as_deref(),
+            args.nodes.as_deref(),
+            args.from.as_deref(),
+            &args.live,
+            "report",
+        ) {
+            Ok(l) => Some(l),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
+    };
+    let view = View { format, top_prefixes: args.top_prefixes, top_slots: args.top_slots, layout };
     let opts = Options {
         top: args.top,
         separators: args.separators.as_bytes().to_vec(),
@@ -102,7 +153,7 @@ pub fn run(args: Args) -> u8 {
         Err(e) => return fail(e.to_string()),
     };
     let inputs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
-    let write = |out: &mut dyn Write| -> io::Result<u8> { produce(out, &files, &opts, format, args.top_prefixes) };
+    let write = |out: &mut dyn Write| -> io::Result<u8> { produce(out, &files, &opts, &view) };
     match &args.output {
         Some(path) => {
             let mut file = match AtomicFile::create(path, &inputs, true) {
@@ -126,13 +177,8 @@ pub fn run(args: Args) -> u8 {
 }
 
 /// Scans every file and writes the report; the exit code says whether all were read whole.
-fn produce(
-    out: &mut dyn Write,
-    files: &[PathBuf],
-    opts: &Options,
-    format: Format,
-    top_prefixes: usize,
-) -> io::Result<u8> {
+fn produce(out: &mut dyn Write, files: &[PathBuf], opts: &Options, view: &View) -> io::Result<u8> {
+    let format = view.format;
     let several = files.len() > 1;
     let scan_one = |path: &PathBuf, each: &mut dyn FnMut(&KeyRow<'_>) -> io::Result<()>| -> io::Result<Aggregate> {
         let name = path.display().to_string();
@@ -167,20 +213,18 @@ fn produce(
             }
             total
         }
-        Format::Summary | Format::Json => {
+        Format::Summary | Format::Json | Format::Html => {
             let parts: Vec<io::Result<Aggregate>> = files.par_iter().map(|p| scan_one(p, &mut |_| Ok(()))).collect();
             let mut total = Aggregate::new(opts);
             for p in parts {
                 total.merge(p?);
             }
-            if format == Format::Json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&to_json(&total, opts, top_prefixes)).unwrap_or_default()
-                )?;
-            } else {
-                print_summary(out, &total, opts, top_prefixes)?;
+            match format {
+                Format::Json => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&to_json(&total, opts, view)).unwrap_or_default())?
+                }
+                Format::Html => rdbtool::report_html::write(out, &to_json(&total, opts, view))?,
+                _ => print_summary(out, &total, opts, view)?,
             }
             total
         }
@@ -259,7 +303,9 @@ fn bucket_rows<K: ToString>(m: impl IntoIterator<Item = (K, rdbtool::report::Buc
     )
 }
 
-fn to_json(a: &Aggregate, opts: &Options, top_prefixes: usize) -> Json {
+fn to_json(a: &Aggregate, opts: &Options, view: &View) -> Json {
+    // The HTML page draws the prefix tree from more prefixes than a text listing needs.
+    let top_prefixes = if view.format == Format::Html { view.top_prefixes.max(2000) } else { view.top_prefixes };
     let dbs: Vec<Json> = a
         .dbs
         .iter()
@@ -280,10 +326,14 @@ fn to_json(a: &Aggregate, opts: &Options, top_prefixes: usize) -> Json {
         .map(|(name, (keys, memory))| json!({ "ttl": name, "keys": keys, "memory": memory }))
         .collect();
     let hottest: Vec<Json> = a
-        .hottest_slots(10)
+        .hottest_slots(view.top_slots)
         .into_iter()
         .map(|(slot, keys, memory)| json!({ "slot": slot, "keys": keys, "memory": memory }))
         .collect();
+    let shards = view.layout.as_ref().map(|l| {
+        let (shards, unowned) = shard_loads(a, l, view.top_slots);
+        json!({ "shards": shards, "unassigned": { "keys": unowned.keys, "memory": unowned.memory } })
+    });
     let slots: Vec<Json> =
         a.slots.iter().enumerate().filter(|(_, s)| s.0 > 0).map(|(i, s)| json!([i, s.0, s.1])).collect();
     json!({
@@ -309,6 +359,7 @@ fn to_json(a: &Aggregate, opts: &Options, top_prefixes: usize) -> Json {
         },
         "ttl": ttl,
         "slots": { "used": a.slots.iter().filter(|s| s.0 > 0).count(), "hottest": hottest, "all": slots },
+        "layout": shards,
     })
 }
 
@@ -327,7 +378,8 @@ fn pct(part: u64, whole: u64) -> String {
     if whole == 0 { "-".into() } else { format!("{:.1}%", part as f64 * 100.0 / whole as f64) }
 }
 
-fn print_summary(out: &mut dyn Write, a: &Aggregate, opts: &Options, top_prefixes: usize) -> io::Result<()> {
+fn print_summary(out: &mut dyn Write, a: &Aggregate, opts: &Options, view: &View) -> io::Result<()> {
+    let top_prefixes = view.top_prefixes;
     let t = &a.total;
     writeln!(out, "memory is the estimate of MEMORY USAGE key SAMPLES 0 on Redis 7.0 (default thresholds)")?;
     for f in &a.files {
@@ -406,8 +458,41 @@ fn print_summary(out: &mut dyn Write, a: &Aggregate, opts: &Options, top_prefixe
     }
     let used = a.slots.iter().filter(|s| s.0 > 0).count();
     writeln!(out, "\nhash slots: {used} of 16384 hold keys; hottest by memory")?;
-    for (slot, keys, mem) in a.hottest_slots(10) {
+    for (slot, keys, mem) in a.hottest_slots(view.top_slots) {
         writeln!(out, "  slot {slot:<6} {keys:>10} keys {:>12} {:>7}", human(mem), pct(mem, t.memory))?;
+    }
+    if let Some(layout) = &view.layout {
+        let (shards, unowned) = shard_loads(a, layout, 3);
+        writeln!(
+            out,
+            "\nper shard ({} targets){:>28} {:>12} {:>7}  hottest slots",
+            shards.len(),
+            "keys",
+            "memory",
+            "share"
+        )?;
+        for s in &shards {
+            let hot: Vec<String> = s.hottest.iter().map(|h| format!("{} ({})", h.slot, human(h.memory))).collect();
+            writeln!(
+                out,
+                "  {:<40} {:>10} {:>12} {:>7}  {}",
+                format!("{} [{}]", s.name, s.slots),
+                s.keys,
+                human(s.memory),
+                pct(s.memory, t.memory),
+                hot.join(", ")
+            )?;
+        }
+        if unowned.keys > 0 {
+            writeln!(
+                out,
+                "  {:<40} {:>10} {:>12} {:>7}",
+                "(slots no target owns)",
+                unowned.keys,
+                human(unowned.memory),
+                pct(unowned.memory, t.memory)
+            )?;
+        }
     }
     Ok(())
 }

@@ -93,6 +93,32 @@ struct Summary<'a> {
     timings: Timings,
 }
 
+/// The slot layout named by exactly one of --shards, --slots, --nodes, --from (`from` empty:
+/// the server of -h/-p/-s); `cmd` prefixes warnings.
+pub fn choose_layout(
+    shards: Option<usize>,
+    slots: Option<&str>,
+    nodes: Option<&Path>,
+    from: Option<&str>,
+    live: &super::live::LiveArgs,
+    cmd: &str,
+) -> Result<Layout, String> {
+    if let Some(n) = shards {
+        Layout::even(n)
+    } else if let Some(s) = slots {
+        Layout::from_spec(s)
+    } else if let Some(f) = nodes {
+        match std::fs::read(f) {
+            Ok(b) => Layout::from_nodes(&String::from_utf8_lossy(&b)),
+            Err(e) => Err(format!("{}: {e}", f.display())),
+        }
+    } else if let Some(url) = from {
+        live.resolve(Some(url).filter(|u| !u.is_empty()), cmd).and_then(|o| rdbtool::split::fetch_layout(&o))
+    } else {
+        Err("one of --shards, --slots, --nodes, --from is needed".into())
+    }
+}
+
 pub fn run(args: Args) -> u8 {
     let fail = |msg: String| {
         eprintln!("rdbtool split: {msg}");
@@ -105,22 +131,14 @@ pub fn run(args: Args) -> u8 {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    let layout = if let Some(n) = args.shards {
-        Layout::even(n)
-    } else if let Some(s) = &args.slots {
-        Layout::from_spec(s)
-    } else if let Some(f) = &args.nodes {
-        match std::fs::read(f) {
-            Ok(b) => Layout::from_nodes(&String::from_utf8_lossy(&b)),
-            Err(e) => Err(format!("{}: {e}", f.display())),
-        }
-    } else if let Some(url) = &args.from {
-        args.live
-            .resolve(Some(url.as_str()).filter(|u| !u.is_empty()), "split")
-            .and_then(|o| rdbtool::split::fetch_layout(&o))
-    } else {
-        Err("one of --shards, --slots, --nodes, --from is needed".into())
-    };
+    let layout = choose_layout(
+        args.shards,
+        args.slots.as_deref(),
+        args.nodes.as_deref(),
+        args.from.as_deref(),
+        &args.live,
+        "split",
+    );
     let layout = match layout {
         Ok(l) => l,
         Err(e) => return fail(e),

@@ -8,6 +8,7 @@
 //! bigger than the spill threshold.
 
 pub mod jsonl;
+pub mod parquet;
 pub mod resp;
 
 use std::io::{self, Write};
@@ -31,6 +32,8 @@ pub enum OutputFormat {
     Json,
     /// Redis protocol commands (for `redis-cli --pipe`).
     Resp,
+    /// One Parquet file per input in the directory of -o, a row per key (see `parquet`).
+    Parquet,
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +213,9 @@ pub fn export_pass(
         OutputFormat::Jsonl => run(data, pages, opts, jsonl::JsonWriter::new(false, opts.with_meta), w, progress),
         OutputFormat::Json => run(data, pages, opts, jsonl::JsonWriter::new(true, opts.with_meta), w, progress),
         OutputFormat::Resp => run(data, pages, opts, resp::RespWriter::new(opts.resp.clone()), w, progress),
+        OutputFormat::Parquet => {
+            Err(ExportError::Refused("Parquet is written by export::parquet::export_files".into()))
+        }
     }
 }
 
