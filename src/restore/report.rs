@@ -44,6 +44,11 @@ pub struct Counts {
     pub functions_loaded: u64,
     pub functions_busy: u64,
     pub functions_failed: u64,
+    /// `--resume`: keys (and libraries) the journal shows acknowledged by an earlier run; not sent again.
+    pub already_restored: u64,
+    /// `--resume`: keys past the acknowledged point that the interrupted run may have sent,
+    /// found on the target (taken as written by that run).
+    pub resumed_existing: u64,
 }
 
 impl Counts {
@@ -66,6 +71,8 @@ impl Counts {
         self.functions_loaded += o.functions_loaded;
         self.functions_busy += o.functions_busy;
         self.functions_failed += o.functions_failed;
+        self.already_restored += o.already_restored;
+        self.resumed_existing += o.resumed_existing;
     }
 }
 
@@ -105,6 +112,9 @@ pub struct BusyKey {
     pub key: Vec<u8>,
     pub node: String,
     pub function: bool,
+    /// Its position in the inputs (for the journal).
+    #[serde(skip)]
+    pub pos: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -184,6 +194,13 @@ impl Report {
                 out,
                 "  written {}, replaced {}, skipped busy {}, skipped expired {}, sent as commands {}, failed {}",
                 c.written, c.replaced, c.skipped_busy, c.skipped_expired, c.sent_as_commands, c.failed
+            )?;
+        }
+        if c.already_restored + c.resumed_existing > 0 {
+            writeln!(
+                out,
+                "  resumed: {} keys acknowledged by the earlier run, {} more found on the target",
+                c.already_restored, c.resumed_existing
             )?;
         }
         if c.skipped_empty > 0 {
