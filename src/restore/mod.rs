@@ -172,6 +172,28 @@ fn acked(nodes: &mut [Node], reading: u64) -> u64 {
     low
 }
 
+/// The temporary key of `slot` that plain commands build a value under before it is renamed
+/// into place (`rdbtool:restore-tmp:N`, N the smallest number whose name hashes to `slot`).
+/// One name per slot: an interrupted run's leftover is replaced by the next run's `DEL`.
+fn temp_key(slot: u16) -> Vec<u8> {
+    static TABLE: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = vec![u32::MAX; 16384];
+        let mut left = t.len();
+        let mut n = 0u32;
+        while left > 0 {
+            let s = crate::slot::key_slot(format!("rdbtool:restore-tmp:{n}").as_bytes()) as usize;
+            if t[s] == u32::MAX {
+                t[s] = n;
+                left -= 1;
+            }
+            n += 1;
+        }
+        t
+    });
+    format!("rdbtool:restore-tmp:{}", table[slot as usize & 16383]).into_bytes()
+}
+
 /// What a journal must match to be resumed: the options that select and shape the keys.
 fn journal_options(opts: &Options) -> String {
     let mut f = opts.filter.clone();
@@ -372,6 +394,7 @@ pub fn run(
             lru_lfu: true,
             legacy_streams: enc.legacy_streams,
             no_createconsumer: enc.no_createconsumer,
+            max_bulk: usize::try_from(target.max_bulk).unwrap_or(usize::MAX),
         });
         let ctx = KeyCtx { filter: &filter, format: *format };
         let mut out = Out::new(&mut spill);
@@ -524,16 +547,30 @@ pub fn run(
             out.buf.clear();
             spilled.borrow_mut().clear();
             let mut kind = Kind::Restore { exists_first: rewrite };
-            let r = match writer.render(&k, &mut walker, &mut out, &ctx, true, true) {
+            // A payload (the value, its type byte, version and CRC) longer than the target takes
+            // in one bulk string goes as plain commands, a long string in parts.
+            let big = k.value.bytes.len() as u64 + 16 > target.max_bulk;
+            let r = if big {
+                Err(ExportError::Refused(String::new()))
+            } else {
+                writer.render(&k, &mut walker, &mut out, &ctx, true, true)
+            };
+            let mut tmp = Vec::new();
+            let r = match r {
                 Err(ExportError::Refused(_)) => {
                     out.buf.clear();
                     spilled.borrow_mut().clear();
-                    kind = Kind::Plain { del_first: rewrite };
-                    writer.render(&k, &mut walker, &mut out, &ctx, false, true)
+                    kind = Kind::Plain { rewrite };
+                    tmp = temp_key(slot);
+                    let name = std::mem::replace(&mut k.key, std::borrow::Cow::Borrowed(&tmp));
+                    let r = writer.render(&k, &mut walker, &mut out, &ctx, false, true);
+                    k.key = name;
+                    r
                 }
                 r => r,
             };
             match r {
+                Ok(_) if big => counts.sent_in_parts += 1,
                 Ok(_) => {}
                 Err(ExportError::Input(e)) if e.kind == ErrorKind::EmptyValue => {
                     counts.skipped_empty += 1;
@@ -545,16 +582,31 @@ pub fn run(
                 }
                 Err(e) => {
                     counts.failed += 1;
-                    if warnings.len() < report::MAX_FAILURES {
-                        warnings.push(format!("{}: not restored: {e}", input.name));
+                    if pre_failures.len() < report::MAX_FAILURES {
+                        pre_failures.push(report::Failure {
+                            db: k.db,
+                            key: k.key.to_vec(),
+                            function: false,
+                            error: format!("not sent: {e}"),
+                        });
                     }
                     continue;
                 }
             }
             key_buf.clear();
+            let plain = matches!(kind, Kind::Plain { .. });
+            if plain {
+                crate::redis::client::encode_command(&mut key_buf, &[b"DEL", &tmp]);
+            }
             key_buf.extend_from_slice(&spilled.borrow());
             key_buf.extend_from_slice(&out.buf);
-            let guard = matches!(kind, Kind::Plain { del_first: false }) && !opts.dry_run;
+            if plain && rewrite {
+                crate::redis::client::encode_command(&mut key_buf, &[b"RENAME", &tmp, &k.key]);
+            } else if plain {
+                crate::redis::client::encode_command(&mut key_buf, &[b"RENAMENX", &tmp, &k.key]);
+                crate::redis::client::encode_command(&mut key_buf, &[b"DEL", &tmp]);
+            }
+            let guard = matches!(kind, Kind::Plain { rewrite: false }) && !opts.dry_run;
             let item = Item { db, key: k.key.to_vec(), slot, kind, guard, uncertain, pos, cmds: vec![] };
             let n = &mut nodes[node];
             if opts.dry_run {
@@ -563,7 +615,7 @@ pub fn run(
             } else {
                 match kind {
                     Kind::Restore { exists_first: true } => n.push(pos, item, Some(&[b"EXISTS", &k.key]), &key_buf),
-                    Kind::Plain { del_first: true } => n.push(pos, item, Some(&[b"DEL", &k.key]), &key_buf),
+                    Kind::Plain { rewrite: true } => n.push(pos, item, Some(&[b"EXISTS", &k.key]), &key_buf),
                     _ => n.push(pos, item, None, &key_buf),
                 }
             }

@@ -25,6 +25,9 @@ pub struct Counts {
     /// Of `written` + `replaced`: keys sent as plain commands because the target's RDB
     /// version cannot hold their encoding.
     pub sent_as_commands: u64,
+    /// Values whose payload is longer than the target's `proto-max-bulk-len`, sent as plain
+    /// commands (elements in batches).
+    pub sent_in_parts: u64,
     /// Keys the target refused.
     pub failed: u64,
     /// Keys not sent because the run stopped (busy key under panic, a lost connection).
@@ -59,6 +62,7 @@ impl Counts {
         self.skipped_expired += o.skipped_expired;
         self.skipped_empty += o.skipped_empty;
         self.sent_as_commands += o.sent_as_commands;
+        self.sent_in_parts += o.sent_in_parts;
         self.failed += o.failed;
         self.not_sent += o.not_sent;
         self.unconfirmed += o.unconfirmed;
@@ -202,6 +206,9 @@ impl Report {
                 "  resumed: {} keys acknowledged by the earlier run, {} more found on the target",
                 c.already_restored, c.resumed_existing
             )?;
+        }
+        if c.sent_in_parts > 0 {
+            writeln!(out, "  {} values longer than the target takes in one bulk sent as commands", c.sent_in_parts)?;
         }
         if c.skipped_empty > 0 {
             writeln!(out, "  skipped {} empty collections", c.skipped_empty)?;

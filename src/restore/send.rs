@@ -24,8 +24,11 @@ use crate::redis::cluster::{Redirect, SlotMap};
 pub enum Kind {
     /// `RESTORE`; with `exists_first`, an `EXISTS` before it tells "replaced" from "written".
     Restore { exists_first: bool },
-    /// The plain commands of `export --format resp`; with `del_first`, a `DEL` before them.
-    Plain { del_first: bool },
+    /// The plain commands of `export --format resp`, built under a temporary key of the same
+    /// slot (`DEL tmp`, the commands, then `RENAME tmp key`, with an `EXISTS key` first to
+    /// count replaced keys, under `rewrite`; else `RENAMENX tmp key` and `DEL tmp`): the key
+    /// appears whole or not at all, and never merges into an existing one.
+    Plain { rewrite: bool },
     /// `FUNCTION LOAD [REPLACE]`.
     Function,
     /// `--dry-run`: one `EXISTS`.
@@ -514,7 +517,22 @@ impl Worker {
             if busy {
                 self.busy(it);
             } else {
-                self.fail(it, e.clone());
+                let mut e = e.clone();
+                if let Kind::Plain { rewrite } = it.kind {
+                    // A command failed but the rename went through: the key holds part of its
+                    // value; it is removed (under rewrite the target's value was replaced).
+                    let renamed = match rewrite {
+                        true => matches!(res.last(), Some(Ok(r)) if r.is_ok()),
+                        false => res.len() >= 2 && matches!(res[res.len() - 2], Ok(Reply::Int(1))),
+                    };
+                    if renamed {
+                        e = match self.remove_partial(it) {
+                            Ok(()) => format!("{e} (the partly built key was removed)"),
+                            Err(d) => format!("{e}; the partly built key stays: removing it failed: {d}"),
+                        };
+                    }
+                }
+                self.fail(it, e);
             }
             return;
         }
@@ -536,7 +554,16 @@ impl Worker {
                 c.functions_loaded += 1;
                 return;
             }
-            Kind::Restore { exists_first } | Kind::Plain { del_first: exists_first } => {
+            Kind::Plain { rewrite: false } => {
+                // RENAMENX answered 0: a key of that name appeared after the guard's EXISTS.
+                if res.len() >= 2 && matches!(res[res.len() - 2], Ok(Reply::Int(0))) {
+                    self.busy(it);
+                    return;
+                }
+                c.written += 1;
+                c.sent_as_commands += 1;
+            }
+            Kind::Restore { exists_first } | Kind::Plain { rewrite: exists_first } => {
                 if exists_first && existed {
                     c.replaced += 1;
                 } else {
@@ -551,6 +578,20 @@ impl Worker {
             self.report.written_keys.push((it.db, it.key.clone()));
         } else {
             self.report.written_keys_truncated = true;
+        }
+    }
+}
+
+impl Worker {
+    /// `DEL` of a key on a connection of its own (the main one has replies in flight).
+    fn remove_partial(&mut self, it: &Item) -> Result<(), String> {
+        let mut c = Connection::connect(&self.opts).map_err(|e| e.to_string())?;
+        if it.db != 0 {
+            c.select(it.db).map_err(|e| e.to_string())?;
+        }
+        match c.command(&[b"DEL", &it.key]).map_err(|e| e.to_string())? {
+            Reply::Int(_) => Ok(()),
+            r => Err(r.describe()),
         }
     }
 }
