@@ -69,7 +69,8 @@ impl Journal {
     /// must describe the same inputs, target and options.
     pub fn open(path: &Path, resume: bool, fresh: State) -> Result<Journal, String> {
         let state = if resume {
-            let text = std::fs::read(path).map_err(|e| format!("--resume: cannot read the journal {}: {e}", path.display()))?;
+            let text = std::fs::read(path)
+                .map_err(|e| format!("--resume: cannot read the journal {}: {e}", path.display()))?;
             let old: State = serde_json::from_slice(&text)
                 .map_err(|e| format!("--resume: {} is not a restore journal: {e}", path.display()))?;
             if old.inputs != fresh.inputs {

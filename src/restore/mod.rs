@@ -707,6 +707,12 @@ pub fn run(
         nodes: node_reports,
         errors,
         warnings,
+        journal: journal.map(|j| report::JournalNote {
+            path: opts.journal.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            acked: j.state.acked,
+            total,
+            complete: j.state.complete,
+        }),
         elapsed_s: started.elapsed().as_secs_f64(),
     })
 }

@@ -128,6 +128,16 @@ pub struct KeyName {
     pub key: Vec<u8>,
 }
 
+/// Where the journal (`--journal`) left the inputs.
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalNote {
+    pub path: String,
+    /// Bytes of the inputs (end to end) acknowledged, of `total`.
+    pub acked: u64,
+    pub total: u64,
+    pub complete: bool,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub ok: bool,
@@ -159,6 +169,8 @@ pub struct Report {
     pub nodes: Vec<NodeReport>,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalNote>,
     pub elapsed_s: f64,
 }
 
@@ -277,6 +289,13 @@ impl Report {
         }
         for e in &self.errors {
             writeln!(out, "  error: {e}")?;
+        }
+        if let Some(j) = self.journal.as_ref().filter(|j| !j.complete) {
+            writeln!(
+                out,
+                "  journal {}: {} of {} bytes of input acknowledged; the same command with --resume continues there",
+                j.path, j.acked, j.total
+            )?;
         }
         let keys = c.written + c.replaced + c.skipped_busy + c.failed;
         let rate = if self.elapsed_s > 0.0 { keys as f64 / self.elapsed_s } else { 0.0 };
