@@ -734,3 +734,288 @@ fn target_killed_in_the_middle_and_rate_limit() {
     assert!((1000..50000).contains(&w), "{r}");
     assert_eq!(r["written_keys"].as_array().unwrap().len() as u64, w);
 }
+
+// --journal / --resume.
+
+/// The system redis-server on a unix socket in its own dir, with an append-only file fsynced
+/// at every write, that can be killed (SIGKILL, by PID) and started again on the same dir and
+/// socket (so the target URL does not change).
+struct Persistent {
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
+}
+
+impl Persistent {
+    fn start(extra: &[&str]) -> Option<Persistent> {
+        if Command::new("redis-server").arg("--version").output().is_err() {
+            common::skip("redis-server not installed");
+            return None;
+        }
+        let mut p = Persistent {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        p.restart();
+        Some(p)
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.path().join("s.sock")
+    }
+
+    fn url(&self) -> String {
+        format!("unix://{}", self.sock().display())
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let o = Command::new("redis-cli").arg("-s").arg(self.sock()).args(args).stdin(Stdio::null()).output().unwrap();
+        text(&o.stdout).trim().to_owned()
+    }
+
+    fn dbsize(&self) -> u64 {
+        self.cli(&["DBSIZE"]).parse().unwrap_or(0)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// (Re)starts the server and waits until it has loaded its data.
+    fn restart(&mut self) {
+        self.kill();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(self.sock())
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"])
+            .arg("--logfile")
+            .arg(self.dir.path().join("log"))
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.cli(&["PING"]) != "PONG" {
+            assert!(Instant::now() < deadline, "redis-server did not start / load in time");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Persistent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A file of 40000 strings and 2000 lists (of 3 elements: a list restored twice would show it).
+fn resume_source() -> Option<(RedisServer, PathBuf)> {
+    let src = RedisServer::start(&["--enable-debug-command", "yes"])?;
+    assert_eq!(src.cmd(&[b"DEBUG", b"POPULATE", b"40000", b"k", b"16"]), Resp::Simple("OK".into()));
+    let lists = b"for i=1,2000 do redis.call('RPUSH','list:'..i,'a','b',i) end return 1";
+    assert_eq!(src.cmd(&[b"EVAL", lists, b"0"]), Resp::Int(1));
+    assert_eq!(src.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+    let f = src.path().join("dump.rdb");
+    Some((src, f))
+}
+
+fn spawn_restore(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_rdbtool"))
+        .arg("restore")
+        .args(args)
+        .env_remove("REDISCLI_AUTH")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for_keys(t: &Persistent, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while t.dbsize() < n {
+        assert!(Instant::now() < deadline, "the restore did not get to {n} keys");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `rdbtool diff FILE URL`: exit 0 (identical).
+fn assert_identical(f: &Path, to: &str) {
+    let o = rdbtool(&["diff", f.to_str().unwrap(), to]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+}
+
+#[test]
+fn resume_after_the_target_dies_and_after_sigkill() {
+    let Some((_src, f)) = resume_source() else { return };
+    let fs = f.to_str().unwrap();
+    let total = file_keys(&f).len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("restore.journal");
+    let js = journal.to_str().unwrap();
+
+    // 1. The target is killed (SIGKILL) in the middle: a clear error, exit 1.
+    let mut t = Persistent::start(&[]).unwrap();
+    let to = t.url();
+    let child = spawn_restore(&[fs, "--to", &to, "--journal", js, "--max-ops", "10000", "--timeout", "5"]);
+    wait_for_keys(&t, 12000);
+    t.kill();
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}{err}", text(&o.stdout));
+    assert!(err.starts_with("rdbtool restore: ") && !err.contains("panicked"), "{err}");
+    assert!(text(&o.stdout).contains("--resume"), "{}", text(&o.stdout));
+    let j: Json = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    assert_eq!(j["complete"], Json::Bool(false), "{j}");
+    let acked = j["acked"].as_u64().unwrap();
+    assert!(acked > 0 && acked < std::fs::metadata(&f).unwrap().len(), "{j}");
+    // Restarted on its append-only file: --resume completes it, nothing lost or doubled.
+    t.restart();
+    let before = t.dbsize();
+    assert!(before >= 12000 && before < total, "{before}");
+    let r = restore_json(&[fs, "--to", &to, "--journal", js, "--resume"], 0);
+    let (written, already, found) = (
+        r["written"].as_u64().unwrap(),
+        r["already_restored"].as_u64().unwrap(),
+        r["resumed_existing"].as_u64().unwrap(),
+    );
+    assert!(already > 0, "{r}");
+    assert_eq!(written + already + found, total, "{r}");
+    assert_eq!(r["skipped_busy"].as_u64(), Some(0), "{r}");
+    assert_identical(&f, &to);
+    let j: Json = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    assert_eq!(j["complete"], Json::Bool(true), "{j}");
+    // A complete journal: resumed again, nothing is sent.
+    let r = restore_json(&[fs, "--to", &to, "--journal", js, "--resume"], 0);
+    assert_eq!((r["written"].as_u64(), r["already_restored"].as_u64()), (Some(0), Some(total)), "{r}");
+
+    // 2. rdbtool itself is killed (SIGKILL) in the middle; the same command with --resume.
+    t.cli(&["FLUSHALL"]);
+    let mut child = spawn_restore(&[fs, "--to", &to, "--journal", js, "--max-ops", "10000"]);
+    wait_for_keys(&t, 15000);
+    // At least one journal write after the first keys were acknowledged (once a second).
+    std::thread::sleep(Duration::from_millis(1200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let r = restore_json(&[fs, "--to", &to, "--journal", js, "--resume"], 0);
+    assert!(r["already_restored"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(
+        r["written"].as_u64().unwrap()
+            + r["already_restored"].as_u64().unwrap()
+            + r["resumed_existing"].as_u64().unwrap(),
+        total,
+        "{r}"
+    );
+    assert_identical(&f, &to);
+
+    // A journal of other inputs or options is refused.
+    let o = rdbtool(&["restore", fs, "--to", &to, "--journal", js, "--resume", "--db", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("other options"), "{}", text(&o.stderr));
+    let o = rdbtool(&["restore", fs, "--to", &to, "--journal", dir.path().join("none").to_str().unwrap(), "--resume"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("cannot read the journal"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn resume_after_a_busy_key_stop_follows_the_new_policy() {
+    let Some((_src, f)) = resume_source() else { return };
+    let fs = f.to_str().unwrap();
+    let total = file_keys(&f).len() as u64;
+    let keys = file_keys(&f);
+    let dir = tempfile::tempdir().unwrap();
+    let js = dir.path().join("j").to_str().unwrap().to_owned();
+    let Some(s) = RedisServer::start(&[]) else { return };
+    // A key of the target's own, two thirds into the file.
+    let busy = &keys[keys.len() * 2 / 3].1;
+    s.cmd(&[b"SET", busy, b"the target's"]);
+    let r = restore_json(&[fs, "--to", &url(&s), "--journal", &js], 1);
+    assert_eq!(to_bytes(&r["busy_key"]["key"]).unwrap(), *busy, "{r}");
+    // The same policy stops at the same key again.
+    let r = restore_json(&[fs, "--to", &url(&s), "--journal", &js, "--resume"], 1);
+    assert_eq!(to_bytes(&r["busy_key"]["key"]).unwrap(), *busy, "{r}");
+    // Resumed under rewrite: that key is replaced, the rest goes on; the file and the server agree.
+    let r = restore_json(&[fs, "--to", &url(&s), "--journal", &js, "--resume", "--on-busy-key", "rewrite"], 0);
+    assert_eq!(
+        r["replaced"].as_u64().unwrap() + r["written"].as_u64().unwrap() + r["already_restored"].as_u64().unwrap(),
+        total,
+        "{r}"
+    );
+    assert!(r["replaced"].as_u64().unwrap() >= 1, "{r}");
+    let (code, d) = diff(&f, &s);
+    assert_eq!((code, d.len()), (0, 0), "{d:?}");
+}
+
+// Values longer than the target's proto-max-bulk-len.
+
+/// Bytes that LZF cannot compress (an xorshift stream).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn values_longer_than_proto_max_bulk_len() {
+    let Some(src) = RedisServer::start(&[]) else { return };
+    let items: Vec<Vec<u8>> = (0..3).map(|i| noise(600_000, i + 7)).collect();
+    assert_eq!(src.cmd(&[b"RPUSH", b"biglist", &items[0], &items[1], &items[2]]), Resp::Int(3));
+    assert_eq!(src.cmd(&[b"PEXPIREAT", b"biglist", b"4102444800000"]), Resp::Int(1));
+    assert_eq!(src.cmd(&[b"SET", b"bigstr", &noise(3_000_000, 3)]), Resp::Simple("OK".into()));
+    assert_eq!(src.cmd(&[b"SADD", b"bigset", &noise(1_500_000, 5)]), Resp::Int(1));
+    assert_eq!(src.cmd(&[b"SET", b"small", b"1"]), Resp::Simple("OK".into()));
+    assert_eq!(src.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+    let f = src.path().join("dump.rdb");
+    let fs = f.to_str().unwrap();
+    // Redis's smallest proto-max-bulk-len.
+    let Some(t) = RedisServer::start(&["--proto-max-bulk-len", "1mb"]) else { return };
+    let r = restore_json(&[fs, "--to", &url(&t)], 1);
+    // The list (1.8 MB of payload, elements of 600 kB) goes as commands; a string of 3 MB and a
+    // member of 1.5 MB cannot be held by that server at all: named, not sent.
+    assert_eq!(
+        (r["written"].as_u64(), r["sent_in_parts"].as_u64(), r["failed"].as_u64()),
+        (Some(2), Some(1), Some(2)),
+        "{r}"
+    );
+    assert_eq!(r["sent_as_commands"].as_u64(), Some(1), "{r}");
+    let failed: BTreeSet<Vec<u8>> =
+        r["failures"].as_array().unwrap().iter().map(|x| to_bytes(&x["key"]).unwrap()).collect();
+    assert_eq!(failed, BTreeSet::from([b"bigstr".to_vec(), b"bigset".to_vec()]), "{r}");
+    assert!(r["failures"][0]["error"].as_str().unwrap().contains("proto-max-bulk-len"), "{r}");
+    let (_, d) = diff(&f, &t);
+    assert_eq!(d, BTreeSet::from([(0, b"bigstr".to_vec()), (0, b"bigset".to_vec())]));
+    assert_eq!(
+        t.cmd(&[b"LRANGE", b"biglist", b"0", b"-1"]),
+        Resp::Array(Some(items.iter().map(|i| Resp::Bulk(Some(i.clone()))).collect()))
+    );
+    assert_eq!(t.cmd(&[b"KEYS", b"rdbtool:*"]), Resp::Array(Some(vec![])));
+    // Busy: skip keeps the target's list, rewrite replaces it (never a merge).
+    t.cmd(&[b"DEL", b"biglist"]);
+    t.cmd(&[b"RPUSH", b"biglist", b"theirs"]);
+    let r = restore_json(&[fs, "--to", &url(&t), "--key", "big*", "--on-busy-key", "skip"], 1);
+    assert_eq!(r["skipped_busy"].as_u64(), Some(1), "{r}");
+    assert_eq!(t.cmd(&[b"LLEN", b"biglist"]), Resp::Int(1));
+    let r = restore_json(&[fs, "--to", &url(&t), "--key", "biglist", "--on-busy-key", "rewrite"], 0);
+    assert_eq!(r["replaced"].as_u64(), Some(1), "{r}");
+    assert_eq!(t.cmd(&[b"LLEN", b"biglist"]), Resp::Int(3));
+    assert_eq!(t.cmd(&[b"KEYS", b"rdbtool:*"]), Resp::Array(Some(vec![])));
+    // The same file into a server with the default limit: every key as RESTORE.
+    let Some(t2) = RedisServer::start(&[]) else { return };
+    let r = restore_json(&[fs, "--to", &url(&t2)], 0);
+    assert_eq!((r["written"].as_u64(), r["sent_as_commands"].as_u64()), (Some(4), Some(0)), "{r}");
+}

@@ -66,6 +66,16 @@ pub struct Args {
     /// file, keys only on the target left out); differences: exit 1.
     #[arg(long)]
     verify: bool,
+    /// Record in FILE, durably and about once a second, how far the target acknowledged the
+    /// inputs (a small JSON file, replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
+    /// Continue an interrupted run (a crash, Ctrl-C, a lost target) where its --journal says:
+    /// the same inputs, target and options. Keys acknowledged are not sent again; keys the
+    /// interrupted run may have sent without an answer that exist on the target are taken as
+    /// its writes (counted as "found on the target").
+    #[arg(long, requires = "journal")]
+    resume: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -108,6 +118,9 @@ pub fn run(args: Args) -> u8 {
         Err(e) => return fail(e),
     };
     filter.expired = args.filter.expired.unwrap_or(Expired::Exclude);
+    if args.journal.is_some() && (args.dry_run || args.filter.limit.is_some()) {
+        return fail("--journal cannot be combined with --dry-run or --limit".into());
+    }
     if args.batch == 0 {
         return fail("--batch must be at least 1".into());
     }
@@ -138,6 +151,11 @@ pub fn run(args: Args) -> u8 {
             Ok(d) => maps.push(d),
             Err(e) => return fail(format!("{}: cannot read: {e}", f.display())),
         }
+    }
+    if let Some(j) = &args.journal
+        && files.iter().any(|f| rdbtool::output::same_file(j, f))
+    {
+        return fail(format!("--journal {}: that is an input file", j.display()));
     }
     let inputs: Vec<Input<'_>> = files
         .iter()
@@ -180,6 +198,8 @@ pub fn run(args: Args) -> u8 {
         into_db0: args.into_db0,
         batch_keys: args.batch,
         max_ops: args.max_ops,
+        journal: args.journal.clone(),
+        resume: args.resume,
         ..Options::default()
     };
     let total: u64 = inputs.iter().map(|i| i.data.len() as u64).sum();

@@ -53,6 +53,10 @@ pub struct RespOptions {
     /// Plain output without `XGROUP CREATECONSUMER` (servers before 6.2): consumers are created
     /// with `XREADGROUP ... STREAMS key 0` instead.
     pub no_createconsumer: bool,
+    /// The longest bulk string the target takes (`proto-max-bulk-len`). A string value or an
+    /// element longer than that is refused: Redis also caps a string built with `APPEND` /
+    /// `SETRANGE` at that length for every client but its master.
+    pub max_bulk: usize,
 }
 
 impl Default for RespOptions {
@@ -66,6 +70,7 @@ impl Default for RespOptions {
             lru_lfu: false,
             legacy_streams: false,
             no_createconsumer: false,
+            max_bulk: usize::MAX,
         }
     }
 }
@@ -291,9 +296,18 @@ impl RespWriter {
             idmp_lost: false,
             legacy_streams: self.opts.legacy_streams,
             no_createconsumer: self.opts.no_createconsumer,
+            max_bulk: self.opts.max_bulk,
+            too_big: None,
         };
         w.walk(&k.value, &mut sink).map_err(|e| ExportError::Input(e.in_key(k.db, &k.key)))?;
         sink.flush_batch();
+        if let Some(n) = sink.too_big {
+            return Err(ExportError::Refused(format!(
+                "a string of {n} bytes (the value or one element) is longer than the target's proto-max-bulk-len ({}), \
+                 the longest string it takes from a client",
+                self.opts.max_bulk
+            )));
+        }
         let idmp_lost = sink.idmp_lost;
         if idmp_lost && !self.warned_idmp {
             self.warned_idmp = true;
@@ -355,9 +369,20 @@ struct RespSink<'a, 'w> {
     idmp_lost: bool,
     legacy_streams: bool,
     no_createconsumer: bool,
+    max_bulk: usize,
+    /// The length of an element longer than `max_bulk` (not splittable).
+    too_big: Option<usize>,
 }
 
 impl RespSink<'_, '_> {
+    fn check_len(&mut self, e: Elem<'_>) {
+        if let Elem::Bytes(b) = e
+            && b.len() > self.max_bulk
+        {
+            self.too_big = Some(b.len());
+        }
+    }
+
     fn flush_batch(&mut self) {
         if self.pending == 0 {
             return;
@@ -391,6 +416,10 @@ impl RespSink<'_, '_> {
 
 impl Sink for RespSink<'_, '_> {
     fn string(&mut self, v: Elem<'_>) {
+        self.check_len(v);
+        if self.too_big.is_some() {
+            return;
+        }
         let buf = &mut self.out.buf;
         push_header(buf, 3, b"SET");
         push_bulk(buf, self.key);
@@ -399,16 +428,19 @@ impl Sink for RespSink<'_, '_> {
     }
 
     fn list_item(&mut self, v: Elem<'_>) {
+        self.check_len(v);
         push_bulk_elem(self.args, v);
         self.added();
     }
 
     fn set_member(&mut self, m: Elem<'_>) {
+        self.check_len(m);
         push_bulk_elem(self.args, m);
         self.added();
     }
 
     fn zset_item(&mut self, m: Elem<'_>, score: f64) {
+        self.check_len(m);
         let mut s = Vec::with_capacity(24);
         push_f64(&mut s, score);
         push_bulk(self.args, &s);
@@ -417,6 +449,8 @@ impl Sink for RespSink<'_, '_> {
     }
 
     fn hash_field(&mut self, f: Elem<'_>, v: Elem<'_>, expire_at_ms: Option<i64>) {
+        self.check_len(f);
+        self.check_len(v);
         if let Some(t) = expire_at_ms {
             if self.cutoff.is_some_and(|cut| t < cut) {
                 return;

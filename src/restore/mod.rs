@@ -14,15 +14,16 @@
 //! `EXISTS` before it to count replaced keys. Plain commands are guarded with an `EXISTS` under
 //! panic / skip, and preceded by `DEL` under rewrite (they would add to an existing key).
 
+pub mod journal;
 pub mod report;
 pub mod route;
 pub mod send;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Write};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -82,6 +83,10 @@ pub struct Options {
     pub max_ops: Option<u64>,
     /// The names of written keys kept for the report of a run that stops (per master).
     pub keep_written: usize,
+    /// `--journal FILE`: how far the target acknowledged the inputs, kept durably.
+    pub journal: Option<std::path::PathBuf>,
+    /// `--resume`: continue where the journal says.
+    pub resume: bool,
 }
 
 impl Default for Options {
@@ -99,6 +104,8 @@ impl Default for Options {
             batch_keys: 512,
             batch_bytes: 2 << 20,
             keep_written: 100_000,
+            journal: None,
+            resume: false,
         }
     }
 }
@@ -121,6 +128,82 @@ struct Node {
     tx: Option<SyncSender<Batch>>,
     join: Option<JoinHandle<report::NodeReport>>,
     batch: Batch,
+    /// The position of the first key of `batch` (None: empty).
+    first: Option<u64>,
+    /// The first positions of the batches handed to the worker and not known finished.
+    sent: VecDeque<u64>,
+    /// Batches the worker finished (`popped` of them taken off `sent`).
+    done: Arc<AtomicU64>,
+    popped: u64,
+}
+
+impl Node {
+    /// Hands the current batch to the worker.
+    fn flush(&mut self) {
+        if self.batch.items.is_empty() {
+            return;
+        }
+        let b = std::mem::take(&mut self.batch);
+        if let Some(tx) = &self.tx {
+            self.sent.extend(self.first.take());
+            let _ = tx.send(b);
+        }
+        self.first = None;
+    }
+
+    /// Adds an item whose key is at `pos`.
+    fn push(&mut self, pos: u64, item: Item, prefix: Option<&[&[u8]]>, cmds: &[u8]) {
+        if self.batch.items.is_empty() {
+            self.first = Some(pos);
+        }
+        self.batch.push(item, prefix, cmds);
+    }
+}
+
+/// The acknowledged position: every key before it has its final outcome. `reading`: the
+/// position of the record the producer is at (everything before it was batched or decided).
+fn acked(nodes: &mut [Node], reading: u64) -> u64 {
+    let mut low = reading;
+    for n in nodes.iter_mut() {
+        let d = n.done.load(Ordering::SeqCst);
+        while n.popped < d && n.sent.pop_front().is_some() {
+            n.popped += 1;
+        }
+        low = low.min(n.sent.front().copied().unwrap_or(u64::MAX)).min(n.first.unwrap_or(u64::MAX));
+    }
+    low
+}
+
+/// The temporary key of `slot` that plain commands build a value under before it is renamed
+/// into place (`rdbtool:restore-tmp:N`, N the smallest number whose name hashes to `slot`).
+/// One name per slot: an interrupted run's leftover is replaced by the next run's `DEL`.
+fn temp_key(slot: u16) -> Vec<u8> {
+    static TABLE: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = vec![u32::MAX; 16384];
+        let mut left = t.len();
+        let mut n = 0u32;
+        while left > 0 {
+            let s = crate::slot::key_slot(format!("rdbtool:restore-tmp:{n}").as_bytes()) as usize;
+            if t[s] == u32::MAX {
+                t[s] = n;
+                left -= 1;
+            }
+            n += 1;
+        }
+        t
+    });
+    format!("rdbtool:restore-tmp:{}", table[slot as usize & 16383]).into_bytes()
+}
+
+/// What a journal must match to be resumed: the options that select and shape the keys.
+fn journal_options(opts: &Options) -> String {
+    let mut f = opts.filter.clone();
+    f.now_ms = 0;
+    format!(
+        "filter {:?}; ttl-shift {} ms; into-db0 {}; functions {}; conflicts {:?}; payload version {:?}",
+        f, opts.ttl_shift_ms, opts.into_db0, opts.functions, opts.conflicts, opts.payload_version
+    )
 }
 
 /// Where the keys of each source db go, for the conflict check (one output).
@@ -222,6 +305,31 @@ pub fn run(
     } else {
         None
     };
+    let total: u64 = inputs.iter().map(|i| i.data.len() as u64).sum();
+    let mut journal = match &opts.journal {
+        None => None,
+        Some(path) => {
+            let fresh = journal::State {
+                inputs: inputs
+                    .iter()
+                    .map(|i| journal::InputId { name: i.name.clone(), size: i.data.len() as u64 })
+                    .collect(),
+                target: target.opts.name(),
+                options: journal_options(opts),
+                acked: 0,
+                horizon: 0,
+                uncertain_end: 0,
+                busy_at: None,
+                complete: false,
+            };
+            Some(journal::Journal::open(path, opts.resume, fresh)?)
+        }
+    };
+    // Resumed: keys before `skip_below` are done; up to `uncertain_below` they may be.
+    let (skip_below, uncertain_below, resume_busy) = match &journal {
+        Some(j) if opts.resume => (j.resume_from(), j.uncertain_end(), j.state.busy_at),
+        _ => (0, 0, None),
+    };
     let rewrite = opts.on_busy_key == OnBusyKey::Rewrite;
     let shared = Arc::new(Shared {
         stop: Default::default(),
@@ -235,8 +343,18 @@ pub fn run(
     let spawn = |o: crate::redis::ConnectOptions, shared: &Arc<Shared>| -> Node {
         let (tx, rx) = sync_channel::<Batch>(2);
         let sh = shared.clone();
-        let join = std::thread::spawn(move || Worker::new(o, sh).run(rx));
-        Node { tx: Some(tx), join: Some(join), batch: Batch::default() }
+        let done = Arc::new(AtomicU64::new(0));
+        let d = done.clone();
+        let join = std::thread::spawn(move || Worker::new(o, sh, d).run(rx));
+        Node {
+            tx: Some(tx),
+            join: Some(join),
+            batch: Batch::default(),
+            first: None,
+            sent: VecDeque::new(),
+            done,
+            popped: 0,
+        }
     };
     for m in target.masters() {
         nodes.push(spawn(m, &shared));
@@ -256,6 +374,9 @@ pub fn run(
     let mut spill = Spill(spilled.clone());
     let mut walker = Walker::new();
     let mut key_buf = Vec::new();
+    // The position of the record being read (inputs end to end), and the first input's start.
+    let mut at = 0u64;
+    let mut base = 0u64;
     'inputs: for (input_no, (input, format)) in inputs.iter().zip(&formats).enumerate() {
         let mut enc = route::encoding_for(*format, target.release);
         if let Some(v) = opts.payload_version {
@@ -271,6 +392,7 @@ pub fn run(
             lru_lfu: true,
             legacy_streams: enc.legacy_streams,
             no_createconsumer: enc.no_createconsumer,
+            max_bulk: usize::try_from(target.max_bulk).unwrap_or(usize::MAX),
         });
         let ctx = KeyCtx { filter: &filter, format: *format };
         let mut out = Out::new(&mut spill);
@@ -286,6 +408,8 @@ pub fn run(
         let mut lane = pages.lane();
         let mut records = 0u64;
         loop {
+            at = base + reader.offset();
+            let pos = at;
             let rec = match reader.next() {
                 None => break,
                 Some(Ok(r)) => r,
@@ -301,10 +425,27 @@ pub fn run(
                 if shared.stop.load(Ordering::SeqCst) {
                     break 'inputs;
                 }
+                if let Some(j) = journal.as_mut()
+                    && let Err(e) = j.tick(acked(&mut nodes, pos))
+                {
+                    errors.push(format!("--journal: {e}"));
+                    break 'inputs;
+                }
             }
+            let uncertain = pos < uncertain_below && Some(pos) != resume_busy;
             let mut k = match rec {
                 Record::Key(k) => k,
                 Record::Function { source } if opts.functions && !opts.dry_run => {
+                    if pos < skip_below {
+                        counts.already_restored += 1;
+                        continue;
+                    }
+                    if let Some(j) = journal.as_mut()
+                        && let Err(e) = j.cover(pos, acked(&mut nodes, pos))
+                    {
+                        errors.push(format!("--journal: {e}"));
+                        break 'inputs;
+                    }
                     let name = crate::merge::library_name(&source).unwrap_or(b"?").to_vec();
                     if let Some(r) =
                         target.release.filter(|r| r.flavor == crate::rdb::types::Flavor::Redis && r.major < 7)
@@ -333,9 +474,11 @@ pub fn run(
                             slot: 0,
                             kind: Kind::Function,
                             guard: false,
+                            uncertain,
+                            pos,
                             cmds: vec![],
                         };
-                        n.batch.push(item, Some(&load), &[]);
+                        n.push(pos, item, Some(&load), &[]);
                     }
                     continue;
                 }
@@ -372,6 +515,10 @@ pub fn run(
             if filter.limit.is_some_and(|l| sent_keys >= l) {
                 break 'inputs;
             }
+            if pos < skip_below {
+                counts.already_restored += 1;
+                continue;
+            }
             if let Err(e) = walker.walk(&k.value, &mut Validate) {
                 if e.kind == ErrorKind::EmptyValue {
                     counts.skipped_empty += 1;
@@ -386,6 +533,12 @@ pub fn run(
                 None => 0,
                 Some(m) => m.lock().unwrap_or_else(|e| e.into_inner()).master_of(slot).unwrap_or(0),
             };
+            if let Some(j) = journal.as_mut()
+                && let Err(e) = j.cover(pos, acked(&mut nodes, pos))
+            {
+                errors.push(format!("--journal: {e}"));
+                break 'inputs;
+            }
             while nodes.len() <= node {
                 let m = target.slots.as_ref().map(|m| {
                     let m = m.lock().unwrap_or_else(|e| e.into_inner());
@@ -396,16 +549,30 @@ pub fn run(
             out.buf.clear();
             spilled.borrow_mut().clear();
             let mut kind = Kind::Restore { exists_first: rewrite };
-            let r = match writer.render(&k, &mut walker, &mut out, &ctx, true, true) {
+            // A payload (the value, its type byte, version and CRC) longer than the target takes
+            // in one bulk string goes as plain commands, a long string in parts.
+            let big = k.value.bytes.len() as u64 + 16 > target.max_bulk;
+            let r = if big {
+                Err(ExportError::Refused(String::new()))
+            } else {
+                writer.render(&k, &mut walker, &mut out, &ctx, true, true)
+            };
+            let mut tmp = Vec::new();
+            let r = match r {
                 Err(ExportError::Refused(_)) => {
                     out.buf.clear();
                     spilled.borrow_mut().clear();
-                    kind = Kind::Plain { del_first: rewrite };
-                    writer.render(&k, &mut walker, &mut out, &ctx, false, true)
+                    kind = Kind::Plain { rewrite };
+                    tmp = temp_key(slot);
+                    let name = std::mem::replace(&mut k.key, std::borrow::Cow::Borrowed(&tmp));
+                    let r = writer.render(&k, &mut walker, &mut out, &ctx, false, true);
+                    k.key = name;
+                    r
                 }
                 r => r,
             };
             match r {
+                Ok(_) if big => counts.sent_in_parts += 1,
                 Ok(_) => {}
                 Err(ExportError::Input(e)) if e.kind == ErrorKind::EmptyValue => {
                     counts.skipped_empty += 1;
@@ -417,26 +584,41 @@ pub fn run(
                 }
                 Err(e) => {
                     counts.failed += 1;
-                    if warnings.len() < report::MAX_FAILURES {
-                        warnings.push(format!("{}: not restored: {e}", input.name));
+                    if pre_failures.len() < report::MAX_FAILURES {
+                        pre_failures.push(report::Failure {
+                            db: k.db,
+                            key: k.key.to_vec(),
+                            function: false,
+                            error: format!("not sent: {e}"),
+                        });
                     }
                     continue;
                 }
             }
             key_buf.clear();
+            let plain = matches!(kind, Kind::Plain { .. });
+            if plain {
+                crate::redis::client::encode_command(&mut key_buf, &[b"DEL", &tmp]);
+            }
             key_buf.extend_from_slice(&spilled.borrow());
             key_buf.extend_from_slice(&out.buf);
-            let guard = matches!(kind, Kind::Plain { del_first: false }) && !opts.dry_run;
-            let item = Item { db, key: k.key.to_vec(), slot, kind, guard, cmds: vec![] };
+            if plain && rewrite {
+                crate::redis::client::encode_command(&mut key_buf, &[b"RENAME", &tmp, &k.key]);
+            } else if plain {
+                crate::redis::client::encode_command(&mut key_buf, &[b"RENAMENX", &tmp, &k.key]);
+                crate::redis::client::encode_command(&mut key_buf, &[b"DEL", &tmp]);
+            }
+            let guard = matches!(kind, Kind::Plain { rewrite: false }) && !opts.dry_run;
+            let item = Item { db, key: k.key.to_vec(), slot, kind, guard, uncertain, pos, cmds: vec![] };
             let n = &mut nodes[node];
             if opts.dry_run {
                 let item = Item { kind: Kind::Exists, guard: false, ..item };
-                n.batch.push(item, Some(&[b"EXISTS", &k.key]), &[]);
+                n.push(pos, item, Some(&[b"EXISTS", &k.key]), &[]);
             } else {
                 match kind {
-                    Kind::Restore { exists_first: true } => n.batch.push(item, Some(&[b"EXISTS", &k.key]), &key_buf),
-                    Kind::Plain { del_first: true } => n.batch.push(item, Some(&[b"DEL", &k.key]), &key_buf),
-                    _ => n.batch.push(item, None, &key_buf),
+                    Kind::Restore { exists_first: true } => n.push(pos, item, Some(&[b"EXISTS", &k.key]), &key_buf),
+                    Kind::Plain { rewrite: true } => n.push(pos, item, Some(&[b"EXISTS", &k.key]), &key_buf),
+                    _ => n.push(pos, item, None, &key_buf),
                 }
             }
             sent_keys += 1;
@@ -445,35 +627,28 @@ pub fn run(
                 let due = started + std::time::Duration::from_secs_f64(sent_keys as f64 / rate as f64);
                 let now = Instant::now();
                 if due > now {
-                    for n in nodes.iter_mut().filter(|n| !n.batch.items.is_empty()) {
-                        if let Some(tx) = &n.tx {
-                            let _ = tx.send(std::mem::take(&mut n.batch));
-                        }
+                    for n in nodes.iter_mut() {
+                        n.flush();
                     }
                     std::thread::sleep(due - now);
                 }
             }
             let n = &mut nodes[node];
             if n.batch.items.len() >= opts.batch_keys || n.batch.buf.len() >= opts.batch_bytes {
-                let b = std::mem::take(&mut n.batch);
-                if let Some(tx) = &n.tx {
-                    let _ = tx.send(b);
-                }
+                n.flush();
             }
         }
         done_bytes += input.data.len() as u64;
+        base += input.data.len() as u64;
+        at = base;
         progress(done_bytes);
         drop(out);
     }
     let mut joins = Vec::new();
     for n in nodes.iter_mut() {
-        if let Some(tx) = n.tx.take() {
-            let b = std::mem::take(&mut n.batch);
-            if !b.items.is_empty() {
-                let _ = tx.send(b);
-            }
-            // Dropping the sender ends the worker once its channel is empty.
-        }
+        n.flush();
+        // Dropping the sender ends the worker once its channel is empty.
+        n.tx = None;
         joins.extend(n.join.take());
     }
     let mut node_reports = Vec::new();
@@ -484,6 +659,14 @@ pub fn run(
         }
     }
     let busy = shared.busy.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(j) = journal.as_mut() {
+        let a = acked(&mut nodes, at);
+        let complete = a >= total && errors.is_empty() && busy.is_none();
+        let answered = node_reports.iter().all(|n| n.counts.unconfirmed == 0);
+        if let Err(e) = j.finish(a, answered, busy.as_ref().map(|b| b.pos), complete) {
+            errors.push(format!("--journal: {e}"));
+        }
+    }
     let mut failures = pre_failures;
     let mut existing = Vec::new();
     let mut written = Vec::new();
@@ -526,6 +709,12 @@ pub fn run(
         nodes: node_reports,
         errors,
         warnings,
+        journal: journal.map(|j| report::JournalNote {
+            path: opts.journal.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            acked: j.state.acked,
+            total,
+            complete: j.state.complete,
+        }),
         elapsed_s: started.elapsed().as_secs_f64(),
     })
 }

@@ -25,6 +25,9 @@ pub struct Counts {
     /// Of `written` + `replaced`: keys sent as plain commands because the target's RDB
     /// version cannot hold their encoding.
     pub sent_as_commands: u64,
+    /// Values whose payload is longer than the target's `proto-max-bulk-len`, sent as plain
+    /// commands (elements in batches).
+    pub sent_in_parts: u64,
     /// Keys the target refused.
     pub failed: u64,
     /// Keys not sent because the run stopped (busy key under panic, a lost connection).
@@ -44,6 +47,11 @@ pub struct Counts {
     pub functions_loaded: u64,
     pub functions_busy: u64,
     pub functions_failed: u64,
+    /// `--resume`: keys (and libraries) the journal shows acknowledged by an earlier run; not sent again.
+    pub already_restored: u64,
+    /// `--resume`: keys past the acknowledged point that the interrupted run may have sent,
+    /// found on the target (taken as written by that run).
+    pub resumed_existing: u64,
 }
 
 impl Counts {
@@ -54,6 +62,7 @@ impl Counts {
         self.skipped_expired += o.skipped_expired;
         self.skipped_empty += o.skipped_empty;
         self.sent_as_commands += o.sent_as_commands;
+        self.sent_in_parts += o.sent_in_parts;
         self.failed += o.failed;
         self.not_sent += o.not_sent;
         self.unconfirmed += o.unconfirmed;
@@ -66,6 +75,8 @@ impl Counts {
         self.functions_loaded += o.functions_loaded;
         self.functions_busy += o.functions_busy;
         self.functions_failed += o.functions_failed;
+        self.already_restored += o.already_restored;
+        self.resumed_existing += o.resumed_existing;
     }
 }
 
@@ -105,6 +116,9 @@ pub struct BusyKey {
     pub key: Vec<u8>,
     pub node: String,
     pub function: bool,
+    /// Its position in the inputs (for the journal).
+    #[serde(skip)]
+    pub pos: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +126,16 @@ pub struct KeyName {
     pub db: u64,
     #[serde(serialize_with = "crate::json::ser_bytes")]
     pub key: Vec<u8>,
+}
+
+/// Where the journal (`--journal`) left the inputs.
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalNote {
+    pub path: String,
+    /// Bytes of the inputs (end to end) acknowledged, of `total`.
+    pub acked: u64,
+    pub total: u64,
+    pub complete: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +169,8 @@ pub struct Report {
     pub nodes: Vec<NodeReport>,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalNote>,
     pub elapsed_s: f64,
 }
 
@@ -185,6 +211,16 @@ impl Report {
                 "  written {}, replaced {}, skipped busy {}, skipped expired {}, sent as commands {}, failed {}",
                 c.written, c.replaced, c.skipped_busy, c.skipped_expired, c.sent_as_commands, c.failed
             )?;
+        }
+        if c.already_restored + c.resumed_existing > 0 {
+            writeln!(
+                out,
+                "  resumed: {} keys acknowledged by the earlier run, {} more found on the target",
+                c.already_restored, c.resumed_existing
+            )?;
+        }
+        if c.sent_in_parts > 0 {
+            writeln!(out, "  {} values longer than the target takes in one bulk sent as commands", c.sent_in_parts)?;
         }
         if c.skipped_empty > 0 {
             writeln!(out, "  skipped {} empty collections", c.skipped_empty)?;
@@ -253,6 +289,13 @@ impl Report {
         }
         for e in &self.errors {
             writeln!(out, "  error: {e}")?;
+        }
+        if let Some(j) = self.journal.as_ref().filter(|j| !j.complete) {
+            writeln!(
+                out,
+                "  journal {}: {} of {} bytes of input acknowledged; the same command with --resume continues there",
+                j.path, j.acked, j.total
+            )?;
         }
         let keys = c.written + c.replaced + c.skipped_busy + c.failed;
         let rate = if self.elapsed_s > 0.0 { keys as f64 / self.elapsed_s } else { 0.0 };

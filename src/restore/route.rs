@@ -18,6 +18,20 @@ pub struct Target {
     pub release: Option<Release>,
     /// For a cluster: the slot map, shared with the workers (MOVED updates it).
     pub slots: Option<Arc<Mutex<SlotMap>>>,
+    /// The longest bulk string it takes (`proto-max-bulk-len`, by `CONFIG GET` when
+    /// permitted; else Redis's default, 512 MB).
+    pub max_bulk: u64,
+}
+
+/// Redis's default `proto-max-bulk-len`.
+pub const DEFAULT_MAX_BULK: u64 = 512 << 20;
+
+/// `CONFIG GET proto-max-bulk-len`; None when refused (ACL, a managed service) or unreadable.
+fn read_max_bulk(conn: &mut Connection) -> Option<u64> {
+    match conn.command(&[b"CONFIG", b"GET", b"proto-max-bulk-len"]).ok()? {
+        crate::redis::client::Reply::Array(a) if a.len() == 2 => a[1].int().and_then(|n| u64::try_from(n).ok()),
+        _ => None,
+    }
 }
 
 /// `INFO` lines as (field, value).
@@ -48,6 +62,7 @@ impl Target {
             (None, None) => return Err(bad("INFO holds no redis_version: not a Redis server?".into())),
         };
         let release = release_of(flavor, &version);
+        let max_bulk = read_max_bulk(&mut conn).filter(|&n| n > 0).unwrap_or(DEFAULT_MAX_BULK);
         let slots = if cluster {
             let host = match &opts.addr {
                 crate::redis::client::Addr::Tcp { host, .. } => host.clone(),
@@ -62,7 +77,7 @@ impl Target {
             None
         };
         let version = if flavor == Flavor::Valkey { format!("valkey {version}") } else { version };
-        Ok(Target { opts: opts.clone(), version, release, slots })
+        Ok(Target { opts: opts.clone(), version, release, slots, max_bulk })
     }
 
     pub fn is_cluster(&self) -> bool {

@@ -10,7 +10,7 @@
 //! reading, workers send nothing more, replies of batches already sent are still read.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,8 +24,11 @@ use crate::redis::cluster::{Redirect, SlotMap};
 pub enum Kind {
     /// `RESTORE`; with `exists_first`, an `EXISTS` before it tells "replaced" from "written".
     Restore { exists_first: bool },
-    /// The plain commands of `export --format resp`; with `del_first`, a `DEL` before them.
-    Plain { del_first: bool },
+    /// The plain commands of `export --format resp`, built under a temporary key of the same
+    /// slot (`DEL tmp`, the commands, then `RENAME tmp key`, with an `EXISTS key` first to
+    /// count replaced keys, under `rewrite`; else `RENAMENX tmp key` and `DEL tmp`): the key
+    /// appears whole or not at all, and never merges into an existing one.
+    Plain { rewrite: bool },
     /// `FUNCTION LOAD [REPLACE]`.
     Function,
     /// `--dry-run`: one `EXISTS`.
@@ -42,6 +45,11 @@ pub struct Item {
     pub kind: Kind,
     /// Plain commands under panic / skip: checked with `EXISTS` first, not sent if it exists.
     pub guard: bool,
+    /// `--resume`: the interrupted run may have written this key (see `journal`); found on
+    /// the target, it is counted as `resumed_existing`, never as a busy key that stops the run.
+    pub uncertain: bool,
+    /// The key's position in the inputs (see `journal`).
+    pub pos: u64,
     pub cmds: Vec<(usize, usize)>,
 }
 
@@ -117,14 +125,29 @@ pub struct Worker {
     db: u64,
     /// Connections to other nodes, for redirected commands.
     others: HashMap<String, Connection>,
+    /// Batches whose every key has its final outcome, in the order they came (the producer
+    /// turns it into the journal's acknowledged position).
+    done: Arc<AtomicU64>,
+    /// Batches finished while an earlier one waits for resent commands: published with it.
+    held: u64,
+    holding: u32,
+    /// A connection failed under a resent command: no batch counts as finished from here on
+    /// (its key's failure may not be final).
+    broken: bool,
     pub report: NodeReport,
 }
 
 /// The answer of one command.
 type Res = Result<Reply, String>;
 
+/// Why a resent command has no reply: the server's error, or the connection's.
+enum Sent {
+    Reply(String),
+    Io(String),
+}
+
 impl Worker {
-    pub fn new(opts: ConnectOptions, shared: Arc<Shared>) -> Worker {
+    pub fn new(opts: ConnectOptions, shared: Arc<Shared>, done: Arc<AtomicU64>) -> Worker {
         let name = opts.name();
         Worker {
             report: NodeReport { node: name.clone(), ..NodeReport::default() },
@@ -134,6 +157,10 @@ impl Worker {
             conn: None,
             db: 0,
             others: HashMap::new(),
+            done,
+            held: 0,
+            holding: 0,
+            broken: false,
         }
     }
 
@@ -150,7 +177,13 @@ impl Worker {
                 continue;
             }
             let batch = self.guard(batch, &mut inflight);
-            let Some((batch, wire, bytes)) = self.encode(batch) else { continue };
+            let Some((batch, wire, bytes)) = self.encode(batch) else {
+                // Every key had its outcome in the guard (nothing in flight before it).
+                if self.conn.is_some() {
+                    self.finished();
+                }
+                continue;
+            };
             if let Err(e) = self.conn.as_mut().map_or(Ok(()), |c| c.send_raw(&bytes)) {
                 self.lost(e.to_string(), &batch.items);
                 continue;
@@ -264,6 +297,10 @@ impl Worker {
 
     /// A busy key or library; under panic it stops the restore. Returns whether it stopped.
     fn busy(&mut self, it: &Item) -> bool {
+        if it.uncertain {
+            self.report.counts.resumed_existing += 1;
+            return false;
+        }
         if it.kind == Kind::Function {
             self.report.counts.functions_busy += 1;
         } else {
@@ -277,6 +314,7 @@ impl Worker {
                     key: it.key.clone(),
                     node: self.name.clone(),
                     function: it.kind == Kind::Function,
+                    pos: it.pos,
                 });
             }
             self.shared.stop.store(true, Ordering::SeqCst);
@@ -306,12 +344,26 @@ impl Worker {
         Some((batch, wire, bytes))
     }
 
+    /// One batch marked finished: published now, or with the batch a resend holds up.
+    fn finished(&mut self) {
+        if self.broken {
+            return;
+        }
+        if self.holding > 0 {
+            self.held += 1;
+        } else {
+            self.done.fetch_add(1 + std::mem::take(&mut self.held), Ordering::SeqCst);
+        }
+    }
+
     fn read_front(&mut self, inflight: &mut VecDeque<(Batch, Vec<Wire>)>) {
         let Some((batch, wire)) = inflight.pop_front() else { return };
         let mut answers: Vec<(usize, Vec<Res>)> = Vec::with_capacity(batch.items.len());
+        let mut complete = true;
         'read: for (w, step) in wire.iter().enumerate() {
             let Some(conn) = self.conn.as_mut() else {
                 self.report.counts.unconfirmed += unread(&wire[w..]);
+                complete = false;
                 break;
             };
             match *step {
@@ -324,6 +376,7 @@ impl Worker {
                         };
                         self.fatal(why);
                         self.report.counts.unconfirmed += unread(&wire[w + 1..]);
+                        complete = false;
                         break;
                     }
                 }
@@ -337,6 +390,7 @@ impl Worker {
                             Err(e) => {
                                 self.fatal(e.to_string());
                                 self.report.counts.unconfirmed += unread(&wire[w..]);
+                                complete = false;
                                 break 'read;
                             }
                         }
@@ -348,9 +402,11 @@ impl Worker {
         // Commands to send again: only once the connection is idle.
         let again = answers.iter().any(|(_, r)| r.iter().any(|x| matches!(x, Err(e) if transient(e))));
         if again {
+            self.holding += 1;
             while !inflight.is_empty() {
                 self.read_front(inflight);
             }
+            self.holding -= 1;
         }
         for (i, mut res) in answers {
             let it = &batch.items[i];
@@ -364,6 +420,11 @@ impl Worker {
                 }
             }
             self.outcome(it, res);
+        }
+        // A resend that failed for good counts as that key's failure: the batch is finished
+        // unless the connection went away under it.
+        if complete && self.conn.is_some() {
+            self.finished();
         }
     }
 
@@ -405,7 +466,13 @@ impl Worker {
                 encode_command(&mut bytes, &[b"ASKING"]);
             }
             bytes.extend_from_slice(cmd);
-            let r = self.on_node(addr.as_ref(), &bytes, asking);
+            let r = self.on_node(addr.as_ref(), &bytes, asking).map_err(|e| match e {
+                Sent::Reply(e) => e,
+                Sent::Io(e) => {
+                    self.broken = true;
+                    e
+                }
+            });
             match r {
                 Err(e) if transient(&e) => err = e,
                 r => return r,
@@ -416,28 +483,29 @@ impl Worker {
 
     /// Sends `bytes` (one command, after `ASKING` when `asking`) to `addr` (None: this
     /// worker's own node) and reads the command's answer.
-    fn on_node(&mut self, addr: Option<&Addr>, bytes: &[u8], asking: bool) -> Res {
+    fn on_node(&mut self, addr: Option<&Addr>, bytes: &[u8], asking: bool) -> Result<Reply, Sent> {
         let own = match addr {
             None => true,
             Some(a) => self.opts.addr == *a,
         };
+        let io = |e: crate::redis::client::Error| Sent::Io(e.to_string());
         let conn = if own {
-            self.conn.as_mut().ok_or("connection lost")?
+            self.conn.as_mut().ok_or_else(|| Sent::Io("connection lost".into()))?
         } else {
             let a = addr.expect("another node");
             let key = a.to_string();
             if !self.others.contains_key(&key) {
-                let c = Connection::connect(&self.opts.with_addr(a.clone())).map_err(|e| e.to_string())?;
+                let c = Connection::connect(&self.opts.with_addr(a.clone())).map_err(io)?;
                 self.others.insert(key.clone(), c);
             }
             self.others.get_mut(&key).expect("just inserted")
         };
-        conn.send_raw(bytes).map_err(|e| e.to_string())?;
-        if asking && let Reply::Error(e) = conn.read_reply().map_err(|e| e.to_string())? {
-            return Err(format!("ASKING: {e}"));
+        conn.send_raw(bytes).map_err(io)?;
+        if asking && let Reply::Error(e) = conn.read_reply().map_err(io)? {
+            return Err(Sent::Reply(format!("ASKING: {e}")));
         }
-        match conn.read_reply().map_err(|e| e.to_string())? {
-            Reply::Error(e) => Err(e),
+        match conn.read_reply().map_err(io)? {
+            Reply::Error(e) => Err(Sent::Reply(e)),
             r => Ok(r),
         }
     }
@@ -449,7 +517,22 @@ impl Worker {
             if busy {
                 self.busy(it);
             } else {
-                self.fail(it, e.clone());
+                let mut e = e.clone();
+                if let Kind::Plain { rewrite } = it.kind {
+                    // A command failed but the rename went through: the key holds part of its
+                    // value; it is removed (under rewrite the target's value was replaced).
+                    let renamed = match rewrite {
+                        true => matches!(res.last(), Some(Ok(r)) if r.is_ok()),
+                        false => res.len() >= 2 && matches!(res[res.len() - 2], Ok(Reply::Int(1))),
+                    };
+                    if renamed {
+                        e = match self.remove_partial(it) {
+                            Ok(()) => format!("{e} (the partly built key was removed)"),
+                            Err(d) => format!("{e}; the partly built key stays: removing it failed: {d}"),
+                        };
+                    }
+                }
+                self.fail(it, e);
             }
             return;
         }
@@ -471,7 +554,16 @@ impl Worker {
                 c.functions_loaded += 1;
                 return;
             }
-            Kind::Restore { exists_first } | Kind::Plain { del_first: exists_first } => {
+            Kind::Plain { rewrite: false } => {
+                // RENAMENX answered 0: a key of that name appeared after the guard's EXISTS.
+                if res.len() >= 2 && matches!(res[res.len() - 2], Ok(Reply::Int(0))) {
+                    self.busy(it);
+                    return;
+                }
+                c.written += 1;
+                c.sent_as_commands += 1;
+            }
+            Kind::Restore { exists_first } | Kind::Plain { rewrite: exists_first } => {
                 if exists_first && existed {
                     c.replaced += 1;
                 } else {
@@ -486,6 +578,20 @@ impl Worker {
             self.report.written_keys.push((it.db, it.key.clone()));
         } else {
             self.report.written_keys_truncated = true;
+        }
+    }
+}
+
+impl Worker {
+    /// `DEL` of a key on a connection of its own (the main one has replies in flight).
+    fn remove_partial(&mut self, it: &Item) -> Result<(), String> {
+        let mut c = Connection::connect(&self.opts).map_err(|e| e.to_string())?;
+        if it.db != 0 {
+            c.select(it.db).map_err(|e| e.to_string())?;
+        }
+        match c.command(&[b"DEL", &it.key]).map_err(|e| e.to_string())? {
+            Reply::Int(_) => Ok(()),
+            r => Err(r.describe()),
         }
     }
 }
