@@ -152,7 +152,8 @@ impl Glob {
 }
 
 /// What to do with keys whose TTL has passed at `now`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Expired {
     /// Keep them (the file's content as it is).
     #[default]

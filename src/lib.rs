@@ -81,6 +81,7 @@ pub mod input;
 pub mod memory;
 pub mod pass;
 pub mod rdb;
+#[cfg(feature = "live")]
 pub mod redis;
 pub mod report;
 pub mod slot;
@@ -108,8 +109,10 @@ pub mod output;
 #[doc(hidden)]
 pub mod report_html;
 #[doc(hidden)]
+#[cfg(feature = "live")]
 pub mod restore;
 #[doc(hidden)]
+#[cfg(feature = "live")]
 pub mod restore_test;
 #[doc(hidden)]
 pub mod split;

@@ -8,7 +8,9 @@ use std::ops::RangeInclusive;
 use serde::Serialize;
 
 use crate::merge::{DbRoute, Router};
+#[cfg(feature = "live")]
 use crate::redis::client::{ConnectOptions, Connection};
+#[cfg(feature = "live")]
 use crate::redis::cluster::SlotMap;
 use crate::slot::{SLOTS, key_slot};
 
@@ -165,6 +167,7 @@ impl Layout {
 
     /// A live cluster's slot map (`CLUSTER SLOTS`): one target per master, named
     /// `<node id>-<host>-<port>`, in the order of its first slot.
+    #[cfg(feature = "live")]
     pub fn from_slot_map(map: &SlotMap) -> Result<Layout, String> {
         let mut targets: Vec<Target> = Vec::new();
         for (i, n) in map.nodes.iter().enumerate() {
@@ -245,6 +248,7 @@ impl Router for SplitRouter<'_> {
 }
 
 /// Reads the slot layout of a live cluster with `CLUSTER SLOTS`.
+#[cfg(feature = "live")]
 pub fn fetch_layout(opts: &ConnectOptions) -> Result<Layout, String> {
     let mut conn = Connection::connect(opts).map_err(|e| e.to_string())?;
     let seed_host = match &opts.addr {
@@ -312,6 +316,7 @@ vars currentEpoch 6 lastVoteEpoch 0
     }
 
     #[test]
+    #[cfg(feature = "live")]
     fn cluster_slots_reply() {
         use crate::redis::Reply;
         let node = |h: &str, p: i64, id: &str| {

@@ -20,6 +20,7 @@
 //! `partition` (the spilled partitions), `files` (file against file) and `live` (a server as a
 //! side: `live::side`, file against server `live::file`, server against server `live::servers`).
 
+#[cfg(feature = "live")]
 pub mod live;
 
 mod compare;
@@ -30,6 +31,7 @@ mod partition;
 pub use compare::{compare_entries, one_sided};
 pub use file::FileSide;
 pub use files::diff_files;
+#[cfg(feature = "live")]
 pub(crate) use partition::{PARTITIONS, Partitions};
 
 use std::io;

@@ -24,7 +24,8 @@ use crate::rdb::value::{RawValue, Sink};
 use crate::rdb::walk::Walker;
 
 /// The output formats of `rdbtool export`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum OutputFormat {
     /// One JSON object per key, one per line.
     Jsonl,

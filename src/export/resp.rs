@@ -22,7 +22,8 @@ use crate::rdb::value::{Idmp, Sink, StreamGroup, StreamId, StreamMeta, Validate}
 use crate::rdb::walk::Walker;
 
 /// What `RESTORE` does when the key already exists (RedisShake's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum OnBusyKey {
     /// Plain RESTORE: the server answers BUSYKEY and keeps its key (redis-cli --pipe counts the
     /// error and exits non-zero).

@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 /// What to do when one key (in one target db) comes from several places.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum OnConflict {
     /// Write nothing and list every colliding key.
