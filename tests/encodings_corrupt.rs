@@ -376,7 +376,7 @@ fn stream_length_mismatch() {
 }
 
 /// Decodes and validates `bytes`; both must succeed and report the same notes.
-fn decode_with_notes(t: u8, bytes: &[u8]) -> (Value, Vec<rdbtool::rdb::walk::Note>) {
+fn decode_with_notes(t: u8, bytes: &[u8]) -> (Value, Vec<rdbtool::rdb::value::Note>) {
     let rv = RawValue { type_byte: t, format: REDIS, bytes, offset: BASE };
     let mut w = Walker::new();
     rv.validate(&mut w).unwrap_or_else(|e| panic!("type {t}: {e}"));

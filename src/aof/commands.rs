@@ -139,6 +139,18 @@ pub fn judge(argv: &[&[u8]]) -> Judgement {
     ))
 }
 
+/// FLUSHALL, FLUSHDB, or a DEL / UNLINK of this many keys or more: worth a warning when a cut
+/// to a time keeps one logged in its last second.
+pub const MASS_DELETE: usize = 100;
+
+/// Is this command one that destroys much of the dataset at once?
+pub fn is_destructive(argv: &[&[u8]]) -> bool {
+    let Some(name) = argv.first() else { return false };
+    let n = name.to_ascii_lowercase();
+    matches!(n.as_slice(), b"flushall" | b"flushdb")
+        || (matches!(n.as_slice(), b"del" | b"unlink") && argv.len() > MASS_DELETE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,18 +56,6 @@ fn keys_of<'a>(argv: &[&'a [u8]]) -> Vec<&'a [u8]> {
     }
 }
 
-/// FLUSHALL, FLUSHDB, or a DEL / UNLINK of this many keys or more: worth a warning when a cut
-/// to a time keeps one logged in its last second.
-const MASS_DELETE: usize = 100;
-
-/// Is this command one that destroys much of the dataset at once?
-pub fn is_destructive(argv: &[&[u8]]) -> bool {
-    let Some(name) = argv.first() else { return false };
-    let n = name.to_ascii_lowercase();
-    matches!(n.as_slice(), b"flushall" | b"flushdb")
-        || (matches!(n.as_slice(), b"del" | b"unlink") && argv.len() > MASS_DELETE)
-}
-
 /// One command found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Found {
@@ -164,6 +152,7 @@ mod tests {
 
     #[test]
     fn destructive() {
+        use crate::aof::commands::{MASS_DELETE, is_destructive};
         assert!(is_destructive(&argv("FLUSHALL")));
         assert!(is_destructive(&argv("flushdb ASYNC")));
         assert!(!is_destructive(&argv("DEL a b")));

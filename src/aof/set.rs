@@ -777,7 +777,7 @@ impl AofSet {
                             sum.to = Stamp::new(m.ts.or(sum.base_time.map(|b| b.unix)).unwrap_or(0));
                             break Action::Truncate(m.multi.unwrap_or(m.offset));
                         }
-                        if cuttable && matches!(stop, Stop::Time(_)) && super::find::is_destructive(&argv) {
+                        if cuttable && matches!(stop, Stop::Time(_)) && super::commands::is_destructive(&argv) {
                             last_second.push((position, String::from_utf8_lossy(argv[0]).to_ascii_uppercase()));
                         }
                         if cuttable {

@@ -13,7 +13,8 @@ use crate::rdb::encodings::ziplist::ZiplistIter;
 use crate::rdb::module::ModuleType;
 use crate::rdb::types::id;
 use crate::rdb::value::{RawValue, Sink, StreamGroup, StreamMeta};
-use crate::rdb::walk::{Walker, blob_of};
+use crate::rdb::encodings::blob_of;
+use crate::rdb::walk::Walker;
 
 use super::*;
 

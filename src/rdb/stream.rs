@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 use crate::rdb::cursor::{Cursor, Elem, parse_canonical_i64};
 use crate::rdb::encodings::listpack::ListpackIter;
 use crate::rdb::types::id;
-use crate::rdb::value::{Consumer, Idmp, PendingEntry, Sink, StreamGroup, StreamId, StreamMeta};
-use crate::rdb::walk::{Note, blob_of};
+use crate::rdb::encodings::blob_of;
+use crate::rdb::value::{Consumer, Idmp, Note, PendingEntry, Sink, StreamGroup, StreamId, StreamMeta};
 
 const FLAG_DELETED: i64 = 1;
 const FLAG_SAMEFIELDS: i64 = 2;

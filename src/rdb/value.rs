@@ -3,11 +3,9 @@
 
 use serde::Serialize;
 
-use crate::error::Result;
 use crate::rdb::cursor::Elem;
 use crate::rdb::module::ModuleType;
 use crate::rdb::types::{Format, Kind, describe};
-use crate::rdb::walk::Walker;
 
 /// A stream ID: milliseconds and sequence. IDs order as (ms, seq); shown and serialized as `ms-seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -218,24 +216,6 @@ impl<'a> RawValue<'a> {
             && self.bytes.first().is_some_and(|&b| b >> 6 != 3 || b & 0x3f != 3))
     }
 
-    /// Full validation without building anything.
-    ///
-    /// # Errors
-    ///
-    /// The first thing Redis would refuse in the value, with its file offset.
-    pub fn validate(&self, w: &mut Walker) -> Result<()> {
-        w.walk(self, &mut Validate)
-    }
-    /// Decodes into the logical model, validating all of it on the way.
-    ///
-    /// # Errors
-    ///
-    /// As [`RawValue::validate`]; nothing is returned for a value that fails.
-    pub fn decode(&self, w: &mut Walker) -> Result<Value> {
-        let mut b = ValueBuilder::new(self.kind());
-        w.walk(self, &mut b)?;
-        Ok(b.finish())
-    }
 }
 
 /// The logical value model shared by every command.
@@ -390,4 +370,14 @@ impl Sink for ValueBuilder {
     fn module(&mut self, t: ModuleType, payload: &[u8]) {
         self.value = Value::Module(ModuleValue { module_type: t, payload: payload.to_vec() });
     }
+}
+
+/// Something a walk accepted, as Redis does, but that deserves a word in a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    /// File offset of the value (or of the field concerned, when outside a packed blob).
+    pub offset: u64,
+    /// Stable name of the case: `stream_length`, `zset_score`.
+    pub kind: &'static str,
+    pub message: String,
 }

@@ -5,7 +5,6 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::rdb::cursor::{Cursor, Elem, RdbStr, format_i64};
-use crate::rdb::encodings::Blob;
 use crate::rdb::encodings::intset::IntsetIter;
 use crate::rdb::encodings::listpack::ListpackIter;
 use crate::rdb::encodings::ziplist::ZiplistIter;
@@ -15,7 +14,8 @@ use crate::rdb::module::{self, ModuleType};
 use crate::rdb::stream;
 use crate::rdb::strtod;
 use crate::rdb::types::{Flavor, Format, id};
-use crate::rdb::value::{RawValue, Sink};
+use crate::rdb::encodings::blob_of;
+use crate::rdb::value::{Note, RawValue, Sink, Validate, ValueBuilder, Value};
 
 /// Field TTLs above this are corrupt (Redis keeps 48 bits of expiry time).
 pub const MAX_FIELD_EXPIRE_MS: i64 = (1 << 48) - 1;
@@ -167,24 +167,6 @@ fn empty(offset: u64, what: &str) -> Error {
     Error::new(ErrorKind::EmptyValue, offset, format!("empty {what} (Redis skips such keys on load)"))
 }
 
-/// An inner blob from a string, decompressed into `buf` when LZF-encoded.
-pub(crate) fn blob_of<'s>(
-    s: RdbStr<'s>,
-    end_offset: u64,
-    buf: &'s mut Vec<u8>,
-    what: &'static str,
-) -> Result<Blob<'s>> {
-    match s {
-        RdbStr::Raw(b) => Ok(Blob { data: b, offset: end_offset - b.len() as u64, compressed: false, what }),
-        RdbStr::Lzf { compressed, ulen, offset } => {
-            crate::rdb::lzf::decompress_into(compressed, ulen, buf)
-                .map_err(|e| Error::corrupt(offset, format!("{what}: {e}")))?;
-            Ok(Blob { data: buf.as_slice(), offset, compressed: true, what })
-        }
-        RdbStr::Int(_) => Err(Error::corrupt(end_offset, format!("{what} stored as an integer string"))),
-    }
-}
-
 /// An element from a string: bytes when `want` (decompressing into `buf`), else only checked.
 #[inline]
 fn elem_of<'s>(s: RdbStr<'s>, buf: &'s mut Vec<u8>, want: bool) -> Result<Elem<'s>> {
@@ -193,16 +175,6 @@ fn elem_of<'s>(s: RdbStr<'s>, buf: &'s mut Vec<u8>, want: bool) -> Result<Elem<'
         return Ok(Elem::Bytes(&[]));
     }
     s.bytes(buf)
-}
-
-/// Something a walk accepted, as Redis does, but that deserves a word in a report.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Note {
-    /// File offset of the value (or of the field concerned, when outside a packed blob).
-    pub offset: u64,
-    /// Stable name of the case: `stream_length`, `zset_score`.
-    pub kind: &'static str,
-    pub message: String,
 }
 
 /// Packed zsets of more entries than this are converted to a skiplist while Redis loads them
@@ -722,4 +694,27 @@ fn hash_triples<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Opt
         n += 1;
     }
     Ok(n)
+}
+
+/// Walking is how a raw value is checked or decoded (the methods live here, beside the walker,
+/// so that the value model does not depend on it).
+impl RawValue<'_> {
+    /// Full validation without building anything.
+    ///
+    /// # Errors
+    ///
+    /// The first thing Redis would refuse in the value, with its file offset.
+    pub fn validate(&self, w: &mut Walker) -> Result<()> {
+        w.walk(self, &mut Validate)
+    }
+    /// Decodes into the logical model, validating all of it on the way.
+    ///
+    /// # Errors
+    ///
+    /// As [`RawValue::validate`]; nothing is returned for a value that fails.
+    pub fn decode(&self, w: &mut Walker) -> Result<Value> {
+        let mut b = ValueBuilder::new(self.kind());
+        w.walk(self, &mut b)?;
+        Ok(b.finish())
+    }
 }

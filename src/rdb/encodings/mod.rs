@@ -6,7 +6,8 @@ pub mod listpack;
 pub mod ziplist;
 pub mod zipmap;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
+use crate::rdb::cursor::RdbStr;
 
 /// An inner structure (ziplist, listpack, intset, zipmap) and where it came from, for errors.
 #[derive(Debug, Clone, Copy)]
@@ -34,5 +35,23 @@ impl<'b> Blob<'b> {
         } else {
             Error::corrupt(self.offset + pos as u64, format!("{}: {msg}", self.what))
         }
+    }
+}
+
+/// An inner blob from a string, decompressed into `buf` when LZF-encoded.
+pub(crate) fn blob_of<'s>(
+    s: RdbStr<'s>,
+    end_offset: u64,
+    buf: &'s mut Vec<u8>,
+    what: &'static str,
+) -> Result<Blob<'s>> {
+    match s {
+        RdbStr::Raw(b) => Ok(Blob { data: b, offset: end_offset - b.len() as u64, compressed: false, what }),
+        RdbStr::Lzf { compressed, ulen, offset } => {
+            crate::rdb::lzf::decompress_into(compressed, ulen, buf)
+                .map_err(|e| Error::corrupt(offset, format!("{what}: {e}")))?;
+            Ok(Blob { data: buf.as_slice(), offset, compressed: true, what })
+        }
+        RdbStr::Int(_) => Err(Error::corrupt(end_offset, format!("{what} stored as an integer string"))),
     }
 }
