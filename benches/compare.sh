@@ -131,8 +131,9 @@ print("|" + "|".join("-" * (x + 2) for x in w) + "|")
 for job, anchor, a, b, r, target in rows:
     print("| " + " | ".join(str(v).ljust(x) for v, x in zip((job, anchor, fmt(a), fmt(b), r, target), w)) + " |")
 print("\nverify peak RSS by file size:")
-for k in sorted((k for k in M if k.startswith("verify-rss-")), key=lambda k: int(k.rsplit("-", 1)[1])):
-    print(f"  {k.rsplit('-', 1)[1]:>5} MiB file: {fmt(M[k])}")
+sizes = [(int(k.rsplit("-", 1)[1]), M[k]) for k in M if k.startswith("verify-rss-")]
 if g("verify"):
-    print(f"  {os.path.getsize(big)/2**20:5.0f} MiB file: {fmt(g('verify'))}")
+    sizes.append((round(os.path.getsize(big) / 2**20), g("verify")))
+for size, m in sorted(sizes, key=lambda x: x[0]):
+    print(f"  {size:>5} MiB file: {fmt(m)}")
 PY
