@@ -415,8 +415,9 @@ pub fn push_elem(buf: &mut Vec<u8>, e: Elem<'_>) {
 ///
 /// One pass does both jobs: 8 bytes at a time, a word mask finds the next byte that needs a look
 /// (below 0x20, `"`, `\\`, or non-ASCII before the UTF-8 check); the plain run before it is copied
-/// at once. At the first non-ASCII byte the rest is checked for UTF-8 once (base64 when it is
-/// not). Runs of one escaped byte (NUL padding is common) are written in a tight loop.
+/// at once (a short run as one fixed-size move). At the first non-ASCII byte the rest is checked
+/// for UTF-8 once (base64 when it is not). Runs of one control byte (NUL padding is common) are
+/// written in a tight loop.
 #[inline]
 pub fn push_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -429,6 +430,16 @@ pub fn push_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     let mut checked = false;
     loop {
         let pos = loop {
+            #[cfg(target_arch = "x86_64")]
+            if i + 16 <= n {
+                match find_special_16(b, i, checked) {
+                    Some(p) => break p,
+                    None => {
+                        i += 16;
+                        continue;
+                    }
+                }
+            }
             let w = if i + 8 <= n {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(&b[i..i + 8]);
@@ -464,25 +475,25 @@ pub fn push_bytes(buf: &mut Vec<u8>, b: &[u8]) {
             continue;
         }
         if pos > run {
-            buf.extend_from_slice(&b[run..pos]);
+            push_run(buf, b, run, pos);
         }
         let e = ESCAPE[c as usize];
-        // Runs of one escaped byte (NUL padding) in a tight loop.
+        if e != b'u' {
+            // Quotes and backslashes, one at a time (JSON inside JSON: one every few bytes).
+            buf.extend_from_slice(&[b'\\', e]);
+            run = pos + 1;
+            i = pos + 1;
+            continue;
+        }
+        // Runs of one control byte (NUL padding) in a tight loop.
         let mut end = pos + 1;
         while end < n && b[end] == c {
             end += 1;
         }
-        if e == b'u' {
-            let seq = [b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]];
-            buf.reserve(6 * (end - pos));
-            for _ in pos..end {
-                buf.extend_from_slice(&seq);
-            }
-        } else {
-            buf.reserve(2 * (end - pos));
-            for _ in pos..end {
-                buf.extend_from_slice(&[b'\\', e]);
-            }
+        let seq = [b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]];
+        buf.reserve(6 * (end - pos));
+        for _ in pos..end {
+            buf.extend_from_slice(&seq);
         }
         run = end;
         i = end;
@@ -491,6 +502,44 @@ pub fn push_bytes(buf: &mut Vec<u8>, b: &[u8]) {
         buf.extend_from_slice(&b[run..]);
     }
     buf.push(b'"');
+}
+
+/// The first byte of `b[i..i + 16]` that needs a look (as `special_mask` decides), with SSE2
+/// (part of every x86-64): 16 bytes a step instead of 8.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn find_special_16(b: &[u8], i: usize, checked: bool) -> Option<usize> {
+    use std::arch::x86_64::*;
+    let block: &[u8; 16] = b[i..i + 16].try_into().expect("16 bytes");
+    // Safety: SSE2 is part of the x86-64 baseline; the load reads exactly the 16 bytes of `block`
+    // (unaligned loads are allowed).
+    let mask = unsafe {
+        let v = _mm_loadu_si128(block.as_ptr() as *const __m128i);
+        // Unsigned v <= 0x1f: min(v, 0x1f) == v.
+        let ctrl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        let m = _mm_movemask_epi8(_mm_or_si128(ctrl, _mm_or_si128(quote, backslash))) as u32;
+        if checked { m } else { m | _mm_movemask_epi8(v) as u32 }
+    };
+    (mask != 0).then(|| i + mask.trailing_zeros() as usize)
+}
+
+/// Appends `b[from..to]`. Runs between escapes are short when strings hold JSON (a quote every
+/// few bytes): a short one is copied as one fixed 16-byte move and cut back, not by a call.
+#[inline(always)]
+fn push_run(buf: &mut Vec<u8>, b: &[u8], from: usize, to: usize) {
+    const SHORT: usize = 16;
+    let len = to - from;
+    match b.get(from..from + SHORT) {
+        Some(s) if len <= SHORT => {
+            let at = buf.len();
+            let block: &[u8; SHORT] = s.try_into().expect("16 bytes");
+            buf.extend_from_slice(block);
+            buf.truncate(at + len);
+        }
+        _ => buf.extend_from_slice(&b[from..to]),
+    }
 }
 
 /// High bit set in each byte of `x` that needs a look (exact per byte: no carries between

@@ -24,8 +24,8 @@ const OFFSET_MASK: u64 = (1 << 48) - 1;
 
 const BUCKETS: usize = 256;
 
-/// Entries held in memory before the buckets are written out (16 bytes each: 32 MiB).
-const MEMORY_ENTRIES: usize = 2 << 20;
+/// Entries held in memory before the buckets are written out (16 bytes each: 16 MiB).
+const MEMORY_ENTRIES: usize = 1 << 20;
 
 /// The fingerprint of `key` in database `db`: equal keys of one db have equal fingerprints,
 /// and the db is folded in so that one set can hold the keys of several dbs.
