@@ -127,19 +127,24 @@ impl Top {
     }
 }
 
-type FastHash = BuildHasherDefault<XxHasher>;
-
-/// xxh3 over the bytes written (prefixes are hashed as one slice).
+/// A hasher for keys that are already hashes (a prefix's xxh3): passes the u64 through.
 #[derive(Default)]
-pub struct XxHasher(u64);
-impl std::hash::Hasher for XxHasher {
+pub struct IdHasher(u64);
+impl std::hash::Hasher for IdHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; this path folds anything else in.
         self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
     }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
 }
+
+type IdHash = BuildHasherDefault<IdHasher>;
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct PrefixStats {
@@ -148,13 +153,32 @@ pub struct PrefixStats {
     pub keys_without_ttl: u64,
 }
 
+/// A held prefix: its totals and where its bytes are in the name arena (offset in the low 40
+/// bits, length in the high 24; a name longer than 16 MiB keeps its first 16 MiB for the listing).
+#[derive(Debug, Clone, Copy)]
+struct PrefixEntry {
+    stats: PrefixStats,
+    name: u64,
+}
+
+const NAME_LEN_MAX: usize = (1 << 24) - 1;
+// A name cut at NAME_LEN_MAX is only shown cut: the entry stays under its full prefix's hash.
+
 /// Key prefixes with their totals, at most `cap` at once. Past the cap the lightest quarter (by
 /// memory) is dropped; a dropped prefix that comes back starts again from zero, so any
 /// prefix's figures may be short by at most the sum of the drop thresholds (`error_bound`).
+///
+/// Prefixes are told apart by their 64-bit xxh3 (the bytes are kept once, in an arena, for the
+/// listing): a lookup touches one slot of the index and one entry, no key bytes. Two prefixes
+/// share a hash with a chance of about n² / 2⁶⁵ (1e-8 for a million held), which would add
+/// their figures together. About 50 bytes a prefix held, plus its bytes.
 #[derive(Debug, Clone, Default)]
 pub struct Prefixes {
     cap: usize,
-    map: HashMap<Box<[u8]>, PrefixStats, FastHash>,
+    /// Hash -> position in `entries`.
+    index: HashMap<u64, u32, IdHash>,
+    entries: Vec<PrefixEntry>,
+    names: Vec<u8>,
     /// Upper bound of the memory any listed prefix may be missing (and of any unlisted one).
     pub error_bound_memory: u64,
     /// The same bound for key counts.
@@ -163,52 +187,119 @@ pub struct Prefixes {
     pub dropped: u64,
 }
 
+/// Appends the (hash, length) of each prefix of `key` the report counts: up to and including
+/// each separator, at most `opts.depth` of them.
+#[inline]
+pub fn prefix_hashes(key: &[u8], opts: &Options, out: &mut Vec<(u64, u32)>) {
+    if opts.depth == 0 {
+        return;
+    }
+    let mut level = 0;
+    for (i, b) in key.iter().enumerate() {
+        if opts.separators.contains(b) {
+            out.push((prefix_hash(&key[..=i]), i as u32 + 1));
+            level += 1;
+            if level >= opts.depth {
+                break;
+            }
+        }
+    }
+}
+
+/// The table's hash of a prefix.
+#[inline]
+pub fn prefix_hash(prefix: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(prefix)
+}
+
 impl Prefixes {
     fn new(cap: usize) -> Prefixes {
-        Prefixes { cap: cap.max(1), ..Default::default() }
+        // At most u32::MAX entries are indexed.
+        Prefixes { cap: cap.clamp(1, u32::MAX as usize), ..Default::default() }
     }
     #[inline]
-    fn add(&mut self, prefix: &[u8], memory: u64, has_ttl: bool) {
-        let s = match self.map.get_mut(prefix) {
-            Some(s) => s,
-            None => {
-                if self.map.len() >= self.cap {
-                    self.shrink();
-                }
-                self.map.entry(prefix.into()).or_default()
-            }
+    fn entry(&mut self, hash: u64, prefix: &[u8]) -> &mut PrefixStats {
+        let i = match self.index.get(&hash) {
+            Some(&i) => i as usize,
+            None => self.insert(hash, prefix),
         };
+        &mut self.entries[i].stats
+    }
+    #[cold]
+    fn insert(&mut self, hash: u64, prefix: &[u8]) -> usize {
+        if self.entries.len() >= self.cap {
+            self.shrink();
+        }
+        if self.entries.capacity() == 0 {
+            let first = self.cap.min(1 << 20);
+            self.entries.reserve_exact(first);
+            self.index.reserve(first);
+        }
+        let name = &prefix[..prefix.len().min(NAME_LEN_MAX)];
+        let packed = self.names.len() as u64 | (name.len() as u64) << 40;
+        self.names.extend_from_slice(name);
+        let i = self.entries.len();
+        self.entries.push(PrefixEntry { stats: PrefixStats::default(), name: packed });
+        self.index.insert(hash, i as u32);
+        i
+    }
+    #[inline]
+    fn add(&mut self, hash: u64, prefix: &[u8], memory: u64, has_ttl: bool) {
+        let s = self.entry(hash, prefix);
         s.keys += 1;
         s.memory += memory;
         if !has_ttl {
             s.keys_without_ttl += 1;
         }
     }
-    fn add_stats(&mut self, prefix: &[u8], o: &PrefixStats) {
-        if !self.map.contains_key(prefix) && self.map.len() >= self.cap {
-            self.shrink();
-        }
-        let s = self.map.entry(prefix.into()).or_default();
+    fn add_stats(&mut self, hash: u64, prefix: &[u8], o: &PrefixStats) {
+        let s = self.entry(hash, prefix);
         s.keys += o.keys;
         s.memory += o.memory;
         s.keys_without_ttl += o.keys_without_ttl;
     }
-    /// Drops the lightest quarter (at least one), raising the error bounds by the heaviest dropped.
+    fn name(&self, e: &PrefixEntry) -> &[u8] {
+        let off = (e.name & ((1 << 40) - 1)) as usize;
+        &self.names[off..off + (e.name >> 40) as usize]
+    }
+    /// Drops the lightest quarter (at least one), raising the error bounds by the heaviest
+    /// dropped; compacts the entries and the name arena and updates the index.
     fn shrink(&mut self) {
-        let drop_n = (self.map.len() / 4).max(1);
-        let mut mem: Vec<(u64, u64)> = self.map.values().map(|s| (s.memory, s.keys)).collect();
+        let drop_n = (self.entries.len() / 4).max(1);
+        let mut mem: Vec<u64> = self.entries.iter().map(|e| e.stats.memory).collect();
         mem.select_nth_unstable(drop_n - 1);
-        let (cut, _) = mem[drop_n - 1];
+        let cut = mem[drop_n - 1];
+        drop(mem);
         let mut dropped = 0usize;
         let mut max_keys = 0;
-        self.map.retain(|_, s| {
-            if dropped < drop_n && s.memory <= cut {
+        let mut names = Vec::with_capacity(self.names.len() * 3 / 4 + 1024);
+        let old_names = std::mem::take(&mut self.names);
+        // Old position -> new position (u32::MAX: dropped); the index is updated in place.
+        let mut moved = vec![u32::MAX; self.entries.len()];
+        let mut old = 0usize;
+        let mut kept = 0u32;
+        self.entries.retain_mut(|e| {
+            let at = old;
+            old += 1;
+            if dropped < drop_n && e.stats.memory <= cut {
                 dropped += 1;
-                max_keys = max_keys.max(s.keys);
+                max_keys = max_keys.max(e.stats.keys);
                 false
             } else {
+                let off = (e.name & ((1 << 40) - 1)) as usize;
+                let len = (e.name >> 40) as usize;
+                e.name = names.len() as u64 | (len as u64) << 40;
+                names.extend_from_slice(&old_names[off..off + len]);
+                moved[at] = kept;
+                kept += 1;
                 true
             }
+        });
+        drop(old_names);
+        self.names = names;
+        self.index.retain(|_, i| {
+            *i = moved[*i as usize];
+            *i != u32::MAX
         });
         self.error_bound_memory += cut;
         self.error_bound_keys += max_keys;
@@ -218,21 +309,29 @@ impl Prefixes {
         self.error_bound_memory += o.error_bound_memory;
         self.error_bound_keys += o.error_bound_keys;
         self.dropped += o.dropped;
-        for (p, s) in o.map {
-            self.add_stats(&p, &s);
+        for e in &o.entries {
+            let name = o.name(e);
+            self.add_stats(prefix_hash(name), name, &e.stats);
         }
     }
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
     }
     /// The `n` heaviest prefixes by memory (ties by name), heaviest first.
     pub fn heaviest(&self, n: usize) -> Vec<(&[u8], PrefixStats)> {
-        let mut v: Vec<(&[u8], PrefixStats)> = self.map.iter().map(|(p, s)| (&p[..], *s)).collect();
-        v.sort_by(|a, b| b.1.memory.cmp(&a.1.memory).then(a.0.cmp(b.0)));
-        v.truncate(n);
+        let mut v: Vec<(&[u8], PrefixStats)> = self.entries.iter().map(|e| (self.name(e), e.stats)).collect();
+        let order = |a: &(&[u8], PrefixStats), b: &(&[u8], PrefixStats)| b.1.memory.cmp(&a.1.memory).then(a.0.cmp(b.0));
+        if n < v.len() {
+            if n == 0 {
+                return Vec::new();
+            }
+            v.select_nth_unstable_by(n - 1, order);
+            v.truncate(n);
+        }
+        v.sort_by(order);
         v
     }
 }
@@ -300,6 +399,13 @@ impl Aggregate {
 
     /// Folds one key in.
     pub fn add(&mut self, r: &KeyRow<'_>, file: &str, opts: &Options) {
+        let mut hashes = Vec::new();
+        prefix_hashes(r.key, opts, &mut hashes);
+        self.add_hashed(r, file, opts, &hashes);
+    }
+
+    /// Folds one key in whose prefixes were hashed already (`prefix_hashes`).
+    fn add_hashed(&mut self, r: &KeyRow<'_>, file: &str, opts: &Options, prefixes: &[(u64, u32)]) {
         let f = &r.fig;
         self.total.add(f);
         self.dbs.entry(r.db).or_default().add(f);
@@ -321,15 +427,8 @@ impl Aggregate {
         if self.top_elements.wants(f.elements) {
             self.top_elements.push(top(f.elements));
         }
-        let mut level = 0;
-        for (i, b) in r.key.iter().enumerate() {
-            if level >= opts.depth {
-                break;
-            }
-            if opts.separators.contains(b) {
-                self.prefixes.add(&r.key[..=i], f.memory, r.expire_at_ms.is_some());
-                level += 1;
-            }
+        for &(hash, len) in prefixes {
+            self.prefixes.add(hash, &r.key[..len as usize], f.memory, r.expire_at_ms.is_some());
         }
         let t = &mut self.ttl[ttl_bucket(r.expire_at_ms, opts.now_ms)];
         t.0 += 1;
@@ -445,9 +544,28 @@ pub fn shard_loads(a: &Aggregate, layout: &crate::split::Layout, hottest: usize)
 struct Batch<'a> {
     seq: u64,
     keys: Vec<KeyRecord<'a>>,
+    /// Filled by the workers: per key its figures, slot and number of prefixes; the prefixes'
+    /// (hash, length) one after the other.
     figs: Vec<Result<KeyFigures, Error>>,
+    slots: Vec<u16>,
+    prefix_counts: Vec<u32>,
+    prefixes: Vec<(u64, u32)>,
     /// The input bytes this batch stands for.
     span: std::ops::Range<usize>,
+}
+
+impl Batch<'_> {
+    fn new(seq: u64) -> Self {
+        Batch {
+            seq,
+            keys: Vec::with_capacity(BATCH_KEYS),
+            figs: Vec::new(),
+            slots: Vec::new(),
+            prefix_counts: Vec::new(),
+            prefixes: Vec::new(),
+            span: 0..0,
+        }
+    }
 }
 
 const BATCH_KEYS: usize = 4096;
@@ -484,7 +602,7 @@ pub fn scan_file(
         for _ in 0..WORKERS {
             let rx = Arc::clone(&from_reader);
             let tx = to_folder.clone();
-            s.spawn(move || worker(rx, tx));
+            s.spawn(move || worker(rx, tx, opts));
         }
         drop(to_folder);
         // The reader runs on its own thread; this one folds, in order.
@@ -500,7 +618,10 @@ pub fn scan_file(
                     pages.done(span);
                     continue;
                 }
-                for (k, f) in b.keys.iter().zip(b.figs) {
+                let mut at = 0usize;
+                for (i, (k, f)) in b.keys.iter().zip(b.figs).enumerate() {
+                    let hashes = &b.prefixes[at..at + b.prefix_counts[i] as usize];
+                    at += hashes.len();
                     let fig = match f {
                         Ok(f) => f,
                         Err(e) => {
@@ -514,7 +635,7 @@ pub fn scan_file(
                         kind: k.value.kind(),
                         rdb_encoding: k.value.encoding(),
                         expire_at_ms: k.expire_at_ms,
-                        slot: crate::slot::key_slot(&k.key),
+                        slot: b.slots[i],
                         value_bytes: k.value.bytes.len() as u64,
                         idle_s: k.idle_s,
                         freq: k.freq,
@@ -524,7 +645,7 @@ pub fn scan_file(
                         io_error = Some(e);
                         break;
                     }
-                    agg.add(&row, name, opts);
+                    agg.add_hashed(&row, name, opts, hashes);
                     totals.keys += 1;
                     totals.memory += fig.memory;
                     totals.elements += fig.elements;
@@ -557,7 +678,7 @@ fn read_batches<'a>(
     // Batches cover the input end to end (records between keys included), so that the folder
     // reports every byte done.
     let mut from = 0usize;
-    let mut batch = Batch { seq, keys: Vec::with_capacity(BATCH_KEYS), figs: Vec::new(), span: 0..0 };
+    let mut batch = Batch::new(seq);
     let mut bytes = 0usize;
     let mut limit = opts.filter.limit;
     let mut error = None;
@@ -584,10 +705,7 @@ fn read_batches<'a>(
             if batch.keys.len() >= BATCH_KEYS || bytes >= BATCH_BYTES {
                 seq += 1;
                 let at = reader.offset() as usize;
-                let mut full = std::mem::replace(
-                    &mut batch,
-                    Batch { seq, keys: Vec::with_capacity(BATCH_KEYS), figs: Vec::new(), span: 0..0 },
-                );
+                let mut full = std::mem::replace(&mut batch, Batch::new(seq));
                 full.span = from..at;
                 from = at;
                 bytes = 0;
@@ -602,12 +720,19 @@ fn read_batches<'a>(
     error
 }
 
-fn worker<'a>(rx: Arc<Mutex<Receiver<Batch<'a>>>>, tx: SyncSender<Batch<'a>>) {
+fn worker<'a>(rx: Arc<Mutex<Receiver<Batch<'a>>>>, tx: SyncSender<Batch<'a>>, opts: &Options) {
     let mut est = Estimator::new();
     loop {
         let b = rx.lock().map(|r| r.recv());
         let Ok(Ok(mut b)) = b else { return };
         b.figs = b.keys.iter().map(|k| est.key(&k.key, &k.value)).collect();
+        b.slots = b.keys.iter().map(|k| crate::slot::key_slot(&k.key)).collect();
+        b.prefix_counts = Vec::with_capacity(b.keys.len());
+        for k in &b.keys {
+            let before = b.prefixes.len();
+            prefix_hashes(&k.key, opts, &mut b.prefixes);
+            b.prefix_counts.push((b.prefixes.len() - before) as u32);
+        }
         if tx.send(b).is_err() {
             return;
         }

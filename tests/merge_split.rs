@@ -972,6 +972,26 @@ fn split_from_live_cluster_and_restore_into_its_masters() {
     // The same ranges redis-cli assigned (and our --shards 3 computes).
     let slots: BTreeSet<String> = targets.iter().map(|t| t["slots"].as_str().unwrap().to_owned()).collect();
     assert_eq!(slots, BTreeSet::from(["0-5460".to_owned(), "5461-10922".to_owned(), "10923-16383".to_owned()]));
+    // report --from reads the same layout: a shard per master with the keys split wrote for it.
+    let o = rdbtool(&[
+        OsStr::new("report"),
+        "--json".as_ref(),
+        "--db".as_ref(),
+        "0".as_ref(),
+        "--from".as_ref(),
+        url.as_ref(),
+        input.as_os_str(),
+    ]);
+    ok(&o);
+    let report: Json = serde_json::from_slice(&o.stdout).unwrap();
+    let shards = report["layout"]["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 3);
+    for t in targets {
+        let s = shards.iter().find(|s| s["name"] == t["name"]).expect("the same targets");
+        assert_eq!(s["slots"], t["slots"]);
+        assert_eq!(s["node"]["id"], t["node"]["id"]);
+        assert_eq!(s["keys"], t["keys"], "{}", t["name"]);
+    }
     for t in targets {
         let id = t["node"]["id"].as_str().unwrap();
         let node = nodes.iter().find(|n| n.id == id).expect("a target per master");

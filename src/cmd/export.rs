@@ -22,6 +22,10 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 /// CREATECONSUMER and XCLAIM ... FORCE; consumer seen/active times become the load time and the
 /// server drops pending entries whose stream entry was deleted: use --restore to keep them.
 ///
+/// parquet (-o DIR; several inputs or directories allowed) writes DIR/NAME.parquet per input, a
+/// row per key: file, db, key (bytes), type, encoding, rdb_encoding, expire_at, memory, elements,
+/// largest_element, slot, value_bytes, idle_s, freq (memory figures as `rdbtool report`).
+///
 /// Reads the RDB part of an RDB-preamble AOF file too. Filters combine (AND); repeated values of
 /// one filter are alternatives (OR). Empty collections are skipped with a warning, as Redis does.
 /// Exit status: 0 done, 1 invalid input (offset, db and key on stderr), 2 could not run.

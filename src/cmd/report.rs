@@ -41,7 +41,9 @@ pub enum Format {
 /// Formats: summary (default), json (also --json), csv (database,type,key,size_in_bytes,
 /// encoding,num_elements,len_largest_element,expiry; binary keys as base64:...), jsonl
 /// ({"db","key","type","expire_at_ms","encoding","rdb_encoding","memory","elements",
-/// "largest_element","slot"}; keys as in export). Several files are read in parallel and
+/// "largest_element","slot"}; keys as in export), html (one self-contained page, needs -o).
+/// --shards N, --slots, --nodes FILE or --from URL add a per-shard view (keys, memory, hottest
+/// slots of each target, as split would cut the file). Several files are read in parallel and
 /// aggregated, with a line per file. Exit status: 0 done, 1 a file could not be read to its end
 /// (its figures cover what came before), 2 could not run.
 #[derive(clap::Args)]

@@ -149,9 +149,12 @@ pub fn format_i64(i: i64, buf: &mut [u8; 20]) -> &[u8] {
     &buf[pos..]
 }
 
+/// Length of the decimal text of `i`, counted without writing it.
+#[inline]
 fn itoa_len(i: i64) -> usize {
-    let mut buf = [0u8; 20];
-    format_i64(i, &mut buf).len()
+    let n = i.unsigned_abs();
+    let digits = if n == 0 { 1 } else { n.ilog10() as usize + 1 };
+    digits + usize::from(i < 0)
 }
 
 /// Parses a canonical decimal i64 the way Redis's `string2ll` accepts it (no sign on zero, no
@@ -436,5 +439,33 @@ impl<'a> Cursor<'a> {
             return Err(Error::corrupt(at, format!("{what}: expected {n} bytes, found {}", got.len())));
         }
         Ok(got)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn itoa_len_matches_format() {
+        for i in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            99,
+            100,
+            12345,
+            -99999,
+            i64::MAX,
+            i64::MIN,
+            999_999_999_999_999_999,
+            1_000_000_000_000_000_000,
+        ] {
+            let mut buf = [0u8; 20];
+            assert_eq!(itoa_len(i), format_i64(i, &mut buf).len(), "{i}");
+        }
     }
 }
