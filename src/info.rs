@@ -106,19 +106,13 @@ fn library_name(source: &[u8]) -> (String, String) {
 }
 
 pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
-    gather_releasing(name, data, now_ms, &|_| {})
+    gather_pass(name, data, &crate::pass::Pages::unmapped(data.len()), now_ms)
 }
 
-/// `gather`, calling `release(range)` for stretches of `data` it has read and will not read again
-/// (so a memory-mapped input gives its pages back; RSS stays flat).
-pub fn gather_releasing(
-    name: &str,
-    data: &[u8],
-    now_ms: i64,
-    release: &dyn Fn(std::ops::Range<usize>),
-) -> Result<Info, Error> {
-    const RELEASE_STEP: usize = 64 << 20;
-    let mut released = 0usize;
+/// `gather` of a mapped input whose pages (`pages`, with this pass as its one consumer) are
+/// given back behind the reader: RSS stays flat.
+pub fn gather_pass(name: &str, data: &[u8], pages: &crate::pass::Pages<'_>, now_ms: i64) -> Result<Info, Error> {
+    let mut lane = pages.lane();
     let mut reader = Reader::new(data)?;
     let format = reader.format();
     let mut info = Info {
@@ -142,12 +136,8 @@ pub fn gather_releasing(
     let mut largest: BinaryHeap<Reverse<(u64, u64, u64, u8)>> = BinaryHeap::new(); // (bytes, db, key offset, type)
     let mut db_index: BTreeMap<u64, usize> = BTreeMap::new();
     while let Some(rec) = reader.next() {
-        let at = reader.offset() as usize;
-        if at >= released + 2 * RELEASE_STEP {
-            // Keep the last step mapped: the record just returned borrows from it.
-            release(released..at - RELEASE_STEP);
-            released = at - RELEASE_STEP;
-        }
+        // Nothing before this record is read again (the record itself borrows from its bytes).
+        lane.upto(reader.record_offset() as usize);
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {

@@ -26,7 +26,9 @@
 //! - [`aof`]: [`aof::set::AofSet::open`] (a manifest and its files, or one old AOF),
 //!   [`aof::manifest::Manifest::parse`], [`aof::resp`] (the commands of one file).
 //! - [`export::export`], [`merge`] / [`split`], [`diff::diff_files`]: the engines of those commands.
-//! - [`crc::crc64`] (the RDB checksum), [`slot::key_slot`] (cluster hash slots), [`input::open`]
+//! - [`crc::crc64`] (the RDB checksum), [`pass`] (one pass over an input: page release behind
+//!   every consumer, chunked checksum, the checksum verdict), [`slot::key_slot`] (cluster hash
+//!   slots), [`input::open`]
 //!   (memory-mapped input), [`redis`] (a Redis client and a throwaway `redis-server`).
 //!
 //! # Example: count keys per type in an RDB
@@ -73,6 +75,7 @@ pub mod lint;
 pub mod memory;
 pub mod merge;
 pub mod output;
+pub mod pass;
 pub mod rdb;
 pub mod redis;
 pub mod report;

@@ -376,6 +376,8 @@ struct Batch<'a> {
     seq: u64,
     keys: Vec<KeyRecord<'a>>,
     figs: Vec<Result<KeyFigures, Error>>,
+    /// The input bytes this batch stands for.
+    span: std::ops::Range<usize>,
 }
 
 const BATCH_KEYS: usize = 4096;
@@ -383,13 +385,14 @@ const BATCH_BYTES: usize = 1 << 20;
 const WORKERS: usize = 2;
 
 /// Reads one file and folds every key that passes the filter into a new `Aggregate`, calling
-/// `each` for every such key in file order (per-key output). `release` gives back stretches of
-/// the input that will not be read again. An error of `each` stops the scan and is returned.
+/// `each` for every such key in file order (per-key output). The scan is one consumer of
+/// `pages` (each batch's bytes are done once folded). An error of `each` stops the scan and is
+/// returned.
 pub fn scan_file(
     name: &str,
     data: &[u8],
     opts: &Options,
-    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    pages: &crate::pass::Pages<'_>,
     each: &mut dyn FnMut(&KeyRow<'_>) -> std::io::Result<()>,
 ) -> std::io::Result<Aggregate> {
     let mut agg = Aggregate::new(opts);
@@ -415,14 +418,16 @@ pub fn scan_file(
         }
         drop(to_folder);
         // The reader runs on its own thread; this one folds, in order.
-        let reader_error = s.spawn(|| read_batches(&mut reader, opts, to_workers, release));
+        let reader_error = s.spawn(|| read_batches(&mut reader, opts, to_workers));
         let mut pending: BTreeMap<u64, Batch<'_>> = BTreeMap::new();
         let mut next = 0u64;
         for b in from_workers {
             pending.insert(b.seq, b);
             while let Some(b) = pending.remove(&next) {
                 next += 1;
+                let span = b.span.clone();
                 if io_error.is_some() || totals.error.is_some() {
+                    pages.done(span);
                     continue;
                 }
                 for (k, f) in b.keys.iter().zip(b.figs) {
@@ -452,6 +457,8 @@ pub fn scan_file(
                     totals.memory += fig.memory;
                     totals.elements += fig.elements;
                 }
+                // The batch's keys (borrowed from the input) are folded: its bytes are done.
+                pages.done(span);
             }
         }
         if let Ok(Some(e)) = reader_error.join()
@@ -473,13 +480,12 @@ fn read_batches<'a>(
     reader: &mut Reader<'a>,
     opts: &Options,
     tx: SyncSender<Batch<'a>>,
-    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
 ) -> Option<Error> {
-    // Pages are given back well behind the reader: batches in flight still read their values.
-    const RELEASE_STEP: usize = 16 << 20;
-    let mut released = 0usize;
     let mut seq = 0u64;
-    let mut batch = Batch { seq, keys: Vec::with_capacity(BATCH_KEYS), figs: Vec::new() };
+    // Batches cover the input end to end (records between keys included), so that the folder
+    // reports every byte done.
+    let mut from = 0usize;
+    let mut batch = Batch { seq, keys: Vec::with_capacity(BATCH_KEYS), figs: Vec::new(), span: 0..0 };
     let mut bytes = 0usize;
     let mut limit = opts.filter.limit;
     let mut error = None;
@@ -505,24 +511,21 @@ fn read_batches<'a>(
             batch.keys.push(k);
             if batch.keys.len() >= BATCH_KEYS || bytes >= BATCH_BYTES {
                 seq += 1;
-                let full = std::mem::replace(
+                let at = reader.offset() as usize;
+                let mut full = std::mem::replace(
                     &mut batch,
-                    Batch { seq, keys: Vec::with_capacity(BATCH_KEYS), figs: Vec::new() },
+                    Batch { seq, keys: Vec::with_capacity(BATCH_KEYS), figs: Vec::new(), span: 0..0 },
                 );
+                full.span = from..at;
+                from = at;
                 bytes = 0;
                 if tx.send(full).is_err() {
                     return error;
                 }
-                let at = reader.offset() as usize;
-                // Batches in flight (channels, workers, the reorder buffer) hold about 10 BATCH_BYTES;
-                // a value larger than the step is read back from the page cache if released.
-                if at >= released + 2 * RELEASE_STEP {
-                    release(released..at - RELEASE_STEP);
-                    released = at - RELEASE_STEP;
-                }
             }
         }
     }
+    batch.span = from..usize::MAX;
     let _ = tx.send(batch);
     error
 }

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::pass::{CRC_CHUNK, ChunkedCrc, Pages};
 use crate::rdb::keyset::KeySet;
 use crate::rdb::reader::{Reader, Record, key_at};
 use crate::rdb::servers::{Blocking, Needs, Release, Restorable};
@@ -36,27 +37,7 @@ impl Default for Options {
 
 pub use crate::time::now_ms;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ChecksumStatus {
-    /// Stored and computed agree.
-    Ok,
-    Mismatch,
-    /// The writer stored 0: saved with `rdbchecksum no`.
-    NotComputed,
-    /// RDB versions before 5 have no checksum.
-    Absent,
-    /// The file did not parse up to its EOF opcode.
-    Unchecked,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Checksum {
-    /// Hex, as 16 digits; null when the file has none or was not read that far.
-    pub stored: Option<String>,
-    pub computed: Option<String>,
-    pub status: ChecksumStatus,
-}
+pub use crate::pass::{Checksum, ChecksumStatus};
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct DbCounts {
@@ -180,10 +161,6 @@ impl Report {
     }
 }
 
-fn hex(v: u64) -> String {
-    format!("{v:016x}")
-}
-
 /// Verifies one RDB image. `name` is only used in the report.
 pub fn verify_bytes(name: &str, data: &[u8], opts: &Options) -> Report {
     verify_bytes_releasing(name, data, opts, &|_| {})
@@ -213,20 +190,18 @@ fn verify_impl(
     release: &(dyn Fn(std::ops::Range<usize>) + Sync),
     preamble: bool,
 ) -> Report {
-    // The checksum is computed in chunks on the pool, beside the parse, over what the usual file
-    // holds before its trailer: everything up to the EOF byte, then 8 bytes of checksum.
-    let guess_end = data.len().saturating_sub(8);
-    let mut crc = ChunkedCrc::new(&data[..guess_end], CHUNK);
-    let pages = PageRelease { release, released: AtomicUsize::new(0) };
-    let mut report = parse(name, data, opts, &crc, &pages, Vec::new());
-    // Zeroed blocks at the errors: parse again without the records read from zeros (src/damage.rs).
-    let holes = crate::damage::holes_near(data, report.report.errors.iter().map(|e| e.offset));
-    if !holes.is_empty() {
-        crc = ChunkedCrc::new(&data[..guess_end], CHUNK);
-        pages.released.store(0, Ordering::Relaxed);
-        report = parse(name, data, opts, &crc, &pages, holes.clone());
-    }
-    let guess_crc = crc.combine();
+    let (report, guess_crc, guess_end) = parse_with_crc(name, data, opts, release, Vec::new());
+    let (mut report, guess_crc) = {
+        // Zeroed blocks at the errors: parse again without the records read from zeros (src/damage.rs).
+        let holes = crate::damage::holes_near(data, report.report.errors.iter().map(|e| e.offset));
+        if holes.is_empty() {
+            (report, guess_crc)
+        } else {
+            let (r, c, _) = parse_with_crc(name, data, opts, release, holes);
+            (r, c)
+        }
+    };
+    let holes = report.holes.clone();
     if let (Some(eof), true) = (report.eof_offset, report.report.checksum.status == ChecksumStatus::Unchecked) {
         let end = eof as usize + 1;
         let computed = match guess_crc {
@@ -234,34 +209,21 @@ fn verify_impl(
             _ => crate::crc::crc64(&data[..end]),
         };
         let stored = report.stored_checksum;
-        report.report.checksum = match stored {
-            None => Checksum { stored: None, computed: Some(hex(computed)), status: ChecksumStatus::Absent },
-            Some(0) => {
-                let trailing = report.report.trailing_bytes;
-                if trailing > 0 && !preamble {
-                    let e = Error::corrupt(
-                        eof + 9,
-                        format!(
-                            "{trailing} bytes after a zero (not computed) checksum: a file saved without a checksum ends at its EOF, so this EOF is most likely a damaged byte; Redis would load only the keys before it and ignore the rest"
-                        ),
-                    );
-                    report.push_error(&e, opts);
-                }
-                Checksum { stored: Some(hex(0)), computed: Some(hex(computed)), status: ChecksumStatus::NotComputed }
-            }
-            Some(s) if s == computed => {
-                Checksum { stored: Some(hex(s)), computed: Some(hex(computed)), status: ChecksumStatus::Ok }
-            }
-            Some(s) => {
-                let e = Error::new(
-                    ErrorKind::Checksum,
-                    eof + 1,
-                    format!("stored CRC-64 {} but the content gives {}", hex(s), hex(computed)),
-                );
-                report.push_error(&e, opts);
-                Checksum { stored: Some(hex(s)), computed: Some(hex(computed)), status: ChecksumStatus::Mismatch }
-            }
-        };
+        let (checksum, mismatch) = crate::pass::checksum_verdict(eof, stored, computed);
+        if let Some(e) = mismatch {
+            report.push_error(&e, opts);
+        }
+        let trailing = report.report.trailing_bytes;
+        if stored == Some(0) && trailing > 0 && !preamble {
+            let e = Error::corrupt(
+                eof + 9,
+                format!(
+                    "{trailing} bytes after a zero (not computed) checksum: a file saved without a checksum ends at its EOF, so this EOF is most likely a damaged byte; Redis would load only the keys before it and ignore the rest"
+                ),
+            );
+            report.push_error(&e, opts);
+        }
+        report.report.checksum = checksum;
     }
     crate::damage::explain(&mut report.report.errors, &holes);
     crate::damage::hint_checksum(&mut report.report.errors, data);
@@ -375,83 +337,6 @@ impl Progress {
         if errors.len() > keep {
             self.report.errors_not_listed += (errors.len() - keep) as u64;
             errors.truncate(keep);
-        }
-    }
-}
-
-/// Input pages are checksummed and given back in steps of this size.
-const CHUNK: usize = 64 << 20;
-
-/// CRC-64 of a byte range, computed as independent chunks on the pool (spawned as the reader
-/// passes them, so both read the same pages at about the same time) and combined at the end.
-struct ChunkedCrc<'a> {
-    data: &'a [u8],
-    chunk: usize,
-    chunks: Vec<std::sync::OnceLock<u64>>,
-    next: AtomicUsize,
-}
-
-impl<'a> ChunkedCrc<'a> {
-    fn new(data: &'a [u8], chunk: usize) -> ChunkedCrc<'a> {
-        let n = data.len().div_ceil(chunk);
-        let chunks = (0..n).map(|_| std::sync::OnceLock::new()).collect();
-        ChunkedCrc { data, chunk, chunks, next: AtomicUsize::new(0) }
-    }
-
-    fn end_of(&self, k: usize) -> usize {
-        ((k + 1) * self.chunk).min(self.data.len())
-    }
-
-    /// Spawns the chunks that start at or before `offset` (all of them with `usize::MAX`).
-    fn spawn_upto<'s>(&'s self, scope: &rayon::Scope<'s>, offset: usize) {
-        loop {
-            let k = self.next.load(Ordering::Relaxed);
-            // A chunk starts as soon as the reader enters it: the checksum (faster than the
-            // parse) runs ahead on the other core and takes the page faults off the reader.
-            if k >= self.chunks.len() || k * self.chunk > offset {
-                return;
-            }
-            self.next.store(k + 1, Ordering::Relaxed);
-            scope.spawn(move |_| {
-                let part = &self.data[k * self.chunk..self.end_of(k)];
-                let _ = self.chunks[k].set(crate::crc::crc64(part));
-            });
-        }
-    }
-
-    /// Bytes from the start whose checksum is done.
-    fn done_prefix(&self) -> usize {
-        let k = self.chunks.iter().take_while(|c| c.get().is_some()).count();
-        (k * self.chunk).min(self.data.len())
-    }
-
-    /// The checksum of the whole range, if every chunk was computed.
-    fn combine(&self) -> Option<u64> {
-        let mut crc = 0u64;
-        for (k, c) in self.chunks.iter().enumerate() {
-            let len = (self.end_of(k) - k * self.chunk) as u64;
-            crc = if k == 0 {
-                *c.get()?
-            } else {
-                crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Redis, crc, *c.get()?, len)
-            };
-        }
-        Some(if self.chunks.is_empty() { crate::crc::crc64(&[]) } else { crc })
-    }
-}
-
-/// Gives back input pages that neither the checksum nor the parse will read again.
-struct PageRelease<'r> {
-    release: &'r (dyn Fn(std::ops::Range<usize>) + Sync),
-    released: AtomicUsize,
-}
-
-impl PageRelease<'_> {
-    fn done_below(&self, low: usize) {
-        let from = self.released.load(Ordering::Relaxed);
-        if low >= from + CHUNK {
-            self.released.store(low, Ordering::Relaxed);
-            (self.release)(from..low);
         }
     }
 }
@@ -586,14 +471,36 @@ impl<'a, 'o> Validation<'a, 'o> {
     }
 }
 
+/// One parse with its checksum beside it: the report so far, the CRC of everything before the
+/// usual trailer (the last 8 bytes) when it was computed, and where that range ends.
+fn parse_with_crc(
+    name: &str,
+    data: &[u8],
+    opts: &Options,
+    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    holes: Vec<(u64, u64)>,
+) -> (Progress, Option<u64>, usize) {
+    // The checksum is computed in chunks on the pool, beside the parse, over what the usual file
+    // holds before its trailer: everything up to the EOF byte, then 8 bytes of checksum.
+    let guess_end = data.len().saturating_sub(8);
+    // Two consumers: the parse, and the checksum (which never reads the last 8 bytes).
+    let pages = Pages::with_release(data.len(), 2, release);
+    pages.done(guess_end..data.len());
+    let crc = ChunkedCrc::new(&data[..guess_end], CRC_CHUNK, &pages);
+    let p = parse(name, data, opts, &crc, &pages, holes);
+    crc.abandon();
+    (p, crc.combine(), guess_end)
+}
+
 fn parse(
     name: &str,
     data: &[u8],
     opts: &Options,
-    crc: &ChunkedCrc<'_>,
-    pages: &PageRelease<'_>,
+    crc: &ChunkedCrc<'_, '_, '_>,
+    pages: &Pages<'_>,
     holes: Vec<(u64, u64)>,
 ) -> Progress {
+    let mut lane = pages.lane();
     let mut p = Progress {
         report: Report::empty(name, data.len() as u64, ChecksumStatus::Unchecked),
         eof_offset: None,
@@ -759,9 +666,10 @@ fn parse(
             if at >= next_tick {
                 next_tick = at + (1 << 20);
                 crc.spawn_upto(scope, at);
+                crc.help_upto(at.saturating_sub(CRC_CHUNK));
                 // The batch being filled still needs its values (keys come before values).
                 let pending = batch.values.first().map_or(at as u64, |v| v.2);
-                pages.done_below((pool.low_water(pending.min(at as u64)) as usize).min(crc.done_prefix()));
+                lane.upto(pool.low_water(pending.min(at as u64)) as usize);
             }
         }
         pool.submit(scope, batch);
@@ -816,28 +724,4 @@ fn parse(
         }
     }
     p
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunked_crc_equals_whole_crc() {
-        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        for chunk in [1, 7, 4096, 100_003, 999_999, 1_000_000, 5_000_000] {
-            let part = &data[..if chunk == 1 { 1000 } else { data.len() }];
-            let crc = ChunkedCrc::new(part, chunk);
-            rayon::scope(|s| crc.spawn_upto(s, usize::MAX));
-            assert_eq!(crc.combine(), Some(crate::crc::crc64(part)), "chunk {chunk}");
-            assert_eq!(crc.done_prefix(), part.len());
-        }
-        // Not every chunk computed: no checksum.
-        let crc = ChunkedCrc::new(&data, 300_000);
-        // Chunks start as soon as the reader enters them: 650 000 is inside the third one.
-        rayon::scope(|s| crc.spawn_upto(s, 650_000));
-        assert_eq!(crc.done_prefix(), 900_000);
-        assert_eq!(crc.combine(), None);
-        assert_eq!(ChunkedCrc::new(&[], 10).combine(), Some(crate::crc::crc64(&[])));
-    }
 }

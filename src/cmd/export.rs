@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use rdbtool::export::resp::{OnBusyKey, RespOptions};
 use rdbtool::export::{self, ExportError, Options, OutputFormat};
+use rdbtool::pass::Pages;
 use rdbtool::filter::FilterArgs;
 use rdbtool::output::AtomicFile;
 
@@ -105,15 +106,8 @@ pub fn run(args: Args) -> u8 {
     };
     let bar = super::progress::bytes_bar(data.len() as u64, "export");
     // Pages behind the reader are released as it goes: RSS stays flat on big files.
-    let mut released = 0usize;
-    let mut progress = |pos: u64| {
-        bar.set_position(pos);
-        let pos = pos as usize;
-        if pos >= released + (64 << 20) {
-            data.release(released..pos);
-            released = pos;
-        }
-    };
+    let pages = Pages::new(&data, 1);
+    let mut progress = |pos: u64| bar.set_position(pos);
 
     let report = |res: &Result<export::Summary, ExportError>| -> u8 {
         bar.finish_and_clear();
@@ -142,7 +136,7 @@ pub fn run(args: Args) -> u8 {
                 Ok(f) => f,
                 Err(e) => return fail(format!("{}: {e}", path.display())),
             };
-            let res = export::export(&data, &opts, &mut file, &mut progress);
+            let res = export::export_pass(&data, &pages, &opts, &mut file, &mut progress);
             let code = report(&res);
             if code != EXIT_OK {
                 file.discard();
@@ -154,7 +148,7 @@ pub fn run(args: Args) -> u8 {
             }
         }
         None => super::with_stdout(|out| {
-            let res = export::export(&data, &opts, out, &mut progress);
+            let res = export::export_pass(&data, &pages, &opts, out, &mut progress);
             if let Err(ExportError::Write(e)) = res {
                 bar.finish_and_clear();
                 return Err(e);

@@ -35,7 +35,7 @@ pub fn run(args: Args) -> u8 {
         }
     };
     let now = args.now.unwrap_or_else(rdbtool::verify::now_ms);
-    let info = match info::gather_releasing(&name, &data, now, &|r| data.release(r)) {
+    let info = match info::gather_pass(&name, &data, &rdbtool::pass::Pages::new(&data, 1), now) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("rdbtool info: {name}: {e}");

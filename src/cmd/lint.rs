@@ -82,7 +82,7 @@ pub fn run(args: Args) -> u8 {
         let rep = rdbtool::verify::verify_bytes(&name, &data, &vopts);
         lint.file(&name, &rep, rep.functions, &opts);
         if rdbtool::lint::readable(&rep) {
-            let scanned = scan_file(&name, &data, &report_opts, &|r| data.release(r), &mut |row| {
+            let scanned = scan_file(&name, &data, &report_opts, &rdbtool::pass::Pages::new(&data, 1), &mut |row| {
                 lint.key(&name, row, &opts);
                 Ok(())
             });

@@ -135,7 +135,7 @@ fn produce(
     let scan_one = |path: &PathBuf, each: &mut dyn FnMut(&KeyRow<'_>) -> io::Result<()>| -> io::Result<Aggregate> {
         let name = path.display().to_string();
         match rdbtool::input::open(path) {
-            Ok(data) => scan_file(&name, &data, opts, &|r| data.release(r), each),
+            Ok(data) => scan_file(&name, &data, opts, &rdbtool::pass::Pages::new(&data, 1), each),
             Err(e) => {
                 let mut a = Aggregate::new(opts);
                 a.files.push(rdbtool::report::FileTotals {

@@ -183,23 +183,8 @@ pub fn run(args: Args) -> u8 {
     };
     let total: u64 = inputs.iter().map(|i| i.data.len() as u64).sum();
     let bar = super::progress::bytes_bar(total, "restore");
-    let mut released = vec![0usize; maps.len()];
-    let mut progress = |pos: u64| {
-        bar.set_position(pos);
-        // Pages behind the reader are released as it goes: RSS stays flat on big files.
-        let mut base = 0u64;
-        for (i, m) in maps.iter().enumerate() {
-            let len = m.len() as u64;
-            if pos > base {
-                let at = (pos - base).min(len) as usize;
-                if at >= released[i] + (64 << 20) || (at == len as usize && at > released[i]) {
-                    m.release(released[i]..at);
-                    released[i] = at;
-                }
-            }
-            base += len;
-        }
-    };
+    // Pages behind the reader are given back by the restore itself (src/pass.rs).
+    let mut progress = |pos: u64| bar.set_position(pos);
     let res = restore::run(&inputs, &target, &ropts, &mut progress);
     bar.finish_and_clear();
     let rep = match res {

@@ -12,7 +12,7 @@ pub mod resp;
 
 use std::io::{self, Write};
 
-use crate::crc::Crc64;
+use crate::pass::{Follow, Pages};
 use crate::error::{Error, ErrorKind};
 use crate::filter::Filter;
 use crate::rdb::cursor::Elem;
@@ -193,10 +193,22 @@ pub fn export(
     w: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Summary, ExportError> {
+    export_pass(data, &Pages::unmapped(data.len()), opts, w, progress)
+}
+
+/// `export` of a mapped input whose pages (`pages`, with the export as its one consumer) are
+/// given back behind the reader and its checksum.
+pub fn export_pass(
+    data: &[u8],
+    pages: &Pages<'_>,
+    opts: &Options,
+    w: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Summary, ExportError> {
     match opts.format {
-        OutputFormat::Jsonl => run(data, opts, jsonl::JsonWriter::new(false, opts.with_meta), w, progress),
-        OutputFormat::Json => run(data, opts, jsonl::JsonWriter::new(true, opts.with_meta), w, progress),
-        OutputFormat::Resp => run(data, opts, resp::RespWriter::new(opts.resp.clone()), w, progress),
+        OutputFormat::Jsonl => run(data, pages, opts, jsonl::JsonWriter::new(false, opts.with_meta), w, progress),
+        OutputFormat::Json => run(data, pages, opts, jsonl::JsonWriter::new(true, opts.with_meta), w, progress),
+        OutputFormat::Resp => run(data, pages, opts, resp::RespWriter::new(opts.resp.clone()), w, progress),
     }
 }
 
@@ -205,6 +217,7 @@ const MAX_LISTED: u64 = 20;
 
 fn run<K: KeyWriter>(
     data: &[u8],
+    pages: &Pages<'_>,
     opts: &Options,
     mut kw: K,
     w: &mut dyn Write,
@@ -218,17 +231,15 @@ fn run<K: KeyWriter>(
     let mut summary = Summary::default();
     kw.begin(&mut out);
     // The CRC-64 follows the reader, so that every page is read once and can then be released.
-    let mut crc = Crc64::default();
-    let mut crc_pos = 0usize;
+    let mut crc = Follow::new(data, pages);
     let mut records = 0u64;
     while let Some(rec) = reader.next() {
         let rec = rec.map_err(ExportError::Input)?;
+        // Everything before this record is exported.
+        crc.upto(reader.record_offset() as usize);
         records += 1;
         if records.is_multiple_of(4096) {
-            let at = (reader.offset() as usize).min(data.len());
-            crc.update(&data[crc_pos..at]);
-            crc_pos = at;
-            progress(at as u64);
+            progress(reader.offset());
         }
         let k = match rec {
             Record::Key(k) => k,
@@ -275,7 +286,7 @@ fn run<K: KeyWriter>(
         summary.warnings.push(format!("... {} empty keys skipped in all", summary.skipped_empty));
     }
     if !summary.stopped_at_limit {
-        check_trailer(data, &reader, crc, crc_pos, &mut summary)?;
+        check_trailer(data, &reader, crc, &mut summary)?;
     }
     kw.finish(&mut out);
     out.finish()?;
@@ -288,21 +299,14 @@ fn run<K: KeyWriter>(
 fn check_trailer(
     data: &[u8],
     reader: &Reader<'_>,
-    mut crc: Crc64,
-    crc_pos: usize,
+    crc: Follow<'_, '_, '_>,
     summary: &mut Summary,
 ) -> Result<(), ExportError> {
     let Some(t) = reader.trailer() else { return Ok(()) };
     if let Some(stored) = t.stored_checksum.filter(|&s| s != 0) {
-        let end = (t.eof_offset as usize + 1).min(data.len());
-        crc.update(&data[crc_pos.min(end)..end]);
-        let computed = crc.finish();
-        if computed != stored {
-            return Err(ExportError::Input(Error::new(
-                ErrorKind::Checksum,
-                t.eof_offset + 1,
-                format!("CRC-64 mismatch: stored {stored:016x}, computed {computed:016x}"),
-            )));
+        let computed = crc.finish(t.eof_offset as usize + 1);
+        if let (_, Some(e)) = crate::pass::checksum_verdict(t.eof_offset, Some(stored), computed) {
+            return Err(ExportError::Input(e));
         }
     }
     if t.trailing_bytes > 0 {

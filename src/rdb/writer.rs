@@ -14,6 +14,7 @@ use std::io::{self, Write};
 
 use crate::crc::Crc64;
 use crate::display::quoted;
+use crate::pass::Pages;
 use crate::rdb::encode::{write_len, write_string};
 use crate::rdb::reader::{KeyRecord, MAX_REDIS_VERSION, VALKEY_VERSIONS, opcode};
 use crate::rdb::types::{Flavor, Format, describe, min_version_of_type};
@@ -141,8 +142,8 @@ pub struct RdbWriter<'a, W: Write> {
     buf: Vec<u8>,
     /// `buf` is written out when it reaches this size.
     buf_limit: usize,
-    /// Mapped inputs whose pages are given back once written from (see `release_written`).
-    releases: Vec<(&'a [u8], &'a crate::input::Input)>,
+    /// Inputs whose pages this writer reports done once written from (see `release_into`).
+    releases: Vec<Source<'a>>,
     /// A run of input bytes (input, start, end) not yet written.
     pending: Option<(&'a [u8], usize, usize)>,
     crc: Crc64,
@@ -185,10 +186,24 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
         self.bytes + self.buf.len() as u64 + self.pending.map_or(0, |(_, a, b)| (b - a) as u64)
     }
 
-    /// Pages of `input` (whose bytes are `src`) that this writer has written out are released
-    /// (see `Input::release`): copying a big file keeps RSS flat.
+    /// Pages of `input` (whose bytes are `src`) that this writer has written out are given back,
+    /// the writer being their only consumer: copying a big file keeps RSS flat.
     pub fn release_written(&mut self, src: &'a [u8], input: &'a crate::input::Input) {
-        self.releases.push((src, input));
+        self.releases.push(Source { src, pages: PagesRef::Own(Pages::new(input, 1)), at: 0 });
+    }
+
+    /// The writer is one consumer of `pages` (the pages of `src`): it copies from `src` forward,
+    /// so once it has written up to an offset, it reports everything before it done.
+    pub fn release_into(&mut self, src: &'a [u8], pages: &'a Pages<'a>) {
+        self.releases.push(Source { src, pages: PagesRef::Shared(pages), at: 0 });
+    }
+
+    /// Reports what the writer will not read again of every source (at the end, or before
+    /// dropping a writer that stops early).
+    pub fn release_all(&mut self) {
+        for r in &mut self.releases {
+            r.upto(usize::MAX);
+        }
     }
 
     /// The buffer for small encoded bytes, after any pending run (to keep the order).
@@ -425,8 +440,8 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
             }
             self.flush_buf()?;
             self.emit(s)?;
-            if let Some((_, input)) = self.releases.iter().find(|(p, _)| std::ptr::eq(*p, src)) {
-                input.release(a..b);
+            if let Some(r) = self.releases.iter_mut().find(|r| std::ptr::eq(r.src, src)) {
+                r.upto(b);
             }
         }
         Ok(())
@@ -457,6 +472,34 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
         } else {
             self.crc.update(s);
             self.out.write_all(s)
+        }
+    }
+}
+
+/// The pages of one source a writer copies from.
+enum PagesRef<'a> {
+    Own(Pages<'a>),
+    Shared(&'a Pages<'a>),
+}
+
+struct Source<'a> {
+    src: &'a [u8],
+    pages: PagesRef<'a>,
+    /// Reported done up to here.
+    at: usize,
+}
+
+impl Source<'_> {
+    /// Written up to `to`: the bytes before it are done (copies go forward in a source; a copy
+    /// behind `at` reports nothing).
+    fn upto(&mut self, to: usize) {
+        let to = to.min(self.src.len());
+        if to > self.at {
+            match &self.pages {
+                PagesRef::Own(p) => p.done(self.at..to),
+                PagesRef::Shared(p) => p.done(self.at..to),
+            }
+            self.at = to;
         }
     }
 }

@@ -48,10 +48,12 @@ pub struct Input<'a> {
     pub mapped: Option<&'a crate::input::Input>,
 }
 
-impl Input<'_> {
-    fn release(&self, range: std::ops::Range<usize>) {
-        if let Some(m) = self.mapped {
-            m.release(range);
+impl<'a> Input<'a> {
+    /// The pages of one pass over this input (one consumer).
+    fn pages(&self) -> crate::pass::Pages<'a> {
+        match self.mapped {
+            Some(m) => crate::pass::Pages::new(m, 1),
+            None => crate::pass::Pages::unmapped(self.data.len()),
         }
     }
 }
@@ -153,20 +155,16 @@ pub fn selected_dbs(inputs: &[Input<'_>], filter: &Filter) -> Result<BTreeMap<u6
     let mut dbs = BTreeMap::new();
     for i in inputs {
         let mut reader = Reader::new(i.data).map_err(|e| format!("{}: {e}", i.name))?;
-        let mut released = 0usize;
+        let pages = i.pages();
+        let mut lane = pages.lane();
         while let Some(rec) = reader.next() {
+            lane.upto(reader.record_offset() as usize);
             if let Record::Key(k) = rec.map_err(|e| format!("{}: {e}", i.name))?
                 && f.matches(&k)
             {
                 *dbs.entry(k.db).or_insert(0) += 1;
             }
-            let at = reader.offset() as usize;
-            if at >= released + (64 << 20) {
-                i.release(released..at);
-                released = at;
-            }
         }
-        i.release(released..i.data.len());
     }
     Ok(dbs)
 }
@@ -283,6 +281,9 @@ pub fn run(
                 break;
             }
         };
+        // Key records are copied into the batches: the bytes before a record are done.
+        let pages = input.pages();
+        let mut lane = pages.lane();
         let mut records = 0u64;
         loop {
             let rec = match reader.next() {
@@ -293,6 +294,7 @@ pub fn run(
                     break 'inputs;
                 }
             };
+            lane.upto(reader.record_offset() as usize);
             records += 1;
             if records.is_multiple_of(4096) {
                 progress(done_bytes + reader.offset());
