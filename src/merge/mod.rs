@@ -24,7 +24,6 @@ mod conflicts;
 mod plan;
 mod policy;
 mod records;
-mod release;
 mod route;
 mod write;
 
@@ -56,6 +55,15 @@ impl<'a> Source<'a> {
     }
     pub fn mapped(name: impl Into<String>, input: &'a crate::input::Input) -> Source<'a> {
         Source { name: name.into(), data: input, input: Some(input) }
+    }
+
+    /// The pages of this source for `consumers` readers (`crate::pass`): given back to the OS
+    /// once every consumer is done with them, when the source is a mapped file.
+    pub(crate) fn pages(&self, consumers: u32) -> crate::pass::Pages<'a> {
+        match self.input {
+            Some(i) => crate::pass::Pages::new(i, consumers),
+            None => crate::pass::Pages::unmapped(self.data.len()),
+        }
     }
 }
 
