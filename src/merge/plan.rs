@@ -230,7 +230,7 @@ pub(super) fn scan_input(
     let data = s.data;
     // Every record fully validated, the checksum and duplicate keys checked, by `verify` itself:
     // the outputs are made of these bytes, and copies that the policy drops are checked too.
-    validate_input(s)?;
+    let keys = validate_input(s)?;
     let pages = s.pages(1);
     let mut lane = pages.lane();
     let mut reader = Reader::new(data).map_err(input_err)?;
@@ -256,14 +256,22 @@ pub(super) fn scan_input(
     let mut aux_names: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     let (mut aux_bytes, mut aux_dropped) = (0usize, 0u64);
     let mut route = router.db(0);
+    if detect {
+        // verify counted the keys: the set is sized once, never doubled.
+        sc.keys_set.reserve(keys as usize);
+    }
     let mut n = 0u32;
+    let mut counted = 0usize;
     // A record other than a key record met since the section's first key.
     let mut gap = false;
     while let Some(rec) = reader.next() {
         let rec = rec.map_err(input_err)?;
         n = n.wrapping_add(1);
         if n.is_multiple_of(1024) {
-            lane.upto(reader.record_offset() as usize);
+            let at = reader.record_offset() as usize;
+            lane.upto(at);
+            s.advance((at - counted) as u64);
+            counted = at;
         }
         if !matches!(rec, Record::Key(_) | Record::SelectDb { .. })
             && sc.sections.last().is_some_and(|x| x.first_key != 0)
@@ -388,14 +396,17 @@ const MAX_AUX: usize = 1024;
 const MAX_AUX_BYTES: usize = 1 << 20;
 
 /// Runs `verify` over input `s`: its first error fails the plan.
-fn validate_input(s: &Source<'_>) -> Result<(), MergeError> {
+fn validate_input(s: &Source<'_>) -> Result<u64, MergeError> {
     let opts = crate::verify::Options { keep_going: false, max_errors: 1, now_ms: 0, target: None };
-    let rep = match s.input {
-        Some(input) => crate::verify::verify_bytes_releasing(&s.name, s.data, &opts, &|r| input.release(r)),
-        None => crate::verify::verify_bytes(&s.name, s.data, &opts),
+    let release = |r: std::ops::Range<usize>| {
+        s.advance(r.len() as u64);
+        if let Some(input) = s.input {
+            input.release(r);
+        }
     };
+    let rep = crate::verify::verify_bytes_releasing(&s.name, s.data, &opts, &release);
     if rep.ok {
-        return Ok(());
+        return Ok(rep.keys);
     }
     let error = match rep.errors.first() {
         Some(e) => {

@@ -201,6 +201,7 @@ fn copy_pieces<'a, W: Write + Send>(
         }
         let (a, b) = (x.first_key as usize, x.keys_end as usize);
         ws[0].w.records(s.data, a, b, x.keys, x.expires).map_err(|e| write_error(0, e))?;
+        s.advance((b - a) as u64);
     }
     Ok(())
 }
@@ -225,7 +226,14 @@ fn copy_input<'a, W: Write + Send>(
     let mut reader = Reader::new(s.data).map_err(input_err)?;
     let actions = &plan.actions[i];
     let mut next_action = 0;
+    let mut n = 0u32;
+    let mut counted = reader.offset();
     while let Some(rec) = reader.next() {
+        n = n.wrapping_add(1);
+        if n.is_multiple_of(1024) {
+            s.advance(reader.offset() - counted);
+            counted = reader.offset();
+        }
         let rec = rec.map_err(input_err)?;
         let Record::Key(k) = rec else {
             if reader.record_offset() >= stop {
