@@ -453,3 +453,44 @@ fn verify_whole(name: &str, data: &crate::input::Input, report: &OutputReport) -
     }
     Ok(report.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merge::{MergeRouter, OnConflict, Options, RenameTemplate, plan};
+
+    /// The check of a written output is real: the file as written passes, and a broken encoded
+    /// record, a changed checksum or a short file each fail it.
+    #[test]
+    fn the_output_check_catches_what_it_claims() {
+        let data = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/small-db0.rdb")).unwrap();
+        // The same file twice under `rename`: every key is a conflict, every copy renamed (encoded).
+        let sources = [Source::new("a.rdb", &data), Source::new("b.rdb", &data)];
+        let router = MergeRouter { into_db0: false };
+        let rename = Some(RenameTemplate::parse("{input}:{key}").unwrap());
+        let opts = Options { on_conflict: OnConflict::Rename, rename, ..Default::default() };
+        let plan = plan(&sources, &router, &opts).unwrap();
+        let (bytes, st) = write(&plan, &sources, &router, vec![Vec::new()]).unwrap().remove(0);
+        let Encoded::Ranges(ranges) = &st.encoded else { panic!("ranges expected: {:?}", st.encoded) };
+        assert!(ranges.len() > 2, "SELECTDB and renamed keys: {ranges:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out.rdb");
+        let check = |b: &[u8]| {
+            std::fs::write(&file, b).unwrap();
+            check_output(&file, &file, &plan.counts[0], &st)
+        };
+        let rep = check(&bytes).unwrap();
+        assert_eq!(rep.keys, plan.counts[0].values().map(|c| c.keys).sum::<u64>());
+        // A renamed key record whose type byte is garbage.
+        let mut broken = bytes.clone();
+        broken[ranges[1].start as usize] = 0xEE;
+        let e = check(&broken).unwrap_err().to_string();
+        assert!(e.contains("failed its check"), "{e}");
+        // The stored checksum changed.
+        let mut crc = bytes.clone();
+        *crc.last_mut().unwrap() ^= 1;
+        assert!(check(&crc).unwrap_err().to_string().contains("checksum"));
+        // A byte short.
+        assert!(check(&bytes[..bytes.len() - 1]).unwrap_err().to_string().contains("bytes on disk"));
+    }
+}
