@@ -903,6 +903,74 @@ fn duplicate_keys_in_one_input_are_refused_by_merge_and_split() {
     }
 }
 
+/// Runs rdbtool with `args` and returns its exit code and peak RSS in KiB (from `wait4`, this
+/// child's own figure).
+fn exit_and_peak_kib(args: &[&OsStr]) -> (i32, i64, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let err_path = dir.path().join("stderr");
+    let child = Command::new(env!("CARGO_BIN_EXE_rdbtool"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child by its pid; status and rusage are valid out-pointers.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    assert!(libc::WIFEXITED(status), "rdbtool did not exit normally: {status}");
+    (libc::WEXITSTATUS(status), ru.ru_maxrss, std::fs::read_to_string(err_path).unwrap())
+}
+
+#[test]
+fn many_selectdb_and_aux_records_cost_bounded_memory() {
+    // 4 M SELECTDB records (8 MB) and 1 M AUX records (about 12 MB) around two keys: each record
+    // used to cost its own plan entry (about 128 B a SELECTDB, 117 B an AUX field: over 600 MB).
+    let mut out = b"REDIS0010".to_vec();
+    for (k, v) in [(&b"redis-ver"[..], &b"7.0.15"[..]), (b"redis-bits", b"64")] {
+        out.push(0xFA);
+        write_string(&mut out, k, true);
+        write_string(&mut out, v, true);
+    }
+    for i in 0..1_000_000u32 {
+        out.push(0xFA);
+        write_string(&mut out, format!("f{i}").as_bytes(), true);
+        write_string(&mut out, b"v", true);
+    }
+    for i in 0..4_000_000u32 {
+        out.extend_from_slice(&[0xFE, (i % 2) as u8]);
+    }
+    out.extend_from_slice(&[0xFE, 0]);
+    for k in [&b"a"[..], b"b"] {
+        out.push(0);
+        write_string(&mut out, k, true);
+        write_string(&mut out, b"1", true);
+    }
+    out.push(0xFF);
+    let c = crc64(&out);
+    out.extend_from_slice(&c.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("many.rdb");
+    std::fs::write(&input, &out).unwrap();
+    let merged = dir.path().join("m.rdb");
+    let shards = dir.path().join("shards");
+    let runs: [Vec<&OsStr>; 2] = [
+        vec!["merge".as_ref(), input.as_os_str(), "-o".as_ref(), merged.as_os_str()],
+        vec!["split".as_ref(), "--shards".as_ref(), "2".as_ref(), input.as_os_str(), "-o".as_ref(), shards.as_os_str()],
+    ];
+    for args in runs {
+        let (code, kib, err) = exit_and_peak_kib(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(kib < 100 << 10, "{args:?}: peak RSS {} MiB", kib >> 10);
+    }
+    // Both keys are there; the AUX fields beyond the bound are left out (servers ignore them).
+    let recs = records(&std::fs::read(&merged).unwrap());
+    assert_eq!(recs.iter().map(|r| text(&r.key)).collect::<Vec<_>>(), ["a", "b"]);
+    let (code, _, _) = exit_and_peak_kib(&["verify".as_ref(), merged.as_os_str()]);
+    assert_eq!(code, 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // A real 3-master Redis Cluster
 

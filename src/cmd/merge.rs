@@ -98,24 +98,35 @@ pub fn run(args: Args) -> u8 {
             Err(e) => return fail(format!("{}: cannot read: {e}", f.display())),
         }
     }
+    let done = std::sync::atomic::AtomicU64::new(0);
     let sources: Vec<Source<'_>> =
-        files.iter().zip(&maps).map(|(f, d)| Source::mapped(f.display().to_string(), d)).collect();
+        files.iter().zip(&maps).map(|(f, d)| Source::mapped(f.display().to_string(), d).with_progress(&done)).collect();
     let router = MergeRouter { into_db0: args.into_db0 };
+    // Three passes over every input: verify, plan, write.
+    let total = 3 * maps.iter().map(|m| m.len() as u64).sum::<u64>();
 
-    let result = merge::plan(&sources, &router, &opts).and_then(|plan| {
-        let (outs, timings) =
-            merge::write_files(&plan, &sources, &router, std::slice::from_ref(&args.output), &input_paths, args.force)?;
-        Ok(Report {
-            ok: true,
-            format: magic(plan.target),
-            inputs: plan.inputs,
-            output: outs.into_iter().next(),
-            functions: plan.functions_written,
-            function_duplicates: plan.functions_duplicates,
-            on_conflict: args.conflicts.on_conflict,
-            conflicts_resolved: plan.resolved_total,
-            conflicts: plan.resolved,
-            timings,
+    let result = super::progress::follow(total, "merge", &done, || {
+        merge::plan(&sources, &router, &opts).and_then(|plan| {
+            let (outs, timings) = merge::write_files(
+                &plan,
+                &sources,
+                &router,
+                std::slice::from_ref(&args.output),
+                &input_paths,
+                args.force,
+            )?;
+            Ok(Report {
+                ok: true,
+                format: magic(plan.target),
+                inputs: plan.inputs,
+                output: outs.into_iter().next(),
+                functions: plan.functions_written,
+                function_duplicates: plan.functions_duplicates,
+                on_conflict: args.conflicts.on_conflict,
+                conflicts_resolved: plan.resolved_total,
+                conflicts: plan.resolved,
+                timings,
+            })
         })
     });
     super::with_stdout(|out| match result {

@@ -165,8 +165,11 @@ pub fn run(args: Args) -> u8 {
             Err(e) => return fail(format!("{}: cannot read: {e}", f.display())),
         }
     }
+    let done = std::sync::atomic::AtomicU64::new(0);
     let sources: Vec<Source<'_>> =
-        files.iter().zip(&maps).map(|(f, d)| Source::mapped(f.display().to_string(), d)).collect();
+        files.iter().zip(&maps).map(|(f, d)| Source::mapped(f.display().to_string(), d).with_progress(&done)).collect();
+    // Three passes over every input: verify, plan, write.
+    let total = 3 * maps.iter().map(|m| m.len() as u64).sum::<u64>();
     let dbs = match (args.db, args.into_db0) {
         (Some(d), _) => DbSelect::Only(d),
         (None, true) => DbSelect::All,
@@ -174,9 +177,11 @@ pub fn run(args: Args) -> u8 {
     };
     let router = SplitRouter { layout: &layout, dbs };
 
-    let result = merge::plan(&sources, &router, &opts).and_then(|plan| {
-        let (outs, timings) = merge::write_files(&plan, &sources, &router, &outputs, &input_paths, args.force)?;
-        Ok((plan, outs, timings))
+    let result = super::progress::follow(total, "split", &done, || {
+        merge::plan(&sources, &router, &opts).and_then(|plan| {
+            let (outs, timings) = merge::write_files(&plan, &sources, &router, &outputs, &input_paths, args.force)?;
+            Ok((plan, outs, timings))
+        })
     });
     super::with_stdout(|out| match result {
         Ok((plan, outs, timings)) => {

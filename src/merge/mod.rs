@@ -24,7 +24,6 @@ mod conflicts;
 mod plan;
 mod policy;
 mod records;
-mod release;
 mod route;
 mod write;
 
@@ -48,14 +47,36 @@ pub struct Source<'a> {
     pub data: &'a [u8],
     /// The mapped file, when `data` is one: pages behind the readers are released as they go.
     pub input: Option<&'a crate::input::Input>,
+    /// Bytes of work done on this source are added here (for a progress bar): each pass over
+    /// it (verify, plan, write) counts its length once.
+    pub progress: Option<&'a std::sync::atomic::AtomicU64>,
 }
 
 impl<'a> Source<'a> {
     pub fn new(name: impl Into<String>, data: &'a [u8]) -> Source<'a> {
-        Source { name: name.into(), data, input: None }
+        Source { name: name.into(), data, input: None, progress: None }
     }
     pub fn mapped(name: impl Into<String>, input: &'a crate::input::Input) -> Source<'a> {
-        Source { name: name.into(), data: input, input: Some(input) }
+        Source { name: name.into(), data: input, input: Some(input), progress: None }
+    }
+    /// Counts the work done on this source into `p` (three passes: 3 x its length in all).
+    pub fn with_progress(mut self, p: &'a std::sync::atomic::AtomicU64) -> Source<'a> {
+        self.progress = Some(p);
+        self
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(p) = self.progress {
+            p.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The pages of this source for `consumers` readers (`crate::pass`): given back to the OS
+    /// once every consumer is done with them, when the source is a mapped file.
+    pub(crate) fn pages(&self, consumers: u32) -> crate::pass::Pages<'a> {
+        match self.input {
+            Some(i) => crate::pass::Pages::new(i, consumers),
+            None => crate::pass::Pages::unmapped(self.data.len()),
+        }
     }
 }
 

@@ -10,7 +10,6 @@ use rayon::prelude::*;
 use super::conflicts::Conflict;
 use super::conflicts::{Action, KeyLoc, Resolution, by_input, find_groups, resolve};
 use super::records::{check_target_records, choose_aux, merge_functions, merge_module_aux};
-use super::release::Releaser;
 use super::route::{DbRoute, Router};
 use super::{DbPlan, InputReport, MAX_EXAMPLES, MAX_MESSAGES, MergeError, Options, Source};
 use crate::display::quoted;
@@ -231,8 +230,9 @@ pub(super) fn scan_input(
     let data = s.data;
     // Every record fully validated, the checksum and duplicate keys checked, by `verify` itself:
     // the outputs are made of these bytes, and copies that the policy drops are checked too.
-    validate_input(s)?;
-    let mut rel = Releaser::new(s);
+    let keys = validate_input(s)?;
+    let pages = s.pages(1);
+    let mut lane = pages.lane();
     let mut reader = Reader::new(data).map_err(input_err)?;
     let format = reader.format();
     let mut sc = Scan {
@@ -253,15 +253,25 @@ pub(super) fn scan_input(
         keys: 0,
         warnings: Vec::new(),
     };
+    let mut aux_names: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    let (mut aux_bytes, mut aux_dropped) = (0usize, 0u64);
     let mut route = router.db(0);
+    if detect {
+        // verify counted the keys: the set is sized once, never doubled.
+        sc.keys_set.reserve(keys as usize);
+    }
     let mut n = 0u32;
+    let mut counted = 0usize;
     // A record other than a key record met since the section's first key.
     let mut gap = false;
     while let Some(rec) = reader.next() {
         let rec = rec.map_err(input_err)?;
         n = n.wrapping_add(1);
         if n.is_multiple_of(1024) {
-            rel.upto(reader.record_offset() as usize);
+            let at = reader.record_offset() as usize;
+            lane.upto(at);
+            s.advance((at - counted) as u64);
+            counted = at;
         }
         if !matches!(rec, Record::Key(_) | Record::SelectDb { .. })
             && sc.sections.last().is_some_and(|x| x.first_key != 0)
@@ -269,13 +279,33 @@ pub(super) fn scan_input(
             gap = true;
         }
         match rec {
-            Record::Aux { key, value } => sc.aux.push((key.into_owned(), value.into_owned())),
+            Record::Aux { key, value } => {
+                // Only the first field of each name counts (`choose_aux`); names and bytes are
+                // bounded, so a file of a million AUX records costs no more than a few.
+                if aux_names.contains(key.as_ref()) {
+                    continue;
+                }
+                if aux_names.len() >= MAX_AUX || aux_bytes + key.len() + value.len() > MAX_AUX_BYTES {
+                    aux_dropped += 1;
+                    continue;
+                }
+                aux_bytes += key.len() + value.len();
+                aux_names.insert(key.to_vec());
+                sc.aux.push((key.into_owned(), value.into_owned()));
+            }
             Record::SelectDb { db } => {
                 let at = reader.record_offset();
-                if let Some(last) = sc.sections.last_mut() {
-                    last.end = at;
+                match sc.sections.last_mut() {
+                    // A section without a key is reused: a run of SELECTDB records (or a file of
+                    // millions of them) costs one section, not one each.
+                    Some(last) if last.first_key == 0 => *last = Section::new(at, db),
+                    last => {
+                        if let Some(last) = last {
+                            last.end = at;
+                        }
+                        sc.sections.push(Section::new(at, db));
+                    }
                 }
-                sc.sections.push(Section::new(at, db));
                 gap = false;
                 route = router.db(db);
             }
@@ -349,23 +379,34 @@ pub(super) fn scan_input(
     if let Some(last) = sc.sections.last_mut() {
         last.end = t.eof_offset;
     }
+    if aux_dropped > 0 {
+        sc.warnings.push(format!(
+            "{aux_dropped} AUX fields left out (beyond {MAX_AUX} names or {} KiB; servers ignore fields they do not know)",
+            MAX_AUX_BYTES >> 10
+        ));
+    }
     if t.trailing_bytes > 0 {
         sc.warnings.push(format!("{} bytes after the checksum left out", t.trailing_bytes));
     }
     Ok(sc)
 }
 
+/// At most this many AUX field names, and bytes of names and values, are kept per input.
+const MAX_AUX: usize = 1024;
+const MAX_AUX_BYTES: usize = 1 << 20;
+
 /// Runs `verify` over input `s`: its first error fails the plan.
-fn validate_input(s: &Source<'_>) -> Result<(), MergeError> {
+fn validate_input(s: &Source<'_>) -> Result<u64, MergeError> {
     let opts = crate::verify::Options { keep_going: false, max_errors: 1, now_ms: 0, target: None };
     let release = |r: std::ops::Range<usize>| {
+        s.advance(r.len() as u64);
         if let Some(input) = s.input {
             input.release(r);
         }
     };
     let rep = crate::verify::verify_bytes_releasing(&s.name, s.data, &opts, &release);
     if rep.ok {
-        return Ok(());
+        return Ok(rep.keys);
     }
     let error = match rep.errors.first() {
         Some(e) => {

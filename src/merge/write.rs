@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use super::conflicts::Action;
 use super::plan::{Plan, Section};
-use super::release::Releaser;
 use super::route::{DbRoute, Router};
 use super::{DbPlan, MergeError, Source};
 use crate::display::quoted;
@@ -69,15 +68,17 @@ pub fn write<'a, W: Write + Send>(
     let werr = write_error;
     // Write buffers share 256 MiB (at most 1 MiB each).
     let limit = ((256usize << 20) / outs.len().max(1)).min(1 << 20);
-    let mut ws: Vec<Out<'a, W>> = outs
+    let pages: Vec<crate::pass::Pages<'a>> = sources.iter().map(|s| s.pages(outs.len() as u32)).collect();
+    let pages = &pages;
+    let mut ws: Vec<Out<'_, W>> = outs
         .into_iter()
         .map(|w| Out { w: RdbWriter::with_buffer(w, plan.target, limit), enc: Tracker(Encoded::Ranges(Vec::new())) })
         .collect();
+    // Every writer is a consumer of every input's pages (it copies forward through each; the
+    // reader of pass 2 moves with the copies, so it is not counted).
     for Out { w, .. } in &mut ws {
-        for s in sources {
-            if let Some(input) = s.input {
-                w.release_written(s.data, input);
-            }
+        for (s, p) in sources.iter().zip(pages) {
+            w.release_into(s.data, p);
         }
     }
     for (o, Out { w, .. }) in ws.iter_mut().enumerate() {
@@ -116,26 +117,11 @@ pub fn write<'a, W: Write + Send>(
                 && plan.sections[i].iter().all(|x| x.keys == 0 || x.pure)
         })
         .collect();
-    let copy_pieces = |ws: &mut [Out<'a, W>], i: usize, only: Option<u64>, current: &mut Option<u64>| {
-        for x in plan.sections[i].iter().filter(|x| x.keys > 0) {
-            let DbRoute::To(d) = router.db(x.db) else { continue };
-            if only.is_some_and(|o| o != d) {
-                continue;
-            }
-            if *current != Some(d) {
-                begin_dbs(plan, ws, d)?;
-                *current = Some(d);
-            }
-            let (a, b) = (x.first_key as usize, x.keys_end as usize);
-            ws[0].w.records(sources[i].data, a, b, x.keys, x.expires).map_err(|e| write_error(0, e))?;
-        }
-        Ok::<(), MergeError>(())
-    };
     let mut current = None;
     if order.is_sorted() {
         for (i, s) in sources.iter().enumerate() {
             if pieces[i] {
-                copy_pieces(&mut ws, i, None, &mut current)?;
+                copy_pieces(plan, &sources[i], i, router, &mut ws, None, &mut current)?;
             } else {
                 copy_input(plan, i, s, router, &mut ws, None, u64::MAX, &mut current)?;
             }
@@ -146,7 +132,7 @@ pub fn write<'a, W: Write + Send>(
             current = Some(d);
             for (i, s) in sources.iter().enumerate() {
                 if pieces[i] {
-                    copy_pieces(&mut ws, i, Some(d), &mut current)?;
+                    copy_pieces(plan, &sources[i], i, router, &mut ws, Some(d), &mut current)?;
                     continue;
                 }
                 let to_d = |x: &&Section| x.keys > 0 && router.db(x.db) == DbRoute::To(d);
@@ -193,6 +179,33 @@ fn begin_dbs<W: Write + Send>(plan: &Plan, ws: &mut [Out<'_, W>], d: u64) -> Res
     Ok(())
 }
 
+/// Copies the key sections of input `i` (all, or those going to target db `only`) as whole
+/// pieces, without reading them again: the input goes unchanged into the one output.
+fn copy_pieces<'a, W: Write + Send>(
+    plan: &Plan,
+    s: &Source<'a>,
+    i: usize,
+    router: &dyn Router,
+    ws: &mut [Out<'a, W>],
+    only: Option<u64>,
+    current: &mut Option<u64>,
+) -> Result<(), MergeError> {
+    for x in plan.sections[i].iter().filter(|x| x.keys > 0) {
+        let DbRoute::To(d) = router.db(x.db) else { continue };
+        if only.is_some_and(|o| o != d) {
+            continue;
+        }
+        if *current != Some(d) {
+            begin_dbs(plan, ws, d)?;
+            *current = Some(d);
+        }
+        let (a, b) = (x.first_key as usize, x.keys_end as usize);
+        ws[0].w.records(s.data, a, b, x.keys, x.expires).map_err(|e| write_error(0, e))?;
+        s.advance((b - a) as u64);
+    }
+    Ok(())
+}
+
 /// Copies the keys of input `i` (all, or those going to target db `only`) into their outputs,
 /// reading up to the first non-key record at or after `stop`. Starts the db sections of the
 /// outputs when the target db changes (`current`).
@@ -211,16 +224,17 @@ fn copy_input<'a, W: Write + Send>(
     let verbatim = writer::verbatim(fmt, plan.target);
     let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
     let mut reader = Reader::new(s.data).map_err(input_err)?;
-    let mut rel = Releaser::new(s);
-    let mut n = 0u32;
     let actions = &plan.actions[i];
     let mut next_action = 0;
+    let mut n = 0u32;
+    let mut counted = reader.offset();
     while let Some(rec) = reader.next() {
-        let rec = rec.map_err(input_err)?;
         n = n.wrapping_add(1);
         if n.is_multiple_of(1024) {
-            rel.upto(reader.record_offset() as usize);
+            s.advance(reader.offset() - counted);
+            counted = reader.offset();
         }
+        let rec = rec.map_err(input_err)?;
         let Record::Key(k) = rec else {
             if reader.record_offset() >= stop {
                 break;
@@ -438,4 +452,45 @@ fn verify_whole(name: &str, data: &crate::input::Input, report: &OutputReport) -
         return Err(fail(format!("found (db, keys, expires) {got:?}, planned {want:?}")));
     }
     Ok(report.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merge::{MergeRouter, OnConflict, Options, RenameTemplate, plan};
+
+    /// The check of a written output is real: the file as written passes, and a broken encoded
+    /// record, a changed checksum or a short file each fail it.
+    #[test]
+    fn the_output_check_catches_what_it_claims() {
+        let data = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/small-db0.rdb")).unwrap();
+        // The same file twice under `rename`: every key is a conflict, every copy renamed (encoded).
+        let sources = [Source::new("a.rdb", &data), Source::new("b.rdb", &data)];
+        let router = MergeRouter { into_db0: false };
+        let rename = Some(RenameTemplate::parse("{input}:{key}").unwrap());
+        let opts = Options { on_conflict: OnConflict::Rename, rename, ..Default::default() };
+        let plan = plan(&sources, &router, &opts).unwrap();
+        let (bytes, st) = write(&plan, &sources, &router, vec![Vec::new()]).unwrap().remove(0);
+        let Encoded::Ranges(ranges) = &st.encoded else { panic!("ranges expected: {:?}", st.encoded) };
+        assert!(ranges.len() > 2, "SELECTDB and renamed keys: {ranges:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out.rdb");
+        let check = |b: &[u8]| {
+            std::fs::write(&file, b).unwrap();
+            check_output(&file, &file, &plan.counts[0], &st)
+        };
+        let rep = check(&bytes).unwrap();
+        assert_eq!(rep.keys, plan.counts[0].values().map(|c| c.keys).sum::<u64>());
+        // A renamed key record whose type byte is garbage.
+        let mut broken = bytes.clone();
+        broken[ranges[1].start as usize] = 0xEE;
+        let e = check(&broken).unwrap_err().to_string();
+        assert!(e.contains("failed its check"), "{e}");
+        // The stored checksum changed.
+        let mut crc = bytes.clone();
+        *crc.last_mut().unwrap() ^= 1;
+        assert!(check(&crc).unwrap_err().to_string().contains("checksum"));
+        // A byte short.
+        assert!(check(&bytes[..bytes.len() - 1]).unwrap_err().to_string().contains("bytes on disk"));
+    }
 }

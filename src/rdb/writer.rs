@@ -13,8 +13,8 @@
 use std::io::{self, Write};
 
 use crate::crc::Crc64;
-use crate::pass::Pages;
 use crate::display::quoted;
+use crate::pass::Pages;
 use crate::rdb::encode::{write_len, write_string};
 use crate::rdb::reader::{KeyRecord, MAX_REDIS_VERSION, VALKEY_VERSIONS, opcode};
 use crate::rdb::types::{Flavor, Format, describe, min_version_of_type};
