@@ -202,6 +202,7 @@ pub struct Note {
     pub offset: u64,
     /// Stable name of the case: `stream_length`, `zset_score`.
     pub kind: &'static str,
+    /// What is odd, in words.
     pub message: String,
 }
 
@@ -228,6 +229,7 @@ pub fn packed_score(e: Elem<'_>) -> (f64, bool) {
 }
 
 impl Walker {
+    /// A walker with empty buffers, checking everything (repeated members included).
     pub fn new() -> Walker {
         Walker::default()
     }
