@@ -43,7 +43,7 @@ pub struct Options {
 pub struct KeyRow<'a> {
     /// The key's database.
     pub db: u64,
-    /// The key's name (borrowed from the file, or from a decompressed copy).
+    /// The key's name (borrowed from the file unless stored as an integer or compressed).
     pub key: &'a [u8],
     /// The value's logical type.
     pub kind: Kind,

@@ -109,7 +109,7 @@ pub struct Report {
     pub errors: Vec<ErrorEntry>,
     /// Errors found beyond `max_errors`.
     pub errors_not_listed: u64,
-    /// Notes on what Redis loads but looks wrong (capped: the rest are counted in `warning_counts`).
+    /// What Redis loads but looks odd, in words (an RDB lists 100, then "more warnings not listed").
     pub warnings: Vec<String>,
     /// How many of each kind of value Redis loads but the report warns about, all counted even
     /// beyond the listed warnings: `empty_value` (Redis drops the key), `stream_length`,
