@@ -70,10 +70,12 @@ impl<'a> Pages<'a> {
         Pages { sink: Sink::None, len, left: Box::new([]) }
     }
 
+    /// Length of the input in bytes.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// True for an empty input.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -296,6 +298,7 @@ pub struct Follow<'d, 'p, 'a> {
 }
 
 impl<'d, 'p, 'a> Follow<'d, 'p, 'a> {
+    /// A follower starting at offset 0 of `data`, registered as one consumer of `pages`.
     pub fn new(data: &'d [u8], pages: &'p Pages<'a>) -> Self {
         Follow { data, crc: crate::crc::Crc64::default(), lane: pages.lane() }
     }
@@ -329,6 +332,7 @@ impl<'d, 'p, 'a> Follow<'d, 'p, 'a> {
 pub enum ChecksumStatus {
     /// Stored and computed agree.
     Ok,
+    /// Stored and computed differ: Redis refuses the file (§8).
     Mismatch,
     /// The writer stored 0: saved with `rdbchecksum no`.
     NotComputed,
@@ -343,7 +347,10 @@ pub enum ChecksumStatus {
 pub struct Checksum {
     /// Hex, as 16 digits; null when the file has none or was not read that far.
     pub stored: Option<String>,
+    /// The CRC-64 computed over the header through the EOF opcode, as 16 hex digits; null when the
+    /// file was not read that far.
     pub computed: Option<String>,
+    /// The verdict.
     pub status: ChecksumStatus,
 }
 

@@ -34,31 +34,43 @@ pub struct Options {
     pub max_prefixes: usize,
     /// "Now" in unix ms for the TTL histogram.
     pub now_ms: i64,
+    /// Which keys are counted (keys it rejects are skipped entirely).
     pub filter: Filter,
 }
 
 /// One key as the report sees it.
 #[derive(Debug, Clone)]
 pub struct KeyRow<'a> {
+    /// The key's database.
     pub db: u64,
+    /// The key's name (borrowed from the file unless stored as an integer or compressed).
     pub key: &'a [u8],
+    /// The value's logical type.
     pub kind: Kind,
     /// On-disk encoding.
     pub rdb_encoding: &'static str,
+    /// When the key expires, Unix ms; `None` without a TTL.
     pub expire_at_ms: Option<i64>,
+    /// The key's cluster hash slot (§10).
     pub slot: u16,
     /// Bytes of the value's serialization in the file (what a RESTORE payload carries).
     pub value_bytes: u64,
     /// LRU idle seconds and LFU counter, when the file holds them.
     pub idle_s: Option<u64>,
+    /// LFU counter (one byte, §3.5), when the file holds one.
     pub freq: Option<u8>,
+    /// Memory and element figures from the estimator.
     pub fig: KeyFigures,
 }
 
+/// Totals of a group of keys (a db, a type, an encoding, the whole input).
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Bucket {
+    /// Keys in the group.
     pub keys: u64,
+    /// Estimated memory in bytes, as Redis's `MEMORY USAGE` would count it.
     pub memory: u64,
+    /// Elements (1 per string; members, fields, items or stream entries otherwise).
     pub elements: u64,
 }
 
@@ -75,19 +87,27 @@ impl Bucket {
     }
 }
 
+/// One key of a top list.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TopKey {
     /// What the list is ranked by (memory or elements), first so that the order sorts by it.
     #[serde(skip)]
     pub rank: u64,
+    /// The key's database.
     pub db: u64,
+    /// The key's name (bytes; JSON shows UTF-8 as a string, anything else as `{"base64": ...}`).
     #[serde(serialize_with = "crate::json::ser_bytes")]
     pub key: Vec<u8>,
+    /// The value's logical type.
     #[serde(rename = "type")]
     pub kind: Kind,
+    /// The in-memory encoding Redis would give it on load (`OBJECT ENCODING`).
     pub encoding: &'static str,
+    /// Estimated memory in bytes.
     pub memory: u64,
+    /// Elements in the value.
     pub elements: u64,
+    /// The input file the key is in.
     pub file: String,
 }
 
@@ -146,10 +166,14 @@ impl std::hash::Hasher for IdHasher {
 
 type IdHash = BuildHasherDefault<IdHasher>;
 
+/// Totals of the keys under one prefix.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct PrefixStats {
+    /// Keys under the prefix.
     pub keys: u64,
+    /// Their estimated memory, bytes.
     pub memory: u64,
+    /// Those of them without a TTL.
     pub keys_without_ttl: u64,
 }
 
@@ -314,9 +338,11 @@ impl Prefixes {
             self.add_stats(prefix_hash(name), name, &e.stats);
         }
     }
+    /// Prefixes held now (at most the cap).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
+    /// True when no prefix is held.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -356,32 +382,47 @@ fn ttl_bucket(expire_at_ms: Option<i64>, now_ms: i64) -> usize {
 /// Per file: what it held and whether it was read to its end.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileTotals {
+    /// The path as given.
     pub file: String,
+    /// Size of the file in bytes.
     pub bytes: u64,
+    /// Keys counted (those that passed the filter).
     pub keys: u64,
+    /// Their estimated memory, bytes.
     pub memory: u64,
+    /// Their elements.
     pub elements: u64,
+    /// Why reading stopped early (keys after that point are not counted); `None` when read to the end.
     pub error: Option<String>,
 }
 
 /// The aggregates of one or several files.
 #[derive(Debug, Clone)]
 pub struct Aggregate {
+    /// All keys together.
     pub total: Bucket,
+    /// Per database.
     pub dbs: BTreeMap<u64, Bucket>,
+    /// Per logical type.
     pub types: BTreeMap<Kind, Bucket>,
+    /// Per in-memory encoding (`OBJECT ENCODING`).
     pub encodings: BTreeMap<&'static str, Bucket>,
+    /// The keys with the most estimated memory.
     pub top_memory: Top,
+    /// The keys with the most elements.
     pub top_elements: Top,
+    /// Keys and memory per prefix, bounded (see [`Prefixes`]).
     pub prefixes: Prefixes,
     /// Keys and memory per TTL bucket (`TTL_BUCKETS`).
     pub ttl: [(u64, u64); 7],
     /// Keys and memory per cluster hash slot.
     pub slots: Vec<(u64, u64)>,
+    /// One entry per file read, in the order they were folded.
     pub files: Vec<FileTotals>,
 }
 
 impl Aggregate {
+    /// Empty aggregates sized by `opts` (`top` keys per list, `max_prefixes` prefixes).
     pub fn new(opts: &Options) -> Aggregate {
         Aggregate {
             total: Bucket::default(),
@@ -438,6 +479,7 @@ impl Aggregate {
         s.1 += f.memory;
     }
 
+    /// Adds another aggregate's figures to this one (top lists and prefixes stay within their bounds).
     pub fn merge(&mut self, o: Aggregate) {
         self.total.merge(&o.total);
         for (k, v) in &o.dbs {
@@ -476,21 +518,29 @@ impl Aggregate {
 /// Keys and memory of one hash slot.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct SlotLoad {
+    /// The slot, 0-16383 (§10).
     pub slot: u16,
+    /// Keys in the slot.
     pub keys: u64,
+    /// Their estimated memory, bytes.
     pub memory: u64,
 }
 
 /// What one target of a slot layout would hold: its slots' keys and memory, its hottest slots.
 #[derive(Debug, Clone, Serialize)]
 pub struct ShardLoad {
+    /// The target's name (its output file without `.rdb`).
     pub name: String,
     /// Its slot ranges (`0-5460`).
     pub slots: String,
+    /// The cluster node that owns these slots, when the layout names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<crate::split::Node>,
+    /// How many slots the target owns.
     pub slot_count: u32,
+    /// Keys in its slots.
     pub keys: u64,
+    /// Their estimated memory, bytes.
     pub memory: u64,
     /// The slots with the most memory, heaviest first (only slots holding keys).
     pub hottest: Vec<SlotLoad>,

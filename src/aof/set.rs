@@ -28,15 +28,20 @@ pub use crate::verify::report::{AofReport, DbCommands, PartReport, Range, RdbPar
 
 /// One file Redis loads, mapped.
 pub struct Part {
+    /// The file's name as the manifest lists it (bytes; Redis does not require UTF-8).
     pub name: Vec<u8>,
+    /// Where the file is on disk.
     pub path: PathBuf,
+    /// What the loader does with it (base, incr, or the whole log of a single-file AOF).
     pub role: Role,
     /// Its manifest line (none for a single-file AOF).
     pub entry: Option<ManifestEntry>,
+    /// The file's contents (memory-mapped or read).
     pub data: Input,
 }
 
 impl Part {
+    /// The name as text, with invalid UTF-8 replaced.
     pub fn name_lossy(&self) -> String {
         String::from_utf8_lossy(&self.name).into_owned()
     }
@@ -46,7 +51,9 @@ impl Part {
 pub struct AofSet {
     /// The directory (multipart) or the file (single).
     pub path: PathBuf,
+    /// The manifest file, when the set has one.
     pub manifest_path: Option<PathBuf>,
+    /// The parsed manifest, when the set has one.
     pub manifest: Option<Manifest>,
     /// The files Redis loads, in loading order, that exist.
     pub parts: Vec<Part>,
@@ -64,7 +71,14 @@ pub enum OpenError {
     /// The files could not be read (exit 2).
     Io(String),
     /// The manifest is malformed (invalid input, exit 1).
-    Manifest { path: PathBuf, data_len: u64, error: ManifestError },
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// Its size in bytes.
+        data_len: u64,
+        /// What is wrong, with its line and offset.
+        error: ManifestError,
+    },
 }
 
 impl std::fmt::Display for OpenError {
@@ -150,6 +164,7 @@ impl AofSet {
         Ok(set)
     }
 
+    /// True for a manifest-based set (Redis 7.0+), false for a single AOF file.
     pub fn is_multipart(&self) -> bool {
         self.manifest.is_some()
     }
@@ -186,17 +201,22 @@ impl AofSet {
 /// A command of a set: which part it comes from, and the command.
 #[derive(Debug, Clone)]
 pub struct SetCommand<'a> {
+    /// Index of the file in [`AofSet::parts`].
     pub part: usize,
+    /// The command with its arguments, db, offset and last timestamp.
     pub cmd: crate::aof::resp::Command<'a>,
 }
 
 /// An error in one part of a set.
 #[derive(Debug, Clone)]
 pub struct SetError {
+    /// Index of the file in [`AofSet::parts`].
     pub part: usize,
+    /// What is wrong, with its offset in that file.
     pub error: Error,
 }
 
+/// Iterator over every command of a set, from [`AofSet::commands`]. The first error ends it.
 pub struct SetCommands<'a> {
     set: &'a AofSet,
     idx: usize,
@@ -252,11 +272,15 @@ const MAX_ODD_COMMANDS: u64 = 20;
 /// What a structural pass over an RDB part tells.
 #[derive(Debug, Clone, Default)]
 pub struct RdbScan {
+    /// `REDIS` or `VALKEY`.
     pub magic: &'static str,
+    /// The RDB version from the header (§2).
     pub version: u32,
+    /// The `redis-ver` (or `valkey-ver`) AUX field, when present.
     pub redis_ver: Option<String>,
     /// The `ctime` AUX field: when the snapshot was taken (unix seconds).
     pub ctime: Option<i64>,
+    /// Key records in the image.
     pub keys: u64,
     /// Offset just after the RDB image (after the checksum): where a RESP tail starts.
     pub end: u64,
@@ -606,6 +630,7 @@ impl AofSet {
 // --------------------------------------------------------------------------------------------
 // Point-in-time cut
 
+/// Why `aof cut` (or a copy of a set) failed.
 #[derive(Debug)]
 pub enum CutError {
     /// The set cannot give what was asked (exit 1).
@@ -622,14 +647,19 @@ impl std::fmt::Display for CutError {
     }
 }
 
+/// What a cut did with one loaded file of the set.
 #[derive(Debug, Clone, Serialize)]
 pub struct CutFile {
+    /// The file's name (bytes).
     #[serde(serialize_with = "crate::json::ser_bytes")]
     pub name: Vec<u8>,
+    /// Its role in the set.
     pub role: Role,
     /// "copied", "linked", "rewritten" (cut short) or "dropped".
     pub action: &'static str,
+    /// Its size in the set, bytes.
     pub bytes_in: u64,
+    /// Its size in the output, bytes (0 when dropped).
     pub bytes_out: u64,
 }
 
@@ -643,6 +673,7 @@ pub enum Stop {
     BeforeCommand(u64),
 }
 
+/// What `aof cut` wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct CutSummary {
     /// The time cut at; for a cut before a command, the last `#TS` before it.
@@ -650,15 +681,21 @@ pub struct CutSummary {
     /// The position of the command the cut stops before (`--before-command`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before_command: Option<u64>,
+    /// The directory written.
     pub output: String,
+    /// The manifest's file name in it.
     pub manifest: String,
+    /// The point in time the base holds (its `ctime`, or its first `#TS`).
     pub base_time: Option<Stamp>,
+    /// Every loaded file of the set with what was done with it, in loading order.
     pub files: Vec<CutFile>,
     /// Commands kept from the incr files (all of them for a single file).
     pub commands_kept: u64,
     /// The last `#TS` kept, and the first one left out.
     pub last_kept_ts: Option<Stamp>,
+    /// The first `#TS` left out.
     pub first_dropped_ts: Option<Stamp>,
+    /// Notes on the result (an incomplete tail of the last file left out, ...).
     pub warnings: Vec<String>,
 }
 

@@ -15,6 +15,7 @@ use crate::rdb::types::Kind;
 use crate::rdb::value::{Idmp, Sink, StreamGroup, StreamId, StreamMeta};
 use crate::rdb::walk::Walker;
 
+/// The JSON formats: JSON Lines (`--format jsonl`) or one streamed JSON array (`--format json`).
 pub struct JsonWriter {
     /// One JSON array (`--format json`) instead of one object per line.
     array: bool,
@@ -25,6 +26,8 @@ pub struct JsonWriter {
 }
 
 impl JsonWriter {
+    /// A writer for one JSON array (`array`) or JSON Lines; `with_meta` adds `encoding`, `idle`,
+    /// `freq` and `value_bytes` to each object.
     pub fn new(array: bool, with_meta: bool) -> JsonWriter {
         JsonWriter { array, with_meta, first: true, field_ttls: Vec::new() }
     }

@@ -37,12 +37,16 @@ pub enum OutputFormat {
     Parquet,
 }
 
+/// What `export` writes and which keys it selects.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The output format.
     pub format: OutputFormat,
     /// JSON: add `encoding`, `idle`, `freq`, `value_bytes`.
     pub with_meta: bool,
+    /// Options of the RESP format (ignored by the others).
     pub resp: resp::RespOptions,
+    /// Which keys are written (the others are read past, not decoded).
     pub filter: Filter,
 }
 
@@ -61,6 +65,7 @@ pub struct Summary {
     pub stopped_at_limit: bool,
 }
 
+/// Why an export failed.
 #[derive(Debug)]
 pub enum ExportError {
     /// The input is invalid (exit 1).
@@ -90,6 +95,7 @@ impl From<io::Error> for ExportError {
 
 /// The output buffer shared by the format writers.
 pub struct Out<'w> {
+    /// Output rendered and not yet handed to the writer; format writers append to it.
     pub buf: Vec<u8>,
     w: &'w mut dyn Write,
     err: Option<io::Error>,
@@ -103,6 +109,7 @@ impl<'w> Out<'w> {
     /// Inside one value, only past this (so a failing key can usually be rolled back).
     const SPILL_AT: usize = 16 << 20;
 
+    /// A buffer in front of `w`.
     pub fn new(w: &'w mut dyn Write) -> Out<'w> {
         Out { buf: Vec::with_capacity(Self::FLUSH_AT + (64 << 10)), w, err: None, mark: 0, spilled: false }
     }
@@ -164,6 +171,7 @@ impl<'w> Out<'w> {
 
 /// Context a format writer gets with each key.
 pub struct KeyCtx<'a> {
+    /// The filter of the export (writers ask it which hash fields count as expired).
     pub filter: &'a Filter,
     /// The file's format (for DUMP payload versions).
     pub format: Format,
@@ -171,6 +179,7 @@ pub struct KeyCtx<'a> {
 
 /// One output format.
 pub trait KeyWriter {
+    /// Called once before anything else is written (a JSON array opens here).
     fn begin(&mut self, _out: &mut Out<'_>) {}
     /// Writes one key; `Ok(false)` when it decided to leave the key out.
     fn key(
@@ -182,6 +191,7 @@ pub trait KeyWriter {
     ) -> Result<bool, ExportError>;
     /// A function library (FUNCTION2 record), in file order before the keys.
     fn function(&mut self, _source: &[u8], _out: &mut Out<'_>) {}
+    /// Called once after the last key (a JSON array closes here).
     fn finish(&mut self, _out: &mut Out<'_>) {}
     /// Notes collected along the way.
     fn warnings(&mut self) -> Vec<String> {

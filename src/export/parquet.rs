@@ -36,6 +36,9 @@ use parquet::schema::parser::parse_message_type;
 use crate::output::AtomicFile;
 use crate::report::{KeyRow, Options, scan_file};
 
+/// The Parquet schema: one row per key. `expire_at` is a UTC timestamp in ms (null without a
+/// TTL); `memory` is the estimated bytes (`MEMORY USAGE`), `value_bytes` the value's size in the
+/// file, `idle_s` / `freq` the LRU / LFU fields when the file holds them.
 pub const SCHEMA: &str = "message rdbtool_key {
   required binary file (STRING);
   required int64 db;
@@ -95,7 +98,9 @@ pub struct KeyWriter<W: Write + Send> {
     key_bytes: usize,
     /// Shared values of the few distinct names (type, encodings): one buffer each.
     names: HashMap<&'static str, ByteArray>,
+    /// Rows written so far.
     pub rows: u64,
+    /// Row groups written so far.
     pub row_groups: u64,
 }
 
@@ -124,6 +129,7 @@ impl<W: Write + Send> KeyWriter<W> {
         self.names.entry(s).or_insert_with(|| ByteArray::from(s)).clone()
     }
 
+    /// Adds one key as a row; a full row group is written out (errors are the writer's I/O errors).
     pub fn push(&mut self, r: &KeyRow<'_>) -> io::Result<()> {
         let kind = self.name(r.kind.as_str());
         let encoding = self.name(r.fig.encoding);
@@ -216,9 +222,13 @@ impl<W: Write + Send> KeyWriter<W> {
 /// What one input gave.
 #[derive(Debug, Clone)]
 pub struct FileResult {
+    /// The input RDB file.
     pub input: PathBuf,
+    /// The Parquet file written for it.
     pub output: PathBuf,
+    /// Rows written (one per key that passed the filter).
     pub rows: u64,
+    /// Row groups written.
     pub row_groups: u64,
     /// Why the input could not be read to its end (no output is left then).
     pub error: Option<String>,

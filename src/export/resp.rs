@@ -35,12 +35,14 @@ pub enum OnBusyKey {
     Skip,
 }
 
+/// How the RESP format writes keys (`--format resp`).
 #[derive(Debug, Clone)]
 pub struct RespOptions {
     /// At most this many elements (list items, members, pairs) per command.
     pub batch: usize,
     /// RESTORE payloads instead of data commands.
     pub restore: bool,
+    /// With `restore`: what happens when the key exists on the server.
     pub on_busy_key: OnBusyKey,
     /// RDB version written in payload footers; `None` = the file's own version.
     pub target_version: Option<u16>,
@@ -76,6 +78,7 @@ impl Default for RespOptions {
     }
 }
 
+/// The RESP format: per key, the commands that rebuild it (§11.6) or a RESTORE payload (§9).
 pub struct RespWriter {
     opts: RespOptions,
     db: Option<u64>,
@@ -90,6 +93,7 @@ const SKIP_SCRIPT: &[u8] = b"if redis.call('EXISTS', KEYS[1]) == 1 then return 0
 return redis.call('RESTORE', KEYS[1], ARGV[1], ARGV[2], 'ABSTTL')";
 
 impl RespWriter {
+    /// A writer with these options.
     pub fn new(opts: RespOptions) -> RespWriter {
         RespWriter {
             opts,

@@ -49,9 +49,11 @@ impl Default for FingerprintBuckets {
 }
 
 impl FingerprintBuckets {
+    /// Entries pushed, over all buckets.
     pub fn len(&self) -> usize {
         self.len
     }
+    /// True when nothing was pushed.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -64,6 +66,7 @@ impl FingerprintBuckets {
         }
     }
 
+    /// Adds a fingerprint (from [`fingerprint`]) with its payload; fingerprints may repeat.
     #[inline]
     pub fn push(&mut self, fp: u64, payload: u64) {
         self.buckets[(fp >> 56) as usize].push((fp, payload));
@@ -150,7 +153,9 @@ pub struct Duplicate {
 /// The repeated keys of a set: the first ones in file order, and how many in all.
 #[derive(Debug, Default)]
 pub struct Duplicates {
+    /// The first repeats in file order, up to the listing limit.
     pub listed: Vec<Duplicate>,
+    /// Every repeat found, listed or not.
     pub total: u64,
 }
 

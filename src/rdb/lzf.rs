@@ -10,16 +10,35 @@
 
 use std::fmt;
 
+/// Why an LZF stream (§3.3) is invalid. Positions are byte offsets inside the compressed bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LzfError {
     /// A control byte promised more input than there is.
-    TruncatedInput { at: usize },
+    TruncatedInput {
+        /// Offset of the control byte.
+        at: usize,
+    },
     /// Output would exceed the declared length.
-    OutputOverrun { at: usize },
+    OutputOverrun {
+        /// Offset of the control byte.
+        at: usize,
+    },
     /// A back-reference points before the start of the output.
-    BadBackReference { at: usize, distance: usize, produced: usize },
+    BadBackReference {
+        /// Offset of the control byte.
+        at: usize,
+        /// How far back it reaches, in output bytes.
+        distance: usize,
+        /// Output bytes produced before it.
+        produced: usize,
+    },
     /// The stream ended with fewer bytes than declared.
-    ShortOutput { produced: usize, expected: usize },
+    ShortOutput {
+        /// Output bytes produced.
+        produced: usize,
+        /// The declared uncompressed length.
+        expected: usize,
+    },
 }
 
 impl fmt::Display for LzfError {

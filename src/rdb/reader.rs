@@ -32,19 +32,33 @@ fn min_version_of_opcode(op: u8) -> u32 {
     }
 }
 
+/// Opcode bytes (§4.1). Any other byte at a record boundary must be a value type (§5.1).
 pub mod opcode {
+    /// 0xF3: KEY_META under `REDIS` (RDB 13), SLOT_IMPORT under `VALKEY` (§4.4).
     pub const KEY_META_OR_SLOT_IMPORT: u8 = 0xF3;
+    /// 0xF4: cluster slot sizing hint (RDB 12+).
     pub const SLOT_INFO: u8 = 0xF4;
+    /// 0xF5: one function library's source (RDB 10+, §4.3).
     pub const FUNCTION2: u8 = 0xF5;
+    /// 0xF6: a function in the Redis 7.0 release-candidate layout.
     pub const FUNCTION_PRE_GA: u8 = 0xF6;
+    /// 0xF7: module auxiliary data (§7.3).
     pub const MODULE_AUX: u8 = 0xF7;
+    /// 0xF8: LRU idle time of the next key, seconds.
     pub const IDLE: u8 = 0xF8;
+    /// 0xF9: LFU counter of the next key, one byte.
     pub const FREQ: u8 = 0xF9;
+    /// 0xFA: an AUX name/value pair (§4.2).
     pub const AUX: u8 = 0xFA;
+    /// 0xFB: database sizing hint after SELECTDB.
     pub const RESIZEDB: u8 = 0xFB;
+    /// 0xFC: expire time of the next key, Unix ms.
     pub const EXPIRETIME_MS: u8 = 0xFC;
+    /// 0xFD: expire time of the next key, Unix seconds (4 bytes; not written since RDB 3).
     pub const EXPIRETIME: u8 = 0xFD;
+    /// 0xFE: switch to a database.
     pub const SELECTDB: u8 = 0xFE;
+    /// 0xFF: end of the records; the CRC-64 follows from RDB 5 on (§8).
     pub const EOF: u8 = 0xFF;
 }
 
@@ -63,59 +77,91 @@ impl KeyMeta<'_> {
     }
 }
 
+/// One key with its prefixes (expire, idle, LFU, key metadata) and its value, not yet decoded.
 #[derive(Debug, Clone)]
 pub struct KeyRecord<'a> {
+    /// The database it is in (the last SELECTDB before it; 0 without one).
     pub db: u64,
+    /// The key's bytes: borrowed from the file, owned when stored as an integer or LZF-compressed (§3.2).
     pub key: Cow<'a, [u8]>,
     /// File offset of the key string (to re-read it when confirming duplicates).
     pub key_offset: u64,
+    /// Absolute expire time in Unix ms (0xFD seconds are converted); `None` without a TTL.
     pub expire_at_ms: Option<i64>,
+    /// LRU idle time in seconds (opcode 0xF8), when stored.
     pub idle_s: Option<u64>,
+    /// LFU counter (opcode 0xF9), when stored.
     pub freq: Option<u8>,
+    /// Redis 8.6 module key metadata (opcode 0xF3), when stored.
     pub meta: Option<KeyMeta<'a>>,
+    /// The value: its type byte and its bytes, found but not yet validated.
     pub value: RawValue<'a>,
     /// File offset of the record's first byte (its first modifier, or the type byte).
     pub offset: u64,
 }
 
+/// One record of an RDB file, in file order (§1.1).
 #[derive(Debug, Clone)]
 pub enum Record<'a> {
+    /// An AUX field (§4.2); name and value as strings, integer encodings already turned into text.
     Aux {
+        /// The field's name (`redis-ver`, `ctime`, ...).
         key: Cow<'a, [u8]>,
+        /// The field's value.
         value: Cow<'a, [u8]>,
     },
+    /// SELECTDB: the keys that follow are in this database.
     SelectDb {
+        /// The database number.
         db: u64,
     },
+    /// RESIZEDB: the sizes of the current database, a hint for the loader.
     ResizeDb {
+        /// Keys in the database.
         keys: u64,
+        /// How many of them have a TTL.
         expires: u64,
     },
     /// A function library (FUNCTION2): its full source, shebang first.
     Function {
+        /// The library's source.
         source: Cow<'a, [u8]>,
     },
     /// A Redis 7.0-rc function record; GA Redis refuses files holding one.
     FunctionPreGa {
+        /// The function's name.
         name: Cow<'a, [u8]>,
+        /// Its engine's name.
         engine: Cow<'a, [u8]>,
+        /// Its code.
         code: Cow<'a, [u8]>,
     },
+    /// MODULE_AUX (§7.3): data a module saves outside of any key.
     ModuleAux {
+        /// The module's type id (§7.1).
         module: ModuleType,
+        /// 1 before the keyspace, 2 after it.
         when: u64,
+        /// The module's opcode stream (§7.2), ending with its 0 opcode, as bytes of the file.
         payload: &'a [u8],
     },
+    /// SLOT_INFO: sizing hint for one cluster slot (Redis 7.4+ in cluster mode).
     SlotInfo {
+        /// The slot, 0-16383.
         slot: u64,
+        /// Keys in the slot.
         keys: u64,
+        /// How many of them have a TTL.
         expires: u64,
     },
     /// Valkey 9: an unfinished slot import.
     SlotImport {
+        /// The import's job name.
         job: Cow<'a, [u8]>,
+        /// The slots being imported, as inclusive `(start, end)` ranges, `start <= end < 16384`.
         ranges: Vec<(u64, u64)>,
     },
+    /// A key record.
     Key(KeyRecord<'a>),
 }
 
@@ -130,6 +176,9 @@ pub struct Trailer {
     pub trailing_bytes: u64,
 }
 
+/// Reads an RDB held in one byte slice: parses the header, then yields each [`Record`] in file order,
+/// checking each value only as far as needed to find its end. Stops after the EOF opcode
+/// (see [`Reader::trailer`]) or at the first error.
 pub struct Reader<'a> {
     data: &'a [u8],
     c: Cursor<'a>,
@@ -183,6 +232,8 @@ pub fn parse_header(data: &[u8]) -> Result<Format> {
 }
 
 impl<'a> Reader<'a> {
+    /// Parses the header; an error when it is not `REDIS` + 4 digits or `VALKEY` + 3 digits of a
+    /// version this reader knows (§2). Reading starts right after it, at offset 9.
     pub fn new(data: &'a [u8]) -> Result<Reader<'a>> {
         let format = parse_header(data)?;
         let mut c = Cursor::new(data, 0);
@@ -190,9 +241,11 @@ impl<'a> Reader<'a> {
         Ok(Reader { data, c, format, db: 0, trailer: None, stopped: false, record_start: 9 })
     }
 
+    /// The magic and version from the header.
     pub fn format(&self) -> Format {
         self.format
     }
+    /// The whole input the reader works on.
     pub fn data(&self) -> &'a [u8] {
         self.data
     }

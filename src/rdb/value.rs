@@ -379,5 +379,6 @@ pub struct Note {
     pub offset: u64,
     /// Stable name of the case: `stream_length`, `zset_score`.
     pub kind: &'static str,
+    /// What is odd, in words.
     pub message: String,
 }

@@ -200,6 +200,7 @@ pub fn packed_score(e: Elem<'_>) -> (f64, bool) {
 }
 
 impl Walker {
+    /// A walker with empty buffers, checking everything (repeated members included).
     pub fn new() -> Walker {
         Walker::default()
     }

@@ -22,8 +22,10 @@ use crate::rdb::types::{Flavor, Format, describe, min_version_of_type};
 /// Small encoded bytes gathered before a write to the underlying file.
 const BUF: usize = 1 << 20;
 
+/// Why writing an RDB failed.
 #[derive(Debug)]
 pub enum WriteError {
+    /// The output could not be written.
     Io(io::Error),
     /// The content cannot be written at the target format (the message names the key).
     Refused(String),
@@ -116,6 +118,7 @@ struct Section {
 /// What `finish` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
+    /// Size of the file written, in bytes (header through the checksum).
     pub bytes: u64,
     /// The stored CRC-64 (None below RDB 5, which has none).
     pub checksum: Option<u64>,
@@ -177,6 +180,7 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
         w
     }
 
+    /// The magic and version being written.
     pub fn format(&self) -> Format {
         self.format
     }

@@ -29,7 +29,14 @@ use std::time::{Duration, Instant};
 /// Where a server listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Addr {
-    Tcp { host: String, port: u16 },
+    /// A TCP address.
+    Tcp {
+        /// A host name or an IP address (IPv6 without brackets).
+        host: String,
+        /// The TCP port.
+        port: u16,
+    },
+    /// A Unix socket's path.
     Unix(PathBuf),
 }
 
@@ -50,6 +57,7 @@ pub struct TlsOptions {
     pub ca_pem: Option<Vec<u8>>,
     /// Client certificate chain and key, for servers with `tls-auth-clients yes`.
     pub cert_pem: Option<Vec<u8>>,
+    /// The private key of `cert_pem`.
     pub key_pem: Option<Vec<u8>>,
     /// Server name to send and check instead of the host.
     pub sni: Option<String>,
@@ -77,16 +85,19 @@ impl Default for Limits {
 /// How to reach and log into a server.
 #[derive(Clone)]
 pub struct ConnectOptions {
+    /// Where the server listens.
     pub addr: Addr,
     /// Some: TLS. None: plain text.
     pub tls: Option<TlsOptions>,
     /// ACL user (None: `default`).
     pub username: Option<String>,
+    /// The password for AUTH (from the URL, the environment or a file); never printed.
     pub password: Option<String>,
     /// The database named by the URL's `/N` or `-n` (not selected by `connect`).
     pub db: Option<u64>,
     /// Connect, read and write timeout.
     pub timeout: Duration,
+    /// Reply size limits.
     pub limits: Limits,
 }
 
@@ -251,12 +262,17 @@ fn percent_decode(s: &str) -> String {
 /// A RESP2 reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
+    /// `+...`: a status line, without the `+`.
     Simple(String),
     /// `-ERR ...`: the server's error line, without the `-`.
     Error(String),
+    /// `:...`: an integer.
     Int(i64),
+    /// `$...`: a bulk string.
     Bulk(Vec<u8>),
+    /// A null bulk string or null array (`$-1`, `*-1`).
     Nil,
+    /// `*...`: an array of replies.
     Array(Vec<Reply>),
 }
 
@@ -279,6 +295,7 @@ impl Reply {
         }
     }
 
+    /// True for the `+OK` status.
     pub fn is_ok(&self) -> bool {
         matches!(self, Reply::Simple(s) if s == "OK")
     }
@@ -313,11 +330,14 @@ pub enum ErrorKind {
     Server,
 }
 
+/// An error talking to a server: what kind, which server, what happened.
 #[derive(Debug, Clone)]
 pub struct Error {
+    /// What kind of failure.
     pub kind: ErrorKind,
     /// The server, as `ConnectOptions::name` gives it.
     pub server: String,
+    /// What happened, in words (never the password).
     pub message: String,
 }
 
@@ -636,6 +656,7 @@ impl Connection {
         self.stream.get_mut().set_timeout(timeout)
     }
 
+    /// Changes the reply size limits for later replies.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
     }

@@ -13,11 +13,14 @@ use crate::slot::SLOTS;
 pub struct Node {
     /// The node id (empty when the server did not send one).
     pub id: String,
+    /// The host to reach it at (the seed host when the server sent an empty one or `?`).
     pub host: String,
+    /// Its TCP port.
     pub port: u16,
 }
 
 impl Node {
+    /// The node's TCP address.
     pub fn addr(&self) -> Addr {
         Addr::Tcp { host: self.host.clone(), port: self.port }
     }
@@ -26,8 +29,11 @@ impl Node {
 /// One range of slots and the index of its master in `SlotMap::nodes`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotRange {
+    /// First slot of the range.
     pub start: u16,
+    /// Last slot of the range (inclusive).
     pub end: u16,
+    /// Index of its master in [`SlotMap::nodes`].
     pub master: usize,
 }
 
@@ -38,6 +44,7 @@ const NONE: u16 = u16::MAX;
 pub struct SlotMap {
     /// Masters, in the order `CLUSTER SLOTS` first names them.
     pub nodes: Vec<Node>,
+    /// Slot ranges with their masters, as `CLUSTER SLOTS` lists them.
     pub ranges: Vec<SlotRange>,
     owner: Vec<u16>,
     /// The host the map was read from (stands for an empty host in later replies).
@@ -170,9 +177,23 @@ impl SlotMap {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redirect {
     /// The slot has moved for good: update the map.
-    Moved { slot: u16, host: String, port: u16 },
+    Moved {
+        /// The slot the command's key is in.
+        slot: u16,
+        /// Host of the node that serves the slot.
+        host: String,
+        /// Port of that node.
+        port: u16,
+    },
     /// Ask that node this once (after `ASKING`): the slot is being migrated.
-    Ask { slot: u16, host: String, port: u16 },
+    Ask {
+        /// The slot the command's key is in.
+        slot: u16,
+        /// Host of the node that serves the slot.
+        host: String,
+        /// Port of that node.
+        port: u16,
+    },
 }
 
 impl Redirect {

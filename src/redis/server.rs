@@ -115,6 +115,7 @@ impl ServerDir {
         Ok(ServerDir { dir: Some(dir), path })
     }
 
+    /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -171,7 +172,10 @@ pub enum Dataset {
     Rdb,
     /// `appendonlydir/` in the dir with this `appendfilename` (the manifest's name without
     /// `.manifest`), or a lone `appendonly.aof` that Redis 7 upgrades into one.
-    Aof { appendfilename: String },
+    Aof {
+        /// The `appendfilename` setting (`appendonly.aof` by default).
+        appendfilename: String,
+    },
 }
 
 /// How to start a server.
@@ -181,6 +185,7 @@ pub struct ServerConfig {
     pub bin: PathBuf,
     /// `redis-server --version` of `bin` (see `server_version`).
     pub version: String,
+    /// What the server loads at start.
     pub dataset: Dataset,
     /// How long loading may take.
     pub load_timeout: Duration,
@@ -193,6 +198,7 @@ pub struct Server {
     socket: PathBuf,
     password: String,
     save_command: String,
+    /// The server's version (`7.0.15`).
     pub version: String,
     /// From start to the first PONG (loading the dataset).
     pub load_time: Duration,
@@ -200,10 +206,13 @@ pub struct Server {
 
 /// How a start ended.
 pub enum Start {
+    /// The server answered PING after loading its dataset.
     Up(Server),
     /// The server exited before answering (it refused the dataset): how, and its log.
     Exited {
+        /// How it exited (exit code or signal).
         status: String,
+        /// Its log file.
         log: String,
     },
 }
@@ -346,6 +355,7 @@ impl Server {
         }
     }
 
+    /// The server process's PID; `None` once it was stopped.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
