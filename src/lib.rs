@@ -30,8 +30,9 @@
 //! - [`export::export`] (JSON lines or RESP commands), with [`filter::Filter`] to select keys.
 //! - [`crc::crc64`] (the RDB checksum), [`pass`] (one pass over an input: page release behind
 //!   every consumer, chunked checksum, the checksum verdict), [`slot::key_slot`] (cluster hash
-//!   slots), [`input::open`] (memory-mapped input), [`redis`] (a Redis client and a throwaway `redis-server`), and
-//!   [`Error`] / [`ErrorKind`], the one error type of everything that reads untrusted bytes.
+//!   slots), [`input::open`] (memory-mapped input), `redis` (a Redis client and a throwaway
+//!   `redis-server`; feature `live`, on by default), and [`Error`] / [`ErrorKind`], the one error
+//!   type of everything that reads untrusted bytes.
 //!
 //! # What is not the library
 //!
