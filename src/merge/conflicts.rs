@@ -7,7 +7,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::plan::Section;
+use super::scan::Section;
 use super::route::{DbRoute, Router};
 use super::{DbPlan, MergeError, OnConflict, Options, Source};
 use crate::display::quoted;

@@ -24,6 +24,7 @@ mod conflicts;
 mod plan;
 mod policy;
 mod records;
+mod scan;
 mod route;
 mod write;
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::conflicts::{Conflict, ConflictKind, Resolution, occurrence};
-use super::plan::Scan;
+use super::scan::Scan;
 use super::{OnConflict, Options, Source};
 use crate::rdb::types::{Flavor, Format};
 use crate::rdb::writer::{RdbWriter, WriteError};

@@ -9,7 +9,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::conflicts::Action;
-use super::plan::{Plan, Section};
+use super::plan::Plan;
+use super::scan::Section;
 use super::route::{DbRoute, Router};
 use super::{DbPlan, MergeError, Source};
 use crate::display::quoted;
