@@ -1,5 +1,9 @@
 //! Walking a value: `skip_value` finds where a value ends (the reader's cheap structural pass);
 //! `Walker::walk` decodes and validates it completely, feeding a `Sink`.
+//!
+//! Over 700 lines on purpose: the two walks are one dispatch over every type byte each, and
+//! keeping them side by side is what keeps them agreeing on where every encoding ends (the
+//! encodings themselves live in `encodings/` and `stream.rs`).
 
 use xxhash_rust::xxh3::xxh3_64;
 
