@@ -381,6 +381,11 @@ fn cut(args: CutArgs) -> u8 {
         }
         _ => unreachable!("clap requires one of --to, --before-command, --before"),
     };
+    // The new directory may not be, or be inside, the input set.
+    if let Err(e) = rdbtool::output::check_not_input(&args.output, &[&args.path]) {
+        eprintln!("rdbtool aof cut: {}: {e}", args.output.display());
+        return EXIT_CANNOT_RUN;
+    }
     let sum = match set.cut_at(stop, &args.output, args.link) {
         Ok(s) => s,
         Err(e) => {
