@@ -8,9 +8,10 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rdbtool::aof::cut::{CutError, Stop};
 use rdbtool::aof::find::{self, Pattern};
 use rdbtool::aof::format_utc;
-use rdbtool::aof::set::{AofSet, CutError, OpenError, PartReport, Role, Stamp, Stop, manifest_failure};
+use rdbtool::aof::set::{AofSet, OpenError, PartReport, Role, Stamp, manifest_failure};
 use rdbtool::display::quoted;
 use rdbtool::output::AtomicFile;
 use rdbtool::redis::server::{self, Dataset, Server, ServerConfig, ServerDir, Start};
