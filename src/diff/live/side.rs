@@ -158,7 +158,7 @@ impl LiveSide {
             }
             // Refused (an ACL user with `+@read` only): the databases come from SELECT +
             // DBSIZE, the cluster mode from CLUSTER SLOTS, the version stays unknown.
-            Err(e) if e.kind == ClientErrorKind::Server => {
+            Err(e) if e.kind == ClientErrorKind::Server && e.message.starts_with("NOPERM") => {
                 cluster = seed.conn.command(&[b"CLUSTER", b"SLOTS"]).is_ok();
                 seed.dbs = if cluster { vec![(0, seed.dbsize()?)] } else { seed.probe_keyspace()? };
             }
@@ -244,7 +244,9 @@ impl LiveSide {
                     info_fields(&ks).filter_map(|(k, v)| keyspace_line(k, v)).collect()
                 }
                 // INFO refused: a cluster has database 0 only.
-                Err(e) if e.kind == ClientErrorKind::Server => vec![(0, node.dbsize()?)],
+                Err(e) if e.kind == ClientErrorKind::Server && e.message.starts_with("NOPERM") => {
+                    vec![(0, node.dbsize()?)]
+                }
                 Err(e) => return Err(DiffError::Live(e.to_string())),
             };
             nodes.push(node);
@@ -446,6 +448,7 @@ impl Node {
                         let n = int(n).unwrap_or(0).max(0) as u64;
                         return Ok(if n > 0 { vec![(0, n)] } else { Vec::new() });
                     }
+                    (Err(e), _) if db == 0 => return Err(live_err(&self.addr, "SELECT 0", e)),
                     (Err(_), _) => return Ok(out),
                     (Ok(_), Err(e)) => {
                         return Err(live_err(
