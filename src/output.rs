@@ -134,10 +134,9 @@ fn remove_stale(dir: &Path, base: &str) {
 }
 
 /// Refuses a target that is one of the inputs, a directory, or (without `overwrite`) exists.
+/// Inputs are refused whatever `overwrite` says (`check_not_input`).
 pub fn check_target(target: &Path, inputs: &[&Path], overwrite: bool) -> io::Result<()> {
-    if inputs.iter().any(|i| same_file(target, i)) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to overwrite an input file"));
-    }
+    check_not_input(target, inputs)?;
     if target.is_dir() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory"));
     }
@@ -145,6 +144,67 @@ pub fn check_target(target: &Path, inputs: &[&Path], overwrite: bool) -> io::Res
         return Err(exists_error());
     }
     Ok(())
+}
+
+/// The one check every writing command makes: an output (a file, or a directory of outputs) may
+/// not be an input, nor lie inside one. Refused: the same file (same device and inode: hard
+/// links, and symlinks, which are followed), a path inside a directory given as input (after
+/// resolving symlinks in the target's existing ancestors), and a path inside the directory of
+/// an AOF manifest given as input (the set's files live there). A target that does not exist
+/// yet is judged by where it would be created.
+pub fn check_not_input(target: &Path, inputs: &[&Path]) -> io::Result<()> {
+    let refuse = |what: String| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+    let resolved = resolve_target(target);
+    for input in inputs {
+        if same_file(target, input) {
+            return refuse(format!("refusing to overwrite an input ({})", input.display()));
+        }
+        let Ok(meta) = fs::metadata(input) else { continue };
+        let zone = if meta.is_dir() {
+            fs::canonicalize(input).ok()
+        } else if input.extension().is_some_and(|e| e == "manifest") {
+            fs::canonicalize(input).ok().and_then(|p| p.parent().map(Path::to_path_buf))
+        } else {
+            None
+        };
+        let Some(zone) = zone else { continue };
+        if resolved.as_ref().is_some_and(|t| t.starts_with(&zone)) {
+            return refuse(format!("refusing to write inside an input directory ({})", zone.display()));
+        }
+        // A hard link elsewhere to a file of that directory (an AOF set's files).
+        if fs::metadata(target).is_ok_and(|m| m.is_file())
+            && let Ok(entries) = fs::read_dir(&zone)
+            && let Some(f) = entries.flatten().map(|e| e.path()).find(|f| same_file(target, f))
+        {
+            return refuse(format!("refusing to overwrite an input ({})", f.display()));
+        }
+    }
+    Ok(())
+}
+
+/// `target` with its existing ancestors resolved (symlinks, `..`); `None` when nothing of it
+/// resolves.
+fn resolve_target(target: &Path) -> Option<PathBuf> {
+    let abs = if target.is_absolute() { target.to_path_buf() } else { std::env::current_dir().ok()?.join(target) };
+    if let Ok(p) = fs::canonicalize(&abs) {
+        return Some(p);
+    }
+    let mut rest = Vec::new();
+    let mut at = abs.as_path();
+    loop {
+        rest.push(at.file_name()?.to_os_string());
+        at = at.parent()?;
+        if let Ok(mut p) = fs::canonicalize(at) {
+            for r in rest.iter().rev() {
+                if r == ".." {
+                    p.pop();
+                } else if r != "." {
+                    p.push(r);
+                }
+            }
+            return Some(p);
+        }
+    }
 }
 
 fn exists_error() -> io::Error {

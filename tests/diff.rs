@@ -1238,3 +1238,30 @@ fn split_from_a_dripping_server_stops() {
     assert!(err.contains("no useful progress"), "{err}");
     assert!(took < Duration::from_secs(8), "{took:?}");
 }
+
+/// A read-only ACL user without INFO (`+@read`, with or without `+select`): diff finds the
+/// databases with SELECT + DBSIZE and compares as with INFO.
+#[test]
+fn read_only_users_without_info_still_compare() {
+    let f = common::testdata("small-db0.rdb");
+    let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
+    for (user, rules) in [("reader", &["+@read", "+select", "+ping"][..]), ("bare", &["+@read"][..])] {
+        let mut acl: Vec<&[u8]> = vec![b"ACL", b"SETUSER", user.as_bytes(), b"on", b">pw", b"~*"];
+        acl.extend(rules.iter().map(|r| r.as_bytes()));
+        assert_eq!(server.cmd(&acl), Resp::Simple("OK".into()));
+    }
+    let u = |user: &str| format!("redis://{user}@127.0.0.1:{}", server.port);
+    let env = [("REDISCLI_AUTH", "pw")];
+    // INFO is refused to both.
+    let o = rdbtool_env(&["diff", f.to_str().unwrap(), &u("reader")], &env);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    let o = rdbtool_env(&["diff", f.to_str().unwrap(), &u("bare")], &env);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    // A key in db 3 only the server has: found by the probe.
+    assert_eq!(server.cmd(&[b"SELECT", b"3"]), Resp::Simple("OK".into()));
+    assert_eq!(server.cmd(&[b"SET", b"extra", b"1"]), Resp::Simple("OK".into()));
+    let o = rdbtool_env(&["diff", f.to_str().unwrap(), &u("reader"), "--jsonl"], &env);
+    assert_eq!(o.status.code(), Some(1), "{}{}", text(&o.stdout), text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("\"db\":3,\"key\":\"extra\",\"kind\":\"only_in_b\""), "{out}");
+}

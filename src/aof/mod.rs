@@ -8,6 +8,7 @@
 
 mod command_table;
 pub mod commands;
+pub mod cut;
 pub mod find;
 pub mod manifest;
 pub mod resp;

@@ -8,9 +8,10 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rdbtool::aof::cut::{CutError, Stop};
 use rdbtool::aof::find::{self, Pattern};
 use rdbtool::aof::format_utc;
-use rdbtool::aof::set::{AofSet, CutError, OpenError, PartReport, Role, Stamp, Stop, manifest_failure};
+use rdbtool::aof::set::{AofSet, OpenError, PartReport, Role, Stamp, manifest_failure};
 use rdbtool::display::quoted;
 use rdbtool::output::AtomicFile;
 use rdbtool::redis::server::{self, Dataset, Server, ServerConfig, ServerDir, Start};
@@ -389,6 +390,11 @@ fn cut(args: CutArgs) -> u8 {
         }
         _ => unreachable!("clap requires one of --to, --before-command, --before"),
     };
+    // The new directory may not be, or be inside, the input set.
+    if let Err(e) = rdbtool::output::check_not_input(&args.output, &[&args.path]) {
+        eprintln!("rdbtool aof cut: {}: {e}", args.output.display());
+        return EXIT_CANNOT_RUN;
+    }
     let sum = match set.cut_at(stop, &args.output, args.link) {
         Ok(s) => s,
         Err(e) => {

@@ -44,10 +44,14 @@ pub struct Args {
     /// Expire times this many seconds apart are equal.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     ttl_tolerance: f64,
-    /// Do not compare stream consumer seen/active times and pending-entry delivery times
-    /// (compared with --ttl-tolerance by default).
+    /// Do not compare pending-entry delivery times (compared with --ttl-tolerance by default),
+    /// nor, under --strict, consumer seen/active times.
     #[arg(long)]
     ignore_stream_times: bool,
+    /// Also compare what no restore carries over (a faithful restore or AOF replay still
+    /// differs there): stream consumers' seen/active times and consumer groups' entries_read.
+    #[arg(long)]
+    strict: bool,
     /// Compare about N keys, picked by a hash of (db, key) so that both sides pick the same.
     #[arg(long, value_name = "N", conflicts_with = "sample_rate")]
     sample: Option<u64>,
@@ -184,6 +188,7 @@ pub fn run(args: Args) -> u8 {
     let mut opts = Options {
         ttl_tolerance_ms: (args.ttl_tolerance * 1000.0).round() as i64,
         stream_times: !args.ignore_stream_times,
+        strict: args.strict,
         max_members: args.max_members,
         select,
         memory_budget: args.memory.max(1) << 20,

@@ -87,7 +87,8 @@ pub fn run(args: Args) -> u8 {
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),
     };
-    let input_paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    // The files, and the directories they were found in.
+    let input_paths: Vec<&Path> = files.iter().chain(&args.inputs).map(|p| p.as_path()).collect();
     if let Err(e) = rdbtool::output::check_target(&args.output, &input_paths, args.force) {
         return fail(format!("{}: {e}", args.output.display()));
     }

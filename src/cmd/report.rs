@@ -154,7 +154,8 @@ pub fn run(args: Args) -> u8 {
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),
     };
-    let inputs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+    // The files, and the directories they were found in.
+    let inputs: Vec<&std::path::Path> = files.iter().chain(&args.files).map(|p| p.as_path()).collect();
     let write = |out: &mut dyn Write| -> io::Result<u8> { produce(out, &files, &opts, &view) };
     match &args.output {
         Some(path) => {

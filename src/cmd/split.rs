@@ -148,10 +148,14 @@ pub fn run(args: Args) -> u8 {
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),
     };
+    // The files, and the directories they were found in.
+    let input_paths: Vec<&Path> = files.iter().chain(&args.inputs).map(|p| p.as_path()).collect();
+    if let Err(e) = rdbtool::output::check_not_input(&args.output, &input_paths) {
+        return fail(format!("{}: {e}", args.output.display()));
+    }
     if let Err(e) = std::fs::create_dir_all(&args.output) {
         return fail(format!("{}: {e}", args.output.display()));
     }
-    let input_paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     let outputs: Vec<PathBuf> = layout.targets.iter().map(|t| args.output.join(format!("{}.rdb", t.name))).collect();
     for o in &outputs {
         if let Err(e) = rdbtool::output::check_target(o, &input_paths, args.force) {

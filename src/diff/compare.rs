@@ -272,7 +272,8 @@ fn groups_detail(x: &[StreamGroup], y: &[StreamGroup], o: &Options) -> Option<Js
         if ga.last_id != gb.last_id {
             what.insert("last_id".into(), json!([ga.last_id.to_string(), gb.last_id.to_string()]));
         }
-        if let (Some(p), Some(q)) = (ga.entries_read, gb.entries_read)
+        if o.strict
+            && let (Some(p), Some(q)) = (ga.entries_read, gb.entries_read)
             && p != q
         {
             let n = |v: u64| if v == u64::MAX { Json::Null } else { json!(v) };
@@ -330,7 +331,7 @@ fn consumers_detail(a: &StreamGroup, b: &StreamGroup, o: &Options) -> Option<Jso
     for c in &a.consumers {
         match b.consumers.iter().find(|d| d.name == c.name) {
             None => only_a.push(jbytes(&c.name)),
-            Some(d) if o.stream_times => {
+            Some(d) if o.strict && o.stream_times => {
                 let active = match (c.active_time_ms, d.active_time_ms) {
                     (Some(p), Some(q)) => p.abs_diff(q) > tol,
                     _ => false,
@@ -446,6 +447,16 @@ mod tests {
             Value::Stream(Box::new(s))
         };
         let mut o = opts();
+        // By default, what a restore cannot carry over is left out: seen times, entries_read.
+        assert!(value_detail(&mk(1000, 5000), &mk(9000, 5000), &o).is_none());
+        let mut other_read = mk(1000, 5000);
+        if let Value::Stream(s) = &mut other_read {
+            s.groups[0].entries_read = Some(7);
+        }
+        assert!(value_detail(&mk(1000, 5000), &other_read, &o).is_none());
+        o.strict = true;
+        let d = value_detail(&mk(1000, 5000), &other_read, &o).unwrap();
+        assert_eq!(d["groups"]["different"][0]["entries_read"], json!([1, 7]));
         assert!(value_detail(&mk(1000, 5000), &mk(2500, 6000), &o).is_none());
         let d = value_detail(&mk(1000, 5000), &mk(9000, 5000), &o).unwrap();
         assert_eq!(d["groups"]["different"][0]["consumers"]["different_times"][0]["seen_time_ms"], json!([1000, 9000]));

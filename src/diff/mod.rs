@@ -208,8 +208,13 @@ impl KeySelect {
 pub struct Options {
     /// Expire times (and stream delivery / seen times) this close are equal.
     pub ttl_tolerance_ms: i64,
-    /// Compare consumer seen / active times and PEL delivery times (with the tolerance).
+    /// Compare PEL delivery times (with the tolerance), and under `strict` consumer seen /
+    /// active times too.
     pub stream_times: bool,
+    /// Also compare what a restore cannot carry over, so that a faithful restore or AOF replay
+    /// still differs: stream consumers' seen / active times (the replay sets them to its own
+    /// time) and consumer groups' entries_read (recomputed by the replaying server).
+    pub strict: bool,
     /// At most this many differing members listed per value.
     pub max_members: usize,
     pub select: KeySelect,
@@ -228,6 +233,7 @@ impl Default for Options {
         Options {
             ttl_tolerance_ms: 2000,
             stream_times: true,
+            strict: false,
             max_members: 10,
             select: KeySelect::default(),
             memory_budget: 512 << 20,

@@ -506,10 +506,7 @@ impl Paced {
     fn before(&mut self) -> io::Result<()> {
         let left = self.timeout.saturating_sub(self.waited);
         if left.is_zero() {
-            return Err(io::Error::other(format!(
-                "no useful progress for {} s (the server sends or reads a few bytes at a time)",
-                self.timeout.as_secs_f64()
-            )));
+            return Err(self.no_progress());
         }
         if left < self.socket_timeout / 2 && self.inner.set_timeouts(left).is_ok() {
             self.socket_timeout = left;
@@ -517,13 +514,31 @@ impl Paced {
         Ok(())
     }
 
-    fn after(&mut self, started: Instant, r: &io::Result<usize>) {
+    fn no_progress(&self) -> io::Error {
+        io::Error::other(format!(
+            "no useful progress for {} s (the server sends or reads a few bytes at a time)",
+            self.timeout.as_secs_f64()
+        ))
+    }
+
+    fn after(&mut self, started: Instant, r: io::Result<usize>) -> io::Result<usize> {
         self.waited += started.elapsed();
-        if let Ok(n) = r {
-            self.moved += n;
-            if self.moved >= PROGRESS_BYTES {
-                self.progress();
+        match r {
+            Ok(n) => {
+                self.moved += n;
+                if self.moved >= PROGRESS_BYTES {
+                    self.progress();
+                }
+                Ok(n)
             }
+            // The socket timeout was the rest of the budget, not a whole timeout.
+            Err(e)
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+                    && self.socket_timeout < self.timeout =>
+            {
+                Err(self.no_progress())
+            }
+            Err(e) => Err(e),
         }
     }
 }
@@ -533,8 +548,7 @@ impl Read for Paced {
         self.before()?;
         let t = Instant::now();
         let r = self.inner.read(buf);
-        self.after(t, &r);
-        r
+        self.after(t, r)
     }
 }
 
@@ -543,8 +557,7 @@ impl Write for Paced {
         self.before()?;
         let t = Instant::now();
         let r = self.inner.write(buf);
-        self.after(t, &r);
-        r
+        self.after(t, r)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()

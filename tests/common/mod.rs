@@ -248,6 +248,8 @@ pub fn rdb_of_strings(keys: &[(u64, &[u8], &[u8])]) -> Vec<u8> {
 
 /// Runs `cmd` (stdout discarded) to its end: exit code, stderr, peak RSS in KiB (of that
 /// process alone, from `wait4`) and the time it took.
+// The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 pub fn run_measured(cmd: &mut Command) -> (Option<i32>, String, i64, Duration) {
     let err = tempfile::NamedTempFile::new().unwrap();
     let started = Instant::now();

@@ -3,7 +3,7 @@
 //! our own reader decodes (`rdb::dump::parse_dump`), and cluster routing by hash slot.
 //!
 //! Strictly read-only: the only commands sent are CLIENT NO-TOUCH (7.2+, so that reads leave the
-//! keys' LRU / LFU data alone), SCAN, TYPE, PTTL, DUMP, EXISTS, INFO,
+//! keys' LRU / LFU data alone), SCAN, TYPE, PTTL, DUMP, EXISTS, INFO (DBSIZE when INFO is refused),
 //! CLUSTER SLOTS, PING, SELECT (connection state, needed to read databases other than 0) and the
 //! AUTH the client sends when a password is given (the client sends nothing of its own). A
 //! cluster is read through one connection per master (from the slot map): every master is

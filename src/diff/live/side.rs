@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::super::{DiffError, KeySelect};
 use crate::rdb::types::Kind;
+use crate::redis::client::ErrorKind as ClientErrorKind;
 use crate::redis::client::{Addr, ConnectOptions, Connection, Reply as RValue, Scan, encode_command as push_cmd};
 use crate::redis::cluster::SlotMap;
 use crate::slot::key_slot;
@@ -44,7 +45,8 @@ fn connect(opts: &ConnectOptions) -> Result<Connection, DiffError> {
 
 /// Whether a server of this INFO version has `CLIENT NO-TOUCH` (Redis 7.2+, every Valkey).
 fn has_no_touch(version: &str) -> bool {
-    if version.starts_with("valkey") {
+    // Unknown (INFO refused): asked anyway, a refusal is harmless.
+    if version.is_empty() || version.starts_with("valkey") {
         return true;
     }
     let mut it = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
@@ -129,23 +131,38 @@ impl LiveSide {
         let url_db = opts.db;
         let conn = connect(opts)?;
         let mut seed = Node { addr: name.clone(), opts: opts.clone(), conn, db: 0, dbs: Vec::new() };
-        let all = seed.command(&[b"INFO"])?;
-        let all = text(&all).ok_or_else(|| live_err(&name, "INFO", format!("unexpected {}", describe_reply(&all))))?;
         let mut version = String::new();
         let mut cluster = false;
-        for (k, v) in info_fields(&all) {
-            match k {
-                "redis_version" if version.is_empty() => version = v.to_owned(),
-                "valkey_version" => version = format!("valkey {v}"),
-                "cluster_enabled" => cluster = v == "1",
-                "loading" if v == "1" => {
-                    return Err(live_err(&name, "server", "still loading its dataset (try again when loading ends)"));
+        match seed.conn.command(&[b"INFO"]) {
+            Ok(all) => {
+                let all = text(&all)
+                    .ok_or_else(|| live_err(&name, "INFO", format!("unexpected {}", describe_reply(&all))))?;
+                for (k, v) in info_fields(&all) {
+                    match k {
+                        "redis_version" if version.is_empty() => version = v.to_owned(),
+                        "valkey_version" => version = format!("valkey {v}"),
+                        "cluster_enabled" => cluster = v == "1",
+                        "loading" if v == "1" => {
+                            return Err(live_err(
+                                &name,
+                                "server",
+                                "still loading its dataset (try again when loading ends)",
+                            ));
+                        }
+                        _ => {}
+                    }
+                    if let Some(d) = keyspace_line(k, v) {
+                        seed.dbs.push(d);
+                    }
                 }
-                _ => {}
             }
-            if let Some(d) = keyspace_line(k, v) {
-                seed.dbs.push(d);
+            // Refused (an ACL user with `+@read` only): the databases come from SELECT +
+            // DBSIZE, the cluster mode from CLUSTER SLOTS, the version stays unknown.
+            Err(e) if e.kind == ClientErrorKind::Server && e.message.starts_with("NOPERM") => {
+                cluster = seed.conn.command(&[b"CLUSTER", b"SLOTS"]).is_ok();
+                seed.dbs = if cluster { vec![(0, seed.dbsize()?)] } else { seed.probe_keyspace()? };
             }
+            Err(e) => return Err(DiffError::Live(e.to_string())),
         }
         no_touch(&mut seed.conn, &version);
         let mut live =
@@ -221,9 +238,17 @@ impl LiveSide {
             let mut conn = connect(&opts)?;
             no_touch(&mut conn, &self.version);
             let mut node = Node { addr: opts.name(), opts, conn, db: 0, dbs: Vec::new() };
-            let ks = node.command(&[b"INFO", b"keyspace"])?;
-            let ks = text(&ks).ok_or_else(|| live_err(&node.addr, "INFO keyspace", describe_reply(&ks)))?;
-            node.dbs = info_fields(&ks).filter_map(|(k, v)| keyspace_line(k, v)).collect();
+            node.dbs = match node.conn.command(&[b"INFO", b"keyspace"]) {
+                Ok(ks) => {
+                    let ks = text(&ks).ok_or_else(|| live_err(&node.addr, "INFO keyspace", describe_reply(&ks)))?;
+                    info_fields(&ks).filter_map(|(k, v)| keyspace_line(k, v)).collect()
+                }
+                // INFO refused: a cluster has database 0 only.
+                Err(e) if e.kind == ClientErrorKind::Server && e.message.starts_with("NOPERM") => {
+                    vec![(0, node.dbsize()?)]
+                }
+                Err(e) => return Err(DiffError::Live(e.to_string())),
+            };
             nodes.push(node);
         }
         self.nodes = nodes;
@@ -361,6 +386,9 @@ impl LiveSide {
     }
 }
 
+/// Databases probed at most when INFO is refused.
+const MAX_PROBED_DBS: u64 = 1 << 14;
+
 const ABSENT: usize = 1 << (usize::BITS - 1);
 
 fn absent_reply(q: Query) -> Reply {
@@ -385,6 +413,55 @@ impl Node {
         push_cmd(&mut buf, args);
         self.conn.send_raw(&buf).map_err(|e| DiffError::Live(e.to_string()))?;
         self.read()
+    }
+
+    fn dbsize(&mut self) -> Result<u64, DiffError> {
+        let r = self.command(&[b"DBSIZE"])?;
+        int(&r)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| live_err(&self.addr, "DBSIZE", format!("unexpected {}", describe_reply(&r))))
+    }
+
+    /// Databases with keys and their sizes without INFO: SELECT n + DBSIZE for n = 0, 1, ...
+    /// (pipelined) until SELECT is refused (past the last database), or up to `MAX_PROBED_DBS`.
+    fn probe_keyspace(&mut self) -> Result<Vec<(u64, u64)>, DiffError> {
+        let mut out = Vec::new();
+        let mut first = 0u64;
+        while first < MAX_PROBED_DBS {
+            let dbs: Vec<String> = (first..first + 16).map(|d| d.to_string()).collect();
+            let cmds: Vec<Vec<&[u8]>> =
+                dbs.iter().flat_map(|d| [vec![&b"SELECT"[..], d.as_bytes()], vec![&b"DBSIZE"[..]]]).collect();
+            let replies = self.conn.pipeline(&cmds).map_err(|e| DiffError::Live(e.to_string()))?;
+            for (i, pair) in replies.chunks(2).enumerate() {
+                let db = first + i as u64;
+                match (&pair[0], &pair[1]) {
+                    (Ok(_), Ok(n)) => {
+                        self.db = db;
+                        match int(n) {
+                            Some(0) => {}
+                            Some(n) if n > 0 => out.push((db, n as u64)),
+                            _ => return Err(live_err(&self.addr, "DBSIZE", describe_reply(n))),
+                        }
+                    }
+                    // SELECT itself refused (no `+select`): database 0 only.
+                    (Err(_), Ok(n)) if db == 0 => {
+                        let n = int(n).unwrap_or(0).max(0) as u64;
+                        return Ok(if n > 0 { vec![(0, n)] } else { Vec::new() });
+                    }
+                    (Err(e), _) if db == 0 => return Err(live_err(&self.addr, "SELECT 0", e)),
+                    (Err(_), _) => return Ok(out),
+                    (Ok(_), Err(e)) => {
+                        return Err(live_err(
+                            &self.addr,
+                            "DBSIZE",
+                            format!("{e} (a read-only user needs +@read +select +ping +cluster|slots, and +info)"),
+                        ));
+                    }
+                }
+            }
+            first += 16;
+        }
+        Ok(out)
     }
 
     fn select(&mut self, db: u64) -> Result<(), DiffError> {
