@@ -91,6 +91,14 @@ impl<'w> Stream<'w> {
         Ok(())
     }
 
+    /// An item of the open array, on a line of its own (for long lists a reader may scroll).
+    pub fn item_on_line<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> std::io::Result<()> {
+        self.next(None)?;
+        self.out.write_all(b"\n")?;
+        serde_json::to_writer(&mut *self.out, value)?;
+        Ok(())
+    }
+
     /// An item of the open array.
     pub fn item<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> std::io::Result<()> {
         self.field("", value)

@@ -10,6 +10,7 @@ fuzz_target!(|data: &[u8]| {
         keep_going: true,
         max_errors: 10,
         now_ms: 0,
+        target: None,
     };
     let _ = verify_bytes("fuzz", data, &opts);
 

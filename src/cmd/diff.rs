@@ -7,6 +7,7 @@ use rdbtool::diff::live::{self, LiveSide};
 use rdbtool::diff::{self, DiffError, Difference, FileSide, KeySelect, Options, Output, Summary};
 use rdbtool::display::quoted;
 use rdbtool::input::Input;
+use rdbtool::json::Stream;
 use rdbtool::restore_test::{self, Backup, Outcome, ServerOptions, Throwaway};
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
@@ -219,7 +220,7 @@ pub fn run(args: Args) -> u8 {
     };
     let (na, nb) = (a.name(), b.name());
     super::with_stdout(|out| {
-        let mut printer = Printer { out, mode, n: 0, err: None };
+        let mut printer = Printer::new(out, mode);
         printer.begin(&na, &nb)?;
         let res = run_sides(&mut a, &mut b, &opts, &mut printer);
         if let Some(e) = printer.err.take() {
@@ -235,7 +236,8 @@ pub fn run(args: Args) -> u8 {
             }
             Err(DiffError::Write(e)) => Err(e),
             Err(e) => {
-                out_flush(printer.out);
+                let _ = printer.json.finish();
+                out_flush(printer.json.out());
                 eprintln!("rdbtool diff: {e}");
                 Ok(EXIT_CANNOT_RUN)
             }
@@ -313,57 +315,70 @@ pub enum Mode {
     Jsonl,
 }
 
-/// Writes differences as they come; keeps the first write error (the engine stops on it).
+/// Writes differences as they come; keeps the first write error (the engine stops on it). In
+/// JSON, the document goes through `json::Stream`: `{"a","b","differences":[...],"summary",
+/// "identical"}`, as the whole output of `diff` or as the `diff` field of restore-test's document.
 pub struct Printer<'w> {
-    pub out: &'w mut dyn Write,
+    pub json: Stream<'w>,
     pub mode: Mode,
     pub n: u64,
     pub err: Option<std::io::Error>,
 }
 
-impl Printer<'_> {
+impl<'w> Printer<'w> {
+    pub fn new(out: &'w mut dyn Write, mode: Mode) -> Printer<'w> {
+        Printer { json: Stream::new(out), mode, n: 0, err: None }
+    }
+
+    /// Opens the document (or, inside restore-test's, its `diff` field).
     pub fn begin(&mut self, a: &str, b: &str) -> std::io::Result<()> {
         if self.mode == Mode::Json {
-            write!(self.out, "{{\"a\":{},\"b\":{},\"differences\":[", serde_json::json!(a), serde_json::json!(b))?;
+            self.json.object("diff")?;
+            self.json.field("a", a)?;
+            self.json.field("b", b)?;
+            self.json.array("differences")?;
         }
         Ok(())
     }
 
     pub fn end(&mut self, a: &str, b: &str, s: &Summary) -> std::io::Result<()> {
-        let summary = serde_json::to_value(s).unwrap_or_default();
         match self.mode {
             Mode::Json => {
-                writeln!(self.out, "\n],\"summary\":{summary},\"identical\":{}}}", s.identical())
+                self.json.close()?;
+                self.json.field("summary", s)?;
+                self.json.field("identical", &s.identical())?;
+                self.json.close()
             }
-            Mode::Jsonl => writeln!(
-                self.out,
-                "{}",
-                serde_json::json!({ "summary": summary, "identical": s.identical(), "a": a, "b": b })
-            ),
+            Mode::Jsonl => {
+                let line = serde_json::json!({ "summary": s, "identical": s.identical(), "a": a, "b": b });
+                writeln!(self.json.out(), "{line}")
+            }
             Mode::Text => {
-                writeln!(self.out, "A: {a} ({} keys)", s.keys_a)?;
-                writeln!(self.out, "B: {b} ({} keys)", s.keys_b)?;
+                let out = self.json.out();
+                writeln!(out, "A: {a} ({} keys)", s.keys_a)?;
+                writeln!(out, "B: {b} ({} keys)", s.keys_b)?;
                 if let Some(r) = s.sample_rate {
-                    writeln!(self.out, "sampled: {:.4}% of the keys (by key hash)", r * 100.0)?;
+                    writeln!(out, "sampled: {:.4}% of the keys (by key hash)", r * 100.0)?;
                 }
                 writeln!(
-                    self.out,
+                    out,
                     "same {}, only in A {}, only in B {}, different value {}, different type {}, different TTL {}, expired meanwhile {}",
                     s.same, s.only_in_a, s.only_in_b, s.different_value, s.different_type, s.different_ttl, s.expired
                 )?;
-                writeln!(self.out, "{}", if s.identical() { "IDENTICAL" } else { "DIFFERENT" })
+                writeln!(out, "{}", if s.identical() { "IDENTICAL" } else { "DIFFERENT" })
             }
         }
     }
 
     fn write_one(&mut self, d: &Difference) -> std::io::Result<()> {
         match self.mode {
-            Mode::Json => {
-                let sep = if self.n == 0 { "\n" } else { ",\n" };
-                write!(self.out, "{sep}{}", d.to_json())?;
+            Mode::Json => self.json.item_on_line(d)?,
+            Mode::Jsonl => {
+                let out = self.json.out();
+                serde_json::to_writer(&mut *out, d)?;
+                out.write_all(b"\n")?;
             }
-            Mode::Jsonl => writeln!(self.out, "{}", d.to_json())?,
-            Mode::Text => writeln!(self.out, "{}", text_line(d))?,
+            Mode::Text => writeln!(self.json.out(), "{}", text_line(d))?,
         }
         self.n += 1;
         Ok(())

@@ -135,18 +135,18 @@ pub fn run(args: Args) -> u8 {
             }
             return Ok(EXIT_OK);
         };
-        if args.json {
-            write!(
-                out,
-                "{{\"file\":{},\"server_version\":{},\"accepted\":true,\"keys\":{keys},\"load_seconds\":{load_s},\"diff\":",
-                serde_json::json!(name),
-                serde_json::json!(version)
-            )?;
-        } else {
-            writeln!(out, "{accepted}")?;
-        }
         let mode = if args.json { Mode::Json } else { Mode::Text };
-        let mut printer = Printer { out, mode, n: 0, err: None };
+        let mut printer = Printer::new(out, mode);
+        if args.json {
+            printer.json.object("")?;
+            printer.json.field("file", &name)?;
+            printer.json.field("server_version", &version)?;
+            printer.json.field("accepted", &true)?;
+            printer.json.field("keys", &keys)?;
+            printer.json.field("load_seconds", &load_s)?;
+        } else {
+            writeln!(printer.json.out(), "{accepted}")?;
+        }
         printer.begin(&name, &live.name)?;
         let res = compare(&name, data, &mut live, &opts, &mut printer);
         if let Some(e) = printer.err.take() {
@@ -156,13 +156,15 @@ pub fn run(args: Args) -> u8 {
             Ok(s) => {
                 printer.end(&name, &live.name, &s)?;
                 if args.json {
-                    writeln!(printer.out, ",\"ok\":{}}}", s.identical())?;
+                    printer.json.field("ok", &s.identical())?;
+                    printer.json.finish()?;
                 }
                 Ok(if s.identical() { EXIT_OK } else { EXIT_INVALID })
             }
             Err(DiffError::Write(e)) => Err(e),
             Err(e) => {
-                let _ = printer.out.flush();
+                let _ = printer.json.finish();
+                let _ = printer.json.out().flush();
                 eprintln!("rdbtool restore-test: {e}");
                 Ok(EXIT_CANNOT_RUN)
             }

@@ -44,7 +44,6 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::error::Error;
 use crate::filter::Glob;
-use crate::json::bytes as jbytes;
 use crate::rdb::types::Kind;
 use crate::rdb::value::RawValue;
 
@@ -78,51 +77,34 @@ impl DiffKind {
 }
 
 /// One side's view of a key in a difference.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SideInfo {
+    /// The value's type on this side.
+    #[serde(rename = "type")]
     pub kind: Kind,
+    /// Its expire time (unix ms), None without a TTL.
     pub expire_at_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// One key that differs. As JSON: `{"db","key","kind","a":{"type","expire_at_ms"}|null,"b":...,
+/// "detail":...}`, in that order (the names and byte strings of export's JSON; no `detail` when
+/// there is none).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Difference {
+    /// The database.
     pub db: u64,
+    /// The key.
+    #[serde(serialize_with = "crate::json::ser_bytes")]
     pub key: Vec<u8>,
+    /// What differs.
     pub kind: DiffKind,
     /// The key on side A (absent when it is not there).
     pub a: Option<SideInfo>,
+    /// The key on side B.
     pub b: Option<SideInfo>,
     /// For `value`: what differs (first differing members, lengths), in the export vocabulary.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<Json>,
-}
-
-impl Difference {
-    /// `{"db","key","kind","a":{"type","expire_at_ms"}|null,"b":...,"detail":...}`, in that
-    /// order (the names and byte strings of export's JSON).
-    pub fn to_json(&self) -> String {
-        let side = |s: &Option<SideInfo>| match s {
-            Some(s) => format!(
-                "{{\"type\":\"{}\",\"expire_at_ms\":{}}}",
-                s.kind.as_str(),
-                s.expire_at_ms.map_or_else(|| "null".to_owned(), |t| t.to_string())
-            ),
-            None => "null".to_owned(),
-        };
-        let mut o = format!(
-            "{{\"db\":{},\"key\":{},\"kind\":\"{}\",\"a\":{},\"b\":{}",
-            self.db,
-            jbytes(&self.key),
-            self.kind.as_str(),
-            side(&self.a),
-            side(&self.b)
-        );
-        if let Some(d) = &self.detail {
-            o.push_str(",\"detail\":");
-            o.push_str(&d.to_string());
-        }
-        o.push('}');
-        o
-    }
 }
 
 /// Counts of keys by outcome. `same` + the others = keys compared (the union of both sides).
