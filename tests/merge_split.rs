@@ -903,24 +903,10 @@ fn duplicate_keys_in_one_input_are_refused_by_merge_and_split() {
     }
 }
 
-/// Runs rdbtool with `args` and returns its exit code and peak RSS in KiB (from `wait4`, this
-/// child's own figure).
+/// Runs rdbtool with `args`: its exit code, peak RSS in KiB (this child's own figure) and stderr.
 fn exit_and_peak_kib(args: &[&OsStr]) -> (i32, i64, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let err_path = dir.path().join("stderr");
-    let child = Command::new(env!("CARGO_BIN_EXE_rdbtool"))
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child by its pid; status and rusage are valid out-pointers.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
-    assert_eq!(pid, child.id() as libc::pid_t);
-    assert!(libc::WIFEXITED(status), "rdbtool did not exit normally: {status}");
-    (libc::WEXITSTATUS(status), ru.ru_maxrss, std::fs::read_to_string(err_path).unwrap())
+    let (code, err, kib, _) = common::run_measured(Command::new(env!("CARGO_BIN_EXE_rdbtool")).args(args));
+    (code.unwrap_or_else(|| panic!("rdbtool did not exit normally: {err}")), kib, err)
 }
 
 #[test]
