@@ -389,7 +389,11 @@ mod tests {
     use std::sync::Mutex;
 
     /// Pages that record what they give back.
-    fn recording(len: usize, consumers: u32, log: &Mutex<Vec<Range<usize>>>) -> (usize, u32, impl Fn(Range<usize>) + Sync + '_) {
+    fn recording(
+        len: usize,
+        consumers: u32,
+        log: &Mutex<Vec<Range<usize>>>,
+    ) -> (usize, u32, impl Fn(Range<usize>) + Sync + '_) {
         (len, consumers, move |r| log.lock().unwrap().push(r))
     }
 

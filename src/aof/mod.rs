@@ -16,9 +16,9 @@ pub mod set;
 
 use std::path::{Path, PathBuf};
 
+pub use crate::verify::report::AofReport;
 pub use manifest::{FileType, Manifest, ManifestEntry, ManifestError};
 pub use resp::{Command, CommandMeta, Event, RespParser};
-pub use crate::verify::report::AofReport;
 pub use set::{AofSet, SetCommand};
 
 /// Does the file start with an RDB image? Redis checks `REDIS`; Valkey 9 writes `VALKEY` too.

@@ -9,11 +9,10 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-
 use crate::aof::commands::{self, Judgement};
+use crate::aof::is_rdb;
 use crate::aof::manifest::{FileType, Manifest, ManifestEntry, ManifestError};
 use crate::aof::resp::{Event, RespParser, Stats, line_at};
-use crate::aof::is_rdb;
 use crate::error::{Error, ErrorKind};
 use crate::input::{self, Input};
 use crate::rdb::reader::{Reader, Record};

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use super::filter::FilterArgs;
 use rdbtool::export::resp::{OnBusyKey, RespOptions};
 use rdbtool::export::{self, ExportError, Options, OutputFormat};
-use rdbtool::pass::Pages;
 use rdbtool::output::AtomicFile;
+use rdbtool::pass::Pages;
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 

@@ -13,9 +13,9 @@ pub mod resp;
 
 use std::io::{self, Write};
 
-use crate::pass::{Follow, Pages};
 use crate::error::{Error, ErrorKind};
 use crate::filter::Filter;
+use crate::pass::{Follow, Pages};
 use crate::rdb::cursor::Elem;
 use crate::rdb::keyset::KeySet;
 use crate::rdb::reader::{KeyRecord, Reader, Record};

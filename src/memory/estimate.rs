@@ -9,11 +9,11 @@
 
 use crate::error::Result;
 use crate::rdb::cursor::{Cursor, Elem, RdbStr, parse_canonical_i64};
+use crate::rdb::encodings::blob_of;
 use crate::rdb::encodings::ziplist::ZiplistIter;
 use crate::rdb::module::ModuleType;
 use crate::rdb::types::id;
 use crate::rdb::value::{RawValue, Sink, StreamGroup, StreamMeta};
-use crate::rdb::encodings::blob_of;
 use crate::rdb::walk::Walker;
 
 use super::*;

@@ -24,8 +24,8 @@ mod conflicts;
 mod plan;
 mod policy;
 mod records;
-mod scan;
 mod route;
+mod scan;
 mod write;
 
 pub use conflicts::{Conflict, ConflictKind, Occurrence};

@@ -8,10 +8,10 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::conflicts::Conflict;
-use super::scan::{Scan, Section};
 use super::conflicts::{Action, KeyLoc, Resolution, by_input, find_groups, resolve};
 use super::records::{check_target_records, choose_aux, merge_functions, merge_module_aux};
 use super::route::{DbRoute, Router};
+use super::scan::{Scan, Section};
 use super::{DbPlan, InputReport, MAX_EXAMPLES, MAX_MESSAGES, MergeError, Options, Source};
 use crate::display::quoted;
 use crate::error::Error;

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::conflicts::Action;
 use super::plan::Plan;
-use super::scan::Section;
 use super::route::{DbRoute, Router};
+use super::scan::Section;
 use super::{DbPlan, MergeError, Source};
 use crate::display::quoted;
 use crate::error::Error;

@@ -304,9 +304,11 @@ fn read_runs(s: &Spill, b: usize) -> Result<Vec<(u64, u64)>> {
         s.file
             .read_exact_at(&mut buf, at)
             .map_err(|e| Error::new(crate::error::ErrorKind::Io, 0, format!("reading back key fingerprints: {e}")))?;
-        out.extend(buf.chunks_exact(16).map(|c| {
-            (u64::from_le_bytes(c[..8].try_into().unwrap()), u64::from_le_bytes(c[8..].try_into().unwrap()))
-        }));
+        out.extend(
+            buf.chunks_exact(16).map(|c| {
+                (u64::from_le_bytes(c[..8].try_into().unwrap()), u64::from_le_bytes(c[8..].try_into().unwrap()))
+            }),
+        );
     }
     Ok(out)
 }

@@ -5,9 +5,9 @@ use std::collections::HashSet;
 
 use crate::error::{Error, Result};
 use crate::rdb::cursor::{Cursor, Elem, parse_canonical_i64};
+use crate::rdb::encodings::blob_of;
 use crate::rdb::encodings::listpack::ListpackIter;
 use crate::rdb::types::id;
-use crate::rdb::encodings::blob_of;
 use crate::rdb::value::{Consumer, Idmp, Note, PendingEntry, Sink, StreamGroup, StreamId, StreamMeta};
 
 const FLAG_DELETED: i64 = 1;

@@ -215,7 +215,6 @@ impl<'a> RawValue<'a> {
         !(self.type_byte == crate::rdb::types::id::STRING
             && self.bytes.first().is_some_and(|&b| b >> 6 != 3 || b & 0x3f != 3))
     }
-
 }
 
 /// The logical value model shared by every command.

@@ -9,6 +9,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::rdb::cursor::{Cursor, Elem, RdbStr, format_i64};
+use crate::rdb::encodings::blob_of;
 use crate::rdb::encodings::intset::IntsetIter;
 use crate::rdb::encodings::listpack::ListpackIter;
 use crate::rdb::encodings::ziplist::ZiplistIter;
@@ -18,8 +19,7 @@ use crate::rdb::module::{self, ModuleType};
 use crate::rdb::stream;
 use crate::rdb::strtod;
 use crate::rdb::types::{Flavor, Format, id};
-use crate::rdb::encodings::blob_of;
-use crate::rdb::value::{Note, RawValue, Sink, Validate, ValueBuilder, Value};
+use crate::rdb::value::{Note, RawValue, Sink, Validate, Value, ValueBuilder};
 
 /// Field TTLs above this are corrupt (Redis keeps 48 bits of expiry time).
 pub const MAX_FIELD_EXPIRE_MS: i64 = (1 << 48) - 1;

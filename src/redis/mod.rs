@@ -6,7 +6,11 @@
 
 pub mod client;
 pub mod cluster;
+pub mod options;
+pub mod resp;
+pub mod scan;
 pub mod server;
+mod tls;
 
 pub use client::{Addr, ConnectOptions, Connection, Error, ErrorKind, Limits, Reply, TlsOptions};
 pub use cluster::{Redirect, SlotMap};

@@ -506,11 +506,7 @@ pub fn scan_file(
 
 /// The reader's side: key records that pass the filter, in batches. Returns the error that
 /// ended the file early, if any.
-fn read_batches<'a>(
-    reader: &mut Reader<'a>,
-    opts: &Options,
-    tx: SyncSender<Batch<'a>>,
-) -> Option<Error> {
+fn read_batches<'a>(reader: &mut Reader<'a>, opts: &Options, tx: SyncSender<Batch<'a>>) -> Option<Error> {
     let mut seq = 0u64;
     // Batches cover the input end to end (records between keys included), so that the folder
     // reports every byte done.

@@ -17,4 +17,3 @@ pub fn verify_aof(path: &Path, opts: &Options) -> Result<Report, String> {
         Err(e) => Err(format!("{name}: cannot read: {e}")),
     }
 }
-

@@ -46,13 +46,7 @@ pub fn verify_bytes_releasing(
 /// The consumers of an input's pages in one parse: the parse itself, and the checksum.
 const CONSUMERS: u32 = 2;
 
-fn verify_impl<'a>(
-    name: &str,
-    data: &[u8],
-    opts: &Options,
-    pages: &dyn Fn() -> Pages<'a>,
-    preamble: bool,
-) -> Report {
+fn verify_impl<'a>(name: &str, data: &[u8], opts: &Options, pages: &dyn Fn() -> Pages<'a>, preamble: bool) -> Report {
     let (report, guess_crc, guess_end) = parse_with_crc(name, data, opts, pages, Vec::new());
     let (mut report, guess_crc) = {
         // Zeroed blocks at the errors: parse again without the records read from zeros (src/damage.rs).

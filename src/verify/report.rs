@@ -454,10 +454,13 @@ impl AofReport {
             if self.multi_blocks == 1 { "" } else { "s" }
         ));
         match self.restore_range {
-            Some(r) => parts.push(format!("restorable {} .. {}", crate::time::format_utc(r.from.unix), crate::time::format_utc(r.to.unix))),
+            Some(r) => parts.push(format!(
+                "restorable {} .. {}",
+                crate::time::format_utc(r.from.unix),
+                crate::time::format_utc(r.to.unix)
+            )),
             None => parts.push("no #TS annotations".to_owned()),
         }
         parts.join(", ")
     }
 }
-
