@@ -8,6 +8,8 @@ use rdbtool::diff::{self, DiffError, Difference, FileSide, KeySelect, Options, O
 use rdbtool::display::quoted;
 use rdbtool::input::Input;
 use rdbtool::json::Stream;
+use rdbtool::pass::Pages;
+use std::sync::atomic::AtomicU64;
 use rdbtool::restore_test::{self, Backup, Outcome, ServerOptions, Throwaway};
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
@@ -102,6 +104,14 @@ enum Side {
 }
 
 impl Side {
+    /// Bytes of a file side (0 for a server).
+    fn file_len(&self) -> u64 {
+        match self {
+            Side::File { data, .. } => data.len() as u64,
+            _ => 0,
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             Side::File { name, .. } => name.clone(),
@@ -222,7 +232,10 @@ pub fn run(args: Args) -> u8 {
     super::with_stdout(|out| {
         let mut printer = Printer::new(out, mode);
         printer.begin(&na, &nb)?;
-        let res = run_sides(&mut a, &mut b, &opts, &mut printer);
+        // A bar over the files' bytes as they are read (a live side has no size to show).
+        let total = a.file_len() + b.file_len();
+        let read = AtomicU64::new(0);
+        let res = super::progress::follow(total, "diff", &read, || run_sides(&mut a, &mut b, &opts, &mut printer, &read));
         if let Some(e) = printer.err.take() {
             return Err(e);
         }
@@ -266,28 +279,29 @@ fn run_sides(
     b: &mut Side,
     opts: &Options,
     out: &mut dyn Output,
+    read: &AtomicU64,
 ) -> Result<(Summary, Vec<String>), DiffError> {
     let mut warnings = Vec::new();
     let summary = match (a, b) {
         (Side::File { name: na, data: da }, Side::File { name: nb, data: db }) => {
-            let (ra, rb) = (|r| da.release(r), |r| db.release(r));
-            let mut fa = FileSide::open(na.clone(), da)?.with_release(&ra);
-            let mut fb = FileSide::open(nb.clone(), db)?.with_release(&rb);
+            let (pa, pb) = (Pages::new(da, 1), Pages::new(db, 1));
+            let mut fa = FileSide::open(na.clone(), da)?.with_pages(&pa).with_progress(read);
+            let mut fb = FileSide::open(nb.clone(), db)?.with_pages(&pb).with_progress(read);
             let s = diff::diff_files(&mut fa, &mut fb, opts, out)?;
             tail_warnings(&fa, &mut warnings);
             tail_warnings(&fb, &mut warnings);
             s
         }
         (Side::File { name, data }, Side::Live(l) | Side::Loaded(_, l)) => {
-            let release = |r| data.release(r);
-            let mut f = FileSide::open(name.clone(), data)?.with_release(&release);
+            let pages = Pages::new(data, 1);
+            let mut f = FileSide::open(name.clone(), data)?.with_pages(&pages).with_progress(read);
             let s = live::diff_file_live(&mut f, l, true, opts, out)?;
             tail_warnings(&f, &mut warnings);
             s
         }
         (Side::Live(l) | Side::Loaded(_, l), Side::File { name, data }) => {
-            let release = |r| data.release(r);
-            let mut f = FileSide::open(name.clone(), data)?.with_release(&release);
+            let pages = Pages::new(data, 1);
+            let mut f = FileSide::open(name.clone(), data)?.with_pages(&pages).with_progress(read);
             let s = live::diff_file_live(&mut f, l, false, opts, out)?;
             tail_warnings(&f, &mut warnings);
             s

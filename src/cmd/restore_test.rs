@@ -182,7 +182,7 @@ fn compare(
     opts: &Options,
     out: &mut dyn rdbtool::diff::Output,
 ) -> Result<Summary, DiffError> {
-    let release = |r| data.release(r);
-    let mut f = FileSide::open(name.to_owned(), data)?.with_release(&release);
+    let pages = rdbtool::pass::Pages::new(data, 1);
+    let mut f = FileSide::open(name.to_owned(), data)?.with_pages(&pages);
     live::diff_file_live(&mut f, live, true, opts, out)
 }

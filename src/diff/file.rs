@@ -1,7 +1,10 @@
 //! An RDB file as a side of a diff: its header and snapshot time, a pass over its selected keys
 //! in file order (giving back pages read), and a key's value found again by its offset.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::{DiffError, KeySelect};
+use crate::pass::Pages;
 use crate::error::{Error, ErrorKind};
 use crate::rdb::cursor::Cursor;
 use crate::rdb::keyset::KeySet;
@@ -20,14 +23,19 @@ pub struct FileSide<'a> {
     pub as_of_ms: i64,
     /// Bytes after the RDB's checksum (an AOF tail, not compared).
     pub trailing_bytes: u64,
-    /// Gives back the pages of a range read already (`Input::release`), so that a sequential
-    /// pass over a memory-mapped file larger than RAM keeps RSS flat.
-    release: Option<&'a (dyn Fn(std::ops::Range<usize>) + Sync)>,
+    /// The input's pages (`pass::Pages`): a sequential pass is one consumer of them and gives
+    /// back what it has read, so that a file larger than RAM keeps RSS flat.
+    pages: Option<&'a Pages<'a>>,
+    /// Bytes read by sequential passes, added as they go (for a progress bar).
+    progress: Option<&'a AtomicU64>,
 }
 
 /// A sequential pass releases pages this far behind the record it reads (lookups in flight
 /// still point into them; a released page is read again from the file if needed).
 const RELEASE_LAG: usize = 64 << 20;
+
+/// The progress counter moves in steps of this many bytes.
+const PROGRESS_STEP: u64 = 1 << 20;
 
 impl<'a> FileSide<'a> {
     /// Reads the header and the AUX fields (no key is read).
@@ -47,12 +55,19 @@ impl<'a> FileSide<'a> {
                 _ => break,
             }
         }
-        Ok(FileSide { name, data, format, as_of_ms, trailing_bytes: 0, release: None })
+        Ok(FileSide { name, data, format, as_of_ms, trailing_bytes: 0, pages: None, progress: None })
     }
 
-    /// Lets sequential passes give back the pages they have read (see `Input::release`).
-    pub fn with_release(mut self, release: &'a (dyn Fn(std::ops::Range<usize>) + Sync)) -> FileSide<'a> {
-        self.release = Some(release);
+    /// Lets sequential passes give back the pages they have read: the pass is one consumer of
+    /// `pages` (made for this file's input).
+    pub fn with_pages(mut self, pages: &'a Pages<'a>) -> FileSide<'a> {
+        self.pages = Some(pages);
+        self
+    }
+
+    /// Adds the bytes each sequential pass reads to `counter`.
+    pub fn with_progress(mut self, counter: &'a AtomicU64) -> FileSide<'a> {
+        self.progress = Some(counter);
         self
     }
 
@@ -65,7 +80,8 @@ impl<'a> FileSide<'a> {
         mut f: impl FnMut(crate::rdb::KeyRecord<'a>) -> Result<(), DiffError>,
     ) -> Result<(), DiffError> {
         let mut reader = Reader::new(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))?;
-        let mut released = 0usize;
+        let mut lane = self.pages.map(|p| p.lane());
+        let mut counted = 0u64;
         let mut keys = KeySet::new();
         while let Some(rec) = reader.next() {
             if let Record::Key(k) = rec.map_err(|e| DiffError::Input(self.name.clone(), e))? {
@@ -74,13 +90,19 @@ impl<'a> FileSide<'a> {
                     f(k)?;
                 }
             }
-            if let Some(release) = self.release {
-                let upto = (reader.offset() as usize).saturating_sub(RELEASE_LAG);
-                if upto >= released + RELEASE_LAG {
-                    release(released..upto);
-                    released = upto;
-                }
+            if let Some(lane) = &mut lane {
+                lane.upto((reader.offset() as usize).saturating_sub(RELEASE_LAG));
             }
+            if let Some(p) = self.progress
+                && reader.offset() >= counted + PROGRESS_STEP
+            {
+                p.fetch_add(reader.offset() - counted, Ordering::Relaxed);
+                counted = reader.offset();
+            }
+        }
+        drop(lane);
+        if let Some(p) = self.progress {
+            p.fetch_add((self.data.len() as u64).saturating_sub(counted), Ordering::Relaxed);
         }
         if let Some(t) = reader.trailer() {
             self.trailing_bytes = t.trailing_bytes;
