@@ -1148,3 +1148,29 @@ fn duplicate_keys_are_refused_in_every_format() {
     let out = export_ok(&[two.to_str().unwrap()]);
     assert_eq!(jsonl(&out).len(), 2);
 }
+
+/// A file holding one huge compressible string (a few MB on disk, 96 MB decompressed): every
+/// output format writes it in pieces, so the peak is about the value once, not twice.
+#[test]
+fn a_huge_compressed_value_costs_its_size_once() {
+    let value: Vec<u8> = b"value-abcdefghij".iter().copied().cycle().take(96 << 20).collect();
+    let mut rdb = b"REDIS0011".to_vec();
+    rdb.extend_from_slice(&[0xFE, 0, 0]);
+    rdbtool::rdb::encode::write_string(&mut rdb, b"big", false);
+    rdbtool::rdb::encode::write_lzf_string(&mut rdb, &value);
+    rdb.push(0xFF);
+    let crc = rdbtool::crc::crc64(&rdb);
+    rdb.extend_from_slice(&crc.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.rdb");
+    std::fs::write(&path, &rdb).unwrap();
+    assert!(rdb.len() < 8 << 20, "the file is small: {}", rdb.len());
+    for format in ["jsonl", "resp"] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rdbtool"));
+        c.args(["export", "--format", format]).arg(&path);
+        let (code, err, kib, _) = common::run_measured(&mut c);
+        assert_eq!(code, Some(0), "{format}: {err}");
+        // The value once (96 MiB) and the buffers; twice would be over 192 MiB.
+        assert!(kib < 150 << 10, "{format}: peak RSS {kib} KiB for a 96 MiB value");
+    }
+}

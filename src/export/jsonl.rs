@@ -169,14 +169,12 @@ impl JsonSink<'_, '_> {
 
 impl Sink for JsonSink<'_, '_> {
     fn string(&mut self, v: Elem<'_>) {
-        push_elem(&mut self.out.buf, v);
-        self.out.check();
+        push_elem_out(self.out, v);
     }
 
     fn list_item(&mut self, v: Elem<'_>) {
         self.comma();
-        push_elem(&mut self.out.buf, v);
-        self.out.check();
+        push_elem_out(self.out, v);
     }
 
     fn set_member(&mut self, m: Elem<'_>) {
@@ -400,6 +398,54 @@ fn push_score(buf: &mut Vec<u8>, v: f64) {
     }
 }
 
+/// Elements longer than this are written in pieces of `PIECE` bytes, the buffer handed to the
+/// writer as it fills, so that a huge value costs its own bytes once and not twice.
+const BIG_ELEM: usize = 4 << 20;
+const PIECE: usize = 1 << 20;
+/// Base64 pieces: a multiple of 3 bytes, so that no padding falls inside the value.
+const B64_PIECE: usize = 3 << 18;
+
+/// `push_elem` into `out`, then the buffer handed over if it is full.
+#[inline]
+fn push_elem_out(out: &mut Out<'_>, e: Elem<'_>) {
+    match e {
+        Elem::Bytes(b) if b.len() > BIG_ELEM => push_big_bytes(out, b),
+        e => push_elem(&mut out.buf, e),
+    }
+    out.check();
+}
+
+/// `push_bytes` of a long byte string, piece by piece (the same text).
+#[cold]
+fn push_big_bytes(out: &mut Out<'_>, b: &[u8]) {
+    if std::str::from_utf8(b).is_ok() {
+        out.buf.push(b'"');
+        let mut rest = b;
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(PIECE);
+            // Not inside a UTF-8 sequence: each piece is valid UTF-8 on its own.
+            while cut < rest.len() && rest[cut] & 0xC0 == 0x80 {
+                cut -= 1;
+            }
+            let at = out.buf.len();
+            push_bytes(&mut out.buf, &rest[..cut]);
+            // push_bytes quotes the piece; the quotes belong to the whole string.
+            out.buf.remove(at);
+            out.buf.pop();
+            rest = &rest[cut..];
+            out.check();
+        }
+        out.buf.push(b'"');
+    } else {
+        out.buf.extend_from_slice(b"{\"base64\":\"");
+        for piece in b.chunks(B64_PIECE) {
+            push_base64(&mut out.buf, piece);
+            out.check();
+        }
+        out.buf.extend_from_slice(b"\"}");
+    }
+}
+
 /// An element: integers are the decimal text of a byte string, so they are JSON strings.
 #[inline]
 pub fn push_elem(buf: &mut Vec<u8>, e: Elem<'_>) {
@@ -619,6 +665,27 @@ pub fn push_base64(buf: &mut Vec<u8>, b: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_big_element_is_written_in_pieces_as_the_same_text() {
+        // UTF-8 with multibyte characters, quotes and control bytes around the piece boundaries.
+        let unit = "ab\u{e9}\u{20ac}\"\\\n\u{1f600}x".as_bytes();
+        let utf8: Vec<u8> = unit.iter().copied().cycle().take((20 << 20) + 7).collect();
+        let utf8 = &utf8[..utf8.len() - std::str::from_utf8(&utf8).map_or_else(|e| utf8.len() - e.valid_up_to(), |_| 0)];
+        let mut binary = utf8.to_vec();
+        binary[PIECE + 1] = 0xff;
+        for b in [utf8, &binary[..]] {
+            let mut whole = Vec::new();
+            push_bytes(&mut whole, b);
+            let mut written = Vec::new();
+            let mut out = Out::new(&mut written);
+            push_big_bytes(&mut out, b);
+            assert!(out.buf.len() < (16 << 20) + 2 * PIECE, "the buffer was not handed over");
+            out.finish().unwrap();
+            assert_eq!(written.len(), whole.len());
+            assert!(written == whole, "pieces differ from the whole");
+        }
+    }
 
     fn s(b: &[u8]) -> String {
         let mut v = Vec::new();

@@ -428,7 +428,21 @@ impl Sink for RespSink<'_, '_> {
         let buf = &mut self.out.buf;
         push_header(buf, 3, b"SET");
         push_bulk(buf, self.key);
-        push_bulk_elem(buf, v);
+        match v {
+            // A long string goes in pieces, the buffer handed to the writer as it fills, so that
+            // it costs its own bytes once and not twice.
+            Elem::Bytes(b) if b.len() > BIG_STRING => {
+                buf.push(b'$');
+                push_u64(buf, b.len() as u64);
+                buf.extend_from_slice(b"\r\n");
+                for piece in b.chunks(BIG_STRING / 4) {
+                    self.out.buf.extend_from_slice(piece);
+                    self.out.check();
+                }
+                self.out.buf.extend_from_slice(b"\r\n");
+            }
+            v => push_bulk_elem(buf, v),
+        }
         self.out.check();
     }
 
@@ -573,6 +587,9 @@ fn push_header(buf: &mut Vec<u8>, argc: usize, cmd: &[u8]) {
     buf.extend_from_slice(b"\r\n");
     push_bulk(buf, cmd);
 }
+
+/// Strings longer than this are written in pieces (see `RespSink::string`).
+const BIG_STRING: usize = 4 << 20;
 
 #[inline]
 fn push_bulk(buf: &mut Vec<u8>, b: &[u8]) {
