@@ -298,8 +298,12 @@ impl Manifest {
     }
 
     /// The manifest as Redis writes it: base, then history, then incr lines, each ending in
-    /// `\n`. Fails when a line would be too long for Redis to read back.
+    /// `\n`. Fails when a line would be too long for Redis to read back, and for a manifest
+    /// without a file: its empty text is what Redis refuses as "an empty AOF manifest".
     pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        if self.entries.is_empty() {
+            return Err("the manifest lists no file: Redis refuses an empty AOF manifest".into());
+        }
         let mut out = Vec::new();
         let ordered = self
             .base()
@@ -574,5 +578,11 @@ mod tests {
     fn writer_refuses_lines_redis_cannot_read() {
         let m = Manifest { entries: vec![ManifestEntry::new(vec![b'x'; 1010], 1, FileType::Base)] };
         assert!(m.to_bytes().is_err());
+        // A manifest of comments only reads as one without files; written, it would be empty,
+        // which Redis refuses: writing it is refused instead (found by the aof fuzz target).
+        let m = Manifest::parse(b"#").unwrap();
+        assert!(m.entries.is_empty());
+        assert!(m.to_bytes().is_err());
+        assert!(Manifest::parse(b"").is_err());
     }
 }
