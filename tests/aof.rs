@@ -905,13 +905,14 @@ proptest! {
             e.line = i + 1;
         }
         let m = Manifest { entries };
+        if m.entries.is_empty() {
+            // Its text would be empty, which Redis refuses: writing it is refused.
+            prop_assert!(m.to_bytes().is_err());
+            return Ok(());
+        }
         let bytes = m.to_bytes().map_err(TestCaseError::fail)?;
         let back = Manifest::parse(&bytes);
-        if m.entries.is_empty() {
-            prop_assert!(back.is_err());
-        } else {
-            prop_assert_eq!(back.map_err(|e| TestCaseError::fail(e.to_string()))?, m);
-        }
+        prop_assert_eq!(back.map_err(|e| TestCaseError::fail(e.to_string()))?, m);
     }
 
     /// Any bytes: a manifest or an error naming a line inside the input, never a panic.
