@@ -9,8 +9,8 @@ use rdbtool::display::quoted;
 use rdbtool::input::Input;
 use rdbtool::json::Stream;
 use rdbtool::pass::Pages;
-use std::sync::atomic::AtomicU64;
 use rdbtool::restore_test::{self, Backup, Outcome, ServerOptions, Throwaway};
+use std::sync::atomic::AtomicU64;
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 
@@ -235,7 +235,8 @@ pub fn run(args: Args) -> u8 {
         // A bar over the files' bytes as they are read (a live side has no size to show).
         let total = a.file_len() + b.file_len();
         let read = AtomicU64::new(0);
-        let res = super::progress::follow(total, "diff", &read, || run_sides(&mut a, &mut b, &opts, &mut printer, &read));
+        let res =
+            super::progress::follow(total, "diff", &read, || run_sides(&mut a, &mut b, &opts, &mut printer, &read));
         if let Some(e) = printer.err.take() {
             return Err(e);
         }

@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{DiffError, KeySelect};
-use crate::pass::Pages;
 use crate::error::{Error, ErrorKind};
+use crate::pass::Pages;
 use crate::rdb::cursor::Cursor;
 use crate::rdb::keyset::KeySet;
 use crate::rdb::reader::{Reader, Record, key_at};

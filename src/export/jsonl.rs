@@ -671,7 +671,8 @@ mod tests {
         // UTF-8 with multibyte characters, quotes and control bytes around the piece boundaries.
         let unit = "ab\u{e9}\u{20ac}\"\\\n\u{1f600}x".as_bytes();
         let utf8: Vec<u8> = unit.iter().copied().cycle().take((20 << 20) + 7).collect();
-        let utf8 = &utf8[..utf8.len() - std::str::from_utf8(&utf8).map_or_else(|e| utf8.len() - e.valid_up_to(), |_| 0)];
+        let utf8 =
+            &utf8[..utf8.len() - std::str::from_utf8(&utf8).map_or_else(|e| utf8.len() - e.valid_up_to(), |_| 0)];
         let mut binary = utf8.to_vec();
         binary[PIECE + 1] = 0xff;
         for b in [utf8, &binary[..]] {
