@@ -87,6 +87,24 @@ pub struct CutSummary {
     pub warnings: Vec<String>,
 }
 
+impl CutSummary {
+    /// A summary of nothing kept yet, for a cut to `to` (or before command `before`).
+    fn empty(to: i64, before: Option<u64>) -> CutSummary {
+        CutSummary {
+            to: Stamp::new(to),
+            before_command: before,
+            output: String::new(),
+            manifest: String::new(),
+            base_time: None,
+            files: Vec::new(),
+            commands_kept: 0,
+            last_kept_ts: None,
+            first_dropped_ts: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 enum Action {
     Copy,
     Truncate(u64),
@@ -104,21 +122,11 @@ impl AofSet {
         if let Some((e, why)) = self.missing.first() {
             return refuse(format!("{} (manifest line {}) is {why}: the set cannot be loaded", e.name_lossy(), e.line));
         }
-        let mut sum = CutSummary {
-            to: Stamp::new(to),
-            before_command: match stop {
-                Stop::BeforeCommand(n) => Some(n),
-                Stop::Time(_) => None,
-            },
-            output: String::new(),
-            manifest: String::new(),
-            base_time: None,
-            files: Vec::new(),
-            commands_kept: 0,
-            last_kept_ts: None,
-            first_dropped_ts: None,
-            warnings: Vec::new(),
+        let before = match stop {
+            Stop::BeforeCommand(n) => Some(n),
+            Stop::Time(_) => None,
         };
+        let mut sum = CutSummary::empty(to, before);
         let mut actions: Vec<Action> = Vec::new();
         let mut ts: Option<i64> = None;
         let mut cut_found = false;
@@ -298,18 +306,7 @@ impl AofSet {
             return Err(CutError::Refused(format!("{} (manifest line {}) is {why}", e.name_lossy(), e.line)));
         }
         let actions: Vec<Action> = self.parts.iter().map(|_| Action::Copy).collect();
-        let sum = CutSummary {
-            to: Stamp::new(i64::MAX),
-            before_command: None,
-            output: String::new(),
-            manifest: String::new(),
-            base_time: None,
-            files: Vec::new(),
-            commands_kept: 0,
-            last_kept_ts: None,
-            first_dropped_ts: None,
-            warnings: Vec::new(),
-        };
+        let sum = CutSummary::empty(i64::MAX, None);
         self.write_dir(&actions, out, link, sum)
     }
 
