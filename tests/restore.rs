@@ -744,6 +744,7 @@ struct Persistent {
     child: Option<std::process::Child>,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    bin: PathBuf,
 }
 
 impl Persistent {
@@ -752,13 +753,19 @@ impl Persistent {
             common::skip("redis-server not installed");
             return None;
         }
+        Some(Persistent::start_bin(Path::new("redis-server"), extra))
+    }
+
+    /// The same with another server binary (an older version).
+    fn start_bin(bin: &Path, extra: &[&str]) -> Persistent {
         let mut p = Persistent {
             child: None,
             dir: tempfile::tempdir().unwrap(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            bin: bin.to_path_buf(),
         };
         p.restart();
-        Some(p)
+        p
     }
 
     fn sock(&self) -> PathBuf {
@@ -788,7 +795,7 @@ impl Persistent {
     /// (Re)starts the server and waits until it has loaded its data.
     fn restart(&mut self) {
         self.kill();
-        let child = Command::new("redis-server")
+        let child = Command::new(&self.bin)
             .args(["--port", "0", "--unixsocket"])
             .arg(self.sock())
             .arg("--dir")
@@ -924,6 +931,56 @@ fn resume_after_the_target_dies_and_after_sigkill() {
     let o = rdbtool(&["restore", fs, "--to", &to, "--journal", dir.path().join("none").to_str().unwrap(), "--resume"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("cannot read the journal"), "{}", text(&o.stderr));
+}
+
+/// `--connections 4` into Redis 6.2, where the lists of the RDB 10 file go as plain commands
+/// (not idempotent): the target is killed in the middle, restarted on its append-only file, and
+/// `--resume` completes it with nothing lost and no list element twice.
+#[test]
+fn resume_with_four_connections_and_plain_commands_after_the_target_dies() {
+    let Some(servers) = other_servers() else { return };
+    let Some((_src, f)) = resume_source() else { return };
+    let fs = f.to_str().unwrap();
+    let total = file_keys(&f).len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let js = dir.path().join("restore.journal").to_str().unwrap().to_owned();
+    let (_, bin) = servers.iter().find(|(n, _)| *n == "redis-6.2").unwrap();
+    let mut t = Persistent::start_bin(bin, &[]);
+    let to = t.url();
+    let args = [fs, "--to", &to, "--journal", &js, "--connections", "4", "--no-functions"];
+    let mut first = args.to_vec();
+    first.extend(["--max-ops", "10000", "--timeout", "5", "--json"]);
+    let child = spawn_restore(&first);
+    wait_for_keys(&t, 12000);
+    t.kill();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}{}", text(&o.stdout), text(&o.stderr));
+    let r1: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r1["unconfirmed"].as_u64().unwrap() + r1["not_sent"].as_u64().unwrap() > 0, "{r1}");
+    let j: Json = serde_json::from_slice(&std::fs::read(&js).unwrap()).unwrap();
+    assert_eq!(j["complete"], Json::Bool(false), "{j}");
+    t.restart();
+    let before = t.dbsize();
+    assert!(before >= 12000 && before < total, "{before}");
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let r = restore_json(&resume, 0);
+    let (written, already, found) = (
+        r["written"].as_u64().unwrap(),
+        r["already_restored"].as_u64().unwrap(),
+        r["resumed_existing"].as_u64().unwrap(),
+    );
+    // What the journal called acknowledged is on the server (the diff below), and no more.
+    assert!(already > 0 && already <= before, "{r}");
+    assert_eq!(written + already + found, total, "{r}");
+    assert_eq!(r["skipped_busy"].as_u64(), Some(0), "{r}");
+    assert!(r["sent_as_commands"].as_u64().unwrap() > 0, "{r}");
+    // Each list holds its 3 elements once.
+    let twice = "local n=0 for i=1,2000 do if redis.call('LLEN','list:'..i)~=3 then n=n+1 end end return n";
+    assert_eq!(t.cli(&["EVAL", twice, "0"]), "0");
+    assert_identical(&f, &to);
+    let j: Json = serde_json::from_slice(&std::fs::read(&js).unwrap()).unwrap();
+    assert_eq!(j["complete"], Json::Bool(true), "{j}");
 }
 
 #[test]

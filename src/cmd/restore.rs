@@ -59,6 +59,10 @@ pub struct Args {
     /// At most N keys per second (a rate limit for a busy target).
     #[arg(long, value_name = "N")]
     max_ops: Option<u64>,
+    /// Connections per master, each with its own pipeline (the keys of one hash slot always
+    /// go on the same one).
+    #[arg(long, value_name = "N", default_value_t = restore::DEFAULT_CONNECTIONS)]
+    connections: usize,
     /// Keys per pipelined batch.
     #[arg(long, value_name = "N", default_value_t = 512)]
     batch: usize,
@@ -123,6 +127,9 @@ pub fn run(args: Args) -> u8 {
     }
     if args.batch == 0 {
         return fail("--batch must be at least 1".into());
+    }
+    if !(1..=64).contains(&args.connections) {
+        return fail("--connections must be between 1 and 64".into());
     }
     if args.to.is_none() && !args.live.names_server() {
         return fail("no target: give --to redis://host:port (or -h/-p/-s)".into());
@@ -197,6 +204,7 @@ pub fn run(args: Args) -> u8 {
         functions: !args.no_functions,
         into_db0: args.into_db0,
         batch_keys: args.batch,
+        connections: args.connections,
         max_ops: args.max_ops,
         journal: args.journal.clone(),
         resume: args.resume,

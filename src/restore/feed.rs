@@ -72,7 +72,9 @@ pub(super) struct Feed<'a> {
     opts: &'a Options,
     pub pre: Prepared,
     pub shared: Arc<Shared>,
+    /// `conns` workers per master: those of master m are `nodes[m * conns..(m + 1) * conns]`.
     pub nodes: Vec<Node>,
+    conns: usize,
     /// The filter with `expired: Include` (expiry is decided here, after the TTL shift).
     filter: Filter,
     skip_expired: bool,
@@ -94,18 +96,26 @@ pub(super) struct Feed<'a> {
 }
 
 impl<'a> Feed<'a> {
-    /// Starts one worker per master.
+    /// Starts `opts.connections` workers per master.
     pub fn new(target: &'a Target, opts: &'a Options, pre: Prepared, started: Instant) -> Feed<'a> {
         let rewrite = opts.on_busy_key == OnBusyKey::Rewrite;
+        let conns = opts.connections.max(1);
+        let masters = target.masters();
         let shared = Arc::new(Shared {
             stop: Default::default(),
             panic: opts.on_busy_key == OnBusyKey::Panic,
             rewrite,
             slots: target.slots.clone(),
             busy: Mutex::new(None),
-            keep_written: opts.keep_written,
+            // The names of written keys kept, shared out over the workers.
+            keep_written: (opts.keep_written / (masters.len() * conns)).max(opts.keep_written.min(1000)),
         });
-        let nodes = target.masters().into_iter().map(|m| Node::spawn(m, &shared)).collect();
+        let mut nodes = Vec::new();
+        for m in masters {
+            for _ in 0..conns {
+                nodes.push(Node::spawn(m.clone(), &shared));
+            }
+        }
         let mut filter = opts.filter.clone();
         let skip_expired = filter.expired == Expired::Exclude;
         filter.expired = Expired::Include;
@@ -115,6 +125,7 @@ impl<'a> Feed<'a> {
             pre,
             shared,
             nodes,
+            conns,
             filter,
             skip_expired,
             rewrite,
@@ -276,7 +287,8 @@ impl<'a> Feed<'a> {
             vec![b"FUNCTION", b"LOAD", source]
         };
         let uncertain = self.uncertain(pos);
-        for n in self.nodes.iter_mut() {
+        // One connection of each master loads it.
+        for n in self.nodes.iter_mut().step_by(self.conns) {
             let item = Item {
                 db: 0,
                 key: name.clone(),
@@ -292,21 +304,23 @@ impl<'a> Feed<'a> {
         ControlFlow::Continue(())
     }
 
-    /// The master (index in `nodes`) that serves `slot`; workers for masters that appeared
-    /// since the start (a `MOVED` to a new node) are started here.
+    /// The worker (index in `nodes`) for a key of `slot`: one of the connections of the master
+    /// that serves it, chosen by slot, so that the keys of one slot (and the slot's temporary
+    /// key of plain commands) stay in order on one connection. Workers for masters that
+    /// appeared since the start (a `MOVED` to a new node) are started here.
     fn node_of(&mut self, slot: u16) -> usize {
-        let node = match &self.target.slots {
+        let master = match &self.target.slots {
             None => 0,
             Some(m) => m.lock().unwrap_or_else(|e| e.into_inner()).master_of(slot).unwrap_or(0),
         };
-        while self.nodes.len() <= node {
+        while self.nodes.len() < (master + 1) * self.conns {
             let m = self.target.slots.as_ref().map(|m| {
                 let m = m.lock().unwrap_or_else(|e| e.into_inner());
-                self.target.opts.with_addr(m.nodes[self.nodes.len()].addr())
+                self.target.opts.with_addr(m.nodes[self.nodes.len() / self.conns].addr())
             });
             self.nodes.push(Node::spawn(m.unwrap_or_else(|| self.target.opts.clone()), &self.shared));
         }
-        node
+        master * self.conns + slot as usize % self.conns
     }
 
     /// A key record: filtered, decided, rendered and batched.

@@ -55,6 +55,9 @@ impl<'a> Input<'a> {
     }
 }
 
+/// `--connections`' default (see benches/README.md, restore).
+pub const DEFAULT_CONNECTIONS: usize = 2;
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub on_busy_key: OnBusyKey,
@@ -72,6 +75,8 @@ pub struct Options {
     pub conflicts: crate::merge::Options,
     /// The version written in payload footers instead of the target's own.
     pub payload_version: Option<u16>,
+    /// Connections (each a worker thread with its own pipeline) per master.
+    pub connections: usize,
     /// A batch is sent at this many keys or bytes.
     pub batch_keys: usize,
     pub batch_bytes: usize,
@@ -97,6 +102,7 @@ impl Default for Options {
             conflicts: crate::merge::Options::default(),
             payload_version: None,
             max_ops: None,
+            connections: DEFAULT_CONNECTIONS,
             batch_keys: 512,
             batch_bytes: 2 << 20,
             keep_written: 100_000,

@@ -80,8 +80,8 @@ pub(super) fn acked(nodes: &mut [Node], reading: u64) -> u64 {
     low
 }
 
-/// Sends the last batches, closes the channels and waits for every worker: their reports
-/// (a worker that panicked adds an error instead).
+/// Sends the last batches, closes the channels and waits for every worker: their reports, one
+/// per master (its connections' added up; a worker that panicked adds an error).
 pub(super) fn close(nodes: &mut [Node], errors: &mut Vec<String>) -> Vec<NodeReport> {
     let mut joins = Vec::new();
     for n in nodes.iter_mut() {
@@ -90,10 +90,13 @@ pub(super) fn close(nodes: &mut [Node], errors: &mut Vec<String>) -> Vec<NodeRep
         n.tx = None;
         joins.extend(n.join.take());
     }
-    let mut reports = Vec::new();
+    let mut reports: Vec<NodeReport> = Vec::new();
     for j in joins {
         match j.join() {
-            Ok(r) => reports.push(r),
+            Ok(r) => match reports.iter_mut().find(|m| m.node == r.node) {
+                Some(m) => m.absorb(r),
+                None => reports.push(r),
+            },
             Err(_) => errors.push("a worker thread panicked".into()),
         }
     }

@@ -108,6 +108,22 @@ pub struct NodeReport {
     pub error: Option<String>,
 }
 
+impl NodeReport {
+    /// Adds the report of another connection to the same node.
+    pub fn absorb(&mut self, o: NodeReport) {
+        self.counts.add(&o.counts);
+        let room = MAX_FAILURES.saturating_sub(self.failures.len());
+        self.failures.extend(o.failures.into_iter().take(room));
+        let room = MAX_FAILURES.saturating_sub(self.existing_keys.len());
+        self.existing_keys.extend(o.existing_keys.into_iter().take(room));
+        self.written_keys.extend(o.written_keys);
+        self.written_keys_truncated |= o.written_keys_truncated;
+        if self.error.is_none() {
+            self.error = o.error;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BusyKey {
     pub db: u64,
