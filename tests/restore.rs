@@ -691,6 +691,73 @@ fn older_targets_get_plain_commands_for_newer_encodings() {
     }
 }
 
+/// `--expired include` with keys that go as plain commands (RDB 10 lists into Redis 6.2) and
+/// whose TTL has passed: what RESTORE does with such a TTL (busy-key check first, then the value
+/// dropped; under REPLACE the target's key deleted), without building the value.
+#[test]
+fn expired_keys_sent_as_plain_commands_do_what_restore_does() {
+    let Some(servers) = other_servers() else { return };
+    let Some(src) = RedisServer::start(&[]) else { return };
+    // 20 lists and 20 strings expiring in 2100, one list without a TTL.
+    let setup = b"for i=1,20 do redis.call('RPUSH','l:'..i,'a','b','c') redis.call('PEXPIREAT','l:'..i,4102444800000) \
+                  redis.call('SET','s:'..i,'v') redis.call('PEXPIREAT','s:'..i,4102444800000) end \
+                  redis.call('RPUSH','p','x') return 1";
+    assert_eq!(src.cmd(&[b"EVAL", setup, b"0"]), Resp::Int(1));
+    assert_eq!(src.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+    let f = src.path().join("dump.rdb");
+    let fs = f.to_str().unwrap();
+    // Back to 2001: every TTL has passed, for this clock and the server's.
+    let shift = format!("-{}s", 4_102_444_800i64 - 1_000_000_000);
+    let (_, bin) = servers.iter().find(|(n, _)| *n == "redis-6.2").unwrap();
+    let t = Other::start(bin);
+    let cli = |args: &[&str]| -> String {
+        let sock = t.url().trim_start_matches("unix://").to_owned();
+        let o = Command::new("redis-cli").arg("-s").arg(sock).args(args).stdin(Stdio::null()).output().unwrap();
+        text(&o.stdout).trim().to_owned()
+    };
+    let fill = || {
+        cli(&["FLUSHALL"]);
+        cli(&["SET", "l:1", "theirs"]);
+        cli(&["RPUSH", "l:2", "theirs"]);
+    };
+    let base = [fs, "--to", &t.url(), "--ttl-shift", &shift, "--expired", "include", "--no-functions"];
+    let with = |extra: &[&'static str]| {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        a
+    };
+    let untouched = || {
+        assert_eq!(cli(&["GET", "l:1"]), "theirs");
+        assert_eq!(cli(&["LRANGE", "l:2", "0", "-1"]), "theirs");
+    };
+
+    // panic: a busy key is still busy (the target's key untouched, the run stops, exit 1).
+    fill();
+    let r = restore_json(&with(&["--batch", "1"]), 1);
+    let busy = to_bytes(&r["busy_key"]["key"]).unwrap();
+    assert!(busy == b"l:1" || busy == b"l:2", "{r}");
+    untouched();
+
+    // skip: both busy keys kept and counted; no expired list built, no temporary key left.
+    fill();
+    let r = restore_json(&with(&["--on-busy-key", "skip"]), 0);
+    assert_eq!(r["skipped_busy"].as_u64(), Some(2), "{r}");
+    assert_eq!(r["expired_unbuilt"].as_u64(), Some(20), "{r}");
+    assert_eq!(r["failed"].as_u64(), Some(0), "{r}");
+    assert_eq!(r["sent_as_commands"].as_u64(), Some(1), "{r}");
+    untouched();
+    assert_eq!(cli(&["LRANGE", "p", "0", "-1"]), "x");
+    assert_eq!(cli(&["DBSIZE"]), "3");
+
+    // rewrite: the target's keys of those names deleted, as RESTORE ... REPLACE would.
+    fill();
+    let r = restore_json(&with(&["--on-busy-key", "rewrite"]), 0);
+    assert_eq!((r["replaced"].as_u64(), r["expired_unbuilt"].as_u64()), (Some(2), Some(20)), "{r}");
+    assert_eq!(r["failed"].as_u64(), Some(0), "{r}");
+    assert_eq!(cli(&["EXISTS", "l:1", "l:2"]), "0");
+    assert_eq!(cli(&["DBSIZE"]), "1");
+}
+
 #[test]
 fn target_killed_in_the_middle_and_rate_limit() {
     let Some(src) = RedisServer::start(&["--enable-debug-command", "yes"]) else { return };

@@ -380,9 +380,9 @@ impl<'a> Feed<'a> {
             n.push(pos, item, Some(&[b"EXISTS", &k.key]), &[]);
         } else {
             match kind {
-                Kind::Restore { exists_first: true } | Kind::Plain { rewrite: true } => {
-                    n.push(pos, item, Some(&[b"EXISTS", &k.key]), &self.key_buf)
-                }
+                Kind::Restore { exists_first: true }
+                | Kind::Plain { rewrite: true }
+                | Kind::Expired { rewrite: true } => n.push(pos, item, Some(&[b"EXISTS", &k.key]), &self.key_buf),
                 _ => n.push(pos, item, None, &self.key_buf),
             }
         }
@@ -420,6 +420,16 @@ impl<'a> Feed<'a> {
         };
         let mut tmp = Vec::new();
         let r = match r {
+            Err(ExportError::Refused(_)) if self.filter.is_expired(k.expire_at_ms) => {
+                // Plain commands would build a key the server then drops, and the rename into
+                // place would fail: what RESTORE does instead (see `Kind::Expired`).
+                out.buf.clear();
+                self.spilled.borrow_mut().clear();
+                self.key_buf.clear();
+                let cmd: &[u8] = if rewrite { b"DEL" } else { b"EXISTS" };
+                crate::redis::client::encode_command(&mut self.key_buf, &[cmd, &k.key]);
+                return ControlFlow::Continue(Some(Kind::Expired { rewrite }));
+            }
             Err(ExportError::Refused(_)) => {
                 out.buf.clear();
                 self.spilled.borrow_mut().clear();

@@ -28,6 +28,10 @@ pub struct Counts {
     /// Values whose payload is longer than the target's `proto-max-bulk-len`, sent as plain
     /// commands (elements in batches).
     pub sent_in_parts: u64,
+    /// `--expired include`: keys whose TTL had passed that would have gone as plain commands.
+    /// Not built: as `RESTORE` does with such a TTL, an existing key is busy (panic, skip) or
+    /// deleted (rewrite); counted in `written` / `replaced` / `skipped_busy` like those.
+    pub expired_unbuilt: u64,
     /// Keys the target refused.
     pub failed: u64,
     /// Keys not sent because the run stopped (busy key under panic, a lost connection).
@@ -63,6 +67,7 @@ impl Counts {
         self.skipped_empty += o.skipped_empty;
         self.sent_as_commands += o.sent_as_commands;
         self.sent_in_parts += o.sent_in_parts;
+        self.expired_unbuilt += o.expired_unbuilt;
         self.failed += o.failed;
         self.not_sent += o.not_sent;
         self.unconfirmed += o.unconfirmed;
@@ -237,6 +242,13 @@ impl Report {
         }
         if c.sent_in_parts > 0 {
             writeln!(out, "  {} values longer than the target takes in one bulk sent as commands", c.sent_in_parts)?;
+        }
+        if c.expired_unbuilt > 0 {
+            writeln!(
+                out,
+                "  {} keys whose TTL had passed not built (as RESTORE: the target's key kept, or deleted under rewrite)",
+                c.expired_unbuilt
+            )?;
         }
         if c.skipped_empty > 0 {
             writeln!(out, "  skipped {} empty collections", c.skipped_empty)?;

@@ -29,6 +29,11 @@ pub enum Kind {
     /// count replaced keys, under `rewrite`; else `RENAMENX tmp key` and `DEL tmp`): the key
     /// appears whole or not at all, and never merges into an existing one.
     Plain { rewrite: bool },
+    /// A key whose TTL has passed that would go as plain commands (`--expired include`): what
+    /// `RESTORE` does with such a TTL (the busy-key check first, then the value dropped, the
+    /// target's key deleted under `REPLACE`), without building it: `EXISTS key` (an existing key
+    /// is busy), under rewrite `EXISTS key` and `DEL key`.
+    Expired { rewrite: bool },
     /// `FUNCTION LOAD [REPLACE]`.
     Function,
     /// `--dry-run`: one `EXISTS`.
@@ -552,6 +557,17 @@ impl Worker {
             }
             Kind::Function => {
                 c.functions_loaded += 1;
+                return;
+            }
+            Kind::Expired { rewrite } => {
+                c.expired_unbuilt += 1;
+                match (existed, rewrite) {
+                    (true, false) => {
+                        self.busy(it);
+                    }
+                    (true, true) => c.replaced += 1,
+                    (false, _) => c.written += 1,
+                }
                 return;
             }
             Kind::Plain { rewrite: false } => {
