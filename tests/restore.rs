@@ -418,34 +418,10 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// The library's throwaway cluster (slots assigned, `cluster_state:ok` and one slot map
+    /// on every node when it returns).
     fn start() -> Option<Cluster> {
-        let args =
-            ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"];
-        let mut nodes = vec![RedisServer::start(&args)?];
-        nodes.push(RedisServer::start(&args).unwrap());
-        nodes.push(RedisServer::start(&args).unwrap());
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        let o = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "cluster create: {}{}", text(&o.stdout), text(&o.stderr));
-        let c = Cluster { nodes };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for n in &c.nodes {
-            loop {
-                let Resp::Bulk(Some(info)) = n.cmd(&[b"CLUSTER", b"INFO"]) else { panic!() };
-                if text(&info).contains("cluster_state:ok") && c.owner_map(n).iter().all(|&p| p != 0) {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "cluster did not become ok");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        Some(c)
+        Some(Cluster { nodes: RedisServer::cluster(3, &[])? })
     }
 
     /// Slot -> port of its master, as `n` sees it.

@@ -191,12 +191,31 @@ pub struct ServerConfig {
     pub load_timeout: Duration,
 }
 
+/// How a server is reached and what it keeps, beyond the contained default of the module doc
+/// (a unix socket, a random password, the commands that reach outside the dataset removed).
+#[derive(Debug, Clone, Default)]
+pub struct Exposure {
+    /// Listen on 127.0.0.1 on a free TCP port (picked here, another one tried when it was
+    /// taken meanwhile) instead of a unix socket. Other local users can connect to it; the
+    /// password still keeps them out (unless `open`).
+    pub tcp: bool,
+    /// `cluster-enabled yes` (its `nodes.conf` in the dir), CLUSTER kept (`tcp` implied: the
+    /// nodes talk over their TCP bus port, the port + 10000, which must be free too). See
+    /// `Cluster`.
+    pub cluster: bool,
+    /// No password and no command removed: a server driven as a user would drive it (tests).
+    pub open: bool,
+    /// More settings as `redis-server` command-line arguments (`--name value ...`), after the
+    /// config file's. Visible in `ps`: nothing secret here.
+    pub args: Vec<String>,
+}
+
 /// A running throwaway server. Dropping it stops the server and removes its dir.
 pub struct Server {
     child: Option<Child>,
     dir: ServerDir,
-    socket: PathBuf,
-    password: String,
+    addr: Addr,
+    password: Option<String>,
     save_command: String,
     /// The server's version (`7.0.15`).
     pub version: String,
@@ -221,28 +240,107 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// Tries this many ports before giving up (another process may take a free port between our
+/// probe and the server's bind).
+const PORT_ATTEMPTS: usize = 8;
+
+/// A TCP port of 127.0.0.1 that is free now (and, for a cluster node, its bus port too).
+fn free_port(cluster: bool) -> Result<u16, String> {
+    use std::net::{Ipv4Addr, TcpListener};
+    for _ in 0..200 {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("no free TCP port: {e}"))?;
+        let port = l.local_addr().map_err(|e| format!("no free TCP port: {e}"))?.port();
+        if !cluster {
+            return Ok(port);
+        }
+        // The cluster bus listens on port + 10000.
+        if port <= 65535 - 10000 && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 10000)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no free pair of TCP ports (port, port + 10000) for a cluster node".into())
+}
+
+/// What one attempt at starting gave.
+enum Attempt {
+    Up { child: Child, addr: Addr, password: Option<String>, save_command: String, load_time: Duration },
+    Exited { status: String, log: String },
+}
+
 impl Server {
     /// Starts `redis-server` in `dir` (which holds the dataset) and waits until it has loaded
     /// it, or exited. `Err`: it could not be started, or loading took longer than allowed.
     pub fn start(dir: ServerDir, cfg: &ServerConfig) -> Result<Start, String> {
+        Server::start_with(dir, cfg, &Exposure::default())
+    }
+
+    /// `start`, reached and kept as `exposure` says.
+    pub fn start_with(dir: ServerDir, cfg: &ServerConfig, exposure: &Exposure) -> Result<Start, String> {
+        let tcp = exposure.tcp || exposure.cluster;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = if tcp { Some(free_port(exposure.cluster)?) } else { None };
+            match Server::attempt(&dir, cfg, exposure, port)? {
+                Attempt::Up { child, addr, password, save_command, load_time } => {
+                    return Ok(Start::Up(Server {
+                        child: Some(child),
+                        dir,
+                        addr,
+                        password,
+                        save_command,
+                        version: cfg.version.clone(),
+                        load_time,
+                    }));
+                }
+                Attempt::Exited { status, log } => {
+                    // The port was taken between the probe and the bind: another one.
+                    if tcp && attempt < PORT_ATTEMPTS && log.contains("Address already in use") {
+                        for f in ["redis.conf", "redis.log", "nodes.conf"] {
+                            let _ = std::fs::remove_file(dir.path().join(f));
+                        }
+                        continue;
+                    }
+                    return Ok(Start::Exited { status, log });
+                }
+            }
+        }
+    }
+
+    fn attempt(dir: &ServerDir, cfg: &ServerConfig, exposure: &Exposure, port: Option<u16>) -> Result<Attempt, String> {
         let socket = dir.path().join("redis.sock");
-        if socket.as_os_str().len() > 100 {
+        if port.is_none() && socket.as_os_str().len() > 100 {
             return Err(format!(
                 "{}: the temp dir's path is too long for a unix socket (at most about 90 bytes: use --temp-dir)",
                 dir.path().display()
             ));
         }
         let log = dir.path().join("redis.log");
-        let password = secret().map_err(|e| format!("/dev/urandom: {e}"))?;
-        let save_command = format!("SAVE-{}", secret().map_err(|e| format!("/dev/urandom: {e}"))?);
+        let password = if exposure.open { None } else { Some(secret().map_err(|e| format!("/dev/urandom: {e}"))?) };
+        let save_command = if exposure.open {
+            "SAVE".to_owned()
+        } else {
+            format!("SAVE-{}", secret().map_err(|e| format!("/dev/urandom: {e}"))?)
+        };
         let d = dir.path().to_string_lossy().into_owned();
+        let (addr, listen) = match port {
+            None => (
+                Addr::Unix(socket.clone()),
+                format!("port 0\nunixsocket {}\nunixsocketperm 700\n", quote(&socket.to_string_lossy())),
+            ),
+            Some(p) => (Addr::Tcp { host: "127.0.0.1".into(), port: p }, format!("port {p}\nbind 127.0.0.1\n")),
+        };
         let mut conf = format!(
-            "port 0\nunixsocket {}\nunixsocketperm 700\ndir {}\ndbfilename dump.rdb\nsave \"\"\n\
-             daemonize no\nlogfile {}\nrequirepass {password}\n",
-            quote(&socket.to_string_lossy()),
+            "{listen}dir {}\ndbfilename dump.rdb\nsave \"\"\ndaemonize no\nlogfile {}\n",
             quote(&d),
             quote(&log.to_string_lossy()),
         );
+        if let Some(p) = &password {
+            conf.push_str(&format!("requirepass {p}\n"));
+        }
+        if exposure.cluster {
+            conf.push_str("cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 5000\n");
+        }
         match &cfg.dataset {
             Dataset::Rdb => conf.push_str("appendonly no\n"),
             Dataset::Aof { appendfilename } => {
@@ -252,13 +350,15 @@ impl Server {
                 ));
             }
         }
-        let version = major_minor(&cfg.version);
-        for (name, since) in DISABLED {
-            if version >= since {
-                conf.push_str(&format!("rename-command {name} \"\"\n"));
+        if !exposure.open {
+            let version = major_minor(&cfg.version);
+            for (name, since) in DISABLED {
+                if version >= since && !(exposure.cluster && name == "CLUSTER") {
+                    conf.push_str(&format!("rename-command {name} \"\"\n"));
+                }
             }
+            conf.push_str(&format!("rename-command SAVE {save_command}\n"));
         }
-        conf.push_str(&format!("rename-command SAVE {save_command}\n"));
         let conf_path = dir.path().join("redis.conf");
         std::fs::OpenOptions::new()
             .write(true)
@@ -270,7 +370,7 @@ impl Server {
 
         let parent = std::process::id() as libc::pid_t;
         let mut cmd = Command::new(&cfg.bin);
-        cmd.arg(&conf_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.arg(&conf_path).args(&exposure.args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -285,38 +385,36 @@ impl Server {
             });
         }
         let started = Instant::now();
-        let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", cfg.bin.display()))?;
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", cfg.bin.display()))?;
         crate::cleanup::add_child(child.id(), "redis-server");
-        let mut srv = Server {
-            child: Some(child),
-            dir,
-            socket,
-            password,
-            save_command,
-            version: cfg.version.clone(),
-            load_time: Duration::ZERO,
+        let mut opts = ConnectOptions::new(addr.clone());
+        opts.password = password.clone();
+        opts.timeout = Duration::from_secs(5);
+        let stop = |mut child: Child| {
+            crate::cleanup::remove_child(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
         };
         loop {
-            if let Some(c) = srv.child.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                crate::cleanup::remove_child(c.id());
-                srv.child = None;
-                return Ok(Start::Exited { status: status.to_string(), log: srv.log() });
+            if let Ok(Some(status)) = child.try_wait() {
+                crate::cleanup::remove_child(child.id());
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                return Ok(Attempt::Exited { status: status.to_string(), log });
             }
-            if srv.socket.exists()
-                && let Ok(mut c) = Connection::connect(&srv.connect_options_with(Duration::from_secs(5)))
+            if (port.is_some() || socket.exists())
+                && let Ok(mut c) = Connection::connect(&opts)
             {
                 match c.command(&[b"PING"]) {
                     Ok(Reply::Simple(s)) if s == "PONG" => {
-                        srv.load_time = started.elapsed();
-                        return Ok(Start::Up(srv));
+                        let load_time = started.elapsed();
+                        return Ok(Attempt::Up { child, addr, password, save_command, load_time });
                     }
                     // LOADING: still reading the dataset.
                     _ => {}
                 }
             }
             if started.elapsed() > cfg.load_timeout {
+                stop(child);
                 return Err(format!(
                     "redis-server did not finish loading within {} s (--load-timeout)",
                     cfg.load_timeout.as_secs()
@@ -327,13 +425,21 @@ impl Server {
     }
 
     fn connect_options_with(&self, timeout: Duration) -> ConnectOptions {
-        let mut o = ConnectOptions::new(Addr::Unix(self.socket.clone()));
-        o.password = Some(self.password.clone());
+        let mut o = ConnectOptions::new(self.addr.clone());
+        o.password = self.password.clone();
         o.timeout = timeout;
         o
     }
 
-    /// How to connect to the server (its unix socket and password).
+    /// The TCP port, for a server started with `Exposure::tcp` (or `cluster`).
+    pub fn port(&self) -> Option<u16> {
+        match &self.addr {
+            Addr::Tcp { port, .. } => Some(*port),
+            Addr::Unix(_) => None,
+        }
+    }
+
+    /// How to connect to the server (its unix socket or TCP port, and password).
     pub fn connect_options(&self) -> ConnectOptions {
         self.connect_options_with(Duration::from_secs(60))
     }
@@ -394,5 +500,173 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A throwaway Redis Cluster: `n` masters (no replicas), each a `Server` started with
+/// `Exposure::cluster` in a private dir of its own, the 16384 slots split into `n` ranges in
+/// order, joined with `CLUSTER MEET`. Dropping it stops every node (by PID) and removes their
+/// dirs; each node is registered with `crate::cleanup` for SIGINT / SIGTERM.
+pub struct Cluster {
+    /// The masters, in slot order: node `i` serves `slot_ranges(n)[i]`.
+    pub nodes: Vec<Server>,
+}
+
+/// The slots of each of `n` masters: 16384 split into `n` ranges as even as they go.
+pub fn slot_ranges(n: usize) -> Vec<(u16, u16)> {
+    let total = crate::slot::SLOTS as usize;
+    (0..n).map(|i| ((i * total / n) as u16, ((i + 1) * total / n - 1) as u16)).collect()
+}
+
+/// The most masters `Cluster::start` makes (each one is a process and two TCP ports).
+pub const MAX_CLUSTER_NODES: usize = 256;
+
+impl Cluster {
+    /// Starts `n` nodes (`parent`: where their dirs go, default the system temp dir), assigns
+    /// the slots (`CLUSTER ADDSLOTSRANGE`, or `ADDSLOTS` before 7.0), introduces them to each
+    /// other, and waits (up to `timeout`) until every node says `cluster_state:ok` and every node
+    /// sees the same slot map, the one assigned.
+    pub fn start(
+        n: usize,
+        cfg: &ServerConfig,
+        exposure: &Exposure,
+        parent: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<Cluster, String> {
+        if n == 0 || n > MAX_CLUSTER_NODES {
+            return Err(format!("a throwaway cluster has 1 to {MAX_CLUSTER_NODES} masters, not {n}"));
+        }
+        let exposure = Exposure { cluster: true, tcp: true, ..exposure.clone() };
+        let mut c = Cluster { nodes: Vec::with_capacity(n) };
+        for i in 0..n {
+            let dir = ServerDir::create(parent, "rdbtool-cluster-")?;
+            match Server::start_with(dir, cfg, &exposure)? {
+                Start::Up(s) => c.nodes.push(s),
+                Start::Exited { status, log } => {
+                    let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    return Err(format!(
+                        "cluster node {} of {n} did not start ({status}); its log ends with:\n{}",
+                        i + 1,
+                        tail.join("\n")
+                    ));
+                }
+            }
+        }
+        let ranges = slot_ranges(n);
+        let ranges_cmd = major_minor(&cfg.version) >= (7, 0);
+        let first_port = c.nodes[0].port().unwrap_or(0).to_string();
+        for (i, node) in c.nodes.iter().enumerate() {
+            let mut conn = node.connect(Duration::from_secs(30))?;
+            let (lo, hi) = ranges[i];
+            // Distinct config epochs, as `redis-cli --cluster create` sets them: no collision
+            // to resolve before the slot map settles.
+            check(&mut conn, &[b"CLUSTER", b"SET-CONFIG-EPOCH", (i + 1).to_string().as_bytes()], "SET-CONFIG-EPOCH")?;
+            if ranges_cmd {
+                let (lo, hi) = (lo.to_string(), hi.to_string());
+                check(&mut conn, &[b"CLUSTER", b"ADDSLOTSRANGE", lo.as_bytes(), hi.as_bytes()], "ADDSLOTSRANGE")?;
+            } else {
+                let slots: Vec<String> = (lo..=hi).map(|s| s.to_string()).collect();
+                let mut args: Vec<&[u8]> = vec![b"CLUSTER", b"ADDSLOTS"];
+                args.extend(slots.iter().map(|s| s.as_bytes()));
+                check(&mut conn, &args, "ADDSLOTS")?;
+            }
+            if i > 0 {
+                check(&mut conn, &[b"CLUSTER", b"MEET", b"127.0.0.1", first_port.as_bytes()], "MEET")?;
+            }
+        }
+        c.wait_ok(timeout)?;
+        Ok(c)
+    }
+
+    /// Waits until every node has `cluster_state:ok` and the assigned slot map.
+    fn wait_ok(&self, timeout: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        let want: Vec<(u16, u16, u16)> = slot_ranges(self.nodes.len())
+            .into_iter()
+            .zip(&self.nodes)
+            .map(|((lo, hi), s)| (lo, hi, s.port().unwrap_or(0)))
+            .collect();
+        let mut conns = Vec::new();
+        for n in &self.nodes {
+            conns.push(n.connect(Duration::from_secs(30))?);
+        }
+        loop {
+            let mut last = String::new();
+            let mut all = true;
+            for (i, conn) in conns.iter_mut().enumerate() {
+                let state = match conn.command(&[b"CLUSTER", b"INFO"]) {
+                    Ok(r) => r.text().unwrap_or_default(),
+                    Err(e) => return Err(format!("cluster node {}: CLUSTER INFO: {e}", i + 1)),
+                };
+                let ok = state.lines().any(|l| l.trim_end() == "cluster_state:ok");
+                let map = match conn.command(&[b"CLUSTER", b"SLOTS"]) {
+                    Ok(r) => slot_owners(&r),
+                    Err(e) => return Err(format!("cluster node {}: CLUSTER SLOTS: {e}", i + 1)),
+                };
+                if !ok || map != want {
+                    all = false;
+                    let st = state.lines().find(|l| l.starts_with("cluster_state")).unwrap_or("").trim_end();
+                    last = format!("node {} says {st} and sees {} of {} slot ranges", i + 1, map.len(), want.len());
+                    break;
+                }
+            }
+            if all {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(format!("the throwaway cluster did not settle within {} s: {last}", timeout.as_secs()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// How to connect to node `i`.
+    pub fn connect_options(&self, i: usize) -> ConnectOptions {
+        self.nodes[i].connect_options()
+    }
+
+    /// Stops every node and removes their dirs.
+    pub fn stop(self) {}
+}
+
+/// `CLUSTER SLOTS` as sorted (first slot, last slot, master's port) triples.
+fn slot_owners(r: &Reply) -> Vec<(u16, u16, u16)> {
+    let Reply::Array(ranges) = r else { return Vec::new() };
+    let mut out = Vec::new();
+    for range in ranges {
+        let Reply::Array(f) = range else { continue };
+        let (Some(lo), Some(hi), Some(Reply::Array(m))) = (f.first(), f.get(1), f.get(2)) else { continue };
+        let (Some(lo), Some(hi), Some(port)) = (lo.int(), hi.int(), m.get(1).and_then(Reply::int)) else { continue };
+        out.push((lo as u16, hi as u16, port as u16));
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Sends a command that must answer OK.
+fn check(conn: &mut Connection, args: &[&[u8]], what: &str) -> Result<(), String> {
+    match conn.command(args) {
+        Ok(r) if r.is_ok() => Ok(()),
+        Ok(r) => Err(format!("CLUSTER {what} answered {}", r.describe())),
+        Err(e) => Err(format!("CLUSTER {what}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_ranges_cover_every_slot_once() {
+        for n in [1, 2, 3, 7, 256] {
+            let r = slot_ranges(n);
+            assert_eq!(r.len(), n);
+            assert_eq!(r[0].0, 0);
+            assert_eq!(r[n - 1].1, 16383);
+            for w in r.windows(2) {
+                assert_eq!(w[0].1 + 1, w[1].0);
+            }
+        }
     }
 }

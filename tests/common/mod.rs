@@ -1,8 +1,9 @@
 //! Shared helpers for integration tests: a private redis-server per test, a minimal RESP2
 //! client, and the paths of the committed test data and of `../shared`.
 //!
-//! A server listens on 127.0.0.1 only, on a port the OS handed out, in its own temp dir, and is
-//! killed (by its PID) when the `RedisServer` is dropped. When `redis-server` is not on PATH the
+//! A server is the library's throwaway server (`rdbtool::redis::server`, the one mechanism that
+//! starts redis-server) with a TCP port: it listens on 127.0.0.1 only, on a port the OS handed
+//! out, in its own temp dir, and is killed (by its PID) when the `RedisServer` is dropped. When `redis-server` is not on PATH the
 //! constructors print a skip message and return `None`, unless `RDBTOOL_REQUIRE_REDIS` is set
 //! (as `.ci/run` does), in which case a missing server is a failure rather than a silent skip.
 
@@ -11,14 +12,14 @@
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::thread::sleep;
+use std::process::{Command, Output, Stdio};
+
+use rdbtool::redis::server::{Cluster, Dataset, Exposure, Server, ServerConfig, ServerDir, Start, server_version};
 use std::time::{Duration, Instant};
 
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
-const START_ATTEMPTS: usize = 5;
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One RESP2 reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,23 +48,42 @@ impl Resp {
     }
 }
 
-/// A redis-server child process owned by one test.
+/// A redis-server child process owned by one test: the library's throwaway server
+/// (`rdbtool::redis::server`), opened up for tests (a TCP port, no password, every command).
 pub struct RedisServer {
     pub port: u16,
-    pub dir: tempfile::TempDir,
-    child: Child,
+    srv: Server,
     /// `cmd` reuses one connection, so a `SELECT` stays in effect for later calls.
     conn: RefCell<Option<BufReader<TcpStream>>>,
 }
 
+/// `redis-server --version` of the one on PATH (asked once).
+fn redis_version() -> String {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| server_version(Path::new("redis-server")).expect("redis-server --version")).clone()
+}
+
+fn test_config() -> ServerConfig {
+    ServerConfig {
+        bin: PathBuf::from("redis-server"),
+        version: redis_version(),
+        dataset: Dataset::Rdb,
+        load_timeout: READY_TIMEOUT,
+    }
+}
+
+fn open_exposure(extra_args: &[&str]) -> Exposure {
+    Exposure { tcp: true, open: true, args: extra_args.iter().map(|s| s.to_string()).collect(), ..Exposure::default() }
+}
+
 impl RedisServer {
-    /// Starts an empty server: `redis-server --port P --bind 127.0.0.1 --dir TMP --save ''
-    /// --appendonly no --daemonize no` followed by `extra_args`.
+    /// Starts an empty server on 127.0.0.1 and a free port, in a temp dir, with `--save ''
+    /// --appendonly no`, followed by `extra_args` (redis-server command-line settings).
     pub fn start(extra_args: &[&str]) -> Option<RedisServer> {
         if !redis_available() {
             return None;
         }
-        let dir = tempfile::tempdir().expect("create temp dir for redis-server");
+        let dir = ServerDir::create(None, "rdbtool-test-").expect("create temp dir for redis-server");
         Some(Self::spawn(dir, extra_args))
     }
 
@@ -72,38 +92,40 @@ impl RedisServer {
         if !redis_available() {
             return None;
         }
-        let dir = tempfile::tempdir().expect("create temp dir for redis-server");
+        let dir = ServerDir::create(None, "rdbtool-test-").expect("create temp dir for redis-server");
         std::fs::copy(path, dir.path().join("dump.rdb"))
             .unwrap_or_else(|e| panic!("copy {} into the server dir: {e}", path.display()));
         Some(Self::spawn(dir, extra_args))
     }
 
-    fn spawn(dir: tempfile::TempDir, extra_args: &[&str]) -> RedisServer {
-        let log = dir.path().join("redis.log");
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(["--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no"])
-                .args(["--daemonize", "no", "--logfile"])
-                .arg(&log)
-                .args(extra_args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            if wait_ready(port, &mut child) {
-                return RedisServer { port, dir, child, conn: RefCell::new(None) };
-            }
-            // Most likely another process took the port between our probe and the bind.
-            let _ = child.kill();
-            let _ = child.wait();
+    /// A 3-master (or `n`) Redis Cluster of throwaway servers (the library's `Cluster`): slots
+    /// split in order, `cluster_state:ok` and one slot map on every node. Extra args go to
+    /// every node.
+    pub fn cluster(n: usize, extra_args: &[&str]) -> Option<Vec<RedisServer>> {
+        if !redis_available() {
+            return None;
         }
-        let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-        panic!("redis-server did not answer PING within {READY_TIMEOUT:?}; log:\n{log_text}");
+        let c = Cluster::start(n, &test_config(), &open_exposure(extra_args), None, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("throwaway cluster: {e}"));
+        Some(c.nodes.into_iter().map(Self::wrap).collect())
+    }
+
+    fn wrap(srv: Server) -> RedisServer {
+        let port = srv.port().expect("a TCP server");
+        RedisServer { port, srv, conn: RefCell::new(None) }
+    }
+
+    fn spawn(dir: ServerDir, extra_args: &[&str]) -> RedisServer {
+        match Server::start_with(dir, &test_config(), &open_exposure(extra_args)) {
+            Ok(Start::Up(srv)) => Self::wrap(srv),
+            Ok(Start::Exited { status, log }) => panic!("redis-server exited ({status}); log:\n{log}"),
+            Err(e) => panic!("redis-server: {e}"),
+        }
+    }
+
+    /// The server's PID.
+    pub fn pid(&self) -> u32 {
+        self.srv.pid().expect("running")
     }
 
     /// Runs `redis-cli -h 127.0.0.1 -p PORT args...` and returns its output.
@@ -143,16 +165,14 @@ impl RedisServer {
 
     /// The temp dir the server runs in (its dump.rdb, appendonlydir and redis.log live here).
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.srv.dir()
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // The connection first; the server is stopped by its PID when `srv` drops.
         self.conn.get_mut().take();
-        // Child::kill signals exactly this PID.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -280,41 +300,6 @@ fn redis_available() -> bool {
         skip("redis-server is not on PATH");
     }
     found
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0 to find a free port")
-        .port()
-}
-
-/// Polls PING until the server answers PONG; false if it exits or the timeout passes.
-fn wait_ready(port: u16, child: &mut Child) -> bool {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while Instant::now() < deadline {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return false;
-        }
-        if ping(port) {
-            return true;
-        }
-        sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
-        return false;
-    };
-    stream.set_read_timeout(Some(Duration::from_secs(1))).ok();
-    let mut reader = BufReader::new(stream);
-    if reader.get_mut().write_all(&encode_command(&[b"PING"])).is_err() {
-        return false;
-    }
-    // A server still loading its dump answers -LOADING.
-    matches!(read_reply(&mut reader), Ok(Resp::Simple(s)) if s == "PONG")
 }
 
 fn encode_command(args: &[&[u8]]) -> Vec<u8> {
