@@ -382,3 +382,54 @@ fn shard_views_sum_their_slots() {
     // One layout at a time.
     assert_eq!(rdbtool(&["report", "--shards", "2", "--nodes", &nodes_s, &file]).status.code(), Some(2));
 }
+
+/// The summary's estimate (values kept as their blob measured from headers) gives every key of
+/// every fixture the figures of the full walk, `largest_element` aside.
+#[test]
+fn header_figures_equal_walked_figures() {
+    let mut files = vec![all_types().into()];
+    if let Some(shared) = common::shared_dir() {
+        let mut stack = vec![shared.join("fixtures")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rdb") {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    let mut compared = 0;
+    let mut from_headers = 0;
+    for file in &files {
+        let data = std::fs::read(file).unwrap();
+        let Ok(reader) = rdbtool::rdb::Reader::new(&data) else { continue };
+        let (mut full, mut headers) =
+            (rdbtool::memory::Estimator::new(), rdbtool::memory::Estimator::without_largest());
+        for rec in reader {
+            let k = match rec {
+                Ok(rdbtool::rdb::Record::Key(k)) => k,
+                Ok(_) => continue,
+                Err(_) => break,
+            };
+            // A value the walk refuses may still be measured from its headers: only compare
+            // those it accepts (the other side must not panic).
+            let h = headers.key(&k.key, &k.value);
+            let Ok(f) = full.key(&k.key, &k.value) else { continue };
+            let h = h.unwrap_or_else(|e| panic!("{}: {:?}: {e}", file.display(), k.key));
+            assert_eq!(
+                (f.memory, f.elements, f.encoding),
+                (h.memory, h.elements, h.encoding),
+                "{}: {:?}",
+                file.display(),
+                k.key
+            );
+            compared += 1;
+            from_headers += usize::from(h.largest_element == 0 && f.largest_element > 0);
+        }
+    }
+    assert!(compared > 500 && from_headers > 50, "{compared} keys compared, {from_headers} from headers");
+    eprintln!("{} files, {compared} keys, {from_headers} measured from headers", files.len());
+}

@@ -198,6 +198,7 @@ fn parquet(args: &Args, filter: rdbtool::filter::Filter) -> u8 {
         max_prefixes: 1,
         now_ms: filter.now_ms,
         filter,
+        largest_element: true,
     };
     match rdbtool::export::parquet::export_files(&files, dir, &opts) {
         Ok(results) => {

@@ -60,8 +60,15 @@ pub fn run(args: Args) -> u8 {
         Ok(f) => f,
         Err(e) => return fail(e),
     };
-    let report_opts =
-        rdbtool::report::Options { top: 0, separators: Vec::new(), depth: 0, max_prefixes: 0, now_ms, filter };
+    let report_opts = rdbtool::report::Options {
+        top: 0,
+        separators: Vec::new(),
+        depth: 0,
+        max_prefixes: 0,
+        now_ms,
+        filter,
+        largest_element: false,
+    };
     let vopts = rdbtool::verify::Options {
         target: match args.target {
             Target::Server(r) => Some(r),

@@ -148,6 +148,7 @@ pub fn run(args: Args) -> u8 {
         max_prefixes: args.max_prefixes,
         now_ms: filter.now_ms,
         filter,
+        largest_element: matches!(format, Format::Csv | Format::Jsonl),
     };
     let files = match rdbtool::discover::rdb_files(&args.files) {
         Ok(f) if f.is_empty() => return fail("no .rdb files found".into()),

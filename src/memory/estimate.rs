@@ -192,6 +192,9 @@ pub struct Estimator {
     light: Collector<false>,
     blob: Vec<u8>,
     skiplist_node: f64,
+    /// Whether `largest_element` is wanted: without it, values kept in memory as the blob in
+    /// the file are measured from their headers alone (see [`Estimator::without_largest`]).
+    largest: bool,
 }
 
 impl Default for Estimator {
@@ -202,6 +205,7 @@ impl Default for Estimator {
             light: Collector::default(),
             blob: Vec::new(),
             skiplist_node: skiplist_node_mean(),
+            largest: true,
         }
     }
 }
@@ -231,6 +235,17 @@ impl Estimator {
         Estimator::default()
     }
 
+    /// An estimator that leaves `largest_element` at 0 for values Redis keeps as the blob in
+    /// the file (listpack hashes and zsets, intsets, quicklist nodes): their memory is the
+    /// blob's size and their element count is in its header, so they are not walked (the
+    /// walk is what finding the longest element costs). `memory`, `elements` and `encoding`
+    /// are the same as [`Estimator::new`] gives; the elements inside such a blob are not
+    /// checked (a header that does not add up still falls back to the full walk and its
+    /// errors).
+    pub fn without_largest() -> Estimator {
+        Estimator { largest: false, ..Estimator::default() }
+    }
+
     /// The figures of one key. Errors are those of walking a corrupt value.
     pub fn key(&mut self, key: &[u8], raw: &RawValue<'_>) -> Result<KeyFigures> {
         let mut f = self.value(raw)?;
@@ -244,6 +259,11 @@ impl Estimator {
         let t = raw.type_byte;
         if t == STRING {
             return string_value(raw);
+        }
+        if !self.largest
+            && let Some(f) = from_headers(raw)
+        {
+            return Ok(f);
         }
         if matches!(t, STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 | STREAM_LISTPACKS_4) {
             self.light.reset(t);
@@ -373,6 +393,82 @@ fn finish<const B: bool>(
     Ok(KeyFigures { memory, elements: n, largest_element: c.largest, encoding })
 }
 
+/// The first `N` bytes a blob decompresses to, when they can be had without decompressing it:
+/// stored raw, or LZF whose opening literal run (every LZF stream starts with one, §3.3) holds
+/// them. `None` otherwise (the caller then walks the value).
+fn blob_head<const N: usize>(s: &RdbStr<'_>) -> Option<[u8; N]> {
+    let head = match *s {
+        RdbStr::Raw(b) => b.get(..N)?,
+        RdbStr::Lzf { compressed, ulen, .. } => {
+            let run = *compressed.first()? as usize + 1;
+            if run > 32 || run < N || ulen < N {
+                return None;
+            }
+            compressed.get(1..1 + N)?
+        }
+        RdbStr::Int(_) => return None,
+    };
+    head.try_into().ok()
+}
+
+/// Element count of a listpack of `len` bytes from its header; `None` when the header does not
+/// say (a saturated count), does not match the length, or counts nothing.
+fn listpack_count(s: &RdbStr<'_>) -> Option<u64> {
+    let h = blob_head::<6>(s)?;
+    let total = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let n = u16::from_le_bytes([h[4], h[5]]);
+    (total == s.len() && n != 0 && n != crate::rdb::encodings::listpack::UNKNOWN_COUNT).then_some(n as u64)
+}
+
+/// The figures of a value kept in memory as the blob in the file, from lengths and headers
+/// alone (no element is decoded). `None` for anything else, or when a header does not add up
+/// (the full walk then measures the value and reports what is wrong with it).
+fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
+    use id::*;
+    let mut c = Cursor::new(raw.bytes, raw.offset);
+    let fig = |memory, elements, encoding| Some(KeyFigures { memory, elements, largest_element: 0, encoding });
+    match raw.type_byte {
+        SET_INTSET => {
+            let s = c.str("").ok()?;
+            let h = blob_head::<8>(&s)?;
+            let width = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as u64;
+            let n = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as u64;
+            let len = s.len() as u64;
+            if !matches!(width, 2 | 4 | 8) || n == 0 || INTSET_HEADER + n * width != len || n > SET_MAX_INTSET_ENTRIES {
+                return None;
+            }
+            fig(ROBJ + je_size(len), n, "intset")
+        }
+        ZSET_LISTPACK | HASH_LISTPACK => {
+            let s = c.str("").ok()?;
+            let n = listpack_count(&s)?;
+            if n % 2 != 0 || (raw.type_byte == ZSET_LISTPACK && n / 2 > ZSET_MAX_LISTPACK_ENTRIES) {
+                return None;
+            }
+            fig(ROBJ + je_size(s.len() as u64), n / 2, "listpack")
+        }
+        LIST_QUICKLIST_2 => {
+            let nodes = c.count("", 2).ok()?;
+            let (mut mem, mut n) = (0, 0);
+            for _ in 0..nodes {
+                let container = c.len("").ok()?;
+                let s = c.str("").ok()?;
+                n += match container {
+                    1 => 1,
+                    2 => listpack_count(&s)?,
+                    _ => return None,
+                };
+                mem += QUICKLIST_NODE + je_size(s.len() as u64);
+            }
+            if n == 0 {
+                return None;
+            }
+            fig(ROBJ + QUICKLIST + mem, n, "quicklist")
+        }
+        _ => None,
+    }
+}
+
 /// A string value: an integer (the object alone), embstr (object and string in one
 /// allocation) or raw (object plus sds).
 fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
@@ -411,4 +507,106 @@ fn stream_nodes(raw: &RawValue<'_>) -> Result<(RaxCounter, u64)> {
         bytes += je_size(c.str("stream listpack")?.len() as u64);
     }
     Ok((rax, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rdb::types::{Flavor, Format};
+
+    /// A listpack of one-letter string entries.
+    fn listpack(elems: &[u8]) -> Vec<u8> {
+        let total = 6 + 3 * elems.len() + 1;
+        let mut lp = (total as u32).to_le_bytes().to_vec();
+        lp.extend_from_slice(&(elems.len() as u16).to_le_bytes());
+        for &e in elems {
+            lp.extend_from_slice(&[0x81, e, 2]);
+        }
+        lp.push(0xFF);
+        lp
+    }
+
+    /// `blob` as an RDB string: raw, or LZF made of literal runs of the given lengths.
+    fn rdb_string(blob: &[u8], runs: Option<&[usize]>) -> Vec<u8> {
+        let Some(runs) = runs else {
+            let mut v = vec![blob.len() as u8];
+            v.extend_from_slice(blob);
+            return v;
+        };
+        let mut z = Vec::new();
+        let mut at = 0;
+        for &r in runs {
+            z.push((r - 1) as u8);
+            z.extend_from_slice(&blob[at..at + r]);
+            at += r;
+        }
+        assert_eq!(at, blob.len());
+        let mut v = vec![0xC3, z.len() as u8, blob.len() as u8];
+        v.extend_from_slice(&z);
+        v
+    }
+
+    fn both(type_byte: u8, bytes: &[u8]) -> (KeyFigures, KeyFigures) {
+        let raw = RawValue { type_byte, format: Format { flavor: Flavor::Redis, version: 10 }, bytes, offset: 0 };
+        (Estimator::new().value(&raw).unwrap(), Estimator::without_largest().value(&raw).unwrap())
+    }
+
+    #[test]
+    fn headers_give_the_walked_figures() {
+        let lp = listpack(b"abcd");
+        // Stored raw, LZF with the header in the opening literal run, LZF without it (walked).
+        for (runs, from_header) in [(None, true), (Some(&[19][..]), true), (Some(&[3, 16][..]), false)] {
+            let s = rdb_string(&lp, runs);
+            for t in [id::HASH_LISTPACK, id::ZSET_LISTPACK] {
+                let (full, header) = both(t, &s);
+                assert_eq!(
+                    (full.memory, full.elements, full.encoding),
+                    (header.memory, header.elements, header.encoding)
+                );
+                assert_eq!(full.elements, 2);
+                assert_eq!(full.largest_element, 1);
+                assert_eq!(header.largest_element, if from_header { 0 } else { 1 }, "{runs:?}");
+            }
+            // A quicklist of two packed nodes and one plain node.
+            let mut q = vec![3u8];
+            for _ in 0..2 {
+                q.push(2);
+                q.extend_from_slice(&s);
+            }
+            q.extend_from_slice(&[1, 3, b'x', b'y', b'z']);
+            let (full, header) = both(id::LIST_QUICKLIST_2, &q);
+            assert_eq!((full.memory, full.elements), (header.memory, header.elements));
+            assert_eq!(full.elements, 9);
+            assert_eq!(header.largest_element, if from_header { 0 } else { 3 });
+        }
+        // An intset of 3 members, 2 bytes each.
+        let mut is = 2u32.to_le_bytes().to_vec();
+        is.extend_from_slice(&3u32.to_le_bytes());
+        for v in [1i16, 5, 300] {
+            is.extend_from_slice(&v.to_le_bytes());
+        }
+        let (full, header) = both(id::SET_INTSET, &rdb_string(&is, None));
+        assert_eq!((full.memory, full.elements, full.encoding), (header.memory, header.elements, "intset"));
+        assert_eq!((full.largest_element, header.largest_element), (3, 0));
+    }
+
+    #[test]
+    fn headers_that_do_not_add_up_are_walked() {
+        // The header's total disagrees with the string's length: the walk reports it.
+        let mut lp = listpack(b"ab");
+        lp[0] += 1;
+        let raw = RawValue {
+            type_byte: id::HASH_LISTPACK,
+            format: Format { flavor: Flavor::Redis, version: 10 },
+            bytes: &rdb_string(&lp, None),
+            offset: 0,
+        };
+        assert!(Estimator::without_largest().value(&raw).is_err());
+        // A count of 0: the walk calls the value empty.
+        let mut lp = listpack(b"");
+        lp[4] = 0;
+        let bytes = rdb_string(&lp, None);
+        let raw = RawValue { bytes: &bytes, ..raw };
+        assert!(Estimator::without_largest().value(&raw).is_err());
+    }
 }

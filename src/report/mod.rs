@@ -38,6 +38,10 @@ pub struct Options {
     pub now_ms: i64,
     /// Which keys are counted (keys it rejects are skipped entirely).
     pub filter: Filter,
+    /// Whether per-key rows need `largest_element` (CSV, JSON Lines, Parquet). Without it, values
+    /// Redis keeps as the blob in the file are measured from their headers, not walked
+    /// ([`Estimator::without_largest`]), and their `largest_element` is 0.
+    pub largest_element: bool,
 }
 
 /// One key as the report sees it.
@@ -554,7 +558,7 @@ fn read_batches<'a>(reader: &mut Reader<'a>, opts: &Options, tx: SyncSender<Batc
 }
 
 fn worker<'a>(rx: Arc<Mutex<Receiver<Batch<'a>>>>, tx: SyncSender<Batch<'a>>, opts: &Options) {
-    let mut est = Estimator::new();
+    let mut est = if opts.largest_element { Estimator::new() } else { Estimator::without_largest() };
     loop {
         let b = rx.lock().map(|r| r.recv());
         let Ok(Ok(mut b)) = b else { return };
