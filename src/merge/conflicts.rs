@@ -12,7 +12,7 @@ use super::scan::Section;
 use super::{DbPlan, MergeError, OnConflict, Options, Source};
 use crate::display::quoted;
 use crate::error::{Error, ErrorKind};
-use crate::rdb::keyset::{FingerprintBuckets, fingerprint};
+use crate::rdb::keyset::{SpilledBuckets, fingerprint};
 use crate::rdb::reader::key_at;
 
 /// One place a colliding key comes from.
@@ -145,16 +145,29 @@ pub(super) fn target_db(router: &dyn Router, db: u64) -> u64 {
     }
 }
 
+/// The entries of bucket `b` of every input's set, sorted by (fingerprint, location).
+fn bucket_of_all(sets: &[SpilledBuckets], sources: &[Source<'_>], b: usize) -> Result<Vec<(u64, u64)>, MergeError> {
+    let mut all = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        let mut e = set.bucket(b).map_err(|error| MergeError::Input { file: sources[i].name.clone(), error })?;
+        all.append(&mut e);
+    }
+    all.sort_unstable();
+    Ok(all)
+}
+
+/// Keys met more than once in one target db, from the sets of every input (`sets[i]` holds
+/// input `i`'s keys by fingerprint of target db and key), one bucket at a time.
 pub(super) fn find_groups(
-    keys: &FingerprintBuckets,
+    sets: &[SpilledBuckets],
     sources: &[Source<'_>],
     sections: &[Vec<Section>],
     router: &dyn Router,
 ) -> Result<Vec<Group>, MergeError> {
-    let per: Vec<Result<Vec<Group>, MergeError>> = keys
-        .buckets()
-        .par_iter()
-        .map(|b| {
+    let per: Vec<Result<Vec<Group>, MergeError>> = (0..SpilledBuckets::BUCKETS)
+        .into_par_iter()
+        .map(|bucket| {
+            let b = bucket_of_all(sets, sources, bucket)?;
             let mut out = Vec::new();
             let mut i = 0;
             while i < b.len() {
@@ -199,22 +212,46 @@ pub(super) fn find_groups(
     Ok(groups)
 }
 
-/// Whether (db, key) is among the keys read in pass 1.
-pub(super) fn key_exists(
-    keys: &FingerprintBuckets,
+/// Which of `names` ((target db, key) pairs) are among the keys read in pass 1, and where: the
+/// sets are read back once per bucket that holds a name.
+pub(super) fn existing_keys(
+    sets: &[SpilledBuckets],
     sources: &[Source<'_>],
     sections: &[Vec<Section>],
     router: &dyn Router,
-    db: u64,
-    key: &[u8],
-) -> Result<Option<KeyLoc>, MergeError> {
-    for &(_, p) in keys.equal_to(fingerprint(db, key)) {
-        let l = KeyLoc::from_payload(p);
-        if *read_key(sources, l)? == *key && target_db(router, src_db(sections, l.input(), l.offset())) == db {
-            return Ok(Some(l));
-        }
+    names: &[&(u64, Vec<u8>)],
+) -> Result<HashMap<(u64, Vec<u8>), KeyLoc>, MergeError> {
+    let mut by_bucket: BTreeMap<usize, Vec<(u64, &(u64, Vec<u8>))>> = BTreeMap::new();
+    for &n in names {
+        let fp = fingerprint(n.0, &n.1);
+        by_bucket.entry(SpilledBuckets::bucket_of(fp)).or_default().push((fp, n));
     }
-    Ok(None)
+    let by_bucket: Vec<(usize, Vec<(u64, &(u64, Vec<u8>))>)> = by_bucket.into_iter().collect();
+    let found: Vec<Result<Vec<((u64, Vec<u8>), KeyLoc)>, MergeError>> = by_bucket
+        .into_par_iter()
+        .map(|(bucket, wanted)| {
+            let b = bucket_of_all(sets, sources, bucket)?;
+            let mut out = Vec::new();
+            for (fp, (db, key)) in wanted {
+                let i = b.partition_point(|x| x.0 < fp);
+                for &(_, p) in b[i..].iter().take_while(|x| x.0 == fp) {
+                    let l = KeyLoc::from_payload(p);
+                    if *read_key(sources, l)? == **key
+                        && target_db(router, src_db(sections, l.input(), l.offset())) == *db
+                    {
+                        out.push(((*db, key.clone()), l));
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut all = HashMap::new();
+    for f in found {
+        all.extend(f?);
+    }
+    Ok(all)
 }
 
 /// Resolved conflicts listed in reports (the rest are counted).
@@ -250,7 +287,7 @@ impl Resolution {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn resolve(
     groups: Vec<Group>,
-    keys: &FingerprintBuckets,
+    sets: &[SpilledBuckets],
     sources: &[Source<'_>],
     sections: &[Vec<Section>],
     router: &dyn Router,
@@ -350,8 +387,9 @@ pub(super) fn resolve(
     // A new name must not be an existing key, nor the new name of another key.
     let mut names: Vec<&(u64, Vec<u8>)> = renamed.keys().collect();
     names.sort();
+    let found = existing_keys(sets, sources, sections, router, &names)?;
     for k in names {
-        let existing = key_exists(keys, sources, sections, router, k.0, &k.1)?;
+        let existing = found.get(k).copied();
         if existing.is_some() || rename_clash.contains(k) {
             let mut locs: Vec<KeyLoc> = existing.into_iter().collect();
             locs.extend(&renamed[k]);
