@@ -13,7 +13,7 @@ use super::{DbPlan, MergeError, OnConflict, Options, Source};
 use crate::display::quoted;
 use crate::error::{Error, ErrorKind};
 use crate::rdb::keyset::{SpilledBuckets, fingerprint};
-use crate::rdb::reader::key_at;
+use crate::rdb::reader::{Reader, Record};
 
 /// One place a colliding key comes from.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub(super) enum Action {
     Rename(Vec<u8>),
 }
 
-/// Where a key record is: the input, the offset of its key string, and whether it has a TTL
+/// Where a key record is: the input, the offset of the record, and whether it has a TTL
 /// (so the counts can be corrected without reading it again). Packed in 64 bits as the payload
 /// of a fingerprint set entry (16 bytes a key): input in the top 16 bits, the offset (47 bits,
 /// 128 TiB) below it, the TTL flag in bit 0, so that the order of locations is input order,
@@ -130,12 +130,45 @@ pub(super) fn src_db(sections: &[Vec<Section>], input: usize, offset: u64) -> u6
 pub(super) struct Group {
     pub(super) db: u64,
     pub(super) key: Vec<u8>,
-    pub(super) locs: Vec<KeyLoc>,
+    pub(super) locs: Vec<Located>,
 }
 
-pub(super) fn read_key<'a>(sources: &[Source<'a>], l: KeyLoc) -> Result<std::borrow::Cow<'a, [u8]>, MergeError> {
-    let i = l.input();
-    key_at(sources[i].data, l.offset()).map_err(|error| MergeError::Input { file: sources[i].name.clone(), error })
+/// A key record of pass 1 read again: where it is, where its key string starts and where the
+/// record ends (pass 2 copies around it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Located {
+    pub(super) loc: KeyLoc,
+    pub(super) key_offset: u64,
+    pub(super) end: u64,
+}
+
+impl Located {
+    pub(super) fn input(self) -> usize {
+        self.loc.input()
+    }
+    /// The offset of the key string (what reports and messages give).
+    pub(super) fn offset(self) -> u64 {
+        self.key_offset
+    }
+    pub(super) fn has_ttl(self) -> bool {
+        self.loc.has_ttl()
+    }
+}
+
+/// Reads the key record at `l` again: its key and where it lies.
+pub(super) fn read_record<'a>(
+    sources: &[Source<'a>],
+    sections: &[Vec<Section>],
+    l: KeyLoc,
+) -> Result<(std::borrow::Cow<'a, [u8]>, Located), MergeError> {
+    let (i, at) = (l.input(), l.offset());
+    let err = |error: Error| MergeError::Input { file: sources[i].name.clone(), error };
+    let mut r = Reader::resume(sources[i].data, at, src_db(sections, i, at)).map_err(err)?;
+    match r.next() {
+        Some(Ok(Record::Key(k))) => Ok((k.key, Located { loc: l, key_offset: k.key_offset, end: r.offset() })),
+        Some(Err(e)) => Err(err(e)),
+        _ => Err(err(Error::corrupt(at, "no key record where pass 1 found one: did the input change?"))),
+    }
 }
 
 pub(super) fn target_db(router: &dyn Router, db: u64) -> u64 {
@@ -177,12 +210,12 @@ pub(super) fn find_groups(
                 }
                 if j - i > 1 {
                     // Equal fingerprints: group by the keys themselves (and target db).
-                    let mut keyed: Vec<(u64, Vec<u8>, KeyLoc)> = Vec::with_capacity(j - i);
+                    let mut keyed: Vec<(u64, Vec<u8>, Located)> = Vec::with_capacity(j - i);
                     for &(_, p) in &b[i..j] {
                         let l = KeyLoc::from_payload(p);
-                        let k = read_key(sources, l)?.into_owned();
+                        let (k, at) = read_record(sources, sections, l)?;
                         let db = target_db(router, src_db(sections, l.input(), l.offset()));
-                        keyed.push((db, k, l));
+                        keyed.push((db, k.into_owned(), at));
                     }
                     keyed.sort();
                     let mut a = 0;
@@ -192,7 +225,7 @@ pub(super) fn find_groups(
                             z += 1;
                         }
                         if z - a > 1 {
-                            let mut locs: Vec<KeyLoc> = keyed[a..z].iter().map(|x| x.2).collect();
+                            let mut locs: Vec<Located> = keyed[a..z].iter().map(|x| x.2).collect();
                             locs.sort_unstable();
                             out.push(Group { db: keyed[a].0, key: keyed[a].1.clone(), locs });
                         }
@@ -208,7 +241,7 @@ pub(super) fn find_groups(
     for p in per {
         groups.extend(p?);
     }
-    groups.sort_by_key(|g| g.locs[0]);
+    groups.sort_by_key(|g| g.locs[0].loc);
     Ok(groups)
 }
 
@@ -220,14 +253,14 @@ pub(super) fn existing_keys(
     sections: &[Vec<Section>],
     router: &dyn Router,
     names: &[&(u64, Vec<u8>)],
-) -> Result<HashMap<(u64, Vec<u8>), KeyLoc>, MergeError> {
+) -> Result<HashMap<(u64, Vec<u8>), Located>, MergeError> {
     let mut by_bucket: BTreeMap<usize, Vec<(u64, &(u64, Vec<u8>))>> = BTreeMap::new();
     for &n in names {
         let fp = fingerprint(n.0, &n.1);
         by_bucket.entry(SpilledBuckets::bucket_of(fp)).or_default().push((fp, n));
     }
     let by_bucket: Vec<(usize, Vec<(u64, &(u64, Vec<u8>))>)> = by_bucket.into_iter().collect();
-    let found: Vec<Result<Vec<((u64, Vec<u8>), KeyLoc)>, MergeError>> = by_bucket
+    let found: Vec<Result<Vec<((u64, Vec<u8>), Located)>, MergeError>> = by_bucket
         .into_par_iter()
         .map(|(bucket, wanted)| {
             let b = bucket_of_all(sets, sources, bucket)?;
@@ -236,10 +269,12 @@ pub(super) fn existing_keys(
                 let i = b.partition_point(|x| x.0 < fp);
                 for &(_, p) in b[i..].iter().take_while(|x| x.0 == fp) {
                     let l = KeyLoc::from_payload(p);
-                    if *read_key(sources, l)? == **key
-                        && target_db(router, src_db(sections, l.input(), l.offset())) == *db
-                    {
-                        out.push(((*db, key.clone()), l));
+                    if target_db(router, src_db(sections, l.input(), l.offset())) != *db {
+                        continue;
+                    }
+                    let (k, at) = read_record(sources, sections, l)?;
+                    if *k == **key {
+                        out.push(((*db, key.clone()), at));
                         break;
                     }
                 }
@@ -261,7 +296,7 @@ const MAX_LISTED: usize = 100;
 #[derive(Default)]
 pub(super) struct Resolution {
     /// (location, action), locations unique.
-    pub(super) actions: Vec<(KeyLoc, Action)>,
+    pub(super) actions: Vec<(Located, Action)>,
     /// Unresolved conflicts (all of them: `error` lists every one).
     pub(super) conflicts: Vec<Conflict>,
     /// Resolved conflicts: how many, and the first `MAX_LISTED`.
@@ -297,7 +332,7 @@ pub(super) fn resolve(
 ) -> Result<(), MergeError> {
     let template = opts.rename.clone().unwrap_or_default();
     let stems: Vec<String> = sources.iter().map(|s| file_stem(&s.name)).collect();
-    let occurrences = |locs: &[KeyLoc]| -> Vec<Occurrence> {
+    let occurrences = |locs: &[Located]| -> Vec<Occurrence> {
         locs.iter()
             .map(|&l| {
                 let (i, off) = (l.input(), l.offset());
@@ -306,7 +341,7 @@ pub(super) fn resolve(
             .collect()
     };
     // Renamed keys: (target db, new name) -> locations renamed to it.
-    let mut renamed: HashMap<(u64, Vec<u8>), Vec<KeyLoc>> = HashMap::new();
+    let mut renamed: HashMap<(u64, Vec<u8>), Vec<Located>> = HashMap::new();
     let mut rename_clash: BTreeSet<(u64, Vec<u8>)> = BTreeSet::new();
     let mut dbs: Vec<(usize, u64, u64)> = Vec::new();
     for g in groups {
@@ -391,7 +426,7 @@ pub(super) fn resolve(
     for k in names {
         let existing = found.get(k).copied();
         if existing.is_some() || rename_clash.contains(k) {
-            let mut locs: Vec<KeyLoc> = existing.into_iter().collect();
+            let mut locs: Vec<Located> = existing.into_iter().collect();
             locs.extend(&renamed[k]);
             res.conflicts.push(Conflict {
                 kind: ConflictKind::Rename,
@@ -404,15 +439,33 @@ pub(super) fn resolve(
     Ok(())
 }
 
-/// The actions of each input as (key offset, action), sorted by offset (pass 2 walks them
-/// with its reader).
-pub(super) fn by_input(actions: Vec<(KeyLoc, Action)>, inputs: usize) -> Vec<Vec<(u64, Action)>> {
-    let mut out: Vec<Vec<(u64, Action)>> = vec![Vec::new(); inputs];
-    for (l, a) in actions {
-        out[l.input()].push((l.offset(), a));
+/// A key record pass 2 does not copy as it is.
+#[derive(Debug, Clone)]
+pub(super) struct Planned {
+    /// Offset of the key string (the reader's `key_offset`).
+    pub(super) key_offset: u64,
+    /// The record: `start..end` in its input.
+    pub(super) start: u64,
+    pub(super) end: u64,
+    pub(super) ttl: bool,
+    pub(super) action: Action,
+}
+
+/// The actions of each input, sorted by offset (pass 2 walks them with its reader, or copies
+/// around them).
+pub(super) fn by_input(actions: Vec<(Located, Action)>, inputs: usize) -> Vec<Vec<Planned>> {
+    let mut out: Vec<Vec<Planned>> = vec![Vec::new(); inputs];
+    for (l, action) in actions {
+        out[l.input()].push(Planned {
+            key_offset: l.key_offset,
+            start: l.loc.offset(),
+            end: l.end,
+            ttl: l.has_ttl(),
+            action,
+        });
     }
     for v in &mut out {
-        v.sort_unstable_by_key(|x| x.0);
+        v.sort_unstable_by_key(|x| x.key_offset);
     }
     out
 }

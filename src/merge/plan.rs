@@ -8,7 +8,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::conflicts::Conflict;
-use super::conflicts::{Action, KeyLoc, Resolution, by_input, find_groups, resolve};
+use super::conflicts::{Action, KeyLoc, Planned, Resolution, by_input, find_groups, resolve};
 use super::records::{check_target_records, choose_aux, merge_functions, merge_module_aux};
 use super::route::{DbRoute, Router};
 use super::scan::{Scan, Section};
@@ -31,8 +31,8 @@ pub struct Plan {
     pub(super) sections: Vec<Vec<Section>>,
     /// Per output, per target db.
     pub counts: Vec<BTreeMap<u64, DbPlan>>,
-    /// Per input: (key offset, action), sorted by offset (pass 2 walks them with the reader).
-    pub(super) actions: Vec<Vec<(u64, Action)>>,
+    /// Per input: the key records not copied as they are, sorted by offset.
+    pub(super) actions: Vec<Vec<Planned>>,
     /// Function libraries written, and identical copies left out.
     pub functions_written: usize,
     pub functions_duplicates: usize,
@@ -47,8 +47,8 @@ impl Plan {
     /// None: written as it is; `Some(None)`: left out; `Some(Some(name))`: written as `name`.
     pub fn decision(&self, input: usize, key_offset: u64) -> Option<Option<&[u8]>> {
         let a = self.actions.get(input)?;
-        let i = a.binary_search_by_key(&key_offset, |x| x.0).ok()?;
-        Some(match &a[i].1 {
+        let i = a.binary_search_by_key(&key_offset, |x| x.key_offset).ok()?;
+        Some(match &a[i].action {
             Action::Drop => None,
             Action::Rename(n) => Some(n.as_slice()),
         })
@@ -333,7 +333,7 @@ pub(super) fn scan_input(
                 c.keys += 1;
                 c.expires += ttl as u64;
                 if detect {
-                    sc.keys_set.push(fingerprint(db, &k.key), KeyLoc::new(i, k.key_offset, ttl).payload());
+                    sc.keys_set.push(fingerprint(db, &k.key), KeyLoc::new(i, k.offset, ttl).payload());
                 }
             }
             // Sizing hints and slot bookkeeping of the source do not hold for the output.
@@ -421,9 +421,9 @@ mod tests {
                     .iter()
                     .map(|a| {
                         a.iter()
-                            .map(|(o, x)| match x {
-                                Action::Drop => (*o, None),
-                                Action::Rename(n) => (*o, Some(n.clone())),
+                            .map(|x| match &x.action {
+                                Action::Drop => (x.key_offset, None),
+                                Action::Rename(n) => (x.key_offset, Some(n.clone())),
                             })
                             .collect()
                     })
