@@ -245,6 +245,9 @@ pub(super) fn find_groups(
     Ok(groups)
 }
 
+/// A target db and a key.
+pub(super) type DbKey = (u64, Vec<u8>);
+
 /// Which of `names` ((target db, key) pairs) are among the keys read in pass 1, and where: the
 /// sets are read back once per bucket that holds a name.
 pub(super) fn existing_keys(
@@ -252,15 +255,15 @@ pub(super) fn existing_keys(
     sources: &[Source<'_>],
     sections: &[Vec<Section>],
     router: &dyn Router,
-    names: &[&(u64, Vec<u8>)],
-) -> Result<HashMap<(u64, Vec<u8>), Located>, MergeError> {
-    let mut by_bucket: BTreeMap<usize, Vec<(u64, &(u64, Vec<u8>))>> = BTreeMap::new();
+    names: &[&DbKey],
+) -> Result<HashMap<DbKey, Located>, MergeError> {
+    let mut by_bucket: BTreeMap<usize, Vec<(u64, &DbKey)>> = BTreeMap::new();
     for &n in names {
         let fp = fingerprint(n.0, &n.1);
         by_bucket.entry(SpilledBuckets::bucket_of(fp)).or_default().push((fp, n));
     }
-    let by_bucket: Vec<(usize, Vec<(u64, &(u64, Vec<u8>))>)> = by_bucket.into_iter().collect();
-    let found: Vec<Result<Vec<((u64, Vec<u8>), Located)>, MergeError>> = by_bucket
+    let by_bucket: Vec<(usize, Vec<(u64, &DbKey)>)> = by_bucket.into_iter().collect();
+    let found: Vec<Result<Vec<(DbKey, Located)>, MergeError>> = by_bucket
         .into_par_iter()
         .map(|(bucket, wanted)| {
             let b = bucket_of_all(sets, sources, bucket)?;
