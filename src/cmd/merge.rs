@@ -20,7 +20,8 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 /// merged (one name with different code is a conflict that only first / last resolve).
 ///
 /// The output is written to a temporary file, checked with `verify`, and renamed; an existing
-/// output is kept unless --force. Memory: 16 bytes per input key for collision detection.
+/// output is kept unless --force. Memory: flat with the number of keys (collision detection keeps
+/// 16 bytes a key, past 16 MiB per input in a temporary file).
 /// Exit status: 0 written, 1 invalid input or unresolved conflicts, 2 could not run (arguments,
 /// files, or content the output version cannot hold).
 #[derive(clap::Args)]

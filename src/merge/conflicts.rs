@@ -12,8 +12,8 @@ use super::scan::Section;
 use super::{DbPlan, MergeError, OnConflict, Options, Source};
 use crate::display::quoted;
 use crate::error::{Error, ErrorKind};
-use crate::rdb::keyset::{FingerprintBuckets, fingerprint};
-use crate::rdb::reader::key_at;
+use crate::rdb::keyset::{SpilledBuckets, fingerprint};
+use crate::rdb::reader::{Reader, Record};
 
 /// One place a colliding key comes from.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub(super) enum Action {
     Rename(Vec<u8>),
 }
 
-/// Where a key record is: the input, the offset of its key string, and whether it has a TTL
+/// Where a key record is: the input, the offset of the record, and whether it has a TTL
 /// (so the counts can be corrected without reading it again). Packed in 64 bits as the payload
 /// of a fingerprint set entry (16 bytes a key): input in the top 16 bits, the offset (47 bits,
 /// 128 TiB) below it, the TTL flag in bit 0, so that the order of locations is input order,
@@ -130,12 +130,45 @@ pub(super) fn src_db(sections: &[Vec<Section>], input: usize, offset: u64) -> u6
 pub(super) struct Group {
     pub(super) db: u64,
     pub(super) key: Vec<u8>,
-    pub(super) locs: Vec<KeyLoc>,
+    pub(super) locs: Vec<Located>,
 }
 
-pub(super) fn read_key<'a>(sources: &[Source<'a>], l: KeyLoc) -> Result<std::borrow::Cow<'a, [u8]>, MergeError> {
-    let i = l.input();
-    key_at(sources[i].data, l.offset()).map_err(|error| MergeError::Input { file: sources[i].name.clone(), error })
+/// A key record of pass 1 read again: where it is, where its key string starts and where the
+/// record ends (pass 2 copies around it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Located {
+    pub(super) loc: KeyLoc,
+    pub(super) key_offset: u64,
+    pub(super) end: u64,
+}
+
+impl Located {
+    pub(super) fn input(self) -> usize {
+        self.loc.input()
+    }
+    /// The offset of the key string (what reports and messages give).
+    pub(super) fn offset(self) -> u64 {
+        self.key_offset
+    }
+    pub(super) fn has_ttl(self) -> bool {
+        self.loc.has_ttl()
+    }
+}
+
+/// Reads the key record at `l` again: its key and where it lies.
+pub(super) fn read_record<'a>(
+    sources: &[Source<'a>],
+    sections: &[Vec<Section>],
+    l: KeyLoc,
+) -> Result<(std::borrow::Cow<'a, [u8]>, Located), MergeError> {
+    let (i, at) = (l.input(), l.offset());
+    let err = |error: Error| MergeError::Input { file: sources[i].name.clone(), error };
+    let mut r = Reader::resume(sources[i].data, at, src_db(sections, i, at)).map_err(err)?;
+    match r.next() {
+        Some(Ok(Record::Key(k))) => Ok((k.key, Located { loc: l, key_offset: k.key_offset, end: r.offset() })),
+        Some(Err(e)) => Err(err(e)),
+        _ => Err(err(Error::corrupt(at, "no key record where pass 1 found one: did the input change?"))),
+    }
 }
 
 pub(super) fn target_db(router: &dyn Router, db: u64) -> u64 {
@@ -145,16 +178,29 @@ pub(super) fn target_db(router: &dyn Router, db: u64) -> u64 {
     }
 }
 
+/// The entries of bucket `b` of every input's set, sorted by (fingerprint, location).
+fn bucket_of_all(sets: &[SpilledBuckets], sources: &[Source<'_>], b: usize) -> Result<Vec<(u64, u64)>, MergeError> {
+    let mut all = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        let mut e = set.bucket(b).map_err(|error| MergeError::Input { file: sources[i].name.clone(), error })?;
+        all.append(&mut e);
+    }
+    all.sort_unstable();
+    Ok(all)
+}
+
+/// Keys met more than once in one target db, from the sets of every input (`sets[i]` holds
+/// input `i`'s keys by fingerprint of target db and key), one bucket at a time.
 pub(super) fn find_groups(
-    keys: &FingerprintBuckets,
+    sets: &[SpilledBuckets],
     sources: &[Source<'_>],
     sections: &[Vec<Section>],
     router: &dyn Router,
 ) -> Result<Vec<Group>, MergeError> {
-    let per: Vec<Result<Vec<Group>, MergeError>> = keys
-        .buckets()
-        .par_iter()
-        .map(|b| {
+    let per: Vec<Result<Vec<Group>, MergeError>> = (0..SpilledBuckets::BUCKETS)
+        .into_par_iter()
+        .map(|bucket| {
+            let b = bucket_of_all(sets, sources, bucket)?;
             let mut out = Vec::new();
             let mut i = 0;
             while i < b.len() {
@@ -164,12 +210,12 @@ pub(super) fn find_groups(
                 }
                 if j - i > 1 {
                     // Equal fingerprints: group by the keys themselves (and target db).
-                    let mut keyed: Vec<(u64, Vec<u8>, KeyLoc)> = Vec::with_capacity(j - i);
+                    let mut keyed: Vec<(u64, Vec<u8>, Located)> = Vec::with_capacity(j - i);
                     for &(_, p) in &b[i..j] {
                         let l = KeyLoc::from_payload(p);
-                        let k = read_key(sources, l)?.into_owned();
+                        let (k, at) = read_record(sources, sections, l)?;
                         let db = target_db(router, src_db(sections, l.input(), l.offset()));
-                        keyed.push((db, k, l));
+                        keyed.push((db, k.into_owned(), at));
                     }
                     keyed.sort();
                     let mut a = 0;
@@ -179,7 +225,7 @@ pub(super) fn find_groups(
                             z += 1;
                         }
                         if z - a > 1 {
-                            let mut locs: Vec<KeyLoc> = keyed[a..z].iter().map(|x| x.2).collect();
+                            let mut locs: Vec<Located> = keyed[a..z].iter().map(|x| x.2).collect();
                             locs.sort_unstable();
                             out.push(Group { db: keyed[a].0, key: keyed[a].1.clone(), locs });
                         }
@@ -195,26 +241,55 @@ pub(super) fn find_groups(
     for p in per {
         groups.extend(p?);
     }
-    groups.sort_by_key(|g| g.locs[0]);
+    groups.sort_by_key(|g| g.locs[0].loc);
     Ok(groups)
 }
 
-/// Whether (db, key) is among the keys read in pass 1.
-pub(super) fn key_exists(
-    keys: &FingerprintBuckets,
+/// A target db and a key.
+pub(super) type DbKey = (u64, Vec<u8>);
+
+/// Which of `names` ((target db, key) pairs) are among the keys read in pass 1, and where: the
+/// sets are read back once per bucket that holds a name.
+pub(super) fn existing_keys(
+    sets: &[SpilledBuckets],
     sources: &[Source<'_>],
     sections: &[Vec<Section>],
     router: &dyn Router,
-    db: u64,
-    key: &[u8],
-) -> Result<Option<KeyLoc>, MergeError> {
-    for &(_, p) in keys.equal_to(fingerprint(db, key)) {
-        let l = KeyLoc::from_payload(p);
-        if *read_key(sources, l)? == *key && target_db(router, src_db(sections, l.input(), l.offset())) == db {
-            return Ok(Some(l));
-        }
+    names: &[&DbKey],
+) -> Result<HashMap<DbKey, Located>, MergeError> {
+    let mut by_bucket: BTreeMap<usize, Vec<(u64, &DbKey)>> = BTreeMap::new();
+    for &n in names {
+        let fp = fingerprint(n.0, &n.1);
+        by_bucket.entry(SpilledBuckets::bucket_of(fp)).or_default().push((fp, n));
     }
-    Ok(None)
+    let by_bucket: Vec<(usize, Vec<(u64, &DbKey)>)> = by_bucket.into_iter().collect();
+    let found: Vec<Result<Vec<(DbKey, Located)>, MergeError>> = by_bucket
+        .into_par_iter()
+        .map(|(bucket, wanted)| {
+            let b = bucket_of_all(sets, sources, bucket)?;
+            let mut out = Vec::new();
+            for (fp, (db, key)) in wanted {
+                let i = b.partition_point(|x| x.0 < fp);
+                for &(_, p) in b[i..].iter().take_while(|x| x.0 == fp) {
+                    let l = KeyLoc::from_payload(p);
+                    if target_db(router, src_db(sections, l.input(), l.offset())) != *db {
+                        continue;
+                    }
+                    let (k, at) = read_record(sources, sections, l)?;
+                    if *k == **key {
+                        out.push(((*db, key.clone()), at));
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut all = HashMap::new();
+    for f in found {
+        all.extend(f?);
+    }
+    Ok(all)
 }
 
 /// Resolved conflicts listed in reports (the rest are counted).
@@ -224,7 +299,7 @@ const MAX_LISTED: usize = 100;
 #[derive(Default)]
 pub(super) struct Resolution {
     /// (location, action), locations unique.
-    pub(super) actions: Vec<(KeyLoc, Action)>,
+    pub(super) actions: Vec<(Located, Action)>,
     /// Unresolved conflicts (all of them: `error` lists every one).
     pub(super) conflicts: Vec<Conflict>,
     /// Resolved conflicts: how many, and the first `MAX_LISTED`.
@@ -250,7 +325,7 @@ impl Resolution {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn resolve(
     groups: Vec<Group>,
-    keys: &FingerprintBuckets,
+    sets: &[SpilledBuckets],
     sources: &[Source<'_>],
     sections: &[Vec<Section>],
     router: &dyn Router,
@@ -260,7 +335,7 @@ pub(super) fn resolve(
 ) -> Result<(), MergeError> {
     let template = opts.rename.clone().unwrap_or_default();
     let stems: Vec<String> = sources.iter().map(|s| file_stem(&s.name)).collect();
-    let occurrences = |locs: &[KeyLoc]| -> Vec<Occurrence> {
+    let occurrences = |locs: &[Located]| -> Vec<Occurrence> {
         locs.iter()
             .map(|&l| {
                 let (i, off) = (l.input(), l.offset());
@@ -269,7 +344,7 @@ pub(super) fn resolve(
             .collect()
     };
     // Renamed keys: (target db, new name) -> locations renamed to it.
-    let mut renamed: HashMap<(u64, Vec<u8>), Vec<KeyLoc>> = HashMap::new();
+    let mut renamed: HashMap<(u64, Vec<u8>), Vec<Located>> = HashMap::new();
     let mut rename_clash: BTreeSet<(u64, Vec<u8>)> = BTreeSet::new();
     let mut dbs: Vec<(usize, u64, u64)> = Vec::new();
     for g in groups {
@@ -350,10 +425,11 @@ pub(super) fn resolve(
     // A new name must not be an existing key, nor the new name of another key.
     let mut names: Vec<&(u64, Vec<u8>)> = renamed.keys().collect();
     names.sort();
+    let found = existing_keys(sets, sources, sections, router, &names)?;
     for k in names {
-        let existing = key_exists(keys, sources, sections, router, k.0, &k.1)?;
+        let existing = found.get(k).copied();
         if existing.is_some() || rename_clash.contains(k) {
-            let mut locs: Vec<KeyLoc> = existing.into_iter().collect();
+            let mut locs: Vec<Located> = existing.into_iter().collect();
             locs.extend(&renamed[k]);
             res.conflicts.push(Conflict {
                 kind: ConflictKind::Rename,
@@ -366,15 +442,33 @@ pub(super) fn resolve(
     Ok(())
 }
 
-/// The actions of each input as (key offset, action), sorted by offset (pass 2 walks them
-/// with its reader).
-pub(super) fn by_input(actions: Vec<(KeyLoc, Action)>, inputs: usize) -> Vec<Vec<(u64, Action)>> {
-    let mut out: Vec<Vec<(u64, Action)>> = vec![Vec::new(); inputs];
-    for (l, a) in actions {
-        out[l.input()].push((l.offset(), a));
+/// A key record pass 2 does not copy as it is.
+#[derive(Debug, Clone)]
+pub(super) struct Planned {
+    /// Offset of the key string (the reader's `key_offset`).
+    pub(super) key_offset: u64,
+    /// The record: `start..end` in its input.
+    pub(super) start: u64,
+    pub(super) end: u64,
+    pub(super) ttl: bool,
+    pub(super) action: Action,
+}
+
+/// The actions of each input, sorted by offset (pass 2 walks them with its reader, or copies
+/// around them).
+pub(super) fn by_input(actions: Vec<(Located, Action)>, inputs: usize) -> Vec<Vec<Planned>> {
+    let mut out: Vec<Vec<Planned>> = vec![Vec::new(); inputs];
+    for (l, action) in actions {
+        out[l.input()].push(Planned {
+            key_offset: l.key_offset,
+            start: l.loc.offset(),
+            end: l.end,
+            ttl: l.has_ttl(),
+            action,
+        });
     }
     for v in &mut out {
-        v.sort_unstable_by_key(|x| x.0);
+        v.sort_unstable_by_key(|x| x.key_offset);
     }
     out
 }

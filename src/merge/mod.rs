@@ -6,8 +6,10 @@
 //! length structure, not decoded), in parallel over inputs, and checks each input's CRC-64. It
 //! counts keys per (output, target db), keeps AUX fields, function libraries and module AUX
 //! records (small), and, when two inputs or two source dbs can meet in one target db, a compact
-//! key set: 16 bytes per key (a 64-bit fingerprint of target db and key, plus input number and
-//! key offset), sorted in 256 buckets once pass 1 ends. Equal fingerprints are confirmed by
+//! key set per input: 16 bytes per key (a 64-bit fingerprint of target db and key, plus input
+//! number and key location) in 256 buckets, of which at most 16 MiB stay in memory (the rest is
+//! written to a temporary file, `keyset::SpilledBuckets`). Once pass 1 ends, each bucket of every
+//! input is read back, sorted and searched on its own. Equal fingerprints are confirmed by
 //! re-reading the keys from the inputs. The conflict policy then decides, per colliding key,
 //! which copies are dropped or renamed, and the counts are corrected, so that every RESIZEDB of
 //! pass 2 holds the true number of keys and TTLs before its first key is written.

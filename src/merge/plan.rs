@@ -8,14 +8,14 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::conflicts::Conflict;
-use super::conflicts::{Action, KeyLoc, Resolution, by_input, find_groups, resolve};
+use super::conflicts::{Action, KeyLoc, Planned, Resolution, by_input, find_groups, resolve};
 use super::records::{check_target_records, choose_aux, merge_functions, merge_module_aux};
 use super::route::{DbRoute, Router};
 use super::scan::{Scan, Section};
 use super::{DbPlan, InputReport, MAX_EXAMPLES, MAX_MESSAGES, MergeError, Options, Source};
 use crate::display::quoted;
 use crate::error::Error;
-use crate::rdb::keyset::{FingerprintBuckets, fingerprint};
+use crate::rdb::keyset::{SpilledBuckets, fingerprint};
 use crate::rdb::reader::{Reader, Record};
 use crate::rdb::types::{Flavor, Format};
 use crate::rdb::writer::{can_hold, magic};
@@ -31,8 +31,8 @@ pub struct Plan {
     pub(super) sections: Vec<Vec<Section>>,
     /// Per output, per target db.
     pub counts: Vec<BTreeMap<u64, DbPlan>>,
-    /// Per input: (key offset, action), sorted by offset (pass 2 walks them with the reader).
-    pub(super) actions: Vec<Vec<(u64, Action)>>,
+    /// Per input: the key records not copied as they are, sorted by offset.
+    pub(super) actions: Vec<Vec<Planned>>,
     /// Function libraries written, and identical copies left out.
     pub functions_written: usize,
     pub functions_duplicates: usize,
@@ -47,8 +47,8 @@ impl Plan {
     /// None: written as it is; `Some(None)`: left out; `Some(Some(name))`: written as `name`.
     pub fn decision(&self, input: usize, key_offset: u64) -> Option<Option<&[u8]>> {
         let a = self.actions.get(input)?;
-        let i = a.binary_search_by_key(&key_offset, |x| x.0).ok()?;
-        Some(match &a[i].1 {
+        let i = a.binary_search_by_key(&key_offset, |x| x.key_offset).ok()?;
+        Some(match &a[i].action {
             Action::Drop => None,
             Action::Rename(n) => Some(n.as_slice()),
         })
@@ -67,6 +67,15 @@ pub fn default_target(formats: &[Format]) -> Format {
 /// anything on invalid inputs, unresolved conflicts, rejected keys and content the target
 /// format cannot hold.
 pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Result<Plan, MergeError> {
+    plan_with(sources, router, opts, SET_MEMORY)
+}
+
+/// Entries of an input's key set held in memory (16 bytes each); the rest go to a temporary
+/// file, read back one bucket at a time when collisions are looked for.
+const SET_MEMORY: usize = 1 << 20;
+
+/// `plan` with at most `set_memory` key-set entries in memory per input.
+fn plan_with(sources: &[Source<'_>], router: &dyn Router, opts: &Options, set_memory: usize) -> Result<Plan, MergeError> {
     let t0 = Instant::now();
     if sources.is_empty() {
         return Err(MergeError::Io("no inputs".into()));
@@ -86,7 +95,7 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
     let target = opts.target.unwrap_or_else(|| default_target(&formats));
     let detect = sources.len() > 1 || router.joins_dbs();
     let scans: Vec<Result<Scan, MergeError>> =
-        sources.par_iter().enumerate().map(|(i, s)| scan_input(i, s, router, target, detect)).collect();
+        sources.par_iter().enumerate().map(|(i, s)| scan_input(i, s, router, target, detect, set_memory)).collect();
     let mut scans: Vec<Scan> = scans.into_iter().collect::<Result<_, _>>()?;
 
     // Rejections and refusals first: they fail the plan whatever the conflicts.
@@ -134,10 +143,9 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
     let sections: Vec<Vec<Section>> = scans.iter().map(|s| s.sections.clone()).collect();
 
     if detect {
-        let mut keys = FingerprintBuckets::concat(scans.iter_mut().map(|s| std::mem::take(&mut s.keys_set)).collect());
-        keys.sort();
-        let groups = find_groups(&keys, sources, &sections, router)?;
-        resolve(groups, &keys, sources, &sections, router, opts, &mut counts, &mut res)?;
+        let sets: Vec<SpilledBuckets> = scans.iter_mut().map(|s| std::mem::take(&mut s.keys_set)).collect();
+        let groups = find_groups(&sets, sources, &sections, router)?;
+        resolve(groups, &sets, sources, &sections, router, opts, &mut counts, &mut res)?;
     }
     if !res.conflicts.is_empty() {
         return Err(MergeError::Conflicts(res.conflicts));
@@ -181,6 +189,7 @@ pub(super) fn scan_input(
     router: &dyn Router,
     target: Format,
     detect: bool,
+    set_memory: usize,
 ) -> Result<Scan, MergeError> {
     let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
     let data = s.data;
@@ -205,7 +214,7 @@ pub(super) fn scan_input(
         examples: Vec::new(),
         refused: Vec::new(),
         refused_total: 0,
-        keys_set: FingerprintBuckets::default(),
+        keys_set: SpilledBuckets::with_memory(set_memory),
         keys: 0,
         warnings: Vec::new(),
     };
@@ -324,7 +333,7 @@ pub(super) fn scan_input(
                 c.keys += 1;
                 c.expires += ttl as u64;
                 if detect {
-                    sc.keys_set.push(fingerprint(db, &k.key), KeyLoc::new(i, k.key_offset, ttl).payload());
+                    sc.keys_set.push(fingerprint(db, &k.key), KeyLoc::new(i, k.offset, ttl).payload());
                 }
             }
             // Sizing hints and slot bookkeeping of the source do not hold for the output.
@@ -387,5 +396,56 @@ mod tests {
         let v80 = Format { flavor: Flavor::Valkey, version: 80 };
         assert_eq!(default_target(&[r(9), r(11), r(10)]), r(11));
         assert_eq!(default_target(&[r(11), v80]), v80);
+    }
+
+    /// Key sets written out to their temporary files give the plan that sets held in memory
+    /// give: the same conflicts, counts and actions (all-types.rdb twice, every key a conflict).
+    #[test]
+    fn spilled_key_sets_plan_the_same() {
+        use crate::merge::{MergeRouter, OnConflict, RenameTemplate};
+        let data = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/all-types.rdb")).unwrap();
+        let sources = [Source::new("a.rdb", &data), Source::new("b.rdb", &data)];
+        let router = MergeRouter { into_db0: true };
+        for on_conflict in [OnConflict::Rename, OnConflict::Last] {
+            let rename = (on_conflict == OnConflict::Rename).then(|| RenameTemplate::parse("{input}:{db}:{key}").unwrap());
+            let opts = Options { on_conflict, rename, ..Default::default() };
+            let held = plan_with(&sources, &router, &opts, usize::MAX).unwrap();
+            // 268 keys an input: the set is written out once past 256 entries.
+            let spilled = plan_with(&sources, &router, &opts, 256).unwrap();
+            // Keys of one name in several dbs of a copy make one group: fewer groups than keys.
+            assert!(held.resolved_total >= 268 / 4, "{on_conflict:?}: {}", held.resolved_total);
+            assert_eq!(spilled.resolved_total, held.resolved_total);
+            assert_eq!(spilled.counts, held.counts);
+            let acts = |p: &Plan| -> Vec<Vec<(u64, Option<Vec<u8>>)>> {
+                p.actions
+                    .iter()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| match &x.action {
+                                Action::Drop => (x.key_offset, None),
+                                Action::Rename(n) => (x.key_offset, Some(n.clone())),
+                            })
+                            .collect()
+                    })
+                    .collect()
+            };
+            assert_eq!(acts(&spilled), acts(&held));
+            assert!(acts(&held).iter().map(|a| a.len()).sum::<usize>() >= 268, "every copy of one input at least");
+        }
+        // A rename that meets an existing key is found in spilled sets too.
+        let opts = Options {
+            on_conflict: OnConflict::Rename,
+            rename: Some(RenameTemplate::parse("{key}").unwrap()),
+            ..Default::default()
+        };
+        for memory in [usize::MAX, 256] {
+            match plan_with(&sources, &router, &opts, memory) {
+                Err(MergeError::Conflicts(c)) => {
+                    assert!(c.iter().all(|c| c.kind == crate::merge::ConflictKind::Rename), "{memory}");
+                    assert!(!c.is_empty());
+                }
+                other => panic!("{memory}: rename clashes expected, got {:?}", other.err()),
+            }
+        }
     }
 }

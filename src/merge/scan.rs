@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::DbPlan;
-use crate::rdb::keyset::FingerprintBuckets;
+use crate::rdb::keyset::SpilledBuckets;
 use crate::rdb::types::Format;
 
 /// A section of an input: the records from `start` to `end` read under source db `db`.
@@ -48,7 +48,7 @@ pub(super) struct Scan {
     pub(super) refused: Vec<String>,
     pub(super) refused_total: u64,
     /// Keys by fingerprint of target db and key, when collisions are looked for.
-    pub(super) keys_set: FingerprintBuckets,
+    pub(super) keys_set: SpilledBuckets,
     pub(super) keys: u64,
     pub(super) warnings: Vec<String>,
 }

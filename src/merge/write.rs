@@ -108,13 +108,13 @@ pub fn write<'a, W: Write + Send>(
             _ => None,
         })
         .collect();
-    // An input whose key records all go unchanged to the one output is copied section by
-    // section as whole pieces, without reading it again.
+    // An input whose key records go to the one output is copied section by section as whole
+    // pieces, without reading it again: only the records the plan drops or renames are read
+    // (renamed ones re-encoded), and the pieces go around them.
     let pieces: Vec<bool> = (0..sources.len())
         .map(|i| {
             ws.len() == 1
                 && writer::verbatim(plan.formats[i], plan.target)
-                && plan.actions[i].is_empty()
                 && plan.sections[i].iter().all(|x| x.keys == 0 || x.pure)
         })
         .collect();
@@ -191,6 +191,7 @@ fn copy_pieces<'a, W: Write + Send>(
     only: Option<u64>,
     current: &mut Option<u64>,
 ) -> Result<(), MergeError> {
+    let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
     for x in plan.sections[i].iter().filter(|x| x.keys > 0) {
         let DbRoute::To(d) = router.db(x.db) else { continue };
         if only.is_some_and(|o| o != d) {
@@ -200,9 +201,35 @@ fn copy_pieces<'a, W: Write + Send>(
             begin_dbs(plan, ws, d)?;
             *current = Some(d);
         }
-        let (a, b) = (x.first_key as usize, x.keys_end as usize);
-        ws[0].w.records(s.data, a, b, x.keys, x.expires).map_err(|e| write_error(0, e))?;
-        s.advance((b - a) as u64);
+        let (a, b) = (x.first_key, x.keys_end);
+        // The records the plan drops or renames, in file order.
+        let acts = &plan.actions[i];
+        let from = acts.partition_point(|p| p.start < a);
+        let to = acts.partition_point(|p| p.start < b);
+        let (mut keys, mut expires) = (x.keys, x.expires);
+        let mut at = a;
+        let Out { w, enc } = &mut ws[0];
+        for p in &acts[from..to] {
+            if p.start < at || p.end > b {
+                return Err(MergeError::Io(format!("{}: planned records out of order at {}", s.name, p.start)));
+            }
+            // The counts go with the last piece (the writer checks the sums).
+            w.records(s.data, at as usize, p.start as usize, 0, 0).map_err(|e| write_error(0, e))?;
+            keys -= 1;
+            expires -= p.ttl as u64;
+            if let Action::Rename(name) = &p.action {
+                let mut r = Reader::resume(s.data, p.start, x.db).map_err(input_err)?;
+                let Some(Ok(Record::Key(k))) = r.next() else {
+                    return Err(input_err(Error::corrupt(p.start, "no key record where pass 1 found one")));
+                };
+                let pos = w.position();
+                w.key(&k, s.data, plan.formats[i], Some(name)).map_err(|e| write_error(0, e))?;
+                enc.add(pos..w.position());
+            }
+            at = p.end;
+        }
+        w.records(s.data, at as usize, b as usize, keys, expires).map_err(|e| write_error(0, e))?;
+        s.advance(b - a);
     }
     Ok(())
 }
@@ -250,10 +277,10 @@ fn copy_input<'a, W: Write + Send>(
             begin_dbs(plan, ws, d)?;
             *current = Some(d);
         }
-        while next_action < actions.len() && actions[next_action].0 < k.key_offset {
+        while next_action < actions.len() && actions[next_action].key_offset < k.key_offset {
             next_action += 1;
         }
-        let action = actions.get(next_action).filter(|a| a.0 == k.key_offset).map(|a| &a.1);
+        let action = actions.get(next_action).filter(|a| a.key_offset == k.key_offset).map(|a| &a.action);
         let (name, o) = match action {
             Some(Action::Drop) => continue,
             Some(Action::Rename(n)) => (Some(n.as_slice()), router.output(n)),

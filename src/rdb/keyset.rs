@@ -73,23 +73,6 @@ impl FingerprintBuckets {
         self.len += 1;
     }
 
-    /// All entries of `parts`, bucket by bucket (each part's bucket freed as it is moved, so
-    /// the peak is one bucket above the entries themselves).
-    pub fn concat(mut parts: Vec<FingerprintBuckets>) -> FingerprintBuckets {
-        let buckets: Vec<Vec<(u64, u64)>> = (0..BUCKETS)
-            .map(|b| {
-                let mut v = Vec::with_capacity(parts.iter().map(|p| p.buckets[b].len()).sum());
-                for p in parts.iter_mut() {
-                    v.append(&mut p.buckets[b]);
-                    p.buckets[b] = Vec::new();
-                }
-                v
-            })
-            .collect();
-        let len = buckets.iter().map(|b| b.len()).sum();
-        FingerprintBuckets { buckets, len }
-    }
-
     /// Sorts every bucket by (fingerprint, payload), buckets in parallel.
     pub fn sort(&mut self) {
         self.buckets.par_iter_mut().for_each(|b| b.sort_unstable());
@@ -109,14 +92,13 @@ impl FingerprintBuckets {
     }
 }
 
-/// The keys of one or more databases by fingerprint, to find keys seen twice in one database
-/// (which makes Redis refuse a file, docs/format.md §5.2). Fill it with [`KeySet::insert`],
-/// then ask [`KeySet::duplicates`].
-pub struct KeySet {
-    /// (fingerprint of db and key, offset of the key string in the file in the low 48 bits and
-    /// the db in the high 16, for reporting), by the fingerprint's top byte.
+/// A [`FingerprintBuckets`] whose memory stays flat with the number of entries: past
+/// `memory_entries` entries every bucket is written out as a run of one unnamed temporary file,
+/// and [`SpilledBuckets::bucket`] reads a bucket back (runs, then what is still in memory, in
+/// the order pushed) one at a time. When the temporary file fails, entries stay in memory.
+pub struct SpilledBuckets {
     set: FingerprintBuckets,
-    /// Entries in `buckets` now.
+    /// Entries in `set` now.
     held: usize,
     memory_entries: usize,
     spill: Option<Spill>,
@@ -129,6 +111,145 @@ struct Spill {
     file: std::fs::File,
     end: u64,
     runs: Vec<Vec<(u64, usize)>>,
+}
+
+impl Default for SpilledBuckets {
+    fn default() -> SpilledBuckets {
+        SpilledBuckets::with_memory(MEMORY_ENTRIES)
+    }
+}
+
+impl SpilledBuckets {
+    /// At most `entries` entries (16 bytes each) held in memory; the rest in a temporary file.
+    pub fn with_memory(entries: usize) -> SpilledBuckets {
+        SpilledBuckets {
+            set: FingerprintBuckets::default(),
+            held: 0,
+            memory_entries: entries.max(BUCKETS),
+            spill: None,
+            spill_failed: false,
+        }
+    }
+
+    /// Entries pushed so far, written out or not.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+    /// True before the first push.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+    /// Whether entries were written out to the temporary file.
+    pub fn spilled(&self) -> bool {
+        self.spill.is_some()
+    }
+
+    /// Makes room for about `n` more entries in all (never beyond what memory may hold).
+    pub fn reserve(&mut self, n: usize) {
+        self.set.reserve(n.min(self.memory_entries.saturating_sub(self.held)));
+    }
+
+    /// Adds a fingerprint with its payload (see [`FingerprintBuckets::push`]).
+    #[inline]
+    pub fn push(&mut self, fp: u64, payload: u64) {
+        self.set.push(fp, payload);
+        self.held += 1;
+        if self.held >= self.memory_entries && !self.spill_failed {
+            self.write_out();
+        }
+    }
+
+    /// Writes every bucket out as a run of the temporary file (kept in memory if that fails).
+    #[cold]
+    fn write_out(&mut self) {
+        if self.spill.is_none() {
+            match tempfile::tempfile() {
+                Ok(file) => self.spill = Some(Spill { file, end: 0, runs: vec![Vec::new(); BUCKETS] }),
+                Err(_) => {
+                    self.spill_failed = true;
+                    return;
+                }
+            }
+        }
+        let Some(s) = &mut self.spill else { return };
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, &s.file);
+        let mut end = s.end;
+        for (b, entries) in self.set.buckets.iter_mut().enumerate() {
+            if entries.is_empty() {
+                continue;
+            }
+            let mut ok = true;
+            for &(fp, packed) in entries.iter() {
+                ok &= out.write_all(&fp.to_le_bytes()).is_ok() && out.write_all(&packed.to_le_bytes()).is_ok();
+            }
+            if !ok {
+                self.spill_failed = true;
+                return;
+            }
+            s.runs[b].push((end, entries.len()));
+            end += 16 * entries.len() as u64;
+            entries.clear();
+        }
+        if out.flush().is_err() {
+            self.spill_failed = true;
+            return;
+        }
+        s.end = end;
+        self.held = 0;
+    }
+
+    /// Number of buckets (`bucket` takes 0 to this, exclusive).
+    pub const BUCKETS: usize = BUCKETS;
+
+    /// The bucket of fingerprint `fp`.
+    pub fn bucket_of(fp: u64) -> usize {
+        (fp >> 56) as usize
+    }
+
+    /// The entries of bucket `b` in the order they were pushed (read back from the temporary
+    /// file, then those still in memory).
+    pub fn bucket(&self, b: usize) -> Result<Vec<(u64, u64)>> {
+        let mut out = match &self.spill {
+            Some(s) => read_runs(s, b, self.set.buckets[b].len())?,
+            None => Vec::with_capacity(self.set.buckets[b].len()),
+        };
+        out.extend_from_slice(&self.set.buckets[b]);
+        Ok(out)
+    }
+
+    /// Every bucket through `f(bucket number, its entries in the order pushed)`, buckets in
+    /// parallel, one read back at a time per thread (the in-memory parts are moved, not copied).
+    pub fn par_buckets<T: Send>(
+        mut self,
+        f: impl Fn(usize, Vec<(u64, u64)>) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let mine: Vec<Vec<(u64, u64)>> = std::mem::take(&mut self.set.buckets);
+        let spill = &self.spill;
+        mine.into_par_iter()
+            .enumerate()
+            .map(|(b, mine)| {
+                let entries = match spill {
+                    Some(s) => {
+                        let mut all = read_runs(s, b, mine.len())?;
+                        all.extend_from_slice(&mine);
+                        drop(mine);
+                        all
+                    }
+                    None => mine,
+                };
+                f(b, entries)
+            })
+            .collect()
+    }
+}
+
+/// The keys of one or more databases by fingerprint, to find keys seen twice in one database
+/// (which makes Redis refuse a file, docs/format.md §5.2). Fill it with [`KeySet::insert`],
+/// then ask [`KeySet::duplicates`].
+pub struct KeySet {
+    /// (fingerprint of db and key, offset of the key string in the file in the low 48 bits and
+    /// the db in the high 16, for reporting), by the fingerprint's top byte.
+    set: SpilledBuckets,
 }
 
 impl Default for KeySet {
@@ -183,13 +304,7 @@ impl KeySet {
 
     /// A set holding at most `entries` entries in memory (the rest in a temporary file).
     pub fn with_memory(entries: usize) -> KeySet {
-        KeySet {
-            set: FingerprintBuckets::default(),
-            held: 0,
-            memory_entries: entries.max(BUCKETS),
-            spill: None,
-            spill_failed: false,
-        }
+        KeySet { set: SpilledBuckets::with_memory(entries) }
     }
 
     /// Keys inserted so far (duplicates included).
@@ -203,17 +318,13 @@ impl KeySet {
 
     /// Makes room for about `n` more keys in all (spread over the buckets).
     pub fn reserve(&mut self, n: usize) {
-        self.set.reserve(n.min(self.memory_entries.saturating_sub(self.held)));
+        self.set.reserve(n);
     }
 
     /// Records `key` of `db`, whose string starts at `key_offset`.
     #[inline]
     pub fn insert(&mut self, db: u64, key: &[u8], key_offset: u64) {
         self.set.push(fingerprint(db, key), (key_offset & OFFSET_MASK) | (db.min(0xFFFF) << 48));
-        self.held += 1;
-        if self.held >= self.memory_entries && !self.spill_failed {
-            self.write_out();
-        }
     }
 
     /// `Ok` when no key repeats, else the error for the first repetition in file order (what a
@@ -225,66 +336,12 @@ impl KeySet {
         }
     }
 
-    /// Writes every bucket out as a run of the temporary file (kept in memory if that fails).
-    #[cold]
-    fn write_out(&mut self) {
-        if self.spill.is_none() {
-            match tempfile::tempfile() {
-                Ok(file) => self.spill = Some(Spill { file, end: 0, runs: vec![Vec::new(); BUCKETS] }),
-                Err(_) => {
-                    self.spill_failed = true;
-                    return;
-                }
-            }
-        }
-        let Some(s) = &mut self.spill else { return };
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, &s.file);
-        let mut end = s.end;
-        for (b, entries) in self.set.buckets.iter_mut().enumerate() {
-            if entries.is_empty() {
-                continue;
-            }
-            let mut ok = true;
-            for &(fp, packed) in entries.iter() {
-                ok &= out.write_all(&fp.to_le_bytes()).is_ok() && out.write_all(&packed.to_le_bytes()).is_ok();
-            }
-            if !ok {
-                self.spill_failed = true;
-                return;
-            }
-            s.runs[b].push((end, entries.len()));
-            end += 16 * entries.len() as u64;
-            entries.clear();
-        }
-        if out.flush().is_err() {
-            self.spill_failed = true;
-            return;
-        }
-        s.end = end;
-        self.held = 0;
-    }
-
     /// Every repeated key, in file order of the repetition: the first `limit` of them with their
     /// key, and the count of all. `data` is the file the offsets point into.
     pub fn duplicates(self, data: &[u8], limit: usize) -> Result<Duplicates> {
-        let spill = &self.spill;
-        let found: Vec<Result<(Vec<Duplicate>, u64)>> = self
-            .set
-            .buckets
-            .into_par_iter()
-            .enumerate()
-            .map(|(b, mut entries)| {
-                if let Some(s) = spill {
-                    let mut all = read_runs(s, b)?;
-                    all.append(&mut entries);
-                    entries = all;
-                }
-                bucket_duplicates(&entries, data, limit)
-            })
-            .collect();
+        let found = self.set.par_buckets(|_, entries| bucket_duplicates(&entries, data, limit))?;
         let mut out = Duplicates::default();
-        for f in found {
-            let (listed, total) = f?;
+        for (listed, total) in found {
             out.listed.extend(listed);
             out.total += total;
         }
@@ -295,9 +352,9 @@ impl KeySet {
 }
 
 /// The entries of bucket `b` written out, in the order they were inserted.
-fn read_runs(s: &Spill, b: usize) -> Result<Vec<(u64, u64)>> {
+fn read_runs(s: &Spill, b: usize, more: usize) -> Result<Vec<(u64, u64)>> {
     let n: usize = s.runs[b].iter().map(|r| r.1).sum();
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n + more);
     let mut buf = Vec::new();
     for &(at, count) in &s.runs[b] {
         buf.resize(16 * count, 0);
@@ -385,7 +442,7 @@ mod tests {
             }
             // Another db: not a repeat.
             s.insert(1, refs[0], offsets[0]);
-            assert_eq!(memory == usize::MAX, s.spill.is_none());
+            assert_eq!(memory == usize::MAX, !s.set.spilled());
             let d = s.duplicates(&data, 10).unwrap();
             assert_eq!(d.total, 2000, "memory {memory}");
             assert_eq!(d.listed.len(), 10);

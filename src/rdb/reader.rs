@@ -241,6 +241,19 @@ impl<'a> Reader<'a> {
         Ok(Reader { data, c, format, db: 0, trailer: None, stopped: false, record_start: 9 })
     }
 
+    /// A reader of `data` that starts at `offset`, a record boundary an earlier pass over the
+    /// same data found (a key record's `offset`), as if database `db` were selected.
+    pub fn resume(data: &'a [u8], offset: u64, db: u64) -> Result<Reader<'a>> {
+        let mut r = Reader::new(data)?;
+        if offset < 9 || offset > data.len() as u64 {
+            return Err(Error::corrupt(offset, "no record starts here"));
+        }
+        r.c.seek(offset as usize);
+        r.record_start = offset;
+        r.db = db;
+        Ok(r)
+    }
+
     /// The magic and version from the header.
     pub fn format(&self) -> Format {
         self.format
