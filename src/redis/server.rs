@@ -217,6 +217,15 @@ pub enum Start {
     },
 }
 
+/// `loading_loaded_bytes` and `loading_total_bytes` of `INFO persistence`, while loading.
+fn loading_progress(c: &mut Connection) -> Option<(u64, u64)> {
+    let info = c.command(&[b"INFO", b"persistence"]).ok()?.text()?;
+    let field = |name: &str| -> Option<u64> {
+        info.lines().find_map(|l| l.trim_end().strip_prefix(name)?.strip_prefix(':')?.parse().ok())
+    };
+    Some((field("loading_loaded_bytes")?, field("loading_total_bytes")?))
+}
+
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -225,6 +234,16 @@ impl Server {
     /// Starts `redis-server` in `dir` (which holds the dataset) and waits until it has loaded
     /// it, or exited. `Err`: it could not be started, or loading took longer than allowed.
     pub fn start(dir: ServerDir, cfg: &ServerConfig) -> Result<Start, String> {
+        Server::start_with_progress(dir, cfg, &mut |_, _| {})
+    }
+
+    /// `start`, telling `progress` (bytes loaded, of bytes to load, from `INFO persistence`)
+    /// how far the server is while it loads its dataset.
+    pub fn start_with_progress(
+        dir: ServerDir,
+        cfg: &ServerConfig,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Start, String> {
         let socket = dir.path().join("redis.sock");
         if socket.as_os_str().len() > 100 {
             return Err(format!(
@@ -313,7 +332,11 @@ impl Server {
                         return Ok(Start::Up(srv));
                     }
                     // LOADING: still reading the dataset.
-                    _ => {}
+                    _ => {
+                        if let Some((done, total)) = loading_progress(&mut c) {
+                            progress(done, total);
+                        }
+                    }
                 }
             }
             if started.elapsed() > cfg.load_timeout {
