@@ -523,7 +523,17 @@ fn save_rdb(tmp: ServerDir, cfg: &ServerConfig, mut out: AtomicFile, args: &ToRd
         eprintln!("rdbtool aof to-rdb: {msg}");
         code
     };
-    let mut srv = match Server::start(tmp, cfg) {
+    // Loading a big set takes a while: a bar (on a terminal) follows the server's progress,
+    // mapped onto the bytes of the set.
+    let total = dir_bytes(tmp.path());
+    let fed = std::sync::atomic::AtomicU64::new(0);
+    let started = super::progress::follow(total, "aof to-rdb: loading", &fed, || {
+        Server::start_with_progress(tmp, cfg, &mut |done, of| {
+            let at = (done as u128 * total as u128 / of.max(1) as u128) as u64;
+            fed.store(at, std::sync::atomic::Ordering::Relaxed);
+        })
+    });
+    let mut srv = match started {
         Ok(Start::Up(s)) => s,
         Ok(Start::Exited { status, log }) => {
             let lines: Vec<&str> = log.lines().collect();
@@ -566,4 +576,16 @@ fn save_rdb(tmp: ServerDir, cfg: &ServerConfig, mut out: AtomicFile, args: &ToRd
         )?;
         Ok(EXIT_OK)
     })
+}
+
+/// The bytes of the files under `dir` (the AOF set copied there).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -236,6 +236,15 @@ pub enum Start {
     },
 }
 
+/// `loading_loaded_bytes` and `loading_total_bytes` of `INFO persistence`, while loading.
+fn loading_progress(c: &mut Connection) -> Option<(u64, u64)> {
+    let info = c.command(&[b"INFO", b"persistence"]).ok()?.text()?;
+    let field = |name: &str| -> Option<u64> {
+        info.lines().find_map(|l| l.trim_end().strip_prefix(name)?.strip_prefix(':')?.parse().ok())
+    };
+    Some((field("loading_loaded_bytes")?, field("loading_total_bytes")?))
+}
+
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -271,17 +280,37 @@ impl Server {
     /// Starts `redis-server` in `dir` (which holds the dataset) and waits until it has loaded
     /// it, or exited. `Err`: it could not be started, or loading took longer than allowed.
     pub fn start(dir: ServerDir, cfg: &ServerConfig) -> Result<Start, String> {
-        Server::start_with(dir, cfg, &Exposure::default())
+        Server::start_watched(dir, cfg, &Exposure::default(), &mut |_, _| {})
+    }
+
+    /// `start`, telling `progress` (bytes loaded, of bytes to load, from `INFO persistence`)
+    /// how far the server is while it loads its dataset.
+    pub fn start_with_progress(
+        dir: ServerDir,
+        cfg: &ServerConfig,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Start, String> {
+        Server::start_watched(dir, cfg, &Exposure::default(), progress)
     }
 
     /// `start`, reached and kept as `exposure` says.
     pub fn start_with(dir: ServerDir, cfg: &ServerConfig, exposure: &Exposure) -> Result<Start, String> {
+        Server::start_watched(dir, cfg, exposure, &mut |_, _| {})
+    }
+
+    /// `start_with`, telling `progress` how far loading is (see `start_with_progress`).
+    pub fn start_watched(
+        dir: ServerDir,
+        cfg: &ServerConfig,
+        exposure: &Exposure,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Start, String> {
         let tcp = exposure.tcp || exposure.cluster;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let port = if tcp { Some(free_port(exposure.cluster)?) } else { None };
-            match Server::attempt(&dir, cfg, exposure, port)? {
+            match Server::attempt(&dir, cfg, exposure, port, progress)? {
                 Attempt::Up { child, addr, password, save_command, load_time } => {
                     return Ok(Start::Up(Server {
                         child: Some(child),
@@ -307,7 +336,13 @@ impl Server {
         }
     }
 
-    fn attempt(dir: &ServerDir, cfg: &ServerConfig, exposure: &Exposure, port: Option<u16>) -> Result<Attempt, String> {
+    fn attempt(
+        dir: &ServerDir,
+        cfg: &ServerConfig,
+        exposure: &Exposure,
+        port: Option<u16>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Attempt, String> {
         let socket = dir.path().join("redis.sock");
         if port.is_none() && socket.as_os_str().len() > 100 {
             return Err(format!(
@@ -410,7 +445,11 @@ impl Server {
                         return Ok(Attempt::Up { child, addr, password, save_command, load_time });
                     }
                     // LOADING: still reading the dataset.
-                    _ => {}
+                    _ => {
+                        if let Some((done, total)) = loading_progress(&mut c) {
+                            progress(done, total);
+                        }
+                    }
                 }
             }
             if started.elapsed() > cfg.load_timeout {
