@@ -177,6 +177,41 @@ pub fn start(backup: &Backup, opts: &ServerOptions) -> Result<Outcome, String> {
     }
 }
 
+/// A throwaway cluster of `n` masters (`crate::redis::server::Cluster`: contained as a single
+/// throwaway server is, but on loopback TCP ports, which the cluster bus needs) for a set of
+/// RDB files, one per shard.
+pub fn start_cluster(n: usize, opts: &ServerOptions) -> Result<server::Cluster, String> {
+    let version = server_version(&opts.redis_server)?;
+    let cfg = ServerConfig {
+        bin: opts.redis_server.clone(),
+        version,
+        dataset: Dataset::Rdb,
+        load_timeout: opts.load_timeout,
+    };
+    let settle = Duration::from_secs(60).max(Duration::from_secs(5 * n as u64).min(opts.load_timeout));
+    server::Cluster::start(n, &cfg, &server::Exposure::default(), opts.temp_dir.as_deref(), settle)
+}
+
+/// Restores a set of RDB files into a (throwaway, empty) cluster with the restore engine:
+/// keys whose TTL has passed are left out (as a loading server drops them), function libraries
+/// go to every master (the same library in several shard files, as a cluster backup has it, is
+/// loaded once and counted busy after). `progress` gets the bytes read.
+pub fn restore_set(
+    inputs: &[crate::restore::Input<'_>],
+    cluster: &server::Cluster,
+    progress: &mut dyn FnMut(u64),
+) -> Result<crate::restore::Report, String> {
+    let target = crate::restore::Target::connect(&cluster.connect_options(0)).map_err(|e| e.to_string())?;
+    let opts = crate::restore::Options {
+        // The cluster is empty: a busy key can only be a library loaded from another shard's
+        // file (keys in two files are refused before anything is written).
+        on_busy_key: crate::export::resp::OnBusyKey::Skip,
+        filter: crate::filter::Filter { expired: crate::filter::Expired::Exclude, ..Default::default() },
+        ..Default::default()
+    };
+    crate::restore::run(inputs, &target, &opts, progress)
+}
+
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
     if std::os::unix::fs::symlink(from, to).is_ok() {
         return Ok(());

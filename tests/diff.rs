@@ -328,35 +328,13 @@ fn pipe_into(port: u16, resp: &[u8]) -> u64 {
 
 #[test]
 fn cluster_of_three_masters() {
-    let args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"];
-    let Some(n1) = RedisServer::start(&args) else { return };
-    let n2 = RedisServer::start(&args).unwrap();
-    let n3 = RedisServer::start(&args).unwrap();
-    let nodes = [&n1, &n2, &n3];
-    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-    let o = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "cluster create: {}{}", text(&o.stdout), text(&o.stderr));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for n in nodes {
-        loop {
-            let Resp::Bulk(Some(info)) = n.cmd(&[b"CLUSTER", b"INFO"]) else { panic!() };
-            if text(&info).contains("cluster_state:ok") && slot_ranges(n).len() >= 3 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "cluster did not become ok");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    let Some(nodes) = RedisServer::cluster(3, &[]) else { return };
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    let nodes = [n1, n2, n3];
     // Each master gets the db-0 keys of its slots, as RESTORE commands from export.
     let f = all_types_s();
     let mut loaded = 0;
-    for (a, b, port) in slot_ranges(&n1) {
+    for (a, b, port) in slot_ranges(n1) {
         let range = format!("{a}-{b}");
         let o =
             rdbtool(&["export", "--format", "resp", "--restore", "--no-functions", "--db", "0", "--slot", &range, &f]);
@@ -373,12 +351,12 @@ fn cluster_of_three_masters() {
     }
 
     // Through any node: identical, keys routed to the master of their slot.
-    for n in [&n1, &n3] {
+    for n in [n1, n3] {
         let r = diff_jsonl(&f, &url(n), &["--db", "0"], 0);
         assert_eq!((r.n("same"), r.n("keys_b")), (db0.len() as u64, db0.len() as u64));
     }
     // Keys of other databases cannot be in a cluster: only in A.
-    let r = diff_jsonl(&f, &url(&n2), &[], 1);
+    let r = diff_jsonl(&f, &url(n2), &[], 1);
     assert_eq!(r.n("only_in_a"), decode_file(&all_types()).len() as u64 - db0.len() as u64);
     assert_eq!(r.n("only_in_b") + r.n("different_value"), 0);
 
@@ -399,15 +377,151 @@ fn cluster_of_three_masters() {
     };
     cli(&["SET", &key, "changed"]);
     cli(&["SET", "cluster:new{x}", "1"]);
-    let r = diff_jsonl(&f, &url(&n2), &["--db", "0"], 1);
+    let r = diff_jsonl(&f, &url(n2), &["--db", "0"], 1);
     let k = r.kinds();
     assert_eq!(k.len(), 2, "{k:?}");
     assert_eq!(k[&(0, s.key.clone())], "value");
     assert_eq!(k[&(0, b"cluster:new{x}".to_vec())], "only_in_b");
     // --slot narrows to the new key's slot.
     let slot = rdbtool::slot::key_slot(b"cluster:new{x}").to_string();
-    let r = diff_jsonl(&f, &url(&n2), &["--db", "0", "--slot", &slot], 1);
+    let r = diff_jsonl(&f, &url(n2), &["--db", "0", "--slot", &slot], 1);
     assert_eq!(r.diffs.len(), 1);
+}
+
+/// `rdbtool diff ARGS... --jsonl` with the exit code expected.
+fn diff_set(args: &[&str], expect_code: i32) -> Report {
+    let mut all = vec!["diff", "--jsonl"];
+    all.extend_from_slice(args);
+    let o = rdbtool(&all);
+    assert_eq!(
+        o.status.code(),
+        Some(expect_code),
+        "rdbtool {all:?}\nstdout: {}\nstderr: {}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    Report::parse(&o)
+}
+
+/// A cluster's backup: the cluster filled with all-types' db 0 by `rdbtool restore`, then each
+/// master SAVEd and its dump.rdb copied to `dir/shard-N.rdb`. Returns the shard paths.
+fn cluster_backup(nodes: &[RedisServer], dir: &Path) -> Vec<String> {
+    let o = rdbtool(&["restore", &all_types_s(), "--db", "0", "--to", &url(&nodes[0])]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    let mut shards = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+        let p = dir.join(format!("shard-{i}.rdb"));
+        std::fs::copy(n.path().join("dump.rdb"), &p).unwrap();
+        shards.push(p.display().to_string());
+    }
+    shards
+}
+
+#[test]
+fn a_cluster_backup_is_one_set_of_files() {
+    let Some(nodes) = RedisServer::cluster(3, &[]) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let shards = cluster_backup(&nodes, tmp.path());
+    let db0 = decode_file(&all_types()).into_iter().filter(|k| k.db == 0).count() as u64;
+    let per_shard: Vec<u64> = shards.iter().map(|s| decode_file(Path::new(s)).len() as u64).collect();
+    assert_eq!(per_shard.iter().sum::<u64>(), db0);
+    assert!(per_shard.iter().all(|&n| n > 10), "{per_shard:?}");
+    let s: Vec<&str> = shards.iter().map(String::as_str).collect();
+    let node = url(&nodes[1]);
+
+    // The set against the cluster: identical, one summary per file.
+    let r = diff_set(&[s[0], s[1], s[2], &node], 0);
+    assert_eq!((r.n("same"), r.n("keys_a"), r.n("keys_b")), (db0, db0, db0));
+    let files = r.summary["files_a"].as_array().unwrap();
+    assert_eq!(files.len(), 3);
+    for (f, (name, n)) in files.iter().zip(shards.iter().zip(&per_shard)) {
+        assert_eq!((f["file"].as_str().unwrap(), f["keys"].as_u64().unwrap()), (name.as_str(), *n));
+        assert_eq!(f["differences"].as_u64(), Some(0));
+    }
+    // Text: a line per file.
+    let o = rdbtool(&["diff", s[0], s[1], s[2], &node]);
+    assert_eq!(o.status.code(), Some(0));
+    let t = text(&o.stdout);
+    assert!(t.contains(&format!("  {}: {} keys, 0 differences in its slots", s[1], per_shard[1])), "{t}");
+    // The server given by -h/-p: every argument is A.
+    let port = nodes[2].port.to_string();
+    let r = diff_set(&[s[0], s[1], s[2], "-h", "127.0.0.1", "-p", &port], 0);
+    assert_eq!(r.n("same"), db0);
+    // One shard alone: the others' keys are only on the cluster.
+    let r = diff_set(&[s[0], &node], 1);
+    assert_eq!((r.n("same"), r.n("only_in_b")), (per_shard[0], db0 - per_shard[0]));
+
+    // A set against a set (--against), in any order.
+    let r = diff_set(&[s[0], s[1], s[2], "--against", s[2], "--against", s[0], "--against", s[1]], 0);
+    assert_eq!(r.n("same"), db0);
+    let r = diff_set(&[s[0], s[1], "--against", s[0], "--against", s[1], "--against", s[2]], 1);
+    assert_eq!((r.n("only_in_b"), r.n("only_in_a")), (per_shard[2], 0));
+    // The missing keys are in the slots of the shard that holds them.
+    let fb = r.summary["files_b"].as_array().unwrap();
+    assert_eq!(fb.iter().map(|f| f["differences"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 0, per_shard[2]]);
+
+    // A key in two files of a set: an error naming the key and both files, as a key twice in one
+    // file is.
+    std::fs::copy(&shards[0], tmp.path().join("copy.rdb")).unwrap();
+    let copy = tmp.path().join("copy.rdb").display().to_string();
+    let o = rdbtool(&["diff", s[0], &copy, s[1], s[2], &node]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    let err = text(&o.stderr);
+    assert!(err.contains(&copy) && err.contains(&format!("already in {}", s[0])) && err.contains("key"), "{err}");
+    // A set holds RDB files only.
+    let o = rdbtool(&["diff", s[0], &node, s[1]]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("set of RDB files"), "{}", text(&o.stderr));
+
+    // A change on the cluster: named, and counted against the shard of its slot.
+    let changed = decode_file(Path::new(s[1]))
+        .into_iter()
+        .find(|k| matches!(k.value, Value::String(_)) && k.expire_at_ms.is_none())
+        .unwrap();
+    let owner = nodes.iter().find(|n| n.cmd(&[b"EXISTS", &changed.key]) == Resp::Int(1)).unwrap();
+    assert_eq!(owner.cmd(&[b"SET", &changed.key, b"changed"]), Resp::Simple("OK".into()));
+    let r = diff_set(&[s[0], s[1], s[2], &node], 1);
+    let k = r.kinds();
+    assert_eq!(k.len(), 1, "{k:?}");
+    assert_eq!(k[&(0, changed.key.clone())], "value");
+    let fa = r.summary["files_a"].as_array().unwrap();
+    assert_eq!(fa.iter().map(|f| f["differences"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 0]);
+}
+
+#[test]
+fn restore_test_of_a_cluster_backup() {
+    let Some(nodes) = RedisServer::cluster(3, &[]) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let shards = cluster_backup(&nodes, tmp.path());
+    drop(nodes);
+    let s: Vec<&str> = shards.iter().map(String::as_str).collect();
+    let db0 = decode_file(&all_types()).into_iter().filter(|k| k.db == 0).count() as u64;
+    // Restored into a throwaway cluster of three masters, then compared: identical.
+    let o = rdbtool(&["restore-test", s[0], s[1], s[2], "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    let j: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((j["accepted"].as_bool(), j["ok"].as_bool(), j["masters"].as_u64()), (Some(true), Some(true), Some(3)));
+    assert_eq!(j["diff"]["summary"]["same"].as_u64(), Some(db0), "{j}");
+    assert_eq!(j["diff"]["summary"]["files_a"].as_array().unwrap().len(), 3);
+    let o = rdbtool(&["restore-test", s[0], s[1], s[2]]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).starts_with("ACCEPTED "), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("cluster of 3 redis-server"), "{}", text(&o.stdout));
+
+    // One shard's key also in another shard's file: refused, the key named.
+    let one = decode_file(Path::new(s[1]))
+        .into_iter()
+        .find(|k| matches!(k.value, Value::String(_)) && k.expire_at_ms.is_none())
+        .unwrap();
+    let Value::String(v) = &one.value else { unreachable!() };
+    let extra = tmp.path().join("extra.rdb");
+    std::fs::write(&extra, common::rdb_of_strings(&[(0, &one.key, &v[..v.len().min(63)])])).unwrap();
+    let e = extra.display().to_string();
+    let o = rdbtool(&["restore-test", s[0], s[1], s[2], &e]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", text(&o.stdout), text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("REFUSED ") && out.contains(&text(&one.key)), "{out}");
 }
 
 // ---------------------------------------------------------------------------------------------

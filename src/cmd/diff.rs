@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use rdbtool::diff::live::{self, LiveSide};
-use rdbtool::diff::{self, DiffError, Difference, FileSide, KeySelect, Options, Output, Summary};
+use rdbtool::diff::{self, DiffError, Difference, FileSet, FileSide, KeySelect, Options, Output, SlotCounter, Summary};
 use rdbtool::display::quoted;
 use rdbtool::input::Input;
 use rdbtool::json::Stream;
@@ -14,14 +14,21 @@ use std::sync::atomic::AtomicU64;
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 
-/// Compare two datasets key by key: RDB files, live servers, or AOF sets.
+/// Compare two datasets key by key: RDB files, sets of RDB files, live servers, or AOF sets.
 ///
-/// A and B are each an RDB file (or an AOF file with an RDB preamble: its RDB part), a live
-/// server `redis://[user[:password]@]host:port[/db]`, `rediss://...` or `unix:///path` (a
-/// cluster is detected and every master read), or an AOF set (an appendonlydir, loaded into a
-/// throwaway redis-server). Without B, B is the server named by -h/-p/-s (as redis-cli names
-/// it). The password comes from REDISCLI_AUTH or --password-file (a password in the URL or
-/// with -a works but is visible to other users of the machine).
+/// A and B are each an RDB file (or an AOF file with an RDB preamble: its RDB part), a set of
+/// RDB files (a cluster backup, one file per shard), a live server
+/// `redis://[user[:password]@]host:port[/db]`, `rediss://...` or `unix:///path` (a cluster is
+/// detected and every master read), or an AOF set (an appendonlydir, loaded into a throwaway
+/// redis-server). The password comes from REDISCLI_AUTH or --password-file (a password in the
+/// URL or with -a works but is visible to other users of the machine).
+///
+/// Which argument is which side: with two arguments, A then B. With more, the last one is B and
+/// all the others are A (`diff shard-*.rdb redis://node:7000`). When B is given by --against
+/// (repeatable: a set of files) or by -h/-p/-s (as redis-cli names a server), every argument is
+/// A (`diff new-*.rdb --against old-*.rdb`). The files of a set are one dataset: a key in two
+/// of them is an error (as a key twice in one file is: Redis refuses it), and the summary gives
+/// each file's keys and the differences in the hash slots only that file holds.
 ///
 /// Values are compared logically (lists in order, sets, hashes and zsets as sets, zset scores as
 /// numbers, streams by entries, metadata and groups), expire times within --ttl-tolerance. A key
@@ -33,11 +40,13 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 /// 2 could not run.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Side A: an RDB file, redis://... / rediss://..., or an AOF directory.
-    a: String,
-    /// Side B: an RDB file, redis://... / rediss://..., or an AOF directory (default: the
-    /// server of -h/-p/-s).
-    b: Option<String>,
+    /// A then B: each an RDB file, redis://... / rediss://..., or an AOF directory. More than
+    /// two: the last is B, the others are A's files (a set). With --against or -h/-p/-s, all are A.
+    #[arg(value_name = "A... B", required = true)]
+    sides: Vec<String>,
+    /// Side B (repeatable: a set of RDB files); every positional argument is then side A.
+    #[arg(long, value_name = "B")]
+    against: Vec<String>,
     /// Print one JSON document: {"a","b","differences":[...],"summary":{...},"identical"}.
     #[arg(long, conflicts_with = "jsonl")]
     json: bool,
@@ -94,10 +103,8 @@ pub struct Args {
 
 /// An opened side.
 enum Side {
-    File {
-        name: String,
-        data: Input,
-    },
+    /// One RDB file, or several read as one dataset.
+    Files(Vec<(String, Input)>),
     Live(LiveSide),
     /// An AOF set loaded into a throwaway server (kept alive while it is read).
     Loaded(#[allow(dead_code)] Throwaway, LiveSide),
@@ -107,14 +114,14 @@ impl Side {
     /// Bytes of a file side (0 for a server).
     fn file_len(&self) -> u64 {
         match self {
-            Side::File { data, .. } => data.len() as u64,
+            Side::Files(f) => f.iter().map(|(_, d)| d.len() as u64).sum(),
             _ => 0,
         }
     }
 
     fn name(&self) -> String {
         match self {
-            Side::File { name, .. } => name.clone(),
+            Side::Files(f) => diff::set_name(&f.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
             Side::Live(l) | Side::Loaded(_, l) => l.name.clone(),
         }
     }
@@ -129,7 +136,7 @@ fn open_side(arg: Option<&str>, args: &Args) -> Result<Side, String> {
     match Backup::detect(&path)? {
         Backup::Rdb(p) => {
             let data = rdbtool::input::open(&p).map_err(|e| format!("{arg}: cannot read: {e}"))?;
-            Ok(Side::File { name: arg.to_owned(), data })
+            Ok(Side::Files(vec![(arg.to_owned(), data)]))
         }
         aof => {
             let so = ServerOptions {
@@ -154,6 +161,25 @@ fn open_side(arg: Option<&str>, args: &Args) -> Result<Side, String> {
             }
         }
     }
+}
+
+/// A side given as several arguments: RDB files only.
+fn open_set(names: &[String], args: &Args) -> Result<Side, String> {
+    if let [one] = names {
+        return open_side(Some(one), args);
+    }
+    let mut files = Vec::with_capacity(names.len());
+    for n in names {
+        match open_side(Some(n), args)? {
+            Side::Files(mut f) => files.append(&mut f),
+            _ => {
+                return Err(format!(
+                    "{n}: a side of several arguments is a set of RDB files (a cluster backup), not a server or an AOF set"
+                ));
+            }
+        }
+    }
+    Ok(Side::Files(files))
 }
 
 fn build_select(args: &Args) -> Result<KeySelect, String> {
@@ -190,12 +216,19 @@ pub fn run(args: Args) -> u8 {
     if !(args.ttl_tolerance >= 0.0 && args.ttl_tolerance.is_finite()) {
         return fail(format!("--ttl-tolerance {}: must be a number of seconds >= 0", args.ttl_tolerance));
     }
-    if args.b.is_none() && !args.live.names_server() {
-        return fail("B is missing: give a file, a URL, or a server with -h/-p/-s".into());
+    if !args.against.is_empty() && args.live.names_server() {
+        return fail("-h/-p/-s and --against both name side B: give one".into());
     }
-    if args.b.is_some() && args.live.names_server() {
-        return fail("-h/-p/-s name side B, but B is given too".into());
-    }
+    // With B named by --against or -h/-p/-s, every argument is A; else the last one is B.
+    let b_named = !args.against.is_empty() || args.live.names_server();
+    let (a_args, b_args): (&[String], &[String]) = if b_named {
+        (&args.sides, &args.against)
+    } else if args.sides.len() < 2 {
+        return fail("B is missing: give a file, a URL, --against, or a server with -h/-p/-s".into());
+    } else {
+        let (a, b) = args.sides.split_at(args.sides.len() - 1);
+        (a, b)
+    };
     let mut opts = Options {
         ttl_tolerance_ms: (args.ttl_tolerance * 1000.0).round() as i64,
         stream_times: !args.ignore_stream_times,
@@ -207,11 +240,12 @@ pub fn run(args: Args) -> u8 {
         batch: args.batch.max(1),
         scan_count: args.scan_count.max(1),
     };
-    let mut a = match open_side(Some(&args.a), &args) {
+    let mut a = match open_set(a_args, &args) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let mut b = match open_side(args.b.as_deref(), &args) {
+    let b = if b_args.is_empty() { open_side(None, &args) } else { open_set(b_args, &args) };
+    let mut b = match b {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -266,12 +300,36 @@ fn out_flush(out: &mut dyn Write) {
 /// `--sample N` as a rate: N over side A's selected keys.
 fn sample_rate_for(n: u64, a: &Side, select: &KeySelect) -> Result<f64, DiffError> {
     let total = match a {
-        Side::File { name, data } => FileSide::open(name.clone(), data)?.count_keys(select)?,
+        Side::Files(f) => {
+            let mut n = 0;
+            for (name, data) in f {
+                n += FileSide::open(name.clone(), data)?.count_keys(select)?;
+            }
+            n
+        }
         Side::Live(l) | Side::Loaded(_, l) => {
             l.key_counts().iter().filter(|(db, _)| select.wants_db(*db)).map(|(_, k)| *k).sum()
         }
     };
     Ok(if total == 0 { 1.0 } else { (n as f64 / total as f64).clamp(f64::MIN_POSITIVE, 1.0) })
+}
+
+/// The pages of each file of a side (one consumer each).
+fn pages_of(f: &[(String, Input)]) -> Vec<Pages<'_>> {
+    f.iter().map(|(_, d)| Pages::new(d, 1)).collect()
+}
+
+/// The files of a side as one set, each giving back its pages and counting its bytes in `read`.
+fn file_set<'a>(
+    f: &'a [(String, Input)],
+    pages: &'a [Pages<'a>],
+    read: &'a AtomicU64,
+) -> Result<FileSet<'a>, DiffError> {
+    let mut sides = Vec::with_capacity(f.len());
+    for ((name, data), p) in f.iter().zip(pages) {
+        sides.push(FileSide::open(name.clone(), data)?.with_pages(p).with_progress(read));
+    }
+    Ok(FileSet::new(sides))
 }
 
 /// Runs the comparison the two sides call for; returns the summary and warnings.
@@ -283,35 +341,42 @@ fn run_sides(
     read: &AtomicU64,
 ) -> Result<(Summary, Vec<String>), DiffError> {
     let mut warnings = Vec::new();
-    let summary = match (a, b) {
-        (Side::File { name: na, data: da }, Side::File { name: nb, data: db }) => {
-            let (pa, pb) = (Pages::new(da, 1), Pages::new(db, 1));
-            let mut fa = FileSide::open(na.clone(), da)?.with_pages(&pa).with_progress(read);
-            let mut fb = FileSide::open(nb.clone(), db)?.with_pages(&pb).with_progress(read);
-            let s = diff::diff_files(&mut fa, &mut fb, opts, out)?;
-            tail_warnings(&fa, &mut warnings);
-            tail_warnings(&fb, &mut warnings);
-            s
+    let mut counter = SlotCounter::new(out);
+    let out = &mut counter;
+    let (summary, sa, sb) = match (a, b) {
+        (Side::Files(fa), Side::Files(fb)) => {
+            let (pa, pb) = (pages_of(fa), pages_of(fb));
+            let mut sa = file_set(fa, &pa, read)?;
+            let mut sb = file_set(fb, &pb, read)?;
+            let s = diff::diff_files(&mut sa, &mut sb, opts, out)?;
+            let per = (set_summary(&sa, &out.per_slot, &mut warnings), set_summary(&sb, &out.per_slot, &mut warnings));
+            (s, per.0, per.1)
         }
-        (Side::File { name, data }, Side::Live(l) | Side::Loaded(_, l)) => {
-            let pages = Pages::new(data, 1);
-            let mut f = FileSide::open(name.clone(), data)?.with_pages(&pages).with_progress(read);
-            let s = live::diff_file_live(&mut f, l, true, opts, out)?;
-            tail_warnings(&f, &mut warnings);
-            s
+        (Side::Files(f), Side::Live(l) | Side::Loaded(_, l)) => {
+            let pages = pages_of(f);
+            let mut set = file_set(f, &pages, read)?;
+            let s = live::diff_file_live(&mut set, l, true, opts, out)?;
+            (s, set_summary(&set, &out.per_slot, &mut warnings), Vec::new())
         }
-        (Side::Live(l) | Side::Loaded(_, l), Side::File { name, data }) => {
-            let pages = Pages::new(data, 1);
-            let mut f = FileSide::open(name.clone(), data)?.with_pages(&pages).with_progress(read);
-            let s = live::diff_file_live(&mut f, l, false, opts, out)?;
-            tail_warnings(&f, &mut warnings);
-            s
+        (Side::Live(l) | Side::Loaded(_, l), Side::Files(f)) => {
+            let pages = pages_of(f);
+            let mut set = file_set(f, &pages, read)?;
+            let s = live::diff_file_live(&mut set, l, false, opts, out)?;
+            (s, Vec::new(), set_summary(&set, &out.per_slot, &mut warnings))
         }
         (Side::Live(x) | Side::Loaded(_, x), Side::Live(y) | Side::Loaded(_, y)) => {
-            live::diff_live_live(x, y, opts, out)?
+            (live::diff_live_live(x, y, opts, out)?, Vec::new(), Vec::new())
         }
     };
-    Ok((summary, warnings))
+    Ok((Summary { files_a: sa, files_b: sb, ..summary }, warnings))
+}
+
+/// The per-file summary of a set of several files (none for one file), after its warnings.
+fn set_summary(set: &FileSet<'_>, per_slot: &[u64], w: &mut Vec<String>) -> Vec<diff::FileSummary> {
+    for f in &set.files {
+        tail_warnings(f, w);
+    }
+    if set.files.len() > 1 { set.summaries(per_slot) } else { Vec::new() }
 }
 
 fn tail_warnings(f: &FileSide<'_>, w: &mut Vec<String>) {
@@ -371,7 +436,9 @@ impl<'w> Printer<'w> {
             Mode::Text => {
                 let out = self.json.out();
                 writeln!(out, "A: {a} ({} keys)", s.keys_a)?;
+                file_lines(out, &s.files_a)?;
                 writeln!(out, "B: {b} ({} keys)", s.keys_b)?;
+                file_lines(out, &s.files_b)?;
                 if let Some(r) = s.sample_rate {
                     writeln!(out, "sampled: {:.4}% of the keys (by key hash)", r * 100.0)?;
                 }
@@ -408,6 +475,15 @@ impl Output for Printer<'_> {
         }
         r
     }
+}
+
+/// One line per file of a set: its keys and the differences in the slots only it holds.
+fn file_lines(out: &mut dyn Write, files: &[diff::FileSummary]) -> std::io::Result<()> {
+    for f in files {
+        let s = if f.differences == 1 { "" } else { "s" };
+        writeln!(out, "  {}: {} keys, {} difference{s} in its slots", f.file, f.keys, f.differences)?;
+    }
+    Ok(())
 }
 
 fn ttl(t: Option<i64>) -> String {

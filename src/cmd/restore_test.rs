@@ -1,10 +1,13 @@
-//! `rdbtool restore-test FILE_OR_DIR`: load a backup into a throwaway redis-server and compare.
+//! `rdbtool restore-test FILE_OR_DIR`: load a backup into a throwaway redis-server and compare;
+//! `rdbtool restore-test SHARD.rdb...`: restore a cluster backup into a throwaway cluster and
+//! compare.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use rdbtool::diff::live::{self, LiveSide};
-use rdbtool::diff::{DiffError, FileSide, Options, Summary};
+use rdbtool::diff::{DiffError, FileSet, FileSide, Options, SlotCounter, Summary};
 use rdbtool::restore_test::{self, Backup, Outcome, ServerOptions};
 
 use super::diff::{Mode, Printer};
@@ -21,11 +24,19 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 /// whose TTL had passed are dropped by Redis and reported as expired). The server is stopped by
 /// its PID and its temp dir removed.
 ///
+/// Several RDB files are a cluster backup (one file per shard): a throwaway Redis Cluster of as
+/// many masters is started (cluster-enabled, on loopback TCP ports, password and removed
+/// commands as above, CLUSTER kept), the files are restored into it as `rdbtool restore` does
+/// (keys whose TTL has passed left out, libraries on every master), and the set is compared
+/// with the cluster (as `rdbtool diff SHARD.rdb... redis://node`), with a line per file.
+///
 /// Exit status: 0 accepted (and identical), 1 refused or different, 2 could not run.
 #[derive(clap::Args)]
 pub struct Args {
-    /// An RDB file, or an AOF directory (appendonlydir with its manifest).
-    path: PathBuf,
+    /// An RDB file, or an AOF directory (appendonlydir with its manifest); several RDB files:
+    /// a cluster backup, one file per shard.
+    #[arg(value_name = "PATH", required = true)]
+    paths: Vec<PathBuf>,
     /// The redis-server binary to test with.
     #[arg(long, value_name = "PATH", default_value = "redis-server")]
     redis_server: PathBuf,
@@ -50,7 +61,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    let name = args.path.display().to_string();
+    if args.paths.len() > 1 {
+        return run_set(args);
+    }
+    let path = args.paths[0].clone();
+    let name = path.display().to_string();
     let fail = |msg: String| {
         eprintln!("rdbtool restore-test: {msg}");
         EXIT_CANNOT_RUN
@@ -58,7 +73,7 @@ pub fn run(args: Args) -> u8 {
     if !(args.ttl_tolerance >= 0.0 && args.ttl_tolerance.is_finite()) {
         return fail(format!("--ttl-tolerance {}: must be a number of seconds >= 0", args.ttl_tolerance));
     }
-    let backup = match Backup::detect(&args.path) {
+    let backup = match Backup::detect(&path) {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
@@ -148,7 +163,10 @@ pub fn run(args: Args) -> u8 {
             writeln!(printer.json.out(), "{accepted}")?;
         }
         printer.begin(&name, &live.name)?;
-        let res = compare(&name, data, &mut live, &opts, &mut printer);
+        let read = AtomicU64::new(0);
+        let res = super::progress::follow(data.len() as u64, "diff", &read, || {
+            compare(&name, data, &mut live, &opts, &mut printer, &read)
+        });
         if let Some(e) = printer.err.take() {
             return Err(e);
         }
@@ -181,8 +199,186 @@ fn compare(
     live: &mut LiveSide,
     opts: &Options,
     out: &mut dyn rdbtool::diff::Output,
+    read: &AtomicU64,
 ) -> Result<Summary, DiffError> {
     let pages = rdbtool::pass::Pages::new(data, 1);
-    let mut f = FileSide::open(name.to_owned(), data)?.with_pages(&pages);
+    let mut f = FileSide::open(name.to_owned(), data)?.with_pages(&pages).with_progress(read);
     live::diff_file_live(&mut f, live, true, opts, out)
+}
+
+/// Several RDB files: a throwaway cluster of as many masters, the files restored into it, then
+/// the set compared with it.
+fn run_set(args: Args) -> u8 {
+    let fail = |msg: String| {
+        eprintln!("rdbtool restore-test: {msg}");
+        EXIT_CANNOT_RUN
+    };
+    if !(args.ttl_tolerance >= 0.0 && args.ttl_tolerance.is_finite()) {
+        return fail(format!("--ttl-tolerance {}: must be a number of seconds >= 0", args.ttl_tolerance));
+    }
+    let names: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+    let mut maps = Vec::with_capacity(args.paths.len());
+    for (p, n) in args.paths.iter().zip(&names) {
+        match Backup::detect(p) {
+            Ok(Backup::Rdb(_)) => {}
+            Ok(_) => return fail(format!("{n}: several paths are a cluster backup of RDB files, not AOF sets")),
+            Err(e) => return fail(e),
+        }
+        match rdbtool::input::open(p) {
+            Ok(d) => maps.push(d),
+            Err(e) => return fail(format!("{n}: cannot read: {e}")),
+        }
+    }
+    let so = ServerOptions {
+        redis_server: args.redis_server.clone(),
+        load_timeout: Duration::from_secs(args.load_timeout.max(1)),
+        temp_dir: args.temp_dir.clone(),
+    };
+    let cluster = match restore_test::start_cluster(maps.len(), &so) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let version = cluster.nodes[0].version.clone();
+    let inputs: Vec<rdbtool::restore::Input<'_>> = names
+        .iter()
+        .zip(&maps)
+        .map(|(n, d)| rdbtool::restore::Input { name: n.clone(), data: d, mapped: Some(d) })
+        .collect();
+    let total: u64 = maps.iter().map(|m| m.len() as u64).sum();
+    let bar = super::progress::bytes_bar(total, "restore");
+    let res = restore_test::restore_set(&inputs, &cluster, &mut |pos| bar.set_position(pos));
+    bar.finish_and_clear();
+    let set_name = rdbtool::diff::set_name(&names);
+    let masters = maps.len();
+    let head = format!("cluster of {masters} redis-server {version} masters");
+    let report = match res {
+        Ok(r) if r.ok => r,
+        Ok(r) => {
+            // Keys Redis did not take (failed, not sent): the backup does not restore.
+            return super::with_stdout(|out| {
+                if args.json {
+                    let doc = serde_json::json!({
+                        "files": names, "server_version": version, "masters": masters, "accepted": false,
+                        "restore": r, "ok": false,
+                    });
+                    writeln!(out, "{doc}")?;
+                } else {
+                    writeln!(out, "REFUSED  {set_name}  ({head})")?;
+                    r.print(out)?;
+                }
+                Ok(EXIT_INVALID)
+            });
+        }
+        Err(e) => {
+            // Nothing written: the set cannot be a cluster's dataset (keys in several dbs or
+            // in two files, an unreadable file).
+            return super::with_stdout(|out| {
+                if args.json {
+                    let doc = serde_json::json!({
+                        "files": names, "server_version": version, "masters": masters, "accepted": false,
+                        "reasons": [e], "ok": false,
+                    });
+                    writeln!(out, "{doc}")?;
+                } else {
+                    writeln!(out, "REFUSED  {set_name}  ({head})")?;
+                    writeln!(out, "  {e}")?;
+                }
+                Ok(EXIT_INVALID)
+            });
+        }
+    };
+    let keys = report.counts.written;
+    let load_s = report.elapsed_s;
+    let accepted = format!("ACCEPTED  {set_name}  ({head}: restored {keys} keys in {load_s:.1} s)");
+    let code = super::with_stdout(|out| {
+        if args.no_diff {
+            if args.json {
+                let doc = serde_json::json!({
+                    "files": names, "server_version": version, "masters": masters, "accepted": true,
+                    "keys": keys, "load_seconds": load_s, "ok": true,
+                });
+                writeln!(out, "{doc}")?;
+            } else {
+                writeln!(out, "{accepted}")?;
+                writeln!(out, "(comparison skipped: --no-diff)")?;
+            }
+            return Ok(EXIT_OK);
+        }
+        let mut conn = cluster.connect_options(0);
+        conn.timeout = Duration::from_secs(60);
+        let mut live = match LiveSide::connect(&conn) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("rdbtool restore-test: {e}");
+                return Ok(EXIT_CANNOT_RUN);
+            }
+        };
+        live.name = format!("throwaway cluster ({masters} masters)");
+        let mode = if args.json { Mode::Json } else { Mode::Text };
+        let mut printer = Printer::new(out, mode);
+        if args.json {
+            printer.json.object("")?;
+            printer.json.field("files", &names)?;
+            printer.json.field("server_version", &version)?;
+            printer.json.field("masters", &masters)?;
+            printer.json.field("accepted", &true)?;
+            printer.json.field("keys", &keys)?;
+            printer.json.field("load_seconds", &load_s)?;
+        } else {
+            writeln!(printer.json.out(), "{accepted}")?;
+        }
+        let opts = Options {
+            ttl_tolerance_ms: (args.ttl_tolerance * 1000.0).round() as i64,
+            max_members: args.max_members,
+            temp_dir: args.temp_dir.clone(),
+            ..Options::default()
+        };
+        printer.begin(&set_name, &live.name)?;
+        let read = AtomicU64::new(0);
+        let res = super::progress::follow(total, "diff", &read, || {
+            compare_set(&names, &maps, &mut live, &opts, &mut printer, &read)
+        });
+        if let Some(e) = printer.err.take() {
+            return Err(e);
+        }
+        match res {
+            Ok(s) => {
+                printer.end(&set_name, &live.name, &s)?;
+                if args.json {
+                    printer.json.field("ok", &s.identical())?;
+                    printer.json.finish()?;
+                }
+                Ok(if s.identical() { EXIT_OK } else { EXIT_INVALID })
+            }
+            Err(DiffError::Write(e)) => Err(e),
+            Err(e) => {
+                let _ = printer.json.finish();
+                let _ = printer.json.out().flush();
+                eprintln!("rdbtool restore-test: {e}");
+                Ok(EXIT_CANNOT_RUN)
+            }
+        }
+    });
+    cluster.stop();
+    code
+}
+
+/// The files as one set against the cluster, with a summary per file.
+fn compare_set(
+    names: &[String],
+    maps: &[rdbtool::input::Input],
+    live: &mut LiveSide,
+    opts: &Options,
+    out: &mut dyn rdbtool::diff::Output,
+    read: &AtomicU64,
+) -> Result<Summary, DiffError> {
+    let pages: Vec<rdbtool::pass::Pages<'_>> = maps.iter().map(|m| rdbtool::pass::Pages::new(m, 1)).collect();
+    let mut files = Vec::with_capacity(maps.len());
+    for ((n, m), p) in names.iter().zip(maps).zip(&pages) {
+        files.push(FileSide::open(n.clone(), m)?.with_pages(p).with_progress(read));
+    }
+    let mut set = FileSet::new(files);
+    let mut counter = SlotCounter::new(out);
+    let s = live::diff_file_live(&mut set, live, true, opts, &mut counter)?;
+    Ok(Summary { files_a: set.summaries(&counter.per_slot), ..s })
 }

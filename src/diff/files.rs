@@ -3,8 +3,8 @@
 
 use rayon::prelude::*;
 
-use super::file::FileSide;
 use super::partition::{FileKeyEntry, PARTITIONS, Partitions, equal_hash_range};
+use super::set::KeySource;
 use super::{
     DiffError, Difference, Entry, Names, Options, Output, SideInfo, Summary, Tally, compare_entries, key_hash,
     one_sided,
@@ -13,9 +13,9 @@ use crate::rdb::walk::Walker;
 
 /// Compares two RDB images. Differences go to `out` partition by partition (hash order, not
 /// file order).
-pub fn diff_files(
-    a: &mut FileSide<'_>,
-    b: &mut FileSide<'_>,
+pub fn diff_files<'a, 'b>(
+    a: &mut impl KeySource<'a>,
+    b: &mut impl KeySource<'b>,
     opts: &Options,
     out: &mut dyn Output,
 ) -> Result<Summary, DiffError> {
@@ -25,7 +25,7 @@ pub fn diff_files(
     let mut summary = Summary { sample_rate: opts.select.sample_rate, ..Summary::default() };
     summary.keys_a = partition_file(a, opts, &mut pa)?;
     summary.keys_b = partition_file(b, opts, &mut pb)?;
-    let names = Names { a: a.name.clone(), b: b.name.clone() };
+    let names = Names { a: a.name().to_owned(), b: b.name().to_owned() };
     let (a, b) = (&*a, &*b);
     let mut tally = Tally::new(out);
     // Partitions in parallel, a few at a time so that their differences stay few in memory.
@@ -53,7 +53,7 @@ pub fn diff_files(
 }
 
 /// Puts every selected key of the file into partitions; returns how many.
-fn partition_file(side: &mut FileSide<'_>, opts: &Options, parts: &mut Partitions) -> Result<u64, DiffError> {
+fn partition_file<'a>(side: &mut impl KeySource<'a>, opts: &Options, parts: &mut Partitions) -> Result<u64, DiffError> {
     let mut n = 0;
     side.for_each_key(&opts.select, |k| {
         n += 1;
@@ -64,9 +64,9 @@ fn partition_file(side: &mut FileSide<'_>, opts: &Options, parts: &mut Partition
     Ok(n)
 }
 
-fn join_file_partition(
-    a: &FileSide<'_>,
-    b: &FileSide<'_>,
+fn join_file_partition<'a, 'b>(
+    a: &impl KeySource<'a>,
+    b: &impl KeySource<'b>,
     mut ea: Vec<FileKeyEntry>,
     eb: Vec<FileKeyEntry>,
     opts: &Options,
@@ -101,7 +101,7 @@ fn join_file_partition(
                 }
             }
             None => {
-                let d = one_sided(e.db, &kb, entry_b.info(), false, a.as_of_ms, opts);
+                let d = one_sided(e.db, &kb, entry_b.info(), false, a.as_of_ms(), opts);
                 s.count(d.kind);
                 diffs.push(d);
             }
@@ -113,7 +113,7 @@ fn join_file_partition(
         }
         let ka = a.key_at(e.key_offset)?;
         let info = SideInfo { kind: a.value_at(e.key_offset)?.kind(), expire_at_ms: e.expire_at_ms };
-        let d = one_sided(e.db, &ka, info, true, b.as_of_ms, opts);
+        let d = one_sided(e.db, &ka, info, true, b.as_of_ms(), opts);
         s.count(d.kind);
         diffs.push(d);
     }

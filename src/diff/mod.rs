@@ -1,5 +1,6 @@
 //! The engine behind `rdbtool diff` and `restore-test`: a logical comparison of two datasets, each
-//! an RDB file or a live server (`live`).
+//! an RDB file, a set of RDB files (`set`: a cluster backup, one file per shard) or a live server
+//! (`live`).
 //!
 //! Values are compared as what they mean, not as bytes (encodings differ between versions and LZF
 //! output is not reproducible): lists in order, sets / hash fields / zset members as sets, zset
@@ -17,6 +18,7 @@
 //! takes one partition at a time. Values are never held beyond the keys being compared.
 //!
 //! The modules: `compare` (one key on both sides, or on one), `file` (an RDB file as a side),
+//! `set` (several files as one side, and the `KeySource` trait the joins take),
 //! `partition` (the spilled partitions), `files` (file against file) and `live` (a server as a
 //! side: `live::side`, file against server `live::file`, server against server `live::servers`).
 
@@ -27,12 +29,14 @@ mod compare;
 mod file;
 mod files;
 mod partition;
+mod set;
 
 pub use compare::{compare_entries, one_sided};
 pub use file::FileSide;
 pub use files::diff_files;
 #[cfg(feature = "live")]
 pub(crate) use partition::{PARTITIONS, Partitions};
+pub use set::{FileSet, FileSummary, KeySource, SlotCounter, set_name};
 
 use std::io;
 use std::ops::RangeInclusive;
@@ -123,6 +127,12 @@ pub struct Summary {
     /// The sampling rate, when sampling.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample_rate: Option<f64>,
+    /// When side A is a set of several files: each file's keys and differences (`FileSet`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files_a: Vec<FileSummary>,
+    /// The same for side B.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files_b: Vec<FileSummary>,
 }
 
 impl Summary {

@@ -339,7 +339,17 @@ impl KeySet {
     /// Every repeated key, in file order of the repetition: the first `limit` of them with their
     /// key, and the count of all. `data` is the file the offsets point into.
     pub fn duplicates(self, data: &[u8], limit: usize) -> Result<Duplicates> {
-        let found = self.set.par_buckets(|_, entries| bucket_duplicates(&entries, data, limit))?;
+        self.duplicates_by(&|o| key_at(data, o), limit)
+    }
+
+    /// `duplicates`, the keys re-read by `key_of` from the offsets given to `insert` (a set
+    /// of files seen as one: the caller maps its offsets to a file).
+    pub fn duplicates_by<'d>(
+        self,
+        key_of: &(dyn Fn(u64) -> Result<std::borrow::Cow<'d, [u8]>> + Sync),
+        limit: usize,
+    ) -> Result<Duplicates> {
+        let found = self.set.par_buckets(|_, entries| bucket_duplicates(&entries, key_of, limit))?;
         let mut out = Duplicates::default();
         for (listed, total) in found {
             out.listed.extend(listed);
@@ -372,7 +382,11 @@ fn read_runs(s: &Spill, b: usize, more: usize) -> Result<Vec<(u64, u64)>> {
 
 /// The repeats in one bucket: the `limit` earliest (by the repeat's offset) with their key, and
 /// the count of all.
-fn bucket_duplicates(e: &[(u64, u64)], data: &[u8], limit: usize) -> Result<(Vec<Duplicate>, u64)> {
+fn bucket_duplicates<'d>(
+    e: &[(u64, u64)],
+    key_of: &(dyn Fn(u64) -> Result<std::borrow::Cow<'d, [u8]>> + Sync),
+    limit: usize,
+) -> Result<(Vec<Duplicate>, u64)> {
     let mut table = FingerprintTable::default();
     table.reset(e.len());
     // Fingerprints shared by different keys (a true 64-bit collision): every offset seen with
@@ -384,11 +398,11 @@ fn bucket_duplicates(e: &[(u64, u64)], data: &[u8], limit: usize) -> Result<(Vec
     for &(fp, packed) in e {
         let Some(prev) = table.insert(fp, packed) else { continue };
         let off = packed & OFFSET_MASK;
-        let key = key_at(data, off)?;
+        let key = key_of(off)?;
         let earlier = shared.entry(fp).or_insert_with(|| vec![prev & OFFSET_MASK]);
         let mut found = None;
         for &o in earlier.iter() {
-            if key_at(data, o)? == key {
+            if key_of(o)? == key {
                 found = Some(o);
                 break;
             }
@@ -409,7 +423,7 @@ fn bucket_duplicates(e: &[(u64, u64)], data: &[u8], limit: usize) -> Result<(Vec
     }
     let mut out = Vec::with_capacity(first.len());
     for (again, first_at, db) in first.into_sorted_vec() {
-        out.push(Duplicate { db, key: key_at(data, again)?.into_owned(), first: first_at, again });
+        out.push(Duplicate { db, key: key_of(again)?.into_owned(), first: first_at, again });
     }
     Ok((out, total))
 }

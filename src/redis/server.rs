@@ -193,7 +193,7 @@ pub struct ServerConfig {
 
 /// How a server is reached and what it keeps, beyond the contained default of the module doc
 /// (a unix socket, a random password, the commands that reach outside the dataset removed).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Exposure {
     /// Listen on 127.0.0.1 on a free TCP port (picked here, another one tried when it was
     /// taken meanwhile) instead of a unix socket. Other local users can connect to it; the
@@ -205,9 +205,25 @@ pub struct Exposure {
     pub cluster: bool,
     /// No password and no command removed: a server driven as a user would drive it (tests).
     pub open: bool,
+    /// The password to require (default: a random one). The nodes of a `Cluster` share one,
+    /// as a client following the slot map logs into each with the same.
+    pub password: Option<String>,
     /// More settings as `redis-server` command-line arguments (`--name value ...`), after the
     /// config file's. Visible in `ps`: nothing secret here.
     pub args: Vec<String>,
+}
+
+impl std::fmt::Debug for Exposure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("Exposure")
+            .field("tcp", &self.tcp)
+            .field("cluster", &self.cluster)
+            .field("open", &self.open)
+            .field("password", &self.password.as_ref().map(|_| "(set)"))
+            .field("args", &self.args)
+            .finish()
+    }
 }
 
 /// A running throwaway server. Dropping it stops the server and removes its dir.
@@ -351,7 +367,11 @@ impl Server {
             ));
         }
         let log = dir.path().join("redis.log");
-        let password = if exposure.open { None } else { Some(secret().map_err(|e| format!("/dev/urandom: {e}"))?) };
+        let password = match &exposure.password {
+            _ if exposure.open => None,
+            Some(p) => Some(p.clone()),
+            None => Some(secret().map_err(|e| format!("/dev/urandom: {e}"))?),
+        };
         let save_command = if exposure.open {
             "SAVE".to_owned()
         } else {
@@ -575,7 +595,10 @@ impl Cluster {
         if n == 0 || n > MAX_CLUSTER_NODES {
             return Err(format!("a throwaway cluster has 1 to {MAX_CLUSTER_NODES} masters, not {n}"));
         }
-        let exposure = Exposure { cluster: true, tcp: true, ..exposure.clone() };
+        let mut exposure = Exposure { cluster: true, tcp: true, ..exposure.clone() };
+        if !exposure.open && exposure.password.is_none() {
+            exposure.password = Some(secret().map_err(|e| format!("/dev/urandom: {e}"))?);
+        }
         let mut c = Cluster { nodes: Vec::with_capacity(n) };
         for i in 0..n {
             let dir = ServerDir::create(parent, "rdbtool-cluster-")?;

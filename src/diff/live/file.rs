@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::super::{
-    DiffError, Entry, FileSide, KeySelect, Names, Options, Output, PARTITIONS, Partitions, SideInfo, Summary, Tally,
+    DiffError, Entry, KeySelect, KeySource, Names, Options, Output, PARTITIONS, Partitions, SideInfo, Summary, Tally,
     compare_entries, key_hash, key_hash2, one_sided,
 };
 use super::side::{LiveSide, Pending, Query, Reply};
@@ -84,17 +84,17 @@ fn scan_into_partitions(live: &mut LiveSide, opts: &Options) -> Result<(Partitio
 /// (DUMP + PTTL), the next batch sent before the previous one is compared. Meanwhile a second
 /// set of connections SCANs the server into hashed partitions; joined with the file's keys, they
 /// give the keys only the server has (then asked TYPE + PTTL).
-pub fn diff_file_live(
-    file: &mut FileSide<'_>,
+pub fn diff_file_live<'a>(
+    file: &mut impl KeySource<'a>,
     live: &mut LiveSide,
     file_is_a: bool,
     opts: &Options,
     out: &mut dyn Output,
 ) -> Result<Summary, DiffError> {
     let names = if file_is_a {
-        Names { a: file.name.clone(), b: live.name.clone() }
+        Names { a: file.name().to_owned(), b: live.name.clone() }
     } else {
-        Names { a: live.name.clone(), b: file.name.clone() }
+        Names { a: live.name.clone(), b: file.name().to_owned() }
     };
     let mut scanner = live.reconnect()?;
     let cancel = Arc::new(AtomicBool::new(false));
@@ -135,17 +135,17 @@ pub fn diff_file_live(
                 candidates.push((db, key.to_vec()));
             }
             if candidates.len() >= opts.batch.max(1) {
-                report_live_only(live, &mut candidates, file_is_a, file.as_of_ms, opts, &mut tally)?;
+                report_live_only(live, &mut candidates, file_is_a, file.as_of_ms(), opts, &mut tally)?;
             }
         }
     }
-    report_live_only(live, &mut candidates, file_is_a, file.as_of_ms, opts, &mut tally)?;
+    report_live_only(live, &mut candidates, file_is_a, file.as_of_ms(), opts, &mut tally)?;
     Ok(tally.summary)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn lookup_file_keys<'a>(
-    file: &mut FileSide<'a>,
+    file: &mut impl KeySource<'a>,
     live: &mut LiveSide,
     file_is_a: bool,
     select: &KeySelect,
