@@ -433,3 +433,46 @@ fn header_figures_equal_walked_figures() {
     assert!(compared > 500 && from_headers > 50, "{compared} keys compared, {from_headers} from headers");
     eprintln!("{} files, {compared} keys, {from_headers} measured from headers", files.len());
 }
+
+/// A value that cannot be measured ends its file there, as one pass in file order would: the
+/// keys before it are counted (in every aggregate), none after it, and the exit status is 1.
+/// 12,000 keys come first, so the failing value is several batches into the file.
+#[test]
+fn a_value_that_cannot_be_measured_ends_the_file_there() {
+    let names: Vec<(Vec<u8>, Vec<u8>)> =
+        (0..20_000).map(|i| (format!("k:{i}").into_bytes(), format!("value {i}").into_bytes())).collect();
+    let keys: Vec<(u64, &[u8], &[u8])> = names.iter().map(|(k, v)| (0, k.as_slice(), v.as_slice())).collect();
+    let mut data = common::rdb_of_strings(&keys);
+    // After the header, SELECTDB 0 and the first 12,000 records: a listpack hash whose header
+    // claims more bytes than its string holds (the reader finds its end; measuring it fails).
+    let at = 9 + 2 + names[..12_000].iter().map(|(k, v)| 3 + k.len() + v.len()).sum::<usize>();
+    let lp = [20u8, 0, 0, 0, 2, 0, 0x81, b'a', 2, 0x81, b'b', 2, 0xFF];
+    let mut bad = vec![16u8, 3, b'b', b'a', b'd', lp.len() as u8];
+    bad.extend_from_slice(&lp);
+    data.splice(at..at, bad);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.rdb");
+    std::fs::write(&file, &data).unwrap();
+    let file = file.display().to_string();
+
+    let out = rdbtool(&["report", "--json", "--now", NOW, "--depth", "1", &file]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"bad\""), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = rdbtool(&["report", "--format", "jsonl", "--now", NOW, &file]);
+    assert_eq!(out.status.code(), Some(1));
+    let rows: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 12_000);
+    assert_eq!(rows.last().unwrap()["key"], "k:11999");
+    let memory: u64 = rows.iter().map(|r| r["memory"].as_u64().unwrap()).sum();
+    assert_eq!(v["keys"].as_u64().unwrap(), 12_000);
+    assert_eq!(v["memory"].as_u64().unwrap(), memory);
+    assert_eq!(v["files"][0]["keys"].as_u64().unwrap(), 12_000);
+    assert_eq!(v["types"][0]["keys"].as_u64().unwrap(), 12_000);
+    let slot_keys: u64 = v["slots"]["all"].as_array().unwrap().iter().map(|s| s[1].as_u64().unwrap()).sum();
+    assert_eq!(slot_keys, 12_000);
+    let p = &v["prefixes"]["heaviest"][0];
+    assert_eq!((p["prefix"].as_str().unwrap(), p["keys"].as_u64().unwrap()), ("k:", 12_000));
+    assert_eq!(p["memory"].as_u64().unwrap(), memory);
+}

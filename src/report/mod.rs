@@ -9,7 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -233,16 +233,17 @@ impl Aggregate {
     pub fn add(&mut self, r: &KeyRow<'_>, file: &str, opts: &Options) {
         let mut hashes = Vec::new();
         prefix_hashes(r.key, opts, &mut hashes);
-        self.add_hashed(r, file, opts, &hashes);
+        let mut sums = Sums::default();
+        sums.add(r.db, r.kind, r.expire_at_ms, &r.fig, opts.now_ms);
+        self.add_sums(&sums);
+        self.place(r, file, &hashes);
     }
 
-    /// Folds one key in whose prefixes were hashed already (`prefix_hashes`).
-    fn add_hashed(&mut self, r: &KeyRow<'_>, file: &str, opts: &Options, prefixes: &[(u64, u32)]) {
+    /// What of one key cannot be summed over a batch: its place in the top lists, its
+    /// prefixes (hashed already by `prefix_hashes`) and its slot.
+    #[inline]
+    fn place(&mut self, r: &KeyRow<'_>, file: &str, prefixes: &[(u64, u32)]) {
         let f = &r.fig;
-        self.total.add(f);
-        self.dbs.entry(r.db).or_default().add(f);
-        self.types.entry(r.kind).or_default().add(f);
-        self.encodings.entry(f.encoding).or_default().add(f);
         let top = |rank| TopKey {
             rank,
             db: r.db,
@@ -262,9 +263,6 @@ impl Aggregate {
         for &(hash, len) in prefixes {
             self.prefixes.add(hash, &r.key[..len as usize], f.memory, r.expire_at_ms.is_some());
         }
-        let t = &mut self.ttl[ttl_bucket(r.expire_at_ms, opts.now_ms)];
-        t.0 += 1;
-        t.1 += f.memory;
         let s = &mut self.slots[r.slot as usize];
         s.0 += 1;
         s.1 += f.memory;
@@ -272,6 +270,11 @@ impl Aggregate {
 
     /// Adds another aggregate's figures to this one (top lists and prefixes stay within their bounds).
     pub fn merge(&mut self, o: Aggregate) {
+        if self.files.is_empty() && self.total.keys == 0 && self.prefixes.is_empty() {
+            // Nothing here yet (the first file of a report): take the other as it is.
+            *self = o;
+            return;
+        }
         self.total.merge(&o.total);
         for (k, v) in &o.dbs {
             self.dbs.entry(*k).or_default().merge(v);
@@ -381,16 +384,86 @@ pub fn shard_loads(a: &Aggregate, layout: &crate::split::Layout, hottest: usize)
     (shards, unowned)
 }
 
-/// A batch of key records on their way to the workers and back.
+/// Sums over a run of keys (a batch, up to its first error) that the folder adds to the
+/// aggregate in one go rather than key by key: the workers fill them.
+#[derive(Debug, Default)]
+struct Sums {
+    total: Bucket,
+    dbs: Vec<(u64, Bucket)>,
+    types: Vec<(Kind, Bucket)>,
+    encodings: Vec<(&'static str, Bucket)>,
+    ttl: [(u64, u64); 7],
+}
+
+/// The bucket of `k` in a short list (a batch sees a few dbs, types and encodings).
+#[inline]
+fn bucket_of<K: Copy>(v: &mut Vec<(K, Bucket)>, k: K, eq: impl Fn(K, K) -> bool) -> &mut Bucket {
+    let i = match v.iter().position(|&(x, _)| eq(x, k)) {
+        Some(i) => i,
+        None => {
+            v.push((k, Bucket::default()));
+            v.len() - 1
+        }
+    };
+    &mut v[i].1
+}
+
+impl Sums {
+    #[inline]
+    fn add(&mut self, db: u64, kind: Kind, expire_at_ms: Option<i64>, f: &KeyFigures, now_ms: i64) {
+        self.total.add(f);
+        bucket_of(&mut self.dbs, db, |a, b| a == b).add(f);
+        bucket_of(&mut self.types, kind, |a, b| a == b).add(f);
+        bucket_of(&mut self.encodings, f.encoding, |a, b| std::ptr::eq(a, b) || a == b).add(f);
+        let t = &mut self.ttl[ttl_bucket(expire_at_ms, now_ms)];
+        t.0 += 1;
+        t.1 += f.memory;
+    }
+    fn clear(&mut self) {
+        self.total = Bucket::default();
+        self.dbs.clear();
+        self.types.clear();
+        self.encodings.clear();
+        self.ttl = [(0, 0); 7];
+    }
+}
+
+impl Aggregate {
+    /// Adds the sums of a run of keys (their top lists, prefixes and slots go through `place`).
+    fn add_sums(&mut self, s: &Sums) {
+        self.total.merge(&s.total);
+        for (k, v) in &s.dbs {
+            self.dbs.entry(*k).or_default().merge(v);
+        }
+        for (k, v) in &s.types {
+            self.types.entry(*k).or_default().merge(v);
+        }
+        for (k, v) in &s.encodings {
+            self.encodings.entry(*k).or_default().merge(v);
+        }
+        for (a, b) in self.ttl.iter_mut().zip(s.ttl) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+    }
+}
+
+/// A batch of key records on their way to the workers and back, then back to the reader to be
+/// filled again (its buffers are reused).
 struct Batch<'a> {
     seq: u64,
     keys: Vec<KeyRecord<'a>>,
-    /// Filled by the workers: per key its figures, slot and number of prefixes; the prefixes'
-    /// (hash, length) one after the other.
-    figs: Vec<Result<KeyFigures, Error>>,
+    /// Filled by the workers, up to the first key whose value cannot be measured: per key its
+    /// figures, slot and number of prefixes; the prefixes' (hash, length) one after the other;
+    /// the sums of those keys.
+    figs: Vec<KeyFigures>,
     slots: Vec<u16>,
     prefix_counts: Vec<u32>,
     prefixes: Vec<(u64, u32)>,
+    sums: Sums,
+    /// The first key that could not be measured, and why (it and the keys after it are not
+    /// counted).
+    error: Option<(usize, Error)>,
     /// The input bytes this batch stands for.
     span: std::ops::Range<usize>,
 }
@@ -400,12 +473,24 @@ impl Batch<'_> {
         Batch {
             seq,
             keys: Vec::with_capacity(BATCH_KEYS),
-            figs: Vec::new(),
-            slots: Vec::new(),
-            prefix_counts: Vec::new(),
+            figs: Vec::with_capacity(BATCH_KEYS),
+            slots: Vec::with_capacity(BATCH_KEYS),
+            prefix_counts: Vec::with_capacity(BATCH_KEYS),
             prefixes: Vec::new(),
+            sums: Sums::default(),
+            error: None,
             span: 0..0,
         }
+    }
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.figs.clear();
+        self.slots.clear();
+        self.prefix_counts.clear();
+        self.prefixes.clear();
+        self.sums.clear();
+        self.error = None;
+        self.span = 0..0;
     }
 }
 
@@ -417,6 +502,11 @@ const WORKERS: usize = 2;
 /// `each` for every such key in file order (per-key output). The scan is one consumer of
 /// `pages` (each batch's bytes are done once folded). An error of `each` stops the scan and is
 /// returned.
+///
+/// Three stages: the reader (this file's records, cut into batches), two workers (per key its
+/// figures, slot and prefix hashes, and per batch the sums by db, type, encoding and TTL), and
+/// the folder on the caller's thread (in file order: `each`, the top lists, prefixes and slots,
+/// and the batch's sums). A key that cannot be measured ends the file there, as in one pass.
 pub fn scan_file(
     name: &str,
     data: &[u8],
@@ -439,6 +529,7 @@ pub fn scan_file(
     std::thread::scope(|s| {
         let (to_workers, from_reader) = sync_channel::<Batch<'_>>(WORKERS);
         let (to_folder, from_workers) = sync_channel::<Batch<'_>>(WORKERS * 2);
+        let (recycle, recycled) = channel::<Batch<'_>>();
         let from_reader = Arc::new(Mutex::new(from_reader));
         for _ in 0..WORKERS {
             let rx = Arc::clone(&from_reader);
@@ -447,52 +538,20 @@ pub fn scan_file(
         }
         drop(to_folder);
         // The reader runs on its own thread; this one folds, in order.
-        let reader_error = s.spawn(|| read_batches(&mut reader, opts, to_workers));
+        let reader_error = s.spawn(|| read_batches(&mut reader, opts, to_workers, recycled));
         let mut pending: BTreeMap<u64, Batch<'_>> = BTreeMap::new();
         let mut next = 0u64;
         for b in from_workers {
             pending.insert(b.seq, b);
-            while let Some(b) = pending.remove(&next) {
+            while let Some(mut b) = pending.remove(&next) {
                 next += 1;
-                let span = b.span.clone();
-                if io_error.is_some() || totals.error.is_some() {
-                    pages.done(span);
-                    continue;
-                }
-                let mut at = 0usize;
-                for (i, (k, f)) in b.keys.iter().zip(b.figs).enumerate() {
-                    let hashes = &b.prefixes[at..at + b.prefix_counts[i] as usize];
-                    at += hashes.len();
-                    let fig = match f {
-                        Ok(f) => f,
-                        Err(e) => {
-                            totals.error = Some(format!("db {} key {}: {e}", k.db, crate::display::quoted(&k.key)));
-                            break;
-                        }
-                    };
-                    let row = KeyRow {
-                        db: k.db,
-                        key: &k.key,
-                        kind: k.value.kind(),
-                        rdb_encoding: k.value.encoding(),
-                        expire_at_ms: k.expire_at_ms,
-                        slot: b.slots[i],
-                        value_bytes: k.value.bytes.len() as u64,
-                        idle_s: k.idle_s,
-                        freq: k.freq,
-                        fig,
-                    };
-                    if let Err(e) = each(&row) {
-                        io_error = Some(e);
-                        break;
-                    }
-                    agg.add_hashed(&row, name, opts, hashes);
-                    totals.keys += 1;
-                    totals.memory += fig.memory;
-                    totals.elements += fig.elements;
+                if io_error.is_none() && totals.error.is_none() {
+                    fold(&mut agg, &mut totals, &mut io_error, &b, name, each);
                 }
                 // The batch's keys (borrowed from the input) are folded: its bytes are done.
-                pages.done(span);
+                pages.done(b.span.clone());
+                b.clear();
+                let _ = recycle.send(b);
             }
         }
         if let Ok(Some(e)) = reader_error.join()
@@ -508,14 +567,68 @@ pub fn scan_file(
     Ok(agg)
 }
 
-/// The reader's side: key records that pass the filter, in batches. Returns the error that
-/// ended the file early, if any.
-fn read_batches<'a>(reader: &mut Reader<'a>, opts: &Options, tx: SyncSender<Batch<'a>>) -> Option<Error> {
+/// Folds one measured batch: per key `each`, the top lists, prefixes and slots; then its sums.
+fn fold<'a>(
+    agg: &mut Aggregate,
+    totals: &mut FileTotals,
+    io_error: &mut Option<std::io::Error>,
+    b: &Batch<'a>,
+    name: &str,
+    each: &mut dyn FnMut(&KeyRow<'_>) -> std::io::Result<()>,
+) {
+    let mut at = 0usize;
+    for (i, (k, fig)) in b.keys.iter().zip(&b.figs).enumerate() {
+        let hashes = &b.prefixes[at..at + b.prefix_counts[i] as usize];
+        at += hashes.len();
+        let row = KeyRow {
+            db: k.db,
+            key: &k.key,
+            kind: k.value.kind(),
+            rdb_encoding: k.value.encoding(),
+            expire_at_ms: k.expire_at_ms,
+            slot: b.slots[i],
+            value_bytes: k.value.bytes.len() as u64,
+            idle_s: k.idle_s,
+            freq: k.freq,
+            fig: *fig,
+        };
+        if let Err(e) = each(&row) {
+            // The aggregate is dropped with this error: what was folded of the batch is moot.
+            *io_error = Some(e);
+            return;
+        }
+        agg.place(&row, name, hashes);
+    }
+    agg.add_sums(&b.sums);
+    totals.keys += b.sums.total.keys;
+    totals.memory += b.sums.total.memory;
+    totals.elements += b.sums.total.elements;
+    if let Some((i, e)) = &b.error {
+        let k = &b.keys[*i];
+        totals.error = Some(format!("db {} key {}: {e}", k.db, crate::display::quoted(&k.key)));
+    }
+}
+
+/// The reader's side: key records that pass the filter, in batches (reusing those the folder
+/// sends back). Returns the error that ended the file early, if any.
+fn read_batches<'a>(
+    reader: &mut Reader<'a>,
+    opts: &Options,
+    tx: SyncSender<Batch<'a>>,
+    recycled: Receiver<Batch<'a>>,
+) -> Option<Error> {
+    let fresh = |seq| match recycled.try_recv() {
+        Ok(mut b) => {
+            b.seq = seq;
+            b
+        }
+        Err(_) => Batch::new(seq),
+    };
     let mut seq = 0u64;
     // Batches cover the input end to end (records between keys included), so that the folder
     // reports every byte done.
     let mut from = 0usize;
-    let mut batch = Batch::new(seq);
+    let mut batch = fresh(seq);
     let mut bytes = 0usize;
     let mut limit = opts.filter.limit;
     let mut error = None;
@@ -542,7 +655,7 @@ fn read_batches<'a>(reader: &mut Reader<'a>, opts: &Options, tx: SyncSender<Batc
             if batch.keys.len() >= BATCH_KEYS || bytes >= BATCH_BYTES {
                 seq += 1;
                 let at = reader.offset() as usize;
-                let mut full = std::mem::replace(&mut batch, Batch::new(seq));
+                let mut full = std::mem::replace(&mut batch, fresh(seq));
                 full.span = from..at;
                 from = at;
                 bytes = 0;
@@ -557,15 +670,24 @@ fn read_batches<'a>(reader: &mut Reader<'a>, opts: &Options, tx: SyncSender<Batc
     error
 }
 
+/// A worker: measures the keys of each batch it takes (up to the first that cannot be
+/// measured), their slots and prefix hashes, and the batch's sums.
 fn worker<'a>(rx: Arc<Mutex<Receiver<Batch<'a>>>>, tx: SyncSender<Batch<'a>>, opts: &Options) {
     let mut est = if opts.largest_element { Estimator::new() } else { Estimator::without_largest() };
     loop {
         let b = rx.lock().map(|r| r.recv());
         let Ok(Ok(mut b)) = b else { return };
-        b.figs = b.keys.iter().map(|k| est.key(&k.key, &k.value)).collect();
-        b.slots = b.keys.iter().map(|k| crate::slot::key_slot(&k.key)).collect();
-        b.prefix_counts = Vec::with_capacity(b.keys.len());
-        for k in &b.keys {
+        for (i, k) in b.keys.iter().enumerate() {
+            let f = match est.key(&k.key, &k.value) {
+                Ok(f) => f,
+                Err(e) => {
+                    b.error = Some((i, e));
+                    break;
+                }
+            };
+            b.figs.push(f);
+            b.sums.add(k.db, k.value.kind(), k.expire_at_ms, &f, opts.now_ms);
+            b.slots.push(crate::slot::key_slot(&k.key));
             let before = b.prefixes.len();
             prefix_hashes(&k.key, opts, &mut b.prefixes);
             b.prefix_counts.push((b.prefixes.len() - before) as u32);
