@@ -163,8 +163,10 @@ pub enum Expired {
 }
 
 /// The compiled filters. An empty list means "no restriction"; different filters combine with
-/// AND, repeated values of one filter with OR.
-#[derive(Debug, Clone, Default)]
+/// AND, repeated values of one filter with OR. `Filter::default()` keeps every key, with
+/// `now_ms` the current time (so that a caller asking for `Expired::Exclude` drops what has
+/// expired by now, not what expired before 1970).
+#[derive(Debug, Clone)]
 pub struct Filter {
     /// Databases to keep.
     pub dbs: Vec<u64>,
@@ -184,6 +186,22 @@ pub struct Filter {
     pub now_ms: i64,
     /// At most this many keys (counted by the caller).
     pub limit: Option<u64>,
+}
+
+impl Default for Filter {
+    fn default() -> Filter {
+        Filter {
+            dbs: Vec::new(),
+            globs: Vec::new(),
+            key_regex: None,
+            kinds: Vec::new(),
+            slots: Vec::new(),
+            min_bytes: None,
+            expired: Expired::default(),
+            now_ms: now_ms(),
+            limit: None,
+        }
+    }
 }
 
 impl Filter {

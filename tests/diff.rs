@@ -494,6 +494,19 @@ fn restore_test_of_a_cluster_backup() {
     let Some(nodes) = RedisServer::cluster(3, &[]) else { return };
     let tmp = tempfile::tempdir().unwrap();
     let shards = cluster_backup(&nodes, tmp.path());
+    // A copy of one shard in which a key expires 1.5 s after the save: by the time it is
+    // restored its TTL has passed (whatever today's date), so the restore leaves it out as a
+    // loading server would, and the comparison counts it as expired, not as missing.
+    let expiring = decode_file(Path::new(&shards[2]))
+        .into_iter()
+        .find(|k| matches!(k.value, Value::String(_)) && k.expire_at_ms.is_none())
+        .unwrap();
+    let owner = nodes.iter().find(|n| n.cmd(&[b"EXISTS", &expiring.key]) == Resp::Int(1)).unwrap();
+    assert_eq!(owner.cmd(&[b"PEXPIRE", &expiring.key, b"1500"]), Resp::Int(1));
+    assert_eq!(owner.cmd(&[b"SAVE"]), Resp::Simple("OK".into()));
+    let expiring_shard = tmp.path().join("expiring-shard.rdb");
+    std::fs::copy(owner.path().join("dump.rdb"), &expiring_shard).unwrap();
+    let saved_at = Instant::now();
     drop(nodes);
     let s: Vec<&str> = shards.iter().map(String::as_str).collect();
     let db0 = decode_file(&all_types()).into_iter().filter(|k| k.db == 0).count() as u64;
@@ -508,6 +521,17 @@ fn restore_test_of_a_cluster_backup() {
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o.stdout).starts_with("ACCEPTED "), "{}", text(&o.stdout));
     assert!(text(&o.stdout).contains("cluster of 3 redis-server"), "{}", text(&o.stdout));
+
+    // The set with the expiring key's shard, once that key's TTL has passed: accepted.
+    std::thread::sleep(Duration::from_millis(2000).saturating_sub(saved_at.elapsed()));
+    let e = expiring_shard.display().to_string();
+    let o = rdbtool(&["restore-test", s[0], s[1], &e, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    let j: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["accepted"].as_bool(), Some(true), "{j}");
+    let sum = &j["diff"]["summary"];
+    assert_eq!((sum["same"].as_u64(), sum["expired"].as_u64()), (Some(db0 - 1), Some(1)), "{j}");
+    assert_eq!(j["restore"]["skipped_expired"].as_u64(), Some(1), "{j}");
 
     // One shard's key also in another shard's file: refused, the key named.
     let one = decode_file(Path::new(s[1]))

@@ -295,7 +295,7 @@ fn run_set(args: Args) -> u8 {
             if args.json {
                 let doc = serde_json::json!({
                     "files": names, "server_version": version, "masters": masters, "accepted": true,
-                    "keys": keys, "load_seconds": load_s, "ok": true,
+                    "keys": keys, "load_seconds": load_s, "restore": report, "ok": true,
                 });
                 writeln!(out, "{doc}")?;
             } else {
@@ -324,6 +324,7 @@ fn run_set(args: Args) -> u8 {
             printer.json.field("accepted", &true)?;
             printer.json.field("keys", &keys)?;
             printer.json.field("load_seconds", &load_s)?;
+            printer.json.field("restore", &report)?;
         } else {
             writeln!(printer.json.out(), "{accepted}")?;
         }
