@@ -300,6 +300,7 @@ fn run_set(args: Args) -> u8 {
                 writeln!(out, "{doc}")?;
             } else {
                 writeln!(out, "{accepted}")?;
+                plain_note(out, &report, &version)?;
                 writeln!(out, "(comparison skipped: --no-diff)")?;
             }
             return Ok(EXIT_OK);
@@ -327,6 +328,7 @@ fn run_set(args: Args) -> u8 {
             printer.json.field("restore", &report)?;
         } else {
             writeln!(printer.json.out(), "{accepted}")?;
+            plain_note(printer.json.out(), &report, &version)?;
         }
         let opts = Options {
             ttl_tolerance_ms: (args.ttl_tolerance * 1000.0).round() as i64,
@@ -382,4 +384,20 @@ fn compare_set(
     let mut counter = SlotCounter::new(out);
     let s = live::diff_file_live(&mut set, live, true, opts, &mut counter)?;
     Ok(Summary { files_a: set.summaries(&counter.per_slot), ..s })
+}
+
+/// Keys restored as plain commands (the server could not RESTORE their payloads: values newer
+/// than its RDB version, or too big for one bulk) are named in a note: a node of that version
+/// loading the shard file itself would refuse a file that needs a newer server.
+fn plain_note(out: &mut dyn std::io::Write, r: &rdbtool::restore::Report, version: &str) -> std::io::Result<()> {
+    let n = r.counts.sent_as_commands;
+    if n > 0 {
+        writeln!(
+            out,
+            "note: {n} keys went as plain commands (redis-server {version} takes RESTORE payloads up to \
+             RDB {}); run `rdbtool verify --target` on the files to see which servers load them as they are",
+            r.payload_rdb_version
+        )?;
+    }
+    Ok(())
 }
