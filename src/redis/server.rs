@@ -277,6 +277,17 @@ fn free_port(cluster: bool) -> Result<u16, String> {
     Err("no free pair of TCP ports (port, port + 10000) for a cluster node".into())
 }
 
+/// `loading_loaded_bytes` and `loading_total_bytes` of an `INFO persistence` reply, while loading.
+fn loading_bytes(r: &Reply) -> Option<(u64, u64)> {
+    let text = r.text()?;
+    let field =
+        |name: &str| text.lines().find_map(|l| l.trim_end().strip_prefix(name)?.strip_prefix(':')?.parse::<u64>().ok());
+    if field("loading")? != 1 {
+        return None;
+    }
+    Some((field("loading_loaded_bytes")?, field("loading_total_bytes")?))
+}
+
 /// What one attempt at starting gave.
 enum Attempt {
     Up { child: Child, addr: Addr, password: Option<String>, save_command: String, load_time: Duration },
@@ -292,12 +303,23 @@ impl Server {
 
     /// `start`, reached and kept as `exposure` says.
     pub fn start_with(dir: ServerDir, cfg: &ServerConfig, exposure: &Exposure) -> Result<Start, String> {
+        Server::start_watched(dir, cfg, exposure, &mut |_, _| {})
+    }
+
+    /// `start_with`; while the server loads its dataset, `loading` gets (bytes loaded, bytes
+    /// in all) from its `INFO persistence` (for a progress bar).
+    pub fn start_watched(
+        dir: ServerDir,
+        cfg: &ServerConfig,
+        exposure: &Exposure,
+        loading: &mut dyn FnMut(u64, u64),
+    ) -> Result<Start, String> {
         let tcp = exposure.tcp || exposure.cluster;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let port = if tcp { Some(free_port(exposure.cluster)?) } else { None };
-            match Server::attempt(&dir, cfg, exposure, port)? {
+            match Server::attempt(&dir, cfg, exposure, port, loading)? {
                 Attempt::Up { child, addr, password, save_command, load_time } => {
                     return Ok(Start::Up(Server {
                         child: Some(child),
@@ -323,7 +345,13 @@ impl Server {
         }
     }
 
-    fn attempt(dir: &ServerDir, cfg: &ServerConfig, exposure: &Exposure, port: Option<u16>) -> Result<Attempt, String> {
+    fn attempt(
+        dir: &ServerDir,
+        cfg: &ServerConfig,
+        exposure: &Exposure,
+        port: Option<u16>,
+        loading: &mut dyn FnMut(u64, u64),
+    ) -> Result<Attempt, String> {
         let socket = dir.path().join("redis.sock");
         if port.is_none() && socket.as_os_str().len() > 100 {
             return Err(format!(
@@ -429,8 +457,14 @@ impl Server {
                         let load_time = started.elapsed();
                         return Ok(Attempt::Up { child, addr, password, save_command, load_time });
                     }
-                    // LOADING: still reading the dataset.
-                    _ => {}
+                    // LOADING: still reading the dataset (INFO answers meanwhile).
+                    _ => {
+                        if let Some((done, total)) =
+                            c.command(&[b"INFO", b"persistence"]).ok().and_then(|r| loading_bytes(&r))
+                        {
+                            loading(done, total);
+                        }
+                    }
                 }
             }
             if started.elapsed() > cfg.load_timeout {
