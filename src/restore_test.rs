@@ -124,6 +124,15 @@ pub fn log_reasons(log: &str) -> Vec<String> {
 /// Starts a server with the backup and waits until it has loaded it (or refused it).
 /// `Err` means the test could not run (no binary, no temp dir, loading timed out).
 pub fn start(backup: &Backup, opts: &ServerOptions) -> Result<Outcome, String> {
+    start_watched(backup, opts, &mut |_, _| {})
+}
+
+/// `start`; while the server loads, `loading` gets (bytes loaded, bytes in all).
+pub fn start_watched(
+    backup: &Backup,
+    opts: &ServerOptions,
+    loading: &mut dyn FnMut(u64, u64),
+) -> Result<Outcome, String> {
     let version = server_version(&opts.redis_server)?;
     // An AOF is replayed by the server: one holding a command Redis never writes (REPLICAOF,
     // CONFIG, ...) is not started at all (the throwaway server has those commands off too).
@@ -166,7 +175,7 @@ pub fn start(backup: &Backup, opts: &ServerOptions) -> Result<Outcome, String> {
         dataset,
         load_timeout: opts.load_timeout,
     };
-    match server::Server::start(dir, &cfg)? {
+    match server::Server::start_watched(dir, &cfg, &server::Exposure::default(), loading)? {
         Start::Up(s) => Ok(Outcome::Accepted(s)),
         Start::Exited { status, log } => Ok(Outcome::Refused(Refusal {
             hint: too_old_hint(backup, &opts.redis_server),

@@ -168,61 +168,24 @@ fn array(r: Resp) -> Vec<Resp> {
     }
 }
 
+/// What `srv` holds (`common::server_dataset`), in the logical terms of the expected files.
 fn server_dataset(srv: &RedisServer) -> (Dataset, Vec<Vec<u8>>) {
+    use rdbtool::rdb::value::Value as V;
+    let held = common::server_dataset(srv);
     let mut out = Dataset::new();
-    for db in 0..16u64 {
-        srv.cmd(&[b"SELECT", db.to_string().as_bytes()]);
-        let mut keys = Vec::new();
-        let mut cursor = b"0".to_vec();
-        loop {
-            let r = array(srv.cmd(&[b"SCAN", &cursor, b"COUNT", b"1000"]));
-            cursor = bulk(&r[0]);
-            keys.extend(array(r[1].clone()).iter().map(bulk));
-            if cursor == b"0" {
-                break;
-            }
-        }
-        for k in keys {
-            let kind = bulk(&srv.cmd(&[b"TYPE", &k]));
-            let expire = srv.cmd(&[b"PEXPIRETIME", &k]).as_int().unwrap();
-            let flat = |r: Resp| array(r).iter().map(bulk).collect::<Vec<_>>();
-            let pairs = |v: Vec<Vec<u8>>| sorted(v.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect::<Vec<_>>());
-            let value = match kind.as_slice() {
-                b"string" => Value::Str(bulk(&srv.cmd(&[b"GET", &k]))),
-                b"list" => Value::List(flat(srv.cmd(&[b"LRANGE", &k, b"0", b"-1"]))),
-                b"set" => Value::Set(sorted(flat(srv.cmd(&[b"SMEMBERS", &k])))),
-                b"zset" => Value::Zset(sorted(
-                    flat(srv.cmd(&[b"ZRANGE", &k, b"0", b"-1", b"WITHSCORES"]))
-                        .chunks(2)
-                        .map(|p| (p[0].clone(), String::from_utf8_lossy(&p[1]).parse::<f64>().unwrap()))
-                        .collect(),
-                )),
-                b"hash" => Value::Hash(pairs(flat(srv.cmd(&[b"HGETALL", &k])))),
-                b"stream" => Value::Stream(
-                    array(srv.cmd(&[b"XRANGE", &k, b"-", b"+"]))
-                        .into_iter()
-                        .map(|e| {
-                            let e = array(e);
-                            let f = flat(e[1].clone()).chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
-                            (String::from_utf8(bulk(&e[0])).unwrap(), f)
-                        })
-                        .collect(),
-                ),
-                t => panic!("unexpected type {}", String::from_utf8_lossy(t)),
-            };
-            out.insert((db, k), (expire, value));
-        }
+    for (key, (expire, v)) in held.keys {
+        let value = match v {
+            V::String(b) => Value::Str(b),
+            V::List(l) => Value::List(l),
+            V::Set(m) => Value::Set(sorted(m)),
+            V::Zset(z) => Value::Zset(sorted(z)),
+            V::Hash(h) => Value::Hash(sorted(h.into_iter().map(|f| (f.field, f.value)).collect())),
+            V::Stream(st) => Value::Stream(st.entries.into_iter().map(|e| (e.id.to_string(), e.fields)).collect()),
+            V::Module(_) => panic!("unexpected module value {key:?}"),
+        };
+        out.insert(key, (expire.unwrap_or(-1), value));
     }
-    srv.cmd(&[b"SELECT", b"0"]);
-    let functions = array(srv.cmd(&[b"FUNCTION", b"LIST", b"WITHCODE"]))
-        .into_iter()
-        .map(|lib| {
-            let a = array(lib);
-            let i = a.iter().position(|x| x.as_bytes() == Some(b"library_code")).unwrap();
-            bulk(&a[i + 1])
-        })
-        .collect();
-    (out, sorted(functions))
+    (out, held.functions)
 }
 
 /// Compares what `srv` holds with the dataset recorded in `expected` when the fixture was made.

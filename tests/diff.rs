@@ -546,6 +546,18 @@ fn restore_test_of_a_cluster_backup() {
     assert_eq!(o.status.code(), Some(1), "{}{}", text(&o.stdout), text(&o.stderr));
     let out = text(&o.stdout);
     assert!(out.starts_with("REFUSED ") && out.contains(&text(&one.key)), "{out}");
+    // A shard whose key is altered into a value Redis cannot hold (an intset shorter than its
+    // count, the checksum recomputed): refused, the file and the key named.
+    let mut bad = b"REDIS0011\xfe\x00\x0b\x0abad:intset\x08\x02\x00\x00\x00\x05\x00\x00\x00\xff".to_vec();
+    let crc = rdbtool::crc::crc64(&bad);
+    bad.extend_from_slice(&crc.to_le_bytes());
+    let badp = tmp.path().join("bad.rdb");
+    std::fs::write(&badp, bad).unwrap();
+    let b = badp.display().to_string();
+    let o = rdbtool(&["restore-test", s[0], s[1], &b]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", text(&o.stdout), text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("REFUSED ") && out.contains(&b) && out.contains("\"bad:intset\""), "{out}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -127,34 +127,15 @@ fn dataset(recs: &[Rec]) -> Dataset {
     out
 }
 
-/// Everything a server holds, read back with KEYS, DUMP (decoded by our walker) and PEXPIRETIME.
+/// Everything a server holds (`common::server_dataset`: DUMP decoded by our walker,
+/// PEXPIRETIME), ordered as `dataset` orders it, without the keys it leaves out.
 fn server_dataset(srv: &RedisServer) -> Dataset {
-    let mut out = Dataset::new();
-    for db in 0..16u64 {
-        srv.cmd(&[b"SELECT", db.to_string().as_bytes()]);
-        let Resp::Array(Some(keys)) = srv.cmd(&[b"KEYS", b"*"]) else { panic!("KEYS") };
-        for k in keys {
-            let key = k.as_bytes().unwrap().to_vec();
-            let Resp::Bulk(Some(p)) = srv.cmd(&[b"DUMP", &key]) else { panic!("DUMP {:?}", text(&key)) };
-            let n = p.len();
-            let version = u16::from_le_bytes([p[n - 10], p[n - 9]]);
-            let raw = RawValue {
-                type_byte: p[0],
-                format: Format::from_dump_version(version),
-                bytes: &p[1..n - 10],
-                offset: 0,
-            };
-            let value = normalize(raw.decode(&mut Walker::new()).unwrap());
-            let t = srv.cmd(&[b"PEXPIRETIME", &key]).as_int().unwrap();
-            let expire = (t >= 0).then_some(t);
-            if uncertain(expire) {
-                continue;
-            }
-            out.insert((db, key), (expire, value));
-        }
-    }
-    srv.cmd(&[b"SELECT", b"0"]);
-    out
+    common::server_dataset(srv)
+        .keys
+        .into_iter()
+        .filter(|(_, (expire, _))| !uncertain(*expire))
+        .map(|(k, (expire, v))| (k, (expire, normalize(v))))
+        .collect()
 }
 
 /// Loads `path` into a fresh redis-server and compares its whole dataset with `expected`.

@@ -14,7 +14,7 @@ use rdbtool::aof::format_utc;
 use rdbtool::aof::set::{AofSet, OpenError, PartReport, Role, Stamp, manifest_failure};
 use rdbtool::display::quoted;
 use rdbtool::output::AtomicFile;
-use rdbtool::redis::server::{self, Dataset, Server, ServerConfig, ServerDir, Start};
+use rdbtool::redis::server::{self, Dataset, Exposure, Server, ServerConfig, ServerDir, Start};
 use rdbtool::time::cli_time_s;
 use rdbtool::verify::{self, Report};
 
@@ -528,7 +528,7 @@ fn save_rdb(tmp: ServerDir, cfg: &ServerConfig, mut out: AtomicFile, args: &ToRd
     let total = dir_bytes(tmp.path());
     let fed = std::sync::atomic::AtomicU64::new(0);
     let started = super::progress::follow(total, "aof to-rdb: loading", &fed, || {
-        Server::start_with_progress(tmp, cfg, &mut |done, of| {
+        Server::start_watched(tmp, cfg, &Exposure::default(), &mut |done, of| {
             let at = (done as u128 * total as u128 / of.max(1) as u128) as u64;
             fed.store(at, std::sync::atomic::Ordering::Relaxed);
         })

@@ -82,7 +82,15 @@ pub fn run(args: Args) -> u8 {
         load_timeout: Duration::from_secs(args.load_timeout.max(1)),
         temp_dir: args.temp_dir.clone(),
     };
-    let outcome = match restore_test::start(&backup, &so) {
+    // A bar while Redis loads (its INFO says how far), then one while the diff reads the file.
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let bar = super::progress::bytes_bar(if path.is_file() { size } else { 0 }, "loading");
+    let outcome = restore_test::start_watched(&backup, &so, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    let outcome = match outcome {
         Ok(o) => o,
         Err(e) => return fail(e),
     };

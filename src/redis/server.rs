@@ -252,15 +252,6 @@ pub enum Start {
     },
 }
 
-/// `loading_loaded_bytes` and `loading_total_bytes` of `INFO persistence`, while loading.
-fn loading_progress(c: &mut Connection) -> Option<(u64, u64)> {
-    let info = c.command(&[b"INFO", b"persistence"]).ok()?.text()?;
-    let field = |name: &str| -> Option<u64> {
-        info.lines().find_map(|l| l.trim_end().strip_prefix(name)?.strip_prefix(':')?.parse().ok())
-    };
-    Some((field("loading_loaded_bytes")?, field("loading_total_bytes")?))
-}
-
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -286,6 +277,17 @@ fn free_port(cluster: bool) -> Result<u16, String> {
     Err("no free pair of TCP ports (port, port + 10000) for a cluster node".into())
 }
 
+/// `loading_loaded_bytes` and `loading_total_bytes` of an `INFO persistence` reply, while loading.
+fn loading_bytes(r: &Reply) -> Option<(u64, u64)> {
+    let text = r.text()?;
+    let field =
+        |name: &str| text.lines().find_map(|l| l.trim_end().strip_prefix(name)?.strip_prefix(':')?.parse::<u64>().ok());
+    if field("loading")? != 1 {
+        return None;
+    }
+    Some((field("loading_loaded_bytes")?, field("loading_total_bytes")?))
+}
+
 /// What one attempt at starting gave.
 enum Attempt {
     Up { child: Child, addr: Addr, password: Option<String>, save_command: String, load_time: Duration },
@@ -296,17 +298,7 @@ impl Server {
     /// Starts `redis-server` in `dir` (which holds the dataset) and waits until it has loaded
     /// it, or exited. `Err`: it could not be started, or loading took longer than allowed.
     pub fn start(dir: ServerDir, cfg: &ServerConfig) -> Result<Start, String> {
-        Server::start_watched(dir, cfg, &Exposure::default(), &mut |_, _| {})
-    }
-
-    /// `start`, telling `progress` (bytes loaded, of bytes to load, from `INFO persistence`)
-    /// how far the server is while it loads its dataset.
-    pub fn start_with_progress(
-        dir: ServerDir,
-        cfg: &ServerConfig,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<Start, String> {
-        Server::start_watched(dir, cfg, &Exposure::default(), progress)
+        Server::start_with(dir, cfg, &Exposure::default())
     }
 
     /// `start`, reached and kept as `exposure` says.
@@ -314,19 +306,20 @@ impl Server {
         Server::start_watched(dir, cfg, exposure, &mut |_, _| {})
     }
 
-    /// `start_with`, telling `progress` how far loading is (see `start_with_progress`).
+    /// `start_with`; while the server loads its dataset, `loading` gets (bytes loaded, bytes
+    /// in all) from its `INFO persistence` (for a progress bar).
     pub fn start_watched(
         dir: ServerDir,
         cfg: &ServerConfig,
         exposure: &Exposure,
-        progress: &mut dyn FnMut(u64, u64),
+        loading: &mut dyn FnMut(u64, u64),
     ) -> Result<Start, String> {
         let tcp = exposure.tcp || exposure.cluster;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let port = if tcp { Some(free_port(exposure.cluster)?) } else { None };
-            match Server::attempt(&dir, cfg, exposure, port, progress)? {
+            match Server::attempt(&dir, cfg, exposure, port, loading)? {
                 Attempt::Up { child, addr, password, save_command, load_time } => {
                     return Ok(Start::Up(Server {
                         child: Some(child),
@@ -357,7 +350,7 @@ impl Server {
         cfg: &ServerConfig,
         exposure: &Exposure,
         port: Option<u16>,
-        progress: &mut dyn FnMut(u64, u64),
+        loading: &mut dyn FnMut(u64, u64),
     ) -> Result<Attempt, String> {
         let socket = dir.path().join("redis.sock");
         if port.is_none() && socket.as_os_str().len() > 100 {
@@ -464,10 +457,12 @@ impl Server {
                         let load_time = started.elapsed();
                         return Ok(Attempt::Up { child, addr, password, save_command, load_time });
                     }
-                    // LOADING: still reading the dataset.
+                    // LOADING: still reading the dataset (INFO answers meanwhile).
                     _ => {
-                        if let Some((done, total)) = loading_progress(&mut c) {
-                            progress(done, total);
+                        if let Some((done, total)) =
+                            c.command(&[b"INFO", b"persistence"]).ok().and_then(|r| loading_bytes(&r))
+                        {
+                            loading(done, total);
                         }
                     }
                 }

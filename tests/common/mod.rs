@@ -433,3 +433,71 @@ pub fn other_server(name: &str) -> Option<PathBuf> {
     }
     Some(bin)
 }
+
+/// What a server holds, read back the one way every test does: (db, key) -> (absolute expire
+/// time in unix ms, the value), each value from `DUMP` decoded by rdbtool's own reader (so every
+/// detail the file format has is compared: stream metadata and groups, hash field TTLs), the
+/// expire time from `PEXPIRETIME`; and the function libraries' code (`FUNCTION LIST WITHCODE`),
+/// sorted. Databases from `INFO keyspace`. The caller orders what has no order (set members,
+/// hash fields) as its expected data does.
+pub struct ServerDataset {
+    pub keys: std::collections::BTreeMap<(u64, Vec<u8>), (Option<i64>, rdbtool::rdb::value::Value)>,
+    pub functions: Vec<Vec<u8>>,
+}
+
+fn resp_array(r: Resp, what: &str) -> Vec<Resp> {
+    match r {
+        Resp::Array(Some(a)) => a,
+        other => panic!("{what}: not an array: {other:?}"),
+    }
+}
+
+/// See `ServerDataset`. Leaves the connection on database 0.
+pub fn server_dataset(srv: &RedisServer) -> ServerDataset {
+    let info = srv.cmd(&[b"INFO", b"keyspace"]);
+    let info = String::from_utf8_lossy(info.as_bytes().expect("INFO keyspace")).into_owned();
+    let dbs: Vec<u64> = info.lines().filter_map(|l| l.strip_prefix("db")?.split(':').next()?.parse().ok()).collect();
+    let mut keys = std::collections::BTreeMap::new();
+    for db in dbs {
+        srv.cmd(&[b"SELECT", db.to_string().as_bytes()]);
+        let mut names = Vec::new();
+        let mut cursor = b"0".to_vec();
+        loop {
+            let r = resp_array(srv.cmd(&[b"SCAN", &cursor, b"COUNT", b"1000"]), "SCAN");
+            cursor = r[0].as_bytes().expect("SCAN cursor").to_vec();
+            names.extend(resp_array(r[1].clone(), "SCAN keys").iter().map(|k| k.as_bytes().unwrap().to_vec()));
+            if cursor == b"0" {
+                break;
+            }
+        }
+        for k in names {
+            // Gone since the SCAN (expired): not held.
+            let Resp::Bulk(Some(p)) = srv.cmd(&[b"DUMP", &k]) else { continue };
+            let dump = rdbtool::rdb::dump::parse_dump(&p).unwrap_or_else(|e| panic!("DUMP of {:?}: {e}", k));
+            let value = dump
+                .value
+                .decode(&mut rdbtool::rdb::Walker::new())
+                .unwrap_or_else(|e| panic!("decoding the DUMP of {:?}: {e}", String::from_utf8_lossy(&k)));
+            let t = srv.cmd(&[b"PEXPIRETIME", &k]).as_int().expect("PEXPIRETIME");
+            if t == -2 {
+                continue;
+            }
+            keys.insert((db, k), ((t >= 0).then_some(t), value));
+        }
+    }
+    srv.cmd(&[b"SELECT", b"0"]);
+    let mut functions: Vec<Vec<u8>> = match srv.cmd(&[b"FUNCTION", b"LIST", b"WITHCODE"]) {
+        Resp::Array(Some(libs)) => libs
+            .into_iter()
+            .map(|lib| {
+                let a = resp_array(lib, "FUNCTION LIST");
+                let i = a.iter().position(|x| x.as_bytes() == Some(b"library_code")).expect("library_code");
+                a[i + 1].as_bytes().unwrap().to_vec()
+            })
+            .collect(),
+        // Before 7.0: no functions.
+        _ => Vec::new(),
+    };
+    functions.sort();
+    ServerDataset { keys, functions }
+}
