@@ -101,6 +101,12 @@ impl<'a> Pages<'a> {
         }
     }
 
+    /// Gives `range` back now, whoever is done with it: for bytes read out of turn (a look-ahead)
+    /// that the consumers read again later, faulting them in again.
+    pub fn forget(&self, range: Range<usize>) {
+        self.give_back(range.start.min(self.len)..range.end.min(self.len));
+    }
+
     fn give_back(&self, range: Range<usize>) {
         match self.sink {
             Sink::None => {}
@@ -344,7 +350,12 @@ const MAX_WAITING: usize = 4;
 /// read in ranges on several cores is put back together: `join` sees the ranges in file order.
 /// Memory stays bounded: a worker whose result waits behind [`MAX_WAITING`] others waits too
 /// (never the one working on the earliest index, so this cannot deadlock).
-pub fn in_order<T: Send>(n: usize, threads: usize, work: impl Fn(usize) -> T + Sync, join: impl FnMut(usize, T) + Send) {
+pub fn in_order<T: Send>(
+    n: usize,
+    threads: usize,
+    work: impl Fn(usize) -> T + Sync,
+    join: impl FnMut(usize, T) + Send,
+) {
     use std::collections::BTreeMap;
     use std::sync::{Condvar, Mutex};
     struct State<T, J> {

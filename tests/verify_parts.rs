@@ -19,8 +19,10 @@ fn view(r: &Report) -> String {
 }
 
 fn files() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> =
-        ["all-types.rdb", "no-checksum.rdb", "small-db0.rdb", "uncompressed.rdb"].iter().map(|n| common::testdata(n)).collect();
+    let mut out: Vec<PathBuf> = ["all-types.rdb", "no-checksum.rdb", "small-db0.rdb", "uncompressed.rdb"]
+        .iter()
+        .map(|n| common::testdata(n))
+        .collect();
     if let Some(dir) = common::shared_dir() {
         for sub in ["fixtures/redis", "fixtures/generated/redis-7.4.1", "fixtures/generated/valkey-9.1.2"] {
             if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
@@ -92,4 +94,33 @@ fn parts_agree_on_repeated_keys_across_parts() {
     let r = verify_bytes_in_parts("repeats", &data, &opts(false), 300);
     assert_eq!(r.errors.len(), 1);
     assert!(r.errors[0].message.contains("already present"), "{:?}", r.errors[0]);
+}
+
+/// `info` of a file read in parts: the same figures (largest keys included) as one reading.
+fn same_info(name: &str, data: &[u8]) {
+    let view = |r: Result<rdbtool::info::Info, rdbtool::Error>| match r {
+        Ok(i) => serde_json::to_string_pretty(&i).unwrap(),
+        Err(e) => format!("error {e}"),
+    };
+    let want = view(rdbtool::info::gather(name, data, 0));
+    for part in [61, 500, 4096] {
+        let got = view(rdbtool::info::gather_in_parts(name, data, 0, part));
+        assert_eq!(got, want, "{name}: info in parts of {part} bytes");
+    }
+}
+
+#[test]
+fn info_in_parts_agrees_with_one_reading() {
+    for f in files() {
+        let data = std::fs::read(&f).unwrap();
+        same_info(&f.display().to_string(), &data);
+        let step = (data.len() / 25).max(1);
+        let mut m = data.clone();
+        for pos in (9..data.len()).step_by(step) {
+            m[pos] ^= 0x80;
+            same_info(&format!("{} ^0x80@{pos}", f.display()), &m);
+            m[pos] ^= 0x80;
+            same_info(&format!("{} cut at {pos}", f.display()), &data[..pos]);
+        }
+    }
 }

@@ -479,8 +479,9 @@ const BOUNDARY_BUDGET: usize = 1 << 30;
 /// can parse as records for a while, but such a chain, once out of the value, runs in step with
 /// the true one; hence the position after the chain, not `p`. Only likely: the reader of the
 /// range before must land on it exactly to prove it. `None` when nothing plausible is found
-/// within a bounded amount of work.
-pub fn boundary_after(data: &[u8], format: Format, from: usize, to: usize) -> Option<usize> {
+/// within a bounded amount of work. The second value: how far the search read.
+pub fn boundary_after(data: &[u8], format: Format, from: usize, to: usize) -> (Option<usize>, usize) {
+    let mut read_to = from;
     let mut budget = BOUNDARY_BUDGET;
     let mut tries = BOUNDARY_TRIES;
     // Bytes that can start a record in this format (the usual key record, an expire first, a
@@ -516,15 +517,16 @@ pub fn boundary_after(data: &[u8], format: Format, from: usize, to: usize) -> Op
             }
         }
         budget = budget.saturating_sub((r.c.pos() - p).max(1));
+        read_to = read_to.max(r.c.pos() + 1);
         tries -= 1;
         if ok {
-            return Some(last);
+            return (Some(last), read_to);
         }
         if budget == 0 || tries == 0 {
-            return None;
+            return (None, read_to);
         }
     }
-    None
+    (None, read_to)
 }
 
 /// A file is read in parts of about this size (between the two bounds) when more than one
@@ -534,7 +536,8 @@ const MAX_PART: usize = 32 << 20;
 
 /// The part size for a file of `len` bytes read by `threads` threads (`usize::MAX`: one part).
 pub fn part_size(len: usize, threads: usize) -> usize {
-    if threads <= 1 || len < 2 * MIN_PART {
+    // One thread reads parts too: a part's keys wait for the join, so parts bound that memory.
+    if len < 2 * MIN_PART {
         return usize::MAX;
     }
     (len / (threads * 8)).clamp(MIN_PART, MAX_PART)
@@ -543,7 +546,15 @@ pub fn part_size(len: usize, threads: usize) -> usize {
 /// Where to cut `data` (a file in `format`) into parts of about `step` bytes, each starting at
 /// a likely record boundary ([`boundary_after`], searched on the pool): the first part starts
 /// right after the header, at 9. A stretch where no boundary is found joins the part before.
-pub fn boundaries(data: &[u8], format: Format, step: usize) -> Vec<usize> {
+///
+/// The search reads ahead of the parts; `release` is given back the stretches it read (to be
+/// read again in turn), so that RSS does not grow with the number of parts.
+pub fn boundaries(
+    data: &[u8],
+    format: Format,
+    step: usize,
+    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+) -> Vec<usize> {
     use rayon::prelude::*;
     let n = data.len() / step.max(1);
     let found: Vec<Option<usize>> = (1..=n)
@@ -552,7 +563,9 @@ pub fn boundaries(data: &[u8], format: Format, step: usize) -> Vec<usize> {
             // Inside a big value nothing is found for a while: try further on.
             (0..8).find_map(|t| {
                 let from = k * step + t * (step / 8);
-                boundary_after(data, format, from, from.saturating_add(step / 8))
+                let (found, read_to) = boundary_after(data, format, from, from.saturating_add(step / 8));
+                release(from..read_to);
+                found
             })
         })
         .collect();

@@ -640,7 +640,7 @@ fn parse_with_crc<'a>(
     let threads = rayon::current_num_threads();
     let step = part.unwrap_or_else(|| crate::rdb::reader::part_size(data.len(), threads));
     // Record boundaries about every `step` bytes (the first part starts after the header).
-    let bounds = crate::rdb::reader::boundaries(data, format, step);
+    let bounds = crate::rdb::reader::boundaries(data, format, step, &|r| pages.forget(r));
     let ctx = Ctx { data, format, opts, holes: &holes, abort: AtomicBool::new(false) };
     let (p, crc, resyncs) = parse_parts(&ctx, start(), &bounds, guess_end, &pages, threads);
     if resyncs > 0 && bounds.len() > 1 {
