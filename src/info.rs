@@ -294,7 +294,11 @@ fn read_part(
                     break;
                 }
                 part.flush_keys();
-                part.events.push(Event::SelectDb(db));
+                // Only the last of SELECTDB records in a row counts (keys make their db's slot).
+                match part.events.last_mut() {
+                    Some(Event::SelectDb(d)) => *d = db,
+                    _ => part.events.push(Event::SelectDb(db)),
+                }
             }
             Record::Key(k) => {
                 part.pending.0 += 1;

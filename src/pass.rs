@@ -101,10 +101,13 @@ impl<'a> Pages<'a> {
         }
     }
 
-    /// Gives `range` back now, whoever is done with it: for bytes read out of turn (a look-ahead)
-    /// that the consumers read again later, faulting them in again.
+    /// Gives `range` of a mapped input back now, whoever is done with it: for bytes read out of
+    /// turn (a look-ahead) that the consumers read again later, faulting them in again. A
+    /// caller's release function is not called: to it, a range given back means done.
     pub fn forget(&self, range: Range<usize>) {
-        self.give_back(range.start.min(self.len)..range.end.min(self.len));
+        if let Sink::Input(i) = self.sink {
+            i.release(range.start.min(self.len)..range.end.min(self.len));
+        }
     }
 
     fn give_back(&self, range: Range<usize>) {

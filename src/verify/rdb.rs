@@ -267,7 +267,6 @@ enum Event<'a> {
         expired: u64,
     },
     RedisVer(String),
-    Reserve(u64),
     Function {
         source: std::borrow::Cow<'a, [u8]>,
         at: u64,
@@ -301,6 +300,15 @@ struct Part<'a> {
     /// The checksum of the part's range (the header with the first part's), when it was read
     /// in place.
     crc: Option<u64>,
+    /// The largest RESIZEDB hint (a hint: no event of its own).
+    reserve: u64,
+    /// Dbs this part selected; a SELECTDB of one of them waits in `pending_db` until a key
+    /// needs it (a file of millions of SELECTDB records must not make as many events).
+    seen_dbs: std::collections::HashSet<u64>,
+    pending_db: Option<u64>,
+    /// Errors past the listing limit, only counted.
+    errors: usize,
+    errors_dropped: u64,
     /// Counts of the keys not yet in an `Event::Keys`.
     pending: (usize, u64, u64),
 }
@@ -339,7 +347,24 @@ fn run_part<'a>(
         trailer: None,
         resyncs: 0,
         crc: None,
+        reserve: 0,
+        seen_dbs: Default::default(),
+        pending_db: None,
+        errors: 0,
+        errors_dropped: 0,
         pending: (0, 0, 0),
+    };
+    let max_errors = if opts.keep_going { opts.max_errors.max(1) } else { 1 };
+    let error = |part: &mut Part<'a>, e: Error| {
+        if crate::damage::inside(ctx.holes, e.offset) {
+            return;
+        }
+        if part.errors < max_errors {
+            part.errors += 1;
+            part.event(Event::Error(e));
+        } else {
+            part.errors_dropped += 1;
+        }
     };
     let mut reader = Reader::resume(ctx.data, ctx.format, start, db.unwrap_or(UNKNOWN_DB));
     let mut modules: Vec<String> = Vec::new();
@@ -366,7 +391,7 @@ fn run_part<'a>(
             let (rec, verdict) = match rec {
                 Ok(r) => r,
                 Err(e) => {
-                    part.event(Event::Error(e.clone()));
+                    error(&mut part, e.clone());
                     // Salvage view: skip to the next record that parses, and say what was lost.
                     if opts.keep_going && part.resyncs < MAX_RESYNCS {
                         part.resyncs += 1;
@@ -390,9 +415,14 @@ fn run_part<'a>(
                         part.ambiguous = true;
                         break;
                     }
-                    part.event(Event::SelectDb(db));
+                    if part.seen_dbs.insert(db) {
+                        part.pending_db = None;
+                        part.event(Event::SelectDb(db));
+                    } else {
+                        part.pending_db = Some(db);
+                    }
                 }
-                Record::ResizeDb { keys: n, .. } => part.event(Event::Reserve(n)),
+                Record::ResizeDb { keys: n, .. } => part.reserve = part.reserve.max(n),
                 Record::Function { source } => {
                     part.event(Event::Function { source, at: reader.record_offset() });
                 }
@@ -401,6 +431,9 @@ fn run_part<'a>(
                 }
                 Record::Key(k) if crate::damage::inside(ctx.holes, k.key_offset) => {}
                 Record::Key(k) => {
+                    if let Some(d) = part.pending_db.take() {
+                        part.event(Event::SelectDb(d));
+                    }
                     part.pending.0 += 1;
                     if let Some(t) = k.expire_at_ms {
                         part.pending.1 += 1;
@@ -426,18 +459,27 @@ fn run_part<'a>(
                             // Redis drops the key while loading and goes on: a warning.
                             part.notes.add(e.offset, k.db, k.key_offset, "empty_value", &e.message);
                         } else {
-                            part.event(Event::Error(e.in_key(k.db, &k.key)));
+                            error(&mut part, e.in_key(k.db, &k.key));
                             if !opts.keep_going {
                                 break;
                             }
                         }
                     }
                 }
-                Record::ModuleAux { module, .. } => part.event(Event::Module(module.name())),
+                Record::ModuleAux { module, .. } => {
+                    let name = module.name();
+                    if !modules.contains(&name) {
+                        modules.push(name.clone());
+                        part.event(Event::Module(name));
+                    }
+                }
                 _ => {}
             }
         }
     });
+    if let Some(d) = part.pending_db.take() {
+        part.event(Event::SelectDb(d));
+    }
     part.flush_keys();
     part.trailer = reader.trailer();
     part.crc = pages.map(|(_, crc)| crc.finish(usize::MAX));
@@ -483,6 +525,11 @@ impl<'a> Join<'a, '_, '_> {
         let fix = |db: u64| if !part.known_db && db == UNKNOWN_DB { start_db } else { db };
         let mut keys = part.keys.iter();
         self.resyncs += part.resyncs;
+        self.p.report.errors_not_listed += part.errors_dropped;
+        if part.reserve > 0 {
+            // A sizing hint: trusted only as far as the file could hold that many keys.
+            self.keys.reserve((part.reserve as usize).min(self.ctx.data.len() / 4));
+        }
         for ev in part.events {
             let p = &mut self.p;
             match ev {
@@ -507,10 +554,6 @@ impl<'a> Join<'a, '_, '_> {
                     }
                 }
                 Event::RedisVer(v) => p.report.redis_ver = Some(v),
-                Event::Reserve(n) => {
-                    // A sizing hint: trusted only as far as the file could hold that many keys.
-                    self.keys.reserve((n as usize).min(self.ctx.data.len() / 4));
-                }
                 Event::Module(m) => {
                     p.needs.modules.insert(m);
                 }
