@@ -150,11 +150,208 @@ pub fn gather(name: &str, data: &[u8], now_ms: i64) -> Result<Info, Error> {
 }
 
 /// `gather` of a mapped input whose pages (`pages`, with this pass as its one consumer) are
-/// given back behind the reader: RSS stays flat.
+/// given back behind the reader: RSS stays flat. A big file is read in parts on the pool's
+/// threads (src/rdb/reader.rs `boundaries`), joined in file order.
 pub fn gather_pass(name: &str, data: &[u8], pages: &crate::pass::Pages<'_>, now_ms: i64) -> Result<Info, Error> {
-    let mut lane = pages.lane();
-    let mut reader = Reader::new(data)?;
-    let format = reader.format();
+    let threads = rayon::current_num_threads();
+    gather_parts(name, data, pages, now_ms, crate::rdb::reader::part_size(data.len(), threads), threads)
+}
+
+/// `gather` reading the file in parts of about `part` bytes whatever its size: for tests that
+/// the figures do not depend on how the file was cut.
+#[doc(hidden)]
+pub fn gather_in_parts(name: &str, data: &[u8], now_ms: i64, part: usize) -> Result<Info, Error> {
+    let pages = crate::pass::Pages::unmapped(data.len());
+    gather_parts(name, data, &pages, now_ms, part.max(1), rayon::current_num_threads())
+}
+
+/// (bytes, db, key offset, type byte) of a key in the running for [`Info::largest`].
+type Big = (u64, u64, u64, u8);
+
+/// The rule of the largest keys: a min-heap of the [`LARGEST`] biggest so far, which most keys
+/// lose to. True when `b` went in.
+fn offer(heap: &mut BinaryHeap<Reverse<Big>>, b: Big) -> bool {
+    if heap.len() < LARGEST || heap.peek().is_some_and(|Reverse(min)| b.0 > min.0) {
+        heap.push(Reverse(b));
+        if heap.len() > LARGEST {
+            heap.pop();
+        }
+        return true;
+    }
+    false
+}
+
+/// Keys a part lists as having entered its own heap before it hands the rest to the join.
+const MAX_OFFERS: usize = 1 << 16;
+
+enum Event {
+    Aux(Aux),
+    Function(Function),
+    SelectDb(u64),
+    Keys { n: u64, expires: u64, expired: u64 },
+}
+
+/// One range of the file read on one thread (see `verify`'s parts: the same joining rules).
+struct Part {
+    start: usize,
+    next: Option<usize>,
+    known_db: bool,
+    ambiguous: bool,
+    events: Vec<Event>,
+    pending: (u64, u64, u64),
+    /// Per type byte: keys and value bytes.
+    per_type: Vec<(u64, u64)>,
+    modules: BTreeMap<(String, u64, &'static str), u64>,
+    /// Every key that entered the part's own heap of largest keys, in file order: a superset of
+    /// those that enter the file's heap, which the join offers them to in order (the same
+    /// verdicts as one reading). `None` when there were too many (the join reads it again).
+    offers: Option<Vec<Big>>,
+    error: Option<Error>,
+    trailer: Option<crate::rdb::reader::Trailer>,
+}
+
+impl Part {
+    fn flush_keys(&mut self) {
+        let (n, expires, expired) = std::mem::take(&mut self.pending);
+        if n > 0 {
+            self.events.push(Event::Keys { n, expires, expired });
+        }
+    }
+}
+
+/// Reads the records from `start` until one starts at or after `end`, in db `db` (`None`: not
+/// known). With `heap`, keys are offered to it directly (a part read again by the join).
+fn read_part(
+    data: &[u8],
+    format: crate::rdb::types::Format,
+    (start, end): (usize, usize),
+    db: Option<u64>,
+    now_ms: i64,
+    mut lane: Option<crate::pass::Lane<'_, '_>>,
+    mut heap: Option<&mut BinaryHeap<Reverse<Big>>>,
+) -> Part {
+    use crate::rdb::reader::UNKNOWN_DB;
+    let mut part = Part {
+        start,
+        next: None,
+        known_db: db.is_some(),
+        ambiguous: false,
+        events: Vec::new(),
+        pending: (0, 0, 0),
+        per_type: vec![(0, 0); 256],
+        modules: BTreeMap::new(),
+        offers: Some(Vec::new()),
+        error: None,
+        trailer: None,
+    };
+    let mut local: BinaryHeap<Reverse<Big>> = BinaryHeap::new();
+    let mut reader = Reader::resume(data, format, start, db.unwrap_or(UNKNOWN_DB));
+    let mut tick = 0;
+    loop {
+        let at = reader.offset() as usize;
+        if at >= end {
+            part.next = Some(at);
+            break;
+        }
+        if at >= tick {
+            tick = at + (256 << 10);
+            if let Some(l) = lane.as_mut() {
+                l.upto(at);
+            }
+        }
+        let Some(rec) = reader.next() else { break };
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                part.error = Some(e);
+                break;
+            }
+        };
+        match rec {
+            Record::Aux { key, value } => {
+                part.flush_keys();
+                part.events.push(Event::Aux(Aux { key: key.into_owned(), value: value.into_owned() }));
+            }
+            Record::Function { source } => {
+                let (library, engine) = library_name(&source);
+                part.flush_keys();
+                part.events.push(Event::Function(Function { library, engine, bytes: source.len() as u64 }));
+            }
+            Record::FunctionPreGa { name, engine, code } => {
+                part.flush_keys();
+                part.events.push(Event::Function(Function {
+                    library: String::from_utf8_lossy(&name).into_owned(),
+                    engine: String::from_utf8_lossy(&engine).into_owned(),
+                    bytes: code.len() as u64,
+                }));
+            }
+            Record::ModuleAux { module, .. } => {
+                *part.modules.entry((module.name(), module.encver(), "aux")).or_default() += 1;
+            }
+            Record::SelectDb { db } => {
+                if db == UNKNOWN_DB && !part.known_db {
+                    part.ambiguous = true;
+                    break;
+                }
+                part.flush_keys();
+                // Only the last of SELECTDB records in a row counts (keys make their db's slot).
+                match part.events.last_mut() {
+                    Some(Event::SelectDb(d)) => *d = db,
+                    _ => part.events.push(Event::SelectDb(db)),
+                }
+            }
+            Record::Key(k) => {
+                part.pending.0 += 1;
+                if let Some(t) = k.expire_at_ms {
+                    part.pending.1 += 1;
+                    if t < now_ms {
+                        part.pending.2 += 1;
+                    }
+                }
+                let size = k.value.bytes.len() as u64;
+                let u = &mut part.per_type[k.value.type_byte as usize];
+                u.0 += 1;
+                u.1 += size;
+                if k.value.kind() == Kind::Module {
+                    let mut c = crate::rdb::cursor::Cursor::new(k.value.bytes, k.value.offset);
+                    if let Ok(id) = c.len("module type id") {
+                        let t = ModuleType(id);
+                        *part.modules.entry((t.name(), t.encver(), "values")).or_default() += 1;
+                    }
+                }
+                let big = (size, k.db, k.key_offset, k.value.type_byte);
+                match heap.as_deref_mut() {
+                    Some(h) => {
+                        offer(h, big);
+                    }
+                    None => {
+                        if offer(&mut local, big) {
+                            match part.offers.as_mut() {
+                                Some(o) if o.len() < MAX_OFFERS => o.push(big),
+                                _ => part.offers = None,
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    part.flush_keys();
+    part.trailer = reader.trailer();
+    part
+}
+
+fn gather_parts(
+    name: &str,
+    data: &[u8],
+    pages: &crate::pass::Pages<'_>,
+    now_ms: i64,
+    step: usize,
+    threads: usize,
+) -> Result<Info, Error> {
+    use crate::rdb::reader::UNKNOWN_DB;
+    let format = crate::rdb::reader::parse_header(data)?;
     let mut info = Info {
         file: name.to_owned(),
         bytes: data.len() as u64,
@@ -172,71 +369,92 @@ pub fn gather_pass(name: &str, data: &[u8], pages: &crate::pass::Pages<'_>, now_
         trailing_bytes: 0,
         error: None,
     };
+    let bounds = crate::rdb::reader::boundaries(data, format, step, &|r| pages.forget(r));
+    let end_of = |i: usize| bounds.get(i + 1).copied().unwrap_or(usize::MAX);
+    let abort = std::sync::atomic::AtomicBool::new(false);
     let mut modules: BTreeMap<(String, u64, &'static str), u64> = BTreeMap::new();
-    let mut largest: BinaryHeap<Reverse<(u64, u64, u64, u8)>> = BinaryHeap::new(); // (bytes, db, key offset, type)
+    let mut largest: BinaryHeap<Reverse<Big>> = BinaryHeap::new();
     let mut db_index: BTreeMap<u64, usize> = BTreeMap::new();
-    while let Some(rec) = reader.next() {
-        // Nothing before this record is read again (the record itself borrows from its bytes).
-        lane.upto(reader.record_offset() as usize);
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                info.error = Some(e);
-                break;
+    let mut per_type = vec![(0u64, 0u64); 256];
+    let (mut db, mut expected, mut finished, mut trailer) = (0u64, 9usize, false, None);
+    crate::pass::in_order(
+        bounds.len(),
+        threads,
+        |i| {
+            let range = if i == 0 { 0 } else { bounds[i] }..end_of(i);
+            let lane = pages.lane_over(range);
+            if abort.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
             }
-        };
-        match rec {
-            Record::Aux { key, value } => info.aux.push(Aux { key: key.into_owned(), value: value.into_owned() }),
-            Record::Function { source } => {
-                let (library, engine) = library_name(&source);
-                info.functions.push(Function { library, engine, bytes: source.len() as u64 });
+            Some(read_part(data, format, (bounds[i], end_of(i)), (i == 0).then_some(0), now_ms, Some(lane), None))
+        },
+        |i, part| {
+            if finished {
+                return;
             }
-            Record::FunctionPreGa { name, engine, code } => info.functions.push(Function {
-                library: String::from_utf8_lossy(&name).into_owned(),
-                engine: String::from_utf8_lossy(&engine).into_owned(),
-                bytes: code.len() as u64,
-            }),
-            Record::ModuleAux { module, .. } => {
-                *modules.entry((module.name(), module.encver(), "aux")).or_default() += 1;
+            let end = end_of(i);
+            let mut part = match part {
+                Some(p) if p.start == expected && !p.ambiguous => p,
+                _ if expected >= end => return,
+                _ => read_part(data, format, (expected, end), Some(db), now_ms, None, Some(&mut largest)),
+            };
+            if part.offers.is_none() {
+                part = read_part(data, format, (expected, end), Some(db), now_ms, None, Some(&mut largest));
             }
-            Record::Key(k) => {
-                let i = *db_index.entry(k.db).or_insert_with(|| {
-                    info.dbs.push(DbCounts { db: k.db, ..Default::default() });
-                    info.dbs.len() - 1
-                });
-                let d = &mut info.dbs[i];
-                d.keys += 1;
-                if let Some(t) = k.expire_at_ms {
-                    d.expires += 1;
-                    if t < now_ms {
-                        d.already_expired += 1;
-                    }
-                }
-                let size = k.value.bytes.len() as u64;
-                let kind = k.value.kind();
-                let u = info.types.entry(kind).or_default();
-                u.count += 1;
-                u.bytes += size;
-                let u = info.encodings.entry(k.value.encoding()).or_default();
-                u.count += 1;
-                u.bytes += size;
-                if kind == Kind::Module {
-                    let mut c = crate::rdb::cursor::Cursor::new(k.value.bytes, k.value.offset);
-                    if let Ok(id) = c.len("module type id") {
-                        let t = ModuleType(id);
-                        *modules.entry((t.name(), t.encver(), "values")).or_default() += 1;
-                    }
-                }
-                // A min-heap of the LARGEST biggest so far: most keys lose to its smallest.
-                if largest.len() < LARGEST || largest.peek().is_some_and(|Reverse(min)| size > min.0) {
-                    largest.push(Reverse((size, k.db, k.key_offset, k.value.type_byte)));
-                    if largest.len() > LARGEST {
-                        largest.pop();
+            let start_db = db;
+            let fix = |d: u64| if !part.known_db && d == UNKNOWN_DB { start_db } else { d };
+            for ev in part.events {
+                match ev {
+                    Event::Aux(a) => info.aux.push(a),
+                    Event::Function(f) => info.functions.push(f),
+                    Event::SelectDb(d) => db = d,
+                    Event::Keys { n, expires, expired } => {
+                        let i = *db_index.entry(db).or_insert_with(|| {
+                            info.dbs.push(DbCounts { db, ..Default::default() });
+                            info.dbs.len() - 1
+                        });
+                        let d = &mut info.dbs[i];
+                        d.keys += n;
+                        d.expires += expires;
+                        d.already_expired += expired;
                     }
                 }
             }
-            _ => {}
+            for (t, (n, b)) in part.per_type.iter().enumerate() {
+                per_type[t].0 += n;
+                per_type[t].1 += b;
+            }
+            for (k, n) in part.modules {
+                *modules.entry(k).or_default() += n;
+            }
+            for &(size, d, off, t) in part.offers.iter().flatten() {
+                offer(&mut largest, (size, fix(d), off, t));
+            }
+            match (part.next, part.error) {
+                (Some(n), None) => expected = n,
+                (_, e) => {
+                    info.error = e.map(|mut e| {
+                        e.db = e.db.map(fix);
+                        e
+                    });
+                    trailer = part.trailer;
+                    finished = true;
+                    abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        },
+    );
+    for (t, &(n, b)) in per_type.iter().enumerate() {
+        if n == 0 {
+            continue;
         }
+        let (kind, encoding) = crate::rdb::types::describe(t as u8, format).unwrap_or((Kind::Module, "unknown"));
+        let u = info.types.entry(kind).or_default();
+        u.count += n;
+        u.bytes += b;
+        let u = info.encodings.entry(encoding).or_default();
+        u.count += n;
+        u.bytes += b;
     }
     info.dbs.sort_by_key(|d| d.db);
     info.keys = info.dbs.iter().map(|d| d.keys).sum();
@@ -254,7 +472,7 @@ pub fn gather_pass(name: &str, data: &[u8], pages: &crate::pass::Pages<'_>, now_
         let (kind, encoding) = crate::rdb::types::describe(type_byte, format).unwrap_or((Kind::Module, "unknown"));
         info.largest.push(BigKey { bytes, db, key, kind, encoding });
     }
-    if let Some(t) = reader.trailer() {
+    if let Some(t) = trailer {
         info.stored_checksum = t.stored_checksum.map(|c| format!("{c:016x}"));
         info.trailing_bytes = t.trailing_bytes;
     }

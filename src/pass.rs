@@ -101,6 +101,15 @@ impl<'a> Pages<'a> {
         }
     }
 
+    /// Gives `range` of a mapped input back now, whoever is done with it: for bytes read out of
+    /// turn (a look-ahead) that the consumers read again later, faulting them in again. A
+    /// caller's release function is not called: to it, a range given back means done.
+    pub fn forget(&self, range: Range<usize>) {
+        if let Sink::Input(i) = self.sink {
+            i.release(range.start.min(self.len)..range.end.min(self.len));
+        }
+    }
+
     fn give_back(&self, range: Range<usize>) {
         match self.sink {
             Sink::None => {}
@@ -289,10 +298,12 @@ impl<'d, 'p, 'a> ChunkedCrc<'d, 'p, 'a> {
     }
 }
 
-/// A CRC-64 computed right behind one reader on its own thread, as one consumer of `pages`
-/// (export, info: every page is read once and then given back).
+/// A CRC-64 computed right behind (or just ahead of) one reader on its own thread, as one
+/// consumer of `pages` (export, info, each part of a verify: every page is read once and then
+/// given back).
 pub struct Follow<'d, 'p, 'a> {
     data: &'d [u8],
+    end: usize,
     crc: crate::crc::Crc64,
     lane: Lane<'p, 'a>,
 }
@@ -300,13 +311,20 @@ pub struct Follow<'d, 'p, 'a> {
 impl<'d, 'p, 'a> Follow<'d, 'p, 'a> {
     /// A follower starting at offset 0 of `data`, registered as one consumer of `pages`.
     pub fn new(data: &'d [u8], pages: &'p Pages<'a>) -> Self {
-        Follow { data, crc: crate::crc::Crc64::default(), lane: pages.lane() }
+        Follow::over(data, 0..data.len(), pages)
     }
 
-    /// The reader is past `to`: checksum up to it, and report those bytes done.
+    /// A follower over `range` of `data` only (the checksum of that range).
+    pub fn over(data: &'d [u8], range: Range<usize>, pages: &'p Pages<'a>) -> Self {
+        let end = range.end.min(data.len());
+        let lane = pages.lane_over(range.start.min(end)..end);
+        Follow { data, end, crc: crate::crc::Crc64::default(), lane }
+    }
+
+    /// The reader is past `to` (or will be soon): checksum up to it, and report those bytes done.
     #[inline]
     pub fn upto(&mut self, to: usize) {
-        let to = to.min(self.data.len());
+        let to = to.min(self.end);
         let at = self.lane.position();
         if to >= at + LANE_STEP {
             self.crc.update(&self.data[at..to]);
@@ -314,9 +332,9 @@ impl<'d, 'p, 'a> Follow<'d, 'p, 'a> {
         }
     }
 
-    /// The checksum of `data[..end]` (`end` at or after every `upto`).
+    /// The checksum of the range up to `end` (`end` at or after every `upto`).
     pub fn finish(mut self, end: usize) -> u64 {
-        let end = end.min(self.data.len());
+        let end = end.min(self.end);
         let at = self.lane.position();
         if end > at {
             self.crc.update(&self.data[at..end]);
@@ -324,6 +342,64 @@ impl<'d, 'p, 'a> Follow<'d, 'p, 'a> {
         }
         self.crc.finish()
     }
+}
+
+/// Results of `in_order` held at most, waiting for an earlier one, before a worker waits too.
+const MAX_WAITING: usize = 4;
+
+/// Runs `work(i)` for every `i` in `0..n` on up to `threads` threads (the caller's among them),
+/// indexes taken in increasing order, and hands each result to `join` in index order, as soon
+/// as every earlier one was joined (on whichever worker finished last). This is how one file
+/// read in ranges on several cores is put back together: `join` sees the ranges in file order.
+/// Memory stays bounded: a worker whose result waits behind [`MAX_WAITING`] others waits too
+/// (never the one working on the earliest index, so this cannot deadlock).
+pub fn in_order<T: Send>(
+    n: usize,
+    threads: usize,
+    work: impl Fn(usize) -> T + Sync,
+    join: impl FnMut(usize, T) + Send,
+) {
+    use std::collections::BTreeMap;
+    use std::sync::{Condvar, Mutex};
+    struct State<T, J> {
+        next_join: usize,
+        waiting: BTreeMap<usize, T>,
+        join: J,
+    }
+    let next = AtomicUsize::new(0);
+    let state = Mutex::new(State { next_join: 0, waiting: BTreeMap::new(), join });
+    let joined = Condvar::new();
+    let worker = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                return;
+            }
+            let t = work(i);
+            let Ok(mut st) = state.lock() else { return };
+            st.waiting.insert(i, t);
+            loop {
+                let k = st.next_join;
+                let Some(t) = st.waiting.remove(&k) else { break };
+                (st.join)(k, t);
+                st.next_join = k + 1;
+            }
+            joined.notify_all();
+            while st.waiting.len() >= MAX_WAITING {
+                match joined.wait(st) {
+                    Ok(s) => st = s,
+                    Err(_) => return,
+                }
+            }
+        }
+    };
+    let extra = threads.clamp(1, n.max(1)) - 1;
+    std::thread::scope(|s| {
+        for _ in 0..extra {
+            s.spawn(worker);
+        }
+        worker();
+    });
 }
 
 /// Whether a file's stored checksum matches its content.
@@ -480,6 +556,26 @@ mod tests {
             f.upto(to);
         }
         assert_eq!(f.finish(data.len() - 8), crate::crc::crc64(&data[..data.len() - 8]));
+    }
+
+    #[test]
+    fn in_order_joins_in_index_order() {
+        for threads in [1, 2, 4] {
+            let mut got = Vec::new();
+            in_order(
+                50,
+                threads,
+                |i| {
+                    // Later indexes finish first now and then.
+                    if i % 7 == 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    i * 10
+                },
+                |i, t| got.push((i, t)),
+            );
+            assert_eq!(got, (0..50).map(|i| (i, i * 10)).collect::<Vec<_>>(), "{threads} threads");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Whole-file target: the verify engine, then every key's value decoded and validated.
+//! Whole-file target: the verify engine (read whole, and in parts of 97 bytes: the same errors),
+//! then every key's value decoded and validated.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rdbtool::rdb::{Reader, Record, Walker};
-use rdbtool::verify::{Options, verify_bytes};
+use rdbtool::verify::{Options, verify_bytes, verify_bytes_in_parts};
 
 fuzz_target!(|data: &[u8]| {
     let opts = Options {
@@ -12,7 +13,13 @@ fuzz_target!(|data: &[u8]| {
         now_ms: 0,
         target: None,
     };
-    let _ = verify_bytes("fuzz", data, &opts);
+    let whole = verify_bytes("fuzz", data, &opts);
+    let parts = verify_bytes_in_parts("fuzz", data, &opts, 97);
+    let view = |r: &rdbtool::verify::Report| {
+        let e: Vec<_> = r.errors.iter().map(|e| (e.offset, e.message.clone())).collect();
+        (r.ok, e, r.keys, r.warnings.clone())
+    };
+    assert_eq!(view(&whole), view(&parts), "read in parts");
 
     if let Ok(reader) = Reader::new(data) {
         let mut w = Walker::new();

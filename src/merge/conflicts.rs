@@ -163,7 +163,7 @@ pub(super) fn read_record<'a>(
 ) -> Result<(std::borrow::Cow<'a, [u8]>, Located), MergeError> {
     let (i, at) = (l.input(), l.offset());
     let err = |error: Error| MergeError::Input { file: sources[i].name.clone(), error };
-    let mut r = Reader::resume(sources[i].data, at, src_db(sections, i, at)).map_err(err)?;
+    let mut r = Reader::resume_at(sources[i].data, at, src_db(sections, i, at)).map_err(err)?;
     match r.next() {
         Some(Ok(Record::Key(k))) => Ok((k.key, Located { loc: l, key_offset: k.key_offset, end: r.offset() })),
         Some(Err(e)) => Err(err(e)),

@@ -218,7 +218,7 @@ fn copy_pieces<'a, W: Write + Send>(
             keys -= 1;
             expires -= p.ttl as u64;
             if let Action::Rename(name) = &p.action {
-                let mut r = Reader::resume(s.data, p.start, x.db).map_err(input_err)?;
+                let mut r = Reader::resume_at(s.data, p.start, x.db).map_err(input_err)?;
                 let Some(Ok(Record::Key(k))) = r.next() else {
                     return Err(input_err(Error::corrupt(p.start, "no key record where pass 1 found one")));
                 };

@@ -31,7 +31,12 @@ const MEMORY_ENTRIES: usize = 1 << 20;
 /// and the db is folded in so that one set can hold the keys of several dbs.
 #[inline]
 pub fn fingerprint(db: u64, key: &[u8]) -> u64 {
-    xxh3_64(key) ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    fold_db(db, xxh3_64(key))
+}
+
+#[inline]
+fn fold_db(db: u64, key_hash: u64) -> u64 {
+    key_hash ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// Fingerprints with a 64-bit payload each (what the payload means is the caller's: where the
@@ -321,7 +326,14 @@ impl KeySet {
     /// Records `key` of `db`, whose string starts at `key_offset`.
     #[inline]
     pub fn insert(&mut self, db: u64, key: &[u8], key_offset: u64) {
-        self.set.push(fingerprint(db, key), (key_offset & OFFSET_MASK) | (db.min(0xFFFF) << 48));
+        self.insert_hashed(db, xxh3_64(key), key_offset);
+    }
+
+    /// [`KeySet::insert`] of a key whose bytes hash (`xxh3_64`) to `key_hash`: a reader that
+    /// did not know the key's db yet hashes the key once and inserts it when the db is known.
+    #[inline]
+    pub fn insert_hashed(&mut self, db: u64, key_hash: u64, key_offset: u64) {
+        self.set.push(fold_db(db, key_hash), (key_offset & OFFSET_MASK) | (db.min(0xFFFF) << 48));
     }
 
     /// `Ok` when no key repeats, else the error for the first repetition in file order (what a

@@ -152,6 +152,12 @@ fn first_error(input: &[u8], ulen: usize) -> Result<(), LzfError> {
 /// `out` is reused: bytes it already holds are overwritten rather than zeroed again. Errors are the
 /// same as `validate` reports for the same input.
 pub fn decompress_into(input: &[u8], ulen: usize, out: &mut Vec<u8>) -> Result<(), LzfError> {
+    // A large claimed length is checked before the buffer is grown for it: damaged input (or a
+    // reader probing for record boundaries) must not cost a big allocation.
+    if ulen > 1 << 16 && !is_valid(input, ulen) {
+        out.clear();
+        return first_error(input, ulen);
+    }
     if out.len() < ulen {
         out.resize(ulen, 0);
     } else {

@@ -12,7 +12,7 @@ use crate::rdb::cursor::Cursor;
 use crate::rdb::module::{self, MetaClass, ModuleType};
 use crate::rdb::types::{Flavor, Format, describe, min_version_of_type};
 use crate::rdb::value::RawValue;
-use crate::rdb::walk::skip_value;
+use crate::rdb::walk::{Walker, skip_value};
 
 /// The newest Redis RDB version this reader knows.
 pub const MAX_REDIS_VERSION: u32 = 13;
@@ -241,17 +241,15 @@ impl<'a> Reader<'a> {
         Ok(Reader { data, c, format, db: 0, trailer: None, stopped: false, record_start: 9 })
     }
 
-    /// A reader of `data` that starts at `offset`, a record boundary an earlier pass over the
-    /// same data found (a key record's `offset`), as if database `db` were selected.
-    pub fn resume(data: &'a [u8], offset: u64, db: u64) -> Result<Reader<'a>> {
-        let mut r = Reader::new(data)?;
+    /// A reader of `data` (a whole file, header included) that starts at `offset`, a record
+    /// boundary an earlier pass over the same data found (a key record's `offset`), as if
+    /// database `db` were selected. [`Reader::resume`] without the header known.
+    pub fn resume_at(data: &'a [u8], offset: u64, db: u64) -> Result<Reader<'a>> {
+        let format = parse_header(data)?;
         if offset < 9 || offset > data.len() as u64 {
             return Err(Error::corrupt(offset, "no record starts here"));
         }
-        r.c.seek(offset as usize);
-        r.record_start = offset;
-        r.db = db;
-        Ok(r)
+        Ok(Reader::resume(data, format, offset as usize, db))
     }
 
     /// The magic and version from the header.
@@ -274,8 +272,46 @@ impl<'a> Reader<'a> {
     pub fn trailer(&self) -> Option<Trailer> {
         self.trailer
     }
+    /// The database of the keys read now (the last SELECTDB; 0 before any).
+    pub fn db(&self) -> u64 {
+        self.db
+    }
+
+    /// A reader of a file whose header said `format`, starting at `pos` (a record boundary) in
+    /// database `db` ([`UNKNOWN_DB`] when the caller does not know it yet and will fix it up).
+    pub fn resume(data: &'a [u8], format: Format, pos: usize, db: u64) -> Reader<'a> {
+        let mut c = Cursor::new(data, 0);
+        c.seek(pos);
+        Reader { data, c, format, db, trailer: None, stopped: false, record_start: pos as u64 }
+    }
+
+    /// `next`, validating each key record's value completely as it finds its end (one walk
+    /// over its bytes instead of a skip and then a walk). The second item is the value's verdict
+    /// (`Ok` for records other than keys): exactly what `RawValue::validate` gives on the value.
+    /// The record's own result is what `next` gives.
+    pub fn next_validated(&mut self, w: &mut Walker) -> Option<Result<(Record<'a>, Result<()>)>> {
+        if self.stopped {
+            return None;
+        }
+        let mut verdict = Ok(());
+        match self.read_record_with(Some(w), &mut verdict) {
+            Ok(Some(r)) => Some(Ok((r, verdict))),
+            Ok(None) => {
+                self.stopped = true;
+                None
+            }
+            Err(e) => {
+                self.stopped = true;
+                Some(Err(e))
+            }
+        }
+    }
 
     fn read_record(&mut self) -> Result<Option<Record<'a>>> {
+        self.read_record_with(None, &mut Ok(()))
+    }
+
+    fn read_record_with(&mut self, mut w: Option<&mut Walker>, verdict: &mut Result<()>) -> Result<Option<Record<'a>>> {
         let c = &mut self.c;
         let start = c.offset();
         self.record_start = start;
@@ -400,10 +436,23 @@ impl<'a> Reader<'a> {
                     let key = c.str_cow("key").map_err(|e| e.in_db(Some(self.db)))?;
                     let vstart = c.pos();
                     let offset = c.offset();
-                    if let Err(e) = skip_value(c, t, self.format) {
-                        return Err(e.in_key(self.db, &key));
+                    let walked = match w {
+                        // Validated in place: its end is where the walk stopped.
+                        Some(ref mut w) => w.validate_at(c, t, self.format).is_ok(),
+                        None => false,
+                    };
+                    if !walked {
+                        c.seek(vstart);
+                        if let Err(e) = skip_value(c, t, self.format) {
+                            return Err(e.in_key(self.db, &key));
+                        }
                     }
                     let value = RawValue { type_byte: t, format: self.format, bytes: c.since(vstart), offset };
+                    if let (Some(w), false) = (w, walked) {
+                        // The walk failed where skipping did not: the verdict, worded as a walk of
+                        // the value's own bytes words it.
+                        *verdict = value.validate(w);
+                    }
                     return Ok(Some(Record::Key(KeyRecord {
                         db: self.db,
                         key,
@@ -419,6 +468,125 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+/// The db of the keys a [`Reader::resume`]d reader reads before its first SELECTDB when its
+/// caller does not know it: the caller puts the real one in afterwards.
+pub const UNKNOWN_DB: u64 = u64::MAX;
+
+/// Records in a row that must parse at a position for [`boundary_after`] to take it.
+const BOUNDARY_RECORDS: usize = 64;
+/// Bytes those records may span.
+const BOUNDARY_SPAN: usize = 16 << 20;
+/// Positions [`boundary_after`] may try, and bytes its attempts may cover in all (most bytes
+/// covered are long strings stepped over, not read: this bounds the pathological case).
+const BOUNDARY_TRIES: usize = 1 << 9;
+const BOUNDARY_BUDGET: usize = 1 << 30;
+
+/// The first position `p` in `from..to` where [`BOUNDARY_RECORDS`] records in a row parse (or
+/// fewer, then the EOF opcode and the checksum at the very end of `data`), and then the start of
+/// the last of those records: most likely a record boundary, so that a file can be read in
+/// ranges on several cores. A position inside a value (say, between two elements of a big hash)
+/// can parse as records for a while, but such a chain, once out of the value, runs in step with
+/// the true one; hence the position after the chain, not `p`. Only likely: the reader of the
+/// range before must land on it exactly to prove it. `None` when nothing plausible is found
+/// within a bounded amount of work. The second value: how far the search read.
+pub fn boundary_after(data: &[u8], format: Format, from: usize, to: usize) -> (Option<usize>, usize) {
+    let mut read_to = from;
+    let mut budget = BOUNDARY_BUDGET;
+    let mut tries = BOUNDARY_TRIES;
+    // Bytes that can start a record in this format (the usual key record, an expire first, a
+    // SELECTDB, ...): most positions are turned down by their first byte.
+    let mut starts = [false; 256];
+    for (op, s) in starts.iter_mut().enumerate() {
+        let op = op as u8;
+        let is_type = describe(op, format).is_some();
+        let need = if is_type { min_version_of_type(op) } else { min_version_of_opcode(op) };
+        *s = (is_type || op >= opcode::KEY_META_OR_SLOT_IMPORT)
+            && (format.flavor == Flavor::Valkey || need <= format.version);
+    }
+    for p in from.max(9)..to.min(data.len()) {
+        if !starts[data[p] as usize] {
+            continue;
+        }
+        let span = &data[..data.len().min(p + BOUNDARY_SPAN)];
+        let mut r = Reader::resume(span, format, p, UNKNOWN_DB);
+        let mut ok = true;
+        let mut last = p;
+        for _ in 0..BOUNDARY_RECORDS {
+            last = r.c.pos();
+            match r.read_record() {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    ok = span.len() == data.len() && r.c.is_empty();
+                    break;
+                }
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        budget = budget.saturating_sub((r.c.pos() - p).max(1));
+        read_to = read_to.max(r.c.pos() + 1);
+        tries -= 1;
+        if ok {
+            return (Some(last), read_to);
+        }
+        if budget == 0 || tries == 0 {
+            return (None, read_to);
+        }
+    }
+    (None, read_to)
+}
+
+/// A file is read in parts of about this size (between the two bounds) when more than one
+/// thread is there to read them; a file smaller than two parts is read as one.
+const MIN_PART: usize = 8 << 20;
+const MAX_PART: usize = 32 << 20;
+
+/// The part size for a file of `len` bytes read by `threads` threads (`usize::MAX`: one part).
+pub fn part_size(len: usize, threads: usize) -> usize {
+    // One thread reads parts too: a part's keys wait for the join, so parts bound that memory.
+    if len < 2 * MIN_PART {
+        return usize::MAX;
+    }
+    (len / (threads * 8)).clamp(MIN_PART, MAX_PART)
+}
+
+/// Where to cut `data` (a file in `format`) into parts of about `step` bytes, each starting at
+/// a likely record boundary ([`boundary_after`], searched on the pool): the first part starts
+/// right after the header, at 9. A stretch where no boundary is found joins the part before.
+///
+/// The search reads ahead of the parts; `release` is given back the stretches it read (to be
+/// read again in turn), so that RSS does not grow with the number of parts.
+pub fn boundaries(
+    data: &[u8],
+    format: Format,
+    step: usize,
+    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+) -> Vec<usize> {
+    use rayon::prelude::*;
+    let n = data.len() / step.max(1);
+    let found: Vec<Option<usize>> = (1..=n)
+        .into_par_iter()
+        .map(|k| {
+            // Inside a big value nothing is found for a while: try further on.
+            (0..8).find_map(|t| {
+                let from = k * step + t * (step / 8);
+                let (found, read_to) = boundary_after(data, format, from, from.saturating_add(step / 8));
+                release(from..read_to);
+                found
+            })
+        })
+        .collect();
+    let mut bounds = vec![9usize];
+    for b in found.into_iter().flatten() {
+        if b > *bounds.last().unwrap_or(&0) {
+            bounds.push(b);
+        }
+    }
+    bounds
 }
 
 /// How far past a failed record `resync` searches for the next plausible one.

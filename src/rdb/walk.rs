@@ -240,6 +240,27 @@ impl Walker {
         Ok(())
     }
 
+    /// Validates the value of type `type_byte` that starts at `c`'s position, reading it in
+    /// place and leaving `c` at its end: what [`RawValue::validate`] checks, in one walk without
+    /// knowing the value's extent first. On an error `c`'s position is unspecified, and the
+    /// error may be worded differently from `validate`'s (the reader then finds the extent and
+    /// asks `validate`).
+    pub fn validate_at<'a>(&mut self, c: &mut Cursor<'a>, type_byte: u8, format: Format) -> Result<()> {
+        self.fps.clear();
+        if !self.skip_unique {
+            self.notes.clear();
+        }
+        let (start, offset) = (c.pos(), c.offset());
+        self.walk_inner(c, type_byte, format, &mut Validate)?;
+        if !self.skip_unique && self.fp_table.any_repeated(&self.fps) {
+            let raw = RawValue { type_byte, format, bytes: c.since(start), offset };
+            if let Some(e) = self.confirm_duplicate(&raw)? {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// A fingerprint repeated: walk again collecting exact members to name the duplicate, or to
     /// clear a 64-bit collision between different members (`None`).
     #[cold]

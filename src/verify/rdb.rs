@@ -4,32 +4,38 @@
 use super::report::{ChecksumStatus, DbCounts, Options, Report, TargetVerdict, trailing_bytes_warning};
 use crate::error::{Error, ErrorKind};
 use std::cell::RefCell;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::pass::{CRC_CHUNK, ChunkedCrc, Pages};
+use crate::pass::Pages;
 use crate::rdb::keyset::KeySet;
-use crate::rdb::reader::{Reader, Record, key_at};
+use crate::rdb::reader::{Reader, Record, UNKNOWN_DB, key_at};
 use crate::rdb::servers::Needs;
-use crate::rdb::types::Flavor;
-use crate::rdb::value::RawValue;
+use crate::rdb::types::{Flavor, Format};
 use crate::rdb::walk::Walker;
 
 /// Verifies one RDB image. `name` is only used in the report.
 pub fn verify_bytes(name: &str, data: &[u8], opts: &Options) -> Report {
-    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), false)
+    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), false, None)
+}
+
+/// `verify_bytes` reading the file in parts of about `part` bytes (each part on whichever
+/// thread of the pool is free, joined in file order), whatever its size: for tests that the
+/// verdict does not depend on how the file was cut.
+#[doc(hidden)]
+pub fn verify_bytes_in_parts(name: &str, data: &[u8], opts: &Options, part: usize) -> Report {
+    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), false, Some(part.max(1)))
 }
 
 /// `verify_bytes` for the RDB preamble of an AOF file: the bytes after its checksum are the
 /// command log, whatever the checksum (the caller reports on them).
 pub fn verify_preamble(name: &str, data: &[u8], opts: &Options) -> Report {
-    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), true)
+    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), true, None)
 }
 
 /// `verify_bytes` of a mapped input, whose pages are given back behind the parse and the
 /// checksum (src/pass.rs): RSS stays flat on big files.
 pub fn verify_input(name: &str, input: &crate::input::Input, opts: &Options) -> Report {
-    verify_impl(name, input, opts, &|| Pages::new(input, CONSUMERS), false)
+    verify_impl(name, input, opts, &|| Pages::new(input, CONSUMERS), false, None)
 }
 
 /// `verify_bytes`, calling `release(range)` for stretches of `data` it will not read again, so a
@@ -40,21 +46,28 @@ pub fn verify_bytes_releasing(
     opts: &Options,
     release: &(dyn Fn(std::ops::Range<usize>) + Sync),
 ) -> Report {
-    verify_impl(name, data, opts, &|| Pages::with_release(data.len(), CONSUMERS, release), false)
+    verify_impl(name, data, opts, &|| Pages::with_release(data.len(), CONSUMERS, release), false, None)
 }
 
 /// The consumers of an input's pages in one parse: the parse itself, and the checksum.
 const CONSUMERS: u32 = 2;
 
-fn verify_impl<'a>(name: &str, data: &[u8], opts: &Options, pages: &dyn Fn() -> Pages<'a>, preamble: bool) -> Report {
-    let (report, guess_crc, guess_end) = parse_with_crc(name, data, opts, pages, Vec::new());
+fn verify_impl<'a>(
+    name: &str,
+    data: &[u8],
+    opts: &Options,
+    pages: &dyn Fn() -> Pages<'a>,
+    preamble: bool,
+    part: Option<usize>,
+) -> Report {
+    let (report, guess_crc, guess_end) = parse_with_crc(name, data, opts, pages, Vec::new(), part);
     let (mut report, guess_crc) = {
         // Zeroed blocks at the errors: parse again without the records read from zeros (src/damage.rs).
         let holes = crate::damage::holes_near(data, report.report.errors.iter().map(|e| e.offset));
         if holes.is_empty() {
             (report, guess_crc)
         } else {
-            let (r, c, _) = parse_with_crc(name, data, opts, pages, holes);
+            let (r, c, _) = parse_with_crc(name, data, opts, pages, holes, part);
             (r, c)
         }
     };
@@ -201,38 +214,6 @@ impl Progress {
 /// Salvage mode gives up resynchronizing after this many structural errors in one file.
 const MAX_RESYNCS: usize = 1000;
 
-/// Values are validated in batches on the thread pool while the reader goes on.
-const BATCH_KEYS: usize = 2048;
-const BATCH_BYTES: usize = 1 << 20;
-/// Batches queued beyond this are validated by the reader's own thread (back-pressure: memory
-/// stays bounded when validation is slower than reading).
-const MAX_IN_FLIGHT: usize = 4;
-
-#[derive(Default)]
-struct Batch<'a> {
-    /// (value, db, offset of the key string); sized once, never grown.
-    values: Vec<(RawValue<'a>, u64, u64)>,
-    bytes: usize,
-}
-
-impl Batch<'_> {
-    fn new() -> Self {
-        Batch { values: Vec::with_capacity(BATCH_KEYS), bytes: 0 }
-    }
-}
-
-struct Validation<'a, 'o> {
-    data: &'a [u8],
-    opts: &'o Options,
-    /// Start offsets of batches queued or being validated (their bytes must stay readable).
-    in_flight_starts: Mutex<std::collections::BTreeMap<u64, usize>>,
-    errors: Mutex<Vec<Error>>,
-    notes: Mutex<Notes>,
-    /// Set on the first error unless keep-going: the reader stops.
-    stop: AtomicBool,
-    in_flight: AtomicUsize,
-}
-
 /// Warnings found while validating values: every one counted, the first `MAX_WARNINGS` in file
 /// order kept (a file of a million empty keys must not hold a million messages).
 #[derive(Default)]
@@ -245,6 +226,11 @@ struct Notes {
 impl Notes {
     fn add(&mut self, offset: u64, db: u64, key_offset: u64, kind: &'static str, message: &str) {
         *self.counts.entry(kind).or_default() += 1;
+        self.keep(offset, db, key_offset, kind, message);
+    }
+
+    /// Lists a note (already counted) if it is among the first.
+    fn keep(&mut self, offset: u64, db: u64, key_offset: u64, kind: &'static str, message: &str) {
         if self.first.len() < MAX_WARNINGS || self.first.peek().is_some_and(|t| t.0 > offset) {
             self.first.push((offset, db, key_offset, kind, message.to_owned()));
             if self.first.len() > MAX_WARNINGS {
@@ -258,157 +244,162 @@ thread_local! {
     static WALKER: RefCell<Walker> = RefCell::new(Walker::new());
 }
 
-impl<'a, 'o> Validation<'a, 'o> {
-    fn submit<'s>(&'s self, scope: &rayon::Scope<'s>, batch: Batch<'a>) {
-        let Some(&(_, _, start)) = batch.values.first() else { return };
-        // One thread: nothing would run a queued batch before the reader ends (and its pages
-        // would stay mapped): validate it here.
-        if self.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT || rayon::current_num_threads() <= 1 {
-            self.validate(batch);
+/// What a part needs that does not change while the file is read.
+struct Ctx<'a, 'o> {
+    data: &'a [u8],
+    format: Format,
+    opts: &'o Options,
+    holes: &'o [(u64, u64)],
+    /// Set when the file ended (EOF, or an error that stops the verdict) in a part already
+    /// joined: later parts stop.
+    abort: AtomicBool,
+}
+
+/// Something a part met that the join replays in file order into the report.
+enum Event<'a> {
+    Error(Error),
+    Warn(String),
+    SelectDb(u64),
+    /// Keys since the last event (their fingerprints are the next `n` of `Part::keys`).
+    Keys {
+        n: usize,
+        expires: u64,
+        expired: u64,
+    },
+    RedisVer(String),
+    Function {
+        source: std::borrow::Cow<'a, [u8]>,
+        at: u64,
+    },
+    FunctionPreGa {
+        name: std::borrow::Cow<'a, [u8]>,
+        engine: std::borrow::Cow<'a, [u8]>,
+        code: std::borrow::Cow<'a, [u8]>,
+        at: u64,
+    },
+    Module(String),
+}
+
+/// One range of the file, parsed and validated on one thread. Until the join proves where it
+/// started, a part does not know the db its first keys are in: they carry `UNKNOWN_DB`.
+struct Part<'a> {
+    start: usize,
+    /// Where the record after the part starts, when the part ended at a boundary (`None`: the
+    /// file ended in it: EOF, or an error that stops the reading).
+    next: Option<usize>,
+    /// False when the db at `start` was not known: `UNKNOWN_DB` then stands for it.
+    known_db: bool,
+    /// Set when a SELECTDB named `UNKNOWN_DB` itself: the part must be read again.
+    ambiguous: bool,
+    events: Vec<Event<'a>>,
+    /// (xxh3 of the key, offset of the key string) of every key, in file order.
+    keys: Vec<(u64, u64)>,
+    notes: Notes,
+    trailer: Option<crate::rdb::reader::Trailer>,
+    resyncs: usize,
+    /// The checksum of the part's range (the header with the first part's), when it was read
+    /// in place.
+    crc: Option<u64>,
+    /// The largest RESIZEDB hint (a hint: no event of its own).
+    reserve: u64,
+    /// Dbs this part selected; a SELECTDB of one of them waits in `pending_db` until a key
+    /// needs it (a file of millions of SELECTDB records must not make as many events).
+    seen_dbs: std::collections::HashSet<u64>,
+    pending_db: Option<u64>,
+    /// Errors past the listing limit, only counted.
+    errors: usize,
+    errors_dropped: u64,
+    /// Counts of the keys not yet in an `Event::Keys`.
+    pending: (usize, u64, u64),
+}
+
+impl<'a> Part<'a> {
+    fn flush_keys(&mut self) {
+        let (n, expires, expired) = std::mem::take(&mut self.pending);
+        if n > 0 {
+            self.events.push(Event::Keys { n, expires, expired });
+        }
+    }
+    fn event(&mut self, e: Event<'a>) {
+        self.flush_keys();
+        self.events.push(e);
+    }
+}
+
+/// Parses and validates the records from `start` (a record boundary) until one starts at or
+/// after `end`, in db `db` (`None`: not known).
+fn run_part<'a>(
+    ctx: &Ctx<'a, '_>,
+    start: usize,
+    end: usize,
+    db: Option<u64>,
+    mut pages: Option<(crate::pass::Lane<'_, '_>, crate::pass::Follow<'_, '_, '_>)>,
+) -> Part<'a> {
+    let opts = ctx.opts;
+    let mut part = Part {
+        start,
+        next: None,
+        known_db: db.is_some(),
+        ambiguous: false,
+        events: Vec::new(),
+        keys: Vec::new(),
+        notes: Notes::default(),
+        trailer: None,
+        resyncs: 0,
+        crc: None,
+        reserve: 0,
+        seen_dbs: Default::default(),
+        pending_db: None,
+        errors: 0,
+        errors_dropped: 0,
+        pending: (0, 0, 0),
+    };
+    let max_errors = if opts.keep_going { opts.max_errors.max(1) } else { 1 };
+    let error = |part: &mut Part<'a>, e: Error| {
+        if crate::damage::inside(ctx.holes, e.offset) {
             return;
         }
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if let Ok(mut s) = self.in_flight_starts.lock() {
-            *s.entry(start).or_default() += 1;
-        }
-        scope.spawn(move |_| {
-            self.validate(batch);
-            if let Ok(mut s) = self.in_flight_starts.lock()
-                && let Some(n) = s.get_mut(&start)
-            {
-                *n -= 1;
-                if *n == 0 {
-                    s.remove(&start);
-                }
-            }
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        });
-    }
-
-    /// The lowest offset a queued batch may still read, or `reader` when none is queued.
-    fn low_water(&self, reader: u64) -> u64 {
-        let oldest = self.in_flight_starts.lock().ok().and_then(|s| s.keys().next().copied());
-        oldest.map_or(reader, |o| o.min(reader))
-    }
-
-    fn validate(&self, batch: Batch<'a>) {
-        WALKER.with_borrow_mut(|w| {
-            for (value, db, key_offset) in batch.values {
-                let res = value.validate(w);
-                if !w.notes().is_empty()
-                    && let Ok(mut n) = self.notes.lock()
-                {
-                    for x in w.notes() {
-                        n.add(x.offset, db, key_offset, x.kind, &x.message);
-                    }
-                }
-                if let Err(e) = res {
-                    if e.kind == ErrorKind::EmptyValue {
-                        // Redis drops the key while loading and goes on: a warning.
-                        if let Ok(mut n) = self.notes.lock() {
-                            n.add(e.offset, db, key_offset, "empty_value", &e.message);
-                        }
-                        continue;
-                    }
-                    let key = key_at(self.data, key_offset).map(|k| k.into_owned()).unwrap_or_default();
-                    if let Ok(mut errors) = self.errors.lock() {
-                        errors.push(e.in_key(db, &key));
-                    }
-                    if !self.opts.keep_going {
-                        self.stop.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// One parse with its checksum beside it: the report so far, the CRC of everything before the
-/// usual trailer (the last 8 bytes) when it was computed, and where that range ends.
-fn parse_with_crc<'a>(
-    name: &str,
-    data: &[u8],
-    opts: &Options,
-    pages: &dyn Fn() -> Pages<'a>,
-    holes: Vec<(u64, u64)>,
-) -> (Progress, Option<u64>, usize) {
-    // The checksum is computed in chunks on the pool, beside the parse, over what the usual file
-    // holds before its trailer: everything up to the EOF byte, then 8 bytes of checksum.
-    let guess_end = data.len().saturating_sub(8);
-    // Two consumers: the parse, and the checksum (which never reads the last 8 bytes).
-    let pages = pages();
-    pages.done(guess_end..data.len());
-    let crc = ChunkedCrc::new(&data[..guess_end], CRC_CHUNK, &pages);
-    let p = parse(name, data, opts, &crc, &pages, holes);
-    crc.abandon();
-    (p, crc.combine(), guess_end)
-}
-
-fn parse(
-    name: &str,
-    data: &[u8],
-    opts: &Options,
-    crc: &ChunkedCrc<'_, '_, '_>,
-    pages: &Pages<'_>,
-    holes: Vec<(u64, u64)>,
-) -> Progress {
-    let mut lane = pages.lane();
-    let mut p = Progress {
-        report: Report::empty(name, data.len() as u64, ChecksumStatus::Unchecked),
-        eof_offset: None,
-        stored_checksum: None,
-        db_index: Default::default(),
-        needs: Needs::default(),
-        holes,
-    };
-    let mut reader = match Reader::new(data) {
-        Ok(r) => r,
-        Err(e) => {
-            p.push_error(&e, opts);
-            return p;
+        if part.errors < max_errors {
+            part.errors += 1;
+            part.event(Event::Error(e));
+        } else {
+            part.errors_dropped += 1;
         }
     };
-    let format = reader.format();
-    p.report.magic = Some(match format.flavor {
-        Flavor::Redis => "REDIS",
-        Flavor::Valkey => "VALKEY",
-    });
-    p.report.version = Some(format.version);
-    p.needs.flavor = Some(format.flavor);
-    p.needs.version = format.version;
-    let mut keys = KeySet::new();
-    let mut libraries = std::collections::HashSet::new();
-    let mut db_index: Option<usize> = None;
-    let pool = Validation {
-        data,
-        opts,
-        in_flight_starts: Mutex::new(Default::default()),
-        errors: Mutex::new(Vec::new()),
-        notes: Mutex::new(Notes::default()),
-        stop: AtomicBool::new(false),
-        in_flight: AtomicUsize::new(0),
-    };
-    rayon::scope(|scope| {
-        let mut batch = Batch::new();
-        let mut resyncs = 0;
-        let mut next_tick = 0usize;
-        while let Some(rec) = reader.next() {
-            if pool.stop.load(Ordering::Relaxed) {
+    let mut reader = Reader::resume(ctx.data, ctx.format, start, db.unwrap_or(UNKNOWN_DB));
+    let mut modules: Vec<String> = Vec::new();
+    let mut tick = 0;
+    WALKER.with_borrow_mut(|w| {
+        loop {
+            let at = reader.offset() as usize;
+            if at >= end {
+                part.next = Some(at);
                 break;
             }
-            let rec = match rec {
+            if ctx.abort.load(Ordering::Relaxed) {
+                break;
+            }
+            if at >= tick {
+                tick = at + (256 << 10);
+                if let Some((lane, crc)) = pages.as_mut() {
+                    lane.upto(at);
+                    // The checksum runs ahead: it takes the page faults.
+                    crc.upto(at + (2 << 20));
+                }
+            }
+            let Some(rec) = reader.next_validated(w) else { break };
+            let (rec, verdict) = match rec {
                 Ok(r) => r,
                 Err(e) => {
-                    p.push_error(&e, opts);
+                    error(&mut part, e.clone());
                     // Salvage view: skip to the next record that parses, and say what was lost.
-                    if opts.keep_going && resyncs < MAX_RESYNCS {
-                        resyncs += 1;
+                    if opts.keep_going && part.resyncs < MAX_RESYNCS {
+                        part.resyncs += 1;
                         if let Some((from, to)) = reader.resync() {
-                            p.warn(format!(
+                            part.event(Event::Warn(format!(
                                 "bytes {from}..{to} skipped after the error at offset {}: keys there are lost",
                                 e.offset
-                            ));
+                            )));
                             continue;
                         }
                     }
@@ -417,19 +408,160 @@ fn parse(
             };
             match rec {
                 Record::Aux { key, value } if (&*key == b"redis-ver" || &*key == b"valkey-ver") => {
-                    p.report.redis_ver = Some(String::from_utf8_lossy(&value).into_owned());
+                    part.event(Event::RedisVer(String::from_utf8_lossy(&value).into_owned()));
                 }
-                Record::SelectDb { db } => db_index = Some(p.db_slot(db)),
-                Record::ResizeDb { keys: n, .. } => {
-                    // A sizing hint: trusted only as far as the file could hold that many keys.
-                    keys.reserve((n as usize).min(data.len() / 4));
+                Record::SelectDb { db } => {
+                    if db == UNKNOWN_DB && !part.known_db {
+                        part.ambiguous = true;
+                        break;
+                    }
+                    if part.seen_dbs.insert(db) {
+                        part.pending_db = None;
+                        part.event(Event::SelectDb(db));
+                    } else {
+                        part.pending_db = Some(db);
+                    }
                 }
+                Record::ResizeDb { keys: n, .. } => part.reserve = part.reserve.max(n),
                 Record::Function { source } => {
+                    part.event(Event::Function { source, at: reader.record_offset() });
+                }
+                Record::FunctionPreGa { name, engine, code } => {
+                    part.event(Event::FunctionPreGa { name, engine, code, at: reader.record_offset() });
+                }
+                Record::Key(k) if crate::damage::inside(ctx.holes, k.key_offset) => {}
+                Record::Key(k) => {
+                    if let Some(d) = part.pending_db.take() {
+                        part.event(Event::SelectDb(d));
+                    }
+                    part.pending.0 += 1;
+                    if let Some(t) = k.expire_at_ms {
+                        part.pending.1 += 1;
+                        if t < opts.now_ms {
+                            part.pending.2 += 1;
+                        }
+                    }
+                    part.keys.push((xxhash_rust::xxh3::xxh3_64(&k.key), k.key_offset));
+                    if k.value.type_byte == crate::rdb::types::id::MODULE_2
+                        && let Ok(id) = crate::rdb::cursor::Cursor::new(k.value.bytes, k.value.offset).len("module id")
+                    {
+                        let name = crate::rdb::module::ModuleType(id).name();
+                        if !modules.contains(&name) {
+                            modules.push(name.clone());
+                            part.event(Event::Module(name));
+                        }
+                    }
+                    for x in w.notes() {
+                        part.notes.add(x.offset, k.db, k.key_offset, x.kind, &x.message);
+                    }
+                    if let Err(e) = verdict {
+                        if e.kind == ErrorKind::EmptyValue {
+                            // Redis drops the key while loading and goes on: a warning.
+                            part.notes.add(e.offset, k.db, k.key_offset, "empty_value", &e.message);
+                        } else {
+                            error(&mut part, e.in_key(k.db, &k.key));
+                            if !opts.keep_going {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Record::ModuleAux { module, .. } => {
+                    let name = module.name();
+                    if !modules.contains(&name) {
+                        modules.push(name.clone());
+                        part.event(Event::Module(name));
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    if let Some(d) = part.pending_db.take() {
+        part.event(Event::SelectDb(d));
+    }
+    part.flush_keys();
+    part.trailer = reader.trailer();
+    part.crc = pages.map(|(_, crc)| crc.finish(usize::MAX));
+    part
+}
+
+/// The report as the parts are joined in file order.
+struct Join<'a, 'c, 'o> {
+    ctx: &'c Ctx<'a, 'o>,
+    p: Progress,
+    keys: KeySet,
+    notes: Notes,
+    libraries: std::collections::HashSet<Vec<u8>>,
+    db: u64,
+    db_index: Option<usize>,
+    /// Where the next part must start (the record after the last one joined).
+    expected: usize,
+    /// The file ended in a part already joined.
+    finished: bool,
+    trailer: Option<crate::rdb::reader::Trailer>,
+    resyncs: usize,
+}
+
+impl<'a> Join<'a, '_, '_> {
+    /// Joins the part read over `start..end`: as it is when it started where the last one ended,
+    /// else read again from there (a boundary that was not one, or the db that stood for the
+    /// unknown one).
+    fn join(&mut self, part: Option<Part<'a>>, end: usize) {
+        if self.finished {
+            return;
+        }
+        let part = match part {
+            Some(p) if p.start == self.expected && !p.ambiguous => p,
+            _ if self.expected >= end => return,
+            _ => run_part(self.ctx, self.expected, end, Some(self.db), None),
+        };
+        self.apply(part);
+    }
+
+    fn apply(&mut self, part: Part<'a>) {
+        let opts = self.ctx.opts;
+        let start_db = self.db;
+        let fix = |db: u64| if !part.known_db && db == UNKNOWN_DB { start_db } else { db };
+        let mut keys = part.keys.iter();
+        self.resyncs += part.resyncs;
+        self.p.report.errors_not_listed += part.errors_dropped;
+        if part.reserve > 0 {
+            // A sizing hint: trusted only as far as the file could hold that many keys.
+            self.keys.reserve((part.reserve as usize).min(self.ctx.data.len() / 4));
+        }
+        for ev in part.events {
+            let p = &mut self.p;
+            match ev {
+                Event::Error(mut e) => {
+                    e.db = e.db.map(fix);
+                    p.push_error(&e, opts);
+                }
+                Event::Warn(w) => p.warn(w),
+                Event::SelectDb(db) => {
+                    self.db = db;
+                    self.db_index = Some(p.db_slot(db));
+                }
+                Event::Keys { n, expires, expired } => {
+                    let db = self.db;
+                    let i = *self.db_index.get_or_insert_with(|| p.db_slot(db));
+                    let d = &mut p.report.dbs[i];
+                    d.keys += n as u64;
+                    d.expires += expires;
+                    d.already_expired += expired;
+                    for &(h, off) in keys.by_ref().take(n) {
+                        self.keys.insert_hashed(db, h, off);
+                    }
+                }
+                Event::RedisVer(v) => p.report.redis_ver = Some(v),
+                Event::Module(m) => {
+                    p.needs.modules.insert(m);
+                }
+                Event::Function { source, at } => {
                     p.report.functions += 1;
-                    let at = reader.record_offset();
                     let res = crate::rdb::function::check_library(&source);
                     let failure = match res {
-                        Ok(name) if !libraries.insert(name.clone()) => Some(format!(
+                        Ok(name) if !self.libraries.insert(name.clone()) => Some(format!(
                             "function library {}: Redis refuses the file: Library '{}' already exists",
                             crate::display::quoted(&name),
                             String::from_utf8_lossy(&name)
@@ -444,11 +576,12 @@ fn parse(
                     if let Some(msg) = failure {
                         p.push_error(&Error::corrupt(at, msg), opts);
                         if !opts.keep_going {
-                            break;
+                            self.finish(None);
+                            return;
                         }
                     }
                 }
-                Record::FunctionPreGa { name, engine, code } => {
+                Event::FunctionPreGa { name, engine, code, at } => {
                     p.report.functions += 1;
                     // Redis 7.0.x turns the record into a library text and creates it as usual.
                     let mut source =
@@ -463,13 +596,12 @@ fn parse(
                             // `--target` decides.
                             p.needs.function_pre_ga = true;
                             p.warn(format!(
-                                "offset {}: function library {q} in the Redis 7.0 release-candidate format (opcode 246): Redis 7.0.x loads it (as `{shebang}` code); Redis 7.2+ and Valkey refuse the whole file",
-                                reader.record_offset()
+                                "offset {at}: function library {q} in the Redis 7.0 release-candidate format (opcode 246): Redis 7.0.x loads it (as `{shebang}` code); Redis 7.2+ and Valkey refuse the whole file"
                             ));
                             continue;
                         }
                         Err(why) => Error::corrupt(
-                            reader.record_offset(),
+                            at,
                             format!(
                                 "function library {q} in the Redis 7.0 release-candidate format (opcode 246): no server loads it (Redis 7.0.x refuses its code: {why}; Redis 7.2+ and Valkey refuse the format)"
                             ),
@@ -477,63 +609,158 @@ fn parse(
                     };
                     p.push_error(&e, opts);
                     if !opts.keep_going {
-                        break;
+                        self.finish(None);
+                        return;
                     }
                 }
-                Record::Key(k) if crate::damage::inside(&p.holes, k.key_offset) => {}
-                Record::Key(k) => {
-                    let i = *db_index.get_or_insert_with(|| p.db_slot(k.db));
-                    let d = &mut p.report.dbs[i];
-                    d.keys += 1;
-                    if let Some(t) = k.expire_at_ms {
-                        d.expires += 1;
-                        if t < opts.now_ms {
-                            d.already_expired += 1;
-                        }
-                    }
-                    keys.insert(k.db, &k.key, k.key_offset);
-                    if k.value.type_byte == crate::rdb::types::id::MODULE_2
-                        && let Ok(id) = crate::rdb::cursor::Cursor::new(k.value.bytes, k.value.offset).len("module id")
-                    {
-                        let name = crate::rdb::module::ModuleType(id).name();
-                        if !p.needs.modules.contains(&name) {
-                            p.needs.modules.insert(name);
-                        }
-                    }
-                    if k.value.needs_walk() {
-                        batch.bytes += k.value.bytes.len();
-                        batch.values.push((k.value, k.db, k.key_offset));
-                        if batch.values.len() >= BATCH_KEYS || batch.bytes >= BATCH_BYTES {
-                            pool.submit(scope, std::mem::replace(&mut batch, Batch::new()));
-                        }
-                    }
-                }
-                Record::ModuleAux { module, .. } => {
-                    p.needs.modules.insert(module.name());
-                }
-                _ => {}
-            }
-            // Every MiB of input: start the checksum of chunks the reader entered, and give back
-            // pages nothing will read again.
-            let at = reader.offset() as usize;
-            if at >= next_tick {
-                next_tick = at + (1 << 20);
-                crc.spawn_upto(scope, at);
-                crc.help_upto(at.saturating_sub(CRC_CHUNK));
-                // The batch being filled still needs its values (keys come before values).
-                let pending = batch.values.first().map_or(at as u64, |v| v.2);
-                lane.upto(pool.low_water(pending.min(at as u64)) as usize);
             }
         }
-        pool.submit(scope, batch);
-        if reader.trailer().is_some() {
-            crc.spawn_upto(scope, usize::MAX);
+        let counts = part.notes.counts;
+        for (k, n) in counts {
+            *self.notes.counts.entry(k).or_default() += n;
         }
-    });
-    for e in pool.errors.into_inner().unwrap_or_default() {
-        p.push_error(&e, opts);
+        for (offset, db, key_offset, kind, message) in part.notes.first {
+            self.notes.keep(offset, fix(db), key_offset, kind, &message);
+        }
+        match part.next {
+            Some(next) => self.expected = next,
+            None => self.finish(part.trailer),
+        }
     }
-    let notes = pool.notes.into_inner().unwrap_or_default();
+
+    fn finish(&mut self, trailer: Option<crate::rdb::reader::Trailer>) {
+        self.finished = true;
+        self.trailer = trailer;
+        self.ctx.abort.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One parse with its checksum beside it: the report so far, the CRC of everything before the
+/// usual trailer (the last 8 bytes) when it was computed, and where that range ends.
+fn parse_with_crc<'a>(
+    name: &str,
+    data: &[u8],
+    opts: &Options,
+    pages: &dyn Fn() -> Pages<'a>,
+    holes: Vec<(u64, u64)>,
+    part: Option<usize>,
+) -> (Progress, Option<u64>, usize) {
+    // The checksum covers what the usual file holds before its trailer: everything up to the
+    // EOF byte, then 8 bytes of checksum. Each part computes it over its own range.
+    let guess_end = data.len().saturating_sub(8);
+    // Two consumers: the parse, and the checksum (which never reads the last 8 bytes).
+    let pages = pages();
+    pages.done(guess_end..data.len());
+    let fresh = || Progress {
+        report: Report::empty(name, data.len() as u64, ChecksumStatus::Unchecked),
+        eof_offset: None,
+        stored_checksum: None,
+        db_index: Default::default(),
+        needs: Needs::default(),
+        holes: holes.clone(),
+    };
+    let format = match crate::rdb::reader::parse_header(data) {
+        Ok(f) => f,
+        Err(e) => {
+            let mut p = fresh();
+            p.push_error(&e, opts);
+            pages.done(0..guess_end);
+            drop(pages.lane());
+            return (p, None, guess_end);
+        }
+    };
+    let start = || {
+        let mut p = fresh();
+        p.report.magic = Some(match format.flavor {
+            Flavor::Redis => "REDIS",
+            Flavor::Valkey => "VALKEY",
+        });
+        p.report.version = Some(format.version);
+        p.needs.flavor = Some(format.flavor);
+        p.needs.version = format.version;
+        p
+    };
+    let threads = rayon::current_num_threads();
+    let step = part.unwrap_or_else(|| crate::rdb::reader::part_size(data.len(), threads));
+    // Record boundaries about every `step` bytes (the first part starts after the header).
+    let bounds = crate::rdb::reader::boundaries(data, format, step, &|r| pages.forget(r));
+    let ctx = Ctx { data, format, opts, holes: &holes, abort: AtomicBool::new(false) };
+    let (p, crc, resyncs) = parse_parts(&ctx, start(), &bounds, guess_end, &pages, threads);
+    if resyncs > 0 && bounds.len() > 1 {
+        // Salvage resynchronized somewhere: its search may cross a boundary, so the verdict is
+        // the one of a single reading.
+        let ctx = Ctx { abort: AtomicBool::new(false), ..ctx };
+        let unmapped = Pages::unmapped(data.len());
+        let (p, crc, _) = parse_parts(&ctx, start(), &[9], guess_end, &unmapped, 1);
+        return (p, crc, guess_end);
+    }
+    (p, crc, guess_end)
+}
+
+/// Parses the parts that start at `bounds` (the first right after the header) on `threads`
+/// threads, and joins them: the report, the checksum of `data[..guess_end]` when every part's
+/// was computed, and how many times salvage resynchronized.
+fn parse_parts(
+    ctx: &Ctx<'_, '_>,
+    p: Progress,
+    bounds: &[usize],
+    guess_end: usize,
+    pages: &Pages<'_>,
+    threads: usize,
+) -> (Progress, Option<u64>, usize) {
+    let data = ctx.data;
+    let opts = ctx.opts;
+    let end_of = |i: usize| bounds.get(i + 1).copied().unwrap_or(usize::MAX);
+    let crc_range = |i: usize| {
+        let from = if i == 0 { 0 } else { bounds[i] };
+        from.min(guess_end)..end_of(i).min(guess_end)
+    };
+    let crcs: Vec<std::sync::OnceLock<u64>> = bounds.iter().map(|_| std::sync::OnceLock::new()).collect();
+    let mut join = Join {
+        ctx,
+        p,
+        keys: KeySet::new(),
+        notes: Notes::default(),
+        libraries: Default::default(),
+        db: 0,
+        db_index: None,
+        expected: 9,
+        finished: false,
+        trailer: None,
+        resyncs: 0,
+    };
+    crate::pass::in_order(
+        bounds.len(),
+        threads,
+        |i| {
+            let crc = crc_range(i);
+            let lane_from = if i == 0 { 0 } else { bounds[i] };
+            if ctx.abort.load(Ordering::Relaxed) {
+                pages.done(crc);
+                drop(pages.lane_over(lane_from..end_of(i)));
+                return None;
+            }
+            let lane = pages.lane_over(lane_from..end_of(i));
+            let follow = crate::pass::Follow::over(data, crc, pages);
+            Some(run_part(ctx, bounds[i], end_of(i), (i == 0).then_some(0), Some((lane, follow))))
+        },
+        |i, part| {
+            if let Some(c) = part.as_ref().and_then(|p| p.crc) {
+                let _ = crcs[i].set(c);
+            }
+            join.join(part, end_of(i))
+        },
+    );
+    let Join { mut p, keys, notes, trailer, resyncs, .. } = join;
+    let crc = crcs.iter().enumerate().try_fold(None, |acc: Option<u64>, (i, c)| {
+        let c = *c.get()?;
+        let len = crc_range(i).len() as u64;
+        Some(Some(match acc {
+            None => c,
+            Some(a) => crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Redis, a, c, len),
+        }))
+    });
+    let crc = crc.flatten();
     let mut listed_empty = 0;
     for (offset, db, key_offset, kind, message) in notes.first.into_sorted_vec() {
         let key = key_at(data, key_offset).map(|k| crate::display::quoted(&k)).unwrap_or_default();
@@ -570,7 +797,7 @@ fn parse(
         p.report.expires += d.expires;
         p.report.already_expired += d.already_expired;
     }
-    if let Some(t) = reader.trailer() {
+    if let Some(t) = trailer {
         if p.report.errors.is_empty() || opts.keep_going {
             p.eof_offset = Some(t.eof_offset);
             p.stored_checksum = t.stored_checksum;
@@ -580,5 +807,5 @@ fn parse(
             p.warn(trailing_bytes_warning(t.trailing_bytes));
         }
     }
-    p
+    (p, crc, resyncs)
 }
