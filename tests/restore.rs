@@ -1062,8 +1062,11 @@ fn lost_connections_are_opened_again_and_unanswered_keys_resent() {
     let (_, bin) = servers.iter().find(|(n, _)| *n == "redis-6.2").unwrap();
     let t = Persistent::start_bin(bin, &["--appendonly", "no"]);
     let to = t.url();
-    let child =
-        spawn_restore(&[fs, "--to", &to, "--connections", "4", "--no-functions", "--max-ops", "20000", "--json"]);
+    let dir = tempfile::tempdir().unwrap();
+    let js = dir.path().join("j").to_str().unwrap().to_owned();
+    let args =
+        [fs, "--to", &to, "--connections", "4", "--no-functions", "--max-ops", "20000", "--json", "--journal", &js];
+    let child = spawn_restore(&args);
     wait_for_keys(&t, 8000);
     assert_ne!(t.cli(&["CLIENT", "KILL", "TYPE", "normal"]), "0");
     wait_for_keys(&t, 20000);
@@ -1078,6 +1081,10 @@ fn lost_connections_are_opened_again_and_unanswered_keys_resent() {
     assert_eq!(t.cli(&["EVAL", twice, "0"]), "0");
     assert_eq!(t.dbsize(), total);
     assert_identical(&f, &to);
+    // The journal saw every answer, resent ones included.
+    let j: Json = serde_json::from_slice(&std::fs::read(&js).unwrap()).unwrap();
+    let size = std::fs::metadata(&f).unwrap().len();
+    assert_eq!((j["complete"].as_bool(), j["acked"].as_u64()), (Some(true), Some(size)), "{j}");
 }
 
 #[test]
