@@ -7,7 +7,8 @@
 #   benches/restore.sh [FILE]        (default /tmp/bench/big.rdb; generated with
 #                                     ../shared/bench/gen.sh $SIZE_MB when missing)
 #
-# Env: SIZE_MB=1024, NO_CLUSTER=1 (skip the cluster run), RDBTOOL=path.
+# Env: SIZE_MB=1024, NO_CLUSTER=1 (skip the cluster run), RDBTOOL=path, CONNECTIONS="1 2 4"
+# (also time `restore --connections N` for each N, each into its own fresh server).
 # Prints wall time and max RSS of each run and the ratios. Servers are stopped by PID.
 set -uo pipefail
 
@@ -76,6 +77,13 @@ tail -n 4 "$WORK/restore.out"
 KEYS_A=$(redis-cli -p "$P" info keyspace | grep -c '^db')
 stop_all
 
+for N in ${CONNECTIONS:-}; do
+  P=$(free_port)
+  start_server "$WORK/n$N" "$P"
+  timed "restore_c$N" "$RDBTOOL" restore "$FILE" --to "redis://127.0.0.1:$P" --no-functions --connections "$N"
+  stop_all
+done
+
 P=$(free_port)
 start_server "$WORK/b" "$P"
 timed export_pipe bash -c "'$RDBTOOL' export --format resp --restore --no-functions '$FILE' | redis-cli -p $P --pipe"
@@ -83,6 +91,10 @@ tail -n 1 "$WORK/export_pipe.out"
 stop_all
 
 python3 -c "print(f'restore / (export | redis-cli --pipe) = {$T_restore / $T_export_pipe:.3f}')"
+for N in ${CONNECTIONS:-}; do
+  eval "t=\$T_restore_c$N"
+  python3 -c "print(f'restore --connections $N / (export | redis-cli --pipe) = {$t / $T_export_pipe:.3f}')"
+done
 
 if [ "${NO_CLUSTER:-0}" != 1 ]; then
   ADDRS=()

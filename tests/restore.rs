@@ -1026,6 +1026,43 @@ fn resume_with_four_connections_and_plain_commands_after_the_target_dies() {
     assert_eq!(j["complete"], Json::Bool(true), "{j}");
 }
 
+/// Connections killed by the target in the middle (`CLIENT KILL`): each worker opens a new one
+/// and sends what had no reply again; the run completes, nothing lost or doubled (the lists go
+/// as plain commands into Redis 6.2).
+#[test]
+fn lost_connections_are_opened_again_and_unanswered_keys_resent() {
+    let Some(servers) = other_servers() else { return };
+    let Some((_src, f)) = resume_source() else { return };
+    let fs = f.to_str().unwrap();
+    let total = file_keys(&f).len() as u64;
+    let (_, bin) = servers.iter().find(|(n, _)| *n == "redis-6.2").unwrap();
+    let t = Persistent::start_bin(bin, &["--appendonly", "no"]);
+    let to = t.url();
+    let dir = tempfile::tempdir().unwrap();
+    let js = dir.path().join("j").to_str().unwrap().to_owned();
+    let args =
+        [fs, "--to", &to, "--connections", "4", "--no-functions", "--max-ops", "20000", "--json", "--journal", &js];
+    let child = spawn_restore(&args);
+    wait_for_keys(&t, 8000);
+    assert_ne!(t.cli(&["CLIENT", "KILL", "TYPE", "normal"]), "0");
+    wait_for_keys(&t, 20000);
+    assert_ne!(t.cli(&["CLIENT", "KILL", "TYPE", "normal"]), "0");
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
+    let r: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["reconnected"].as_u64().unwrap() >= 2, "{r}");
+    assert_eq!(r["written"].as_u64().unwrap() + r["resumed_existing"].as_u64().unwrap(), total, "{r}");
+    assert_eq!((r["skipped_busy"].as_u64(), r["failed"].as_u64()), (Some(0), Some(0)), "{r}");
+    let twice = "local n=0 for i=1,2000 do if redis.call('LLEN','list:'..i)~=3 then n=n+1 end end return n";
+    assert_eq!(t.cli(&["EVAL", twice, "0"]), "0");
+    assert_eq!(t.dbsize(), total);
+    assert_identical(&f, &to);
+    // The journal saw every answer, resent ones included.
+    let j: Json = serde_json::from_slice(&std::fs::read(&js).unwrap()).unwrap();
+    let size = std::fs::metadata(&f).unwrap().len();
+    assert_eq!((j["complete"].as_bool(), j["acked"].as_u64()), (Some(true), Some(size)), "{j}");
+}
+
 #[test]
 fn resume_after_a_busy_key_stop_follows_the_new_policy() {
     let Some((_src, f)) = resume_source() else { return };

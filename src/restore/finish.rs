@@ -25,7 +25,10 @@ pub(super) fn finish(
         let a = acked(&mut feed.nodes, feed.at);
         let complete = a >= total && errors.is_empty() && busy.is_none();
         let answered = node_reports.iter().all(|n| n.counts.unconfirmed == 0);
-        if let Err(e) = j.finish(a, answered, busy.as_ref().map(|b| b.pos), complete) {
+        // Other connections may have written keys past `a` (theirs were in flight when one
+        // stopped): up to the last key batched anywhere is uncertain.
+        let sent_end = feed.nodes.iter().map(|n| n.last_end).max().unwrap_or(0);
+        if let Err(e) = j.finish(a, answered, sent_end, busy.as_ref().map(|b| b.pos), complete) {
             errors.push(format!("--journal: {e}"));
         }
     }

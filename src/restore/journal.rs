@@ -139,13 +139,21 @@ impl Journal {
     }
 
     /// The final state of a run: `acked`; `answered` whether every key sent had its answer
-    /// (nothing past `acked` is uncertain then, but what the run wrote before its stop);
-    /// `busy_at` the busy key that stopped it.
-    pub fn finish(&mut self, acked: u64, answered: bool, busy_at: Option<u64>, complete: bool) -> std::io::Result<()> {
+    /// (nothing past `sent_end`, the end of the last key batched, is uncertain then: what the
+    /// run wrote before its stop, on any connection, is before it); `busy_at` the busy key
+    /// that stopped it.
+    pub fn finish(
+        &mut self,
+        acked: u64,
+        answered: bool,
+        sent_end: u64,
+        busy_at: Option<u64>,
+        complete: bool,
+    ) -> std::io::Result<()> {
         let acked = self.state.acked.max(acked);
         if answered {
             // What was written past a busy key before the stop is uncertain, nothing further.
-            self.state.uncertain_end = acked.max(self.carried);
+            self.state.uncertain_end = acked.max(sent_end).max(self.carried).min(self.state.horizon.max(acked));
         }
         self.state.acked = match busy_at {
             Some(b) if b >= self.state.acked => b.min(acked),

@@ -19,6 +19,7 @@
 //! `feed` (the producer loop: filters, rendering, batching), `nodes` (the workers seen from the
 //! producer, the acknowledged position), `send` (a worker), `finish` (the report).
 
+mod batch;
 mod feed;
 mod finish;
 pub mod journal;

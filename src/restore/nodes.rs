@@ -23,6 +23,8 @@ pub(super) struct Node {
     /// Batches the worker finished (`popped` of them taken off `sent`).
     done: Arc<AtomicU64>,
     popped: u64,
+    /// Past the position of the last key batched for this worker (0: none).
+    pub last_end: u64,
 }
 
 impl Node {
@@ -41,6 +43,7 @@ impl Node {
             sent: VecDeque::new(),
             done,
             popped: 0,
+            last_end: 0,
         }
     }
 
@@ -62,6 +65,7 @@ impl Node {
         if self.batch.items.is_empty() {
             self.first = Some(pos);
         }
+        self.last_end = self.last_end.max(pos + 1);
         self.batch.push(item, prefix, cmds);
     }
 }

@@ -48,13 +48,17 @@ pub struct Counts {
     pub moved: u64,
     pub asked: u64,
     pub retried: u64,
+    /// Connections lost and opened again; the commands without a reply were sent again on the
+    /// new one (a key found existing then is counted as `resumed_existing`).
+    pub reconnected: u64,
     pub functions_loaded: u64,
     pub functions_busy: u64,
     pub functions_failed: u64,
     /// `--resume`: keys (and libraries) the journal shows acknowledged by an earlier run; not sent again.
     pub already_restored: u64,
     /// `--resume`: keys past the acknowledged point that the interrupted run may have sent,
-    /// found on the target (taken as written by that run).
+    /// found on the target (taken as written by that run); also keys sent again on a new
+    /// connection after one was lost, found written by the first send.
     pub resumed_existing: u64,
 }
 
@@ -77,6 +81,7 @@ impl Counts {
         self.moved += o.moved;
         self.asked += o.asked;
         self.retried += o.retried;
+        self.reconnected += o.reconnected;
         self.functions_loaded += o.functions_loaded;
         self.functions_busy += o.functions_busy;
         self.functions_failed += o.functions_failed;
@@ -242,6 +247,9 @@ impl Report {
         }
         if c.sent_in_parts > 0 {
             writeln!(out, "  {} values longer than the target takes in one bulk sent as commands", c.sent_in_parts)?;
+        }
+        if c.reconnected > 0 {
+            writeln!(out, "  {} connections lost and opened again (unanswered commands sent again)", c.reconnected)?;
         }
         if c.expired_unbuilt > 0 {
             writeln!(

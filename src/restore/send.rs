@@ -15,94 +15,10 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use super::batch::{Batch, Item, Kind, split_commands};
 use super::report::{Failure, NodeReport};
-use crate::redis::client::{Addr, ConnectOptions, Connection, Reply, encode_command};
+use crate::redis::client::{Addr, ConnectOptions, Connection, ErrorKind, Reply, encode_command};
 use crate::redis::cluster::{Redirect, SlotMap};
-
-/// What one key (or function library) is sent as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// `RESTORE`; with `exists_first`, an `EXISTS` before it tells "replaced" from "written".
-    Restore { exists_first: bool },
-    /// The plain commands of `export --format resp`, built under a temporary key of the same
-    /// slot (`DEL tmp`, the commands, then `RENAME tmp key`, with an `EXISTS key` first to
-    /// count replaced keys, under `rewrite`; else `RENAMENX tmp key` and `DEL tmp`): the key
-    /// appears whole or not at all, and never merges into an existing one.
-    Plain { rewrite: bool },
-    /// A key whose TTL has passed that would go as plain commands (`--expired include`): what
-    /// `RESTORE` does with such a TTL (the busy-key check first, then the value dropped, the
-    /// target's key deleted under `REPLACE`), without building it: `EXISTS key` (an existing key
-    /// is busy), under rewrite `EXISTS key` and `DEL key`.
-    Expired { rewrite: bool },
-    /// `FUNCTION LOAD [REPLACE]`.
-    Function,
-    /// `--dry-run`: one `EXISTS`.
-    Exists,
-}
-
-/// One key and its commands (ranges of `Batch::buf`).
-#[derive(Debug, Clone)]
-pub struct Item {
-    pub db: u64,
-    /// The key (for a function, the library name).
-    pub key: Vec<u8>,
-    pub slot: u16,
-    pub kind: Kind,
-    /// Plain commands under panic / skip: checked with `EXISTS` first, not sent if it exists.
-    pub guard: bool,
-    /// `--resume`: the interrupted run may have written this key (see `journal`); found on
-    /// the target, it is counted as `resumed_existing`, never as a busy key that stops the run.
-    pub uncertain: bool,
-    /// The key's position in the inputs (see `journal`).
-    pub pos: u64,
-    pub cmds: Vec<(usize, usize)>,
-}
-
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub buf: Vec<u8>,
-    pub items: Vec<Item>,
-}
-
-impl Batch {
-    /// Adds an item whose commands are the RESP bytes `cmds` (one or more whole commands).
-    pub fn push(&mut self, mut item: Item, prefix: Option<&[&[u8]]>, cmds: &[u8]) {
-        item.cmds.clear();
-        if let Some(p) = prefix {
-            let at = self.buf.len();
-            encode_command(&mut self.buf, p);
-            item.cmds.push((at, self.buf.len()));
-        }
-        let base = self.buf.len();
-        self.buf.extend_from_slice(cmds);
-        for (a, b) in split_commands(cmds) {
-            item.cmds.push((base + a, base + b));
-        }
-        self.items.push(item);
-    }
-}
-
-/// The byte ranges of the whole RESP commands (`*N` arrays of bulk strings) in `buf`.
-pub fn split_commands(buf: &[u8]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    let line = |at: usize| -> Option<(u64, usize)> {
-        let end = buf[at..].iter().position(|&b| b == b'\r')? + at;
-        let n = std::str::from_utf8(&buf[at + 1..end]).ok()?.parse().ok()?;
-        Some((n, end + 2))
-    };
-    while at < buf.len() {
-        let start = at;
-        let Some((n, mut p)) = line(at) else { break };
-        for _ in 0..n {
-            let Some((len, q)) = line(p) else { return out };
-            p = q + len as usize + 2;
-        }
-        at = p;
-        out.push((start, at));
-    }
-    out
-}
 
 /// State shared by the producer and the workers.
 pub struct Shared {
@@ -121,6 +37,8 @@ pub struct Shared {
 const DEPTH: usize = 2;
 /// Attempts for one command that is redirected or asked to retry.
 const ATTEMPTS: u32 = 12;
+/// New connections a worker opens after losing one (see `Worker::reconnect`).
+const RECONNECTS: u32 = 3;
 
 pub struct Worker {
     name: String,
@@ -139,6 +57,8 @@ pub struct Worker {
     /// A connection failed under a resent command: no batch counts as finished from here on
     /// (its key's failure may not be final).
     broken: bool,
+    /// Connections opened again after one was lost.
+    reconnects: u32,
     pub report: NodeReport,
 }
 
@@ -166,6 +86,7 @@ impl Worker {
             held: 0,
             holding: 0,
             broken: false,
+            reconnects: 0,
         }
     }
 
@@ -189,9 +110,15 @@ impl Worker {
                 }
                 continue;
             };
-            if let Err(e) = self.conn.as_mut().map_or(Ok(()), |c| c.send_raw(&bytes)) {
-                self.lost(e.to_string(), &batch.items);
-                continue;
+            match self.conn.as_mut().map_or(Ok(()), |c| c.send_raw(&bytes)) {
+                // The connection broke: reading its replies finds it and sends them again on a
+                // new one (`reconnect`), this batch with them.
+                Err(e) if e.kind == ErrorKind::Io => {}
+                Err(e) => {
+                    self.lost(e.to_string(), &batch.items);
+                    continue;
+                }
+                Ok(()) => {}
             }
             inflight.push_back((batch, wire));
             while inflight.len() >= DEPTH {
@@ -228,22 +155,31 @@ impl Worker {
             self.read_front(inflight);
         }
         let guarded: Vec<usize> = (0..batch.items.len()).filter(|&i| batch.items[i].guard).collect();
-        let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
-        let mut db = self.db;
-        for &i in &guarded {
-            let it = &batch.items[i];
-            if it.db != db {
-                cmds.push(vec![b"SELECT".to_vec(), it.db.to_string().into_bytes()]);
-                db = it.db;
+        let (replies, cmds, db) = loop {
+            let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
+            let mut db = self.db;
+            for &i in &guarded {
+                let it = &batch.items[i];
+                if it.db != db {
+                    cmds.push(vec![b"SELECT".to_vec(), it.db.to_string().into_bytes()]);
+                    db = it.db;
+                }
+                cmds.push(vec![b"EXISTS".to_vec(), it.key.clone()]);
             }
-            cmds.push(vec![b"EXISTS".to_vec(), it.key.clone()]);
-        }
-        let Some(conn) = self.conn.as_mut() else { return batch };
-        let replies = match conn.pipeline(&cmds) {
-            Ok(r) => r,
-            Err(e) => {
-                self.fatal(e.to_string());
-                return batch;
+            let Some(conn) = self.conn.as_mut() else { return batch };
+            match conn.pipeline(&cmds) {
+                Ok(r) => break (r, cmds, db),
+                // Read-only: asked again on a new connection.
+                Err(e) => match self.reopen() {
+                    Some(c) => {
+                        self.conn = Some(c);
+                        self.report.counts.reconnected += 1;
+                    }
+                    None => {
+                        self.fatal(e.to_string());
+                        return batch;
+                    }
+                },
             }
         };
         self.db = db;
@@ -362,19 +298,24 @@ impl Worker {
     }
 
     fn read_front(&mut self, inflight: &mut VecDeque<(Batch, Vec<Wire>)>) {
-        let Some((batch, wire)) = inflight.pop_front() else { return };
+        let Some((mut batch, mut wire)) = inflight.pop_front() else { return };
         let mut answers: Vec<(usize, Vec<Res>)> = Vec::with_capacity(batch.items.len());
         let mut complete = true;
-        'read: for (w, step) in wire.iter().enumerate() {
+        let mut w = 0;
+        'read: while w < wire.len() {
             let Some(conn) = self.conn.as_mut() else {
                 self.report.counts.unconfirmed += unread(&wire[w..]);
                 complete = false;
                 break;
             };
-            match *step {
-                Wire::Select(db) => {
-                    let r = conn.read_reply();
-                    if !matches!(&r, Ok(r) if r.is_ok()) {
+            match wire[w] {
+                Wire::Select(db) => match conn.read_reply() {
+                    Ok(r) if r.is_ok() => {}
+                    Err(_) if self.reconnect(&mut batch, &mut wire, w, inflight) => {
+                        w = 0;
+                        continue 'read;
+                    }
+                    r => {
                         let why = match r {
                             Ok(r) => format!("{}: SELECT {db}: {}", self.name, r.describe()),
                             Err(e) => e.to_string(),
@@ -384,14 +325,19 @@ impl Worker {
                         complete = false;
                         break;
                     }
-                }
+                },
                 Wire::Item(i) => {
                     let n = batch.items[i].cmds.len();
                     let mut res = Vec::with_capacity(n);
                     for _ in 0..n {
+                        let Some(conn) = self.conn.as_mut() else { break };
                         match conn.read_reply() {
                             Ok(Reply::Error(e)) => res.push(Err(e)),
                             Ok(r) => res.push(Ok(r)),
+                            Err(_) if self.reconnect(&mut batch, &mut wire, w, inflight) => {
+                                w = 0;
+                                continue 'read;
+                            }
                             Err(e) => {
                                 self.fatal(e.to_string());
                                 self.report.counts.unconfirmed += unread(&wire[w..]);
@@ -403,6 +349,7 @@ impl Worker {
                     answers.push((i, res));
                 }
             }
+            w += 1;
         }
         // Commands to send again: only once the connection is idle.
         let again = answers.iter().any(|(_, r)| r.iter().any(|x| matches!(x, Err(e) if transient(e))));
@@ -431,6 +378,79 @@ impl Worker {
         if complete && self.conn.is_some() {
             self.finished();
         }
+    }
+
+    /// The connection failed with replies of `wire[from..]` (and of every batch in `inflight`)
+    /// unread: a new connection to the same node (a few attempts, at most `RECONNECTS` per
+    /// worker), on which those items are sent again in the same order, marked uncertain (the
+    /// lost connection may have run them, so an existing key is taken as theirs, as after
+    /// `--resume`). `wire` and the in-flight wires then describe the new sends. False: no new
+    /// connection (nothing changed; the caller gives up on the node).
+    fn reconnect(
+        &mut self,
+        batch: &mut Batch,
+        wire: &mut Vec<Wire>,
+        from: usize,
+        inflight: &mut VecDeque<(Batch, Vec<Wire>)>,
+    ) -> bool {
+        let Some(mut conn) = self.reopen() else { return false };
+        let mut bytes = Vec::new();
+        let pending: Vec<usize> =
+            wire[from..].iter().filter_map(|w| if let Wire::Item(i) = w { Some(*i) } else { None }).collect();
+        let first = self.encode_again(batch, &pending, &mut bytes);
+        let mut rest = Vec::with_capacity(inflight.len());
+        for (b, _) in inflight.iter_mut() {
+            let all: Vec<usize> = (0..b.items.len()).collect();
+            rest.push(self.encode_again(b, &all, &mut bytes));
+        }
+        if conn.send_raw(&bytes).is_err() {
+            return false;
+        }
+        self.conn = Some(conn);
+        self.report.counts.reconnected += 1;
+        *wire = first;
+        for ((_, w), new) in inflight.iter_mut().zip(rest) {
+            *w = new;
+        }
+        true
+    }
+
+    /// A new connection to this worker's node after one was lost (a few attempts, at most
+    /// `RECONNECTS` per worker, none once the run stops); `db` is then 0.
+    fn reopen(&mut self) -> Option<Connection> {
+        if self.reconnects >= RECONNECTS || self.shared.stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.reconnects += 1;
+        self.conn = None;
+        self.db = 0;
+        for wait in [100, 400, 1000] {
+            std::thread::sleep(Duration::from_millis(wait));
+            if let Ok(c) = Connection::connect(&self.opts) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// The bytes of `batch.items[idx]` for a new connection (`SELECT` where the db changes),
+    /// the items marked uncertain; their wire.
+    fn encode_again(&mut self, batch: &mut Batch, idx: &[usize], bytes: &mut Vec<u8>) -> Vec<Wire> {
+        let mut wire = Vec::with_capacity(idx.len());
+        for &i in idx {
+            let it = &mut batch.items[i];
+            it.uncertain = true;
+            if it.db != self.db {
+                encode_command(bytes, &[b"SELECT", it.db.to_string().as_bytes()]);
+                wire.push(Wire::Select(it.db));
+                self.db = it.db;
+            }
+            for &(a, b) in &it.cmds {
+                bytes.extend_from_slice(&batch.buf[a..b]);
+            }
+            wire.push(Wire::Item(i));
+        }
+        wire
     }
 
     /// Sends one command again after a redirect or a retryable error, until it gets a final
