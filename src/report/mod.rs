@@ -21,7 +21,7 @@ use crate::rdb::reader::{KeyRecord, Reader, Record};
 use crate::rdb::types::Kind;
 
 mod prefixes;
-pub use prefixes::{IdHasher, PrefixStats, Prefixes, prefix_hash, prefix_hashes};
+pub use prefixes::{PrefixStats, Prefixes, prefix_hash, prefix_hashes};
 
 /// What shapes a report.
 #[derive(Debug, Clone)]
@@ -576,10 +576,23 @@ fn fold<'a>(
     name: &str,
     each: &mut dyn FnMut(&KeyRow<'_>) -> std::io::Result<()>,
 ) {
+    // Prefixes are looked up in a table far bigger than the caches: their slots (and the
+    // key's slot counter) are prefetched this far ahead.
+    const AHEAD_PREFIXES: usize = 16;
+    const AHEAD_KEYS: usize = 8;
+    let mut prefetched = 0usize;
     let mut at = 0usize;
     for (i, (k, fig)) in b.keys.iter().zip(&b.figs).enumerate() {
         let hashes = &b.prefixes[at..at + b.prefix_counts[i] as usize];
         at += hashes.len();
+        let ahead = (at + AHEAD_PREFIXES).min(b.prefixes.len());
+        for &(h, _) in &b.prefixes[prefetched.max(at)..ahead] {
+            agg.prefixes.prefetch(h);
+        }
+        prefetched = ahead;
+        if let Some(&s) = b.slots.get(i + AHEAD_KEYS) {
+            prefixes::prefetch(&agg.slots[s as usize]);
+        }
         let row = KeyRow {
             db: k.db,
             key: &k.key,
