@@ -303,7 +303,7 @@ mod tests {
         for round in 0..3 {
             for i in 0..n {
                 let k = name(i);
-                p.add(prefix_hash(&k), &k, i + round, i % 2 == 0);
+                p.add(prefix_hash(&k), &k, i + round, i.is_multiple_of(2));
             }
         }
         assert_eq!(p.len(), n as usize);
@@ -314,7 +314,7 @@ mod tests {
             let i: u64 = std::str::from_utf8(&k[1..k.len() - 1]).unwrap().parse().unwrap();
             assert_eq!(
                 *s,
-                PrefixStats { keys: 3, memory: 3 * i + 3, keys_without_ttl: if i % 2 == 0 { 0 } else { 3 } }
+                PrefixStats { keys: 3, memory: 3 * i + 3, keys_without_ttl: if i.is_multiple_of(2) { 0 } else { 3 } }
             );
         }
         let mut q = Prefixes::new(1 << 20);
