@@ -592,6 +592,12 @@ fn fold<'a>(
         prefetched = ahead;
         if let Some(&s) = b.slots.get(i + AHEAD_KEYS) {
             prefixes::prefetch(&agg.slots[s as usize]);
+            // Its name too: a new prefix copies its bytes.
+            if let Some(k) = b.keys.get(i + AHEAD_KEYS)
+                && let Some(first) = k.key.first()
+            {
+                prefixes::prefetch(first);
+            }
         }
         let row = KeyRow {
             db: k.db,

@@ -259,15 +259,38 @@ impl Prefixes {
     }
     /// The `n` heaviest prefixes by memory (ties by name), heaviest first.
     pub fn heaviest(&self, n: usize) -> Vec<(&[u8], PrefixStats)> {
-        let mut v: Vec<(&[u8], PrefixStats)> = self.held().map(|(_, name, s)| (name, *s)).collect();
         let order = |a: &(&[u8], PrefixStats), b: &(&[u8], PrefixStats)| b.1.memory.cmp(&a.1.memory).then(a.0.cmp(b.0));
-        if n < v.len() {
-            if n == 0 {
-                return Vec::new();
-            }
-            v.select_nth_unstable_by(n - 1, order);
-            v.truncate(n);
+        if n == 0 {
+            return Vec::new();
         }
+        if n >= self.len {
+            let mut v: Vec<(&[u8], PrefixStats)> = self.held().map(|(_, name, s)| (name, *s)).collect();
+            v.sort_by(order);
+            return v;
+        }
+        // The n-th heaviest figure: every prefix above it is listed, and of those at it (often
+        // very many: single-key prefixes) the first by name, kept in a bounded max-heap.
+        let mut mem: Vec<u64> = self.held().map(|(_, _, s)| s.memory).collect();
+        let cut = *mem.select_nth_unstable_by(n - 1, |a, b| b.cmp(a)).1;
+        drop(mem);
+        let mut v: Vec<(&[u8], PrefixStats)> =
+            self.held().filter(|(_, _, s)| s.memory > cut).map(|(_, name, s)| (name, *s)).collect();
+        let room = n - v.len();
+        let mut ties: std::collections::BinaryHeap<(&[u8], usize)> =
+            std::collections::BinaryHeap::with_capacity(room + 1);
+        for (i, (h, slot)) in self.hashes.iter().zip(&self.slots).enumerate() {
+            if *h == 0 || slot.stats.memory != cut {
+                continue;
+            }
+            let name = self.name(slot.name);
+            if ties.len() < room {
+                ties.push((name, i));
+            } else if ties.peek().is_some_and(|&(worst, _)| name < worst) {
+                ties.pop();
+                ties.push((name, i));
+            }
+        }
+        v.extend(ties.into_iter().map(|(name, i)| (name, self.slots[i].stats)));
         v.sort_by(order);
         v
     }
@@ -333,6 +356,22 @@ mod tests {
         p.add(0, b"zero:", 1, false);
         p.add(0, b"zero:", 1, false);
         assert!(p.heaviest(usize::MAX).iter().any(|(k, s)| *k == b"zero:" && s.keys == 2));
+    }
+
+    /// The heaviest n: by memory, ties by name, whatever n (against a full sort).
+    #[test]
+    fn heaviest_breaks_ties_by_name() {
+        let mut p = Prefixes::new(1 << 20);
+        for i in 0..3000u64 {
+            let k = name(i * 7919 % 3001);
+            // Three weights only: lots of ties at every cut.
+            p.add(prefix_hash(&k), &k, i % 3, false);
+        }
+        let mut all = p.heaviest(usize::MAX);
+        all.sort_by(|a, b| b.1.memory.cmp(&a.1.memory).then(a.0.cmp(b.0)));
+        for n in [0, 1, 2, 30, 999, 1000, 1001, 2999, 3000, 3001] {
+            assert_eq!(p.heaviest(n), all[..n.min(all.len())].to_vec(), "n = {n}");
+        }
     }
 
     /// Past the cap the lightest are dropped: never more than the cap held, the heavy ones kept
