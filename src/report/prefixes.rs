@@ -191,7 +191,8 @@ impl Prefixes {
             s.keys_without_ttl += 1;
         }
     }
-    fn add_stats(&mut self, hash: u64, prefix: &[u8], o: &PrefixStats) {
+    #[inline]
+    pub(super) fn add_stats(&mut self, hash: u64, prefix: &[u8], o: &PrefixStats) {
         let s = self.entry(hash, prefix);
         s.keys += o.keys;
         s.memory += o.memory;
