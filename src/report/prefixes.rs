@@ -40,7 +40,7 @@ struct Slot {
 /// which the folder prefetches a few keys ahead. Open addressing with linear probing, at most
 /// 3/4 full; hash 0 marks a free slot (a prefix hashing to 0 is kept as 1). Two prefixes share
 /// a hash with a chance of about n² / 2⁶⁵ (1e-8 for a million held), which would add their
-/// figures together. 40 to 80 bytes a prefix held, plus its bytes.
+/// figures together. 40 bytes a slot, 53 to 107 bytes a prefix held, plus its bytes.
 #[derive(Debug, Clone, Default)]
 pub struct Prefixes {
     cap: usize,
