@@ -505,6 +505,8 @@ impl Batch<'_> {
 const BATCH_KEYS: usize = 4096;
 const BATCH_BYTES: usize = 1 << 20;
 const WORKERS: usize = 2;
+/// Batches in flight at most (being read, measured, waiting to be folded).
+const IN_FLIGHT: usize = 8;
 
 /// Reads one file and folds every key that passes the filter into a new `Aggregate`, calling
 /// `each` for every such key in file order (per-key output). The scan is one consumer of
@@ -642,18 +644,30 @@ fn read_batches<'a>(
     tx: SyncSender<Batch<'a>>,
     recycled: Receiver<Batch<'a>>,
 ) -> Option<Error> {
-    let fresh = |seq| match recycled.try_recv() {
-        Ok(mut b) => {
+    // At most IN_FLIGHT batches exist: past that the reader waits for the folder to send one
+    // back, so a worker held up (a busy machine) cannot make batches, and the input pages they
+    // keep, pile up in the folder's queue. Every batch before the one asked for has been sent,
+    // so the folder can always go on.
+    let mut made = 0;
+    let mut fresh = |seq| {
+        let b = match recycled.try_recv() {
+            Ok(b) => Some(b),
+            Err(_) if made < IN_FLIGHT => {
+                made += 1;
+                Some(Batch::new(seq))
+            }
+            Err(_) => recycled.recv().ok(),
+        };
+        b.map(|mut b| {
             b.seq = seq;
             b
-        }
-        Err(_) => Batch::new(seq),
+        })
     };
     let mut seq = 0u64;
     // Batches cover the input end to end (records between keys included), so that the folder
     // reports every byte done.
     let mut from = 0usize;
-    let mut batch = fresh(seq);
+    let Some(mut batch) = fresh(seq) else { return None };
     let mut bytes = 0usize;
     let mut limit = opts.filter.limit;
     let mut error = None;
@@ -678,15 +692,19 @@ fn read_batches<'a>(
             bytes += k.value.bytes.len();
             batch.keys.push(k);
             if batch.keys.len() >= BATCH_KEYS || bytes >= BATCH_BYTES {
-                seq += 1;
                 let at = reader.offset() as usize;
-                let mut full = std::mem::replace(&mut batch, fresh(seq));
-                full.span = from..at;
+                batch.span = from..at;
                 from = at;
                 bytes = 0;
-                if tx.send(full).is_err() {
+                seq += 1;
+                // Sent before the next one is asked for (which may wait for the folder).
+                if tx.send(batch).is_err() {
                     return error;
                 }
+                batch = match fresh(seq) {
+                    Some(b) => b,
+                    None => return error,
+                };
             }
         }
     }
