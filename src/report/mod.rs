@@ -667,7 +667,8 @@ fn read_batches<'a>(
     // Batches cover the input end to end (records between keys included), so that the folder
     // reports every byte done.
     let mut from = 0usize;
-    let Some(mut batch) = fresh(seq) else { return None };
+    // The first batch is always made (none is in flight yet).
+    let mut batch = fresh(seq)?;
     let mut bytes = 0usize;
     let mut limit = opts.filter.limit;
     let mut error = None;
