@@ -168,6 +168,11 @@ fn json_summary_equals_sums_over_jsonl() {
     let top: Vec<u64> =
         summary["top_memory"].as_array().unwrap().iter().map(|k| k["memory"].as_u64().unwrap()).collect();
     assert_eq!(top, mems[..10]);
+    let mut els: Vec<u64> = rows.iter().map(|r| r["elements"].as_u64().unwrap()).collect();
+    els.sort_unstable_by(|a, b| b.cmp(a));
+    let top: Vec<u64> =
+        summary["top_elements"].as_array().unwrap().iter().map(|k| k["elements"].as_u64().unwrap()).collect();
+    assert_eq!(top, els[..10]);
 }
 
 /// Prefixes of `key`: up to and including each separator, at most `depth`.

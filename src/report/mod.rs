@@ -8,7 +8,8 @@
 //! comes out in file order too).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +22,7 @@ use crate::rdb::reader::{KeyRecord, Reader, Record};
 use crate::rdb::types::Kind;
 
 mod prefixes;
-pub use prefixes::{IdHasher, PrefixStats, Prefixes, prefix_hash, prefix_hashes};
+pub use prefixes::{PrefixStats, Prefixes, prefix_hash, prefix_hashes};
 
 /// What shapes a report.
 #[derive(Debug, Clone)]
@@ -236,13 +237,16 @@ impl Aggregate {
         let mut sums = Sums::default();
         sums.add(r.db, r.kind, r.expire_at_ms, &r.fig, opts.now_ms);
         self.add_sums(&sums);
-        self.place(r, file, &hashes);
+        self.place(r, file);
+        for &(hash, len) in &hashes {
+            self.prefixes.add(hash, &r.key[..len as usize], r.fig.memory, r.expire_at_ms.is_some());
+        }
     }
 
-    /// What of one key cannot be summed over a batch: its place in the top lists, its
-    /// prefixes (hashed already by `prefix_hashes`) and its slot.
+    /// What of one key cannot be summed over a batch: its place in the top lists and its slot
+    /// (its prefixes go through `Prefixes`).
     #[inline]
-    fn place(&mut self, r: &KeyRow<'_>, file: &str, prefixes: &[(u64, u32)]) {
+    fn place(&mut self, r: &KeyRow<'_>, file: &str) {
         let f = &r.fig;
         let top = |rank| TopKey {
             rank,
@@ -259,9 +263,6 @@ impl Aggregate {
         }
         if self.top_elements.wants(f.elements) {
             self.top_elements.push(top(f.elements));
-        }
-        for &(hash, len) in prefixes {
-            self.prefixes.add(hash, &r.key[..len as usize], f.memory, r.expire_at_ms.is_some());
         }
         let s = &mut self.slots[r.slot as usize];
         s.0 += 1;
@@ -448,18 +449,27 @@ impl Aggregate {
     }
 }
 
+/// One prefix of a batch's keys with their totals: its hash, where its bytes are (a key of the
+/// batch and a length) and the keys' figures.
+#[derive(Debug, Clone, Copy)]
+struct BatchPrefix {
+    hash: u64,
+    key: u32,
+    len: u32,
+    stats: PrefixStats,
+}
+
 /// A batch of key records on their way to the workers and back, then back to the reader to be
 /// filled again (its buffers are reused).
 struct Batch<'a> {
     seq: u64,
     keys: Vec<KeyRecord<'a>>,
     /// Filled by the workers, up to the first key whose value cannot be measured: per key its
-    /// figures, slot and number of prefixes; the prefixes' (hash, length) one after the other;
-    /// the sums of those keys.
+    /// figures and slot; the totals of each prefix those keys have (one entry per distinct
+    /// prefix of the batch); the sums of those keys.
     figs: Vec<KeyFigures>,
     slots: Vec<u16>,
-    prefix_counts: Vec<u32>,
-    prefixes: Vec<(u64, u32)>,
+    prefixes: Vec<BatchPrefix>,
     sums: Sums,
     /// The first key that could not be measured, and why (it and the keys after it are not
     /// counted).
@@ -475,7 +485,6 @@ impl Batch<'_> {
             keys: Vec::with_capacity(BATCH_KEYS),
             figs: Vec::with_capacity(BATCH_KEYS),
             slots: Vec::with_capacity(BATCH_KEYS),
-            prefix_counts: Vec::with_capacity(BATCH_KEYS),
             prefixes: Vec::new(),
             sums: Sums::default(),
             error: None,
@@ -486,7 +495,6 @@ impl Batch<'_> {
         self.keys.clear();
         self.figs.clear();
         self.slots.clear();
-        self.prefix_counts.clear();
         self.prefixes.clear();
         self.sums.clear();
         self.error = None;
@@ -497,6 +505,8 @@ impl Batch<'_> {
 const BATCH_KEYS: usize = 4096;
 const BATCH_BYTES: usize = 1 << 20;
 const WORKERS: usize = 2;
+/// Batches in flight at most (being read, measured, waiting to be folded).
+const IN_FLIGHT: usize = 8;
 
 /// Reads one file and folds every key that passes the filter into a new `Aggregate`, calling
 /// `each` for every such key in file order (per-key output). The scan is one consumer of
@@ -504,9 +514,10 @@ const WORKERS: usize = 2;
 /// returned.
 ///
 /// Three stages: the reader (this file's records, cut into batches), two workers (per key its
-/// figures, slot and prefix hashes, and per batch the sums by db, type, encoding and TTL), and
-/// the folder on the caller's thread (in file order: `each`, the top lists, prefixes and slots,
-/// and the batch's sums). A key that cannot be measured ends the file there, as in one pass.
+/// figures and slot; per batch the sums by db, type, encoding and TTL and the totals of each
+/// distinct prefix), and the folder on the caller's thread (in file order: `each`, the top
+/// lists and slots per key, then the batch's sums and prefixes). A key that cannot be measured
+/// ends the file there, as in one pass.
 pub fn scan_file(
     name: &str,
     data: &[u8],
@@ -576,10 +587,13 @@ fn fold<'a>(
     name: &str,
     each: &mut dyn FnMut(&KeyRow<'_>) -> std::io::Result<()>,
 ) {
-    let mut at = 0usize;
+    // The slot counters and the key bytes of a few keys ahead are prefetched (tables bigger
+    // than the caches).
+    const AHEAD_KEYS: usize = 8;
     for (i, (k, fig)) in b.keys.iter().zip(&b.figs).enumerate() {
-        let hashes = &b.prefixes[at..at + b.prefix_counts[i] as usize];
-        at += hashes.len();
+        if let Some(&s) = b.slots.get(i + AHEAD_KEYS) {
+            prefixes::prefetch(&agg.slots[s as usize]);
+        }
         let row = KeyRow {
             db: k.db,
             key: &k.key,
@@ -597,7 +611,20 @@ fn fold<'a>(
             *io_error = Some(e);
             return;
         }
-        agg.place(&row, name, hashes);
+        agg.place(&row, name);
+    }
+    // The batch's prefixes, their slots in the table prefetched this far ahead.
+    const AHEAD_PREFIXES: usize = 16;
+    for (i, p) in b.prefixes.iter().enumerate() {
+        if let Some(next) = b.prefixes.get(i + AHEAD_PREFIXES) {
+            agg.prefixes.prefetch(next.hash);
+            if let Some(first) = b.keys[next.key as usize].key.first() {
+                // Its name too: a new prefix copies its bytes.
+                prefixes::prefetch(first);
+            }
+        }
+        let key = &b.keys[p.key as usize].key;
+        agg.prefixes.add_stats(p.hash, &key[..p.len as usize], &p.stats);
     }
     agg.add_sums(&b.sums);
     totals.keys += b.sums.total.keys;
@@ -617,18 +644,31 @@ fn read_batches<'a>(
     tx: SyncSender<Batch<'a>>,
     recycled: Receiver<Batch<'a>>,
 ) -> Option<Error> {
-    let fresh = |seq| match recycled.try_recv() {
-        Ok(mut b) => {
+    // At most IN_FLIGHT batches exist: past that the reader waits for the folder to send one
+    // back, so a worker held up (a busy machine) cannot make batches, and the input pages they
+    // keep, pile up in the folder's queue. Every batch before the one asked for has been sent,
+    // so the folder can always go on.
+    let mut made = 0;
+    let mut fresh = |seq| {
+        let b = match recycled.try_recv() {
+            Ok(b) => Some(b),
+            Err(_) if made < IN_FLIGHT => {
+                made += 1;
+                Some(Batch::new(seq))
+            }
+            Err(_) => recycled.recv().ok(),
+        };
+        b.map(|mut b| {
             b.seq = seq;
             b
-        }
-        Err(_) => Batch::new(seq),
+        })
     };
     let mut seq = 0u64;
     // Batches cover the input end to end (records between keys included), so that the folder
     // reports every byte done.
     let mut from = 0usize;
-    let mut batch = fresh(seq);
+    // The first batch is always made (none is in flight yet).
+    let mut batch = fresh(seq)?;
     let mut bytes = 0usize;
     let mut limit = opts.filter.limit;
     let mut error = None;
@@ -653,15 +693,19 @@ fn read_batches<'a>(
             bytes += k.value.bytes.len();
             batch.keys.push(k);
             if batch.keys.len() >= BATCH_KEYS || bytes >= BATCH_BYTES {
-                seq += 1;
                 let at = reader.offset() as usize;
-                let mut full = std::mem::replace(&mut batch, fresh(seq));
-                full.span = from..at;
+                batch.span = from..at;
                 from = at;
                 bytes = 0;
-                if tx.send(full).is_err() {
+                seq += 1;
+                // Sent before the next one is asked for (which may wait for the folder).
+                if tx.send(batch).is_err() {
                     return error;
                 }
+                batch = match fresh(seq) {
+                    Some(b) => b,
+                    None => return error,
+                };
             }
         }
     }
@@ -671,9 +715,29 @@ fn read_batches<'a>(
 }
 
 /// A worker: measures the keys of each batch it takes (up to the first that cannot be
-/// measured), their slots and prefix hashes, and the batch's sums.
+/// measured), their slots, and the batch's sums and prefix totals.
+/// A hasher for keys that are already hashes (a prefix's xxh3): passes the u64 through.
+#[derive(Default)]
+struct PassThrough(u64);
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; this path folds anything else in.
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 fn worker<'a>(rx: Arc<Mutex<Receiver<Batch<'a>>>>, tx: SyncSender<Batch<'a>>, opts: &Options) {
     let mut est = if opts.largest_element { Estimator::new() } else { Estimator::without_largest() };
+    // The batch's distinct prefixes: hash -> position in `b.prefixes`.
+    let mut seen: HashMap<u64, u32, BuildHasherDefault<PassThrough>> = HashMap::default();
+    let mut hashes = Vec::new();
     loop {
         let b = rx.lock().map(|r| r.recv());
         let Ok(Ok(mut b)) = b else { return };
@@ -688,10 +752,20 @@ fn worker<'a>(rx: Arc<Mutex<Receiver<Batch<'a>>>>, tx: SyncSender<Batch<'a>>, op
             b.figs.push(f);
             b.sums.add(k.db, k.value.kind(), k.expire_at_ms, &f, opts.now_ms);
             b.slots.push(crate::slot::key_slot(&k.key));
-            let before = b.prefixes.len();
-            prefix_hashes(&k.key, opts, &mut b.prefixes);
-            b.prefix_counts.push((b.prefixes.len() - before) as u32);
+            hashes.clear();
+            prefix_hashes(&k.key, opts, &mut hashes);
+            for &(hash, len) in &hashes {
+                let at = *seen.entry(hash).or_insert_with(|| {
+                    b.prefixes.push(BatchPrefix { hash, key: i as u32, len, stats: PrefixStats::default() });
+                    b.prefixes.len() as u32 - 1
+                });
+                let s = &mut b.prefixes[at as usize].stats;
+                s.keys += 1;
+                s.memory += f.memory;
+                s.keys_without_ttl += u64::from(k.expire_at_ms.is_none());
+            }
         }
+        seen.clear();
         if tx.send(b).is_err() {
             return;
         }
