@@ -16,7 +16,8 @@ use super::{DbPlan, MergeError, Source};
 use crate::display::quoted;
 use crate::error::Error;
 use crate::output::AtomicFile;
-use crate::rdb::reader::{Reader, Record};
+use crate::rdb::reader::{KeyRecord, Reader, Record};
+use crate::rdb::types::Format;
 use crate::rdb::writer::{self, RdbWriter, WriteError};
 
 /// What pass 2 wrote into one output.
@@ -59,14 +60,15 @@ impl Tracker {
     }
 }
 
-/// Pass 2: writes every output (`outs[o]` for router output `o`).
+/// Pass 2: writes every output (`outs[o]` for router output `o`). One output is written by the
+/// calling thread; several (split) each by a thread of its own, fed by the one reader of each
+/// input in batches, so that copying, checksums and writes run on every core.
 pub fn write<'a, W: Write + Send>(
     plan: &Plan,
     sources: &[Source<'a>],
     router: &dyn Router,
     outs: Vec<W>,
 ) -> Result<Vec<(W, OutputStats)>, MergeError> {
-    let werr = write_error;
     // Write buffers share 256 MiB (at most 1 MiB each).
     let limit = ((256usize << 20) / outs.len().max(1)).min(1 << 20);
     let pages: Vec<crate::pass::Pages<'a>> = sources.iter().map(|s| s.pages(outs.len() as u32)).collect();
@@ -82,17 +84,191 @@ pub fn write<'a, W: Write + Send>(
             w.release_into(s.data, p);
         }
     }
-    for (o, Out { w, .. }) in ws.iter_mut().enumerate() {
-        for (k, v) in &plan.aux {
-            w.aux(k, v).map_err(|e| werr(o, e.into()))?;
+    for (o, out) in ws.iter_mut().enumerate() {
+        out.head(plan, o)?;
+    }
+    if ws.len() == 1 {
+        copy_all(plan, sources, router, &mut ws[..])?;
+        return ws.into_iter().enumerate().map(|(o, out)| out.finish(plan, o)).collect();
+    }
+    std::thread::scope(|scope| {
+        let mut txs = Vec::with_capacity(ws.len());
+        let mut threads = Vec::with_capacity(ws.len());
+        for (o, mut out) in ws.into_iter().enumerate() {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Job<'a, '_>>>(IN_FLIGHT);
+            txs.push(tx);
+            threads.push(scope.spawn(move || {
+                for batch in rx {
+                    for job in batch {
+                        out.apply(o, job)?;
+                    }
+                }
+                out.finish(plan, o)
+            }));
         }
-        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 != 2) {
-            w.module_aux(*m, *when, p).map_err(|e| werr(o, e))?;
+        let mut fan = Fan { batches: (0..txs.len()).map(|_| Vec::with_capacity(BATCH)).collect(), txs };
+        let copied = copy_all(plan, sources, router, &mut fan).and_then(|()| fan.flush_all());
+        // Closing the channels ends the threads (at once when one of them failed).
+        drop(fan);
+        let results: Vec<Result<(W, OutputStats), MergeError>> = threads
+            .into_iter()
+            .enumerate()
+            .map(|(o, t)| t.join().unwrap_or_else(|_| Err(MergeError::Io(format!("output {o}: its writer panicked")))))
+            .collect();
+        // A writer's own error explains a failed send better than the send does.
+        let mut done = Vec::with_capacity(results.len());
+        for r in results {
+            done.push(r?);
         }
-        for f in &plan.functions {
-            w.function(f).map_err(|e| werr(o, e))?;
+        copied?;
+        Ok(done)
+    })
+}
+
+/// Records sent to an output's thread at a time, and batches queued per output.
+const BATCH: usize = 512;
+const IN_FLIGHT: usize = 4;
+
+/// The reading side of pass 2 over several outputs: per output a batch being filled, and the
+/// channel to its thread.
+struct Fan<'a, 'p> {
+    batches: Vec<Vec<Job<'a, 'p>>>,
+    txs: Vec<std::sync::mpsc::SyncSender<Vec<Job<'a, 'p>>>>,
+}
+
+impl<'a, 'p> Fan<'a, 'p> {
+    fn send(&mut self, o: usize) -> Result<(), MergeError> {
+        let batch = std::mem::replace(&mut self.batches[o], Vec::with_capacity(BATCH));
+        // A closed channel: that output's thread stopped on an error (it is reported instead).
+        self.txs[o].send(batch).map_err(|_| MergeError::Io(format!("output {o}: its writer stopped")))
+    }
+    fn flush_all(&mut self) -> Result<(), MergeError> {
+        for o in 0..self.batches.len() {
+            if !self.batches[o].is_empty() {
+                self.send(o)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What pass 2 writes into an output besides its head and tail.
+enum Job<'a, 'p> {
+    /// SELECTDB + RESIZEDB.
+    Begin { db: u64, keys: u64, expires: u64 },
+    /// A key record of input `src` (format `fmt`), under its name or `name`.
+    Key { k: KeyRecord<'a>, src: &'a [u8], fmt: Format, name: Option<&'p [u8]>, verbatim: bool },
+}
+
+/// Where pass 2 sends what it writes: the one output itself, or the threads of several.
+trait Dest<'a, 'p> {
+    fn outputs(&self) -> usize;
+    fn job(&mut self, o: usize, job: Job<'a, 'p>) -> Result<(), MergeError>;
+    /// The outputs themselves, when this thread writes them (whole pieces need them).
+    fn direct(&mut self) -> Option<&mut dyn PieceOut<'a>> {
+        None
+    }
+}
+
+impl<'a, 'p> Dest<'a, 'p> for Fan<'a, 'p> {
+    fn outputs(&self) -> usize {
+        self.batches.len()
+    }
+    #[inline]
+    fn job(&mut self, o: usize, job: Job<'a, 'p>) -> Result<(), MergeError> {
+        self.batches[o].push(job);
+        if self.batches[o].len() >= BATCH { self.send(o) } else { Ok(()) }
+    }
+}
+
+impl<'a, 'p, W: Write + Send> Dest<'a, 'p> for [Out<'a, W>] {
+    fn outputs(&self) -> usize {
+        self.len()
+    }
+    #[inline]
+    fn job(&mut self, o: usize, job: Job<'a, 'p>) -> Result<(), MergeError> {
+        self[o].apply(o, job)
+    }
+    fn direct(&mut self) -> Option<&mut dyn PieceOut<'a>> {
+        match self {
+            [one] => Some(one),
+            _ => None,
         }
     }
+}
+
+/// The one output of a merge, written in whole pieces (see `copy_pieces`).
+trait PieceOut<'a> {
+    fn pieces(&mut self, plan: &Plan, s: &Source<'a>, i: usize, x: &Section) -> Result<(), MergeError>;
+}
+
+fn write_error(o: usize, e: WriteError) -> MergeError {
+    match e {
+        WriteError::Io(e) => MergeError::Io(format!("output {o}: {e}")),
+        WriteError::Refused(m) => MergeError::Refused { messages: vec![m], total: 1 },
+    }
+}
+
+/// An output being written, and the records encoded into it so far.
+struct Out<'a, W: Write> {
+    w: RdbWriter<'a, W>,
+    enc: Tracker,
+}
+
+impl<'a, W: Write + Send> Out<'a, W> {
+    /// AUX fields, module data (before the keys) and functions.
+    fn head(&mut self, plan: &Plan, o: usize) -> Result<(), MergeError> {
+        let w = &mut self.w;
+        for (k, v) in &plan.aux {
+            w.aux(k, v).map_err(|e| write_error(o, e.into()))?;
+        }
+        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 != 2) {
+            w.module_aux(*m, *when, p).map_err(|e| write_error(o, e))?;
+        }
+        for f in &plan.functions {
+            w.function(f).map_err(|e| write_error(o, e))?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn apply(&mut self, o: usize, job: Job<'a, '_>) -> Result<(), MergeError> {
+        let Out { w, enc } = self;
+        let at = w.position();
+        match job {
+            Job::Begin { db, keys, expires } => {
+                w.begin_db(db, keys, expires).map_err(|e| write_error(o, e))?;
+                enc.add(at..w.position());
+            }
+            Job::Key { k, src, fmt, name, verbatim } => {
+                w.key(&k, src, fmt, name).map_err(|e| write_error(o, e))?;
+                if name.is_some() || !verbatim {
+                    enc.add(at..w.position());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Module data after the keys, EOF and checksum.
+    fn finish(self, plan: &Plan, o: usize) -> Result<(W, OutputStats), MergeError> {
+        let Out { mut w, mut enc } = self;
+        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 == 2) {
+            enc.0 = Encoded::All;
+            w.module_aux(*m, *when, p).map_err(|e| write_error(o, e))?;
+        }
+        let (out, written) = w.finish().map_err(|e| write_error(o, e))?;
+        Ok((out, OutputStats { bytes: written.bytes, checksum: written.checksum, encoded: enc.0 }))
+    }
+}
+
+/// Every input into the outputs, db section by db section.
+fn copy_all<'a, 'p, D: Dest<'a, 'p> + ?Sized>(
+    plan: &'p Plan,
+    sources: &[Source<'a>],
+    router: &dyn Router,
+    dest: &mut D,
+) -> Result<(), MergeError> {
     let dbs: BTreeSet<u64> =
         plan.counts.iter().flat_map(|m| m.iter().filter(|(_, c)| c.keys > 0).map(|(d, _)| *d)).collect();
     // When the target dbs of the inputs' sections, inputs in order, never go down, one read of
@@ -113,7 +289,7 @@ pub fn write<'a, W: Write + Send>(
     // (renamed ones re-encoded), and the pieces go around them.
     let pieces: Vec<bool> = (0..sources.len())
         .map(|i| {
-            ws.len() == 1
+            dest.outputs() == 1
                 && writer::verbatim(plan.formats[i], plan.target)
                 && plan.sections[i].iter().all(|x| x.keys == 0 || x.pure)
         })
@@ -122,85 +298,71 @@ pub fn write<'a, W: Write + Send>(
     if order.is_sorted() {
         for (i, s) in sources.iter().enumerate() {
             if pieces[i] {
-                copy_pieces(plan, &sources[i], i, router, &mut ws, None, &mut current)?;
+                copy_pieces(plan, s, i, router, dest, None, &mut current)?;
             } else {
-                copy_input(plan, i, s, router, &mut ws, None, u64::MAX, &mut current)?;
+                copy_input(plan, i, s, router, dest, None, u64::MAX, &mut current)?;
             }
         }
     } else {
         for &d in &dbs {
-            begin_dbs(plan, &mut ws, d)?;
+            begin_dbs(plan, dest, d)?;
             current = Some(d);
             for (i, s) in sources.iter().enumerate() {
                 if pieces[i] {
-                    copy_pieces(plan, &sources[i], i, router, &mut ws, Some(d), &mut current)?;
+                    copy_pieces(plan, s, i, router, dest, Some(d), &mut current)?;
                     continue;
                 }
                 let to_d = |x: &&Section| x.keys > 0 && router.db(x.db) == DbRoute::To(d);
                 if let Some(stop) = plan.sections[i].iter().filter(to_d).map(|x| x.end).max() {
-                    copy_input(plan, i, s, router, &mut ws, Some(d), stop, &mut current)?;
+                    copy_input(plan, i, s, router, dest, Some(d), stop, &mut current)?;
                 }
             }
         }
     }
-    let mut done = Vec::with_capacity(ws.len());
-    for (o, Out { mut w, mut enc }) in ws.into_iter().enumerate() {
-        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 == 2) {
-            enc.0 = Encoded::All;
-            w.module_aux(*m, *when, p).map_err(|e| werr(o, e))?;
-        }
-        let (out, written) = w.finish().map_err(|e| werr(o, e))?;
-        done.push((out, OutputStats { bytes: written.bytes, checksum: written.checksum, encoded: enc.0 }));
-    }
-    Ok(done)
-}
-
-fn write_error(o: usize, e: WriteError) -> MergeError {
-    match e {
-        WriteError::Io(e) => MergeError::Io(format!("output {o}: {e}")),
-        WriteError::Refused(m) => MergeError::Refused { messages: vec![m], total: 1 },
-    }
-}
-
-/// An output being written, and the records encoded into it so far.
-struct Out<'a, W: Write> {
-    w: RdbWriter<'a, W>,
-    enc: Tracker,
+    Ok(())
 }
 
 /// SELECTDB + RESIZEDB of target db `d` in every output that has keys there.
-fn begin_dbs<W: Write + Send>(plan: &Plan, ws: &mut [Out<'_, W>], d: u64) -> Result<(), MergeError> {
-    for (o, Out { w, enc }) in ws.iter_mut().enumerate() {
+fn begin_dbs<'a, 'p, D: Dest<'a, 'p> + ?Sized>(plan: &Plan, dest: &mut D, d: u64) -> Result<(), MergeError> {
+    for o in 0..dest.outputs() {
         if let Some(c) = plan.counts[o].get(&d).filter(|c| c.keys > 0) {
-            let at = w.position();
-            w.begin_db(d, c.keys, c.expires).map_err(|e| write_error(o, e))?;
-            enc.add(at..w.position());
+            dest.job(o, Job::Begin { db: d, keys: c.keys, expires: c.expires })?;
         }
     }
     Ok(())
 }
 
 /// Copies the key sections of input `i` (all, or those going to target db `only`) as whole
-/// pieces, without reading them again: the input goes unchanged into the one output.
-fn copy_pieces<'a, W: Write + Send>(
+/// pieces, without reading them again: the input goes into the one output.
+fn copy_pieces<'a, 'p, D: Dest<'a, 'p> + ?Sized>(
     plan: &Plan,
     s: &Source<'a>,
     i: usize,
     router: &dyn Router,
-    ws: &mut [Out<'a, W>],
+    dest: &mut D,
     only: Option<u64>,
     current: &mut Option<u64>,
 ) -> Result<(), MergeError> {
-    let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
     for x in plan.sections[i].iter().filter(|x| x.keys > 0) {
         let DbRoute::To(d) = router.db(x.db) else { continue };
         if only.is_some_and(|o| o != d) {
             continue;
         }
         if *current != Some(d) {
-            begin_dbs(plan, ws, d)?;
+            begin_dbs(plan, dest, d)?;
             *current = Some(d);
         }
+        let out = dest.direct().ok_or_else(|| MergeError::Io("whole pieces need the one output".into()))?;
+        out.pieces(plan, s, i, x)?;
+    }
+    Ok(())
+}
+
+impl<'a, W: Write + Send> PieceOut<'a> for Out<'a, W> {
+    /// Section `x` of input `i`: its key records as whole pieces, around the records the plan
+    /// drops or renames.
+    fn pieces(&mut self, plan: &Plan, s: &Source<'a>, i: usize, x: &Section) -> Result<(), MergeError> {
+        let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
         let (a, b) = (x.first_key, x.keys_end);
         // The records the plan drops or renames, in file order.
         let acts = &plan.actions[i];
@@ -208,7 +370,7 @@ fn copy_pieces<'a, W: Write + Send>(
         let to = acts.partition_point(|p| p.start < b);
         let (mut keys, mut expires) = (x.keys, x.expires);
         let mut at = a;
-        let Out { w, enc } = &mut ws[0];
+        let Out { w, enc } = self;
         for p in &acts[from..to] {
             if p.start < at || p.end > b {
                 return Err(MergeError::Io(format!("{}: planned records out of order at {}", s.name, p.start)));
@@ -230,20 +392,20 @@ fn copy_pieces<'a, W: Write + Send>(
         }
         w.records(s.data, at as usize, b as usize, keys, expires).map_err(|e| write_error(0, e))?;
         s.advance(b - a);
+        Ok(())
     }
-    Ok(())
 }
 
 /// Copies the keys of input `i` (all, or those going to target db `only`) into their outputs,
 /// reading up to the first non-key record at or after `stop`. Starts the db sections of the
 /// outputs when the target db changes (`current`).
 #[allow(clippy::too_many_arguments)]
-fn copy_input<'a, W: Write + Send>(
-    plan: &Plan,
+fn copy_input<'a, 'p, D: Dest<'a, 'p> + ?Sized>(
+    plan: &'p Plan,
     i: usize,
     s: &Source<'a>,
     router: &dyn Router,
-    ws: &mut [Out<'a, W>],
+    dest: &mut D,
     only: Option<u64>,
     stop: u64,
     current: &mut Option<u64>,
@@ -274,7 +436,7 @@ fn copy_input<'a, W: Write + Send>(
             continue;
         }
         if *current != Some(d) {
-            begin_dbs(plan, ws, d)?;
+            begin_dbs(plan, dest, d)?;
             *current = Some(d);
         }
         while next_action < actions.len() && actions[next_action].key_offset < k.key_offset {
@@ -287,12 +449,7 @@ fn copy_input<'a, W: Write + Send>(
             None => (None, router.output(&k.key)),
         };
         let o = o.ok_or_else(|| MergeError::Io(format!("{}: key {} has no output", s.name, quoted(&k.key))))?;
-        let Out { w, enc } = &mut ws[o];
-        let at = w.position();
-        w.key(&k, s.data, fmt, name).map_err(|e| write_error(o, e))?;
-        if name.is_some() || !verbatim {
-            enc.add(at..w.position());
-        }
+        dest.job(o, Job::Key { k, src: s.data, fmt, name, verbatim })?;
     }
     Ok(())
 }

@@ -415,6 +415,7 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
             self.bytes += 8;
         }
         self.out.flush()?;
+        self.release_all();
         Ok((self.out, Written { bytes: self.bytes, checksum }))
     }
 
@@ -439,16 +440,24 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
         if let Some((src, a, b)) = self.pending.take() {
             let s = &src[a..b];
             if s.len() < DIRECT.min(self.buf_limit) {
+                // Copied: the source's bytes up to `b` are not read again.
                 self.buf.extend_from_slice(s);
+                self.release_upto(src, b);
                 return self.maybe_flush();
             }
             self.flush_buf()?;
             self.emit(s)?;
-            if let Some(r) = self.releases.iter_mut().find(|r| std::ptr::eq(r.src, src)) {
-                r.upto(b);
-            }
+            self.release_upto(src, b);
         }
         Ok(())
+    }
+
+    /// The writer is done with `src` up to `b` (reported in steps: see `Source::upto`).
+    #[inline]
+    fn release_upto(&mut self, src: &'a [u8], b: usize) {
+        if let Some(r) = self.releases.iter_mut().find(|r| std::ptr::eq(r.src, src)) {
+            r.upto(b);
+        }
     }
 
     #[inline]
@@ -495,10 +504,12 @@ struct Source<'a> {
 
 impl Source<'_> {
     /// Written up to `to`: the bytes before it are done (copies go forward in a source; a copy
-    /// behind `at` reports nothing).
+    /// behind `at` reports nothing). Reported in steps of 1 MiB (small records come one by one),
+    /// the rest by `release_all` or the end of the source.
+    #[inline]
     fn upto(&mut self, to: usize) {
         let to = to.min(self.src.len());
-        if to > self.at {
+        if to >= self.at + (1 << 20) || (to == self.src.len() && to > self.at) {
             match &self.pages {
                 PagesRef::Own(p) => p.done(self.at..to),
                 PagesRef::Shared(p) => p.done(self.at..to),
