@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::output::AtomicFile;
 use crate::rdb::reader::{KeyRecord, Reader, Record};
 use crate::rdb::types::Format;
-use crate::rdb::writer::{self, RdbWriter, WriteError};
+use crate::rdb::writer::{self, Copied, RdbWriter, WriteError};
 
 /// What pass 2 wrote into one output.
 #[derive(Debug, Clone)]
@@ -85,12 +85,82 @@ pub fn write<'a, W: Write + Send>(
         }
     }
     for (o, out) in ws.iter_mut().enumerate() {
+        out.w.track_copies();
         out.head(plan, o)?;
     }
-    if ws.len() == 1 {
+    let done = if ws.len() == 1 {
         copy_all(plan, sources, router, &mut ws[..])?;
-        return ws.into_iter().enumerate().map(|(o, out)| out.finish(plan, o)).collect();
+        ws.into_iter().enumerate().map(|(o, out)| out.finish(plan, o)).collect::<Result<Vec<_>, _>>()?
+    } else {
+        write_threads(plan, sources, router, ws)?
+    };
+    let mut copies: Vec<Copied> = Vec::new();
+    let done: Vec<(W, OutputStats)> = done
+        .into_iter()
+        .map(|(w, st, c)| {
+            copies.extend(c);
+            (w, st)
+        })
+        .collect();
+    for (i, s) in sources.iter().enumerate() {
+        check_input(s, plan.input_crcs[i], &mut copies)?;
     }
+    Ok(done)
+}
+
+/// Checks that input `s` still holds what pass 1 verified: its CRC-64 over the bytes up to its
+/// EOF (`end`), from the CRCs of the pieces the writers copied straight from it (`copies`, of
+/// every input) and, for the rest, its bytes now. An input that changed between the passes
+/// (so that the outputs hold bytes pass 1 never validated) fails the run.
+fn check_input(s: &Source<'_>, (end, want): (u64, u64), copies: &mut [Copied]) -> Result<(), MergeError> {
+    let id = s.data.as_ptr() as usize;
+    let end = (end as usize).min(s.data.len());
+    copies.sort_unstable_by_key(|c| (c.src, c.start));
+    let from = copies.partition_point(|c| c.src < id);
+    let mut crc = 0u64;
+    let mut at = 0usize;
+    let add = |crc: &mut u64, at: usize, c: u64, len: usize| {
+        *crc = if at == 0 { c } else { crate::crc::combine(*crc, c, len as u64) };
+    };
+    for c in copies[from..].iter().take_while(|c| c.src == id) {
+        // The same bytes copied twice (one input given twice) count once.
+        if c.start < at || c.start + c.len > end {
+            continue;
+        }
+        if c.start > at {
+            add(&mut crc, at, crate::crc::crc64(&s.data[at..c.start]), c.start - at);
+            at = c.start;
+        }
+        add(&mut crc, at, c.crc, c.len);
+        at += c.len;
+    }
+    if end > at {
+        add(&mut crc, at, crate::crc::crc64(&s.data[at..end]), end - at);
+    }
+    if end == 0 || crc == want {
+        return Ok(());
+    }
+    Err(MergeError::Input {
+        file: s.name.clone(),
+        error: Error::corrupt(
+            0,
+            format!(
+                "the input changed while it was read (CRC-64 {crc:016x} now, {want:016x} when it was verified): nothing written"
+            ),
+        ),
+    })
+}
+
+/// A finished output: the writer's output, what was written, the pieces copied from inputs.
+type Finished<W> = (W, OutputStats, Vec<Copied>);
+
+/// Pass 2 into several outputs, each written by a thread of its own.
+fn write_threads<'a, W: Write + Send>(
+    plan: &Plan,
+    sources: &[Source<'a>],
+    router: &dyn Router,
+    ws: Vec<Out<'a, W>>,
+) -> Result<Vec<Finished<W>>, MergeError> {
     std::thread::scope(|scope| {
         let mut txs = Vec::with_capacity(ws.len());
         let mut threads = Vec::with_capacity(ws.len());
@@ -110,7 +180,7 @@ pub fn write<'a, W: Write + Send>(
         let copied = copy_all(plan, sources, router, &mut fan).and_then(|()| fan.flush_all());
         // Closing the channels ends the threads (at once when one of them failed).
         drop(fan);
-        let results: Vec<Result<(W, OutputStats), MergeError>> = threads
+        let results: Vec<Result<Finished<W>, MergeError>> = threads
             .into_iter()
             .enumerate()
             .map(|(o, t)| t.join().unwrap_or_else(|_| Err(MergeError::Io(format!("output {o}: its writer panicked")))))
@@ -250,15 +320,15 @@ impl<'a, W: Write + Send> Out<'a, W> {
         Ok(())
     }
 
-    /// Module data after the keys, EOF and checksum.
-    fn finish(self, plan: &Plan, o: usize) -> Result<(W, OutputStats), MergeError> {
+    /// Module data after the keys, EOF and checksum; the pieces copied straight from inputs.
+    fn finish(self, plan: &Plan, o: usize) -> Result<Finished<W>, MergeError> {
         let Out { mut w, mut enc } = self;
         for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 == 2) {
             enc.0 = Encoded::All;
             w.module_aux(*m, *when, p).map_err(|e| write_error(o, e))?;
         }
-        let (out, written) = w.finish().map_err(|e| write_error(o, e))?;
-        Ok((out, OutputStats { bytes: written.bytes, checksum: written.checksum, encoded: enc.0 }))
+        let (out, written, copies) = w.finish_tracked().map_err(|e| write_error(o, e))?;
+        Ok((out, OutputStats { bytes: written.bytes, checksum: written.checksum, encoded: enc.0 }, copies))
     }
 }
 
@@ -677,5 +747,54 @@ mod tests {
         assert!(check(&crc).unwrap_err().to_string().contains("checksum"));
         // A byte short.
         assert!(check(&bytes[..bytes.len() - 1]).unwrap_err().to_string().contains("bytes on disk"));
+    }
+
+    /// An input that changes between pass 1 and pass 2 (same structure, one value byte changed,
+    /// so every copied record still parses and the output's own CRC matches what was written)
+    /// fails pass 2: merge (whole pieces) and split (record by record, threads), and through
+    /// `write_files` nothing is renamed.
+    #[test]
+    fn an_input_changed_between_the_passes_is_refused() {
+        let data = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/all-types.rdb")).unwrap();
+        // The last byte of the last string value's data in the file (a plain string record).
+        let mut changed = data.clone();
+        let mut at = None;
+        for r in Reader::new(&data).unwrap() {
+            if let Record::Key(k) = r.unwrap()
+                && k.value.type_byte == 0
+                && k.value.bytes.len() > 4
+            {
+                at = Some(k.value.offset as usize + k.value.bytes.len() - 1);
+            }
+        }
+        let at = at.expect("a string value");
+        changed[at] ^= 0x01;
+        let layout = crate::split::Layout::even(3).unwrap();
+        let split = crate::split::SplitRouter { layout: &layout, dbs: crate::split::DbSelect::All };
+        let merge = MergeRouter { into_db0: true };
+        let opts = Options { on_conflict: OnConflict::Last, ..Default::default() };
+        for router in [&merge as &dyn Router, &split] {
+            let before = [Source::new("in.rdb", &data)];
+            let after = [Source::new("in.rdb", &changed)];
+            let plan = plan(&before, router, &opts).unwrap();
+            let outs = || (0..router.outputs()).map(|_| Vec::new()).collect::<Vec<Vec<u8>>>();
+            // Unchanged: written; changed: refused.
+            write(&plan, &before, router, outs()).unwrap();
+            let Err(e) = write(&plan, &after, router, outs()) else { panic!("a changed input is refused") };
+            let e = e.to_string();
+            assert!(e.contains("changed while it was read"), "{e}");
+        }
+        // Through files: no output appears.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.rdb");
+        let before = [Source::new("in.rdb", &data)];
+        let after = [Source::new("in.rdb", &changed)];
+        let plan = plan(&before, &merge, &opts).unwrap();
+        let e = write_files(&plan, &after, &merge, std::slice::from_ref(&target), &[], false).err().unwrap();
+        assert!(e.to_string().contains("changed"), "{e}");
+        assert!(!target.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temporary files removed");
+        write_files(&plan, &before, &merge, std::slice::from_ref(&target), &[], false).unwrap();
+        assert!(target.exists());
     }
 }
