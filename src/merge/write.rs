@@ -122,21 +122,29 @@ fn check_input(s: &Source<'_>, (end, want): (u64, u64), copies: &mut [Copied]) -
     let add = |crc: &mut u64, at: usize, c: u64, len: usize| {
         *crc = if at == 0 { c } else { crate::crc::combine(*crc, c, len as u64) };
     };
+    // Bytes read now, in steps whose pages are given back (RSS stays flat).
+    let read = |crc: &mut u64, from: usize, to: usize| {
+        let mut at = from;
+        while at < to {
+            let next = to.min((at / crate::pass::UNIT + 1) * crate::pass::UNIT);
+            add(crc, at, crate::crc::crc64(&s.data[at..next]), next - at);
+            if let Some(i) = s.input {
+                i.release(at..next);
+            }
+            at = next;
+        }
+    };
     for c in copies[from..].iter().take_while(|c| c.src == id) {
         // The same bytes copied twice (one input given twice) count once.
         if c.start < at || c.start + c.len > end {
             continue;
         }
-        if c.start > at {
-            add(&mut crc, at, crate::crc::crc64(&s.data[at..c.start]), c.start - at);
-            at = c.start;
-        }
+        read(&mut crc, at, c.start);
+        at = at.max(c.start);
         add(&mut crc, at, c.crc, c.len);
         at += c.len;
     }
-    if end > at {
-        add(&mut crc, at, crate::crc::crc64(&s.data[at..end]), end - at);
-    }
+    read(&mut crc, at, end);
     if end == 0 || crc == want {
         return Ok(());
     }
