@@ -78,7 +78,12 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
 const SET_MEMORY: usize = 1 << 20;
 
 /// `plan` with at most `set_memory` key-set entries in memory per input.
-fn plan_with(sources: &[Source<'_>], router: &dyn Router, opts: &Options, set_memory: usize) -> Result<Plan, MergeError> {
+fn plan_with(
+    sources: &[Source<'_>],
+    router: &dyn Router,
+    opts: &Options,
+    set_memory: usize,
+) -> Result<Plan, MergeError> {
     let t0 = Instant::now();
     if sources.is_empty() {
         return Err(MergeError::Io("no inputs".into()));
@@ -412,11 +417,13 @@ mod tests {
     #[test]
     fn spilled_key_sets_plan_the_same() {
         use crate::merge::{MergeRouter, OnConflict, RenameTemplate};
-        let data = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/all-types.rdb")).unwrap();
+        let data =
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/all-types.rdb")).unwrap();
         let sources = [Source::new("a.rdb", &data), Source::new("b.rdb", &data)];
         let router = MergeRouter { into_db0: true };
         for on_conflict in [OnConflict::Rename, OnConflict::Last] {
-            let rename = (on_conflict == OnConflict::Rename).then(|| RenameTemplate::parse("{input}:{db}:{key}").unwrap());
+            let rename =
+                (on_conflict == OnConflict::Rename).then(|| RenameTemplate::parse("{input}:{db}:{key}").unwrap());
             let opts = Options { on_conflict, rename, ..Default::default() };
             let held = plan_with(&sources, &router, &opts, usize::MAX).unwrap();
             // 268 keys an input: the set is written out once past 256 entries.

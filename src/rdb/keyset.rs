@@ -219,10 +219,7 @@ impl SpilledBuckets {
 
     /// Every bucket through `f(bucket number, its entries in the order pushed)`, buckets in
     /// parallel, one read back at a time per thread (the in-memory parts are moved, not copied).
-    pub fn par_buckets<T: Send>(
-        mut self,
-        f: impl Fn(usize, Vec<(u64, u64)>) -> Result<T> + Sync,
-    ) -> Result<Vec<T>> {
+    pub fn par_buckets<T: Send>(mut self, f: impl Fn(usize, Vec<(u64, u64)>) -> Result<T> + Sync) -> Result<Vec<T>> {
         let mine: Vec<Vec<(u64, u64)>> = std::mem::take(&mut self.set.buckets);
         let spill = &self.spill;
         mine.into_par_iter()
