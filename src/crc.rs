@@ -13,6 +13,11 @@ pub fn crc64(data: &[u8]) -> u64 {
     crc_fast::checksum(CrcAlgorithm::Crc64Redis, data)
 }
 
+/// The CRC-64/Redis of `a` followed by `b`, from the CRCs of each and the length of `b`.
+pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
+    crc_fast::checksum_combine(CrcAlgorithm::Crc64Redis, crc_a, crc_b, len_b)
+}
+
 /// Incremental form, for writers that produce a file in pieces.
 pub struct Crc64(Digest);
 
@@ -44,6 +49,7 @@ mod tests {
         c.update(b"1234");
         c.update(b"56789");
         assert_eq!(c.finish(), 0xe9c6d914c4b8d9ca);
+        assert_eq!(combine(crc64(b"1234"), crc64(b"56789"), 5), 0xe9c6d914c4b8d9ca);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct Plan {
     pub(super) functions: Vec<Vec<u8>>,
     pub(super) module_aux: Vec<(u64, u64, Vec<u8>)>,
     pub(super) sections: Vec<Vec<Section>>,
+    /// Per input: where its checksummed bytes end (after the EOF opcode) and their CRC-64 as
+    /// pass 1 computed it; pass 2 checks the input still gives it.
+    pub(super) input_crcs: Vec<(u64, u64)>,
     /// Per output, per target db.
     pub counts: Vec<BTreeMap<u64, DbPlan>>,
     /// Per input: the key records not copied as they are, sorted by offset.
@@ -146,6 +149,7 @@ fn plan_with(
         }
     }
     let sections: Vec<Vec<Section>> = scans.iter().map(|s| s.sections.clone()).collect();
+    let input_crcs: Vec<(u64, u64)> = scans.iter().map(|s| s.crc).collect();
 
     if detect {
         let sets: Vec<SpilledBuckets> = scans.iter_mut().map(|s| std::mem::take(&mut s.keys_set)).collect();
@@ -180,6 +184,7 @@ fn plan_with(
         functions_duplicates,
         module_aux,
         sections,
+        input_crcs,
         counts,
         actions: by_input(res.actions, sources.len()),
         resolved: res.examples,
@@ -200,7 +205,7 @@ pub(super) fn scan_input(
     let data = s.data;
     // Every record fully validated, the checksum and duplicate keys checked, by `verify` itself:
     // the outputs are made of these bytes, and copies that the policy drops are checked too.
-    let keys = validate_input(s)?;
+    let (keys, crc) = validate_input(s)?;
     let pages = s.pages(1);
     let mut lane = pages.lane();
     let mut reader = Reader::new(data).map_err(input_err)?;
@@ -220,6 +225,7 @@ pub(super) fn scan_input(
         refused: Vec::new(),
         refused_total: 0,
         keys_set: SpilledBuckets::with_memory(set_memory),
+        crc: (0, 0),
         keys: 0,
         warnings: Vec::new(),
     };
@@ -349,6 +355,7 @@ pub(super) fn scan_input(
     if let Some(last) = sc.sections.last_mut() {
         last.end = t.eof_offset;
     }
+    sc.crc = (t.eof_offset + 1, crc);
     if aux_dropped > 0 {
         sc.warnings.push(format!(
             "{aux_dropped} AUX fields left out (beyond {MAX_AUX} names or {} KiB; servers ignore fields they do not know)",
@@ -366,7 +373,7 @@ const MAX_AUX: usize = 1024;
 const MAX_AUX_BYTES: usize = 1 << 20;
 
 /// Runs `verify` over input `s`: its first error fails the plan.
-fn validate_input(s: &Source<'_>) -> Result<u64, MergeError> {
+fn validate_input(s: &Source<'_>) -> Result<(u64, u64), MergeError> {
     let opts = crate::verify::Options { keep_going: false, max_errors: 1, now_ms: 0, target: None };
     let release = |r: std::ops::Range<usize>| {
         s.advance(r.len() as u64);
@@ -376,7 +383,9 @@ fn validate_input(s: &Source<'_>) -> Result<u64, MergeError> {
     };
     let rep = crate::verify::verify_bytes_releasing(&s.name, s.data, &opts, &release);
     if rep.ok {
-        return Ok(rep.keys);
+        let crc = rep.checksum.computed.as_deref().and_then(|c| u64::from_str_radix(c, 16).ok());
+        let crc = crc.ok_or_else(|| MergeError::Io(format!("{}: verify computed no checksum", s.name)))?;
+        return Ok((rep.keys, crc));
     }
     let error = match rep.errors.first() {
         Some(e) => {

@@ -50,5 +50,7 @@ pub(super) struct Scan {
     /// Keys by fingerprint of target db and key, when collisions are looked for.
     pub(super) keys_set: SpilledBuckets,
     pub(super) keys: u64,
+    /// The end of the checksummed bytes (after EOF) and their CRC-64 (from `verify`).
+    pub(super) crc: (u64, u64),
     pub(super) warnings: Vec<String>,
 }

@@ -16,8 +16,9 @@ use super::{DbPlan, MergeError, Source};
 use crate::display::quoted;
 use crate::error::Error;
 use crate::output::AtomicFile;
-use crate::rdb::reader::{Reader, Record};
-use crate::rdb::writer::{self, RdbWriter, WriteError};
+use crate::rdb::reader::{KeyRecord, Reader, Record};
+use crate::rdb::types::Format;
+use crate::rdb::writer::{self, Copied, RdbWriter, WriteError};
 
 /// What pass 2 wrote into one output.
 #[derive(Debug, Clone)]
@@ -59,14 +60,15 @@ impl Tracker {
     }
 }
 
-/// Pass 2: writes every output (`outs[o]` for router output `o`).
+/// Pass 2: writes every output (`outs[o]` for router output `o`). One output is written by the
+/// calling thread; several (split) each by a thread of its own, fed by the one reader of each
+/// input in batches, so that copying, checksums and writes run on every core.
 pub fn write<'a, W: Write + Send>(
     plan: &Plan,
     sources: &[Source<'a>],
     router: &dyn Router,
     outs: Vec<W>,
 ) -> Result<Vec<(W, OutputStats)>, MergeError> {
-    let werr = write_error;
     // Write buffers share 256 MiB (at most 1 MiB each).
     let limit = ((256usize << 20) / outs.len().max(1)).min(1 << 20);
     let pages: Vec<crate::pass::Pages<'a>> = sources.iter().map(|s| s.pages(outs.len() as u32)).collect();
@@ -82,17 +84,269 @@ pub fn write<'a, W: Write + Send>(
             w.release_into(s.data, p);
         }
     }
-    for (o, Out { w, .. }) in ws.iter_mut().enumerate() {
-        for (k, v) in &plan.aux {
-            w.aux(k, v).map_err(|e| werr(o, e.into()))?;
+    for (o, out) in ws.iter_mut().enumerate() {
+        out.w.track_copies();
+        out.head(plan, o)?;
+    }
+    let done = if ws.len() == 1 {
+        copy_all(plan, sources, router, &mut ws[..])?;
+        ws.into_iter().enumerate().map(|(o, out)| out.finish(plan, o)).collect::<Result<Vec<_>, _>>()?
+    } else {
+        write_threads(plan, sources, router, ws)?
+    };
+    let mut copies: Vec<Copied> = Vec::new();
+    let done: Vec<(W, OutputStats)> = done
+        .into_iter()
+        .map(|(w, st, c)| {
+            copies.extend(c);
+            (w, st)
+        })
+        .collect();
+    for (i, s) in sources.iter().enumerate() {
+        check_input(s, plan.input_crcs[i], &mut copies)?;
+    }
+    Ok(done)
+}
+
+/// Checks that input `s` still holds what pass 1 verified: its CRC-64 over the bytes up to its
+/// EOF (`end`), from the CRCs of the pieces the writers copied straight from it (`copies`, of
+/// every input) and, for the rest, its bytes now. An input that changed between the passes
+/// (so that the outputs hold bytes pass 1 never validated) fails the run.
+fn check_input(s: &Source<'_>, (end, want): (u64, u64), copies: &mut [Copied]) -> Result<(), MergeError> {
+    let id = s.data.as_ptr() as usize;
+    let end = (end as usize).min(s.data.len());
+    copies.sort_unstable_by_key(|c| (c.src, c.start));
+    let from = copies.partition_point(|c| c.src < id);
+    let mut crc = 0u64;
+    let mut at = 0usize;
+    let add = |crc: &mut u64, at: usize, c: u64, len: usize| {
+        *crc = if at == 0 { c } else { crate::crc::combine(*crc, c, len as u64) };
+    };
+    // Bytes read now, in steps whose pages are given back (RSS stays flat).
+    let read = |crc: &mut u64, from: usize, to: usize| {
+        let mut at = from;
+        while at < to {
+            let next = to.min((at / crate::pass::UNIT + 1) * crate::pass::UNIT);
+            add(crc, at, crate::crc::crc64(&s.data[at..next]), next - at);
+            if let Some(i) = s.input {
+                i.release(at..next);
+            }
+            at = next;
         }
-        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 != 2) {
-            w.module_aux(*m, *when, p).map_err(|e| werr(o, e))?;
+    };
+    for c in copies[from..].iter().take_while(|c| c.src == id) {
+        // The same bytes copied twice (one input given twice) count once.
+        if c.start < at || c.start + c.len > end {
+            continue;
         }
-        for f in &plan.functions {
-            w.function(f).map_err(|e| werr(o, e))?;
+        read(&mut crc, at, c.start);
+        at = at.max(c.start);
+        add(&mut crc, at, c.crc, c.len);
+        at += c.len;
+    }
+    read(&mut crc, at, end);
+    if end == 0 || crc == want {
+        return Ok(());
+    }
+    Err(MergeError::Input {
+        file: s.name.clone(),
+        error: Error::corrupt(
+            0,
+            format!(
+                "the input changed while it was read (CRC-64 {crc:016x} now, {want:016x} when it was verified): nothing written"
+            ),
+        ),
+    })
+}
+
+/// A finished output: the writer's output, what was written, the pieces copied from inputs.
+type Finished<W> = (W, OutputStats, Vec<Copied>);
+
+/// Pass 2 into several outputs, each written by a thread of its own.
+fn write_threads<'a, W: Write + Send>(
+    plan: &Plan,
+    sources: &[Source<'a>],
+    router: &dyn Router,
+    ws: Vec<Out<'a, W>>,
+) -> Result<Vec<Finished<W>>, MergeError> {
+    std::thread::scope(|scope| {
+        let mut txs = Vec::with_capacity(ws.len());
+        let mut threads = Vec::with_capacity(ws.len());
+        for (o, mut out) in ws.into_iter().enumerate() {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Job<'a, '_>>>(IN_FLIGHT);
+            txs.push(tx);
+            threads.push(scope.spawn(move || {
+                for batch in rx {
+                    for job in batch {
+                        out.apply(o, job)?;
+                    }
+                }
+                out.finish(plan, o)
+            }));
+        }
+        let mut fan = Fan { batches: (0..txs.len()).map(|_| Vec::with_capacity(BATCH)).collect(), txs };
+        let copied = copy_all(plan, sources, router, &mut fan).and_then(|()| fan.flush_all());
+        // Closing the channels ends the threads (at once when one of them failed).
+        drop(fan);
+        let results: Vec<Result<Finished<W>, MergeError>> = threads
+            .into_iter()
+            .enumerate()
+            .map(|(o, t)| t.join().unwrap_or_else(|_| Err(MergeError::Io(format!("output {o}: its writer panicked")))))
+            .collect();
+        // A writer's own error explains a failed send better than the send does.
+        let mut done = Vec::with_capacity(results.len());
+        for r in results {
+            done.push(r?);
+        }
+        copied?;
+        Ok(done)
+    })
+}
+
+/// Records sent to an output's thread at a time, and batches queued per output.
+const BATCH: usize = 512;
+const IN_FLIGHT: usize = 4;
+
+/// The reading side of pass 2 over several outputs: per output a batch being filled, and the
+/// channel to its thread.
+struct Fan<'a, 'p> {
+    batches: Vec<Vec<Job<'a, 'p>>>,
+    txs: Vec<std::sync::mpsc::SyncSender<Vec<Job<'a, 'p>>>>,
+}
+
+impl<'a, 'p> Fan<'a, 'p> {
+    fn send(&mut self, o: usize) -> Result<(), MergeError> {
+        let batch = std::mem::replace(&mut self.batches[o], Vec::with_capacity(BATCH));
+        // A closed channel: that output's thread stopped on an error (it is reported instead).
+        self.txs[o].send(batch).map_err(|_| MergeError::Io(format!("output {o}: its writer stopped")))
+    }
+    fn flush_all(&mut self) -> Result<(), MergeError> {
+        for o in 0..self.batches.len() {
+            if !self.batches[o].is_empty() {
+                self.send(o)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What pass 2 writes into an output besides its head and tail.
+enum Job<'a, 'p> {
+    /// SELECTDB + RESIZEDB.
+    Begin { db: u64, keys: u64, expires: u64 },
+    /// A key record of input `src` (format `fmt`), under its name or `name`.
+    Key { k: KeyRecord<'a>, src: &'a [u8], fmt: Format, name: Option<&'p [u8]>, verbatim: bool },
+}
+
+/// Where pass 2 sends what it writes: the one output itself, or the threads of several.
+trait Dest<'a, 'p> {
+    fn outputs(&self) -> usize;
+    fn job(&mut self, o: usize, job: Job<'a, 'p>) -> Result<(), MergeError>;
+    /// The outputs themselves, when this thread writes them (whole pieces need them).
+    fn direct(&mut self) -> Option<&mut dyn PieceOut<'a>> {
+        None
+    }
+}
+
+impl<'a, 'p> Dest<'a, 'p> for Fan<'a, 'p> {
+    fn outputs(&self) -> usize {
+        self.batches.len()
+    }
+    #[inline]
+    fn job(&mut self, o: usize, job: Job<'a, 'p>) -> Result<(), MergeError> {
+        self.batches[o].push(job);
+        if self.batches[o].len() >= BATCH { self.send(o) } else { Ok(()) }
+    }
+}
+
+impl<'a, 'p, W: Write + Send> Dest<'a, 'p> for [Out<'a, W>] {
+    fn outputs(&self) -> usize {
+        self.len()
+    }
+    #[inline]
+    fn job(&mut self, o: usize, job: Job<'a, 'p>) -> Result<(), MergeError> {
+        self[o].apply(o, job)
+    }
+    fn direct(&mut self) -> Option<&mut dyn PieceOut<'a>> {
+        match self {
+            [one] => Some(one),
+            _ => None,
         }
     }
+}
+
+/// The one output of a merge, written in whole pieces (see `copy_pieces`).
+trait PieceOut<'a> {
+    fn pieces(&mut self, plan: &Plan, s: &Source<'a>, i: usize, x: &Section) -> Result<(), MergeError>;
+}
+
+fn write_error(o: usize, e: WriteError) -> MergeError {
+    match e {
+        WriteError::Io(e) => MergeError::Io(format!("output {o}: {e}")),
+        WriteError::Refused(m) => MergeError::Refused { messages: vec![m], total: 1 },
+    }
+}
+
+/// An output being written, and the records encoded into it so far.
+struct Out<'a, W: Write> {
+    w: RdbWriter<'a, W>,
+    enc: Tracker,
+}
+
+impl<'a, W: Write + Send> Out<'a, W> {
+    /// AUX fields, module data (before the keys) and functions.
+    fn head(&mut self, plan: &Plan, o: usize) -> Result<(), MergeError> {
+        let w = &mut self.w;
+        for (k, v) in &plan.aux {
+            w.aux(k, v).map_err(|e| write_error(o, e.into()))?;
+        }
+        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 != 2) {
+            w.module_aux(*m, *when, p).map_err(|e| write_error(o, e))?;
+        }
+        for f in &plan.functions {
+            w.function(f).map_err(|e| write_error(o, e))?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn apply(&mut self, o: usize, job: Job<'a, '_>) -> Result<(), MergeError> {
+        let Out { w, enc } = self;
+        let at = w.position();
+        match job {
+            Job::Begin { db, keys, expires } => {
+                w.begin_db(db, keys, expires).map_err(|e| write_error(o, e))?;
+                enc.add(at..w.position());
+            }
+            Job::Key { k, src, fmt, name, verbatim } => {
+                w.key(&k, src, fmt, name).map_err(|e| write_error(o, e))?;
+                if name.is_some() || !verbatim {
+                    enc.add(at..w.position());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Module data after the keys, EOF and checksum; the pieces copied straight from inputs.
+    fn finish(self, plan: &Plan, o: usize) -> Result<Finished<W>, MergeError> {
+        let Out { mut w, mut enc } = self;
+        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 == 2) {
+            enc.0 = Encoded::All;
+            w.module_aux(*m, *when, p).map_err(|e| write_error(o, e))?;
+        }
+        let (out, written, copies) = w.finish_tracked().map_err(|e| write_error(o, e))?;
+        Ok((out, OutputStats { bytes: written.bytes, checksum: written.checksum, encoded: enc.0 }, copies))
+    }
+}
+
+/// Every input into the outputs, db section by db section.
+fn copy_all<'a, 'p, D: Dest<'a, 'p> + ?Sized>(
+    plan: &'p Plan,
+    sources: &[Source<'a>],
+    router: &dyn Router,
+    dest: &mut D,
+) -> Result<(), MergeError> {
     let dbs: BTreeSet<u64> =
         plan.counts.iter().flat_map(|m| m.iter().filter(|(_, c)| c.keys > 0).map(|(d, _)| *d)).collect();
     // When the target dbs of the inputs' sections, inputs in order, never go down, one read of
@@ -113,7 +367,7 @@ pub fn write<'a, W: Write + Send>(
     // (renamed ones re-encoded), and the pieces go around them.
     let pieces: Vec<bool> = (0..sources.len())
         .map(|i| {
-            ws.len() == 1
+            dest.outputs() == 1
                 && writer::verbatim(plan.formats[i], plan.target)
                 && plan.sections[i].iter().all(|x| x.keys == 0 || x.pure)
         })
@@ -122,85 +376,71 @@ pub fn write<'a, W: Write + Send>(
     if order.is_sorted() {
         for (i, s) in sources.iter().enumerate() {
             if pieces[i] {
-                copy_pieces(plan, &sources[i], i, router, &mut ws, None, &mut current)?;
+                copy_pieces(plan, s, i, router, dest, None, &mut current)?;
             } else {
-                copy_input(plan, i, s, router, &mut ws, None, u64::MAX, &mut current)?;
+                copy_input(plan, i, s, router, dest, None, u64::MAX, &mut current)?;
             }
         }
     } else {
         for &d in &dbs {
-            begin_dbs(plan, &mut ws, d)?;
+            begin_dbs(plan, dest, d)?;
             current = Some(d);
             for (i, s) in sources.iter().enumerate() {
                 if pieces[i] {
-                    copy_pieces(plan, &sources[i], i, router, &mut ws, Some(d), &mut current)?;
+                    copy_pieces(plan, s, i, router, dest, Some(d), &mut current)?;
                     continue;
                 }
                 let to_d = |x: &&Section| x.keys > 0 && router.db(x.db) == DbRoute::To(d);
                 if let Some(stop) = plan.sections[i].iter().filter(to_d).map(|x| x.end).max() {
-                    copy_input(plan, i, s, router, &mut ws, Some(d), stop, &mut current)?;
+                    copy_input(plan, i, s, router, dest, Some(d), stop, &mut current)?;
                 }
             }
         }
     }
-    let mut done = Vec::with_capacity(ws.len());
-    for (o, Out { mut w, mut enc }) in ws.into_iter().enumerate() {
-        for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 == 2) {
-            enc.0 = Encoded::All;
-            w.module_aux(*m, *when, p).map_err(|e| werr(o, e))?;
-        }
-        let (out, written) = w.finish().map_err(|e| werr(o, e))?;
-        done.push((out, OutputStats { bytes: written.bytes, checksum: written.checksum, encoded: enc.0 }));
-    }
-    Ok(done)
-}
-
-fn write_error(o: usize, e: WriteError) -> MergeError {
-    match e {
-        WriteError::Io(e) => MergeError::Io(format!("output {o}: {e}")),
-        WriteError::Refused(m) => MergeError::Refused { messages: vec![m], total: 1 },
-    }
-}
-
-/// An output being written, and the records encoded into it so far.
-struct Out<'a, W: Write> {
-    w: RdbWriter<'a, W>,
-    enc: Tracker,
+    Ok(())
 }
 
 /// SELECTDB + RESIZEDB of target db `d` in every output that has keys there.
-fn begin_dbs<W: Write + Send>(plan: &Plan, ws: &mut [Out<'_, W>], d: u64) -> Result<(), MergeError> {
-    for (o, Out { w, enc }) in ws.iter_mut().enumerate() {
+fn begin_dbs<'a, 'p, D: Dest<'a, 'p> + ?Sized>(plan: &Plan, dest: &mut D, d: u64) -> Result<(), MergeError> {
+    for o in 0..dest.outputs() {
         if let Some(c) = plan.counts[o].get(&d).filter(|c| c.keys > 0) {
-            let at = w.position();
-            w.begin_db(d, c.keys, c.expires).map_err(|e| write_error(o, e))?;
-            enc.add(at..w.position());
+            dest.job(o, Job::Begin { db: d, keys: c.keys, expires: c.expires })?;
         }
     }
     Ok(())
 }
 
 /// Copies the key sections of input `i` (all, or those going to target db `only`) as whole
-/// pieces, without reading them again: the input goes unchanged into the one output.
-fn copy_pieces<'a, W: Write + Send>(
+/// pieces, without reading them again: the input goes into the one output.
+fn copy_pieces<'a, 'p, D: Dest<'a, 'p> + ?Sized>(
     plan: &Plan,
     s: &Source<'a>,
     i: usize,
     router: &dyn Router,
-    ws: &mut [Out<'a, W>],
+    dest: &mut D,
     only: Option<u64>,
     current: &mut Option<u64>,
 ) -> Result<(), MergeError> {
-    let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
     for x in plan.sections[i].iter().filter(|x| x.keys > 0) {
         let DbRoute::To(d) = router.db(x.db) else { continue };
         if only.is_some_and(|o| o != d) {
             continue;
         }
         if *current != Some(d) {
-            begin_dbs(plan, ws, d)?;
+            begin_dbs(plan, dest, d)?;
             *current = Some(d);
         }
+        let out = dest.direct().ok_or_else(|| MergeError::Io("whole pieces need the one output".into()))?;
+        out.pieces(plan, s, i, x)?;
+    }
+    Ok(())
+}
+
+impl<'a, W: Write + Send> PieceOut<'a> for Out<'a, W> {
+    /// Section `x` of input `i`: its key records as whole pieces, around the records the plan
+    /// drops or renames.
+    fn pieces(&mut self, plan: &Plan, s: &Source<'a>, i: usize, x: &Section) -> Result<(), MergeError> {
+        let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
         let (a, b) = (x.first_key, x.keys_end);
         // The records the plan drops or renames, in file order.
         let acts = &plan.actions[i];
@@ -208,7 +448,7 @@ fn copy_pieces<'a, W: Write + Send>(
         let to = acts.partition_point(|p| p.start < b);
         let (mut keys, mut expires) = (x.keys, x.expires);
         let mut at = a;
-        let Out { w, enc } = &mut ws[0];
+        let Out { w, enc } = self;
         for p in &acts[from..to] {
             if p.start < at || p.end > b {
                 return Err(MergeError::Io(format!("{}: planned records out of order at {}", s.name, p.start)));
@@ -230,20 +470,20 @@ fn copy_pieces<'a, W: Write + Send>(
         }
         w.records(s.data, at as usize, b as usize, keys, expires).map_err(|e| write_error(0, e))?;
         s.advance(b - a);
+        Ok(())
     }
-    Ok(())
 }
 
 /// Copies the keys of input `i` (all, or those going to target db `only`) into their outputs,
 /// reading up to the first non-key record at or after `stop`. Starts the db sections of the
 /// outputs when the target db changes (`current`).
 #[allow(clippy::too_many_arguments)]
-fn copy_input<'a, W: Write + Send>(
-    plan: &Plan,
+fn copy_input<'a, 'p, D: Dest<'a, 'p> + ?Sized>(
+    plan: &'p Plan,
     i: usize,
     s: &Source<'a>,
     router: &dyn Router,
-    ws: &mut [Out<'a, W>],
+    dest: &mut D,
     only: Option<u64>,
     stop: u64,
     current: &mut Option<u64>,
@@ -274,7 +514,7 @@ fn copy_input<'a, W: Write + Send>(
             continue;
         }
         if *current != Some(d) {
-            begin_dbs(plan, ws, d)?;
+            begin_dbs(plan, dest, d)?;
             *current = Some(d);
         }
         while next_action < actions.len() && actions[next_action].key_offset < k.key_offset {
@@ -287,12 +527,7 @@ fn copy_input<'a, W: Write + Send>(
             None => (None, router.output(&k.key)),
         };
         let o = o.ok_or_else(|| MergeError::Io(format!("{}: key {} has no output", s.name, quoted(&k.key))))?;
-        let Out { w, enc } = &mut ws[o];
-        let at = w.position();
-        w.key(&k, s.data, fmt, name).map_err(|e| write_error(o, e))?;
-        if name.is_some() || !verbatim {
-            enc.add(at..w.position());
-        }
+        dest.job(o, Job::Key { k, src: s.data, fmt, name, verbatim })?;
     }
     Ok(())
 }
@@ -520,5 +755,54 @@ mod tests {
         assert!(check(&crc).unwrap_err().to_string().contains("checksum"));
         // A byte short.
         assert!(check(&bytes[..bytes.len() - 1]).unwrap_err().to_string().contains("bytes on disk"));
+    }
+
+    /// An input that changes between pass 1 and pass 2 (same structure, one value byte changed,
+    /// so every copied record still parses and the output's own CRC matches what was written)
+    /// fails pass 2: merge (whole pieces) and split (record by record, threads), and through
+    /// `write_files` nothing is renamed.
+    #[test]
+    fn an_input_changed_between_the_passes_is_refused() {
+        let data = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/all-types.rdb")).unwrap();
+        // The last byte of the last string value's data in the file (a plain string record).
+        let mut changed = data.clone();
+        let mut at = None;
+        for r in Reader::new(&data).unwrap() {
+            if let Record::Key(k) = r.unwrap()
+                && k.value.type_byte == 0
+                && k.value.bytes.len() > 4
+            {
+                at = Some(k.value.offset as usize + k.value.bytes.len() - 1);
+            }
+        }
+        let at = at.expect("a string value");
+        changed[at] ^= 0x01;
+        let layout = crate::split::Layout::even(3).unwrap();
+        let split = crate::split::SplitRouter { layout: &layout, dbs: crate::split::DbSelect::All };
+        let merge = MergeRouter { into_db0: true };
+        let opts = Options { on_conflict: OnConflict::Last, ..Default::default() };
+        for router in [&merge as &dyn Router, &split] {
+            let before = [Source::new("in.rdb", &data)];
+            let after = [Source::new("in.rdb", &changed)];
+            let plan = plan(&before, router, &opts).unwrap();
+            let outs = || (0..router.outputs()).map(|_| Vec::new()).collect::<Vec<Vec<u8>>>();
+            // Unchanged: written; changed: refused.
+            write(&plan, &before, router, outs()).unwrap();
+            let Err(e) = write(&plan, &after, router, outs()) else { panic!("a changed input is refused") };
+            let e = e.to_string();
+            assert!(e.contains("changed while it was read"), "{e}");
+        }
+        // Through files: no output appears.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.rdb");
+        let before = [Source::new("in.rdb", &data)];
+        let after = [Source::new("in.rdb", &changed)];
+        let plan = plan(&before, &merge, &opts).unwrap();
+        let e = write_files(&plan, &after, &merge, std::slice::from_ref(&target), &[], false).err().unwrap();
+        assert!(e.to_string().contains("changed"), "{e}");
+        assert!(!target.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temporary files removed");
+        write_files(&plan, &before, &merge, std::slice::from_ref(&target), &[], false).unwrap();
+        assert!(target.exists());
     }
 }

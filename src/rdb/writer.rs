@@ -12,7 +12,6 @@
 
 use std::io::{self, Write};
 
-use crate::crc::Crc64;
 use crate::display::quoted;
 use crate::pass::Pages;
 use crate::rdb::encode::{write_len, write_string};
@@ -124,6 +123,20 @@ pub struct Written {
     pub checksum: Option<u64>,
 }
 
+/// A piece of an input written straight from it: the input (the address of its first byte),
+/// the piece's offset and length in it, and its CRC-64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Copied {
+    /// The input: the address of its first byte.
+    pub src: usize,
+    /// Offset of the piece in the input.
+    pub start: usize,
+    /// Length of the piece.
+    pub len: usize,
+    /// CRC-64 of the piece.
+    pub crc: u64,
+}
+
 /// Whether key records of a `src` file can be copied byte for byte (modifiers included) into a
 /// `dst` file once `can_hold` accepted them: every opcode of the source exists in the target.
 pub fn verbatim(src: Format, dst: Format) -> bool {
@@ -149,7 +162,11 @@ pub struct RdbWriter<'a, W: Write> {
     releases: Vec<Source<'a>>,
     /// A run of input bytes (input, start, end) not yet written.
     pending: Option<(&'a [u8], usize, usize)>,
-    crc: Crc64,
+    /// CRC-64 of the bytes written so far (pieces combined).
+    crc: u64,
+    /// Whether pieces written straight from an input are listed in `copies`.
+    track: bool,
+    copies: Vec<Copied>,
     format: Format,
     bytes: u64,
     section: Option<Section>,
@@ -171,7 +188,9 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
             buf_limit,
             releases: Vec::new(),
             pending: None,
-            crc: Crc64::default(),
+            crc: 0,
+            track: false,
+            copies: Vec::new(),
             format,
             bytes: 0,
             section: None,
@@ -405,17 +424,23 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
 
     /// Ends the file: closes the last section, writes EOF and the checksum, flushes, and hands
     /// back the output. MODULE_AUX records with when = 2 go before this.
-    pub fn finish(mut self) -> Result<(W, Written), WriteError> {
+    pub fn finish(self) -> Result<(W, Written), WriteError> {
+        self.finish_inner().map(|(w, written, _)| (w, written))
+    }
+
+    fn finish_inner(mut self) -> Result<(W, Written, Vec<Copied>), WriteError> {
         self.end_db()?;
         self.small()?.push(opcode::EOF);
         self.flush_buf()?;
-        let checksum = has_opcode(self.format, 5).then(|| self.crc.finish());
+        let checksum = has_opcode(self.format, 5).then_some(self.crc);
         if let Some(c) = checksum {
             self.out.write_all(&c.to_le_bytes())?;
             self.bytes += 8;
         }
         self.out.flush()?;
-        Ok((self.out, Written { bytes: self.bytes, checksum }))
+        self.release_all();
+        let copies = std::mem::take(&mut self.copies);
+        Ok((self.out, Written { bytes: self.bytes, checksum }, copies))
     }
 
     /// Appends `src[a..b]`, joining it to the pending run when it directly follows it.
@@ -439,16 +464,24 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
         if let Some((src, a, b)) = self.pending.take() {
             let s = &src[a..b];
             if s.len() < DIRECT.min(self.buf_limit) {
+                // Copied: the source's bytes up to `b` are not read again.
                 self.buf.extend_from_slice(s);
+                self.release_upto(src, b);
                 return self.maybe_flush();
             }
             self.flush_buf()?;
-            self.emit(s)?;
-            if let Some(r) = self.releases.iter_mut().find(|r| std::ptr::eq(r.src, src)) {
-                r.upto(b);
-            }
+            self.emit(s, Some((src, a)))?;
+            self.release_upto(src, b);
         }
         Ok(())
+    }
+
+    /// The writer is done with `src` up to `b` (reported in steps: see `Source::upto`).
+    #[inline]
+    fn release_upto(&mut self, src: &'a [u8], b: usize) {
+        if let Some(r) = self.releases.iter_mut().find(|r| std::ptr::eq(r.src, src)) {
+            r.upto(b);
+        }
     }
 
     #[inline]
@@ -459,7 +492,7 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
     fn flush_buf(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             let buf = std::mem::take(&mut self.buf);
-            let r = self.emit(&buf);
+            let r = self.emit(&buf, None);
             self.buf = buf;
             self.buf.clear();
             r?;
@@ -467,16 +500,34 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
         Ok(())
     }
 
-    /// Checksums and writes `s`; large pieces do both at once on two threads.
-    fn emit(&mut self, s: &[u8]) -> io::Result<()> {
-        self.bytes += s.len() as u64;
-        if s.len() >= 1 << 20 {
-            let (crc, out) = (&mut self.crc, &mut self.out);
-            rayon::join(|| crc.update(s), || out.write_all(s)).1
+    /// Checksums and writes `s` (when `from` is given: `src[a..]` of an input, written straight
+    /// from it); large pieces do both at once on two threads.
+    fn emit(&mut self, s: &[u8], from: Option<(&[u8], usize)>) -> io::Result<()> {
+        let (c, written) = if s.len() >= 1 << 20 {
+            let out = &mut self.out;
+            rayon::join(|| crate::crc::crc64(s), || out.write_all(s))
         } else {
-            self.crc.update(s);
-            self.out.write_all(s)
+            (crate::crc::crc64(s), self.out.write_all(s))
+        };
+        written?;
+        self.crc = if self.bytes == 0 { c } else { crate::crc::combine(self.crc, c, s.len() as u64) };
+        self.bytes += s.len() as u64;
+        if let (true, Some((src, a))) = (self.track, from) {
+            self.copies.push(Copied { src: src.as_ptr() as usize, start: a, len: s.len(), crc: c });
         }
+        Ok(())
+    }
+
+    /// From now on, pieces written straight from an input are listed with their CRC-64
+    /// (`finish_tracked`): a caller can check that the input still holds what an earlier pass
+    /// read, without reading those bytes again.
+    pub fn track_copies(&mut self) {
+        self.track = true;
+    }
+
+    /// `finish`, with the pieces listed since `track_copies`.
+    pub fn finish_tracked(self) -> Result<(W, Written, Vec<Copied>), WriteError> {
+        self.finish_inner()
     }
 }
 
@@ -495,10 +546,12 @@ struct Source<'a> {
 
 impl Source<'_> {
     /// Written up to `to`: the bytes before it are done (copies go forward in a source; a copy
-    /// behind `at` reports nothing).
+    /// behind `at` reports nothing). Reported in steps of 1 MiB (small records come one by one),
+    /// the rest by `release_all` or the end of the source.
+    #[inline]
     fn upto(&mut self, to: usize) {
         let to = to.min(self.src.len());
-        if to > self.at {
+        if to >= self.at + (1 << 20) || (to == self.src.len() && to > self.at) {
             match &self.pages {
                 PagesRef::Own(p) => p.done(self.at..to),
                 PagesRef::Shared(p) => p.done(self.at..to),
