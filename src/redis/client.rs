@@ -19,52 +19,15 @@
 //! caller can handle a `-MOVED` / `-ASK` / `-BUSYKEY` per command. For finer control,
 //! `send_raw` + `read_reply` keep several batches in flight.
 
-use std::fmt;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 
 use std::time::{Duration, Instant};
 
+pub use super::error::{Error, ErrorKind};
 pub use super::options::{Addr, ConnectOptions, Limits, TlsOptions, is_url, read_password_file, redact};
 pub use super::resp::{Reply, encode_command, read_reply};
-pub use super::scan::Scan;
 use super::tls::tls_connect;
-
-/// What went wrong talking to a server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Bad settings (a certificate file that holds no certificate, a bad server name).
-    Config,
-    /// Cannot connect, or the connection failed (timeouts included).
-    Io,
-    /// TLS handshake or certificate check.
-    Tls,
-    /// AUTH refused.
-    Auth,
-    /// The peer did not speak RESP, or a reply broke a limit.
-    Protocol,
-    /// The server answered with an error reply.
-    Server,
-}
-
-/// An error talking to a server: what kind, which server, what happened.
-#[derive(Debug, Clone)]
-pub struct Error {
-    /// What kind of failure.
-    pub kind: ErrorKind,
-    /// The server, as `ConnectOptions::name` gives it.
-    pub server: String,
-    /// What happened, in words (never the password).
-    pub message: String,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.server, self.message)
-    }
-}
-
-impl std::error::Error for Error {}
 
 enum Stream {
     Tcp(TcpStream),

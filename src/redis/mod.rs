@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod error;
 pub mod options;
 pub mod resp;
 pub mod scan;
@@ -14,3 +15,4 @@ mod tls;
 
 pub use client::{Addr, ConnectOptions, Connection, Error, ErrorKind, Limits, Reply, TlsOptions};
 pub use cluster::{Redirect, SlotMap};
+pub use scan::Scan;

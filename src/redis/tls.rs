@@ -4,7 +4,7 @@
 use std::net::TcpStream;
 use std::sync::Arc;
 
-use super::client::ErrorKind;
+use super::error::ErrorKind;
 use super::options::TlsOptions;
 
 pub(super) fn tls_connect(

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::super::{DiffError, KeySelect};
 use crate::rdb::types::Kind;
+use crate::redis::Scan;
 use crate::redis::client::ErrorKind as ClientErrorKind;
-use crate::redis::client::{Addr, ConnectOptions, Connection, Reply as RValue, Scan, encode_command as push_cmd};
+use crate::redis::client::{Addr, ConnectOptions, Connection, Reply as RValue, encode_command as push_cmd};
 use crate::redis::cluster::SlotMap;
 use crate::slot::key_slot;
 
