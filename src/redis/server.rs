@@ -17,6 +17,10 @@
 //!   as long as the server, as the commands do from the main thread);
 //! - it is stopped by its PID and its dir removed on every exit path: `Drop` (errors, panics)
 //!   and, through `crate::cleanup`, SIGINT / SIGTERM.
+//!
+//! Over 700 lines for now: the one throwaway server and the throwaway cluster made of them
+//! (slots assigned, nodes met, one slot map awaited) share the containment above; the cluster
+//! could move to a module of its own.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};

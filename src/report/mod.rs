@@ -6,6 +6,9 @@
 //! A file is read by a pipeline: the reader cuts key records into batches, two workers
 //! estimate them, and the caller's thread folds the results in file order (so per-key output
 //! comes out in file order too).
+//!
+//! Over 700 lines for now: the aggregates and the pipeline that feeds them (reader, workers,
+//! folder with bounded batches in flight); the pipeline could move to a module of its own.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
