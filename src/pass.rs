@@ -351,7 +351,7 @@ const MAX_WAITING: usize = 4;
 /// indexes taken in increasing order, and hands each result to `join` in index order, as soon
 /// as every earlier one was joined (on whichever worker finished last). This is how one file
 /// read in ranges on several cores is put back together: `join` sees the ranges in file order.
-/// Memory stays bounded: a worker whose result waits behind [`MAX_WAITING`] others waits too
+/// Memory stays bounded: a worker whose result waits behind `MAX_WAITING` others waits too
 /// (never the one working on the earliest index, so this cannot deadlock).
 pub fn in_order<T: Send>(
     n: usize,

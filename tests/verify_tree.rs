@@ -62,24 +62,10 @@ fn file(root: &Path, instance: &str, date: &str, name: &str) -> PathBuf {
     root.join(format!("Backup_{instance}/{date}/t1/{name}"))
 }
 
-/// A 3-master cluster (redis-cli --cluster create); `n` keys written to the master of their slot.
+/// A 3-master cluster (the library's throwaway cluster, slots split in order as `redis-cli
+/// --cluster create` splits them); `n` keys written to the master of their slot.
 fn cluster(n: usize) -> Option<Vec<RedisServer>> {
-    let args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"];
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(RedisServer::start(&args)?);
-    }
-    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-    let o = Command::new("redis-cli").args(["--cluster", "create"]).args(&addrs).arg("--cluster-yes").output().unwrap();
-    assert!(o.status.success(), "{}{}", text(&o), String::from_utf8_lossy(&o.stderr));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    for node in &nodes {
-        while !matches!(node.cmd(&[b"CLUSTER", b"INFO"]), Resp::Bulk(Some(i)) if String::from_utf8_lossy(&i).contains("cluster_state:ok"))
-        {
-            assert!(std::time::Instant::now() < deadline, "cluster not ok");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
+    let nodes = RedisServer::cluster(3, &[])?;
     let by_port: BTreeMap<u16, usize> = nodes.iter().enumerate().map(|(i, n)| (n.port, i)).collect();
     for i in 0..n {
         let key = format!("user:{i}");

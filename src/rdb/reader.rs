@@ -483,7 +483,7 @@ const BOUNDARY_SPAN: usize = 16 << 20;
 const BOUNDARY_TRIES: usize = 1 << 9;
 const BOUNDARY_BUDGET: usize = 1 << 30;
 
-/// The first position `p` in `from..to` where [`BOUNDARY_RECORDS`] records in a row parse (or
+/// The first position `p` in `from..to` where `BOUNDARY_RECORDS` records in a row parse (or
 /// fewer, then the EOF opcode and the checksum at the very end of `data`), and then the start of
 /// the last of those records: most likely a record boundary, so that a file can be read in
 /// ranges on several cores. A position inside a value (say, between two elements of a big hash)
