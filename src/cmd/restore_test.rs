@@ -175,26 +175,7 @@ pub fn run(args: Args) -> u8 {
         let res = super::progress::follow(data.len() as u64, "diff", &read, || {
             compare(&name, data, &mut live, &opts, &mut printer, &read)
         });
-        if let Some(e) = printer.err.take() {
-            return Err(e);
-        }
-        match res {
-            Ok(s) => {
-                printer.end(&name, &live.name, &s)?;
-                if args.json {
-                    printer.json.field("ok", &s.identical())?;
-                    printer.json.finish()?;
-                }
-                Ok(if s.identical() { EXIT_OK } else { EXIT_INVALID })
-            }
-            Err(DiffError::Write(e)) => Err(e),
-            Err(e) => {
-                let _ = printer.json.finish();
-                let _ = printer.json.out().flush();
-                eprintln!("rdbtool restore-test: {e}");
-                Ok(EXIT_CANNOT_RUN)
-            }
-        }
+        conclude(&mut printer, res, &name, &live.name, args.json)
     });
     drop(live);
     server.stop();
@@ -349,26 +330,7 @@ fn run_set(args: Args) -> u8 {
         let res = super::progress::follow(total, "diff", &read, || {
             compare_set(&names, &maps, &mut live, &opts, &mut printer, &read)
         });
-        if let Some(e) = printer.err.take() {
-            return Err(e);
-        }
-        match res {
-            Ok(s) => {
-                printer.end(&set_name, &live.name, &s)?;
-                if args.json {
-                    printer.json.field("ok", &s.identical())?;
-                    printer.json.finish()?;
-                }
-                Ok(if s.identical() { EXIT_OK } else { EXIT_INVALID })
-            }
-            Err(DiffError::Write(e)) => Err(e),
-            Err(e) => {
-                let _ = printer.json.finish();
-                let _ = printer.json.out().flush();
-                eprintln!("rdbtool restore-test: {e}");
-                Ok(EXIT_CANNOT_RUN)
-            }
-        }
+        conclude(&mut printer, res, &set_name, &live.name, args.json)
     });
     cluster.stop();
     code
@@ -392,6 +354,37 @@ fn compare_set(
     let mut counter = SlotCounter::new(out);
     let s = live::diff_file_live(&mut set, live, true, opts, &mut counter)?;
     Ok(Summary { files_a: set.summaries(&counter.per_slot), ..s })
+}
+
+/// The end of a comparison: the summary (and the closing of the JSON document), the exit status
+/// (0 identical, 1 different, 2 the comparison could not run).
+fn conclude(
+    printer: &mut Printer<'_>,
+    res: Result<Summary, DiffError>,
+    a: &str,
+    b: &str,
+    json: bool,
+) -> std::io::Result<u8> {
+    if let Some(e) = printer.err.take() {
+        return Err(e);
+    }
+    match res {
+        Ok(s) => {
+            printer.end(a, b, &s)?;
+            if json {
+                printer.json.field("ok", &s.identical())?;
+                printer.json.finish()?;
+            }
+            Ok(if s.identical() { EXIT_OK } else { EXIT_INVALID })
+        }
+        Err(DiffError::Write(e)) => Err(e),
+        Err(e) => {
+            let _ = printer.json.finish();
+            let _ = printer.json.out().flush();
+            eprintln!("rdbtool restore-test: {e}");
+            Ok(EXIT_CANNOT_RUN)
+        }
+    }
 }
 
 /// Keys restored as plain commands (the server could not RESTORE their payloads: values newer
