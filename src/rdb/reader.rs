@@ -294,17 +294,17 @@ impl<'a> Reader<'a> {
             return None;
         }
         let mut verdict = Ok(());
-        match self.read_record_with(Some(w), &mut verdict) {
-            Ok(Some(r)) => Some(Ok((r, verdict))),
-            Ok(None) => {
-                self.stopped = true;
-                None
-            }
-            Err(e) => {
-                self.stopped = true;
-                Some(Err(e))
-            }
+        let read = self.read_record_with(Some(w), &mut verdict);
+        self.stop_after(read).map(|r| r.map(|r| (r, verdict)))
+    }
+
+    /// A record read as an iterator item: the end (`Ok(None)`) and an error both stop the reader.
+    fn stop_after(&mut self, read: Result<Option<Record<'a>>>) -> Option<Result<Record<'a>>> {
+        let item = read.transpose();
+        if !matches!(item, Some(Ok(_))) {
+            self.stopped = true;
         }
+        item
     }
 
     fn read_record(&mut self) -> Result<Option<Record<'a>>> {
@@ -656,17 +656,8 @@ impl<'a> Iterator for Reader<'a> {
         if self.stopped {
             return None;
         }
-        match self.read_record() {
-            Ok(Some(r)) => Some(Ok(r)),
-            Ok(None) => {
-                self.stopped = true;
-                None
-            }
-            Err(e) => {
-                self.stopped = true;
-                Some(Err(e))
-            }
-        }
+        let read = self.read_record();
+        self.stop_after(read)
     }
 }
 
