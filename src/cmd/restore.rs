@@ -60,9 +60,10 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     max_ops: Option<u64>,
     /// Connections per master, each with its own pipeline (the keys of one hash slot always
-    /// go on the same one).
-    #[arg(long, value_name = "N", default_value_t = restore::DEFAULT_CONNECTIONS)]
-    connections: usize,
+    /// go on the same one). Default 2, but 1 under `--on-busy-key panic`: with one connection
+    /// every key before the busy one in file order has been written when the run stops.
+    #[arg(long, value_name = "N")]
+    connections: Option<usize>,
     /// Keys per pipelined batch.
     #[arg(long, value_name = "N", default_value_t = 512)]
     batch: usize,
@@ -128,7 +129,11 @@ pub fn run(args: Args) -> u8 {
     if args.batch == 0 {
         return fail("--batch must be at least 1".into());
     }
-    if !(1..=64).contains(&args.connections) {
+    let connections = args.connections.unwrap_or(match args.on_busy_key {
+        OnBusyKey::Panic => 1,
+        _ => restore::DEFAULT_CONNECTIONS,
+    });
+    if !(1..=64).contains(&connections) {
         return fail("--connections must be between 1 and 64".into());
     }
     if args.to.is_none() && !args.live.names_server() {
@@ -204,7 +209,7 @@ pub fn run(args: Args) -> u8 {
         functions: !args.no_functions,
         into_db0: args.into_db0,
         batch_keys: args.batch,
-        connections: args.connections,
+        connections,
         max_ops: args.max_ops,
         journal: args.journal.clone(),
         resume: args.resume,
