@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub use crate::redis::server::server_version;
 use crate::redis::server::{self, Dataset, ServerConfig, ServerDir, Start};
+use crate::redis::throwaway_cluster::{Cluster, Loaded};
 
 /// What kind of backup a path holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +97,14 @@ pub struct Refusal {
 /// Warning lines (`pid:role date # message`) of a Redis log, without the ones every start
 /// prints, or the last lines when there are none.
 pub fn log_reasons(log: &str) -> Vec<String> {
+    // A crash: its headline and where, not the stack and register dump after it.
+    let log = match log.find("crashed by signal") {
+        Some(at) => {
+            let end = log[at..].match_indices('\n').nth(2).map_or(log.len(), |(i, _)| at + i);
+            &log[..end]
+        }
+        None => log,
+    };
     const NOISE: [&str; 7] = [
         "overcommit_memory",
         "no config file specified",
@@ -154,7 +163,7 @@ pub fn start_watched(
     let dataset = match backup {
         Backup::Rdb(p) => {
             let abs = std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            link_or_copy(&abs, &dir.path().join("dump.rdb"))?;
+            crate::redis::throwaway_cluster::link_or_copy(&abs, &dir.path().join("dump.rdb"))?;
             Dataset::Rdb
         }
         Backup::AofDir { dir: src, manifest } => {
@@ -178,7 +187,7 @@ pub fn start_watched(
     match server::Server::start_watched(dir, &cfg, &server::Exposure::default(), loading)? {
         Start::Up(s) => Ok(Outcome::Accepted(s)),
         Start::Exited { status, log } => Ok(Outcome::Refused(Refusal {
-            hint: too_old_hint(backup, &opts.redis_server),
+            hint: too_old_hint(backup, &opts.redis_server).or_else(|| verify_hint(backup)),
             version,
             exit: status,
             reasons: log_reasons(&log),
@@ -186,46 +195,94 @@ pub fn start_watched(
     }
 }
 
-/// A throwaway cluster of `n` masters (`crate::redis::server::Cluster`: contained as a single
-/// throwaway server is, but on loopback TCP ports, which the cluster bus needs) for a set of
-/// RDB files, one per shard.
-pub fn start_cluster(n: usize, opts: &ServerOptions) -> Result<server::Cluster, String> {
+/// How the start of a cluster backup (one RDB file per shard) ended.
+pub enum SetOutcome {
+    /// Every node loaded its file; the cluster is up (node `i` holds file `i`).
+    Accepted(Cluster),
+    /// The node given file `file` refused it.
+    Refused { file: usize, refusal: Refusal },
+    /// Files hold keys of the same slots: (slot, file, other file) for the first of them, and
+    /// how many slots in all. A slot is served by one master: loaded as a cluster, the other
+    /// master deletes its keys of the slot when the nodes meet.
+    SharedSlots { slots: Vec<(u16, usize, usize)>, count: usize },
+}
+
+/// A throwaway cluster of as many masters as `files`, each loading its file as its dump.rdb
+/// (`crate::redis::throwaway_cluster::Cluster::start_loaded`), as an operator restores a
+/// cluster's backup. `loading` gets (bytes loaded, bytes in all).
+pub fn start_set_watched(
+    files: &[PathBuf],
+    opts: &ServerOptions,
+    loading: &mut dyn FnMut(u64, u64),
+) -> Result<SetOutcome, String> {
     let version = server_version(&opts.redis_server)?;
     let cfg = ServerConfig {
         bin: opts.redis_server.clone(),
-        version,
+        version: version.clone(),
         dataset: Dataset::Rdb,
         load_timeout: opts.load_timeout,
     };
+    let n = files.len();
     let settle = Duration::from_secs(60).max(Duration::from_secs(5 * n as u64).min(opts.load_timeout));
-    server::Cluster::start(n, &cfg, &server::Exposure::default(), opts.temp_dir.as_deref(), settle)
+    let started = Cluster::start_loaded(
+        files,
+        &cfg,
+        &server::Exposure::default(),
+        opts.temp_dir.as_deref(),
+        settle,
+        loading,
+    )?;
+    Ok(match started {
+        Loaded::Up(c) => SetOutcome::Accepted(c),
+        Loaded::Refused { node, status, log } => SetOutcome::Refused {
+            file: node,
+            refusal: Refusal {
+                hint: too_old_hint(&Backup::Rdb(files[node].clone()), &opts.redis_server)
+                    .or_else(|| other_db_hint(&files[node]))
+                    .or_else(|| verify_hint(&Backup::Rdb(files[node].clone()))),
+                version,
+                exit: status,
+                reasons: log_reasons(&log),
+            },
+        },
+        Loaded::SharedSlots { slots, count } => SetOutcome::SharedSlots { slots, count },
+    })
 }
 
-/// Restores a set of RDB files into a (throwaway, empty) cluster with the restore engine:
-/// keys whose TTL has passed are left out (as a loading server drops them), function libraries
-/// go to every master (the same library in several shard files, as a cluster backup has it, is
-/// loaded once and counted busy after). `progress` gets the bytes read.
-pub fn restore_set(
-    inputs: &[crate::restore::Input<'_>],
-    cluster: &server::Cluster,
-    progress: &mut dyn FnMut(u64),
-) -> Result<crate::restore::Report, String> {
-    let target = crate::restore::Target::connect(&cluster.connect_options(0)).map_err(|e| e.to_string())?;
-    let opts = crate::restore::Options {
-        // The cluster is empty: a busy key can only be a library loaded from another shard's
-        // file (keys in two files are refused before anything is written).
-        on_busy_key: crate::export::resp::OnBusyKey::Skip,
-        filter: crate::filter::Filter { expired: crate::filter::Expired::Exclude, ..Default::default() },
-        ..Default::default()
-    };
-    crate::restore::run(inputs, &target, &opts, progress)
-}
-
-fn link_or_copy(from: &Path, to: &Path) -> Result<(), String> {
-    if std::os::unix::fs::symlink(from, to).is_ok() {
-        return Ok(());
+/// Where our own check of an RDB file finds its first error (offset, db, key), which Redis's
+/// log rarely says.
+fn verify_hint(backup: &Backup) -> Option<String> {
+    let Backup::Rdb(path) = backup else { return None };
+    let data = crate::input::open(path).ok()?;
+    let report = crate::verify::verify_input(&path.display().to_string(), &data, &Default::default());
+    let e = report.errors.first()?;
+    let mut place = format!("offset {}", e.offset);
+    if let Some(db) = e.db {
+        place.push_str(&format!(", db {db}"));
     }
-    server::copy_private(from, to).map_err(|e| format!("copying {}: {e}", from.display()))
+    if let Some(k) = &e.key {
+        place.push_str(&format!(", key {}", crate::display::quoted(k)));
+    }
+    Some(format!("rdbtool verify finds it at {place}: {}", e.message))
+}
+
+/// For a cluster node's file: the first key outside db 0, which a cluster node cannot hold.
+fn other_db_hint(path: &Path) -> Option<String> {
+    let data = crate::input::open(path).ok()?;
+    let mut r = crate::rdb::reader::Reader::new(&data).ok()?;
+    while let Some(Ok(rec)) = r.next() {
+        if let crate::rdb::reader::Record::Key(k) = rec
+            && k.db != 0
+        {
+            return Some(format!(
+                "the file holds keys of db {} (key {} at offset {}), and a cluster node has db 0 only",
+                k.db,
+                crate::display::quoted(&k.key),
+                k.key_offset
+            ));
+        }
+    }
+    None
 }
 
 fn too_old_hint(backup: &Backup, bin: &Path) -> Option<String> {
@@ -252,5 +309,18 @@ mod tests {
             vec!["Can't handle RDB format version 11", "Fatal error loading the DB: Invalid argument. Exiting."]
         );
         assert_eq!(log_reasons("a\nb\n"), vec!["a", "b"]);
+        let crash = "1:M 28 Nov 2026 17:56:40.710 # Server initialized\n\
+                     1:M 28 Nov 2026 17:56:40.711 # Redis 7.0.15 crashed by signal: 11, si_code: 1\n\
+                     1:M 28 Nov 2026 17:56:40.711 # Accessing address: 0x95d8\n\
+                     1:M 28 Nov 2026 17:56:40.711 # Crashed running the instruction at: 0x564cac9facfa\n\
+                     1:M 28 Nov 2026 17:56:40.711 # (00007ffdca50038f) -> 0000000000000000\n";
+        assert_eq!(
+            log_reasons(crash),
+            vec![
+                "Redis 7.0.15 crashed by signal: 11, si_code: 1",
+                "Accessing address: 0x95d8",
+                "Crashed running the instruction at: 0x564cac9facfa"
+            ]
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The library's throwaway cluster (`rdbtool::redis::server::Cluster`): contained like the
+//! The library's throwaway cluster (`rdbtool::redis::throwaway_cluster::Cluster`): contained like the
 //! throwaway server, one slot map on every node, every node stopped by its PID on drop and when
 //! `rdbtool restore-test` of several files is interrupted.
 
@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdbtool::redis::server::{Cluster, Dataset, Exposure, ServerConfig, server_version, slot_ranges};
+use rdbtool::redis::server::{Dataset, Exposure, ServerConfig, server_version};
+use rdbtool::redis::throwaway_cluster::{Cluster, slot_ranges};
 use rdbtool::redis::{Addr, ConnectOptions, Connection, Reply};
 
 fn alive(pid: u32) -> bool {
@@ -113,7 +114,7 @@ fn an_interrupted_restore_test_of_several_files_stops_every_node() {
             (0..50).map(|k| (0, format!("f{i}:k{k}").into_bytes(), b"v".to_vec())).collect();
         let refs: Vec<(u64, &[u8], &[u8])> = keys.iter().map(|(d, k, v)| (*d, &k[..], &v[..])).collect();
         let p = data.path().join(format!("shard-{i}.rdb"));
-        std::fs::write(&p, common::rdb_of_strings(&refs)).unwrap();
+        std::fs::write(&p, common::rdb9(common::rdb_of_strings(&refs))).unwrap();
         files.push(p.display().to_string());
     }
     // Untouched, the set passes.

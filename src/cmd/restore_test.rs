@@ -1,6 +1,6 @@
 //! `rdbtool restore-test FILE_OR_DIR`: load a backup into a throwaway redis-server and compare;
-//! `rdbtool restore-test SHARD.rdb...`: restore a cluster backup into a throwaway cluster and
-//! compare.
+//! `rdbtool restore-test SHARD.rdb...`: load a cluster backup into a throwaway cluster (a file
+//! per master) and compare.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rdbtool::diff::live::{self, LiveSide};
 use rdbtool::diff::{DiffError, FileSet, FileSide, Options, SlotCounter, Summary};
-use rdbtool::restore_test::{self, Backup, Outcome, ServerOptions};
+use rdbtool::restore_test::{self, Backup, Outcome, ServerOptions, SetOutcome};
 
 use super::diff::{Mode, Printer};
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
@@ -26,9 +26,11 @@ use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 ///
 /// Several RDB files are a cluster backup (one file per shard): a throwaway Redis Cluster of as
 /// many masters is started (cluster-enabled, on loopback TCP ports, password and removed
-/// commands as above, CLUSTER kept), the files are restored into it as `rdbtool restore` does
-/// (keys whose TTL has passed left out, libraries on every master), and the set is compared
-/// with the cluster (as `rdbtool diff SHARD.rdb... redis://node`), with a line per file.
+/// commands as above, CLUSTER kept), each master loading one file as its dump.rdb, as an
+/// operator restores a cluster's backup (a node that refuses its file makes the set REFUSED;
+/// so do two files with keys of one slot). Each master takes the slots of its keys, the others
+/// are spread, and the set is compared with the cluster (as `rdbtool diff SHARD.rdb...
+/// redis://node`), with a line per file.
 ///
 /// Exit status: 0 accepted (and identical), 1 refused or different, 2 could not run.
 #[derive(clap::Args)]
@@ -195,8 +197,8 @@ fn compare(
     live::diff_file_live(&mut f, live, true, opts, out)
 }
 
-/// Several RDB files: a throwaway cluster of as many masters, the files restored into it, then
-/// the set compared with it.
+/// Several RDB files: a throwaway cluster of as many masters, each loading one file, then the
+/// set compared with it.
 fn run_set(args: Args) -> u8 {
     let fail = |msg: String| {
         eprintln!("rdbtool restore-test: {msg}");
@@ -223,73 +225,83 @@ fn run_set(args: Args) -> u8 {
         load_timeout: Duration::from_secs(args.load_timeout.max(1)),
         temp_dir: args.temp_dir.clone(),
     };
-    let cluster = match restore_test::start_cluster(maps.len(), &so) {
-        Ok(c) => c,
+    let version = match restore_test::server_version(&so.redis_server) {
+        Ok(v) => v,
         Err(e) => return fail(e),
     };
-    let version = cluster.nodes[0].version.clone();
-    let inputs: Vec<rdbtool::restore::Input<'_>> = names
-        .iter()
-        .zip(&maps)
-        .map(|(n, d)| rdbtool::restore::Input { name: n.clone(), data: d, mapped: Some(d) })
-        .collect();
     let total: u64 = maps.iter().map(|m| m.len() as u64).sum();
-    let bar = super::progress::bytes_bar(total, "restore");
-    let res = restore_test::restore_set(&inputs, &cluster, &mut |pos| bar.set_position(pos));
+    let bar = super::progress::bytes_bar(total, "loading");
+    let started = restore_test::start_set_watched(&args.paths, &so, &mut |done, all| {
+        bar.set_length(all);
+        bar.set_position(done);
+    });
     bar.finish_and_clear();
     let set_name = rdbtool::diff::set_name(&names);
     let masters = maps.len();
     let head = format!("cluster of {masters} redis-server {version} masters");
-    let report = match res {
-        Ok(r) if r.ok => r,
-        Ok(r) => {
-            // Keys Redis did not take (failed, not sent): the backup does not restore.
+    let cluster = match started {
+        Err(e) => return fail(e),
+        Ok(SetOutcome::Accepted(c)) => c,
+        Ok(SetOutcome::Refused { file, refusal: r }) => {
             return super::with_stdout(|out| {
                 if args.json {
                     let doc = serde_json::json!({
                         "files": names, "server_version": version, "masters": masters, "accepted": false,
-                        "restore": r, "ok": false,
+                        "refused_file": names[file], "exit": r.exit, "reasons": r.reasons, "hint": r.hint,
+                        "ok": false,
                     });
                     writeln!(out, "{doc}")?;
                 } else {
                     writeln!(out, "REFUSED  {set_name}  ({head})")?;
-                    r.print(out)?;
+                    writeln!(out, "  the node given {} refused it ({})", names[file], r.exit)?;
+                    for l in &r.reasons {
+                        writeln!(out, "  redis: {l}")?;
+                    }
+                    if let Some(h) = &r.hint {
+                        writeln!(out, "  hint: {h}")?;
+                    }
                 }
                 Ok(EXIT_INVALID)
             });
         }
-        Err(e) => {
-            // Nothing written: the set cannot be a cluster's dataset (keys in several dbs or
-            // in two files, an unreadable file).
+        Ok(SetOutcome::SharedSlots { slots, count }) => {
+            let reasons = shared_slot_reasons(&names, &maps, &slots, count);
             return super::with_stdout(|out| {
                 if args.json {
                     let doc = serde_json::json!({
                         "files": names, "server_version": version, "masters": masters, "accepted": false,
-                        "reasons": [e], "ok": false,
+                        "reasons": reasons, "ok": false,
                     });
                     writeln!(out, "{doc}")?;
                 } else {
                     writeln!(out, "REFUSED  {set_name}  ({head})")?;
-                    writeln!(out, "  {e}")?;
+                    for l in &reasons {
+                        writeln!(out, "  {l}")?;
+                    }
                 }
                 Ok(EXIT_INVALID)
             });
         }
     };
-    let keys = report.counts.written;
-    let load_s = report.elapsed_s;
-    let accepted = format!("ACCEPTED  {set_name}  ({head}: restored {keys} keys in {load_s:.1} s)");
+    let load_s: f64 = cluster.nodes.iter().map(|n| n.load_time.as_secs_f64()).sum();
+    let mut keys = 0u64;
+    for i in 0..masters {
+        match count_keys(&cluster, i) {
+            Ok(n) => keys += n,
+            Err(e) => return fail(e),
+        }
+    }
+    let accepted = format!("ACCEPTED  {set_name}  ({head} loaded {keys} keys in {load_s:.1} s)");
     let code = super::with_stdout(|out| {
         if args.no_diff {
             if args.json {
                 let doc = serde_json::json!({
                     "files": names, "server_version": version, "masters": masters, "accepted": true,
-                    "keys": keys, "load_seconds": load_s, "restore": report, "ok": true,
+                    "keys": keys, "load_seconds": load_s, "ok": true,
                 });
                 writeln!(out, "{doc}")?;
             } else {
                 writeln!(out, "{accepted}")?;
-                plain_note(out, &report, &version)?;
                 writeln!(out, "(comparison skipped: --no-diff)")?;
             }
             return Ok(EXIT_OK);
@@ -314,10 +326,8 @@ fn run_set(args: Args) -> u8 {
             printer.json.field("accepted", &true)?;
             printer.json.field("keys", &keys)?;
             printer.json.field("load_seconds", &load_s)?;
-            printer.json.field("restore", &report)?;
         } else {
             writeln!(printer.json.out(), "{accepted}")?;
-            plain_note(printer.json.out(), &report, &version)?;
         }
         let opts = Options {
             ttl_tolerance_ms: (args.ttl_tolerance * 1000.0).round() as i64,
@@ -387,18 +397,55 @@ fn conclude(
     }
 }
 
-/// Keys restored as plain commands (the server could not RESTORE their payloads: values newer
-/// than its RDB version, or too big for one bulk) are named in a note: a node of that version
-/// loading the shard file itself would refuse a file that needs a newer server.
-fn plain_note(out: &mut dyn std::io::Write, r: &rdbtool::restore::Report, version: &str) -> std::io::Result<()> {
-    let n = r.counts.sent_as_commands;
-    if n > 0 {
-        writeln!(
-            out,
-            "note: {n} keys went as plain commands (redis-server {version} takes RESTORE payloads up to \
-             RDB {}); run `rdbtool verify --target` on the files to see which servers load them as they are",
-            r.payload_rdb_version
-        )?;
+/// Keys in node `i` of the cluster (`DBSIZE`).
+fn count_keys(cluster: &rdbtool::redis::throwaway_cluster::Cluster, i: usize) -> Result<u64, String> {
+    let mut c = cluster.nodes[i].connect(Duration::from_secs(30))?;
+    match c.command(&[b"DBSIZE"]) {
+        Ok(r) => r.int().map(|n| n as u64).ok_or_else(|| format!("cluster node {}: DBSIZE answered {}", i + 1, r.describe())),
+        Err(e) => Err(format!("cluster node {}: DBSIZE: {e}", i + 1)),
     }
-    Ok(())
+}
+
+/// Why a set whose files share slots is refused, with a key of the first shared slot from
+/// each of its two files.
+fn shared_slot_reasons(
+    names: &[String],
+    maps: &[rdbtool::input::Input],
+    slots: &[(u16, usize, usize)],
+    count: usize,
+) -> Vec<String> {
+    let mut out = vec![format!(
+        "{count} slots hold keys in two files; a slot is served by one master: loaded as a cluster, the \
+         other master deletes its keys of the slot when the nodes meet"
+    )];
+    for (n, &(slot, a, b)) in slots.iter().enumerate() {
+        let mut line = format!("slot {slot}: {} and {}", names[a], names[b]);
+        if n == 0 {
+            let ex: Vec<String> = [a, b]
+                .iter()
+                .filter_map(|&f| key_in_slot(&maps[f], slot).map(|k| format!("{} in {}", rdbtool::display::quoted(&k), names[f])))
+                .collect();
+            if !ex.is_empty() {
+                line.push_str(&format!(" (e.g. {})", ex.join(", ")));
+            }
+        }
+        out.push(line);
+    }
+    if count > slots.len() {
+        out.push(format!("... {} more slots", count - slots.len()));
+    }
+    out
+}
+
+/// The first key of db 0 in `slot` in a file (the files were loaded by Redis: readable).
+fn key_in_slot(data: &[u8], slot: u16) -> Option<Vec<u8>> {
+    let mut r = rdbtool::rdb::reader::Reader::new(data).ok()?;
+    while let Some(rec) = r.next() {
+        if let Ok(rdbtool::rdb::reader::Record::Key(k)) = rec
+            && rdbtool::slot::key_slot(&k.key) == slot
+        {
+            return Some(k.key.into_owned());
+        }
+    }
+    None
 }

@@ -1,6 +1,6 @@
 //! Talking to Redis: one client (`client`: TCP, TLS, unix sockets, AUTH, bounded replies,
 //! pipelining), the cluster slot map (`cluster`), and the throwaway server some commands start
-//! to load a backup (`server`).
+//! to load a backup (`server`), and a throwaway cluster of them (`throwaway_cluster`).
 //!
 //! `diff`, `split --from`, `restore-test` and `aof to-rdb` use only these.
 
@@ -11,6 +11,7 @@ pub mod options;
 pub mod resp;
 pub mod scan;
 pub mod server;
+pub mod throwaway_cluster;
 mod tls;
 
 pub use client::{Addr, ConnectOptions, Connection, Error, ErrorKind, Limits, Reply, TlsOptions};

@@ -18,9 +18,7 @@
 //! - it is stopped by its PID and its dir removed on every exit path: `Drop` (errors, panics)
 //!   and, through `crate::cleanup`, SIGINT / SIGTERM.
 //!
-//! Over 700 lines for now: the one throwaway server and the throwaway cluster made of them
-//! (slots assigned, nodes met, one slot map awaited) share the containment above; the cluster
-//! could move to a module of its own.
+//! A throwaway cluster is made of these servers: `super::throwaway_cluster`.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -84,13 +82,13 @@ pub fn find_binary(bin: &Path) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(bin)).find(|c| c.is_file())
 }
 
-fn major_minor(version: &str) -> (u32, u32) {
+pub(crate) fn major_minor(version: &str) -> (u32, u32) {
     let mut it = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
 /// 32 random hex digits (from the kernel).
-fn secret() -> std::io::Result<String> {
+pub(crate) fn secret() -> std::io::Result<String> {
     let mut b = [0u8; 16];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
@@ -558,176 +556,5 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// A throwaway Redis Cluster: `n` masters (no replicas), each a `Server` started with
-/// `Exposure::cluster` in a private dir of its own, the 16384 slots split into `n` ranges in
-/// order, joined with `CLUSTER MEET`. Dropping it stops every node (by PID) and removes their
-/// dirs; each node is registered with `crate::cleanup` for SIGINT / SIGTERM.
-pub struct Cluster {
-    /// The masters, in slot order: node `i` serves `slot_ranges(n)[i]`.
-    pub nodes: Vec<Server>,
-}
-
-/// The slots of each of `n` masters: 16384 split into `n` ranges as even as they go.
-pub fn slot_ranges(n: usize) -> Vec<(u16, u16)> {
-    let total = crate::slot::SLOTS as usize;
-    (0..n).map(|i| ((i * total / n) as u16, ((i + 1) * total / n - 1) as u16)).collect()
-}
-
-/// The most masters `Cluster::start` makes (each one is a process and two TCP ports).
-pub const MAX_CLUSTER_NODES: usize = 256;
-
-impl Cluster {
-    /// Starts `n` nodes (`parent`: where their dirs go, default the system temp dir), assigns
-    /// the slots (`CLUSTER ADDSLOTSRANGE`, or `ADDSLOTS` before 7.0), introduces them to each
-    /// other, and waits (up to `timeout`) until every node says `cluster_state:ok` and every node
-    /// sees the same slot map, the one assigned.
-    pub fn start(
-        n: usize,
-        cfg: &ServerConfig,
-        exposure: &Exposure,
-        parent: Option<&Path>,
-        timeout: Duration,
-    ) -> Result<Cluster, String> {
-        if n == 0 || n > MAX_CLUSTER_NODES {
-            return Err(format!("a throwaway cluster has 1 to {MAX_CLUSTER_NODES} masters, not {n}"));
-        }
-        let mut exposure = Exposure { cluster: true, tcp: true, ..exposure.clone() };
-        if !exposure.open && exposure.password.is_none() {
-            exposure.password = Some(secret().map_err(|e| format!("/dev/urandom: {e}"))?);
-        }
-        let mut c = Cluster { nodes: Vec::with_capacity(n) };
-        for i in 0..n {
-            let dir = ServerDir::create(parent, "rdbtool-cluster-")?;
-            match Server::start_with(dir, cfg, &exposure)? {
-                Start::Up(s) => c.nodes.push(s),
-                Start::Exited { status, log } => {
-                    let tail: Vec<&str> = log.lines().rev().take(8).collect();
-                    let tail: Vec<&str> = tail.into_iter().rev().collect();
-                    return Err(format!(
-                        "cluster node {} of {n} did not start ({status}); its log ends with:\n{}",
-                        i + 1,
-                        tail.join("\n")
-                    ));
-                }
-            }
-        }
-        let ranges = slot_ranges(n);
-        let ranges_cmd = major_minor(&cfg.version) >= (7, 0);
-        let first_port = c.nodes[0].port().unwrap_or(0).to_string();
-        for (i, node) in c.nodes.iter().enumerate() {
-            let mut conn = node.connect(Duration::from_secs(30))?;
-            let (lo, hi) = ranges[i];
-            // Distinct config epochs, as `redis-cli --cluster create` sets them: no collision
-            // to resolve before the slot map settles.
-            check(&mut conn, &[b"CLUSTER", b"SET-CONFIG-EPOCH", (i + 1).to_string().as_bytes()], "SET-CONFIG-EPOCH")?;
-            if ranges_cmd {
-                let (lo, hi) = (lo.to_string(), hi.to_string());
-                check(&mut conn, &[b"CLUSTER", b"ADDSLOTSRANGE", lo.as_bytes(), hi.as_bytes()], "ADDSLOTSRANGE")?;
-            } else {
-                let slots: Vec<String> = (lo..=hi).map(|s| s.to_string()).collect();
-                let mut args: Vec<&[u8]> = vec![b"CLUSTER", b"ADDSLOTS"];
-                args.extend(slots.iter().map(|s| s.as_bytes()));
-                check(&mut conn, &args, "ADDSLOTS")?;
-            }
-            if i > 0 {
-                check(&mut conn, &[b"CLUSTER", b"MEET", b"127.0.0.1", first_port.as_bytes()], "MEET")?;
-            }
-        }
-        c.wait_ok(timeout)?;
-        Ok(c)
-    }
-
-    /// Waits until every node has `cluster_state:ok` and the assigned slot map.
-    fn wait_ok(&self, timeout: Duration) -> Result<(), String> {
-        let started = Instant::now();
-        let want: Vec<(u16, u16, u16)> = slot_ranges(self.nodes.len())
-            .into_iter()
-            .zip(&self.nodes)
-            .map(|((lo, hi), s)| (lo, hi, s.port().unwrap_or(0)))
-            .collect();
-        let mut conns = Vec::new();
-        for n in &self.nodes {
-            conns.push(n.connect(Duration::from_secs(30))?);
-        }
-        loop {
-            let mut last = String::new();
-            let mut all = true;
-            for (i, conn) in conns.iter_mut().enumerate() {
-                let state = match conn.command(&[b"CLUSTER", b"INFO"]) {
-                    Ok(r) => r.text().unwrap_or_default(),
-                    Err(e) => return Err(format!("cluster node {}: CLUSTER INFO: {e}", i + 1)),
-                };
-                let ok = state.lines().any(|l| l.trim_end() == "cluster_state:ok");
-                let map = match conn.command(&[b"CLUSTER", b"SLOTS"]) {
-                    Ok(r) => slot_owners(&r),
-                    Err(e) => return Err(format!("cluster node {}: CLUSTER SLOTS: {e}", i + 1)),
-                };
-                if !ok || map != want {
-                    all = false;
-                    let st = state.lines().find(|l| l.starts_with("cluster_state")).unwrap_or("").trim_end();
-                    last = format!("node {} says {st} and sees {} of {} slot ranges", i + 1, map.len(), want.len());
-                    break;
-                }
-            }
-            if all {
-                return Ok(());
-            }
-            if started.elapsed() > timeout {
-                return Err(format!("the throwaway cluster did not settle within {} s: {last}", timeout.as_secs()));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// How to connect to node `i`.
-    pub fn connect_options(&self, i: usize) -> ConnectOptions {
-        self.nodes[i].connect_options()
-    }
-
-    /// Stops every node and removes their dirs.
-    pub fn stop(self) {}
-}
-
-/// `CLUSTER SLOTS` as sorted (first slot, last slot, master's port) triples.
-fn slot_owners(r: &Reply) -> Vec<(u16, u16, u16)> {
-    let Reply::Array(ranges) = r else { return Vec::new() };
-    let mut out = Vec::new();
-    for range in ranges {
-        let Reply::Array(f) = range else { continue };
-        let (Some(lo), Some(hi), Some(Reply::Array(m))) = (f.first(), f.get(1), f.get(2)) else { continue };
-        let (Some(lo), Some(hi), Some(port)) = (lo.int(), hi.int(), m.get(1).and_then(Reply::int)) else { continue };
-        out.push((lo as u16, hi as u16, port as u16));
-    }
-    out.sort_unstable();
-    out
-}
-
-/// Sends a command that must answer OK.
-fn check(conn: &mut Connection, args: &[&[u8]], what: &str) -> Result<(), String> {
-    match conn.command(args) {
-        Ok(r) if r.is_ok() => Ok(()),
-        Ok(r) => Err(format!("CLUSTER {what} answered {}", r.describe())),
-        Err(e) => Err(format!("CLUSTER {what}: {e}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slot_ranges_cover_every_slot_once() {
-        for n in [1, 2, 3, 7, 256] {
-            let r = slot_ranges(n);
-            assert_eq!(r.len(), n);
-            assert_eq!(r[0].0, 0);
-            assert_eq!(r[n - 1].1, 16383);
-            for w in r.windows(2) {
-                assert_eq!(w[0].1 + 1, w[1].0);
-            }
-        }
     }
 }

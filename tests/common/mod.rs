@@ -16,7 +16,8 @@ use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use rdbtool::redis::server::{Cluster, Dataset, Exposure, Server, ServerConfig, ServerDir, Start, server_version};
+use rdbtool::redis::server::{Dataset, Exposure, Server, ServerConfig, ServerDir, Start, server_version};
+use rdbtool::redis::throwaway_cluster::Cluster;
 use std::time::{Duration, Instant};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -264,6 +265,16 @@ pub fn rdb_of_strings(keys: &[(u64, &[u8], &[u8])]) -> Vec<u8> {
     let crc = rdbtool::crc::crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// A file of `rdb_of_strings` in RDB version 9 (Redis 5.0 and every later server reads it), its
+/// checksum recomputed.
+pub fn rdb9(mut f: Vec<u8>) -> Vec<u8> {
+    f[5..9].copy_from_slice(b"0009");
+    f.truncate(f.len() - 8);
+    let crc = rdbtool::crc::crc64(&f);
+    f.extend_from_slice(&crc.to_le_bytes());
+    f
 }
 
 /// Runs `cmd` (stdout discarded) to its end: exit code, stderr, peak RSS in KiB (of that
