@@ -363,7 +363,7 @@ impl<'a> Feed<'a> {
             self.errors.push(format!("{}: {}", at.input, e.in_key(k.db, &k.key)));
             return ControlFlow::Break(());
         }
-        let db = if opts.into_db0 || self.target.is_cluster() { 0 } else { k.db };
+        let db = super::route::dest_db(k.db, opts.into_db0, self.target.served_dbs());
         let slot = crate::slot::key_slot(&k.key);
         let node = self.node_of(slot);
         self.cover(pos)?;

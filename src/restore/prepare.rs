@@ -29,8 +29,10 @@ pub(super) fn prepare(inputs: &[Input<'_>], target: &Target, opts: &Options) -> 
     for i in inputs {
         formats.push(Reader::new(i.data).map_err(|e| format!("{}: {e}", i.name))?.format());
     }
-    if target.is_cluster() && !opts.into_db0 {
-        check_one_db(inputs, &opts.filter)?;
+    if let Some(served) = target.served_dbs()
+        && !opts.into_db0
+    {
+        check_dbs(inputs, &opts.filter, served)?;
     }
     let plan = conflict_plan(inputs, target, opts)?;
     let journal = open_journal(inputs, target, opts)?;
@@ -41,14 +43,16 @@ pub(super) fn prepare(inputs: &[Input<'_>], target: &Target, opts: &Options) -> 
     Ok(Prepared { formats, plan, journal, skip_below, uncertain_below, resume_busy })
 }
 
-/// A cluster has db 0 only: keys of other databases are refused, with the list of databases.
-fn check_one_db(inputs: &[Input<'_>], filter: &Filter) -> Result<(), String> {
+/// A cluster serves db 0 only (a Valkey 9 cluster: `cluster-databases` of them): keys of other
+/// databases are refused, with the list of databases, unless one is chosen with `--db N`.
+fn check_dbs(inputs: &[Input<'_>], filter: &Filter, served: u64) -> Result<(), String> {
     let dbs = selected_dbs(inputs, filter)?;
     let one = filter.dbs.len() == 1;
-    if !one && dbs.keys().any(|&d| d != 0) {
+    if !one && dbs.keys().any(|&d| d >= served) {
         let list: Vec<String> = dbs.iter().map(|(d, n)| format!("db {d}: {n} keys")).collect();
+        let has = if served == 1 { "only db 0".to_owned() } else { format!("dbs 0 to {}", served - 1) };
         return Err(format!(
-            "a cluster has only db 0, and the keys are in several databases ({}): choose one with --db N, \
+            "the cluster has {has}, and the keys are in several databases ({}): choose one with --db N, \
              or map all to db 0 with --into-db0",
             list.join(", ")
         ));
@@ -115,7 +119,7 @@ fn conflict_plan(inputs: &[Input<'_>], target: &Target, opts: &Options) -> Resul
             None => crate::merge::Source::new(i.name.clone(), i.data),
         })
         .collect();
-    let router = Router { filter: &opts.filter, into_db0: opts.into_db0 || target.is_cluster() };
+    let router = Router { filter: &opts.filter, into_db0: opts.into_db0 || target.served_dbs() == Some(1) };
     match crate::merge::plan(&sources, &router, &opts.conflicts) {
         Ok(p) => Ok(Some(p)),
         Err(crate::merge::MergeError::Conflicts(c)) => {

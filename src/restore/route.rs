@@ -21,6 +21,9 @@ pub struct Target {
     /// The longest bulk string it takes (`proto-max-bulk-len`, by `CONFIG GET` when
     /// permitted; else Redis's default, 512 MB).
     pub max_bulk: u64,
+    /// The databases a cluster serves: 1, or a Valkey 9 cluster's `cluster-databases` (by
+    /// `CONFIG GET` when permitted; else 1). A standalone server: not used (every db is kept).
+    pub cluster_dbs: u64,
 }
 
 /// Redis's default `proto-max-bulk-len`.
@@ -31,6 +34,33 @@ fn read_max_bulk(conn: &mut Connection) -> Option<u64> {
     match conn.command(&[b"CONFIG", b"GET", b"proto-max-bulk-len"]).ok()? {
         crate::redis::client::Reply::Array(a) if a.len() == 2 => a[1].int().and_then(|n| u64::try_from(n).ok()),
         _ => None,
+    }
+}
+
+/// `CONFIG GET cluster-databases` of a Valkey 9 (or later) cluster; 1 for any other target, or
+/// when refused or unreadable.
+fn read_cluster_dbs(conn: &mut Connection, flavor: Flavor, version: &str) -> u64 {
+    let major = version.split('.').next().and_then(|m| m.parse::<u32>().ok()).unwrap_or(0);
+    if flavor != Flavor::Valkey || major < 9 {
+        return 1;
+    }
+    match conn.command(&[b"CONFIG", b"GET", b"cluster-databases"]) {
+        Ok(crate::redis::client::Reply::Array(a)) if a.len() == 2 => {
+            a[1].int().and_then(|n| u64::try_from(n).ok()).filter(|&n| n >= 1).unwrap_or(1)
+        }
+        _ => 1,
+    }
+}
+
+/// The db a key of `src_db` goes to: db 0 under `--into-db0`; on a cluster, its own db when the
+/// cluster serves it (a Valkey 9 cluster with `cluster-databases` > 1), else db 0 (a single db
+/// chosen with `--db N`; other dbs were refused before anything was sent); on a standalone
+/// server, its own db.
+pub fn dest_db(src_db: u64, into_db0: bool, cluster_dbs: Option<u64>) -> u64 {
+    match cluster_dbs {
+        _ if into_db0 => 0,
+        Some(n) if src_db >= n => 0,
+        _ => src_db,
     }
 }
 
@@ -63,6 +93,7 @@ impl Target {
         };
         let release = release_of(flavor, &version);
         let max_bulk = read_max_bulk(&mut conn).filter(|&n| n > 0).unwrap_or(DEFAULT_MAX_BULK);
+        let cluster_dbs = if cluster { read_cluster_dbs(&mut conn, flavor, &version) } else { 1 };
         let slots = if cluster {
             let host = match &opts.addr {
                 crate::redis::client::Addr::Tcp { host, .. } => host.clone(),
@@ -77,11 +108,16 @@ impl Target {
             None
         };
         let version = if flavor == Flavor::Valkey { format!("valkey {version}") } else { version };
-        Ok(Target { opts: opts.clone(), version, release, slots, max_bulk })
+        Ok(Target { opts: opts.clone(), version, release, slots, max_bulk, cluster_dbs })
     }
 
     pub fn is_cluster(&self) -> bool {
         self.slots.is_some()
+    }
+
+    /// For a cluster, how many databases it serves (see `cluster_dbs`); None: standalone.
+    pub fn served_dbs(&self) -> Option<u64> {
+        self.is_cluster().then_some(self.cluster_dbs)
     }
 
     /// The masters (one for a standalone server), as connection settings.
@@ -153,5 +189,18 @@ mod tests {
         let e = encoding_for(f10, release_of(Flavor::Valkey, "8.1.8"));
         assert_eq!(e, Encoding { payload_version: 10, legacy_streams: false, no_createconsumer: false });
         assert_eq!(encoding_for(f10, None).payload_version, 10);
+    }
+
+    #[test]
+    fn databases_on_clusters() {
+        // Standalone: every db kept; --into-db0: db 0.
+        assert_eq!(dest_db(5, false, None), 5);
+        assert_eq!(dest_db(5, true, None), 0);
+        // A cluster of one db: db 0 (only a single --db N gets this far).
+        assert_eq!(dest_db(3, false, Some(1)), 0);
+        // A Valkey 9 cluster with 16 databases keeps db numbers, unless --into-db0.
+        assert_eq!(dest_db(3, false, Some(16)), 3);
+        assert_eq!(dest_db(3, true, Some(16)), 0);
+        assert_eq!(dest_db(20, false, Some(16)), 0);
     }
 }
