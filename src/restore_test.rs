@@ -269,17 +269,24 @@ fn verify_hint(backup: &Backup) -> Option<String> {
 /// For a cluster node's file: the first key outside db 0, which a cluster node cannot hold.
 fn other_db_hint(path: &Path) -> Option<String> {
     let data = crate::input::open(path).ok()?;
-    let mut r = crate::rdb::reader::Reader::new(&data).ok()?;
-    while let Some(Ok(rec)) = r.next() {
-        if let crate::rdb::reader::Record::Key(k) = rec
-            && k.db != 0
-        {
-            return Some(format!(
-                "the file holds keys of db {} (key {} at offset {}), and a cluster node has db 0 only",
-                k.db,
-                crate::display::quoted(&k.key),
-                k.key_offset
-            ));
+    let (db, key, offset) = first_key(&data, &|db, _| db != 0)?;
+    Some(format!(
+        "the file holds keys of db {db} (key {} at offset {offset}), and a cluster node has db 0 only",
+        crate::display::quoted(&key)
+    ))
+}
+
+/// The first key of an RDB image that `want(db, key)` picks: (db, key, offset of the key),
+/// read up to the first unreadable record.
+pub fn first_key(data: &[u8], want: &dyn Fn(u64, &[u8]) -> bool) -> Option<(u64, Vec<u8>, u64)> {
+    let reader = crate::rdb::reader::Reader::new(data).ok()?;
+    for rec in reader {
+        match rec {
+            Ok(crate::rdb::reader::Record::Key(k)) if want(k.db, &k.key) => {
+                return Some((k.db, k.key.into_owned(), k.key_offset));
+            }
+            Ok(_) => {}
+            Err(_) => return None,
         }
     }
     None

@@ -423,7 +423,10 @@ fn shared_slot_reasons(
         if n == 0 {
             let ex: Vec<String> = [a, b]
                 .iter()
-                .filter_map(|&f| key_in_slot(&maps[f], slot).map(|k| format!("{} in {}", rdbtool::display::quoted(&k), names[f])))
+                .filter_map(|&f| {
+                    let (_, k, _) = restore_test::first_key(&maps[f], &|_, k| rdbtool::slot::key_slot(k) == slot)?;
+                    Some(format!("{} in {}", rdbtool::display::quoted(&k), names[f]))
+                })
                 .collect();
             if !ex.is_empty() {
                 line.push_str(&format!(" (e.g. {})", ex.join(", ")));
@@ -435,17 +438,4 @@ fn shared_slot_reasons(
         out.push(format!("... {} more slots", count - slots.len()));
     }
     out
-}
-
-/// The first key of db 0 in `slot` in a file (the files were loaded by Redis: readable).
-fn key_in_slot(data: &[u8], slot: u16) -> Option<Vec<u8>> {
-    let mut r = rdbtool::rdb::reader::Reader::new(data).ok()?;
-    while let Some(rec) = r.next() {
-        if let Ok(rdbtool::rdb::reader::Record::Key(k)) = rec
-            && rdbtool::slot::key_slot(&k.key) == slot
-        {
-            return Some(k.key.into_owned());
-        }
-    }
-    None
 }
