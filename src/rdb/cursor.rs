@@ -371,6 +371,34 @@ impl<'a> Cursor<'a> {
         self.str_slow(what)
     }
 
+    /// Steps over an RDB string after checking that it decodes: `str` then
+    /// [`RdbStr::validate`], with the same errors, without building the `RdbStr` for raw
+    /// strings (most values of a file).
+    #[inline(always)]
+    pub fn skip_str_checked(&mut self, what: &str) -> Result<()> {
+        if let Some(&b) = self.buf.get(self.pos) {
+            let left = self.buf.len() - self.pos;
+            let n = b as usize;
+            if n < 0x40 && n < left {
+                self.pos += 1 + n;
+                return Ok(());
+            }
+            if b & 0xC0 == 0x40 && left >= 2 {
+                let n = ((n & 0x3f) << 8) | self.buf[self.pos + 1] as usize;
+                if n <= left - 2 {
+                    self.pos += 2 + n;
+                    return Ok(());
+                }
+            }
+        }
+        self.skip_str_checked_slow(what)
+    }
+
+    #[inline(never)]
+    fn skip_str_checked_slow(&mut self, what: &str) -> Result<()> {
+        self.str_slow(what)?.validate()
+    }
+
     #[inline(never)]
     fn str_slow(&mut self, what: &str) -> Result<RdbStr<'a>> {
         let at = self.offset();
@@ -411,8 +439,23 @@ impl<'a> Cursor<'a> {
     }
 
     /// An RDB string decoded to bytes (borrowed unless LZF or integer).
+    #[inline(always)]
     pub fn str_cow(&mut self, what: &str) -> Result<Cow<'a, [u8]>> {
-        self.str(what)?.to_cow()
+        // `str`'s fast path, building the `Cow` directly: every key is read here.
+        if let Some(&b) = self.buf.get(self.pos) {
+            let n = b as usize;
+            if n < 0x40 && n < self.buf.len() - self.pos {
+                let start = self.pos + 1;
+                self.pos = start + n;
+                return Ok(Cow::Borrowed(&self.buf[start..start + n]));
+            }
+        }
+        self.str_cow_slow(what)
+    }
+
+    #[inline(never)]
+    fn str_cow_slow(&mut self, what: &str) -> Result<Cow<'a, [u8]>> {
+        self.str_slow(what)?.to_cow()
     }
 
     /// A string that must be stored raw with exactly `n` bytes in its decoded form (stream IDs);

@@ -8,7 +8,7 @@
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::rdb::cursor::{Cursor, Elem, RdbStr, format_i64};
+use crate::rdb::cursor::{Cursor, Elem, RdbStr};
 use crate::rdb::encodings::blob_of;
 use crate::rdb::encodings::intset::IntsetIter;
 use crate::rdb::encodings::listpack::ListpackIter;
@@ -117,16 +117,37 @@ pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<(
     Ok(())
 }
 
-/// 64-bit fingerprint of an element's logical bytes (integers hash as their decimal text).
+/// 64-bit fingerprint of an element's logical bytes: equal elements have equal fingerprints,
+/// an integer entry and the same number stored as its decimal text included. A number
+/// (an integer entry, or bytes that are the canonical text of one) is mixed as an integer
+/// without rendering it, other bytes are hashed; a match between the two kinds is only a
+/// suspicion that the caller confirms on the real bytes, like any other.
 #[inline]
 pub fn fingerprint(e: Elem<'_>) -> u64 {
     match e {
-        Elem::Bytes(b) => xxh3_64(b),
-        Elem::Int(i) => {
-            let mut buf = [0u8; 20];
-            xxh3_64(format_i64(i, &mut buf))
-        }
+        Elem::Int(i) => mix_int(i),
+        Elem::Bytes(b) => match b.first() {
+            Some(&c) if (c.is_ascii_digit() || c == b'-') && b.len() <= 20 => {
+                match crate::rdb::cursor::parse_canonical_i64(b) {
+                    Some(i) => mix_int(i),
+                    None => xxh3_64(b),
+                }
+            }
+            _ => xxh3_64(b),
+        },
     }
+}
+
+/// A bijection of the 64-bit integers that scatters every input bit over the output (the
+/// MurmurHash3 finalizer): distinct integers never share a fingerprint.
+#[inline]
+fn mix_int(i: i64) -> u64 {
+    let mut h = i as u64;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 /// Reused state for walking values: decompression buffers and member fingerprints.
@@ -249,6 +270,11 @@ impl Walker {
         self.fps.clear();
         if !self.skip_unique {
             self.notes.clear();
+        }
+        if type_byte == id::STRING {
+            // Most keys: only an LZF string has anything to check (what `walk_inner` does for a
+            // string, without building the element).
+            return c.skip_str_checked("string value");
         }
         let (start, offset) = (c.pos(), c.offset());
         self.walk_inner(c, type_byte, format, &mut Validate)?;
