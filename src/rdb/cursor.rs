@@ -390,6 +390,14 @@ impl<'a> Cursor<'a> {
                     return Ok(());
                 }
             }
+            // An integer of 1, 2 or 4 bytes (special encodings 0, 1, 2): any bytes are valid.
+            if (0xC0..=0xC2).contains(&b) {
+                let k = 1usize << (b & 3);
+                if k < left {
+                    self.pos += 1 + k;
+                    return Ok(());
+                }
+            }
         }
         self.skip_str_checked_slow(what)
     }
@@ -488,6 +496,48 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `skip_str_checked` is `str` then `validate`: same verdict, same error, same end.
+    fn agree(buf: &[u8]) -> std::result::Result<(), TestCaseError> {
+        let mut a = Cursor::new(buf, 100);
+        let mut b = Cursor::new(buf, 100);
+        let ra = a.skip_str_checked("s");
+        let rb = b.str("s").and_then(|s| s.validate());
+        prop_assert_eq!(&ra, &rb);
+        if ra.is_ok() {
+            prop_assert_eq!(a.pos(), b.pos());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn skip_str_checked_agrees_with_str(first in prop_oneof![0u8..0x40, 0x40u8..0x80, 0x80u8..0xC0, 0xC0u8..=0xFF],
+                                            rest in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut buf = vec![first];
+            buf.extend(&rest);
+            agree(&buf)?;
+        }
+
+        #[test]
+        fn skip_str_checked_agrees_on_lzf(raw in proptest::collection::vec(prop_oneof![Just(b'a'), any::<u8>()], 1..200),
+                                          cut in any::<prop::sample::Index>(), flip in any::<Option<(prop::sample::Index, u8)>>()) {
+            let mut packed = vec![0u8; lzf_rust::max_compressed_size(raw.len())];
+            let n = lzf_rust::compress(&raw, &mut packed).expect("room");
+            packed.truncate(n);
+            if let Some((i, v)) = flip {
+                let i = i.index(packed.len());
+                packed[i] = v;
+            }
+            let mut buf = vec![0xC3];
+            crate::rdb::encode::write_len(&mut buf, packed.len() as u64);
+            crate::rdb::encode::write_len(&mut buf, raw.len() as u64);
+            buf.extend(&packed);
+            agree(&buf)?;
+            agree(&buf[..cut.index(buf.len())])?;
+        }
+    }
 
     #[test]
     fn itoa_len_matches_format() {

@@ -770,3 +770,30 @@ impl RawValue<'_> {
         Ok(b.finish())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn numbers_fingerprint_alike_in_both_forms() {
+        for i in [0i64, 1, -1, 7, 10, -10, 4095, -4096, i64::MAX, i64::MIN] {
+            assert_eq!(fingerprint(Elem::Int(i)), fingerprint(Elem::Bytes(i.to_string().as_bytes())), "{i}");
+        }
+        // Text that is not the canonical form of a number is another member.
+        for (text, n) in [(&b"007"[..], 7i64), (b"-0", 0), (b"+1", 1), (b" 1", 1), (b"1 ", 1)] {
+            assert_ne!(fingerprint(Elem::Bytes(text)), fingerprint(Elem::Int(n)));
+        }
+        assert_ne!(fingerprint(Elem::Bytes(b"a")), fingerprint(Elem::Bytes(b"b")));
+    }
+
+    proptest! {
+        #[test]
+        fn int_and_text_agree(i in any::<i64>(), j in any::<i64>()) {
+            prop_assert_eq!(fingerprint(Elem::Int(i)), fingerprint(Elem::Bytes(i.to_string().as_bytes())));
+            // Distinct integers never share a fingerprint (the mix is a bijection).
+            prop_assert_eq!(fingerprint(Elem::Int(i)) == fingerprint(Elem::Int(j)), i == j);
+        }
+    }
+}
