@@ -461,6 +461,19 @@ impl<'a> Cursor<'a> {
         self.str_cow_slow(what)
     }
 
+    /// The next string when it is stored raw with a one-byte length (most members and fields),
+    /// stepped over; `None` (nothing read) for any other form, which `str` then reads.
+    #[inline(always)]
+    pub fn short_raw(&mut self) -> Option<&'a [u8]> {
+        let n = *self.buf.get(self.pos)? as usize;
+        if n < 0x40 && n < self.buf.len() - self.pos {
+            let start = self.pos + 1;
+            self.pos = start + n;
+            return Some(&self.buf[start..start + n]);
+        }
+        None
+    }
+
     #[inline(never)]
     fn str_cow_slow(&mut self, what: &str) -> Result<Cow<'a, [u8]>> {
         self.str_slow(what)?.to_cow()

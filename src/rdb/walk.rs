@@ -346,11 +346,17 @@ impl Walker {
                     return Err(empty(start, if type_byte == LIST { "list" } else { "set" }));
                 }
                 for _ in 0..n {
-                    let s = c.str("element")?;
                     if type_byte == LIST {
-                        sink.list_item(elem_of(s, &mut self.s1, S::WANTS_BYTES)?);
+                        let e = match c.short_raw() {
+                            Some(b) => Elem::Bytes(b),
+                            None => elem_of(c.str("element")?, &mut self.s1, S::WANTS_BYTES)?,
+                        };
+                        sink.list_item(e);
                     } else {
-                        let e = elem_of(s, &mut self.s1, true)?;
+                        let e = match c.short_raw() {
+                            Some(b) => Elem::Bytes(b),
+                            None => elem_of(c.str("element")?, &mut self.s1, true)?,
+                        };
                         if uniq {
                             self.fps.push(fingerprint(e));
                         }
@@ -364,8 +370,10 @@ impl Walker {
                     return Err(empty(start, "sorted set"));
                 }
                 for _ in 0..n {
-                    let s = c.str("zset member")?;
-                    let e = elem_of(s, &mut self.s1, true)?;
+                    let e = match c.short_raw() {
+                        Some(b) => Elem::Bytes(b),
+                        None => elem_of(c.str("zset member")?, &mut self.s1, true)?,
+                    };
                     let at = c.offset();
                     let score =
                         if type_byte == ZSET { ascii_score(c, &mut self.notes)? } else { c.f64le("zset score")? };
@@ -384,10 +392,24 @@ impl Walker {
                     return Err(empty(start, "hash"));
                 }
                 for _ in 0..n {
-                    let f = c.str("hash field")?;
-                    let v = c.str("hash value")?;
-                    let f = elem_of(f, &mut self.s1, true)?;
-                    let v = elem_of(v, &mut self.s2, S::WANTS_BYTES)?;
+                    // Both strings are read before either is decoded (a truncation of the value is
+                    // reported before a bad LZF field).
+                    let f = match c.short_raw() {
+                        Some(b) => Ok(b),
+                        None => Err(c.str("hash field")?),
+                    };
+                    let v = match c.short_raw() {
+                        Some(b) => Ok(b),
+                        None => Err(c.str("hash value")?),
+                    };
+                    let (f, v) = match (f, v) {
+                        (Ok(f), Ok(v)) => (Elem::Bytes(f), Elem::Bytes(v)),
+                        (f, v) => {
+                            let f = f.map_or_else(|s| elem_of(s, &mut self.s1, true), |b| Ok(Elem::Bytes(b)))?;
+                            let v = v.map_or_else(|s| elem_of(s, &mut self.s2, S::WANTS_BYTES), |b| Ok(Elem::Bytes(b)))?;
+                            (f, v)
+                        }
+                    };
                     if uniq {
                         self.fps.push(fingerprint(f));
                     }
