@@ -371,6 +371,42 @@ impl<'a> Cursor<'a> {
         self.str_slow(what)
     }
 
+    /// Steps over an RDB string after checking that it decodes: `str` then
+    /// [`RdbStr::validate`], with the same errors, without building the `RdbStr` for raw
+    /// strings (most values of a file).
+    #[inline(always)]
+    pub fn skip_str_checked(&mut self, what: &str) -> Result<()> {
+        if let Some(&b) = self.buf.get(self.pos) {
+            let left = self.buf.len() - self.pos;
+            let n = b as usize;
+            if n < 0x40 && n < left {
+                self.pos += 1 + n;
+                return Ok(());
+            }
+            if b & 0xC0 == 0x40 && left >= 2 {
+                let n = ((n & 0x3f) << 8) | self.buf[self.pos + 1] as usize;
+                if n <= left - 2 {
+                    self.pos += 2 + n;
+                    return Ok(());
+                }
+            }
+            // An integer of 1, 2 or 4 bytes (special encodings 0, 1, 2): any bytes are valid.
+            if (0xC0..=0xC2).contains(&b) {
+                let k = 1usize << (b & 3);
+                if k < left {
+                    self.pos += 1 + k;
+                    return Ok(());
+                }
+            }
+        }
+        self.skip_str_checked_slow(what)
+    }
+
+    #[inline(never)]
+    fn skip_str_checked_slow(&mut self, what: &str) -> Result<()> {
+        self.str_slow(what)?.validate()
+    }
+
     #[inline(never)]
     fn str_slow(&mut self, what: &str) -> Result<RdbStr<'a>> {
         let at = self.offset();
@@ -411,8 +447,36 @@ impl<'a> Cursor<'a> {
     }
 
     /// An RDB string decoded to bytes (borrowed unless LZF or integer).
+    #[inline(always)]
     pub fn str_cow(&mut self, what: &str) -> Result<Cow<'a, [u8]>> {
-        self.str(what)?.to_cow()
+        // `str`'s fast path, building the `Cow` directly: every key is read here.
+        if let Some(&b) = self.buf.get(self.pos) {
+            let n = b as usize;
+            if n < 0x40 && n < self.buf.len() - self.pos {
+                let start = self.pos + 1;
+                self.pos = start + n;
+                return Ok(Cow::Borrowed(&self.buf[start..start + n]));
+            }
+        }
+        self.str_cow_slow(what)
+    }
+
+    /// The next string when it is stored raw with a one-byte length (most members and fields),
+    /// stepped over; `None` (nothing read) for any other form, which `str` then reads.
+    #[inline(always)]
+    pub fn short_raw(&mut self) -> Option<&'a [u8]> {
+        let n = *self.buf.get(self.pos)? as usize;
+        if n < 0x40 && n < self.buf.len() - self.pos {
+            let start = self.pos + 1;
+            self.pos = start + n;
+            return Some(&self.buf[start..start + n]);
+        }
+        None
+    }
+
+    #[inline(never)]
+    fn str_cow_slow(&mut self, what: &str) -> Result<Cow<'a, [u8]>> {
+        self.str_slow(what)?.to_cow()
     }
 
     /// A string that must be stored raw with exactly `n` bytes in its decoded form (stream IDs);
@@ -445,6 +509,48 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `skip_str_checked` is `str` then `validate`: same verdict, same error, same end.
+    fn agree(buf: &[u8]) -> std::result::Result<(), TestCaseError> {
+        let mut a = Cursor::new(buf, 100);
+        let mut b = Cursor::new(buf, 100);
+        let ra = a.skip_str_checked("s");
+        let rb = b.str("s").and_then(|s| s.validate());
+        prop_assert_eq!(&ra, &rb);
+        if ra.is_ok() {
+            prop_assert_eq!(a.pos(), b.pos());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn skip_str_checked_agrees_with_str(first in prop_oneof![0u8..0x40, 0x40u8..0x80, 0x80u8..0xC0, 0xC0u8..=0xFF],
+                                            rest in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut buf = vec![first];
+            buf.extend(&rest);
+            agree(&buf)?;
+        }
+
+        #[test]
+        fn skip_str_checked_agrees_on_lzf(raw in proptest::collection::vec(prop_oneof![Just(b'a'), any::<u8>()], 1..200),
+                                          cut in any::<prop::sample::Index>(), flip in any::<Option<(prop::sample::Index, u8)>>()) {
+            let mut packed = vec![0u8; lzf_rust::max_compressed_size(raw.len())];
+            let n = lzf_rust::compress(&raw, &mut packed).expect("room");
+            packed.truncate(n);
+            if let Some((i, v)) = flip {
+                let i = i.index(packed.len());
+                packed[i] = v;
+            }
+            let mut buf = vec![0xC3];
+            crate::rdb::encode::write_len(&mut buf, packed.len() as u64);
+            crate::rdb::encode::write_len(&mut buf, raw.len() as u64);
+            buf.extend(&packed);
+            agree(&buf)?;
+            agree(&buf[..cut.index(buf.len())])?;
+        }
+    }
 
     #[test]
     fn itoa_len_matches_format() {

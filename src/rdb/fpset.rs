@@ -9,6 +9,9 @@ pub struct FingerprintTable {
     /// (fingerprint, payload); fingerprint 0 marks an empty slot.
     slots: Vec<(u64, u64)>,
     mask: usize,
+    /// `any_repeated`'s own table: fingerprints only (no payload to store), 0 for empty. Half
+    /// the bytes to clear and probe as `slots`.
+    seen: Vec<u64>,
 }
 
 impl FingerprintTable {
@@ -46,8 +49,25 @@ impl FingerprintTable {
             0 | 1 => false,
             n if n <= 8 => (1..n).any(|i| fps[..i].contains(&fps[i])),
             n => {
-                self.reset(n);
-                fps.iter().any(|&f| self.insert(f, 0).is_some())
+                let cap = (n * 2).next_power_of_two();
+                let mask = cap - 1;
+                self.seen.clear();
+                self.seen.resize(cap, 0);
+                let seen = &mut self.seen[..];
+                fps.iter().any(|&f| {
+                    let f = f.max(1);
+                    let mut i = (f as usize) & mask;
+                    loop {
+                        match seen[i] {
+                            0 => {
+                                seen[i] = f;
+                                return false;
+                            }
+                            x if x == f => return true,
+                            _ => i = (i + 1) & mask,
+                        }
+                    }
+                })
             }
         }
     }

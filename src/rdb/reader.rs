@@ -187,6 +187,38 @@ pub struct Reader<'a> {
     trailer: Option<Trailer>,
     stopped: bool,
     record_start: u64,
+    /// What each byte at a record boundary is in this format (see [`ByteClass`]), looked up once
+    /// per record instead of matching the type and version tables for every key.
+    classes: [ByteClass; 256],
+}
+
+/// What a byte at a record boundary is, for one format.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ByteClass {
+    /// A value type this format can hold.
+    Type,
+    /// An opcode (or a byte no record starts with: the opcode match refuses it).
+    Other,
+    /// A value type newer than the header's version (an error at this byte).
+    TypeTooNew,
+    /// An opcode newer than the header's version.
+    OpcodeTooNew,
+}
+
+fn byte_classes(format: Format) -> [ByteClass; 256] {
+    let mut classes = [ByteClass::Other; 256];
+    for (op, class) in classes.iter_mut().enumerate() {
+        let op = op as u8;
+        let is_type = describe(op, format).is_some();
+        let need = if is_type { min_version_of_type(op) } else { min_version_of_opcode(op) };
+        *class = match (is_type, format.flavor == Flavor::Redis && need > format.version) {
+            (true, false) => ByteClass::Type,
+            (true, true) => ByteClass::TypeTooNew,
+            (false, false) => ByteClass::Other,
+            (false, true) => ByteClass::OpcodeTooNew,
+        };
+    }
+    classes
 }
 
 /// Parses the 9-byte magic: `REDIS` + 4 digits, or `VALKEY` + 3 digits.
@@ -236,9 +268,7 @@ impl<'a> Reader<'a> {
     /// version this reader knows (§2). Reading starts right after it, at offset 9.
     pub fn new(data: &'a [u8]) -> Result<Reader<'a>> {
         let format = parse_header(data)?;
-        let mut c = Cursor::new(data, 0);
-        c.seek(9);
-        Ok(Reader { data, c, format, db: 0, trailer: None, stopped: false, record_start: 9 })
+        Ok(Reader::resume(data, format, 9, 0))
     }
 
     /// A reader of `data` (a whole file, header included) that starts at `offset`, a record
@@ -282,13 +312,23 @@ impl<'a> Reader<'a> {
     pub fn resume(data: &'a [u8], format: Format, pos: usize, db: u64) -> Reader<'a> {
         let mut c = Cursor::new(data, 0);
         c.seek(pos);
-        Reader { data, c, format, db, trailer: None, stopped: false, record_start: pos as u64 }
+        Reader {
+            data,
+            c,
+            format,
+            db,
+            trailer: None,
+            stopped: false,
+            record_start: pos as u64,
+            classes: byte_classes(format),
+        }
     }
 
     /// `next`, validating each key record's value completely as it finds its end (one walk
     /// over its bytes instead of a skip and then a walk). The second item is the value's verdict
     /// (`Ok` for records other than keys): exactly what `RawValue::validate` gives on the value.
     /// The record's own result is what `next` gives.
+    #[inline]
     pub fn next_validated(&mut self, w: &mut Walker) -> Option<Result<(Record<'a>, Result<()>)>> {
         if self.stopped {
             return None;
@@ -311,6 +351,7 @@ impl<'a> Reader<'a> {
         self.read_record_with(None, &mut Ok(()))
     }
 
+    #[inline(always)]
     fn read_record_with(&mut self, mut w: Option<&mut Walker>, verdict: &mut Result<()>) -> Result<Option<Record<'a>>> {
         let c = &mut self.c;
         let start = c.offset();
@@ -325,21 +366,20 @@ impl<'a> Reader<'a> {
             }
             let op_at = c.offset();
             let op = c.u8("opcode")?;
-            if self.format.flavor == Flavor::Redis {
-                let is_type = describe(op, self.format).is_some();
+            let class = self.classes[op as usize];
+            if matches!(class, ByteClass::TypeTooNew | ByteClass::OpcodeTooNew) {
+                let is_type = class == ByteClass::TypeTooNew;
                 let need = if is_type { min_version_of_type(op) } else { min_version_of_opcode(op) };
-                if need > self.format.version {
-                    let what = if is_type { "value type" } else { "opcode" };
-                    return Err(Error::corrupt(
-                        op_at,
-                        format!(
-                            "{what} 0x{op:02x} exists from RDB {need} on, but the header says RDB {}: damaged header?",
-                            self.format.version
-                        ),
-                    ));
-                }
+                let what = if is_type { "value type" } else { "opcode" };
+                return Err(Error::corrupt(
+                    op_at,
+                    format!(
+                        "{what} 0x{op:02x} exists from RDB {need} on, but the header says RDB {}: damaged header?",
+                        self.format.version
+                    ),
+                ));
             }
-            if meta.is_some() && describe(op, self.format).is_none() {
+            if meta.is_some() && class != ByteClass::Type {
                 return Err(Error::corrupt(op_at, format!("key metadata followed by 0x{op:02x}, not a value type")));
             }
             match op {
@@ -429,7 +469,7 @@ impl<'a> Reader<'a> {
                     meta = Some(KeyMeta { raw: c.since(body) });
                 }
                 t => {
-                    if describe(t, self.format).is_none() {
+                    if class != ByteClass::Type {
                         return Err(Error::corrupt(op_at, format!("unknown opcode or value type 0x{t:02x} ({t})")));
                     }
                     let key_offset = c.offset();

@@ -8,7 +8,7 @@
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::rdb::cursor::{Cursor, Elem, RdbStr, format_i64};
+use crate::rdb::cursor::{Cursor, Elem, RdbStr};
 use crate::rdb::encodings::blob_of;
 use crate::rdb::encodings::intset::IntsetIter;
 use crate::rdb::encodings::listpack::ListpackIter;
@@ -117,16 +117,37 @@ pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<(
     Ok(())
 }
 
-/// 64-bit fingerprint of an element's logical bytes (integers hash as their decimal text).
+/// 64-bit fingerprint of an element's logical bytes: equal elements have equal fingerprints,
+/// an integer entry and the same number stored as its decimal text included. A number
+/// (an integer entry, or bytes that are the canonical text of one) is mixed as an integer
+/// without rendering it, other bytes are hashed; a match between the two kinds is only a
+/// suspicion that the caller confirms on the real bytes, like any other.
 #[inline]
 pub fn fingerprint(e: Elem<'_>) -> u64 {
     match e {
-        Elem::Bytes(b) => xxh3_64(b),
-        Elem::Int(i) => {
-            let mut buf = [0u8; 20];
-            xxh3_64(format_i64(i, &mut buf))
-        }
+        Elem::Int(i) => mix_int(i),
+        Elem::Bytes(b) => match b.first() {
+            Some(&c) if (c.is_ascii_digit() || c == b'-') && b.len() <= 20 => {
+                match crate::rdb::cursor::parse_canonical_i64(b) {
+                    Some(i) => mix_int(i),
+                    None => xxh3_64(b),
+                }
+            }
+            _ => xxh3_64(b),
+        },
     }
+}
+
+/// A bijection of the 64-bit integers that scatters every input bit over the output (the
+/// MurmurHash3 finalizer): distinct integers never share a fingerprint.
+#[inline]
+fn mix_int(i: i64) -> u64 {
+    let mut h = i as u64;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 /// Reused state for walking values: decompression buffers and member fingerprints.
@@ -250,6 +271,11 @@ impl Walker {
         if !self.skip_unique {
             self.notes.clear();
         }
+        if type_byte == id::STRING {
+            // Most keys: only an LZF string has anything to check (what `walk_inner` does for a
+            // string, without building the element).
+            return c.skip_str_checked("string value");
+        }
         let (start, offset) = (c.pos(), c.offset());
         self.walk_inner(c, type_byte, format, &mut Validate)?;
         if !self.skip_unique && self.fp_table.any_repeated(&self.fps) {
@@ -320,11 +346,17 @@ impl Walker {
                     return Err(empty(start, if type_byte == LIST { "list" } else { "set" }));
                 }
                 for _ in 0..n {
-                    let s = c.str("element")?;
                     if type_byte == LIST {
-                        sink.list_item(elem_of(s, &mut self.s1, S::WANTS_BYTES)?);
+                        let e = match c.short_raw() {
+                            Some(b) => Elem::Bytes(b),
+                            None => elem_of(c.str("element")?, &mut self.s1, S::WANTS_BYTES)?,
+                        };
+                        sink.list_item(e);
                     } else {
-                        let e = elem_of(s, &mut self.s1, true)?;
+                        let e = match c.short_raw() {
+                            Some(b) => Elem::Bytes(b),
+                            None => elem_of(c.str("element")?, &mut self.s1, true)?,
+                        };
                         if uniq {
                             self.fps.push(fingerprint(e));
                         }
@@ -338,8 +370,10 @@ impl Walker {
                     return Err(empty(start, "sorted set"));
                 }
                 for _ in 0..n {
-                    let s = c.str("zset member")?;
-                    let e = elem_of(s, &mut self.s1, true)?;
+                    let e = match c.short_raw() {
+                        Some(b) => Elem::Bytes(b),
+                        None => elem_of(c.str("zset member")?, &mut self.s1, true)?,
+                    };
                     let at = c.offset();
                     let score =
                         if type_byte == ZSET { ascii_score(c, &mut self.notes)? } else { c.f64le("zset score")? };
@@ -358,10 +392,24 @@ impl Walker {
                     return Err(empty(start, "hash"));
                 }
                 for _ in 0..n {
-                    let f = c.str("hash field")?;
-                    let v = c.str("hash value")?;
-                    let f = elem_of(f, &mut self.s1, true)?;
-                    let v = elem_of(v, &mut self.s2, S::WANTS_BYTES)?;
+                    // Both strings are read before either is decoded (a truncation of the value is
+                    // reported before a bad LZF field).
+                    let f = match c.short_raw() {
+                        Some(b) => Ok(b),
+                        None => Err(c.str("hash field")?),
+                    };
+                    let v = match c.short_raw() {
+                        Some(b) => Ok(b),
+                        None => Err(c.str("hash value")?),
+                    };
+                    let (f, v) = match (f, v) {
+                        (Ok(f), Ok(v)) => (Elem::Bytes(f), Elem::Bytes(v)),
+                        (f, v) => {
+                            let f = f.map_or_else(|s| elem_of(s, &mut self.s1, true), |b| Ok(Elem::Bytes(b)))?;
+                            let v = v.map_or_else(|s| elem_of(s, &mut self.s2, S::WANTS_BYTES), |b| Ok(Elem::Bytes(b)))?;
+                            (f, v)
+                        }
+                    };
                     if uniq {
                         self.fps.push(fingerprint(f));
                     }
@@ -742,5 +790,32 @@ impl RawValue<'_> {
         let mut b = ValueBuilder::new(self.kind());
         w.walk(self, &mut b)?;
         Ok(b.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn numbers_fingerprint_alike_in_both_forms() {
+        for i in [0i64, 1, -1, 7, 10, -10, 4095, -4096, i64::MAX, i64::MIN] {
+            assert_eq!(fingerprint(Elem::Int(i)), fingerprint(Elem::Bytes(i.to_string().as_bytes())), "{i}");
+        }
+        // Text that is not the canonical form of a number is another member.
+        for (text, n) in [(&b"007"[..], 7i64), (b"-0", 0), (b"+1", 1), (b" 1", 1), (b"1 ", 1)] {
+            assert_ne!(fingerprint(Elem::Bytes(text)), fingerprint(Elem::Int(n)));
+        }
+        assert_ne!(fingerprint(Elem::Bytes(b"a")), fingerprint(Elem::Bytes(b"b")));
+    }
+
+    proptest! {
+        #[test]
+        fn int_and_text_agree(i in any::<i64>(), j in any::<i64>()) {
+            prop_assert_eq!(fingerprint(Elem::Int(i)), fingerprint(Elem::Bytes(i.to_string().as_bytes())));
+            // Distinct integers never share a fingerprint (the mix is a bijection).
+            prop_assert_eq!(fingerprint(Elem::Int(i)) == fingerprint(Elem::Int(j)), i == j);
+        }
     }
 }
