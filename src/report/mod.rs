@@ -275,6 +275,20 @@ impl Aggregate {
         s.1 += f.memory;
     }
 
+    /// Empties it, keeping its allocations (its tables used again).
+    fn clear(&mut self) {
+        self.total = Bucket::default();
+        self.dbs.clear();
+        self.types.clear();
+        self.encodings.clear();
+        self.top_memory.heap.clear();
+        self.top_elements.heap.clear();
+        self.prefixes.clear();
+        self.ttl = [(0, 0); 7];
+        self.slots.fill((0, 0));
+        self.files.clear();
+    }
+
     /// Adds another aggregate's figures to this one (top lists and prefixes stay within their bounds).
     pub fn merge(&mut self, o: Aggregate) {
         if self.files.is_empty() && self.total.keys == 0 && self.prefixes.is_empty() {

@@ -19,8 +19,9 @@
 //!   order, and so the error bound, of one reading).
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::prefixes::prefetch;
 use super::{Aggregate, Bucket, FileTotals, Options, Prefixes, Sums, TopKey, prefix_hashes};
 use crate::error::Error;
 use crate::memory::Estimator;
@@ -57,6 +58,38 @@ struct Ctx<'d, 'o> {
     format: Format,
     opts: &'o Options,
     abort: AtomicBool,
+    /// The most prefixes a part's table held so far.
+    part_prefixes: AtomicUsize,
+    /// Parts' aggregates joined, emptied for the next parts.
+    spare: std::sync::Mutex<Vec<Aggregate>>,
+}
+
+/// Keys measured whose slot and prefixes are added a few keys later (their entries prefetched).
+#[derive(Default)]
+struct Later<'a> {
+    /// Key, slot, memory, whether it has a TTL.
+    keys: Vec<(std::borrow::Cow<'a, [u8]>, u16, u64, bool)>,
+    /// Hash and length of a prefix, index of its key in `keys`.
+    prefixes: Vec<(u64, u32, u32)>,
+}
+
+/// Keys whose updates wait in `Later`.
+const LATER: usize = 16;
+
+impl Later<'_> {
+    fn apply(&mut self, agg: &mut Aggregate) {
+        for (_, slot, memory, _) in &self.keys {
+            let s = &mut agg.slots[*slot as usize];
+            s.0 += 1;
+            s.1 += memory;
+        }
+        for &(hash, len, i) in &self.prefixes {
+            let (key, _, memory, ttl) = &self.keys[i as usize];
+            agg.prefixes.add(hash, &key[..len as usize], *memory, *ttl);
+        }
+        self.keys.clear();
+        self.prefixes.clear();
+    }
 }
 
 /// Measures the keys from `range.start` (a record boundary) until a record starts at or after
@@ -85,14 +118,24 @@ fn read_part(
     let agg = match into {
         Some(a) => a,
         None => {
-            let mut a = Aggregate::new(opts);
-            a.prefixes = Prefixes::new((opts.max_prefixes / 8).max(1));
+            // A part's aggregate the join is done with, or a new one (fresh tables cost page
+            // faults, and their release as much again).
+            let spare = ctx.spare.lock().ok().and_then(|mut v| v.pop());
+            let mut a = spare.unwrap_or_else(|| {
+                let mut a = Aggregate::new(opts);
+                a.prefixes = Prefixes::new((opts.max_prefixes / 8).max(1));
+                a
+            });
+            // Sized for as many prefixes as the largest part so far (no growing step by step).
+            a.prefixes.reserve(ctx.part_prefixes.load(Ordering::Relaxed));
             mine.insert(a)
         }
     };
     let mut est = if opts.largest_element { Estimator::new() } else { Estimator::without_largest() };
     let mut sums = Sums::default();
     let mut hashes = Vec::new();
+    let mut later = Later::default();
+    let hint = &ctx.part_prefixes;
     let mut reader = Reader::resume(ctx.data, ctx.format, range.start, db.unwrap_or(UNKNOWN_DB));
     let mut tick = 0;
     loop {
@@ -111,18 +154,19 @@ fn read_part(
             }
         }
         let Some(rec) = reader.next() else { break };
-        let k = match rec {
+        // Matched in place (a record is moved only when it is an error).
+        let k = match &rec {
             Ok(Record::Key(k)) => k,
             Ok(Record::SelectDb { db }) => {
-                if part.span.ambiguous_select(db) {
+                if part.span.ambiguous_select(*db) {
                     break;
                 }
-                part.last_db = Some(db);
+                part.last_db = Some(*db);
                 continue;
             }
             Ok(_) => continue,
-            Err(e) => {
-                part.error = Some(e);
+            Err(_) => {
+                part.error = rec.err();
                 break;
             }
         };
@@ -161,19 +205,32 @@ fn read_part(
             }
             agg.top_elements.push(t);
         }
-        let s = &mut agg.slots[crate::slot::key_slot(&k.key) as usize];
-        s.0 += 1;
-        s.1 += f.memory;
+        // The slot counter and the prefixes' entries (tables bigger than the caches) are
+        // fetched now and updated a few keys later.
+        let slot = crate::slot::key_slot(&k.key);
+        prefetch(&agg.slots[slot as usize]);
         hashes.clear();
         prefix_hashes(&k.key, opts, &mut hashes);
         for &(hash, len) in &hashes {
-            agg.prefixes.add(hash, &k.key[..len as usize], f.memory, k.expire_at_ms.is_some());
+            agg.prefixes.prefetch(hash);
+            later.prefixes.push((hash, len, later.keys.len() as u32));
         }
-        if own && (agg.prefixes.dropped > 0 || part.offers_memory.len() + part.offers_elements.len() > MAX_OFFERS) {
-            // Past what a part keeps: the join reads it again into the file's figures.
-            part.span.again = true;
-            break;
+        later.keys.push((k.key.clone(), slot, f.memory, k.expire_at_ms.is_some()));
+        if later.keys.len() >= LATER {
+            later.apply(agg);
+            if own && (agg.prefixes.dropped > 0 || part.offers_memory.len() + part.offers_elements.len() > MAX_OFFERS) {
+                // Past what a part keeps: the join reads it again into the file's figures.
+                part.span.again = true;
+                break;
+            }
         }
+    }
+    later.apply(agg);
+    if own && agg.prefixes.dropped > 0 {
+        part.span.again = true;
+    }
+    if own {
+        hint.fetch_max(agg.prefixes.len(), Ordering::Relaxed);
     }
     agg.add_sums(&sums);
     part.total = sums.total;
@@ -206,7 +263,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
         let span = part.span;
         let fix = |d: u64| span.fix(start_db, d);
         let a = &mut self.agg;
-        if let Some(o) = part.agg {
+        if let Some(mut o) = part.agg {
             a.total.merge(&o.total);
             for (d, v) in &o.dbs {
                 a.dbs.entry(fix(*d)).or_default().merge(v);
@@ -225,7 +282,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
                 x.0 += y.0;
                 x.1 += y.1;
             }
-            a.prefixes.merge(o.prefixes);
+            a.prefixes.merge_from(&o.prefixes);
             for mut t in part.offers_memory {
                 if a.top_memory.wants(t.rank) {
                     t.db = fix(t.db);
@@ -237,6 +294,10 @@ impl crate::parts::Join for Join<'_, '_, '_> {
                     t.db = fix(t.db);
                     a.top_elements.push(t);
                 }
+            }
+            o.clear();
+            if let Ok(mut v) = self.ctx.spare.lock() {
+                v.push(o);
             }
         }
         self.totals.keys += part.total.keys;
@@ -285,7 +346,15 @@ pub(super) fn scan_parts(
         }
     };
     let bounds = crate::rdb::reader::boundaries(data, format, step, &|r| pages.forget(r));
-    let ctx = Ctx { name, data, format, opts, abort: AtomicBool::new(false) };
+    let ctx = Ctx {
+        name,
+        data,
+        format,
+        opts,
+        abort: AtomicBool::new(false),
+        part_prefixes: AtomicUsize::new(0),
+        spare: Default::default(),
+    };
     let mut join = Join { ctx: &ctx, agg: Aggregate::new(opts), totals, overflow: false };
     crate::parts::read_in_parts(
         &bounds,
