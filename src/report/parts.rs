@@ -170,7 +170,7 @@ fn read_part(
                 break;
             }
         };
-        if !opts.filter.matches(&k) {
+        if !opts.filter.matches(k) {
             continue;
         }
         let f = match est.key(&k.key, &k.value) {
