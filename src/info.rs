@@ -188,33 +188,30 @@ enum Event {
     Aux(Aux),
     Function(Function),
     SelectDb(u64),
-    Keys { n: u64, expires: u64, expired: u64 },
+    Keys(crate::parts::KeyCounts),
 }
 
-/// One range of the file read on one thread (see `verify`'s parts: the same joining rules).
+/// One range of the file read on one thread (src/parts.rs: the same joining rules as
+/// `verify`'s parts).
 struct Part {
-    start: usize,
-    next: Option<usize>,
-    known_db: bool,
-    ambiguous: bool,
+    span: crate::parts::Span,
     events: Vec<Event>,
-    pending: (u64, u64, u64),
+    pending: crate::parts::KeyCounts,
     /// Per type byte: keys and value bytes.
     per_type: Vec<(u64, u64)>,
     modules: BTreeMap<(String, u64, &'static str), u64>,
     /// Every key that entered the part's own heap of largest keys, in file order: a superset of
     /// those that enter the file's heap, which the join offers them to in order (the same
-    /// verdicts as one reading). `None` when there were too many (the join reads it again).
-    offers: Option<Vec<Big>>,
+    /// verdicts as one reading). Past `MAX_OFFERS` the part asks to be read again by the join.
+    offers: Vec<Big>,
     error: Option<Error>,
     trailer: Option<crate::rdb::reader::Trailer>,
 }
 
 impl Part {
     fn flush_keys(&mut self) {
-        let (n, expires, expired) = std::mem::take(&mut self.pending);
-        if n > 0 {
-            self.events.push(Event::Keys { n, expires, expired });
+        if let Some(c) = self.pending.take() {
+            self.events.push(Event::Keys(c));
         }
     }
 }
@@ -232,15 +229,12 @@ fn read_part(
 ) -> Part {
     use crate::rdb::reader::UNKNOWN_DB;
     let mut part = Part {
-        start,
-        next: None,
-        known_db: db.is_some(),
-        ambiguous: false,
+        span: crate::parts::Span::new(start, db),
         events: Vec::new(),
-        pending: (0, 0, 0),
+        pending: Default::default(),
         per_type: vec![(0, 0); 256],
         modules: BTreeMap::new(),
-        offers: Some(Vec::new()),
+        offers: Vec::new(),
         error: None,
         trailer: None,
     };
@@ -250,7 +244,7 @@ fn read_part(
     loop {
         let at = reader.offset() as usize;
         if at >= end {
-            part.next = Some(at);
+            part.span.next = Some(at);
             break;
         }
         if at >= tick {
@@ -289,8 +283,7 @@ fn read_part(
                 *part.modules.entry((module.name(), module.encver(), "aux")).or_default() += 1;
             }
             Record::SelectDb { db } => {
-                if db == UNKNOWN_DB && !part.known_db {
-                    part.ambiguous = true;
+                if part.span.ambiguous_select(db) {
                     break;
                 }
                 part.flush_keys();
@@ -301,13 +294,7 @@ fn read_part(
                 }
             }
             Record::Key(k) => {
-                part.pending.0 += 1;
-                if let Some(t) = k.expire_at_ms {
-                    part.pending.1 += 1;
-                    if t < now_ms {
-                        part.pending.2 += 1;
-                    }
-                }
+                part.pending.count(k.expire_at_ms, now_ms);
                 let size = k.value.bytes.len() as u64;
                 let u = &mut part.per_type[k.value.type_byte as usize];
                 u.0 += 1;
@@ -325,10 +312,13 @@ fn read_part(
                         offer(h, big);
                     }
                     None => {
-                        if offer(&mut local, big) {
-                            match part.offers.as_mut() {
-                                Some(o) if o.len() < MAX_OFFERS => o.push(big),
-                                _ => part.offers = None,
+                        if offer(&mut local, big) && !part.span.again {
+                            if part.offers.len() < MAX_OFFERS {
+                                part.offers.push(big);
+                            } else {
+                                // Too many to keep: the join reads the part again.
+                                part.span.again = true;
+                                part.offers = Vec::new();
                             }
                         }
                     }
@@ -342,6 +332,74 @@ fn read_part(
     part
 }
 
+/// The join of `info`'s parts: the figures so far, in file order.
+struct InfoJoin<'d> {
+    data: &'d [u8],
+    format: crate::rdb::types::Format,
+    now_ms: i64,
+    info: Info,
+    modules: BTreeMap<(String, u64, &'static str), u64>,
+    largest: BinaryHeap<Reverse<Big>>,
+    db_index: BTreeMap<u64, usize>,
+    per_type: Vec<(u64, u64)>,
+    trailer: Option<crate::rdb::reader::Trailer>,
+}
+
+impl crate::parts::Join for InfoJoin<'_> {
+    type Part = Part;
+
+    fn span(part: &Part) -> &crate::parts::Span {
+        &part.span
+    }
+
+    fn again(&mut self, range: std::ops::Range<usize>, db: u64) -> Part {
+        let (data, format, now_ms) = (self.data, self.format, self.now_ms);
+        read_part(data, format, (range.start, range.end), Some(db), now_ms, None, Some(&mut self.largest))
+    }
+
+    fn apply(&mut self, part: Part, db: &mut u64) -> bool {
+        let info = &mut self.info;
+        let start_db = *db;
+        let span = part.span;
+        for ev in part.events {
+            match ev {
+                Event::Aux(a) => info.aux.push(a),
+                Event::Function(f) => info.functions.push(f),
+                Event::SelectDb(d) => *db = d,
+                Event::Keys(c) => {
+                    let i = *self.db_index.entry(*db).or_insert_with(|| {
+                        info.dbs.push(DbCounts { db: *db, ..Default::default() });
+                        info.dbs.len() - 1
+                    });
+                    let d = &mut info.dbs[i];
+                    d.keys += c.n;
+                    d.expires += c.expires;
+                    d.already_expired += c.expired;
+                }
+            }
+        }
+        for (t, (n, b)) in part.per_type.iter().enumerate() {
+            self.per_type[t].0 += n;
+            self.per_type[t].1 += b;
+        }
+        for (k, n) in part.modules {
+            *self.modules.entry(k).or_default() += n;
+        }
+        for &(size, d, off, t) in &part.offers {
+            offer(&mut self.largest, (size, span.fix(start_db, d), off, t));
+        }
+        if span.next.is_none() || part.error.is_some() {
+            info.error = part.error.map(|mut e| {
+                e.db = e.db.map(|d| span.fix(start_db, d));
+                e
+            });
+            self.trailer = part.trailer;
+            return false;
+        }
+        true
+    }
+}
+
 fn gather_parts(
     name: &str,
     data: &[u8],
@@ -350,9 +408,8 @@ fn gather_parts(
     step: usize,
     threads: usize,
 ) -> Result<Info, Error> {
-    use crate::rdb::reader::UNKNOWN_DB;
     let format = crate::rdb::reader::parse_header(data)?;
-    let mut info = Info {
+    let info = Info {
         file: name.to_owned(),
         bytes: data.len() as u64,
         magic: if format.flavor == Flavor::Valkey { "VALKEY" } else { "REDIS" },
@@ -370,80 +427,32 @@ fn gather_parts(
         error: None,
     };
     let bounds = crate::rdb::reader::boundaries(data, format, step, &|r| pages.forget(r));
-    let end_of = |i: usize| bounds.get(i + 1).copied().unwrap_or(usize::MAX);
     let abort = std::sync::atomic::AtomicBool::new(false);
-    let mut modules: BTreeMap<(String, u64, &'static str), u64> = BTreeMap::new();
-    let mut largest: BinaryHeap<Reverse<Big>> = BinaryHeap::new();
-    let mut db_index: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut per_type = vec![(0u64, 0u64); 256];
-    let (mut db, mut expected, mut finished, mut trailer) = (0u64, 9usize, false, None);
-    crate::pass::in_order(
-        bounds.len(),
+    let mut join = InfoJoin {
+        data,
+        format,
+        now_ms,
+        info,
+        modules: BTreeMap::new(),
+        largest: BinaryHeap::new(),
+        db_index: BTreeMap::new(),
+        per_type: vec![(0u64, 0u64); 256],
+        trailer: None,
+    };
+    crate::parts::read_in_parts(
+        &bounds,
         threads,
-        |i| {
-            let range = if i == 0 { 0 } else { bounds[i] }..end_of(i);
-            let lane = pages.lane_over(range);
+        &abort,
+        |i, range| {
+            let lane = pages.lane_over(crate::parts::page_range(&bounds, i, &range));
             if abort.load(std::sync::atomic::Ordering::Relaxed) {
                 return None;
             }
-            Some(read_part(data, format, (bounds[i], end_of(i)), (i == 0).then_some(0), now_ms, Some(lane), None))
+            Some(read_part(data, format, (range.start, range.end), (i == 0).then_some(0), now_ms, Some(lane), None))
         },
-        |i, part| {
-            if finished {
-                return;
-            }
-            let end = end_of(i);
-            let mut part = match part {
-                Some(p) if p.start == expected && !p.ambiguous => p,
-                _ if expected >= end => return,
-                _ => read_part(data, format, (expected, end), Some(db), now_ms, None, Some(&mut largest)),
-            };
-            if part.offers.is_none() {
-                part = read_part(data, format, (expected, end), Some(db), now_ms, None, Some(&mut largest));
-            }
-            let start_db = db;
-            let fix = |d: u64| if !part.known_db && d == UNKNOWN_DB { start_db } else { d };
-            for ev in part.events {
-                match ev {
-                    Event::Aux(a) => info.aux.push(a),
-                    Event::Function(f) => info.functions.push(f),
-                    Event::SelectDb(d) => db = d,
-                    Event::Keys { n, expires, expired } => {
-                        let i = *db_index.entry(db).or_insert_with(|| {
-                            info.dbs.push(DbCounts { db, ..Default::default() });
-                            info.dbs.len() - 1
-                        });
-                        let d = &mut info.dbs[i];
-                        d.keys += n;
-                        d.expires += expires;
-                        d.already_expired += expired;
-                    }
-                }
-            }
-            for (t, (n, b)) in part.per_type.iter().enumerate() {
-                per_type[t].0 += n;
-                per_type[t].1 += b;
-            }
-            for (k, n) in part.modules {
-                *modules.entry(k).or_default() += n;
-            }
-            for &(size, d, off, t) in part.offers.iter().flatten() {
-                offer(&mut largest, (size, fix(d), off, t));
-            }
-            match (part.next, part.error) {
-                (Some(n), None) => expected = n,
-                (_, e) => {
-                    info.error = e.map(|mut e| {
-                        e.db = e.db.map(fix);
-                        e
-                    });
-                    trailer = part.trailer;
-                    finished = true;
-                    abort.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-        },
+        &mut join,
     );
+    let InfoJoin { mut info, modules, largest, per_type, trailer, .. } = join;
     for (t, &(n, b)) in per_type.iter().enumerate() {
         if n == 0 {
             continue;

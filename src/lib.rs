@@ -29,7 +29,8 @@
 //!   [`aof::manifest::Manifest::parse`], [`aof::resp`] (the commands of one file).
 //! - [`export::export`] (JSON lines or RESP commands), with [`filter::Filter`] to select keys.
 //! - [`crc::crc64`] (the RDB checksum), [`pass`] (one pass over an input: page release behind
-//!   every consumer, chunked checksum, the checksum verdict), [`slot::key_slot`] (cluster hash
+//!   every consumer, chunked checksum, the checksum verdict), [`parts`] (a file read in parts on
+//!   every core, joined in file order), [`slot::key_slot`] (cluster hash
 //!   slots), [`input::open`] (memory-mapped input), `redis` (a Redis client and a throwaway
 //!   `redis-server`; feature `live`, on by default), and [`Error`] / [`ErrorKind`], the one error
 //!   type of everything that reads untrusted bytes.
@@ -80,6 +81,7 @@ pub mod filter;
 pub mod info;
 pub mod input;
 pub mod memory;
+pub mod parts;
 pub mod pass;
 pub mod rdb;
 #[cfg(feature = "live")]

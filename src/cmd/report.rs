@@ -10,7 +10,7 @@ use serde_json::{Value as Json, json};
 use super::filter::FilterArgs;
 use rdbtool::display::quoted;
 use rdbtool::output::AtomicFile;
-use rdbtool::report::{Aggregate, KeyRow, Options, TTL_BUCKETS, scan_file, shard_loads};
+use rdbtool::report::{Aggregate, KeyRow, Options, TTL_BUCKETS, scan_aggregate, scan_file, shard_loads};
 use rdbtool::split::Layout;
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
@@ -180,14 +180,25 @@ pub fn run(args: Args) -> u8 {
     }
 }
 
+/// What per-key output does with each row.
+type EachRow<'e> = &'e mut dyn FnMut(&KeyRow<'_>) -> io::Result<()>;
+
 /// Scans every file and writes the report; the exit code says whether all were read whole.
 fn produce(out: &mut dyn Write, files: &[PathBuf], opts: &Options, view: &View) -> io::Result<u8> {
     let format = view.format;
     let several = files.len() > 1;
-    let scan_one = |path: &PathBuf, each: &mut dyn FnMut(&KeyRow<'_>) -> io::Result<()>| -> io::Result<Aggregate> {
+    // Per-key rows (`each`) come from the one-reader pipeline, in file order; the aggregates
+    // alone from the file read in parts on every core.
+    let scan_one = |path: &PathBuf, each: Option<EachRow<'_>>| {
         let name = path.display().to_string();
         match rdbtool::input::open(path) {
-            Ok(data) => scan_file(&name, &data, opts, &rdbtool::pass::Pages::new(&data, 1), each),
+            Ok(data) => {
+                let pages = rdbtool::pass::Pages::new(&data, 1);
+                match each {
+                    Some(each) => scan_file(&name, &data, opts, &pages, each),
+                    None => Ok(scan_aggregate(&name, &data, opts, &pages)),
+                }
+            }
             Err(e) => {
                 let mut a = Aggregate::new(opts);
                 a.files.push(rdbtool::report::FileTotals {
@@ -213,12 +224,12 @@ fn produce(out: &mut dyn Write, files: &[PathBuf], opts: &Options, view: &View) 
                 let mut each = |r: &KeyRow<'_>| {
                     if format == Format::Csv { csv_row(out, r) } else { jsonl_row(out, r, several.then_some(&file)) }
                 };
-                total.merge(scan_one(path, &mut each)?);
+                total.merge(scan_one(path, Some(&mut each))?);
             }
             total
         }
         Format::Summary | Format::Json | Format::Html => {
-            let parts: Vec<io::Result<Aggregate>> = files.par_iter().map(|p| scan_one(p, &mut |_| Ok(()))).collect();
+            let parts: Vec<io::Result<Aggregate>> = files.par_iter().map(|p| scan_one(p, None)).collect();
             let mut total = Aggregate::new(opts);
             for p in parts {
                 total.merge(p?);

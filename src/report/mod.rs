@@ -3,9 +3,11 @@
 //! histogram and per-slot load — in one streaming pass per file. Nothing per key is kept but
 //! the top-N heaps and the prefix table (at most `max_prefixes` entries).
 //!
-//! A file is read by a pipeline: the reader cuts key records into batches, two workers
-//! estimate them, and the caller's thread folds the results in file order (so per-key output
-//! comes out in file order too).
+//! A file is read in one of two ways, with the same figures: for the aggregates alone, in parts
+//! on every core joined in file order ([`scan_aggregate`], src/report/parts.rs); for per-key
+//! output, by a pipeline ([`scan_file`]): the reader cuts key records into batches, two workers
+//! estimate them, and the caller's thread folds the results in file order (so rows come out in
+//! file order).
 //!
 //! Over 700 lines for now: the aggregates and the pipeline that feeds them (reader, workers,
 //! folder with bounded batches in flight); the pipeline could move to a module of its own.
@@ -24,6 +26,7 @@ use crate::memory::{Estimator, KeyFigures};
 use crate::rdb::reader::{KeyRecord, Reader, Record};
 use crate::rdb::types::Kind;
 
+mod parts;
 mod prefixes;
 pub use prefixes::{PrefixStats, Prefixes, prefix_hash, prefix_hashes};
 
@@ -270,6 +273,20 @@ impl Aggregate {
         let s = &mut self.slots[r.slot as usize];
         s.0 += 1;
         s.1 += f.memory;
+    }
+
+    /// Empties it, keeping its allocations (its tables used again).
+    fn clear(&mut self) {
+        self.total = Bucket::default();
+        self.dbs.clear();
+        self.types.clear();
+        self.encodings.clear();
+        self.top_memory.heap.clear();
+        self.top_elements.heap.clear();
+        self.prefixes.clear();
+        self.ttl = [(0, 0); 7];
+        self.slots.fill((0, 0));
+        self.files.clear();
     }
 
     /// Adds another aggregate's figures to this one (top lists and prefixes stay within their bounds).
@@ -579,6 +596,50 @@ pub fn scan_file(
     }
     agg.files.push(totals);
     Ok(agg)
+}
+
+/// `scan_file` without per-key rows: the aggregates of one file, read in parts on every core
+/// (src/report/parts.rs) when the filter allows it (no `--db`, no `--limit`: both need to know
+/// every key's db, or the keys before it, as it is read), else by `scan_file`. The same figures
+/// either way. The scan is one consumer of `pages`.
+pub fn scan_aggregate(name: &str, data: &[u8], opts: &Options, pages: &crate::pass::Pages<'_>) -> Aggregate {
+    let threads = rayon::current_num_threads();
+    scan_with_parts(name, data, opts, pages, crate::rdb::reader::part_size(data.len(), threads), threads)
+}
+
+/// `scan_aggregate` reading the file in parts of about `part` bytes whatever its size: for
+/// tests that the figures do not depend on how the file was cut.
+#[doc(hidden)]
+pub fn scan_in_parts(name: &str, data: &[u8], opts: &Options, part: usize) -> Aggregate {
+    let pages = crate::pass::Pages::unmapped(data.len());
+    scan_with_parts(name, data, opts, &pages, part.max(1), rayon::current_num_threads())
+}
+
+fn scan_with_parts(
+    name: &str,
+    data: &[u8],
+    opts: &Options,
+    pages: &crate::pass::Pages<'_>,
+    step: usize,
+    threads: usize,
+) -> Aggregate {
+    let one_reading = |pages: &crate::pass::Pages<'_>| {
+        // No row is written: `each` cannot fail.
+        scan_file(name, data, opts, pages, &mut |_| Ok(())).unwrap_or_else(|_| Aggregate::new(opts))
+    };
+    if opts.filter.limit.is_some() || !opts.filter.dbs.is_empty() {
+        return one_reading(pages);
+    }
+    match parts::scan_parts(name, data, opts, pages, step, threads) {
+        Some(agg) => agg,
+        None => {
+            // The prefix table reached its cap: read again in one reading, so that the prefixes
+            // dropped (and the error bound) are those of one reading. The parts already told
+            // `pages` they were done: this reading gives its bytes back as it goes.
+            let forget = |r: std::ops::Range<usize>| pages.forget(r);
+            one_reading(&crate::pass::Pages::with_release(data.len(), 1, &forget))
+        }
+    }
 }
 
 /// Folds one measured batch: per key `each`, the top lists, prefixes and slots; then its sums.

@@ -182,6 +182,14 @@ impl Prefixes {
         }
     }
 
+    /// Makes room for `n` prefixes (at most the cap) without growing step by step.
+    pub(super) fn reserve(&mut self, n: usize) {
+        let want = (n.min(self.cap) * 4 / 3 + 1).next_power_of_two().max(FIRST_SLOTS);
+        if want > self.hashes.len() {
+            self.resize(want);
+        }
+    }
+
     #[inline]
     pub(super) fn add(&mut self, hash: u64, prefix: &[u8], memory: u64, has_ttl: bool) {
         let s = self.entry(hash, prefix);
@@ -243,11 +251,35 @@ impl Prefixes {
         self.dropped += dropped as u64;
     }
     pub(super) fn merge(&mut self, o: Prefixes) {
+        self.merge_from(&o);
+    }
+
+    /// Empties the table, keeping its allocations (a part's table used again).
+    pub(super) fn clear(&mut self) {
+        self.hashes.fill(0);
+        self.len = 0;
+        self.names.clear();
+        self.error_bound_memory = 0;
+        self.error_bound_keys = 0;
+        self.dropped = 0;
+    }
+
+    /// Adds another table's prefixes and bounds to this one.
+    pub(super) fn merge_from(&mut self, o: &Prefixes) {
         self.error_bound_memory += o.error_bound_memory;
         self.error_bound_keys += o.error_bound_keys;
         self.dropped += o.dropped;
-        for (h, name, stats) in o.held() {
-            self.add_stats(h, name, stats);
+        // In the other table's slot order, this table's entries prefetched a few ahead.
+        const AHEAD: usize = 16;
+        for (i, (&h, slot)) in o.hashes.iter().zip(&o.slots).enumerate() {
+            if let Some(&next) = o.hashes.get(i + AHEAD)
+                && next != 0
+            {
+                self.prefetch(next);
+            }
+            if h != 0 {
+                self.add_stats(h, o.name(slot.name), &slot.stats);
+            }
         }
     }
     /// Prefixes held now (at most the cap).

@@ -1,9 +1,9 @@
 //! The RDB side of `verify`: checksum, a full structural parse of every value, duplicate keys,
 //! the releases that restore the file, and a [`Report`]. Knows nothing of terminals or flags.
 //!
-//! Over 700 lines for now: the one-reader path and the parts path (a file cut at record
-//! boundaries, read on every core, joined in file order) share the per-record checks here; the
-//! join could move to a module of its own.
+//! Over 700 lines for now: the per-record checks and verify's side of the parts join (a file cut
+//! at record boundaries, read on every core, joined in file order: the mechanics are
+//! src/parts.rs's, shared with `info` and `report`).
 
 use super::report::{ChecksumStatus, DbCounts, Options, Report, TargetVerdict, trailing_bytes_warning};
 use crate::error::{Error, ErrorKind};
@@ -265,11 +265,7 @@ enum Event<'a> {
     Warn(String),
     SelectDb(u64),
     /// Keys since the last event (their fingerprints are the next `n` of `Part::keys`).
-    Keys {
-        n: usize,
-        expires: u64,
-        expired: u64,
-    },
+    Keys(crate::parts::KeyCounts),
     RedisVer(String),
     Function {
         source: std::borrow::Cow<'a, [u8]>,
@@ -285,16 +281,10 @@ enum Event<'a> {
 }
 
 /// One range of the file, parsed and validated on one thread. Until the join proves where it
-/// started, a part does not know the db its first keys are in: they carry `UNKNOWN_DB`.
+/// started, a part does not know the db its first keys are in: they carry `UNKNOWN_DB`
+/// (src/parts.rs).
 struct Part<'a> {
-    start: usize,
-    /// Where the record after the part starts, when the part ended at a boundary (`None`: the
-    /// file ended in it: EOF, or an error that stops the reading).
-    next: Option<usize>,
-    /// False when the db at `start` was not known: `UNKNOWN_DB` then stands for it.
-    known_db: bool,
-    /// Set when a SELECTDB named `UNKNOWN_DB` itself: the part must be read again.
-    ambiguous: bool,
+    span: crate::parts::Span,
     events: Vec<Event<'a>>,
     /// (xxh3 of the key, offset of the key string) of every key, in file order.
     keys: Vec<(u64, u64)>,
@@ -314,14 +304,13 @@ struct Part<'a> {
     errors: usize,
     errors_dropped: u64,
     /// Counts of the keys not yet in an `Event::Keys`.
-    pending: (usize, u64, u64),
+    pending: crate::parts::KeyCounts,
 }
 
 impl<'a> Part<'a> {
     fn flush_keys(&mut self) {
-        let (n, expires, expired) = std::mem::take(&mut self.pending);
-        if n > 0 {
-            self.events.push(Event::Keys { n, expires, expired });
+        if let Some(c) = self.pending.take() {
+            self.events.push(Event::Keys(c));
         }
     }
     fn event(&mut self, e: Event<'a>) {
@@ -341,10 +330,7 @@ fn run_part<'a>(
 ) -> Part<'a> {
     let opts = ctx.opts;
     let mut part = Part {
-        start,
-        next: None,
-        known_db: db.is_some(),
-        ambiguous: false,
+        span: crate::parts::Span::new(start, db),
         events: Vec::new(),
         keys: Vec::new(),
         notes: Notes::default(),
@@ -356,7 +342,7 @@ fn run_part<'a>(
         pending_db: None,
         errors: 0,
         errors_dropped: 0,
-        pending: (0, 0, 0),
+        pending: Default::default(),
     };
     let max_errors = if opts.keep_going { opts.max_errors.max(1) } else { 1 };
     let error = |part: &mut Part<'a>, e: Error| {
@@ -377,7 +363,7 @@ fn run_part<'a>(
         loop {
             let at = reader.offset() as usize;
             if at >= end {
-                part.next = Some(at);
+                part.span.next = Some(at);
                 break;
             }
             if ctx.abort.load(Ordering::Relaxed) {
@@ -415,8 +401,7 @@ fn run_part<'a>(
                     part.event(Event::RedisVer(String::from_utf8_lossy(&value).into_owned()));
                 }
                 Record::SelectDb { db } => {
-                    if db == UNKNOWN_DB && !part.known_db {
-                        part.ambiguous = true;
+                    if part.span.ambiguous_select(db) {
                         break;
                     }
                     if part.seen_dbs.insert(db) {
@@ -438,13 +423,7 @@ fn run_part<'a>(
                     if let Some(d) = part.pending_db.take() {
                         part.event(Event::SelectDb(d));
                     }
-                    part.pending.0 += 1;
-                    if let Some(t) = k.expire_at_ms {
-                        part.pending.1 += 1;
-                        if t < opts.now_ms {
-                            part.pending.2 += 1;
-                        }
-                    }
+                    part.pending.count(k.expire_at_ms, opts.now_ms);
                     part.keys.push((xxhash_rust::xxh3::xxh3_64(&k.key), k.key_offset));
                     if k.value.type_byte == crate::rdb::types::id::MODULE_2
                         && let Ok(id) = crate::rdb::cursor::Cursor::new(k.value.bytes, k.value.offset).len("module id")
@@ -490,43 +469,34 @@ fn run_part<'a>(
     part
 }
 
-/// The report as the parts are joined in file order.
+/// The report as the parts are joined in file order (src/parts.rs drives it).
 struct Join<'a, 'c, 'o> {
     ctx: &'c Ctx<'a, 'o>,
     p: Progress,
     keys: KeySet,
     notes: Notes,
     libraries: std::collections::HashSet<Vec<u8>>,
-    db: u64,
     db_index: Option<usize>,
-    /// Where the next part must start (the record after the last one joined).
-    expected: usize,
-    /// The file ended in a part already joined.
-    finished: bool,
     trailer: Option<crate::rdb::reader::Trailer>,
     resyncs: usize,
 }
 
-impl<'a> Join<'a, '_, '_> {
-    /// Joins the part read over `start..end`: as it is when it started where the last one ended,
-    /// else read again from there (a boundary that was not one, or the db that stood for the
-    /// unknown one).
-    fn join(&mut self, part: Option<Part<'a>>, end: usize) {
-        if self.finished {
-            return;
-        }
-        let part = match part {
-            Some(p) if p.start == self.expected && !p.ambiguous => p,
-            _ if self.expected >= end => return,
-            _ => run_part(self.ctx, self.expected, end, Some(self.db), None),
-        };
-        self.apply(part);
+impl<'a> crate::parts::Join for Join<'a, '_, '_> {
+    type Part = Part<'a>;
+
+    fn span<'p>(part: &'p Part<'a>) -> &'p crate::parts::Span {
+        &part.span
     }
 
-    fn apply(&mut self, part: Part<'a>) {
+    fn again(&mut self, range: std::ops::Range<usize>, db: u64) -> Part<'a> {
+        run_part(self.ctx, range.start, range.end, Some(db), None)
+    }
+
+    fn apply(&mut self, part: Part<'a>, db: &mut u64) -> bool {
         let opts = self.ctx.opts;
-        let start_db = self.db;
-        let fix = |db: u64| if !part.known_db && db == UNKNOWN_DB { start_db } else { db };
+        let start_db = *db;
+        let span = part.span;
+        let fix = |d: u64| span.fix(start_db, d);
         let mut keys = part.keys.iter();
         self.resyncs += part.resyncs;
         self.p.report.errors_not_listed += part.errors_dropped;
@@ -542,18 +512,18 @@ impl<'a> Join<'a, '_, '_> {
                     p.push_error(&e, opts);
                 }
                 Event::Warn(w) => p.warn(w),
-                Event::SelectDb(db) => {
-                    self.db = db;
-                    self.db_index = Some(p.db_slot(db));
+                Event::SelectDb(d) => {
+                    *db = d;
+                    self.db_index = Some(p.db_slot(d));
                 }
-                Event::Keys { n, expires, expired } => {
-                    let db = self.db;
+                Event::Keys(c) => {
+                    let db = *db;
                     let i = *self.db_index.get_or_insert_with(|| p.db_slot(db));
                     let d = &mut p.report.dbs[i];
-                    d.keys += n as u64;
-                    d.expires += expires;
-                    d.already_expired += expired;
-                    for &(h, off) in keys.by_ref().take(n) {
+                    d.keys += c.n;
+                    d.expires += c.expires;
+                    d.already_expired += c.expired;
+                    for &(h, off) in keys.by_ref().take(c.n as usize) {
                         self.keys.insert_hashed(db, h, off);
                     }
                 }
@@ -580,8 +550,8 @@ impl<'a> Join<'a, '_, '_> {
                     if let Some(msg) = failure {
                         p.push_error(&Error::corrupt(at, msg), opts);
                         if !opts.keep_going {
-                            self.finish(None);
-                            return;
+                            self.trailer = None;
+                            return false;
                         }
                     }
                 }
@@ -613,8 +583,8 @@ impl<'a> Join<'a, '_, '_> {
                     };
                     p.push_error(&e, opts);
                     if !opts.keep_going {
-                        self.finish(None);
-                        return;
+                        self.trailer = None;
+                        return false;
                     }
                 }
             }
@@ -626,16 +596,10 @@ impl<'a> Join<'a, '_, '_> {
         for (offset, db, key_offset, kind, message) in part.notes.first {
             self.notes.keep(offset, fix(db), key_offset, kind, &message);
         }
-        match part.next {
-            Some(next) => self.expected = next,
-            None => self.finish(part.trailer),
+        if span.next.is_none() {
+            self.trailer = part.trailer;
         }
-    }
-
-    fn finish(&mut self, trailer: Option<crate::rdb::reader::Trailer>) {
-        self.finished = true;
-        self.trailer = trailer;
-        self.ctx.abort.store(true, Ordering::Relaxed);
+        true
     }
 }
 
@@ -726,34 +690,32 @@ fn parse_parts(
         keys: KeySet::new(),
         notes: Notes::default(),
         libraries: Default::default(),
-        db: 0,
         db_index: None,
-        expected: 9,
-        finished: false,
         trailer: None,
         resyncs: 0,
     };
-    crate::pass::in_order(
-        bounds.len(),
+    crate::parts::read_in_parts(
+        bounds,
         threads,
-        |i| {
+        &ctx.abort,
+        |i, range| {
             let crc = crc_range(i);
-            let lane_from = if i == 0 { 0 } else { bounds[i] };
+            let lane_range = crate::parts::page_range(bounds, i, &range);
             if ctx.abort.load(Ordering::Relaxed) {
                 pages.done(crc);
-                drop(pages.lane_over(lane_from..end_of(i)));
+                drop(pages.lane_over(lane_range));
                 return None;
             }
-            let lane = pages.lane_over(lane_from..end_of(i));
+            let lane = pages.lane_over(lane_range);
             let follow = crate::pass::Follow::over(data, crc, pages);
-            Some(run_part(ctx, bounds[i], end_of(i), (i == 0).then_some(0), Some((lane, follow))))
-        },
-        |i, part| {
-            if let Some(c) = part.as_ref().and_then(|p| p.crc) {
+            let part = run_part(ctx, range.start, range.end, (i == 0).then_some(0), Some((lane, follow)));
+            // The checksum of the part's bytes, whether or not the join takes the part as read.
+            if let Some(c) = part.crc {
                 let _ = crcs[i].set(c);
             }
-            join.join(part, end_of(i))
+            Some(part)
         },
+        &mut join,
     );
     let Join { mut p, keys, notes, trailer, resyncs, .. } = join;
     let crc = crcs.iter().enumerate().try_fold(None, |acc: Option<u64>, (i, c)| {

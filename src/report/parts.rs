@@ -1,0 +1,378 @@
+//! `report` of one file read in parts on every core (src/parts.rs), for the aggregates alone
+//! (per-key rows keep the one-reader pipeline of `scan_file`: their file order would cost
+//! holding each part's rows until the join).
+//!
+//! Each part measures its keys into an aggregate of its own: sums per db, type, encoding, TTL
+//! bucket and slot, a prefix table, and its top lists. The join adds them in file order, the db
+//! of the part's first keys fixed up. The result is that of one reading:
+//! - sums are sums, whatever the order;
+//! - a top list is a min-heap that a key enters when it ranks above the smallest held; a part
+//!   lists every key that entered its own lists, in file order, and the join offers them to the
+//!   file's lists in that order. A key that did not enter its part's list ranked at most the
+//!   smallest of the part's n best before it, which the file's list holds or beats: it would not
+//!   have entered the file's list either, so the file's lists end the same, ties included. Past
+//!   `MAX_OFFERS` candidates the join reads the part again into the file's lists itself;
+//! - the prefix table is exact as long as no prefix is dropped. A part's table is capped at
+//!   1/8 of `--max-prefixes` (parts in flight stay within the memory of one table); a part that
+//!   would drop one is read again by the join into the file's table. When the file's table
+//!   itself reaches the cap, the parts stop and the file is read again by `scan_file` (the drop
+//!   order, and so the error bound, of one reading).
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::prefixes::prefetch;
+use super::{Aggregate, Bucket, FileTotals, Options, Prefixes, Sums, TopKey, prefix_hashes};
+use crate::error::Error;
+use crate::memory::Estimator;
+use crate::parts::{Span, UNKNOWN_DB};
+use crate::rdb::reader::{Reader, Record};
+use crate::rdb::types::Format;
+
+/// Top-list candidates a part lists at most (both lists) before it asks to be read again.
+const MAX_OFFERS: usize = 1 << 14;
+
+/// What reading one part gives.
+pub(super) struct Part {
+    span: Span,
+    /// The part's own figures (`None`: read again by the join straight into the file's).
+    /// Keys before the part's first SELECTDB are in `UNKNOWN_DB` when its db was not known.
+    agg: Option<Aggregate>,
+    /// Every key that entered the part's own top lists, in file order.
+    offers_memory: Vec<TopKey>,
+    offers_elements: Vec<TopKey>,
+    /// Keys, memory, elements of the part.
+    total: Bucket,
+    /// The db the part ended in, if it selected one.
+    last_db: Option<u64>,
+    /// What ended the file in the part: a record that does not parse, or a key whose value
+    /// cannot be measured (its db and name).
+    error: Option<Error>,
+    bad_key: Option<(u64, Vec<u8>, Error)>,
+}
+
+/// What every part of one file shares.
+struct Ctx<'d, 'o> {
+    name: &'d str,
+    data: &'d [u8],
+    format: Format,
+    opts: &'o Options,
+    abort: AtomicBool,
+    /// The most prefixes a part's table held so far.
+    part_prefixes: AtomicUsize,
+    /// Parts' aggregates joined, emptied for the next parts.
+    spare: std::sync::Mutex<Vec<Aggregate>>,
+}
+
+/// Keys measured whose slot and prefixes are added a few keys later (their entries prefetched).
+#[derive(Default)]
+struct Later<'a> {
+    /// Key, slot, memory, whether it has a TTL.
+    keys: Vec<(std::borrow::Cow<'a, [u8]>, u16, u64, bool)>,
+    /// Hash and length of a prefix, index of its key in `keys`.
+    prefixes: Vec<(u64, u32, u32)>,
+}
+
+/// Keys whose updates wait in `Later`.
+const LATER: usize = 16;
+
+impl Later<'_> {
+    fn apply(&mut self, agg: &mut Aggregate) {
+        for (_, slot, memory, _) in &self.keys {
+            let s = &mut agg.slots[*slot as usize];
+            s.0 += 1;
+            s.1 += memory;
+        }
+        for &(hash, len, i) in &self.prefixes {
+            let (key, _, memory, ttl) = &self.keys[i as usize];
+            agg.prefixes.add(hash, &key[..len as usize], *memory, *ttl);
+        }
+        self.keys.clear();
+        self.prefixes.clear();
+    }
+}
+
+/// Measures the keys from `range.start` (a record boundary) until a record starts at or after
+/// `range.end`, in db `db` (`None`: not known): into the part's own aggregate, or with `into`
+/// straight into the file's (a part read again by the join, its db known).
+fn read_part(
+    ctx: &Ctx<'_, '_>,
+    range: Range<usize>,
+    db: Option<u64>,
+    into: Option<&mut Aggregate>,
+    mut lane: Option<crate::pass::Lane<'_, '_>>,
+) -> Part {
+    let opts = ctx.opts;
+    let mut part = Part {
+        span: Span::new(range.start, db),
+        agg: None,
+        offers_memory: Vec::new(),
+        offers_elements: Vec::new(),
+        total: Bucket::default(),
+        last_db: None,
+        error: None,
+        bad_key: None,
+    };
+    let own = into.is_none();
+    let mut mine = None;
+    let agg = match into {
+        Some(a) => a,
+        None => {
+            // A part's aggregate the join is done with, or a new one (fresh tables cost page
+            // faults, and their release as much again).
+            let spare = ctx.spare.lock().ok().and_then(|mut v| v.pop());
+            let mut a = spare.unwrap_or_else(|| {
+                let mut a = Aggregate::new(opts);
+                a.prefixes = Prefixes::new((opts.max_prefixes / 8).max(1));
+                a
+            });
+            // Sized for as many prefixes as the largest part so far (no growing step by step).
+            a.prefixes.reserve(ctx.part_prefixes.load(Ordering::Relaxed));
+            mine.insert(a)
+        }
+    };
+    let mut est = if opts.largest_element { Estimator::new() } else { Estimator::without_largest() };
+    let mut sums = Sums::default();
+    let mut hashes = Vec::new();
+    let mut later = Later::default();
+    let hint = &ctx.part_prefixes;
+    let mut reader = Reader::resume(ctx.data, ctx.format, range.start, db.unwrap_or(UNKNOWN_DB));
+    let mut tick = 0;
+    loop {
+        let at = reader.offset() as usize;
+        if at >= range.end {
+            part.span.next = Some(at);
+            break;
+        }
+        if at >= tick {
+            tick = at + (256 << 10);
+            if let Some(l) = lane.as_mut() {
+                l.upto(at);
+            }
+            if own && ctx.abort.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        let Some(rec) = reader.next() else { break };
+        // Matched in place (a record is moved only when it is an error).
+        let k = match &rec {
+            Ok(Record::Key(k)) => k,
+            Ok(Record::SelectDb { db }) => {
+                if part.span.ambiguous_select(*db) {
+                    break;
+                }
+                part.last_db = Some(*db);
+                continue;
+            }
+            Ok(_) => continue,
+            Err(_) => {
+                part.error = rec.err();
+                break;
+            }
+        };
+        if !opts.filter.matches(k) {
+            continue;
+        }
+        let f = match est.key(&k.key, &k.value) {
+            Ok(f) => f,
+            Err(e) => {
+                part.bad_key = Some((k.db, k.key.to_vec(), e));
+                break;
+            }
+        };
+        sums.add(k.db, k.value.kind(), k.expire_at_ms, &f, opts.now_ms);
+        let top = |rank| TopKey {
+            rank,
+            db: k.db,
+            key: k.key.to_vec(),
+            kind: k.value.kind(),
+            encoding: f.encoding,
+            memory: f.memory,
+            elements: f.elements,
+            file: ctx.name.to_owned(),
+        };
+        if agg.top_memory.wants(f.memory) {
+            let t = top(f.memory);
+            if own {
+                part.offers_memory.push(t.clone());
+            }
+            agg.top_memory.push(t);
+        }
+        if agg.top_elements.wants(f.elements) {
+            let t = top(f.elements);
+            if own {
+                part.offers_elements.push(t.clone());
+            }
+            agg.top_elements.push(t);
+        }
+        // The slot counter and the prefixes' entries (tables bigger than the caches) are
+        // fetched now and updated a few keys later.
+        let slot = crate::slot::key_slot(&k.key);
+        prefetch(&agg.slots[slot as usize]);
+        hashes.clear();
+        prefix_hashes(&k.key, opts, &mut hashes);
+        for &(hash, len) in &hashes {
+            agg.prefixes.prefetch(hash);
+            later.prefixes.push((hash, len, later.keys.len() as u32));
+        }
+        later.keys.push((k.key.clone(), slot, f.memory, k.expire_at_ms.is_some()));
+        if later.keys.len() >= LATER {
+            later.apply(agg);
+            if own && (agg.prefixes.dropped > 0 || part.offers_memory.len() + part.offers_elements.len() > MAX_OFFERS) {
+                // Past what a part keeps: the join reads it again into the file's figures.
+                part.span.again = true;
+                break;
+            }
+        }
+    }
+    later.apply(agg);
+    if own && agg.prefixes.dropped > 0 {
+        part.span.again = true;
+    }
+    if own {
+        hint.fetch_max(agg.prefixes.len(), Ordering::Relaxed);
+    }
+    agg.add_sums(&sums);
+    part.total = sums.total;
+    part.agg = mine;
+    part
+}
+
+/// The file's figures as the parts are joined in file order.
+struct Join<'c, 'd, 'o> {
+    ctx: &'c Ctx<'d, 'o>,
+    agg: Aggregate,
+    totals: FileTotals,
+    /// The file's prefix table dropped a prefix: the file is read again in one reading.
+    overflow: bool,
+}
+
+impl crate::parts::Join for Join<'_, '_, '_> {
+    type Part = Part;
+
+    fn span(part: &Part) -> &Span {
+        &part.span
+    }
+
+    fn again(&mut self, range: Range<usize>, db: u64) -> Part {
+        read_part(self.ctx, range, Some(db), Some(&mut self.agg), None)
+    }
+
+    fn apply(&mut self, part: Part, db: &mut u64) -> bool {
+        let start_db = *db;
+        let span = part.span;
+        let fix = |d: u64| span.fix(start_db, d);
+        let a = &mut self.agg;
+        if let Some(mut o) = part.agg {
+            a.total.merge(&o.total);
+            for (d, v) in &o.dbs {
+                a.dbs.entry(fix(*d)).or_default().merge(v);
+            }
+            for (k, v) in &o.types {
+                a.types.entry(*k).or_default().merge(v);
+            }
+            for (k, v) in &o.encodings {
+                a.encodings.entry(*k).or_default().merge(v);
+            }
+            for (x, y) in a.ttl.iter_mut().zip(o.ttl) {
+                x.0 += y.0;
+                x.1 += y.1;
+            }
+            for (x, y) in a.slots.iter_mut().zip(&o.slots) {
+                x.0 += y.0;
+                x.1 += y.1;
+            }
+            a.prefixes.merge_from(&o.prefixes);
+            for mut t in part.offers_memory {
+                if a.top_memory.wants(t.rank) {
+                    t.db = fix(t.db);
+                    a.top_memory.push(t);
+                }
+            }
+            for mut t in part.offers_elements {
+                if a.top_elements.wants(t.rank) {
+                    t.db = fix(t.db);
+                    a.top_elements.push(t);
+                }
+            }
+            o.clear();
+            if let Ok(mut v) = self.ctx.spare.lock() {
+                v.push(o);
+            }
+        }
+        self.totals.keys += part.total.keys;
+        self.totals.memory += part.total.memory;
+        self.totals.elements += part.total.elements;
+        if let Some(d) = part.last_db {
+            *db = d;
+        }
+        if a.prefixes.dropped > 0 {
+            self.overflow = true;
+            return false;
+        }
+        if let Some((d, key, e)) = part.bad_key {
+            self.totals.error = Some(format!("db {} key {}: {e}", fix(d), crate::display::quoted(&key)));
+            return false;
+        }
+        if let Some(mut e) = part.error {
+            e.db = e.db.map(fix);
+            self.totals.error = Some(e.to_string());
+            return false;
+        }
+        true
+    }
+}
+
+/// `scan_file` without per-key rows, reading the file in parts of about `step` bytes on
+/// `threads` threads. `None` when the file's prefix table reached its cap (the caller reads
+/// the file in one reading).
+pub(super) fn scan_parts(
+    name: &str,
+    data: &[u8],
+    opts: &Options,
+    pages: &crate::pass::Pages<'_>,
+    step: usize,
+    threads: usize,
+) -> Option<Aggregate> {
+    let mut totals =
+        FileTotals { file: name.to_owned(), bytes: data.len() as u64, keys: 0, memory: 0, elements: 0, error: None };
+    let format = match crate::rdb::reader::parse_header(data) {
+        Ok(f) => f,
+        Err(e) => {
+            let mut agg = Aggregate::new(opts);
+            totals.error = Some(e.to_string());
+            agg.files.push(totals);
+            return Some(agg);
+        }
+    };
+    let bounds = crate::rdb::reader::boundaries(data, format, step, &|r| pages.forget(r));
+    let ctx = Ctx {
+        name,
+        data,
+        format,
+        opts,
+        abort: AtomicBool::new(false),
+        part_prefixes: AtomicUsize::new(0),
+        spare: Default::default(),
+    };
+    let mut join = Join { ctx: &ctx, agg: Aggregate::new(opts), totals, overflow: false };
+    crate::parts::read_in_parts(
+        &bounds,
+        threads,
+        &ctx.abort,
+        |i, range| {
+            let lane = pages.lane_over(crate::parts::page_range(&bounds, i, &range));
+            if ctx.abort.load(Ordering::Relaxed) {
+                return None;
+            }
+            Some(read_part(&ctx, range, (i == 0).then_some(0), None, Some(lane)))
+        },
+        &mut join,
+    );
+    if join.overflow {
+        return None;
+    }
+    let Join { mut agg, totals, .. } = join;
+    agg.files.push(totals);
+    Some(agg)
+}
