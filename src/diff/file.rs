@@ -28,10 +28,12 @@ pub struct FileSide<'a> {
     pages: Option<&'a Pages<'a>>,
     /// Bytes read by sequential passes, added as they go (for a progress bar).
     progress: Option<&'a AtomicU64>,
+    /// How far behind the record it reads a sequential pass gives pages back.
+    release_lag: usize,
 }
 
-/// A sequential pass releases pages this far behind the record it reads (lookups in flight
-/// still point into them; a released page is read again from the file if needed).
+/// By default a sequential pass releases pages this far behind the record it reads (lookups in
+/// flight still point into them; a released page is read again from the file if needed).
 const RELEASE_LAG: usize = 64 << 20;
 
 /// The progress counter moves in steps of this many bytes.
@@ -55,7 +57,7 @@ impl<'a> FileSide<'a> {
                 _ => break,
             }
         }
-        Ok(FileSide { name, data, format, as_of_ms, trailing_bytes: 0, pages: None, progress: None })
+        Ok(FileSide { name, data, format, as_of_ms, trailing_bytes: 0, pages: None, progress: None, release_lag: RELEASE_LAG })
     }
 
     /// Lets sequential passes give back the pages they have read: the pass is one consumer of
@@ -63,6 +65,20 @@ impl<'a> FileSide<'a> {
     pub fn with_pages(mut self, pages: &'a Pages<'a>) -> FileSide<'a> {
         self.pages = Some(pages);
         self
+    }
+
+    /// Sequential passes give pages back `lag` bytes behind the record they read (the records
+    /// a caller still holds must lie within it to stay mapped).
+    pub fn set_release_lag(&mut self, lag: usize) {
+        self.release_lag = lag;
+    }
+
+    /// Gives every mapped page of the file back now (pages read at random by offset, which no
+    /// pass releases; they are read again from the file when needed).
+    pub fn forget_pages(&self) {
+        if let Some(p) = self.pages {
+            p.forget(0..self.data.len());
+        }
     }
 
     /// Adds the bytes each sequential pass reads to `counter`.
@@ -91,7 +107,7 @@ impl<'a> FileSide<'a> {
                 }
             }
             if let Some(lane) = &mut lane {
-                lane.upto((reader.offset() as usize).saturating_sub(RELEASE_LAG));
+                lane.upto((reader.offset() as usize).saturating_sub(self.release_lag));
             }
             if let Some(p) = self.progress
                 && reader.offset() >= counted + PROGRESS_STEP

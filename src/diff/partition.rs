@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use super::DiffError;
+use super::{DiffError, key_hash, key_hash2};
 
 /// Number of partitions: at the default budget of 512 MiB, a partition in memory during the
 /// join is 1/1024 of all entries (16 MB per 500 million file keys).
@@ -33,6 +33,11 @@ impl Drop for Partitions {
 impl Partitions {
     pub fn new(budget: usize, temp_parent: Option<PathBuf>) -> Partitions {
         Partitions { bufs: vec![Vec::new(); PARTITIONS], in_memory: 0, budget, temp_parent, dir: None, spilled: 0 }
+    }
+
+    /// True when nothing was pushed (or everything was taken).
+    pub fn is_empty(&self) -> bool {
+        self.in_memory == 0 && self.dir.is_none()
     }
 
     #[inline]
@@ -104,39 +109,80 @@ impl Partitions {
     }
 }
 
-/// A file key in a partition: hash, key offset, expire time (`i64::MIN` for none), db.
-#[derive(Debug, Clone, Copy)]
+/// A file key in a partition: its 128-bit fingerprint (`key_hash`, `key_hash2`: the db is
+/// folded in), a 128-bit fingerprint of its value (`value_fingerprint`), where its key string
+/// starts, its expire time (`i64::MIN` for none) and its db. Two entries with equal key
+/// fingerprints are the same key; with equal value fingerprints too, the same value bytes, so
+/// that the join re-reads values only where they may differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileKeyEntry {
     pub hash: u64,
+    pub hash2: u64,
+    pub value_fp: u128,
     pub key_offset: u64,
     pub expire_at_ms: Option<i64>,
     pub db: u64,
 }
 
 impl FileKeyEntry {
-    pub const SIZE: usize = 32;
-    pub fn encode(&self) -> [u8; 32] {
-        let mut b = [0u8; 32];
+    pub const SIZE: usize = 56;
+
+    /// The entry of a key record whose key string starts at `key_offset`.
+    pub fn of(k: &crate::rdb::KeyRecord<'_>) -> FileKeyEntry {
+        FileKeyEntry {
+            hash: key_hash(k.db, &k.key),
+            hash2: key_hash2(k.db, &k.key),
+            value_fp: value_fingerprint(&k.value),
+            key_offset: k.key_offset,
+            expire_at_ms: k.expire_at_ms,
+            db: k.db,
+        }
+    }
+
+    /// The key's 128-bit fingerprint.
+    #[inline]
+    pub fn key_fp(&self) -> (u64, u64) {
+        (self.hash, self.hash2)
+    }
+
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
         b[..8].copy_from_slice(&self.hash.to_le_bytes());
-        b[8..16].copy_from_slice(&self.key_offset.to_le_bytes());
-        b[16..24].copy_from_slice(&self.expire_at_ms.unwrap_or(i64::MIN).to_le_bytes());
-        b[24..].copy_from_slice(&self.db.to_le_bytes());
+        b[8..16].copy_from_slice(&self.hash2.to_le_bytes());
+        b[16..32].copy_from_slice(&self.value_fp.to_le_bytes());
+        b[32..40].copy_from_slice(&self.key_offset.to_le_bytes());
+        b[40..48].copy_from_slice(&self.expire_at_ms.unwrap_or(i64::MIN).to_le_bytes());
+        b[48..].copy_from_slice(&self.db.to_le_bytes());
         b
     }
+
     pub fn decode_all(buf: &[u8]) -> Vec<FileKeyEntry> {
         let u = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]));
         buf.chunks_exact(Self::SIZE)
             .map(|c| {
-                let e = u(&c[16..24]) as i64;
+                let e = u(&c[40..48]) as i64;
                 FileKeyEntry {
                     hash: u(&c[..8]),
-                    key_offset: u(&c[8..16]),
+                    hash2: u(&c[8..16]),
+                    value_fp: u128::from_le_bytes(c[16..32].try_into().unwrap_or([0; 16])),
+                    key_offset: u(&c[32..40]),
                     expire_at_ms: (e != i64::MIN).then_some(e),
-                    db: u(&c[24..]),
+                    db: u(&c[48..]),
                 }
             })
             .collect()
     }
+}
+
+/// A 128-bit fingerprint of a value's bytes, its type byte and its file's flavor (what the type
+/// byte means): equal fingerprints stand for what `compare` takes as the same bytes.
+#[inline]
+pub(crate) fn value_fingerprint(v: &crate::rdb::value::RawValue<'_>) -> u128 {
+    let flavor = match v.format.flavor {
+        crate::rdb::types::Flavor::Redis => 1u64,
+        crate::rdb::types::Flavor::Valkey => 2u64,
+    };
+    xxhash_rust::xxh3::xxh3_128_with_seed(v.bytes, u64::from(v.type_byte) | flavor << 8)
 }
 
 /// Runs of equal hashes in entries sorted by hash: the indices whose hash is `h`.
@@ -149,7 +195,6 @@ pub(crate) fn equal_hash_range(sorted: &[FileKeyEntry], h: u64) -> std::ops::Ran
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::key_hash;
 
     #[test]
     fn partitions_spill_and_come_back_whole() {
