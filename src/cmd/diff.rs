@@ -89,7 +89,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     scan_count: usize,
     /// MiB of key lists kept in memory before they are spilled to a temp dir.
-    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
     memory: usize,
     /// Where spilled key lists and throwaway servers go (default: the system temp dir).
     #[arg(long, value_name = "DIR")]

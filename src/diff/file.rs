@@ -36,6 +36,10 @@ pub struct FileSide<'a> {
 /// flight still point into them; a released page is read again from the file if needed).
 const RELEASE_LAG: usize = 64 << 20;
 
+/// Key fingerprints a pass holds in memory for its duplicate check (16 bytes each: 8 MiB),
+/// the rest in a temp file.
+const KEYSET_ENTRIES: usize = 1 << 19;
+
 /// The progress counter moves in steps of this many bytes.
 const PROGRESS_STEP: u64 = 1 << 20;
 
@@ -57,7 +61,16 @@ impl<'a> FileSide<'a> {
                 _ => break,
             }
         }
-        Ok(FileSide { name, data, format, as_of_ms, trailing_bytes: 0, pages: None, progress: None, release_lag: RELEASE_LAG })
+        Ok(FileSide {
+            name,
+            data,
+            format,
+            as_of_ms,
+            trailing_bytes: 0,
+            pages: None,
+            progress: None,
+            release_lag: RELEASE_LAG,
+        })
     }
 
     /// Lets sequential passes give back the pages they have read: the pass is one consumer of
@@ -98,7 +111,8 @@ impl<'a> FileSide<'a> {
         let mut reader = Reader::new(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))?;
         let mut lane = self.pages.map(|p| p.lane());
         let mut counted = 0u64;
-        let mut keys = KeySet::new();
+        // Two files are read at once (file against file): half of a verify's share each.
+        let mut keys = KeySet::with_memory(KEYSET_ENTRIES);
         while let Some(rec) = reader.next() {
             if let Record::Key(k) = rec.map_err(|e| DiffError::Input(self.name.clone(), e))? {
                 keys.insert(k.db, &k.key, k.key_offset);

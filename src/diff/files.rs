@@ -40,9 +40,9 @@ const BATCH_BYTES: usize = 256 << 10;
 const CHANNEL: usize = 4;
 /// Each reading pass gives pages back this far behind the record it reads: farther than the
 /// records in flight (`CHANNEL` + 2 batches), so that the join compares values still mapped.
-const RELEASE_LAG: usize = 8 << 20;
+const RELEASE_LAG: usize = 4 << 20;
 /// Keys waiting for the other side, both sides together, before they go to the partitions.
-const PENDING_MAX: usize = 1 << 17;
+const PENDING_MAX: usize = 1 << 15;
 /// Pages re-read by offset in step 2 are given back after about this many bytes.
 const FORGET_AFTER: u64 = 32 << 20;
 
@@ -312,10 +312,8 @@ fn join_partitions<'a, 'b>(
         for i in first..(first + group).min(PARTITIONS) {
             loaded.push((FileKeyEntry::decode_all(&pa.take(i)?), FileKeyEntry::decode_all(&pb.take(i)?)));
         }
-        let results: Vec<Result<(u64, Vec<Difference>), DiffError>> = loaded
-            .into_par_iter()
-            .map(|(ea, eb)| join_file_partition(a, b, ea, eb, opts, names, &reread))
-            .collect();
+        let results: Vec<Result<(u64, Vec<Difference>), DiffError>> =
+            loaded.into_par_iter().map(|(ea, eb)| join_file_partition(a, b, ea, eb, opts, names, &reread)).collect();
         for r in results {
             let (same, diffs) = r?;
             // Differences are counted as they are recorded.
@@ -348,8 +346,9 @@ fn join_file_partition<'a, 'b>(
     let mut same = 0;
     let mut diffs = Vec::new();
     let mut w = Walker::new();
-    // What a re-read value costs in mapped pages, about.
-    let cost = |len: usize| reread.fetch_add(len as u64 + 4096, Ordering::Relaxed);
+    // What a re-read value costs in mapped pages, about: a page fault maps the pages around
+    // it that are in the page cache too (64 KiB by default).
+    let cost = |len: usize| reread.fetch_add(len as u64 + (64 << 10), Ordering::Relaxed);
     ea.sort_unstable_by_key(|e| (e.hash, e.hash2));
     let mut matched = vec![false; ea.len()];
     for e in &eb {

@@ -228,7 +228,7 @@ impl Default for Options {
             strict: false,
             max_members: 10,
             select: KeySelect::default(),
-            memory_budget: 512 << 20,
+            memory_budget: 16 << 20,
             temp_dir: None,
             batch: 512,
             scan_count: 1000,

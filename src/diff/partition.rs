@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use super::{DiffError, key_hash, key_hash2};
 
-/// Number of partitions: at the default budget of 512 MiB, a partition in memory during the
-/// join is 1/1024 of all entries (16 MB per 500 million file keys).
+/// Number of partitions: a partition in memory during the join is 1/1024 of all entries (28 MB
+/// per 500 million file keys of 56 bytes).
 pub const PARTITIONS: usize = 1024;
 
 pub(crate) struct Partitions {
@@ -46,8 +46,11 @@ impl Partitions {
     }
 
     pub fn push(&mut self, hash: u64, rec: &[u8]) -> Result<(), DiffError> {
-        self.bufs[Self::partition_of(hash)].extend_from_slice(rec);
-        self.in_memory += rec.len();
+        let buf = &mut self.bufs[Self::partition_of(hash)];
+        let before = buf.capacity();
+        buf.extend_from_slice(rec);
+        // What the buffers hold, not what they use: the budget bounds memory.
+        self.in_memory += buf.capacity() - before;
         if self.in_memory > self.budget {
             self.spill()?;
         }
@@ -100,7 +103,7 @@ impl Partitions {
             }
         }
         let mem = std::mem::take(&mut self.bufs[i]);
-        self.in_memory -= mem.len().min(self.in_memory);
+        self.in_memory -= mem.capacity().min(self.in_memory);
         if v.is_empty() {
             return Ok(mem);
         }
