@@ -1,7 +1,9 @@
-//! Hashed partitions of key entries, kept in memory up to a budget and spilled to files in a
-//! temp dir beyond it, so that the join of two key sets takes one partition at a time.
+//! Hashed partitions of key entries, kept in memory up to a budget and spilled beyond it (to
+//! one unnamed temp file, a run per partition each time), so that the join of two key sets
+//! takes one partition at a time.
 
-use std::io::{self, Read, Write};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use super::{DiffError, key_hash, key_hash2};
@@ -15,29 +17,32 @@ pub(crate) struct Partitions {
     in_memory: usize,
     budget: usize,
     temp_parent: Option<PathBuf>,
-    dir: Option<tempfile::TempDir>,
+    /// The spill file (unnamed: gone when closed, whatever ends the process) and per partition
+    /// its runs in it (offset, length).
+    file: Option<std::fs::File>,
+    end: u64,
+    runs: Vec<Vec<(u64, usize)>>,
     /// Bytes spilled so far.
     pub spilled: u64,
 }
 
-impl Drop for Partitions {
-    fn drop(&mut self) {
-        if let Some(d) = self.dir.take() {
-            let path = d.path().to_path_buf();
-            drop(d);
-            crate::cleanup::remove_path(&path);
-        }
-    }
-}
-
 impl Partitions {
     pub fn new(budget: usize, temp_parent: Option<PathBuf>) -> Partitions {
-        Partitions { bufs: vec![Vec::new(); PARTITIONS], in_memory: 0, budget, temp_parent, dir: None, spilled: 0 }
+        Partitions {
+            bufs: vec![Vec::new(); PARTITIONS],
+            in_memory: 0,
+            budget,
+            temp_parent,
+            file: None,
+            end: 0,
+            runs: vec![Vec::new(); PARTITIONS],
+            spilled: 0,
+        }
     }
 
     /// True when nothing was pushed (or everything was taken).
     pub fn is_empty(&self) -> bool {
-        self.in_memory == 0 && self.dir.is_none()
+        self.in_memory == 0 && self.runs.iter().all(|r| r.is_empty())
     }
 
     #[inline]
@@ -58,56 +63,45 @@ impl Partitions {
     }
 
     fn spill(&mut self) -> Result<(), DiffError> {
-        let io = |e| DiffError::Io("spilling key partitions to a temp dir".into(), e);
-        if self.dir.is_none() {
-            let mut b = tempfile::Builder::new();
-            b.prefix("rdbtool-diff-");
-            // Removed on SIGINT / SIGTERM too.
-            let d = crate::cleanup::create_path(
-                || match &self.temp_parent {
-                    Some(p) => b.tempdir_in(p),
-                    None => b.tempdir(),
-                },
-                |d| d.path().to_path_buf(),
-            );
-            let d = d.map_err(io)?;
-            self.dir = Some(d);
+        let io = |e| DiffError::Io("spilling key partitions to a temp file".into(), e);
+        if self.file.is_none() {
+            let f = match &self.temp_parent {
+                Some(p) => tempfile::tempfile_in(p),
+                None => tempfile::tempfile(),
+            };
+            self.file = Some(f.map_err(io)?);
         }
-        let dir = self.dir.as_ref().map(|d| d.path().to_path_buf()).unwrap_or_default();
+        let Some(file) = &self.file else { return Ok(()) };
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         for (i, buf) in self.bufs.iter_mut().enumerate() {
             if buf.is_empty() {
                 continue;
             }
-            let mut f =
-                std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("p{i}"))).map_err(io)?;
-            f.write_all(buf).map_err(io)?;
+            out.write_all(buf).map_err(io)?;
+            self.runs[i].push((self.end, buf.len()));
+            self.end += buf.len() as u64;
             self.spilled += buf.len() as u64;
             *buf = Vec::new();
         }
+        out.flush().map_err(io)?;
         self.in_memory = 0;
         Ok(())
     }
 
     /// The entries of partition `i` (spilled ones first), leaving it empty.
     pub fn take(&mut self, i: usize) -> Result<Vec<u8>, DiffError> {
-        let mut v = Vec::new();
-        if let Some(d) = &self.dir {
-            let p = d.path().join(format!("p{i}"));
-            match std::fs::File::open(&p) {
-                Ok(mut f) => {
-                    f.read_to_end(&mut v).map_err(|e| DiffError::Io(p.display().to_string(), e))?;
-                    let _ = std::fs::remove_file(&p);
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(DiffError::Io(p.display().to_string(), e)),
-            }
-        }
         let mem = std::mem::take(&mut self.bufs[i]);
         self.in_memory -= mem.capacity().min(self.in_memory);
-        if v.is_empty() {
-            return Ok(mem);
+        let runs = std::mem::take(&mut self.runs[i]);
+        let Some(file) = self.file.as_ref().filter(|_| !runs.is_empty()) else { return Ok(mem) };
+        let mut v = vec![0u8; runs.iter().map(|r| r.1).sum::<usize>() + mem.len()];
+        let mut at = 0;
+        for (offset, len) in runs {
+            file.read_exact_at(&mut v[at..at + len], offset)
+                .map_err(|e| DiffError::Io("reading spilled key partitions back".into(), e))?;
+            at += len;
         }
-        v.extend_from_slice(&mem);
+        v[at..].copy_from_slice(&mem);
         Ok(v)
     }
 }
@@ -214,5 +208,22 @@ mod tests {
         for (i, e) in expect.iter().enumerate() {
             assert_eq!(&p.take(i).unwrap(), e, "partition {i}");
         }
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let a = FileKeyEntry {
+            hash: 1,
+            hash2: u64::MAX,
+            value_fp: u128::MAX - 5,
+            key_offset: 1 << 40,
+            expire_at_ms: Some(-7),
+            db: 15,
+        };
+        let b = FileKeyEntry { expire_at_ms: None, value_fp: 3, ..a };
+        let mut buf = a.encode().to_vec();
+        buf.extend_from_slice(&b.encode());
+        assert_eq!(FileKeyEntry::decode_all(&buf), vec![a, b]);
     }
 }
