@@ -303,7 +303,8 @@ fn sample_rate_for(n: u64, a: &Side, select: &KeySelect) -> Result<f64, DiffErro
         Side::Files(f) => {
             let mut n = 0;
             for (name, data) in f {
-                n += FileSide::open(name.clone(), data)?.count_keys(select)?;
+                let pages = Pages::new(data, 1);
+                n += FileSide::open(name.clone(), data)?.with_pages(&pages).count_keys(select)?;
             }
             n
         }

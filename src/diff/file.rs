@@ -25,7 +25,7 @@ pub struct FileSide<'a> {
     pub trailing_bytes: u64,
     /// The input's pages (`pass::Pages`): a sequential pass is one consumer of them and gives
     /// back what it has read, so that a file larger than RAM keeps RSS flat.
-    pages: Option<&'a Pages<'a>>,
+    pub(super) pages: Option<&'a Pages<'a>>,
     /// Bytes read by sequential passes, added as they go (for a progress bar).
     progress: Option<&'a AtomicU64>,
     /// How far behind the record it reads a sequential pass gives pages back.
@@ -140,13 +140,18 @@ impl<'a> FileSide<'a> {
         keys.check(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))
     }
 
-    /// Keys in the file (for `--sample N`): a pass that reads records without decoding values.
+    /// Keys in the file (for `--sample N`): a pass that reads records without decoding values
+    /// (one consumer of the pages given by `with_pages`).
     pub fn count_keys(&self, select: &KeySelect) -> Result<u64, DiffError> {
         let mut n = 0;
-        let reader = Reader::new(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))?;
-        for rec in reader {
+        let mut reader = Reader::new(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))?;
+        let mut lane = self.pages.map(|p| p.lane());
+        while let Some(rec) = reader.next() {
             if let Record::Key(k) = rec.map_err(|e| DiffError::Input(self.name.clone(), e))? {
                 n += u64::from(select.matches(k.db, &k.key));
+            }
+            if let Some(lane) = &mut lane {
+                lane.upto(reader.offset() as usize);
             }
         }
         Ok(n)

@@ -63,7 +63,15 @@ pub fn diff_files<'a, 'b>(
     b.set_release_lag(RELEASE_LAG);
     let (keys_a, keys_b) = {
         let select = &opts.select;
+        // With a partial selection, the records compared may lie farther apart than the pages a
+        // pass keeps mapped (its lag): those pages are read again, and given back from here.
+        let partial = !selects_everything(select);
+        let pages: Vec<&crate::pass::Pages<'_>> = if partial { a.pages() } else { Vec::new() };
+        let pages_b = if partial { b.pages() } else { Vec::new() };
         let mut step = Step1 {
+            forget_a: pages,
+            forget_b: pages_b,
+            touched: 0,
             pend_a: FpMap::default(),
             pend_b: FpMap::default(),
             pa: &mut pa,
@@ -173,8 +181,20 @@ impl Hasher for FpHasher {
 /// Keys waiting for the other side, by key fingerprint.
 type FpMap = HashMap<(u64, u64), FileKeyEntry, BuildHasherDefault<FpHasher>>;
 
+/// Whether `select` takes every key.
+fn selects_everything(select: &KeySelect) -> bool {
+    select.dbs.is_empty()
+        && select.globs.is_empty()
+        && select.slots.is_empty()
+        && select.sample_rate.is_none_or(|r| r >= 1.0)
+}
+
 /// Step 1: the two sides walked side by side.
-struct Step1<'s, 'o> {
+struct Step1<'s, 'o, 'pa, 'pb> {
+    /// Pages given back every `FORGET_AFTER` bytes of values compared (partial selections).
+    forget_a: Vec<&'pa crate::pass::Pages<'pa>>,
+    forget_b: Vec<&'pb crate::pass::Pages<'pb>>,
+    touched: u64,
     pend_a: FpMap,
     pend_b: FpMap,
     pa: &'s mut Partitions,
@@ -185,7 +205,7 @@ struct Step1<'s, 'o> {
     names: &'s Names,
 }
 
-impl Step1<'_, '_> {
+impl Step1<'_, '_, '_, '_> {
     /// Walks both sides to their ends; returns the keys of each. An error of side A comes
     /// first (as when A was read before B).
     fn run<'x, 'y>(&mut self, mut sa: Stream<'x>, mut sb: Stream<'y>) -> Result<(u64, u64), DiffError> {
@@ -211,6 +231,7 @@ impl Step1<'_, '_> {
                         let eb = Entry { raw: y.value, expire_at_ms: y.expire_at_ms };
                         let d = compare_entries(x.db, &x.key, &ea, &eb, &mut self.walker, self.opts, self.names)?;
                         self.tally.record(d)?;
+                        self.touched(x.value.bytes.len() + y.value.bytes.len());
                         ha = sa.next()?;
                         hb = next_b(&mut sa, &mut sb)?;
                         continue;
@@ -218,6 +239,7 @@ impl Step1<'_, '_> {
                     // The orders part: whichever head the other side has seen is resolved (and
                     // the other head kept), else both wait.
                     let (ex, ey) = (FileKeyEntry::of(&x), FileKeyEntry::of(&y));
+                    self.touched(x.value.bytes.len() + y.value.bytes.len());
                     if let Some(e) = self.pend_a.remove(&ey.key_fp()) {
                         self.resolve(e, ey, &y)?;
                         ha = Some(x);
@@ -242,9 +264,23 @@ impl Step1<'_, '_> {
         Ok((sa.n, sb.n))
     }
 
+    /// Counts what comparing two values mapped (when pages are to be given back here).
+    fn touched(&mut self, bytes: usize) {
+        if self.forget_a.is_empty() && self.forget_b.is_empty() {
+            return;
+        }
+        self.touched += bytes as u64 + (128 << 10);
+        if self.touched >= FORGET_AFTER {
+            self.touched = 0;
+            self.forget_a.iter().for_each(|p| p.forget(0..p.len()));
+            self.forget_b.iter().for_each(|p| p.forget(0..p.len()));
+        }
+    }
+
     /// A key of one side while the other has none at hand.
     fn lone(&mut self, k: &KeyRecord<'_>, in_a: bool) -> Result<(), DiffError> {
         let e = FileKeyEntry::of(k);
+        self.touched(k.value.bytes.len());
         let other = if in_a { &mut self.pend_b } else { &mut self.pend_a };
         match other.remove(&e.key_fp()) {
             Some(o) if in_a => self.resolve(e, o, k),

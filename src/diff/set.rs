@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::file::FileSide;
 use super::{DiffError, Difference, KeySelect, Output};
+use crate::pass::Pages;
 use crate::rdb::KeyRecord;
 use crate::rdb::keyset::KeySet;
 use crate::rdb::value::RawValue;
@@ -41,6 +42,8 @@ pub trait KeySource<'a>: Sync + Send {
     fn set_release_lag(&mut self, lag: usize);
     /// Gives back the pages that `key_at` / `value_at` read (`FileSide::forget_pages`).
     fn forget_pages(&self);
+    /// The pages of its files (those given by `FileSide::with_pages`).
+    fn pages(&self) -> Vec<&'a Pages<'a>>;
 }
 
 impl<'a> KeySource<'a> for FileSide<'a> {
@@ -68,6 +71,9 @@ impl<'a> KeySource<'a> for FileSide<'a> {
     }
     fn forget_pages(&self) {
         FileSide::forget_pages(self)
+    }
+    fn pages(&self) -> Vec<&'a Pages<'a>> {
+        self.pages.into_iter().collect()
     }
 }
 
@@ -224,6 +230,10 @@ impl<'a> KeySource<'a> for FileSet<'a> {
 
     fn forget_pages(&self) {
         self.files.iter().for_each(|f| f.forget_pages());
+    }
+
+    fn pages(&self) -> Vec<&'a Pages<'a>> {
+        self.files.iter().filter_map(|f| f.pages).collect()
     }
 }
 
