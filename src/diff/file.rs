@@ -36,9 +36,9 @@ pub struct FileSide<'a> {
 /// flight still point into them; a released page is read again from the file if needed).
 const RELEASE_LAG: usize = 64 << 20;
 
-/// Key fingerprints a pass holds in memory for its duplicate check (16 bytes each: 8 MiB),
-/// the rest in a temp file.
-const KEYSET_ENTRIES: usize = 1 << 19;
+/// Key fingerprints a pass holds in memory for its duplicate check (16 bytes each: 4 MiB, up to
+/// twice that in buffer capacity), the rest in a temp file.
+const KEYSET_ENTRIES: usize = 1 << 18;
 
 /// The progress counter moves in steps of this many bytes.
 const PROGRESS_STEP: u64 = 1 << 20;
