@@ -89,7 +89,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     scan_count: usize,
     /// MiB of key lists kept in memory before they are spilled to a temp dir.
-    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
     memory: usize,
     /// Where spilled key lists and throwaway servers go (default: the system temp dir).
     #[arg(long, value_name = "DIR")]
@@ -303,7 +303,8 @@ fn sample_rate_for(n: u64, a: &Side, select: &KeySelect) -> Result<f64, DiffErro
         Side::Files(f) => {
             let mut n = 0;
             for (name, data) in f {
-                n += FileSide::open(name.clone(), data)?.count_keys(select)?;
+                let pages = Pages::new(data, 1);
+                n += FileSide::open(name.clone(), data)?.with_pages(&pages).count_keys(select)?;
             }
             n
         }

@@ -51,7 +51,7 @@ pub fn one_sided(db: u64, key: &[u8], info: SideInfo, in_a: bool, other_as_of_ms
     Difference { db, key: key.to_vec(), kind, a, b, detail: None }
 }
 
-fn times_close(a: Option<i64>, b: Option<i64>, tol: i64) -> bool {
+pub(super) fn times_close(a: Option<i64>, b: Option<i64>, tol: i64) -> bool {
     match (a, b) {
         (None, None) => true,
         (Some(x), Some(y)) => x.abs_diff(y) <= tol as u64,

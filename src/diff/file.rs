@@ -25,14 +25,20 @@ pub struct FileSide<'a> {
     pub trailing_bytes: u64,
     /// The input's pages (`pass::Pages`): a sequential pass is one consumer of them and gives
     /// back what it has read, so that a file larger than RAM keeps RSS flat.
-    pages: Option<&'a Pages<'a>>,
+    pub(super) pages: Option<&'a Pages<'a>>,
     /// Bytes read by sequential passes, added as they go (for a progress bar).
     progress: Option<&'a AtomicU64>,
+    /// How far behind the record it reads a sequential pass gives pages back.
+    release_lag: usize,
 }
 
-/// A sequential pass releases pages this far behind the record it reads (lookups in flight
-/// still point into them; a released page is read again from the file if needed).
+/// By default a sequential pass releases pages this far behind the record it reads (lookups in
+/// flight still point into them; a released page is read again from the file if needed).
 const RELEASE_LAG: usize = 64 << 20;
+
+/// Key fingerprints a pass holds in memory for its duplicate check (16 bytes each: 4 MiB, up to
+/// twice that in buffer capacity), the rest in a temp file.
+const KEYSET_ENTRIES: usize = 1 << 18;
 
 /// The progress counter moves in steps of this many bytes.
 const PROGRESS_STEP: u64 = 1 << 20;
@@ -55,7 +61,16 @@ impl<'a> FileSide<'a> {
                 _ => break,
             }
         }
-        Ok(FileSide { name, data, format, as_of_ms, trailing_bytes: 0, pages: None, progress: None })
+        Ok(FileSide {
+            name,
+            data,
+            format,
+            as_of_ms,
+            trailing_bytes: 0,
+            pages: None,
+            progress: None,
+            release_lag: RELEASE_LAG,
+        })
     }
 
     /// Lets sequential passes give back the pages they have read: the pass is one consumer of
@@ -63,6 +78,20 @@ impl<'a> FileSide<'a> {
     pub fn with_pages(mut self, pages: &'a Pages<'a>) -> FileSide<'a> {
         self.pages = Some(pages);
         self
+    }
+
+    /// Sequential passes give pages back `lag` bytes behind the record they read (the records
+    /// a caller still holds must lie within it to stay mapped).
+    pub fn set_release_lag(&mut self, lag: usize) {
+        self.release_lag = lag;
+    }
+
+    /// Gives every mapped page of the file back now (pages read at random by offset, which no
+    /// pass releases; they are read again from the file when needed).
+    pub fn forget_pages(&self) {
+        if let Some(p) = self.pages {
+            p.forget(0..self.data.len());
+        }
     }
 
     /// Adds the bytes each sequential pass reads to `counter`.
@@ -82,7 +111,8 @@ impl<'a> FileSide<'a> {
         let mut reader = Reader::new(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))?;
         let mut lane = self.pages.map(|p| p.lane());
         let mut counted = 0u64;
-        let mut keys = KeySet::new();
+        // Two files are read at once (file against file): half of a verify's share each.
+        let mut keys = KeySet::with_memory(KEYSET_ENTRIES);
         while let Some(rec) = reader.next() {
             if let Record::Key(k) = rec.map_err(|e| DiffError::Input(self.name.clone(), e))? {
                 keys.insert(k.db, &k.key, k.key_offset);
@@ -91,7 +121,7 @@ impl<'a> FileSide<'a> {
                 }
             }
             if let Some(lane) = &mut lane {
-                lane.upto((reader.offset() as usize).saturating_sub(RELEASE_LAG));
+                lane.upto((reader.offset() as usize).saturating_sub(self.release_lag));
             }
             if let Some(p) = self.progress
                 && reader.offset() >= counted + PROGRESS_STEP
@@ -110,13 +140,18 @@ impl<'a> FileSide<'a> {
         keys.check(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))
     }
 
-    /// Keys in the file (for `--sample N`): a pass that reads records without decoding values.
+    /// Keys in the file (for `--sample N`): a pass that reads records without decoding values
+    /// (one consumer of the pages given by `with_pages`).
     pub fn count_keys(&self, select: &KeySelect) -> Result<u64, DiffError> {
         let mut n = 0;
-        let reader = Reader::new(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))?;
-        for rec in reader {
+        let mut reader = Reader::new(self.data).map_err(|e| DiffError::Input(self.name.clone(), e))?;
+        let mut lane = self.pages.map(|p| p.lane());
+        while let Some(rec) = reader.next() {
             if let Record::Key(k) = rec.map_err(|e| DiffError::Input(self.name.clone(), e))? {
                 n += u64::from(select.matches(k.db, &k.key));
+            }
+            if let Some(lane) = &mut lane {
+                lane.upto(reader.offset() as usize);
             }
         }
         Ok(n)

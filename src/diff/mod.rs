@@ -11,10 +11,11 @@
 //! reported as `expired`, not as missing.
 //!
 //! Memory stays bounded: key sets are joined in hashed partitions. Each side's keys go to one of
-//! `PARTITIONS` partitions by a 64-bit hash of (db, key): a file's keys as (hash, key offset,
-//! expire time, db) for file against file, or as two independent 64-bit hashes for file against
-//! a live server (`live`), whose SCAN output keeps the key itself. Partitions live in memory up
-//! to `Options::memory_budget` and are spilled to files in a temp dir beyond it; the join then
+//! `PARTITIONS` partitions by a 64-bit hash of (db, key): for file against file, the keys the
+//! two files do not hold at the same place (`files`), as key and value fingerprints with the key
+//! offset and expire time; for file against a live server (`live`), as two independent 64-bit
+//! hashes, the SCAN output keeping the key itself. Partitions live in memory up to
+//! `Options::memory_budget` and are spilled to an unnamed temp file beyond it; the join then
 //! takes one partition at a time. Values are never held beyond the keys being compared.
 //!
 //! The modules: `compare` (one key on both sides, or on one), `file` (an RDB file as a side),
@@ -228,7 +229,7 @@ impl Default for Options {
             strict: false,
             max_members: 10,
             select: KeySelect::default(),
-            memory_budget: 512 << 20,
+            memory_budget: 16 << 20,
             temp_dir: None,
             batch: 512,
             scan_count: 1000,

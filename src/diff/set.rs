@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::file::FileSide;
 use super::{DiffError, Difference, KeySelect, Output};
+use crate::pass::Pages;
 use crate::rdb::KeyRecord;
 use crate::rdb::keyset::KeySet;
 use crate::rdb::value::RawValue;
@@ -21,7 +22,7 @@ use crate::slot::{SLOTS, key_slot};
 
 /// A side whose keys come from RDB images: one file (`FileSide`) or several (`FileSet`). The
 /// joins are written against this.
-pub trait KeySource<'a>: Sync {
+pub trait KeySource<'a>: Sync + Send {
     /// The side's name in messages and reports.
     fn name(&self) -> &str;
     /// When the side was saved: keys expired by then are expected to be missing from it.
@@ -37,6 +38,12 @@ pub trait KeySource<'a>: Sync {
     fn key_at(&self, key_offset: u64) -> Result<Cow<'a, [u8]>, DiffError>;
     /// The value of that key.
     fn value_at(&self, key_offset: u64) -> Result<RawValue<'a>, DiffError>;
+    /// Passes give pages back `lag` bytes behind the record they read (`FileSide::set_release_lag`).
+    fn set_release_lag(&mut self, lag: usize);
+    /// Gives back the pages that `key_at` / `value_at` read (`FileSide::forget_pages`).
+    fn forget_pages(&self);
+    /// The pages of its files (those given by `FileSide::with_pages`).
+    fn pages(&self) -> Vec<&'a Pages<'a>>;
 }
 
 impl<'a> KeySource<'a> for FileSide<'a> {
@@ -58,6 +65,15 @@ impl<'a> KeySource<'a> for FileSide<'a> {
     }
     fn value_at(&self, key_offset: u64) -> Result<RawValue<'a>, DiffError> {
         FileSide::value_at(self, key_offset)
+    }
+    fn set_release_lag(&mut self, lag: usize) {
+        FileSide::set_release_lag(self, lag)
+    }
+    fn forget_pages(&self) {
+        FileSide::forget_pages(self)
+    }
+    fn pages(&self) -> Vec<&'a Pages<'a>> {
+        self.pages.into_iter().collect()
     }
 }
 
@@ -206,6 +222,18 @@ impl<'a> KeySource<'a> for FileSet<'a> {
     fn value_at(&self, key_offset: u64) -> Result<RawValue<'a>, DiffError> {
         let (i, local) = self.locate(key_offset);
         self.files[i].value_at(local)
+    }
+
+    fn set_release_lag(&mut self, lag: usize) {
+        self.files.iter_mut().for_each(|f| f.set_release_lag(lag));
+    }
+
+    fn forget_pages(&self) {
+        self.files.iter().for_each(|f| f.forget_pages());
+    }
+
+    fn pages(&self) -> Vec<&'a Pages<'a>> {
+        self.files.iter().filter_map(|f| f.pages).collect()
     }
 }
 
