@@ -133,7 +133,7 @@ fn parts_fail_like_one_reading_on_damaged_files() {
         if round % 3 == 2 {
             bad.truncate(at);
         } else {
-            bad[at] ^= 1 << (x >> 60) % 8;
+            bad[at] ^= 1 << ((x >> 60) % 8);
         }
         let whole = one_reading(&bad, opts);
         failures += usize::from(whole.is_err());
