@@ -402,6 +402,78 @@ pub fn in_order<T: Send>(
     });
 }
 
+/// `in_order` with `join` on the caller's thread, for a join that writes to something that
+/// cannot move between threads (locked standard output): `work` runs on `threads` new threads,
+/// each index taken only when it is fewer than `window` ahead of the join, so at most that many
+/// results are held or in the works (the index the join waits for is always within reach: no
+/// deadlock). A panic in `work` is resumed on the caller's thread.
+pub fn in_order_here<T: Send>(
+    n: usize,
+    threads: usize,
+    window: usize,
+    work: impl Fn(usize) -> T + Sync,
+    mut join: impl FnMut(usize, T),
+) {
+    let window = window.max(1);
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Condvar, Mutex, PoisonError};
+    type Done<T> = BTreeMap<usize, std::thread::Result<T>>;
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    // (next index to join, results waiting for it)
+    let state: Mutex<(usize, Done<T>)> = Mutex::new((0, BTreeMap::new()));
+    let changed = Condvar::new();
+    let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
+    let worker = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                return;
+            }
+            let mut st = lock();
+            while i >= st.0 + window && !stop.load(Ordering::Relaxed) {
+                st = changed.wait(st).unwrap_or_else(PoisonError::into_inner);
+            }
+            drop(st);
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let t = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(i)));
+            lock().1.insert(i, t);
+            changed.notify_all();
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, n.max(1)) {
+            s.spawn(worker);
+        }
+        for k in 0..n {
+            let t = {
+                let mut st = lock();
+                loop {
+                    if let Some(t) = st.1.remove(&k) {
+                        st.0 = k + 1;
+                        break t;
+                    }
+                    st = changed.wait(st).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            changed.notify_all();
+            match t {
+                Ok(t) => join(k, t),
+                Err(panic) => {
+                    stop.store(true, Ordering::Relaxed);
+                    // Taken under the lock: no worker is between its check and its wait.
+                    drop(lock());
+                    changed.notify_all();
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        }
+    });
+}
+
 /// Whether a file's stored checksum matches its content.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

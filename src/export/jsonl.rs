@@ -35,6 +35,12 @@ impl JsonWriter {
     pub fn new(array: bool, with_meta: bool) -> JsonWriter {
         JsonWriter { array, with_meta, first: true, field_ttls: Vec::new() }
     }
+
+    /// Whether the next key is the first of the array (a part of the file rendered on its own
+    /// does not know; see `parts`).
+    pub(super) fn set_first(&mut self, first: bool) {
+        self.first = first;
+    }
 }
 
 impl KeyWriter for JsonWriter {

@@ -9,6 +9,7 @@
 
 pub mod jsonl;
 pub mod parquet;
+mod parts;
 pub mod resp;
 
 use std::io::{self, Write};
@@ -18,7 +19,7 @@ use crate::filter::Filter;
 use crate::pass::{Follow, Pages};
 use crate::rdb::cursor::Elem;
 use crate::rdb::keyset::KeySet;
-use crate::rdb::reader::{KeyRecord, Reader, Record};
+use crate::rdb::reader::{KeyRecord, Reader, Record, Trailer};
 use crate::rdb::types::{Format, id};
 use crate::rdb::value::{RawValue, Sink};
 use crate::rdb::walk::Walker;
@@ -101,6 +102,10 @@ pub struct Out<'w> {
     err: Option<io::Error>,
     mark: usize,
     spilled: bool,
+    /// A part of the file rendered on a worker: everything stays in `buf` (nothing goes to `w`);
+    /// past `SPILL_AT` the part is given up (`overflowed`) and rendered again in order.
+    hold: bool,
+    overflowed: bool,
 }
 
 impl<'w> Out<'w> {
@@ -111,7 +116,26 @@ impl<'w> Out<'w> {
 
     /// A buffer in front of `w`.
     pub fn new(w: &'w mut dyn Write) -> Out<'w> {
-        Out { buf: Vec::with_capacity(Self::FLUSH_AT + (64 << 10)), w, err: None, mark: 0, spilled: false }
+        Out::with_buf(w, Vec::with_capacity(Self::FLUSH_AT + (64 << 10)), false)
+    }
+
+    fn with_buf(w: &'w mut dyn Write, buf: Vec<u8>, hold: bool) -> Out<'w> {
+        Out { buf, w, err: None, mark: 0, spilled: false, hold, overflowed: false }
+    }
+
+    /// A buffer that keeps everything (`buf`, emptied, is reused): see `hold`.
+    fn held(w: &'w mut dyn Write, mut buf: Vec<u8>) -> Out<'w> {
+        buf.clear();
+        Out::with_buf(w, buf, true)
+    }
+
+    /// Hands what is buffered, then `bytes`, to the writer (a part rendered elsewhere).
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.w.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        self.w.write_all(bytes)
     }
 
     /// Called by sinks after each element: hands a very large value over in pieces.
@@ -124,7 +148,9 @@ impl<'w> Out<'w> {
 
     #[cold]
     fn spill(&mut self) {
-        if self.err.is_none()
+        if self.hold {
+            self.overflowed = true;
+        } else if self.err.is_none()
             && let Err(e) = self.w.write_all(&self.buf)
         {
             self.err = Some(e);
@@ -148,7 +174,7 @@ impl<'w> Out<'w> {
     }
 
     fn end_key(&mut self) -> io::Result<()> {
-        if self.buf.len() >= Self::FLUSH_AT && self.err.is_none() {
+        if self.buf.len() >= Self::FLUSH_AT && self.err.is_none() && !self.hold {
             let r = self.w.write_all(&self.buf);
             self.buf.clear();
             r?;
@@ -220,6 +246,12 @@ pub fn export_pass(
     w: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Summary, ExportError> {
+    let threads = rayon::current_num_threads();
+    let json = matches!(opts.format, OutputFormat::Jsonl | OutputFormat::Json);
+    if json && parts::worth_it(data.len(), threads, opts) {
+        let array = opts.format == OutputFormat::Json;
+        return parts::run(data, pages, opts, array, w, parts::PART, threads, progress);
+    }
     match opts.format {
         OutputFormat::Jsonl => run(data, pages, opts, jsonl::JsonWriter::new(false, opts.with_meta), w, progress),
         OutputFormat::Json => run(data, pages, opts, jsonl::JsonWriter::new(true, opts.with_meta), w, progress),
@@ -228,6 +260,25 @@ pub fn export_pass(
             Err(ExportError::Refused("Parquet is written by export::parquet::export_files".into()))
         }
     }
+}
+
+/// The JSON export (`opts.format` json or jsonl) of `data` read in parts of about `part` bytes
+/// on `threads` threads whatever its size: for tests that the output does not depend on how the
+/// file was cut.
+#[doc(hidden)]
+pub fn export_in_parts(
+    data: &[u8],
+    opts: &Options,
+    w: &mut dyn Write,
+    part: usize,
+    threads: usize,
+) -> Result<Summary, ExportError> {
+    let array = match opts.format {
+        OutputFormat::Jsonl => false,
+        OutputFormat::Json => true,
+        _ => return Err(ExportError::Refused("only the JSON formats are written in parts".into())),
+    };
+    parts::run(data, &Pages::unmapped(data.len()), opts, array, w, part, threads.max(1), &mut |_| {})
 }
 
 /// Skipped keys named one by one on stderr; past this, only counted.
@@ -246,7 +297,7 @@ fn run<K: KeyWriter>(
     let ctx = KeyCtx { filter, format: reader.format() };
     let mut walker = Walker::new();
     let mut out = Out::new(w);
-    let mut summary = Summary::default();
+    let mut tally = Tally::default();
     kw.begin(&mut out);
     // The CRC-64 follows the reader, so that every page is read once and can then be released.
     let mut crc = Follow::new(data, pages);
@@ -254,63 +305,28 @@ fn run<K: KeyWriter>(
     // Every key of the file, for the duplicate check (a replay of both copies would give the
     // union of two values; Redis refuses such a file).
     let mut keys = KeySet::new();
-    while let Some(rec) = reader.next() {
-        let rec = rec.map_err(ExportError::Input)?;
-        // Everything before this record is exported.
-        crc.upto(reader.record_offset() as usize);
-        records += 1;
-        if records.is_multiple_of(4096) {
-            progress(reader.offset());
-        }
-        let k = match rec {
-            Record::Key(k) => {
-                keys.insert(k.db, &k.key, k.key_offset);
-                k
+    let stop = export_records(
+        &mut reader,
+        usize::MAX,
+        &mut kw,
+        &mut walker,
+        &mut out,
+        &ctx,
+        &mut tally,
+        &mut |db, key, at| keys.insert(db, key, at),
+        &mut |r| {
+            // Everything before this record is exported.
+            crc.upto(r.record_offset() as usize);
+            records += 1;
+            if records.is_multiple_of(4096) {
+                progress(r.offset());
             }
-            Record::Function { source } => {
-                kw.function(&source, &mut out);
-                out.end_key()?;
-                continue;
-            }
-            Record::FunctionPreGa { name, .. } => {
-                summary.warnings.push(format!(
-                    "function {} is in the Redis 7.0 release-candidate format, which no GA server loads; left out",
-                    crate::display::quoted(&name)
-                ));
-                continue;
-            }
-            _ => continue,
-        };
-        if !filter.matches(&k) {
-            continue;
-        }
-        if filter.limit == Some(0) {
-            summary.stopped_at_limit = true;
-            break;
-        }
-        out.begin_key();
-        match kw.key(&k, &mut walker, &mut out, &ctx) {
-            Ok(true) => summary.keys += 1,
-            Ok(false) => summary.skipped_all_fields_expired += 1,
-            Err(ExportError::Input(e)) if e.kind == ErrorKind::EmptyValue && out.rollback() => {
-                summary.skipped_empty += 1;
-                if summary.skipped_empty <= MAX_LISTED {
-                    summary.warnings.push(format!("skipped {e}"));
-                }
-            }
-            Err(e) => return Err(e),
-        }
-        out.end_key()?;
-        if filter.limit.is_some_and(|l| summary.keys >= l) {
-            summary.stopped_at_limit = true;
-            break;
-        }
-    }
-    if summary.skipped_empty > MAX_LISTED {
-        summary.warnings.push(format!("... {} empty keys skipped in all", summary.skipped_empty));
-    }
+        },
+    )?;
+    let mut summary = tally.summary();
+    summary.stopped_at_limit = matches!(stop, Stop::Limit);
     if !summary.stopped_at_limit {
-        check_trailer(data, &reader, crc, &mut summary)?;
+        check_trailer(data, reader.trailer(), |end| crc.finish(end), &mut summary)?;
         keys.check(data).map_err(ExportError::Input)?;
     }
     kw.finish(&mut out);
@@ -320,16 +336,158 @@ fn run<K: KeyWriter>(
     Ok(summary)
 }
 
+/// What exporting a run of records gathered besides its output.
+#[derive(Default)]
+struct Tally {
+    keys: u64,
+    skipped_empty: u64,
+    skipped_all_fields_expired: u64,
+    /// Notes for stderr in file order; `true` marks an empty key skipped (listed up to
+    /// `MAX_LISTED` in all, the rest counted).
+    notes: Vec<(bool, String)>,
+    /// A SELECTDB record was read.
+    selected: bool,
+}
+
+impl Tally {
+    /// Adds the tally of the records that follow.
+    fn add(&mut self, t: Tally) {
+        self.keys += t.keys;
+        self.skipped_empty += t.skipped_empty;
+        self.skipped_all_fields_expired += t.skipped_all_fields_expired;
+        self.selected |= t.selected;
+        let mut listed = self.notes.iter().filter(|n| n.0).count() as u64;
+        for n in t.notes {
+            if n.0 {
+                if listed >= MAX_LISTED {
+                    continue;
+                }
+                listed += 1;
+            }
+            self.notes.push(n);
+        }
+    }
+
+    fn summary(self) -> Summary {
+        let mut warnings: Vec<String> = self.notes.into_iter().map(|n| n.1).collect();
+        if self.skipped_empty > MAX_LISTED {
+            warnings.push(format!("... {} empty keys skipped in all", self.skipped_empty));
+        }
+        Summary {
+            keys: self.keys,
+            skipped_empty: self.skipped_empty,
+            skipped_all_fields_expired: self.skipped_all_fields_expired,
+            warnings,
+            stopped_at_limit: false,
+        }
+    }
+}
+
+/// Why `export_records` stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The file ended (the reader holds its trailer).
+    End,
+    /// The next record starts here, at or after the end asked for.
+    At(usize),
+    /// `--limit` keys were written.
+    Limit,
+    /// A buffer that holds its output (`Out::held`) grew too big: nothing it holds counts.
+    Overflow,
+}
+
+/// Exports the records from the reader's position until the file ends or a record starts at or
+/// after `end`: each key through `kw` into `out`, `seen(db, key, key offset)` for every key
+/// (selected or not), `tick(reader)` after each record read. The one loop of the whole file
+/// read at once and of its parts read on several threads.
+#[allow(clippy::too_many_arguments)]
+fn export_records<K: KeyWriter>(
+    reader: &mut Reader<'_>,
+    end: usize,
+    kw: &mut K,
+    walker: &mut Walker,
+    out: &mut Out<'_>,
+    ctx: &KeyCtx<'_>,
+    tally: &mut Tally,
+    seen: &mut dyn FnMut(u64, &[u8], u64),
+    tick: &mut dyn FnMut(&Reader<'_>),
+) -> Result<Stop, ExportError> {
+    let filter = ctx.filter;
+    let mut listed = tally.notes.iter().filter(|n| n.0).count() as u64;
+    loop {
+        let at = reader.offset() as usize;
+        if at >= end {
+            return Ok(Stop::At(at));
+        }
+        let Some(rec) = reader.next() else { return Ok(Stop::End) };
+        let rec = rec.map_err(ExportError::Input)?;
+        tick(reader);
+        let k = match rec {
+            Record::Key(k) => {
+                seen(k.db, &k.key, k.key_offset);
+                k
+            }
+            Record::Function { source } => {
+                kw.function(&source, out);
+                out.end_key()?;
+                continue;
+            }
+            Record::FunctionPreGa { name, .. } => {
+                tally.notes.push((
+                    false,
+                    format!(
+                        "function {} is in the Redis 7.0 release-candidate format, which no GA server loads; left out",
+                        crate::display::quoted(&name)
+                    ),
+                ));
+                continue;
+            }
+            Record::SelectDb { .. } => {
+                tally.selected = true;
+                continue;
+            }
+            _ => continue,
+        };
+        if !filter.matches(&k) {
+            continue;
+        }
+        if filter.limit == Some(0) {
+            return Ok(Stop::Limit);
+        }
+        out.begin_key();
+        match kw.key(&k, walker, out, ctx) {
+            Ok(true) => tally.keys += 1,
+            Ok(false) => tally.skipped_all_fields_expired += 1,
+            Err(ExportError::Input(e)) if e.kind == ErrorKind::EmptyValue && out.rollback() => {
+                tally.skipped_empty += 1;
+                if listed < MAX_LISTED {
+                    listed += 1;
+                    tally.notes.push((true, format!("skipped {e}")));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        out.end_key()?;
+        if out.overflowed {
+            return Ok(Stop::Overflow);
+        }
+        if filter.limit.is_some_and(|l| tally.keys >= l) {
+            return Ok(Stop::Limit);
+        }
+    }
+}
+
 /// The stored CRC-64 must match (0 = not computed); bytes after it are reported, not read.
+/// `crc(end)` computes the checksum of the bytes before `end`.
 fn check_trailer(
     data: &[u8],
-    reader: &Reader<'_>,
-    crc: Follow<'_, '_, '_>,
+    trailer: Option<Trailer>,
+    crc: impl FnOnce(usize) -> u64,
     summary: &mut Summary,
 ) -> Result<(), ExportError> {
-    let Some(t) = reader.trailer() else { return Ok(()) };
+    let Some(t) = trailer else { return Ok(()) };
     if let Some(stored) = t.stored_checksum.filter(|&s| s != 0) {
-        let computed = crc.finish(t.eof_offset as usize + 1);
+        let computed = crc(t.eof_offset as usize + 1);
         if let (_, Some(e)) = crate::pass::checksum_verdict(t.eof_offset, Some(stored), computed) {
             return Err(ExportError::Input(e));
         }
