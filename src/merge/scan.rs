@@ -2,11 +2,22 @@
 //! everything else the plan and the conflict resolution read (aux fields, functions, counts,
 //! key fingerprints).
 
-use std::collections::BTreeMap;
+use std::any::Any;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 
-use super::DbPlan;
-use crate::rdb::keyset::SpilledBuckets;
+use super::conflicts::KeyLoc;
+use super::route::{DbRoute, Router};
+use super::{DbPlan, MAX_EXAMPLES, MAX_MESSAGES};
+use crate::display::quoted;
+use crate::rdb::keyset::{SpilledBuckets, fingerprint_hashed};
+use crate::rdb::reader::{Record, Trailer};
 use crate::rdb::types::Format;
+use crate::rdb::writer::hold_problem;
+
+/// At most this many AUX field names, and bytes of names and values, are kept per input.
+pub(super) const MAX_AUX: usize = 1024;
+pub(super) const MAX_AUX_BYTES: usize = 1 << 20;
 
 /// A section of an input: the records from `start` to `end` read under source db `db`.
 #[derive(Debug, Clone, Copy)]
@@ -53,4 +64,322 @@ pub(super) struct Scan {
     /// The end of the checksummed bytes (after EOF) and their CRC-64 (from `verify`).
     pub(super) crc: (u64, u64),
     pub(super) warnings: Vec<String>,
+}
+
+/// Pass 1's reading of one input, done inside `verify`'s reading of it (`crate::verify::Observer`):
+/// each part of the file (read on its own thread) notes its records compactly (`PartScan`), and
+/// the parts are replayed in file order into the input's `Scan`, where the db of every key is
+/// known.
+pub(super) struct Gather<'r> {
+    pub(super) input: usize,
+    pub(super) name: &'r str,
+    pub(super) router: &'r dyn Router,
+    pub(super) format: Format,
+    pub(super) target: Format,
+    /// Whether keys go to the key set (collisions are looked for).
+    pub(super) detect: bool,
+    pub(super) joined: Mutex<Joined>,
+}
+
+/// The replay so far.
+pub(super) struct Joined {
+    pub(super) sc: Scan,
+    /// The source db of the records being replayed, and where its keys go.
+    db: u64,
+    route: DbRoute,
+    /// A record other than a key record met since the section's first key.
+    gap: bool,
+    aux_names: HashSet<Vec<u8>>,
+    aux_bytes: usize,
+    pub(super) aux_dropped: u64,
+    /// Set by the part the file ended in.
+    pub(super) trailer: Option<Trailer>,
+}
+
+impl Joined {
+    pub(super) fn new(sc: Scan, router: &dyn Router) -> Joined {
+        Joined {
+            sc,
+            db: 0,
+            route: router.db(0),
+            gap: false,
+            aux_names: HashSet::new(),
+            aux_bytes: 0,
+            aux_dropped: 0,
+            trailer: None,
+        }
+    }
+}
+
+/// What one part noted, in file order: its key records, and the other records with the number
+/// of key records before each (a part holds about 150 k keys: 24 bytes each).
+struct PartScan {
+    keys: Vec<KeyEv>,
+    events: Vec<(u32, Ev)>,
+    /// (key number, end) of key records longer than `u32::MAX` bytes.
+    long: Vec<(u32, u64)>,
+    /// AUX names kept in this part, their bytes, and fields past the limits.
+    aux_names: HashSet<Vec<u8>>,
+    aux_bytes: usize,
+    aux_over: u64,
+    /// (key number in the part, slot, key) of the first keys no output takes.
+    unassigned: Vec<(u32, u16, Vec<u8>)>,
+    /// (key number in the part, key, why) of the first keys the target format cannot hold.
+    refused: Vec<(u32, Vec<u8>, String)>,
+}
+
+enum Ev {
+    Aux(Vec<u8>, Vec<u8>),
+    /// SELECTDB at offset `at`.
+    SelectDb(u64, u64),
+    Function(Vec<u8>),
+    FunctionPreGa(Vec<u8>),
+    ModuleAux(u64, u64, Vec<u8>),
+    /// Another record right after a key record (RESIZEDB, slot info): the keys around it are
+    /// not one piece. (Any number of them in a row make one.)
+    Other,
+}
+
+/// A key record: the xxh3 of its key, where it starts, its length (`u32::MAX`: see
+/// `PartScan::long`), its output, whether it has a TTL and whether the target format refuses it.
+struct KeyEv {
+    hash: u64,
+    offset: u64,
+    len: u32,
+    output: u16,
+    ttl: bool,
+    refused: bool,
+}
+
+/// `KeyEv::output` of a key no output takes (`plan` refuses routers of this many outputs).
+pub(super) const NO_OUTPUT: u16 = u16::MAX;
+
+impl crate::verify::Observer for Gather<'_> {
+    fn part(&self, _start: u64, _db: Option<u64>) -> Box<dyn Any + Send> {
+        Box::new(PartScan {
+            keys: Vec::new(),
+            events: Vec::new(),
+            long: Vec::new(),
+            aux_names: HashSet::new(),
+            aux_bytes: 0,
+            aux_over: 0,
+            unassigned: Vec::new(),
+            refused: Vec::new(),
+        })
+    }
+
+    fn record(&self, part: &mut (dyn Any + Send), rec: &Record<'_>, at: u64, end: u64) {
+        let Some(p) = part.downcast_mut::<PartScan>() else { return };
+        let n = p.keys.len() as u32;
+        // Whether the record before this one in the part (if any) was a key record.
+        let after_key = p.events.last().is_none_or(|e| e.0 < n);
+        let ev = match rec {
+            Record::Key(k) => {
+                let output = match self.router.output(&k.key) {
+                    Some(o) => o as u16,
+                    None => {
+                        if p.unassigned.len() < MAX_EXAMPLES {
+                            p.unassigned.push((n, crate::slot::key_slot(&k.key), k.key.to_vec()));
+                        }
+                        NO_OUTPUT
+                    }
+                };
+                let problem = hold_problem(k, self.format, self.target);
+                let refused = problem.is_some();
+                if let Some(why) = problem
+                    && p.refused.len() < MAX_MESSAGES
+                {
+                    p.refused.push((n, k.key.to_vec(), why));
+                }
+                let len = match u32::try_from(end - k.offset) {
+                    Ok(l) if l < u32::MAX => l,
+                    _ => {
+                        p.long.push((n, end));
+                        u32::MAX
+                    }
+                };
+                let ttl = k.expire_at_ms.is_some();
+                let hash = xxhash_rust::xxh3::xxh3_64(&k.key);
+                p.keys.push(KeyEv { hash, offset: k.offset, len, output, ttl, refused });
+                return;
+            }
+            Record::SelectDb { db } => {
+                // A run of SELECTDB records counts as its last.
+                if let Some((m, Ev::SelectDb(..))) = p.events.last()
+                    && *m == n
+                {
+                    p.events.pop();
+                }
+                Ev::SelectDb(*db, at)
+            }
+            Record::Aux { key, value } => {
+                if p.aux_names.contains(key.as_ref()) {
+                    return;
+                }
+                if p.aux_names.len() >= MAX_AUX || p.aux_bytes + key.len() + value.len() > MAX_AUX_BYTES {
+                    p.aux_over += 1;
+                    return;
+                }
+                p.aux_bytes += key.len() + value.len();
+                p.aux_names.insert(key.to_vec());
+                Ev::Aux(key.to_vec(), value.to_vec())
+            }
+            Record::Function { source } => Ev::Function(source.to_vec()),
+            Record::FunctionPreGa { name, .. } => Ev::FunctionPreGa(name.to_vec()),
+            Record::ModuleAux { module, when, payload } => Ev::ModuleAux(module.0, *when, payload.to_vec()),
+            Record::ResizeDb { .. } | Record::SlotInfo { .. } | Record::SlotImport { .. } => {
+                // Only the first after a key record changes anything.
+                if !after_key {
+                    return;
+                }
+                Ev::Other
+            }
+        };
+        p.events.push((n, ev));
+    }
+
+    fn join(&self, part: Box<dyn Any + Send>, _db: u64, trailer: Option<&Trailer>) {
+        let Ok(p) = part.downcast::<PartScan>() else { return };
+        let mut guard = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        let j = &mut *guard;
+        j.aux_dropped += p.aux_over;
+        let PartScan { keys, events, long, unassigned, refused, .. } = *p;
+        let part = PartKeys { keys: &keys, long: &long, unassigned: &unassigned, refused: &refused };
+        let mut done = 0usize;
+        for (before, ev) in events {
+            let before = before as usize;
+            for n in done..before {
+                self.key(j, &part, n);
+            }
+            done = before;
+            let sc = &mut j.sc;
+            if sc.sections.last().is_some_and(|x| x.first_key != 0) && !matches!(ev, Ev::SelectDb(..)) {
+                j.gap = true;
+            }
+            match ev {
+                Ev::Aux(key, value) => {
+                    // Only the first field of each name counts (`choose_aux`); names and bytes
+                    // are bounded, so a file of a million AUX records costs no more than a few.
+                    if j.aux_names.contains(&key) {
+                        continue;
+                    }
+                    if j.aux_names.len() >= MAX_AUX || j.aux_bytes + key.len() + value.len() > MAX_AUX_BYTES {
+                        j.aux_dropped += 1;
+                        continue;
+                    }
+                    j.aux_bytes += key.len() + value.len();
+                    j.aux_names.insert(key.clone());
+                    sc.aux.push((key, value));
+                }
+                Ev::SelectDb(db, at) => {
+                    match sc.sections.last_mut() {
+                        // A section without a key is reused: a run of SELECTDB records (or a file
+                        // of millions of them) costs one section, not one each.
+                        Some(last) if last.first_key == 0 => *last = Section::new(at, db),
+                        last => {
+                            if let Some(last) = last {
+                                last.end = at;
+                            }
+                            sc.sections.push(Section::new(at, db));
+                        }
+                    }
+                    j.gap = false;
+                    j.db = db;
+                    j.route = self.router.db(db);
+                }
+                Ev::Function(source) => sc.functions.push(source),
+                Ev::FunctionPreGa(name) => {
+                    sc.refused_total += 1;
+                    sc.refused.push(format!(
+                        "{}: function {} is in the Redis 7.0 release-candidate format, which no GA server loads",
+                        self.name,
+                        quoted(&name)
+                    ));
+                }
+                Ev::ModuleAux(module, when, payload) => sc.module_aux.push((module, when, payload)),
+                Ev::Other => {}
+            }
+        }
+        for n in done..keys.len() {
+            self.key(j, &part, n);
+        }
+        if let Some(t) = trailer {
+            j.trailer = Some(*t);
+        }
+    }
+}
+
+/// The key records of a part, and what is noted of them on the side.
+struct PartKeys<'p> {
+    keys: &'p [KeyEv],
+    long: &'p [(u32, u64)],
+    unassigned: &'p [(u32, u16, Vec<u8>)],
+    refused: &'p [(u32, Vec<u8>, String)],
+}
+
+impl Gather<'_> {
+    /// Replays key record `n` of a part in db `j.db`.
+    fn key(&self, j: &mut Joined, part: &PartKeys<'_>, n: usize) {
+        let k = &part.keys[n];
+        let number = n as u32;
+        let sc = &mut j.sc;
+        sc.keys += 1;
+        *sc.src_dbs.entry(j.db).or_default() += 1;
+        // A key left out below makes its section no longer one piece.
+        let pure = sc.sections.last().is_some_and(|x| x.pure);
+        if let Some(last) = sc.sections.last_mut() {
+            last.pure = false;
+        }
+        let db = match j.route {
+            DbRoute::To(db) => db,
+            DbRoute::Skip => {
+                sc.skipped += 1;
+                return;
+            }
+            DbRoute::Reject => {
+                *sc.rejected_dbs.entry(j.db).or_default() += 1;
+                return;
+            }
+        };
+        if k.output == NO_OUTPUT {
+            sc.unassigned += 1;
+            if sc.examples.len() < MAX_EXAMPLES
+                && let Some((_, slot, key)) = part.unassigned.iter().find(|x| x.0 == number)
+            {
+                sc.examples.push((*slot, key.clone()));
+            }
+            return;
+        }
+        if k.refused {
+            sc.refused_total += 1;
+            if sc.refused.len() < MAX_MESSAGES
+                && let Some((_, key, why)) = part.refused.iter().find(|x| x.0 == number)
+            {
+                sc.refused.push(format!("{}: db {}, key {}: {why}", self.name, j.db, quoted(key)));
+            }
+        }
+        if let Some(last) = sc.sections.last_mut() {
+            last.pure = if last.first_key == 0 {
+                last.first_key = k.offset;
+                pure
+            } else {
+                pure && !j.gap
+            };
+            last.keys += 1;
+            last.expires += k.ttl as u64;
+            last.keys_end = match k.len {
+                u32::MAX => part.long.iter().find(|x| x.0 == number).map_or(k.offset, |x| x.1),
+                len => k.offset + u64::from(len),
+            };
+        }
+        j.gap = false;
+        let o = usize::from(k.output);
+        let c = sc.counts[o].entry(db).or_insert(DbPlan { db, ..Default::default() });
+        c.keys += 1;
+        c.expires += k.ttl as u64;
+        if self.detect {
+            let fp = fingerprint_hashed(db, k.hash);
+            sc.keys_set.push(fp, KeyLoc::new(self.input, k.offset, k.ttl).payload());
+        }
+    }
 }
