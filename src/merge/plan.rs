@@ -72,9 +72,10 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
     plan_with(sources, router, opts, SET_MEMORY)
 }
 
-/// Entries of an input's key set held in memory (16 bytes each); the rest go to a temporary
-/// file, read back one bucket at a time when collisions are looked for.
-const SET_MEMORY: usize = 1 << 20;
+/// Entries of an input's key set held in memory (16 bytes each: 1 MiB); the rest go to a
+/// temporary file, read back one bucket at a time when collisions are looked for. Small: pass 1
+/// runs beside `verify`, whose own key set and parts are in memory at the same time.
+const SET_MEMORY: usize = 1 << 16;
 
 /// `plan` with at most `set_memory` key-set entries in memory per input.
 fn plan_with(
@@ -89,6 +90,9 @@ fn plan_with(
     }
     if sources.len() > u16::MAX as usize {
         return Err(MergeError::Io(format!("at most {} inputs", u16::MAX)));
+    }
+    if router.outputs() >= usize::from(super::scan::NO_OUTPUT) {
+        return Err(MergeError::Io(format!("at most {} outputs", super::scan::NO_OUTPUT - 1)));
     }
     let mut formats = Vec::with_capacity(sources.len());
     for s in sources {
@@ -173,6 +177,8 @@ fn plan_with(
         })
         .collect();
     let aux = choose_aux(&scans, target);
+    drop(scans);
+    give_back_freed_memory();
     Ok(Plan {
         target,
         inputs,
@@ -255,6 +261,16 @@ pub(super) fn scan_input(
         sc.warnings.push(format!("{} bytes after the checksum left out", t.trailing_bytes));
     }
     Ok(sc)
+}
+
+/// Returns memory freed on the pool's threads (the parts of pass 1) to the OS: glibc keeps a
+/// thread's freed blocks in its arena, and pass 2 would carry them as resident memory.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // Safety: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Runs `verify` over input `s`, feeding `gather`: its first error fails the plan. Returns the

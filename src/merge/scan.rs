@@ -111,20 +111,28 @@ impl Joined {
     }
 }
 
-/// What one part noted, in file order: its key records, and the other records with the number
-/// of key records before each (a part holds about 150 k keys: 24 bytes each).
+/// What one part noted, in file order: its key records (16 bytes each: a part of 32 MiB holds
+/// about 150 k), and the other records with the number of key records before each.
 struct PartScan {
-    keys: Vec<KeyEv>,
+    /// Per key record: the xxh3 of its key, and `pack`ed its offset, TTL flag and output.
+    keys: Vec<(u64, u64)>,
     events: Vec<(u32, Ev)>,
-    /// (key number, end) of key records longer than `u32::MAX` bytes.
-    long: Vec<(u32, u64)>,
+    /// (key number, end) of the key records followed by a record other than a key record (the
+    /// others end where the next key record starts, or, for the last, at `last_end`).
+    ends: Vec<(u32, u64)>,
+    last_end: u64,
+    /// Whether the last record was a key record (true at the start: the part before may have
+    /// ended with one).
+    after_key: bool,
     /// AUX names kept in this part, their bytes, and fields past the limits.
     aux_names: HashSet<Vec<u8>>,
     aux_bytes: usize,
     aux_over: u64,
     /// (key number in the part, slot, key) of the first keys no output takes.
     unassigned: Vec<(u32, u16, Vec<u8>)>,
-    /// (key number in the part, key, why) of the first keys the target format cannot hold.
+    /// Key numbers of the keys the target format cannot hold, and (key number, key, why) of
+    /// the first of them.
+    refused_keys: Vec<u32>,
     refused: Vec<(u32, Vec<u8>, String)>,
 }
 
@@ -135,23 +143,24 @@ enum Ev {
     Function(Vec<u8>),
     FunctionPreGa(Vec<u8>),
     ModuleAux(u64, u64, Vec<u8>),
-    /// Another record right after a key record (RESIZEDB, slot info): the keys around it are
-    /// not one piece. (Any number of them in a row make one.)
+    /// Another record right after a key record (RESIZEDB, slot info, an AUX field left out):
+    /// the keys around it are not one piece. (Any number of them in a row make one.)
     Other,
 }
 
-/// A key record: the xxh3 of its key, where it starts, its length (`u32::MAX`: see
-/// `PartScan::long`), its output, whether it has a TTL and whether the target format refuses it.
-struct KeyEv {
-    hash: u64,
-    offset: u64,
-    len: u32,
-    output: u16,
-    ttl: bool,
-    refused: bool,
+/// `PartScan::keys`' second word: offset (47 bits), TTL flag, output (16 bits).
+fn pack(offset: u64, ttl: bool, output: u16) -> u64 {
+    (offset << 17) | (u64::from(ttl) << 16) | u64::from(output)
 }
 
-/// `KeyEv::output` of a key no output takes (`plan` refuses routers of this many outputs).
+fn unpack(x: u64) -> (u64, bool, u16) {
+    (x >> 17, x & (1 << 16) != 0, x as u16)
+}
+
+/// `PartScan::keys` grows by this many entries (256 KiB) at a time.
+const KEYS_STEP: usize = 16 << 10;
+
+/// The output of a key no output takes (`plan` refuses routers of this many outputs).
 pub(super) const NO_OUTPUT: u16 = u16::MAX;
 
 impl crate::verify::Observer for Gather<'_> {
@@ -159,11 +168,14 @@ impl crate::verify::Observer for Gather<'_> {
         Box::new(PartScan {
             keys: Vec::new(),
             events: Vec::new(),
-            long: Vec::new(),
+            ends: Vec::new(),
+            last_end: 0,
+            after_key: true,
             aux_names: HashSet::new(),
             aux_bytes: 0,
             aux_over: 0,
             unassigned: Vec::new(),
+            refused_keys: Vec::new(),
             refused: Vec::new(),
         })
     }
@@ -171,10 +183,13 @@ impl crate::verify::Observer for Gather<'_> {
     fn record(&self, part: &mut (dyn Any + Send), rec: &Record<'_>, at: u64, end: u64) {
         let Some(p) = part.downcast_mut::<PartScan>() else { return };
         let n = p.keys.len() as u32;
-        // Whether the record before this one in the part (if any) was a key record.
-        let after_key = p.events.last().is_none_or(|e| e.0 < n);
+        let after_key = std::mem::replace(&mut p.after_key, false);
+        if after_key && n > 0 && !matches!(rec, Record::Key(_)) {
+            p.ends.push((n - 1, at));
+        }
         let ev = match rec {
             Record::Key(k) => {
+                p.after_key = true;
                 let output = match self.router.output(&k.key) {
                     Some(o) => o as u16,
                     None => {
@@ -184,23 +199,20 @@ impl crate::verify::Observer for Gather<'_> {
                         NO_OUTPUT
                     }
                 };
-                let problem = hold_problem(k, self.format, self.target);
-                let refused = problem.is_some();
-                if let Some(why) = problem
-                    && p.refused.len() < MAX_MESSAGES
-                {
-                    p.refused.push((n, k.key.to_vec(), why));
-                }
-                let len = match u32::try_from(end - k.offset) {
-                    Ok(l) if l < u32::MAX => l,
-                    _ => {
-                        p.long.push((n, end));
-                        u32::MAX
+                if let Some(why) = hold_problem(k, self.format, self.target) {
+                    p.refused_keys.push(n);
+                    if p.refused.len() < MAX_MESSAGES {
+                        p.refused.push((n, k.key.to_vec(), why));
                     }
-                };
-                let ttl = k.expire_at_ms.is_some();
+                }
+                p.last_end = end;
+                if p.keys.len() == p.keys.capacity() {
+                    // Grown in steps, not doubled: parts wait for the join, and a doubled
+                    // vector is a quarter empty on average.
+                    p.keys.reserve_exact(KEYS_STEP);
+                }
                 let hash = xxhash_rust::xxh3::xxh3_64(&k.key);
-                p.keys.push(KeyEv { hash, offset: k.offset, len, output, ttl, refused });
+                p.keys.push((hash, pack(k.offset, k.expire_at_ms.is_some(), output)));
                 return;
             }
             Record::SelectDb { db } => {
@@ -214,27 +226,25 @@ impl crate::verify::Observer for Gather<'_> {
             }
             Record::Aux { key, value } => {
                 if p.aux_names.contains(key.as_ref()) {
-                    return;
-                }
-                if p.aux_names.len() >= MAX_AUX || p.aux_bytes + key.len() + value.len() > MAX_AUX_BYTES {
+                    Ev::Other
+                } else if p.aux_names.len() >= MAX_AUX || p.aux_bytes + key.len() + value.len() > MAX_AUX_BYTES {
                     p.aux_over += 1;
-                    return;
+                    Ev::Other
+                } else {
+                    p.aux_bytes += key.len() + value.len();
+                    p.aux_names.insert(key.to_vec());
+                    Ev::Aux(key.to_vec(), value.to_vec())
                 }
-                p.aux_bytes += key.len() + value.len();
-                p.aux_names.insert(key.to_vec());
-                Ev::Aux(key.to_vec(), value.to_vec())
             }
             Record::Function { source } => Ev::Function(source.to_vec()),
             Record::FunctionPreGa { name, .. } => Ev::FunctionPreGa(name.to_vec()),
             Record::ModuleAux { module, when, payload } => Ev::ModuleAux(module.0, *when, payload.to_vec()),
-            Record::ResizeDb { .. } | Record::SlotInfo { .. } | Record::SlotImport { .. } => {
-                // Only the first after a key record changes anything.
-                if !after_key {
-                    return;
-                }
-                Ev::Other
-            }
+            Record::ResizeDb { .. } | Record::SlotInfo { .. } | Record::SlotImport { .. } => Ev::Other,
         };
+        // Only the first record after a key record that is not a key makes a gap (`Ev::Other`).
+        if matches!(ev, Ev::Other) && !after_key {
+            return;
+        }
         p.events.push((n, ev));
     }
 
@@ -243,8 +253,8 @@ impl crate::verify::Observer for Gather<'_> {
         let mut guard = self.joined.lock().unwrap_or_else(|e| e.into_inner());
         let j = &mut *guard;
         j.aux_dropped += p.aux_over;
-        let PartScan { keys, events, long, unassigned, refused, .. } = *p;
-        let part = PartKeys { keys: &keys, long: &long, unassigned: &unassigned, refused: &refused };
+        let PartScan { keys, events, ends, last_end, unassigned, refused_keys, refused, .. } = *p;
+        let part = PartKeys { keys: &keys, ends: &ends, last_end, unassigned: &unassigned, refused_keys: &refused_keys, refused: &refused };
         let mut done = 0usize;
         for (before, ev) in events {
             let before = before as usize;
@@ -311,8 +321,10 @@ impl crate::verify::Observer for Gather<'_> {
 
 /// The key records of a part, and what is noted of them on the side.
 struct PartKeys<'p> {
-    keys: &'p [KeyEv],
-    long: &'p [(u32, u64)],
+    keys: &'p [(u64, u64)],
+    ends: &'p [(u32, u64)],
+    last_end: u64,
+    refused_keys: &'p [u32],
     unassigned: &'p [(u32, u16, Vec<u8>)],
     refused: &'p [(u32, Vec<u8>, String)],
 }
@@ -320,7 +332,8 @@ struct PartKeys<'p> {
 impl Gather<'_> {
     /// Replays key record `n` of a part in db `j.db`.
     fn key(&self, j: &mut Joined, part: &PartKeys<'_>, n: usize) {
-        let k = &part.keys[n];
+        let (hash, packed) = part.keys[n];
+        let (offset, ttl, output) = unpack(packed);
         let number = n as u32;
         let sc = &mut j.sc;
         sc.keys += 1;
@@ -341,7 +354,7 @@ impl Gather<'_> {
                 return;
             }
         };
-        if k.output == NO_OUTPUT {
+        if output == NO_OUTPUT {
             sc.unassigned += 1;
             if sc.examples.len() < MAX_EXAMPLES
                 && let Some((_, slot, key)) = part.unassigned.iter().find(|x| x.0 == number)
@@ -350,7 +363,7 @@ impl Gather<'_> {
             }
             return;
         }
-        if k.refused {
+        if part.refused_keys.binary_search(&number).is_ok() {
             sc.refused_total += 1;
             if sc.refused.len() < MAX_MESSAGES
                 && let Some((_, key, why)) = part.refused.iter().find(|x| x.0 == number)
@@ -360,26 +373,27 @@ impl Gather<'_> {
         }
         if let Some(last) = sc.sections.last_mut() {
             last.pure = if last.first_key == 0 {
-                last.first_key = k.offset;
+                last.first_key = offset;
                 pure
             } else {
                 pure && !j.gap
             };
             last.keys += 1;
-            last.expires += k.ttl as u64;
-            last.keys_end = match k.len {
-                u32::MAX => part.long.iter().find(|x| x.0 == number).map_or(k.offset, |x| x.1),
-                len => k.offset + u64::from(len),
+            last.expires += ttl as u64;
+            // Where the record ends: at the next record (noted when not a key record).
+            last.keys_end = match part.ends.binary_search_by_key(&number, |x| x.0) {
+                Ok(i) => part.ends[i].1,
+                Err(_) => part.keys.get(n + 1).map_or(part.last_end, |k| unpack(k.1).0),
             };
         }
         j.gap = false;
-        let o = usize::from(k.output);
+        let o = usize::from(output);
         let c = sc.counts[o].entry(db).or_insert(DbPlan { db, ..Default::default() });
         c.keys += 1;
-        c.expires += k.ttl as u64;
+        c.expires += ttl as u64;
         if self.detect {
-            let fp = fingerprint_hashed(db, k.hash);
-            sc.keys_set.push(fp, KeyLoc::new(self.input, k.offset, k.ttl).payload());
+            let fp = fingerprint_hashed(db, hash);
+            sc.keys_set.push(fp, KeyLoc::new(self.input, offset, ttl).payload());
         }
     }
 }
