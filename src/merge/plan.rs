@@ -158,6 +158,13 @@ fn plan_with(
         let sets: Vec<SpilledBuckets> = scans.iter_mut().map(|s| std::mem::take(&mut s.keys_set)).collect();
         let groups = find_groups(&sets, sources, &sections, router)?;
         resolve(groups, &sets, sources, &sections, router, opts, &mut counts, &mut res)?;
+        // Keys whose fingerprints met were re-read here and there (whole records, for the
+        // renamed ones): their pages would stay mapped through pass 2.
+        for s in sources {
+            if let Some(i) = s.input {
+                i.release(0..s.data.len());
+            }
+        }
     }
     if !res.conflicts.is_empty() {
         return Err(MergeError::Conflicts(res.conflicts));
