@@ -179,10 +179,10 @@ pub(super) fn read_record<'a>(
 static REREAD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Gives back the pages a re-read record (`at..end` of input `s`) faulted in: at once for a big
-/// record (a value of megabytes), and all of the input's every 256 re-reads (each maps 64 KiB around
-/// it: 800 small ones held 50 MB on the bench file; many small keys: a
-/// file merged with a copy of itself re-reads every key). Nothing else reads the inputs while
-/// collisions are resolved; a page given back comes back on the next read.
+/// record (a value of megabytes), and all of the input's every 256 re-reads (each maps the 64 KiB
+/// around it: 800 small ones held 50 MB on the bench file; a file merged with a copy of itself
+/// re-reads every key). Nothing else reads the inputs while collisions are resolved; a page given
+/// back comes back on the next read.
 fn give_back(s: &Source<'_>, at: u64, end: u64) {
     const AROUND: usize = 64 << 10;
     let Some(input) = s.input else { return };
