@@ -104,8 +104,8 @@ pub fn run(args: Args) -> u8 {
     let sources: Vec<Source<'_>> =
         files.iter().zip(&maps).map(|(f, d)| Source::mapped(f.display().to_string(), d).with_progress(&done)).collect();
     let router = MergeRouter { into_db0: args.into_db0 };
-    // Three passes over every input: verify, plan, write.
-    let total = 3 * maps.iter().map(|m| m.len() as u64).sum::<u64>();
+    // Two passes over every input: verify (which gathers the plan), write.
+    let total = 2 * maps.iter().map(|m| m.len() as u64).sum::<u64>();
 
     let result = super::progress::follow(total, "merge", &done, || {
         merge::plan(&sources, &router, &opts).and_then(|plan| {

@@ -172,8 +172,8 @@ pub fn run(args: Args) -> u8 {
     let done = std::sync::atomic::AtomicU64::new(0);
     let sources: Vec<Source<'_>> =
         files.iter().zip(&maps).map(|(f, d)| Source::mapped(f.display().to_string(), d).with_progress(&done)).collect();
-    // Three passes over every input: verify, plan, write.
-    let total = 3 * maps.iter().map(|m| m.len() as u64).sum::<u64>();
+    // Two passes over every input: verify (which gathers the plan), write.
+    let total = 2 * maps.iter().map(|m| m.len() as u64).sum::<u64>();
     let dbs = match (args.db, args.into_db0) {
         (Some(d), _) => DbSelect::Only(d),
         (None, true) => DbSelect::All,

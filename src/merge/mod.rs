@@ -2,8 +2,9 @@
 //!
 //! Inputs are memory-mapped; nothing of them is held in memory beyond what the plan needs.
 //!
-//! Pass 1 (`plan`) reads every input once with the record reader (values are skipped by their
-//! length structure, not decoded), in parallel over inputs, and checks each input's CRC-64. It
+//! Pass 1 (`plan`) reads every input once: `verify` itself reads it (in parts on every core,
+//! every value validated, the CRC-64 and duplicate keys checked), and in that same reading an
+//! observer (`scan::Gather`) notes what the plan needs, part by part, replayed in file order. It
 //! counts keys per (output, target db), keeps AUX fields, function libraries and module AUX
 //! records (small), and, when two inputs or two source dbs can meet in one target db, a compact
 //! key set per input: 16 bytes per key (a 64-bit fingerprint of target db and key, plus input
@@ -51,7 +52,7 @@ pub struct Source<'a> {
     /// The mapped file, when `data` is one: pages behind the readers are released as they go.
     pub input: Option<&'a crate::input::Input>,
     /// Bytes of work done on this source are added here (for a progress bar): each pass over
-    /// it (verify, plan, write) counts its length once.
+    /// it (verify with the plan, write) counts its length once.
     pub progress: Option<&'a std::sync::atomic::AtomicU64>,
 }
 
@@ -62,7 +63,7 @@ impl<'a> Source<'a> {
     pub fn mapped(name: impl Into<String>, input: &'a crate::input::Input) -> Source<'a> {
         Source { name: name.into(), data: input, input: Some(input), progress: None }
     }
-    /// Counts the work done on this source into `p` (three passes: 3 x its length in all).
+    /// Counts the work done on this source into `p` (two passes: 2 x its length in all).
     pub fn with_progress(mut self, p: &'a std::sync::atomic::AtomicU64) -> Source<'a> {
         self.progress = Some(p);
         self

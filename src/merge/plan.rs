@@ -1,6 +1,7 @@
-//! Pass 1: reads every input once, checks it, counts keys per (output, target db), keeps the
-//! records other than keys, and collects the keys that may collide; then resolves the
-//! collisions (`conflicts`) so that the counts of pass 2 are exact.
+//! Pass 1: reads every input once (inside `verify`'s reading of it, see `scan::Gather`), checks
+//! it, counts keys per (output, target db), keeps the records other than keys, and collects the
+//! keys that may collide; then resolves the collisions (`conflicts`) so that the counts of pass
+//! 2 are exact.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -10,15 +11,13 @@ use rayon::prelude::*;
 use super::conflicts::Conflict;
 use super::conflicts::{Action, KeyLoc, Planned, Resolution, by_input, find_groups, resolve};
 use super::records::{check_target_records, choose_aux, merge_functions, merge_module_aux};
-use super::route::{DbRoute, Router};
-use super::scan::{Scan, Section};
+use super::route::Router;
+use super::scan::{Gather, Joined, MAX_AUX, MAX_AUX_BYTES, Scan, Section};
 use super::{DbPlan, InputReport, MAX_EXAMPLES, MAX_MESSAGES, MergeError, Options, Source};
-use crate::display::quoted;
 use crate::error::Error;
-use crate::rdb::keyset::{SpilledBuckets, fingerprint};
-use crate::rdb::reader::{Reader, Record};
+use crate::rdb::keyset::SpilledBuckets;
 use crate::rdb::types::{Flavor, Format};
-use crate::rdb::writer::{can_hold, magic};
+use crate::rdb::writer::magic;
 
 /// The result of pass 1: everything pass 2 needs.
 pub struct Plan {
@@ -73,9 +72,10 @@ pub fn plan(sources: &[Source<'_>], router: &dyn Router, opts: &Options) -> Resu
     plan_with(sources, router, opts, SET_MEMORY)
 }
 
-/// Entries of an input's key set held in memory (16 bytes each); the rest go to a temporary
-/// file, read back one bucket at a time when collisions are looked for.
-const SET_MEMORY: usize = 1 << 20;
+/// Entries of an input's key set held in memory (16 bytes each: 1 MiB); the rest go to a
+/// temporary file, read back one bucket at a time when collisions are looked for. Small: pass 1
+/// runs beside `verify`, whose own key set and parts are in memory at the same time.
+const SET_MEMORY: usize = 1 << 16;
 
 /// `plan` with at most `set_memory` key-set entries in memory per input.
 fn plan_with(
@@ -90,6 +90,9 @@ fn plan_with(
     }
     if sources.len() > u16::MAX as usize {
         return Err(MergeError::Io(format!("at most {} inputs", u16::MAX)));
+    }
+    if router.outputs() >= usize::from(super::scan::NO_OUTPUT) {
+        return Err(MergeError::Io(format!("at most {} outputs", super::scan::NO_OUTPUT - 1)));
     }
     let mut formats = Vec::with_capacity(sources.len());
     for s in sources {
@@ -155,6 +158,13 @@ fn plan_with(
         let sets: Vec<SpilledBuckets> = scans.iter_mut().map(|s| std::mem::take(&mut s.keys_set)).collect();
         let groups = find_groups(&sets, sources, &sections, router)?;
         resolve(groups, &sets, sources, &sections, router, opts, &mut counts, &mut res)?;
+        // Keys whose fingerprints met were re-read here and there (whole records, for the
+        // renamed ones): their pages would stay mapped through pass 2.
+        for s in sources {
+            if let Some(i) = s.input {
+                i.release(0..s.data.len());
+            }
+        }
     }
     if !res.conflicts.is_empty() {
         return Err(MergeError::Conflicts(res.conflicts));
@@ -174,6 +184,8 @@ fn plan_with(
         })
         .collect();
     let aux = choose_aux(&scans, target);
+    drop(scans);
+    give_back_freed_memory();
     Ok(Plan {
         target,
         inputs,
@@ -193,6 +205,9 @@ fn plan_with(
     })
 }
 
+/// Pass 1 over input `i`: `verify` reads it (every record fully validated, the checksum and
+/// duplicate keys checked: the outputs are made of these bytes, and copies that the policy drops
+/// are checked too), and in the same reading `Gather` notes what the plan needs.
 pub(super) fn scan_input(
     i: usize,
     s: &Source<'_>,
@@ -201,16 +216,9 @@ pub(super) fn scan_input(
     detect: bool,
     set_memory: usize,
 ) -> Result<Scan, MergeError> {
-    let input_err = |error: Error| MergeError::Input { file: s.name.clone(), error };
-    let data = s.data;
-    // Every record fully validated, the checksum and duplicate keys checked, by `verify` itself:
-    // the outputs are made of these bytes, and copies that the policy drops are checked too.
-    let (keys, crc) = validate_input(s)?;
-    let pages = s.pages(1);
-    let mut lane = pages.lane();
-    let mut reader = Reader::new(data).map_err(input_err)?;
-    let format = reader.format();
-    let mut sc = Scan {
+    let format = crate::rdb::reader::parse_header(s.data)
+        .map_err(|error| MergeError::Input { file: s.name.clone(), error })?;
+    let sc = Scan {
         format,
         aux: Vec::new(),
         functions: Vec::new(),
@@ -229,136 +237,30 @@ pub(super) fn scan_input(
         keys: 0,
         warnings: Vec::new(),
     };
-    let mut aux_names: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-    let (mut aux_bytes, mut aux_dropped) = (0usize, 0u64);
-    let mut route = router.db(0);
-    if detect {
-        // verify counted the keys: the set is sized once, never doubled.
-        sc.keys_set.reserve(keys as usize);
+    let gather = Gather {
+        input: i,
+        name: &s.name,
+        router,
+        format,
+        target,
+        detect,
+        joined: std::sync::Mutex::new(Joined::new(sc, router)),
+    };
+    let (keys, crc) = validate_input(s, &gather)?;
+    let j = gather.joined.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut sc = j.sc;
+    let t = j.trailer.ok_or_else(|| MergeError::Io(format!("{}: the reading stopped early", s.name)))?;
+    if sc.keys != keys {
+        return Err(MergeError::Io(format!("{}: pass 1 met {} keys where verify counted {keys}", s.name, sc.keys)));
     }
-    let mut n = 0u32;
-    let mut counted = 0usize;
-    // A record other than a key record met since the section's first key.
-    let mut gap = false;
-    while let Some(rec) = reader.next() {
-        let rec = rec.map_err(input_err)?;
-        n = n.wrapping_add(1);
-        if n.is_multiple_of(1024) {
-            let at = reader.record_offset() as usize;
-            lane.upto(at);
-            s.advance((at - counted) as u64);
-            counted = at;
-        }
-        if !matches!(rec, Record::Key(_) | Record::SelectDb { .. })
-            && sc.sections.last().is_some_and(|x| x.first_key != 0)
-        {
-            gap = true;
-        }
-        match rec {
-            Record::Aux { key, value } => {
-                // Only the first field of each name counts (`choose_aux`); names and bytes are
-                // bounded, so a file of a million AUX records costs no more than a few.
-                if aux_names.contains(key.as_ref()) {
-                    continue;
-                }
-                if aux_names.len() >= MAX_AUX || aux_bytes + key.len() + value.len() > MAX_AUX_BYTES {
-                    aux_dropped += 1;
-                    continue;
-                }
-                aux_bytes += key.len() + value.len();
-                aux_names.insert(key.to_vec());
-                sc.aux.push((key.into_owned(), value.into_owned()));
-            }
-            Record::SelectDb { db } => {
-                let at = reader.record_offset();
-                match sc.sections.last_mut() {
-                    // A section without a key is reused: a run of SELECTDB records (or a file of
-                    // millions of them) costs one section, not one each.
-                    Some(last) if last.first_key == 0 => *last = Section::new(at, db),
-                    last => {
-                        if let Some(last) = last {
-                            last.end = at;
-                        }
-                        sc.sections.push(Section::new(at, db));
-                    }
-                }
-                gap = false;
-                route = router.db(db);
-            }
-            Record::Function { source } => sc.functions.push(source.into_owned()),
-            Record::FunctionPreGa { name, .. } => {
-                sc.refused_total += 1;
-                sc.refused.push(format!(
-                    "{}: function {} is in the Redis 7.0 release-candidate format, which no GA server loads",
-                    s.name,
-                    quoted(&name)
-                ));
-            }
-            Record::ModuleAux { module, when, payload } => sc.module_aux.push((module.0, when, payload.to_vec())),
-            Record::Key(k) => {
-                sc.keys += 1;
-                *sc.src_dbs.entry(k.db).or_default() += 1;
-                // A key left out below makes its section no longer one piece.
-                let pure = sc.sections.last().is_some_and(|x| x.pure);
-                if let Some(last) = sc.sections.last_mut() {
-                    last.pure = false;
-                }
-                let db = match route {
-                    DbRoute::To(db) => db,
-                    DbRoute::Skip => {
-                        sc.skipped += 1;
-                        continue;
-                    }
-                    DbRoute::Reject => {
-                        *sc.rejected_dbs.entry(k.db).or_default() += 1;
-                        continue;
-                    }
-                };
-                let Some(o) = router.output(&k.key) else {
-                    sc.unassigned += 1;
-                    if sc.examples.len() < MAX_EXAMPLES {
-                        sc.examples.push((crate::slot::key_slot(&k.key), k.key.to_vec()));
-                    }
-                    continue;
-                };
-                if let Err(m) = can_hold(&k, format, target) {
-                    sc.refused_total += 1;
-                    if sc.refused.len() < MAX_MESSAGES {
-                        sc.refused.push(format!("{}: {m}", s.name));
-                    }
-                }
-                let ttl = k.expire_at_ms.is_some();
-                if let Some(last) = sc.sections.last_mut() {
-                    last.pure = if last.first_key == 0 {
-                        last.first_key = k.offset;
-                        pure
-                    } else {
-                        pure && !gap
-                    };
-                    last.keys += 1;
-                    last.expires += ttl as u64;
-                    last.keys_end = reader.offset();
-                }
-                gap = false;
-                let c = sc.counts[o].entry(db).or_insert(DbPlan { db, ..Default::default() });
-                c.keys += 1;
-                c.expires += ttl as u64;
-                if detect {
-                    sc.keys_set.push(fingerprint(db, &k.key), KeyLoc::new(i, k.offset, ttl).payload());
-                }
-            }
-            // Sizing hints and slot bookkeeping of the source do not hold for the output.
-            Record::ResizeDb { .. } | Record::SlotInfo { .. } | Record::SlotImport { .. } => {}
-        }
-    }
-    let t = reader.trailer().ok_or_else(|| MergeError::Io(format!("{}: reader stopped early", s.name)))?;
     if let Some(last) = sc.sections.last_mut() {
         last.end = t.eof_offset;
     }
     sc.crc = (t.eof_offset + 1, crc);
-    if aux_dropped > 0 {
+    if j.aux_dropped > 0 {
         sc.warnings.push(format!(
-            "{aux_dropped} AUX fields left out (beyond {MAX_AUX} names or {} KiB; servers ignore fields they do not know)",
+            "{} AUX fields left out (beyond {MAX_AUX} names or {} KiB; servers ignore fields they do not know)",
+            j.aux_dropped,
             MAX_AUX_BYTES >> 10
         ));
     }
@@ -368,12 +270,19 @@ pub(super) fn scan_input(
     Ok(sc)
 }
 
-/// At most this many AUX field names, and bytes of names and values, are kept per input.
-const MAX_AUX: usize = 1024;
-const MAX_AUX_BYTES: usize = 1 << 20;
+/// Returns memory freed on the pool's threads (the parts of pass 1) to the OS: glibc keeps a
+/// thread's freed blocks in its arena, and pass 2 would carry them as resident memory.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // Safety: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
-/// Runs `verify` over input `s`: its first error fails the plan.
-fn validate_input(s: &Source<'_>) -> Result<(u64, u64), MergeError> {
+/// Runs `verify` over input `s`, feeding `gather`: its first error fails the plan. Returns the
+/// keys verify counted and the CRC-64 it computed.
+fn validate_input(s: &Source<'_>, gather: &Gather<'_>) -> Result<(u64, u64), MergeError> {
     let opts = crate::verify::Options { keep_going: false, max_errors: 1, now_ms: 0, target: None };
     let release = |r: std::ops::Range<usize>| {
         s.advance(r.len() as u64);
@@ -381,7 +290,7 @@ fn validate_input(s: &Source<'_>) -> Result<(u64, u64), MergeError> {
             input.release(r);
         }
     };
-    let rep = crate::verify::verify_bytes_releasing(&s.name, s.data, &opts, &release);
+    let rep = crate::verify::verify_bytes_observed(&s.name, s.data, &opts, &release, gather);
     if rep.ok {
         let crc = rep.checksum.computed.as_deref().and_then(|c| u64::from_str_radix(c, 16).ok());
         let crc = crc.ok_or_else(|| MergeError::Io(format!("{}: verify computed no checksum", s.name)))?;

@@ -34,6 +34,12 @@ pub fn fingerprint(db: u64, key: &[u8]) -> u64 {
     fold_db(db, xxh3_64(key))
 }
 
+/// [`fingerprint`] of a key whose bytes hash (`xxh3_64`) to `key_hash`.
+#[inline]
+pub fn fingerprint_hashed(db: u64, key_hash: u64) -> u64 {
+    fold_db(db, key_hash)
+}
+
 #[inline]
 fn fold_db(db: u64, key_hash: u64) -> u64 {
     key_hash ^ db.wrapping_mul(0x9E37_79B9_7F4A_7C15)

@@ -89,20 +89,27 @@ pub fn type_problem(type_byte: u8, src: Format, dst: Format) -> Option<String> {
 
 /// Why key record `k` (read from a `src` file) cannot be written to a `dst` file, if it cannot.
 pub fn can_hold(k: &KeyRecord<'_>, src: Format, dst: Format) -> Result<(), String> {
-    let name = || format!("db {}, key {}", k.db, quoted(&k.key));
+    match hold_problem(k, src, dst) {
+        None => Ok(()),
+        Some(p) => Err(format!("db {}, key {}: {p}", k.db, quoted(&k.key))),
+    }
+}
+
+/// `can_hold`'s reason without the db and key it names (for a caller that learns the db later).
+pub fn hold_problem(k: &KeyRecord<'_>, src: Format, dst: Format) -> Option<String> {
     if let Some(p) = type_problem(k.value.type_byte, src, dst) {
-        return Err(format!("{}: {p}", name()));
+        return Some(p);
     }
     if k.meta.is_some() && !(dst.flavor == Flavor::Redis && dst.version >= 13) {
-        return Err(format!("{}: key metadata (Redis 8.6 modules) needs RDB 13, not {}", name(), magic(dst)));
+        return Some(format!("key metadata (Redis 8.6 modules) needs RDB 13, not {}", magic(dst)));
     }
     if let Some(ms) = k.expire_at_ms
         && !has_opcode(dst, 3)
         && i32::try_from(ms.div_euclid(1000) + (ms.rem_euclid(1000) != 0) as i64).is_err()
     {
-        return Err(format!("{}: expire time {ms} ms does not fit the seconds field of RDB < 3", name()));
+        return Some(format!("expire time {ms} ms does not fit the seconds field of RDB < 3"));
     }
-    Ok(())
+    None
 }
 
 /// Counts declared for one database section and counts written so far.

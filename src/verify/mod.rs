@@ -10,7 +10,10 @@ pub mod rdb;
 pub mod report;
 
 pub use aof::verify_aof;
-pub use rdb::{verify_bytes, verify_bytes_in_parts, verify_bytes_releasing, verify_input, verify_preamble};
+pub use rdb::{
+    Observer, verify_bytes, verify_bytes_in_parts, verify_bytes_observed, verify_bytes_releasing, verify_input,
+    verify_preamble,
+};
 pub use report::{
     Checksum, ChecksumStatus, DbCounts, ErrorEntry, Options, Report, TargetVerdict, now_ms, trailing_bytes_warning,
 };

@@ -19,7 +19,7 @@ use crate::rdb::walk::Walker;
 
 /// Verifies one RDB image. `name` is only used in the report.
 pub fn verify_bytes(name: &str, data: &[u8], opts: &Options) -> Report {
-    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), false, None)
+    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), false, None, None)
 }
 
 /// `verify_bytes` reading the file in parts of about `part` bytes (each part on whichever
@@ -27,19 +27,19 @@ pub fn verify_bytes(name: &str, data: &[u8], opts: &Options) -> Report {
 /// verdict does not depend on how the file was cut.
 #[doc(hidden)]
 pub fn verify_bytes_in_parts(name: &str, data: &[u8], opts: &Options, part: usize) -> Report {
-    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), false, Some(part.max(1)))
+    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), false, Some(part.max(1)), None)
 }
 
 /// `verify_bytes` for the RDB preamble of an AOF file: the bytes after its checksum are the
 /// command log, whatever the checksum (the caller reports on them).
 pub fn verify_preamble(name: &str, data: &[u8], opts: &Options) -> Report {
-    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), true, None)
+    verify_impl(name, data, opts, &|| Pages::unmapped(data.len()), true, None, None)
 }
 
 /// `verify_bytes` of a mapped input, whose pages are given back behind the parse and the
 /// checksum (src/pass.rs): RSS stays flat on big files.
 pub fn verify_input(name: &str, input: &crate::input::Input, opts: &Options) -> Report {
-    verify_impl(name, input, opts, &|| Pages::new(input, CONSUMERS), false, None)
+    verify_impl(name, input, opts, &|| Pages::new(input, CONSUMERS), false, None, None)
 }
 
 /// `verify_bytes`, calling `release(range)` for stretches of `data` it will not read again, so a
@@ -50,7 +50,39 @@ pub fn verify_bytes_releasing(
     opts: &Options,
     release: &(dyn Fn(std::ops::Range<usize>) + Sync),
 ) -> Report {
-    verify_impl(name, data, opts, &|| Pages::with_release(data.len(), CONSUMERS, release), false, None)
+    verify_impl(name, data, opts, &|| Pages::with_release(data.len(), CONSUMERS, release), false, None, None)
+}
+
+/// Something that sees every record a `verify` pass reads, so that a caller needing its own facts
+/// about the file (merge's plan) gets them in the same reading. The file is read in parts on
+/// several threads: each part gets a state of its own (`part`) that `record` fills on that
+/// part's thread; the states of the parts that count are handed to `join` in file order (a part
+/// read again by the join gets a fresh state; the discarded one is dropped).
+///
+/// `record` sees a record before its value is judged: the caller must use what it gathered only
+/// when the report is ok. Not called under `keep_going` (salvage reads the file again), nor for
+/// the second parse around zeroed blocks (which happens only when there are errors).
+pub trait Observer: Sync {
+    /// The state of a part that starts at `start`, in db `db` (`None`: not known yet; its keys
+    /// carry `UNKNOWN_DB` until the first SELECTDB).
+    fn part(&self, start: u64, db: Option<u64>) -> Box<dyn std::any::Any + Send>;
+    /// A record of the part: `at` its first byte, `end` the byte after it.
+    fn record(&self, part: &mut (dyn std::any::Any + Send), rec: &Record<'_>, at: u64, end: u64);
+    /// A part that counts, in file order: `db` is the db it started in; `trailer` is set for the
+    /// part the file ended in.
+    fn join(&self, part: Box<dyn std::any::Any + Send>, db: u64, trailer: Option<&crate::rdb::reader::Trailer>);
+}
+
+/// `verify_bytes_releasing` with an [`Observer`] fed in the same reading.
+pub fn verify_bytes_observed(
+    name: &str,
+    data: &[u8],
+    opts: &Options,
+    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    observer: &dyn Observer,
+) -> Report {
+    let pages = || Pages::with_release(data.len(), CONSUMERS, release);
+    verify_impl(name, data, opts, &pages, false, None, Some(observer))
 }
 
 /// The consumers of an input's pages in one parse: the parse itself, and the checksum.
@@ -63,15 +95,17 @@ fn verify_impl<'a>(
     pages: &dyn Fn() -> Pages<'a>,
     preamble: bool,
     part: Option<usize>,
+    observer: Option<&dyn Observer>,
 ) -> Report {
-    let (report, guess_crc, guess_end) = parse_with_crc(name, data, opts, pages, Vec::new(), part);
+    let observer = observer.filter(|_| !opts.keep_going);
+    let (report, guess_crc, guess_end) = parse_with_crc(name, data, opts, pages, Vec::new(), part, observer);
     let (mut report, guess_crc) = {
         // Zeroed blocks at the errors: parse again without the records read from zeros (src/damage.rs).
         let holes = crate::damage::holes_near(data, report.report.errors.iter().map(|e| e.offset));
         if holes.is_empty() {
             (report, guess_crc)
         } else {
-            let (r, c, _) = parse_with_crc(name, data, opts, pages, holes, part);
+            let (r, c, _) = parse_with_crc(name, data, opts, pages, holes, part, None);
             (r, c)
         }
     };
@@ -257,6 +291,7 @@ struct Ctx<'a, 'o> {
     /// Set when the file ended (EOF, or an error that stops the verdict) in a part already
     /// joined: later parts stop.
     abort: AtomicBool,
+    observer: Option<&'o dyn Observer>,
 }
 
 /// Something a part met that the join replays in file order into the report.
@@ -305,6 +340,8 @@ struct Part<'a> {
     errors_dropped: u64,
     /// Counts of the keys not yet in an `Event::Keys`.
     pending: crate::parts::KeyCounts,
+    /// The observer's state of this part.
+    observed: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl<'a> Part<'a> {
@@ -343,6 +380,7 @@ fn run_part<'a>(
         errors: 0,
         errors_dropped: 0,
         pending: Default::default(),
+        observed: ctx.observer.map(|o| o.part(start as u64, db)),
     };
     let max_errors = if opts.keep_going { opts.max_errors.max(1) } else { 1 };
     let error = |part: &mut Part<'a>, e: Error| {
@@ -396,6 +434,9 @@ fn run_part<'a>(
                     break;
                 }
             };
+            if let (Some(o), Some(state)) = (ctx.observer, part.observed.as_deref_mut()) {
+                o.record(state, &rec, reader.record_offset(), reader.offset());
+            }
             match rec {
                 Record::Aux { key, value } if (&*key == b"redis-ver" || &*key == b"valkey-ver") => {
                     part.event(Event::RedisVer(String::from_utf8_lossy(&value).into_owned()));
@@ -492,9 +533,12 @@ impl<'a> crate::parts::Join for Join<'a, '_, '_> {
         run_part(self.ctx, range.start, range.end, Some(db), None)
     }
 
-    fn apply(&mut self, part: Part<'a>, db: &mut u64) -> bool {
+    fn apply(&mut self, mut part: Part<'a>, db: &mut u64) -> bool {
         let opts = self.ctx.opts;
         let start_db = *db;
+        if let (Some(o), Some(state)) = (self.ctx.observer, part.observed.take()) {
+            o.join(state, start_db, part.trailer.as_ref());
+        }
         let span = part.span;
         let fix = |d: u64| span.fix(start_db, d);
         let mut keys = part.keys.iter();
@@ -612,6 +656,7 @@ fn parse_with_crc<'a>(
     pages: &dyn Fn() -> Pages<'a>,
     holes: Vec<(u64, u64)>,
     part: Option<usize>,
+    observer: Option<&dyn Observer>,
 ) -> (Progress, Option<u64>, usize) {
     // The checksum covers what the usual file holds before its trailer: everything up to the
     // EOF byte, then 8 bytes of checksum. Each part computes it over its own range.
@@ -652,12 +697,12 @@ fn parse_with_crc<'a>(
     let step = part.unwrap_or_else(|| crate::rdb::reader::part_size(data.len(), threads));
     // Record boundaries about every `step` bytes (the first part starts after the header).
     let bounds = crate::rdb::reader::boundaries(data, format, step, &|r| pages.forget(r));
-    let ctx = Ctx { data, format, opts, holes: &holes, abort: AtomicBool::new(false) };
+    let ctx = Ctx { data, format, opts, holes: &holes, abort: AtomicBool::new(false), observer };
     let (p, crc, resyncs) = parse_parts(&ctx, start(), &bounds, guess_end, &pages, threads);
     if resyncs > 0 && bounds.len() > 1 {
         // Salvage resynchronized somewhere: its search may cross a boundary, so the verdict is
         // the one of a single reading.
-        let ctx = Ctx { abort: AtomicBool::new(false), ..ctx };
+        let ctx = Ctx { abort: AtomicBool::new(false), observer: None, ..ctx };
         let unmapped = Pages::unmapped(data.len());
         let (p, crc, _) = parse_parts(&ctx, start(), &[9], guess_end, &unmapped, 1);
         return (p, crc, guess_end);
