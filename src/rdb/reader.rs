@@ -4,6 +4,10 @@
 //! where it ends; the `RawValue` it hands out is then walked (validated, decoded) on demand. After
 //! the EOF opcode, `trailer()` tells the stored checksum and what follows it. The first error ends
 //! the iteration.
+//!
+//! Just over 700 lines: the boundary search for reading in parts (`boundary_after`,
+//! `boundaries`, `part_size`) and `resync` step the reader's private cursor record by record;
+//! moving them out needs a small crate-visible stepping interface on `Reader` first.
 
 use std::borrow::Cow;
 
