@@ -24,6 +24,7 @@
 //! output, then the renames.
 
 mod conflicts;
+mod keyloc;
 mod plan;
 mod policy;
 mod records;

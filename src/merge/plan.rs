@@ -9,7 +9,8 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::conflicts::Conflict;
-use super::conflicts::{Action, KeyLoc, Planned, Resolution, by_input, find_groups, resolve};
+use super::conflicts::{Action, Planned, Resolution, by_input, find_groups, resolve};
+use super::keyloc::KeyLoc;
 use super::records::{check_target_records, choose_aux, merge_functions, merge_module_aux};
 use super::route::Router;
 use super::scan::{Gather, Joined, MAX_AUX, MAX_AUX_BYTES, Scan, Section};

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
-use super::conflicts::KeyLoc;
+use super::keyloc::KeyLoc;
 use super::route::{DbRoute, Router};
 use super::{DbPlan, MAX_EXAMPLES, MAX_MESSAGES};
 use crate::display::quoted;
