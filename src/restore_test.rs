@@ -224,14 +224,8 @@ pub fn start_set_watched(
     };
     let n = files.len();
     let settle = Duration::from_secs(60).max(Duration::from_secs(5 * n as u64).min(opts.load_timeout));
-    let started = Cluster::start_loaded(
-        files,
-        &cfg,
-        &server::Exposure::default(),
-        opts.temp_dir.as_deref(),
-        settle,
-        loading,
-    )?;
+    let started =
+        Cluster::start_loaded(files, &cfg, &server::Exposure::default(), opts.temp_dir.as_deref(), settle, loading)?;
     Ok(match started {
         Loaded::Up(c) => SetOutcome::Accepted(c),
         Loaded::Refused { node, status, log } => SetOutcome::Refused {

@@ -33,12 +33,7 @@ fn fixtures() -> Vec<PathBuf> {
 }
 
 fn options() -> Vec<(&'static str, export::Options)> {
-    let base = |format, with_meta, filter| export::Options {
-        format,
-        with_meta,
-        resp: Default::default(),
-        filter,
-    };
+    let base = |format, with_meta, filter| export::Options { format, with_meta, resp: Default::default(), filter };
     // Far in the future and far in the past, so that the verdicts do not depend on today.
     let late = Filter { expired: Expired::Exclude, now_ms: 4_102_444_800_000, ..Filter::default() };
     let early = Filter { expired: Expired::Exclude, now_ms: 0, ..Filter::default() };

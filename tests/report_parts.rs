@@ -81,7 +81,11 @@ fn same(name: &str, data: &[u8], sets: &[Options]) {
         let want = view(&one_reading(name, data, o));
         for part in [61, 500, 4096] {
             let got = view(&scan_in_parts(name, data, o, part));
-            assert_eq!(got, want, "{name}: parts of {part} bytes, top {} depth {} cap {}", o.top, o.depth, o.max_prefixes);
+            assert_eq!(
+                got, want,
+                "{name}: parts of {part} bytes, top {} depth {} cap {}",
+                o.top, o.depth, o.max_prefixes
+            );
         }
     }
 }

@@ -401,7 +401,9 @@ fn conclude(
 fn count_keys(cluster: &rdbtool::redis::throwaway_cluster::Cluster, i: usize) -> Result<u64, String> {
     let mut c = cluster.nodes[i].connect(Duration::from_secs(30))?;
     match c.command(&[b"DBSIZE"]) {
-        Ok(r) => r.int().map(|n| n as u64).ok_or_else(|| format!("cluster node {}: DBSIZE answered {}", i + 1, r.describe())),
+        Ok(r) => {
+            r.int().map(|n| n as u64).ok_or_else(|| format!("cluster node {}: DBSIZE answered {}", i + 1, r.describe()))
+        }
         Err(e) => Err(format!("cluster node {}: DBSIZE: {e}", i + 1)),
     }
 }

@@ -17,9 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::jsonl::JsonWriter;
-use super::{
-    ExportError, KeyCtx, KeyWriter, Options, Out, Stop, Summary, Tally, check_trailer, export_records,
-};
+use super::{ExportError, KeyCtx, KeyWriter, Options, Out, Stop, Summary, Tally, check_trailer, export_records};
 use crate::pass::{Follow, Pages};
 use crate::rdb::keyset::KeySet;
 use crate::rdb::reader::{Reader, Trailer, UNKNOWN_DB};

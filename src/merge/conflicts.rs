@@ -7,8 +7,8 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::route::{DbRoute, Router};
 use super::keyloc::KeyLoc;
+use super::route::{DbRoute, Router};
 use super::scan::Section;
 use super::{DbPlan, MergeError, OnConflict, Options, Source};
 use crate::display::quoted;

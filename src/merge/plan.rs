@@ -217,8 +217,8 @@ pub(super) fn scan_input(
     detect: bool,
     set_memory: usize,
 ) -> Result<Scan, MergeError> {
-    let format = crate::rdb::reader::parse_header(s.data)
-        .map_err(|error| MergeError::Input { file: s.name.clone(), error })?;
+    let format =
+        crate::rdb::reader::parse_header(s.data).map_err(|error| MergeError::Input { file: s.name.clone(), error })?;
     let sc = Scan {
         format,
         aux: Vec::new(),

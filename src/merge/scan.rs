@@ -254,7 +254,14 @@ impl crate::verify::Observer for Gather<'_> {
         let j = &mut *guard;
         j.aux_dropped += p.aux_over;
         let PartScan { keys, events, ends, last_end, unassigned, refused_keys, refused, .. } = *p;
-        let part = PartKeys { keys: &keys, ends: &ends, last_end, unassigned: &unassigned, refused_keys: &refused_keys, refused: &refused };
+        let part = PartKeys {
+            keys: &keys,
+            ends: &ends,
+            last_end,
+            unassigned: &unassigned,
+            refused_keys: &refused_keys,
+            refused: &refused,
+        };
         let mut done = 0usize;
         for (before, ev) in events {
             let before = before as usize;

@@ -406,7 +406,8 @@ impl Walker {
                         (Ok(f), Ok(v)) => (Elem::Bytes(f), Elem::Bytes(v)),
                         (f, v) => {
                             let f = f.map_or_else(|s| elem_of(s, &mut self.s1, true), |b| Ok(Elem::Bytes(b)))?;
-                            let v = v.map_or_else(|s| elem_of(s, &mut self.s2, S::WANTS_BYTES), |b| Ok(Elem::Bytes(b)))?;
+                            let v =
+                                v.map_or_else(|s| elem_of(s, &mut self.s2, S::WANTS_BYTES), |b| Ok(Elem::Bytes(b)))?;
                             (f, v)
                         }
                     };

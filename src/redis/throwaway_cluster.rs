@@ -132,7 +132,9 @@ impl Cluster {
         let (mut shared, mut count) = (Vec::new(), 0usize);
         for (i, node) in nodes.iter().enumerate() {
             let mut conn = node.connect(Duration::from_secs(30))?;
-            let r = conn.command(&[b"CLUSTER", b"SLOTS"]).map_err(|e| format!("cluster node {}: CLUSTER SLOTS: {e}", i + 1))?;
+            let r = conn
+                .command(&[b"CLUSTER", b"SLOTS"])
+                .map_err(|e| format!("cluster node {}: CLUSTER SLOTS: {e}", i + 1))?;
             for (lo, hi, _) in slot_owners(&r) {
                 for s in lo..=hi {
                     match owner[s as usize] {
