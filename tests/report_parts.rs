@@ -48,21 +48,7 @@ fn one_reading(name: &str, data: &[u8], o: &Options) -> Aggregate {
 }
 
 fn files() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = ["all-types.rdb", "no-checksum.rdb", "small-db0.rdb", "uncompressed.rdb"]
-        .iter()
-        .map(|n| common::testdata(n))
-        .collect();
-    if let Some(dir) = common::shared_dir() {
-        for sub in ["fixtures/redis", "fixtures/generated/redis-7.4.1", "fixtures/generated/valkey-9.1.2"] {
-            if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
-                let mut v: Vec<PathBuf> =
-                    rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "rdb")).collect();
-                v.sort();
-                out.extend(v.into_iter().take(6));
-            }
-        }
-    }
-    out
+    common::parts_fixture_files()
 }
 
 /// The options a file is checked with: a short top list (ties), the prefix cap far away, just

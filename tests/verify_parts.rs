@@ -19,21 +19,7 @@ fn view(r: &Report) -> String {
 }
 
 fn files() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = ["all-types.rdb", "no-checksum.rdb", "small-db0.rdb", "uncompressed.rdb"]
-        .iter()
-        .map(|n| common::testdata(n))
-        .collect();
-    if let Some(dir) = common::shared_dir() {
-        for sub in ["fixtures/redis", "fixtures/generated/redis-7.4.1", "fixtures/generated/valkey-9.1.2"] {
-            if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
-                let mut v: Vec<PathBuf> =
-                    rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "rdb")).collect();
-                v.sort();
-                out.extend(v.into_iter().take(6));
-            }
-        }
-    }
-    out
+    common::parts_fixture_files()
 }
 
 fn same(name: &str, data: &[u8]) -> bool {

@@ -512,3 +512,21 @@ pub fn server_dataset(srv: &RedisServer) -> ServerDataset {
     functions.sort();
     ServerDataset { keys, functions }
 }
+
+/// Files a reading in parts is checked on against one reading: the small testdata files and the
+/// first 6 RDB files of three fixture sets of ../shared (skipped, and said so, without it).
+pub fn parts_fixture_files() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> =
+        ["all-types.rdb", "no-checksum.rdb", "small-db0.rdb", "uncompressed.rdb"].iter().map(|n| testdata(n)).collect();
+    if let Some(dir) = shared_dir() {
+        for sub in ["fixtures/redis", "fixtures/generated/redis-7.4.1", "fixtures/generated/valkey-9.1.2"] {
+            if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
+                let mut v: Vec<PathBuf> =
+                    rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "rdb")).collect();
+                v.sort();
+                out.extend(v.into_iter().take(6));
+            }
+        }
+    }
+    out
+}
