@@ -14,7 +14,8 @@ pub const MAX_FAILURES: usize = 100;
 pub struct Counts {
     /// Keys created (RESTORE or plain commands).
     pub written: u64,
-    /// Keys that existed and were replaced (`--on-busy-key rewrite`).
+    /// Keys that existed and were replaced (`--on-busy-key rewrite`); not those found existing
+    /// when sent again after a lost connection or on `--resume` (see `resumed_existing`).
     pub replaced: u64,
     /// Keys that existed and were kept (skip), or stopped the run (panic).
     pub skipped_busy: u64,
@@ -58,7 +59,9 @@ pub struct Counts {
     pub already_restored: u64,
     /// `--resume`: keys past the acknowledged point that the interrupted run may have sent,
     /// found on the target (taken as written by that run); also keys sent again on a new
-    /// connection after one was lost, found written by the first send.
+    /// connection after one was lost, found written by the first send. Under `--on-busy-key
+    /// rewrite` they are written again, but neither counted `written` nor `replaced`: whether
+    /// the target held the key before this run cannot be told any more.
     pub resumed_existing: u64,
 }
 

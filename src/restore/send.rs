@@ -585,6 +585,7 @@ impl Worker {
                     (true, false) => {
                         self.busy(it);
                     }
+                    (true, true) if it.uncertain => c.resumed_existing += 1,
                     (true, true) => c.replaced += 1,
                     (false, _) => c.written += 1,
                 }
@@ -600,7 +601,11 @@ impl Worker {
                 c.sent_as_commands += 1;
             }
             Kind::Restore { exists_first } | Kind::Plain { rewrite: exists_first } => {
-                if exists_first && existed {
+                if exists_first && existed && it.uncertain {
+                    // Sent again after a lost connection (or `--resume`): the first send may
+                    // have made the key, so "replaced" cannot be told from "written".
+                    c.resumed_existing += 1;
+                } else if exists_first && existed {
                     c.replaced += 1;
                 } else {
                     c.written += 1;
