@@ -5,12 +5,12 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{RedisServer, Resp, testdata};
+use rdbtool::redis::server::Tls;
+use rdbtool::redis::throwaway_cluster::slot_ranges;
 
 fn rdbtool_env(args: &[&OsStr], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rdbtool"));
@@ -23,10 +23,6 @@ fn rdbtool_env(args: &[&OsStr], env: &[(&str, &str)]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in
@@ -88,67 +84,30 @@ struct Node {
     id: String,
 }
 
-/// Three masters speaking TLS to clients and to each other, client certificates required, the
-/// slots assigned as `redis-cli --cluster create` would. None when Redis or openssl is missing.
+/// Three masters of the library's throwaway cluster speaking TLS to clients and to each other,
+/// client certificates required, the slots split in three ranges in order; a user that may
+/// only read the slot map. None when Redis is missing.
 fn tls_cluster(certs: &Path) -> Option<Vec<Node>> {
-    let p = |n: &str| certs.join(n).display().to_string();
-    let mut nodes: Vec<Node> = Vec::new();
-    for _ in 0..3 {
-        let (tls_port, bus_port) = (free_port().to_string(), free_port().to_string());
-        let args = [
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            "5000",
-            "--cluster-port",
-            &bus_port,
-            "--tls-port",
-            &tls_port,
-            "--tls-cert-file",
-            &p("server.crt"),
-            "--tls-key-file",
-            &p("server.key"),
-            "--tls-ca-cert-file",
-            &p("ca.crt"),
-            "--tls-auth-clients",
-            "yes",
-            "--tls-cluster",
-            "yes",
-        ];
-        let srv = RedisServer::start(&args)?;
-        let Resp::Bulk(Some(id)) = srv.cmd(&[b"CLUSTER", b"MYID"]) else { panic!("CLUSTER MYID") };
-        nodes.push(Node { srv, tls_port: tls_port.parse().unwrap(), id: text(&id) });
-    }
-    let ranges = [("0", "5460"), ("5461", "10922"), ("10923", "16383")];
-    for (n, (a, b)) in nodes.iter().zip(ranges) {
-        let r = n.srv.cmd(&[b"CLUSTER", b"ADDSLOTSRANGE", a.as_bytes(), b.as_bytes()]);
-        assert_eq!(r, Resp::Simple("OK".into()));
-    }
-    for n in &nodes[1..] {
-        let bus = n.srv.cmd(&[b"CONFIG", b"GET", b"cluster-port"]);
-        let Resp::Array(Some(kv)) = bus else { panic!() };
-        let bus = kv[1].as_bytes().unwrap().to_vec();
-        let r = nodes[0].srv.cmd(&[b"CLUSTER", b"MEET", b"127.0.0.1", n.tls_port.to_string().as_bytes(), &bus]);
-        assert_eq!(r, Resp::Simple("OK".into()));
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let tls = Tls {
+        cert: certs.join("server.crt"),
+        key: certs.join("server.key"),
+        ca: certs.join("ca.crt"),
+        auth_clients: true,
+    };
+    let nodes = RedisServer::tls_cluster(3, tls)?;
+    let nodes: Vec<Node> = nodes
+        .into_iter()
+        .map(|srv| {
+            let Resp::Bulk(Some(id)) = srv.cmd(&[b"CLUSTER", b"MYID"]) else { panic!("CLUSTER MYID") };
+            let r = srv.cmd(&[b"ACL", b"SETUSER", b"splitter", b"on", b">s3cret pw", b"-@all", b"+cluster|slots"]);
+            assert_eq!(r, Resp::Simple("OK".into()));
+            Node { tls_port: srv.tls_port(), srv, id: text(&id) }
+        })
+        .collect();
+    // The bus speaks TLS: the nodes met and agree on one slot map.
     for n in &nodes {
-        loop {
-            let Resp::Bulk(Some(info)) = n.srv.cmd(&[b"CLUSTER", b"INFO"]) else { panic!() };
-            let Resp::Array(Some(slots)) = n.srv.cmd(&[b"CLUSTER", b"SLOTS"]) else { panic!() };
-            if text(&info).contains("cluster_state:ok") && slots.len() == 3 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "cluster not ok: {}", text(&info));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    // A user that may only read the slot map.
-    for n in &nodes {
-        let r = n.srv.cmd(&[b"ACL", b"SETUSER", b"splitter", b"on", b">s3cret pw", b"-@all", b"+cluster|slots"]);
-        assert_eq!(r, Resp::Simple("OK".into()));
+        let Resp::Bulk(Some(info)) = n.srv.cmd(&[b"CLUSTER", b"INFO"]) else { panic!() };
+        assert!(text(&info).contains("cluster_known_nodes:3"), "{}", text(&info));
     }
     Some(nodes)
 }
@@ -202,10 +161,10 @@ fn split_from_a_tls_cluster_with_client_certificates_and_an_acl_user() {
         })
         .collect();
     seen.sort();
-    let mut want: Vec<(String, u64, String)> = ["0-5460", "10923-16383", "5461-10922"]
-        .iter()
-        .zip([0, 2, 1])
-        .map(|(s, i)| (s.to_string(), nodes[i].tls_port as u64, nodes[i].id.clone()))
+    let mut want: Vec<(String, u64, String)> = slot_ranges(3)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (lo, hi))| (format!("{lo}-{hi}"), nodes[i].tls_port as u64, nodes[i].id.clone()))
         .collect();
     want.sort();
     // The TLS ports: a TLS client is told the TLS address of every master.

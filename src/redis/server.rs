@@ -213,6 +213,23 @@ pub struct Exposure {
     /// More settings as `redis-server` command-line arguments (`--name value ...`), after the
     /// config file's. Visible in `ps`: nothing secret here.
     pub args: Vec<String>,
+    /// Also listen for TLS clients on a free port of 127.0.0.1 (`Server::tls_port`); our own
+    /// connections keep the plain port. A cluster node then talks TLS on its bus too (Redis 7.0
+    /// or later).
+    pub tls: Option<Tls>,
+}
+
+/// The files of a TLS listener (PEM), for `Exposure::tls`.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The server's certificate (a cluster's nodes show it to each other too).
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// The CA that signed client certificates (and, for a cluster, the nodes' own).
+    pub ca: PathBuf,
+    /// Refuse clients without a certificate the CA signed (`tls-auth-clients yes`).
+    pub auth_clients: bool,
 }
 
 impl std::fmt::Debug for Exposure {
@@ -224,6 +241,7 @@ impl std::fmt::Debug for Exposure {
             .field("open", &self.open)
             .field("password", &self.password.as_ref().map(|_| "(set)"))
             .field("args", &self.args)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -233,6 +251,7 @@ pub struct Server {
     child: Option<Child>,
     dir: ServerDir,
     addr: Addr,
+    tls_port: Option<u16>,
     password: Option<String>,
     save_command: String,
     /// The server's version (`7.0.15`).
@@ -317,16 +336,29 @@ impl Server {
         loading: &mut dyn FnMut(u64, u64),
     ) -> Result<Start, String> {
         let tcp = exposure.tcp || exposure.cluster;
+        if exposure.tls.is_some() && exposure.cluster && major_minor(&cfg.version) < (7, 0) {
+            // Before 7.0 a TLS bus listens on the TLS port + 10000, not where `CLUSTER MEET`
+            // looks for it.
+            return Err(format!(
+                "a throwaway cluster on TLS needs Redis 7.0 or later (cluster-port), not {}",
+                cfg.version
+            ));
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
             let port = if tcp { Some(free_port(exposure.cluster)?) } else { None };
-            match Server::attempt(&dir, cfg, exposure, port, loading)? {
+            let tls_port = match &exposure.tls {
+                Some(_) => Some(free_port(false)?),
+                None => None,
+            };
+            match Server::attempt(&dir, cfg, exposure, port, tls_port, loading)? {
                 Attempt::Up { child, addr, password, save_command, load_time } => {
                     return Ok(Start::Up(Server {
                         child: Some(child),
                         dir,
                         addr,
+                        tls_port,
                         password,
                         save_command,
                         version: cfg.version.clone(),
@@ -352,6 +384,7 @@ impl Server {
         cfg: &ServerConfig,
         exposure: &Exposure,
         port: Option<u16>,
+        tls_port: Option<u16>,
         loading: &mut dyn FnMut(u64, u64),
     ) -> Result<Attempt, String> {
         let socket = dir.path().join("redis.sock");
@@ -390,6 +423,20 @@ impl Server {
         }
         if exposure.cluster {
             conf.push_str("cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 5000\n");
+        }
+        if let (Some(t), Some(tp)) = (&exposure.tls, tls_port) {
+            let path = |p: &Path| quote(&p.to_string_lossy());
+            conf.push_str(&format!(
+                "tls-port {tp}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients {}\n",
+                path(&t.cert),
+                path(&t.key),
+                path(&t.ca),
+                if t.auth_clients { "yes" } else { "no" },
+            ));
+            if let (true, Some(p)) = (exposure.cluster, port) {
+                // The bus on TLS, still at the port + 10000, where `CLUSTER MEET` looks for it.
+                conf.push_str(&format!("tls-cluster yes\ncluster-port {}\n", p + 10000));
+            }
         }
         match &cfg.dataset {
             Dataset::Rdb => conf.push_str("appendonly no\n"),
@@ -493,6 +540,11 @@ impl Server {
             Addr::Tcp { port, .. } => Some(*port),
             Addr::Unix(_) => None,
         }
+    }
+
+    /// The TLS port, for a server started with `Exposure::tls`.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
     }
 
     /// How to connect to the server (its unix socket or TCP port, and password).

@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use rdbtool::redis::server::{Dataset, Exposure, Server, ServerConfig, ServerDir, Start, server_version};
+use rdbtool::redis::server::{Dataset, Exposure, Server, ServerConfig, ServerDir, Start, Tls, server_version};
 use rdbtool::redis::throwaway_cluster::Cluster;
 use std::time::{Duration, Instant};
 
@@ -103,12 +103,26 @@ impl RedisServer {
     /// split in order, `cluster_state:ok` and one slot map on every node. Extra args go to
     /// every node.
     pub fn cluster(n: usize, extra_args: &[&str]) -> Option<Vec<RedisServer>> {
+        Self::cluster_exposed(n, open_exposure(extra_args))
+    }
+
+    /// `cluster`, each node also listening for TLS clients (`tls_port`), its bus on TLS.
+    pub fn tls_cluster(n: usize, tls: Tls) -> Option<Vec<RedisServer>> {
+        Self::cluster_exposed(n, Exposure { tls: Some(tls), ..open_exposure(&[]) })
+    }
+
+    fn cluster_exposed(n: usize, exposure: Exposure) -> Option<Vec<RedisServer>> {
         if !redis_available() {
             return None;
         }
-        let c = Cluster::start(n, &test_config(), &open_exposure(extra_args), None, Duration::from_secs(60))
+        let c = Cluster::start(n, &test_config(), &exposure, None, Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("throwaway cluster: {e}"));
         Some(c.nodes.into_iter().map(Self::wrap).collect())
+    }
+
+    /// The TLS port of a server of `tls_cluster`.
+    pub fn tls_port(&self) -> u16 {
+        self.srv.tls_port().expect("a server started with TLS")
     }
 
     fn wrap(srv: Server) -> RedisServer {
