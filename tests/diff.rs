@@ -17,6 +17,7 @@ use common::{RedisServer, Resp};
 use rdbtool::json::to_bytes;
 use rdbtool::rdb::value::Value;
 use rdbtool::rdb::{Reader, Record, Walker};
+use rdbtool::redis::server::Tls;
 use serde_json::Value as Json;
 
 fn rdbtool_env(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -1111,83 +1112,11 @@ fn misbehaving_servers_give_clean_errors() {
 #[test]
 fn tls_servers_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let openssl = |args: &[&str]| -> bool {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .stdin(Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
-    let made = openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=rdbtool test CA",
-    ]) && openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]) && openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    if !made {
-        common::skip("openssl could not make test certificates");
-        return;
-    }
-    let tls_port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port().to_string();
-    let p = |n: &str| d.join(n).display().to_string();
-    let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
+    let Some(tls) = common::make_certs(dir.path()) else { return };
+    let ca = tls.ca.to_str().unwrap().to_owned();
     let f = common::testdata("small-db0.rdb");
-    let Some(_server) = RedisServer::start_with_rdb(
-        &f,
-        &[
-            "--tls-port",
-            &tls_port,
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
-            "--tls-auth-clients",
-            "no",
-        ],
-    ) else {
-        return;
-    };
+    let Some(server) = RedisServer::start_with_rdb_tls(&f, Tls { auth_clients: false, ..tls }) else { return };
+    let tls_port = server.tls_port();
     let u = format!("rediss://127.0.0.1:{tls_port}");
     let r = diff_jsonl(f.to_str().unwrap(), &u, &["--tls-ca-cert", &ca], 0);
     assert_eq!(r.n("same"), 15);

@@ -25,59 +25,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in
-/// `d`. False when openssl cannot.
-fn make_certs(d: &Path) -> bool {
-    let openssl = |args: &[&str]| -> bool {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .stdin(Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
-    let mut ok = openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=rdbtool test CA",
-    ]);
-    for name in ["server", "client"] {
-        let (key, csr, crt) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"));
-        let subj = format!("/CN={name}");
-        ok = ok
-            && openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj])
-            && openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-            ]);
-    }
-    ok
-}
-
 struct Node {
     srv: RedisServer,
     tls_port: u16,
@@ -87,13 +34,7 @@ struct Node {
 /// Three masters of the library's throwaway cluster speaking TLS to clients and to each other,
 /// client certificates required, the slots split in three ranges in order; a user that may
 /// only read the slot map. None when Redis is missing.
-fn tls_cluster(certs: &Path) -> Option<Vec<Node>> {
-    let tls = Tls {
-        cert: certs.join("server.crt"),
-        key: certs.join("server.key"),
-        ca: certs.join("ca.crt"),
-        auth_clients: true,
-    };
+fn tls_cluster(tls: Tls) -> Option<Vec<Node>> {
     let nodes = RedisServer::tls_cluster(3, tls)?;
     let nodes: Vec<Node> = nodes
         .into_iter()
@@ -115,11 +56,8 @@ fn tls_cluster(certs: &Path) -> Option<Vec<Node>> {
 #[test]
 fn split_from_a_tls_cluster_with_client_certificates_and_an_acl_user() {
     let certs = tempfile::tempdir().unwrap();
-    if !make_certs(certs.path()) {
-        eprintln!("skipping: openssl could not make test certificates");
-        return;
-    }
-    let Some(nodes) = tls_cluster(certs.path()) else { return };
+    let Some(tls) = common::make_certs(certs.path()) else { return };
+    let Some(nodes) = tls_cluster(tls) else { return };
     let c = |n: &str| certs.path().join(n).into_os_string();
     let (ca, cert, key) = (c("ca.crt"), c("client.crt"), c("client.key"));
     let out = tempfile::tempdir().unwrap();

@@ -90,13 +90,22 @@ impl RedisServer {
 
     /// Starts a server that loads `path` (copied into its temp dir as dump.rdb) at startup.
     pub fn start_with_rdb(path: &Path, extra_args: &[&str]) -> Option<RedisServer> {
+        Self::start_with_rdb_exposed(path, open_exposure(extra_args))
+    }
+
+    /// `start_with_rdb`, also listening for TLS clients (`tls_port`).
+    pub fn start_with_rdb_tls(path: &Path, tls: Tls) -> Option<RedisServer> {
+        Self::start_with_rdb_exposed(path, Exposure { tls: Some(tls), ..open_exposure(&[]) })
+    }
+
+    fn start_with_rdb_exposed(path: &Path, exposure: Exposure) -> Option<RedisServer> {
         if !redis_available() {
             return None;
         }
         let dir = ServerDir::create(None, "rdbtool-test-").expect("create temp dir for redis-server");
         std::fs::copy(path, dir.path().join("dump.rdb"))
             .unwrap_or_else(|e| panic!("copy {} into the server dir: {e}", path.display()));
-        Some(Self::spawn(dir, extra_args))
+        Some(Self::spawn_exposed(dir, exposure))
     }
 
     /// A 3-master (or `n`) Redis Cluster of throwaway servers (the library's `Cluster`): slots
@@ -131,7 +140,11 @@ impl RedisServer {
     }
 
     fn spawn(dir: ServerDir, extra_args: &[&str]) -> RedisServer {
-        match Server::start_with(dir, &test_config(), &open_exposure(extra_args)) {
+        Self::spawn_exposed(dir, open_exposure(extra_args))
+    }
+
+    fn spawn_exposed(dir: ServerDir, exposure: Exposure) -> RedisServer {
+        match Server::start_with(dir, &test_config(), &exposure) {
             Ok(Start::Up(srv)) => Self::wrap(srv),
             Ok(Start::Exited { status, log }) => panic!("redis-server exited ({status}); log:\n{log}"),
             Err(e) => panic!("redis-server: {e}"),
@@ -543,4 +556,63 @@ pub fn parts_fixture_files() -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// A CA (`ca.crt`), a server certificate for 127.0.0.1 and localhost (`server.crt`,
+/// `server.key`) and a client certificate (`client.crt`, `client.key`), made with openssl in
+/// `d`, valid two days from now. The server's files as a `Tls` that requires client
+/// certificates; None (a skip recorded) when openssl cannot make them.
+pub fn make_certs(d: &Path) -> Option<Tls> {
+    let openssl = |args: &[&str]| -> bool {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    let mut ok = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rdbtool test CA",
+    ]);
+    for name in ["server", "client"] {
+        let (key, csr, crt) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"));
+        let subj = format!("/CN={name}");
+        ok = ok
+            && openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj])
+            && openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ]);
+    }
+    if !ok {
+        skip("openssl could not make test certificates");
+        return None;
+    }
+    Some(Tls { cert: d.join("server.crt"), key: d.join("server.key"), ca: d.join("ca.crt"), auth_clients: true })
 }
