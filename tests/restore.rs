@@ -501,6 +501,45 @@ fn restore_into_a_cluster() {
     assert!(r["conflicts_dropped"].as_u64().unwrap() > 0, "{r}");
 }
 
+/// A Valkey 9 cluster serving several databases (`cluster-databases`): keys keep their
+/// databases, as on a standalone server, and diff finds the cluster identical to the file. With
+/// the default (one database) the file is refused, as for a Redis cluster.
+#[test]
+fn restore_into_a_valkey_9_cluster_with_several_databases() {
+    let Some(bin) = common::other_server("valkey-9.1.2") else { return };
+    let f = all_types();
+    let fs = f.to_str().unwrap();
+    let mut per_db: BTreeMap<u64, i64> = BTreeMap::new();
+    for k in file_keys(&f) {
+        *per_db.entry(k.0).or_default() += 1;
+    }
+    assert!(per_db.len() > 1, "{per_db:?}");
+    let total: i64 = per_db.values().sum();
+
+    let one = RedisServer::cluster_of(&bin, 3, &[]);
+    let o = rdbtool(&["restore", fs, "--to", &url(&one[0])]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(text(&o.stderr).contains("only db 0"), "{}", text(&o.stderr));
+    drop(one);
+
+    let nodes = RedisServer::cluster_of(&bin, 3, &["--cluster-databases", "16"]);
+    let to = url(&nodes[1]);
+    let r = restore_json(&[fs, "--to", &to], 0);
+    assert_eq!((r["written"].as_u64(), r["failed"].as_u64()), (Some(total as u64), Some(0)), "{r}");
+    for (&db, &n) in &per_db {
+        let mut held = 0;
+        for node in &nodes {
+            let sel = |d: u64| node.cmd(&[b"SELECT", d.to_string().as_bytes()]);
+            assert_eq!(sel(db), Resp::Simple("OK".into()));
+            held += node.cmd(&[b"DBSIZE"]).as_int().unwrap();
+            sel(0);
+        }
+        assert_eq!(held, n, "db {db}");
+    }
+    let (code, d) = diff_kinds(&f, &nodes[2], &[]);
+    assert_eq!((code, d.len()), (0, 0), "{d:?}");
+}
+
 #[test]
 fn slot_migration_during_a_cluster_restore() {
     let Some(c) = Cluster::start() else { return };

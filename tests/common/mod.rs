@@ -120,13 +120,24 @@ impl RedisServer {
         Self::cluster_exposed(n, Exposure { tls: Some(tls), ..open_exposure(&[]) })
     }
 
+    /// `cluster` of another server binary (see `other_server`).
+    pub fn cluster_of(bin: &Path, n: usize, extra_args: &[&str]) -> Vec<RedisServer> {
+        let version = server_version(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let cfg = ServerConfig { bin: bin.to_path_buf(), version, ..test_config() };
+        Self::cluster_with(n, &cfg, open_exposure(extra_args))
+    }
+
     fn cluster_exposed(n: usize, exposure: Exposure) -> Option<Vec<RedisServer>> {
         if !redis_available() {
             return None;
         }
-        let c = Cluster::start(n, &test_config(), &exposure, None, Duration::from_secs(60))
+        Some(Self::cluster_with(n, &test_config(), exposure))
+    }
+
+    fn cluster_with(n: usize, cfg: &ServerConfig, exposure: Exposure) -> Vec<RedisServer> {
+        let c = Cluster::start(n, cfg, &exposure, None, Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("throwaway cluster: {e}"));
-        Some(c.nodes.into_iter().map(Self::wrap).collect())
+        c.nodes.into_iter().map(Self::wrap).collect()
     }
 
     /// The TLS port of a server of `tls_cluster`.

@@ -269,13 +269,13 @@ impl LiveSide {
     pub fn send(&mut self, query: Query, keys: &[(u64, &[u8])]) -> Result<Pending, DiffError> {
         let mut per_node: Vec<(usize, Vec<(usize, bool)>)> = Vec::new();
         let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); self.nodes.len()];
-        let cluster = self.is_cluster();
         for (i, &(db, key)) in keys.iter().enumerate() {
             let n = self.route(key);
-            // A cluster has only database 0, and a database INFO keyspace did not list had no
-            // key when we connected (it may not even exist: SELECT would fail): keys of such
-            // databases are answered "absent" without asking.
-            let absent = (cluster && db != 0) || !self.nodes[n].dbs.iter().any(|d| d.0 == db);
+            // A database the node's INFO keyspace did not list had no key when we connected (it
+            // may not even exist: SELECT would fail; a Redis cluster lists db 0 only, a Valkey 9
+            // cluster the `cluster-databases` it holds keys in): keys of such databases are
+            // answered "absent" without asking.
+            let absent = !self.nodes[n].dbs.iter().any(|d| d.0 == db);
             let slot = match per_node.iter().position(|(x, _)| *x == n) {
                 Some(s) => s,
                 None => {
