@@ -10,8 +10,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use crate::redis::server::server_version;
 use crate::redis::server::{self, Dataset, ServerConfig, ServerDir, Start};
+pub use crate::redis::server::{server_program, server_version};
 use crate::redis::throwaway_cluster::{Cluster, Loaded};
 
 /// What kind of backup a path holds.
@@ -224,15 +224,15 @@ pub fn start_set_watched(
     };
     let n = files.len();
     let settle = Duration::from_secs(60).max(Duration::from_secs(5 * n as u64).min(opts.load_timeout));
-    let started =
-        Cluster::start_loaded(files, &cfg, &server::Exposure::default(), opts.temp_dir.as_deref(), settle, loading)?;
+    let exposure = server::Exposure { args: cluster_args(&opts.redis_server), ..Default::default() };
+    let started = Cluster::start_loaded(files, &cfg, &exposure, opts.temp_dir.as_deref(), settle, loading)?;
     Ok(match started {
         Loaded::Up(c) => SetOutcome::Accepted(c),
         Loaded::Refused { node, status, log } => SetOutcome::Refused {
             file: node,
             refusal: Refusal {
                 hint: too_old_hint(&Backup::Rdb(files[node].clone()), &opts.redis_server)
-                    .or_else(|| other_db_hint(&files[node]))
+                    .or_else(|| other_db_hint(&files[node], &opts.redis_server))
                     .or_else(|| verify_hint(&Backup::Rdb(files[node].clone()))),
                 version,
                 exit: status,
@@ -241,6 +241,21 @@ pub fn start_set_watched(
         },
         Loaded::SharedSlots { slots, count } => SetOutcome::SharedSlots { slots, count },
     })
+}
+
+/// The databases a throwaway cluster node serves: Valkey 9 and later serve `cluster-databases`
+/// of them (1 by default, so a multi-database cluster was configured for more, as many as
+/// `databases`, 16 by default): their nodes get 16, and a shard file with keys of dbs 1-15
+/// loads as in such a cluster. Redis clusters have db 0 only.
+pub const VALKEY_CLUSTER_DATABASES: u64 = 16;
+
+fn cluster_args(bin: &Path) -> Vec<String> {
+    match server::server_release(bin) {
+        Some(r) if r.flavor == crate::rdb::types::Flavor::Valkey && r.major >= 9 => {
+            vec!["--cluster-databases".into(), VALKEY_CLUSTER_DATABASES.to_string()]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Where our own check of an RDB file finds its first error (offset, db, key), which Redis's
@@ -260,12 +275,19 @@ fn verify_hint(backup: &Backup) -> Option<String> {
     Some(format!("rdbtool verify finds it at {place}: {}", e.message))
 }
 
-/// For a cluster node's file: the first key outside db 0, which a cluster node cannot hold.
-fn other_db_hint(path: &Path) -> Option<String> {
+/// For a cluster node's file: the first key outside the databases a node serves (db 0, or
+/// `VALKEY_CLUSTER_DATABASES` of them on Valkey 9 and later).
+fn other_db_hint(path: &Path, bin: &Path) -> Option<String> {
+    let served = if cluster_args(bin).is_empty() { 1 } else { VALKEY_CLUSTER_DATABASES };
     let data = crate::input::open(path).ok()?;
-    let (db, key, offset) = first_key(&data, &|db, _| db != 0)?;
+    let (db, key, offset) = first_key(&data, &|db, _| db >= served)?;
+    let has = if served == 1 {
+        "db 0 only".to_owned()
+    } else {
+        format!("dbs 0 to {} (cluster-databases {served})", served - 1)
+    };
     Some(format!(
-        "the file holds keys of db {db} (key {} at offset {offset}), and a cluster node has db 0 only",
+        "the file holds keys of db {db} (key {} at offset {offset}), and a cluster node has {has}",
         crate::display::quoted(&key)
     ))
 }

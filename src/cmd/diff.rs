@@ -149,11 +149,13 @@ fn open_side(arg: Option<&str>, args: &Args) -> Result<Side, String> {
                     let mut opts = t.connect_options();
                     opts.timeout = args.live.resolve(None, "diff")?.timeout;
                     let mut l = LiveSide::connect(&opts).map_err(|e| e.to_string())?;
-                    l.name = format!("{arg} (loaded by redis-server {})", t.version);
+                    let program = rdbtool::restore_test::server_program(&so.redis_server);
+                    l.name = format!("{arg} (loaded by {program} {})", t.version);
                     Ok(Side::Loaded(t, l))
                 }
                 Outcome::Refused(r) => Err(format!(
-                    "{arg}: redis-server {} refused to load it ({}): {}",
+                    "{arg}: {} {} refused to load it ({}): {}",
+                    rdbtool::restore_test::server_program(&so.redis_server),
                     r.version,
                     r.exit,
                     r.reasons.join(" / ")

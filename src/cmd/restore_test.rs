@@ -106,9 +106,11 @@ pub fn run(args: Args) -> u8 {
                     });
                     writeln!(out, "{doc}")?;
                 } else {
-                    writeln!(out, "REFUSED  {name}  (redis-server {} {})", r.version, r.exit)?;
+                    let program = restore_test::server_program(&so.redis_server);
+                    writeln!(out, "REFUSED  {name}  ({program} {} {})", r.version, r.exit)?;
+                    let who = program.trim_end_matches("-server");
                     for l in &r.reasons {
-                        writeln!(out, "  redis: {l}")?;
+                        writeln!(out, "  {who}: {l}")?;
                     }
                     if let Some(h) = &r.hint {
                         writeln!(out, "  hint: {h}")?;
@@ -142,7 +144,8 @@ pub fn run(args: Args) -> u8 {
     };
     let version = server.version.clone();
     let code = super::with_stdout(|out| {
-        let accepted = format!("ACCEPTED  {name}  (redis-server {version} loaded {keys} keys in {load_s:.1} s)");
+        let program = restore_test::server_program(&so.redis_server);
+        let accepted = format!("ACCEPTED  {name}  ({program} {version} loaded {keys} keys in {load_s:.1} s)");
         let Some(data) = &data else {
             if args.json {
                 let doc = serde_json::json!({
@@ -238,7 +241,8 @@ fn run_set(args: Args) -> u8 {
     bar.finish_and_clear();
     let set_name = rdbtool::diff::set_name(&names);
     let masters = maps.len();
-    let head = format!("cluster of {masters} redis-server {version} masters");
+    let program = restore_test::server_program(&so.redis_server);
+    let head = format!("cluster of {masters} {program} {version} masters");
     let cluster = match started {
         Err(e) => return fail(e),
         Ok(SetOutcome::Accepted(c)) => c,
@@ -255,7 +259,7 @@ fn run_set(args: Args) -> u8 {
                     writeln!(out, "REFUSED  {set_name}  ({head})")?;
                     writeln!(out, "  the node given {} refused it ({})", names[file], r.exit)?;
                     for l in &r.reasons {
-                        writeln!(out, "  redis: {l}")?;
+                        writeln!(out, "  {}: {l}", program.trim_end_matches("-server"))?;
                     }
                     if let Some(h) = &r.hint {
                         writeln!(out, "  hint: {h}")?;
@@ -400,11 +404,13 @@ fn conclude(
 /// Keys in node `i` of the cluster (`DBSIZE`).
 fn count_keys(cluster: &rdbtool::redis::throwaway_cluster::Cluster, i: usize) -> Result<u64, String> {
     let mut c = cluster.nodes[i].connect(Duration::from_secs(30))?;
-    match c.command(&[b"DBSIZE"]) {
-        Ok(r) => {
-            r.int().map(|n| n as u64).ok_or_else(|| format!("cluster node {}: DBSIZE answered {}", i + 1, r.describe()))
-        }
-        Err(e) => Err(format!("cluster node {}: DBSIZE: {e}", i + 1)),
+    // Every database the node serves (a Valkey 9 node may serve several).
+    match c.command(&[b"INFO", b"keyspace"]) {
+        Ok(r) => match r.text() {
+            Some(t) => Ok(rdbtool::redis::info::keyspace(&t).iter().map(|&(_, k)| k).sum()),
+            None => Err(format!("cluster node {}: INFO keyspace answered {}", i + 1, r.describe())),
+        },
+        Err(e) => Err(format!("cluster node {}: INFO keyspace: {e}", i + 1)),
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod cluster;
 pub mod error;
+pub mod info;
 pub mod options;
 pub mod resp;
 pub mod scan;

@@ -74,6 +74,14 @@ pub fn server_release(bin: &Path) -> Option<crate::rdb::servers::Release> {
     crate::rdb::servers::parse_release(&format!("{family}-{version}")).ok()
 }
 
+/// What a server binary is called in messages: `valkey-server` for Valkey, else `redis-server`.
+pub fn server_program(bin: &Path) -> &'static str {
+    match server_release(bin) {
+        Some(r) if r.flavor == crate::rdb::types::Flavor::Valkey => "valkey-server",
+        _ => "redis-server",
+    }
+}
+
 /// `bin` itself when it is a path, else the first match in PATH.
 pub fn find_binary(bin: &Path) -> Option<PathBuf> {
     if bin.components().count() > 1 {

@@ -64,11 +64,6 @@ pub fn dest_db(src_db: u64, into_db0: bool, cluster_dbs: Option<u64>) -> u64 {
     }
 }
 
-/// `INFO` lines as (field, value).
-fn info_fields(s: &str) -> impl Iterator<Item = (&str, &str)> {
-    s.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.trim_end_matches('\r').split_once(':'))
-}
-
 impl Target {
     /// Connects, reads `INFO`, and for a cluster `CLUSTER SLOTS`.
     pub fn connect(opts: &ConnectOptions) -> Result<Target, Error> {
@@ -77,7 +72,7 @@ impl Target {
         let bad = |m: String| Error { kind: ErrorKind::Protocol, server: opts.name(), message: m };
         let info = info.text().ok_or_else(|| bad(format!("INFO: unexpected {}", info.describe())))?;
         let (mut redis_v, mut valkey_v, mut cluster) = (None, None, false);
-        for (k, v) in info_fields(&info) {
+        for (k, v) in crate::redis::info::fields(&info) {
             match k {
                 "redis_version" => redis_v = Some(v.to_owned()),
                 "valkey_version" => valkey_v = Some(v.to_owned()),

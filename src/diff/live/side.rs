@@ -76,18 +76,6 @@ fn describe_reply(v: &RValue) -> String {
     v.describe()
 }
 
-/// Key/value lines of an INFO reply.
-fn info_fields(s: &str) -> impl Iterator<Item = (&str, &str)> {
-    s.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.trim_end_matches('\r').split_once(':'))
-}
-
-/// `db3:keys=10,expires=2,avg_ttl=0` → (3, 10).
-fn keyspace_line(name: &str, v: &str) -> Option<(u64, u64)> {
-    let db = name.strip_prefix("db")?.parse().ok()?;
-    let keys = v.split(',').find_map(|kv| kv.strip_prefix("keys="))?.parse().ok()?;
-    Some((db, keys))
-}
-
 /// What to ask about each key of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Query {
@@ -138,7 +126,7 @@ impl LiveSide {
             Ok(all) => {
                 let all = text(&all)
                     .ok_or_else(|| live_err(&name, "INFO", format!("unexpected {}", describe_reply(&all))))?;
-                for (k, v) in info_fields(&all) {
+                for (k, v) in crate::redis::info::fields(&all) {
                     match k {
                         "redis_version" if version.is_empty() => version = v.to_owned(),
                         "valkey_version" => version = format!("valkey {v}"),
@@ -152,7 +140,7 @@ impl LiveSide {
                         }
                         _ => {}
                     }
-                    if let Some(d) = keyspace_line(k, v) {
+                    if let Some(d) = crate::redis::info::keyspace_line(k, v) {
                         seed.dbs.push(d);
                     }
                 }
@@ -242,7 +230,7 @@ impl LiveSide {
             node.dbs = match node.conn.command(&[b"INFO", b"keyspace"]) {
                 Ok(ks) => {
                     let ks = text(&ks).ok_or_else(|| live_err(&node.addr, "INFO keyspace", describe_reply(&ks)))?;
-                    info_fields(&ks).filter_map(|(k, v)| keyspace_line(k, v)).collect()
+                    crate::redis::info::keyspace(&ks)
                 }
                 // INFO refused: a cluster has database 0 only.
                 Err(e) if e.kind == ClientErrorKind::Server && e.message.starts_with("NOPERM") => {
@@ -527,9 +515,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keyspace_and_commands() {
-        assert_eq!(keyspace_line("db3", "keys=10,expires=2,avg_ttl=0"), Some((3, 10)));
-        assert_eq!(keyspace_line("dbx", "keys=10"), None);
+    fn commands() {
         let mut b = Vec::new();
         push_cmd(&mut b, &[b"DUMP", b"k\r\n"]);
         assert_eq!(b, b"*2\r\n$4\r\nDUMP\r\n$3\r\nk\r\n\r\n");
