@@ -329,17 +329,23 @@ impl<'a> Reader<'a> {
     }
 
     /// `next`, validating each key record's value completely as it finds its end (one walk
-    /// over its bytes instead of a skip and then a walk). The second item is the value's verdict
-    /// (`Ok` for records other than keys): exactly what `RawValue::validate` gives on the value.
-    /// The record's own result is what `next` gives.
+    /// over its bytes instead of a skip and then a walk). `verdict` gets the value's verdict
+    /// (left as it is for records other than keys): exactly what `RawValue::validate` gives on
+    /// the value. The record's own result is what `next` gives, `Ok(None)` for its `None`.
+    ///
+    /// Returned as one `Result<Option<Record>>` (the layout of a `Record`, the record built in
+    /// place) for a caller that looks at it by reference: no nested `Option<Result<(..)>>` to
+    /// rebuild, no 144-byte record moved per key.
     #[inline]
-    pub fn next_validated(&mut self, w: &mut Walker) -> Option<Result<(Record<'a>, Result<()>)>> {
+    pub fn next_validated(&mut self, w: &mut Walker, verdict: &mut Result<()>) -> Result<Option<Record<'a>>> {
         if self.stopped {
-            return None;
+            return Ok(None);
         }
-        let mut verdict = Ok(());
-        let read = self.read_record_with(Some(w), &mut verdict);
-        self.stop_after(read).map(|r| r.map(|r| (r, verdict)))
+        let read = self.read_record_with(Some(w), verdict);
+        if !matches!(read, Ok(Some(_))) {
+            self.stopped = true;
+        }
+        read
     }
 
     /// A record read as an iterator item: the end (`Ok(None)`) and an error both stop the reader.
