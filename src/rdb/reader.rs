@@ -497,12 +497,16 @@ impl<'a> Reader<'a> {
                             return Err(e.in_key(self.db, &key));
                         }
                     }
-                    let value = RawValue { type_byte: t, format: self.format, bytes: c.since(vstart), offset };
+                    let bytes = c.since(vstart);
                     if let (Some(w), false) = (w, walked) {
                         // The walk failed where skipping did not: the verdict, worded as a walk of
                         // the value's own bytes words it.
-                        *verdict = value.validate(w);
+                        *verdict = validate_raw(w, t, self.format, bytes, offset);
                     }
+                    // Built here from its parts, not from a `RawValue` kept for the call above:
+                    // a value stored field by field and copied as 16-byte words stalls the
+                    // store forwarding on every key.
+                    let value = RawValue { type_byte: t, format: self.format, bytes, offset };
                     return Ok(Some(Record::Key(KeyRecord {
                         db: self.db,
                         key,
@@ -518,6 +522,13 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+/// `RawValue::validate` of a value given by its parts (the path where the walk failed).
+#[cold]
+#[inline(never)]
+fn validate_raw(w: &mut Walker, type_byte: u8, format: Format, bytes: &[u8], offset: u64) -> Result<()> {
+    RawValue { type_byte, format, bytes, offset }.validate(w)
 }
 
 /// The db of the keys a [`Reader::resume`]d reader reads before its first SELECTDB when its
