@@ -348,6 +348,21 @@ impl<'a> Reader<'a> {
         read
     }
 
+    /// `next` as one `Result<Option<Record>>` (`Ok(None)` for its `None`), like
+    /// [`Reader::next_validated`] without the walk: for a loop that looks at each record by
+    /// reference where it was built.
+    #[inline]
+    pub fn read_next(&mut self) -> Result<Option<Record<'a>>> {
+        if self.stopped {
+            return Ok(None);
+        }
+        let read = self.read_record();
+        if !matches!(read, Ok(Some(_))) {
+            self.stopped = true;
+        }
+        read
+    }
+
     /// A record read as an iterator item: the end (`Ok(None)`) and an error both stop the reader.
     fn stop_after(&mut self, read: Result<Option<Record<'a>>>) -> Option<Result<Record<'a>>> {
         let item = read.transpose();
