@@ -276,8 +276,8 @@ fn read_part(
             Record::FunctionPreGa { name, engine, code } => {
                 part.flush_keys();
                 part.events.push(Event::Function(Function {
-                    library: String::from_utf8_lossy(&name).into_owned(),
-                    engine: String::from_utf8_lossy(&engine).into_owned(),
+                    library: String::from_utf8_lossy(name).into_owned(),
+                    engine: String::from_utf8_lossy(engine).into_owned(),
                     bytes: code.len() as u64,
                 }));
             }
