@@ -253,29 +253,31 @@ fn read_part(
                 l.upto(at);
             }
         }
-        let Some(rec) = reader.next() else { break };
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                part.error = Some(e);
+        // Looked at by reference where the reader built it (no record moved per key).
+        let read = reader.read_next();
+        let rec = match &read {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(_) => {
+                part.error = read.err();
                 break;
             }
         };
         match rec {
             Record::Aux { key, value } => {
                 part.flush_keys();
-                part.events.push(Event::Aux(Aux { key: key.into_owned(), value: value.into_owned() }));
+                part.events.push(Event::Aux(Aux { key: key.to_vec(), value: value.to_vec() }));
             }
             Record::Function { source } => {
-                let (library, engine) = library_name(&source);
+                let (library, engine) = library_name(source);
                 part.flush_keys();
                 part.events.push(Event::Function(Function { library, engine, bytes: source.len() as u64 }));
             }
             Record::FunctionPreGa { name, engine, code } => {
                 part.flush_keys();
                 part.events.push(Event::Function(Function {
-                    library: String::from_utf8_lossy(&name).into_owned(),
-                    engine: String::from_utf8_lossy(&engine).into_owned(),
+                    library: String::from_utf8_lossy(name).into_owned(),
+                    engine: String::from_utf8_lossy(engine).into_owned(),
                     bytes: code.len() as u64,
                 }));
             }
@@ -283,6 +285,7 @@ fn read_part(
                 *part.modules.entry((module.name(), module.encver(), "aux")).or_default() += 1;
             }
             Record::SelectDb { db } => {
+                let db = *db;
                 if part.span.ambiguous_select(db) {
                     break;
                 }

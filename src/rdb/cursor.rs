@@ -371,33 +371,92 @@ impl<'a> Cursor<'a> {
         self.str_slow(what)
     }
 
+    /// Steps over the next string when it is raw with a 1- or 2-byte length, or an integer of
+    /// 1, 2 or 4 bytes, and it fits: nothing in it can be wrong. False (nothing read) for any
+    /// other form, which the caller reads through `str`.
+    #[inline(always)]
+    fn skip_plain_str(&mut self) -> bool {
+        let Some(&b) = self.buf.get(self.pos) else { return false };
+        let left = self.buf.len() - self.pos;
+        let n = b as usize;
+        if n < 0x40 && n < left {
+            self.pos += 1 + n;
+            return true;
+        }
+        if b & 0xC0 == 0x40 && left >= 2 {
+            let n = ((n & 0x3f) << 8) | self.buf[self.pos + 1] as usize;
+            if n <= left - 2 {
+                self.pos += 2 + n;
+                return true;
+            }
+        }
+        // An integer of 1, 2 or 4 bytes (special encodings 0, 1, 2): any bytes are valid.
+        if (0xC0..=0xC2).contains(&b) {
+            let k = 1usize << (b & 3);
+            if k < left {
+                self.pos += 1 + k;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Steps over the next string when it is LZF-compressed with both lengths in their 1- or
+    /// 2-byte forms and nothing `str` refuses about them: its compressed bytes, its claimed
+    /// length and the file offset of the compressed bytes (what `str` gives). `None` (nothing
+    /// read) otherwise: `str` reads it, and words any error.
+    #[inline(always)]
+    fn lzf_parts(&mut self) -> Option<(&'a [u8], usize, u64)> {
+        let rest = self.buf.get(self.pos..)?;
+        if rest.first() != Some(&0xC3) {
+            return None;
+        }
+        // A length in its 1- or 2-byte form at `at`: (value, bytes it takes).
+        let short_len = |at: usize| -> Option<(usize, usize)> {
+            let b = *rest.get(at)? as usize;
+            match b >> 6 {
+                0 => Some((b, 1)),
+                1 => Some((((b & 0x3f) << 8) | *rest.get(at + 1)? as usize, 2)),
+                _ => None,
+            }
+        };
+        let (clen, k1) = short_len(1)?;
+        let (ulen, k2) = short_len(1 + k1)?;
+        let start = 1 + k1 + k2;
+        if clen == 0 || clen > rest.len() - start || ulen > clen.saturating_mul(LZF_MAX_RATIO) {
+            return None;
+        }
+        let compressed = &rest[start..start + clen];
+        let offset = self.offset() + start as u64;
+        self.pos += start + clen;
+        Some((compressed, ulen, offset))
+    }
+
+    /// Steps over an RDB string: `str` with the same errors, without building the `RdbStr`
+    /// (raw strings with a 1- or 2-byte length and integers inline; the rest through `str`).
+    #[inline(always)]
+    pub fn skip_str(&mut self, what: &str) -> Result<()> {
+        if self.skip_plain_str() || self.lzf_parts().is_some() {
+            return Ok(());
+        }
+        self.skip_str_slow(what)
+    }
+
+    #[inline(never)]
+    fn skip_str_slow(&mut self, what: &str) -> Result<()> {
+        self.str_slow(what).map(|_| ())
+    }
+
     /// Steps over an RDB string after checking that it decodes: `str` then
     /// [`RdbStr::validate`], with the same errors, without building the `RdbStr` for raw
     /// strings (most values of a file).
     #[inline(always)]
     pub fn skip_str_checked(&mut self, what: &str) -> Result<()> {
-        if let Some(&b) = self.buf.get(self.pos) {
-            let left = self.buf.len() - self.pos;
-            let n = b as usize;
-            if n < 0x40 && n < left {
-                self.pos += 1 + n;
-                return Ok(());
-            }
-            if b & 0xC0 == 0x40 && left >= 2 {
-                let n = ((n & 0x3f) << 8) | self.buf[self.pos + 1] as usize;
-                if n <= left - 2 {
-                    self.pos += 2 + n;
-                    return Ok(());
-                }
-            }
-            // An integer of 1, 2 or 4 bytes (special encodings 0, 1, 2): any bytes are valid.
-            if (0xC0..=0xC2).contains(&b) {
-                let k = 1usize << (b & 3);
-                if k < left {
-                    self.pos += 1 + k;
-                    return Ok(());
-                }
-            }
+        if self.skip_plain_str() {
+            return Ok(());
+        }
+        if let Some((compressed, ulen, offset)) = self.lzf_parts() {
+            return RdbStr::Lzf { compressed, ulen, offset }.validate();
         }
         self.skip_str_checked_slow(what)
     }
@@ -511,12 +570,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// `skip_str_checked` is `str` then `validate`: same verdict, same error, same end.
+    /// `skip_str_checked` is `str` then `validate`, and `skip_str` is `str`: same verdict, same
+    /// error, same end.
     fn agree(buf: &[u8]) -> std::result::Result<(), TestCaseError> {
         let mut a = Cursor::new(buf, 100);
         let mut b = Cursor::new(buf, 100);
         let ra = a.skip_str_checked("s");
         let rb = b.str("s").and_then(|s| s.validate());
+        prop_assert_eq!(&ra, &rb);
+        if ra.is_ok() {
+            prop_assert_eq!(a.pos(), b.pos());
+        }
+        // `skip_str` is `str` without the value: same verdict, same error, same end.
+        let mut a = Cursor::new(buf, 100);
+        let mut b = Cursor::new(buf, 100);
+        let ra = a.skip_str("s");
+        let rb = b.str("s").map(|_| ());
         prop_assert_eq!(&ra, &rb);
         if ra.is_ok() {
             prop_assert_eq!(a.pos(), b.pos());

@@ -329,17 +329,38 @@ impl<'a> Reader<'a> {
     }
 
     /// `next`, validating each key record's value completely as it finds its end (one walk
-    /// over its bytes instead of a skip and then a walk). The second item is the value's verdict
-    /// (`Ok` for records other than keys): exactly what `RawValue::validate` gives on the value.
-    /// The record's own result is what `next` gives.
+    /// over its bytes instead of a skip and then a walk). `verdict` gets the value's verdict
+    /// (left as it is for records other than keys): exactly what `RawValue::validate` gives on
+    /// the value. The record's own result is what `next` gives, `Ok(None)` for its `None`.
+    ///
+    /// Returned as one `Result<Option<Record>>` (the layout of a `Record`, the record built in
+    /// place) for a caller that looks at it by reference: no nested `Option<Result<(..)>>` to
+    /// rebuild, no 144-byte record moved per key.
     #[inline]
-    pub fn next_validated(&mut self, w: &mut Walker) -> Option<Result<(Record<'a>, Result<()>)>> {
+    pub fn next_validated(&mut self, w: &mut Walker, verdict: &mut Result<()>) -> Result<Option<Record<'a>>> {
         if self.stopped {
-            return None;
+            return Ok(None);
         }
-        let mut verdict = Ok(());
-        let read = self.read_record_with(Some(w), &mut verdict);
-        self.stop_after(read).map(|r| r.map(|r| (r, verdict)))
+        let read = self.read_record_with(Some(w), verdict);
+        if !matches!(read, Ok(Some(_))) {
+            self.stopped = true;
+        }
+        read
+    }
+
+    /// `next` as one `Result<Option<Record>>` (`Ok(None)` for its `None`), like
+    /// [`Reader::next_validated`] without the walk: for a loop that looks at each record by
+    /// reference where it was built.
+    #[inline]
+    pub fn read_next(&mut self) -> Result<Option<Record<'a>>> {
+        if self.stopped {
+            return Ok(None);
+        }
+        let read = self.read_record();
+        if !matches!(read, Ok(Some(_))) {
+            self.stopped = true;
+        }
+        read
     }
 
     /// A record read as an iterator item: the end (`Ok(None)`) and an error both stop the reader.
@@ -491,12 +512,16 @@ impl<'a> Reader<'a> {
                             return Err(e.in_key(self.db, &key));
                         }
                     }
-                    let value = RawValue { type_byte: t, format: self.format, bytes: c.since(vstart), offset };
+                    let bytes = c.since(vstart);
                     if let (Some(w), false) = (w, walked) {
                         // The walk failed where skipping did not: the verdict, worded as a walk of
                         // the value's own bytes words it.
-                        *verdict = value.validate(w);
+                        *verdict = validate_raw(w, t, self.format, bytes, offset);
                     }
+                    // Built here from its parts, not from a `RawValue` kept for the call above:
+                    // a value stored field by field and copied as 16-byte words stalls the
+                    // store forwarding on every key.
+                    let value = RawValue { type_byte: t, format: self.format, bytes, offset };
                     return Ok(Some(Record::Key(KeyRecord {
                         db: self.db,
                         key,
@@ -512,6 +537,13 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+/// `RawValue::validate` of a value given by its parts (the path where the walk failed).
+#[cold]
+#[inline(never)]
+fn validate_raw(w: &mut Walker, type_byte: u8, format: Format, bytes: &[u8], offset: u64) -> Result<()> {
+    RawValue { type_byte, format, bytes, offset }.validate(w)
 }
 
 /// The db of the keys a [`Reader::resume`]d reader reads before its first SELECTDB when its

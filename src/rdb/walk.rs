@@ -32,25 +32,25 @@ pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<(
     match type_byte {
         STRING | HASH_ZIPMAP | LIST_ZIPLIST | SET_INTSET | ZSET_ZIPLIST | HASH_ZIPLIST | HASH_LISTPACK
         | ZSET_LISTPACK | SET_LISTPACK => {
-            c.str("value")?;
+            c.skip_str("value")?;
         }
         HASH_LISTPACK_EX_PRE_GA if !valkey => {
-            c.str("value")?;
+            c.skip_str("value")?;
         }
         HASH_LISTPACK_EX if !valkey => {
             c.take(8, "hash minimum expire time")?;
-            c.str("value")?;
+            c.skip_str("value")?;
         }
         LIST | SET | LIST_QUICKLIST => {
             let n = c.count("element count", 1)?;
             for _ in 0..n {
-                c.str("element")?;
+                c.skip_str("element")?;
             }
         }
         ZSET => {
             let n = c.count("zset size", 2)?;
             for _ in 0..n {
-                c.str("zset member")?;
+                c.skip_str("zset member")?;
                 let l = c.u8("zset score length")?;
                 if l < 253 {
                     c.take(l as usize, "zset score")?;
@@ -60,22 +60,22 @@ pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<(
         ZSET_2 => {
             let n = c.count("zset size", 9)?;
             for _ in 0..n {
-                c.str("zset member")?;
+                c.skip_str("zset member")?;
                 c.take(8, "zset score")?;
             }
         }
         HASH => {
             let n = c.count("hash size", 2)?;
             for _ in 0..n {
-                c.str("hash field")?;
-                c.str("hash value")?;
+                c.skip_str("hash field")?;
+                c.skip_str("hash value")?;
             }
         }
         LIST_QUICKLIST_2 => {
             let n = c.count("quicklist node count", 2)?;
             for _ in 0..n {
                 c.len("quicklist container")?;
-                c.str("quicklist node")?;
+                c.skip_str("quicklist node")?;
             }
         }
         MODULE_2 => {
@@ -85,8 +85,8 @@ pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<(
         HASH_22 if valkey => {
             let n = c.count("hash size", 10)?;
             for _ in 0..n {
-                c.str("hash field")?;
-                c.str("hash value")?;
+                c.skip_str("hash field")?;
+                c.skip_str("hash value")?;
                 c.take(8, "hash field expire time")?;
             }
         }
@@ -97,8 +97,8 @@ pub fn skip_value(c: &mut Cursor<'_>, type_byte: u8, format: Format) -> Result<(
             let n = c.count("hash size", 3)?;
             for _ in 0..n {
                 c.len("hash field ttl")?;
-                c.str("hash field")?;
-                c.str("hash value")?;
+                c.skip_str("hash field")?;
+                c.skip_str("hash value")?;
             }
         }
         STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 => stream::skip(c, type_byte)?,

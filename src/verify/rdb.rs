@@ -415,9 +415,12 @@ fn run_part<'a>(
                     crc.upto(at + (2 << 20));
                 }
             }
-            let Some(rec) = reader.next_validated(w) else { break };
-            let (rec, verdict) = match rec {
-                Ok(r) => r,
+            // Looked at by reference where the reader built it (src/rdb/reader.rs).
+            let mut verdict = Ok(());
+            let read = reader.next_validated(w, &mut verdict);
+            let rec = match &read {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
                 Err(e) => {
                     error(&mut part, e.clone());
                     // Salvage view: skip to the next record that parses, and say what was lost.
@@ -435,13 +438,14 @@ fn run_part<'a>(
                 }
             };
             if let (Some(o), Some(state)) = (ctx.observer, part.observed.as_deref_mut()) {
-                o.record(state, &rec, reader.record_offset(), reader.offset());
+                o.record(state, rec, reader.record_offset(), reader.offset());
             }
             match rec {
-                Record::Aux { key, value } if (&*key == b"redis-ver" || &*key == b"valkey-ver") => {
-                    part.event(Event::RedisVer(String::from_utf8_lossy(&value).into_owned()));
+                Record::Aux { key, value } if (&**key == b"redis-ver" || &**key == b"valkey-ver") => {
+                    part.event(Event::RedisVer(String::from_utf8_lossy(value).into_owned()));
                 }
                 Record::SelectDb { db } => {
+                    let db = *db;
                     if part.span.ambiguous_select(db) {
                         break;
                     }
@@ -452,12 +456,17 @@ fn run_part<'a>(
                         part.pending_db = Some(db);
                     }
                 }
-                Record::ResizeDb { keys: n, .. } => part.reserve = part.reserve.max(n),
+                Record::ResizeDb { keys: n, .. } => part.reserve = part.reserve.max(*n),
                 Record::Function { source } => {
-                    part.event(Event::Function { source, at: reader.record_offset() });
+                    part.event(Event::Function { source: source.clone(), at: reader.record_offset() });
                 }
                 Record::FunctionPreGa { name, engine, code } => {
-                    part.event(Event::FunctionPreGa { name, engine, code, at: reader.record_offset() });
+                    part.event(Event::FunctionPreGa {
+                        name: name.clone(),
+                        engine: engine.clone(),
+                        code: code.clone(),
+                        at: reader.record_offset(),
+                    });
                 }
                 Record::Key(k) if crate::damage::inside(ctx.holes, k.key_offset) => {}
                 Record::Key(k) => {
