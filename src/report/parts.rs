@@ -25,7 +25,7 @@ use super::prefixes::prefetch;
 use super::{Aggregate, Bucket, FileTotals, Options, Prefixes, Sums, TopKey, prefix_hashes};
 use crate::error::Error;
 use crate::memory::Estimator;
-use crate::parts::{Span, UNKNOWN_DB};
+use crate::parts::{Span, Steps, UNKNOWN_DB};
 use crate::rdb::reader::{Reader, Record};
 use crate::rdb::types::Format;
 
@@ -137,21 +137,16 @@ fn read_part(
     let mut later = Later::default();
     let hint = &ctx.part_prefixes;
     let mut reader = Reader::resume(ctx.data, ctx.format, range.start, db.unwrap_or(UNKNOWN_DB));
-    let mut tick = 0;
+    let mut steps = Steps::new(range.end);
     loop {
-        let at = reader.offset() as usize;
-        if at >= range.end {
-            part.span.next = Some(at);
-            break;
-        }
-        if at >= tick {
-            tick = at + (256 << 10);
+        let tick = |at| {
             if let Some(l) = lane.as_mut() {
                 l.upto(at);
             }
-            if own && ctx.abort.load(Ordering::Relaxed) {
-                break;
-            }
+            !(own && ctx.abort.load(Ordering::Relaxed))
+        };
+        if !steps.go(reader.offset() as usize, &mut part.span, tick) {
+            break;
         }
         let Some(rec) = reader.next() else { break };
         // Matched in place (a record is moved only when it is an error).
