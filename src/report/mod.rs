@@ -435,7 +435,12 @@ impl Sums {
         self.total.add(f);
         bucket_of(&mut self.dbs, db, |a, b| a == b).add(f);
         bucket_of(&mut self.types, kind, |a, b| a == b).add(f);
-        bucket_of(&mut self.encodings, f.encoding, |a, b| std::ptr::eq(a, b) || a == b).add(f);
+        // Encodings are static names: most compare by address (a name may have two addresses).
+        let enc = match self.encodings.iter().position(|&(x, _)| std::ptr::eq(x, f.encoding)) {
+            Some(i) => &mut self.encodings[i].1,
+            None => bucket_of(&mut self.encodings, f.encoding, |a, b| a == b),
+        };
+        enc.add(f);
         let t = &mut self.ttl[ttl_bucket(expire_at_ms, now_ms)];
         t.0 += 1;
         t.1 += f.memory;
