@@ -490,8 +490,21 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
 /// A string value: an integer (the object alone), embstr (object and string in one
 /// allocation) or raw (object plus sds).
 fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
-    let mut c = Cursor::new(raw.bytes, raw.offset);
-    let s = c.str("string value")?;
+    // Most strings: a raw string with a 6- or 14-bit length, or an 8/16/32-bit integer (§3.2),
+    // decoded here; any other form (and any that does not fit) through the cursor.
+    let b = raw.bytes;
+    let fast = match *b {
+        [x, ref rest @ ..] if x < 0x40 => rest.get(..x as usize).map(RdbStr::Raw),
+        [x, y, ref rest @ ..] if x < 0x80 => rest.get(..((x as usize & 0x3f) << 8 | y as usize)).map(RdbStr::Raw),
+        [0xC0, v, ..] => Some(RdbStr::Int(v as i8 as i64)),
+        [0xC1, v0, v1, ..] => Some(RdbStr::Int(i16::from_le_bytes([v0, v1]) as i64)),
+        [0xC2, v0, v1, v2, v3, ..] => Some(RdbStr::Int(i32::from_le_bytes([v0, v1, v2, v3]) as i64)),
+        _ => None,
+    };
+    let s = match fast {
+        Some(s) => s,
+        None => Cursor::new(b, raw.offset).str("string value")?,
+    };
     let len = s.len() as u64;
     let int = match s {
         RdbStr::Int(_) => true,
