@@ -240,18 +240,16 @@ fn read_part(
     };
     let mut local: BinaryHeap<Reverse<Big>> = BinaryHeap::new();
     let mut reader = Reader::resume(data, format, start, db.unwrap_or(UNKNOWN_DB));
-    let mut tick = 0;
+    let mut steps = crate::parts::Steps::new(end);
     loop {
-        let at = reader.offset() as usize;
-        if at >= end {
-            part.span.next = Some(at);
-            break;
-        }
-        if at >= tick {
-            tick = at + (256 << 10);
+        let tick = |at| {
             if let Some(l) = lane.as_mut() {
                 l.upto(at);
             }
+            true
+        };
+        if !steps.go(reader.offset() as usize, &mut part.span, tick) {
+            break;
         }
         // Looked at by reference where the reader built it (no record moved per key).
         let read = reader.read_next();

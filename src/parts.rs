@@ -93,6 +93,40 @@ impl KeyCounts {
     }
 }
 
+/// Bytes a part reads between two calls of its `tick` (see [`Steps`]).
+pub const TICK: usize = 256 << 10;
+
+/// The head of a part's record loop: it stops the loop at the part's end and, every [`TICK`]
+/// bytes, lets the part tell its page lane how far it has read (and check for an abort).
+#[derive(Debug, Clone, Copy)]
+pub struct Steps {
+    end: usize,
+    tick: usize,
+}
+
+impl Steps {
+    /// The head of a loop over the records that start before `end`.
+    pub fn new(end: usize) -> Steps {
+        Steps { end, tick: 0 }
+    }
+
+    /// Called before reading the record at `at`. False when the part ends there: `at` is at or
+    /// after its end (`span.next` is then set to `at`), or `tick` said so. `tick(at)` is called
+    /// on the first record and then once every [`TICK`] bytes; it returns false to stop.
+    #[inline]
+    pub fn go(&mut self, at: usize, span: &mut Span, tick: impl FnOnce(usize) -> bool) -> bool {
+        if at >= self.end {
+            span.next = Some(at);
+            return false;
+        }
+        if at >= self.tick {
+            self.tick = at + TICK;
+            return tick(at);
+        }
+        true
+    }
+}
+
 /// The join's side of a file read in parts.
 pub trait Join {
     /// What reading one part gives.

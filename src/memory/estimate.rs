@@ -191,6 +191,8 @@ pub struct Estimator {
     c: Collector<true>,
     light: Collector<false>,
     blob: Vec<u8>,
+    /// What walking a stream's metadata noted (not used).
+    notes: Vec<crate::rdb::value::Note>,
     skiplist_node: f64,
     /// Whether `largest_element` is wanted: without it, values kept in memory as the blob in
     /// the file are measured from their headers alone (see [`Estimator::without_largest`]).
@@ -204,6 +206,7 @@ impl Default for Estimator {
             c: Collector::default(),
             light: Collector::default(),
             blob: Vec::new(),
+            notes: Vec::new(),
             skiplist_node: skiplist_node_mean(),
             largest: true,
         }
@@ -267,7 +270,22 @@ impl Estimator {
         }
         if matches!(t, STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 | STREAM_LISTPACKS_4) {
             self.light.reset(t);
-            self.walker.walk(raw, &mut self.light)?;
+            let valkey_26 = t == STREAM_LISTPACKS_4 && raw.format.flavor == crate::rdb::types::Flavor::Valkey;
+            if self.largest || valkey_26 {
+                self.walker.walk(raw, &mut self.light)?;
+            } else {
+                // The figures come from the node sizes, the metadata and the groups: the
+                // entries inside the nodes are not read (nor checked).
+                self.notes.clear();
+                let mut c = Cursor::new(raw.bytes, raw.offset);
+                crate::rdb::stream::walk_meta(&mut c, t, &mut self.light, &mut self.notes)?;
+                if !c.is_empty() {
+                    return Err(crate::error::Error::corrupt(
+                        c.offset(),
+                        format!("{} unexpected bytes after the value", c.remaining()),
+                    ));
+                }
+            }
             let (nodes, lp_bytes) = stream_nodes(raw)?;
             let c = &self.light;
             return Ok(KeyFigures {
@@ -472,8 +490,21 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
 /// A string value: an integer (the object alone), embstr (object and string in one
 /// allocation) or raw (object plus sds).
 fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
-    let mut c = Cursor::new(raw.bytes, raw.offset);
-    let s = c.str("string value")?;
+    // Most strings: a raw string with a 6- or 14-bit length, or an 8/16/32-bit integer (§3.2),
+    // decoded here; any other form (and any that does not fit) through the cursor.
+    let b = raw.bytes;
+    let fast = match *b {
+        [x, ref rest @ ..] if x < 0x40 => rest.get(..x as usize).map(RdbStr::Raw),
+        [x, y, ref rest @ ..] if x < 0x80 => rest.get(..((x as usize & 0x3f) << 8 | y as usize)).map(RdbStr::Raw),
+        [0xC0, v, ..] => Some(RdbStr::Int(v as i8 as i64)),
+        [0xC1, v0, v1, ..] => Some(RdbStr::Int(i16::from_le_bytes([v0, v1]) as i64)),
+        [0xC2, v0, v1, v2, v3, ..] => Some(RdbStr::Int(i32::from_le_bytes([v0, v1, v2, v3]) as i64)),
+        _ => None,
+    };
+    let s = match fast {
+        Some(s) => s,
+        None => Cursor::new(b, raw.offset).str("string value")?,
+    };
     let len = s.len() as u64;
     let int = match s {
         RdbStr::Int(_) => true,

@@ -199,9 +199,34 @@ pub fn walk<S: Sink>(
     sink: &mut S,
     notes: &mut Vec<Note>,
 ) -> Result<()> {
+    walk_with(c, t, Some((blob_buf, scratch)), sink, notes)
+}
+
+/// `walk` stepping over the nodes: their listpacks are neither read nor checked (no entry
+/// reaches `sink`), the metadata, consumer groups and IDMP tail are walked as `walk` does. For
+/// a reader that measures a stream from its node sizes.
+pub fn walk_meta<S: Sink>(c: &mut Cursor<'_>, t: u8, sink: &mut S, notes: &mut Vec<Note>) -> Result<()> {
+    walk_with(c, t, None, sink, notes)
+}
+
+/// `walk`, the nodes' entries walked when given the buffers they need.
+fn walk_with<S: Sink>(
+    c: &mut Cursor<'_>,
+    t: u8,
+    bufs: Option<(&mut Vec<u8>, &mut Vec<u8>)>,
+    sink: &mut S,
+    notes: &mut Vec<Note>,
+) -> Result<()> {
     let nodes = c.count("stream node count", 2)?;
     let mut prev: Option<StreamId> = None;
     let mut live_total = 0u64;
+    let Some((blob_buf, scratch)) = bufs else {
+        for _ in 0..nodes {
+            c.str("stream node key")?;
+            c.str("stream node listpack")?;
+        }
+        return walk_tail(c, t, nodes, None, sink, notes);
+    };
     let mut masters = std::collections::HashSet::new();
     for _ in 0..nodes {
         let node_at = c.offset();
@@ -224,6 +249,19 @@ pub fn walk<S: Sink>(
         live_total += live;
         prev = last;
     }
+    walk_tail(c, t, nodes, Some((live_total, prev)), sink, notes)
+}
+
+/// The stream after its nodes: length, IDs, groups, IDMP tail. `walked`: the live entries the
+/// nodes held and the last entry's ID, when they were walked.
+fn walk_tail<S: Sink>(
+    c: &mut Cursor<'_>,
+    t: u8,
+    nodes: u64,
+    walked: Option<(u64, Option<StreamId>)>,
+    sink: &mut S,
+    notes: &mut Vec<Note>,
+) -> Result<()> {
     let at = c.offset();
     let length = c.len("stream length")?;
     // Redis keeps the stored length whatever the nodes hold (XLEN answers it); it only refuses
@@ -234,7 +272,9 @@ pub fn walk<S: Sink>(
             format!("stream length {length} but the stream has no nodes (Redis refuses the file)"),
         ));
     }
-    if length != live_total {
+    if let Some((live_total, _)) = walked
+        && length != live_total
+    {
         notes.push(Note {
             offset: at,
             kind: "stream_length",
@@ -245,7 +285,7 @@ pub fn walk<S: Sink>(
     }
     let at = c.offset();
     let last_id = id_pair(c, "stream last id")?;
-    if let Some(p) = prev
+    if let Some((_, Some(p))) = walked
         && last_id < p
     {
         notes.push(Note {

@@ -242,7 +242,7 @@ impl Aggregate {
         prefix_hashes(r.key, opts, &mut hashes);
         let mut sums = Sums::default();
         sums.add(r.db, r.kind, r.expire_at_ms, &r.fig, opts.now_ms);
-        self.add_sums(&sums);
+        self.add_sums(&sums, |d| d);
         self.place(r, file);
         for &(hash, len) in &hashes {
             self.prefixes.add(hash, &r.key[..len as usize], r.fig.memory, r.expire_at_ms.is_some());
@@ -435,7 +435,12 @@ impl Sums {
         self.total.add(f);
         bucket_of(&mut self.dbs, db, |a, b| a == b).add(f);
         bucket_of(&mut self.types, kind, |a, b| a == b).add(f);
-        bucket_of(&mut self.encodings, f.encoding, |a, b| std::ptr::eq(a, b) || a == b).add(f);
+        // Encodings are static names: most compare by address (a name may have two addresses).
+        let enc = match self.encodings.iter().position(|&(x, _)| std::ptr::eq(x, f.encoding)) {
+            Some(i) => &mut self.encodings[i].1,
+            None => bucket_of(&mut self.encodings, f.encoding, |a, b| a == b),
+        };
+        enc.add(f);
         let t = &mut self.ttl[ttl_bucket(expire_at_ms, now_ms)];
         t.0 += 1;
         t.1 += f.memory;
@@ -450,11 +455,12 @@ impl Sums {
 }
 
 impl Aggregate {
-    /// Adds the sums of a run of keys (their top lists, prefixes and slots go through `place`).
-    fn add_sums(&mut self, s: &Sums) {
+    /// Adds the sums of a run of keys (their top lists, prefixes and slots go through `place`),
+    /// their dbs mapped by `db` (a part read in no known db: `Span::fix`).
+    fn add_sums(&mut self, s: &Sums, db: impl Fn(u64) -> u64) {
         self.total.merge(&s.total);
         for (k, v) in &s.dbs {
-            self.dbs.entry(*k).or_default().merge(v);
+            self.dbs.entry(db(*k)).or_default().merge(v);
         }
         for (k, v) in &s.types {
             self.types.entry(*k).or_default().merge(v);
@@ -690,7 +696,7 @@ fn fold<'a>(
         let key = &b.keys[p.key as usize].key;
         agg.prefixes.add_stats(p.hash, &key[..p.len as usize], &p.stats);
     }
-    agg.add_sums(&b.sums);
+    agg.add_sums(&b.sums, |d| d);
     totals.keys += b.sums.total.keys;
     totals.memory += b.sums.total.memory;
     totals.elements += b.sums.total.elements;

@@ -2,9 +2,10 @@
 //! (per-key rows keep the one-reader pipeline of `scan_file`: their file order would cost
 //! holding each part's rows until the join).
 //!
-//! Each part measures its keys into an aggregate of its own: sums per db, type, encoding, TTL
-//! bucket and slot, a prefix table, and its top lists. The join adds them in file order, the db
-//! of the part's first keys fixed up. The result is that of one reading:
+//! Each part measures its keys into figures of its own: sums per db, type, encoding and TTL
+//! bucket (`Sums`), and an aggregate holding its slots, prefix table and top lists. The join adds
+//! them in file order, the db of the part's first keys fixed up (`Aggregate::add_sums` with the
+//! part's db map). The result is that of one reading:
 //! - sums are sums, whatever the order;
 //! - a top list is a min-heap that a key enters when it ranks above the smallest held; a part
 //!   lists every key that entered its own lists, in file order, and the join offers them to the
@@ -22,10 +23,10 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::prefixes::prefetch;
-use super::{Aggregate, Bucket, FileTotals, Options, Prefixes, Sums, TopKey, prefix_hashes};
+use super::{Aggregate, FileTotals, Options, Prefixes, Sums, TopKey, prefix_hashes};
 use crate::error::Error;
 use crate::memory::Estimator;
-use crate::parts::{Span, UNKNOWN_DB};
+use crate::parts::{Span, Steps, UNKNOWN_DB};
 use crate::rdb::reader::{Reader, Record};
 use crate::rdb::types::Format;
 
@@ -41,8 +42,9 @@ pub(super) struct Part {
     /// Every key that entered the part's own top lists, in file order.
     offers_memory: Vec<TopKey>,
     offers_elements: Vec<TopKey>,
-    /// Keys, memory, elements of the part.
-    total: Bucket,
+    /// The part's sums per db, type, encoding and TTL bucket (its keys, memory, elements), which
+    /// the join adds to the file's with the db fixed up.
+    sums: Sums,
     /// The db the part ended in, if it selected one.
     last_db: Option<u64>,
     /// What ended the file in the part: a record that does not parse, or a key whose value
@@ -108,7 +110,7 @@ fn read_part(
         agg: None,
         offers_memory: Vec::new(),
         offers_elements: Vec::new(),
-        total: Bucket::default(),
+        sums: Sums::default(),
         last_db: None,
         error: None,
         bad_key: None,
@@ -137,21 +139,16 @@ fn read_part(
     let mut later = Later::default();
     let hint = &ctx.part_prefixes;
     let mut reader = Reader::resume(ctx.data, ctx.format, range.start, db.unwrap_or(UNKNOWN_DB));
-    let mut tick = 0;
+    let mut steps = Steps::new(range.end);
     loop {
-        let at = reader.offset() as usize;
-        if at >= range.end {
-            part.span.next = Some(at);
-            break;
-        }
-        if at >= tick {
-            tick = at + (256 << 10);
+        let tick = |at| {
             if let Some(l) = lane.as_mut() {
                 l.upto(at);
             }
-            if own && ctx.abort.load(Ordering::Relaxed) {
-                break;
-            }
+            !(own && ctx.abort.load(Ordering::Relaxed))
+        };
+        if !steps.go(reader.offset() as usize, &mut part.span, tick) {
+            break;
         }
         let Some(rec) = reader.next() else { break };
         // Matched in place (a record is moved only when it is an error).
@@ -232,8 +229,7 @@ fn read_part(
     if own {
         hint.fetch_max(agg.prefixes.len(), Ordering::Relaxed);
     }
-    agg.add_sums(&sums);
-    part.total = sums.total;
+    part.sums = sums;
     part.agg = mine;
     part
 }
@@ -263,21 +259,8 @@ impl crate::parts::Join for Join<'_, '_, '_> {
         let span = part.span;
         let fix = |d: u64| span.fix(start_db, d);
         let a = &mut self.agg;
+        a.add_sums(&part.sums, fix);
         if let Some(mut o) = part.agg {
-            a.total.merge(&o.total);
-            for (d, v) in &o.dbs {
-                a.dbs.entry(fix(*d)).or_default().merge(v);
-            }
-            for (k, v) in &o.types {
-                a.types.entry(*k).or_default().merge(v);
-            }
-            for (k, v) in &o.encodings {
-                a.encodings.entry(*k).or_default().merge(v);
-            }
-            for (x, y) in a.ttl.iter_mut().zip(o.ttl) {
-                x.0 += y.0;
-                x.1 += y.1;
-            }
             for (x, y) in a.slots.iter_mut().zip(&o.slots) {
                 x.0 += y.0;
                 x.1 += y.1;
@@ -300,9 +283,10 @@ impl crate::parts::Join for Join<'_, '_, '_> {
                 v.push(o);
             }
         }
-        self.totals.keys += part.total.keys;
-        self.totals.memory += part.total.memory;
-        self.totals.elements += part.total.elements;
+        let total = &part.sums.total;
+        self.totals.keys += total.keys;
+        self.totals.memory += total.memory;
+        self.totals.elements += total.elements;
         if let Some(d) = part.last_db {
             *db = d;
         }

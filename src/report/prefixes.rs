@@ -74,13 +74,20 @@ pub fn prefix_hashes(key: &[u8], opts: &Options, out: &mut Vec<(u64, u32)>) {
     };
     let mut level = 0;
     match opts.separators.as_slice() {
-        // One separator (the default ':'): a plain byte compare the compiler can widen.
+        // One separator (the default ':'): eight bytes at a time.
         &[sep] => {
-            for i in key.iter().enumerate().filter(|&(_, &b)| b == sep).map(|(i, _)| i) {
-                ends(i, out);
-                level += 1;
-                if level >= opts.depth {
-                    break;
+            let (chunks, rest) = key.as_chunks::<8>();
+            let mut tail = [!sep; 8];
+            tail[..rest.len()].copy_from_slice(rest);
+            for (n, c) in chunks.iter().chain(std::iter::once(&tail)).enumerate() {
+                let mut m = byte_matches(u64::from_le_bytes(*c), sep);
+                while m != 0 {
+                    ends(n * 8 + m.trailing_zeros() as usize / 8, out);
+                    level += 1;
+                    if level >= opts.depth {
+                        return;
+                    }
+                    m &= m - 1;
                 }
             }
         }
@@ -94,6 +101,14 @@ pub fn prefix_hashes(key: &[u8], opts: &Options, out: &mut Vec<(u64, u32)>) {
             }
         }
     }
+}
+
+/// 0x80 in each byte of `x` equal to `b`, 0 in the others (exact: no carry crosses bytes).
+#[inline(always)]
+fn byte_matches(x: u64, b: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let y = x ^ (0x0101_0101_0101_0101 * b as u64);
+    !(((y & LOW7) + LOW7) | y | LOW7)
 }
 
 /// The table's hash of a prefix.
@@ -345,6 +360,44 @@ pub(super) fn prefetch<T>(p: &T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_ends_eight_bytes_at_a_time_as_byte_by_byte() {
+        let opts = |sep: u8, depth| Options {
+            top: 1,
+            separators: vec![sep],
+            depth,
+            max_prefixes: 1,
+            now_ms: 0,
+            filter: crate::filter::Filter::default(),
+            largest_element: false,
+        };
+        let bytewise = |key: &[u8], sep: u8, depth: usize| -> Vec<(u64, u32)> {
+            let ends = key.iter().enumerate().filter(|&(_, &b)| b == sep).take(depth);
+            ends.map(|(i, _)| (prefix_hash(&key[..=i]), i as u32 + 1)).collect()
+        };
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..40 {
+            for sep in [b':', 0, 0xff, 0x7f, 0x80] {
+                for round in 0..20 {
+                    // Bytes from a small alphabet around the separator (its neighbours too).
+                    let key: Vec<u8> = (0..len)
+                        .map(|_| {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            [sep, sep ^ 1, sep.wrapping_add(1), sep.wrapping_sub(1), b'a', 0, 0xff][(x % 7) as usize]
+                        })
+                        .collect();
+                    for depth in [1, 2, 3, 64] {
+                        let mut got = Vec::new();
+                        prefix_hashes(&key, &opts(sep, depth), &mut got);
+                        assert_eq!(got, bytewise(&key, sep, depth), "{key:?} sep {sep} depth {depth} round {round}");
+                    }
+                }
+            }
+        }
+    }
 
     fn name(i: u64) -> Vec<u8> {
         format!("p{i}:").into_bytes()
