@@ -1,14 +1,15 @@
 //! JSON export of a big file on several threads: the file is cut into parts at likely record
-//! boundaries (`reader::boundaries`), each part rendered on a worker into a buffer of its own,
-//! and the buffers written in file order on the caller's thread (`pass::in_order_here`). The
-//! output is byte for byte the one of a single reading (`super::run`).
+//! boundaries (`reader::boundaries`), each part rendered on a worker into output blocks of its
+//! own (taken from one pool and given back once written: `Blocks`), and the blocks written in
+//! file order on the caller's thread (`pass::in_order_here`). The output is byte for byte the
+//! one of a single reading (`super::run`).
 //!
 //! A part is rendered without knowing what came before it: it starts in the database the
 //! nearest earlier part ended in (0 when none has ended yet), and in a JSON array its first key
 //! is written as if keys came before it. The join takes a part as it is when it starts where the
 //! parts before ended, in the database they ended in; it drops the comma of the array's very
-//! first key; anything else (a boundary that was not one, a wrong database, a part whose output
-//! grew past `Out::SPILL_AT`) is read again there, in order, straight to the output. Every key
+//! first key; anything else (a boundary that was not one, a wrong database, a part in which one
+//! key's output grew past `Out::SPILL_AT`) is read again there, in order, straight to the output. Every key
 //! goes to one `KeySet` in file order, and the part checksums are combined, so the verdicts
 //! (record errors, checksum, repeated keys) are those of a single reading.
 
@@ -25,9 +26,10 @@ use crate::rdb::walk::Walker;
 
 /// Input bytes per part: a part's output (about twice its input as JSON) waits in memory for the
 /// parts before it, up to `WINDOW` of them. Finding a boundary costs about 1.5 ms of searching
-/// (`reader::boundaries`): with parts of 2 MiB that was 0.76 s of CPU on the 1 GiB bench file,
-/// with 4 MiB 0.31 s.
-pub const PART: usize = 4 << 20;
+/// (`reader::boundaries`, one thread, 1 GiB bench file: 0.76 s of CPU with parts of 2 MiB, 0.31 s
+/// with 4 MiB). 3 MiB: export's CPU 3.2 s instead of 3.6 s at 2 MiB, peak RSS 104-107 MB
+/// instead of 110-114 MB at 4 MiB.
+pub const PART: usize = 3 << 20;
 
 /// Parts rendered or waiting ahead of the one being written (each holds its output), at least
 /// one per thread.
