@@ -9,16 +9,18 @@
 //! is written as if keys came before it. The join takes a part as it is when it starts where the
 //! parts before ended, in the database they ended in; it drops the comma of the array's very
 //! first key; anything else (a boundary that was not one, a wrong database, a part in which one
-//! key's output grew past `Out::SPILL_AT`) is read again there, in order, straight to the output. Every key
-//! goes to one `KeySet` in file order, and the part checksums are combined, so the verdicts
-//! (record errors, checksum, repeated keys) are those of a single reading.
+//! key's output grew past `Out::SPILL_AT`) is read again there, in order, straight to the
+//! output. Every key goes to one `KeySet` in file order, and the part checksums are combined, so
+//! the verdicts (record errors, checksum, repeated keys) are those of a single reading.
 
 use std::io::{self, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::jsonl::JsonWriter;
-use super::{Blocks, ExportError, KeyCtx, KeyWriter, Options, Out, Stop, Summary, Tally, check_trailer, export_records};
+use super::{
+    Blocks, ExportError, KeyCtx, KeyWriter, Options, Out, Stop, Summary, Tally, check_trailer, export_records,
+};
 use crate::pass::{Follow, Pages};
 use crate::rdb::keyset::KeySet;
 use crate::rdb::reader::{Reader, Trailer, UNKNOWN_DB};
