@@ -550,10 +550,7 @@ pub fn push_bytes(buf: &mut Vec<u8>, b: &[u8]) {
             end += 1;
         }
         let seq = [b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]];
-        buf.reserve(6 * (end - pos));
-        for _ in pos..end {
-            buf.extend_from_slice(&seq);
-        }
+        push_repeated(buf, &seq, end - pos);
         run = end;
         i = end;
     }
@@ -561,6 +558,30 @@ pub fn push_bytes(buf: &mut Vec<u8>, b: &[u8]) {
         buf.extend_from_slice(&b[run..]);
     }
     buf.push(b'"');
+}
+
+/// Appends `seq` `count` times: a run of one escaped control byte (the NUL padding of fixed-size
+/// strings is common), 16 copies at a time.
+#[inline(always)]
+fn push_repeated(buf: &mut Vec<u8>, seq: &[u8; 6], count: usize) {
+    const K: usize = 16;
+    if count < 4 {
+        for _ in 0..count {
+            buf.extend_from_slice(seq);
+        }
+        return;
+    }
+    let mut block = [0u8; 6 * K];
+    for s in block.chunks_exact_mut(6) {
+        s.copy_from_slice(seq);
+    }
+    buf.reserve(6 * count);
+    let mut left = count;
+    while left >= K {
+        buf.extend_from_slice(&block);
+        left -= K;
+    }
+    buf.extend_from_slice(&block[..6 * left]);
 }
 
 /// The first byte of `b[i..i + 16]` that needs a look (as `special_mask` decides), with SSE2
@@ -736,6 +757,20 @@ mod tests {
                 let j: serde_json::Value = serde_json::from_str(&out).unwrap();
                 proptest::prop_assert_eq!(crate::json::to_bytes(&j).unwrap(), input.clone());
                 proptest::prop_assert_eq!(j.is_string(), std::str::from_utf8(&input).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn runs_of_control_bytes_are_escaped_like_serde_json() {
+        for len in [1usize, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 36, 100] {
+            for c in [0u8, 1, 0x1f, b'\n'] {
+                let mut b = b"value:1".to_vec();
+                b.extend(std::iter::repeat_n(c, len));
+                b.extend_from_slice(b"x");
+                b.extend(std::iter::repeat_n(c, len));
+                let text = std::str::from_utf8(&b).unwrap();
+                assert_eq!(s(&b), serde_json::to_string(text).unwrap(), "{len} x {c:#x}");
             }
         }
     }

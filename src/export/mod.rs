@@ -102,10 +102,51 @@ pub struct Out<'w> {
     err: Option<io::Error>,
     mark: usize,
     spilled: bool,
-    /// A part of the file rendered on a worker: everything stays in `buf` (nothing goes to `w`);
-    /// past `SPILL_AT` the part is given up (`overflowed`) and rendered again in order.
-    hold: bool,
+    /// A part of the file rendered on a worker: everything is kept (nothing goes to `w`), in
+    /// blocks of about `Blocks::FILL` taken from this pool (`held`); past `SPILL_AT` inside one
+    /// key the part is given up (`overflowed`) and rendered again in order.
+    hold: Option<&'w Blocks>,
+    /// The full blocks of a held output, in order (`buf` continues them).
+    held: Vec<Vec<u8>>,
     overflowed: bool,
+}
+
+/// Output blocks used again and again by the parts rendered on workers (`Out::held`): a block
+/// freshly allocated costs a page fault every 4 KiB, a big growing buffer copies itself as it
+/// grows, and memory freed on one thread and allocated on another piles up in the allocator.
+pub(crate) struct Blocks {
+    free: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// Blocks kept at most (enough for the parts in flight).
+    keep: usize,
+}
+
+impl Blocks {
+    /// A block is full between keys once it holds this much.
+    const FILL: usize = 1 << 20;
+    /// It holds `FILL` and the key that crosses it, usually without growing.
+    const CAPACITY: usize = Self::FILL + (Self::FILL >> 3);
+
+    /// A pool that keeps up to `keep` free blocks.
+    pub(crate) fn new(keep: usize) -> Blocks {
+        Blocks { free: std::sync::Mutex::new(Vec::new()), keep }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        let kept = self.free.lock().ok().and_then(|mut f| f.pop());
+        kept.unwrap_or_else(|| Vec::with_capacity(Self::CAPACITY))
+    }
+
+    /// Keeps `blocks` for later use, up to `keep` of them (a block grown far past its usual
+    /// size by a big key is dropped).
+    pub(crate) fn give_back(&self, blocks: impl IntoIterator<Item = Vec<u8>>) {
+        let Ok(mut free) = self.free.lock() else { return };
+        for mut b in blocks {
+            if free.len() < self.keep && b.capacity() <= 2 * Self::CAPACITY {
+                b.clear();
+                free.push(b);
+            }
+        }
+    }
 }
 
 impl<'w> Out<'w> {
@@ -116,17 +157,29 @@ impl<'w> Out<'w> {
 
     /// A buffer in front of `w`.
     pub fn new(w: &'w mut dyn Write) -> Out<'w> {
-        Out::with_buf(w, Vec::with_capacity(Self::FLUSH_AT + (64 << 10)), false)
+        let mut out = Out::new_empty(w);
+        out.buf = Vec::with_capacity(Self::FLUSH_AT + (64 << 10));
+        out
     }
 
-    fn with_buf(w: &'w mut dyn Write, buf: Vec<u8>, hold: bool) -> Out<'w> {
-        Out { buf, w, err: None, mark: 0, spilled: false, hold, overflowed: false }
+    /// A buffer that keeps everything, in blocks from `pool`: see `hold`.
+    fn held(w: &'w mut dyn Write, pool: &'w Blocks, held: Vec<Vec<u8>>) -> Out<'w> {
+        let mut out = Out::new_empty(w);
+        out.buf = pool.take();
+        out.hold = Some(pool);
+        out.held = held;
+        out
     }
 
-    /// A buffer that keeps everything (`buf`, emptied, is reused): see `hold`.
-    fn held(w: &'w mut dyn Write, mut buf: Vec<u8>) -> Out<'w> {
-        buf.clear();
-        Out::with_buf(w, buf, true)
+    fn new_empty(w: &'w mut dyn Write) -> Out<'w> {
+        Out { buf: Vec::new(), w, err: None, mark: 0, spilled: false, hold: None, held: Vec::new(), overflowed: false }
+    }
+
+    /// The blocks a held buffer holds, in order (the last one possibly empty).
+    fn take_held(&mut self) -> Vec<Vec<u8>> {
+        let mut held = std::mem::take(&mut self.held);
+        held.push(std::mem::take(&mut self.buf));
+        held
     }
 
     /// Hands what is buffered, then `bytes`, to the writer (a part rendered elsewhere).
@@ -148,7 +201,7 @@ impl<'w> Out<'w> {
 
     #[cold]
     fn spill(&mut self) {
-        if self.hold {
+        if self.hold.is_some() {
             self.overflowed = true;
         } else if self.err.is_none()
             && let Err(e) = self.w.write_all(&self.buf)
@@ -174,7 +227,12 @@ impl<'w> Out<'w> {
     }
 
     fn end_key(&mut self) -> io::Result<()> {
-        if self.buf.len() >= Self::FLUSH_AT && self.err.is_none() && !self.hold {
+        if let Some(pool) = self.hold {
+            if self.buf.len() >= Blocks::FILL {
+                let full = std::mem::replace(&mut self.buf, pool.take());
+                self.held.push(full);
+            }
+        } else if self.buf.len() >= Self::FLUSH_AT && self.err.is_none() {
             let r = self.w.write_all(&self.buf);
             self.buf.clear();
             r?;

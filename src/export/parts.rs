@@ -1,38 +1,48 @@
 //! JSON export of a big file on several threads: the file is cut into parts at likely record
-//! boundaries (`reader::boundaries`), each part rendered on a worker into a buffer of its own,
-//! and the buffers written in file order on the caller's thread (`pass::in_order_here`). The
-//! output is byte for byte the one of a single reading (`super::run`).
+//! boundaries (`reader::boundaries`), each part rendered on a worker into output blocks of its
+//! own (taken from one pool and given back once written: `Blocks`), and the blocks written in
+//! file order on the caller's thread (`pass::in_order_here`). The output is byte for byte the
+//! one of a single reading (`super::run`).
 //!
 //! A part is rendered without knowing what came before it: it starts in the database the
 //! nearest earlier part ended in (0 when none has ended yet), and in a JSON array its first key
 //! is written as if keys came before it. The join takes a part as it is when it starts where the
 //! parts before ended, in the database they ended in; it drops the comma of the array's very
-//! first key; anything else (a boundary that was not one, a wrong database, a part whose output
-//! grew past `Out::SPILL_AT`) is read again there, in order, straight to the output. Every key
-//! goes to one `KeySet` in file order, and the part checksums are combined, so the verdicts
-//! (record errors, checksum, repeated keys) are those of a single reading.
+//! first key; anything else (a boundary that was not one, a wrong database, a part in which one
+//! key's output grew past `Out::SPILL_AT`) is read again there, in order, straight to the
+//! output. Every key goes to one `KeySet` in file order, and the part checksums are combined, so
+//! the verdicts (record errors, checksum, repeated keys) are those of a single reading.
 
 use std::io::{self, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::jsonl::JsonWriter;
-use super::{ExportError, KeyCtx, KeyWriter, Options, Out, Stop, Summary, Tally, check_trailer, export_records};
+use super::{
+    Blocks, ExportError, KeyCtx, KeyWriter, Options, Out, Stop, Summary, Tally, check_trailer, export_records,
+};
 use crate::pass::{Follow, Pages};
 use crate::rdb::keyset::KeySet;
 use crate::rdb::reader::{Reader, Trailer, UNKNOWN_DB};
 use crate::rdb::walk::Walker;
 
 /// Input bytes per part: a part's output (about twice its input as JSON) waits in memory for the
-/// parts before it, up to `WINDOW` of them.
-pub const PART: usize = 2 << 20;
+/// parts before it, up to `WINDOW` of them. Finding a boundary costs about 1.5 ms of searching
+/// (`reader::boundaries`, one thread, 1 GiB bench file: 0.76 s of CPU with parts of 2 MiB, 0.31 s
+/// with 4 MiB). 3 MiB: export's CPU 3.2 s instead of 3.6 s at 2 MiB, peak RSS 104-107 MB
+/// instead of 110-114 MB at 4 MiB.
+pub const PART: usize = 3 << 20;
 
-/// Parts rendered or waiting ahead of the one being written (each holds its output).
-const WINDOW: usize = 3;
+/// Parts rendered or waiting ahead of the one being written (each holds its output), at least
+/// one per thread.
+const WINDOW: usize = 2;
+
+/// Files smaller than this are read at once.
+const MIN_LEN: usize = 16 << 20;
 
 /// Whether a file of `len` bytes is read in parts by `threads` threads.
 pub fn worth_it(len: usize, threads: usize, opts: &Options) -> bool {
-    threads > 1 && len >= 8 * PART && opts.filter.limit.is_none()
+    threads > 1 && len >= MIN_LEN && opts.filter.limit.is_none()
 }
 
 /// One part as a worker rendered it.
@@ -52,8 +62,8 @@ struct Part {
 /// What a part is rendered into.
 #[derive(Default)]
 struct Kit {
-    /// The output.
-    buf: Vec<u8>,
+    /// The output, in blocks from the pool (`Blocks`).
+    blocks: Vec<Vec<u8>>,
     /// (db, hash of the key, offset of the key) of every key, in file order.
     keys: Vec<(u64, u64, u64)>,
 }
@@ -73,7 +83,7 @@ pub fn run(
 ) -> Result<Summary, ExportError> {
     let format = crate::rdb::reader::parse_header(data).map_err(ExportError::Input)?;
     let ctx = KeyCtx { filter: &opts.filter, format };
-    fixed_mmap_threshold();
+    mmap_threshold(1 << 20);
     // The checksum covers what the usual file holds before its trailer: everything up to the
     // EOF byte, then 8 bytes of checksum. Each part computes it over its own range; a file laid
     // out otherwise (bytes after the trailer) is checked in one piece at the end.
@@ -89,8 +99,11 @@ pub fn run(
     let crc_done: Vec<AtomicBool> = bounds.iter().map(|_| AtomicBool::new(false)).collect();
     let end_dbs: Vec<AtomicU64> = bounds.iter().map(|_| AtomicU64::new(UNKNOWN_DB)).collect();
     let abort = AtomicBool::new(false);
-    // Output buffers and walkers go back here once used, for the next parts (memory freed on
-    // one thread and allocated again on another would pile up in the allocator's arenas).
+    // Output blocks, key lists and walkers go back here once used, for the next parts (memory
+    // freed on one thread and allocated again on another would pile up in the allocator's
+    // arenas). Blocks: enough for the usual output (about twice the input) of the parts in flight.
+    let window = WINDOW.max(threads);
+    let pool = Blocks::new((window + 1) * (5 * step / 2).div_ceil(Blocks::FILL));
     let spare: Mutex<Vec<Kit>> = Mutex::new(Vec::new());
     // One walker a worker (a walker keeps buffers as big as the biggest value it walked).
     let walkers: Mutex<Vec<Walker>> = Mutex::new(Vec::new());
@@ -109,14 +122,11 @@ pub fn run(
         let mut reader = Reader::resume(data, format, start, db);
         let mut kw = JsonWriter::new(array, opts.with_meta);
         kw.set_first(i == 0);
-        let Kit { mut buf, mut keys } = spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_default();
+        let Kit { blocks, mut keys } = spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_default();
         let mut walker = walkers.lock().ok().and_then(|mut w| w.pop()).unwrap_or_default();
         keys.clear();
-        // Room for the usual output (about twice the input) at once.
-        buf.clear();
-        buf.reserve(5 * step / 2);
         let mut nowhere = io::sink();
-        let mut out = Out::held(&mut nowhere, buf);
+        let mut out = Out::held(&mut nowhere, &pool, blocks);
         let mut tally = Tally::default();
         let stop = export_records(
             &mut reader,
@@ -143,7 +153,7 @@ pub fn run(
             db,
             stop,
             end_db: reader.db(),
-            kit: Kit { buf: std::mem::take(&mut out.buf), keys },
+            kit: Kit { blocks: out.take_held(), keys },
             tally,
             trailer: reader.trailer(),
         })
@@ -183,33 +193,37 @@ pub fn run(
         tally.add(t);
         (stop, reader.db(), reader.trailer())
     };
-    crate::pass::in_order_here(bounds.len(), threads, WINDOW.max(threads + 1), work, |i, part| {
+    crate::pass::in_order_here(bounds.len(), threads, window, work, |i, part| {
         let end = end_of(i);
         if ended.is_some() || expected >= end {
             if let Some(p) = part {
-                give_back(&spare, p.kit, step);
+                give_back(&spare, &pool, p.kit);
             }
             return;
         }
         let (stop, end_db, trailer) = match part {
             Some(p) if p.start == expected && p.db == db && !matches!(p.stop, Ok(Stop::Overflow)) => {
                 // In an array, the very first key is written without a comma before it.
-                let skip = usize::from(i > 0 && array && tally.keys == 0 && p.tally.keys > 0);
-                if let Err(e) = out.put(&p.kit.buf[skip..]) {
-                    ended = Some(Err(ExportError::Write(e)));
-                    return;
+                let mut skip = usize::from(i > 0 && array && tally.keys == 0 && p.tally.keys > 0);
+                for b in &p.kit.blocks {
+                    let s = skip.min(b.len());
+                    skip -= s;
+                    if let Err(e) = out.put(&b[s..]) {
+                        ended = Some(Err(ExportError::Write(e)));
+                        return;
+                    }
                 }
                 kw.set_first(tally.keys + p.tally.keys == 0);
                 tally.add(p.tally);
                 for &(db, hash, at) in &p.kit.keys {
                     keys.insert_hashed(db, hash, at);
                 }
-                give_back(&spare, p.kit, step);
+                give_back(&spare, &pool, p.kit);
                 (p.stop, p.end_db, p.trailer)
             }
             p => {
                 if let Some(p) = p {
-                    give_back(&spare, p.kit, step);
+                    give_back(&spare, &pool, p.kit);
                 }
                 reread(expected, db, end, &mut kw, &mut out, &mut tally, &mut keys)
             }
@@ -231,6 +245,10 @@ pub fn run(
             abort.store(true, Ordering::Relaxed);
         }
     });
+    // The parts are written: their blocks go back (mapped, so to the system), and what follows
+    // allocates from the heap (see `mmap_threshold`).
+    drop(pool);
+    mmap_threshold(32 << 20);
     let trailer = match ended {
         Some(r) => r?,
         // The last part always ends with the file; should it not, read on from where it stopped.
@@ -266,12 +284,10 @@ pub fn run(
     Ok(summary)
 }
 
-/// Keeps `kit` for a later part, unless enough are kept or its buffer grew far past the usual
-/// size (kept buffers would all grow to the biggest part's output).
-fn give_back(spare: &Mutex<Vec<Kit>>, kit: Kit, step: usize) {
-    if kit.buf.capacity() > 4 * step {
-        return;
-    }
+/// Keeps `kit` for a later part (its blocks in the pool, its lists in `spare`), unless enough
+/// are kept.
+fn give_back(spare: &Mutex<Vec<Kit>>, pool: &Blocks, mut kit: Kit) {
+    pool.give_back(kit.blocks.drain(..));
     if let Ok(mut s) = spare.lock()
         && s.len() < WINDOW + 1
     {
@@ -279,14 +295,22 @@ fn give_back(spare: &Mutex<Vec<Kit>>, kit: Kit, step: usize) {
     }
 }
 
-/// Buffers of a MiB and more are mapped on their own and given back when freed. glibc's default
-/// raises that threshold to the size of each big block freed, after which part buffers freed on
-/// one thread and allocated again on another pile up in its per-thread arenas (export peaked
-/// at 140-180 MB instead of about 100 MB on the 1 GiB bench file).
-fn fixed_mmap_threshold() {
+/// Allocations of `bytes` and more are mapped on their own (and given back when freed); the
+/// heap keeps up to 8 MiB free at its top instead of giving it back.
+///
+/// While the parts are read: 1 MiB. glibc's default raises the threshold to the size of each
+/// big block freed, after which big blocks freed on one thread and allocated on another pile up
+/// in its per-thread arenas (export peaked at 140-185 MB instead of about 105 MB on the 1 GiB
+/// bench file, whether the part buffers are reused or not). Then, for the duplicate check,
+/// 32 MiB: its table of 1 MiB for each of 256 buckets is better reused from the heap than mapped
+/// afresh 256 times. Setting a threshold turns off glibc's own adjustment of the other one,
+/// which would then stay at 128 KiB: every free at the top of a heap handed back and faulted in
+/// again (with both: 111,000 page faults on that file instead of 185,000).
+fn mmap_threshold(bytes: i32) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // Safety: mallopt only sets an allocator parameter; any value is accepted or refused.
+    // Safety: mallopt only sets allocator parameters; any value is accepted or refused.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, bytes);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
     }
 }
