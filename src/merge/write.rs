@@ -126,14 +126,19 @@ fn check_input(s: &Source<'_>, (end, want): (u64, u64), copies: &mut [Copied]) -
     let add = |crc: &mut u64, at: usize, c: u64, len: usize| {
         *crc = if at == 0 { c } else { crate::crc::combine(*crc, c, len as u64) };
     };
-    // Bytes read now, in steps whose pages are given back (RSS stays flat).
-    let read = |crc: &mut u64, from: usize, to: usize| {
+    // Bytes read now, in steps whose pages are given back (RSS stays flat): everything up to the
+    // end of each step, so that the pages a gap shares with the pieces around it (faulted in,
+    // but in neither's whole pages) are given back too.
+    let mut released = 0usize;
+    let mut read = |crc: &mut u64, from: usize, to: usize| {
         let mut at = from;
         while at < to {
             let next = to.min((at / crate::pass::UNIT + 1) * crate::pass::UNIT);
             add(crc, at, crate::crc::crc64(&s.data[at..next]), next - at);
             if let Some(i) = s.input {
-                i.release(at..next);
+                // From the page that holds the end of the last step.
+                i.release(released.min(at) / PAGE * PAGE..next);
+                released = next;
             }
             at = next;
         }
@@ -657,7 +662,7 @@ fn check_output(
     let mut released = 0usize;
     let mut release = |to: usize| {
         if to > released + RELEASE_STEP {
-            data.release(released..to);
+            data.release(released / PAGE * PAGE..to);
             released = to;
         }
     };
@@ -674,6 +679,8 @@ fn check_output(
 
 /// Pages of a written output are given back in steps of this many bytes while it is checked.
 const RELEASE_STEP: usize = 1 << 20;
+/// The page size `Input::release` works in.
+const PAGE: usize = 4096;
 
 /// Parses `data[r]` (whole records, in place in the written file `data` of `format`): they must
 /// end exactly at `r.end`, values must be valid, and databases must be planned ones. `head`: the
