@@ -116,7 +116,11 @@ mod tests {
         }
         for (i, len) in [0u64, 1, 2, 3, 1000, 1 << 20, (1 << 33) + 5, u64::MAX / 3].into_iter().enumerate() {
             let (a, b) = (0x1234_5678_9abc_def0u64.rotate_left(i as u32), 0x0f1e_2d3c_4b5a_6978u64 ^ len);
-            assert_eq!(combine(a, b, len), crc_fast::checksum_combine(CrcAlgorithm::Crc64Redis, a, b, len), "len {len}");
+            assert_eq!(
+                combine(a, b, len),
+                crc_fast::checksum_combine(CrcAlgorithm::Crc64Redis, a, b, len),
+                "len {len}"
+            );
         }
     }
 

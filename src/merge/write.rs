@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::output::AtomicFile;
 use crate::rdb::reader::{KeyRecord, Reader, Record};
 use crate::rdb::types::Format;
-use crate::rdb::writer::{self, Copied, RdbWriter, WriteError};
+use crate::rdb::writer::{self, Copied, KernelCopy, RdbWriter, WriteError};
 
 /// What pass 2 wrote into one output.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ impl Tracker {
 /// Pass 2: writes every output (`outs[o]` for router output `o`). One output is written by the
 /// calling thread; several (split) each by a thread of its own, fed by the one reader of each
 /// input in batches, so that copying, checksums and writes run on every core.
-pub fn write<'a, W: Write + Send>(
+pub fn write<'a, W: KernelCopy + Send>(
     plan: &Plan,
     sources: &[Source<'a>],
     router: &dyn Router,
@@ -86,6 +86,9 @@ pub fn write<'a, W: Write + Send>(
     for Out { w, .. } in &mut ws {
         for (s, p) in sources.iter().zip(pages) {
             w.release_into(s.data, p);
+            if let Some(f) = s.input.and_then(|i| i.file()) {
+                w.copy_from_file(s.data, f);
+            }
         }
     }
     for (o, out) in ws.iter_mut().enumerate() {
@@ -172,7 +175,7 @@ fn check_input(s: &Source<'_>, (end, want): (u64, u64), copies: &mut [Copied]) -
 type Finished<W> = (W, OutputStats, Vec<Copied>);
 
 /// Pass 2 into several outputs, each written by a thread of its own.
-fn write_threads<'a, W: Write + Send>(
+fn write_threads<'a, W: KernelCopy + Send>(
     plan: &Plan,
     sources: &[Source<'a>],
     router: &dyn Router,
@@ -268,7 +271,7 @@ impl<'a, 'p> Dest<'a, 'p> for Fan<'a, 'p> {
     }
 }
 
-impl<'a, 'p, W: Write + Send> Dest<'a, 'p> for [Out<'a, W>] {
+impl<'a, 'p, W: KernelCopy + Send> Dest<'a, 'p> for [Out<'a, W>] {
     fn outputs(&self) -> usize {
         self.len()
     }
@@ -302,7 +305,7 @@ struct Out<'a, W: Write> {
     enc: Tracker,
 }
 
-impl<'a, W: Write + Send> Out<'a, W> {
+impl<'a, W: KernelCopy + Send> Out<'a, W> {
     /// AUX fields, module data (before the keys) and functions.
     fn head(&mut self, plan: &Plan, o: usize) -> Result<(), MergeError> {
         let w = &mut self.w;
@@ -445,7 +448,7 @@ fn copy_pieces<'a, 'p, D: Dest<'a, 'p> + ?Sized>(
     Ok(())
 }
 
-impl<'a, W: Write + Send> PieceOut<'a> for Out<'a, W> {
+impl<'a, W: KernelCopy + Send> PieceOut<'a> for Out<'a, W> {
     /// Section `x` of input `i`: its key records as whole pieces, around the records the plan
     /// drops or renames.
     fn pieces(&mut self, plan: &Plan, s: &Source<'a>, i: usize, x: &Section) -> Result<(), MergeError> {
