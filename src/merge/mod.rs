@@ -16,7 +16,9 @@
 //! pass 2 holds the true number of keys and TTLs before its first key is written.
 //!
 //! Pass 2 (`write`) reads the inputs again and copies each key record's bytes into its output
-//! (`RdbWriter`), one target database at a time in ascending order. An input whose source dbs
+//! (`RdbWriter`), one target database at a time in ascending order. A merge copies whole pieces
+//! of an input between the records it drops or renames, by `copy_file_range` when the input is
+//! a file (`KernelCopy`: the CRC-64 of each piece is read back from the output). An input whose source dbs
 //! map to several target dbs is read once per target db, up to the end of its last section for
 //! that db.
 //!
