@@ -25,6 +25,7 @@
 //! `write_files` wraps pass 2 for files: temporary names, fsync, our own `verify` of every
 //! output, then the renames.
 
+mod check;
 mod conflicts;
 mod keyloc;
 mod plan;
@@ -34,12 +35,13 @@ mod route;
 mod scan;
 mod write;
 
+pub use check::{OutputReport, OutputStats};
 pub use conflicts::{Conflict, ConflictKind, Occurrence};
 pub use plan::{Plan, default_target, plan};
 pub use policy::{OnConflict, RenameTemplate};
 pub use records::library_name;
 pub use route::{DbRoute, MergeRouter, Router};
-pub use write::{OutputReport, OutputStats, Timings, write, write_files};
+pub use write::{Timings, write, write_files};
 
 use std::collections::BTreeMap;
 
