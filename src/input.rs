@@ -9,8 +9,9 @@ use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 /// A read-only view of a whole file.
 pub enum Input {
-    /// A read-only memory map of the file.
-    Mapped(Mmap),
+    /// A read-only memory map of the file, and the file (for copies made by the kernel, see
+    /// `crate::rdb::writer::KernelCopy`).
+    Mapped(Mmap, File),
     /// Empty files cannot be mapped; and tests pass buffers.
     Owned(Vec<u8>),
 }
@@ -19,18 +20,26 @@ impl std::ops::Deref for Input {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Input::Mapped(m) => m,
+            Input::Mapped(m, _) => m,
             Input::Owned(v) => v,
         }
     }
 }
 
 impl Input {
+    /// The mapped file (none for a buffer).
+    pub fn file(&self) -> Option<&File> {
+        match self {
+            Input::Mapped(_, f) => Some(f),
+            Input::Owned(_) => None,
+        }
+    }
+
     /// Drops the pages of `range` from this process (they stay in the page cache and come back
     /// on the next read): keeps RSS flat while a big file is scanned once.
     pub fn release(&self, range: std::ops::Range<usize>) {
         const PAGE: usize = 4096;
-        if let Input::Mapped(m) = self {
+        if let Input::Mapped(m, _) = self {
             let start = range.start.div_ceil(PAGE) * PAGE;
             let end = (range.end / PAGE * PAGE).min(m.len() / PAGE * PAGE);
             if start < end {
@@ -62,5 +71,5 @@ pub fn open(path: &Path) -> io::Result<Input> {
     // OS may deliver SIGBUS. Backups being verified are not expected to change underneath us.
     let map = unsafe { Mmap::map(&file)? };
     let _ = map.advise(Advice::Sequential);
-    Ok(Input::Mapped(map))
+    Ok(Input::Mapped(map, file))
 }

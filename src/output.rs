@@ -17,6 +17,8 @@ pub struct AtomicFile {
     /// Bytes written, and how far writeback to disk was started (`write_behind`).
     written: u64,
     started: u64,
+    /// The buffer bytes copied by the kernel are read back into (`copy_range`).
+    back: Vec<u8>,
 }
 
 /// Writeback of the bytes written is started every this many bytes (`write_behind`).
@@ -42,7 +44,7 @@ impl AtomicFile {
         for n in 0..1000u32 {
             let tmp = dir.join(format!(".{base}.rdbtool-{pid}-{n}.tmp"));
             let opened = crate::cleanup::create_path(
-                || OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp),
+                || OpenOptions::new().read(true).write(true).create_new(true).mode(mode).open(&tmp),
                 |_| tmp.clone(),
             );
             match opened {
@@ -54,6 +56,7 @@ impl AtomicFile {
                         overwrite,
                         written: 0,
                         started: 0,
+                        back: Vec::new(),
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -265,6 +268,64 @@ impl Drop for AtomicFile {
     }
 }
 
+impl crate::rdb::writer::KernelCopy for AtomicFile {
+    /// `copy_file_range` from `src` into the file (page cache to page cache, as `cp` does), then
+    /// the copied bytes are read back from the file, 1 MiB at a time into one buffer, for their
+    /// CRC-64. `None` when the kernel or the file systems refuse the first copy (nothing copied).
+    fn copy_range(&mut self, src: &File, offset: u64, len: u64) -> io::Result<Option<u64>> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::FileExt;
+        let Some(f) = &self.file else { return Err(io::Error::other("closed")) };
+        let (fd, start) = (f.as_raw_fd(), self.written);
+        let mut off_in = i64::try_from(offset).map_err(io::Error::other)?;
+        let mut left = len;
+        while left > 0 {
+            let step = left.min(1 << 30) as usize;
+            // Safety: plain syscall on two descriptors we hold; `off_in` outlives the call; the
+            // output's own file position (every write goes through it) is used and advanced.
+            let n = unsafe { libc::copy_file_range(src.as_raw_fd(), &mut off_in, fd, std::ptr::null_mut(), step, 0) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                let unsupported =
+                    matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP));
+                if unsupported && left == len {
+                    return Ok(None);
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the input ended at offset {off_in}"),
+                ));
+            }
+            left -= n as u64;
+            self.written += n as u64;
+        }
+        // The bytes as the file holds them now.
+        if self.back.is_empty() {
+            self.back = vec![0; READ_BACK];
+        }
+        let mut crc = 0u64;
+        let mut at = start;
+        while at < start + len {
+            let k = (start + len - at).min(READ_BACK as u64) as usize;
+            f.read_exact_at(&mut self.back[..k], at)?;
+            let c = crate::crc::crc64(&self.back[..k]);
+            crc = if at == start { c } else { crate::crc::combine(crc, c, k as u64) };
+            at += k as u64;
+        }
+        self.write_behind();
+        Ok(Some(crc))
+    }
+}
+
+/// Bytes copied by the kernel are read back in pieces of this size (`copy_range`).
+const READ_BACK: usize = 1 << 20;
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = match &mut self.file {
@@ -301,6 +362,35 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rdb::writer::KernelCopy;
+
+    /// A range of a file copied by the kernel lands after what was written, whole, and the CRC
+    /// returned is the one of the bytes the output holds.
+    #[test]
+    fn kernel_copy_appends_the_range_and_its_crc() {
+        let dir = tempfile::tempdir().unwrap();
+        let src_path = dir.path().join("in.bin");
+        let src: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+        fs::write(&src_path, &src).unwrap();
+        let input = File::open(&src_path).unwrap();
+        let target = dir.path().join("out.bin");
+        let mut f = AtomicFile::create(&target, &[], false).unwrap();
+        f.write_all(b"head").unwrap();
+        let (a, b) = (12_345usize, 2_500_001usize);
+        let Some(crc) = f.copy_range(&input, a as u64, (b - a) as u64).unwrap() else {
+            eprintln!("skipped: copy_file_range refused on this file system");
+            return;
+        };
+        assert_eq!(crc, crate::crc::crc64(&src[a..b]));
+        f.write_all(b"tail").unwrap();
+        f.sync().unwrap();
+        let mut want = b"head".to_vec();
+        want.extend_from_slice(&src[a..b]);
+        want.extend_from_slice(b"tail");
+        assert_eq!(fs::read(f.tmp_path()).unwrap(), want);
+        // A range past the input's end is an error, not a short copy.
+        assert!(f.copy_range(&input, src.len() as u64 - 10, 20).is_err());
+    }
 
     #[test]
     fn commit_discard_and_no_clobber() {

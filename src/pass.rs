@@ -32,7 +32,9 @@ pub const UNIT: usize = 8 << 20;
 enum Sink<'a> {
     None,
     Input(&'a crate::input::Input),
-    Fn(&'a (dyn Fn(Range<usize>) + Sync)),
+    /// The caller's function; look-ahead pages (`forget`) go back through the mapped input, when
+    /// there is one.
+    Fn(&'a (dyn Fn(Range<usize>) + Sync), Option<&'a crate::input::Input>),
 }
 
 /// The pages of one input, shared by the consumers that read it (see the module docs).
@@ -62,7 +64,17 @@ impl<'a> Pages<'a> {
 
     /// Pages of `len` bytes given back through `release` (callers holding a callback).
     pub fn with_release(len: usize, consumers: u32, release: &'a (dyn Fn(Range<usize>) + Sync)) -> Pages<'a> {
-        Pages::with_sink(Sink::Fn(release), len, consumers)
+        Pages::with_sink(Sink::Fn(release, None), len, consumers)
+    }
+
+    /// `with_release` for the mapped `input`: pages read ahead out of turn (`forget`) are given
+    /// back through it (the caller's function sees only what every consumer is done with).
+    pub fn with_release_of(
+        input: &'a crate::input::Input,
+        consumers: u32,
+        release: &'a (dyn Fn(Range<usize>) + Sync),
+    ) -> Pages<'a> {
+        Pages::with_sink(Sink::Fn(release, Some(input)), input.len(), consumers)
     }
 
     /// A buffer: nothing to give back (the bookkeeping is skipped).
@@ -105,7 +117,7 @@ impl<'a> Pages<'a> {
     /// turn (a look-ahead) that the consumers read again later, faulting them in again. A
     /// caller's release function is not called: to it, a range given back means done.
     pub fn forget(&self, range: Range<usize>) {
-        if let Sink::Input(i) = self.sink {
+        if let Sink::Input(i) | Sink::Fn(_, Some(i)) = self.sink {
             i.release(range.start.min(self.len)..range.end.min(self.len));
         }
     }
@@ -114,7 +126,7 @@ impl<'a> Pages<'a> {
         match self.sink {
             Sink::None => {}
             Sink::Input(i) => i.release(range),
-            Sink::Fn(f) => f(range),
+            Sink::Fn(f, _) => f(range),
         }
     }
 

@@ -156,7 +156,7 @@ pub fn spool(mut src: impl Read, codec: Option<Codec>, temp_dir: Option<&Path>) 
         // Safety: the file is ours alone (unnamed, never shared) and no longer written.
         let map = unsafe { Mmap::map(&file)? };
         let _ = map.advise(Advice::Sequential);
-        Input::Mapped(map)
+        Input::Mapped(map, file)
     };
     Ok(Spooled { data, codec, decode_error })
 }

@@ -169,14 +169,13 @@ pub(super) fn target_db(router: &dyn Router, db: u64) -> u64 {
     }
 }
 
-/// The entries of bucket `b` of every input's set, sorted by (fingerprint, location).
+/// The entries of bucket `b` of every input's set, in no particular order.
 fn bucket_of_all(sets: &[SpilledBuckets], sources: &[Source<'_>], b: usize) -> Result<Vec<(u64, u64)>, MergeError> {
     let mut all = Vec::new();
     for (i, set) in sets.iter().enumerate() {
         let mut e = set.bucket(b).map_err(|error| MergeError::Input { file: sources[i].name.clone(), error })?;
         all.append(&mut e);
     }
-    all.sort_unstable();
     Ok(all)
 }
 
@@ -191,7 +190,8 @@ pub(super) fn find_groups(
     let per: Vec<Result<Vec<Group>, MergeError>> = (0..SpilledBuckets::BUCKETS)
         .into_par_iter()
         .map(|bucket| {
-            let b = bucket_of_all(sets, sources, bucket)?;
+            let mut b = bucket_of_all(sets, sources, bucket)?;
+            b.sort_unstable();
             let mut out = Vec::new();
             let mut i = 0;
             while i < b.len() {
@@ -256,8 +256,13 @@ pub(super) fn existing_keys(
     let by_bucket: Vec<(usize, Vec<(u64, &DbKey)>)> = by_bucket.into_iter().collect();
     let found: Vec<Result<Vec<(DbKey, Located)>, MergeError>> = by_bucket
         .into_par_iter()
-        .map(|(bucket, wanted)| {
-            let b = bucket_of_all(sets, sources, bucket)?;
+        .map(|(bucket, mut wanted)| {
+            // Only the entries with a wanted fingerprint, sorted by (fingerprint, location): a
+            // scan of the bucket instead of a sort of all of it.
+            wanted.sort_unstable_by_key(|w| w.0);
+            let mut b = bucket_of_all(sets, sources, bucket)?;
+            b.retain(|x| wanted.binary_search_by_key(&x.0, |w| w.0).is_ok());
+            b.sort_unstable();
             let mut out = Vec::new();
             for (fp, (db, key)) in wanted {
                 let i = b.partition_point(|x| x.0 < fp);

@@ -16,13 +16,16 @@
 //! pass 2 holds the true number of keys and TTLs before its first key is written.
 //!
 //! Pass 2 (`write`) reads the inputs again and copies each key record's bytes into its output
-//! (`RdbWriter`), one target database at a time in ascending order. An input whose source dbs
+//! (`RdbWriter`), one target database at a time in ascending order. A merge copies whole pieces
+//! of an input between the records it drops or renames, by `copy_file_range` when the input is
+//! a file (`KernelCopy`: the CRC-64 of each piece is read back from the output). An input whose source dbs
 //! map to several target dbs is read once per target db, up to the end of its last section for
 //! that db.
 //!
 //! `write_files` wraps pass 2 for files: temporary names, fsync, our own `verify` of every
 //! output, then the renames.
 
+mod check;
 mod conflicts;
 mod keyloc;
 mod plan;
@@ -32,12 +35,13 @@ mod route;
 mod scan;
 mod write;
 
+pub use check::{OutputReport, OutputStats};
 pub use conflicts::{Conflict, ConflictKind, Occurrence};
 pub use plan::{Plan, default_target, plan};
 pub use policy::{OnConflict, RenameTemplate};
 pub use records::library_name;
 pub use route::{DbRoute, MergeRouter, Router};
-pub use write::{OutputReport, OutputStats, Timings, write, write_files};
+pub use write::{Timings, write, write_files};
 
 use std::collections::BTreeMap;
 

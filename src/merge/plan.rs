@@ -291,7 +291,7 @@ fn validate_input(s: &Source<'_>, gather: &Gather<'_>) -> Result<(u64, u64), Mer
             input.release(r);
         }
     };
-    let rep = crate::verify::verify_bytes_observed(&s.name, s.data, &opts, &release, gather);
+    let rep = crate::verify::verify_bytes_observed(&s.name, s.data, s.input, &opts, &release, gather);
     if rep.ok {
         let crc = rep.checksum.computed.as_deref().and_then(|c| u64::from_str_radix(c, 16).ok());
         let crc = crc.ok_or_else(|| MergeError::Io(format!("{}: verify computed no checksum", s.name)))?;

@@ -1,49 +1,27 @@
 //! Pass 2: copying the key records into the outputs, and the files around it (temporary names,
 //! fsync, the check of every output, the renames).
 //!
-//! Over 700 lines for now: the copy of whole pieces around dropped or renamed records, split's
-//! writer threads and the check that inputs still hold what pass 1 verified all meet in the
-//! pass-2 loop; the input check could move to a module of its own.
+//! The checks of the inputs and outputs are in `super::check`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
 
+use super::check::{Encoded, OutputReport, OutputStats, check_input, check_output};
 use super::conflicts::Action;
 use super::plan::Plan;
 use super::route::{DbRoute, Router};
 use super::scan::Section;
-use super::{DbPlan, MergeError, Source};
+use super::{MergeError, Source};
 use crate::display::quoted;
 use crate::error::Error;
 use crate::output::AtomicFile;
 use crate::rdb::reader::{KeyRecord, Reader, Record};
 use crate::rdb::types::Format;
-use crate::rdb::writer::{self, Copied, RdbWriter, WriteError};
-
-/// What pass 2 wrote into one output.
-#[derive(Debug, Clone)]
-pub struct OutputStats {
-    pub bytes: u64,
-    pub checksum: Option<u64>,
-    /// The records this pass encoded itself (not copied from an input), to be read back.
-    pub encoded: Encoded,
-}
-
-/// Where an output holds records that pass 2 encoded rather than copied (see `write_files`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Encoded {
-    /// Byte ranges of the output, in order; the rest is header, AUX, functions and module data
-    /// before the first range (read back whole), key records copied from validated inputs, and
-    /// the EOF and checksum.
-    Ranges(Vec<std::ops::Range<u64>>),
-    /// Too many to list (every key re-encoded for another format, or module data after the
-    /// keys): the whole output is read back.
-    All,
-}
+use crate::rdb::writer::{self, Copied, KernelCopy, RdbWriter, WriteError};
 
 /// At most this many encoded ranges are listed per output (16 bytes each); beyond, the whole
 /// output is read back.
@@ -67,7 +45,7 @@ impl Tracker {
 /// Pass 2: writes every output (`outs[o]` for router output `o`). One output is written by the
 /// calling thread; several (split) each by a thread of its own, fed by the one reader of each
 /// input in batches, so that copying, checksums and writes run on every core.
-pub fn write<'a, W: Write + Send>(
+pub fn write<'a, W: KernelCopy + Send>(
     plan: &Plan,
     sources: &[Source<'a>],
     router: &dyn Router,
@@ -86,6 +64,9 @@ pub fn write<'a, W: Write + Send>(
     for Out { w, .. } in &mut ws {
         for (s, p) in sources.iter().zip(pages) {
             w.release_into(s.data, p);
+            if let Some(f) = s.input.and_then(|i| i.file()) {
+                w.copy_from_file(s.data, f);
+            }
         }
     }
     for (o, out) in ws.iter_mut().enumerate() {
@@ -112,62 +93,11 @@ pub fn write<'a, W: Write + Send>(
     Ok(done)
 }
 
-/// Checks that input `s` still holds what pass 1 verified: its CRC-64 over the bytes up to its
-/// EOF (`end`), from the CRCs of the pieces the writers copied straight from it (`copies`, of
-/// every input) and, for the rest, its bytes now. An input that changed between the passes
-/// (so that the outputs hold bytes pass 1 never validated) fails the run.
-fn check_input(s: &Source<'_>, (end, want): (u64, u64), copies: &mut [Copied]) -> Result<(), MergeError> {
-    let id = s.data.as_ptr() as usize;
-    let end = (end as usize).min(s.data.len());
-    copies.sort_unstable_by_key(|c| (c.src, c.start));
-    let from = copies.partition_point(|c| c.src < id);
-    let mut crc = 0u64;
-    let mut at = 0usize;
-    let add = |crc: &mut u64, at: usize, c: u64, len: usize| {
-        *crc = if at == 0 { c } else { crate::crc::combine(*crc, c, len as u64) };
-    };
-    // Bytes read now, in steps whose pages are given back (RSS stays flat).
-    let read = |crc: &mut u64, from: usize, to: usize| {
-        let mut at = from;
-        while at < to {
-            let next = to.min((at / crate::pass::UNIT + 1) * crate::pass::UNIT);
-            add(crc, at, crate::crc::crc64(&s.data[at..next]), next - at);
-            if let Some(i) = s.input {
-                i.release(at..next);
-            }
-            at = next;
-        }
-    };
-    for c in copies[from..].iter().take_while(|c| c.src == id) {
-        // The same bytes copied twice (one input given twice) count once.
-        if c.start < at || c.start + c.len > end {
-            continue;
-        }
-        read(&mut crc, at, c.start);
-        at = at.max(c.start);
-        add(&mut crc, at, c.crc, c.len);
-        at += c.len;
-    }
-    read(&mut crc, at, end);
-    if end == 0 || crc == want {
-        return Ok(());
-    }
-    Err(MergeError::Input {
-        file: s.name.clone(),
-        error: Error::corrupt(
-            0,
-            format!(
-                "the input changed while it was read (CRC-64 {crc:016x} now, {want:016x} when it was verified): nothing written"
-            ),
-        ),
-    })
-}
-
 /// A finished output: the writer's output, what was written, the pieces copied from inputs.
 type Finished<W> = (W, OutputStats, Vec<Copied>);
 
 /// Pass 2 into several outputs, each written by a thread of its own.
-fn write_threads<'a, W: Write + Send>(
+fn write_threads<'a, W: KernelCopy + Send>(
     plan: &Plan,
     sources: &[Source<'a>],
     router: &dyn Router,
@@ -263,7 +193,7 @@ impl<'a, 'p> Dest<'a, 'p> for Fan<'a, 'p> {
     }
 }
 
-impl<'a, 'p, W: Write + Send> Dest<'a, 'p> for [Out<'a, W>] {
+impl<'a, 'p, W: KernelCopy + Send> Dest<'a, 'p> for [Out<'a, W>] {
     fn outputs(&self) -> usize {
         self.len()
     }
@@ -297,7 +227,7 @@ struct Out<'a, W: Write> {
     enc: Tracker,
 }
 
-impl<'a, W: Write + Send> Out<'a, W> {
+impl<'a, W: KernelCopy + Send> Out<'a, W> {
     /// AUX fields, module data (before the keys) and functions.
     fn head(&mut self, plan: &Plan, o: usize) -> Result<(), MergeError> {
         let w = &mut self.w;
@@ -440,7 +370,7 @@ fn copy_pieces<'a, 'p, D: Dest<'a, 'p> + ?Sized>(
     Ok(())
 }
 
-impl<'a, W: Write + Send> PieceOut<'a> for Out<'a, W> {
+impl<'a, W: KernelCopy + Send> PieceOut<'a> for Out<'a, W> {
     /// Section `x` of input `i`: its key records as whole pieces, around the records the plan
     /// drops or renames.
     fn pieces(&mut self, plan: &Plan, s: &Source<'a>, i: usize, x: &Section) -> Result<(), MergeError> {
@@ -536,16 +466,6 @@ fn copy_input<'a, 'p, D: Dest<'a, 'p> + ?Sized>(
     Ok(())
 }
 
-/// One written and checked output file.
-#[derive(Debug, Clone, Serialize)]
-pub struct OutputReport {
-    pub file: String,
-    pub bytes: u64,
-    pub keys: u64,
-    pub expires: u64,
-    pub dbs: Vec<DbPlan>,
-}
-
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Timings {
     /// Pass 1: reading the inputs, collisions, counts.
@@ -607,159 +527,10 @@ pub fn write_files(
     Ok((reports, Timings { plan_s: plan.plan_s, write_s, verify_s }))
 }
 
-/// Checks a written file without reading all of it again. What it holds is known: the header,
-/// AUX fields, function libraries and module data (read back and parsed whole), database
-/// headers and key records this pass encoded (each range read back and parsed, values walked),
-/// key records copied byte for byte from inputs that pass 1 fully validated (their counts per
-/// database checked by the writer against the plan as they were written), then EOF and the
-/// CRC-64 the writer computed over every byte it wrote (read back and compared). Its size on
-/// disk must be what was written. When the encoded records are too many to list, or come after
-/// the keys, the whole file goes through `verify` instead.
-fn check_output(
-    tmp: &Path,
-    target: &Path,
-    planned: &BTreeMap<u64, DbPlan>,
-    st: &OutputStats,
-) -> Result<OutputReport, MergeError> {
-    let name = target.display().to_string();
-    let fail = |m: String| MergeError::Io(format!("{name}: the written file failed its check: {m}"));
-    let data = crate::input::open(tmp).map_err(|e| fail(format!("cannot re-read it: {e}")))?;
-    if data.len() as u64 != st.bytes {
-        return Err(fail(format!("{} bytes on disk, {} written", data.len(), st.bytes)));
-    }
-    let dbs: Vec<DbPlan> = planned.values().filter(|c| c.keys > 0 || c.dropped > 0).copied().collect();
-    let (keys, expires) = dbs.iter().fold((0, 0), |(k, e), c| (k + c.keys, e + c.expires));
-    let report = OutputReport { file: name.clone(), bytes: st.bytes, keys, expires, dbs };
-    let ranges = match &st.encoded {
-        Encoded::Ranges(r) if !r.is_empty() => r,
-        // No key at all (a small file), or too many encoded records: read it all.
-        _ => return verify_whole(&name, &data, &report),
-    };
-    // The trailer: EOF, then the checksum the writer computed.
-    let tail = if st.checksum.is_some() { 9 } else { 1 };
-    let Some(eof) = data.len().checked_sub(tail) else {
-        return Err(fail("shorter than its trailer".into()));
-    };
-    if data[eof] != 0xFF {
-        return Err(fail(format!("no EOF opcode at offset {eof}")));
-    }
-    if let Some(c) = st.checksum
-        && data[eof + 1..] != c.to_le_bytes()
-    {
-        return Err(fail("the stored checksum is not the one computed while writing".into()));
-    }
-    // The head (header to the first database), then every encoded range.
-    let head = 9..ranges[0].start as usize;
-    let mut last_end = 0u64;
-    for r in std::iter::once(head.start as u64..head.end as u64).chain(ranges.iter().cloned()) {
-        if r.start < last_end || r.end > eof as u64 {
-            return Err(fail(format!("encoded records at {}..{} out of place", r.start, r.end)));
-        }
-        last_end = r.end;
-        parse_back(&data, r.start as usize..r.end as usize, r.start == 9, planned)
-            .map_err(|m| fail(format!("records at {}..{}: {m}", r.start, r.end)))?;
-        data.release(r.start as usize..r.end as usize);
-    }
-    Ok(report)
-}
-
-/// Parses `data[r]` (whole records, after the file's 9-byte header) as a file of its own: they
-/// must end exactly at `r.end`, values must be valid, and databases must be planned ones.
-/// `head`: the records before the first database (no key records allowed there).
-fn parse_back(
-    data: &[u8],
-    r: std::ops::Range<usize>,
-    head: bool,
-    planned: &BTreeMap<u64, DbPlan>,
-) -> Result<(), String> {
-    let mut image = Vec::with_capacity(r.len() + 18);
-    image.extend_from_slice(&data[..9]);
-    image.extend_from_slice(&data[r.clone()]);
-    image.push(0xFF);
-    image.extend_from_slice(&[0; 8]);
-    let mut reader = Reader::new(&image).map_err(|e| e.to_string())?;
-    let mut walker = crate::rdb::walk::Walker::new();
-    for rec in reader.by_ref() {
-        match rec.map_err(|e| e.to_string())? {
-            Record::Key(k) if head => return Err(format!("key {} before any database", quoted(&k.key))),
-            Record::Key(k) => walker
-                .walk(&k.value, &mut crate::rdb::value::Validate)
-                .map_err(|e| format!("key {}: {e}", quoted(&k.key)))?,
-            Record::SelectDb { db } if planned.get(&db).is_none_or(|c| c.keys == 0) => {
-                return Err(format!("db {db} is not planned"));
-            }
-            _ => {}
-        }
-    }
-    match reader.trailer() {
-        Some(t) if t.eof_offset as usize == 9 + r.len() => Ok(()),
-        _ => Err("they do not end where they should".into()),
-    }
-}
-
-/// Re-reads a written file with `verify`: it must be valid and hold exactly the planned counts.
-fn verify_whole(name: &str, data: &crate::input::Input, report: &OutputReport) -> Result<OutputReport, MergeError> {
-    let fail = |m: String| MergeError::Io(format!("{name}: the written file failed its check: {m}"));
-    let opts = crate::verify::Options { keep_going: false, max_errors: 10, now_ms: 0, target: None };
-    let rep = crate::verify::verify_bytes_releasing(name, data, &opts, &|r| data.release(r));
-    if !rep.ok {
-        let e = rep.errors.first().map_or_else(String::new, |e| {
-            let key = e.key.as_ref().map(|k| format!(", key {}", quoted(k))).unwrap_or_default();
-            format!("at offset {}{key}: {}", e.offset, e.message)
-        });
-        return Err(MergeError::Invalid(format!(
-            "{name}: the written file failed its check ({e}); values are copied unchanged, so an input \
-             holds this broken value (check the inputs with `rdbtool verify`); nothing written"
-        )));
-    }
-    let got: Vec<(u64, u64, u64)> = rep.dbs.iter().map(|d| (d.db, d.keys, d.expires)).collect();
-    let want: Vec<(u64, u64, u64)> =
-        report.dbs.iter().filter(|c| c.keys > 0).map(|c| (c.db, c.keys, c.expires)).collect();
-    if got != want {
-        return Err(fail(format!("found (db, keys, expires) {got:?}, planned {want:?}")));
-    }
-    Ok(report.clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::merge::{MergeRouter, OnConflict, Options, RenameTemplate, plan};
-
-    /// The check of a written output is real: the file as written passes, and a broken encoded
-    /// record, a changed checksum or a short file each fail it.
-    #[test]
-    fn the_output_check_catches_what_it_claims() {
-        let data = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/small-db0.rdb")).unwrap();
-        // The same file twice under `rename`: every key is a conflict, every copy renamed (encoded).
-        let sources = [Source::new("a.rdb", &data), Source::new("b.rdb", &data)];
-        let router = MergeRouter { into_db0: false };
-        let rename = Some(RenameTemplate::parse("{input}:{key}").unwrap());
-        let opts = Options { on_conflict: OnConflict::Rename, rename, ..Default::default() };
-        let plan = plan(&sources, &router, &opts).unwrap();
-        let (bytes, st) = write(&plan, &sources, &router, vec![Vec::new()]).unwrap().remove(0);
-        let Encoded::Ranges(ranges) = &st.encoded else { panic!("ranges expected: {:?}", st.encoded) };
-        assert!(ranges.len() > 2, "SELECTDB and renamed keys: {ranges:?}");
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("out.rdb");
-        let check = |b: &[u8]| {
-            std::fs::write(&file, b).unwrap();
-            check_output(&file, &file, &plan.counts[0], &st)
-        };
-        let rep = check(&bytes).unwrap();
-        assert_eq!(rep.keys, plan.counts[0].values().map(|c| c.keys).sum::<u64>());
-        // A renamed key record whose type byte is garbage.
-        let mut broken = bytes.clone();
-        broken[ranges[1].start as usize] = 0xEE;
-        let e = check(&broken).unwrap_err().to_string();
-        assert!(e.contains("failed its check"), "{e}");
-        // The stored checksum changed.
-        let mut crc = bytes.clone();
-        *crc.last_mut().unwrap() ^= 1;
-        assert!(check(&crc).unwrap_err().to_string().contains("checksum"));
-        // A byte short.
-        assert!(check(&bytes[..bytes.len() - 1]).unwrap_err().to_string().contains("bytes on disk"));
-    }
+    use crate::merge::{MergeRouter, OnConflict, Options, plan};
 
     /// An input that changes between pass 1 and pass 2 (same structure, one value byte changed,
     /// so every copied record still parses and the output's own CRC matches what was written)

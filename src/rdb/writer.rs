@@ -156,6 +156,22 @@ const DIRECT: usize = 64 * 1024;
 /// Adjacent borrowed bytes are gathered up to this size before they are written.
 const MAX_PENDING: usize = 8 << 20;
 
+/// An output that can take a byte range of a file by a copy inside the kernel
+/// (`copy_file_range`: from page cache to page cache, never through this process's memory).
+pub trait KernelCopy: Write {
+    /// Appends `len` bytes of `src` from `offset` on, and returns the CRC-64 of those bytes as
+    /// the output now holds them (read back from it: the checksum the writer stores, and the
+    /// caller's proof of what was copied, are computed on the output's own bytes). `Ok(None)`
+    /// when this output cannot do it and nothing was appended: the caller writes the bytes.
+    fn copy_range(&mut self, src: &std::fs::File, offset: u64, len: u64) -> io::Result<Option<u64>> {
+        let _ = (src, offset, len);
+        Ok(None)
+    }
+}
+
+impl KernelCopy for Vec<u8> {}
+impl KernelCopy for io::Sink {}
+
 /// Writes one RDB file. `'a` is the lifetime of the input files: key records are taken as
 /// slices of them, and runs of records that sit next to each other in an input and are copied
 /// unchanged go out as one write straight from the input (no copy through a buffer).
@@ -169,6 +185,8 @@ pub struct RdbWriter<'a, W: Write> {
     releases: Vec<Source<'a>>,
     /// A run of input bytes (input, start, end) not yet written.
     pending: Option<(&'a [u8], usize, usize)>,
+    /// Inputs that are files (their bytes, the file): long runs of them go out by `KernelCopy`.
+    files: Vec<(&'a [u8], &'a std::fs::File)>,
     /// CRC-64 of the bytes written so far (pieces combined).
     crc: u64,
     /// Whether pieces written straight from an input are listed in `copies`.
@@ -179,7 +197,7 @@ pub struct RdbWriter<'a, W: Write> {
     section: Option<Section>,
 }
 
-impl<'a, W: Write + Send> RdbWriter<'a, W> {
+impl<'a, W: KernelCopy + Send> RdbWriter<'a, W> {
     /// Starts a file of `format` (see `target_format`) by writing its magic.
     pub fn new(out: W, format: Format) -> RdbWriter<'a, W> {
         RdbWriter::with_buffer(out, format, BUF)
@@ -195,6 +213,7 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
             buf_limit,
             releases: Vec::new(),
             pending: None,
+            files: Vec::new(),
             crc: 0,
             track: false,
             copies: Vec::new(),
@@ -226,6 +245,12 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
     /// so once it has written up to an offset, it reports everything before it done.
     pub fn release_into(&mut self, src: &'a [u8], pages: &'a Pages<'a>) {
         self.releases.push(Source { src, pages: PagesRef::Shared(pages), at: 0 });
+    }
+
+    /// The bytes `src` are the contents of `file`: runs of them written straight from the input
+    /// (`DIRECT` bytes or more) are copied by the kernel when the output can (`KernelCopy`).
+    pub fn copy_from_file(&mut self, src: &'a [u8], file: &'a std::fs::File) {
+        self.files.push((src, file));
     }
 
     /// Reports what the writer will not read again of every source (at the end, or before
@@ -508,8 +533,21 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
     }
 
     /// Checksums and writes `s` (when `from` is given: `src[a..]` of an input, written straight
-    /// from it); large pieces do both at once on two threads.
+    /// from it, by the kernel when the input is a file and the output can); large pieces do both
+    /// at once on two threads.
     fn emit(&mut self, s: &[u8], from: Option<(&[u8], usize)>) -> io::Result<()> {
+        if let Some((src, a)) = from
+            && let Some(&(_, file)) = self.files.iter().find(|(f, _)| std::ptr::eq(*f, src))
+        {
+            match self.out.copy_range(file, a as u64, s.len() as u64)? {
+                Some(c) => {
+                    self.emitted(c, s.len(), from);
+                    return Ok(());
+                }
+                // This output cannot: every run is written from the map from now on.
+                None => self.files.clear(),
+            }
+        }
         let (c, written) = if s.len() >= 1 << 20 {
             let out = &mut self.out;
             rayon::join(|| crate::crc::crc64(s), || out.write_all(s))
@@ -517,12 +555,17 @@ impl<'a, W: Write + Send> RdbWriter<'a, W> {
             (crate::crc::crc64(s), self.out.write_all(s))
         };
         written?;
-        self.crc = if self.bytes == 0 { c } else { crate::crc::combine(self.crc, c, s.len() as u64) };
-        self.bytes += s.len() as u64;
-        if let (true, Some((src, a))) = (self.track, from) {
-            self.copies.push(Copied { src: src.as_ptr() as usize, start: a, len: s.len(), crc: c });
-        }
+        self.emitted(c, s.len(), from);
         Ok(())
+    }
+
+    /// `len` bytes with CRC-64 `c` are out (copied from `src[a..]` when `from` is given).
+    fn emitted(&mut self, c: u64, len: usize, from: Option<(&[u8], usize)>) {
+        self.crc = if self.bytes == 0 { c } else { crate::crc::combine(self.crc, c, len as u64) };
+        self.bytes += len as u64;
+        if let (true, Some((src, a))) = (self.track, from) {
+            self.copies.push(Copied { src: src.as_ptr() as usize, start: a, len, crc: c });
+        }
     }
 
     /// From now on, pieces written straight from an input are listed with their CRC-64

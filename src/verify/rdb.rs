@@ -73,15 +73,22 @@ pub trait Observer: Sync {
     fn join(&self, part: Box<dyn std::any::Any + Send>, db: u64, trailer: Option<&crate::rdb::reader::Trailer>);
 }
 
-/// `verify_bytes_releasing` with an [`Observer`] fed in the same reading.
+/// `verify_bytes_releasing` with an [`Observer`] fed in the same reading. When `data` is the
+/// mapped `input`, pages read ahead to find part boundaries are given back through it at once
+/// (the look-ahead of every part of a big file would otherwise stay mapped until the parse
+/// reaches it: RSS that grows with the file).
 pub fn verify_bytes_observed(
     name: &str,
     data: &[u8],
+    input: Option<&crate::input::Input>,
     opts: &Options,
     release: &(dyn Fn(std::ops::Range<usize>) + Sync),
     observer: &dyn Observer,
 ) -> Report {
-    let pages = || Pages::with_release(data.len(), CONSUMERS, release);
+    let pages = || match input.filter(|i| i.len() == data.len()) {
+        Some(i) => Pages::with_release_of(i, CONSUMERS, release),
+        None => Pages::with_release(data.len(), CONSUMERS, release),
+    };
     verify_impl(name, data, opts, &pages, false, None, Some(observer))
 }
 
