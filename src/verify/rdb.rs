@@ -403,24 +403,20 @@ fn run_part<'a>(
     };
     let mut reader = Reader::resume(ctx.data, ctx.format, start, db.unwrap_or(UNKNOWN_DB));
     let mut modules: Vec<String> = Vec::new();
-    let mut tick = 0;
+    let mut steps = crate::parts::Steps::new(end);
     WALKER.with_borrow_mut(|w| {
         loop {
             let at = reader.offset() as usize;
-            if at >= end {
-                part.span.next = Some(at);
-                break;
-            }
-            if ctx.abort.load(Ordering::Relaxed) {
-                break;
-            }
-            if at >= tick {
-                tick = at + (256 << 10);
+            let go = steps.go(at, &mut part.span, |at| {
                 if let Some((lane, crc)) = pages.as_mut() {
                     lane.upto(at);
                     // The checksum runs ahead: it takes the page faults.
                     crc.upto(at + (2 << 20));
                 }
+                true
+            });
+            if !go || ctx.abort.load(Ordering::Relaxed) {
+                break;
             }
             // Looked at by reference where the reader built it (src/rdb/reader.rs).
             let mut verdict = Ok(());
