@@ -628,49 +628,8 @@ fn slot_migration_during_a_cluster_restore() {
     assert_eq!((code, d.len()), (0, 0), "{d:?}");
 }
 
-// Older targets (Redis 6.0 / 6.2, Valkey 8.1 from scripts/ensure_servers.sh).
-
-/// A server of another version, on a unix socket in its own temp dir, killed by PID on drop.
-struct Other {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-}
-
-impl Other {
-    fn start(bin: &Path) -> Other {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("log");
-        let child = Command::new(bin)
-            .args(["--port", "0", "--unixsocket"])
-            .arg(dir.path().join("s.sock"))
-            .arg("--dir")
-            .arg(dir.path())
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile"])
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !std::fs::read_to_string(&log).unwrap_or_default().to_lowercase().contains("ready to accept") {
-            assert!(Instant::now() < deadline, "{} did not start", bin.display());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Other { child, dir }
-    }
-
-    fn url(&self) -> String {
-        format!("unix://{}", self.dir.path().join("s.sock").display())
-    }
-}
-
-impl Drop for Other {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+// Older targets (Redis 6.0 / 6.2, Valkey 8.1 from scripts/ensure_servers.sh), each a throwaway
+// server of tests/common (`RedisServer::start_of`).
 
 fn other_servers() -> Option<Vec<(&'static str, PathBuf)>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -695,8 +654,8 @@ fn older_targets_get_plain_commands_for_newer_encodings() {
     let fs = f.to_str().unwrap();
     let n = file_keys(&f).len() as u64;
     for (name, bin) in servers {
-        let s = Other::start(&bin);
-        let r = restore_json(&[fs, "--to", &s.url(), "--no-functions"], 0);
+        let s = RedisServer::start_of(&bin, &[]);
+        let r = restore_json(&[fs, "--to", &url(&s), "--no-functions"], 0);
         assert_eq!((r["written"].as_u64(), r["failed"].as_u64()), (Some(n), Some(0)), "{name}: {r}");
         let plain = r["sent_as_commands"].as_u64().unwrap();
         if name.starts_with("redis") {
@@ -707,11 +666,11 @@ fn older_targets_get_plain_commands_for_newer_encodings() {
             assert_eq!(plain, 0, "{name}");
         }
         // Plain streams get the load time as consumer seen time (nothing else differs).
-        let o = rdbtool(&["diff", fs, &s.url(), "--ignore-stream-times"]);
+        let o = rdbtool(&["diff", fs, &url(&s), "--ignore-stream-times"]);
         assert_eq!(o.status.code(), Some(0), "{name}: {}{}", text(&o.stdout), text(&o.stderr));
         // Function libraries: named as failed on servers without functions.
         let r = restore_json(
-            &[fs, "--to", &s.url(), "--on-busy-key", "skip"],
+            &[fs, "--to", &url(&s), "--on-busy-key", "skip"],
             if name.starts_with("redis") { 1 } else { 0 },
         );
         assert_eq!(r["skipped_busy"].as_u64(), Some(n), "{name}");
@@ -742,18 +701,15 @@ fn expired_keys_sent_as_plain_commands_do_what_restore_does() {
     // Back to 2001: every TTL has passed, for this clock and the server's.
     let shift = format!("-{}s", 4_102_444_800i64 - 1_000_000_000);
     let (_, bin) = servers.iter().find(|(n, _)| *n == "redis-6.2").unwrap();
-    let t = Other::start(bin);
-    let cli = |args: &[&str]| -> String {
-        let sock = t.url().trim_start_matches("unix://").to_owned();
-        let o = Command::new("redis-cli").arg("-s").arg(sock).args(args).stdin(Stdio::null()).output().unwrap();
-        text(&o.stdout).trim().to_owned()
-    };
+    let t = RedisServer::start_of(bin, &[]);
+    let to = url(&t);
+    let cli = |args: &[&str]| -> String { text(&t.cli(args).stdout).trim().to_owned() };
     let fill = || {
         cli(&["FLUSHALL"]);
         cli(&["SET", "l:1", "theirs"]);
         cli(&["RPUSH", "l:2", "theirs"]);
     };
-    let base = [fs, "--to", &t.url(), "--ttl-shift", &shift, "--expired", "include", "--no-functions"];
+    let base = [fs, "--to", &to, "--ttl-shift", &shift, "--expired", "include", "--no-functions"];
     let with = |extra: &[&'static str]| {
         let mut a = base.to_vec();
         a.extend_from_slice(extra);

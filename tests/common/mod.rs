@@ -120,6 +120,18 @@ impl RedisServer {
         Self::cluster_exposed(n, Exposure { tls: Some(tls), ..open_exposure(&[]) })
     }
 
+    /// `start` of another server binary (see `other_server`).
+    pub fn start_of(bin: &Path, extra_args: &[&str]) -> RedisServer {
+        let version = server_version(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let cfg = ServerConfig { bin: bin.to_path_buf(), version, ..test_config() };
+        let dir = ServerDir::create(None, "rdbtool-test-").expect("create temp dir for redis-server");
+        match Server::start_with(dir, &cfg, &open_exposure(extra_args)) {
+            Ok(Start::Up(srv)) => Self::wrap(srv),
+            Ok(Start::Exited { status, log }) => panic!("{} exited ({status}); log:\n{log}", bin.display()),
+            Err(e) => panic!("{}: {e}", bin.display()),
+        }
+    }
+
     /// `cluster` of another server binary (see `other_server`).
     pub fn cluster_of(bin: &Path, n: usize, extra_args: &[&str]) -> Vec<RedisServer> {
         let version = server_version(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
