@@ -28,9 +28,15 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A child process (`what` names it in the message) to kill if we are interrupted.
-pub fn add_child(pid: u32, what: &str) {
-    registry().children.push((pid, what.to_owned()));
+/// Starts `cmd` and registers the child (`what` names it in the message) to kill if we are
+/// interrupted, both under the registry's lock, as `create_path` does for paths: an
+/// interruption either finds the child registered or comes first, and then no child is started
+/// (starting first and registering after left a server running when the signal fell between).
+pub fn spawn_child(cmd: &mut std::process::Command, what: &str) -> std::io::Result<std::process::Child> {
+    let mut r = registry();
+    let child = cmd.spawn()?;
+    r.children.push((child.id(), what.to_owned()));
+    Ok(child)
 }
 
 /// The child has been stopped and reaped: forget it (its PID may be reused).

@@ -490,8 +490,8 @@ impl Server {
             });
         }
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", cfg.bin.display()))?;
-        crate::cleanup::add_child(child.id(), "redis-server");
+        let mut child = crate::cleanup::spawn_child(&mut cmd, "redis-server")
+            .map_err(|e| format!("cannot start {}: {e}", cfg.bin.display()))?;
         let mut opts = ConnectOptions::new(addr.clone());
         opts.password = password.clone();
         opts.timeout = Duration::from_secs(5);
