@@ -359,14 +359,8 @@ impl<'a> Cursor<'a> {
     /// An RDB string, not decoded.
     #[inline(always)]
     pub fn str(&mut self, what: &str) -> Result<RdbStr<'a>> {
-        // Fast path: a raw string with a one-byte length that fits.
-        if let Some(&b) = self.buf.get(self.pos) {
-            let n = b as usize;
-            if n < 0x40 && n < self.buf.len() - self.pos {
-                let start = self.pos + 1;
-                self.pos = start + n;
-                return Ok(RdbStr::Raw(&self.buf[start..start + n]));
-            }
+        if let Some(s) = self.short_raw() {
+            return Ok(RdbStr::Raw(s));
         }
         self.str_slow(what)
     }
@@ -509,13 +503,8 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub fn str_cow(&mut self, what: &str) -> Result<Cow<'a, [u8]>> {
         // `str`'s fast path, building the `Cow` directly: every key is read here.
-        if let Some(&b) = self.buf.get(self.pos) {
-            let n = b as usize;
-            if n < 0x40 && n < self.buf.len() - self.pos {
-                let start = self.pos + 1;
-                self.pos = start + n;
-                return Ok(Cow::Borrowed(&self.buf[start..start + n]));
-            }
+        if let Some(s) = self.short_raw() {
+            return Ok(Cow::Borrowed(s));
         }
         self.str_cow_slow(what)
     }
