@@ -52,10 +52,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn url(s: &RedisServer) -> String {
-    format!("redis://127.0.0.1:{}", s.port)
-}
-
 /// A diff's JSONL output: the differences (by (db, key)) and the summary line.
 struct Report {
     diffs: Vec<Json>,
@@ -152,7 +148,7 @@ fn file_against_its_server_then_each_change_reported_once() {
     let total = keys.len() as u64;
     let before = sha(&f);
 
-    let r = diff_jsonl(&all_types_s(), &url(&server), &[], 0);
+    let r = diff_jsonl(&all_types_s(), &server.url(), &[], 0);
     assert!(r.diffs.is_empty(), "{:?}", r.diffs);
     assert_eq!((r.n("same"), r.n("keys_a"), r.n("keys_b")), (total, total, total));
 
@@ -181,7 +177,7 @@ fn file_against_its_server_then_each_change_reported_once() {
         .into_iter()
         .collect()
     };
-    let r = diff_jsonl(&all_types_s(), &url(&server), &[], 1);
+    let r = diff_jsonl(&all_types_s(), &server.url(), &[], 1);
     assert_eq!(r.kinds(), expect("only_in_a", "only_in_b"));
     assert_eq!(
         (
@@ -203,11 +199,11 @@ fn file_against_its_server_then_each_change_reported_once() {
     assert!(t["a"]["expire_at_ms"].is_null() && t["b"]["expire_at_ms"].as_i64().unwrap() > rdbtool::filter::now_ms());
 
     // Sides swapped: A-only and B-only swap, the rest stays.
-    let r = diff_jsonl(&url(&server), &all_types_s(), &[], 1);
+    let r = diff_jsonl(&server.url(), &all_types_s(), &[], 1);
     assert_eq!(r.kinds(), expect("only_in_b", "only_in_a"));
 
     // --json: one document with the same differences.
-    let o = rdbtool(&["diff", &all_types_s(), &url(&server), "--json"]);
+    let o = rdbtool(&["diff", &all_types_s(), &server.url(), "--json"]);
     assert_eq!(o.status.code(), Some(1));
     let doc: Json = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["differences"].as_array().unwrap().len(), 4);
@@ -215,7 +211,7 @@ fn file_against_its_server_then_each_change_reported_once() {
     assert_eq!(doc["summary"]["same"], total - 3);
 
     // Text: one line per difference and the summary.
-    let o = rdbtool(&["diff", &all_types_s(), &url(&server)]);
+    let o = rdbtool(&["diff", &all_types_s(), &server.url()]);
     assert_eq!(o.status.code(), Some(1));
     let out = text(&o.stdout);
     assert_eq!(
@@ -227,13 +223,13 @@ fn file_against_its_server_then_each_change_reported_once() {
     assert!(out.trim_end().ends_with("DIFFERENT"));
 
     // Filters as in export.
-    let r = diff_jsonl(&all_types_s(), &url(&server), &["--db", "1"], 1);
+    let r = diff_jsonl(&all_types_s(), &server.url(), &["--db", "1"], 1);
     assert_eq!(r.kinds().into_values().collect::<Vec<_>>(), vec!["only_in_a"]);
-    let r = diff_jsonl(&all_types_s(), &url(&server), &["--key", "diff:*"], 1);
+    let r = diff_jsonl(&all_types_s(), &server.url(), &["--key", "diff:*"], 1);
     assert_eq!(r.kinds().keys().cloned().collect::<Vec<_>>(), vec![(2, b"diff:new".to_vec())]);
     assert_eq!(r.n("keys_a"), 0);
     // A database in the URL limits both sides to it.
-    let r = diff_jsonl(&all_types_s(), &(url(&server) + "/2"), &[], 1);
+    let r = diff_jsonl(&all_types_s(), &(server.url() + "/2"), &[], 1);
     assert_eq!(r.kinds().keys().cloned().collect::<Vec<_>>(), vec![(2, b"diff:new".to_vec())]);
     assert_eq!(r.n("keys_a"), keys.iter().filter(|k| k.db == 2).count() as u64);
 
@@ -243,7 +239,7 @@ fn file_against_its_server_then_each_change_reported_once() {
     let s = keys.iter().find(|k| k.db == 2 && k.expire_at_ms.is_none() && matches!(k.value, Value::String(_))).unwrap();
     server.cmd(&[b"DEL", &s.key]);
     server.cmd(&[b"RPUSH", &s.key, b"x"]);
-    let r = diff_jsonl(&all_types_s(), &url(&server), &["--db", "2"], 1);
+    let r = diff_jsonl(&all_types_s(), &server.url(), &["--db", "2"], 1);
     let d = &r.diffs[0];
     assert_eq!(
         (r.diffs.len(), d["kind"].as_str(), d["a"]["type"].as_str(), d["b"]["type"].as_str()),
@@ -258,19 +254,19 @@ fn sampling_picks_the_same_keys_on_both_sides() {
     let f = all_types();
     let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
     let total = decode_file(&f).len() as f64;
-    let r = diff_jsonl(&all_types_s(), &url(&server), &["--sample-rate", "0.3"], 0);
+    let r = diff_jsonl(&all_types_s(), &server.url(), &["--sample-rate", "0.3"], 0);
     let n = r.n("keys_a") as f64;
     assert!(n > total * 0.15 && n < total * 0.45, "{n} of {total}");
     assert_eq!(r.n("keys_a"), r.n("keys_b"));
     assert_eq!(r.n("same"), r.n("keys_a"));
-    let r = diff_jsonl(&all_types_s(), &url(&server), &["--sample", "50"], 0);
+    let r = diff_jsonl(&all_types_s(), &server.url(), &["--sample", "50"], 0);
     assert!((20..=90).contains(&r.n("keys_a")), "{}", r.summary);
     // A sampled key that changed is still found; keys outside the sample are not looked at.
     select(&server, 0);
     for i in 0..100 {
         server.cmd(&[b"SET", format!("sample:new:{i}").as_bytes(), b"v"]);
     }
-    let r = diff_jsonl(&all_types_s(), &url(&server), &["--sample-rate", "0.3"], 1);
+    let r = diff_jsonl(&all_types_s(), &server.url(), &["--sample-rate", "0.3"], 1);
     let added = r.n("only_in_b");
     assert!((10..=50).contains(&added), "{added} of 100 new keys sampled");
 }
@@ -285,12 +281,12 @@ fn keys_that_expire_meanwhile_are_not_missing() {
     let file = dir.path().join("snap.rdb");
     std::fs::copy(server.path().join("dump.rdb"), &file).unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    let r = diff_jsonl(file.to_str().unwrap(), &url(&server), &[], 0);
+    let r = diff_jsonl(file.to_str().unwrap(), &server.url(), &[], 0);
     assert_eq!(r.kinds().into_iter().collect::<Vec<_>>(), vec![((0, b"short".to_vec()), "expired".to_owned())]);
     assert_eq!((r.n("expired"), r.n("only_in_a"), r.n("same")), (1, 0, 1));
     // With no tolerance and a key that expires an hour later on one side: a TTL difference.
     server.cmd(&[b"PEXPIRE", b"keep", b"3600000"]);
-    let r = diff_jsonl(file.to_str().unwrap(), &url(&server), &["--ttl-tolerance", "0"], 1);
+    let r = diff_jsonl(file.to_str().unwrap(), &server.url(), &["--ttl-tolerance", "0"], 1);
     assert_eq!(r.n("different_ttl"), 1);
 }
 
@@ -353,11 +349,11 @@ fn cluster_of_three_masters() {
 
     // Through any node: identical, keys routed to the master of their slot.
     for n in [n1, n3] {
-        let r = diff_jsonl(&f, &url(n), &["--db", "0"], 0);
+        let r = diff_jsonl(&f, &n.url(), &["--db", "0"], 0);
         assert_eq!((r.n("same"), r.n("keys_b")), (db0.len() as u64, db0.len() as u64));
     }
     // Keys of other databases cannot be in a cluster: only in A.
-    let r = diff_jsonl(&f, &url(n2), &[], 1);
+    let r = diff_jsonl(&f, &n2.url(), &[], 1);
     assert_eq!(r.n("only_in_a"), decode_file(&all_types()).len() as u64 - db0.len() as u64);
     assert_eq!(r.n("only_in_b") + r.n("different_value"), 0);
 
@@ -378,14 +374,14 @@ fn cluster_of_three_masters() {
     };
     cli(&["SET", &key, "changed"]);
     cli(&["SET", "cluster:new{x}", "1"]);
-    let r = diff_jsonl(&f, &url(n2), &["--db", "0"], 1);
+    let r = diff_jsonl(&f, &n2.url(), &["--db", "0"], 1);
     let k = r.kinds();
     assert_eq!(k.len(), 2, "{k:?}");
     assert_eq!(k[&(0, s.key.clone())], "value");
     assert_eq!(k[&(0, b"cluster:new{x}".to_vec())], "only_in_b");
     // --slot narrows to the new key's slot.
     let slot = rdbtool::slot::key_slot(b"cluster:new{x}").to_string();
-    let r = diff_jsonl(&f, &url(n2), &["--db", "0", "--slot", &slot], 1);
+    let r = diff_jsonl(&f, &n2.url(), &["--db", "0", "--slot", &slot], 1);
     assert_eq!(r.diffs.len(), 1);
 }
 
@@ -407,7 +403,7 @@ fn diff_set(args: &[&str], expect_code: i32) -> Report {
 /// A cluster's backup: the cluster filled with all-types' db 0 by `rdbtool restore`, then each
 /// master SAVEd and its dump.rdb copied to `dir/shard-N.rdb`. Returns the shard paths.
 fn cluster_backup(nodes: &[RedisServer], dir: &Path) -> Vec<String> {
-    let o = rdbtool(&["restore", &all_types_s(), "--db", "0", "--to", &url(&nodes[0])]);
+    let o = rdbtool(&["restore", &all_types_s(), "--db", "0", "--to", &nodes[0].url()]);
     assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
     let mut shards = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
@@ -429,7 +425,7 @@ fn a_cluster_backup_is_one_set_of_files() {
     assert_eq!(per_shard.iter().sum::<u64>(), db0);
     assert!(per_shard.iter().all(|&n| n > 10), "{per_shard:?}");
     let s: Vec<&str> = shards.iter().map(String::as_str).collect();
-    let node = url(&nodes[1]);
+    let node = nodes[1].url();
 
     // The set against the cluster: identical, one summary per file.
     let r = diff_set(&[s[0], s[1], s[2], &node], 0);
@@ -860,9 +856,9 @@ fn the_live_side_receives_no_write() {
         lines
     });
     std::thread::sleep(Duration::from_millis(200));
-    let r = diff_jsonl(&all_types_s(), &url(&server), &[], 1);
+    let r = diff_jsonl(&all_types_s(), &server.url(), &[], 1);
     assert_eq!(r.kinds().into_values().collect::<Vec<_>>(), vec!["only_in_b"]);
-    let r = diff_jsonl(&url(&server), &url(&server), &[], 0);
+    let r = diff_jsonl(&server.url(), &server.url(), &[], 0);
     assert_eq!(r.n("same"), 269);
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::SeqCst);
@@ -903,7 +899,7 @@ fn passwords_come_from_the_environment_or_a_file() {
     let f = common::testdata("small-db0.rdb");
     let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
     assert_eq!(server.cmd(&[b"CONFIG", b"SET", b"requirepass", b"s3cret"]), Resp::Simple("OK".into()));
-    let u = url(&server);
+    let u = server.url();
     let o = rdbtool(&["diff", f.to_str().unwrap(), &u]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).to_lowercase().contains("auth"), "{}", text(&o.stderr));
@@ -1129,11 +1125,11 @@ fn databases_the_server_does_not_have() {
     // A server holding only db 0: the file's keys of dbs 1-3 are only in A (asked nowhere).
     let Some(server) = RedisServer::start_with_rdb(&common::testdata("small-db0.rdb"), &[]) else { return };
     let all = decode_file(&all_types());
-    let r = diff_jsonl(&all_types_s(), &url(&server), &["--db", "1", "--db", "3"], 1);
+    let r = diff_jsonl(&all_types_s(), &server.url(), &["--db", "1", "--db", "3"], 1);
     let expect = all.iter().filter(|k| k.db == 1 || k.db == 3).count() as u64;
     assert_eq!((r.n("only_in_a"), r.n("keys_b"), r.diffs.len() as u64), (expect, 0, expect));
     // Sides swapped: only in B.
-    let r = diff_jsonl(&url(&server), &all_types_s(), &["--db", "2"], 1);
+    let r = diff_jsonl(&server.url(), &all_types_s(), &["--db", "2"], 1);
     assert_eq!(r.n("only_in_b"), all.iter().filter(|k| k.db == 2).count() as u64);
 }
 

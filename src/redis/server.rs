@@ -258,10 +258,9 @@ impl std::fmt::Debug for Exposure {
 pub struct Server {
     child: Option<Child>,
     dir: ServerDir,
-    addr: Addr,
     tls_port: Option<u16>,
-    password: Option<String>,
-    save_command: String,
+    /// How its process is started (`restart`): program, settings, address, password.
+    launch: Launch,
     /// The server's version (`7.0.15`).
     pub version: String,
     /// From start to the first PONG (loading the dataset).
@@ -319,7 +318,7 @@ fn loading_bytes(r: &Reply) -> Option<(u64, u64)> {
 
 /// What one attempt at starting gave.
 enum Attempt {
-    Up { child: Child, addr: Addr, password: Option<String>, save_command: String, load_time: Duration },
+    Up { child: Child, launch: Launch, load_time: Duration },
     Exited { status: String, log: String },
 }
 
@@ -361,14 +360,12 @@ impl Server {
                 None => None,
             };
             match Server::attempt(&dir, cfg, exposure, port, tls_port, loading)? {
-                Attempt::Up { child, addr, password, save_command, load_time } => {
+                Attempt::Up { child, launch, load_time } => {
                     return Ok(Start::Up(Server {
                         child: Some(child),
                         dir,
-                        addr,
                         tls_port,
-                        password,
-                        save_command,
+                        launch,
                         version: cfg.version.clone(),
                         load_time,
                     }));
@@ -448,6 +445,16 @@ impl Server {
         }
         match &cfg.dataset {
             Dataset::Rdb => conf.push_str("appendonly no\n"),
+            // Before 7.0 an append-only file is one file in the dir, with no `appenddirname`.
+            Dataset::Aof { appendfilename } if major_minor(&cfg.version) < (7, 0) => {
+                if dir.path().join("appendonlydir").exists() {
+                    return Err(format!(
+                        "a multipart append-only directory needs Redis 7.0 or later, not {}",
+                        cfg.version
+                    ));
+                }
+                conf.push_str(&format!("appendonly yes\nappendfilename {}\n", quote(appendfilename)));
+            }
             Dataset::Aof { appendfilename } => {
                 conf.push_str(&format!(
                     "appendonly yes\nappenddirname appendonlydir\nappendfilename {}\n",
@@ -473,78 +480,42 @@ impl Server {
             .and_then(|mut f| f.write_all(conf.as_bytes()))
             .map_err(|e| format!("{}: {e}", conf_path.display()))?;
 
-        let parent = std::process::id() as libc::pid_t;
-        let mut cmd = Command::new(&cfg.bin);
-        cmd.arg(&conf_path).args(&exposure.args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                // Its own process group: a terminal's Ctrl-C is ours to handle.
-                libc::setpgid(0, 0);
-                // Dies with us, even when we are killed with SIGKILL.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
-        let started = Instant::now();
-        let mut child = crate::cleanup::spawn_child(&mut cmd, "redis-server")
-            .map_err(|e| format!("cannot start {}: {e}", cfg.bin.display()))?;
-        let mut opts = ConnectOptions::new(addr.clone());
-        opts.password = password.clone();
-        opts.timeout = Duration::from_secs(5);
-        let stop = |mut child: Child| {
-            crate::cleanup::remove_child(child.id());
-            let _ = child.kill();
-            let _ = child.wait();
+        let launch = Launch {
+            bin: cfg.bin.clone(),
+            args: exposure.args.clone(),
+            addr,
+            password,
+            save_command,
+            load_timeout: cfg.load_timeout,
         };
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                crate::cleanup::remove_child(child.id());
-                let log = std::fs::read_to_string(&log).unwrap_or_default();
-                return Ok(Attempt::Exited { status: status.to_string(), log });
+        launch.run(dir, loading)
+    }
+
+    /// Kills the server (if it still runs) and starts it again in the same dir, with the same
+    /// settings and address, and waits until it has loaded its dataset again (the append-only
+    /// file or `dump.rdb` the last run left).
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.kill();
+        match self.launch.run(&self.dir, &mut |_, _| {})? {
+            Attempt::Up { child, load_time, .. } => {
+                self.child = Some(child);
+                self.load_time = load_time;
+                Ok(())
             }
-            if (port.is_some() || socket.exists())
-                && let Ok(mut c) = Connection::connect(&opts)
-            {
-                match c.command(&[b"PING"]) {
-                    Ok(Reply::Simple(s)) if s == "PONG" => {
-                        let load_time = started.elapsed();
-                        return Ok(Attempt::Up { child, addr, password, save_command, load_time });
-                    }
-                    // LOADING: still reading the dataset (INFO answers meanwhile).
-                    _ => {
-                        if let Some((done, total)) =
-                            c.command(&[b"INFO", b"persistence"]).ok().and_then(|r| loading_bytes(&r))
-                        {
-                            loading(done, total);
-                        }
-                    }
-                }
-            }
-            if started.elapsed() > cfg.load_timeout {
-                stop(child);
-                return Err(format!(
-                    "redis-server did not finish loading within {} s (--load-timeout)",
-                    cfg.load_timeout.as_secs()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            Attempt::Exited { status, log } => Err(format!("the server exited ({status}); its log:\n{log}")),
         }
     }
 
     fn connect_options_with(&self, timeout: Duration) -> ConnectOptions {
-        let mut o = ConnectOptions::new(self.addr.clone());
-        o.password = self.password.clone();
+        let mut o = ConnectOptions::new(self.launch.addr.clone());
+        o.password = self.launch.password.clone();
         o.timeout = timeout;
         o
     }
 
     /// The TCP port, for a server started with `Exposure::tcp` (or `cluster`).
     pub fn port(&self) -> Option<u16> {
-        match &self.addr {
+        match &self.launch.addr {
             Addr::Tcp { port, .. } => Some(*port),
             Addr::Unix(_) => None,
         }
@@ -569,7 +540,7 @@ impl Server {
     pub fn save(&self, timeout: Duration) -> Result<PathBuf, String> {
         let mut c = self.connect(Duration::from_secs(30))?;
         c.set_timeout(timeout).map_err(|e| e.to_string())?;
-        match c.command(&[self.save_command.as_bytes()]) {
+        match c.command(&[self.launch.save_command.as_bytes()]) {
             Ok(r) if r.is_ok() => Ok(self.dir.path().join("dump.rdb")),
             Ok(r) => Err(format!("SAVE answered {}", r.describe())),
             Err(e) if e.kind == ErrorKind::Server => Err(format!("SAVE answered {}", e.message)),
@@ -611,6 +582,88 @@ impl Server {
 
     /// Stops the server and removes its dir.
     pub fn stop(self) {}
+}
+
+/// How a server's process is started (again): its program, settings and address.
+#[derive(Clone)]
+struct Launch {
+    bin: PathBuf,
+    args: Vec<String>,
+    addr: Addr,
+    password: Option<String>,
+    save_command: String,
+    load_timeout: Duration,
+}
+
+impl Launch {
+    /// Starts the server on the config file in `dir` and waits for its PONG, or its exit.
+    fn run(&self, dir: &ServerDir, loading: &mut dyn FnMut(u64, u64)) -> Result<Attempt, String> {
+        let conf_path = dir.path().join("redis.conf");
+        let log = dir.path().join("redis.log");
+        let parent = std::process::id() as libc::pid_t;
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg(&conf_path).args(&self.args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Its own process group: a terminal's Ctrl-C is ours to handle.
+                libc::setpgid(0, 0);
+                // Dies with us, even when we are killed with SIGKILL.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let mut child = crate::cleanup::spawn_child(&mut cmd, "redis-server")
+            .map_err(|e| format!("cannot start {}: {e}", self.bin.display()))?;
+        let mut opts = ConnectOptions::new(self.addr.clone());
+        opts.password = self.password.clone();
+        opts.timeout = Duration::from_secs(5);
+        let stop = |mut child: Child| {
+            crate::cleanup::remove_child(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+        };
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                crate::cleanup::remove_child(child.id());
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                return Ok(Attempt::Exited { status: status.to_string(), log });
+            }
+            let reachable = match &self.addr {
+                Addr::Tcp { .. } => true,
+                // Not before the server made its socket (a stale one is refused).
+                Addr::Unix(socket) => socket.exists(),
+            };
+            if reachable && let Ok(mut c) = Connection::connect(&opts) {
+                match c.command(&[b"PING"]) {
+                    Ok(Reply::Simple(s)) if s == "PONG" => {
+                        let load_time = started.elapsed();
+                        return Ok(Attempt::Up { child, launch: self.clone(), load_time });
+                    }
+                    // LOADING: still reading the dataset (INFO answers meanwhile).
+                    _ => {
+                        if let Some((done, total)) =
+                            c.command(&[b"INFO", b"persistence"]).ok().and_then(|r| loading_bytes(&r))
+                        {
+                            loading(done, total);
+                        }
+                    }
+                }
+            }
+            if started.elapsed() > self.load_timeout {
+                stop(child);
+                return Err(format!(
+                    "redis-server did not finish loading within {} s (--load-timeout)",
+                    self.load_timeout.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Server {

@@ -132,6 +132,47 @@ impl RedisServer {
         }
     }
 
+    /// A server that keeps its data in an append-only file fsynced at every write, and can be
+    /// killed (`kill`) and started again on it (`restart`) at the same address. `bin`: another
+    /// server binary (see `other_server`), or `None` for the one on PATH (`None` returned when
+    /// there is none).
+    pub fn persistent(bin: Option<&Path>, extra_args: &[&str]) -> Option<RedisServer> {
+        let base = match bin {
+            None if !redis_available() => return None,
+            None => test_config(),
+            Some(bin) => {
+                let version = server_version(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+                ServerConfig { bin: bin.to_path_buf(), version, ..test_config() }
+            }
+        };
+        let cfg = ServerConfig { dataset: Dataset::Aof { appendfilename: "appendonly.aof".into() }, ..base };
+        let mut args = vec!["--appendfsync", "always"];
+        args.extend_from_slice(extra_args);
+        let dir = ServerDir::create(None, "rdbtool-test-").expect("create temp dir for redis-server");
+        match Server::start_with(dir, &cfg, &open_exposure(&args)) {
+            Ok(Start::Up(srv)) => Some(Self::wrap(srv)),
+            Ok(Start::Exited { status, log }) => panic!("{} exited ({status}); log:\n{log}", cfg.bin.display()),
+            Err(e) => panic!("{}: {e}", cfg.bin.display()),
+        }
+    }
+
+    /// Stops the server (SIGKILL, by its PID); its dir stays for `restart`.
+    pub fn kill(&mut self) {
+        self.conn.get_mut().take();
+        self.srv.kill();
+    }
+
+    /// Starts the server again on its dir (see `persistent`) and waits until it has loaded.
+    pub fn restart(&mut self) {
+        self.conn.get_mut().take();
+        self.srv.restart().unwrap_or_else(|e| panic!("restart: {e}"));
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
     /// `cluster` of another server binary (see `other_server`).
     pub fn cluster_of(bin: &Path, n: usize, extra_args: &[&str]) -> Vec<RedisServer> {
         let version = server_version(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
