@@ -260,7 +260,7 @@ pub struct Server {
     dir: ServerDir,
     tls_port: Option<u16>,
     /// How its process is started (`restart`): program, settings, address, password.
-    launch: Launch,
+    launch: Box<Launch>,
     /// The server's version (`7.0.15`).
     pub version: String,
     /// From start to the first PONG (loading the dataset).
@@ -365,7 +365,7 @@ impl Server {
                         child: Some(child),
                         dir,
                         tls_port,
-                        launch,
+                        launch: Box::new(launch),
                         version: cfg.version.clone(),
                         load_time,
                     }));
