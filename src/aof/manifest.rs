@@ -215,7 +215,7 @@ impl Manifest {
             if line.is_empty() {
                 return Err(err("blank line (Redis: \"Invalid AOF manifest file format\")".into()));
             }
-            let Some(argv) = split_args(line) else {
+            let Some(argv) = crate::rdb::splitargs::split_args(line) else {
                 return Err(err(
                     "unbalanced quotes, or a closing quote not followed by a space (Redis: \"Invalid AOF manifest file format\")"
                         .into(),
@@ -327,11 +327,6 @@ impl Manifest {
     }
 }
 
-/// C `isspace` in the "C" locale.
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
-}
-
 /// `sdstrim(line, " \t\r\n")`.
 fn trim(mut s: &[u8]) -> &[u8] {
     let strip = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
@@ -348,98 +343,6 @@ fn trim(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
-}
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Splits a line into tokens like Redis's `sdssplitargs`; `None` where it returns NULL
-/// (unterminated quotes, or a closing quote followed by something other than a space).
-/// `line` holds no NUL byte: the end of the slice plays the C string's terminator.
-pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let at = |i: usize| line.get(i).copied().unwrap_or(0);
-    let mut out = Vec::new();
-    let mut p = 0usize;
-    loop {
-        while p < line.len() && is_space(line[p]) {
-            p += 1;
-        }
-        if p >= line.len() {
-            return Some(out);
-        }
-        let mut cur = Vec::new();
-        let (mut inq, mut insq) = (false, false);
-        loop {
-            let c = at(p);
-            if inq {
-                if c == b'\\' && at(p + 1) == b'x' && hex_val(at(p + 2)).is_some() && hex_val(at(p + 3)).is_some() {
-                    cur.push(hex_val(at(p + 2))? * 16 + hex_val(at(p + 3))?);
-                    p += 3;
-                } else if c == b'\\' && at(p + 1) != 0 {
-                    p += 1;
-                    cur.push(match at(p) {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 0x08,
-                        b'a' => 0x07,
-                        other => other,
-                    });
-                } else if c == b'"' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return None;
-                    }
-                    p += 1;
-                    break;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    cur.push(c);
-                }
-            } else if insq {
-                if c == b'\\' && at(p + 1) == b'\'' {
-                    p += 1;
-                    cur.push(b'\'');
-                } else if c == b'\'' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return None;
-                    }
-                    p += 1;
-                    break;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    cur.push(c);
-                }
-            } else {
-                match c {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
-                        if c == 0 && p < line.len() {
-                            // A NUL byte ends the C string Redis splits: the token ends and
-                            // nothing after it is read (this loop used to spin here forever).
-                            out.push(cur);
-                            return Some(out);
-                        }
-                        if c != 0 {
-                            p += 1;
-                        }
-                        break;
-                    }
-                    b'"' => inq = true,
-                    b'\'' => insq = true,
-                    _ => cur.push(c),
-                }
-            }
-            p += 1;
-        }
-        out.push(cur);
-    }
 }
 
 /// C `atoll` (glibc `strtoll` base 10): leading space, a sign, digits; saturates; 0 if none.
@@ -485,13 +388,6 @@ fn push_token(out: &mut Vec<u8>, s: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn split_args_stops_at_a_nul_byte() {
-        assert_eq!(split_args(b"file a\0 seq 1"), Some(vec![b"file".to_vec(), b"a".to_vec()]));
-        assert_eq!(split_args(b"\0file"), Some(vec![Vec::new()]));
-        assert_eq!(split_args(b"\"a\0b\""), None);
-    }
 
     use super::*;
 

@@ -18,6 +18,7 @@ pub mod lzf;
 pub mod module;
 pub mod reader;
 pub mod servers;
+pub mod splitargs;
 pub mod stream;
 pub mod strtod;
 pub mod types;

@@ -18,11 +18,16 @@ pub enum Mode {
     Strtod,
 }
 
+/// C `isspace` in the "C" locale: space, `\t`, `\n`, vertical tab, form feed, `\r`.
+pub fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 /// What C's number parsers (`strtod`, `strtoll`, `atoll`) skip before the digits: white space
 /// (`isspace`), then one sign. Returns the index after them and whether the sign was `-`.
 pub fn space_and_sign(b: &[u8]) -> (usize, bool) {
     let mut i = 0;
-    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+    while i < b.len() && is_space(b[i]) {
         i += 1;
     }
     match b.get(i) {
