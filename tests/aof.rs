@@ -941,6 +941,13 @@ fn to_rdb_gives_the_dataset_at_a_time() {
     let o = rdbtool(&["aof", "to-rdb", s(&dir), "-o", s(&out), "--redis-server", "/nonexistent/redis-server"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("needs a redis-server"), "{}", text(&o));
+    // A server older than 7.0 cannot load an append-only directory: said before it is started.
+    if let Some(old) = common::other_server("redis-6.2") {
+        let o = rdbtool(&["aof", "to-rdb", s(&dir), "-o", s(&out), "--redis-server", s(&old)]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("is redis-server 6.2") && text(&o).contains("7.0 or later"), "{}", text(&o));
+        assert!(!out.exists());
+    }
 }
 
 // ------------------------------------------------------------------------------------------

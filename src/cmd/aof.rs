@@ -476,6 +476,15 @@ fn to_rdb(args: ToRdbArgs) -> u8 {
         Ok(v) => v,
         Err(e) => return fail(EXIT_CANNOT_RUN, e),
     };
+    if server::major_minor(&version) < (7, 0) {
+        return fail(
+            EXIT_CANNOT_RUN,
+            format!(
+                "{} is redis-server {version}: aof to-rdb loads the set as an append-only directory, which needs 7.0 or later (--redis-server)",
+                bin.display()
+            ),
+        );
+    }
     let tmp = match ServerDir::create(None, "rdbtool-to-rdb-") {
         Ok(t) => t,
         Err(e) => return fail(EXIT_CANNOT_RUN, e),

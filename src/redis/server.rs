@@ -90,7 +90,8 @@ pub fn find_binary(bin: &Path) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(bin)).find(|c| c.is_file())
 }
 
-pub(crate) fn major_minor(version: &str) -> (u32, u32) {
+/// `7.0.15` → `(7, 0)` (0 for a part that is not a number).
+pub fn major_minor(version: &str) -> (u32, u32) {
     let mut it = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
