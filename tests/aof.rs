@@ -5,10 +5,11 @@
 //! tests of the RESP and manifest parsers.
 
 mod common;
+use common::rdbtool;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{ExpiryWindow, RedisServer, Resp};
 use proptest::prelude::*;
@@ -19,10 +20,6 @@ use rdbtool::json::to_bytes;
 use serde_json::Value as Json;
 
 const SETS: [&str; 2] = ["preamble", "plain"];
-
-fn rdbtool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbtool")).args(args).output().expect("run rdbtool")
-}
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

@@ -1,14 +1,11 @@
 //! `rdbtool verify` and `rdbtool info` as processes: output, JSON schema and exit codes.
 
 mod common;
+use common::rdbtool;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value as Json;
-
-fn rdbtool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbtool")).args(args).output().unwrap()
-}
 
 fn td(name: &str) -> String {
     common::testdata(name).display().to_string()

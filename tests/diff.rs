@@ -3,6 +3,7 @@
 //! that misbehave.
 
 mod common;
+use common::{rdbtool, rdbtool_env};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -19,19 +20,6 @@ use rdbtool::rdb::value::Value;
 use rdbtool::rdb::{Reader, Record, Walker};
 use rdbtool::redis::server::Tls;
 use serde_json::Value as Json;
-
-fn rdbtool_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rdbtool"));
-    c.args(args).env_remove("REDISCLI_AUTH").stdin(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn rdbtool(args: &[&str]) -> Output {
-    rdbtool_env(args, &[])
-}
 
 fn td(name: &str) -> String {
     common::testdata(name).display().to_string()

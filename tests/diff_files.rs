@@ -3,8 +3,7 @@
 //! meet (side by side, waiting out of step, or through spilled partitions). Memory: diff_memory.rs.
 
 mod common;
-
-use std::process::{Command, Output, Stdio};
+use common::rdbtool;
 
 use rdbtool::rdb::encode::{ListpackBuilder, intset, write_len, write_lzf_string, write_raw_string, write_string};
 use serde_json::Value as Json;
@@ -118,10 +117,6 @@ fn dataset(n: usize) -> Vec<Key> {
             Key { key: key.into_bytes(), expire_at_ms: (i % 10 == 3).then_some(FUTURE_MS + i as i64), value }
         })
         .collect()
-}
-
-fn rdbtool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbtool")).args(args).stdin(Stdio::null()).output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {

@@ -2,31 +2,19 @@
 //! dropped) and fake servers that misbehave.
 
 mod common;
+use common::{rdbtool, rdbtool_env};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{RedisServer, Resp};
 use rdbtool::json::to_bytes;
 use rdbtool::rdb::{Reader, Record};
 use serde_json::Value as Json;
-
-fn rdbtool_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rdbtool"));
-    c.args(args).env_remove("REDISCLI_AUTH").stdin(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn rdbtool(args: &[&str]) -> Output {
-    rdbtool_env(args, &[])
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -49,6 +49,22 @@ impl Resp {
     }
 }
 
+/// Runs the rdbtool binary with `args` and waits for it: stdin empty, and no `REDISCLI_AUTH`
+/// from the environment the tests run in (it would log rdbtool into the test servers).
+pub fn rdbtool(args: &[&str]) -> Output {
+    rdbtool_env(args, &[])
+}
+
+/// `rdbtool` with more environment variables.
+pub fn rdbtool_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rdbtool"));
+    c.args(args).env_remove("REDISCLI_AUTH").stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run rdbtool")
+}
+
 /// A redis-server child process owned by one test: the library's throwaway server
 /// (`rdbtool::redis::server`), opened up for tests (a TCP port, no password, every command).
 pub struct RedisServer {
