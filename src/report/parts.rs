@@ -150,20 +150,22 @@ fn read_part(
         if !steps.go(reader.offset() as usize, &mut part.span, tick) {
             break;
         }
-        let Some(rec) = reader.next() else { break };
-        // Matched in place (a record is moved only when it is an error).
-        let k = match &rec {
-            Ok(Record::Key(k)) => k,
-            Ok(Record::SelectDb { db }) => {
+        // Looked at by reference where the reader built it (no record moved per key: a
+        // record copied as 16-byte words stalls on the reader's field-by-field stores).
+        let read = reader.read_next();
+        let k = match &read {
+            Ok(Some(Record::Key(k))) => k,
+            Ok(Some(Record::SelectDb { db })) => {
                 if part.span.ambiguous_select(*db) {
                     break;
                 }
                 part.last_db = Some(*db);
                 continue;
             }
-            Ok(_) => continue,
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
             Err(_) => {
-                part.error = rec.err();
+                part.error = read.err();
                 break;
             }
         };
