@@ -243,6 +243,8 @@ struct Join<'c, 'd, 'o> {
     totals: FileTotals,
     /// The file's prefix table dropped a prefix: the file is read again in one reading.
     overflow: bool,
+    /// Prefixes the last part joined added to the file's table, and its bytes.
+    added: Option<(usize, usize)>,
 }
 
 impl crate::parts::Join for Join<'_, '_, '_> {
@@ -267,7 +269,21 @@ impl crate::parts::Join for Join<'_, '_, '_> {
                 x.0 += y.0;
                 x.1 += y.1;
             }
+            // The file's table grows once to what the file's prefixes will need at the rate the
+            // part before added new ones (growing step by step rehashes every held prefix into
+            // fresh pages each time: page faults, then unmapping).
+            let held = a.prefixes.len();
+            let need = held + o.prefixes.len();
+            let trend = match (self.added, span.next) {
+                (Some((new, bytes)), Some(next)) => {
+                    let left = self.ctx.data.len().saturating_sub(next) as u128;
+                    (new as u128 * left / bytes.max(1) as u128).min(usize::MAX as u128) as usize
+                }
+                _ => 0,
+            };
+            a.prefixes.grow_for(need, need.saturating_add(trend));
             a.prefixes.merge_from(&o.prefixes);
+            self.added = span.next.map(|next| (a.prefixes.len() - held, next.saturating_sub(span.start)));
             for mut t in part.offers_memory {
                 if a.top_memory.wants(t.rank) {
                     t.db = fix(t.db);
@@ -341,7 +357,7 @@ pub(super) fn scan_parts(
         part_prefixes: AtomicUsize::new(0),
         spare: Default::default(),
     };
-    let mut join = Join { ctx: &ctx, agg: Aggregate::new(opts), totals, overflow: false };
+    let mut join = Join { ctx: &ctx, agg: Aggregate::new(opts), totals, overflow: false, added: None };
     crate::parts::read_in_parts(
         &bounds,
         threads,

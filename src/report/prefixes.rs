@@ -205,6 +205,14 @@ impl Prefixes {
         }
     }
 
+    /// When `need` prefixes would not fit without growing, makes room for `want` (at least
+    /// `need`; at most the cap) in one step.
+    pub(super) fn grow_for(&mut self, need: usize, want: usize) {
+        if need.saturating_mul(4) > self.hashes.len() * 3 {
+            self.reserve(want.max(need));
+        }
+    }
+
     #[inline]
     pub(super) fn add(&mut self, hash: u64, prefix: &[u8], memory: u64, has_ttl: bool) {
         let s = self.entry(hash, prefix);
