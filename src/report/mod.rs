@@ -411,7 +411,8 @@ pub fn shard_loads(a: &Aggregate, layout: &crate::split::Layout, hottest: usize)
 struct Sums {
     total: Bucket,
     dbs: Vec<(u64, Bucket)>,
-    types: Vec<(Kind, Bucket)>,
+    /// By `Kind` (its place in `KINDS`).
+    types: [Bucket; 7],
     encodings: Vec<(&'static str, Bucket)>,
     ttl: [(u64, u64); 7],
 }
@@ -434,7 +435,7 @@ impl Sums {
     fn add(&mut self, db: u64, kind: Kind, expire_at_ms: Option<i64>, f: &KeyFigures, now_ms: i64) {
         self.total.add(f);
         bucket_of(&mut self.dbs, db, |a, b| a == b).add(f);
-        bucket_of(&mut self.types, kind, |a, b| a == b).add(f);
+        self.types[kind as usize].add(f);
         // Encodings are static names: most compare by address (a name may have two addresses).
         let enc = match self.encodings.iter().position(|&(x, _)| std::ptr::eq(x, f.encoding)) {
             Some(i) => &mut self.encodings[i].1,
@@ -448,11 +449,21 @@ impl Sums {
     fn clear(&mut self) {
         self.total = Bucket::default();
         self.dbs.clear();
-        self.types.clear();
+        self.types = Default::default();
         self.encodings.clear();
         self.ttl = [(0, 0); 7];
     }
 }
+
+/// Every `Kind`, in the order of their discriminants (`Sums::types`).
+const KINDS: [Kind; 7] = [Kind::String, Kind::List, Kind::Set, Kind::Zset, Kind::Hash, Kind::Stream, Kind::Module];
+const _: () = {
+    let mut i = 0;
+    while i < KINDS.len() {
+        assert!(KINDS[i] as usize == i);
+        i += 1;
+    }
+};
 
 impl Aggregate {
     /// Adds the sums of a run of keys (their top lists, prefixes and slots go through `place`),
@@ -462,7 +473,7 @@ impl Aggregate {
         for (k, v) in &s.dbs {
             self.dbs.entry(db(*k)).or_default().merge(v);
         }
-        for (k, v) in &s.types {
+        for (k, v) in KINDS.iter().zip(&s.types).filter(|(_, v)| v.keys > 0) {
             self.types.entry(*k).or_default().merge(v);
         }
         for (k, v) in &s.encodings {

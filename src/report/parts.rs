@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::prefixes::prefetch;
 use super::{Aggregate, FileTotals, Options, Prefixes, Sums, TopKey, prefix_hashes};
 use crate::error::Error;
-use crate::memory::Estimator;
+use crate::memory::{Estimator, key_overhead};
 use crate::parts::{Span, Steps, UNKNOWN_DB};
 use crate::rdb::reader::{Reader, Record};
 use crate::rdb::types::Format;
@@ -138,6 +138,7 @@ fn read_part(
     let mut hashes = Vec::new();
     let mut later = Later::default();
     let hint = &ctx.part_prefixes;
+    let every = opts.filter.keeps_every_key();
     let mut reader = Reader::resume(ctx.data, ctx.format, range.start, db.unwrap_or(UNKNOWN_DB));
     let mut steps = Steps::new(range.end);
     loop {
@@ -169,16 +170,19 @@ fn read_part(
                 break;
             }
         };
-        if !opts.filter.matches(k) {
+        if !every && !opts.filter.matches(k) {
             continue;
         }
-        let f = match est.key(&k.key, &k.value) {
+        // The value first, the key's part after (its name's length is read once the reader's
+        // stores of it are done).
+        let mut f = match est.value(&k.value) {
             Ok(f) => f,
             Err(e) => {
                 part.bad_key = Some((k.db, k.key.to_vec(), e));
                 break;
             }
         };
+        f.memory += key_overhead(k.key.len());
         sums.add(k.db, k.value.kind(), k.expire_at_ms, &f, opts.now_ms);
         let top = |rank| TopKey {
             rank,
