@@ -523,4 +523,3 @@ fn scan_with_parts(
         }
     }
 }
-

@@ -287,7 +287,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
             };
             a.prefixes.grow_for(need, need.saturating_add(trend));
             a.prefixes.merge_from(&o.prefixes);
-            self.added = span.next.map(|next| (a.prefixes.len() - held, next.saturating_sub(span.start)));
+            self.added = span.next.map(|next| (a.prefixes.len().saturating_sub(held), next.saturating_sub(span.start)));
             for mut t in part.offers_memory {
                 if a.top_memory.wants(t.rank) {
                     t.db = fix(t.db);
