@@ -220,6 +220,19 @@ impl Filter {
         self.dbs.is_empty() || self.dbs.contains(&db)
     }
 
+    /// Whether `matches` is true of every key (no filter but perhaps `limit`): a caller may
+    /// then skip asking per key.
+    pub fn keeps_every_key(&self) -> bool {
+        let Filter { dbs, globs, key_regex, kinds, slots, min_bytes, expired, now_ms: _, limit: _ } = self;
+        dbs.is_empty()
+            && globs.is_empty()
+            && key_regex.is_none()
+            && kinds.is_empty()
+            && slots.is_empty()
+            && min_bytes.is_none()
+            && *expired == Expired::Include
+    }
+
     /// Whether the key passes every filter (all but `limit`).
     pub fn matches(&self, k: &KeyRecord<'_>) -> bool {
         if !self.wants_db(k.db) {

@@ -12,7 +12,7 @@
 
 mod estimate;
 
-pub use estimate::{Estimator, KeyFigures};
+pub use estimate::{Estimator, KeyFigures, key_overhead};
 
 use crate::rdb::cursor::{Elem, parse_canonical_i64};
 

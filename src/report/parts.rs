@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::prefixes::prefetch;
 use super::{Aggregate, FileTotals, Options, Prefixes, Sums, TopKey, prefix_hashes};
 use crate::error::Error;
-use crate::memory::Estimator;
+use crate::memory::{Estimator, key_overhead};
 use crate::parts::{Span, Steps, UNKNOWN_DB};
 use crate::rdb::reader::{Reader, Record};
 use crate::rdb::types::Format;
@@ -138,6 +138,7 @@ fn read_part(
     let mut hashes = Vec::new();
     let mut later = Later::default();
     let hint = &ctx.part_prefixes;
+    let every = opts.filter.keeps_every_key();
     let mut reader = Reader::resume(ctx.data, ctx.format, range.start, db.unwrap_or(UNKNOWN_DB));
     let mut steps = Steps::new(range.end);
     loop {
@@ -150,33 +151,38 @@ fn read_part(
         if !steps.go(reader.offset() as usize, &mut part.span, tick) {
             break;
         }
-        let Some(rec) = reader.next() else { break };
-        // Matched in place (a record is moved only when it is an error).
-        let k = match &rec {
-            Ok(Record::Key(k)) => k,
-            Ok(Record::SelectDb { db }) => {
+        // Looked at by reference where the reader built it (no record moved per key: a
+        // record copied as 16-byte words stalls on the reader's field-by-field stores).
+        let read = reader.read_next();
+        let k = match &read {
+            Ok(Some(Record::Key(k))) => k,
+            Ok(Some(Record::SelectDb { db })) => {
                 if part.span.ambiguous_select(*db) {
                     break;
                 }
                 part.last_db = Some(*db);
                 continue;
             }
-            Ok(_) => continue,
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
             Err(_) => {
-                part.error = rec.err();
+                part.error = read.err();
                 break;
             }
         };
-        if !opts.filter.matches(k) {
+        if !every && !opts.filter.matches(k) {
             continue;
         }
-        let f = match est.key(&k.key, &k.value) {
+        // The value first, the key's part after (its name's length is read once the reader's
+        // stores of it are done).
+        let mut f = match est.value(&k.value) {
             Ok(f) => f,
             Err(e) => {
                 part.bad_key = Some((k.db, k.key.to_vec(), e));
                 break;
             }
         };
+        f.memory += key_overhead(k.key.len());
         sums.add(k.db, k.value.kind(), k.expire_at_ms, &f, opts.now_ms);
         let top = |rank| TopKey {
             rank,
@@ -241,6 +247,8 @@ struct Join<'c, 'd, 'o> {
     totals: FileTotals,
     /// The file's prefix table dropped a prefix: the file is read again in one reading.
     overflow: bool,
+    /// Prefixes the last part joined added to the file's table, and its bytes.
+    added: Option<(usize, usize)>,
 }
 
 impl crate::parts::Join for Join<'_, '_, '_> {
@@ -265,7 +273,21 @@ impl crate::parts::Join for Join<'_, '_, '_> {
                 x.0 += y.0;
                 x.1 += y.1;
             }
+            // The file's table grows once to what the file's prefixes will need at the rate the
+            // part before added new ones (growing step by step rehashes every held prefix into
+            // fresh pages each time: page faults, then unmapping).
+            let held = a.prefixes.len();
+            let need = held + o.prefixes.len();
+            let trend = match (self.added, span.next) {
+                (Some((new, bytes)), Some(next)) => {
+                    let left = self.ctx.data.len().saturating_sub(next) as u128;
+                    (new as u128 * left / bytes.max(1) as u128).min(usize::MAX as u128) as usize
+                }
+                _ => 0,
+            };
+            a.prefixes.grow_for(need, need.saturating_add(trend));
             a.prefixes.merge_from(&o.prefixes);
+            self.added = span.next.map(|next| (a.prefixes.len().saturating_sub(held), next.saturating_sub(span.start)));
             for mut t in part.offers_memory {
                 if a.top_memory.wants(t.rank) {
                     t.db = fix(t.db);
@@ -339,7 +361,7 @@ pub(super) fn scan_parts(
         part_prefixes: AtomicUsize::new(0),
         spare: Default::default(),
     };
-    let mut join = Join { ctx: &ctx, agg: Aggregate::new(opts), totals, overflow: false };
+    let mut join = Join { ctx: &ctx, agg: Aggregate::new(opts), totals, overflow: false, added: None };
     crate::parts::read_in_parts(
         &bounds,
         threads,

@@ -205,6 +205,14 @@ impl Prefixes {
         }
     }
 
+    /// When `need` prefixes would not fit without growing, makes room for `want` (at least
+    /// `need`; at most the cap) in one step.
+    pub(super) fn grow_for(&mut self, need: usize, want: usize) {
+        if need.saturating_mul(4) > self.hashes.len() * 3 {
+            self.reserve(want.max(need));
+        }
+    }
+
     #[inline]
     pub(super) fn add(&mut self, hash: u64, prefix: &[u8], memory: u64, has_ttl: bool) {
         let s = self.entry(hash, prefix);
@@ -442,6 +450,33 @@ mod tests {
         p.add(0, b"zero:", 1, false);
         p.add(0, b"zero:", 1, false);
         assert!(p.heaviest(usize::MAX).iter().any(|(k, s)| *k == b"zero:" && s.keys == 2));
+    }
+
+    /// `grow_for` sizes the table in one step for what is wanted, never past what the cap
+    /// needs, and leaves a table with room as it is; what it holds is kept.
+    #[test]
+    fn grows_in_one_step_within_the_cap() {
+        let mut p = Prefixes::new(100_000);
+        for i in 0..10u64 {
+            let k = name(i);
+            p.add(prefix_hash(&k), &k, i, false);
+        }
+        p.grow_for(10, 5);
+        assert_eq!(p.hashes.len(), FIRST_SLOTS);
+        p.grow_for(FIRST_SLOTS, 50_000);
+        assert_eq!(p.hashes.len(), 1 << 17, "50,000 at most 3/4 full");
+        p.grow_for(1 << 16, usize::MAX);
+        assert_eq!(p.hashes.len(), 1 << 17, "room enough: as it was");
+        p.grow_for(1 << 17, usize::MAX);
+        assert_eq!(p.hashes.len(), 1 << 18, "sized for the cap of 100,000 at most 3/4 full");
+        let slots = p.hashes.len();
+        for i in 10..100_000u64 {
+            let k = name(i);
+            p.add(prefix_hash(&k), &k, i, false);
+        }
+        assert_eq!((p.hashes.len(), p.len(), p.dropped), (slots, 100_000, 0));
+        let all = p.heaviest(usize::MAX);
+        assert!(all.iter().all(|(k, s)| s.keys == 1 && *k == name(s.memory).as_slice()));
     }
 
     /// The heaviest n: by memory, ties by name, whatever n (against a full sort).
