@@ -27,10 +27,10 @@ use crate::rdb::reader::{Reader, Trailer, UNKNOWN_DB};
 use crate::rdb::walk::Walker;
 
 /// Input bytes per part: a part's output (about twice its input as JSON) waits in memory for the
-/// parts before it, up to `WINDOW` of them. Finding a boundary costs about 1.5 ms of searching
-/// (`reader::boundaries`, one thread, 1 GiB bench file: 0.76 s of CPU with parts of 2 MiB, 0.31 s
-/// with 4 MiB). 3 MiB: export's CPU 3.2 s instead of 3.6 s at 2 MiB, peak RSS 104-107 MB
-/// instead of 110-114 MB at 4 MiB.
+/// parts before it, up to `WINDOW` of them; each part costs a boundary search
+/// (`reader::boundaries`). On the 1 GiB bench file, with cheap false starts (CPU user + sys,
+/// peak RSS, before blocks stopped growing): 2 MiB 3.10 s, 86-88 MB; 3 MiB 3.08 s, 90-95 MB;
+/// 4 MiB 3.04 s, 97-102 MB; 6 MiB 2.95 s, 117-126 MB.
 pub const PART: usize = 3 << 20;
 
 /// Parts rendered or waiting ahead of the one being written (each holds its output), at least
