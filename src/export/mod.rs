@@ -100,14 +100,22 @@ pub struct Out<'w> {
     pub buf: Vec<u8>,
     w: &'w mut dyn Write,
     err: Option<io::Error>,
+    /// Where the current key starts in `buf` (in `held[mark_block]` once its block is held).
     mark: usize,
     spilled: bool,
+    /// `buf.len()` past which `check` acts: `SPILL_AT`, or `Blocks::FILL` for a held output.
+    check_at: usize,
     /// A part of the file rendered on a worker: everything is kept (nothing goes to `w`), in
-    /// blocks of about `Blocks::FILL` taken from this pool (`held`); past `SPILL_AT` inside one
-    /// key the part is given up (`overflowed`) and rendered again in order.
+    /// blocks of about `Blocks::FILL` taken from this pool (`held`); a key may go on from one
+    /// block into the next (a block never grows for a big key); past `SPILL_AT` inside one key
+    /// the part is given up (`overflowed`) and rendered again in order.
     hold: Option<&'w Blocks>,
     /// The full blocks of a held output, in order (`buf` continues them).
     held: Vec<Vec<u8>>,
+    /// `held.len()` when the current key began.
+    mark_block: usize,
+    /// Bytes of blocks held since the current key began (from the block it began in).
+    key_held: usize,
     overflowed: bool,
 }
 
@@ -168,11 +176,25 @@ impl<'w> Out<'w> {
         out.buf = pool.take();
         out.hold = Some(pool);
         out.held = held;
+        out.mark_block = out.held.len();
+        out.check_at = Blocks::FILL;
         out
     }
 
     fn new_empty(w: &'w mut dyn Write) -> Out<'w> {
-        Out { buf: Vec::new(), w, err: None, mark: 0, spilled: false, hold: None, held: Vec::new(), overflowed: false }
+        Out {
+            buf: Vec::new(),
+            w,
+            err: None,
+            mark: 0,
+            spilled: false,
+            check_at: Self::SPILL_AT,
+            hold: None,
+            held: Vec::new(),
+            mark_block: 0,
+            key_held: 0,
+            overflowed: false,
+        }
     }
 
     /// The blocks a held buffer holds, in order (the last one possibly empty).
@@ -194,15 +216,27 @@ impl<'w> Out<'w> {
     /// Called by sinks after each element: hands a very large value over in pieces.
     #[inline]
     pub fn check(&mut self) {
-        if self.buf.len() >= Self::SPILL_AT {
+        if self.buf.len() >= self.check_at {
             self.spill();
         }
     }
 
     #[cold]
     fn spill(&mut self) {
-        if self.hold.is_some() {
-            self.overflowed = true;
+        if let Some(pool) = self.hold {
+            // The key goes on in a new block; the part is given up past `SPILL_AT` of one key
+            // (what is written after that is dropped).
+            if self.overflowed || self.key_held + self.buf.len() - self.mark >= Self::SPILL_AT {
+                self.overflowed = true;
+                self.spilled = true;
+                self.buf.clear();
+                self.mark = 0;
+            } else {
+                self.key_held += self.buf.len();
+                let full = std::mem::replace(&mut self.buf, pool.take());
+                self.held.push(full);
+            }
+            return;
         } else if self.err.is_none()
             && let Err(e) = self.w.write_all(&self.buf)
         {
@@ -214,6 +248,8 @@ impl<'w> Out<'w> {
 
     fn begin_key(&mut self) {
         self.mark = self.buf.len();
+        self.mark_block = self.held.len();
+        self.key_held = 0;
         self.spilled = false;
     }
 
@@ -221,6 +257,16 @@ impl<'w> Out<'w> {
     fn rollback(&mut self) -> bool {
         if self.spilled {
             return false;
+        }
+        if let Some(pool) = self.hold
+            && self.held.len() > self.mark_block
+        {
+            // The key began in a held block: the blocks after it, and `buf`, are all its own.
+            let mut own = self.held.split_off(self.mark_block);
+            let began = own.remove(0);
+            pool.give_back(own);
+            pool.give_back([std::mem::replace(&mut self.buf, began)]);
+            self.key_held = 0;
         }
         self.buf.truncate(self.mark);
         true
@@ -635,6 +681,57 @@ pub(crate) fn push_f64(buf: &mut Vec<u8>, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn joined(blocks: &[Vec<u8>]) -> Vec<u8> {
+        blocks.concat()
+    }
+
+    #[test]
+    fn a_held_key_goes_on_in_new_blocks_and_rolls_back_across_them() {
+        let pool = Blocks::new(64);
+        let mut sink = io::sink();
+        let mut out = Out::held(&mut sink, &pool, Vec::new());
+        let piece = vec![b'x'; 100 << 10];
+        // A first key, then one of 5 MiB written in pieces: blocks never grow past their capacity.
+        out.begin_key();
+        out.buf.extend_from_slice(b"first\n");
+        out.end_key().unwrap();
+        out.begin_key();
+        for _ in 0..50 {
+            out.buf.extend_from_slice(&piece);
+            out.check();
+            assert!(out.buf.capacity() <= Blocks::CAPACITY);
+        }
+        assert!(out.held.len() >= 4, "the key went on in new blocks");
+        // Dropped: back to the first key alone, in one block.
+        assert!(out.rollback());
+        out.end_key().unwrap();
+        assert!(out.held.is_empty());
+        assert_eq!(joined(&out.take_held()), b"first\n");
+
+        // A key of more than `SPILL_AT` gives the part up.
+        let mut out = Out::held(&mut sink, &pool, Vec::new());
+        out.begin_key();
+        out.buf.extend_from_slice(b"second");
+        for _ in 0..((Out::SPILL_AT >> 17) + 40) {
+            out.buf.extend_from_slice(&piece);
+            out.check();
+        }
+        assert!(out.overflowed && !out.rollback());
+
+        // A key of a few blocks kept: the blocks hold its bytes in order.
+        let mut out = Out::held(&mut sink, &pool, Vec::new());
+        out.begin_key();
+        let mut want = Vec::new();
+        for i in 0..30u8 {
+            let p = vec![b'a' + i % 26; 70 << 10];
+            out.buf.extend_from_slice(&p);
+            want.extend_from_slice(&p);
+            out.check();
+        }
+        out.end_key().unwrap();
+        assert_eq!(joined(&out.take_held()), want);
+    }
 
     #[test]
     fn numbers() {

@@ -27,10 +27,10 @@ use crate::rdb::reader::{Reader, Trailer, UNKNOWN_DB};
 use crate::rdb::walk::Walker;
 
 /// Input bytes per part: a part's output (about twice its input as JSON) waits in memory for the
-/// parts before it, up to `WINDOW` of them. Finding a boundary costs about 1.5 ms of searching
-/// (`reader::boundaries`, one thread, 1 GiB bench file: 0.76 s of CPU with parts of 2 MiB, 0.31 s
-/// with 4 MiB). 3 MiB: export's CPU 3.2 s instead of 3.6 s at 2 MiB, peak RSS 104-107 MB
-/// instead of 110-114 MB at 4 MiB.
+/// parts before it, up to `WINDOW` of them; each part costs a boundary search
+/// (`reader::boundaries`). On the 1 GiB bench file, with cheap false starts (CPU user + sys,
+/// peak RSS, before blocks stopped growing): 2 MiB 3.10 s, 86-88 MB; 3 MiB 3.08 s, 90-95 MB;
+/// 4 MiB 3.04 s, 97-102 MB; 6 MiB 2.95 s, 117-126 MB.
 pub const PART: usize = 3 << 20;
 
 /// Parts rendered or waiting ahead of the one being written (each holds its output), at least
@@ -114,7 +114,7 @@ pub fn run(
             pages.done(range);
             return None;
         }
-        let mut follow = Follow::over(data, range, pages);
+        let mut follow = Follow::over(data, range.clone(), pages);
         let start = bounds[i];
         // The database the nearest earlier part known to end in one ended in (joined, or with a
         // SELECTDB of its own): right unless a SELECTDB lies between.
@@ -144,6 +144,9 @@ pub fn run(
         }
         crcs[i].store(follow.finish(usize::MAX), Ordering::Relaxed);
         crc_done[i].store(true, Ordering::Release);
+        // This part's pages now, not once every part sharing their unit of `pages` is done
+        // (units are bigger than parts; the join faults in again what it reads twice).
+        pages.forget(range);
         if tally.selected {
             // Whatever this part started in, it ends in the database it selected.
             end_dbs[i].store(reader.db(), Ordering::Relaxed);
@@ -165,6 +168,9 @@ pub fn run(
     let mut walker = Walker::new();
     let mut tally = Tally::default();
     let mut keys = KeySet::new();
+    // Its buckets at the size they reach before they are written out: grown one push at a time
+    // they overshoot by up to twice (31 MiB held for 16 MiB of entries on the 1 GiB bench file).
+    keys.reserve(usize::MAX);
     // Where the next part must start, in which database; set once the file ended or failed.
     let (mut expected, mut db) = (9usize, 0u64);
     let mut ended: Option<Result<Option<Trailer>, ExportError>> = None;

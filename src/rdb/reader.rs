@@ -197,7 +197,7 @@ pub struct Reader<'a> {
 }
 
 /// What a byte at a record boundary is, for one format.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ByteClass {
     /// A value type this format can hold.
     Type,
@@ -209,7 +209,25 @@ enum ByteClass {
     OpcodeTooNew,
 }
 
+/// The [`ByteClass`] table of `format`: made once per known format and copied from there (a
+/// boundary search resumes a reader at thousands of positions), made afresh for any other.
 fn byte_classes(format: Format) -> [ByteClass; 256] {
+    use std::sync::OnceLock;
+    // Redis 0..=MAX_REDIS_VERSION, then the Valkey versions.
+    const REDIS: usize = MAX_REDIS_VERSION as usize + 1;
+    const N: usize = REDIS + (*VALKEY_VERSIONS.end() - *VALKEY_VERSIONS.start()) as usize + 1;
+    static TABLES: [OnceLock<[ByteClass; 256]>; N] = [const { OnceLock::new() }; N];
+    let slot = match format.flavor {
+        Flavor::Redis if format.version <= MAX_REDIS_VERSION => format.version as usize,
+        Flavor::Valkey if VALKEY_VERSIONS.contains(&format.version) => {
+            REDIS + (format.version - VALKEY_VERSIONS.start()) as usize
+        }
+        _ => return compute_byte_classes(format),
+    };
+    *TABLES[slot].get_or_init(|| compute_byte_classes(format))
+}
+
+fn compute_byte_classes(format: Format) -> [ByteClass; 256] {
     let mut classes = [ByteClass::Other; 256];
     for (op, class) in classes.iter_mut().enumerate() {
         let op = op as u8;
@@ -568,6 +586,8 @@ const BOUNDARY_BUDGET: usize = 1 << 30;
 /// range before must land on it exactly to prove it. `None` when nothing plausible is found
 /// within a bounded amount of work. The second value: how far the search read.
 pub fn boundary_after(data: &[u8], format: Format, from: usize, to: usize) -> (Option<usize>, usize) {
+    // The errors of false starts are thrown away: no context copied into them.
+    let _probe = crate::error::Probe::start();
     let mut read_to = from;
     let mut budget = BOUNDARY_BUDGET;
     let mut tries = BOUNDARY_TRIES;
@@ -742,4 +762,21 @@ pub fn key_at(data: &[u8], offset: u64) -> Result<Cow<'_, [u8]>> {
     let mut c = Cursor::new(data, 0);
     c.seek(offset as usize);
     c.str_cow("key")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_byte_classes_are_those_computed_for_every_format() {
+        let redis = (0..=MAX_REDIS_VERSION + 2).map(|version| Format { flavor: Flavor::Redis, version });
+        let valkey = (70..=90).map(|version| Format { flavor: Flavor::Valkey, version });
+        for format in redis.chain(valkey) {
+            // Twice: the first call fills the cache, the second reads it.
+            for _ in 0..2 {
+                assert_eq!(byte_classes(format), compute_byte_classes(format), "{format:?}");
+            }
+        }
+    }
 }
