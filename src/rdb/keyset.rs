@@ -410,7 +410,10 @@ fn bucket_duplicates<'d>(
     // The earliest repeats (a max-heap on the offset, at most `limit`), then their keys.
     let mut first: BinaryHeap<(u64, u64, u64)> = BinaryHeap::new();
     let mut total = 0u64;
-    for &(fp, packed) in e {
+    for (i, &(fp, packed)) in e.iter().enumerate() {
+        if let Some(&(ahead, _)) = e.get(i + crate::rdb::fpset::AHEAD) {
+            table.prefetch(ahead);
+        }
         let Some(prev) = table.insert(fp, packed) else { continue };
         let off = packed & OFFSET_MASK;
         let key = key_of(off)?;

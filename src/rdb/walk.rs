@@ -554,6 +554,9 @@ impl Walker {
                     return Err(empty(start, "intset"));
                 }
                 // Strictly ascending (checked by the iterator) means unique.
+                if !S::WANTS_ELEMENTS {
+                    it.check_rest()?;
+                }
                 while let Some(v) = it.next_int()? {
                     sink.set_member(Elem::Int(v));
                 }
