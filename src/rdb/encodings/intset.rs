@@ -117,7 +117,6 @@ fn ascending<const W: usize>(body: &[u8], read: impl Fn([u8; W]) -> i64) -> bool
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
