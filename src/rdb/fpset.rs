@@ -94,15 +94,31 @@ pub const AHEAD: usize = 16;
 /// A prefetch of `slots[i]` (a hint: no effect on results; nothing where unsupported).
 #[inline(always)]
 fn prefetch_slot<T>(slots: &[T], i: usize) {
-    #[cfg(target_arch = "x86_64")]
     if let Some(s) = slots.get(i) {
+        prefetch(s);
+    }
+}
+
+/// A prefetch of the spare capacity of `v`, `ahead` elements past its end: a vector pushed to
+/// now and then among many others (buckets filled in turn) finds its next cache line there.
+#[inline(always)]
+pub fn prefetch_tail<T>(v: &mut Vec<T>, ahead: usize) {
+    if let Some(s) = v.spare_capacity_mut().get(ahead) {
+        prefetch(s);
+    }
+}
+
+#[inline(always)]
+fn prefetch<T>(at: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         // SAFETY: SSE is part of every x86_64 target; a prefetch reads nothing and cannot
-        // fault, and the address is that of an element of `slots`.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((s as *const T).cast()) };
+        // fault, and the address is that of a live value.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((at as *const T).cast()) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (slots, i);
+    let _ = at;
 }
 
 #[cfg(test)]

@@ -80,7 +80,11 @@ impl FingerprintBuckets {
     /// Adds a fingerprint (from [`fingerprint`]) with its payload; fingerprints may repeat.
     #[inline]
     pub fn push(&mut self, fp: u64, payload: u64) {
-        self.buckets[(fp >> 56) as usize].push((fp, payload));
+        let b = &mut self.buckets[(fp >> 56) as usize];
+        b.push((fp, payload));
+        // The next push here comes about `BUCKETS` pushes later: its cache line is asked for
+        // now (without it, most pushes wait on a line of a bucket far out of cache).
+        crate::rdb::fpset::prefetch_tail(b, 4);
         self.len += 1;
     }
 
