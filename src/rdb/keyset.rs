@@ -80,7 +80,11 @@ impl FingerprintBuckets {
     /// Adds a fingerprint (from [`fingerprint`]) with its payload; fingerprints may repeat.
     #[inline]
     pub fn push(&mut self, fp: u64, payload: u64) {
-        self.buckets[(fp >> 56) as usize].push((fp, payload));
+        let b = &mut self.buckets[(fp >> 56) as usize];
+        b.push((fp, payload));
+        // The next push here comes about `BUCKETS` pushes later: its cache line is asked for
+        // now (without it, most pushes wait on a line of a bucket far out of cache).
+        crate::rdb::fpset::prefetch_tail(b, 4);
         self.len += 1;
     }
 
@@ -410,7 +414,10 @@ fn bucket_duplicates<'d>(
     // The earliest repeats (a max-heap on the offset, at most `limit`), then their keys.
     let mut first: BinaryHeap<(u64, u64, u64)> = BinaryHeap::new();
     let mut total = 0u64;
-    for &(fp, packed) in e {
+    for (i, &(fp, packed)) in e.iter().enumerate() {
+        if let Some(&(ahead, _)) = e.get(i + crate::rdb::fpset::AHEAD) {
+            table.prefetch(ahead);
+        }
         let Some(prev) = table.insert(fp, packed) else { continue };
         let off = packed & OFFSET_MASK;
         let key = key_of(off)?;

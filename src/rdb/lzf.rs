@@ -170,6 +170,21 @@ pub fn decompress_into(input: &[u8], ulen: usize, out: &mut Vec<u8>) -> Result<(
     result
 }
 
+/// `decompress_into` for a buffer kept at the longest output asked of it: the output is
+/// `buf[..ulen]`, and what lies past it is left as it is, so a long output after a shorter one
+/// does not zero the difference again (inner blobs of every size, one after another).
+pub fn decompress_in<'b>(input: &[u8], ulen: usize, buf: &'b mut Vec<u8>) -> Result<&'b [u8], LzfError> {
+    if ulen > 1 << 16 && !is_valid(input, ulen) {
+        first_error(input, ulen)?;
+    }
+    if buf.len() < ulen {
+        buf.resize(ulen, 0);
+    }
+    let out = &mut buf[..ulen];
+    decode(input, out)?;
+    Ok(out)
+}
+
 /// Literal runs are at most this long; a run far from both ends is copied as one fixed-size block.
 const MAX_LITERAL: usize = 32;
 /// Short back-references (control `L < 7`) copy at most this many bytes.
@@ -285,6 +300,13 @@ mod tests {
         let ours_stale = decompress_into(input, ulen, &mut stale);
         prop_assert_eq!(&ours, &ours_stale);
         prop_assert_eq!(validate(input, ulen), ours.clone());
+        // `decompress_in` into a longer buffer of stale bytes: the same verdict and output.
+        let mut kept = vec![0x5A; ulen + 100];
+        let kept_out = decompress_in(input, ulen, &mut kept).map(|o| o.to_vec());
+        prop_assert_eq!(kept_out.as_ref().map(|_| ()).map_err(|e| e.clone()), ours.clone());
+        if let (Ok(k), Ok(())) = (&kept_out, &ours) {
+            prop_assert_eq!(k, &fresh);
+        }
         match (ours, reference(input, ulen)) {
             (Ok(()), Some(expected)) => {
                 prop_assert_eq!(&fresh, &expected);

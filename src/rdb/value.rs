@@ -156,6 +156,10 @@ pub trait Sink {
     /// False for sinks that ignore element bytes: leaf LZF strings are then checked, not
     /// decompressed.
     const WANTS_BYTES: bool = true;
+    /// False for sinks that ignore every element (pure validation): an inner encoding whose
+    /// elements need no check of their own (an intset's ascending integers) is then checked
+    /// without yielding them.
+    const WANTS_ELEMENTS: bool = true;
 
     /// The whole value of a string key.
     fn string(&mut self, _v: Elem<'_>) {}
@@ -183,6 +187,7 @@ pub trait Sink {
 pub struct Validate;
 impl Sink for Validate {
     const WANTS_BYTES: bool = false;
+    const WANTS_ELEMENTS: bool = false;
 }
 
 /// A value as it sits in the file, not yet decoded.

@@ -48,9 +48,9 @@ pub(crate) fn blob_of<'s>(
     match s {
         RdbStr::Raw(b) => Ok(Blob { data: b, offset: end_offset - b.len() as u64, compressed: false, what }),
         RdbStr::Lzf { compressed, ulen, offset } => {
-            crate::rdb::lzf::decompress_into(compressed, ulen, buf)
+            let data = crate::rdb::lzf::decompress_in(compressed, ulen, buf)
                 .map_err(|e| Error::corrupt(offset, format!("{what}: {e}")))?;
-            Ok(Blob { data: buf.as_slice(), offset, compressed: true, what })
+            Ok(Blob { data, offset, compressed: true, what })
         }
         RdbStr::Int(_) => Err(Error::corrupt(end_offset, format!("{what} stored as an integer string"))),
     }
