@@ -3,6 +3,7 @@
 //! selections computed here (and Redis's own KEYS for globs), atomic `-o`, broken pipes.
 
 mod common;
+use common::rdbtool;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{Read, Write};
@@ -15,10 +16,6 @@ use rdbtool::rdb::types::Format;
 use rdbtool::rdb::value::{RawValue, Value};
 use rdbtool::rdb::{Reader, Record, Walker};
 use serde_json::Value as Json;
-
-fn rdbtool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbtool")).args(args).output().unwrap()
-}
 
 fn td(name: &str) -> String {
     common::testdata(name).display().to_string()

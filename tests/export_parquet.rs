@@ -3,6 +3,7 @@
 //! counts and sums with `report --json`.
 
 mod common;
+use common::rdbtool;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -10,10 +11,6 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 const NOW: &str = "1795241896000ms";
-
-fn rdbtool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbtool")).args(args).output().unwrap()
-}
 
 fn ok(args: &[&str]) -> Output {
     let out = rdbtool(args);

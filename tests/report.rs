@@ -3,18 +3,15 @@
 //! computation, the prefix cap and its error bound.
 
 mod common;
+use common::rdbtool;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
 /// A fixed "now" (the file's ctime): the TTL histogram does not depend on the day.
 const NOW: &str = "1795241896000ms";
-
-fn rdbtool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbtool")).args(args).output().unwrap()
-}
 
 fn ok(args: &[&str]) -> String {
     let out = rdbtool(args);

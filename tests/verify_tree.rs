@@ -5,6 +5,7 @@
 //! the table, the JSON and the Prometheus metrics (checked by `promtool` when installed).
 
 mod common;
+use common::rdbtool;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,10 +18,6 @@ const DAY1: i64 = 1_790_000_000;
 const DAY2: i64 = DAY1 + 86_400;
 const NOW: i64 = DAY2 + 3_600;
 const LAYOUT: &str = "Backup_{instance}/{date}/{task}/*.rdb";
-
-fn rdbtool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbtool")).args(args).output().unwrap()
-}
 
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
