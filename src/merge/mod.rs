@@ -32,6 +32,7 @@ mod plan;
 mod policy;
 mod records;
 mod route;
+mod routes;
 mod scan;
 mod write;
 
