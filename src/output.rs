@@ -270,101 +270,54 @@ impl Drop for AtomicFile {
 
 impl crate::rdb::writer::KernelCopy for AtomicFile {
     /// `copy_file_range` from `src` into the file (page cache to page cache, as `cp` does), then
-    /// the copied bytes are read back from the file, 1 MiB at a time, for their CRC-64. The two
-    /// go on in step on two cores: each 1 MiB is read back while the next one is copied.
-    /// `None` when the kernel or the file systems refuse the first copy (nothing copied).
+    /// the copied bytes are read back from the file, 1 MiB at a time into one buffer, for their
+    /// CRC-64. `None` when the kernel or the file systems refuse the first copy (nothing copied).
     fn copy_range(&mut self, src: &File, offset: u64, len: u64) -> io::Result<Option<u64>> {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::FileExt;
         let Some(f) = &self.file else { return Err(io::Error::other("closed")) };
         let (fd, start) = (f.as_raw_fd(), self.written);
+        let mut off_in = i64::try_from(offset).map_err(io::Error::other)?;
+        let mut left = len;
+        while left > 0 {
+            let step = left.min(1 << 30) as usize;
+            // Safety: plain syscall on two descriptors we hold; `off_in` outlives the call; the
+            // output's own file position (every write goes through it) is used and advanced.
+            let n = unsafe { libc::copy_file_range(src.as_raw_fd(), &mut off_in, fd, std::ptr::null_mut(), step, 0) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                let unsupported =
+                    matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP));
+                if unsupported && left == len {
+                    return Ok(None);
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the input ended at offset {off_in}"),
+                ));
+            }
+            left -= n as u64;
+            self.written += n as u64;
+        }
+        // The bytes as the file holds them now.
         if self.back.is_empty() {
             self.back = vec![0; READ_BACK];
         }
-        let back = &mut self.back;
-        // Copies `n` bytes of the input from `off_in` on to the output's end.
-        let copy = |mut off_in: i64, n: u64| -> io::Result<Option<()>> {
-            let mut left = n;
-            while left > 0 {
-                // Safety: plain syscall on two descriptors we hold; `off_in` outlives the call;
-                // the output's own file position (every write goes through it) is used and
-                // advanced.
-                let k = unsafe {
-                    libc::copy_file_range(src.as_raw_fd(), &mut off_in, fd, std::ptr::null_mut(), left as usize, 0)
-                };
-                if k < 0 {
-                    let e = io::Error::last_os_error();
-                    if e.kind() == io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    let unsupported =
-                        matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP));
-                    if unsupported && left == n {
-                        return Ok(None);
-                    }
-                    return Err(e);
-                }
-                if k == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("the input ended at offset {off_in}"),
-                    ));
-                }
-                left -= k as u64;
-            }
-            Ok(Some(()))
-        };
-        // The CRC-64 of `k` bytes of the output at `at`, as the file holds them now.
-        let read_back = |back: &mut Vec<u8>, at: u64, k: usize| -> io::Result<u64> {
-            f.read_exact_at(&mut back[..k], at)?;
-            Ok(crate::crc::crc64(&back[..k]))
-        };
-        let off = i64::try_from(offset).map_err(io::Error::other)?;
-        let rb = READ_BACK as u64;
-        let steps = len.div_ceil(rb);
-        let step = |i: u64| (len - i * rb).min(rb);
-        // The first step alone: a refusal (nothing copied) is known before anything else.
-        if steps == 0 || copy(off, step(0))?.is_none() {
-            return Ok((steps == 0).then_some(0));
+        let mut crc = 0u64;
+        let mut at = start;
+        while at < start + len {
+            let k = (start + len - at).min(READ_BACK as u64) as usize;
+            f.read_exact_at(&mut self.back[..k], at)?;
+            let c = crate::crc::crc64(&self.back[..k]);
+            crc = if at == start { c } else { crate::crc::combine(crc, c, k as u64) };
+            at += k as u64;
         }
-        // Then the copy of step i + 1 here while step i is read back on a thread of its own.
-        let (crc, copied) = std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::channel::<u64>();
-            let reader = scope.spawn(move || -> io::Result<u64> {
-                let mut crc = 0u64;
-                for i in rx {
-                    let c = read_back(back, start + i * rb, step(i) as usize)?;
-                    crc = if i == 0 { c } else { crate::crc::combine(crc, c, step(i)) };
-                }
-                Ok(crc)
-            });
-            let mut copied: io::Result<()> = Ok(());
-            for i in 0..steps {
-                // The reader ends at once when the channel closes (on a copy error below).
-                if tx.send(i).is_err() {
-                    break;
-                }
-                if i + 1 < steps {
-                    match copy(off + ((i + 1) * rb) as i64, step(i + 1)) {
-                        Ok(Some(())) => {}
-                        Ok(None) => {
-                            copied = Err(io::Error::other("the kernel refused the copy half way"));
-                            break;
-                        }
-                        Err(e) => {
-                            copied = Err(e);
-                            break;
-                        }
-                    }
-                }
-            }
-            drop(tx);
-            let crc = reader.join().unwrap_or_else(|_| Err(io::Error::other("the read-back thread panicked")));
-            (crc, copied)
-        });
-        copied?;
-        let crc = crc?;
-        self.written += len;
         self.write_behind();
         Ok(Some(crc))
     }

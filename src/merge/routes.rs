@@ -291,7 +291,7 @@ impl Pace<'_> {
             if pos <= slowest + AHEAD {
                 return true;
             }
-            std::thread::sleep(std::time::Duration::from_micros(100));
+            std::thread::sleep(std::time::Duration::from_micros(500));
         }
     }
 
