@@ -157,7 +157,7 @@ fn plan_with(
     }
     let sections: Vec<Vec<Section>> = scans.iter().map(|s| s.sections.clone()).collect();
     let input_crcs: Vec<(u64, u64)> = scans.iter().map(|s| s.crc).collect();
-    let routes: Vec<Option<Vec<Routes>>> = scans.iter_mut().map(|s| s.routes.take().and_then(RouteLog::finish)).collect();
+    let routes: Vec<Option<Vec<Routes>>> = scans.iter_mut().map(|s| s.logs.take()).collect();
 
     if detect {
         let sets: Vec<SpilledBuckets> = scans.iter_mut().map(|s| std::mem::take(&mut s.keys_set)).collect();
@@ -243,6 +243,7 @@ pub(super) fn scan_input(
         keys: 0,
         warnings: Vec::new(),
         routes: RouteLog::new(router.outputs()),
+        logs: None,
     };
     let gather = Gather {
         input: i,
@@ -256,6 +257,8 @@ pub(super) fn scan_input(
     let (keys, crc) = validate_input(s, &gather)?;
     let j = gather.joined.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut sc = j.sc;
+    // Written out now: the write buffers of every input's logs are not held together.
+    sc.logs = sc.routes.take().and_then(RouteLog::finish);
     let t = j.trailer.ok_or_else(|| MergeError::Io(format!("{}: the reading stopped early", s.name)))?;
     if sc.keys != keys {
         return Err(MergeError::Io(format!("{}: pass 1 met {} keys where verify counted {keys}", s.name, sc.keys)));

@@ -239,7 +239,7 @@ pub(super) fn write_routed<'a, W: KernelCopy + Send>(
                 scope.spawn(move || {
                     let mut pace = Pace { at, me: o, stop, next: 0 };
                     let r = copy_routed(plan, sources, router, o, &mut out, &mut pace, copied);
-                    pace.done();
+                    drop(pace);
                     match r {
                         Ok(()) => out.finish(plan, o),
                         Err(e) => {
@@ -295,8 +295,11 @@ impl Pace<'_> {
         }
     }
 
-    /// This writer will not hold the others back any more.
-    fn done(&mut self) {
+}
+
+impl Drop for Pace<'_> {
+    /// This writer will not hold the others back any more (done, failed or panicking).
+    fn drop(&mut self) {
         self.at[self.me].store(u64::MAX, Ordering::Release);
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use super::keyloc::KeyLoc;
-use super::routes::RouteLog;
+use super::routes::{RouteLog, Routes};
 use super::route::{DbRoute, Router};
 use super::{DbPlan, MAX_EXAMPLES, MAX_MESSAGES};
 use crate::display::quoted;
@@ -65,8 +65,9 @@ pub(super) struct Scan {
     /// The end of the checksummed bytes (after EOF) and their CRC-64 (from `verify`).
     pub(super) crc: (u64, u64),
     pub(super) warnings: Vec<String>,
-    /// Where each output's key records are (split: see `routes`).
+    /// Where each output's key records are (split: see `routes`): being written, then written.
     pub(super) routes: Option<RouteLog>,
+    pub(super) logs: Option<Vec<Routes>>,
 }
 
 /// Pass 1's reading of one input, done inside `verify`'s reading of it (`crate::verify::Observer`):
