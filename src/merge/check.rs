@@ -95,9 +95,12 @@ pub(super) fn check_input(s: &Source<'_>, (end, want): (u64, u64), copies: &mut 
             }
         })
         .collect();
-    let crc = crcs.iter().enumerate().fold(0u64, |crc, (n, &(c, len))| {
-        if n == 0 { c } else { crate::crc::combine(crc, c, len as u64) }
-    });
+    let crc = crcs.iter().enumerate().fold(
+        0u64,
+        |crc, (n, &(c, len))| {
+            if n == 0 { c } else { crate::crc::combine(crc, c, len as u64) }
+        },
+    );
     if end == 0 || crc == want {
         return Ok(());
     }

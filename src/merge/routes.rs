@@ -87,10 +87,7 @@ impl RouteLog {
         if self.failed {
             return None;
         }
-        self.outs
-            .into_iter()
-            .map(|l| l.w.into_inner().ok().map(|file| Routes { file, entries: l.entries }))
-            .collect()
+        self.outs.into_iter().map(|l| l.w.into_inner().ok().map(|file| Routes { file, entries: l.entries })).collect()
     }
 }
 
@@ -261,8 +258,17 @@ pub(super) fn write_routed<'a, W: KernelCopy + Send>(
     for (s, c) in sources.iter().zip(&copied) {
         s.advance((s.data.len() as u64).saturating_sub(c.load(Ordering::Relaxed)));
     }
+    // A writer's own error explains the run better than the others' stopping after it.
+    if let Some(e) =
+        results.iter().position(|r| matches!(r, Err(e) if !matches!(e, MergeError::Io(m) if m.ends_with(STOPPED))))
+    {
+        return Err(results.into_iter().nth(e).and_then(Result::err).unwrap_or_else(|| MergeError::Io(STOPPED.into())));
+    }
     results.into_iter().collect()
 }
+
+/// How a writer that stopped because another failed ends its error message.
+const STOPPED: &str = "stopped (another output failed)";
 
 /// Keeps a writer within `AHEAD` of the slowest.
 struct Pace<'t> {
@@ -294,7 +300,6 @@ impl Pace<'_> {
             std::thread::sleep(std::time::Duration::from_micros(500));
         }
     }
-
 }
 
 impl Drop for Pace<'_> {
@@ -319,7 +324,7 @@ fn copy_routed<'a, W: KernelCopy + Send>(
     if let Some((&db, c)) = plan.counts[o].iter().find(|(_, c)| c.keys > 0) {
         out.apply(o, Job::Begin { db, keys: c.keys, expires: c.expires })?;
     }
-    let stopped = || MergeError::Io(format!("output {o}: stopped (another output failed)"));
+    let stopped = || MergeError::Io(format!("output {o}: {STOPPED}"));
     let mut base = 0u64;
     for (i, s) in sources.iter().enumerate() {
         let log_err = |e: io::Error| MergeError::Io(format!("{}: the log of pass 1: {e}", s.name));
@@ -405,8 +410,8 @@ mod tests {
     fn split_by_logs_is_split_by_reading() {
         use crate::merge::{OnConflict, Options, RenameTemplate, plan, write};
         use crate::split::{DbSelect, Layout, SplitRouter};
-        let data = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/all-types.rdb"))
-            .unwrap();
+        let data =
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/all-types.rdb")).unwrap();
         let layout = Layout::even(3).unwrap();
         let router = SplitRouter { layout: &layout, dbs: DbSelect::All };
         let rename = Some(RenameTemplate::parse("{input}:{db}:{key}").unwrap());
@@ -416,7 +421,8 @@ mod tests {
             let mut p = plan(&sources, &router, &opts).unwrap();
             assert!(usable(&p, 3), "{n} inputs, {on_conflict:?}");
             let outs = || (0..3).map(|_| Vec::new()).collect::<Vec<Vec<u8>>>();
-            let by_logs: Vec<Vec<u8>> = write(&p, &sources, &router, outs()).unwrap().into_iter().map(|x| x.0).collect();
+            let by_logs: Vec<Vec<u8>> =
+                write(&p, &sources, &router, outs()).unwrap().into_iter().map(|x| x.0).collect();
             p.routes = p.routes.iter().map(|_| None).collect();
             assert!(!usable(&p, 3));
             let by_reading: Vec<Vec<u8>> =
