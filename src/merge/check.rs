@@ -50,43 +50,57 @@ pub struct OutputReport {
 /// every input) and, for the rest, its bytes now. An input that changed between the passes
 /// (so that the outputs hold bytes pass 1 never validated) fails the run.
 pub(super) fn check_input(s: &Source<'_>, (end, want): (u64, u64), copies: &mut [Copied]) -> Result<(), MergeError> {
+    use rayon::prelude::*;
     let id = s.data.as_ptr() as usize;
     let end = (end as usize).min(s.data.len());
     copies.sort_unstable_by_key(|c| (c.src, c.start));
     let from = copies.partition_point(|c| c.src < id);
-    let mut crc = 0u64;
-    let mut at = 0usize;
-    let add = |crc: &mut u64, at: usize, c: u64, len: usize| {
-        *crc = if at == 0 { c } else { crate::crc::combine(*crc, c, len as u64) };
-    };
-    // Bytes read now, in steps whose pages are given back (RSS stays flat): everything up to the
-    // end of each step, so that the pages a gap shares with the pieces around it (faulted in,
-    // but in neither's whole pages) are given back too.
-    let mut released = 0usize;
-    let mut read = |crc: &mut u64, from: usize, to: usize| {
+    // The input in order: pieces whose CRC the writers computed, and stretches read now, in
+    // steps of at most `UNIT` bytes (on every core; each step's pages are given back after it,
+    // those it shares with the pieces around it too, so RSS stays flat).
+    enum Seg {
+        Known(u64, usize),
+        Read(usize, usize),
+    }
+    let mut segs: Vec<Seg> = Vec::new();
+    let read = |segs: &mut Vec<Seg>, from: usize, to: usize| {
         let mut at = from;
         while at < to {
             let next = to.min((at / crate::pass::UNIT + 1) * crate::pass::UNIT);
-            add(crc, at, crate::crc::crc64(&s.data[at..next]), next - at);
-            if let Some(i) = s.input {
-                // From the page that holds the end of the last step.
-                i.release(released.min(at) / PAGE * PAGE..next);
-                released = next;
-            }
+            segs.push(Seg::Read(at, next));
             at = next;
         }
     };
+    let mut at = 0usize;
     for c in copies[from..].iter().take_while(|c| c.src == id) {
         // The same bytes copied twice (one input given twice) count once.
         if c.start < at || c.start + c.len > end {
             continue;
         }
-        read(&mut crc, at, c.start);
-        at = at.max(c.start);
-        add(&mut crc, at, c.crc, c.len);
-        at += c.len;
+        read(&mut segs, at, c.start);
+        segs.push(Seg::Known(c.crc, c.len));
+        at = c.start + c.len;
     }
-    read(&mut crc, at, end);
+    read(&mut segs, at, end);
+    let crcs: Vec<(u64, usize)> = segs
+        .par_iter()
+        .map(|seg| match *seg {
+            Seg::Known(c, len) => (c, len),
+            Seg::Read(a, b) => {
+                let c = crate::crc::crc64(&s.data[a..b]);
+                if let Some(i) = s.input {
+                    i.release(a / PAGE * PAGE..b.next_multiple_of(PAGE));
+                }
+                (c, b - a)
+            }
+        })
+        .collect();
+    let crc = crcs.iter().enumerate().fold(
+        0u64,
+        |crc, (n, &(c, len))| {
+            if n == 0 { c } else { crate::crc::combine(crc, c, len as u64) }
+        },
+    );
     if end == 0 || crc == want {
         return Ok(());
     }

@@ -13,6 +13,7 @@ use super::conflicts::{Action, Planned, Resolution, by_input, find_groups, resol
 use super::keyloc::KeyLoc;
 use super::records::{check_target_records, choose_aux, merge_functions, merge_module_aux};
 use super::route::Router;
+use super::routes::{RouteLog, Routes};
 use super::scan::{Gather, Joined, MAX_AUX, MAX_AUX_BYTES, Scan, Section};
 use super::{DbPlan, InputReport, MAX_EXAMPLES, MAX_MESSAGES, MergeError, Options, Source};
 use crate::error::Error;
@@ -36,6 +37,8 @@ pub struct Plan {
     pub counts: Vec<BTreeMap<u64, DbPlan>>,
     /// Per input: the key records not copied as they are, sorted by offset.
     pub(super) actions: Vec<Vec<Planned>>,
+    /// Per input, when pass 1 logged them (split): where each output's key records are.
+    pub(super) routes: Vec<Option<Vec<Routes>>>,
     /// Function libraries written, and identical copies left out.
     pub functions_written: usize,
     pub functions_duplicates: usize,
@@ -154,6 +157,7 @@ fn plan_with(
     }
     let sections: Vec<Vec<Section>> = scans.iter().map(|s| s.sections.clone()).collect();
     let input_crcs: Vec<(u64, u64)> = scans.iter().map(|s| s.crc).collect();
+    let routes: Vec<Option<Vec<Routes>>> = scans.iter_mut().map(|s| s.logs.take()).collect();
 
     if detect {
         let sets: Vec<SpilledBuckets> = scans.iter_mut().map(|s| std::mem::take(&mut s.keys_set)).collect();
@@ -200,6 +204,7 @@ fn plan_with(
         input_crcs,
         counts,
         actions: by_input(res.actions, sources.len()),
+        routes,
         resolved: res.examples,
         resolved_total: res.resolved,
         plan_s: t0.elapsed().as_secs_f64(),
@@ -237,6 +242,8 @@ pub(super) fn scan_input(
         crc: (0, 0),
         keys: 0,
         warnings: Vec::new(),
+        routes: RouteLog::new(router.outputs()),
+        logs: None,
     };
     let gather = Gather {
         input: i,
@@ -250,6 +257,8 @@ pub(super) fn scan_input(
     let (keys, crc) = validate_input(s, &gather)?;
     let j = gather.joined.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut sc = j.sc;
+    // Written out now: the write buffers of every input's logs are not held together.
+    sc.logs = sc.routes.take().and_then(RouteLog::finish);
     let t = j.trailer.ok_or_else(|| MergeError::Io(format!("{}: the reading stopped early", s.name)))?;
     if sc.keys != keys {
         return Err(MergeError::Io(format!("{}: pass 1 met {} keys where verify counted {keys}", s.name, sc.keys)));

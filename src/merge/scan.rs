@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use super::keyloc::KeyLoc;
 use super::route::{DbRoute, Router};
+use super::routes::{RouteLog, Routes};
 use super::{DbPlan, MAX_EXAMPLES, MAX_MESSAGES};
 use crate::display::quoted;
 use crate::rdb::keyset::{SpilledBuckets, fingerprint_hashed};
@@ -64,6 +65,9 @@ pub(super) struct Scan {
     /// The end of the checksummed bytes (after EOF) and their CRC-64 (from `verify`).
     pub(super) crc: (u64, u64),
     pub(super) warnings: Vec<String>,
+    /// Where each output's key records are (split: see `routes`): being written, then written.
+    pub(super) routes: Option<RouteLog>,
+    pub(super) logs: Option<Vec<Routes>>,
 }
 
 /// Pass 1's reading of one input, done inside `verify`'s reading of it (`crate::verify::Observer`):
@@ -378,6 +382,11 @@ impl Gather<'_> {
                 sc.refused.push(format!("{}: db {}, key {}: {why}", self.name, j.db, quoted(key)));
             }
         }
+        // Where the record ends: at the next record (noted when not a key record).
+        let end = match part.ends.binary_search_by_key(&number, |x| x.0) {
+            Ok(i) => part.ends[i].1,
+            Err(_) => part.keys.get(n + 1).map_or(part.last_end, |k| unpack(k.1).0),
+        };
         if let Some(last) = sc.sections.last_mut() {
             last.pure = if last.first_key == 0 {
                 last.first_key = offset;
@@ -387,14 +396,13 @@ impl Gather<'_> {
             };
             last.keys += 1;
             last.expires += ttl as u64;
-            // Where the record ends: at the next record (noted when not a key record).
-            last.keys_end = match part.ends.binary_search_by_key(&number, |x| x.0) {
-                Ok(i) => part.ends[i].1,
-                Err(_) => part.keys.get(n + 1).map_or(part.last_end, |k| unpack(k.1).0),
-            };
+            last.keys_end = end;
         }
         j.gap = false;
         let o = usize::from(output);
+        if let Some(r) = &mut sc.routes {
+            r.push(o, offset, end, ttl);
+        }
         let c = sc.counts[o].entry(db).or_insert(DbPlan { db, ..Default::default() });
         c.keys += 1;
         c.expires += ttl as u64;

@@ -76,6 +76,8 @@ pub fn write<'a, W: KernelCopy + Send>(
     let done = if ws.len() == 1 {
         copy_all(plan, sources, router, &mut ws[..])?;
         ws.into_iter().enumerate().map(|(o, out)| out.finish(plan, o)).collect::<Result<Vec<_>, _>>()?
+    } else if super::routes::usable(plan, ws.len()) {
+        super::routes::write_routed(plan, sources, router, ws)?
     } else {
         write_threads(plan, sources, router, ws)?
     };
@@ -94,7 +96,7 @@ pub fn write<'a, W: KernelCopy + Send>(
 }
 
 /// A finished output: the writer's output, what was written, the pieces copied from inputs.
-type Finished<W> = (W, OutputStats, Vec<Copied>);
+pub(super) type Finished<W> = (W, OutputStats, Vec<Copied>);
 
 /// Pass 2 into several outputs, each written by a thread of its own.
 fn write_threads<'a, W: KernelCopy + Send>(
@@ -165,7 +167,7 @@ impl<'a, 'p> Fan<'a, 'p> {
 }
 
 /// What pass 2 writes into an output besides its head and tail.
-enum Job<'a, 'p> {
+pub(super) enum Job<'a, 'p> {
     /// SELECTDB + RESIZEDB.
     Begin { db: u64, keys: u64, expires: u64 },
     /// A key record of input `src` (format `fmt`), under its name or `name`.
@@ -214,7 +216,7 @@ trait PieceOut<'a> {
     fn pieces(&mut self, plan: &Plan, s: &Source<'a>, i: usize, x: &Section) -> Result<(), MergeError>;
 }
 
-fn write_error(o: usize, e: WriteError) -> MergeError {
+pub(super) fn write_error(o: usize, e: WriteError) -> MergeError {
     match e {
         WriteError::Io(e) => MergeError::Io(format!("output {o}: {e}")),
         WriteError::Refused(m) => MergeError::Refused { messages: vec![m], total: 1 },
@@ -222,8 +224,8 @@ fn write_error(o: usize, e: WriteError) -> MergeError {
 }
 
 /// An output being written, and the records encoded into it so far.
-struct Out<'a, W: Write> {
-    w: RdbWriter<'a, W>,
+pub(super) struct Out<'a, W: Write> {
+    pub(super) w: RdbWriter<'a, W>,
     enc: Tracker,
 }
 
@@ -244,7 +246,7 @@ impl<'a, W: KernelCopy + Send> Out<'a, W> {
     }
 
     #[inline]
-    fn apply(&mut self, o: usize, job: Job<'a, '_>) -> Result<(), MergeError> {
+    pub(super) fn apply(&mut self, o: usize, job: Job<'a, '_>) -> Result<(), MergeError> {
         let Out { w, enc } = self;
         let at = w.position();
         match job {
@@ -263,7 +265,7 @@ impl<'a, W: KernelCopy + Send> Out<'a, W> {
     }
 
     /// Module data after the keys, EOF and checksum; the pieces copied straight from inputs.
-    fn finish(self, plan: &Plan, o: usize) -> Result<Finished<W>, MergeError> {
+    pub(super) fn finish(self, plan: &Plan, o: usize) -> Result<Finished<W>, MergeError> {
         let Out { mut w, mut enc } = self;
         for (m, when, p) in plan.module_aux.iter().filter(|x| x.1 == 2) {
             enc.0 = Encoded::All;
