@@ -41,7 +41,7 @@ pub struct Options {
     pub filter: Filter,
     /// Whether per-key rows need `largest_element` (CSV, JSON Lines, Parquet). Without it, values
     /// Redis keeps as the blob in the file are measured from their headers, not walked
-    /// ([`Estimator::without_largest`]), and their `largest_element` is 0.
+    /// ([`Estimator::without_largest`](crate::memory::Estimator::without_largest)), and their `largest_element` is 0.
     pub largest_element: bool,
 }
 
