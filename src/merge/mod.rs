@@ -30,21 +30,23 @@
 mod check;
 mod conflicts;
 mod keyloc;
+mod pass2;
 mod plan;
 mod policy;
 mod records;
 mod route;
-mod routes;
+mod route_log;
 mod scan;
 mod write;
+mod write_logged;
 
 pub use check::{OutputReport, OutputStats};
 pub use conflicts::{Conflict, ConflictKind, Occurrence};
+pub use pass2::{Timings, write, write_files};
 pub use plan::{Plan, default_target, plan};
 pub use policy::{OnConflict, RenameTemplate};
 pub use records::library_name;
 pub use route::{DbRoute, MergeRouter, Router};
-pub use write::{Timings, write, write_files};
 
 use std::collections::BTreeMap;
 

@@ -13,7 +13,7 @@ use super::conflicts::{Action, Planned, Resolution, by_input, find_groups, resol
 use super::keyloc::KeyLoc;
 use super::records::{check_target_records, choose_aux, merge_functions, merge_module_aux};
 use super::route::Router;
-use super::routes::{RouteLog, Routes};
+use super::route_log::{RouteLog, Routes};
 use super::scan::{Gather, Joined, MAX_AUX, MAX_AUX_BYTES, Scan, Section};
 use super::{DbPlan, InputReport, MAX_EXAMPLES, MAX_MESSAGES, MergeError, Options, Source};
 use crate::error::Error;

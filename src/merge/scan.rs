@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use super::keyloc::KeyLoc;
 use super::route::{DbRoute, Router};
-use super::routes::{RouteLog, Routes};
+use super::route_log::{RouteLog, Routes};
 use super::{DbPlan, MAX_EXAMPLES, MAX_MESSAGES};
 use crate::display::quoted;
 use crate::rdb::keyset::{SpilledBuckets, fingerprint_hashed};
