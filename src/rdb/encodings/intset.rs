@@ -100,6 +100,7 @@ impl<'b> IntsetIter<'b> {
 /// True when the `W`-byte integers of `body` are strictly ascending.
 #[inline]
 fn ascending<const W: usize>(body: &[u8], read: impl Fn([u8; W]) -> i64) -> bool {
+    // `chunks_exact(W)` gives W-byte chunks only: the conversion cannot fail.
     let at = |c: &[u8]| read(c.try_into().unwrap());
     let (a, b) = (body.chunks_exact(W), body.get(W..).unwrap_or_default().chunks_exact(W));
     let mut pairs = a.zip(b);
