@@ -30,14 +30,19 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
             return Some(out);
         }
         let mut cur = Vec::new();
-        let (mut in_dq, mut in_sq) = (false, false);
+        // The quote the word is inside of, if any.
+        let mut quote: Option<u8> = None;
         loop {
             let c = at(p);
-            if in_dq {
-                if let (b'\\', b'x', Some(h), Some(l)) = (c, at(p + 1), hex(at(p + 2)), hex(at(p + 3))) {
+            if let Some(q) = quote {
+                if c == 0 {
+                    // The text ended inside quotes.
+                    return None;
+                } else if let (b'"', b'\\', b'x', Some(h), Some(l)) = (q, c, at(p + 1), hex(at(p + 2)), hex(at(p + 3)))
+                {
                     cur.push(h * 16 + l);
                     p += 3;
-                } else if c == b'\\' && at(p + 1) != 0 {
+                } else if q == b'"' && c == b'\\' && at(p + 1) != 0 {
                     p += 1;
                     cur.push(match at(p) {
                         b'n' => b'\n',
@@ -47,29 +52,16 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         b'a' => 0x07,
                         other => other,
                     });
-                } else if c == b'"' {
-                    if at(p + 1) != 0 && !is_space(at(p + 1)) {
-                        return None;
-                    }
-                    p += 1;
-                    break;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    cur.push(c);
-                }
-            } else if in_sq {
-                if c == b'\\' && at(p + 1) == b'\'' {
+                } else if q == b'\'' && c == b'\\' && at(p + 1) == b'\'' {
                     p += 1;
                     cur.push(b'\'');
-                } else if c == b'\'' {
+                } else if c == q {
+                    // A closing quote ends the word, and must be followed by white space.
                     if at(p + 1) != 0 && !is_space(at(p + 1)) {
                         return None;
                     }
                     p += 1;
                     break;
-                } else if c == 0 {
-                    return None;
                 } else {
                     cur.push(c);
                 }
@@ -80,8 +72,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                         break;
                     }
                     0 => break,
-                    b'"' => in_dq = true,
-                    b'\'' => in_sq = true,
+                    b'"' | b'\'' => quote = Some(c),
                     _ => cur.push(c),
                 }
             }
