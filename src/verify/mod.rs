@@ -2,11 +2,14 @@
 //!
 //! - [`report`]: the report (and its options) both sides fill in; it imports neither side.
 //! - [`rdb`]: one RDB image: checksum, a full structural parse of every value, duplicate keys,
-//!   the releases that restore it.
+//!   the releases that restore it; `rdb_parts` holds its per-record checks and its side of the
+//!   parts join, `progress` the report as a pass builds it.
 //! - [`aof`]: an AOF set or file, through `aof::set` (which uses `rdb` for a base RDB image).
 
 pub mod aof;
+mod progress;
 pub mod rdb;
+mod rdb_parts;
 pub mod report;
 
 pub use aof::verify_aof;
