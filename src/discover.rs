@@ -89,7 +89,8 @@ pub fn sniff(path: &Path) -> Result<Target, String> {
 /// restore, report, lint). Files are taken as given (opening them reports what is wrong);
 /// directories are walked as `discover` walks them, keeping `*.rdb` files and leaving out AOF
 /// directories met on the way (their base file alone is not the dataset). An AOF directory given
-/// as an argument, or a path that cannot be read, is an error.
+/// as an argument, a path that cannot be read, or arguments that name no RDB file at all (empty
+/// directories), is an error.
 pub fn rdb_files(args: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for a in args {
@@ -112,6 +113,9 @@ pub fn rdb_files(args: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
                 Found::Target(_) | Found::Spooled(_) => {}
             }
         }
+    }
+    if out.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "no RDB files found"));
     }
     Ok(out)
 }
@@ -237,6 +241,10 @@ mod tests {
         // Files are taken as given, whatever their name.
         let given = t.path().join("a/notes.txt");
         assert_eq!(rdb_files(std::slice::from_ref(&given)).unwrap(), vec![given]);
+        // Directories without an RDB file: nothing to read is an error, not an empty run.
+        std::fs::create_dir_all(t.path().join("empty")).unwrap();
+        let e = rdb_files(&[t.path().join("empty")]).unwrap_err();
+        assert!(e.to_string().contains("no RDB files found"), "{e}");
     }
 
     #[test]

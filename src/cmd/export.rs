@@ -184,7 +184,6 @@ fn parquet(args: &Args, filter: rdbtool::filter::Filter) -> u8 {
     let mut given = vec![args.file.clone()];
     given.extend(args.more.iter().cloned());
     let files = match rdbtool::discover::rdb_files(&given) {
-        Ok(f) if f.is_empty() => return fail("no .rdb files found".into()),
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),
     };

@@ -50,7 +50,6 @@ pub fn run(args: Args) -> u8 {
         return fail(format!("--max-slot-share {}: a share between 0 and 1", args.max_slot_share));
     }
     let files = match rdbtool::discover::rdb_files(&args.files) {
-        Ok(f) if f.is_empty() => return fail("no .rdb files found".into()),
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),
     };

@@ -151,7 +151,6 @@ pub fn run(args: Args) -> u8 {
         largest_element: matches!(format, Format::Csv | Format::Jsonl),
     };
     let files = match rdbtool::discover::rdb_files(&args.files) {
-        Ok(f) if f.is_empty() => return fail("no .rdb files found".into()),
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),
     };

@@ -153,7 +153,6 @@ pub fn run(args: Args) -> u8 {
         ));
     }
     let files = match rdbtool::discover::rdb_files(&args.inputs) {
-        Ok(f) if f.is_empty() => return fail("no RDB files found".into()),
         Ok(f) => f,
         Err(e) => return fail(e.to_string()),
     };
