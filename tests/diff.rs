@@ -293,22 +293,9 @@ fn slot_ranges(s: &RedisServer) -> Vec<(u16, u16, u16)> {
         .collect()
 }
 
+/// Pipes `resp` into the server on `port` with `redis-cli --pipe`: the errors it counts.
 fn pipe_into(port: u16, resp: &[u8]) -> u64 {
-    let mut child = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--pipe"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = resp.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    let t = text(&out.stdout) + &text(&out.stderr);
-    let i = t.find("errors: ").unwrap_or_else(|| panic!("redis-cli --pipe: {t}"));
-    t[i + 8..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+    common::redis_cli_pipe(port, resp).0
 }
 
 #[test]

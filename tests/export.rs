@@ -6,7 +6,7 @@ mod common;
 use common::rdbtool;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -361,24 +361,7 @@ fn with_meta_adds_encoding_and_sizes() {
 
 /// Pipes `resp` into the server with `redis-cli --pipe`; returns (errors, replies).
 fn pipe_into(server: &RedisServer, resp: &[u8]) -> (u64, u64) {
-    let mut child = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &server.port.to_string(), "--pipe"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run redis-cli --pipe");
-    let mut stdin = child.stdin.take().unwrap();
-    let data = resp.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let num = |label: &str| -> u64 {
-        let i = text.find(label).unwrap_or_else(|| panic!("no '{label}' in redis-cli output: {text}"));
-        text[i + label.len()..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
-    };
-    (num("errors: "), num("replies: "))
+    common::redis_cli_pipe(server.port, resp)
 }
 
 fn select(server: &RedisServer, db: u64) {

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value as Json;
 
@@ -17,27 +17,7 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_rdbtool")
 }
 
-fn rdbtool(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().unwrap()
-}
-
-/// Runs rdbtool with `input` on its standard input (written by a thread: a real pipe).
-fn rdbtool_stdin(args: &[&str], input: Vec<u8>) -> Output {
-    let mut child = Command::new(bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
+use common::{rdbtool, rdbtool_stdin};
 
 fn json(o: &Output) -> Json {
     serde_json::from_slice(&o.stdout)

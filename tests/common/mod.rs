@@ -65,6 +65,40 @@ pub fn rdbtool_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().expect("run rdbtool")
 }
 
+/// Runs `cmd` with `input` on its standard input, written by a thread (a real pipe, however
+/// much the child reads before it writes), and waits for its output.
+pub fn run_with_stdin(cmd: &mut Command, input: Vec<u8>) -> Output {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // A child that exits before reading everything closes the pipe: not the test's failure here.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait for the child");
+    feeder.join().expect("stdin writer");
+    out
+}
+
+/// `rdbtool args` with `input` on its standard input (see `run_with_stdin`).
+pub fn rdbtool_stdin(args: &[&str], input: Vec<u8>) -> Output {
+    run_with_stdin(Command::new(env!("CARGO_BIN_EXE_rdbtool")).args(args).env_remove("REDISCLI_AUTH"), input)
+}
+
+/// Pipes `resp` into the server on `port` with `redis-cli --pipe`: (errors, replies) as it
+/// counts them.
+pub fn redis_cli_pipe(port: u16, resp: &[u8]) -> (u64, u64) {
+    let out = run_with_stdin(
+        Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", &port.to_string(), "--pipe"]),
+        resp.to_vec(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let num = |label: &str| -> u64 {
+        let i = text.find(label).unwrap_or_else(|| panic!("no '{label}' in redis-cli output: {text}"));
+        text[i + label.len()..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+    };
+    (num("errors: "), num("replies: "))
+}
+
 /// A redis-server child process owned by one test: the library's throwaway server
 /// (`rdbtool::redis::server`), opened up for tests (a TCP port, no password, every command).
 pub struct RedisServer {
