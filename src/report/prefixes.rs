@@ -352,6 +352,116 @@ impl Prefixes {
     }
 }
 
+/// One entry of a [`PrefixLog`]: a prefix's hash (0: none), its name in the log's arena (packed
+/// as in `Slot`) and its totals.
+#[derive(Debug, Clone, Copy, Default)]
+struct Logged {
+    hash: u64,
+    name: u64,
+    stats: PrefixStats,
+}
+
+/// Sets of the hot cache of a [`PrefixLog`], two entries each (80 KiB: it stays in L2).
+const HOT_SETS: usize = 1 << 10;
+
+/// The prefixes of a run of keys (a part of a file), gathered for a [`Prefixes`] table that
+/// is bigger than the caches: the hot ones in a small cache, where most of a key's prefixes
+/// are found, the others written one after the other to a log that [`PrefixLog::drain_into`]
+/// adds to the table (one random access per prefix entry, prefetched). Each prefix's totals
+/// are summed, whatever the order: the table ends as if every key had been added to it.
+///
+/// The cache is set-associative, two entries a set: the first holds the set's prefix with the
+/// most keys, the second the last one seen. A prefix missing from its set takes the second
+/// entry, whose prefix goes to the log (a prefix can be logged several times: its entries add
+/// up). Its name is copied to the arena once as it enters the cache.
+#[derive(Debug, Clone)]
+pub(super) struct PrefixLog {
+    hot: Box<[[Logged; 2]]>,
+    log: Vec<Logged>,
+    names: Vec<u8>,
+}
+
+impl Default for PrefixLog {
+    fn default() -> Self {
+        PrefixLog { hot: vec![[Logged::default(); 2]; HOT_SETS].into_boxed_slice(), log: Vec::new(), names: Vec::new() }
+    }
+}
+
+impl PrefixLog {
+    /// Counts a key of `memory` bytes under the prefix `prefix` of hash `hash`.
+    #[inline]
+    pub(super) fn add(&mut self, hash: u64, prefix: &[u8], memory: u64, has_ttl: bool) {
+        let hash = hash.max(1);
+        let set = &mut self.hot[hash as usize & (HOT_SETS - 1)];
+        let add = |s: &mut PrefixStats| {
+            s.keys += 1;
+            s.memory += memory;
+            s.keys_without_ttl += !has_ttl as u64;
+        };
+        if set[0].hash == hash {
+            add(&mut set[0].stats);
+        } else if set[1].hash == hash {
+            add(&mut set[1].stats);
+            if set[1].stats.keys > set[0].stats.keys {
+                set.swap(0, 1);
+            }
+        } else {
+            let e = self.enter(hash, prefix);
+            add(&mut e.stats);
+        }
+    }
+
+    /// Makes room for a prefix missing from the cache, and returns its entry (totals at zero).
+    #[cold]
+    #[inline(never)]
+    fn enter(&mut self, hash: u64, prefix: &[u8]) -> &mut Logged {
+        let name = &prefix[..prefix.len().min(NAME_LEN_MAX)];
+        let packed = self.names.len() as u64 | (name.len() as u64) << 40;
+        self.names.extend_from_slice(name);
+        let set = &mut self.hot[hash as usize & (HOT_SETS - 1)];
+        let way = if set[0].hash == 0 { 0 } else { 1 };
+        if set[way].hash != 0 {
+            self.log.push(set[way]);
+        }
+        set[way] = Logged { hash, name: packed, stats: PrefixStats::default() };
+        &mut set[way]
+    }
+
+    /// Entries in the log (a prefix may have several), not counting the cache's.
+    #[inline]
+    pub(super) fn logged(&self) -> usize {
+        self.log.len()
+    }
+
+    /// At most how many prefixes it holds (log and cache).
+    pub(super) fn bound(&self) -> usize {
+        self.log.len() + 2 * HOT_SETS
+    }
+
+    /// Adds every prefix gathered to `t` (the cache's and the log's), and empties it.
+    pub(super) fn drain_into(&mut self, t: &mut Prefixes) {
+        for set in self.hot.iter_mut() {
+            for e in set.iter_mut().filter(|e| e.hash != 0) {
+                self.log.push(std::mem::take(e));
+            }
+        }
+        // In log order, the table's entries prefetched a few ahead.
+        const AHEAD: usize = 16;
+        if t.hashes.is_empty() {
+            t.resize(FIRST_SLOTS);
+        }
+        for (i, e) in self.log.iter().enumerate() {
+            if let Some(next) = self.log.get(i + AHEAD) {
+                t.prefetch(next.hash);
+            }
+            let off = (e.name & ((1 << 40) - 1)) as usize;
+            t.add_stats(e.hash, &self.names[off..off + (e.name >> 40) as usize], &e.stats);
+        }
+        self.log.clear();
+        self.names.clear();
+    }
+}
+
 /// A hint that `*p` will be read soon (no effect on what the program does).
 #[inline(always)]
 pub(super) fn prefetch<T>(p: &T) {
@@ -493,6 +603,36 @@ mod tests {
         for n in [0, 1, 2, 30, 999, 1000, 1001, 2999, 3000, 3001] {
             assert_eq!(p.heaviest(n), all[..n.min(all.len())].to_vec(), "n = {n}");
         }
+    }
+
+    /// A log drained into a table leaves it as adding every key to the table would: hot
+    /// prefixes kept in the cache, cold ones pushed out and coming back (logged several
+    /// times), names kept, several drains in a row.
+    #[test]
+    fn a_drained_log_adds_up_as_direct_adds() {
+        let mut direct = Prefixes::new(1 << 20);
+        let mut via = Prefixes::new(1 << 20);
+        let mut log = PrefixLog::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // A few hot prefixes, many cold ones, all crowded into a few sets of the cache.
+            let k = if x % 3 == 0 { name(x % 5) } else { name(x % 40_000) };
+            let h = prefix_hash(&k) & !(HOT_SETS as u64 - 1) | (x % 4);
+            let (memory, ttl) = (x % 1000, i % 3 == 0);
+            direct.add(h, &k, memory, ttl);
+            log.add(h, &k, memory, ttl);
+            if i % 70_000 == 0 {
+                log.drain_into(&mut via);
+            }
+        }
+        assert!(log.logged() > 0);
+        log.drain_into(&mut via);
+        assert_eq!(log.logged(), 0);
+        assert_eq!(via.len(), direct.len());
+        assert_eq!(via.heaviest(usize::MAX), direct.heaviest(usize::MAX));
     }
 
     /// Past the cap the lightest are dropped: never more than the cap held, the heavy ones kept
