@@ -336,9 +336,20 @@ impl Prefixes {
         }
         // The n-th heaviest figure: every prefix above it is listed, and of those at it (often
         // very many: single-key prefixes) the first by name, kept in a bounded max-heap.
-        let mut mem: Vec<u64> = self.held().map(|(_, _, s)| s.memory).collect();
-        let cut = *mem.select_nth_unstable_by(n - 1, |a, b| b.cmp(a)).1;
-        drop(mem);
+        // (The n heaviest figures in a min-heap: no copy of every figure.)
+        let mut top: std::collections::BinaryHeap<std::cmp::Reverse<u64>> =
+            std::collections::BinaryHeap::with_capacity(n + 1);
+        for (_, _, s) in self.held() {
+            if top.len() < n {
+                top.push(std::cmp::Reverse(s.memory));
+            } else if let Some(mut least) = top.peek_mut()
+                && s.memory > least.0
+            {
+                *least = std::cmp::Reverse(s.memory);
+            }
+        }
+        let cut = top.peek().map_or(0, |r| r.0);
+        drop(top);
         let mut v: Vec<(&[u8], PrefixStats)> =
             self.held().filter(|(_, _, s)| s.memory > cut).map(|(_, name, s)| (name, *s)).collect();
         let room = n - v.len();
