@@ -25,7 +25,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::prefixes::{PrefixLog, prefetch};
-use super::{Aggregate, FileTotals, Options, Sums, TopKey, prefix_hashes};
+use super::{Aggregate, FileTotals, Options, Sums, TopKey};
 use crate::error::Error;
 use crate::memory::{Estimator, key_overhead};
 use crate::parts::{Span, Steps, UNKNOWN_DB};
@@ -108,7 +108,6 @@ fn read_part(
     let max_logged = if own { (opts.max_prefixes / 8).max(1) } else { SPILL };
     let mut est = if opts.largest_element { Estimator::new() } else { Estimator::without_largest() };
     let mut sums = Sums::default();
-    let mut hashes = Vec::new();
     let every = opts.filter.keeps_every_key();
     let mut later = [(0usize, 0u64); SLOTS_LATER];
     let mut n_keys = 0usize;
@@ -190,11 +189,7 @@ fn read_part(
         let s = &mut agg.slots[s];
         s.0 += (n_keys > SLOTS_LATER) as u64;
         s.1 += memory;
-        hashes.clear();
-        prefix_hashes(&k.key, opts, &mut hashes);
-        for &(hash, len) in &hashes {
-            log.add(hash, &k.key[..len as usize], f.memory, k.expire_at_ms.is_some());
-        }
+        log.add_key(&k.key, opts, f.memory, k.expire_at_ms.is_some());
         if log.logged() >= max_logged {
             if own {
                 // Past what a part keeps: the join reads it again into the file's figures.

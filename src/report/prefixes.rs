@@ -63,9 +63,16 @@ pub struct Prefixes {
 const FIRST_SLOTS: usize = 1 << 12;
 
 /// Appends the (hash, length) of each prefix of `key` the report counts: up to and including
-/// each separator, at most `opts.depth` of them. The separators are found eight bytes at a time.
+/// each separator, at most `opts.depth` of them.
 #[inline(always)]
 pub fn prefix_hashes(key: &[u8], opts: &Options, out: &mut Vec<(u64, u32)>) {
+    each_prefix_end(key, opts, |len| out.push((prefix_hash(&key[..len]), len as u32)));
+}
+
+/// Calls `f` with the length of each prefix of `key` the report counts (see `prefix_hashes`).
+/// The separators are found eight bytes at a time.
+#[inline(always)]
+fn each_prefix_end(key: &[u8], opts: &Options, mut f: impl FnMut(usize)) {
     if opts.depth == 0 || key.is_empty() {
         return;
     }
@@ -82,14 +89,26 @@ pub fn prefix_hashes(key: &[u8], opts: &Options, out: &mut Vec<(u64, u32)>) {
     for (n, (w, valid)) in words.enumerate() {
         let mut m = matches(w) & valid;
         while m != 0 {
-            let len = n * 8 + m.trailing_zeros() as usize / 8 + 1;
-            out.push((prefix_hash(&key[..len]), len as u32));
+            f(n * 8 + m.trailing_zeros() as usize / 8 + 1);
             level += 1;
             if level >= opts.depth {
                 return;
             }
             m &= m - 1;
         }
+    }
+}
+
+/// The first 16 bytes of `key` as two little-endian words, zeros past its end (read as whole
+/// words, as `tail_word`).
+#[inline(always)]
+fn head_words(key: &[u8]) -> (u64, u64) {
+    let word = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().unwrap_or_default());
+    match key.len() {
+        16.. => (word(0), word(8)),
+        8 => (word(0), 0),
+        n @ 9..16 => (word(0), word(n - 8) >> (8 * (16 - n))),
+        _ => (tail_word(key), 0),
     }
 }
 
@@ -382,7 +401,17 @@ struct Logged {
     stats: PrefixStats,
 }
 
-/// Sets of the hot cache of a [`PrefixLog`], two entries each (80 KiB: it stays in L2).
+/// An entry of the cache of a [`PrefixLog`]: the prefix itself (its length and, when it has
+/// at most 16 bytes, its bytes as two words; else its hash and 0), then its log entry.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Hot {
+    len: u64,
+    tag: (u64, u64),
+    e: Logged,
+}
+
+/// Sets of the hot cache of a [`PrefixLog`], two entries each (128 KiB: it stays in L2).
 const HOT_SETS: usize = 1 << 10;
 
 /// The prefixes of a run of keys (a part of a file), gathered for a [`Prefixes`] table that
@@ -394,40 +423,54 @@ const HOT_SETS: usize = 1 << 10;
 /// The cache is set-associative, two entries a set: the first holds the set's prefix with the
 /// most keys, the second the last one seen. A prefix missing from its set takes the second
 /// entry, whose prefix goes to the log (a prefix can be logged several times: its entries add
-/// up). Its name is copied to the arena once as it enters the cache.
+/// up). Its name is copied to the arena, and its hash computed, once as it enters the cache: a
+/// prefix of up to 16 bytes is found in the cache by its bytes, without hashing it.
 #[derive(Debug, Clone)]
 pub(super) struct PrefixLog {
-    hot: Box<[[Logged; 2]]>,
+    hot: Box<[[Hot; 2]]>,
     log: Vec<Logged>,
     names: Vec<u8>,
 }
 
 impl Default for PrefixLog {
     fn default() -> Self {
-        PrefixLog { hot: vec![[Logged::default(); 2]; HOT_SETS].into_boxed_slice(), log: Vec::new(), names: Vec::new() }
+        PrefixLog { hot: written(HOT_SETS, [Hot::default(); 2]).into_boxed_slice(), log: Vec::new(), names: Vec::new() }
     }
 }
 
 impl PrefixLog {
-    /// Counts a key of `memory` bytes under the prefix `prefix` of hash `hash`.
-    #[inline]
-    pub(super) fn add(&mut self, hash: u64, prefix: &[u8], memory: u64, has_ttl: bool) {
-        let hash = hash.max(1);
-        let set = &mut self.hot[hash as usize & (HOT_SETS - 1)];
+    /// Counts a key of `memory` bytes under each of its prefixes (`prefix_hashes`).
+    #[inline(always)]
+    pub(super) fn add_key(&mut self, key: &[u8], opts: &Options, memory: u64, has_ttl: bool) {
+        let (w0, w1) = head_words(key);
+        each_prefix_end(key, opts, |len| {
+            let tag = match len {
+                ..=8 => (w0 & (u64::MAX >> (64 - 8 * len)), 0),
+                ..=16 => (w0, w1 & (u64::MAX >> (128 - 8 * len))),
+                _ => (prefix_hash(&key[..len]), 0),
+            };
+            self.add(&key[..len], tag, memory, has_ttl);
+        });
+    }
+
+    #[inline(always)]
+    fn add(&mut self, prefix: &[u8], tag: (u64, u64), memory: u64, has_ttl: bool) {
+        let len = prefix.len() as u64;
+        let set = &mut self.hot[set_of(tag, len)];
         let add = |s: &mut PrefixStats| {
             s.keys += 1;
             s.memory += memory;
             s.keys_without_ttl += !has_ttl as u64;
         };
-        if set[0].hash == hash {
-            add(&mut set[0].stats);
-        } else if set[1].hash == hash {
-            add(&mut set[1].stats);
-            if set[1].stats.keys > set[0].stats.keys {
+        if set[0].tag == tag && set[0].len == len {
+            add(&mut set[0].e.stats);
+        } else if set[1].tag == tag && set[1].len == len {
+            add(&mut set[1].e.stats);
+            if set[1].e.stats.keys > set[0].e.stats.keys {
                 set.swap(0, 1);
             }
         } else {
-            let e = self.enter(hash, prefix);
+            let e = self.enter(prefix, tag);
             add(&mut e.stats);
         }
     }
@@ -435,17 +478,20 @@ impl PrefixLog {
     /// Makes room for a prefix missing from the cache, and returns its entry (totals at zero).
     #[cold]
     #[inline(never)]
-    fn enter(&mut self, hash: u64, prefix: &[u8]) -> &mut Logged {
+    fn enter(&mut self, prefix: &[u8], tag: (u64, u64)) -> &mut Logged {
+        let len = prefix.len() as u64;
+        let hash = if len > 16 { tag.0 } else { prefix_hash(prefix) }.max(1);
         let name = &prefix[..prefix.len().min(NAME_LEN_MAX)];
         let packed = self.names.len() as u64 | (name.len() as u64) << 40;
         self.names.extend_from_slice(name);
-        let set = &mut self.hot[hash as usize & (HOT_SETS - 1)];
-        let way = if set[0].hash == 0 { 0 } else { 1 };
-        if set[way].hash != 0 {
-            self.log.push(set[way]);
+        let set = &mut self.hot[set_of(tag, len)];
+        // A free entry has length 0 (no prefix is empty).
+        let way = if set[0].len == 0 { 0 } else { 1 };
+        if set[way].len != 0 {
+            self.log.push(set[way].e);
         }
-        set[way] = Logged { hash, name: packed, stats: PrefixStats::default() };
-        &mut set[way]
+        set[way] = Hot { len, tag, e: Logged { hash, name: packed, stats: PrefixStats::default() } };
+        &mut set[way].e
     }
 
     /// Entries in the log (a prefix may have several), not counting the cache's.
@@ -462,8 +508,8 @@ impl PrefixLog {
     /// Adds every prefix gathered to `t` (the cache's and the log's), and empties it.
     pub(super) fn drain_into(&mut self, t: &mut Prefixes) {
         for set in self.hot.iter_mut() {
-            for e in set.iter_mut().filter(|e| e.hash != 0) {
-                self.log.push(std::mem::take(e));
+            for h in set.iter_mut().filter(|h| h.len != 0) {
+                self.log.push(std::mem::take(h).e);
             }
         }
         // In log order, the table's entries prefetched a few ahead.
@@ -481,6 +527,13 @@ impl PrefixLog {
         self.log.clear();
         self.names.clear();
     }
+}
+
+/// The cache set of a prefix (its tag and length).
+#[inline(always)]
+fn set_of(tag: (u64, u64), len: u64) -> usize {
+    let x = (tag.0 ^ tag.1.rotate_left(29) ^ len).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> (64 - HOT_SETS.trailing_zeros())) as usize
 }
 
 /// `n` copies of `v`, written (not `vec!`'s zeroed allocation, whose untouched pages all map
@@ -640,23 +693,45 @@ mod tests {
 
     /// A log drained into a table leaves it as adding every key to the table would: hot
     /// prefixes kept in the cache, cold ones pushed out and coming back (logged several
-    /// times), names kept, several drains in a row.
+    /// times), prefixes of every length (found by their bytes or by their hash), names kept,
+    /// several drains in a row.
     #[test]
     fn a_drained_log_adds_up_as_direct_adds() {
+        let opts = Options {
+            top: 1,
+            separators: b":/".to_vec(),
+            depth: 3,
+            max_prefixes: 1,
+            now_ms: 0,
+            filter: crate::filter::Filter::default(),
+            largest_element: false,
+        };
         let mut direct = Prefixes::new(1 << 20);
         let mut via = Prefixes::new(1 << 20);
         let mut log = PrefixLog::default();
         let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut hashes = Vec::new();
         for i in 0..200_000u64 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            // A few hot prefixes, many cold ones, all crowded into a few sets of the cache.
-            let k = if x % 3 == 0 { name(x % 5) } else { name(x % 40_000) };
-            let h = prefix_hash(&k) & !(HOT_SETS as u64 - 1) | (x % 4);
+            // A few hot prefixes, many cold ones; short and long; some keys end in a separator.
+            let key = match x % 6 {
+                0 => format!("h{}:{}", x % 5, i),
+                1 => format!("c{}/", x % 40_000),
+                2 => format!("{}:{}/{}:x", "a".repeat((x % 20) as usize), x % 3, x % 30_000),
+                3 => format!("{:x}:", x % 9),
+                4 => format!("long-prefix-of-many-bytes{}:{}:", x % 7, x % 1000),
+                _ => format!("{}", x % 100),
+            };
+            let key = key.as_bytes();
             let (memory, ttl) = (x % 1000, i % 3 == 0);
-            direct.add(h, &k, memory, ttl);
-            log.add(h, &k, memory, ttl);
+            hashes.clear();
+            prefix_hashes(key, &opts, &mut hashes);
+            for &(h, len) in &hashes {
+                direct.add(h, &key[..len as usize], memory, ttl);
+            }
+            log.add_key(key, &opts, memory, ttl);
             if i % 70_000 == 0 {
                 log.drain_into(&mut via);
             }
@@ -664,8 +739,22 @@ mod tests {
         assert!(log.logged() > 0);
         log.drain_into(&mut via);
         assert_eq!(log.logged(), 0);
+        assert!(direct.len() > 10_000, "{}", direct.len());
         assert_eq!(via.len(), direct.len());
         assert_eq!(via.heaviest(usize::MAX), direct.heaviest(usize::MAX));
+    }
+
+    /// The first 16 bytes of a key read as words are its bytes, zeros past its end.
+    #[test]
+    fn head_words_are_the_first_bytes() {
+        let key: Vec<u8> = (1..=40).collect();
+        for n in 0..=40 {
+            let mut b = [0u8; 16];
+            let k = n.min(16);
+            b[..k].copy_from_slice(&key[..k]);
+            let want = (u64::from_le_bytes(b[..8].try_into().unwrap()), u64::from_le_bytes(b[8..].try_into().unwrap()));
+            assert_eq!(head_words(&key[..n]), want, "length {n}");
+        }
     }
 
     /// Past the cap the lightest are dropped: never more than the cap held, the heavy ones kept
