@@ -16,8 +16,9 @@
 //! - the prefix table is exact as long as no prefix is dropped. A part gathers its prefixes in
 //!   a `PrefixLog` (its hot ones cached, the others logged; the join adds them to the file's
 //!   table: totals are sums). A part's log holds at most 1/8 of `--max-prefixes` entries
-//!   (parts in flight stay within the memory of one table); a part that would log more is
-//!   read again by the join straight into the file's table. When the file's table itself
+//!   (parts in flight stay within the memory of one table): a full log is compacted to one
+//!   entry a prefix, and a part whose log stays 3/4 full is read again by the join straight
+//!   into the file's table. When the file's table itself
 //!   reaches the cap, the parts stop and the file is read again by `scan_file` (the drop
 //!   order, and so the error bound, of one reading).
 
@@ -191,12 +192,17 @@ fn read_part(
         s.1 += memory;
         log.add_key(&k.key, opts, f.memory, k.expire_at_ms.is_some());
         if log.logged() >= max_logged {
-            if own {
-                // Past what a part keeps: the join reads it again into the file's figures.
-                part.span.again = true;
-                break;
+            if !own {
+                log.drain_into(&mut agg.prefixes);
+            } else {
+                log.compact();
+                // One entry a prefix and still 3/4 full: past what a part keeps, the join reads
+                // it again into the file's figures (each compaction frees at least 1/4).
+                if log.logged() >= max_logged - max_logged / 4 {
+                    part.span.again = true;
+                    break;
+                }
             }
-            log.drain_into(&mut agg.prefixes);
         }
         if own && part.offers_memory.len() + part.offers_elements.len() > MAX_OFFERS {
             part.span.again = true;

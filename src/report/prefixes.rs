@@ -446,7 +446,7 @@ impl PrefixLog {
         each_prefix_end(key, opts, |len| {
             let tag = match len {
                 ..=8 => (w0 & (u64::MAX >> (64 - 8 * len)), 0),
-                ..=16 => (w0, w1 & (u64::MAX >> (128 - 8 * len))),
+                9..=16 => (w0, w1 & (u64::MAX >> (128 - 8 * len))),
                 _ => (prefix_hash(&key[..len]), 0),
             };
             self.add(&key[..len], tag, memory, has_ttl);
@@ -505,13 +505,45 @@ impl PrefixLog {
         self.log.len() + 2 * HOT_SETS
     }
 
-    /// Adds every prefix gathered to `t` (the cache's and the log's), and empties it.
-    pub(super) fn drain_into(&mut self, t: &mut Prefixes) {
+    /// Moves the cache's entries to the log.
+    fn flush_hot(&mut self) {
         for set in self.hot.iter_mut() {
             for h in set.iter_mut().filter(|h| h.len != 0) {
                 self.log.push(std::mem::take(h).e);
             }
         }
+    }
+
+    /// Sums the entries of each prefix into one (the cache's moved to the log first), in
+    /// hash order, and keeps only their names: a log that hot prefixes missing from the cache
+    /// filled shrinks to one entry per prefix.
+    pub(super) fn compact(&mut self) {
+        self.flush_hot();
+        self.log.sort_unstable_by_key(|e| e.hash);
+        let mut names = Vec::with_capacity(self.names.len() / 2);
+        let mut kept = 0;
+        for i in 0..self.log.len() {
+            let e = self.log[i];
+            if kept > 0 && self.log[kept - 1].hash == e.hash {
+                let s = &mut self.log[kept - 1].stats;
+                s.keys += e.stats.keys;
+                s.memory += e.stats.memory;
+                s.keys_without_ttl += e.stats.keys_without_ttl;
+                continue;
+            }
+            let off = (e.name & ((1 << 40) - 1)) as usize;
+            let name = &self.names[off..off + (e.name >> 40) as usize];
+            self.log[kept] = Logged { name: names.len() as u64 | (name.len() as u64) << 40, ..e };
+            names.extend_from_slice(name);
+            kept += 1;
+        }
+        self.log.truncate(kept);
+        self.names = names;
+    }
+
+    /// Adds every prefix gathered to `t` (the cache's and the log's), and empties it.
+    pub(super) fn drain_into(&mut self, t: &mut Prefixes) {
+        self.flush_hot();
         // In log order, the table's entries prefetched a few ahead.
         const AHEAD: usize = 16;
         if t.hashes.is_empty() {
@@ -694,7 +726,7 @@ mod tests {
     /// A log drained into a table leaves it as adding every key to the table would: hot
     /// prefixes kept in the cache, cold ones pushed out and coming back (logged several
     /// times), prefixes of every length (found by their bytes or by their hash), names kept,
-    /// several drains in a row.
+    /// compacted on the way, several drains in a row.
     #[test]
     fn a_drained_log_adds_up_as_direct_adds() {
         let opts = Options {
@@ -734,6 +766,13 @@ mod tests {
             log.add_key(key, &opts, memory, ttl);
             if i % 70_000 == 0 {
                 log.drain_into(&mut via);
+            } else if i % 30_000 == 0 {
+                let before = log.logged();
+                log.compact();
+                assert!(log.logged() <= before + 2 * HOT_SETS);
+                let mut h: Vec<u64> = log.log.iter().map(|e| e.hash).collect();
+                h.dedup();
+                assert_eq!(h.len(), log.logged(), "one entry a prefix");
             }
         }
         assert!(log.logged() > 0);
