@@ -13,17 +13,20 @@
 //!   smallest of the part's n best before it, which the file's list holds or beats: it would not
 //!   have entered the file's list either, so the file's lists end the same, ties included. Past
 //!   `MAX_OFFERS` candidates the join reads the part again into the file's lists itself;
-//! - the prefix table is exact as long as no prefix is dropped. A part's table is capped at
-//!   1/8 of `--max-prefixes` (parts in flight stay within the memory of one table); a part that
-//!   would drop one is read again by the join into the file's table. When the file's table
-//!   itself reaches the cap, the parts stop and the file is read again by `scan_file` (the drop
+//! - the prefix table is exact as long as no prefix is dropped. A part gathers its prefixes in
+//!   a `PrefixLog` (its hot ones cached, the others logged; the join adds them to the file's
+//!   table: totals are sums). A part's log holds at most 1/8 of `--max-prefixes` entries
+//!   (parts in flight stay within the memory of one table): a full log is compacted to one
+//!   entry a prefix, and a part whose log stays 3/4 full is read again by the join straight
+//!   into the file's table. When the file's table itself
+//!   reaches the cap, the parts stop and the file is read again by `scan_file` (the drop
 //!   order, and so the error bound, of one reading).
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::prefixes::prefetch;
-use super::{Aggregate, FileTotals, Options, Prefixes, Sums, TopKey, prefix_hashes};
+use super::prefixes::{PrefixLog, prefetch};
+use super::{Aggregate, FileTotals, Options, Sums, TopKey};
 use crate::error::Error;
 use crate::memory::{Estimator, key_overhead};
 use crate::parts::{Span, Steps, UNKNOWN_DB};
@@ -36,9 +39,10 @@ const MAX_OFFERS: usize = 1 << 14;
 /// What reading one part gives.
 pub(super) struct Part {
     span: Span,
-    /// The part's own figures (`None`: read again by the join straight into the file's).
-    /// Keys before the part's first SELECTDB are in `UNKNOWN_DB` when its db was not known.
-    agg: Option<Aggregate>,
+    /// The part's own figures, its prefixes gathered apart (`None`: read again by the join
+    /// straight into the file's). Keys before the part's first SELECTDB are in `UNKNOWN_DB`
+    /// when its db was not known.
+    agg: Option<(Aggregate, PrefixLog)>,
     /// Every key that entered the part's own top lists, in file order.
     offers_memory: Vec<TopKey>,
     offers_elements: Vec<TopKey>,
@@ -60,39 +64,15 @@ struct Ctx<'d, 'o> {
     format: Format,
     opts: &'o Options,
     abort: AtomicBool,
-    /// The most prefixes a part's table held so far.
-    part_prefixes: AtomicUsize,
-    /// Parts' aggregates joined, emptied for the next parts.
-    spare: std::sync::Mutex<Vec<Aggregate>>,
+    /// Parts' figures joined, emptied for the next parts.
+    spare: std::sync::Mutex<Vec<(Aggregate, PrefixLog)>>,
 }
 
-/// Keys measured whose slot and prefixes are added a few keys later (their entries prefetched).
-#[derive(Default)]
-struct Later<'a> {
-    /// Key, slot, memory, whether it has a TTL.
-    keys: Vec<(std::borrow::Cow<'a, [u8]>, u16, u64, bool)>,
-    /// Hash and length of a prefix, index of its key in `keys`.
-    prefixes: Vec<(u64, u32, u32)>,
-}
+/// Log entries a part read again by the join gathers before it adds them to the file's table.
+const SPILL: usize = 1 << 12;
 
-/// Keys whose updates wait in `Later`.
-const LATER: usize = 16;
-
-impl Later<'_> {
-    fn apply(&mut self, agg: &mut Aggregate) {
-        for (_, slot, memory, _) in &self.keys {
-            let s = &mut agg.slots[*slot as usize];
-            s.0 += 1;
-            s.1 += memory;
-        }
-        for &(hash, len, i) in &self.prefixes {
-            let (key, _, memory, ttl) = &self.keys[i as usize];
-            agg.prefixes.add(hash, &key[..len as usize], *memory, *ttl);
-        }
-        self.keys.clear();
-        self.prefixes.clear();
-    }
-}
+/// Keys whose slot counter is updated later (see `read_part`).
+const SLOTS_LATER: usize = 4;
 
 /// Measures the keys from `range.start` (a record boundary) until a record starts at or after
 /// `range.end`, in db `db` (`None`: not known): into the part's own aggregate, or with `into`
@@ -116,29 +96,22 @@ fn read_part(
         bad_key: None,
     };
     let own = into.is_none();
-    let mut mine = None;
+    // A part's figures the join is done with, or new ones (fresh tables cost page faults, and
+    // their release as much again).
+    let spare = ctx.spare.lock().ok().and_then(|mut v| v.pop());
+    let (mut mine, mut log) = spare.unwrap_or_else(|| (Aggregate::new(opts), PrefixLog::default()));
     let agg = match into {
         Some(a) => a,
-        None => {
-            // A part's aggregate the join is done with, or a new one (fresh tables cost page
-            // faults, and their release as much again).
-            let spare = ctx.spare.lock().ok().and_then(|mut v| v.pop());
-            let mut a = spare.unwrap_or_else(|| {
-                let mut a = Aggregate::new(opts);
-                a.prefixes = Prefixes::new((opts.max_prefixes / 8).max(1));
-                a
-            });
-            // Sized for as many prefixes as the largest part so far (no growing step by step).
-            a.prefixes.reserve(ctx.part_prefixes.load(Ordering::Relaxed));
-            mine.insert(a)
-        }
+        None => &mut mine,
     };
+    // The log entries a part gathers at most: its prefixes stay within the memory of 1/8 of
+    // the file's table.
+    let max_logged = if own { (opts.max_prefixes / 8).max(1) } else { SPILL };
     let mut est = if opts.largest_element { Estimator::new() } else { Estimator::without_largest() };
     let mut sums = Sums::default();
-    let mut hashes = Vec::new();
-    let mut later = Later::default();
-    let hint = &ctx.part_prefixes;
     let every = opts.filter.keeps_every_key();
+    let mut later = [(0usize, 0u64); SLOTS_LATER];
+    let mut n_keys = 0usize;
     let mut reader = Reader::resume(ctx.data, ctx.format, range.start, db.unwrap_or(UNKNOWN_DB));
     let mut steps = Steps::new(range.end);
     loop {
@@ -208,35 +181,47 @@ fn read_part(
             }
             agg.top_elements.push(t);
         }
-        // The slot counter and the prefixes' entries (tables bigger than the caches) are
-        // fetched now and updated a few keys later.
-        let slot = crate::slot::key_slot(&k.key);
-        prefetch(&agg.slots[slot as usize]);
-        hashes.clear();
-        prefix_hashes(&k.key, opts, &mut hashes);
-        for &(hash, len) in &hashes {
-            agg.prefixes.prefetch(hash);
-            later.prefixes.push((hash, len, later.keys.len() as u32));
-        }
-        later.keys.push((k.key.clone(), slot, f.memory, k.expire_at_ms.is_some()));
-        if later.keys.len() >= LATER {
-            later.apply(agg);
-            if own && (agg.prefixes.dropped > 0 || part.offers_memory.len() + part.offers_elements.len() > MAX_OFFERS) {
-                // Past what a part keeps: the join reads it again into the file's figures.
-                part.span.again = true;
-                break;
+        // The slot table (256 KiB) does not stay in cache as the part's bytes stream through:
+        // each counter is fetched now and updated `SLOTS_LATER` keys later.
+        let slot = crate::slot::key_slot(&k.key) as usize;
+        prefetch(&agg.slots[slot]);
+        let (s, memory) = std::mem::replace(&mut later[n_keys % SLOTS_LATER], (slot, f.memory));
+        n_keys += 1;
+        let s = &mut agg.slots[s];
+        s.0 += (n_keys > SLOTS_LATER) as u64;
+        s.1 += memory;
+        log.add_key(&k.key, opts, f.memory, k.expire_at_ms.is_some());
+        if log.logged() >= max_logged {
+            if !own {
+                log.drain_into(&mut agg.prefixes);
+            } else {
+                log.compact();
+                // One entry a prefix and still 3/4 full: past what a part keeps, the join reads
+                // it again into the file's figures (each compaction frees at least 1/4).
+                if log.logged() >= max_logged - max_logged / 4 {
+                    part.span.again = true;
+                    break;
+                }
             }
         }
+        if own && part.offers_memory.len() + part.offers_elements.len() > MAX_OFFERS {
+            part.span.again = true;
+            break;
+        }
     }
-    later.apply(agg);
-    if own && agg.prefixes.dropped > 0 {
-        part.span.again = true;
-    }
-    if own {
-        hint.fetch_max(agg.prefixes.len(), Ordering::Relaxed);
+    for &(s, memory) in &later[..n_keys.min(SLOTS_LATER)] {
+        agg.slots[s].0 += 1;
+        agg.slots[s].1 += memory;
     }
     part.sums = sums;
-    part.agg = mine;
+    if own {
+        part.agg = Some((mine, log));
+    } else {
+        log.drain_into(&mut agg.prefixes);
+        if let Ok(mut v) = ctx.spare.lock() {
+            v.push((mine, log));
+        }
+    }
     part
 }
 
@@ -268,7 +253,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
         let fix = |d: u64| span.fix(start_db, d);
         let a = &mut self.agg;
         a.add_sums(&part.sums, fix);
-        if let Some(mut o) = part.agg {
+        if let Some((mut o, mut log)) = part.agg {
             for (x, y) in a.slots.iter_mut().zip(&o.slots) {
                 x.0 += y.0;
                 x.1 += y.1;
@@ -277,7 +262,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
             // part before added new ones (growing step by step rehashes every held prefix into
             // fresh pages each time: page faults, then unmapping).
             let held = a.prefixes.len();
-            let need = held + o.prefixes.len();
+            let need = held + log.bound();
             let trend = match (self.added, span.next) {
                 (Some((new, bytes)), Some(next)) => {
                     let left = self.ctx.data.len().saturating_sub(next) as u128;
@@ -286,7 +271,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
                 _ => 0,
             };
             a.prefixes.grow_for(need, need.saturating_add(trend));
-            a.prefixes.merge_from(&o.prefixes);
+            log.drain_into(&mut a.prefixes);
             self.added = span.next.map(|next| (a.prefixes.len().saturating_sub(held), next.saturating_sub(span.start)));
             for mut t in part.offers_memory {
                 if a.top_memory.wants(t.rank) {
@@ -302,7 +287,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
             }
             o.clear();
             if let Ok(mut v) = self.ctx.spare.lock() {
-                v.push(o);
+                v.push((o, log));
             }
         }
         let total = &part.sums.total;
@@ -358,7 +343,6 @@ pub(super) fn scan_parts(
         format,
         opts,
         abort: AtomicBool::new(false),
-        part_prefixes: AtomicUsize::new(0),
         spare: Default::default(),
     };
     let mut join = Join { ctx: &ctx, agg: Aggregate::new(opts), totals, overflow: false, added: None };

@@ -64,42 +64,71 @@ const FIRST_SLOTS: usize = 1 << 12;
 
 /// Appends the (hash, length) of each prefix of `key` the report counts: up to and including
 /// each separator, at most `opts.depth` of them.
-#[inline]
+#[inline(always)]
 pub fn prefix_hashes(key: &[u8], opts: &Options, out: &mut Vec<(u64, u32)>) {
-    if opts.depth == 0 {
+    each_prefix_end(key, opts, |len| out.push((prefix_hash(&key[..len]), len as u32)));
+}
+
+/// Calls `f` with the length of each prefix of `key` the report counts (see `prefix_hashes`).
+/// The separators are found eight bytes at a time.
+#[inline(always)]
+fn each_prefix_end(key: &[u8], opts: &Options, mut f: impl FnMut(usize)) {
+    if opts.depth == 0 || key.is_empty() {
         return;
     }
-    let ends = |i: usize, out: &mut Vec<(u64, u32)>| {
-        out.push((prefix_hash(&key[..=i]), i as u32 + 1));
+    let seps = opts.separators.as_slice();
+    let matches = |w: u64| match seps {
+        &[sep] => byte_matches(w, sep),
+        seps => seps.iter().fold(0, |m, &sep| m | byte_matches(w, sep)),
     };
+    let (chunks, rest) = key.as_chunks::<8>();
+    // The tail's bytes past the key are no separators.
+    let tail_valid = if rest.is_empty() { 0 } else { u64::MAX >> (64 - 8 * rest.len()) };
+    let words = chunks.iter().map(|c| (u64::from_le_bytes(*c), u64::MAX)).chain(std::iter::once((tail_word(key), tail_valid)));
     let mut level = 0;
-    match opts.separators.as_slice() {
-        // One separator (the default ':'): eight bytes at a time.
-        &[sep] => {
-            let (chunks, rest) = key.as_chunks::<8>();
-            let mut tail = [!sep; 8];
-            tail[..rest.len()].copy_from_slice(rest);
-            for (n, c) in chunks.iter().chain(std::iter::once(&tail)).enumerate() {
-                let mut m = byte_matches(u64::from_le_bytes(*c), sep);
-                while m != 0 {
-                    ends(n * 8 + m.trailing_zeros() as usize / 8, out);
-                    level += 1;
-                    if level >= opts.depth {
-                        return;
-                    }
-                    m &= m - 1;
-                }
+    for (n, (w, valid)) in words.enumerate() {
+        let mut m = matches(w) & valid;
+        while m != 0 {
+            f(n * 8 + m.trailing_zeros() as usize / 8 + 1);
+            level += 1;
+            if level >= opts.depth {
+                return;
             }
+            m &= m - 1;
         }
-        seps => {
-            for i in key.iter().enumerate().filter(|(_, b)| seps.contains(b)).map(|(i, _)| i) {
-                ends(i, out);
-                level += 1;
-                if level >= opts.depth {
-                    break;
-                }
-            }
+    }
+}
+
+/// The first 16 bytes of `key` as two little-endian words, zeros past its end (read as whole
+/// words, as `tail_word`).
+#[inline(always)]
+fn head_words(key: &[u8]) -> (u64, u64) {
+    let word = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().unwrap_or_default());
+    match key.len() {
+        16.. => (word(0), word(8)),
+        8 => (word(0), 0),
+        n @ 9..16 => (word(0), word(n - 8) >> (8 * (16 - n))),
+        _ => (tail_word(key), 0),
+    }
+}
+
+/// The last `key.len() % 8` bytes of `key` as a little-endian word, zeros above them. Read as
+/// whole words where the key allows (bytes stored one by one and read back as a word would
+/// wait for the stores).
+#[inline(always)]
+fn tail_word(key: &[u8]) -> u64 {
+    let n = key.len() % 8;
+    let len = key.len();
+    match n {
+        0 => 0,
+        _ if len >= 8 => u64::from_le_bytes(key[len - 8..].try_into().unwrap_or_default()) >> (64 - 8 * n),
+        // A key shorter than a word: two overlapping reads (their common bytes agree).
+        4.. => {
+            let lo = u32::from_le_bytes(key[..4].try_into().unwrap_or_default()) as u64;
+            let hi = u32::from_le_bytes(key[len - 4..].try_into().unwrap_or_default()) as u64;
+            lo | hi << (8 * (len - 4))
         }
+        _ => key[0] as u64 | (key[len / 2] as u64) << (8 * (len / 2)) | (key[len - 1] as u64) << (8 * (len - 1)),
     }
 }
 
@@ -186,8 +215,8 @@ impl Prefixes {
 
     /// Moves every held prefix into a table of `n` slots (a power of two).
     fn resize(&mut self, n: usize) {
-        let hashes = std::mem::replace(&mut self.hashes, vec![0; n]);
-        let slots = std::mem::replace(&mut self.slots, vec![Slot::default(); n]);
+        let hashes = std::mem::replace(&mut self.hashes, written(n, 0));
+        let slots = std::mem::replace(&mut self.slots, written(n, Slot::default()));
         for (h, s) in hashes.into_iter().zip(slots) {
             if h != 0 {
                 let i = self.find(h);
@@ -251,8 +280,8 @@ impl Prefixes {
         let mut names = Vec::with_capacity(old.names.len() * 3 / 4 + 1024);
         *self = Prefixes {
             cap: old.cap,
-            hashes: vec![0; old.hashes.len()],
-            slots: vec![Slot::default(); old.slots.len()],
+            hashes: written(old.hashes.len(), 0),
+            slots: written(old.slots.len(), Slot::default()),
             error_bound_memory: old.error_bound_memory + cut,
             dropped: old.dropped,
             ..Default::default()
@@ -326,9 +355,20 @@ impl Prefixes {
         }
         // The n-th heaviest figure: every prefix above it is listed, and of those at it (often
         // very many: single-key prefixes) the first by name, kept in a bounded max-heap.
-        let mut mem: Vec<u64> = self.held().map(|(_, _, s)| s.memory).collect();
-        let cut = *mem.select_nth_unstable_by(n - 1, |a, b| b.cmp(a)).1;
-        drop(mem);
+        // (The n heaviest figures in a min-heap: no copy of every figure.)
+        let mut top: std::collections::BinaryHeap<std::cmp::Reverse<u64>> =
+            std::collections::BinaryHeap::with_capacity(n + 1);
+        for (_, _, s) in self.held() {
+            if top.len() < n {
+                top.push(std::cmp::Reverse(s.memory));
+            } else if let Some(mut least) = top.peek_mut()
+                && s.memory > least.0
+            {
+                *least = std::cmp::Reverse(s.memory);
+            }
+        }
+        let cut = top.peek().map_or(0, |r| r.0);
+        drop(top);
         let mut v: Vec<(&[u8], PrefixStats)> =
             self.held().filter(|(_, _, s)| s.memory > cut).map(|(_, name, s)| (name, *s)).collect();
         let room = n - v.len();
@@ -352,6 +392,191 @@ impl Prefixes {
     }
 }
 
+/// One entry of a [`PrefixLog`]: a prefix's hash (0: none), its name in the log's arena (packed
+/// as in `Slot`) and its totals.
+#[derive(Debug, Clone, Copy, Default)]
+struct Logged {
+    hash: u64,
+    name: u64,
+    stats: PrefixStats,
+}
+
+/// An entry of the cache of a [`PrefixLog`]: the prefix itself (its length and, when it has
+/// at most 16 bytes, its bytes as two words; else its hash and 0), then its log entry.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Hot {
+    len: u64,
+    tag: (u64, u64),
+    e: Logged,
+}
+
+/// Sets of the hot cache of a [`PrefixLog`], two entries each (128 KiB: it stays in L2).
+const HOT_SETS: usize = 1 << 10;
+
+/// The prefixes of a run of keys (a part of a file), gathered for a [`Prefixes`] table that
+/// is bigger than the caches: the hot ones in a small cache, where most of a key's prefixes
+/// are found, the others written one after the other to a log that [`PrefixLog::drain_into`]
+/// adds to the table (one random access per prefix entry, prefetched). Each prefix's totals
+/// are summed, whatever the order: the table ends as if every key had been added to it.
+///
+/// The cache is set-associative, two entries a set: the first holds the set's prefix with the
+/// most keys, the second the last one seen. A prefix missing from its set takes the second
+/// entry, whose prefix goes to the log (a prefix can be logged several times: its entries add
+/// up). Its name is copied to the arena, and its hash computed, once as it enters the cache: a
+/// prefix of up to 16 bytes is found in the cache by its bytes, without hashing it.
+#[derive(Debug, Clone)]
+pub(super) struct PrefixLog {
+    hot: Box<[[Hot; 2]]>,
+    log: Vec<Logged>,
+    names: Vec<u8>,
+}
+
+impl Default for PrefixLog {
+    fn default() -> Self {
+        PrefixLog { hot: written(HOT_SETS, [Hot::default(); 2]).into_boxed_slice(), log: Vec::new(), names: Vec::new() }
+    }
+}
+
+impl PrefixLog {
+    /// Counts a key of `memory` bytes under each of its prefixes (`prefix_hashes`).
+    #[inline(always)]
+    pub(super) fn add_key(&mut self, key: &[u8], opts: &Options, memory: u64, has_ttl: bool) {
+        let (w0, w1) = head_words(key);
+        each_prefix_end(key, opts, |len| {
+            let tag = match len {
+                ..=8 => (w0 & (u64::MAX >> (64 - 8 * len)), 0),
+                9..=16 => (w0, w1 & (u64::MAX >> (128 - 8 * len))),
+                _ => (prefix_hash(&key[..len]), 0),
+            };
+            self.add(&key[..len], tag, memory, has_ttl);
+        });
+    }
+
+    #[inline(always)]
+    fn add(&mut self, prefix: &[u8], tag: (u64, u64), memory: u64, has_ttl: bool) {
+        let len = prefix.len() as u64;
+        let set = &mut self.hot[set_of(tag, len)];
+        let add = |s: &mut PrefixStats| {
+            s.keys += 1;
+            s.memory += memory;
+            s.keys_without_ttl += !has_ttl as u64;
+        };
+        if set[0].tag == tag && set[0].len == len {
+            add(&mut set[0].e.stats);
+        } else if set[1].tag == tag && set[1].len == len {
+            add(&mut set[1].e.stats);
+            if set[1].e.stats.keys > set[0].e.stats.keys {
+                set.swap(0, 1);
+            }
+        } else {
+            let e = self.enter(prefix, tag);
+            add(&mut e.stats);
+        }
+    }
+
+    /// Makes room for a prefix missing from the cache, and returns its entry (totals at zero).
+    #[cold]
+    #[inline(never)]
+    fn enter(&mut self, prefix: &[u8], tag: (u64, u64)) -> &mut Logged {
+        let len = prefix.len() as u64;
+        let hash = if len > 16 { tag.0 } else { prefix_hash(prefix) }.max(1);
+        let name = &prefix[..prefix.len().min(NAME_LEN_MAX)];
+        let packed = self.names.len() as u64 | (name.len() as u64) << 40;
+        self.names.extend_from_slice(name);
+        let set = &mut self.hot[set_of(tag, len)];
+        // A free entry has length 0 (no prefix is empty).
+        let way = if set[0].len == 0 { 0 } else { 1 };
+        if set[way].len != 0 {
+            self.log.push(set[way].e);
+        }
+        set[way] = Hot { len, tag, e: Logged { hash, name: packed, stats: PrefixStats::default() } };
+        &mut set[way].e
+    }
+
+    /// Entries in the log (a prefix may have several), not counting the cache's.
+    #[inline]
+    pub(super) fn logged(&self) -> usize {
+        self.log.len()
+    }
+
+    /// At most how many prefixes it holds (log and cache).
+    pub(super) fn bound(&self) -> usize {
+        self.log.len() + 2 * HOT_SETS
+    }
+
+    /// Moves the cache's entries to the log.
+    fn flush_hot(&mut self) {
+        for set in self.hot.iter_mut() {
+            for h in set.iter_mut().filter(|h| h.len != 0) {
+                self.log.push(std::mem::take(h).e);
+            }
+        }
+    }
+
+    /// Sums the entries of each prefix into one (the cache's moved to the log first), in
+    /// hash order, and keeps only their names: a log that hot prefixes missing from the cache
+    /// filled shrinks to one entry per prefix.
+    pub(super) fn compact(&mut self) {
+        self.flush_hot();
+        self.log.sort_unstable_by_key(|e| e.hash);
+        let mut names = Vec::with_capacity(self.names.len() / 2);
+        let mut kept = 0;
+        for i in 0..self.log.len() {
+            let e = self.log[i];
+            if kept > 0 && self.log[kept - 1].hash == e.hash {
+                let s = &mut self.log[kept - 1].stats;
+                s.keys += e.stats.keys;
+                s.memory += e.stats.memory;
+                s.keys_without_ttl += e.stats.keys_without_ttl;
+                continue;
+            }
+            let off = (e.name & ((1 << 40) - 1)) as usize;
+            let name = &self.names[off..off + (e.name >> 40) as usize];
+            self.log[kept] = Logged { name: names.len() as u64 | (name.len() as u64) << 40, ..e };
+            names.extend_from_slice(name);
+            kept += 1;
+        }
+        self.log.truncate(kept);
+        self.names = names;
+    }
+
+    /// Adds every prefix gathered to `t` (the cache's and the log's), and empties it.
+    pub(super) fn drain_into(&mut self, t: &mut Prefixes) {
+        self.flush_hot();
+        // In log order, the table's entries prefetched a few ahead.
+        const AHEAD: usize = 16;
+        if t.hashes.is_empty() {
+            t.resize(FIRST_SLOTS);
+        }
+        for (i, e) in self.log.iter().enumerate() {
+            if let Some(next) = self.log.get(i + AHEAD) {
+                t.prefetch(next.hash);
+            }
+            let off = (e.name & ((1 << 40) - 1)) as usize;
+            t.add_stats(e.hash, &self.names[off..off + (e.name >> 40) as usize], &e.stats);
+        }
+        self.log.clear();
+        self.names.clear();
+    }
+}
+
+/// The cache set of a prefix (its tag and length).
+#[inline(always)]
+fn set_of(tag: (u64, u64), len: u64) -> usize {
+    let x = (tag.0 ^ tag.1.rotate_left(29) ^ len).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> (64 - HOT_SETS.trailing_zeros())) as usize
+}
+
+/// `n` copies of `v`, written (not `vec!`'s zeroed allocation, whose untouched pages all map
+/// the kernel's zero page: each first read maps it, each first write then faults again to
+/// copy it and flushes the TLB of every core running the process).
+fn written<T: Copy>(n: usize, v: T) -> Vec<T> {
+    let mut x = Vec::with_capacity(n);
+    x.resize(n, v);
+    x
+}
+
 /// A hint that `*p` will be read soon (no effect on what the program does).
 #[inline(always)]
 pub(super) fn prefetch<T>(p: &T) {
@@ -369,24 +594,27 @@ pub(super) fn prefetch<T>(p: &T) {
 mod tests {
     use super::*;
 
+    /// The prefixes found eight bytes at a time are those found byte by byte, for one
+    /// separator or several, whatever the key's length (its ends in the last word or not).
     #[test]
     fn prefix_ends_eight_bytes_at_a_time_as_byte_by_byte() {
-        let opts = |sep: u8, depth| Options {
+        let opts = |seps: &[u8], depth| Options {
             top: 1,
-            separators: vec![sep],
+            separators: seps.to_vec(),
             depth,
             max_prefixes: 1,
             now_ms: 0,
             filter: crate::filter::Filter::default(),
             largest_element: false,
         };
-        let bytewise = |key: &[u8], sep: u8, depth: usize| -> Vec<(u64, u32)> {
-            let ends = key.iter().enumerate().filter(|&(_, &b)| b == sep).take(depth);
+        let bytewise = |key: &[u8], seps: &[u8], depth: usize| -> Vec<(u64, u32)> {
+            let ends = key.iter().enumerate().filter(|&(_, b)| seps.contains(b)).take(depth);
             ends.map(|(i, _)| (prefix_hash(&key[..=i]), i as u32 + 1)).collect()
         };
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for len in 0..40 {
-            for sep in [b':', 0, 0xff, 0x7f, 0x80] {
+            for seps in [&b":"[..], &[0], &[0xff], &[0x7f], &[0x80], b":/", &[0, b'a'], b"abc"] {
+                let sep = seps[0];
                 for round in 0..20 {
                     // Bytes from a small alphabet around the separator (its neighbours too).
                     let key: Vec<u8> = (0..len)
@@ -394,13 +622,13 @@ mod tests {
                             x ^= x << 13;
                             x ^= x >> 7;
                             x ^= x << 17;
-                            [sep, sep ^ 1, sep.wrapping_add(1), sep.wrapping_sub(1), b'a', 0, 0xff][(x % 7) as usize]
+                            [sep, sep ^ 1, sep.wrapping_add(1), sep.wrapping_sub(1), b'a', 0, 0xff, b'/'][(x % 8) as usize]
                         })
                         .collect();
                     for depth in [1, 2, 3, 64] {
                         let mut got = Vec::new();
-                        prefix_hashes(&key, &opts(sep, depth), &mut got);
-                        assert_eq!(got, bytewise(&key, sep, depth), "{key:?} sep {sep} depth {depth} round {round}");
+                        prefix_hashes(&key, &opts(seps, depth), &mut got);
+                        assert_eq!(got, bytewise(&key, seps, depth), "{key:?} seps {seps:?} depth {depth} round {round}");
                     }
                 }
             }
@@ -492,6 +720,79 @@ mod tests {
         all.sort_by(|a, b| b.1.memory.cmp(&a.1.memory).then(a.0.cmp(b.0)));
         for n in [0, 1, 2, 30, 999, 1000, 1001, 2999, 3000, 3001] {
             assert_eq!(p.heaviest(n), all[..n.min(all.len())].to_vec(), "n = {n}");
+        }
+    }
+
+    /// A log drained into a table leaves it as adding every key to the table would: hot
+    /// prefixes kept in the cache, cold ones pushed out and coming back (logged several
+    /// times), prefixes of every length (found by their bytes or by their hash), names kept,
+    /// compacted on the way, several drains in a row.
+    #[test]
+    fn a_drained_log_adds_up_as_direct_adds() {
+        let opts = Options {
+            top: 1,
+            separators: b":/".to_vec(),
+            depth: 3,
+            max_prefixes: 1,
+            now_ms: 0,
+            filter: crate::filter::Filter::default(),
+            largest_element: false,
+        };
+        let mut direct = Prefixes::new(1 << 20);
+        let mut via = Prefixes::new(1 << 20);
+        let mut log = PrefixLog::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut hashes = Vec::new();
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // A few hot prefixes, many cold ones; short and long; some keys end in a separator.
+            let key = match x % 6 {
+                0 => format!("h{}:{}", x % 5, i),
+                1 => format!("c{}/", x % 40_000),
+                2 => format!("{}:{}/{}:x", "a".repeat((x % 20) as usize), x % 3, x % 30_000),
+                3 => format!("{:x}:", x % 9),
+                4 => format!("long-prefix-of-many-bytes{}:{}:", x % 7, x % 1000),
+                _ => format!("{}", x % 100),
+            };
+            let key = key.as_bytes();
+            let (memory, ttl) = (x % 1000, i % 3 == 0);
+            hashes.clear();
+            prefix_hashes(key, &opts, &mut hashes);
+            for &(h, len) in &hashes {
+                direct.add(h, &key[..len as usize], memory, ttl);
+            }
+            log.add_key(key, &opts, memory, ttl);
+            if i % 70_000 == 0 {
+                log.drain_into(&mut via);
+            } else if i % 30_000 == 0 {
+                let before = log.logged();
+                log.compact();
+                assert!(log.logged() <= before + 2 * HOT_SETS);
+                let mut h: Vec<u64> = log.log.iter().map(|e| e.hash).collect();
+                h.dedup();
+                assert_eq!(h.len(), log.logged(), "one entry a prefix");
+            }
+        }
+        assert!(log.logged() > 0);
+        log.drain_into(&mut via);
+        assert_eq!(log.logged(), 0);
+        assert!(direct.len() > 10_000, "{}", direct.len());
+        assert_eq!(via.len(), direct.len());
+        assert_eq!(via.heaviest(usize::MAX), direct.heaviest(usize::MAX));
+    }
+
+    /// The first 16 bytes of a key read as words are its bytes, zeros past its end.
+    #[test]
+    fn head_words_are_the_first_bytes() {
+        let key: Vec<u8> = (1..=40).collect();
+        for n in 0..=40 {
+            let mut b = [0u8; 16];
+            let k = n.min(16);
+            b[..k].copy_from_slice(&key[..k]);
+            let want = (u64::from_le_bytes(b[..8].try_into().unwrap()), u64::from_le_bytes(b[8..].try_into().unwrap()));
+            assert_eq!(head_words(&key[..n]), want, "length {n}");
         }
     }
 
