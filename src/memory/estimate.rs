@@ -292,7 +292,7 @@ impl Estimator {
                 memory: ROBJ + STREAM + nodes.memory() + lp_bytes + c.groups_mem,
                 elements: c.stream_len,
                 largest_element: 0,
-                encoding: "stream",
+                encoding: ENCODINGS[enc::STREAM],
             });
         }
         let quicklist = if matches!(t, LIST_QUICKLIST | LIST_QUICKLIST_2) { self.quicklist_nodes(raw)? } else { 0 };
@@ -364,20 +364,20 @@ fn finish<const B: bool>(
     let n = c.n;
     let listpack_of_elems = ROBJ + je_size(LP_EMPTY + c.lp);
     let (memory, encoding) = match raw.type_byte {
-        LIST_QUICKLIST_2 | LIST_QUICKLIST => (ROBJ + QUICKLIST + quicklist, "quicklist"),
+        LIST_QUICKLIST_2 | LIST_QUICKLIST => (ROBJ + QUICKLIST + quicklist, ENCODINGS[enc::QUICKLIST]),
         LIST | LIST_ZIPLIST => {
             c.close_node();
-            (ROBJ + QUICKLIST + c.nodes_mem, "quicklist")
+            (ROBJ + QUICKLIST + c.nodes_mem, ENCODINGS[enc::QUICKLIST])
         }
-        SET_INTSET if n <= SET_MAX_INTSET_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), "intset"),
+        SET_INTSET if n <= SET_MAX_INTSET_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), ENCODINGS[enc::INTSET]),
         SET | SET_LISTPACK if n <= SET_MAX_INTSET_ENTRIES && c.all_int => {
-            (ROBJ + je_size(INTSET_HEADER + c.int_width * n), "intset")
+            (ROBJ + je_size(INTSET_HEADER + c.int_width * n), ENCODINGS[enc::INTSET])
         }
-        SET | SET_LISTPACK | SET_INTSET => (dict_value(n, c.sds), "hashtable"),
-        ZSET_LISTPACK if n <= ZSET_MAX_LISTPACK_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
-        ZSET_ZIPLIST if n <= ZSET_MAX_LISTPACK_ENTRIES => (listpack_of_elems, "listpack"),
+        SET | SET_LISTPACK | SET_INTSET => (dict_value(n, c.sds), ENCODINGS[enc::HASHTABLE]),
+        ZSET_LISTPACK if n <= ZSET_MAX_LISTPACK_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), ENCODINGS[enc::LISTPACK]),
+        ZSET_ZIPLIST if n <= ZSET_MAX_LISTPACK_ENTRIES => (listpack_of_elems, ENCODINGS[enc::LISTPACK]),
         ZSET | ZSET_2 if n <= ZSET_MAX_LISTPACK_ENTRIES && c.maxlen <= ZSET_MAX_LISTPACK_VALUE => {
-            (listpack_of_elems, "listpack")
+            (listpack_of_elems, ENCODINGS[enc::LISTPACK])
         }
         ZSET | ZSET_2 | ZSET_LISTPACK | ZSET_ZIPLIST => {
             let m = ROBJ
@@ -389,24 +389,24 @@ fn finish<const B: bool>(
                 + c.sds
                 + DICT_ENTRY * n
                 + (skiplist_node * n as f64).round() as u64;
-            (m, "skiplist")
+            (m, ENCODINGS[enc::SKIPLIST])
         }
         // Redis 7.0.15 keeps a listpack hash from the file whatever its length (it does check
         // zset listpacks and intsets, converted above).
-        HASH_LISTPACK => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
+        HASH_LISTPACK => (ROBJ + je_size(first_str_len(raw)?), ENCODINGS[enc::LISTPACK]),
         HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA if n <= HASH_MAX_LISTPACK_ENTRIES => {
-            (listpack_of_elems, "listpack")
+            (listpack_of_elems, ENCODINGS[enc::LISTPACK])
         }
-        HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA => (dict_value(n, c.sds), "hashtable"),
+        HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA => (dict_value(n, c.sds), ENCODINGS[enc::HASHTABLE]),
         HASH | HASH_ZIPMAP | HASH_22 | HASH_METADATA => {
             if n <= HASH_MAX_LISTPACK_ENTRIES && c.maxlen <= HASH_MAX_LISTPACK_VALUE {
-                (listpack_of_elems, "listpack")
+                (listpack_of_elems, ENCODINGS[enc::LISTPACK])
             } else {
-                (dict_value(n, c.sds), "hashtable")
+                (dict_value(n, c.sds), ENCODINGS[enc::HASHTABLE])
             }
         }
         // Module values: their serialized size.
-        _ => return Ok(KeyFigures { memory: c.sds, elements: 0, largest_element: 0, encoding: "module" }),
+        _ => return Ok(KeyFigures { memory: c.sds, elements: 0, largest_element: 0, encoding: ENCODINGS[enc::MODULE] }),
     };
     Ok(KeyFigures { memory, elements: n, largest_element: c.largest, encoding })
 }
@@ -455,7 +455,7 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
             if !matches!(width, 2 | 4 | 8) || n == 0 || INTSET_HEADER + n * width != len || n > SET_MAX_INTSET_ENTRIES {
                 return None;
             }
-            fig(ROBJ + je_size(len), n, "intset")
+            fig(ROBJ + je_size(len), n, ENCODINGS[enc::INTSET])
         }
         ZSET_LISTPACK | HASH_LISTPACK => {
             let s = c.str("").ok()?;
@@ -463,7 +463,7 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
             if n % 2 != 0 || (raw.type_byte == ZSET_LISTPACK && n / 2 > ZSET_MAX_LISTPACK_ENTRIES) {
                 return None;
             }
-            fig(ROBJ + je_size(s.len() as u64), n / 2, "listpack")
+            fig(ROBJ + je_size(s.len() as u64), n / 2, ENCODINGS[enc::LISTPACK])
         }
         LIST_QUICKLIST_2 => {
             let nodes = c.count("", 2).ok()?;
@@ -481,7 +481,7 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
             if n == 0 {
                 return None;
             }
-            fig(ROBJ + QUICKLIST + mem, n, "quicklist")
+            fig(ROBJ + QUICKLIST + mem, n, ENCODINGS[enc::QUICKLIST])
         }
         _ => None,
     }
@@ -490,35 +490,67 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
 /// A string value: an integer (the object alone), embstr (object and string in one
 /// allocation) or raw (object plus sds).
 fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
-    // Most strings: a raw string with a 6- or 14-bit length, or an 8/16/32-bit integer (§3.2),
-    // decoded here; any other form (and any that does not fit) through the cursor.
-    let b = raw.bytes;
-    let fast = match *b {
-        [x, ref rest @ ..] if x < 0x40 => rest.get(..x as usize).map(RdbStr::Raw),
-        [x, y, ref rest @ ..] if x < 0x80 => rest.get(..((x as usize & 0x3f) << 8 | y as usize)).map(RdbStr::Raw),
-        [0xC0, v, ..] => Some(RdbStr::Int(v as i8 as i64)),
-        [0xC1, v0, v1, ..] => Some(RdbStr::Int(i16::from_le_bytes([v0, v1]) as i64)),
-        [0xC2, v0, v1, v2, v3, ..] => Some(RdbStr::Int(i32::from_le_bytes([v0, v1, v2, v3]) as i64)),
-        _ => None,
-    };
-    let s = match fast {
-        Some(s) => s,
-        None => Cursor::new(b, raw.offset).str("string value")?,
-    };
-    let len = s.len() as u64;
+    if let Some(f) = string_figures(raw.bytes) {
+        return Ok(f);
+    }
+    let s = Cursor::new(raw.bytes, raw.offset).str("string value")?;
     let int = match s {
         RdbStr::Int(_) => true,
         RdbStr::Raw(b) => b.len() <= 20 && parse_canonical_i64(b).is_some(),
         RdbStr::Lzf { .. } => false,
     };
-    let (memory, encoding) = if int {
-        (ROBJ, "int")
-    } else if len <= EMBSTR_MAX {
-        (je_size(ROBJ + 3 + len + 1), "embstr")
-    } else {
-        (ROBJ + sds_alloc(len), "raw")
+    Ok(string_of(s.len() as u64, int))
+}
+
+/// The figures of a string value given as its bytes in the file (`bytes`: exactly the value)
+/// when it is in one of the common forms (§3.2): raw with a 6- or 14-bit length, an 8/16/32-bit
+/// integer, LZF with 6- or 14-bit lengths. `None` for any other form, or one that does not add
+/// up (`Estimator::value` reads those, and words what is wrong). Inlined into a caller that
+/// measures strings itself: no `Result` through memory.
+#[inline(always)]
+pub fn string_figures(bytes: &[u8]) -> Option<KeyFigures> {
+    let (len, int) = match *bytes {
+        [x, ref rest @ ..] if x < 0x40 => {
+            let b = rest.get(..x as usize)?;
+            // Redis loads a canonical decimal integer string as an integer.
+            (x as u64, x <= 20 && parse_canonical_i64(b).is_some())
+        }
+        [x, y, ref rest @ ..] if x < 0x80 => {
+            let n = (x as usize & 0x3f) << 8 | y as usize;
+            let b = rest.get(..n)?;
+            (n as u64, n <= 20 && parse_canonical_i64(b).is_some())
+        }
+        [0xC0, v, ..] => (format_len(v as i8 as i64), true),
+        [0xC1, v0, v1, ..] => (format_len(i16::from_le_bytes([v0, v1]) as i64), true),
+        [0xC2, v0, v1, v2, v3, ..] => (format_len(i32::from_le_bytes([v0, v1, v2, v3]) as i64), true),
+        [0xC3, ..] => {
+            let mut c = Cursor::new(bytes, 0);
+            let (_, ulen, _) = c.lzf_parts()?;
+            (ulen as u64, false)
+        }
+        _ => return None,
     };
-    Ok(KeyFigures { memory, elements: 1, largest_element: len, encoding })
+    Some(string_of(len, int))
+}
+
+/// Length of an integer's decimal form (an integer-encoded string's length).
+#[inline(always)]
+fn format_len(v: i64) -> u64 {
+    let n = v.unsigned_abs();
+    (if n == 0 { 1 } else { n.ilog10() as u64 + 1 }) + u64::from(v < 0)
+}
+
+/// A string of `len` bytes, `int` when Redis would encode it as an integer.
+#[inline(always)]
+fn string_of(len: u64, int: bool) -> KeyFigures {
+    let (memory, encoding) = if int {
+        (ROBJ, ENCODINGS[enc::INT])
+    } else if len <= EMBSTR_MAX {
+        (je_size(ROBJ + 3 + len + 1), ENCODINGS[enc::EMBSTR])
+    } else {
+        (ROBJ + sds_alloc(len), ENCODINGS[enc::RAW])
+    };
+    KeyFigures { memory, elements: 1, largest_element: len, encoding }
 }
 
 /// The stream's node radix tree and the allocations of its listpacks, from the node list at the
@@ -617,7 +649,7 @@ mod tests {
             is.extend_from_slice(&v.to_le_bytes());
         }
         let (full, header) = both(id::SET_INTSET, &rdb_string(&is, None));
-        assert_eq!((full.memory, full.elements, full.encoding), (header.memory, header.elements, "intset"));
+        assert_eq!((full.memory, full.elements, full.encoding), (header.memory, header.elements, ENCODINGS[enc::INTSET]));
         assert_eq!((full.largest_element, header.largest_element), (3, 0));
     }
 

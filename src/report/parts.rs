@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::prefixes::prefetch;
 use super::{Aggregate, FileTotals, Options, Prefixes, Sums, TopKey, prefix_hashes};
 use crate::error::Error;
-use crate::memory::{Estimator, key_overhead};
+use crate::memory::{Estimator, key_overhead, string_figures};
+use crate::rdb::types::id;
 use crate::parts::{Span, Steps, UNKNOWN_DB};
 use crate::rdb::reader::{Reader, Record};
 use crate::rdb::types::Format;
@@ -175,12 +176,20 @@ fn read_part(
         }
         // The value first, the key's part after (its name's length is read once the reader's
         // stores of it are done).
-        let mut f = match est.value(&k.value) {
-            Ok(f) => f,
-            Err(e) => {
-                part.bad_key = Some((k.db, k.key.to_vec(), e));
-                break;
-            }
+        // Strings (most keys) measured inline: no figures through memory.
+        let string = match k.value.type_byte {
+            id::STRING => string_figures(k.value.bytes),
+            _ => None,
+        };
+        let mut f = match string {
+            Some(f) => f,
+            None => match est.value(&k.value) {
+                Ok(f) => f,
+                Err(e) => {
+                    part.bad_key = Some((k.db, k.key.to_vec(), e));
+                    break;
+                }
+            },
         };
         f.memory += key_overhead(k.key.len());
         sums.add(k.db, k.value.kind(), k.expire_at_ms, &f, opts.now_ms);
@@ -305,7 +314,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
                 v.push(o);
             }
         }
-        let total = &part.sums.total;
+        let total = part.sums.total();
         self.totals.keys += total.keys;
         self.totals.memory += total.memory;
         self.totals.elements += total.elements;
