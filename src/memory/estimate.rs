@@ -12,7 +12,8 @@ use crate::rdb::cursor::{Cursor, Elem, RdbStr, parse_canonical_i64};
 use crate::rdb::encodings::blob_of;
 use crate::rdb::encodings::ziplist::ZiplistIter;
 use crate::rdb::module::ModuleType;
-use crate::rdb::types::id;
+use crate::rdb::reader::InPlace;
+use crate::rdb::types::{Format, id};
 use crate::rdb::value::{RawValue, Sink, StreamGroup, StreamMeta};
 use crate::rdb::walk::Walker;
 
@@ -112,15 +113,18 @@ impl<const B: bool> Collector<B> {
 impl<const B: bool> Sink for Collector<B> {
     const WANTS_BYTES: bool = B;
 
+    #[inline(always)]
     fn string(&mut self, v: Elem<'_>) {
         self.elem(v);
     }
+    #[inline(always)]
     fn list_item(&mut self, v: Elem<'_>) {
         let len = self.elem(v);
         if self.simulate_list {
             self.push_list(v, len);
         }
     }
+    #[inline(always)]
     fn set_member(&mut self, m: Elem<'_>) {
         self.elem(m);
         if self.want_int && self.all_int {
@@ -143,6 +147,7 @@ impl<const B: bool> Sink for Collector<B> {
             }
         }
     }
+    #[inline(always)]
     fn zset_item(&mut self, m: Elem<'_>, score: f64) {
         self.elem(m);
         // Past the listpack limit the zset is a skiplist: its listpack size no longer matters.
@@ -150,6 +155,7 @@ impl<const B: bool> Sink for Collector<B> {
             self.lp += lp_entry(m) + lp_score_entry(score);
         }
     }
+    #[inline(always)]
     fn hash_field(&mut self, f: Elem<'_>, v: Elem<'_>, _expire_at_ms: Option<i64>) {
         let (fl, vl) = (f.len() as u64, v.len() as u64);
         self.n += 1;
@@ -186,7 +192,14 @@ impl<const B: bool> Sink for Collector<B> {
 }
 
 /// Estimates keys one after the other, reusing its buffers.
+///
+/// As the reader's [`InPlace`] walk ([`Reader::read_next_with`](crate::rdb::reader::Reader::read_next_with)),
+/// it measures the collections it walks element by element (lists, sets, zsets and hashes of
+/// RDB strings) as the reader finds their end, and [`Estimator::walked`] gives their figures:
+/// their bytes read once, not skipped and then walked.
 pub struct Estimator {
+    /// Figures of the value walked by the reader's last key record (`InPlace`).
+    walked: Option<KeyFigures>,
     walker: Walker,
     c: Collector<true>,
     light: Collector<false>,
@@ -202,6 +215,7 @@ pub struct Estimator {
 impl Default for Estimator {
     fn default() -> Self {
         Estimator {
+            walked: None,
             walker: Walker::without_duplicate_check(),
             c: Collector::default(),
             light: Collector::default(),
@@ -317,10 +331,28 @@ impl Estimator {
             self.walker.walk(raw, &mut self.light)?;
             finish(&mut self.light, raw, quicklist, self.skiplist_node)
         } else {
-            self.c.reset(t);
+            self.reset_full(t, &Cursor::new(raw.bytes, raw.offset));
             self.walker.walk(raw, &mut self.c)?;
             finish(&mut self.c, raw, quicklist, self.skiplist_node)
         }
+    }
+
+    /// The collector of values walked element by element, made ready for a value of type `t`
+    /// that starts at `c`.
+    #[inline]
+    fn reset_full(&mut self, t: u8, c: &Cursor<'_>) {
+        self.c.reset(t);
+        if t == id::SET && c.clone().len("").is_ok_and(|n| n > SET_MAX_INTSET_ENTRIES) {
+            // Too many members for an intset whatever they are: not looked at as integers.
+            self.c.want_int = false;
+        }
+    }
+
+    /// The figures of the value the reader's last key record walked in place (its value part,
+    /// as [`Estimator::value`] gives them); `None` when it did not walk it.
+    #[inline]
+    pub fn walked(&mut self) -> Option<KeyFigures> {
+        self.walked.take()
     }
 
     /// Quicklist nodes as loaded: each node keeps its listpack (or PLAIN element) allocation
@@ -351,6 +383,29 @@ impl Estimator {
         }
         Ok(mem)
     }
+}
+
+impl InPlace for Estimator {
+    #[inline]
+    fn walk_at(&mut self, c: &mut Cursor<'_>, t: u8, format: Format) -> bool {
+        use id::*;
+        self.walked = None;
+        // The types `value` walks with `c` (elements stored as RDB strings), whatever `largest`.
+        if !matches!(t, LIST | SET | ZSET | ZSET_2 | HASH) {
+            return false;
+        }
+        let (start, offset) = (c.pos(), c.offset());
+        self.reset_full(t, c);
+        if self.walker.walk_at(c, t, format, &mut self.c).is_err() {
+            return false;
+        }
+        let raw = RawValue { type_byte: t, format, bytes: c.since(start), offset };
+        // `finish` reads nothing of these types' bytes: it cannot fail.
+        self.walked = finish(&mut self.c, &raw, 0, self.skiplist_node).ok();
+        self.walked.is_some()
+    }
+
+    fn missed(&mut self, _t: u8, _format: Format, _bytes: &[u8], _offset: u64) {}
 }
 
 /// The figures of a walked collection (not a string, not a stream).
@@ -490,7 +545,7 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
 /// A string value: an integer (the object alone), embstr (object and string in one
 /// allocation) or raw (object plus sds).
 fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
-    if let Some(f) = string_figures(raw.bytes) {
+    if let Some((f, _)) = string_figures(raw.bytes) {
         return Ok(f);
     }
     let s = Cursor::new(raw.bytes, raw.offset).str("string value")?;
@@ -499,16 +554,17 @@ fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
         RdbStr::Raw(b) => b.len() <= 20 && parse_canonical_i64(b).is_some(),
         RdbStr::Lzf { .. } => false,
     };
-    Ok(string_of(s.len() as u64, int))
+    Ok(string_of(s.len() as u64, int).0)
 }
 
 /// The figures of a string value given as its bytes in the file (`bytes`: exactly the value)
 /// when it is in one of the common forms (§3.2): raw with a 6- or 14-bit length, an 8/16/32-bit
-/// integer, LZF with 6- or 14-bit lengths. `None` for any other form, or one that does not add
-/// up (`Estimator::value` reads those, and words what is wrong). Inlined into a caller that
-/// measures strings itself: no `Result` through memory.
+/// integer, LZF with 6- or 14-bit lengths; with the encoding's place in [`ENCODINGS`]. `None`
+/// for any other form, or one that does not add up (`Estimator::value` reads those, and words
+/// what is wrong). Inlined into a caller that measures strings itself: no `Result` through
+/// memory.
 #[inline(always)]
-pub fn string_figures(bytes: &[u8]) -> Option<KeyFigures> {
+pub fn string_figures(bytes: &[u8]) -> Option<(KeyFigures, usize)> {
     let (len, int) = match *bytes {
         [x, ref rest @ ..] if x < 0x40 => {
             let b = rest.get(..x as usize)?;
@@ -540,17 +596,18 @@ fn format_len(v: i64) -> u64 {
     (if n == 0 { 1 } else { n.ilog10() as u64 + 1 }) + u64::from(v < 0)
 }
 
-/// A string of `len` bytes, `int` when Redis would encode it as an integer.
+/// A string of `len` bytes, `int` when Redis would encode it as an integer; with its
+/// encoding's place in [`ENCODINGS`].
 #[inline(always)]
-fn string_of(len: u64, int: bool) -> KeyFigures {
-    let (memory, encoding) = if int {
-        (ROBJ, ENCODINGS[enc::INT])
+fn string_of(len: u64, int: bool) -> (KeyFigures, usize) {
+    let (memory, e) = if int {
+        (ROBJ, enc::INT)
     } else if len <= EMBSTR_MAX {
-        (je_size(ROBJ + 3 + len + 1), ENCODINGS[enc::EMBSTR])
+        (je_size(ROBJ + 3 + len + 1), enc::EMBSTR)
     } else {
-        (ROBJ + sds_alloc(len), ENCODINGS[enc::RAW])
+        (ROBJ + sds_alloc(len), enc::RAW)
     };
-    KeyFigures { memory, elements: 1, largest_element: len, encoding }
+    (KeyFigures { memory, elements: 1, largest_element: len, encoding: ENCODINGS[e] }, e)
 }
 
 /// The stream's node radix tree and the allocations of its listpacks, from the node list at the

@@ -119,25 +119,46 @@ pub struct TopKey {
 }
 
 /// A bounded list of the `n` highest-ranked keys (a min-heap: most keys lose to its smallest).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Top {
     n: usize,
     heap: BinaryHeap<Reverse<TopKey>>,
+    /// The rank a key must pass to enter: the smallest held once the list is full (`None`
+    /// before; `Some(u64::MAX)` for a list of 0 keys), kept here so that most keys are turned
+    /// away without looking into the heap.
+    bar: Option<u64>,
 }
 
 impl Top {
     fn new(n: usize) -> Top {
-        Top { n, heap: BinaryHeap::new() }
+        Top { n, heap: BinaryHeap::new(), bar: (n == 0).then_some(u64::MAX) }
     }
+}
+
+impl Default for Top {
+    /// A list of 0 keys.
+    fn default() -> Top {
+        Top::new(0)
+    }
+}
+
+impl Top {
     #[inline]
     fn wants(&self, rank: u64) -> bool {
-        self.n > 0 && (self.heap.len() < self.n || self.heap.peek().is_some_and(|Reverse(min)| rank > min.rank))
+        self.bar.is_none_or(|bar| rank > bar)
     }
     fn push(&mut self, k: TopKey) {
         self.heap.push(Reverse(k));
         if self.heap.len() > self.n {
             self.heap.pop();
         }
+        if self.heap.len() >= self.n {
+            self.bar = Some(self.heap.peek().map_or(u64::MAX, |Reverse(min)| min.rank));
+        }
+    }
+    fn clear(&mut self) {
+        self.heap.clear();
+        self.bar = (self.n == 0).then_some(u64::MAX);
     }
     fn merge(&mut self, o: Top) {
         for Reverse(k) in o.heap {
@@ -275,8 +296,8 @@ impl Aggregate {
         self.dbs.clear();
         self.types.clear();
         self.encodings.clear();
-        self.top_memory.heap.clear();
-        self.top_elements.heap.clear();
+        self.top_memory.clear();
+        self.top_elements.clear();
         self.prefixes.clear();
         self.ttl = [(0, 0); 7];
         self.slots.fill((0, 0));

@@ -29,7 +29,7 @@ use crate::memory::{Estimator, key_overhead, string_figures};
 use crate::rdb::types::id;
 use crate::parts::{Span, Steps, UNKNOWN_DB};
 use crate::rdb::reader::{Reader, Record};
-use crate::rdb::types::Format;
+use crate::rdb::types::{Format, Kind};
 
 /// Top-list candidates a part lists at most (both lists) before it asks to be read again.
 const MAX_OFFERS: usize = 1 << 14;
@@ -154,7 +154,9 @@ fn read_part(
         }
         // Looked at by reference where the reader built it (no record moved per key: a
         // record copied as 16-byte words stalls on the reader's field-by-field stores).
-        let read = reader.read_next();
+        // Collections walked in place as the reader finds their end (`est.walked()`), unless
+        // the filter may turn the key away.
+        let read = if every { reader.read_next_with(&mut est) } else { reader.read_next() };
         let k = match &read {
             Ok(Some(Record::Key(k))) => k,
             Ok(Some(Record::SelectDb { db })) => {
@@ -175,29 +177,36 @@ fn read_part(
             continue;
         }
         // The value first, the key's part after (its name's length is read once the reader's
-        // stores of it are done).
-        // Strings (most keys) measured inline: no figures through memory.
+        // stores of it are done). Strings (most keys) measured inline: no figures through
+        // memory; collections the reader walked already measured.
         let string = match k.value.type_byte {
             id::STRING => string_figures(k.value.bytes),
             _ => None,
         };
-        let mut f = match string {
-            Some(f) => f,
-            None => match est.value(&k.value) {
-                Ok(f) => f,
+        let (f, kind) = match string {
+            Some((mut f, e)) => {
+                f.memory += key_overhead(k.key.len());
+                sums.add_at(k.db, Kind::String, e, k.expire_at_ms, f.memory, f.elements, opts.now_ms);
+                (f, Kind::String)
+            }
+            None => match est.walked().map_or_else(|| est.value(&k.value), Ok) {
+                Ok(mut f) => {
+                    f.memory += key_overhead(k.key.len());
+                    let kind = k.value.kind();
+                    sums.add(k.db, kind, k.expire_at_ms, &f, opts.now_ms);
+                    (f, kind)
+                }
                 Err(e) => {
                     part.bad_key = Some((k.db, k.key.to_vec(), e));
                     break;
                 }
             },
         };
-        f.memory += key_overhead(k.key.len());
-        sums.add(k.db, k.value.kind(), k.expire_at_ms, &f, opts.now_ms);
         let top = |rank| TopKey {
             rank,
             db: k.db,
             key: k.key.to_vec(),
-            kind: k.value.kind(),
+            kind,
             encoding: f.encoding,
             memory: f.memory,
             elements: f.elements,
