@@ -671,6 +671,109 @@ mod tests {
         (Estimator::new().value(&raw).unwrap(), Estimator::without_largest().value(&raw).unwrap())
     }
 
+    /// A value of `n` elements of type `t` (list, set, zset or hash), elements from `elem`.
+    fn collection(t: u8, n: usize, elem: impl Fn(usize) -> Vec<u8>) -> Vec<u8> {
+        use crate::rdb::encode::{write_len, write_string};
+        let mut v = Vec::new();
+        write_len(&mut v, n as u64);
+        for i in 0..n {
+            write_string(&mut v, &elem(i), true);
+            match t {
+                id::ZSET_2 => v.extend_from_slice(&(i as f64 * 1.5).to_le_bytes()),
+                id::HASH => write_string(&mut v, &elem(i + 7), true),
+                _ => {}
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn walked_in_place_as_by_value() {
+        let format = Format { flavor: Flavor::Redis, version: 10 };
+        let word = |i: usize| format!("member-{i}-{}", "x".repeat(i % 50)).into_bytes();
+        let number = |i: usize| format!("{}", i as i64 * 7_000_000_011 - 3).into_bytes();
+        let mut cases = Vec::new();
+        for t in [id::LIST, id::SET, id::ZSET_2, id::HASH] {
+            for n in [1, 5, 130, 600] {
+                cases.push((t, collection(t, n, word)));
+                cases.push((t, collection(t, n, number)));
+            }
+        }
+        // A set of 513 integers and one of 512: a hashtable, an intset.
+        cases.push((id::SET, collection(id::SET, 513, number)));
+        cases.push((id::SET, collection(id::SET, 512, number)));
+        // An LZF member whose data is damaged: both ways refuse it.
+        let mut bad = collection(id::SET, 3, |_| vec![b'a'; 60]);
+        assert_eq!(bad[1], 0xC3);
+        let last = bad.len() - 1;
+        bad[last] = 0xFF;
+        let raw = RawValue { type_byte: id::SET, format, bytes: &bad, offset: 0 };
+        assert!(Estimator::new().value(&raw).is_err());
+        cases.push((id::SET, bad));
+        for (t, bytes) in cases {
+            let raw = RawValue { type_byte: t, format, bytes: &bytes, offset: 0 };
+            for largest in [true, false] {
+                let mut est = if largest { Estimator::new() } else { Estimator::without_largest() };
+                let by_value = est.value(&raw);
+                // In place the walk finds the value's end itself: bytes follow it.
+                let mut file = bytes.clone();
+                file.extend_from_slice(&[0xFE, 0x00, 0xFF]);
+                let mut c = Cursor::new(&file, 0);
+                let walked = est.walk_at(&mut c, t, format);
+                assert_eq!(walked, by_value.is_ok(), "type {t}");
+                assert_eq!(est.walked(), by_value.ok(), "type {t}");
+                if walked {
+                    assert_eq!(c.pos(), bytes.len());
+                }
+                assert_eq!(est.walked(), None, "taken once");
+            }
+        }
+        // Other types are left to the reader's skip.
+        let mut est = Estimator::new();
+        assert!(!est.walk_at(&mut Cursor::new(&[0x01, b'a'], 0), id::STRING, format));
+        assert_eq!(est.walked(), None);
+    }
+
+    #[test]
+    fn strings_as_the_cursor_reads_them() {
+        use crate::rdb::encode::write_string;
+        let mut texts: Vec<Vec<u8>> = vec![b"".to_vec(), b"0".to_vec(), b"-0".to_vec(), b"007".to_vec()];
+        for v in [1i64, -1, 127, -128, 128, 32767, -32768, 65536, i32::MAX as i64, i32::MIN as i64, 1 << 40, i64::MAX, i64::MIN] {
+            texts.push(v.to_string().into_bytes());
+        }
+        texts.push(b"12345678901234567890".to_vec()); // 20 digits: past i64
+        for n in [20, 21, 44, 45, 63, 64, 500, 20000] {
+            texts.push(vec![b'a'; n]);
+            texts.push((0..n).map(|i| (i * 7 % 251) as u8).collect());
+        }
+        for t in &texts {
+            for compress in [false, true] {
+                let mut bytes = Vec::new();
+                write_string(&mut bytes, t, compress);
+                let raw = RawValue {
+                    type_byte: id::STRING,
+                    format: Format { flavor: Flavor::Redis, version: 10 },
+                    bytes: &bytes,
+                    offset: 0,
+                };
+                // `string_value`'s reading by the cursor, against the inline one.
+                let s = Cursor::new(&bytes, 0).str("").unwrap();
+                let int = match s {
+                    RdbStr::Int(_) => true,
+                    RdbStr::Raw(b) => b.len() <= 20 && parse_canonical_i64(b).is_some(),
+                    RdbStr::Lzf { .. } => false,
+                };
+                let (f, e) = string_of(s.len() as u64, int);
+                assert_eq!(Estimator::new().value(&raw).unwrap(), f, "{t:?}");
+                if let Some((g, i)) = string_figures(&bytes) {
+                    assert_eq!((g, i), (f, e), "{t:?}");
+                }
+                assert_eq!(ENCODINGS[e], f.encoding);
+                assert_eq!(f.largest_element, t.len() as u64);
+            }
+        }
+    }
+
     #[test]
     fn headers_give_the_walked_figures() {
         let lp = listpack(b"abcd");

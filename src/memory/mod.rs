@@ -104,7 +104,7 @@ pub(crate) mod enc {
 /// The usable size jemalloc gives a request of `n` bytes: its size class. Classes are 8, then
 /// multiples of 16 up to 128, then four classes per doubling (160, 192, 224, 256, 320, ...).
 #[inline]
-pub fn je_size(n: u64) -> u64 {
+pub const fn je_size(n: u64) -> u64 {
     if n <= 8 {
         return 8;
     }
@@ -118,7 +118,7 @@ pub fn je_size(n: u64) -> u64 {
 
 /// Header bytes of an sds string of `len` bytes as `sdsnewlen` picks its type.
 #[inline]
-pub fn sds_header(len: u64) -> u64 {
+pub const fn sds_header(len: u64) -> u64 {
     match len {
         0 => 3,
         1..32 => 1,
@@ -132,8 +132,27 @@ pub fn sds_header(len: u64) -> u64 {
 /// `sdsZmallocSize` of an sds string of `len` bytes made to measure (as the loader makes them).
 #[inline]
 pub fn sds_alloc(len: u64) -> u64 {
+    match SDS_SMALL.get(len as usize) {
+        Some(&a) => a as u64,
+        None => sds_alloc_of(len),
+    }
+}
+
+const fn sds_alloc_of(len: u64) -> u64 {
     je_size(sds_header(len) + len + 1)
 }
+
+/// `sds_alloc` of the lengths most elements and keys have, looked up (no branch on the sds
+/// type or the size class per element).
+static SDS_SMALL: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = sds_alloc_of(i as u64) as u16;
+        i += 1;
+    }
+    t
+};
 
 /// Bytes of a listpack back-length field for an entry of `l` bytes (encoding + data).
 #[inline]
@@ -384,6 +403,22 @@ mod tests {
         assert_eq!(sds_alloc(31), 48); // 33
         assert_eq!(sds_alloc(32), 48); // 36
         assert_eq!(sds_alloc(300), 320); // 306
+        // The looked-up lengths agree with the formula, on both sides of the table's end.
+        for len in 0..600 {
+            assert_eq!(sds_alloc(len), je_size(sds_header(len) + len + 1), "{len}");
+        }
+    }
+
+    #[test]
+    fn encoding_places() {
+        for (i, name) in ENCODINGS.iter().enumerate() {
+            assert_eq!(encoding_index(name), Some(i));
+            // Another copy of the name (another address) is found by its text.
+            assert_eq!(encoding_index(&name.to_string()), Some(i));
+        }
+        for other in ["", "i", "ints", "rax", "listpacks", "hashtablE", "unknown"] {
+            assert_eq!(encoding_index(other), None, "{other}");
+        }
     }
 
     #[test]
