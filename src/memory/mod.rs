@@ -414,7 +414,8 @@ mod tests {
         for (i, name) in ENCODINGS.iter().enumerate() {
             assert_eq!(encoding_index(name), Some(i));
             // Another copy of the name (another address) is found by its text.
-            assert_eq!(encoding_index(&name.to_string()), Some(i));
+            let copy = String::from(*name);
+            assert_eq!(encoding_index(&copy), Some(i));
         }
         for other in ["", "i", "ints", "rax", "listpacks", "hashtablE", "unknown"] {
             assert_eq!(encoding_index(other), None, "{other}");
