@@ -429,7 +429,9 @@ fn finish<const B: bool>(
             (ROBJ + je_size(INTSET_HEADER + c.int_width * n), ENCODINGS[enc::INTSET])
         }
         SET | SET_LISTPACK | SET_INTSET => (dict_value(n, c.sds), ENCODINGS[enc::HASHTABLE]),
-        ZSET_LISTPACK if n <= ZSET_MAX_LISTPACK_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), ENCODINGS[enc::LISTPACK]),
+        ZSET_LISTPACK if n <= ZSET_MAX_LISTPACK_ENTRIES => {
+            (ROBJ + je_size(first_str_len(raw)?), ENCODINGS[enc::LISTPACK])
+        }
         ZSET_ZIPLIST if n <= ZSET_MAX_LISTPACK_ENTRIES => (listpack_of_elems, ENCODINGS[enc::LISTPACK]),
         ZSET | ZSET_2 if n <= ZSET_MAX_LISTPACK_ENTRIES && c.maxlen <= ZSET_MAX_LISTPACK_VALUE => {
             (listpack_of_elems, ENCODINGS[enc::LISTPACK])
@@ -461,7 +463,9 @@ fn finish<const B: bool>(
             }
         }
         // Module values: their serialized size.
-        _ => return Ok(KeyFigures { memory: c.sds, elements: 0, largest_element: 0, encoding: ENCODINGS[enc::MODULE] }),
+        _ => {
+            return Ok(KeyFigures { memory: c.sds, elements: 0, largest_element: 0, encoding: ENCODINGS[enc::MODULE] });
+        }
     };
     Ok(KeyFigures { memory, elements: n, largest_element: c.largest, encoding })
 }
@@ -738,7 +742,21 @@ mod tests {
     fn strings_as_the_cursor_reads_them() {
         use crate::rdb::encode::write_string;
         let mut texts: Vec<Vec<u8>> = vec![b"".to_vec(), b"0".to_vec(), b"-0".to_vec(), b"007".to_vec()];
-        for v in [1i64, -1, 127, -128, 128, 32767, -32768, 65536, i32::MAX as i64, i32::MIN as i64, 1 << 40, i64::MAX, i64::MIN] {
+        for v in [
+            1i64,
+            -1,
+            127,
+            -128,
+            128,
+            32767,
+            -32768,
+            65536,
+            i32::MAX as i64,
+            i32::MIN as i64,
+            1 << 40,
+            i64::MAX,
+            i64::MIN,
+        ] {
             texts.push(v.to_string().into_bytes());
         }
         texts.push(b"12345678901234567890".to_vec()); // 20 digits: past i64
@@ -809,7 +827,10 @@ mod tests {
             is.extend_from_slice(&v.to_le_bytes());
         }
         let (full, header) = both(id::SET_INTSET, &rdb_string(&is, None));
-        assert_eq!((full.memory, full.elements, full.encoding), (header.memory, header.elements, ENCODINGS[enc::INTSET]));
+        assert_eq!(
+            (full.memory, full.elements, full.encoding),
+            (header.memory, header.elements, ENCODINGS[enc::INTSET])
+        );
         assert_eq!((full.largest_element, header.largest_element), (3, 0));
     }
 

@@ -26,10 +26,9 @@ use super::prefixes::prefetch;
 use super::{Aggregate, FileTotals, Options, Prefixes, Sums, TopKey, prefix_hashes};
 use crate::error::Error;
 use crate::memory::{Estimator, key_overhead, string_figures};
-use crate::rdb::types::id;
 use crate::parts::{Span, Steps, UNKNOWN_DB};
 use crate::rdb::reader::{Reader, Record};
-use crate::rdb::types::{Format, Kind};
+use crate::rdb::types::{Format, Kind, id};
 
 /// Top-list candidates a part lists at most (both lists) before it asks to be read again.
 const MAX_OFFERS: usize = 1 << 14;
