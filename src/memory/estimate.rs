@@ -12,7 +12,8 @@ use crate::rdb::cursor::{Cursor, Elem, RdbStr, parse_canonical_i64};
 use crate::rdb::encodings::blob_of;
 use crate::rdb::encodings::ziplist::ZiplistIter;
 use crate::rdb::module::ModuleType;
-use crate::rdb::types::id;
+use crate::rdb::reader::InPlace;
+use crate::rdb::types::{Format, id};
 use crate::rdb::value::{RawValue, Sink, StreamGroup, StreamMeta};
 use crate::rdb::walk::Walker;
 
@@ -112,15 +113,18 @@ impl<const B: bool> Collector<B> {
 impl<const B: bool> Sink for Collector<B> {
     const WANTS_BYTES: bool = B;
 
+    #[inline(always)]
     fn string(&mut self, v: Elem<'_>) {
         self.elem(v);
     }
+    #[inline(always)]
     fn list_item(&mut self, v: Elem<'_>) {
         let len = self.elem(v);
         if self.simulate_list {
             self.push_list(v, len);
         }
     }
+    #[inline(always)]
     fn set_member(&mut self, m: Elem<'_>) {
         self.elem(m);
         if self.want_int && self.all_int {
@@ -143,6 +147,7 @@ impl<const B: bool> Sink for Collector<B> {
             }
         }
     }
+    #[inline(always)]
     fn zset_item(&mut self, m: Elem<'_>, score: f64) {
         self.elem(m);
         // Past the listpack limit the zset is a skiplist: its listpack size no longer matters.
@@ -150,6 +155,7 @@ impl<const B: bool> Sink for Collector<B> {
             self.lp += lp_entry(m) + lp_score_entry(score);
         }
     }
+    #[inline(always)]
     fn hash_field(&mut self, f: Elem<'_>, v: Elem<'_>, _expire_at_ms: Option<i64>) {
         let (fl, vl) = (f.len() as u64, v.len() as u64);
         self.n += 1;
@@ -186,7 +192,14 @@ impl<const B: bool> Sink for Collector<B> {
 }
 
 /// Estimates keys one after the other, reusing its buffers.
+///
+/// As the reader's [`InPlace`] walk ([`Reader::read_next_with`](crate::rdb::reader::Reader::read_next_with)),
+/// it measures the collections it walks element by element (lists, sets, zsets and hashes of
+/// RDB strings) as the reader finds their end, and [`Estimator::walked`] gives their figures:
+/// their bytes read once, not skipped and then walked.
 pub struct Estimator {
+    /// Figures of the value walked by the reader's last key record (`InPlace`).
+    walked: Option<KeyFigures>,
     walker: Walker,
     c: Collector<true>,
     light: Collector<false>,
@@ -202,6 +215,7 @@ pub struct Estimator {
 impl Default for Estimator {
     fn default() -> Self {
         Estimator {
+            walked: None,
             walker: Walker::without_duplicate_check(),
             c: Collector::default(),
             light: Collector::default(),
@@ -292,7 +306,7 @@ impl Estimator {
                 memory: ROBJ + STREAM + nodes.memory() + lp_bytes + c.groups_mem,
                 elements: c.stream_len,
                 largest_element: 0,
-                encoding: "stream",
+                encoding: ENCODINGS[enc::STREAM],
             });
         }
         let quicklist = if matches!(t, LIST_QUICKLIST | LIST_QUICKLIST_2) { self.quicklist_nodes(raw)? } else { 0 };
@@ -317,10 +331,28 @@ impl Estimator {
             self.walker.walk(raw, &mut self.light)?;
             finish(&mut self.light, raw, quicklist, self.skiplist_node)
         } else {
-            self.c.reset(t);
+            self.reset_full(t, &Cursor::new(raw.bytes, raw.offset));
             self.walker.walk(raw, &mut self.c)?;
             finish(&mut self.c, raw, quicklist, self.skiplist_node)
         }
+    }
+
+    /// The collector of values walked element by element, made ready for a value of type `t`
+    /// that starts at `c`.
+    #[inline]
+    fn reset_full(&mut self, t: u8, c: &Cursor<'_>) {
+        self.c.reset(t);
+        if t == id::SET && c.clone().len("").is_ok_and(|n| n > SET_MAX_INTSET_ENTRIES) {
+            // Too many members for an intset whatever they are: not looked at as integers.
+            self.c.want_int = false;
+        }
+    }
+
+    /// The figures of the value the reader's last key record walked in place (its value part,
+    /// as [`Estimator::value`] gives them); `None` when it did not walk it.
+    #[inline]
+    pub fn walked(&mut self) -> Option<KeyFigures> {
+        self.walked.take()
     }
 
     /// Quicklist nodes as loaded: each node keeps its listpack (or PLAIN element) allocation
@@ -353,6 +385,29 @@ impl Estimator {
     }
 }
 
+impl InPlace for Estimator {
+    #[inline]
+    fn walk_at(&mut self, c: &mut Cursor<'_>, t: u8, format: Format) -> bool {
+        use id::*;
+        self.walked = None;
+        // The types `value` walks with `c` (elements stored as RDB strings), whatever `largest`.
+        if !matches!(t, LIST | SET | ZSET | ZSET_2 | HASH) {
+            return false;
+        }
+        let (start, offset) = (c.pos(), c.offset());
+        self.reset_full(t, c);
+        if self.walker.walk_at(c, t, format, &mut self.c).is_err() {
+            return false;
+        }
+        let raw = RawValue { type_byte: t, format, bytes: c.since(start), offset };
+        // `finish` reads nothing of these types' bytes: it cannot fail.
+        self.walked = finish(&mut self.c, &raw, 0, self.skiplist_node).ok();
+        self.walked.is_some()
+    }
+
+    fn missed(&mut self, _t: u8, _format: Format, _bytes: &[u8], _offset: u64) {}
+}
+
 /// The figures of a walked collection (not a string, not a stream).
 fn finish<const B: bool>(
     c: &mut Collector<B>,
@@ -364,20 +419,22 @@ fn finish<const B: bool>(
     let n = c.n;
     let listpack_of_elems = ROBJ + je_size(LP_EMPTY + c.lp);
     let (memory, encoding) = match raw.type_byte {
-        LIST_QUICKLIST_2 | LIST_QUICKLIST => (ROBJ + QUICKLIST + quicklist, "quicklist"),
+        LIST_QUICKLIST_2 | LIST_QUICKLIST => (ROBJ + QUICKLIST + quicklist, ENCODINGS[enc::QUICKLIST]),
         LIST | LIST_ZIPLIST => {
             c.close_node();
-            (ROBJ + QUICKLIST + c.nodes_mem, "quicklist")
+            (ROBJ + QUICKLIST + c.nodes_mem, ENCODINGS[enc::QUICKLIST])
         }
-        SET_INTSET if n <= SET_MAX_INTSET_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), "intset"),
+        SET_INTSET if n <= SET_MAX_INTSET_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), ENCODINGS[enc::INTSET]),
         SET | SET_LISTPACK if n <= SET_MAX_INTSET_ENTRIES && c.all_int => {
-            (ROBJ + je_size(INTSET_HEADER + c.int_width * n), "intset")
+            (ROBJ + je_size(INTSET_HEADER + c.int_width * n), ENCODINGS[enc::INTSET])
         }
-        SET | SET_LISTPACK | SET_INTSET => (dict_value(n, c.sds), "hashtable"),
-        ZSET_LISTPACK if n <= ZSET_MAX_LISTPACK_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
-        ZSET_ZIPLIST if n <= ZSET_MAX_LISTPACK_ENTRIES => (listpack_of_elems, "listpack"),
+        SET | SET_LISTPACK | SET_INTSET => (dict_value(n, c.sds), ENCODINGS[enc::HASHTABLE]),
+        ZSET_LISTPACK if n <= ZSET_MAX_LISTPACK_ENTRIES => {
+            (ROBJ + je_size(first_str_len(raw)?), ENCODINGS[enc::LISTPACK])
+        }
+        ZSET_ZIPLIST if n <= ZSET_MAX_LISTPACK_ENTRIES => (listpack_of_elems, ENCODINGS[enc::LISTPACK]),
         ZSET | ZSET_2 if n <= ZSET_MAX_LISTPACK_ENTRIES && c.maxlen <= ZSET_MAX_LISTPACK_VALUE => {
-            (listpack_of_elems, "listpack")
+            (listpack_of_elems, ENCODINGS[enc::LISTPACK])
         }
         ZSET | ZSET_2 | ZSET_LISTPACK | ZSET_ZIPLIST => {
             let m = ROBJ
@@ -389,24 +446,26 @@ fn finish<const B: bool>(
                 + c.sds
                 + DICT_ENTRY * n
                 + (skiplist_node * n as f64).round() as u64;
-            (m, "skiplist")
+            (m, ENCODINGS[enc::SKIPLIST])
         }
         // Redis 7.0.15 keeps a listpack hash from the file whatever its length (it does check
         // zset listpacks and intsets, converted above).
-        HASH_LISTPACK => (ROBJ + je_size(first_str_len(raw)?), "listpack"),
+        HASH_LISTPACK => (ROBJ + je_size(first_str_len(raw)?), ENCODINGS[enc::LISTPACK]),
         HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA if n <= HASH_MAX_LISTPACK_ENTRIES => {
-            (listpack_of_elems, "listpack")
+            (listpack_of_elems, ENCODINGS[enc::LISTPACK])
         }
-        HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA => (dict_value(n, c.sds), "hashtable"),
+        HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA => (dict_value(n, c.sds), ENCODINGS[enc::HASHTABLE]),
         HASH | HASH_ZIPMAP | HASH_22 | HASH_METADATA => {
             if n <= HASH_MAX_LISTPACK_ENTRIES && c.maxlen <= HASH_MAX_LISTPACK_VALUE {
-                (listpack_of_elems, "listpack")
+                (listpack_of_elems, ENCODINGS[enc::LISTPACK])
             } else {
-                (dict_value(n, c.sds), "hashtable")
+                (dict_value(n, c.sds), ENCODINGS[enc::HASHTABLE])
             }
         }
         // Module values: their serialized size.
-        _ => return Ok(KeyFigures { memory: c.sds, elements: 0, largest_element: 0, encoding: "module" }),
+        _ => {
+            return Ok(KeyFigures { memory: c.sds, elements: 0, largest_element: 0, encoding: ENCODINGS[enc::MODULE] });
+        }
     };
     Ok(KeyFigures { memory, elements: n, largest_element: c.largest, encoding })
 }
@@ -455,7 +514,7 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
             if !matches!(width, 2 | 4 | 8) || n == 0 || INTSET_HEADER + n * width != len || n > SET_MAX_INTSET_ENTRIES {
                 return None;
             }
-            fig(ROBJ + je_size(len), n, "intset")
+            fig(ROBJ + je_size(len), n, ENCODINGS[enc::INTSET])
         }
         ZSET_LISTPACK | HASH_LISTPACK => {
             let s = c.str("").ok()?;
@@ -463,7 +522,7 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
             if n % 2 != 0 || (raw.type_byte == ZSET_LISTPACK && n / 2 > ZSET_MAX_LISTPACK_ENTRIES) {
                 return None;
             }
-            fig(ROBJ + je_size(s.len() as u64), n / 2, "listpack")
+            fig(ROBJ + je_size(s.len() as u64), n / 2, ENCODINGS[enc::LISTPACK])
         }
         LIST_QUICKLIST_2 => {
             let nodes = c.count("", 2).ok()?;
@@ -481,7 +540,7 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
             if n == 0 {
                 return None;
             }
-            fig(ROBJ + QUICKLIST + mem, n, "quicklist")
+            fig(ROBJ + QUICKLIST + mem, n, ENCODINGS[enc::QUICKLIST])
         }
         _ => None,
     }
@@ -490,35 +549,69 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
 /// A string value: an integer (the object alone), embstr (object and string in one
 /// allocation) or raw (object plus sds).
 fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
-    // Most strings: a raw string with a 6- or 14-bit length, or an 8/16/32-bit integer (§3.2),
-    // decoded here; any other form (and any that does not fit) through the cursor.
-    let b = raw.bytes;
-    let fast = match *b {
-        [x, ref rest @ ..] if x < 0x40 => rest.get(..x as usize).map(RdbStr::Raw),
-        [x, y, ref rest @ ..] if x < 0x80 => rest.get(..((x as usize & 0x3f) << 8 | y as usize)).map(RdbStr::Raw),
-        [0xC0, v, ..] => Some(RdbStr::Int(v as i8 as i64)),
-        [0xC1, v0, v1, ..] => Some(RdbStr::Int(i16::from_le_bytes([v0, v1]) as i64)),
-        [0xC2, v0, v1, v2, v3, ..] => Some(RdbStr::Int(i32::from_le_bytes([v0, v1, v2, v3]) as i64)),
-        _ => None,
-    };
-    let s = match fast {
-        Some(s) => s,
-        None => Cursor::new(b, raw.offset).str("string value")?,
-    };
-    let len = s.len() as u64;
+    if let Some((f, _)) = string_figures(raw.bytes) {
+        return Ok(f);
+    }
+    let s = Cursor::new(raw.bytes, raw.offset).str("string value")?;
     let int = match s {
         RdbStr::Int(_) => true,
         RdbStr::Raw(b) => b.len() <= 20 && parse_canonical_i64(b).is_some(),
         RdbStr::Lzf { .. } => false,
     };
-    let (memory, encoding) = if int {
-        (ROBJ, "int")
-    } else if len <= EMBSTR_MAX {
-        (je_size(ROBJ + 3 + len + 1), "embstr")
-    } else {
-        (ROBJ + sds_alloc(len), "raw")
+    Ok(string_of(s.len() as u64, int).0)
+}
+
+/// The figures of a string value given as its bytes in the file (`bytes`: exactly the value)
+/// when it is in one of the common forms (§3.2): raw with a 6- or 14-bit length, an 8/16/32-bit
+/// integer, LZF with 6- or 14-bit lengths; with the encoding's place in [`ENCODINGS`]. `None`
+/// for any other form, or one that does not add up (`Estimator::value` reads those, and words
+/// what is wrong). Inlined into a caller that measures strings itself: no `Result` through
+/// memory.
+#[inline(always)]
+pub fn string_figures(bytes: &[u8]) -> Option<(KeyFigures, usize)> {
+    let (len, int) = match *bytes {
+        [x, ref rest @ ..] if x < 0x40 => {
+            let b = rest.get(..x as usize)?;
+            // Redis loads a canonical decimal integer string as an integer.
+            (x as u64, x <= 20 && parse_canonical_i64(b).is_some())
+        }
+        [x, y, ref rest @ ..] if x < 0x80 => {
+            let n = (x as usize & 0x3f) << 8 | y as usize;
+            let b = rest.get(..n)?;
+            (n as u64, n <= 20 && parse_canonical_i64(b).is_some())
+        }
+        [0xC0, v, ..] => (format_len(v as i8 as i64), true),
+        [0xC1, v0, v1, ..] => (format_len(i16::from_le_bytes([v0, v1]) as i64), true),
+        [0xC2, v0, v1, v2, v3, ..] => (format_len(i32::from_le_bytes([v0, v1, v2, v3]) as i64), true),
+        [0xC3, ..] => {
+            let mut c = Cursor::new(bytes, 0);
+            let (_, ulen, _) = c.lzf_parts()?;
+            (ulen as u64, false)
+        }
+        _ => return None,
     };
-    Ok(KeyFigures { memory, elements: 1, largest_element: len, encoding })
+    Some(string_of(len, int))
+}
+
+/// Length of an integer's decimal form (an integer-encoded string's length).
+#[inline(always)]
+fn format_len(v: i64) -> u64 {
+    let n = v.unsigned_abs();
+    (if n == 0 { 1 } else { n.ilog10() as u64 + 1 }) + u64::from(v < 0)
+}
+
+/// A string of `len` bytes, `int` when Redis would encode it as an integer; with its
+/// encoding's place in [`ENCODINGS`].
+#[inline(always)]
+fn string_of(len: u64, int: bool) -> (KeyFigures, usize) {
+    let (memory, e) = if int {
+        (ROBJ, enc::INT)
+    } else if len <= EMBSTR_MAX {
+        (je_size(ROBJ + 3 + len + 1), enc::EMBSTR)
+    } else {
+        (ROBJ + sds_alloc(len), enc::RAW)
+    };
+    (KeyFigures { memory, elements: 1, largest_element: len, encoding: ENCODINGS[e] }, e)
 }
 
 /// The stream's node radix tree and the allocations of its listpacks, from the node list at the
@@ -582,6 +675,123 @@ mod tests {
         (Estimator::new().value(&raw).unwrap(), Estimator::without_largest().value(&raw).unwrap())
     }
 
+    /// A value of `n` elements of type `t` (list, set, zset or hash), elements from `elem`.
+    fn collection(t: u8, n: usize, elem: impl Fn(usize) -> Vec<u8>) -> Vec<u8> {
+        use crate::rdb::encode::{write_len, write_string};
+        let mut v = Vec::new();
+        write_len(&mut v, n as u64);
+        for i in 0..n {
+            write_string(&mut v, &elem(i), true);
+            match t {
+                id::ZSET_2 => v.extend_from_slice(&(i as f64 * 1.5).to_le_bytes()),
+                id::HASH => write_string(&mut v, &elem(i + 7), true),
+                _ => {}
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn walked_in_place_as_by_value() {
+        let format = Format { flavor: Flavor::Redis, version: 10 };
+        let word = |i: usize| format!("member-{i}-{}", "x".repeat(i % 50)).into_bytes();
+        let number = |i: usize| format!("{}", i as i64 * 7_000_000_011 - 3).into_bytes();
+        let mut cases = Vec::new();
+        for t in [id::LIST, id::SET, id::ZSET_2, id::HASH] {
+            for n in [1, 5, 130, 600] {
+                cases.push((t, collection(t, n, word)));
+                cases.push((t, collection(t, n, number)));
+            }
+        }
+        // A set of 513 integers and one of 512: a hashtable, an intset.
+        cases.push((id::SET, collection(id::SET, 513, number)));
+        cases.push((id::SET, collection(id::SET, 512, number)));
+        // An LZF member whose data is damaged: both ways refuse it.
+        let mut bad = collection(id::SET, 3, |_| vec![b'a'; 60]);
+        assert_eq!(bad[1], 0xC3);
+        let last = bad.len() - 1;
+        bad[last] = 0xFF;
+        let raw = RawValue { type_byte: id::SET, format, bytes: &bad, offset: 0 };
+        assert!(Estimator::new().value(&raw).is_err());
+        cases.push((id::SET, bad));
+        for (t, bytes) in cases {
+            let raw = RawValue { type_byte: t, format, bytes: &bytes, offset: 0 };
+            for largest in [true, false] {
+                let mut est = if largest { Estimator::new() } else { Estimator::without_largest() };
+                let by_value = est.value(&raw);
+                // In place the walk finds the value's end itself: bytes follow it.
+                let mut file = bytes.clone();
+                file.extend_from_slice(&[0xFE, 0x00, 0xFF]);
+                let mut c = Cursor::new(&file, 0);
+                let walked = est.walk_at(&mut c, t, format);
+                assert_eq!(walked, by_value.is_ok(), "type {t}");
+                assert_eq!(est.walked(), by_value.ok(), "type {t}");
+                if walked {
+                    assert_eq!(c.pos(), bytes.len());
+                }
+                assert_eq!(est.walked(), None, "taken once");
+            }
+        }
+        // Other types are left to the reader's skip.
+        let mut est = Estimator::new();
+        assert!(!est.walk_at(&mut Cursor::new(&[0x01, b'a'], 0), id::STRING, format));
+        assert_eq!(est.walked(), None);
+    }
+
+    #[test]
+    fn strings_as_the_cursor_reads_them() {
+        use crate::rdb::encode::write_string;
+        let mut texts: Vec<Vec<u8>> = vec![b"".to_vec(), b"0".to_vec(), b"-0".to_vec(), b"007".to_vec()];
+        for v in [
+            1i64,
+            -1,
+            127,
+            -128,
+            128,
+            32767,
+            -32768,
+            65536,
+            i32::MAX as i64,
+            i32::MIN as i64,
+            1 << 40,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            texts.push(v.to_string().into_bytes());
+        }
+        texts.push(b"12345678901234567890".to_vec()); // 20 digits: past i64
+        for n in [20, 21, 44, 45, 63, 64, 500, 20000] {
+            texts.push(vec![b'a'; n]);
+            texts.push((0..n).map(|i| (i * 7 % 251) as u8).collect());
+        }
+        for t in &texts {
+            for compress in [false, true] {
+                let mut bytes = Vec::new();
+                write_string(&mut bytes, t, compress);
+                let raw = RawValue {
+                    type_byte: id::STRING,
+                    format: Format { flavor: Flavor::Redis, version: 10 },
+                    bytes: &bytes,
+                    offset: 0,
+                };
+                // `string_value`'s reading by the cursor, against the inline one.
+                let s = Cursor::new(&bytes, 0).str("").unwrap();
+                let int = match s {
+                    RdbStr::Int(_) => true,
+                    RdbStr::Raw(b) => b.len() <= 20 && parse_canonical_i64(b).is_some(),
+                    RdbStr::Lzf { .. } => false,
+                };
+                let (f, e) = string_of(s.len() as u64, int);
+                assert_eq!(Estimator::new().value(&raw).unwrap(), f, "{t:?}");
+                if let Some((g, i)) = string_figures(&bytes) {
+                    assert_eq!((g, i), (f, e), "{t:?}");
+                }
+                assert_eq!(ENCODINGS[e], f.encoding);
+                assert_eq!(f.largest_element, t.len() as u64);
+            }
+        }
+    }
+
     #[test]
     fn headers_give_the_walked_figures() {
         let lp = listpack(b"abcd");
@@ -617,7 +827,10 @@ mod tests {
             is.extend_from_slice(&v.to_le_bytes());
         }
         let (full, header) = both(id::SET_INTSET, &rdb_string(&is, None));
-        assert_eq!((full.memory, full.elements, full.encoding), (header.memory, header.elements, "intset"));
+        assert_eq!(
+            (full.memory, full.elements, full.encoding),
+            (header.memory, header.elements, ENCODINGS[enc::INTSET])
+        );
         assert_eq!((full.largest_element, header.largest_element), (3, 0));
     }
 

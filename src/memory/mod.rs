@@ -12,7 +12,7 @@
 
 mod estimate;
 
-pub use estimate::{Estimator, KeyFigures, key_overhead};
+pub use estimate::{Estimator, KeyFigures, key_overhead, string_figures};
 
 use crate::rdb::cursor::{Elem, parse_canonical_i64};
 
@@ -61,10 +61,50 @@ pub const LIST_NODE_BYTES: u64 = 8192;
 /// Strings up to this length are stored with their object in one allocation (embstr).
 pub const EMBSTR_MAX: u64 = 44;
 
+/// The in-memory encodings the estimator gives (`KeyFigures::encoding`), in a fixed order: the
+/// index that sums per encoding are kept by ([`encoding_index`]). A static: the estimator gives
+/// these very strings, which `encoding_index` then knows by address.
+pub static ENCODINGS: [&str; 10] =
+    ["int", "embstr", "raw", "quicklist", "intset", "hashtable", "listpack", "skiplist", "stream", "module"];
+
+/// The place of `name` in [`ENCODINGS`] (`None` for any other name).
+#[inline]
+pub fn encoding_index(name: &str) -> Option<usize> {
+    // Length and first byte tell the names apart; the comparison confirms.
+    let i = match (name.len(), *name.as_bytes().first()?) {
+        (3, b'i') => 0,
+        (6, b'e') => 1,
+        (3, b'r') => 2,
+        (9, b'q') => 3,
+        (6, b'i') => 4,
+        (9, b'h') => 5,
+        (8, b'l') => 6,
+        (8, b's') => 7,
+        (6, b's') => 8,
+        (6, b'm') => 9,
+        _ => return None,
+    };
+    (std::ptr::eq(ENCODINGS[i], name) || ENCODINGS[i] == name).then_some(i)
+}
+
+/// Names of [`ENCODINGS`] by their place.
+pub(crate) mod enc {
+    pub const INT: usize = 0;
+    pub const EMBSTR: usize = 1;
+    pub const RAW: usize = 2;
+    pub const QUICKLIST: usize = 3;
+    pub const INTSET: usize = 4;
+    pub const HASHTABLE: usize = 5;
+    pub const LISTPACK: usize = 6;
+    pub const SKIPLIST: usize = 7;
+    pub const STREAM: usize = 8;
+    pub const MODULE: usize = 9;
+}
+
 /// The usable size jemalloc gives a request of `n` bytes: its size class. Classes are 8, then
 /// multiples of 16 up to 128, then four classes per doubling (160, 192, 224, 256, 320, ...).
 #[inline]
-pub fn je_size(n: u64) -> u64 {
+pub const fn je_size(n: u64) -> u64 {
     if n <= 8 {
         return 8;
     }
@@ -78,7 +118,7 @@ pub fn je_size(n: u64) -> u64 {
 
 /// Header bytes of an sds string of `len` bytes as `sdsnewlen` picks its type.
 #[inline]
-pub fn sds_header(len: u64) -> u64 {
+pub const fn sds_header(len: u64) -> u64 {
     match len {
         0 => 3,
         1..32 => 1,
@@ -92,8 +132,27 @@ pub fn sds_header(len: u64) -> u64 {
 /// `sdsZmallocSize` of an sds string of `len` bytes made to measure (as the loader makes them).
 #[inline]
 pub fn sds_alloc(len: u64) -> u64 {
+    match SDS_SMALL.get(len as usize) {
+        Some(&a) => a as u64,
+        None => sds_alloc_of(len),
+    }
+}
+
+const fn sds_alloc_of(len: u64) -> u64 {
     je_size(sds_header(len) + len + 1)
 }
+
+/// `sds_alloc` of the lengths most elements and keys have, looked up (no branch on the sds
+/// type or the size class per element).
+static SDS_SMALL: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = sds_alloc_of(i as u64) as u16;
+        i += 1;
+    }
+    t
+};
 
 /// Bytes of a listpack back-length field for an entry of `l` bytes (encoding + data).
 #[inline]
@@ -344,6 +403,23 @@ mod tests {
         assert_eq!(sds_alloc(31), 48); // 33
         assert_eq!(sds_alloc(32), 48); // 36
         assert_eq!(sds_alloc(300), 320); // 306
+        // The looked-up lengths agree with the formula, on both sides of the table's end.
+        for len in 0..600 {
+            assert_eq!(sds_alloc(len), je_size(sds_header(len) + len + 1), "{len}");
+        }
+    }
+
+    #[test]
+    fn encoding_places() {
+        for (i, name) in ENCODINGS.iter().enumerate() {
+            assert_eq!(encoding_index(name), Some(i));
+            // Another copy of the name (another address) is found by its text.
+            let copy = String::from(*name);
+            assert_eq!(encoding_index(&copy), Some(i));
+        }
+        for other in ["", "i", "ints", "rax", "listpacks", "hashtablE", "unknown"] {
+            assert_eq!(encoding_index(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -400,7 +400,7 @@ impl<'a> Cursor<'a> {
     /// length and the file offset of the compressed bytes (what `str` gives). `None` (nothing
     /// read) otherwise: `str` reads it, and words any error.
     #[inline(always)]
-    fn lzf_parts(&mut self) -> Option<(&'a [u8], usize, u64)> {
+    pub(crate) fn lzf_parts(&mut self) -> Option<(&'a [u8], usize, u64)> {
         let rest = self.buf.get(self.pos..)?;
         if rest.first() != Some(&0xC3) {
             return None;

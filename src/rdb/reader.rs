@@ -356,10 +356,18 @@ impl<'a> Reader<'a> {
     /// rebuild, no 144-byte record moved per key.
     #[inline]
     pub fn next_validated(&mut self, w: &mut Walker, verdict: &mut Result<()>) -> Result<Option<Record<'a>>> {
+        self.read_next_with(&mut Validating { w, verdict })
+    }
+
+    /// `read_next` where `p` walks each key's value in place to find its end (one pass over
+    /// its bytes instead of a skip and then a walk); a value it does not walk to its end is
+    /// skipped as `read_next` does.
+    #[inline]
+    pub fn read_next_with<P: InPlace>(&mut self, p: &mut P) -> Result<Option<Record<'a>>> {
         if self.stopped {
             return Ok(None);
         }
-        let read = self.read_record_with(Some(w), verdict);
+        let read = self.read_record_with(Some(p));
         if !matches!(read, Ok(Some(_))) {
             self.stopped = true;
         }
@@ -391,11 +399,11 @@ impl<'a> Reader<'a> {
     }
 
     fn read_record(&mut self) -> Result<Option<Record<'a>>> {
-        self.read_record_with(None, &mut Ok(()))
+        self.read_record_with(None::<&mut Validating<'_>>)
     }
 
     #[inline(always)]
-    fn read_record_with(&mut self, mut w: Option<&mut Walker>, verdict: &mut Result<()>) -> Result<Option<Record<'a>>> {
+    fn read_record_with<P: InPlace>(&mut self, mut w: Option<&mut P>) -> Result<Option<Record<'a>>> {
         let c = &mut self.c;
         let start = c.offset();
         self.record_start = start;
@@ -520,8 +528,8 @@ impl<'a> Reader<'a> {
                     let vstart = c.pos();
                     let offset = c.offset();
                     let walked = match w {
-                        // Validated in place: its end is where the walk stopped.
-                        Some(ref mut w) => w.validate_at(c, t, self.format).is_ok(),
+                        // Walked in place: its end is where the walk stopped.
+                        Some(ref mut w) => w.walk_at(c, t, self.format),
                         None => false,
                     };
                     if !walked {
@@ -532,9 +540,7 @@ impl<'a> Reader<'a> {
                     }
                     let bytes = c.since(vstart);
                     if let (Some(w), false) = (w, walked) {
-                        // The walk failed where skipping did not: the verdict, worded as a walk of
-                        // the value's own bytes words it.
-                        *verdict = validate_raw(w, t, self.format, bytes, offset);
+                        w.missed(t, self.format, bytes, offset);
                     }
                     // Built here from its parts, not from a `RawValue` kept for the call above:
                     // a value stored field by field and copied as 16-byte words stalls the
@@ -554,6 +560,35 @@ impl<'a> Reader<'a> {
                 }
             }
         }
+    }
+}
+
+/// What walks a key's value in place for [`Reader::read_next_with`], the reader's cursor at the
+/// value's first byte.
+pub trait InPlace {
+    /// Walks the value of type `t`, leaving `c` at its end: true when it did. False (`c`
+    /// anywhere) when it did not walk it, or the walk failed: the reader then finds the value's
+    /// end by skipping it from its start and calls `missed` if that works.
+    fn walk_at(&mut self, c: &mut Cursor<'_>, t: u8, format: Format) -> bool;
+    /// `walk_at` returned false for the value `bytes`, at file offset `offset`.
+    fn missed(&mut self, t: u8, format: Format, bytes: &[u8], offset: u64);
+}
+
+/// `next_validated`'s walk: a value validated in place, its verdict in `verdict`.
+struct Validating<'v> {
+    w: &'v mut Walker,
+    verdict: &'v mut Result<()>,
+}
+
+impl InPlace for Validating<'_> {
+    #[inline(always)]
+    fn walk_at(&mut self, c: &mut Cursor<'_>, t: u8, format: Format) -> bool {
+        self.w.validate_at(c, t, format).is_ok()
+    }
+    fn missed(&mut self, t: u8, format: Format, bytes: &[u8], offset: u64) {
+        // The walk failed where skipping did not: the verdict, worded as a walk of the
+        // value's own bytes words it.
+        *self.verdict = validate_raw(self.w, t, format, bytes, offset);
     }
 }
 

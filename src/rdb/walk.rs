@@ -337,17 +337,29 @@ impl Walker {
     /// error may be worded differently from `validate`'s (the reader then finds the extent and
     /// asks `validate`).
     pub fn validate_at<'a>(&mut self, c: &mut Cursor<'a>, type_byte: u8, format: Format) -> Result<()> {
-        self.fps.clear();
-        if !self.skip_unique {
-            self.notes.clear();
-        }
         if type_byte == id::STRING {
+            self.fps.clear();
+            if !self.skip_unique {
+                self.notes.clear();
+            }
             // Most keys: only an LZF string has anything to check (what `walk_inner` does for a
             // string, without building the element).
             return c.skip_str_checked("string value");
         }
+        self.walk_at(c, type_byte, format, &mut Validate)
+    }
+
+    /// Walks the value of type `type_byte` that starts at `c`'s position in place, feeding
+    /// `sink` and leaving `c` at its end: [`Walker::walk`] without knowing the value's extent
+    /// first (what [`Walker::validate_at`] says of its errors holds here too).
+    #[inline]
+    pub fn walk_at<S: Sink>(&mut self, c: &mut Cursor<'_>, type_byte: u8, format: Format, sink: &mut S) -> Result<()> {
+        self.fps.clear();
+        if !self.skip_unique {
+            self.notes.clear();
+        }
         let (start, offset) = (c.pos(), c.offset());
-        self.walk_inner(c, type_byte, format, &mut Validate)?;
+        self.walk_inner(c, type_byte, format, sink)?;
         if !self.skip_unique && self.fp_table.any_repeated(&self.fps) {
             let raw = RawValue { type_byte, format, bytes: c.since(start), offset };
             if let Some(e) = self.confirm_duplicate(&raw)? {

@@ -119,25 +119,46 @@ pub struct TopKey {
 }
 
 /// A bounded list of the `n` highest-ranked keys (a min-heap: most keys lose to its smallest).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Top {
     n: usize,
     heap: BinaryHeap<Reverse<TopKey>>,
+    /// The rank a key must pass to enter: the smallest held once the list is full (`None`
+    /// before; `Some(u64::MAX)` for a list of 0 keys), kept here so that most keys are turned
+    /// away without looking into the heap.
+    bar: Option<u64>,
 }
 
 impl Top {
     fn new(n: usize) -> Top {
-        Top { n, heap: BinaryHeap::new() }
+        Top { n, heap: BinaryHeap::new(), bar: (n == 0).then_some(u64::MAX) }
     }
+}
+
+impl Default for Top {
+    /// A list of 0 keys.
+    fn default() -> Top {
+        Top::new(0)
+    }
+}
+
+impl Top {
     #[inline]
     fn wants(&self, rank: u64) -> bool {
-        self.n > 0 && (self.heap.len() < self.n || self.heap.peek().is_some_and(|Reverse(min)| rank > min.rank))
+        self.bar.is_none_or(|bar| rank > bar)
     }
     fn push(&mut self, k: TopKey) {
         self.heap.push(Reverse(k));
         if self.heap.len() > self.n {
             self.heap.pop();
         }
+        if self.heap.len() >= self.n {
+            self.bar = Some(self.heap.peek().map_or(u64::MAX, |Reverse(min)| min.rank));
+        }
+    }
+    fn clear(&mut self) {
+        self.heap.clear();
+        self.bar = (self.n == 0).then_some(u64::MAX);
     }
     fn merge(&mut self, o: Top) {
         for Reverse(k) in o.heap {
@@ -275,8 +296,8 @@ impl Aggregate {
         self.dbs.clear();
         self.types.clear();
         self.encodings.clear();
-        self.top_memory.heap.clear();
-        self.top_elements.heap.clear();
+        self.top_memory.clear();
+        self.top_elements.clear();
         self.prefixes.clear();
         self.ttl = [(0, 0); 7];
         self.slots.fill((0, 0));
@@ -401,50 +422,116 @@ pub fn shard_loads(a: &Aggregate, layout: &crate::split::Layout, hottest: usize)
 
 /// Sums over a run of keys (a batch, up to its first error) that the folder adds to the
 /// aggregate in one go rather than key by key: the workers fill them.
+///
+/// Kept per db, type and encoding together (one bucket per key; the totals per db, type and
+/// encoding and the grand total are sums of these, made once per run by [`Sums::total`] and
+/// [`Aggregate::add_sums`]), with the db of the last key's bucket at hand (keys come in runs
+/// of one db).
 #[derive(Debug, Default)]
 struct Sums {
-    total: Bucket,
-    dbs: Vec<(u64, Bucket)>,
-    /// By `Kind` (its place in `KINDS`).
-    types: [Bucket; 7],
-    encodings: Vec<(&'static str, Bucket)>,
+    /// Per db: its buckets by type and encoding.
+    dbs: Vec<(u64, Box<Cells>)>,
+    /// The place in `dbs` of the db of the last key.
+    cur: usize,
+    /// Keys of an encoding outside `ENCODINGS` (none that the estimator gives today): db, type,
+    /// encoding.
+    other: Vec<((u64, Kind, &'static str), Bucket)>,
     ttl: [(u64, u64); 7],
 }
 
-/// The bucket of `k` in a short list (a batch sees a few dbs, types and encodings).
-#[inline]
-fn bucket_of<K: Copy>(v: &mut Vec<(K, Bucket)>, k: K, eq: impl Fn(K, K) -> bool) -> &mut Bucket {
-    let i = match v.iter().position(|&(x, _)| eq(x, k)) {
-        Some(i) => i,
-        None => {
-            v.push((k, Bucket::default()));
-            v.len() - 1
-        }
-    };
-    &mut v[i].1
-}
+/// Buckets by type (its place in `KINDS`) and encoding (its place in `ENCODINGS`).
+type Cells = [[Bucket; ENCODINGS.len()]; KINDS.len()];
+
+use crate::memory::{ENCODINGS, encoding_index};
 
 impl Sums {
     #[inline]
     fn add(&mut self, db: u64, kind: Kind, expire_at_ms: Option<i64>, f: &KeyFigures, now_ms: i64) {
-        self.total.add(f);
-        bucket_of(&mut self.dbs, db, |a, b| a == b).add(f);
-        self.types[kind as usize].add(f);
-        // Encodings are static names: most compare by address (a name may have two addresses).
-        let enc = match self.encodings.iter().position(|&(x, _)| std::ptr::eq(x, f.encoding)) {
-            Some(i) => &mut self.encodings[i].1,
-            None => bucket_of(&mut self.encodings, f.encoding, |a, b| a == b),
+        match encoding_index(f.encoding) {
+            Some(e) => self.add_at(db, kind, e, expire_at_ms, f.memory, f.elements, now_ms),
+            None => self.add_other(db, kind, expire_at_ms, f, now_ms),
+        }
+    }
+
+    /// `add` of a key whose encoding is `ENCODINGS[enc]`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn add_at(
+        &mut self,
+        db: u64,
+        kind: Kind,
+        enc: usize,
+        expire_at_ms: Option<i64>,
+        memory: u64,
+        elements: u64,
+        now_ms: i64,
+    ) {
+        let cells = match self.dbs.get_mut(self.cur) {
+            Some((d, cells)) if *d == db => cells,
+            _ => self.select(db),
         };
-        enc.add(f);
+        let b = &mut cells[kind as usize][enc];
+        b.keys += 1;
+        b.memory += memory;
+        b.elements += elements;
+        let t = &mut self.ttl[ttl_bucket(expire_at_ms, now_ms)];
+        t.0 += 1;
+        t.1 += memory;
+    }
+
+    /// The buckets of `db`, made the current db.
+    #[cold]
+    fn select(&mut self, db: u64) -> &mut Cells {
+        self.cur = match self.dbs.iter().position(|(d, _)| *d == db) {
+            Some(i) => i,
+            None => {
+                self.dbs.push((db, Box::new([[Bucket::default(); ENCODINGS.len()]; KINDS.len()])));
+                self.dbs.len() - 1
+            }
+        };
+        &mut self.dbs[self.cur].1
+    }
+
+    #[cold]
+    fn add_other(&mut self, db: u64, kind: Kind, expire_at_ms: Option<i64>, f: &KeyFigures, now_ms: i64) {
+        let k = (db, kind, f.encoding);
+        match self.other.iter_mut().find(|(x, _)| *x == k) {
+            Some((_, b)) => b.add(f),
+            None => {
+                let mut b = Bucket::default();
+                b.add(f);
+                self.other.push((k, b));
+            }
+        }
         let t = &mut self.ttl[ttl_bucket(expire_at_ms, now_ms)];
         t.0 += 1;
         t.1 += f.memory;
     }
+
+    /// Every bucket holding keys: db, type, encoding, bucket.
+    fn buckets(&self) -> impl Iterator<Item = (u64, Kind, &'static str, &Bucket)> {
+        let cells = self.dbs.iter().flat_map(|(db, cells)| {
+            KINDS.iter().zip(cells.iter()).flat_map(move |(kind, row)| {
+                ENCODINGS.iter().zip(row).filter(|(_, b)| b.keys > 0).map(move |(enc, b)| (*db, *kind, *enc, b))
+            })
+        });
+        cells.chain(self.other.iter().map(|((db, kind, enc), b)| (*db, *kind, *enc, b)))
+    }
+
+    /// All keys together.
+    fn total(&self) -> Bucket {
+        let mut t = Bucket::default();
+        for (_, _, _, b) in self.buckets() {
+            t.merge(b);
+        }
+        t
+    }
+
     fn clear(&mut self) {
-        self.total = Bucket::default();
-        self.dbs.clear();
-        self.types = Default::default();
-        self.encodings.clear();
+        for (_, cells) in &mut self.dbs {
+            **cells = [[Bucket::default(); ENCODINGS.len()]; KINDS.len()];
+        }
+        self.other.clear();
         self.ttl = [(0, 0); 7];
     }
 }
@@ -463,15 +550,11 @@ impl Aggregate {
     /// Adds the sums of a run of keys (their top lists, prefixes and slots go through `place`),
     /// their dbs mapped by `db` (a part read in no known db: `Span::fix`).
     fn add_sums(&mut self, s: &Sums, db: impl Fn(u64) -> u64) {
-        self.total.merge(&s.total);
-        for (k, v) in &s.dbs {
-            self.dbs.entry(db(*k)).or_default().merge(v);
-        }
-        for (k, v) in KINDS.iter().zip(&s.types).filter(|(_, v)| v.keys > 0) {
-            self.types.entry(*k).or_default().merge(v);
-        }
-        for (k, v) in &s.encodings {
-            self.encodings.entry(*k).or_default().merge(v);
+        for (d, kind, enc, b) in s.buckets() {
+            self.total.merge(b);
+            self.dbs.entry(db(d)).or_default().merge(b);
+            self.types.entry(kind).or_default().merge(b);
+            self.encodings.entry(enc).or_default().merge(b);
         }
         for (a, b) in self.ttl.iter_mut().zip(s.ttl) {
             a.0 += b.0;

@@ -28,10 +28,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::prefixes::{PrefixLog, prefetch};
 use super::{Aggregate, FileTotals, Options, Sums, TopKey};
 use crate::error::Error;
-use crate::memory::{Estimator, key_overhead};
+use crate::memory::{Estimator, key_overhead, string_figures};
 use crate::parts::{Span, Steps, UNKNOWN_DB};
 use crate::rdb::reader::{Reader, Record};
-use crate::rdb::types::Format;
+use crate::rdb::types::{Format, Kind, id};
 
 /// Top-list candidates a part lists at most (both lists) before it asks to be read again.
 const MAX_OFFERS: usize = 1 << 14;
@@ -126,7 +126,9 @@ fn read_part(
         }
         // Looked at by reference where the reader built it (no record moved per key: a
         // record copied as 16-byte words stalls on the reader's field-by-field stores).
-        let read = reader.read_next();
+        // Collections walked in place as the reader finds their end (`est.walked()`), unless
+        // the filter may turn the key away.
+        let read = if every { reader.read_next_with(&mut est) } else { reader.read_next() };
         let k = match &read {
             Ok(Some(Record::Key(k))) => k,
             Ok(Some(Record::SelectDb { db })) => {
@@ -147,21 +149,36 @@ fn read_part(
             continue;
         }
         // The value first, the key's part after (its name's length is read once the reader's
-        // stores of it are done).
-        let mut f = match est.value(&k.value) {
-            Ok(f) => f,
-            Err(e) => {
-                part.bad_key = Some((k.db, k.key.to_vec(), e));
-                break;
-            }
+        // stores of it are done). Strings (most keys) measured inline: no figures through
+        // memory; collections the reader walked already measured.
+        let string = match k.value.type_byte {
+            id::STRING => string_figures(k.value.bytes),
+            _ => None,
         };
-        f.memory += key_overhead(k.key.len());
-        sums.add(k.db, k.value.kind(), k.expire_at_ms, &f, opts.now_ms);
+        let (f, kind) = match string {
+            Some((mut f, e)) => {
+                f.memory += key_overhead(k.key.len());
+                sums.add_at(k.db, Kind::String, e, k.expire_at_ms, f.memory, f.elements, opts.now_ms);
+                (f, Kind::String)
+            }
+            None => match est.walked().map_or_else(|| est.value(&k.value), Ok) {
+                Ok(mut f) => {
+                    f.memory += key_overhead(k.key.len());
+                    let kind = k.value.kind();
+                    sums.add(k.db, kind, k.expire_at_ms, &f, opts.now_ms);
+                    (f, kind)
+                }
+                Err(e) => {
+                    part.bad_key = Some((k.db, k.key.to_vec(), e));
+                    break;
+                }
+            },
+        };
         let top = |rank| TopKey {
             rank,
             db: k.db,
             key: k.key.to_vec(),
-            kind: k.value.kind(),
+            kind,
             encoding: f.encoding,
             memory: f.memory,
             elements: f.elements,
@@ -290,7 +307,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
                 v.push((o, log));
             }
         }
-        let total = &part.sums.total;
+        let total = part.sums.total();
         self.totals.keys += total.keys;
         self.totals.memory += total.memory;
         self.totals.elements += total.elements;

@@ -191,9 +191,10 @@ fn fold<'a>(
         agg.prefixes.add_stats(p.hash, &key[..p.len as usize], &p.stats);
     }
     agg.add_sums(&b.sums, |d| d);
-    totals.keys += b.sums.total.keys;
-    totals.memory += b.sums.total.memory;
-    totals.elements += b.sums.total.elements;
+    let total = b.sums.total();
+    totals.keys += total.keys;
+    totals.memory += total.memory;
+    totals.elements += total.elements;
     if let Some((i, e)) = &b.error {
         let k = &b.keys[*i];
         totals.error = Some(format!("db {} key {}: {e}", k.db, crate::display::quoted(&k.key)));
