@@ -84,7 +84,8 @@ fn each_prefix_end(key: &[u8], opts: &Options, mut f: impl FnMut(usize)) {
     let (chunks, rest) = key.as_chunks::<8>();
     // The tail's bytes past the key are no separators.
     let tail_valid = if rest.is_empty() { 0 } else { u64::MAX >> (64 - 8 * rest.len()) };
-    let words = chunks.iter().map(|c| (u64::from_le_bytes(*c), u64::MAX)).chain(std::iter::once((tail_word(key), tail_valid)));
+    let words =
+        chunks.iter().map(|c| (u64::from_le_bytes(*c), u64::MAX)).chain(std::iter::once((tail_word(key), tail_valid)));
     let mut level = 0;
     for (n, (w, valid)) in words.enumerate() {
         let mut m = matches(w) & valid;
@@ -354,38 +355,60 @@ impl Prefixes {
             return v;
         }
         // The n-th heaviest figure: every prefix above it is listed, and of those at it (often
-        // very many: single-key prefixes) the first by name, kept in a bounded max-heap.
-        // (The n heaviest figures in a min-heap: no copy of every figure.)
-        let mut top: std::collections::BinaryHeap<std::cmp::Reverse<u64>> =
-            std::collections::BinaryHeap::with_capacity(n + 1);
-        for (_, _, s) in self.held() {
-            if top.len() < n {
-                top.push(std::cmp::Reverse(s.memory));
-            } else if let Some(mut least) = top.peek_mut()
-                && s.memory > least.0
-            {
-                *least = std::cmp::Reverse(s.memory);
+        // very many: single-key prefixes) the first by name, kept in bounded max-heaps. Both
+        // passes run on every core over runs of slots (a table of a million prefixes takes
+        // milliseconds a pass), the runs' results joined.
+        use rayon::prelude::*;
+        const RUN: usize = 1 << 16;
+        let runs = || self.hashes.par_chunks(RUN).zip(self.slots.par_chunks(RUN)).enumerate();
+        // The n heaviest figures of each run in a min-heap (no copy of every figure), then of all.
+        let best = |figures: &mut dyn Iterator<Item = u64>| {
+            let mut top = std::collections::BinaryHeap::with_capacity(n + 1);
+            for m in figures {
+                if top.len() < n {
+                    top.push(std::cmp::Reverse(m));
+                } else if let Some(mut least) = top.peek_mut()
+                    && m > least.0
+                {
+                    *least = std::cmp::Reverse(m);
+                }
             }
-        }
-        let cut = top.peek().map_or(0, |r| r.0);
-        drop(top);
-        let mut v: Vec<(&[u8], PrefixStats)> =
-            self.held().filter(|(_, _, s)| s.memory > cut).map(|(_, name, s)| (name, *s)).collect();
+            top.into_vec()
+        };
+        let tops: Vec<u64> = runs()
+            .flat_map_iter(|(_, (h, s))| {
+                let mut held = h.iter().zip(s).filter(|(h, _)| **h != 0).map(|(_, s)| s.stats.memory);
+                best(&mut held).into_iter().map(|r| r.0)
+            })
+            .collect();
+        let cut = best(&mut tops.into_iter()).iter().map(|r| r.0).min().unwrap_or(0);
+        // Above the cut: every one (fewer than n in all); at it: the first `room` by name.
+        let above_ties = |(run, (h, s)): (usize, (&[u64], &[Slot]))| {
+            let mut above = Vec::new();
+            let mut ties: std::collections::BinaryHeap<(&[u8], usize)> = std::collections::BinaryHeap::new();
+            for (j, (h, slot)) in h.iter().zip(s).enumerate() {
+                if *h == 0 || slot.stats.memory < cut {
+                    continue;
+                }
+                let i = run * RUN + j;
+                let name = self.name(slot.name);
+                if slot.stats.memory > cut {
+                    above.push((name, slot.stats));
+                } else if ties.len() < n {
+                    ties.push((name, i));
+                } else if ties.peek().is_some_and(|&(worst, _)| name < worst) {
+                    ties.pop();
+                    ties.push((name, i));
+                }
+            }
+            (above, ties.into_vec())
+        };
+        let found: Vec<_> = runs().map(above_ties).collect();
+        let mut v: Vec<(&[u8], PrefixStats)> = found.iter().flat_map(|(a, _)| a.iter().copied()).collect();
         let room = n - v.len();
-        let mut ties: std::collections::BinaryHeap<(&[u8], usize)> =
-            std::collections::BinaryHeap::with_capacity(room + 1);
-        for (i, (h, slot)) in self.hashes.iter().zip(&self.slots).enumerate() {
-            if *h == 0 || slot.stats.memory != cut {
-                continue;
-            }
-            let name = self.name(slot.name);
-            if ties.len() < room {
-                ties.push((name, i));
-            } else if ties.peek().is_some_and(|&(worst, _)| name < worst) {
-                ties.pop();
-                ties.push((name, i));
-            }
-        }
+        let mut ties: Vec<(&[u8], usize)> = found.into_iter().flat_map(|(_, t)| t).collect();
+        ties.sort_unstable();
+        ties.truncate(room);
         v.extend(ties.into_iter().map(|(name, i)| (name, self.slots[i].stats)));
         v.sort_by(order);
         v
@@ -622,13 +645,18 @@ mod tests {
                             x ^= x << 13;
                             x ^= x >> 7;
                             x ^= x << 17;
-                            [sep, sep ^ 1, sep.wrapping_add(1), sep.wrapping_sub(1), b'a', 0, 0xff, b'/'][(x % 8) as usize]
+                            [sep, sep ^ 1, sep.wrapping_add(1), sep.wrapping_sub(1), b'a', 0, 0xff, b'/']
+                                [(x % 8) as usize]
                         })
                         .collect();
                     for depth in [1, 2, 3, 64] {
                         let mut got = Vec::new();
                         prefix_hashes(&key, &opts(seps, depth), &mut got);
-                        assert_eq!(got, bytewise(&key, seps, depth), "{key:?} seps {seps:?} depth {depth} round {round}");
+                        assert_eq!(
+                            got,
+                            bytewise(&key, seps, depth),
+                            "{key:?} seps {seps:?} depth {depth} round {round}"
+                        );
                     }
                 }
             }
