@@ -59,10 +59,17 @@ pub fn crc16(data: &[u8]) -> u16 {
 /// `stop` sees each chunk's bytes first and ends the fold (`None`) when it says so.
 #[inline(always)]
 fn crc_chunks(data: &[u8], stop: impl Fn(u64) -> bool) -> Option<u16> {
-    let (first, rest) = data.split_at(data.len() % 8);
+    let r = data.len() % 8;
+    let (first, rest) = data.split_at(r);
     let mut crc = 0u16;
-    if !first.is_empty() {
-        let c = first.iter().fold(0u64, |x, &b| x << 8 | b as u64).to_be_bytes();
+    if r != 0 {
+        // The first `r` bytes as the low end of a big-endian word: one load and a shift when
+        // the key has eight bytes or more, byte by byte for a shorter one.
+        let word = match data.first_chunk::<8>() {
+            Some(w) => u64::from_be_bytes(*w) >> (8 * (8 - r)),
+            None => first.iter().fold(0u64, |x, &b| x << 8 | b as u64),
+        };
+        let c = word.to_be_bytes();
         if stop(u64::from_ne_bytes(c)) {
             return None;
         }
