@@ -1,5 +1,7 @@
 //! Whole-file target: the verify engine (read whole, and in parts of 97 bytes: the same errors),
-//! then every key's value decoded and validated.
+//! then every key's value decoded and validated, then `report`'s aggregates (in parts, where
+//! the reader measures collections in place, and in one reading: the same totals when both
+//! read the file to its end).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,6 +22,24 @@ fuzz_target!(|data: &[u8]| {
         (r.ok, e, r.keys, r.warnings.clone())
     };
     assert_eq!(view(&whole), view(&parts), "read in parts");
+
+    let ro = rdbtool::report::Options {
+        top: 3,
+        separators: b":".to_vec(),
+        depth: 2,
+        max_prefixes: 16,
+        now_ms: 0,
+        filter: Default::default(),
+        largest_element: false,
+    };
+    let parts = rdbtool::report::scan_in_parts("fuzz", data, &ro, 97);
+    let pages = rdbtool::pass::Pages::unmapped(data.len());
+    if let Ok(one) = rdbtool::report::scan_file("fuzz", data, &ro, &pages, &mut |_| Ok(())) {
+        let clean = |a: &rdbtool::report::Aggregate| a.files.iter().all(|f| f.error.is_none());
+        if clean(&parts) && clean(&one) {
+            assert_eq!(parts.total, one.total, "report in parts");
+        }
+    }
 
     if let Ok(reader) = Reader::new(data) {
         let mut w = Walker::new();
