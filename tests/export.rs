@@ -464,7 +464,7 @@ fn assert_server_holds(server: &RedisServer, file: &Path, rebuilt_streams: bool)
 #[test]
 fn resp_rebuilds_the_dataset_on_a_server() {
     let Some(server) = RedisServer::start(&[]) else { return };
-    let f = common::testdata("all-types.rdb");
+    let f = common::with_future_ttls("all-types.rdb");
     // A small batch so that most collections need several commands.
     let resp = export_ok(&["--format", "resp", "--batch", "7", f.to_str().unwrap()]);
     let (errors, replies) = pipe_into(&server, &resp);
@@ -519,7 +519,7 @@ fn resp_keeps_stream_groups_and_pending_entries() {
 #[test]
 fn restore_rebuilds_the_dataset_exactly() {
     let Some(server) = RedisServer::start(&[]) else { return };
-    let f = common::testdata("all-types.rdb");
+    let f = common::with_future_ttls("all-types.rdb");
     let resp = export_ok(&["--format", "resp", "--restore", f.to_str().unwrap()]);
     let (errors, _) = pipe_into(&server, &resp);
     assert_eq!(errors, 0);

@@ -561,13 +561,7 @@ fn slot_migration_during_a_cluster_restore() {
     assert!(nb.cmd(&[b"CLUSTER", b"SETSLOT", ask_slot.as_bytes(), b"IMPORTING", &ida]).as_bytes().is_some());
     assert!(na.cmd(&[b"CLUSTER", b"SETSLOT", ask_slot.as_bytes(), b"MIGRATING", &idb]).as_bytes().is_some());
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rdbtool"))
-        .args(["restore", f.to_str().unwrap(), "--to", &na.url(), "--batch", "16", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_restore(&[f.to_str().unwrap(), "--to", &na.url(), "--batch", "16", "--json"]);
     // While it runs: move 300 more slots from A to B, key by key, as redis-cli --cluster does.
     let deadline = Instant::now() + Duration::from_secs(30);
     while na.cmd(&[b"DBSIZE"]).as_int().unwrap() < 200 {
@@ -740,13 +734,7 @@ fn target_killed_in_the_middle_and_rate_limit() {
 
     // The target goes away while keys are sent: a clear error, exit 1, counts of what is known.
     let s2 = RedisServer::start(&[]).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_rdbtool"))
-        .args(["restore", fs, "--to", &s2.url(), "--max-ops", "20000", "--json", "--timeout", "5"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_restore(&[fs, "--to", &s2.url(), "--max-ops", "20000", "--json", "--timeout", "5"]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while s2.cmd(&[b"DBSIZE"]).as_int().unwrap() < 1000 {
         assert!(Instant::now() < deadline);

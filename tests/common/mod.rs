@@ -109,7 +109,7 @@ pub struct RedisServer {
 }
 
 /// `redis-server --version` of the one on PATH (asked once).
-fn redis_version() -> String {
+pub fn redis_version() -> String {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     VERSION.get_or_init(|| server_version(Path::new("redis-server")).expect("redis-server --version")).clone()
 }
