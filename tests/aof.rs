@@ -1120,4 +1120,12 @@ fn to_rdb_of_a_set_with_only_history_is_empty() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let (code, doc) = verify_json(&out);
     assert_eq!((code, doc["files"][0]["keys"].as_u64()), (0, Some(0)), "{doc}");
+    // No append-only directory is loaded for it, so a server older than 7.0 does too.
+    if let Some(old) = common::other_server("redis-6.2") {
+        let out = tmp.path().join("empty-6.2.rdb");
+        let o = rdbtool(&["aof", "to-rdb", s(&dir), "-o", s(&out), "--redis-server", s(&old)]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let (code, doc) = verify_json(&out);
+        assert_eq!((code, doc["files"][0]["keys"].as_u64()), (0, Some(0)), "{doc}");
+    }
 }

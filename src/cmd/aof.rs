@@ -476,15 +476,6 @@ fn to_rdb(args: ToRdbArgs) -> u8 {
         Ok(v) => v,
         Err(e) => return fail(EXIT_CANNOT_RUN, e),
     };
-    if server::major_minor(&version) < (7, 0) {
-        return fail(
-            EXIT_CANNOT_RUN,
-            format!(
-                "{} is redis-server {version}: aof to-rdb loads the set as an append-only directory, which needs 7.0 or later (--redis-server)",
-                bin.display()
-            ),
-        );
-    }
     let tmp = match ServerDir::create(None, "rdbtool-to-rdb-") {
         Ok(t) => t,
         Err(e) => return fail(EXIT_CANNOT_RUN, e),
@@ -497,6 +488,16 @@ fn to_rdb(args: ToRdbArgs) -> u8 {
         );
         let cfg = ServerConfig { bin, version, dataset: Dataset::Rdb, load_timeout: Duration::from_secs(3600) };
         return save_rdb(tmp, &cfg, out, &args);
+    }
+    // Anything else is loaded as an append-only directory: multipart sets came with 7.0.
+    if server::major_minor(&version) < (7, 0) {
+        return fail(
+            EXIT_CANNOT_RUN,
+            format!(
+                "{} is redis-server {version}: aof to-rdb loads the set as an append-only directory, which needs 7.0 or later (--redis-server)",
+                bin.display()
+            ),
+        );
     }
     // Copies, never links: the server may append to the last incr file.
     let aofdir = tmp.path().join("appendonlydir");
