@@ -9,11 +9,11 @@ use super::{OnConflict, Options, Source};
 use crate::rdb::types::{Flavor, Format};
 use crate::rdb::writer::{RdbWriter, WriteError};
 
-/// The library name in a function's shebang (`#!lua name=mylib ...`).
-pub fn library_name(source: &[u8]) -> Option<&[u8]> {
-    let line = source.split(|&b| b == b'\n').next()?;
-    let rest = line.strip_prefix(b"#!")?;
-    rest.split(|b| b.is_ascii_whitespace()).find_map(|t| t.strip_prefix(b"name="))
+/// The library name in a function's shebang (`#!lua name=mylib ...`), read as the server reads
+/// it (`rdb::function::metadata`: quotes, `NAME=` in any case); `None` for a shebang the server
+/// refuses.
+pub fn library_name(source: &[u8]) -> Option<Vec<u8>> {
+    crate::rdb::function::metadata(source).ok().map(|(name, _)| name)
 }
 
 /// AUX fields of the output: `redis-ver` / `valkey-ver` from an input of the target format,
@@ -73,7 +73,7 @@ pub(super) fn merge_functions(
     let mut clashes: Vec<Vec<u8>> = Vec::new();
     for (i, s) in scans.iter().enumerate() {
         for f in &s.functions {
-            let name = library_name(f).map(|n| n.to_vec()).unwrap_or_else(|| f.clone());
+            let name = library_name(f).unwrap_or_else(|| f.clone());
             match by_name.get_mut(&name) {
                 None => {
                     by_name.insert(name, (out.len(), vec![i]));
@@ -172,8 +172,14 @@ mod tests {
 
     #[test]
     fn library_names() {
-        assert_eq!(library_name(b"#!lua name=mylib\nredis.register_function(...)"), Some(&b"mylib"[..]));
-        assert_eq!(library_name(b"#!lua  foo=1 name=x"), Some(&b"x"[..]));
+        let name = |s: &[u8]| library_name(s).map(String::from_utf8).map(Result::unwrap);
+        assert_eq!(name(b"#!lua name=mylib\nredis.register_function(...)").as_deref(), Some("mylib"));
+        // Read as the server reads it: quoted, any case.
+        assert_eq!(name(b"#!lua \"name=q\"\n").as_deref(), Some("q"));
+        assert_eq!(name(b"#!LUA NAME=up\n").as_deref(), Some("up"));
+        // Shebangs the server refuses (an unknown argument, no newline) name no library.
+        assert_eq!(name(b"#!lua  foo=1 name=x\n"), None);
+        assert_eq!(name(b"#!lua name=x"), None);
         assert_eq!(library_name(b"no shebang"), None);
     }
 }
