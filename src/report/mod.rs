@@ -251,19 +251,6 @@ impl Aggregate {
         }
     }
 
-    /// Folds one key in.
-    pub fn add(&mut self, r: &KeyRow<'_>, file: &str, opts: &Options) {
-        let mut hashes = Vec::new();
-        prefix_hashes(r.key, opts, &mut hashes);
-        let mut sums = Sums::default();
-        sums.add(r.db, r.kind, r.expire_at_ms, &r.fig, opts.now_ms);
-        self.add_sums(&sums, |d| d);
-        self.place(r, file);
-        for &(hash, len) in &hashes {
-            self.prefixes.add(hash, &r.key[..len as usize], r.fig.memory, r.expire_at_ms.is_some());
-        }
-    }
-
     /// What of one key cannot be summed over a batch: its place in the top lists and its slot
     /// (its prefixes go through `Prefixes`).
     #[inline]
@@ -421,7 +408,7 @@ pub fn shard_loads(a: &Aggregate, layout: &crate::split::Layout, hottest: usize)
 }
 
 /// Sums over a run of keys (a batch, up to its first error) that the folder adds to the
-/// aggregate in one go rather than key by key: the workers fill them.
+/// aggregate in one go rather than key by key: the pipeline's workers and each part fill them.
 ///
 /// Kept per db, type and encoding together (one bucket per key; the totals per db, type and
 /// encoding and the grand total are sums of these, made once per run by [`Sums::total`] and
@@ -536,7 +523,7 @@ impl Sums {
     }
 }
 
-/// Every `Kind`, in the order of their discriminants (`Sums::types`).
+/// Every `Kind`, in the order of their discriminants (the rows of a db's cells in `Sums`).
 const KINDS: [Kind; 7] = [Kind::String, Kind::List, Kind::Set, Kind::Zset, Kind::Hash, Kind::Stream, Kind::Module];
 const _: () = {
     let mut i = 0;

@@ -8,7 +8,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use super::{Aggregate, FileTotals, KeyRow, Options, PrefixStats, Sums, prefix_hashes, prefixes};
+use super::{Aggregate, FileTotals, KeyRow, Options, PrefixStats, Sums, prefix_hashes};
 use crate::error::Error;
 use crate::memory::{Estimator, KeyFigures};
 use crate::rdb::reader::{KeyRecord, Reader, Record};
@@ -156,7 +156,7 @@ fn fold<'a>(
     const AHEAD_KEYS: usize = 8;
     for (i, (k, fig)) in b.keys.iter().zip(&b.figs).enumerate() {
         if let Some(&s) = b.slots.get(i + AHEAD_KEYS) {
-            prefixes::prefetch(&agg.slots[s as usize]);
+            crate::rdb::fpset::prefetch(&agg.slots[s as usize]);
         }
         let row = KeyRow {
             db: k.db,
@@ -184,7 +184,7 @@ fn fold<'a>(
             agg.prefixes.prefetch(next.hash);
             if let Some(first) = b.keys[next.key as usize].key.first() {
                 // Its name too: a new prefix copies its bytes.
-                prefixes::prefetch(first);
+                crate::rdb::fpset::prefetch(first);
             }
         }
         let key = &b.keys[p.key as usize].key;
@@ -324,10 +324,7 @@ fn worker<'a>(rx: Arc<Mutex<Receiver<Batch<'a>>>>, tx: SyncSender<Batch<'a>>, op
                     b.prefixes.push(BatchPrefix { hash, key: i as u32, len, stats: PrefixStats::default() });
                     b.prefixes.len() as u32 - 1
                 });
-                let s = &mut b.prefixes[at as usize].stats;
-                s.keys += 1;
-                s.memory += f.memory;
-                s.keys_without_ttl += u64::from(k.expire_at_ms.is_none());
+                b.prefixes[at as usize].stats.count(f.memory, k.expire_at_ms.is_some());
             }
         }
         seen.clear();

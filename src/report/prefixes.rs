@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::Options;
+use crate::rdb::fpset::prefetch;
 
 /// Totals of the keys under one prefix.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -17,10 +18,41 @@ pub struct PrefixStats {
     pub keys_without_ttl: u64,
 }
 
+impl PrefixStats {
+    /// Counts one key of `memory` bytes.
+    #[inline(always)]
+    pub fn count(&mut self, memory: u64, has_ttl: bool) {
+        self.keys += 1;
+        self.memory += memory;
+        self.keys_without_ttl += u64::from(!has_ttl);
+    }
+
+    /// Adds another's totals.
+    #[inline(always)]
+    pub fn merge(&mut self, o: &PrefixStats) {
+        self.keys += o.keys;
+        self.memory += o.memory;
+        self.keys_without_ttl += o.keys_without_ttl;
+    }
+}
+
 /// Where a held prefix's bytes are in the name arena: offset in the low 40 bits, length in the
 /// high 24 (a name longer than 16 MiB keeps its first 16 MiB for the listing).
 const NAME_LEN_MAX: usize = (1 << 24) - 1;
 // A name cut at NAME_LEN_MAX is only shown cut: the entry stays under its full prefix's hash.
+
+/// A name's place in an arena, packed (see `NAME_LEN_MAX`).
+#[inline(always)]
+fn pack(off: usize, len: usize) -> u64 {
+    off as u64 | (len as u64) << 40
+}
+
+/// The arena range of a packed name.
+#[inline(always)]
+fn unpack(packed: u64) -> std::ops::Range<usize> {
+    let off = (packed & ((1 << 40) - 1)) as usize;
+    off..off + (packed >> 40) as usize
+}
 
 /// A slot of the table: the prefix's name (see `NAME_LEN_MAX`) and totals. 32 bytes, so a slot
 /// never straddles two cache lines.
@@ -206,7 +238,7 @@ impl Prefixes {
         }
         let i = self.find(hash);
         let name = &prefix[..prefix.len().min(NAME_LEN_MAX)];
-        let packed = self.names.len() as u64 | (name.len() as u64) << 40;
+        let packed = pack(self.names.len(), name.len());
         self.names.extend_from_slice(name);
         self.hashes[i] = hash;
         self.slots[i] = Slot { name: packed, stats: PrefixStats::default() };
@@ -243,25 +275,17 @@ impl Prefixes {
         }
     }
 
-    #[inline]
+    /// One key at a time (the readers add a part's or a batch's totals with `add_stats`).
+    #[cfg(test)]
     pub(super) fn add(&mut self, hash: u64, prefix: &[u8], memory: u64, has_ttl: bool) {
-        let s = self.entry(hash, prefix);
-        s.keys += 1;
-        s.memory += memory;
-        if !has_ttl {
-            s.keys_without_ttl += 1;
-        }
+        self.entry(hash, prefix).count(memory, has_ttl);
     }
     #[inline]
     pub(super) fn add_stats(&mut self, hash: u64, prefix: &[u8], o: &PrefixStats) {
-        let s = self.entry(hash, prefix);
-        s.keys += o.keys;
-        s.memory += o.memory;
-        s.keys_without_ttl += o.keys_without_ttl;
+        self.entry(hash, prefix).merge(o);
     }
     fn name(&self, packed: u64) -> &[u8] {
-        let off = (packed & ((1 << 40) - 1)) as usize;
-        &self.names[off..off + (packed >> 40) as usize]
+        &self.names[unpack(packed)]
     }
     /// The held prefixes: hash, name, totals.
     fn held(&self) -> impl Iterator<Item = (u64, &[u8], &PrefixStats)> {
@@ -295,7 +319,7 @@ impl Prefixes {
             }
             let i = self.find(h);
             self.hashes[i] = h;
-            self.slots[i] = Slot { name: names.len() as u64 | (name.len() as u64) << 40, stats: *stats };
+            self.slots[i] = Slot { name: pack(names.len(), name.len()), stats: *stats };
             names.extend_from_slice(name);
             self.len += 1;
         }
@@ -303,10 +327,6 @@ impl Prefixes {
         self.error_bound_keys = old.error_bound_keys + max_keys;
         self.dropped += dropped as u64;
     }
-    pub(super) fn merge(&mut self, o: Prefixes) {
-        self.merge_from(&o);
-    }
-
     /// Empties the table, keeping its allocations (a part's table used again).
     pub(super) fn clear(&mut self) {
         self.hashes.fill(0);
@@ -318,7 +338,7 @@ impl Prefixes {
     }
 
     /// Adds another table's prefixes and bounds to this one.
-    pub(super) fn merge_from(&mut self, o: &Prefixes) {
+    pub(super) fn merge(&mut self, o: Prefixes) {
         self.error_bound_memory += o.error_bound_memory;
         self.error_bound_keys += o.error_bound_keys;
         self.dropped += o.dropped;
@@ -480,11 +500,7 @@ impl PrefixLog {
     fn add(&mut self, prefix: &[u8], tag: (u64, u64), memory: u64, has_ttl: bool) {
         let len = prefix.len() as u64;
         let set = &mut self.hot[set_of(tag, len)];
-        let add = |s: &mut PrefixStats| {
-            s.keys += 1;
-            s.memory += memory;
-            s.keys_without_ttl += !has_ttl as u64;
-        };
+        let add = |s: &mut PrefixStats| s.count(memory, has_ttl);
         if set[0].tag == tag && set[0].len == len {
             add(&mut set[0].e.stats);
         } else if set[1].tag == tag && set[1].len == len {
@@ -505,7 +521,7 @@ impl PrefixLog {
         let len = prefix.len() as u64;
         let hash = if len > 16 { tag.0 } else { prefix_hash(prefix) }.max(1);
         let name = &prefix[..prefix.len().min(NAME_LEN_MAX)];
-        let packed = self.names.len() as u64 | (name.len() as u64) << 40;
+        let packed = pack(self.names.len(), name.len());
         self.names.extend_from_slice(name);
         let set = &mut self.hot[set_of(tag, len)];
         // A free entry has length 0 (no prefix is empty).
@@ -548,15 +564,11 @@ impl PrefixLog {
         for i in 0..self.log.len() {
             let e = self.log[i];
             if kept > 0 && self.log[kept - 1].hash == e.hash {
-                let s = &mut self.log[kept - 1].stats;
-                s.keys += e.stats.keys;
-                s.memory += e.stats.memory;
-                s.keys_without_ttl += e.stats.keys_without_ttl;
+                self.log[kept - 1].stats.merge(&e.stats);
                 continue;
             }
-            let off = (e.name & ((1 << 40) - 1)) as usize;
-            let name = &self.names[off..off + (e.name >> 40) as usize];
-            self.log[kept] = Logged { name: names.len() as u64 | (name.len() as u64) << 40, ..e };
+            let name = &self.names[unpack(e.name)];
+            self.log[kept] = Logged { name: pack(names.len(), name.len()), ..e };
             names.extend_from_slice(name);
             kept += 1;
         }
@@ -576,8 +588,7 @@ impl PrefixLog {
             if let Some(next) = self.log.get(i + AHEAD) {
                 t.prefetch(next.hash);
             }
-            let off = (e.name & ((1 << 40) - 1)) as usize;
-            t.add_stats(e.hash, &self.names[off..off + (e.name >> 40) as usize], &e.stats);
+            t.add_stats(e.hash, &self.names[unpack(e.name)], &e.stats);
         }
         self.log.clear();
         self.names.clear();
@@ -598,19 +609,6 @@ fn written<T: Copy>(n: usize, v: T) -> Vec<T> {
     let mut x = Vec::with_capacity(n);
     x.resize(n, v);
     x
-}
-
-/// A hint that `*p` will be read soon (no effect on what the program does).
-#[inline(always)]
-pub(super) fn prefetch<T>(p: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // Safety: a prefetch never faults and changes no state the program can see; SSE, which it
-    // needs, is part of the x86_64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const T as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]
