@@ -309,17 +309,16 @@ impl crate::rdb::writer::KernelCopy for AtomicFile {
         if self.back.is_empty() {
             self.back = vec![0; READ_BACK];
         }
-        let mut crc = 0u64;
+        let mut crc = crate::crc::Crc64::default();
         let mut at = start;
         while at < start + len {
             let k = (start + len - at).min(READ_BACK as u64) as usize;
             f.read_exact_at(&mut self.back[..k], at)?;
-            let c = crate::crc::crc64(&self.back[..k]);
-            crc = if at == start { c } else { crate::crc::combine(crc, c, k as u64) };
+            crc.update(&self.back[..k]);
             at += k as u64;
         }
         self.write_behind();
-        Ok(Some(crc))
+        Ok(Some(crc.finish()))
     }
 }
 

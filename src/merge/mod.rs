@@ -18,9 +18,10 @@
 //! Pass 2 (`write`) reads the inputs again and copies each key record's bytes into its output
 //! (`RdbWriter`), one target database at a time in ascending order. A merge copies whole pieces
 //! of an input between the records it drops or renames, by `copy_file_range` when the input is
-//! a file (`KernelCopy`: the CRC-64 of each piece is read back from the output). A split copies
-//! each output's records by the log pass 1 wrote of them (`routes`), one writer thread per
-//! output, without reading the inputs again. An input whose source dbs
+//! a file (`KernelCopy`: the CRC-64 of each piece is read back from the output). A split whose
+//! records are copied as they are into one target db copies each output's records by the log
+//! pass 1 wrote of them (`route_log`, `write_logged`), one writer thread per output, instead of
+//! reading the records again record by record. An input whose source dbs
 //! map to several target dbs is read once per target db, up to the end of its last section for
 //! that db.
 //!

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Pass 2: writes every output (`outs[o]` for router output `o`). One output is written by the
-/// calling thread; several (split) each by a thread of its own, fed by the one reader of each
-/// input in batches, so that copying, checksums and writes run on every core.
+/// calling thread; several (split) each by a thread of its own: by pass 1's logs when they are
+/// usable (`write_logged::usable`), else fed by the one reader of each input in batches, so that
+/// copying, checksums and writes run on every core.
 pub fn write<'a, W: KernelCopy + Send>(
     plan: &Plan,
     sources: &[Source<'a>],

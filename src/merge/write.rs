@@ -1,7 +1,7 @@
-//! Pass 2: copying the key records into the outputs, and the files around it (temporary names,
-//! fsync, the check of every output, the renames).
-//!
-//! The checks of the inputs and outputs are in `super::check`.
+//! Pass 2 by reading the inputs: one output by whole pieces of each input (`copy_all`), several
+//! each by a thread of its own fed batches of records (`write_threads`). The entry points, the
+//! temporary files, fsync and renames are `super::pass2`'s; the copy by pass 1's logs is
+//! `super::write_logged`'s; the checks of the inputs and outputs are in `super::check`.
 
 use std::collections::BTreeSet;
 use std::io::Write;

@@ -152,20 +152,10 @@ fn first_error(input: &[u8], ulen: usize) -> Result<(), LzfError> {
 /// `out` is reused: bytes it already holds are overwritten rather than zeroed again. Errors are the
 /// same as `validate` reports for the same input.
 pub fn decompress_into(input: &[u8], ulen: usize, out: &mut Vec<u8>) -> Result<(), LzfError> {
-    // A large claimed length is checked before the buffer is grown for it: damaged input (or a
-    // reader probing for record boundaries) must not cost a big allocation.
-    if ulen > 1 << 16 && !is_valid(input, ulen) {
-        out.clear();
-        return first_error(input, ulen);
-    }
-    if out.len() < ulen {
-        out.resize(ulen, 0);
-    } else {
-        out.truncate(ulen);
-    }
-    let result = decode(input, out);
-    if result.is_err() {
-        out.clear();
+    let result = decompress_in(input, ulen, out).map(|_| ());
+    match result {
+        Ok(()) => out.truncate(ulen),
+        Err(_) => out.clear(),
     }
     result
 }
@@ -174,6 +164,8 @@ pub fn decompress_into(input: &[u8], ulen: usize, out: &mut Vec<u8>) -> Result<(
 /// `buf[..ulen]`, and what lies past it is left as it is, so a long output after a shorter one
 /// does not zero the difference again (inner blobs of every size, one after another).
 pub fn decompress_in<'b>(input: &[u8], ulen: usize, buf: &'b mut Vec<u8>) -> Result<&'b [u8], LzfError> {
+    // A large claimed length is checked before the buffer is grown for it: damaged input (or a
+    // reader probing for record boundaries) must not cost a big allocation.
     if ulen > 1 << 16 && !is_valid(input, ulen) {
         first_error(input, ulen)?;
     }
