@@ -117,8 +117,10 @@ pub fn prefetch_tail<T>(v: &mut Vec<T>, ahead: usize) {
     }
 }
 
+/// A hint that `*at` will be read soon: brings its cache line in (no effect on what the program
+/// does; nothing where unsupported). The one prefetch of the crate's tables.
 #[inline(always)]
-fn prefetch<T>(at: &T) {
+pub fn prefetch<T>(at: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
