@@ -233,6 +233,7 @@ fn dict_value(n: u64, sds: u64) -> u64 {
 }
 
 /// `MEMORY USAGE` adds the key's sds string and its dictEntry to the value.
+#[inline]
 pub fn key_overhead(key_len: usize) -> u64 {
     sds_alloc(key_len as u64) + DICT_ENTRY
 }

@@ -179,17 +179,16 @@ impl Top {
 pub const TTL_BUCKETS: [&str; 7] = ["none", "expired", "<1h", "<1d", "<7d", "<30d", "more"];
 
 fn ttl_bucket(expire_at_ms: Option<i64>, now_ms: i64) -> usize {
-    let Some(t) = expire_at_ms else { return 0 };
-    let left = t - now_ms;
+    // Counted, not branched on: whether a key has a TTL and how far it is are as good as
+    // random from one key to the next.
     const H: i64 = 3_600_000;
-    match left {
-        i64::MIN..0 => 1,
-        0..H => 2,
-        _ if left < 24 * H => 3,
-        _ if left < 7 * 24 * H => 4,
-        _ if left < 30 * 24 * H => 5,
-        _ => 6,
-    }
+    let (has, t) = match expire_at_ms {
+        Some(t) => (1, t),
+        None => (0, now_ms),
+    };
+    let left = t.saturating_sub(now_ms);
+    let far = [0, H, 24 * H, 7 * 24 * H, 30 * 24 * H].iter().map(|&b| usize::from(left >= b)).sum::<usize>();
+    has * (1 + far)
 }
 
 /// Per file: what it held and whether it was read to its end.
@@ -591,5 +590,43 @@ fn scan_with_parts(
             let forget = |r: std::ops::Range<usize>| pages.forget(r);
             one_reading(&crate::pass::Pages::with_release(data.len(), 1, &forget))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The counted TTL bucket is the one a plain reading of the bounds gives, at each bound,
+    /// next to it, and at the ends of the range.
+    #[test]
+    fn ttl_bucket_at_every_bound() {
+        const H: i64 = 3_600_000;
+        let plain = |e: Option<i64>, now: i64| match e {
+            None => 0,
+            Some(t) => match t.saturating_sub(now) {
+                ..0 => 1,
+                0..H => 2,
+                l if l < 24 * H => 3,
+                l if l < 7 * 24 * H => 4,
+                l if l < 30 * 24 * H => 5,
+                _ => 6,
+            },
+        };
+        let now = 1_795_240_763_000;
+        assert_eq!(ttl_bucket(None, now), 0);
+        for b in [0, H, 24 * H, 7 * 24 * H, 30 * 24 * H] {
+            for d in [-1, 0, 1] {
+                let e = Some(now + b + d);
+                assert_eq!(ttl_bucket(e, now), plain(e, now), "{b} {d}");
+            }
+        }
+        for t in [i64::MIN, -1, 0, i64::MAX] {
+            for now in [i64::MIN, 0, now, i64::MAX] {
+                assert_eq!(ttl_bucket(Some(t), now), plain(Some(t), now), "{t} {now}");
+            }
+        }
+        assert_eq!(ttl_bucket(Some(now - 1), now), 1);
+        assert_eq!(ttl_bucket(Some(now + 40 * 24 * H), now), 6);
     }
 }
