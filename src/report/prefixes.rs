@@ -54,11 +54,10 @@ fn unpack(packed: u64) -> std::ops::Range<usize> {
     off..off + (packed >> 40) as usize
 }
 
-/// A slot of the table: the prefix's name (see `NAME_LEN_MAX`) and totals. 32 bytes, so a slot
-/// never straddles two cache lines.
+/// A prefix held: its hash, its name's place in the arena (see `NAME_LEN_MAX`) and its totals.
 #[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(32))]
-struct Slot {
+struct Held {
+    hash: u64,
     name: u64,
     stats: PrefixStats,
 }
@@ -68,20 +67,21 @@ struct Slot {
 /// prefix's figures may be short by at most the sum of the drop thresholds (`error_bound`).
 ///
 /// Prefixes are told apart by their 64-bit xxh3 (the bytes are kept once, in an arena, for the
-/// listing): a lookup touches one slot of `hashes` and the slot of `slots` at the same index,
-/// which the folder prefetches a few keys ahead. Open addressing with linear probing, at most
-/// 3/4 full; hash 0 marks a free slot (a prefix hashing to 0 is kept as 1). Two prefixes share
-/// a hash with a chance of about n² / 2⁶⁵ (1e-8 for a million held), which would add their
-/// figures together. 40 bytes a slot, 53 to 107 bytes a prefix held, plus its bytes.
+/// listing). The prefixes are held one after the other in `held`, in the order they came; an
+/// index finds them: open addressing with linear probing, at most 3/4 full, each slot 8 bytes
+/// (the high half of the prefix's hash and its place in `held`). Most prefixes of a big file
+/// are new when they come (one key each), and a new one costs a probe of the index, which is
+/// small enough to stay in cache and in the TLB's reach, and an entry written at the end of
+/// `held`: no random access to the entries themselves. Two prefixes share a hash with a chance
+/// of about n² / 2⁶⁵ (1e-8 for a million held), which would add their figures together. 51 to
+/// 61 bytes a prefix held, plus its bytes.
 #[derive(Debug, Clone, Default)]
 pub struct Prefixes {
     cap: usize,
-    /// The hash of the prefix in each slot; 0: free.
-    hashes: Vec<u64>,
-    /// Name and totals, at the index of the hash.
-    slots: Vec<Slot>,
-    /// Prefixes held.
-    len: usize,
+    /// Per slot: the high 32 bits of a held prefix's hash, then 1 + its place in `held`; 0: free.
+    index: Vec<u64>,
+    /// The prefixes held, in the order they came.
+    held: Vec<Held>,
     names: Vec<u8>,
     /// Upper bound of the memory any listed prefix may be missing (and of any unlisted one).
     pub error_bound_memory: u64,
@@ -89,6 +89,12 @@ pub struct Prefixes {
     pub error_bound_keys: u64,
     /// Prefixes dropped so far (a prefix dropped twice counts twice).
     pub dropped: u64,
+}
+
+/// The index slot of the prefix of hash `hash` held at `at`.
+#[inline(always)]
+fn index_slot(hash: u64, at: usize) -> u64 {
+    (hash >> 32) << 32 | (at as u64 + 1)
 }
 
 /// Slots a new table starts with.
@@ -181,35 +187,39 @@ pub fn prefix_hash(prefix: &[u8]) -> u64 {
 
 impl Prefixes {
     pub(super) fn new(cap: usize) -> Prefixes {
-        Prefixes { cap: cap.max(1), ..Default::default() }
+        // A place in `held` fits the index's 32 bits.
+        Prefixes { cap: cap.clamp(1, u32::MAX as usize - 1), ..Default::default() }
     }
 
     #[inline]
     fn mask(&self) -> usize {
-        self.hashes.len().wrapping_sub(1)
+        self.index.len().wrapping_sub(1)
     }
 
-    /// Asks the CPU to bring the slot of `hash` into cache (the folder calls it a few keys
-    /// ahead, so that the lookup does not wait for memory).
+    /// Asks the CPU to bring the index slot of `hash` into cache (the folder calls it a few
+    /// keys ahead, so that the lookup does not wait for memory).
     #[inline]
     pub(super) fn prefetch(&self, hash: u64) {
-        if self.hashes.is_empty() {
-            return;
+        if let Some(slot) = self.index.get(hash as usize & self.mask()) {
+            prefetch(slot);
         }
-        let i = hash as usize & self.mask();
-        prefetch(&self.hashes[i]);
-        prefetch(&self.slots[i]);
     }
 
-    /// The slot index of `hash`, or of the free slot where it would go.
+    /// The place in `held` of the prefix of hash `hash`, or the index slot where it would go.
     #[inline]
-    fn find(&self, hash: u64) -> usize {
+    fn find(&self, hash: u64) -> Result<usize, usize> {
         let mask = self.mask();
         let mut i = hash as usize & mask;
         loop {
-            let h = self.hashes[i];
-            if h == hash || h == 0 {
-                return i;
+            let slot = self.index[i];
+            if slot == 0 {
+                return Err(i);
+            }
+            if slot >> 32 == hash >> 32 {
+                let at = (slot as u32 - 1) as usize;
+                if self.held[at].hash == hash {
+                    return Ok(at);
+                }
             }
             i = (i + 1) & mask;
         }
@@ -218,59 +228,71 @@ impl Prefixes {
     #[inline]
     fn entry(&mut self, hash: u64, prefix: &[u8]) -> &mut PrefixStats {
         let hash = hash.max(1);
-        if self.hashes.is_empty() {
+        if self.index.is_empty() {
             self.resize(FIRST_SLOTS);
         }
-        let mut i = self.find(hash);
-        if self.hashes[i] == 0 {
-            i = self.insert(hash, prefix);
-        }
-        &mut self.slots[i].stats
+        let at = match self.find(hash) {
+            Ok(at) => at,
+            Err(_) => self.insert(hash, prefix),
+        };
+        &mut self.held[at].stats
     }
 
     #[cold]
     fn insert(&mut self, hash: u64, prefix: &[u8]) -> usize {
-        if self.len >= self.cap {
+        if self.held.len() >= self.cap {
             self.shrink();
         }
-        if (self.len + 1) * 4 > self.hashes.len() * 3 {
-            self.resize(self.hashes.len() * 2);
+        if (self.held.len() + 1) * 4 > self.index.len() * 3 {
+            self.resize(self.index.len() * 2);
         }
-        let i = self.find(hash);
+        let at = self.held.len();
+        match self.find(hash) {
+            Err(i) => self.index[i] = index_slot(hash, at),
+            Ok(at) => return at,
+        }
         let name = &prefix[..prefix.len().min(NAME_LEN_MAX)];
         let packed = pack(self.names.len(), name.len());
         self.names.extend_from_slice(name);
-        self.hashes[i] = hash;
-        self.slots[i] = Slot { name: packed, stats: PrefixStats::default() };
-        self.len += 1;
-        i
+        self.held.push(Held { hash, name: packed, stats: PrefixStats::default() });
+        at
     }
 
-    /// Moves every held prefix into a table of `n` slots (a power of two).
+    /// Indexes every held prefix in an index of `n` slots (a power of two).
     fn resize(&mut self, n: usize) {
-        let hashes = std::mem::replace(&mut self.hashes, written(n, 0));
-        let slots = std::mem::replace(&mut self.slots, written(n, Slot::default()));
-        for (h, s) in hashes.into_iter().zip(slots) {
-            if h != 0 {
-                let i = self.find(h);
-                self.hashes[i] = h;
-                self.slots[i] = s;
+        self.index = written(n, 0);
+        self.reindex();
+    }
+
+    /// Puts every held prefix in the (empty) index.
+    fn reindex(&mut self) {
+        let mask = self.mask();
+        for (at, h) in self.held.iter().enumerate() {
+            let mut i = h.hash as usize & mask;
+            while self.index[i] != 0 {
+                i = (i + 1) & mask;
             }
+            self.index[i] = index_slot(h.hash, at);
         }
     }
 
     /// Makes room for `n` prefixes (at most the cap) without growing step by step.
     pub(super) fn reserve(&mut self, n: usize) {
-        let want = (n.min(self.cap) * 4 / 3 + 1).next_power_of_two().max(FIRST_SLOTS);
-        if want > self.hashes.len() {
+        let n = n.min(self.cap);
+        let want = (n * 4 / 3 + 1).next_power_of_two().max(FIRST_SLOTS);
+        if want > self.index.len() {
             self.resize(want);
         }
+        let more = n.saturating_sub(self.held.len());
+        self.held.reserve(more);
+        // Names as long as those held so far, on average.
+        self.names.reserve(more * self.names.len().div_ceil(self.held.len().max(1)));
     }
 
     /// When `need` prefixes would not fit without growing, makes room for `want` (at least
     /// `need`; at most the cap) in one step.
     pub(super) fn grow_for(&mut self, need: usize, want: usize) {
-        if need.saturating_mul(4) > self.hashes.len() * 3 {
+        if need.saturating_mul(4) > self.index.len() * 3 {
             self.reserve(want.max(need));
         }
     }
@@ -287,50 +309,41 @@ impl Prefixes {
     fn name(&self, packed: u64) -> &[u8] {
         &self.names[unpack(packed)]
     }
-    /// The held prefixes: hash, name, totals.
-    fn held(&self) -> impl Iterator<Item = (u64, &[u8], &PrefixStats)> {
-        self.hashes.iter().zip(&self.slots).filter(|(h, _)| **h != 0).map(|(h, s)| (*h, self.name(s.name), &s.stats))
-    }
-    /// Drops the lightest quarter (at least one), raising the error bounds by the heaviest
-    /// dropped; rebuilds the table and compacts the name arena.
+    /// Drops the lightest quarter (at least one; of those as light as the last dropped, the
+    /// first held), raising the error bounds by the heaviest dropped; rebuilds the index and
+    /// compacts the name arena.
     fn shrink(&mut self) {
-        let drop_n = (self.len / 4).max(1);
-        let mut mem: Vec<u64> = self.held().map(|(_, _, s)| s.memory).collect();
+        let drop_n = (self.held.len() / 4).max(1);
+        let mut mem: Vec<u64> = self.held.iter().map(|h| h.stats.memory).collect();
         mem.select_nth_unstable(drop_n - 1);
         let cut = mem[drop_n - 1];
         drop(mem);
         let mut dropped = 0usize;
         let mut max_keys = 0;
-        let old = std::mem::take(self);
-        let mut names = Vec::with_capacity(old.names.len() * 3 / 4 + 1024);
-        *self = Prefixes {
-            cap: old.cap,
-            hashes: written(old.hashes.len(), 0),
-            slots: written(old.slots.len(), Slot::default()),
-            error_bound_memory: old.error_bound_memory + cut,
-            dropped: old.dropped,
-            ..Default::default()
-        };
-        for (h, name, stats) in old.held() {
-            if dropped < drop_n && stats.memory <= cut {
+        let mut names = Vec::with_capacity(self.names.len() * 3 / 4 + 1024);
+        let old_names = std::mem::take(&mut self.names);
+        self.held.retain_mut(|h| {
+            if dropped < drop_n && h.stats.memory <= cut {
                 dropped += 1;
-                max_keys = max_keys.max(stats.keys);
-                continue;
+                max_keys = max_keys.max(h.stats.keys);
+                return false;
             }
-            let i = self.find(h);
-            self.hashes[i] = h;
-            self.slots[i] = Slot { name: pack(names.len(), name.len()), stats: *stats };
+            let name = &old_names[unpack(h.name)];
+            h.name = pack(names.len(), name.len());
             names.extend_from_slice(name);
-            self.len += 1;
-        }
+            true
+        });
         self.names = names;
-        self.error_bound_keys = old.error_bound_keys + max_keys;
+        self.index.fill(0);
+        self.reindex();
+        self.error_bound_memory += cut;
+        self.error_bound_keys += max_keys;
         self.dropped += dropped as u64;
     }
     /// Empties the table, keeping its allocations (a part's table used again).
     pub(super) fn clear(&mut self) {
-        self.hashes.fill(0);
-        self.len = 0;
+        self.index.fill(0);
+        self.held.clear();
         self.names.clear();
         self.error_bound_memory = 0;
         self.error_bound_keys = 0;
@@ -342,26 +355,22 @@ impl Prefixes {
         self.error_bound_memory += o.error_bound_memory;
         self.error_bound_keys += o.error_bound_keys;
         self.dropped += o.dropped;
-        // In the other table's slot order, this table's entries prefetched a few ahead.
+        // In the other table's order, this table's index prefetched a few ahead.
         const AHEAD: usize = 16;
-        for (i, (&h, slot)) in o.hashes.iter().zip(&o.slots).enumerate() {
-            if let Some(&next) = o.hashes.get(i + AHEAD)
-                && next != 0
-            {
-                self.prefetch(next);
+        for (i, h) in o.held.iter().enumerate() {
+            if let Some(next) = o.held.get(i + AHEAD) {
+                self.prefetch(next.hash);
             }
-            if h != 0 {
-                self.add_stats(h, o.name(slot.name), &slot.stats);
-            }
+            self.add_stats(h.hash, o.name(h.name), &h.stats);
         }
     }
     /// Prefixes held now (at most the cap).
     pub fn len(&self) -> usize {
-        self.len
+        self.held.len()
     }
     /// True when no prefix is held.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.held.is_empty()
     }
     /// The `n` heaviest prefixes by memory (ties by name), heaviest first.
     pub fn heaviest(&self, n: usize) -> Vec<(&[u8], PrefixStats)> {
@@ -369,18 +378,18 @@ impl Prefixes {
         if n == 0 {
             return Vec::new();
         }
-        if n >= self.len {
-            let mut v: Vec<(&[u8], PrefixStats)> = self.held().map(|(_, name, s)| (name, *s)).collect();
+        if n >= self.held.len() {
+            let mut v: Vec<(&[u8], PrefixStats)> = self.held.iter().map(|h| (self.name(h.name), h.stats)).collect();
             v.sort_by(order);
             return v;
         }
         // The n-th heaviest figure: every prefix above it is listed, and of those at it (often
         // very many: single-key prefixes) the first by name, kept in bounded max-heaps. Both
-        // passes run on every core over runs of slots (a table of a million prefixes takes
+        // passes run on every core over runs of prefixes (a table of a million prefixes takes
         // milliseconds a pass), the runs' results joined.
         use rayon::prelude::*;
         const RUN: usize = 1 << 16;
-        let runs = || self.hashes.par_chunks(RUN).zip(self.slots.par_chunks(RUN)).enumerate();
+        let runs = || self.held.par_chunks(RUN).enumerate();
         // The n heaviest figures of each run in a min-heap (no copy of every figure), then of all.
         let best = |figures: &mut dyn Iterator<Item = u64>| {
             let mut top = std::collections::BinaryHeap::with_capacity(n + 1);
@@ -396,24 +405,21 @@ impl Prefixes {
             top.into_vec()
         };
         let tops: Vec<u64> = runs()
-            .flat_map_iter(|(_, (h, s))| {
-                let mut held = h.iter().zip(s).filter(|(h, _)| **h != 0).map(|(_, s)| s.stats.memory);
-                best(&mut held).into_iter().map(|r| r.0)
-            })
+            .flat_map_iter(|(_, run)| best(&mut run.iter().map(|h| h.stats.memory)).into_iter().map(|r| r.0))
             .collect();
         let cut = best(&mut tops.into_iter()).iter().map(|r| r.0).min().unwrap_or(0);
         // Above the cut: every one (fewer than n in all); at it: the first `room` by name.
-        let above_ties = |(run, (h, s)): (usize, (&[u64], &[Slot]))| {
+        let above_ties = |(run, held): (usize, &[Held])| {
             let mut above = Vec::new();
             let mut ties: std::collections::BinaryHeap<(&[u8], usize)> = std::collections::BinaryHeap::new();
-            for (j, (h, slot)) in h.iter().zip(s).enumerate() {
-                if *h == 0 || slot.stats.memory < cut {
+            for (j, h) in held.iter().enumerate() {
+                if h.stats.memory < cut {
                     continue;
                 }
                 let i = run * RUN + j;
-                let name = self.name(slot.name);
-                if slot.stats.memory > cut {
-                    above.push((name, slot.stats));
+                let name = self.name(h.name);
+                if h.stats.memory > cut {
+                    above.push((name, h.stats));
                 } else if ties.len() < n {
                     ties.push((name, i));
                 } else if ties.peek().is_some_and(|&(worst, _)| name < worst) {
@@ -429,7 +435,7 @@ impl Prefixes {
         let mut ties: Vec<(&[u8], usize)> = found.into_iter().flat_map(|(_, t)| t).collect();
         ties.sort_unstable();
         ties.truncate(room);
-        v.extend(ties.into_iter().map(|(name, i)| (name, self.slots[i].stats)));
+        v.extend(ties.into_iter().map(|(name, i)| (name, self.held[i].stats)));
         v.sort_by(order);
         v
     }
@@ -581,7 +587,7 @@ impl PrefixLog {
         self.flush_hot();
         // In log order, the table's entries prefetched a few ahead.
         const AHEAD: usize = 16;
-        if t.hashes.is_empty() {
+        if t.index.is_empty() {
             t.resize(FIRST_SLOTS);
         }
         for (i, e) in self.log.iter().enumerate() {
@@ -678,7 +684,7 @@ mod tests {
             }
         }
         assert_eq!(p.len(), n as usize);
-        assert!(p.hashes.len() >= p.len() * 4 / 3);
+        assert!(p.index.len() >= p.len() * 4 / 3);
         let all = p.heaviest(usize::MAX);
         assert_eq!(all.len(), n as usize);
         for (k, s) in &all {
@@ -716,19 +722,19 @@ mod tests {
             p.add(prefix_hash(&k), &k, i, false);
         }
         p.grow_for(10, 5);
-        assert_eq!(p.hashes.len(), FIRST_SLOTS);
+        assert_eq!(p.index.len(), FIRST_SLOTS);
         p.grow_for(FIRST_SLOTS, 50_000);
-        assert_eq!(p.hashes.len(), 1 << 17, "50,000 at most 3/4 full");
+        assert_eq!(p.index.len(), 1 << 17, "50,000 at most 3/4 full");
         p.grow_for(1 << 16, usize::MAX);
-        assert_eq!(p.hashes.len(), 1 << 17, "room enough: as it was");
+        assert_eq!(p.index.len(), 1 << 17, "room enough: as it was");
         p.grow_for(1 << 17, usize::MAX);
-        assert_eq!(p.hashes.len(), 1 << 18, "sized for the cap of 100,000 at most 3/4 full");
-        let slots = p.hashes.len();
+        assert_eq!(p.index.len(), 1 << 18, "sized for the cap of 100,000 at most 3/4 full");
+        let slots = p.index.len();
         for i in 10..100_000u64 {
             let k = name(i);
             p.add(prefix_hash(&k), &k, i, false);
         }
-        assert_eq!((p.hashes.len(), p.len(), p.dropped), (slots, 100_000, 0));
+        assert_eq!((p.index.len(), p.len(), p.dropped), (slots, 100_000, 0));
         let all = p.heaviest(usize::MAX);
         assert!(all.iter().all(|(k, s)| s.keys == 1 && *k == name(s.memory).as_slice()));
     }
