@@ -54,6 +54,40 @@ fn unpack(packed: u64) -> std::ops::Range<usize> {
     off..off + (packed >> 40) as usize
 }
 
+/// Appends a name of `len` bytes, the first bytes of `block`, to `arena`, and returns its
+/// place (packed; a name longer than `NAME_LEN_MAX` is cut). A name of up to 16 bytes whose
+/// block has 16 is copied as the whole block, one fixed-size store rather than a copy of `len`
+/// bytes, then cut to its length unless `keep_block`: a log's arena keeps 16 bytes for each such
+/// name, so that `name_block` can read them back the same way.
+#[inline(always)]
+fn append_name(arena: &mut Vec<u8>, block: &[u8], len: usize, keep_block: bool) -> u64 {
+    let len = len.min(NAME_LEN_MAX);
+    let start = arena.len();
+    match block.first_chunk::<16>() {
+        Some(b) if len <= 16 => {
+            arena.extend_from_slice(b);
+            if !keep_block {
+                arena.truncate(start + len);
+            }
+        }
+        _ => {
+            arena.extend_from_slice(&block[..len]);
+            if keep_block && len < 16 {
+                arena.resize(start + 16, 0);
+            }
+        }
+    }
+    pack(start, len)
+}
+
+/// The bytes of a name that `append_name` put in a log's arena (`keep_block`): its 16-byte
+/// block for a name of up to 16 bytes, else the name.
+#[inline(always)]
+fn name_block(arena: &[u8], packed: u64) -> &[u8] {
+    let r = unpack(packed);
+    if r.len() <= 16 { &arena[r.start..r.start + 16] } else { &arena[r] }
+}
+
 /// A prefix held: its hash, its name's place in the arena (see `NAME_LEN_MAX`) and its totals.
 #[derive(Debug, Clone, Copy, Default)]
 struct Held {
@@ -225,36 +259,43 @@ impl Prefixes {
         }
     }
 
+    /// The totals of the prefix of hash `hash`, added if new: its name the first `len` bytes of
+    /// `block` (see `append_name`).
     #[inline]
-    fn entry(&mut self, hash: u64, prefix: &[u8]) -> &mut PrefixStats {
+    fn entry(&mut self, hash: u64, block: &[u8], len: usize) -> &mut PrefixStats {
         let hash = hash.max(1);
         if self.index.is_empty() {
             self.resize(FIRST_SLOTS);
         }
         let at = match self.find(hash) {
             Ok(at) => at,
-            Err(_) => self.insert(hash, prefix),
+            Err(slot) => self.insert(hash, slot, block, len),
         };
         &mut self.held[at].stats
     }
 
+    /// Adds a prefix that `find` did not find, at index slot `slot` unless the table must
+    /// shrink or grow first.
     #[cold]
-    fn insert(&mut self, hash: u64, prefix: &[u8]) -> usize {
-        if self.held.len() >= self.cap {
+    fn insert(&mut self, hash: u64, mut slot: usize, block: &[u8], len: usize) -> usize {
+        let full = self.held.len() >= self.cap;
+        if full {
             self.shrink();
         }
-        if (self.held.len() + 1) * 4 > self.index.len() * 3 {
+        let grow = (self.held.len() + 1) * 4 > self.index.len() * 3;
+        if grow {
             self.resize(self.index.len() * 2);
         }
-        let at = self.held.len();
-        match self.find(hash) {
-            Err(i) => self.index[i] = index_slot(hash, at),
-            Ok(at) => return at,
+        if full || grow {
+            match self.find(hash) {
+                Err(i) => slot = i,
+                Ok(at) => return at,
+            }
         }
-        let name = &prefix[..prefix.len().min(NAME_LEN_MAX)];
-        let packed = pack(self.names.len(), name.len());
-        self.names.extend_from_slice(name);
-        self.held.push(Held { hash, name: packed, stats: PrefixStats::default() });
+        let at = self.held.len();
+        self.index[slot] = index_slot(hash, at);
+        let name = append_name(&mut self.names, block, len, false);
+        self.held.push(Held { hash, name, stats: PrefixStats::default() });
         at
     }
 
@@ -300,11 +341,11 @@ impl Prefixes {
     /// One key at a time (the readers add a part's or a batch's totals with `add_stats`).
     #[cfg(test)]
     pub(super) fn add(&mut self, hash: u64, prefix: &[u8], memory: u64, has_ttl: bool) {
-        self.entry(hash, prefix).count(memory, has_ttl);
+        self.entry(hash, prefix, prefix.len()).count(memory, has_ttl);
     }
     #[inline]
     pub(super) fn add_stats(&mut self, hash: u64, prefix: &[u8], o: &PrefixStats) {
-        self.entry(hash, prefix).merge(o);
+        self.entry(hash, prefix, prefix.len()).merge(o);
     }
     fn name(&self, packed: u64) -> &[u8] {
         &self.names[unpack(packed)]
@@ -526,9 +567,17 @@ impl PrefixLog {
     fn enter(&mut self, prefix: &[u8], tag: (u64, u64)) -> &mut Logged {
         let len = prefix.len() as u64;
         let hash = if len > 16 { tag.0 } else { prefix_hash(prefix) }.max(1);
-        let name = &prefix[..prefix.len().min(NAME_LEN_MAX)];
-        let packed = pack(self.names.len(), name.len());
-        self.names.extend_from_slice(name);
+        // A name of up to 16 bytes is its tag's bytes.
+        let mut words = [0; 16];
+        let block = match prefix.len() {
+            ..=16 => {
+                words[..8].copy_from_slice(&tag.0.to_le_bytes());
+                words[8..].copy_from_slice(&tag.1.to_le_bytes());
+                &words[..]
+            }
+            _ => prefix,
+        };
+        let packed = append_name(&mut self.names, block, prefix.len(), true);
         let set = &mut self.hot[set_of(tag, len)];
         // A free entry has length 0 (no prefix is empty).
         let way = if set[0].len == 0 { 0 } else { 1 };
@@ -573,9 +622,8 @@ impl PrefixLog {
                 self.log[kept - 1].stats.merge(&e.stats);
                 continue;
             }
-            let name = &self.names[unpack(e.name)];
-            self.log[kept] = Logged { name: pack(names.len(), name.len()), ..e };
-            names.extend_from_slice(name);
+            let name = append_name(&mut names, name_block(&self.names, e.name), unpack(e.name).len(), true);
+            self.log[kept] = Logged { name, ..e };
             kept += 1;
         }
         self.log.truncate(kept);
@@ -594,7 +642,7 @@ impl PrefixLog {
             if let Some(next) = self.log.get(i + AHEAD) {
                 t.prefetch(next.hash);
             }
-            t.add_stats(e.hash, &self.names[unpack(e.name)], &e.stats);
+            t.entry(e.hash, name_block(&self.names, e.name), unpack(e.name).len()).merge(&e.stats);
         }
         self.log.clear();
         self.names.clear();
