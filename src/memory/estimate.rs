@@ -8,7 +8,7 @@
 //! from their lengths in the file. Nothing of the value is kept.
 
 use crate::error::Result;
-use crate::rdb::cursor::{Cursor, Elem, RdbStr, parse_canonical_i64};
+use crate::rdb::cursor::{Cursor, Elem, RdbStr, is_canonical_i64, parse_canonical_i64};
 use crate::rdb::encodings::blob_of;
 use crate::rdb::encodings::ziplist::ZiplistIter;
 use crate::rdb::module::ModuleType;
@@ -556,7 +556,7 @@ fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
     let s = Cursor::new(raw.bytes, raw.offset).str("string value")?;
     let int = match s {
         RdbStr::Int(_) => true,
-        RdbStr::Raw(b) => b.len() <= 20 && parse_canonical_i64(b).is_some(),
+        RdbStr::Raw(b) => is_canonical_i64(b),
         RdbStr::Lzf { .. } => false,
     };
     Ok(string_of(s.len() as u64, int).0)
@@ -574,12 +574,12 @@ pub fn string_figures(bytes: &[u8]) -> Option<(KeyFigures, usize)> {
         [x, ref rest @ ..] if x < 0x40 => {
             let b = rest.get(..x as usize)?;
             // Redis loads a canonical decimal integer string as an integer.
-            (x as u64, x <= 20 && parse_canonical_i64(b).is_some())
+            (x as u64, is_canonical_i64(b))
         }
         [x, y, ref rest @ ..] if x < 0x80 => {
             let n = (x as usize & 0x3f) << 8 | y as usize;
             let b = rest.get(..n)?;
-            (n as u64, n <= 20 && parse_canonical_i64(b).is_some())
+            (n as u64, is_canonical_i64(b))
         }
         [0xC0, v, ..] => (format_len(v as i8 as i64), true),
         [0xC1, v0, v1, ..] => (format_len(i16::from_le_bytes([v0, v1]) as i64), true),
@@ -779,7 +779,7 @@ mod tests {
                 let s = Cursor::new(&bytes, 0).str("").unwrap();
                 let int = match s {
                     RdbStr::Int(_) => true,
-                    RdbStr::Raw(b) => b.len() <= 20 && parse_canonical_i64(b).is_some(),
+                    RdbStr::Raw(b) => is_canonical_i64(b),
                     RdbStr::Lzf { .. } => false,
                 };
                 let (f, e) = string_of(s.len() as u64, int);

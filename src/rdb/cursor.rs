@@ -157,6 +157,45 @@ fn itoa_len(i: i64) -> usize {
     digits + usize::from(i < 0)
 }
 
+/// Whether `parse_canonical_i64` accepts `b`, found without parsing: the digits checked eight
+/// at a time, and only a number of 19 digits compared with the ends of the i64 range (fewer
+/// always fit, more never do).
+#[inline]
+pub fn is_canonical_i64(b: &[u8]) -> bool {
+    let (neg, digits) = match b {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, b),
+    };
+    let n = digits.len();
+    // No leading zero, except for "0" itself.
+    if n == 0 || n > 19 || (digits[0] == b'0' && b.len() != 1) || !all_digits(digits) {
+        return false;
+    }
+    // Digit strings of the same length compare as their numbers.
+    n < 19 || digits <= if neg { &b"9223372036854775808"[..] } else { &b"9223372036854775807"[..] }
+}
+
+/// True when every byte of `d` (at most 24 bytes) is an ASCII digit.
+#[inline(always)]
+fn all_digits(d: &[u8]) -> bool {
+    // Every byte in 0x30..=0x39: high nibble 3, and still 3 after adding 6 (no byte carries
+    // into the next once every high nibble is 3).
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    let ok = |w: u64| (w & HIGH == THREES) & (w.wrapping_add(0x0606_0606_0606_0606) & HIGH == THREES);
+    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+    match d.len() {
+        // Overlapping whole words: the first and last eight, and the middle eight of up to 24.
+        8.. => ok(word(&d[..8])) & ok(word(&d[d.len() - 8..])) & (d.len() <= 16 || ok(word(&d[8..16]))),
+        // Shorter: the bytes as a word over a background of digits.
+        n => {
+            let mut w = [b'0'; 8];
+            w[..n].copy_from_slice(d);
+            ok(u64::from_le_bytes(w))
+        }
+    }
+}
+
 /// Parses a canonical decimal i64 the way Redis's `string2ll` accepts it (no sign on zero, no
 /// leading zeros, no spaces). Used to treat `"12"` and the integer 12 as the same member.
 pub fn parse_canonical_i64(b: &[u8]) -> Option<i64> {
@@ -557,6 +596,51 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `is_canonical_i64` says yes exactly where `parse_canonical_i64` parses: around every
+    /// length, sign, leading zero, the ends of the i64 range, and non-digits at every place.
+    #[test]
+    fn is_canonical_i64_as_the_parser() {
+        let mut cases: Vec<Vec<u8>> = vec![];
+        for s in ["0", "-0", "00", "01", "-", "", "1", "-1", "9", "10", "-10", "9223372036854775807",
+            "9223372036854775808", "-9223372036854775808", "-9223372036854775809", "99999999999999999999",
+            "1000000000000000000", "-1000000000000000000", "12345678", "123456789012345678", "1234567890123456789",
+            "12345678901234567890", "+1", " 1", "1 ", "1a", "a1", "/", ":", "-/", "-:"] {
+            cases.push(s.as_bytes().to_vec());
+        }
+        for len in 1..=24 {
+            let digits: Vec<u8> = (0..len).map(|i| b'1' + (i % 9) as u8).collect();
+            cases.push(digits.clone());
+            let mut neg = vec![b'-'];
+            neg.extend(&digits);
+            cases.push(neg);
+            for at in 0..len {
+                for bad in [b'/', b':', b'0' - 16, b'9' + 16, 0xff, 0, b' ', b'0' + 0x80] {
+                    let mut d = digits.clone();
+                    d[at] = bad;
+                    cases.push(d);
+                }
+            }
+        }
+        // And many strings of digits, signs and near-digits, of every length up to 24.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 25) as usize;
+            let c: Vec<u8> = (0..len)
+                .map(|i| {
+                    let r = x.rotate_left(i as u32 * 5);
+                    if r % 13 == 0 { [b'-', b'/', b':', b'0', b'a'][(r >> 8) as usize % 5] } else { b'0' + (r >> 16) as u8 % 10 }
+                })
+                .collect();
+            cases.push(c);
+        }
+        for c in &cases {
+            assert_eq!(is_canonical_i64(c), parse_canonical_i64(c).is_some(), "{:?}", String::from_utf8_lossy(c));
+        }
+    }
     use proptest::prelude::*;
 
     /// `skip_str_checked` is `str` then `validate`, and `skip_str` is `str`: same verdict, same
