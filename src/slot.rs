@@ -121,8 +121,8 @@ pub fn key_slot_portable(key: &[u8]) -> u16 {
 pub fn crc16(data: &[u8]) -> u16 {
     #[cfg(target_arch = "x86_64")]
     if clmul::available() {
-        // SAFETY: `clmul::available()` just checked that this CPU has PCLMULQDQ, the only
-        // feature `clmul::crc16` is compiled for.
+        // SAFETY: `clmul::available()` just checked that this CPU has PCLMULQDQ and SSSE3,
+        // the features `clmul::crc16` is compiled for.
         return unsafe { clmul::crc16(data) };
     }
     crc16_table(data)
@@ -141,8 +141,8 @@ pub fn crc16(data: &[u8]) -> u16 {
 pub fn key_slot(key: &[u8]) -> u16 {
     #[cfg(target_arch = "x86_64")]
     if clmul::available() {
-        // SAFETY: `clmul::available()` just checked that this CPU has PCLMULQDQ, the only
-        // feature `clmul::key_slot` is compiled for.
+        // SAFETY: `clmul::available()` just checked that this CPU has PCLMULQDQ and SSSE3,
+        // the features `clmul::key_slot` is compiled for.
         return unsafe { clmul::key_slot(key) };
     }
     key_slot_portable(key)
@@ -214,6 +214,7 @@ fn has_open_brace_128(x: u128) -> bool {
 #[cfg(target_arch = "x86_64")]
 mod clmul {
     use super::{SLOTS, barrett_mu, has_open_brace_128, hash_tag, load_short, xpow_mod};
+    use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
     use std::arch::x86_64::{
         _mm_clmulepi64_si128, _mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_cvtsi128_si32, _mm_cvtsi128_si64,
         _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_shuffle_epi8,
@@ -232,7 +233,7 @@ mod clmul {
     /// For each key length n in 8..=32, six byte shuffles (the pair for the first and the second
     /// loaded register of each of: D0·x^16, [D1, D2], [D3, 0]; see `crc_8_to_32`). 0x80 gives a
     /// zero byte.
-    static SHUFFLES: [[[u8; 16]; 6]; 25] = {
+    static SHUFFLES: Aligned = Aligned({
         let mut t = [[[0x80u8; 16]; 6]; 25];
         let mut n = 8;
         while n <= 32 {
@@ -267,13 +268,33 @@ mod clmul {
             n += 1;
         }
         t
-    };
+    });
 
-    /// Whether this CPU multiplies carry-less and shuffles bytes (the checks are cached by the
-    /// standard library).
+    /// Cache-line aligned, so that no 16-byte shuffle load straddles two lines.
+    #[repr(align(64))]
+    struct Aligned([[[u8; 16]; 6]; 25]);
+
+    /// What `available` found: 0 not asked yet, 1 yes, 2 no.
+    static AVAILABLE: AtomicU8 = AtomicU8::new(0);
+
+    /// Whether this CPU multiplies carry-less and shuffles bytes: one load and a compare once
+    /// known (the standard library's own cache costs a few more instructions and, kept out of
+    /// line, saved registers at every key).
     #[inline(always)]
     pub(super) fn available() -> bool {
-        std::arch::is_x86_feature_detected!("pclmulqdq") && std::arch::is_x86_feature_detected!("ssse3")
+        match AVAILABLE.load(Relaxed) {
+            1 => true,
+            2 => false,
+            _ => detect(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn detect() -> bool {
+        let yes = std::arch::is_x86_feature_detected!("pclmulqdq") && std::arch::is_x86_feature_detected!("ssse3");
+        AVAILABLE.store(if yes { 1 } else { 2 }, Relaxed);
+        yes
     }
 
     /// The low 64 bits of the carry-less product of `a` and `b`.
@@ -339,7 +360,7 @@ mod clmul {
                 return None;
             }
         }
-        let m = &SHUFFLES[n - 8];
+        let m = &SHUFFLES.0[n - 8];
         let mask = |k: usize| {
             let v = u128::from_le_bytes(m[k]);
             _mm_set_epi64x((v >> 64) as i64, v as i64)
@@ -444,7 +465,7 @@ mod tests {
         let mut v = vec![("dispatched", key_slot(key), crc16(key)), ("table", key_slot_portable(key), crc16_table(key))];
         #[cfg(target_arch = "x86_64")]
         if clmul::available() {
-            // SAFETY: `clmul::available()` just checked for PCLMULQDQ.
+            // SAFETY: `clmul::available()` just checked for PCLMULQDQ and SSSE3.
             v.push(("clmul", unsafe { clmul::key_slot(key) }, unsafe { clmul::crc16(key) }));
         }
         v
