@@ -166,6 +166,23 @@ const fn xpow_mod(n: u32) -> u64 {
     r as u64
 }
 
+/// floor(x^n / P) mod x^64, by long division one bit at a time (the quotient's bits come out
+/// from the top; the shift keeps the last 64).
+const fn quotient_low64(n: u32) -> u64 {
+    let (mut rem, mut q) = (0u32, 0u64);
+    let mut i = 0;
+    while i <= n {
+        rem = (rem << 1) | (i == 0) as u32;
+        let bit = (rem >> 16) & 1;
+        if bit == 1 {
+            rem ^= P as u32;
+        }
+        q = (q << 1) | bit as u64;
+        i += 1;
+    }
+    q
+}
+
 /// floor(x^80 / P) without its top term x^64: the Barrett constant for 64-bit inputs.
 const fn barrett_mu() -> u64 {
     let mut rem: u128 = 1 << 80;
@@ -213,12 +230,12 @@ fn has_open_brace_128(x: u128) -> bool {
 /// k (a product of at most 47 bits) and XORed into R. One Barrett reduction then gives R·x^16 mod P.
 #[cfg(target_arch = "x86_64")]
 mod clmul {
-    use super::{SLOTS, barrett_mu, has_open_brace_128, hash_tag, load_short, xpow_mod};
+    use super::{SLOTS, barrett_mu, has_open_brace_128, hash_tag, load_short, quotient_low64, xpow_mod};
     use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
     use std::arch::x86_64::{
-        _mm_clmulepi64_si128, _mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_cvtsi128_si32, _mm_cvtsi128_si64,
+        _mm_clmulepi64_si128, _mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_cvtsi128_si64, _mm_extract_epi16,
         _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_shuffle_epi8,
-        _mm_srli_si128, _mm_xor_si128,
+        _mm_xor_si128,
     };
 
     const K64: u64 = xpow_mod(64);
@@ -226,13 +243,23 @@ mod clmul {
     const K128: u64 = xpow_mod(128);
     const K160: u64 = xpow_mod(160);
     const MU: u64 = barrett_mu();
-    const K80: u64 = xpow_mod(80);
-    const K144: u64 = xpow_mod(144);
-    const K208: u64 = xpow_mod(208);
+    const _: () = assert!(quotient_low64(80) == MU);
+    /// Barrett constants of the 48-bit pieces of a key of up to 32 bytes: piece i weighs
+    /// x^(48i), and `PIECE_MU[i]` is floor(x^(64 + 48i) / P) mod x^64 (see `crc_8_to_32`).
+    const PIECE_MU: [u64; 6] = {
+        let mut t = [0u64; 6];
+        let mut i = 0;
+        while i < 6 {
+            t[i] = quotient_low64(64 + 48 * i as u32);
+            i += 1;
+        }
+        t
+    };
 
-    /// For each key length n in 8..=32, six byte shuffles (the pair for the first and the second
-    /// loaded register of each of: D0·x^16, [D1, D2], [D3, 0]; see `crc_8_to_32`). 0x80 gives a
-    /// zero byte.
+    /// For each key length n in 8..=32, six byte shuffles: for each of the three registers of
+    /// pieces [p0, p1], [p2, p3], [p4, p5] (a 48-bit piece zero-extended in each 64-bit lane), the
+    /// pair for the first and the second loaded register (see `crc_8_to_32`). 0x80 gives a zero
+    /// byte.
     static SHUFFLES: Aligned = Aligned({
         let mut t = [[[0x80u8; 16]; 6]; 25];
         let mut n = 8;
@@ -241,15 +268,12 @@ mod clmul {
             while out < 3 {
                 let mut byte = 0;
                 while byte < 16 {
-                    // Which byte of M (little-endian: byte b weighs x^(8b)) goes here.
-                    let b: isize = match out {
-                        0 => byte as isize - 2,
-                        1 => 8 + byte as isize,
-                        _ => if byte < 8 { 24 + byte as isize } else { -1 },
-                    };
-                    if b >= 0 && (b as usize) < n {
+                    // Which byte of M (little-endian: byte b weighs x^(8b)) goes here: byte
+                    // `byte % 8` of piece `2 * out + byte / 8`, which holds M's bytes 6i..6i+6.
+                    let b = 6 * (2 * out + byte / 8) + byte % 8;
+                    if byte % 8 < 6 && b < n {
                         // M's byte b is the key's byte p; the first load that holds it gives it.
-                        let p = n - 1 - b as usize;
+                        let p = n - 1 - b;
                         let mut i = 0;
                         loop {
                             let at = if 8 * i < n - 8 { 8 * i } else { n - 8 };
@@ -339,10 +363,15 @@ mod clmul {
 
     /// The CRC of a key of 8 to 32 bytes, or `None` when `BRACE` asks and it has a `{`. No branch
     /// on the length: four 8-byte loads at offsets min(8i, n - 8) cover the key (overlapping when
-    /// it is shorter than 32 bytes), and the byte shuffles of `SHUFFLES[n - 8]` lay the key out as
-    /// one big-endian number M = D0 + D1·x^64 + D2·x^128 + D3·x^192, each byte taken once.
-    /// T = D0·x^16 + Σ Dj·(x^(64j+16) mod P) ≡ M·x^16 (mod P) has at most 80 bits (three
-    /// independent products), and one Barrett step reduces it.
+    /// it is shorter than 32 bytes), and the byte shuffles of `SHUFFLES[n - 8]` cut the key, as
+    /// one big-endian number M, into six 48-bit pieces M = Σ p_i·x^(48i), each byte taken once.
+    ///
+    /// Every piece is reduced on its own, all six at once (one level of products, no chain): the
+    /// CRC is M·x^16 mod P = Σ (p_i·x^(48i + 16) mod P). For A = p·x^(48i + 16) the Barrett
+    /// quotient floor(A / P) is floor(p·μ_i / x^48) with μ_i = floor(x^(64 + 48i) / P), exact as
+    /// p has under 48 bits; its low 16 bits (bits 48..63 of p·μ_i) need only μ_i mod x^64. As A
+    /// has no bits below x^16, A mod P is the low 16 bits of quotient·P, that is of
+    /// quotient·(x^12 + x^5 + 1), and that is linear: the six quotients are summed first.
     #[inline]
     #[target_feature(enable = "pclmulqdq,ssse3")]
     fn crc_8_to_32<const BRACE: bool>(data: &[u8]) -> Option<u16> {
@@ -365,19 +394,14 @@ mod clmul {
             let v = u128::from_le_bytes(m[k]);
             _mm_set_epi64x((v >> 64) as i64, v as i64)
         };
-        let pick = |k: usize| _mm_or_si128(_mm_shuffle_epi8(x0, mask(k)), _mm_shuffle_epi8(x1, mask(k + 1)));
-        let (z, y, w) = (pick(0), pick(2), pick(4)); // D0·x^16, [D1, D2], [D3, 0]
-        let k = _mm_set_epi64x(K144 as i64, K80 as i64);
-        let t = _mm_xor_si128(
-            _mm_xor_si128(z, _mm_clmulepi64_si128(y, k, 0x00)),
-            _mm_xor_si128(_mm_clmulepi64_si128(y, k, 0x11), _mm_clmulepi64_si128(w, _mm_cvtsi64_si128(K208 as i64), 0x00)),
-        );
-        // Barrett on the 80-bit T = T1·x^16 + T0: quotient T1 + floor(T1·MU / x^64), remainder
-        // T0 + the low 16 bits of quotient·(x^12 + x^5 + 1).
-        let t1 = _mm_srli_si128(t, 2);
-        let qv = _mm_xor_si128(t1, _mm_srli_si128(_mm_clmulepi64_si128(t1, _mm_cvtsi64_si128(MU as i64), 0x00), 8));
-        let q = _mm_cvtsi128_si32(qv) as u16;
-        Some(_mm_cvtsi128_si32(t) as u16 ^ q ^ (q << 5) ^ (q << 12))
+        let quotients = |r: usize| {
+            let pieces = _mm_or_si128(_mm_shuffle_epi8(x0, mask(2 * r)), _mm_shuffle_epi8(x1, mask(2 * r + 1)));
+            let mu = _mm_set_epi64x(PIECE_MU[2 * r + 1] as i64, PIECE_MU[2 * r] as i64);
+            _mm_xor_si128(_mm_clmulepi64_si128(pieces, mu, 0x00), _mm_clmulepi64_si128(pieces, mu, 0x11))
+        };
+        let sum = _mm_xor_si128(_mm_xor_si128(quotients(0), quotients(1)), quotients(2));
+        let q = _mm_extract_epi16::<3>(sum) as u16;
+        Some(q ^ (q << 5) ^ (q << 12))
     }
 
     /// The CRC of `data`, or `None` as soon as a `{` shows when `BRACE` asks for it.
