@@ -137,12 +137,27 @@ pub fn crc16(data: &[u8]) -> u16 {
 /// // Only the hash tag is hashed, so these two keys share a slot.
 /// assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
 /// ```
-#[inline]
+#[inline(always)]
 pub fn key_slot(key: &[u8]) -> u16 {
+    // Inlined at every caller as a load, a compare and a call: the first call, and every call
+    // on a CPU without the carry-less path, go through `key_slot_first`.
+    #[cfg(target_arch = "x86_64")]
+    if clmul::known_available() {
+        // SAFETY: `clmul::known_available()` is true only once `clmul::available()` found that
+        // this CPU has PCLMULQDQ and SSSE3, the features `clmul::key_slot` is compiled for.
+        return unsafe { clmul::key_slot(key) };
+    }
+    key_slot_first(key)
+}
+
+/// [`key_slot`] when the carry-less path is not known to be there (yet).
+#[cold]
+#[inline(never)]
+fn key_slot_first(key: &[u8]) -> u16 {
     #[cfg(target_arch = "x86_64")]
     if clmul::available() {
-        // SAFETY: `clmul::available()` just checked that this CPU has PCLMULQDQ and SSSE3,
-        // the features `clmul::key_slot` is compiled for.
+        // SAFETY: `clmul::available()` just checked that this CPU has PCLMULQDQ and SSSE3, the
+        // features `clmul::key_slot` is compiled for.
         return unsafe { clmul::key_slot(key) };
     }
     key_slot_portable(key)
@@ -311,6 +326,12 @@ mod clmul {
             2 => false,
             _ => detect(),
         }
+    }
+
+    /// True once `available` has found the features (false before the first call).
+    #[inline(always)]
+    pub(super) fn known_available() -> bool {
+        AVAILABLE.load(Relaxed) == 1
     }
 
     #[cold]
