@@ -240,9 +240,11 @@ fn has_open_brace_128(x: u128) -> bool {
 }
 
 /// The carry-less path. The key's bytes are a polynomial M over GF(2) (the first byte's top bit is
-/// the highest term) and the CRC is M·x^16 mod P. Sixteen bytes at a time are folded into a 64-bit
-/// R ≡ M (mod P): every 32-bit word above the low 64 bits is multiplied by x^k mod P for its place
-/// k (a product of at most 47 bits) and XORed into R. One Barrett reduction then gives R·x^16 mod P.
+/// the highest term) and the CRC is M·x^16 mod P. A key of 8 to 32 bytes (nearly all keys) goes
+/// through `crc_8_to_32`, without a branch on its length. Shorter and longer keys: sixteen bytes
+/// at a time are folded into a 64-bit R ≡ M (mod P) (every 32-bit word above the low 64 bits is
+/// multiplied by x^k mod P for its place k, a product of at most 47 bits, and XORed into R), and
+/// one Barrett reduction gives R·x^16 mod P.
 #[cfg(target_arch = "x86_64")]
 mod clmul {
     use super::{SLOTS, barrett_mu, has_open_brace_128, hash_tag, load_short, quotient_low64, xpow_mod};
