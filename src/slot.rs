@@ -165,9 +165,11 @@ fn key_slot_first(key: &[u8]) -> u16 {
 
 /// Polynomial arithmetic over GF(2) for the constants of the carry-less path, at compile time.
 /// `P` is the CRC polynomial with its top term: x^16 + x^12 + x^5 + 1.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const P: u128 = 0x1_1021;
 
 /// x^n mod P.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const fn xpow_mod(n: u32) -> u64 {
     let mut r: u128 = 1;
     let mut i = 0;
@@ -183,6 +185,7 @@ const fn xpow_mod(n: u32) -> u64 {
 
 /// floor(x^n / P) mod x^64, by long division one bit at a time (the quotient's bits come out
 /// from the top; the shift keeps the last 64).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const fn quotient_low64(n: u32) -> u64 {
     let (mut rem, mut q) = (0u32, 0u64);
     let mut i = 0;
@@ -199,6 +202,7 @@ const fn quotient_low64(n: u32) -> u64 {
 }
 
 /// floor(x^80 / P) without its top term x^64: the Barrett constant for 64-bit inputs.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const fn barrett_mu() -> u64 {
     let mut rem: u128 = 1 << 80;
     let mut q: u128 = 0;
@@ -217,6 +221,7 @@ const fn barrett_mu() -> u64 {
 /// The key as one big-endian number when it has at most 16 bytes (right-aligned: the leading
 /// zeros leave a CRC that starts at 0 unchanged). Overlapping loads, so at most two words and no
 /// byte loop: the overlapped bytes sit at the same place in both words.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 fn load_short(key: &[u8]) -> u128 {
     let n = key.len();
@@ -234,6 +239,7 @@ fn load_short(key: &[u8]) -> u128 {
 }
 
 /// True when one of the sixteen bytes of `x` is `{`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 fn has_open_brace_128(x: u128) -> bool {
     has_open_brace(x as u64) | has_open_brace((x >> 64) as u64)
