@@ -1,5 +1,8 @@
 //! Redis Cluster hash slots (docs/format.md §10): CRC-16/XMODEM of the key, or of its `{hash tag}`,
 //! modulo 16384.
+//!
+//! Two ways to the same CRC: carry-less multiplication (x86-64 with PCLMULQDQ, chosen at run
+//! time) and a portable table path. Both equal the byte-at-a-time definition for every input.
 
 /// Number of hash slots in a Redis Cluster.
 pub const SLOTS: u16 = 16384;
@@ -49,8 +52,8 @@ fn fold8(crc: u16, c: &[u8; 8]) -> u16 {
         ^ t[0][c[7] as usize]
 }
 
-/// CRC-16/XMODEM of `data` (check value: `123456789` gives `0x31C3`).
-pub fn crc16(data: &[u8]) -> u16 {
+/// The table path of [`crc16`].
+fn crc16_table(data: &[u8]) -> u16 {
     crc_chunks(data, |_| false).unwrap_or_default()
 }
 
@@ -105,6 +108,26 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
     key
 }
 
+/// The portable (table) path of [`key_slot`], what it runs on a CPU without PCLMULQDQ; public
+/// for the bench that compares the two. One pass: the CRC of the whole key while no `{` shows
+/// (most keys have none); a key with one is hashed again over its tag, if it has one.
+pub fn key_slot_portable(key: &[u8]) -> u16 {
+    crc_chunks(key, has_open_brace).unwrap_or_else(|| crc16_table(hash_tag(key))) & (SLOTS - 1)
+}
+
+
+/// CRC-16/XMODEM of `data` (check value: `123456789` gives `0x31C3`).
+#[inline]
+pub fn crc16(data: &[u8]) -> u16 {
+    #[cfg(target_arch = "x86_64")]
+    if clmul::available() {
+        // SAFETY: `clmul::available()` just checked that this CPU has PCLMULQDQ and SSSE3,
+        // the features `clmul::crc16` is compiled for.
+        return unsafe { clmul::crc16(data) };
+    }
+    crc16_table(data)
+}
+
 /// The cluster hash slot of `key` (0..16383).
 ///
 /// ```
@@ -114,19 +137,485 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
 /// // Only the hash tag is hashed, so these two keys share a slot.
 /// assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
 /// ```
+#[inline(always)]
 pub fn key_slot(key: &[u8]) -> u16 {
-    // One pass: the CRC of the whole key while no `{` shows (most keys have none); a key with
-    // one is hashed again over its tag, if it has one.
-    crc_chunks(key, has_open_brace).unwrap_or_else(|| crc16(hash_tag(key))) & (SLOTS - 1)
+    // Inlined at every caller as a load, a compare and a call: the first call, and every call
+    // on a CPU without the carry-less path, go through `key_slot_first`.
+    #[cfg(target_arch = "x86_64")]
+    if clmul::known_available() {
+        // SAFETY: `clmul::known_available()` is true only once `clmul::available()` found that
+        // this CPU has PCLMULQDQ and SSSE3, the features `clmul::key_slot` is compiled for.
+        return unsafe { clmul::key_slot(key) };
+    }
+    key_slot_first(key)
 }
+
+/// [`key_slot`] when the carry-less path is not known to be there (yet).
+#[cold]
+#[inline(never)]
+fn key_slot_first(key: &[u8]) -> u16 {
+    #[cfg(target_arch = "x86_64")]
+    if clmul::available() {
+        // SAFETY: `clmul::available()` just checked that this CPU has PCLMULQDQ and SSSE3, the
+        // features `clmul::key_slot` is compiled for.
+        return unsafe { clmul::key_slot(key) };
+    }
+    key_slot_portable(key)
+}
+
+/// Polynomial arithmetic over GF(2) for the constants of the carry-less path, at compile time.
+/// `P` is the CRC polynomial with its top term: x^16 + x^12 + x^5 + 1.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const P: u128 = 0x1_1021;
+
+/// x^n mod P.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const fn xpow_mod(n: u32) -> u64 {
+    let mut r: u128 = 1;
+    let mut i = 0;
+    while i < n {
+        r <<= 1;
+        if r & 0x1_0000 != 0 {
+            r ^= P;
+        }
+        i += 1;
+    }
+    r as u64
+}
+
+/// floor(x^n / P) mod x^64, by long division one bit at a time (the quotient's bits come out
+/// from the top; the shift keeps the last 64).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const fn quotient_low64(n: u32) -> u64 {
+    let (mut rem, mut q) = (0u32, 0u64);
+    let mut i = 0;
+    while i <= n {
+        rem = (rem << 1) | (i == 0) as u32;
+        let bit = (rem >> 16) & 1;
+        if bit == 1 {
+            rem ^= P as u32;
+        }
+        q = (q << 1) | bit as u64;
+        i += 1;
+    }
+    q
+}
+
+/// floor(x^80 / P) without its top term x^64: the Barrett constant for 64-bit inputs.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+const fn barrett_mu() -> u64 {
+    let mut rem: u128 = 1 << 80;
+    let mut q: u128 = 0;
+    let mut i = 80;
+    while i >= 16 {
+        if rem & (1 << i) != 0 {
+            rem ^= P << (i - 16);
+            q |= 1 << (i - 16);
+        }
+        i -= 1;
+    }
+    assert!(q >> 64 == 1);
+    q as u64
+}
+
+/// The key as one big-endian number when it has at most 16 bytes (right-aligned: the leading
+/// zeros leave a CRC that starts at 0 unchanged). Overlapping loads, so at most two words and no
+/// byte loop: the overlapped bytes sit at the same place in both words.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[inline(always)]
+fn load_short(key: &[u8]) -> u128 {
+    let n = key.len();
+    debug_assert!(n <= 16);
+    if let (Some(a), Some(b)) = (key.first_chunk::<8>(), key.last_chunk::<8>()) {
+        (u128::from(u64::from_be_bytes(*a)) << (8 * (n - 8))) | u128::from(u64::from_be_bytes(*b))
+    } else if let (Some(a), Some(b)) = (key.first_chunk::<4>(), key.last_chunk::<4>()) {
+        (u128::from(u32::from_be_bytes(*a)) << (8 * (n - 4))) | u128::from(u32::from_be_bytes(*b))
+    } else if n > 0 {
+        // 1 to 3 bytes: the first, the middle and the last (some of them the same byte).
+        (u128::from(key[0]) << (8 * (n - 1))) | (u128::from(key[n / 2]) << (8 * (n - 1 - n / 2))) | u128::from(key[n - 1])
+    } else {
+        0
+    }
+}
+
+/// True when one of the sixteen bytes of `x` is `{`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[inline(always)]
+fn has_open_brace_128(x: u128) -> bool {
+    has_open_brace(x as u64) | has_open_brace((x >> 64) as u64)
+}
+
+/// The carry-less path. The key's bytes are a polynomial M over GF(2) (the first byte's top bit is
+/// the highest term) and the CRC is M·x^16 mod P. A key of 8 to 32 bytes (nearly all keys) goes
+/// through `crc_8_to_32`, without a branch on its length. Shorter and longer keys: sixteen bytes
+/// at a time are folded into a 64-bit R ≡ M (mod P) (every 32-bit word above the low 64 bits is
+/// multiplied by x^k mod P for its place k, a product of at most 47 bits, and XORed into R), and
+/// one Barrett reduction gives R·x^16 mod P.
+#[cfg(target_arch = "x86_64")]
+mod clmul {
+    use super::{SLOTS, barrett_mu, has_open_brace_128, hash_tag, load_short, quotient_low64, xpow_mod};
+    use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+    use std::arch::x86_64::{
+        _mm_clmulepi64_si128, _mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_cvtsi128_si64, _mm_extract_epi16,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_shuffle_epi8,
+        _mm_xor_si128,
+    };
+
+    const K64: u64 = xpow_mod(64);
+    const K96: u64 = xpow_mod(96);
+    const K128: u64 = xpow_mod(128);
+    const K160: u64 = xpow_mod(160);
+    const MU: u64 = barrett_mu();
+    const _: () = assert!(quotient_low64(80) == MU);
+    /// Barrett constants of the 48-bit pieces of a key of up to 32 bytes: piece i weighs
+    /// x^(48i), and `PIECE_MU[i]` is floor(x^(64 + 48i) / P) mod x^64 (see `crc_8_to_32`).
+    const PIECE_MU: [u64; 6] = {
+        let mut t = [0u64; 6];
+        let mut i = 0;
+        while i < 6 {
+            t[i] = quotient_low64(64 + 48 * i as u32);
+            i += 1;
+        }
+        t
+    };
+
+    /// For each key length n in 8..=32, six byte shuffles: for each of the three registers of
+    /// pieces [p0, p1], [p2, p3], [p4, p5] (a 48-bit piece zero-extended in each 64-bit lane), the
+    /// pair for the first and the second loaded register (see `crc_8_to_32`). 0x80 gives a zero
+    /// byte.
+    static SHUFFLES: Aligned = Aligned({
+        let mut t = [[[0x80u8; 16]; 6]; 25];
+        let mut n = 8;
+        while n <= 32 {
+            let mut out = 0;
+            while out < 3 {
+                let mut byte = 0;
+                while byte < 16 {
+                    // Which byte of M (little-endian: byte b weighs x^(8b)) goes here: byte
+                    // `byte % 8` of piece `2 * out + byte / 8`, which holds M's bytes 6i..6i+6.
+                    let b = 6 * (2 * out + byte / 8) + byte % 8;
+                    if byte % 8 < 6 && b < n {
+                        // M's byte b is the key's byte p; the first load that holds it gives it.
+                        let p = n - 1 - b;
+                        let mut i = 0;
+                        loop {
+                            let at = if 8 * i < n - 8 { 8 * i } else { n - 8 };
+                            if at <= p && p < at + 8 {
+                                let s = 8 * i + p - at;
+                                t[n - 8][2 * out + s / 16][byte] = (s % 16) as u8;
+                                break;
+                            }
+                            i += 1;
+                        }
+                    }
+                    byte += 1;
+                }
+                out += 1;
+            }
+            n += 1;
+        }
+        t
+    });
+
+    /// Cache-line aligned, so that no 16-byte shuffle load straddles two lines.
+    #[repr(align(64))]
+    struct Aligned([[[u8; 16]; 6]; 25]);
+
+    /// What `available` found: 0 not asked yet, 1 yes, 2 no.
+    static AVAILABLE: AtomicU8 = AtomicU8::new(0);
+
+    /// Whether this CPU multiplies carry-less and shuffles bytes: one load and a compare once
+    /// known (the standard library's own cache costs a few more instructions and, kept out of
+    /// line, saved registers at every key).
+    #[inline(always)]
+    pub(super) fn available() -> bool {
+        match AVAILABLE.load(Relaxed) {
+            1 => true,
+            2 => false,
+            _ => detect(),
+        }
+    }
+
+    /// True once `available` has found the features (false before the first call).
+    #[inline(always)]
+    pub(super) fn known_available() -> bool {
+        AVAILABLE.load(Relaxed) == 1
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn detect() -> bool {
+        let yes = std::arch::is_x86_feature_detected!("pclmulqdq") && std::arch::is_x86_feature_detected!("ssse3");
+        AVAILABLE.store(if yes { 1 } else { 2 }, Relaxed);
+        yes
+    }
+
+    /// The low 64 bits of the carry-less product of `a` and `b`.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq,ssse3")]
+    fn mul_lo(a: u64, b: u64) -> u64 {
+        _mm_cvtsi128_si64(_mm_clmulepi64_si128(_mm_cvtsi64_si128(a as i64), _mm_cvtsi64_si128(b as i64), 0)) as u64
+    }
+
+    /// The high 64 bits of the carry-less product of `a` and `b`.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq,ssse3")]
+    fn mul_hi(a: u64, b: u64) -> u64 {
+        use std::arch::x86_64::_mm_unpackhi_epi64;
+        let p = _mm_clmulepi64_si128(_mm_cvtsi64_si128(a as i64), _mm_cvtsi64_si128(b as i64), 0);
+        _mm_cvtsi128_si64(_mm_unpackhi_epi64(p, p)) as u64
+    }
+
+    /// A 64-bit R ≡ `v` (mod P): the two high words of `v` folded into its low 64 bits.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq,ssse3")]
+    fn fold(v: u128) -> u64 {
+        (v as u64) ^ mul_lo((v >> 64) as u32 as u64, K64) ^ mul_lo((v >> 96) as u64, K96)
+    }
+
+    /// A 64-bit R' ≡ `r`·x^128 + `v` (mod P): the next sixteen bytes after a prefix `r`.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq,ssse3")]
+    fn fold_after(r: u64, v: u128) -> u64 {
+        fold(v) ^ mul_lo(r as u32 as u64, K128) ^ mul_lo(r >> 32, K160)
+    }
+
+    /// R·x^16 mod P (Barrett): the quotient of R·x^16 by P is R + floor(R·MU / x^64), exact for
+    /// any 64-bit R, and the remainder is the low 16 bits of quotient·P, that is of
+    /// quotient·(x^12 + x^5 + 1) since R·x^16 and quotient·x^16 have none.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq,ssse3")]
+    fn reduce(r: u64) -> u16 {
+        let q = (r ^ mul_hi(r, MU)) as u16;
+        q ^ (q << 5) ^ (q << 12)
+    }
+
+    /// The CRC of a key of 8 to 32 bytes, or `None` when `BRACE` asks and it has a `{`. No branch
+    /// on the length: four 8-byte loads at offsets min(8i, n - 8) cover the key (overlapping when
+    /// it is shorter than 32 bytes), and the byte shuffles of `SHUFFLES[n - 8]` cut the key, as
+    /// one big-endian number M, into six 48-bit pieces M = Σ p_i·x^(48i), each byte taken once.
+    ///
+    /// Every piece is reduced on its own, all six at once (one level of products, no chain): the
+    /// CRC is M·x^16 mod P = Σ (p_i·x^(48i + 16) mod P). For A = p·x^(48i + 16) the Barrett
+    /// quotient floor(A / P) is floor(p·μ_i / x^48) with μ_i = floor(x^(64 + 48i) / P), exact as
+    /// p has under 48 bits; its low 16 bits (bits 48..63 of p·μ_i) need only μ_i mod x^64. As A
+    /// has no bits below x^16, A mod P is the low 16 bits of quotient·P, that is of
+    /// quotient·(x^12 + x^5 + 1), and that is linear: the six quotients are summed first.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq,ssse3")]
+    fn crc_8_to_32<const BRACE: bool>(data: &[u8]) -> Option<u16> {
+        let n = data.len();
+        debug_assert!((8..=32).contains(&n));
+        let word = |i: usize| {
+            let at = (8 * i).min(n - 8);
+            i64::from_ne_bytes(*data[at..].first_chunk::<8>().expect("at <= n - 8"))
+        };
+        let x0 = _mm_set_epi64x(word(1), word(0));
+        let x1 = _mm_set_epi64x(word(3), word(2));
+        if BRACE {
+            let brace = _mm_set1_epi8(b'{' as i8);
+            if _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x0, brace), _mm_cmpeq_epi8(x1, brace))) != 0 {
+                return None;
+            }
+        }
+        let m = &SHUFFLES.0[n - 8];
+        let mask = |k: usize| {
+            let v = u128::from_le_bytes(m[k]);
+            _mm_set_epi64x((v >> 64) as i64, v as i64)
+        };
+        let quotients = |r: usize| {
+            let pieces = _mm_or_si128(_mm_shuffle_epi8(x0, mask(2 * r)), _mm_shuffle_epi8(x1, mask(2 * r + 1)));
+            let mu = _mm_set_epi64x(PIECE_MU[2 * r + 1] as i64, PIECE_MU[2 * r] as i64);
+            _mm_xor_si128(_mm_clmulepi64_si128(pieces, mu, 0x00), _mm_clmulepi64_si128(pieces, mu, 0x11))
+        };
+        let sum = _mm_xor_si128(_mm_xor_si128(quotients(0), quotients(1)), quotients(2));
+        let q = _mm_extract_epi16::<3>(sum) as u16;
+        Some(q ^ (q << 5) ^ (q << 12))
+    }
+
+    /// The CRC of `data`, or `None` as soon as a `{` shows when `BRACE` asks for it.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq,ssse3")]
+    fn crc<const BRACE: bool>(data: &[u8]) -> Option<u16> {
+        let n = data.len();
+        if (8..=32).contains(&n) {
+            return crc_8_to_32::<BRACE>(data);
+        }
+        let Some(first) = data.first_chunk::<16>() else {
+            let v = load_short(data);
+            return (!(BRACE && has_open_brace_128(v))).then(|| reduce(fold(v)));
+        };
+        // The first `n % 16` bytes (16 when that is 0) as one right-aligned block, then whole
+        // blocks.
+        let head = n - (n - 1) / 16 * 16;
+        let first = u128::from_be_bytes(*first);
+        if BRACE && has_open_brace_128(first) {
+            return None;
+        }
+        let mut r = fold(first >> (8 * (16 - head)));
+        for block in data[head..].as_chunks::<16>().0 {
+            let v = u128::from_be_bytes(*block);
+            if BRACE && has_open_brace_128(v) {
+                return None;
+            }
+            r = fold_after(r, v);
+        }
+        Some(reduce(r))
+    }
+
+    /// [`super::crc16`] on a CPU with PCLMULQDQ.
+    #[target_feature(enable = "pclmulqdq,ssse3")]
+    pub(super) fn crc16(data: &[u8]) -> u16 {
+        crc::<false>(data).unwrap_or_default()
+    }
+
+    /// [`super::key_slot`] on a CPU with PCLMULQDQ. Only the common case is inline (a key of 8
+    /// to 32 bytes without `{`), so that this function needs no saved registers.
+    #[target_feature(enable = "pclmulqdq,ssse3")]
+    pub(super) fn key_slot(key: &[u8]) -> u16 {
+        if (8..=32).contains(&key.len())
+            && let Some(crc) = crc_8_to_32::<true>(key)
+        {
+            return crc & (SLOTS - 1);
+        }
+        key_slot_other(key)
+    }
+
+    /// Keys shorter than 8 or longer than 32 bytes, and keys with a `{`.
+    #[cold]
+    #[inline(never)]
+    #[target_feature(enable = "pclmulqdq,ssse3")]
+    fn key_slot_other(key: &[u8]) -> u16 {
+        crc::<true>(key).unwrap_or_else(|| crc16(hash_tag(key))) & (SLOTS - 1)
+    }}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    /// The definition, one bit at a time: no table, no constant but the polynomial.
+    fn crc16_bitwise(data: &[u8]) -> u16 {
+        let mut crc = 0u16;
+        for &b in data {
+            crc ^= u16::from(b) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            }
+        }
+        crc
+    }
+
+    /// Redis's rule written out plainly: the tag (see `hash_tag`'s own tests) through the bitwise CRC.
+    fn slot_bitwise(key: &[u8]) -> u16 {
+        crc16_bitwise(hash_tag(key)) & (SLOTS - 1)
+    }
+
+    /// Every path this build has: the dispatched one, the table one, and the carry-less one when
+    /// the CPU has it (called directly, so a test run on a CPU without it still says so).
+    fn all_paths(key: &[u8]) -> Vec<(&'static str, u16, u16)> {
+        let mut v = vec![("dispatched", key_slot(key), crc16(key)), ("table", key_slot_portable(key), crc16_table(key))];
+        #[cfg(target_arch = "x86_64")]
+        if clmul::available() {
+            // SAFETY: `clmul::available()` just checked for PCLMULQDQ and SSSE3.
+            v.push(("clmul", unsafe { clmul::key_slot(key) }, unsafe { clmul::crc16(key) }));
+        }
+        v
+    }
+
+    fn assert_paths(key: &[u8]) {
+        let (slot, crc) = (slot_bitwise(key), crc16_bitwise(key));
+        for (path, s, c) in all_paths(key) {
+            assert_eq!(c, crc, "{path} crc16 of {key:?}");
+            assert_eq!(s, slot, "{path} key_slot of {key:?}");
+        }
+    }
+
+    /// Small deterministic generator (xorshift64*), so a failure names a reproducible input.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
 
     #[test]
-    fn check_value() {
-        assert_eq!(crc16(b"123456789"), 0x31C3);
+    fn check_value_every_path() {
+        assert_eq!(crc16_bitwise(b"123456789"), 0x31C3);
+        for (path, _, c) in all_paths(b"123456789") {
+            assert_eq!(c, 0x31C3, "{path}");
+        }
+        for (path, s, _) in all_paths(b"foo") {
+            assert_eq!(s, 12182, "{path}");
+        }
+    }
+
+    #[test]
+    fn carry_less_path_is_taken_here() {
+        // The machines this project runs on have PCLMULQDQ; if this fails the fast path is dead
+        // code there and the figures in benches/README.md are the table path's.
+        #[cfg(target_arch = "x86_64")]
+        assert!(clmul::available());
+    }
+
+    #[test]
+    fn every_length_random_bytes() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for len in 0..=64 {
+            for round in 0..200 {
+                let mut key: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                // Half the rounds without any brace, the other half as the bytes come (with
+                // braces now and then), plus one round of braces at random places.
+                if round % 2 == 0 {
+                    key.iter_mut().filter(|b| **b == b'{').for_each(|b| *b = b'x');
+                } else if round == 1 && len > 0 {
+                    key[rng.next() as usize % len] = b'{';
+                    key[rng.next() as usize % len] = b'}';
+                }
+                assert_paths(&key);
+            }
+        }
+    }
+
+    #[test]
+    fn key_shapes_of_the_bench() {
+        for n in [0u64, 7, 100012, 123456, 999_999_999, u64::MAX] {
+            for key in [
+                format!("user:{n}:profile"),
+                format!("counter:{n}"),
+                format!("pop:0:{n}"),
+                format!("session:{n:016x}"),
+                format!("cache:obj:{n}"),
+                format!("{{user{n}}}.following"),
+            ] {
+                assert_paths(key.as_bytes());
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_bytes(key in vec(any::<u8>(), 0..100)) {
+            assert_paths(&key);
+        }
+
+        #[test]
+        fn bytes_with_braces(key in vec(prop::sample::select(&b"{}ab\x00\xff"[..]), 0..100)) {
+            assert_paths(&key);
+        }
+
+        #[test]
+        fn a_tag_somewhere(pre in vec(any::<u8>(), 0..40), tag in vec(any::<u8>(), 0..40), post in vec(any::<u8>(), 0..40)) {
+            let key = [&pre[..], b"{", &tag, b"}", &post].concat();
+            assert_paths(&key);
+        }
     }
 
     #[test]
@@ -136,7 +625,7 @@ mod tests {
         let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         for start in 0..8 {
             for end in start..data.len() {
-                assert_eq!(crc16(&data[start..end]), bytewise(&data[start..end]), "{start}..{end}");
+                assert_eq!(crc16_table(&data[start..end]), bytewise(&data[start..end]), "{start}..{end}");
             }
         }
     }
@@ -146,15 +635,16 @@ mod tests {
         let data: Vec<u8> = (0..64u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | 0x80).collect();
         for len in 0..data.len() {
             let mut key = data[..len].to_vec();
-            assert_eq!(key_slot(&key), crc16(&key) & (SLOTS - 1), "len {len}");
+            assert_eq!(key_slot_portable(&key), crc16_table(&key) & (SLOTS - 1), "len {len}");
             // A `{` (and a `}`) anywhere: the tag rule applies whichever chunk holds them.
             for open in 0..len {
                 key[open] = b'{';
-                assert_eq!(key_slot(&key), crc16(hash_tag(&key)) & (SLOTS - 1), "len {len}, {{ at {open}");
+                assert_eq!(key_slot_portable(&key), crc16_table(hash_tag(&key)) & (SLOTS - 1), "len {len}, {{ at {open}");
                 for close in open + 1..len {
                     let mut k = key.clone();
                     k[close] = b'}';
-                    assert_eq!(key_slot(&k), crc16(hash_tag(&k)) & (SLOTS - 1), "len {len}, {open}..{close}");
+                    assert_eq!(key_slot_portable(&k), crc16_table(hash_tag(&k)) & (SLOTS - 1), "len {len}, {open}..{close}");
+                    assert_paths(&k);
                 }
                 key[open] = data[open];
             }
