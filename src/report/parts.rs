@@ -199,6 +199,8 @@ fn read_part(
             }
             agg.top_elements.push(t);
         }
+        // The prefixes first: their scan brings the key's bytes into cache for its slot.
+        log.add_key(&k.key, opts, f.memory, k.expire_at_ms.is_some());
         // The slot table (256 KiB) does not stay in cache as the part's bytes stream through:
         // each counter is fetched now and updated `SLOTS_LATER` keys later.
         let slot = crate::slot::key_slot(&k.key) as usize;
@@ -208,7 +210,6 @@ fn read_part(
         let s = &mut agg.slots[s];
         s.0 += (n_keys > SLOTS_LATER) as u64;
         s.1 += memory;
-        log.add_key(&k.key, opts, f.memory, k.expire_at_ms.is_some());
         if log.logged() >= max_logged {
             if !own {
                 log.drain_into(&mut agg.prefixes);
