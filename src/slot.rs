@@ -115,7 +115,6 @@ pub fn key_slot_portable(key: &[u8]) -> u16 {
     crc_chunks(key, has_open_brace).unwrap_or_else(|| crc16_table(hash_tag(key))) & (SLOTS - 1)
 }
 
-
 /// CRC-16/XMODEM of `data` (check value: `123456789` gives `0x31C3`).
 #[inline]
 pub fn crc16(data: &[u8]) -> u16 {
@@ -232,7 +231,9 @@ fn load_short(key: &[u8]) -> u128 {
         (u128::from(u32::from_be_bytes(*a)) << (8 * (n - 4))) | u128::from(u32::from_be_bytes(*b))
     } else if n > 0 {
         // 1 to 3 bytes: the first, the middle and the last (some of them the same byte).
-        (u128::from(key[0]) << (8 * (n - 1))) | (u128::from(key[n / 2]) << (8 * (n - 1 - n / 2))) | u128::from(key[n - 1])
+        (u128::from(key[0]) << (8 * (n - 1)))
+            | (u128::from(key[n / 2]) << (8 * (n - 1 - n / 2)))
+            | u128::from(key[n - 1])
     } else {
         0
     }
@@ -254,12 +255,11 @@ fn has_open_brace_128(x: u128) -> bool {
 #[cfg(target_arch = "x86_64")]
 mod clmul {
     use super::{SLOTS, barrett_mu, has_open_brace_128, hash_tag, load_short, quotient_low64, xpow_mod};
-    use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
     use std::arch::x86_64::{
         _mm_clmulepi64_si128, _mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_cvtsi128_si64, _mm_extract_epi16,
-        _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_shuffle_epi8,
-        _mm_xor_si128,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_shuffle_epi8, _mm_xor_si128,
     };
+    use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
     const K64: u64 = xpow_mod(64);
     const K96: u64 = xpow_mod(96);
@@ -487,7 +487,8 @@ mod clmul {
     #[target_feature(enable = "pclmulqdq,ssse3")]
     fn key_slot_other(key: &[u8]) -> u16 {
         crc::<true>(key).unwrap_or_else(|| crc16(hash_tag(key))) & (SLOTS - 1)
-    }}
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -515,7 +516,8 @@ mod tests {
     /// Every path this build has: the dispatched one, the table one, and the carry-less one when
     /// the CPU has it (called directly, so a test run on a CPU without it still says so).
     fn all_paths(key: &[u8]) -> Vec<(&'static str, u16, u16)> {
-        let mut v = vec![("dispatched", key_slot(key), crc16(key)), ("table", key_slot_portable(key), crc16_table(key))];
+        let mut v =
+            vec![("dispatched", key_slot(key), crc16(key)), ("table", key_slot_portable(key), crc16_table(key))];
         #[cfg(target_arch = "x86_64")]
         if clmul::available() {
             // SAFETY: `clmul::available()` just checked for PCLMULQDQ and SSSE3.
@@ -639,11 +641,19 @@ mod tests {
             // A `{` (and a `}`) anywhere: the tag rule applies whichever chunk holds them.
             for open in 0..len {
                 key[open] = b'{';
-                assert_eq!(key_slot_portable(&key), crc16_table(hash_tag(&key)) & (SLOTS - 1), "len {len}, {{ at {open}");
+                assert_eq!(
+                    key_slot_portable(&key),
+                    crc16_table(hash_tag(&key)) & (SLOTS - 1),
+                    "len {len}, {{ at {open}"
+                );
                 for close in open + 1..len {
                     let mut k = key.clone();
                     k[close] = b'}';
-                    assert_eq!(key_slot_portable(&k), crc16_table(hash_tag(&k)) & (SLOTS - 1), "len {len}, {open}..{close}");
+                    assert_eq!(
+                        key_slot_portable(&k),
+                        crc16_table(hash_tag(&k)) & (SLOTS - 1),
+                        "len {len}, {open}..{close}"
+                    );
                     assert_paths(&k);
                 }
                 key[open] = data[open];

@@ -594,6 +594,24 @@ pub fn string_figures(bytes: &[u8]) -> Option<(KeyFigures, usize)> {
     Some(string_of(len, int))
 }
 
+/// Memory and encoding of a string (not an integer) of `len` bytes.
+const fn long_string(len: u64) -> (u64, usize) {
+    if len <= EMBSTR_MAX { (je_size(ROBJ + 3 + len + 1), enc::EMBSTR) } else { (ROBJ + sds_alloc_of(len), enc::RAW) }
+}
+
+/// `long_string` of the lengths most strings have, looked up (no branch on embstr or raw, no
+/// size class computed per key).
+static SHORT_STRINGS: [(u16, u8); 256] = {
+    let mut t = [(0, 0); 256];
+    let mut i = 0;
+    while i < t.len() {
+        let (memory, e) = long_string(i as u64);
+        t[i] = (memory as u16, e as u8);
+        i += 1;
+    }
+    t
+};
+
 /// Length of an integer's decimal form (an integer-encoded string's length).
 #[inline(always)]
 fn format_len(v: i64) -> u64 {
@@ -605,12 +623,10 @@ fn format_len(v: i64) -> u64 {
 /// encoding's place in [`ENCODINGS`].
 #[inline(always)]
 fn string_of(len: u64, int: bool) -> (KeyFigures, usize) {
-    let (memory, e) = if int {
-        (ROBJ, enc::INT)
-    } else if len <= EMBSTR_MAX {
-        (je_size(ROBJ + 3 + len + 1), enc::EMBSTR)
-    } else {
-        (ROBJ + sds_alloc(len), enc::RAW)
+    let (memory, e) = match (int, SHORT_STRINGS.get(len as usize)) {
+        (true, _) => (ROBJ, enc::INT),
+        (false, Some(&(memory, e))) => (memory as u64, e as usize),
+        (false, None) => long_string(len),
     };
     (KeyFigures { memory, elements: 1, largest_element: len, encoding: ENCODINGS[e] }, e)
 }

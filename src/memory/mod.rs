@@ -138,7 +138,7 @@ pub fn sds_alloc(len: u64) -> u64 {
     }
 }
 
-const fn sds_alloc_of(len: u64) -> u64 {
+pub(crate) const fn sds_alloc_of(len: u64) -> u64 {
     je_size(sds_header(len) + len + 1)
 }
 
