@@ -29,7 +29,8 @@ pub struct Aux {
 /// One function library (docs/format.md §4.3).
 #[derive(Debug, Clone, Serialize)]
 pub struct Function {
-    /// From the library's shebang (`#!lua name=mylib`); empty when it names none.
+    /// From the library's shebang (`#!lua name=mylib`), read as the server reads it; empty when
+    /// the server would refuse the shebang.
     pub library: String,
     /// The engine from the shebang (`lua`); empty when there is no shebang.
     pub engine: String,
@@ -118,24 +119,6 @@ fn ser_error<S: serde::Serializer>(e: &Option<Error>, s: S) -> Result<S::Ok, S::
         Some(e) => serde::Serialize::serialize(&crate::verify::ErrorEntry::from(e), s),
         None => s.serialize_none(),
     }
-}
-
-/// `#!lua name=mylib ...` -> ("mylib", "lua").
-fn library_name(source: &[u8]) -> (String, String) {
-    let first = source.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(first);
-    let mut engine = String::new();
-    let mut name = String::new();
-    if let Some(rest) = line.strip_prefix("#!") {
-        let mut parts = rest.split_whitespace();
-        engine = parts.next().unwrap_or_default().to_owned();
-        for p in parts {
-            if let Some(n) = p.strip_prefix("name=") {
-                name = n.to_owned();
-            }
-        }
-    }
-    (name, engine)
 }
 
 /// Reads `data`, an RDB file named `name` in the output, in one pass. `now_ms` (Unix
@@ -267,7 +250,9 @@ fn read_part(
                 part.events.push(Event::Aux(Aux { key: key.to_vec(), value: value.to_vec() }));
             }
             Record::Function { source } => {
-                let (library, engine) = library_name(source);
+                let (engine, library) = crate::rdb::function::describe(source);
+                let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+                let (library, engine) = (text(&library.unwrap_or_default()), text(&engine));
                 part.flush_keys();
                 part.events.push(Event::Function(Function { library, engine, bytes: source.len() as u64 }));
             }

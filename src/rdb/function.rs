@@ -53,6 +53,19 @@ pub fn metadata(source: &[u8]) -> Result<(Vec<u8>, &[u8]), String> {
     Ok((name, &source[nl..]))
 }
 
+/// What a listing shows of a library: the engine named after `#!` (the first line split as the
+/// server splits it; empty without a shebang) and the library's name when the server accepts
+/// the shebang (`metadata`).
+pub fn describe(source: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+    let name = metadata(source).ok().map(|(name, _)| name);
+    let line = &source[..source.iter().position(|&c| c == b'\n').unwrap_or(source.len())];
+    let engine = match line.starts_with(b"#!") {
+        true => super::splitargs::split_args(line).and_then(|p| Some(p.first()?.get(2..)?.to_vec())),
+        false => None,
+    };
+    (engine.unwrap_or_default(), name)
+}
+
 /// Compiles (never runs) `code` with Lua 5.1, as Redis does before running a library.
 pub fn compile(code: &[u8]) -> Result<(), String> {
     let lua = mlua::Lua::new_with(mlua::StdLib::NONE, mlua::LuaOptions::default())
@@ -68,6 +81,22 @@ pub fn compile(code: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The engine as written and the name as the server reads it; no name for a shebang the
+    /// server refuses, no engine without a shebang.
+    #[test]
+    fn describes_a_library() {
+        let d = |s: &str| {
+            let (e, n) = describe(s.as_bytes());
+            (String::from_utf8(e).unwrap(), n.map(|n| String::from_utf8(n).unwrap()))
+        };
+        assert_eq!(d("#!lua name=mylib\nreturn 1"), ("lua".into(), Some("mylib".into())));
+        assert_eq!(d("#!LUA \"NAME=q\"\n"), ("LUA".into(), Some("q".into())));
+        assert_eq!(d("#!js name=x\n"), ("js".into(), None));
+        assert_eq!(d("#!lua foo=1 name=x\n"), ("lua".into(), None));
+        assert_eq!(d("#!lua name=x"), ("lua".into(), None));
+        assert_eq!(d("no shebang\n"), (String::new(), None));
+    }
 
     #[test]
     fn shebangs() {
