@@ -88,7 +88,8 @@ fn name_block(arena: &[u8], packed: u64) -> &[u8] {
     if r.len() <= 16 { &arena[r.start..r.start + 16] } else { &arena[r] }
 }
 
-/// A prefix held: its hash, its name's place in the arena (see `NAME_LEN_MAX`) and its totals.
+/// A prefix held with several keys: its hash, its name's place in the arena (see
+/// `NAME_LEN_MAX`) and its totals.
 #[derive(Debug, Clone, Copy, Default)]
 struct Held {
     hash: u64,
@@ -96,26 +97,54 @@ struct Held {
     stats: PrefixStats,
 }
 
+/// A prefix held with one key (most of a big file's, at the deeper levels): its hash, its
+/// name's place and the key's memory, with `NO_TTL` set when the key has no TTL. 24 bytes, not
+/// `Held`'s 40: the table's fresh memory (which the kernel zeroes and maps page by page) is
+/// mostly these. `name` is `GONE` once the prefix has moved to `held`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Single {
+    hash: u64,
+    name: u64,
+    memory: u64,
+}
+
+/// The bit of `Single::memory` that says the key has no TTL.
+const NO_TTL: u64 = 1 << 63;
+
+/// `Single::name` of a prefix that got a second key (it is in `held` now).
+const GONE: u64 = u64::MAX;
+
+impl Single {
+    fn stats(&self) -> PrefixStats {
+        PrefixStats { keys: 1, memory: self.memory & !NO_TTL, keys_without_ttl: self.memory >> 63 }
+    }
+}
+
 /// Key prefixes with their totals, at most `cap` at once. Past the cap the lightest quarter (by
 /// memory) is dropped; a dropped prefix that comes back starts again from zero, so any
 /// prefix's figures may be short by at most the sum of the drop thresholds (`error_bound`).
 ///
 /// Prefixes are told apart by their 64-bit xxh3 (the bytes are kept once, in an arena, for the
-/// listing). The prefixes are held one after the other in `held`, in the order they came; an
-/// index finds them: open addressing with linear probing, at most 3/4 full, each slot 8 bytes
-/// (the high half of the prefix's hash and its place in `held`). Most prefixes of a big file
-/// are new when they come (one key each), and a new one costs a probe of the index, which is
-/// small enough to stay in cache and in the TLB's reach, and an entry written at the end of
-/// `held`: no random access to the entries themselves. Two prefixes share a hash with a chance
-/// of about n² / 2⁶⁵ (1e-8 for a million held), which would add their figures together. 51 to
-/// 61 bytes a prefix held, plus its bytes.
+/// listing). The prefixes are kept one after the other in the order they came: those with one
+/// key in `singles`, the others in `held` (a single moves there with its second key); an index
+/// finds them: open addressing with linear probing, at most 3/4 full, each slot 8 bytes (the
+/// high half of the prefix's hash and its place). Most prefixes of a big file are new when they
+/// come (one key each), and a new one costs a probe of the index, which is small enough to stay
+/// in cache and in the TLB's reach, and an entry written at the end of `singles`: no random
+/// access to the entries themselves. Two prefixes share a hash with a chance of about n² / 2⁶⁵
+/// (1e-8 for a million held), which would add their figures together. 35 to 45 bytes a prefix
+/// with one key, 51 to 61 with more, plus its bytes.
 #[derive(Debug, Clone, Default)]
 pub struct Prefixes {
     cap: usize,
-    /// Per slot: the high 32 bits of a held prefix's hash, then 1 + its place in `held`; 0: free.
+    /// Per slot: the high 32 bits of a held prefix's hash, then its place (`Place`); 0: free.
     index: Vec<u64>,
-    /// The prefixes held, in the order they came.
+    /// The prefixes with several keys, in the order they came.
     held: Vec<Held>,
+    /// The prefixes with one key, in the order they came (some `GONE`).
+    singles: Vec<Single>,
+    /// Singles gone to `held`.
+    gone: usize,
     names: Vec<u8>,
     /// Upper bound of the memory any listed prefix may be missing (and of any unlisted one).
     pub error_bound_memory: u64,
@@ -125,10 +154,32 @@ pub struct Prefixes {
     pub dropped: u64,
 }
 
-/// The index slot of the prefix of hash `hash` held at `at`.
+/// Where a prefix is: in `held` or in `singles`, at a place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Held(usize),
+    Single(usize),
+}
+
+/// The low half of an index slot: 1 + the place, its top bit set for a single.
+const SINGLE_BIT: u64 = 1 << 31;
+
+/// The index slot of the prefix of hash `hash` at `place`.
 #[inline(always)]
-fn index_slot(hash: u64, at: usize) -> u64 {
-    (hash >> 32) << 32 | (at as u64 + 1)
+fn index_slot(hash: u64, place: Place) -> u64 {
+    let low = match place {
+        Place::Held(at) => at as u64 + 1,
+        Place::Single(at) => (at as u64 + 1) | SINGLE_BIT,
+    };
+    (hash >> 32) << 32 | low
+}
+
+/// The place an index slot (not free) points to.
+#[inline(always)]
+fn place_of(slot: u64) -> Place {
+    let low = slot & 0xffff_ffff;
+    let at = (low & !SINGLE_BIT) as usize - 1;
+    if low & SINGLE_BIT != 0 { Place::Single(at) } else { Place::Held(at) }
 }
 
 /// Slots a new table starts with.
@@ -221,8 +272,8 @@ pub fn prefix_hash(prefix: &[u8]) -> u64 {
 
 impl Prefixes {
     pub(super) fn new(cap: usize) -> Prefixes {
-        // A place in `held` fits the index's 32 bits.
-        Prefixes { cap: cap.clamp(1, u32::MAX as usize - 1), ..Default::default() }
+        // A place fits the index's 31 bits.
+        Prefixes { cap: cap.clamp(1, (SINGLE_BIT - 2) as usize), ..Default::default() }
     }
 
     #[inline]
@@ -239,9 +290,18 @@ impl Prefixes {
         }
     }
 
-    /// The place in `held` of the prefix of hash `hash`, or the index slot where it would go.
+    /// The hash of the prefix at `place`.
     #[inline]
-    fn find(&self, hash: u64) -> Result<usize, usize> {
+    fn hash_at(&self, place: Place) -> u64 {
+        match place {
+            Place::Held(at) => self.held[at].hash,
+            Place::Single(at) => self.singles[at].hash,
+        }
+    }
+
+    /// Where the prefix of hash `hash` is and its index slot, or the index slot where it would go.
+    #[inline]
+    fn find(&self, hash: u64) -> Result<(Place, usize), usize> {
         let mask = self.mask();
         let mut i = hash as usize & mask;
         loop {
@@ -250,53 +310,70 @@ impl Prefixes {
                 return Err(i);
             }
             if slot >> 32 == hash >> 32 {
-                let at = (slot as u32 - 1) as usize;
-                if self.held[at].hash == hash {
-                    return Ok(at);
+                let place = place_of(slot);
+                if self.hash_at(place) == hash {
+                    return Ok((place, i));
                 }
             }
             i = (i + 1) & mask;
         }
     }
 
-    /// The totals of the prefix of hash `hash`, added if new: its name the first `len` bytes of
-    /// `block` (see `append_name`).
+    /// Adds `o` to the totals of the prefix of hash `hash`, added if new: its name the first
+    /// `len` bytes of `block` (see `append_name`).
     #[inline]
-    fn entry(&mut self, hash: u64, block: &[u8], len: usize) -> &mut PrefixStats {
+    fn add_block(&mut self, hash: u64, block: &[u8], len: usize, o: &PrefixStats) {
         let hash = hash.max(1);
         if self.index.is_empty() {
             self.resize(FIRST_SLOTS);
         }
-        let at = match self.find(hash) {
-            Ok(at) => at,
-            Err(slot) => self.insert(hash, slot, block, len),
-        };
-        &mut self.held[at].stats
+        match self.find(hash) {
+            Ok((Place::Held(at), _)) => self.held[at].stats.merge(o),
+            Ok((Place::Single(at), slot)) => self.promote(at, slot, o),
+            Err(slot) => self.insert(hash, slot, block, len, o),
+        }
+    }
+
+    /// A single's second key (or more): it moves to `held`.
+    #[cold]
+    fn promote(&mut self, at: usize, slot: usize, o: &PrefixStats) {
+        let s = self.singles[at];
+        let mut stats = s.stats();
+        stats.merge(o);
+        self.singles[at].name = GONE;
+        self.gone += 1;
+        self.index[slot] = index_slot(s.hash, Place::Held(self.held.len()));
+        self.held.push(Held { hash: s.hash, name: s.name, stats });
     }
 
     /// Adds a prefix that `find` did not find, at index slot `slot` unless the table must
     /// shrink or grow first.
     #[cold]
-    fn insert(&mut self, hash: u64, mut slot: usize, block: &[u8], len: usize) -> usize {
-        let full = self.held.len() >= self.cap;
+    fn insert(&mut self, hash: u64, mut slot: usize, block: &[u8], len: usize, o: &PrefixStats) {
+        let full = self.len() >= self.cap;
         if full {
             self.shrink();
         }
-        let grow = (self.held.len() + 1) * 4 > self.index.len() * 3;
+        let grow = (self.len() + 1) * 4 > self.index.len() * 3;
         if grow {
             self.resize(self.index.len() * 2);
         }
         if full || grow {
             match self.find(hash) {
                 Err(i) => slot = i,
-                Ok(at) => return at,
+                Ok((Place::Held(at), _)) => return self.held[at].stats.merge(o),
+                Ok((Place::Single(at), i)) => return self.promote(at, i, o),
             }
         }
-        let at = self.held.len();
-        self.index[slot] = index_slot(hash, at);
         let name = append_name(&mut self.names, block, len, false);
-        self.held.push(Held { hash, name, stats: PrefixStats::default() });
-        at
+        if o.keys == 1 && o.memory < NO_TTL {
+            self.index[slot] = index_slot(hash, Place::Single(self.singles.len()));
+            let no_ttl = if o.keys_without_ttl == 1 { NO_TTL } else { 0 };
+            self.singles.push(Single { hash, name, memory: o.memory | no_ttl });
+        } else {
+            self.index[slot] = index_slot(hash, Place::Held(self.held.len()));
+            self.held.push(Held { hash, name, stats: *o });
+        }
     }
 
     /// Indexes every held prefix in an index of `n` slots (a power of two).
@@ -308,12 +385,14 @@ impl Prefixes {
     /// Puts every held prefix in the (empty) index.
     fn reindex(&mut self) {
         let mask = self.mask();
-        for (at, h) in self.held.iter().enumerate() {
-            let mut i = h.hash as usize & mask;
+        let held = self.held.iter().enumerate().map(|(at, h)| (h.hash, Place::Held(at)));
+        let singles = self.singles.iter().enumerate().filter(|(_, s)| s.name != GONE);
+        for (hash, place) in held.chain(singles.map(|(at, s)| (s.hash, Place::Single(at)))) {
+            let mut i = hash as usize & mask;
             while self.index[i] != 0 {
                 i = (i + 1) & mask;
             }
-            self.index[i] = index_slot(h.hash, at);
+            self.index[i] = index_slot(hash, place);
         }
     }
 
@@ -324,10 +403,11 @@ impl Prefixes {
         if want > self.index.len() {
             self.resize(want);
         }
-        let more = n.saturating_sub(self.held.len());
-        self.held.reserve(more);
+        let more = n.saturating_sub(self.len());
+        // Most new prefixes have one key.
+        self.singles.reserve(more);
         // Names as long as those held so far, on average.
-        self.names.reserve(more * self.names.len().div_ceil(self.held.len().max(1)));
+        self.names.reserve(more * self.names.len().div_ceil(self.len().max(1)));
     }
 
     /// When `need` prefixes would not fit without growing, makes room for `want` (at least
@@ -341,21 +421,28 @@ impl Prefixes {
     /// One key at a time (the readers add a part's or a batch's totals with `add_stats`).
     #[cfg(test)]
     pub(super) fn add(&mut self, hash: u64, prefix: &[u8], memory: u64, has_ttl: bool) {
-        self.entry(hash, prefix, prefix.len()).count(memory, has_ttl);
+        let mut o = PrefixStats::default();
+        o.count(memory, has_ttl);
+        self.add_stats(hash, prefix, &o);
     }
     #[inline]
     pub(super) fn add_stats(&mut self, hash: u64, prefix: &[u8], o: &PrefixStats) {
-        self.entry(hash, prefix, prefix.len()).merge(o);
+        self.add_block(hash, prefix, prefix.len(), o);
     }
     fn name(&self, packed: u64) -> &[u8] {
         &self.names[unpack(packed)]
     }
+    /// Every prefix held, as (hash, packed name, totals): `held`'s, then the singles'.
+    fn entries(&self) -> impl Iterator<Item = (u64, u64, PrefixStats)> + '_ {
+        let held = self.held.iter().map(|h| (h.hash, h.name, h.stats));
+        held.chain(self.singles.iter().filter(|s| s.name != GONE).map(|s| (s.hash, s.name, s.stats())))
+    }
     /// Drops the lightest quarter (at least one; of those as light as the last dropped, the
-    /// first held), raising the error bounds by the heaviest dropped; rebuilds the index and
-    /// compacts the name arena.
+    /// first in `entries` order), raising the error bounds by the heaviest dropped; rebuilds
+    /// the index and compacts the name arena.
     fn shrink(&mut self) {
-        let drop_n = (self.held.len() / 4).max(1);
-        let mut mem: Vec<u64> = self.held.iter().map(|h| h.stats.memory).collect();
+        let drop_n = (self.len() / 4).max(1);
+        let mut mem: Vec<u64> = self.entries().map(|(_, _, s)| s.memory).collect();
         mem.select_nth_unstable(drop_n - 1);
         let cut = mem[drop_n - 1];
         drop(mem);
@@ -363,17 +450,23 @@ impl Prefixes {
         let mut max_keys = 0;
         let mut names = Vec::with_capacity(self.names.len() * 3 / 4 + 1024);
         let old_names = std::mem::take(&mut self.names);
-        self.held.retain_mut(|h| {
-            if dropped < drop_n && h.stats.memory <= cut {
+        let mut keep = |name: &mut u64, stats: &PrefixStats| {
+            if dropped < drop_n && stats.memory <= cut {
                 dropped += 1;
-                max_keys = max_keys.max(h.stats.keys);
+                max_keys = max_keys.max(stats.keys);
                 return false;
             }
-            let name = &old_names[unpack(h.name)];
-            h.name = pack(names.len(), name.len());
-            names.extend_from_slice(name);
+            let bytes = &old_names[unpack(*name)];
+            *name = pack(names.len(), bytes.len());
+            names.extend_from_slice(bytes);
             true
+        };
+        self.held.retain_mut(|h| keep(&mut h.name, &h.stats));
+        self.singles.retain_mut(|s| {
+            let stats = s.stats();
+            s.name != GONE && keep(&mut s.name, &stats)
         });
+        self.gone = 0;
         self.names = names;
         self.index.fill(0);
         self.reindex();
@@ -385,6 +478,8 @@ impl Prefixes {
     pub(super) fn clear(&mut self) {
         self.index.fill(0);
         self.held.clear();
+        self.singles.clear();
+        self.gone = 0;
         self.names.clear();
         self.error_bound_memory = 0;
         self.error_bound_keys = 0;
@@ -398,20 +493,28 @@ impl Prefixes {
         self.dropped += o.dropped;
         // In the other table's order, this table's index prefetched a few ahead.
         const AHEAD: usize = 16;
-        for (i, h) in o.held.iter().enumerate() {
-            if let Some(next) = o.held.get(i + AHEAD) {
-                self.prefetch(next.hash);
+        let all: Vec<(u64, u64, PrefixStats)> = o.entries().collect();
+        for (i, (hash, name, stats)) in all.iter().enumerate() {
+            if let Some(next) = all.get(i + AHEAD) {
+                self.prefetch(next.0);
             }
-            self.add_stats(h.hash, o.name(h.name), &h.stats);
+            self.add_stats(*hash, o.name(*name), stats);
         }
     }
     /// Prefixes held now (at most the cap).
     pub fn len(&self) -> usize {
-        self.held.len()
+        self.held.len() + self.singles.len() - self.gone
     }
     /// True when no prefix is held.
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.len() == 0
+    }
+    /// The prefix at `i` of `held` then `singles` (`None`: a single gone to `held`).
+    fn nth(&self, i: usize) -> Option<(u64, PrefixStats)> {
+        match self.held.get(i) {
+            Some(h) => Some((h.name, h.stats)),
+            None => Some(self.singles[i - self.held.len()]).filter(|s| s.name != GONE).map(|s| (s.name, s.stats())),
+        }
     }
     /// The `n` heaviest prefixes by memory (ties by name), heaviest first.
     pub fn heaviest(&self, n: usize) -> Vec<(&[u8], PrefixStats)> {
@@ -419,8 +522,8 @@ impl Prefixes {
         if n == 0 {
             return Vec::new();
         }
-        if n >= self.held.len() {
-            let mut v: Vec<(&[u8], PrefixStats)> = self.held.iter().map(|h| (self.name(h.name), h.stats)).collect();
+        if n >= self.len() {
+            let mut v: Vec<(&[u8], PrefixStats)> = self.entries().map(|(_, name, s)| (self.name(name), s)).collect();
             v.sort_by(order);
             return v;
         }
@@ -430,7 +533,11 @@ impl Prefixes {
         // milliseconds a pass), the runs' results joined.
         use rayon::prelude::*;
         const RUN: usize = 1 << 16;
-        let runs = || self.held.par_chunks(RUN).enumerate();
+        // Runs of places in `held` then `singles` (see `nth`).
+        let total = self.held.len() + self.singles.len();
+        let starts: Vec<usize> = (0..total).step_by(RUN).collect();
+        let runs = || starts.par_iter().map(|&at| at..(at + RUN).min(total));
+        let prefixes = |run: std::ops::Range<usize>| run.filter_map(|i| Some((i, self.nth(i)?)));
         // The n heaviest figures of each run in a min-heap (no copy of every figure), then of all.
         let best = |figures: &mut dyn Iterator<Item = u64>| {
             let mut top = std::collections::BinaryHeap::with_capacity(n + 1);
@@ -446,21 +553,20 @@ impl Prefixes {
             top.into_vec()
         };
         let tops: Vec<u64> = runs()
-            .flat_map_iter(|(_, run)| best(&mut run.iter().map(|h| h.stats.memory)).into_iter().map(|r| r.0))
+            .flat_map_iter(|run| best(&mut prefixes(run).map(|(_, (_, s))| s.memory)).into_iter().map(|r| r.0))
             .collect();
         let cut = best(&mut tops.into_iter()).iter().map(|r| r.0).min().unwrap_or(0);
         // Above the cut: every one (fewer than n in all); at it: the first `room` by name.
-        let above_ties = |(run, held): (usize, &[Held])| {
+        let above_ties = |run: std::ops::Range<usize>| {
             let mut above = Vec::new();
             let mut ties: std::collections::BinaryHeap<(&[u8], usize)> = std::collections::BinaryHeap::new();
-            for (j, h) in held.iter().enumerate() {
-                if h.stats.memory < cut {
+            for (i, (name, stats)) in prefixes(run) {
+                if stats.memory < cut {
                     continue;
                 }
-                let i = run * RUN + j;
-                let name = self.name(h.name);
-                if h.stats.memory > cut {
-                    above.push((name, h.stats));
+                let name = self.name(name);
+                if stats.memory > cut {
+                    above.push((name, stats));
                 } else if ties.len() < n {
                     ties.push((name, i));
                 } else if ties.peek().is_some_and(|&(worst, _)| name < worst) {
@@ -476,7 +582,7 @@ impl Prefixes {
         let mut ties: Vec<(&[u8], usize)> = found.into_iter().flat_map(|(_, t)| t).collect();
         ties.sort_unstable();
         ties.truncate(room);
-        v.extend(ties.into_iter().map(|(name, i)| (name, self.held[i].stats)));
+        v.extend(ties.into_iter().filter_map(|(name, i)| Some((name, self.nth(i)?.1))));
         v.sort_by(order);
         v
     }
@@ -642,7 +748,7 @@ impl PrefixLog {
             if let Some(next) = self.log.get(i + AHEAD) {
                 t.prefetch(next.hash);
             }
-            t.entry(e.hash, name_block(&self.names, e.name), unpack(e.name).len()).merge(&e.stats);
+            t.add_block(e.hash, name_block(&self.names, e.name), unpack(e.name).len(), &e.stats);
         }
         self.log.clear();
         self.names.clear();
