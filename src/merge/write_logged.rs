@@ -43,7 +43,8 @@ pub(super) fn write_routed<'a, W: KernelCopy + Send>(
     let at: Vec<AtomicU64> = ws.iter().map(|_| AtomicU64::new(0)).collect();
     let copied: Vec<AtomicU64> = sources.iter().map(|_| AtomicU64::new(0)).collect();
     let stop = AtomicBool::new(false);
-    let results: Vec<Result<Finished<W>, MergeError>> = std::thread::scope(|scope| {
+    // Per output: finished, stopped because another failed (`None`), or its own error.
+    let results: Vec<Result<Option<Finished<W>>, MergeError>> = std::thread::scope(|scope| {
         let threads: Vec<_> = ws
             .into_iter()
             .enumerate()
@@ -54,7 +55,11 @@ pub(super) fn write_routed<'a, W: KernelCopy + Send>(
                     let r = copy_routed(plan, sources, router, o, &mut out, &mut pace, copied);
                     drop(pace);
                     match r {
-                        Ok(()) => out.finish(plan, o),
+                        Ok(Copied::All) => out.finish(plan, o).map(Some),
+                        Ok(Copied::Stopped) => {
+                            out.w.release_all();
+                            Ok(None)
+                        }
                         Err(e) => {
                             stop.store(true, Ordering::Relaxed);
                             out.w.release_all();
@@ -74,17 +79,27 @@ pub(super) fn write_routed<'a, W: KernelCopy + Send>(
     for (s, c) in sources.iter().zip(&copied) {
         s.advance((s.data.len() as u64).saturating_sub(c.load(Ordering::Relaxed)));
     }
-    // A writer's own error explains the run better than the others' stopping after it.
-    if let Some(e) =
-        results.iter().position(|r| matches!(r, Err(e) if !matches!(e, MergeError::Io(m) if m.ends_with(STOPPED))))
-    {
-        return Err(results.into_iter().nth(e).and_then(Result::err).unwrap_or_else(|| MergeError::Io(STOPPED.into())));
+    // A writer's own error explains the run; the others only stopped after it.
+    let (mut done, mut stopped) = (Vec::with_capacity(results.len()), None);
+    for (o, r) in results.into_iter().enumerate() {
+        match r? {
+            Some(f) => done.push(f),
+            None => stopped = stopped.or(Some(o)),
+        }
     }
-    results.into_iter().collect()
+    match stopped {
+        Some(o) => Err(MergeError::Io(format!("output {o}: stopped (another output failed)"))),
+        None => Ok(done),
+    }
 }
 
-/// How a writer that stopped because another failed ends its error message.
-const STOPPED: &str = "stopped (another output failed)";
+/// How a writer's copy ended, short of an error of its own.
+enum Copied {
+    /// Every record of its output is written.
+    All,
+    /// It stopped because another writer failed.
+    Stopped,
+}
 
 /// Keeps a writer within `AHEAD` of the slowest.
 struct Pace<'t> {
@@ -136,11 +151,10 @@ fn copy_routed<'a, W: KernelCopy + Send>(
     out: &mut Out<'a, W>,
     pace: &mut Pace<'_>,
     copied: &[AtomicU64],
-) -> Result<(), MergeError> {
+) -> Result<Copied, MergeError> {
     if let Some((&db, c)) = plan.counts[o].iter().find(|(_, c)| c.keys > 0) {
         out.apply(o, Job::Begin { db, keys: c.keys, expires: c.expires })?;
     }
-    let stopped = || MergeError::Io(format!("output {o}: {STOPPED}"));
     let mut base = 0u64;
     for (i, s) in sources.iter().enumerate() {
         let log_err = |e: io::Error| MergeError::Io(format!("{}: the log of pass 1: {e}", s.name));
@@ -197,7 +211,7 @@ fn copy_routed<'a, W: KernelCopy + Send>(
                 }
             }
             if !pace.reached(base + start) {
-                return Err(stopped());
+                return Ok(Copied::Stopped);
             }
             if done >= told + (1 << 20) {
                 s.advance(done - told);
@@ -212,7 +226,7 @@ fn copy_routed<'a, W: KernelCopy + Send>(
         copied[i].fetch_add(done, Ordering::Relaxed);
         base += s.data.len() as u64;
     }
-    Ok(())
+    Ok(Copied::All)
 }
 
 #[cfg(test)]
