@@ -89,7 +89,7 @@ impl Error {
     pub fn truncated(offset: u64, message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Truncated, offset, message)
     }
-    /// Attaches the db and key being read, unless a deeper frame already did (or a [`Probe`] is
+    /// Attaches the db and key being read, unless a deeper frame already did (or a `Probe` is
     /// running on this thread: its errors are thrown away, and a would-be key can be megabytes).
     pub fn in_key(mut self, db: u64, key: &[u8]) -> Error {
         if self.key.is_none() && !Probe::running() {
@@ -114,15 +114,17 @@ thread_local! {
 /// While one is held, the errors made on this thread are guesses turned down and thrown away
 /// (a boundary search trying positions that are not record starts): they skip the context that
 /// only a reader of the error needs (the key of [`Error::in_key`]). Which errors are made, and
-/// where, does not change.
-pub struct Probe {
+/// where, does not change. Neither `Send` nor `Sync`: it restores the flag of the thread that
+/// started it, so it must be dropped there.
+pub(crate) struct Probe {
     was: bool,
+    _this_thread: std::marker::PhantomData<*const ()>,
 }
 
 impl Probe {
     /// Starts a probe on this thread, until the value is dropped.
-    pub fn start() -> Probe {
-        Probe { was: PROBING.with(|p| p.replace(true)) }
+    pub(crate) fn start() -> Probe {
+        Probe { was: PROBING.with(|p| p.replace(true)), _this_thread: std::marker::PhantomData }
     }
 
     /// Whether a probe runs on this thread.
