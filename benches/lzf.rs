@@ -11,26 +11,13 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rdbtool::rdb::lzf as rdb_lzf;
 
-/// Small deterministic generator so every run decodes the same bytes.
-struct Rng(u64);
+/// The same numbers on every run, so every run decodes the same bytes.
+use rdbtool::rng::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn word(&mut self, out: &mut String, len: usize) {
-        for _ in 0..len {
-            out.push((b'a' + self.below(26) as u8) as char);
-        }
+/// `len` random lowercase letters.
+fn word(rng: &mut Rng, out: &mut String, len: usize) {
+    for _ in 0..len {
+        out.push((b'a' + rng.below(26) as u8) as char);
     }
 }
 
@@ -38,7 +25,7 @@ impl Rng {
 fn json_record(rng: &mut Rng, out: &mut String) {
     let id = rng.below(1_000_000);
     out.push_str(&format!("{{\"id\":{id},\"name\":\"user_{}\",\"email\":\"", rng.below(100_000)));
-    rng.word(out, 8);
+    word(rng, out, 8);
     out.push_str("@example.com\",\"created_at\":\"2024-");
     out.push_str(&format!(
         "{:02}-{:02}T{:02}:{:02}:{:02}Z\"",
@@ -65,7 +52,7 @@ fn json_record(rng: &mut Rng, out: &mut String) {
             out.push(' ');
         }
         let n = 2 + rng.below(8) as usize;
-        rng.word(out, n);
+        word(rng, out, n);
     }
     out.push_str("\"}");
 }

@@ -12,17 +12,8 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rdbtool::slot::{key_slot, key_slot_portable};
 
-/// xorshift64*, so every run hashes the same keys.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+/// The same numbers on every run, so every run hashes the same keys.
+use rdbtool::rng::Rng;
 
 fn keys(n: usize) -> Vec<Vec<u8>> {
     let mut rng = Rng(42);

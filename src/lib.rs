@@ -118,6 +118,8 @@ pub mod restore;
 #[cfg(feature = "live")]
 pub mod restore_test;
 #[doc(hidden)]
+pub mod rng;
+#[doc(hidden)]
 pub mod split;
 #[doc(hidden)]
 pub mod spool;

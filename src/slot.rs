@@ -534,17 +534,8 @@ mod tests {
         }
     }
 
-    /// Small deterministic generator (xorshift64*), so a failure names a reproducible input.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-    }
+    /// The same numbers on every run: a failure names a reproducible input.
+    use crate::rng::Rng;
 
     #[test]
     fn check_value_every_path() {
