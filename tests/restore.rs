@@ -89,11 +89,10 @@ fn every_fixture_restored_then_diff_is_identical() {
     }
 }
 
-/// A fresh server holding "prefilled" under three keys of the file (db 0 and db 2, late in file
-/// order), and one key of its own.
-
 type Prefilled = (RedisServer, Vec<(u64, Vec<u8>)>);
 
+/// A fresh server holding "prefilled" under three keys of the file (db 0 and db 2, late in file
+/// order), and one key of its own.
 fn prefilled(keys: &[FileKey]) -> Option<Prefilled> {
     let s = RedisServer::start(&[])?;
     let mut picked = Vec::new();
