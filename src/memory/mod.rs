@@ -7,8 +7,9 @@
 //! a TTL (24 bytes), the keyspace dict's bucket array, allocator fragmentation. Module values
 //! count their serialized size (a module reports its own figure, which a file cannot tell).
 //!
-//! `estimate.rs` holds the per-encoding formulas; this file the building blocks: size classes,
-//! sds headers, listpack entry sizes, dict bucket counts, radix tree node counts.
+//! `estimate.rs` holds the per-encoding formulas, `encoding.rs` the encodings' names; this file
+//! the building blocks: size classes, sds headers, listpack entry sizes, dict bucket counts, radix
+//! tree node counts.
 
 mod encoding;
 mod estimate;
