@@ -243,7 +243,7 @@ impl Lint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::KeyFigures;
+    use crate::memory::{Encoding, KeyFigures};
     use crate::rdb::types::Kind;
 
     fn row(db: u64, key: &[u8], memory: u64, elements: u64, slot: u16) -> KeyRow<'_> {
@@ -257,7 +257,7 @@ mod tests {
             value_bytes: memory,
             idle_s: None,
             freq: None,
-            fig: KeyFigures { memory, elements, largest_element: 0, encoding: "raw" },
+            fig: KeyFigures { memory, elements, largest_element: 0, encoding: Encoding::Raw },
         }
     }
 

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{RedisServer, Resp};
+use common::{FileKey, RedisServer, Resp, file_keys};
 use rdbtool::json::to_bytes;
 use rdbtool::rdb::value::Value;
-use rdbtool::rdb::{Reader, Record, Walker};
+use rdbtool::rdb::{Reader, Record};
 use rdbtool::redis::server::Tls;
 use serde_json::Value as Json;
 
@@ -92,34 +92,6 @@ fn diff_jsonl(a: &str, b: &str, extra: &[&str], expect_code: i32) -> Report {
     Report::parse(&o)
 }
 
-struct FileKey {
-    db: u64,
-    key: Vec<u8>,
-    expire_at_ms: Option<i64>,
-    value: Value,
-}
-
-fn decode_file(path: &Path) -> Vec<FileKey> {
-    let data = std::fs::read(path).unwrap();
-    let mut w = Walker::new();
-    let mut keys = Vec::new();
-    for rec in Reader::new(&data).unwrap() {
-        if let Record::Key(k) = rec.unwrap() {
-            keys.push(FileKey {
-                db: k.db,
-                key: k.key.to_vec(),
-                expire_at_ms: k.expire_at_ms,
-                value: k.value.decode(&mut w).unwrap(),
-            });
-        }
-    }
-    keys
-}
-
-fn select(s: &RedisServer, db: u64) {
-    assert_eq!(s.cmd(&[b"SELECT", db.to_string().as_bytes()]), Resp::Simple("OK".into()));
-}
-
 fn sha(path: &Path) -> Vec<u8> {
     // CRC-64 of the whole file is enough to see that nothing changed it.
     rdbtool::crc::crc64(&std::fs::read(path).unwrap()).to_le_bytes().to_vec()
@@ -132,7 +104,7 @@ fn sha(path: &Path) -> Vec<u8> {
 fn file_against_its_server_then_each_change_reported_once() {
     let f = all_types();
     let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
-    let keys = decode_file(&f);
+    let keys = file_keys(&f);
     let total = keys.len() as u64;
     let before = sha(&f);
 
@@ -146,13 +118,13 @@ fn file_against_its_server_then_each_change_reported_once() {
     let gone = keys.iter().find(|k| k.db == 1).unwrap();
     let ttl =
         keys.iter().find(|k| k.db == 3 && k.expire_at_ms.is_none() && matches!(k.value, Value::String(_))).unwrap();
-    select(&server, 0);
+    server.select(0);
     assert_eq!(server.cmd(&[b"HSET", &hash.key, b"diff:field", b"x"]), Resp::Int(1));
-    select(&server, 1);
+    server.select(1);
     assert_eq!(server.cmd(&[b"DEL", &gone.key]), Resp::Int(1));
-    select(&server, 2);
+    server.select(2);
     assert_eq!(server.cmd(&[b"SET", b"diff:new", b"1"]), Resp::Simple("OK".into()));
-    select(&server, 3);
+    server.select(3);
     assert_eq!(server.cmd(&[b"PEXPIRE", &ttl.key, b"900000000"]), Resp::Int(1));
 
     let expect = |a_only: &str, b_only: &str| -> BTreeMap<(u64, Vec<u8>), String> {
@@ -222,7 +194,7 @@ fn file_against_its_server_then_each_change_reported_once() {
     assert_eq!(r.n("keys_a"), keys.iter().filter(|k| k.db == 2).count() as u64);
 
     // A type change.
-    select(&server, 2);
+    server.select(2);
     server.cmd(&[b"DEL", b"diff:new"]);
     let s = keys.iter().find(|k| k.db == 2 && k.expire_at_ms.is_none() && matches!(k.value, Value::String(_))).unwrap();
     server.cmd(&[b"DEL", &s.key]);
@@ -241,7 +213,7 @@ fn file_against_its_server_then_each_change_reported_once() {
 fn sampling_picks_the_same_keys_on_both_sides() {
     let f = all_types();
     let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
-    let total = decode_file(&f).len() as f64;
+    let total = file_keys(&f).len() as f64;
     let r = diff_jsonl(&all_types_s(), &server.url(), &["--sample-rate", "0.3"], 0);
     let n = r.n("keys_a") as f64;
     assert!(n > total * 0.15 && n < total * 0.45, "{n} of {total}");
@@ -250,7 +222,7 @@ fn sampling_picks_the_same_keys_on_both_sides() {
     let r = diff_jsonl(&all_types_s(), &server.url(), &["--sample", "50"], 0);
     assert!((20..=90).contains(&r.n("keys_a")), "{}", r.summary);
     // A sampled key that changed is still found; keys outside the sample are not looked at.
-    select(&server, 0);
+    server.select(0);
     for i in 0..100 {
         server.cmd(&[b"SET", format!("sample:new:{i}").as_bytes(), b"v"]);
     }
@@ -315,7 +287,7 @@ fn cluster_of_three_masters() {
         loaded += 1;
     }
     assert_eq!(loaded, 3);
-    let db0 = decode_file(&all_types()).into_iter().filter(|k| k.db == 0).collect::<Vec<_>>();
+    let db0 = file_keys(&all_types()).into_iter().filter(|k| k.db == 0).collect::<Vec<_>>();
     // Every node holds some of them: the diff really has to read all three.
     for n in nodes {
         let Resp::Int(k) = n.cmd(&[b"DBSIZE"]) else { panic!() };
@@ -329,7 +301,7 @@ fn cluster_of_three_masters() {
     }
     // Keys of other databases cannot be in a cluster: only in A.
     let r = diff_jsonl(&f, &n2.url(), &[], 1);
-    assert_eq!(r.n("only_in_a"), decode_file(&all_types()).len() as u64 - db0.len() as u64);
+    assert_eq!(r.n("only_in_a"), file_keys(&all_types()).len() as u64 - db0.len() as u64);
     assert_eq!(r.n("only_in_b") + r.n("different_value"), 0);
 
     // A change on one node and a new key on another, made through redis-cli -c.
@@ -395,8 +367,8 @@ fn a_cluster_backup_is_one_set_of_files() {
     let Some(nodes) = RedisServer::cluster(3, &[]) else { return };
     let tmp = tempfile::tempdir().unwrap();
     let shards = cluster_backup(&nodes, tmp.path());
-    let db0 = decode_file(&all_types()).into_iter().filter(|k| k.db == 0).count() as u64;
-    let per_shard: Vec<u64> = shards.iter().map(|s| decode_file(Path::new(s)).len() as u64).collect();
+    let db0 = file_keys(&all_types()).into_iter().filter(|k| k.db == 0).count() as u64;
+    let per_shard: Vec<u64> = shards.iter().map(|s| file_keys(Path::new(s)).len() as u64).collect();
     assert_eq!(per_shard.iter().sum::<u64>(), db0);
     assert!(per_shard.iter().all(|&n| n > 10), "{per_shard:?}");
     let s: Vec<&str> = shards.iter().map(String::as_str).collect();
@@ -447,7 +419,7 @@ fn a_cluster_backup_is_one_set_of_files() {
     assert!(text(&o.stderr).contains("set of RDB files"), "{}", text(&o.stderr));
 
     // A change on the cluster: named, and counted against the shard of its slot.
-    let changed = decode_file(Path::new(s[1]))
+    let changed = file_keys(Path::new(s[1]))
         .into_iter()
         .find(|k| matches!(k.value, Value::String(_)) && k.expire_at_ms.is_none())
         .unwrap();
@@ -471,7 +443,7 @@ fn restore_test_of_a_cluster_backup() {
     // A copy of one shard in which a key expires 1.5 s after the save: by the time it is
     // loaded its TTL has passed (whatever today's date), so its node drops it, and the
     // comparison counts it as expired, not as missing.
-    let expiring = decode_file(Path::new(&shards[2]))
+    let expiring = file_keys(Path::new(&shards[2]))
         .into_iter()
         .find(|k| matches!(k.value, Value::String(_)) && k.expire_at_ms.is_none())
         .unwrap();
@@ -483,7 +455,7 @@ fn restore_test_of_a_cluster_backup() {
     let saved_at = Instant::now();
     drop(nodes);
     let s: Vec<&str> = shards.iter().map(String::as_str).collect();
-    let db0 = decode_file(&all_types()).into_iter().filter(|k| k.db == 0).count() as u64;
+    let db0 = file_keys(&all_types()).into_iter().filter(|k| k.db == 0).count() as u64;
     // Loaded by a throwaway cluster of three masters (one file each), then compared: identical.
     let o = rdbtool(&["restore-test", s[0], s[1], s[2], "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
@@ -511,7 +483,7 @@ fn restore_test_of_a_cluster_backup() {
     // (when they meet, one deletes its keys of the slot): refused, the slot and key named.
     // (A key of printable bytes, so that the output names it as the test spells it: Redis's
     // order of keys in a saved file changes from run to run.)
-    let one = decode_file(Path::new(s[1]))
+    let one = file_keys(Path::new(s[1]))
         .into_iter()
         .find(|k| {
             matches!(k.value, Value::String(_))
@@ -620,10 +592,10 @@ fn files_with_different_encodings_are_equal() {
     assert_eq!(r.n("same"), 13);
 
     // One value changed before the save: exactly that key, with its first differing member.
-    let keys = decode_file(&f);
+    let keys = file_keys(&f);
     let z =
         keys.iter().find(|k| k.expire_at_ms.is_none() && matches!(&k.value, Value::Zset(z) if z.len() > 3)).unwrap();
-    select(&server, z.db);
+    server.select(z.db);
     let Resp::Array(Some(first)) = server.cmd(&[b"ZRANGE", &z.key, b"0", b"0"]) else { panic!() };
     let member = first[0].as_bytes().unwrap().to_vec();
     server.cmd(&[b"ZINCRBY", &z.key, b"1000", &member]);
@@ -693,7 +665,7 @@ fn restore_test_accepts_a_good_file() {
     let window = common::ExpiryWindow { start_ms: start, end_ms: common::now_ms() };
     assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
     let doc: Json = serde_json::from_slice(&o.stdout).unwrap();
-    let keys = decode_file(&f);
+    let keys = file_keys(&f);
     let exp = |k: &FileKey| k.expire_at_ms.unwrap_or(-1);
     let gone = keys.iter().filter(|k| window.gone(exp(k))).count() as u64;
     let maybe = keys.iter().filter(|k| window.uncertain(exp(k))).count() as u64;
@@ -791,7 +763,7 @@ fn the_live_side_receives_no_write() {
     let f = all_types();
     let Some(server) = RedisServer::start_with_rdb(&f, &[]) else { return };
     // Something only B has, so that TYPE and the SCAN join are exercised too.
-    select(&server, 2);
+    server.select(2);
     server.cmd(&[b"SET", b"only:b", b"1"]);
     let stats = |s: &RedisServer| -> BTreeMap<String, u64> {
         let Resp::Bulk(Some(t)) = s.cmd(&[b"INFO", b"commandstats"]) else { panic!() };
@@ -1102,7 +1074,7 @@ fn tls_servers_with_a_private_ca() {
 fn databases_the_server_does_not_have() {
     // A server holding only db 0: the file's keys of dbs 1-3 are only in A (asked nowhere).
     let Some(server) = RedisServer::start_with_rdb(&common::testdata("small-db0.rdb"), &[]) else { return };
-    let all = decode_file(&all_types());
+    let all = file_keys(&all_types());
     let r = diff_jsonl(&all_types_s(), &server.url(), &["--db", "1", "--db", "3"], 1);
     let expect = all.iter().filter(|k| k.db == 1 || k.db == 3).count() as u64;
     assert_eq!((r.n("only_in_a"), r.n("keys_b"), r.diffs.len() as u64), (expect, 0, expect));

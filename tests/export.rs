@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{RedisServer, Resp};
+use common::{FileKey, RedisServer, Resp, read_rdb};
 use rdbtool::json::to_bytes;
 use rdbtool::rdb::types::Format;
 use rdbtool::rdb::value::{RawValue, Value};
@@ -50,36 +50,6 @@ fn b(v: &Json) -> Vec<u8> {
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v.sort();
     v
-}
-
-/// One key as decoded here with the library (the reference the CLI output is checked against).
-struct FileKey {
-    db: u64,
-    key: Vec<u8>,
-    expire_at_ms: Option<i64>,
-    value: Value,
-    value_bytes: usize,
-}
-
-fn decode_file(path: &Path) -> (Vec<FileKey>, Vec<Vec<u8>>) {
-    let data = std::fs::read(path).unwrap();
-    let mut w = Walker::new();
-    let mut keys = Vec::new();
-    let mut functions = Vec::new();
-    for rec in Reader::new(&data).unwrap() {
-        match rec.unwrap() {
-            Record::Key(k) => keys.push(FileKey {
-                db: k.db,
-                key: k.key.to_vec(),
-                expire_at_ms: k.expire_at_ms,
-                value: k.value.decode(&mut w).unwrap(),
-                value_bytes: k.value.bytes.len(),
-            }),
-            Record::Function { source } => functions.push(source.to_vec()),
-            _ => {}
-        }
-    }
-    (keys, functions)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,7 +308,7 @@ fn json_array_holds_the_same_objects() {
 #[test]
 fn with_meta_adds_encoding_and_sizes() {
     let f = common::testdata("all-types.rdb");
-    let (keys, _) = decode_file(&f);
+    let (keys, _) = read_rdb(&f);
     let lines = jsonl(&export_ok(&["--with-meta", f.to_str().unwrap()]));
     assert_eq!(lines.len(), keys.len());
     let mut encodings = BTreeSet::new();
@@ -364,12 +334,8 @@ fn pipe_into(server: &RedisServer, resp: &[u8]) -> (u64, u64) {
     common::redis_cli_pipe(server.port, resp)
 }
 
-fn select(server: &RedisServer, db: u64) {
-    assert_eq!(server.cmd(&[b"SELECT", db.to_string().as_bytes()]), Resp::Simple("OK".into()));
-}
-
 fn server_keys(server: &RedisServer, db: u64) -> Vec<Vec<u8>> {
-    select(server, db);
+    server.select(db);
     match server.cmd(&[b"KEYS", b"*"]) {
         Resp::Array(Some(a)) => sorted(a.iter().map(|k| k.as_bytes().unwrap().to_vec()).collect()),
         r => panic!("KEYS: {r:?}"),
@@ -425,7 +391,7 @@ fn norm(v: &Value, rebuilt_streams: bool) -> Value {
 /// The server's whole dataset equals the file's: the same keys per db (but those expiring
 /// around now, which may or may not have gone), TTLs, values, function libraries.
 fn assert_server_holds(server: &RedisServer, file: &Path, rebuilt_streams: bool) -> usize {
-    let (keys, functions) = decode_file(file);
+    let (keys, functions) = read_rdb(file);
     let soon = rdbtool::filter::now_ms() + 60_000;
     let unsure = |k: &FileKey| k.expire_at_ms.is_some_and(|t| t < soon);
     let mut by_db: BTreeMap<u64, Vec<&FileKey>> = BTreeMap::new();
@@ -440,7 +406,7 @@ fn assert_server_holds(server: &RedisServer, file: &Path, rebuilt_streams: bool)
         let theirs_sure: Vec<Vec<u8>> =
             theirs.iter().filter(|t| !mine.iter().any(|k| &k.key == *t && unsure(k))).cloned().collect();
         assert_eq!(theirs_sure, sure, "db {db}: keys");
-        select(server, db);
+        server.select(db);
         for k in mine.iter().filter(|k| !unsure(k)) {
             let what = format!("db {db} key {:?}", String::from_utf8_lossy(&k.key));
             let pexpiretime = server.cmd(&[b"PEXPIRETIME", &k.key]).as_int().unwrap();
@@ -492,12 +458,12 @@ fn resp_keeps_stream_groups_and_pending_entries() {
     let f = common::with_future_ttls("all-types.rdb");
     let (errors, _) = pipe_into(&server, &export_ok(&["--format", "resp", "--type", "stream", f.to_str().unwrap()]));
     assert_eq!(errors, 0);
-    let (keys, _) = decode_file(&f);
+    let (keys, _) = read_rdb(&f);
     let mut groups = 0;
     let mut pending = 0;
     for k in &keys {
         let Value::Stream(s) = &k.value else { continue };
-        select(&server, k.db);
+        server.select(k.db);
         let Value::Stream(got) = dump_value(&server, &k.key) else { panic!("not a stream") };
         assert_eq!(got.meta.last_id, s.meta.last_id);
         assert_eq!(got.meta.entries_added, s.meta.entries_added);
@@ -528,25 +494,25 @@ fn restore_rebuilds_the_dataset_exactly() {
     assert!(n > 200, "only {n} keys compared");
 
     // The busy-key policies, on a key changed since.
-    let (keys, _) = decode_file(&f);
+    let (keys, _) = read_rdb(&f);
     let probe = keys
         .iter()
         .find(|k| k.db == 0 && k.expire_at_ms.is_none() && matches!(k.value, Value::String(_)))
         .map(|k| k.key.clone())
         .unwrap();
-    select(&server, 0);
+    server.select(0);
     server.cmd(&[b"SET", &probe, b"changed"]);
     let (errors, _) = pipe_into(&server, &resp);
     assert!(errors >= 200, "panic: every existing key is a BUSYKEY error ({errors})");
     let skip = export_ok(&["--format", "resp", "--restore", "--on-busy-key", "skip", f.to_str().unwrap()]);
     let (errors, _) = pipe_into(&server, &skip);
     assert_eq!(errors, 2, "skip: only the two FUNCTION LOADs fail");
-    select(&server, 0);
+    server.select(0);
     assert_eq!(server.cmd(&[b"GET", &probe]).as_bytes(), Some(&b"changed"[..]));
     let rewrite = export_ok(&["--format", "resp", "--restore", "--on-busy-key", "rewrite", f.to_str().unwrap()]);
     let (errors, _) = pipe_into(&server, &rewrite);
     assert_eq!(errors, 0);
-    select(&server, 0);
+    server.select(0);
     assert_ne!(server.cmd(&[b"GET", &probe]).as_bytes(), Some(&b"changed"[..]));
     assert_server_holds(&server, &f, false);
 }
@@ -668,7 +634,7 @@ fn resp_carries_hash_field_ttls() {
         let f = dir.join("dump.rdb");
         let exp: Json = serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
         let now = exp["server"]["dump_time_ms"].as_i64().unwrap();
-        let (keys, _) = decode_file(&f);
+        let (keys, _) = read_rdb(&f);
         for exclude in [false, true] {
             let mut args = vec!["export", "--format", "resp", "--type", "hash", "--batch", "5"];
             let now_s = format!("{now}ms");
@@ -774,7 +740,7 @@ fn kind_name(v: &Value) -> &'static str {
 fn filters_select_what_they_say() {
     let f = common::testdata("all-types.rdb");
     let fs = f.to_str().unwrap();
-    let (keys, _) = decode_file(&f);
+    let (keys, _) = read_rdb(&f);
     let check = |args: &[&str], want: Vec<(u64, Vec<u8>)>| {
         let got = selected(args, fs);
         assert!(!want.is_empty(), "{args:?}: the test must select something");

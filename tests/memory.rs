@@ -72,7 +72,7 @@ fn compare(server: &RedisServer, path: &Path) -> Vec<Row> {
                 key: k.key.into_owned(),
                 rdb_encoding: k.value.encoding(),
                 ours: f.memory,
-                our_encoding: f.encoding,
+                our_encoding: f.encoding.as_str(),
                 redis: 0,
                 redis_encoding: String::new(),
             });

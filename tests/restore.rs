@@ -11,9 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{RedisServer, Resp};
+use common::{FileKey, RedisServer, Resp, file_keys};
 use rdbtool::json::to_bytes;
-use rdbtool::rdb::{Reader, Record};
 use serde_json::Value as Json;
 
 fn text(b: &[u8]) -> String {
@@ -49,29 +48,13 @@ fn diff_kinds(file: &Path, s: &RedisServer, extra: &[&str]) -> (i32, BTreeMap<(u
     (o.status.code().unwrap(), keys)
 }
 
-/// (db, key, expire_at_ms) of every key, in file order.
-fn file_keys(path: &Path) -> Vec<(u64, Vec<u8>, Option<i64>)> {
-    let data = std::fs::read(path).unwrap();
-    let mut out = Vec::new();
-    for rec in Reader::new(&data).unwrap() {
-        if let Record::Key(k) = rec.unwrap() {
-            out.push((k.db, k.key.to_vec(), k.expire_at_ms));
-        }
-    }
-    out
-}
-
-fn select(s: &RedisServer, db: u64) {
-    assert_eq!(s.cmd(&[b"SELECT", db.to_string().as_bytes()]), Resp::Simple("OK".into()));
-}
-
 fn exists(s: &RedisServer, db: u64, key: &[u8]) -> bool {
-    select(s, db);
+    s.select(db);
     s.cmd(&[b"EXISTS", key]) == Resp::Int(1)
 }
 
 fn get(s: &RedisServer, db: u64, key: &[u8]) -> Resp {
-    select(s, db);
+    s.select(db);
     s.cmd(&[b"GET", key])
 }
 
@@ -106,22 +89,20 @@ fn every_fixture_restored_then_diff_is_identical() {
     }
 }
 
-/// A fresh server holding "prefilled" under three keys of the file (db 0 and db 2, late in file
-/// order), and one key of its own.
-type FileKeys = [(u64, Vec<u8>, Option<i64>)];
-
 type Prefilled = (RedisServer, Vec<(u64, Vec<u8>)>);
 
-fn prefilled(keys: &FileKeys) -> Option<Prefilled> {
+/// A fresh server holding "prefilled" under three keys of the file (db 0 and db 2, late in file
+/// order), and one key of its own.
+fn prefilled(keys: &[FileKey]) -> Option<Prefilled> {
     let s = RedisServer::start(&[])?;
     let mut picked = Vec::new();
     for at in [keys.len() / 3, keys.len() / 2, keys.len() * 4 / 5] {
-        let (db, key, _) = &keys[at];
-        select(&s, *db);
+        let FileKey { db, key, .. } = &keys[at];
+        s.select(*db);
         assert_eq!(s.cmd(&[b"SET", key, b"prefilled"]), Resp::Simple("OK".into()));
         picked.push((*db, key.clone()));
     }
-    select(&s, 0);
+    s.select(0);
     s.cmd(&[b"SET", b"only-on-target", b"1"]);
     Some((s, picked))
 }
@@ -152,8 +133,8 @@ fn busy_key_policies_key_by_key() {
         n
     );
     // Everything before the busy key was written; nothing after the in-flight window.
-    let first_at = keys.iter().position(|(d, k, _)| (*d, k) == (first.0, &first.1)).unwrap();
-    for (i, (db, key, _)) in keys.iter().enumerate() {
+    let first_at = keys.iter().position(|k| (k.db, &k.key) == (first.0, &first.1)).unwrap();
+    for (i, FileKey { db, key, .. }) in keys.iter().enumerate() {
         let id = (*db, key.clone());
         if picked.contains(&id) {
             assert_eq!(get(&s, *db, key), Resp::Bulk(Some(b"prefilled".to_vec())), "{key:?} was touched");
@@ -220,7 +201,7 @@ fn busy_key_policies_key_by_key() {
     assert_eq!(found, picked.iter().cloned().collect());
     let mut total = 0;
     for db in 0..4 {
-        select(&s, db);
+        s.select(db);
         total += s.cmd(&[b"DBSIZE"]).as_int().unwrap();
     }
     assert_eq!(total, 4);
@@ -234,13 +215,13 @@ fn expired_keys_and_ttl_shift() {
     let keys = file_keys(&f);
     // "Now" in 2101: every TTL before it has passed (the file's relative ones and some absolute).
     let now_ms = 4_133_980_800_000i64;
-    let gone: Vec<_> = keys.iter().filter(|k| k.2.is_some_and(|t| t < now_ms)).collect();
+    let gone: Vec<_> = keys.iter().filter(|k| k.expire_at_ms.is_some_and(|t| t < now_ms)).collect();
     assert!(gone.len() >= 7);
     let Some(s) = RedisServer::start(&[]) else { return };
     let r = restore_json(&[fs, "--to", &s.url(), "--now", "4133980800"], 0);
     assert_eq!(r["skipped_expired"].as_u64(), Some(gone.len() as u64));
     assert_eq!(r["written"].as_u64(), Some((keys.len() - gone.len()) as u64));
-    for (db, key, t) in &keys {
+    for FileKey { db, key, expire_at_ms: t, .. } in &keys {
         assert_eq!(exists(&s, *db, key), !t.is_some_and(|t| t < now_ms), "{key:?}");
     }
     drop(s);
@@ -249,10 +230,10 @@ fn expired_keys_and_ttl_shift() {
     // (the server drops them).
     let f = common::testdata("small-db0.rdb");
     let keys = file_keys(&f);
-    let (db, key, t) = keys.iter().find(|k| k.2.is_some()).unwrap().clone();
+    let FileKey { db, key, expire_at_ms: t, .. } = keys.iter().find(|k| k.expire_at_ms.is_some()).unwrap().clone();
     let s = RedisServer::start(&[]).unwrap();
     restore_json(&[f.to_str().unwrap(), "--to", &s.url(), "--ttl-shift", "1d"], 0);
-    select(&s, db);
+    s.select(db);
     assert_eq!(s.cmd(&[b"PEXPIRETIME", &key]).as_int(), Some(t.unwrap() + 86_400_000));
     let s2 = RedisServer::start(&[]).unwrap();
     let shift = format!("-{}s", t.unwrap() / 1000 - 1_000_000_000);
@@ -282,11 +263,11 @@ fn filters_select_what_is_restored() {
     let Some(s) = RedisServer::start(&[]) else { return };
     let keys = file_keys(&f);
     let r = restore_json(&[f.to_str().unwrap(), "--to", &s.url(), "--db", "2", "--type", "hash", "--no-functions"], 0);
-    let want = keys.iter().filter(|k| k.0 == 2).count() as u64;
+    let want = keys.iter().filter(|k| k.db == 2).count() as u64;
     assert!(r["written"].as_u64().unwrap() < want && r["written"].as_u64().unwrap() > 0);
-    select(&s, 2);
+    s.select(2);
     assert_eq!(s.cmd(&[b"DBSIZE"]).as_int(), r["written"].as_u64().map(|v| v as i64));
-    select(&s, 0);
+    s.select(0);
     assert_eq!(s.cmd(&[b"DBSIZE"]).as_int(), Some(0));
     assert_eq!(s.cmd(&[b"FUNCTION", b"LIST"]), Resp::Array(Some(vec![])));
     // --verify: the restored keys equal the file's, within the same filters.
@@ -295,10 +276,10 @@ fn filters_select_what_is_restored() {
     let r = restore_json(&args, 0);
     assert_eq!(r["verify"]["differences"].as_u64(), Some(0), "{r}");
     // A key the target holds otherwise (kept by skip) is a difference.
-    let hash = keys.iter().find(|k| k.0 == 2 && k.1.starts_with(b"h")).unwrap();
-    select(&s, 2);
-    s.cmd(&[b"DEL", &hash.1]);
-    s.cmd(&[b"SET", &hash.1, b"other"]);
+    let hash = keys.iter().find(|k| k.db == 2 && k.key.starts_with(b"h")).unwrap();
+    s.select(2);
+    s.cmd(&[b"DEL", &hash.key]);
+    s.cmd(&[b"SET", &hash.key, b"other"]);
     let r = restore_json(&args, 1);
     assert_eq!(r["verify"]["differences"].as_u64(), Some(1), "{r}");
     let o = rdbtool(&["restore", f.to_str().unwrap(), "--to", &s.url(), "--verify", "--ttl-shift", "1h"]);
@@ -458,7 +439,7 @@ fn restore_into_a_cluster() {
     let fs = f.to_str().unwrap();
     let to = c.nodes[1].url();
     let keys = file_keys(&f);
-    let db0 = keys.iter().filter(|k| k.0 == 0).count() as u64;
+    let db0 = keys.iter().filter(|k| k.db == 0).count() as u64;
     // Several databases: refused, with the list.
     let o = rdbtool(&["restore", fs, "--to", &to]);
     assert_eq!(o.status.code(), Some(2));
@@ -495,7 +476,7 @@ fn restore_into_a_valkey_9_cluster_with_several_databases() {
     let fs = f.to_str().unwrap();
     let mut per_db: BTreeMap<u64, i64> = BTreeMap::new();
     for k in file_keys(&f) {
-        *per_db.entry(k.0).or_default() += 1;
+        *per_db.entry(k.db).or_default() += 1;
     }
     assert!(per_db.len() > 1, "{per_db:?}");
     let total: i64 = per_db.values().sum();
@@ -993,7 +974,7 @@ fn resume_after_a_busy_key_stop_follows_the_new_policy() {
     let js = dir.path().join("j").to_str().unwrap().to_owned();
     let Some(s) = RedisServer::start(&[]) else { return };
     // A key of the target's own, two thirds into the file.
-    let busy = &keys[keys.len() * 2 / 3].1;
+    let busy = &keys[keys.len() * 2 / 3].key;
     s.cmd(&[b"SET", busy, b"the target's"]);
     let r = restore_json(&[fs, "--to", &s.url(), "--journal", &js], 1);
     assert_eq!(to_bytes(&r["busy_key"]["key"]).unwrap(), *busy, "{r}");

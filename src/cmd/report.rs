@@ -359,7 +359,7 @@ fn to_json(a: &Aggregate, opts: &Options, view: &View) -> Json {
         "elements": a.total.elements,
         "dbs": dbs,
         "types": bucket_rows(a.types.iter().map(|(k, b)| (k.as_str(), *b)), "type"),
-        "encodings": bucket_rows(a.encodings.iter().map(|(k, b)| (*k, *b)), "encoding"),
+        "encodings": bucket_rows(a.encodings.iter().map(|(k, b)| (k.as_str(), *b)), "encoding"),
         "top_memory": a.top_memory.sorted(),
         "top_elements": a.top_elements.sorted(),
         "prefixes": {

@@ -132,7 +132,7 @@ impl<W: Write + Send> KeyWriter<W> {
     /// Adds one key as a row; a full row group is written out (errors are the writer's I/O errors).
     pub fn push(&mut self, r: &KeyRow<'_>) -> io::Result<()> {
         let kind = self.name(r.kind.as_str());
-        let encoding = self.name(r.fig.encoding);
+        let encoding = self.name(r.fig.encoding.as_str());
         let rdb_encoding = self.name(r.rdb_encoding);
         let c = &mut self.cols;
         c.db.push(r.db as i64);
@@ -300,7 +300,7 @@ pub fn export_files(inputs: &[PathBuf], dir: &Path, opts: &Options) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::KeyFigures;
+    use crate::memory::{Encoding, KeyFigures};
     use crate::rdb::types::Kind;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
@@ -322,7 +322,7 @@ mod tests {
                 value_bytes: 3,
                 idle_s: None,
                 freq: (i % 5 == 0).then_some(7),
-                fig: KeyFigures { memory: 56, elements: 1, largest_element: 3, encoding: "embstr" },
+                fig: KeyFigures { memory: 56, elements: 1, largest_element: 3, encoding: Encoding::Embstr },
             };
             w.push(&row).unwrap();
             // Nothing beyond the row group being filled is held.

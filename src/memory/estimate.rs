@@ -20,7 +20,7 @@ use crate::rdb::walk::Walker;
 use super::*;
 
 /// What a key costs and holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyFigures {
     /// Bytes, as `MEMORY USAGE key SAMPLES 0` on Redis 7.0 would report them.
     pub memory: u64,
@@ -30,7 +30,7 @@ pub struct KeyFigures {
     /// value; 0 for streams and modules).
     pub largest_element: u64,
     /// The in-memory encoding Redis 7.0 gives the value on load (`OBJECT ENCODING`).
-    pub encoding: &'static str,
+    pub encoding: Encoding,
 }
 
 /// Running sums over a value's elements. `B` is `Sink::WANTS_BYTES`: false for values whose
@@ -307,7 +307,7 @@ impl Estimator {
                 memory: ROBJ + STREAM + nodes.memory() + lp_bytes + c.groups_mem,
                 elements: c.stream_len,
                 largest_element: 0,
-                encoding: ENCODINGS[enc::STREAM],
+                encoding: Encoding::Stream,
             });
         }
         let quicklist = if matches!(t, LIST_QUICKLIST | LIST_QUICKLIST_2) { self.quicklist_nodes(raw)? } else { 0 };
@@ -420,22 +420,20 @@ fn finish<const B: bool>(
     let n = c.n;
     let listpack_of_elems = ROBJ + je_size(LP_EMPTY + c.lp);
     let (memory, encoding) = match raw.type_byte {
-        LIST_QUICKLIST_2 | LIST_QUICKLIST => (ROBJ + QUICKLIST + quicklist, ENCODINGS[enc::QUICKLIST]),
+        LIST_QUICKLIST_2 | LIST_QUICKLIST => (ROBJ + QUICKLIST + quicklist, Encoding::Quicklist),
         LIST | LIST_ZIPLIST => {
             c.close_node();
-            (ROBJ + QUICKLIST + c.nodes_mem, ENCODINGS[enc::QUICKLIST])
+            (ROBJ + QUICKLIST + c.nodes_mem, Encoding::Quicklist)
         }
-        SET_INTSET if n <= SET_MAX_INTSET_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), ENCODINGS[enc::INTSET]),
+        SET_INTSET if n <= SET_MAX_INTSET_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), Encoding::Intset),
         SET | SET_LISTPACK if n <= SET_MAX_INTSET_ENTRIES && c.all_int => {
-            (ROBJ + je_size(INTSET_HEADER + c.int_width * n), ENCODINGS[enc::INTSET])
+            (ROBJ + je_size(INTSET_HEADER + c.int_width * n), Encoding::Intset)
         }
-        SET | SET_LISTPACK | SET_INTSET => (dict_value(n, c.sds), ENCODINGS[enc::HASHTABLE]),
-        ZSET_LISTPACK if n <= ZSET_MAX_LISTPACK_ENTRIES => {
-            (ROBJ + je_size(first_str_len(raw)?), ENCODINGS[enc::LISTPACK])
-        }
-        ZSET_ZIPLIST if n <= ZSET_MAX_LISTPACK_ENTRIES => (listpack_of_elems, ENCODINGS[enc::LISTPACK]),
+        SET | SET_LISTPACK | SET_INTSET => (dict_value(n, c.sds), Encoding::Hashtable),
+        ZSET_LISTPACK if n <= ZSET_MAX_LISTPACK_ENTRIES => (ROBJ + je_size(first_str_len(raw)?), Encoding::Listpack),
+        ZSET_ZIPLIST if n <= ZSET_MAX_LISTPACK_ENTRIES => (listpack_of_elems, Encoding::Listpack),
         ZSET | ZSET_2 if n <= ZSET_MAX_LISTPACK_ENTRIES && c.maxlen <= ZSET_MAX_LISTPACK_VALUE => {
-            (listpack_of_elems, ENCODINGS[enc::LISTPACK])
+            (listpack_of_elems, Encoding::Listpack)
         }
         ZSET | ZSET_2 | ZSET_LISTPACK | ZSET_ZIPLIST => {
             let m = ROBJ
@@ -447,25 +445,25 @@ fn finish<const B: bool>(
                 + c.sds
                 + DICT_ENTRY * n
                 + (skiplist_node * n as f64).round() as u64;
-            (m, ENCODINGS[enc::SKIPLIST])
+            (m, Encoding::Skiplist)
         }
         // Redis 7.0.15 keeps a listpack hash from the file whatever its length (it does check
         // zset listpacks and intsets, converted above).
-        HASH_LISTPACK => (ROBJ + je_size(first_str_len(raw)?), ENCODINGS[enc::LISTPACK]),
+        HASH_LISTPACK => (ROBJ + je_size(first_str_len(raw)?), Encoding::Listpack),
         HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA if n <= HASH_MAX_LISTPACK_ENTRIES => {
-            (listpack_of_elems, ENCODINGS[enc::LISTPACK])
+            (listpack_of_elems, Encoding::Listpack)
         }
-        HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA => (dict_value(n, c.sds), ENCODINGS[enc::HASHTABLE]),
+        HASH_ZIPLIST | HASH_LISTPACK_EX | HASH_LISTPACK_EX_PRE_GA => (dict_value(n, c.sds), Encoding::Hashtable),
         HASH | HASH_ZIPMAP | HASH_22 | HASH_METADATA => {
             if n <= HASH_MAX_LISTPACK_ENTRIES && c.maxlen <= HASH_MAX_LISTPACK_VALUE {
-                (listpack_of_elems, ENCODINGS[enc::LISTPACK])
+                (listpack_of_elems, Encoding::Listpack)
             } else {
-                (dict_value(n, c.sds), ENCODINGS[enc::HASHTABLE])
+                (dict_value(n, c.sds), Encoding::Hashtable)
             }
         }
         // Module values: their serialized size.
         _ => {
-            return Ok(KeyFigures { memory: c.sds, elements: 0, largest_element: 0, encoding: ENCODINGS[enc::MODULE] });
+            return Ok(KeyFigures { memory: c.sds, elements: 0, largest_element: 0, encoding: Encoding::Module });
         }
     };
     Ok(KeyFigures { memory, elements: n, largest_element: c.largest, encoding })
@@ -515,7 +513,7 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
             if !matches!(width, 2 | 4 | 8) || n == 0 || INTSET_HEADER + n * width != len || n > SET_MAX_INTSET_ENTRIES {
                 return None;
             }
-            fig(ROBJ + je_size(len), n, ENCODINGS[enc::INTSET])
+            fig(ROBJ + je_size(len), n, Encoding::Intset)
         }
         ZSET_LISTPACK | HASH_LISTPACK => {
             let s = c.str("").ok()?;
@@ -523,7 +521,7 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
             if n % 2 != 0 || (raw.type_byte == ZSET_LISTPACK && n / 2 > ZSET_MAX_LISTPACK_ENTRIES) {
                 return None;
             }
-            fig(ROBJ + je_size(s.len() as u64), n / 2, ENCODINGS[enc::LISTPACK])
+            fig(ROBJ + je_size(s.len() as u64), n / 2, Encoding::Listpack)
         }
         LIST_QUICKLIST_2 => {
             let nodes = c.count("", 2).ok()?;
@@ -541,7 +539,7 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
             if n == 0 {
                 return None;
             }
-            fig(ROBJ + QUICKLIST + mem, n, ENCODINGS[enc::QUICKLIST])
+            fig(ROBJ + QUICKLIST + mem, n, Encoding::Quicklist)
         }
         _ => None,
     }
@@ -550,7 +548,7 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
 /// A string value: an integer (the object alone), embstr (object and string in one
 /// allocation) or raw (object plus sds).
 fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
-    if let Some((f, _)) = string_figures(raw.bytes) {
+    if let Some(f) = string_figures(raw.bytes) {
         return Ok(f);
     }
     let s = Cursor::new(raw.bytes, raw.offset).str("string value")?;
@@ -559,17 +557,17 @@ fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
         RdbStr::Raw(b) => is_canonical_i64(b),
         RdbStr::Lzf { .. } => false,
     };
-    Ok(string_of(s.len() as u64, int).0)
+    Ok(string_of(s.len() as u64, int))
 }
 
 /// The figures of a string value given as its bytes in the file (`bytes`: exactly the value)
 /// when it is in one of the common forms (§3.2): raw with a 6- or 14-bit length, an 8/16/32-bit
-/// integer, LZF with 6- or 14-bit lengths; with the encoding's place in [`ENCODINGS`]. `None`
+/// integer, LZF with 6- or 14-bit lengths. `None`
 /// for any other form, or one that does not add up (`Estimator::value` reads those, and words
 /// what is wrong). Inlined into a caller that measures strings itself: no `Result` through
 /// memory.
 #[inline(always)]
-pub fn string_figures(bytes: &[u8]) -> Option<(KeyFigures, usize)> {
+pub fn string_figures(bytes: &[u8]) -> Option<KeyFigures> {
     let (len, int) = match *bytes {
         [x, ref rest @ ..] if x < 0x40 => {
             let b = rest.get(..x as usize)?;
@@ -595,18 +593,22 @@ pub fn string_figures(bytes: &[u8]) -> Option<(KeyFigures, usize)> {
 }
 
 /// Memory and encoding of a string (not an integer) of `len` bytes.
-const fn long_string(len: u64) -> (u64, usize) {
-    if len <= EMBSTR_MAX { (je_size(ROBJ + 3 + len + 1), enc::EMBSTR) } else { (ROBJ + sds_alloc_of(len), enc::RAW) }
+const fn long_string(len: u64) -> (u64, Encoding) {
+    if len <= EMBSTR_MAX {
+        (je_size(ROBJ + 3 + len + 1), Encoding::Embstr)
+    } else {
+        (ROBJ + sds_alloc_of(len), Encoding::Raw)
+    }
 }
 
 /// `long_string` of the lengths most strings have, looked up (no branch on embstr or raw, no
 /// size class computed per key).
-static SHORT_STRINGS: [(u16, u8); 256] = {
-    let mut t = [(0, 0); 256];
+static SHORT_STRINGS: [(u16, Encoding); 256] = {
+    let mut t = [(0, Encoding::Embstr); 256];
     let mut i = 0;
     while i < t.len() {
         let (memory, e) = long_string(i as u64);
-        t[i] = (memory as u16, e as u8);
+        t[i] = (memory as u16, e);
         i += 1;
     }
     t
@@ -619,16 +621,15 @@ fn format_len(v: i64) -> u64 {
     (if n == 0 { 1 } else { n.ilog10() as u64 + 1 }) + u64::from(v < 0)
 }
 
-/// A string of `len` bytes, `int` when Redis would encode it as an integer; with its
-/// encoding's place in [`ENCODINGS`].
+/// A string of `len` bytes, `int` when Redis would encode it as an integer.
 #[inline(always)]
-fn string_of(len: u64, int: bool) -> (KeyFigures, usize) {
-    let (memory, e) = match (int, SHORT_STRINGS.get(len as usize)) {
-        (true, _) => (ROBJ, enc::INT),
-        (false, Some(&(memory, e))) => (memory as u64, e as usize),
+fn string_of(len: u64, int: bool) -> KeyFigures {
+    let (memory, encoding) = match (int, SHORT_STRINGS.get(len as usize)) {
+        (true, _) => (ROBJ, Encoding::Int),
+        (false, Some(&(memory, e))) => (memory as u64, e),
         (false, None) => long_string(len),
     };
-    (KeyFigures { memory, elements: 1, largest_element: len, encoding: ENCODINGS[e] }, e)
+    KeyFigures { memory, elements: 1, largest_element: len, encoding }
 }
 
 /// The stream's node radix tree and the allocations of its listpacks, from the node list at the
@@ -798,12 +799,17 @@ mod tests {
                     RdbStr::Raw(b) => is_canonical_i64(b),
                     RdbStr::Lzf { .. } => false,
                 };
-                let (f, e) = string_of(s.len() as u64, int);
+                let f = string_of(s.len() as u64, int);
                 assert_eq!(Estimator::new().value(&raw).unwrap(), f, "{t:?}");
-                if let Some((g, i)) = string_figures(&bytes) {
-                    assert_eq!((g, i), (f, e), "{t:?}");
+                if let Some(g) = string_figures(&bytes) {
+                    assert_eq!(g, f, "{t:?}");
                 }
-                assert_eq!(ENCODINGS[e], f.encoding);
+                let want = match (int, t.len() as u64) {
+                    (true, _) => Encoding::Int,
+                    (false, ..=EMBSTR_MAX) => Encoding::Embstr,
+                    (false, _) => Encoding::Raw,
+                };
+                assert_eq!(f.encoding, want, "{t:?}");
                 assert_eq!(f.largest_element, t.len() as u64);
             }
         }
@@ -844,10 +850,7 @@ mod tests {
             is.extend_from_slice(&v.to_le_bytes());
         }
         let (full, header) = both(id::SET_INTSET, &rdb_string(&is, None));
-        assert_eq!(
-            (full.memory, full.elements, full.encoding),
-            (header.memory, header.elements, ENCODINGS[enc::INTSET])
-        );
+        assert_eq!((full.memory, full.elements, full.encoding), (header.memory, header.elements, Encoding::Intset));
         assert_eq!((full.largest_element, header.largest_element), (3, 0));
     }
 

@@ -7,11 +7,14 @@
 //! a TTL (24 bytes), the keyspace dict's bucket array, allocator fragmentation. Module values
 //! count their serialized size (a module reports its own figure, which a file cannot tell).
 //!
-//! `estimate.rs` holds the per-encoding formulas; this file the building blocks: size classes,
-//! sds headers, listpack entry sizes, dict bucket counts, radix tree node counts.
+//! `estimate.rs` holds the per-encoding formulas, `encoding.rs` the encodings' names; this file
+//! the building blocks: size classes, sds headers, listpack entry sizes, dict bucket counts, radix
+//! tree node counts.
 
+mod encoding;
 mod estimate;
 
+pub use encoding::Encoding;
 pub use estimate::{Estimator, KeyFigures, key_overhead, string_figures};
 
 use crate::rdb::cursor::{Elem, parse_canonical_i64};
@@ -60,46 +63,6 @@ pub const SET_MAX_INTSET_ENTRIES: u64 = 512;
 pub const LIST_NODE_BYTES: u64 = 8192;
 /// Strings up to this length are stored with their object in one allocation (embstr).
 pub const EMBSTR_MAX: u64 = 44;
-
-/// The in-memory encodings the estimator gives (`KeyFigures::encoding`), in a fixed order: the
-/// index that sums per encoding are kept by ([`encoding_index`]). A static: the estimator gives
-/// these very strings, which `encoding_index` then knows by address.
-pub static ENCODINGS: [&str; 10] =
-    ["int", "embstr", "raw", "quicklist", "intset", "hashtable", "listpack", "skiplist", "stream", "module"];
-
-/// The place of `name` in [`ENCODINGS`] (`None` for any other name).
-#[inline]
-pub fn encoding_index(name: &str) -> Option<usize> {
-    // Length and first byte tell the names apart; the comparison confirms.
-    let i = match (name.len(), *name.as_bytes().first()?) {
-        (3, b'i') => 0,
-        (6, b'e') => 1,
-        (3, b'r') => 2,
-        (9, b'q') => 3,
-        (6, b'i') => 4,
-        (9, b'h') => 5,
-        (8, b'l') => 6,
-        (8, b's') => 7,
-        (6, b's') => 8,
-        (6, b'm') => 9,
-        _ => return None,
-    };
-    (std::ptr::eq(ENCODINGS[i], name) || ENCODINGS[i] == name).then_some(i)
-}
-
-/// Names of [`ENCODINGS`] by their place.
-pub(crate) mod enc {
-    pub const INT: usize = 0;
-    pub const EMBSTR: usize = 1;
-    pub const RAW: usize = 2;
-    pub const QUICKLIST: usize = 3;
-    pub const INTSET: usize = 4;
-    pub const HASHTABLE: usize = 5;
-    pub const LISTPACK: usize = 6;
-    pub const SKIPLIST: usize = 7;
-    pub const STREAM: usize = 8;
-    pub const MODULE: usize = 9;
-}
 
 /// The usable size jemalloc gives a request of `n` bytes: its size class. Classes are 8, then
 /// multiples of 16 up to 128, then four classes per doubling (160, 192, 224, 256, 320, ...).
@@ -406,19 +369,6 @@ mod tests {
         // The looked-up lengths agree with the formula, on both sides of the table's end.
         for len in 0..600 {
             assert_eq!(sds_alloc(len), je_size(sds_header(len) + len + 1), "{len}");
-        }
-    }
-
-    #[test]
-    fn encoding_places() {
-        for (i, name) in ENCODINGS.iter().enumerate() {
-            assert_eq!(encoding_index(name), Some(i));
-            // Another copy of the name (another address) is found by its text.
-            let copy = String::from(*name);
-            assert_eq!(encoding_index(&copy), Some(i));
-        }
-        for other in ["", "i", "ints", "rax", "listpacks", "hashtablE", "unknown"] {
-            assert_eq!(encoding_index(other), None, "{other}");
         }
     }
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use serde::Serialize;
 
 use crate::filter::Filter;
-use crate::memory::KeyFigures;
+use crate::memory::{Encoding, KeyFigures};
 use crate::rdb::types::Kind;
 
 mod parts;
@@ -109,7 +109,7 @@ pub struct TopKey {
     #[serde(rename = "type")]
     pub kind: Kind,
     /// The in-memory encoding Redis would give it on load (`OBJECT ENCODING`).
-    pub encoding: &'static str,
+    pub encoding: Encoding,
     /// Estimated memory in bytes.
     pub memory: u64,
     /// Elements in the value.
@@ -218,7 +218,7 @@ pub struct Aggregate {
     /// Per logical type.
     pub types: BTreeMap<Kind, Bucket>,
     /// Per in-memory encoding (`OBJECT ENCODING`).
-    pub encodings: BTreeMap<&'static str, Bucket>,
+    pub encodings: BTreeMap<Encoding, Bucket>,
     /// The keys with the most estimated memory.
     pub top_memory: Top,
     /// The keys with the most elements.
@@ -419,50 +419,24 @@ struct Sums {
     dbs: Vec<(u64, Box<Cells>)>,
     /// The place in `dbs` of the db of the last key.
     cur: usize,
-    /// Keys of an encoding outside `ENCODINGS` (none that the estimator gives today): db, type,
-    /// encoding.
-    other: Vec<((u64, Kind, &'static str), Bucket)>,
     ttl: [(u64, u64); 7],
 }
 
-/// Buckets by type (its place in `KINDS`) and encoding (its place in `ENCODINGS`).
-type Cells = [[Bucket; ENCODINGS.len()]; KINDS.len()];
-
-use crate::memory::{ENCODINGS, encoding_index};
+/// Buckets by type (its place in `KINDS`) and encoding (`enc as usize`, its place in
+/// `Encoding::ALL`).
+type Cells = [[Bucket; Encoding::ALL.len()]; KINDS.len()];
 
 impl Sums {
-    #[inline]
-    fn add(&mut self, db: u64, kind: Kind, expire_at_ms: Option<i64>, f: &KeyFigures, now_ms: i64) {
-        match encoding_index(f.encoding) {
-            Some(e) => self.add_at(db, kind, e, expire_at_ms, f.memory, f.elements, now_ms),
-            None => self.add_other(db, kind, expire_at_ms, f, now_ms),
-        }
-    }
-
-    /// `add` of a key whose encoding is `ENCODINGS[enc]`.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn add_at(
-        &mut self,
-        db: u64,
-        kind: Kind,
-        enc: usize,
-        expire_at_ms: Option<i64>,
-        memory: u64,
-        elements: u64,
-        now_ms: i64,
-    ) {
+    fn add(&mut self, db: u64, kind: Kind, expire_at_ms: Option<i64>, f: &KeyFigures, now_ms: i64) {
         let cells = match self.dbs.get_mut(self.cur) {
             Some((d, cells)) if *d == db => cells,
             _ => self.select(db),
         };
-        let b = &mut cells[kind as usize][enc];
-        b.keys += 1;
-        b.memory += memory;
-        b.elements += elements;
+        cells[kind as usize][f.encoding as usize].add(f);
         let t = &mut self.ttl[ttl_bucket(expire_at_ms, now_ms)];
         t.0 += 1;
-        t.1 += memory;
+        t.1 += f.memory;
     }
 
     /// The buckets of `db`, made the current db.
@@ -471,37 +445,20 @@ impl Sums {
         self.cur = match self.dbs.iter().position(|(d, _)| *d == db) {
             Some(i) => i,
             None => {
-                self.dbs.push((db, Box::new([[Bucket::default(); ENCODINGS.len()]; KINDS.len()])));
+                self.dbs.push((db, Box::new([[Bucket::default(); Encoding::ALL.len()]; KINDS.len()])));
                 self.dbs.len() - 1
             }
         };
         &mut self.dbs[self.cur].1
     }
 
-    #[cold]
-    fn add_other(&mut self, db: u64, kind: Kind, expire_at_ms: Option<i64>, f: &KeyFigures, now_ms: i64) {
-        let k = (db, kind, f.encoding);
-        match self.other.iter_mut().find(|(x, _)| *x == k) {
-            Some((_, b)) => b.add(f),
-            None => {
-                let mut b = Bucket::default();
-                b.add(f);
-                self.other.push((k, b));
-            }
-        }
-        let t = &mut self.ttl[ttl_bucket(expire_at_ms, now_ms)];
-        t.0 += 1;
-        t.1 += f.memory;
-    }
-
     /// Every bucket holding keys: db, type, encoding, bucket.
-    fn buckets(&self) -> impl Iterator<Item = (u64, Kind, &'static str, &Bucket)> {
-        let cells = self.dbs.iter().flat_map(|(db, cells)| {
+    fn buckets(&self) -> impl Iterator<Item = (u64, Kind, Encoding, &Bucket)> {
+        self.dbs.iter().flat_map(|(db, cells)| {
             KINDS.iter().zip(cells.iter()).flat_map(move |(kind, row)| {
-                ENCODINGS.iter().zip(row).filter(|(_, b)| b.keys > 0).map(move |(enc, b)| (*db, *kind, *enc, b))
+                Encoding::ALL.iter().zip(row).filter(|(_, b)| b.keys > 0).map(move |(enc, b)| (*db, *kind, *enc, b))
             })
-        });
-        cells.chain(self.other.iter().map(|((db, kind, enc), b)| (*db, *kind, *enc, b)))
+        })
     }
 
     /// All keys together.
@@ -515,9 +472,8 @@ impl Sums {
 
     fn clear(&mut self) {
         for (_, cells) in &mut self.dbs {
-            **cells = [[Bucket::default(); ENCODINGS.len()]; KINDS.len()];
+            **cells = [[Bucket::default(); Encoding::ALL.len()]; KINDS.len()];
         }
-        self.other.clear();
         self.ttl = [(0, 0); 7];
     }
 }

@@ -157,9 +157,9 @@ fn read_part(
             _ => None,
         };
         let (f, kind) = match string {
-            Some((mut f, e)) => {
+            Some(mut f) => {
                 f.memory += key_overhead(k.key.len());
-                sums.add_at(k.db, Kind::String, e, k.expire_at_ms, f.memory, f.elements, opts.now_ms);
+                sums.add(k.db, Kind::String, k.expire_at_ms, &f, opts.now_ms);
                 (f, Kind::String)
             }
             None => match est.walked().map_or_else(|| est.value(&k.value), Ok) {

@@ -294,6 +294,11 @@ impl RedisServer {
         read_reply(conn).expect("read reply from redis-server")
     }
 
+    /// `SELECT db` on the server's connection, checked.
+    pub fn select(&self, db: u64) {
+        assert_eq!(self.cmd(&[b"SELECT", db.to_string().as_bytes()]), Resp::Simple("OK".into()), "SELECT {db}");
+    }
+
     /// The server's clock (`TIME`) in unix milliseconds.
     pub fn time_ms(&self) -> i64 {
         match self.cmd(&[b"TIME"]) {
@@ -612,7 +617,7 @@ pub fn server_dataset(srv: &RedisServer) -> ServerDataset {
     let dbs: Vec<u64> = info.lines().filter_map(|l| l.strip_prefix("db")?.split(':').next()?.parse().ok()).collect();
     let mut keys = std::collections::BTreeMap::new();
     for db in dbs {
-        srv.cmd(&[b"SELECT", db.to_string().as_bytes()]);
+        srv.select(db);
         let mut names = Vec::new();
         let mut cursor = b"0".to_vec();
         loop {
@@ -638,7 +643,7 @@ pub fn server_dataset(srv: &RedisServer) -> ServerDataset {
             keys.insert((db, k), ((t >= 0).then_some(t), value));
         }
     }
-    srv.cmd(&[b"SELECT", b"0"]);
+    srv.select(0);
     let mut functions: Vec<Vec<u8>> = match srv.cmd(&[b"FUNCTION", b"LIST", b"WITHCODE"]) {
         Resp::Array(Some(libs)) => libs
             .into_iter()
@@ -653,6 +658,46 @@ pub fn server_dataset(srv: &RedisServer) -> ServerDataset {
     };
     functions.sort();
     ServerDataset { keys, functions }
+}
+
+/// One key of an RDB file as the library reads it: what a command's output is checked against.
+#[derive(Debug, Clone)]
+pub struct FileKey {
+    pub db: u64,
+    pub key: Vec<u8>,
+    pub expire_at_ms: Option<i64>,
+    pub value: rdbtool::rdb::value::Value,
+    /// Bytes of the value's serialization in the file.
+    pub value_bytes: usize,
+}
+
+/// The keys of an RDB file in file order (values decoded) and the sources of its function
+/// libraries. Panics on a file the library cannot read.
+pub fn read_rdb(path: &Path) -> (Vec<FileKey>, Vec<Vec<u8>>) {
+    use rdbtool::rdb::{Reader, Record, Walker};
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut w = Walker::new();
+    let mut keys = Vec::new();
+    let mut functions = Vec::new();
+    for rec in Reader::new(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
+        match rec.unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
+            Record::Key(k) => keys.push(FileKey {
+                db: k.db,
+                key: k.key.to_vec(),
+                expire_at_ms: k.expire_at_ms,
+                value: k.value.decode(&mut w).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+                value_bytes: k.value.bytes.len(),
+            }),
+            Record::Function { source } => functions.push(source.to_vec()),
+            _ => {}
+        }
+    }
+    (keys, functions)
+}
+
+/// The keys of an RDB file (`read_rdb` without the functions).
+pub fn file_keys(path: &Path) -> Vec<FileKey> {
+    read_rdb(path).0
 }
 
 /// Files a reading in parts is checked on against one reading: the small testdata files and the
