@@ -19,11 +19,11 @@ fn keys(n: usize) -> Vec<Vec<u8>> {
     let mut rng = Rng(42);
     (0..n)
         .map(|_| {
-            let id = rng.next() % 2_000_000;
-            match rng.next() % 8 {
+            let id = rng.next_u64() % 2_000_000;
+            match rng.next_u64() % 8 {
                 0 => format!("counter:{id}"),
-                1 => format!("pop:{}:{id}", rng.next() % 4),
-                2 => format!("session:{:016x}", rng.next()),
+                1 => format!("pop:{}:{id}", rng.next_u64() % 4),
+                2 => format!("session:{:016x}", rng.next_u64()),
                 3 => format!("user:{id}:token"),
                 4 => format!("cache:obj:{id}"),
                 5 => format!("page:html:{id}"),

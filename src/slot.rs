@@ -561,14 +561,14 @@ mod tests {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for len in 0..=64 {
             for round in 0..200 {
-                let mut key: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                let mut key: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 // Half the rounds without any brace, the other half as the bytes come (with
                 // braces now and then), plus one round of braces at random places.
                 if round % 2 == 0 {
                     key.iter_mut().filter(|b| **b == b'{').for_each(|b| *b = b'x');
                 } else if round == 1 && len > 0 {
-                    key[rng.next() as usize % len] = b'{';
-                    key[rng.next() as usize % len] = b'}';
+                    key[rng.next_u64() as usize % len] = b'{';
+                    key[rng.next_u64() as usize % len] = b'}';
                 }
                 assert_paths(&key);
             }
