@@ -265,4 +265,46 @@ mod tests {
             }
         }
     }
+
+    /// An output that takes `room` bytes, then fails every write.
+    struct Cramped {
+        room: usize,
+        got: Vec<u8>,
+    }
+
+    impl std::io::Write for Cramped {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.got.len() + b.len() > self.room {
+                return Err(std::io::Error::other("no space left (test)"));
+            }
+            self.got.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl crate::rdb::writer::KernelCopy for Cramped {}
+
+    /// When one output fails, the run's error is that output's own, whatever the others did
+    /// (finished, or stopped because of it).
+    #[test]
+    fn a_failing_output_reports_its_own_error() {
+        use crate::merge::{OnConflict, Options, plan, write};
+        use crate::split::{DbSelect, Layout, SplitRouter};
+        let data =
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/all-types.rdb")).unwrap();
+        let layout = Layout::even(3).unwrap();
+        let router = SplitRouter { layout: &layout, dbs: DbSelect::All };
+        let sources = vec![Source::new("in.rdb", &data)];
+        let p = plan(&sources, &router, &Options { on_conflict: OnConflict::Last, ..Default::default() }).unwrap();
+        assert!(usable(&p, 3));
+        for failing in 0..3 {
+            let outs = (0..3).map(|o| Cramped { room: if o == failing { 100 } else { usize::MAX }, got: Vec::new() });
+            let e = write(&p, &sources, &router, outs.collect()).err().expect("an output failed").to_string();
+            assert!(e.contains("no space left (test)"), "output {failing}: {e}");
+            assert!(!e.contains("stopped"), "output {failing}: {e}");
+        }
+    }
 }
