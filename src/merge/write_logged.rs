@@ -233,6 +233,11 @@ fn copy_routed<'a, W: KernelCopy + Send>(
 mod tests {
     use super::*;
 
+    /// The repo's own test file (testdata/all-types.rdb: 268 keys in 4 dbs).
+    fn all_types() -> Vec<u8> {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/all-types.rdb")).unwrap()
+    }
+
     /// Split by the logs writes what split by reading the inputs again writes, byte for byte:
     /// one input, and two copies of it under `rename` (every key renamed, to any output) and
     /// `last` (every key of the first copy dropped).
@@ -240,8 +245,7 @@ mod tests {
     fn split_by_logs_is_split_by_reading() {
         use crate::merge::{OnConflict, Options, RenameTemplate, plan, write};
         use crate::split::{DbSelect, Layout, SplitRouter};
-        let data =
-            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/all-types.rdb")).unwrap();
+        let data = all_types();
         let layout = Layout::even(3).unwrap();
         let router = SplitRouter { layout: &layout, dbs: DbSelect::All };
         let rename = Some(RenameTemplate::parse("{input}:{db}:{key}").unwrap());
@@ -293,8 +297,7 @@ mod tests {
     fn a_failing_output_reports_its_own_error() {
         use crate::merge::{OnConflict, Options, plan, write};
         use crate::split::{DbSelect, Layout, SplitRouter};
-        let data =
-            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/all-types.rdb")).unwrap();
+        let data = all_types();
         let layout = Layout::even(3).unwrap();
         let router = SplitRouter { layout: &layout, dbs: DbSelect::All };
         let sources = vec![Source::new("in.rdb", &data)];
