@@ -417,6 +417,8 @@ pub fn shard_loads(a: &Aggregate, layout: &crate::split::Layout, hottest: usize)
 struct Sums {
     /// Per db: its buckets by type and encoding.
     dbs: Vec<(u64, Box<Cells>)>,
+    /// The place in `dbs` of each db (a file may switch between many: no linear search).
+    places: std::collections::HashMap<u64, usize>,
     /// The place in `dbs` of the db of the last key.
     cur: usize,
     ttl: [(u64, u64); 7],
@@ -442,13 +444,11 @@ impl Sums {
     /// The buckets of `db`, made the current db.
     #[cold]
     fn select(&mut self, db: u64) -> &mut Cells {
-        self.cur = match self.dbs.iter().position(|(d, _)| *d == db) {
-            Some(i) => i,
-            None => {
-                self.dbs.push((db, Box::new([[Bucket::default(); Encoding::ALL.len()]; KINDS.len()])));
-                self.dbs.len() - 1
-            }
-        };
+        let dbs = &mut self.dbs;
+        self.cur = *self.places.entry(db).or_insert_with(|| {
+            dbs.push((db, Box::new([[Bucket::default(); Encoding::ALL.len()]; KINDS.len()])));
+            dbs.len() - 1
+        });
         &mut self.dbs[self.cur].1
     }
 
@@ -470,10 +470,12 @@ impl Sums {
         t
     }
 
+    /// Empties it for the next batch: the dbs seen go (a reused batch would otherwise keep, and
+    /// go through, a box for every db any batch ever met).
     fn clear(&mut self) {
-        for (_, cells) in &mut self.dbs {
-            **cells = [[Bucket::default(); Encoding::ALL.len()]; KINDS.len()];
-        }
+        self.dbs.clear();
+        self.places.clear();
+        self.cur = 0;
         self.ttl = [(0, 0); 7];
     }
 }
@@ -552,6 +554,30 @@ fn scan_with_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys of many dbs, coming back and forth, are summed per db; a cleared `Sums` keeps no
+    /// db for the next batch.
+    #[test]
+    fn sums_per_db_and_cleared() {
+        let f = KeyFigures { memory: 10, elements: 1, largest_element: 1, encoding: Encoding::Raw };
+        let mut s = Sums::default();
+        for round in 0..3 {
+            for db in 0..5000u64 {
+                s.add(db * 7, Kind::String, None, &f, 0);
+                if round == 0 && db % 2 == 0 {
+                    s.add(db * 7, Kind::String, Some(1), &f, 0);
+                }
+            }
+        }
+        assert_eq!(s.dbs.len(), 5000);
+        assert_eq!(s.total(), Bucket { keys: 17_500, memory: 175_000, elements: 17_500 });
+        let db14: Vec<u64> = s.buckets().filter(|b| b.0 == 14).map(|b| b.3.keys).collect();
+        assert_eq!(db14, vec![4]);
+        s.clear();
+        assert!(s.dbs.is_empty() && s.buckets().next().is_none());
+        s.add(3, Kind::String, None, &f, 0);
+        assert_eq!(s.total().keys, 1);
+    }
 
     /// The counted TTL bucket is the one a plain reading of the bounds gives, at each bound,
     /// next to it, and at the ends of the range.
