@@ -133,7 +133,8 @@ impl Single {
 /// in cache and in the TLB's reach, and an entry written at the end of `singles`: no random
 /// access to the entries themselves. Two prefixes share a hash with a chance of about n² / 2⁶⁵
 /// (1e-8 for a million held), which would add their figures together. 35 to 45 bytes a prefix
-/// with one key, 51 to 61 with more, plus its bytes.
+/// with one key, 51 to 61 with more (and 24 left behind by a single that got a second key, until
+/// the next shrink), plus its bytes.
 #[derive(Debug, Clone, Default)]
 pub struct Prefixes {
     cap: usize,
@@ -323,6 +324,7 @@ impl Prefixes {
     /// `len` bytes of `block` (see `append_name`).
     #[inline]
     fn add_block(&mut self, hash: u64, block: &[u8], len: usize, o: &PrefixStats) {
+        // As `PrefixLog::enter` hashes (0 is no free mark here, but both must agree).
         let hash = hash.max(1);
         if self.index.is_empty() {
             self.resize(FIRST_SLOTS);
@@ -406,8 +408,10 @@ impl Prefixes {
         let more = n.saturating_sub(self.len());
         // Most new prefixes have one key.
         self.singles.reserve(more);
-        // Names as long as those held so far, on average.
-        self.names.reserve(more * self.names.len().div_ceil(self.len().max(1)));
+        // Names as long as those held so far, on average; at most doubling the arena (a few
+        // very long names must not turn an estimate into gigabytes).
+        let names = more.saturating_mul(self.names.len().div_ceil(self.len().max(1)));
+        self.names.reserve(names.min(self.names.len()));
     }
 
     /// When `need` prefixes would not fit without growing, makes room for `want` (at least
@@ -493,12 +497,12 @@ impl Prefixes {
         self.dropped += o.dropped;
         // In the other table's order, this table's index prefetched a few ahead.
         const AHEAD: usize = 16;
-        let all: Vec<(u64, u64, PrefixStats)> = o.entries().collect();
-        for (i, (hash, name, stats)) in all.iter().enumerate() {
-            if let Some(next) = all.get(i + AHEAD) {
-                self.prefetch(next.0);
+        let ahead = o.entries().skip(AHEAD).map(Some).chain(std::iter::repeat(None));
+        for ((hash, name, stats), next) in o.entries().zip(ahead) {
+            if let Some((next, _, _)) = next {
+                self.prefetch(next);
             }
-            self.add_stats(*hash, o.name(*name), stats);
+            self.add_stats(hash, o.name(name), &stats);
         }
     }
     /// Prefixes held now (at most the cap).
@@ -589,7 +593,7 @@ impl Prefixes {
 }
 
 /// One entry of a [`PrefixLog`]: a prefix's hash (0: none), its name in the log's arena (packed
-/// as in `Slot`) and its totals.
+/// by `pack`) and its totals.
 #[derive(Debug, Clone, Copy, Default)]
 struct Logged {
     hash: u64,
