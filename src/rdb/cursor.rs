@@ -151,7 +151,7 @@ pub fn format_i64(i: i64, buf: &mut [u8; 20]) -> &[u8] {
 
 /// Length of the decimal text of `i`, counted without writing it.
 #[inline]
-fn itoa_len(i: i64) -> usize {
+pub(crate) fn itoa_len(i: i64) -> usize {
     let n = i.unsigned_abs();
     let digits = if n == 0 { 1 } else { n.ilog10() as usize + 1 };
     digits + usize::from(i < 0)
