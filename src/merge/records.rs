@@ -9,12 +9,7 @@ use super::{OnConflict, Options, Source};
 use crate::rdb::types::{Flavor, Format};
 use crate::rdb::writer::{RdbWriter, WriteError};
 
-/// The library name in a function's shebang (`#!lua name=mylib ...`), read as the server reads
-/// it (`rdb::function::metadata`: quotes, `NAME=` in any case); `None` for a shebang the server
-/// refuses.
-pub fn library_name(source: &[u8]) -> Option<Vec<u8>> {
-    crate::rdb::function::metadata(source).ok().map(|(name, _)| name)
-}
+pub use crate::rdb::function::library_name;
 
 /// AUX fields of the output: `redis-ver` / `valkey-ver` from an input of the target format,
 /// `redis-bits`, `ctime` = now, then the inputs' other fields (first of each name) except those

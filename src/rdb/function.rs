@@ -53,15 +53,22 @@ pub fn metadata(source: &[u8]) -> Result<(Vec<u8>, &[u8]), String> {
     Ok((name, &source[nl..]))
 }
 
+/// The library name in a function's shebang (`#!lua name=mylib ...`), read as the server reads
+/// it (`metadata`: quotes, `NAME=` in any case); `None` for a shebang the server refuses.
+pub fn library_name(source: &[u8]) -> Option<Vec<u8>> {
+    metadata(source).ok().map(|(name, _)| name)
+}
+
 /// What a listing shows of a library: the engine named after `#!` (the first line split as the
-/// server splits it; empty without a shebang) and the library's name when the server accepts
+/// server splits it; empty without a shebang or when the line does not split) and the library's name when the server accepts
 /// the shebang (`metadata`).
 pub fn describe(source: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
-    let name = metadata(source).ok().map(|(name, _)| name);
+    let name = library_name(source);
     let line = &source[..source.iter().position(|&c| c == b'\n').unwrap_or(source.len())];
-    let engine = match line.starts_with(b"#!") {
-        true => super::splitargs::split_args(line).and_then(|p| Some(p.first()?.get(2..)?.to_vec())),
-        false => None,
+    let engine = if line.starts_with(b"#!") {
+        super::splitargs::split_args(line).and_then(|p| Some(p.first()?.get(2..)?.to_vec()))
+    } else {
+        None
     };
     (engine.unwrap_or_default(), name)
 }

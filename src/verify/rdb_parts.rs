@@ -378,7 +378,7 @@ impl<'a> crate::parts::Join for Join<'a, '_, '_> {
                         )),
                         Ok(_) => None,
                         Err(why) => {
-                            let name = crate::rdb::function::metadata(&source).map(|(n, _)| n).ok();
+                            let name = crate::rdb::function::library_name(&source);
                             let name = name.map(|n| format!(" {}", crate::display::quoted(&n))).unwrap_or_default();
                             Some(format!("function library{name}: Redis refuses the file: {why}"))
                         }
