@@ -252,6 +252,13 @@ impl<'a> Cursor<'a> {
     pub fn offset(&self) -> u64 {
         self.base + self.pos as u64
     }
+    /// A hint that the bytes `n` ahead will be read soon (see `Reader::read_next`).
+    #[inline(always)]
+    pub fn prefetch_ahead(&self, n: usize) {
+        if let Some(b) = self.buf.get(self.pos + n) {
+            crate::rdb::fpset::prefetch(b);
+        }
+    }
     /// The file offset of `buf[0]`.
     pub fn base(&self) -> u64 {
         self.base
