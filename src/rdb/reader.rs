@@ -288,7 +288,7 @@ pub fn parse_header(data: &[u8]) -> Result<Format> {
 /// How far ahead of each record the reader asks for the file's bytes: a page on, so the next
 /// page's translation and first line are there when the reader gets to it (a CPU's own
 /// prefetcher does not cross pages, and the file's pages are scattered in memory).
-const AHEAD: usize = 4096;
+pub(crate) const AHEAD: usize = 4096;
 
 impl<'a> Reader<'a> {
     /// Parses the header; an error when it is not `REDIS` + 4 digits or `VALKEY` + 3 digits of a
