@@ -152,29 +152,23 @@ fn read_part(
         // The value first, the key's part after (its name's length is read once the reader's
         // stores of it are done). Strings (most keys) measured inline: no figures through
         // memory; collections the reader walked already measured.
-        let string = match k.value.type_byte {
-            id::STRING => string_figures(k.value.bytes),
+        let measured = match k.value.type_byte {
+            id::STRING => string_figures(k.value.bytes).map(|f| Ok((f, Kind::String))),
             _ => None,
         };
-        let (f, kind) = match string {
-            Some(mut f) => {
-                f.memory += key_overhead(k.key.len());
-                sums.add(k.db, Kind::String, k.expire_at_ms, &f, opts.now_ms);
-                (f, Kind::String)
+        let measured = measured.unwrap_or_else(|| {
+            let kind = k.value.kind();
+            est.walked().map_or_else(|| est.value(&k.value), Ok).map(|f| (f, kind))
+        });
+        let (mut f, kind) = match measured {
+            Ok(x) => x,
+            Err(e) => {
+                part.bad_key = Some((k.db, k.key.to_vec(), e));
+                break;
             }
-            None => match est.walked().map_or_else(|| est.value(&k.value), Ok) {
-                Ok(mut f) => {
-                    f.memory += key_overhead(k.key.len());
-                    let kind = k.value.kind();
-                    sums.add(k.db, kind, k.expire_at_ms, &f, opts.now_ms);
-                    (f, kind)
-                }
-                Err(e) => {
-                    part.bad_key = Some((k.db, k.key.to_vec(), e));
-                    break;
-                }
-            },
         };
+        f.memory += key_overhead(k.key.len());
+        sums.add(k.db, kind, k.expire_at_ms, &f, opts.now_ms);
         let top = |rank| TopKey {
             rank,
             db: k.db,

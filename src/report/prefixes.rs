@@ -115,6 +115,10 @@ const NO_TTL: u64 = 1 << 63;
 const GONE: u64 = u64::MAX;
 
 impl Single {
+    /// The prefix got a second key: it is in `held` now.
+    fn gone(&self) -> bool {
+        self.name == GONE
+    }
     fn stats(&self) -> PrefixStats {
         PrefixStats { keys: 1, memory: self.memory & !NO_TTL, keys_without_ttl: self.memory >> 63 }
     }
@@ -181,6 +185,17 @@ fn place_of(slot: u64) -> Place {
     let low = slot & 0xffff_ffff;
     let at = (low & !SINGLE_BIT) as usize - 1;
     if low & SINGLE_BIT != 0 { Place::Single(at) } else { Place::Held(at) }
+}
+
+/// The first free slot of `index` (a power of two long, neither empty nor full) from the home slot of
+/// `hash` on.
+fn free_slot(index: &[u64], hash: u64) -> usize {
+    let mask = index.len() - 1;
+    let mut i = hash as usize & mask;
+    while index[i] != 0 {
+        i = (i + 1) & mask;
+    }
+    i
 }
 
 /// Slots a new table starts with.
@@ -361,11 +376,9 @@ impl Prefixes {
             self.resize(self.index.len() * 2);
         }
         if full || grow {
-            match self.find(hash) {
-                Err(i) => slot = i,
-                Ok((Place::Held(at), _)) => return self.held[at].stats.merge(o),
-                Ok((Place::Single(at), i)) => return self.promote(at, i, o),
-            }
+            // The index was rebuilt without the prefix (`find` did not find it; a shrink only
+            // drops): its free slot moved.
+            slot = free_slot(&self.index, hash);
         }
         let name = append_name(&mut self.names, block, len, false);
         if o.keys == 1 && o.memory < NO_TTL {
@@ -386,14 +399,11 @@ impl Prefixes {
 
     /// Puts every held prefix in the (empty) index.
     fn reindex(&mut self) {
-        let mask = self.mask();
         let held = self.held.iter().enumerate().map(|(at, h)| (h.hash, Place::Held(at)));
-        let singles = self.singles.iter().enumerate().filter(|(_, s)| s.name != GONE);
-        for (hash, place) in held.chain(singles.map(|(at, s)| (s.hash, Place::Single(at)))) {
-            let mut i = hash as usize & mask;
-            while self.index[i] != 0 {
-                i = (i + 1) & mask;
-            }
+        let singles =
+            self.singles.iter().enumerate().filter(|(_, s)| !s.gone()).map(|(at, s)| (s.hash, Place::Single(at)));
+        for (hash, place) in held.chain(singles) {
+            let i = free_slot(&self.index, hash);
             self.index[i] = index_slot(hash, place);
         }
     }
@@ -439,7 +449,7 @@ impl Prefixes {
     /// Every prefix held, as (hash, packed name, totals): `held`'s, then the singles'.
     fn entries(&self) -> impl Iterator<Item = (u64, u64, PrefixStats)> + '_ {
         let held = self.held.iter().map(|h| (h.hash, h.name, h.stats));
-        held.chain(self.singles.iter().filter(|s| s.name != GONE).map(|s| (s.hash, s.name, s.stats())))
+        held.chain(self.singles.iter().filter(|s| !s.gone()).map(|s| (s.hash, s.name, s.stats())))
     }
     /// Drops the lightest quarter (at least one; of those as light as the last dropped, the
     /// first in `entries` order), raising the error bounds by the heaviest dropped; rebuilds
@@ -468,7 +478,7 @@ impl Prefixes {
         self.held.retain_mut(|h| keep(&mut h.name, &h.stats));
         self.singles.retain_mut(|s| {
             let stats = s.stats();
-            s.name != GONE && keep(&mut s.name, &stats)
+            !s.gone() && keep(&mut s.name, &stats)
         });
         self.gone = 0;
         self.names = names;
@@ -517,7 +527,7 @@ impl Prefixes {
     fn nth(&self, i: usize) -> Option<(u64, PrefixStats)> {
         match self.held.get(i) {
             Some(h) => Some((h.name, h.stats)),
-            None => Some(self.singles[i - self.held.len()]).filter(|s| s.name != GONE).map(|s| (s.name, s.stats())),
+            None => Some(self.singles[i - self.held.len()]).filter(|s| !s.gone()).map(|s| (s.name, s.stats())),
         }
     }
     /// The `n` heaviest prefixes by memory (ties by name), heaviest first.
