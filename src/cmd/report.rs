@@ -218,10 +218,19 @@ fn produce(out: &mut dyn Write, files: &[PathBuf], opts: &Options, view: &View) 
                 writeln!(out, "database,type,key,size_in_bytes,encoding,num_elements,len_largest_element,expiry")?;
             }
             let mut total = Aggregate::new(opts);
+            // Each row made in `line`, then written in one call (a row written piece by piece
+            // costs a call through `out` per piece).
+            let mut line = Vec::with_capacity(256);
             for path in files {
                 let file = path.display().to_string();
                 let mut each = |r: &KeyRow<'_>| {
-                    if format == Format::Csv { csv_row(out, r) } else { jsonl_row(out, r, several.then_some(&file)) }
+                    line.clear();
+                    if format == Format::Csv {
+                        csv_row(&mut line, r)?
+                    } else {
+                        jsonl_row(&mut line, r, several.then_some(&file))?
+                    }
+                    out.write_all(&line)
                 };
                 total.merge(scan_one(path, Some(&mut each))?);
             }
@@ -270,7 +279,7 @@ fn iso_ms(ms: i64) -> String {
     format!("{}.{:03}Z", s.trim_end_matches('Z'), ms.rem_euclid(1000))
 }
 
-fn csv_row(out: &mut dyn Write, r: &KeyRow<'_>) -> io::Result<()> {
+fn csv_row(out: &mut Vec<u8>, r: &KeyRow<'_>) -> io::Result<()> {
     writeln!(
         out,
         "{},{},{},{},{},{},{},{}",
@@ -285,24 +294,42 @@ fn csv_row(out: &mut dyn Write, r: &KeyRow<'_>) -> io::Result<()> {
     )
 }
 
-fn jsonl_row(out: &mut dyn Write, r: &KeyRow<'_>, file: Option<&String>) -> io::Result<()> {
-    let mut v = json!({
-        "db": r.db,
-        "key": rdbtool::json::bytes(r.key),
-        "type": r.kind.as_str(),
-        "expire_at_ms": r.expire_at_ms,
-        "encoding": r.fig.encoding,
-        "rdb_encoding": r.rdb_encoding,
-        "memory": r.fig.memory,
-        "elements": r.fig.elements,
-        "largest_element": r.fig.largest_element,
-        "slot": r.slot,
-    });
-    if let Some(f) = file {
-        v["file"] = json!(f);
-    }
-    serde_json::to_writer(&mut *out, &v)?;
-    writeln!(out)
+/// One JSON Lines row: the fields in name order (as a `json!` map wrote them).
+#[derive(serde::Serialize)]
+struct JsonlRow<'r> {
+    db: u64,
+    elements: u64,
+    encoding: rdbtool::memory::Encoding,
+    expire_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'r str>,
+    #[serde(serialize_with = "rdbtool::json::ser_bytes")]
+    key: &'r [u8],
+    largest_element: u64,
+    memory: u64,
+    rdb_encoding: &'static str,
+    slot: u16,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+fn jsonl_row(out: &mut Vec<u8>, r: &KeyRow<'_>, file: Option<&String>) -> io::Result<()> {
+    let row = JsonlRow {
+        db: r.db,
+        elements: r.fig.elements,
+        encoding: r.fig.encoding,
+        expire_at_ms: r.expire_at_ms,
+        file: file.map(String::as_str),
+        key: r.key,
+        largest_element: r.fig.largest_element,
+        memory: r.fig.memory,
+        rdb_encoding: r.rdb_encoding,
+        slot: r.slot,
+        kind: r.kind.as_str(),
+    };
+    serde_json::to_writer(&mut *out, &row)?;
+    out.push(b'\n');
+    Ok(())
 }
 
 fn bucket_rows<K: ToString>(m: impl IntoIterator<Item = (K, rdbtool::report::Bucket)>, key: &str) -> Json {
