@@ -424,6 +424,20 @@ fn zset_text_scores_like_sscanf() {
     }
 }
 
+/// Each walk starts with no notes, for a walker without the duplicate check too (the memory
+/// estimate's): its notes once piled up key after key.
+#[test]
+fn notes_are_those_of_the_last_walk() {
+    let bytes = zset3(&[(b"m", b"1e")]);
+    let rv = RawValue { type_byte: 3, format: REDIS, bytes: &bytes, offset: BASE };
+    for mut w in [Walker::new(), Walker::without_duplicate_check()] {
+        for _ in 0..3 {
+            rv.validate(&mut w).unwrap();
+            assert_eq!(w.notes().len(), 1, "{:?}", w.notes());
+        }
+    }
+}
+
 /// Ziplist / listpack scores are not parsed at load: any text loads, Redis reads it with strtod
 /// when used (no number: 0). NaN only breaks a zset big enough to become a skiplist at load.
 #[test]

@@ -51,6 +51,7 @@ pub(super) fn write_routed<'a, W: KernelCopy + Send>(
             .map(|(o, mut out)| {
                 let (at, copied, stop) = (&at, &copied, &stop);
                 scope.spawn(move || {
+                    let _stop_on_panic = StopOnPanic(stop);
                     let mut pace = Pace { at, me: o, stop, next: 0 };
                     let r = copy_routed(plan, sources, router, o, &mut out, &mut pace, copied);
                     drop(pace);
@@ -72,7 +73,7 @@ pub(super) fn write_routed<'a, W: KernelCopy + Send>(
         threads
             .into_iter()
             .enumerate()
-            .map(|(o, t)| t.join().unwrap_or_else(|_| Err(MergeError::Io(format!("output {o}: its writer panicked")))))
+            .map(|(o, t)| t.join().unwrap_or_else(|p| Err(MergeError::Io(format!("output {o}: its writer panicked{}", panic_text(&*p))))))
             .collect()
     });
     // The progress of each input reaches its length (the bytes between the key records count too).
@@ -91,6 +92,24 @@ pub(super) fn write_routed<'a, W: KernelCopy + Send>(
         Some(o) => Err(MergeError::Io(format!("output {o}: stopped (another output failed)"))),
         None => Ok(done),
     }
+}
+
+/// Stops every writer when the one that holds it panics (its error is the panic, reported by
+/// `write_routed`): the others would otherwise write their outputs to the end for nothing.
+struct StopOnPanic<'t>(&'t AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A panic's message, when it has one (as `": message"`).
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    let text = p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()));
+    text.map(|t| format!(": {t}")).unwrap_or_default()
 }
 
 /// How a writer's copy ended, short of an error of its own.
@@ -308,6 +327,102 @@ mod tests {
             let e = write(&p, &sources, &router, outs.collect()).err().expect("an output failed").to_string();
             assert!(e.contains("no space left (test)"), "output {failing}: {e}");
             assert!(!e.contains("stopped"), "output {failing}: {e}");
+        }
+    }
+
+    /// `keys` keys in db 0, copied under new names from all-types.rdb's (about 400 bytes a key).
+    fn many_keys(keys: u64) -> Vec<u8> {
+        let data = all_types();
+        let format = Reader::new(&data).unwrap().format();
+        let recs: Vec<_> = Reader::new(&data)
+            .unwrap()
+            .filter_map(|r| match r.unwrap() {
+                Record::Key(k) if k.expire_at_ms.is_none() => Some(k),
+                _ => None,
+            })
+            .collect();
+        let mut w = writer::RdbWriter::new(Vec::new(), format);
+        w.begin_db(0, keys, 0).unwrap();
+        for i in 0..keys {
+            let k = &recs[i as usize % recs.len()];
+            w.key(k, &data, format, Some(format!("k{i}").as_bytes())).unwrap();
+        }
+        w.finish().unwrap().0
+    }
+
+    /// An output of a writer thread (what the test's own thread writes passes): it panics at
+    /// its first write when `panics`, else waits until that thread has unwound before taking
+    /// the bytes (a first write comes when the 1 MiB write buffer is full).
+    struct Gate {
+        panics: bool,
+        fired: std::sync::Arc<AtomicBool>,
+        written: std::sync::Arc<AtomicU64>,
+        test: std::thread::ThreadId,
+    }
+
+    impl std::io::Write for Gate {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if std::thread::current().id() != self.test {
+                if self.panics {
+                    panic!("a writer panics (test)");
+                }
+                let t = std::time::Instant::now();
+                while !self.fired.load(Ordering::SeqCst) && t.elapsed().as_secs() < 30 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            self.written.fetch_add(b.len() as u64, Ordering::Relaxed);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl crate::rdb::writer::KernelCopy for Gate {}
+
+    impl Drop for Gate {
+        /// The panicking writer's output goes last as its thread unwinds (a capture of the
+        /// thread's closure): after everything the thread set up to stop the others.
+        fn drop(&mut self) {
+            if self.panics && std::thread::panicking() {
+                self.fired.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A writer that panics stops the others (they do not write their outputs to the end) and
+    /// the run's error is the panic: no output is finished, so none is renamed into place.
+    #[test]
+    fn a_panicking_output_stops_the_others() {
+        use crate::merge::{Options, plan, write};
+        use crate::split::{DbSelect, Layout, SplitRouter};
+        let data = many_keys(24_000);
+        assert!(data.len() > 8 << 20, "{} bytes: several of the writers' checks (one a MiB)", data.len());
+        let layout = Layout::even(3).unwrap();
+        let router = SplitRouter { layout: &layout, dbs: DbSelect::All };
+        let sources = vec![Source::new("in.rdb", &data)];
+        let p = plan(&sources, &router, &Options::default()).unwrap();
+        assert!(usable(&p, 3));
+        let full: Vec<usize> =
+            write(&p, &sources, &router, vec![Vec::new(); 3]).unwrap().into_iter().map(|x| x.0.len()).collect();
+        for panicking in 0..3 {
+            let fired = std::sync::Arc::new(AtomicBool::new(false));
+            let written: Vec<_> = (0..3).map(|_| std::sync::Arc::new(AtomicU64::new(0))).collect();
+            let outs = (0..3)
+                .map(|o| Gate {
+                    panics: o == panicking,
+                    fired: fired.clone(),
+                    written: written[o].clone(),
+                    test: std::thread::current().id(),
+                })
+                .collect();
+            let e = write(&p, &sources, &router, outs).err().expect("an output panicked").to_string();
+            assert!(e.contains(&format!("output {panicking}: its writer panicked: a writer panics (test)")), "{e}");
+            for o in (0..3).filter(|&o| o != panicking) {
+                let w = written[o].load(Ordering::Relaxed) as usize;
+                assert!(w < full[o] / 2, "output {o} wrote {w} of {} bytes after output {panicking} panicked", full[o]);
+            }
         }
     }
 }

@@ -369,14 +369,7 @@ impl<'a> Reader<'a> {
     /// skipped as `read_next` does.
     #[inline]
     pub fn read_next_with<P: InPlace>(&mut self, p: &mut P) -> Result<Option<Record<'a>>> {
-        if self.stopped {
-            return Ok(None);
-        }
-        let read = self.read_record_with(Some(p));
-        if !matches!(read, Ok(Some(_))) {
-            self.stopped = true;
-        }
-        read
+        self.read_unless_stopped(|r| r.read_record_with(Some(p)))
     }
 
     /// `next` as one `Result<Option<Record>>` (`Ok(None)` for its `None`), like
@@ -384,23 +377,21 @@ impl<'a> Reader<'a> {
     /// reference where it was built.
     #[inline]
     pub fn read_next(&mut self) -> Result<Option<Record<'a>>> {
+        self.read_unless_stopped(Self::read_record)
+    }
+
+    /// The one place that keeps `stopped`: nothing is read once the reader has stopped, and
+    /// the end (`Ok(None)`) and an error both stop it.
+    #[inline(always)]
+    fn read_unless_stopped(&mut self, read: impl FnOnce(&mut Self) -> Result<Option<Record<'a>>>) -> Result<Option<Record<'a>>> {
         if self.stopped {
             return Ok(None);
         }
-        let read = self.read_record();
+        let read = read(self);
         if !matches!(read, Ok(Some(_))) {
             self.stopped = true;
         }
         read
-    }
-
-    /// A record read as an iterator item: the end (`Ok(None)`) and an error both stop the reader.
-    fn stop_after(&mut self, read: Result<Option<Record<'a>>>) -> Option<Result<Record<'a>>> {
-        let item = read.transpose();
-        if !matches!(item, Some(Ok(_))) {
-            self.stopped = true;
-        }
-        item
     }
 
     fn read_record(&mut self) -> Result<Option<Record<'a>>> {
@@ -790,11 +781,7 @@ impl<'a> Iterator for Reader<'a> {
     type Item = Result<Record<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.stopped {
-            return None;
-        }
-        let read = self.read_record();
-        self.stop_after(read)
+        self.read_next().transpose()
     }
 }
 

@@ -207,12 +207,17 @@ impl Walker {
         Walker { skip_unique: true, ..Walker::default() }
     }
 
+    /// Before each walk: no fingerprints or notes left from the last value (also for a walker
+    /// without the duplicate check, whose notes once piled up key after key).
+    #[inline(always)]
+    fn forget_last_value(&mut self) {
+        self.fps.clear();
+        self.notes.clear();
+    }
+
     /// Decodes and validates `raw` completely, feeding `sink`.
     pub fn walk<S: Sink>(&mut self, raw: &RawValue<'_>, sink: &mut S) -> Result<()> {
-        self.fps.clear();
-        if !self.skip_unique {
-            self.notes.clear();
-        }
+        self.forget_last_value();
         let mut c = Cursor::new(raw.bytes, raw.offset);
         self.walk_inner(&mut c, raw.type_byte, raw.format, sink)?;
         if !c.is_empty() {
@@ -234,10 +239,7 @@ impl Walker {
     /// asks `validate`).
     pub fn validate_at<'a>(&mut self, c: &mut Cursor<'a>, type_byte: u8, format: Format) -> Result<()> {
         if type_byte == id::STRING {
-            self.fps.clear();
-            if !self.skip_unique {
-                self.notes.clear();
-            }
+            self.forget_last_value();
             // Most keys: only an LZF string has anything to check (what `walk_inner` does for a
             // string, without building the element).
             return c.skip_str_checked("string value");
@@ -250,10 +252,7 @@ impl Walker {
     /// first (what [`Walker::validate_at`] says of its errors holds here too).
     #[inline]
     pub fn walk_at<S: Sink>(&mut self, c: &mut Cursor<'_>, type_byte: u8, format: Format, sink: &mut S) -> Result<()> {
-        self.fps.clear();
-        if !self.skip_unique {
-            self.notes.clear();
-        }
+        self.forget_last_value();
         let (start, offset) = (c.pos(), c.offset());
         self.walk_inner(c, type_byte, format, sink)?;
         if !self.skip_unique && self.fp_table.any_repeated(&self.fps) {
@@ -293,11 +292,12 @@ impl Walker {
             }
         }
         let mut members = Members { seen: Default::default(), dup: None };
-        let notes = self.notes.len();
+        // The confirming walk's notes are those of the walk it confirms: keep those.
+        let notes = std::mem::take(&mut self.notes);
         self.skip_unique = true;
         let res = self.walk(raw, &mut members);
         self.skip_unique = false;
-        self.notes.truncate(notes);
+        self.notes = notes;
         res?;
         Ok(members.dup.map(|d| {
             Error::corrupt(
