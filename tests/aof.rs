@@ -952,7 +952,7 @@ fn to_rdb_gives_the_dataset_at_a_time() {
 
 /// Every (db 0) key with its string value.
 fn strings_of(srv: &RedisServer) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    srv.cmd(&[b"SELECT", b"0"]);
+    srv.select(0);
     let keys = array(srv.cmd(&[b"KEYS", b"*"]));
     keys.iter().map(|k| (bulk(k), bulk(&srv.cmd(&[b"GET", &bulk(k)])))).collect()
 }

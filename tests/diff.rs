@@ -1318,7 +1318,7 @@ fn read_only_users_without_info_still_compare() {
     let o = rdbtool_env(&["diff", f.to_str().unwrap(), &u("bare")], &env);
     assert_eq!(o.status.code(), Some(0), "{}{}", text(&o.stdout), text(&o.stderr));
     // A key in db 3 only the server has: found by the probe.
-    assert_eq!(server.cmd(&[b"SELECT", b"3"]), Resp::Simple("OK".into()));
+    server.select(3);
     assert_eq!(server.cmd(&[b"SET", b"extra", b"1"]), Resp::Simple("OK".into()));
     let o = rdbtool_env(&["diff", f.to_str().unwrap(), &u("reader"), "--jsonl"], &env);
     assert_eq!(o.status.code(), Some(1), "{}{}", text(&o.stdout), text(&o.stderr));

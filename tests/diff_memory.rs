@@ -10,15 +10,14 @@ use std::io::Write;
 use std::process::Command;
 
 use rdbtool::rdb::encode::{write_lzf_string, write_raw_string};
+use rdbtool::rng::Rng;
 
 /// Value `i`: 4 KiB of runs of letters (LZF about halves it).
 fn value(i: u64) -> Vec<u8> {
     let mut v = Vec::with_capacity(4200);
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = Rng(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     while v.len() < 4096 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = rng.next_u64();
         v.extend(std::iter::repeat_n(b'a' + (x % 26) as u8, 1 + (x >> 60) as usize));
     }
     v.truncate(4096);

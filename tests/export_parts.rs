@@ -118,11 +118,9 @@ fn parts_fail_like_one_reading_on_damaged_files() {
     let opts = &options()[0].1;
     let mut failures = 0;
     // Deterministic positions all over the file: flipped bytes, then cuts.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = rdbtool::rng::Rng(0x9e37_79b9_7f4a_7c15);
     for round in 0..60 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = rng.next_u64();
         let at = 9 + (x as usize) % (data.len() - 9);
         let mut bad = data.clone();
         if round % 3 == 2 {

@@ -1035,17 +1035,8 @@ fn split_from_live_cluster_and_restore_into_its_masters() {
         // RESTORE every key of the shard file into its master.
         let export = rdbtool(&["export", "--format", "resp", "--restore", "--no-functions", file]);
         ok(&export);
-        let mut pipe = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &node.srv.port.to_string(), "--pipe"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        pipe.stdin.take().unwrap().write_all(&export.stdout).unwrap();
-        let r = pipe.wait_with_output().unwrap();
-        assert!(r.status.success(), "{}", text(&r.stdout));
-        assert!(text(&r.stdout).contains("errors: 0"), "{}", text(&r.stdout));
+        let (errors, replies) = common::redis_cli_pipe(node.srv.port, &export.stdout);
+        assert_eq!(errors, 0, "{replies} replies");
     }
     // Every key of db 0 is readable through the cluster, with its value.
     let want = dataset(&records(&std::fs::read(&input).unwrap()).into_iter().filter(|r| r.db == 0).collect::<Vec<_>>());

@@ -25,7 +25,7 @@ fn set_get_and_arrays_over_resp() {
     assert!(matches!(srv.cmd(&[b"NO-SUCH-COMMAND"]), Resp::Error(_)));
 
     // SELECT sticks to the connection that `cmd` reuses.
-    srv.cmd(&[b"SELECT", b"2"]);
+    srv.select(2);
     srv.cmd(&[b"SET", b"in-db2", b"x"]);
     assert_eq!(srv.cmd(&[b"DBSIZE"]), Resp::Int(1));
 

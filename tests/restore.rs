@@ -362,14 +362,8 @@ fn export_plain_commands_honour_the_busy_key_policy() {
     // Piped twice into one server: lists do not double.
     let Some(s) = RedisServer::start(&[]) else { return };
     for _ in 0..2 {
-        let mut c = Command::new("redis-cli")
-            .args(["-p", &s.port.to_string(), "--pipe"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(&o.stdout).unwrap();
-        assert!(c.wait().unwrap().success());
+        let (errors, replies) = common::redis_cli_pipe(s.port, &o.stdout);
+        assert_eq!(errors, 0, "{replies} replies");
     }
     // (Plain streams get the load time as consumer seen time.)
     let (code, d) = diff_kinds(&f, &s, &["--ignore-stream-times"]);
@@ -494,10 +488,9 @@ fn restore_into_a_valkey_9_cluster_with_several_databases() {
     for (&db, &n) in &per_db {
         let mut held = 0;
         for node in &nodes {
-            let sel = |d: u64| node.cmd(&[b"SELECT", d.to_string().as_bytes()]);
-            assert_eq!(sel(db), Resp::Simple("OK".into()));
+            node.select(db);
             held += node.cmd(&[b"DBSIZE"]).as_int().unwrap();
-            sel(0);
+            node.select(0);
         }
         assert_eq!(held, n, "db {db}");
     }
@@ -994,17 +987,10 @@ fn resume_after_a_busy_key_stop_follows_the_new_policy() {
 
 // Values longer than the target's proto-max-bulk-len.
 
-/// Bytes that LZF cannot compress (an xorshift stream).
+/// Bytes that LZF cannot compress (random ones).
 fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut rng = rdbtool::rng::Rng(seed | 1);
+    (0..n).map(|_| rng.next_u64() as u8).collect()
 }
 
 #[test]

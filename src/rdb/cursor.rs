@@ -659,11 +659,9 @@ mod tests {
             }
         }
         // And many strings of digits, signs and near-digits, of every length up to 24.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::rng::Rng(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             let len = (x % 25) as usize;
             let c: Vec<u8> = (0..len)
                 .map(|i| {
