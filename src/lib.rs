@@ -102,6 +102,8 @@ pub mod discover;
 #[doc(hidden)]
 pub mod display;
 #[doc(hidden)]
+pub mod hint;
+#[doc(hidden)]
 pub mod json;
 #[doc(hidden)]
 pub mod lint;

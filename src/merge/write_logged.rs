@@ -73,7 +73,11 @@ pub(super) fn write_routed<'a, W: KernelCopy + Send>(
         threads
             .into_iter()
             .enumerate()
-            .map(|(o, t)| t.join().unwrap_or_else(|p| Err(MergeError::Io(format!("output {o}: its writer panicked{}", panic_text(&*p))))))
+            .map(|(o, t)| {
+                t.join().unwrap_or_else(|p| {
+                    Err(MergeError::Io(format!("output {o}: its writer panicked{}", panic_text(&*p))))
+                })
+            })
             .collect()
     });
     // The progress of each input reaches its length (the bytes between the key records count too).

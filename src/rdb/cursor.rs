@@ -252,11 +252,15 @@ impl<'a> Cursor<'a> {
     pub fn offset(&self) -> u64 {
         self.base + self.pos as u64
     }
-    /// A hint that the bytes `n` ahead will be read soon (see `Reader::read_next`).
+    /// A hint that the bytes a page ahead will be read soon: asked for before each record and
+    /// each element, so the next page's translation and first line are there when the cursor
+    /// gets to it (a CPU's own prefetcher does not cross pages, and a mapped file's pages are
+    /// scattered in memory).
     #[inline(always)]
-    pub fn prefetch_ahead(&self, n: usize) {
-        if let Some(b) = self.buf.get(self.pos + n) {
-            crate::rdb::fpset::prefetch(b);
+    pub fn prefetch_page_ahead(&self) {
+        const PAGE: usize = 4096;
+        if let Some(b) = self.buf.get(self.pos + PAGE) {
+            crate::hint::prefetch(b);
         }
     }
     /// The file offset of `buf[0]`.

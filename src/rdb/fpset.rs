@@ -3,6 +3,7 @@
 //! for duplicate members inside a value. Fingerprints are hashes, so they index the table as-is.
 //! A member's fingerprint ([`fingerprint`]) is made here too.
 
+use crate::hint::prefetch;
 use crate::rdb::cursor::Elem;
 
 /// A set of non-zero 64-bit fingerprints, each with one payload; see the module docs. Call
@@ -106,30 +107,6 @@ fn prefetch_slot<T>(slots: &[T], i: usize) {
     if let Some(s) = slots.get(i) {
         prefetch(s);
     }
-}
-
-/// A prefetch of the spare capacity of `v`, `ahead` elements past its end: a vector pushed to
-/// now and then among many others (buckets filled in turn) finds its next cache line there.
-#[inline(always)]
-pub fn prefetch_tail<T>(v: &mut Vec<T>, ahead: usize) {
-    if let Some(s) = v.spare_capacity_mut().get(ahead) {
-        prefetch(s);
-    }
-}
-
-/// A hint that `*at` will be read soon: brings its cache line in (no effect on what the program
-/// does; nothing where unsupported). The one prefetch of the crate's tables.
-#[inline(always)]
-pub fn prefetch<T>(at: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: SSE is part of every x86_64 target; a prefetch reads nothing and cannot
-        // fault, and the address is that of a live value.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((at as *const T).cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
 }
 
 /// 64-bit fingerprint of an element's logical bytes: equal elements have equal fingerprints,

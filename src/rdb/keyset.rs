@@ -84,7 +84,7 @@ impl FingerprintBuckets {
         b.push((fp, payload));
         // The next push here comes about `BUCKETS` pushes later: its cache line is asked for
         // now (without it, most pushes wait on a line of a bucket far out of cache).
-        crate::rdb::fpset::prefetch_tail(b, 4);
+        crate::hint::prefetch_tail(b, 4);
         self.len += 1;
     }
 

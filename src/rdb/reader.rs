@@ -285,11 +285,6 @@ pub fn parse_header(data: &[u8]) -> Result<Format> {
     }
 }
 
-/// How far ahead of each record the reader asks for the file's bytes: a page on, so the next
-/// page's translation and first line are there when the reader gets to it (a CPU's own
-/// prefetcher does not cross pages, and the file's pages are scattered in memory).
-pub(crate) const AHEAD: usize = 4096;
-
 impl<'a> Reader<'a> {
     /// Parses the header; an error when it is not `REDIS` + 4 digits or `VALKEY` + 3 digits of a
     /// version this reader knows (§2). Reading starts right after it, at offset 9.
@@ -383,7 +378,10 @@ impl<'a> Reader<'a> {
     /// The one place that keeps `stopped`: nothing is read once the reader has stopped, and
     /// the end (`Ok(None)`) and an error both stop it.
     #[inline(always)]
-    fn read_unless_stopped(&mut self, read: impl FnOnce(&mut Self) -> Result<Option<Record<'a>>>) -> Result<Option<Record<'a>>> {
+    fn read_unless_stopped(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<Option<Record<'a>>>,
+    ) -> Result<Option<Record<'a>>> {
         if self.stopped {
             return Ok(None);
         }
@@ -401,7 +399,7 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     fn read_record_with<P: InPlace>(&mut self, mut w: Option<&mut P>) -> Result<Option<Record<'a>>> {
         let c = &mut self.c;
-        c.prefetch_ahead(AHEAD);
+        c.prefetch_page_ahead();
         let start = c.offset();
         self.record_start = start;
         let mut expire_at_ms = None;

@@ -324,7 +324,7 @@ impl Walker {
                     return Err(empty(start, if type_byte == LIST { "list" } else { "set" }));
                 }
                 for _ in 0..n {
-                    c.prefetch_ahead(crate::rdb::reader::AHEAD);
+                    c.prefetch_page_ahead();
                     if type_byte == LIST {
                         let e = match c.short_raw() {
                             Some(b) => Elem::Bytes(b),
@@ -349,7 +349,7 @@ impl Walker {
                     return Err(empty(start, "sorted set"));
                 }
                 for _ in 0..n {
-                    c.prefetch_ahead(crate::rdb::reader::AHEAD);
+                    c.prefetch_page_ahead();
                     let e = match c.short_raw() {
                         Some(b) => Elem::Bytes(b),
                         None => elem_of(c.str("zset member")?, &mut self.s1, true)?,
@@ -372,7 +372,7 @@ impl Walker {
                     return Err(empty(start, "hash"));
                 }
                 for _ in 0..n {
-                    c.prefetch_ahead(crate::rdb::reader::AHEAD);
+                    c.prefetch_page_ahead();
                     // Both strings are read before either is decoded (a truncation of the value is
                     // reported before a bad LZF field).
                     let f = match c.short_raw() {
@@ -404,7 +404,7 @@ impl Walker {
                     return Err(empty(start, "hash"));
                 }
                 for _ in 0..n {
-                    c.prefetch_ahead(crate::rdb::reader::AHEAD);
+                    c.prefetch_page_ahead();
                     let f = c.str("hash field")?;
                     let v = c.str("hash value")?;
                     let at = c.offset();
@@ -432,7 +432,7 @@ impl Walker {
                     return Err(empty(start, "hash"));
                 }
                 for _ in 0..n {
-                    c.prefetch_ahead(crate::rdb::reader::AHEAD);
+                    c.prefetch_page_ahead();
                     let at = c.offset();
                     let ttl = c.len("hash field ttl")?;
                     let expire = match (ttl, min_expire) {
@@ -537,7 +537,7 @@ impl Walker {
                 let n = c.count("quicklist node count", 1)?;
                 let mut total = 0usize;
                 for _ in 0..n {
-                    c.prefetch_ahead(crate::rdb::reader::AHEAD);
+                    c.prefetch_page_ahead();
                     let container = if type_byte == LIST_QUICKLIST_2 {
                         let at = c.offset();
                         match c.len("quicklist container")? {

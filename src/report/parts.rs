@@ -28,9 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::prefixes::PrefixLog;
 use super::{Aggregate, FileTotals, Options, Sums, TopKey};
 use crate::error::Error;
+use crate::hint::prefetch;
 use crate::memory::{Estimator, key_overhead, string_figures};
 use crate::parts::{Span, Steps, UNKNOWN_DB};
-use crate::rdb::fpset::prefetch;
 use crate::rdb::reader::{Reader, Record};
 use crate::rdb::types::{Format, Kind, id};
 

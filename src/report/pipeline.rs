@@ -156,7 +156,7 @@ fn fold<'a>(
     const AHEAD_KEYS: usize = 8;
     for (i, (k, fig)) in b.keys.iter().zip(&b.figs).enumerate() {
         if let Some(&s) = b.slots.get(i + AHEAD_KEYS) {
-            crate::rdb::fpset::prefetch(&agg.slots[s as usize]);
+            crate::hint::prefetch(&agg.slots[s as usize]);
         }
         let row = KeyRow {
             db: k.db,
@@ -184,7 +184,7 @@ fn fold<'a>(
             agg.prefixes.prefetch(next.hash);
             if let Some(first) = b.keys[next.key as usize].key.first() {
                 // Its name too: a new prefix copies its bytes.
-                crate::rdb::fpset::prefetch(first);
+                crate::hint::prefetch(first);
             }
         }
         let key = &b.keys[p.key as usize].key;

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::Options;
-use crate::rdb::fpset::prefetch;
+use crate::hint::prefetch;
 
 /// Totals of the keys under one prefix.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
