@@ -125,3 +125,24 @@ fn dbs_and_ties_across_parts() {
         assert_eq!(view(&scan_in_parts("dbs", &data, &o, part)), want, "parts of {part} bytes");
     }
 }
+
+/// A file that switches db at every key (a crafted one: 100 000 dbs, each met twice): a part's
+/// sums spill the dbs it switched away from, a part that spills too many is read again by the
+/// join, which adds its sums as it goes; the figures stay those of one reading.
+#[test]
+fn a_db_per_key_keeps_the_figures_of_one_reading() {
+    let keys: Vec<(u64, Vec<u8>, Vec<u8>)> = (0..200_000u64)
+        .map(|i| ((i * 7919) % 100_000, format!("k:{i}").into_bytes(), vec![b'v'; (i % 3) as usize + 1]))
+        .collect();
+    let refs: Vec<(u64, &[u8], &[u8])> = keys.iter().map(|(d, k, v)| (*d, k.as_slice(), v.as_slice())).collect();
+    let data = common::rdb_of_strings(&refs);
+    let o = opts(5, 2, 1 << 20);
+    let want = one_reading("dbs", &data, &o);
+    assert_eq!(want.dbs.len(), 100_000);
+    assert!(want.dbs.values().all(|b| b.keys == 2));
+    assert_eq!(want.total.keys, 200_000);
+    let want = view(&want);
+    for part in [data.len(), 1 << 20, 100_000] {
+        assert_eq!(view(&scan_in_parts("dbs", &data, &o, part)), want, "parts of {part} bytes");
+    }
+}

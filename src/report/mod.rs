@@ -412,7 +412,9 @@ pub fn shard_loads(a: &Aggregate, layout: &crate::split::Layout, hottest: usize)
 /// Kept per db, type and encoding together (one bucket per key; the totals per db, type and
 /// encoding and the grand total are sums of these, made once per run by [`Sums::total`] and
 /// [`Aggregate::add_sums`]), with the db of the last key's bucket at hand (keys come in runs
-/// of one db).
+/// of one db). At most `DENSE_DBS` dbs have their cells (1.7 KB each) at once: past that, the
+/// db met longest ago hands its cells to the new one and its buckets go to `spilled`, so a
+/// file that switches between many dbs costs an entry per db and bucket, not a box.
 #[derive(Debug, Default)]
 struct Sums {
     /// Per db: its buckets by type and encoding.
@@ -421,8 +423,15 @@ struct Sums {
     places: std::collections::HashMap<u64, usize>,
     /// The place in `dbs` of the db of the last key.
     cur: usize,
+    /// The place in `dbs` whose cells go to the next new db once all `DENSE_DBS` are taken.
+    reuse: usize,
+    /// The buckets of dbs whose cells went to another (a db may be here several times).
+    spilled: Vec<(u64, Kind, Encoding, Bucket)>,
     ttl: [(u64, u64); 7],
 }
+
+/// Dbs with cells of their own in a `Sums` at once (see there).
+const DENSE_DBS: usize = 32;
 
 /// Buckets by type (its place in `KINDS`) and encoding (`enc as usize`, its place in
 /// `Encoding::ALL`).
@@ -444,21 +453,43 @@ impl Sums {
     /// The buckets of `db`, made the current db.
     #[cold]
     fn select(&mut self, db: u64) -> &mut Cells {
-        let dbs = &mut self.dbs;
-        self.cur = *self.places.entry(db).or_insert_with(|| {
-            dbs.push((db, Box::new([[Bucket::default(); Encoding::ALL.len()]; KINDS.len()])));
-            dbs.len() - 1
-        });
+        if let Some(&at) = self.places.get(&db) {
+            self.cur = at;
+        } else if self.dbs.len() < DENSE_DBS {
+            self.dbs.push((db, Box::new([[Bucket::default(); Encoding::ALL.len()]; KINDS.len()])));
+            self.cur = self.dbs.len() - 1;
+            self.places.insert(db, self.cur);
+        } else {
+            let at = self.reuse;
+            self.reuse = (at + 1) % DENSE_DBS;
+            let (old, cells) = &mut self.dbs[at];
+            self.places.remove(old);
+            for (kind, row) in KINDS.iter().zip(cells.iter_mut()) {
+                for (enc, b) in Encoding::ALL.iter().zip(row.iter_mut()).filter(|(_, b)| b.keys > 0) {
+                    self.spilled.push((*old, *kind, *enc, std::mem::take(b)));
+                }
+            }
+            *old = db;
+            self.cur = at;
+            self.places.insert(db, at);
+        }
         &mut self.dbs[self.cur].1
     }
 
-    /// Every bucket holding keys: db, type, encoding, bucket.
+    /// Every bucket holding keys: db, type, encoding, bucket (a db, type and encoding may come
+    /// more than once: their buckets add up).
     fn buckets(&self) -> impl Iterator<Item = (u64, Kind, Encoding, &Bucket)> {
-        self.dbs.iter().flat_map(|(db, cells)| {
+        let dense = self.dbs.iter().flat_map(|(db, cells)| {
             KINDS.iter().zip(cells.iter()).flat_map(move |(kind, row)| {
                 Encoding::ALL.iter().zip(row).filter(|(_, b)| b.keys > 0).map(move |(enc, b)| (*db, *kind, *enc, b))
             })
-        })
+        });
+        dense.chain(self.spilled.iter().map(|(db, kind, enc, b)| (*db, *kind, *enc, b)))
+    }
+
+    /// Buckets that went from a db's cells to `spilled`.
+    fn spilled(&self) -> usize {
+        self.spilled.len()
     }
 
     /// All keys together.
@@ -476,6 +507,8 @@ impl Sums {
         self.dbs.clear();
         self.places.clear();
         self.cur = 0;
+        self.reuse = 0;
+        self.spilled.clear();
         self.ttl = [(0, 0); 7];
     }
 }
@@ -569,10 +602,13 @@ mod tests {
                 }
             }
         }
-        assert_eq!(s.dbs.len(), 5000);
+        // At most DENSE_DBS boxes; the other dbs' buckets spilled, once per time a db came back.
+        assert_eq!(s.dbs.len(), DENSE_DBS);
         assert_eq!(s.total(), Bucket { keys: 17_500, memory: 175_000, elements: 17_500 });
-        let db14: Vec<u64> = s.buckets().filter(|b| b.0 == 14).map(|b| b.3.keys).collect();
-        assert_eq!(db14, vec![4]);
+        let db14: u64 = s.buckets().filter(|b| b.0 == 14).map(|b| b.3.keys).sum();
+        assert_eq!(db14, 4);
+        // Every db once per round, but the last DENSE_DBS of the last round still dense.
+        assert_eq!(s.spilled(), 3 * 5000 - DENSE_DBS);
         s.clear();
         assert!(s.dbs.is_empty() && s.buckets().next().is_none());
         s.add(3, Kind::String, None, &f, 0);

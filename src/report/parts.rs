@@ -12,7 +12,8 @@
 //!   file's lists in that order. A key that did not enter its part's list ranked at most the
 //!   smallest of the part's n best before it, which the file's list holds or beats: it would not
 //!   have entered the file's list either, so the file's lists end the same, ties included. Past
-//!   `MAX_OFFERS` candidates the join reads the part again into the file's lists itself;
+//!   `MAX_OFFERS` candidates (or `MAX_SPILLED` sums of dbs switched away from) the join reads
+//!   the part again into the file's figures itself;
 //! - the prefix table is exact as long as no prefix is dropped. A part gathers its prefixes in
 //!   a `PrefixLog` (its hot ones cached, the others logged; the join adds them to the file's
 //!   table: totals are sums). A part's log holds at most 1/8 of `--max-prefixes` entries
@@ -26,7 +27,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::prefixes::PrefixLog;
-use super::{Aggregate, FileTotals, Options, Sums, TopKey};
+use super::{Aggregate, Bucket, FileTotals, Options, Sums, TopKey};
 use crate::error::Error;
 use crate::hint::prefetch;
 use crate::memory::{Estimator, key_overhead, string_figures};
@@ -36,6 +37,10 @@ use crate::rdb::types::{Format, Kind, id};
 
 /// Top-list candidates a part lists at most (both lists) before it asks to be read again.
 const MAX_OFFERS: usize = 1 << 14;
+
+/// Buckets a part's sums spill at most (a file switching between many dbs, `Sums`) before it
+/// asks to be read again: parts in flight stay within a few MiB whatever the file.
+const MAX_SPILLED: usize = 1 << 16;
 
 /// What reading one part gives.
 pub(super) struct Part {
@@ -50,6 +55,9 @@ pub(super) struct Part {
     /// The part's sums per db, type, encoding and TTL bucket (its keys, memory, elements), which
     /// the join adds to the file's with the db fixed up.
     sums: Sums,
+    /// The totals of sums a part read again by the join added to the file's figures as it went
+    /// (not in `sums`).
+    sums_added: Bucket,
     /// The db the part ended in, if it selected one.
     last_db: Option<u64>,
     /// What ended the file in the part: a record that does not parse, or a key whose value
@@ -92,6 +100,7 @@ fn read_part(
         offers_memory: Vec::new(),
         offers_elements: Vec::new(),
         sums: Sums::default(),
+        sums_added: Bucket::default(),
         last_db: None,
         error: None,
         bad_key: None,
@@ -217,9 +226,16 @@ fn read_part(
                 }
             }
         }
-        if own && part.offers_memory.len() + part.offers_elements.len() > MAX_OFFERS {
+        if own && (part.offers_memory.len() + part.offers_elements.len() > MAX_OFFERS || sums.spilled() > MAX_SPILLED) {
             part.span.again = true;
             break;
+        }
+        if !own && sums.spilled() > MAX_SPILLED {
+            // Read again by the join from a known db: its sums go to the file's figures now.
+            let t = sums.total();
+            part.sums_added.merge(&t);
+            agg.add_sums(&sums, |d| d);
+            sums.clear();
         }
     }
     for &(s, memory) in &later[..n_keys.min(SLOTS_LATER)] {
@@ -303,7 +319,8 @@ impl crate::parts::Join for Join<'_, '_, '_> {
                 v.push((o, log));
             }
         }
-        let total = part.sums.total();
+        let mut total = part.sums.total();
+        total.merge(&part.sums_added);
         self.totals.keys += total.keys;
         self.totals.memory += total.memory;
         self.totals.elements += total.elements;

@@ -396,9 +396,10 @@ pub fn rdb_of_strings(keys: &[(u64, &[u8], &[u8])]) -> Vec<u8> {
     let mut out = b"REDIS0011".to_vec();
     let mut db = None;
     for &(d, k, v) in keys {
-        assert!(d < 64 && k.len() < 64 && v.len() < 64);
+        assert!(k.len() < 64 && v.len() < 64);
         if db != Some(d) {
-            out.extend_from_slice(&[0xFE, d as u8]);
+            out.push(0xFE);
+            rdbtool::rdb::encode::write_len(&mut out, d);
             db = Some(d);
         }
         out.push(0);
