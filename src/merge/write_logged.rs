@@ -356,7 +356,9 @@ mod tests {
 
     /// An output of a writer thread (what the test's own thread writes passes): it panics at
     /// its first write when `panics`, else waits until that thread has unwound before taking
-    /// the bytes (a first write comes when the 1 MiB write buffer is full).
+    /// the bytes (a first write comes when the 1 MiB write buffer is full), for 100 ms at most:
+    /// the writes run on the pool, whose threads (two on a 2-core machine) may all be held by
+    /// waiting outputs while the panicking one's write waits for a thread.
     struct Gate {
         panics: bool,
         fired: std::sync::Arc<AtomicBool>,
@@ -371,7 +373,7 @@ mod tests {
                     panic!("a writer panics (test)");
                 }
                 let t = std::time::Instant::now();
-                while !self.fired.load(Ordering::SeqCst) && t.elapsed().as_secs() < 30 {
+                while !self.fired.load(Ordering::SeqCst) && t.elapsed().as_millis() < 100 {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             }
@@ -401,7 +403,12 @@ mod tests {
     fn a_panicking_output_stops_the_others() {
         use crate::merge::{Options, plan, write};
         use crate::split::{DbSelect, Layout, SplitRouter};
-        let data = many_keys(24_000);
+        // Outputs of ~8 MB: a writer stopped by the panic has written a buffer or two (1 MiB
+        // each) before the panicking output's first write got a thread, what it copied up to
+        // its next look at the stop flag (1 MiB of input further) and its buffer flushed as it
+        // is dropped: under half an output (it was 2.1 MB of 3.2 under load with a third of
+        // these keys).
+        let data = many_keys(64_000);
         assert!(data.len() > 8 << 20, "{} bytes: several of the writers' checks (one a MiB)", data.len());
         let layout = Layout::even(3).unwrap();
         let router = SplitRouter { layout: &layout, dbs: DbSelect::All };
