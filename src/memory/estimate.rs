@@ -264,9 +264,19 @@ impl Estimator {
         Estimator { largest: false, ..Estimator::default() }
     }
 
-    /// The figures of one key. Errors are those of walking a corrupt value.
+    /// The figures of one key: its value's (those of the reader's walk when it walked the
+    /// value in place, see [`Estimator::walked`]; a string's from its bytes) and the key's own
+    /// memory. Errors are those of walking a corrupt value.
+    #[inline(always)]
     pub fn key(&mut self, key: &[u8], raw: &RawValue<'_>) -> Result<KeyFigures> {
-        let mut f = self.value(raw)?;
+        let mut f = if raw.type_byte == id::STRING {
+            string_value(raw)?
+        } else {
+            match self.walked() {
+                Some(f) => f,
+                None => self.value(raw)?,
+            }
+        };
         f.memory += key_overhead(key.len());
         Ok(f)
     }
@@ -547,10 +557,18 @@ fn from_headers(raw: &RawValue<'_>) -> Option<KeyFigures> {
 
 /// A string value: an integer (the object alone), embstr (object and string in one
 /// allocation) or raw (object plus sds).
+#[inline(always)]
 fn string_value(raw: &RawValue<'_>) -> Result<KeyFigures> {
-    if let Some(f) = string_figures(raw.bytes) {
-        return Ok(f);
+    match string_figures(raw.bytes) {
+        Some(f) => Ok(f),
+        None => string_value_read(raw),
     }
+}
+
+/// `string_value` of a string in a less common form, read by the cursor.
+#[cold]
+#[inline(never)]
+fn string_value_read(raw: &RawValue<'_>) -> Result<KeyFigures> {
     let s = Cursor::new(raw.bytes, raw.offset).str("string value")?;
     let int = match s {
         RdbStr::Int(_) => true,

@@ -30,10 +30,10 @@ use super::prefixes::PrefixLog;
 use super::{Aggregate, Bucket, FileTotals, Options, Sums, TopKey};
 use crate::error::Error;
 use crate::hint::prefetch;
-use crate::memory::{Estimator, key_overhead, string_figures};
+use crate::memory::Estimator;
 use crate::parts::{Span, Steps, UNKNOWN_DB};
 use crate::rdb::reader::{Reader, Record};
-use crate::rdb::types::{Format, Kind, id};
+use crate::rdb::types::Format;
 
 /// Top-list candidates a part lists at most (both lists) before it asks to be read again.
 const MAX_OFFERS: usize = 1 << 14;
@@ -158,25 +158,16 @@ fn read_part(
         if !every && !opts.filter.matches(k) {
             continue;
         }
-        // The value first, the key's part after (its name's length is read once the reader's
-        // stores of it are done). Strings (most keys) measured inline: no figures through
-        // memory; collections the reader walked already measured.
-        let measured = match k.value.type_byte {
-            id::STRING => string_figures(k.value.bytes).map(|f| Ok((f, Kind::String))),
-            _ => None,
-        };
-        let measured = measured.unwrap_or_else(|| {
-            let kind = k.value.kind();
-            est.walked().map_or_else(|| est.value(&k.value), Ok).map(|f| (f, kind))
-        });
-        let (mut f, kind) = match measured {
-            Ok(x) => x,
+        // The value first (a collection the reader walked is measured already), the key's
+        // part after (its name's length is read once the reader's stores of it are done).
+        let f = match est.key(&k.key, &k.value) {
+            Ok(f) => f,
             Err(e) => {
                 part.bad_key = Some((k.db, k.key.to_vec(), e));
                 break;
             }
         };
-        f.memory += key_overhead(k.key.len());
+        let kind = k.value.kind();
         sums.add(k.db, kind, k.expire_at_ms, &f, opts.now_ms);
         let top = |rank| TopKey {
             rank,
