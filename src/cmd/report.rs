@@ -141,14 +141,16 @@ pub fn run(args: Args) -> u8 {
         None
     };
     let view = View { format, top_prefixes: args.top_prefixes, top_slots: args.top_slots, layout };
+    // Per-key rows show no aggregate: no top lists or prefixes are gathered for them.
+    let rows = matches!(format, Format::Csv | Format::Jsonl);
     let opts = Options {
-        top: args.top,
+        top: if rows { 0 } else { args.top },
         separators: args.separators.as_bytes().to_vec(),
-        depth: args.depth,
+        depth: if rows { 0 } else { args.depth },
         max_prefixes: args.max_prefixes,
         now_ms: filter.now_ms,
         filter,
-        largest_element: matches!(format, Format::Csv | Format::Jsonl),
+        largest_element: rows,
     };
     let files = match rdbtool::discover::rdb_files(&args.files) {
         Ok(f) => f,
