@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 use super::filter::FilterArgs;
 use rdbtool::display::quoted;
 use rdbtool::output::AtomicFile;
+use rdbtool::report::rows::{self, iso_ms};
 use rdbtool::report::{Aggregate, KeyRow, Options, TTL_BUCKETS, scan_aggregate, scan_file, shard_loads};
 use rdbtool::split::Layout;
 
@@ -217,7 +218,7 @@ fn produce(out: &mut dyn Write, files: &[PathBuf], opts: &Options, view: &View) 
     let agg = match format {
         Format::Csv | Format::Jsonl => {
             if format == Format::Csv {
-                writeln!(out, "database,type,key,size_in_bytes,encoding,num_elements,len_largest_element,expiry")?;
+                out.write_all(rows::CSV_HEADER.as_bytes())?;
             }
             let mut total = Aggregate::new(opts);
             // Each row made in `line`, then written in one call (a row written piece by piece
@@ -228,9 +229,9 @@ fn produce(out: &mut dyn Write, files: &[PathBuf], opts: &Options, view: &View) 
                 let mut each = |r: &KeyRow<'_>| {
                     line.clear();
                     if format == Format::Csv {
-                        csv_row(&mut line, r)?
+                        rows::push_csv_row(&mut line, r)
                     } else {
-                        jsonl_row(&mut line, r, several.then_some(&file))?
+                        rows::push_jsonl_row(&mut line, r, several.then_some(file.as_str()))
                     }
                     out.write_all(&line)
                 };
@@ -262,76 +263,6 @@ fn produce(out: &mut dyn Write, files: &[PathBuf], opts: &Options, view: &View) 
         }
     }
     Ok(code)
-}
-
-/// A key for CSV: text when it is UTF-8 (and does not itself start with "base64:"), else
-/// `base64:` and its bytes in base64; quoted when it holds a comma, quote, CR or LF.
-fn csv_key(k: &[u8]) -> String {
-    use base64::Engine;
-    let text = match std::str::from_utf8(k) {
-        Ok(s) if !s.starts_with("base64:") => s.to_owned(),
-        _ => format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(k)),
-    };
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
-}
-
-/// `2026-11-21T06:13:00.123Z`.
-fn iso_ms(ms: i64) -> String {
-    let s = rdbtool::aof::format_utc(ms.div_euclid(1000));
-    format!("{}.{:03}Z", s.trim_end_matches('Z'), ms.rem_euclid(1000))
-}
-
-fn csv_row(out: &mut Vec<u8>, r: &KeyRow<'_>) -> io::Result<()> {
-    writeln!(
-        out,
-        "{},{},{},{},{},{},{},{}",
-        r.db,
-        r.kind.as_str(),
-        csv_key(r.key),
-        r.fig.memory,
-        r.fig.encoding,
-        r.fig.elements,
-        r.fig.largest_element,
-        r.expire_at_ms.map(iso_ms).unwrap_or_default()
-    )
-}
-
-/// One JSON Lines row: the fields in name order (as a `json!` map wrote them).
-#[derive(serde::Serialize)]
-struct JsonlRow<'r> {
-    db: u64,
-    elements: u64,
-    encoding: rdbtool::memory::Encoding,
-    expire_at_ms: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file: Option<&'r str>,
-    #[serde(serialize_with = "rdbtool::json::ser_bytes")]
-    key: &'r [u8],
-    largest_element: u64,
-    memory: u64,
-    rdb_encoding: &'static str,
-    slot: u16,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-fn jsonl_row(out: &mut Vec<u8>, r: &KeyRow<'_>, file: Option<&String>) -> io::Result<()> {
-    let row = JsonlRow {
-        db: r.db,
-        elements: r.fig.elements,
-        encoding: r.fig.encoding,
-        expire_at_ms: r.expire_at_ms,
-        file: file.map(String::as_str),
-        key: r.key,
-        largest_element: r.fig.largest_element,
-        memory: r.fig.memory,
-        rdb_encoding: r.rdb_encoding,
-        slot: r.slot,
-        kind: r.kind.as_str(),
-    };
-    serde_json::to_writer(&mut *out, &row)?;
-    out.push(b'\n');
-    Ok(())
 }
 
 fn bucket_rows<K: ToString>(m: impl IntoIterator<Item = (K, rdbtool::report::Bucket)>, key: &str) -> Json {

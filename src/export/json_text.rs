@@ -109,7 +109,7 @@ pub(super) fn push_elem(buf: &mut Vec<u8>, e: Elem<'_>) {
 /// for UTF-8 once (base64 when it is not). Runs of one control byte (NUL padding is common) are
 /// written in a tight loop.
 #[inline]
-pub(super) fn push_bytes(buf: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn push_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let at = buf.len();
     buf.reserve(b.len() + 2);

@@ -7,7 +7,7 @@
 //! back from that buffer, so the output never holds half a record unless a single value was
 //! bigger than the spill threshold.
 
-mod json_text;
+pub(crate) mod json_text;
 pub mod jsonl;
 mod out;
 pub mod parquet;

@@ -21,6 +21,7 @@ use crate::rdb::types::Kind;
 mod parts;
 mod pipeline;
 mod prefixes;
+pub mod rows;
 pub use pipeline::scan_file;
 pub use prefixes::{PrefixStats, Prefixes, prefix_hash, prefix_hashes};
 
