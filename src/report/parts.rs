@@ -235,6 +235,7 @@ fn read_part(
     }
     part.sums = sums;
     if own {
+        log.flush_hot();
         part.agg = Some((mine, log));
     } else {
         log.drain_into(&mut agg.prefixes);

@@ -638,13 +638,20 @@ const HOT_SETS: usize = 1 << 10;
 #[derive(Debug, Clone)]
 pub(super) struct PrefixLog {
     hot: Box<[[Hot; 2]]>,
+    /// Some entry of the cache holds a prefix (else `flush_hot` has nothing to look at).
+    hot_used: bool,
     log: Vec<Logged>,
     names: Vec<u8>,
 }
 
 impl Default for PrefixLog {
     fn default() -> Self {
-        PrefixLog { hot: written(HOT_SETS, [Hot::default(); 2]).into_boxed_slice(), log: Vec::new(), names: Vec::new() }
+        PrefixLog {
+            hot: written(HOT_SETS, [Hot::default(); 2]).into_boxed_slice(),
+            hot_used: false,
+            log: Vec::new(),
+            names: Vec::new(),
+        }
     }
 }
 
@@ -698,6 +705,7 @@ impl PrefixLog {
             _ => prefix,
         };
         let packed = append_name(&mut self.names, block, prefix.len(), true);
+        self.hot_used = true;
         let set = &mut self.hot[set_of(tag, len)];
         // A free entry has length 0 (no prefix is empty).
         let way = if set[0].len == 0 { 0 } else { 1 };
@@ -716,11 +724,15 @@ impl PrefixLog {
 
     /// At most how many prefixes it holds (log and cache).
     pub(super) fn bound(&self) -> usize {
-        self.log.len() + 2 * HOT_SETS
+        self.log.len() + if self.hot_used { 2 * HOT_SETS } else { 0 }
     }
 
-    /// Moves the cache's entries to the log.
-    fn flush_hot(&mut self) {
+    /// Moves the cache's entries to the log. The reader of a part calls it as it ends: the
+    /// cache's lines are in its core's caches, and the join then reads the log in order.
+    pub(super) fn flush_hot(&mut self) {
+        if !std::mem::take(&mut self.hot_used) {
+            return;
+        }
         for set in self.hot.iter_mut() {
             for h in set.iter_mut().filter(|h| h.len != 0) {
                 self.log.push(std::mem::take(h).e);
@@ -761,6 +773,11 @@ impl PrefixLog {
         for (i, e) in self.log.iter().enumerate() {
             if let Some(next) = self.log.get(i + AHEAD) {
                 t.prefetch(next.hash);
+                // Its name too: the log was written on the core that read the part, and its
+                // names are in the order prefixes entered the cache, not the log's.
+                if let Some(b) = self.names.get(unpack(next.name).start) {
+                    prefetch(b);
+                }
             }
             t.add_block(e.hash, name_block(&self.names, e.name), unpack(e.name).len(), &e.stats);
         }
