@@ -110,6 +110,9 @@ fn read_part(
     // their release as much again).
     let spare = ctx.spare.lock().ok().and_then(|mut v| v.pop());
     let (mut mine, mut log) = spare.unwrap_or_else(|| (Aggregate::new(opts), PrefixLog::default()));
+    // Emptied here, by the core that fills it again: the join, which read it last, leaves it
+    // (its slot counters emptied there would cross between the cores twice).
+    mine.clear();
     let agg = match into {
         Some(a) => a,
         None => &mut mine,
@@ -274,7 +277,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
         let fix = |d: u64| span.fix(start_db, d);
         let a = &mut self.agg;
         a.add_sums(&part.sums, fix);
-        if let Some((mut o, mut log)) = part.agg {
+        if let Some((o, mut log)) = part.agg {
             for (x, y) in a.slots.iter_mut().zip(&o.slots) {
                 x.0 += y.0;
                 x.1 += y.1;
@@ -306,7 +309,6 @@ impl crate::parts::Join for Join<'_, '_, '_> {
                     a.top_elements.push(t);
                 }
             }
-            o.clear();
             if let Ok(mut v) = self.ctx.spare.lock() {
                 v.push((o, log));
             }
