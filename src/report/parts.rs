@@ -30,10 +30,10 @@ use super::prefixes::PrefixLog;
 use super::{Aggregate, Bucket, FileTotals, Options, Sums, TopKey};
 use crate::error::Error;
 use crate::hint::prefetch;
-use crate::memory::Estimator;
+use crate::memory::{Estimator, KeyFigures};
 use crate::parts::{Span, Steps, UNKNOWN_DB};
 use crate::rdb::reader::{Reader, Record};
-use crate::rdb::types::Format;
+use crate::rdb::types::{Format, Kind};
 
 /// Top-list candidates a part lists at most (both lists) before it asks to be read again.
 const MAX_OFFERS: usize = 1 << 14;
@@ -109,10 +109,15 @@ fn read_part(
     // A part's figures the join is done with, or new ones (fresh tables cost page faults, and
     // their release as much again).
     let spare = ctx.spare.lock().ok().and_then(|mut v| v.pop());
-    let (mut mine, mut log) = spare.unwrap_or_else(|| (Aggregate::new(opts), PrefixLog::default()));
-    // Emptied here, by the core that fills it again: the join, which read it last, leaves it
-    // (its slot counters emptied there would cross between the cores twice).
-    mine.clear();
+    let (mut mine, mut log) = match spare {
+        // Emptied here, by the core that fills it again: the join, which read it last, leaves
+        // it (its slot counters emptied there would cross between the cores twice).
+        Some((mut mine, log)) => {
+            mine.clear();
+            (mine, log)
+        }
+        None => (Aggregate::new(opts), PrefixLog::default()),
+    };
     let agg = match into {
         Some(a) => a,
         None => &mut mine,
@@ -172,29 +177,8 @@ fn read_part(
         };
         let kind = k.value.kind();
         sums.add(k.db, kind, k.expire_at_ms, &f, opts.now_ms);
-        let top = |rank| TopKey {
-            rank,
-            db: k.db,
-            key: k.key.to_vec(),
-            kind,
-            encoding: f.encoding,
-            memory: f.memory,
-            elements: f.elements,
-            file: ctx.name.to_owned(),
-        };
-        if agg.top_memory.wants(f.memory) {
-            let t = top(f.memory);
-            if own {
-                part.offers_memory.push(t.clone());
-            }
-            agg.top_memory.push(t);
-        }
-        if agg.top_elements.wants(f.elements) {
-            let t = top(f.elements);
-            if own {
-                part.offers_elements.push(t.clone());
-            }
-            agg.top_elements.push(t);
+        if agg.top_memory.wants(f.memory) || agg.top_elements.wants(f.elements) {
+            offer_top(agg, &mut part, own, (k.db, &k.key, kind), &f, ctx.name);
         }
         // The prefixes first: their scan brings the key's bytes into cache for its slot.
         log.add_key(&k.key, opts, f.memory, k.expire_at_ms.is_some());
@@ -247,6 +231,38 @@ fn read_part(
         }
     }
     part
+}
+
+/// A key that enters the top lists of `agg` (one of them at least): pushed there, and listed
+/// in the part's offers when the part has figures of its own (few keys do: out of line).
+#[cold]
+#[inline(never)]
+fn offer_top(agg: &mut Aggregate, part: &mut Part, own: bool, key: (u64, &[u8], Kind), f: &KeyFigures, file: &str) {
+    let (db, key, kind) = key;
+    let top = |rank| TopKey {
+        rank,
+        db,
+        key: key.to_vec(),
+        kind,
+        encoding: f.encoding,
+        memory: f.memory,
+        elements: f.elements,
+        file: file.to_owned(),
+    };
+    if agg.top_memory.wants(f.memory) {
+        let t = top(f.memory);
+        if own {
+            part.offers_memory.push(t.clone());
+        }
+        agg.top_memory.push(t);
+    }
+    if agg.top_elements.wants(f.elements) {
+        let t = top(f.elements);
+        if own {
+            part.offers_elements.push(t.clone());
+        }
+        agg.top_elements.push(t);
+    }
 }
 
 /// The file's figures as the parts are joined in file order.

@@ -220,16 +220,18 @@ fn each_prefix_end(key: &[u8], opts: &Options, mut f: impl FnMut(usize)) {
         &[sep] => byte_matches(w, sep),
         seps => seps.iter().fold(0, |m, &sep| m | byte_matches(w, sep)),
     };
-    let (chunks, rest) = key.as_chunks::<8>();
-    // The tail's bytes past the key are no separators.
-    let tail_valid = if rest.is_empty() { 0 } else { u64::MAX >> (64 - 8 * rest.len()) };
-    let words =
-        chunks.iter().map(|c| (u64::from_le_bytes(*c), u64::MAX)).chain(std::iter::once((tail_word(key), tail_valid)));
+    // The key 16 bytes at a time (most keys are no longer), separators found in both words
+    // at once; one call of `f` (a second would keep it out of line).
+    let n = key.len();
     let mut level = 0;
-    for (n, (w, valid)) in words.enumerate() {
-        let mut m = matches(w) & valid;
+    for i in 0..n.div_ceil(16) {
+        let (a, b) = head_words(&key[16 * i..]);
+        let left = n - 16 * i;
+        let va = u64::MAX >> (64 - 8 * left.min(8));
+        let vb = if left > 8 { u64::MAX >> (128 - 8 * left.min(16)) } else { 0 };
+        let mut m = u128::from(matches(a) & va) | u128::from(matches(b) & vb) << 64;
         while m != 0 {
-            f(n * 8 + m.trailing_zeros() as usize / 8 + 1);
+            f(16 * i + m.trailing_zeros() as usize / 8 + 1);
             level += 1;
             if level >= opts.depth {
                 return;
