@@ -327,7 +327,7 @@ fn merge_several_files_keeps_dbs_and_unions_functions() {
             want.insert((r.db, r.key.clone()), r);
         }
         for src in functions(&data) {
-            libs.entry(merge::library_name(&src).unwrap().to_vec()).or_insert(src);
+            libs.entry(rdbtool::rdb::function::library_name(&src).unwrap().to_vec()).or_insert(src);
         }
     }
     let written = std::fs::read(&out).unwrap();
@@ -336,7 +336,7 @@ fn merge_several_files_keeps_dbs_and_unions_functions() {
     let want: Vec<Rec> = want.into_values().collect();
     assert_eq!(got, want);
     let got_libs: BTreeSet<Vec<u8>> =
-        functions(&written).iter().map(|s| merge::library_name(s).unwrap().to_vec()).collect();
+        functions(&written).iter().map(|s| rdbtool::rdb::function::library_name(s).unwrap().to_vec()).collect();
     assert_eq!(got_libs, libs.keys().cloned().collect());
     // no-checksum.rdb and uncompressed.rdb hold the same keys: every one a resolved conflict.
     let report: Json = serde_json::from_slice(&o.stdout).unwrap();

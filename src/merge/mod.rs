@@ -46,7 +46,6 @@ pub use conflicts::{Conflict, ConflictKind, Occurrence};
 pub use pass2::{Timings, write, write_files};
 pub use plan::{Plan, default_target, plan};
 pub use policy::{OnConflict, RenameTemplate};
-pub use records::library_name;
 pub use route::{DbRoute, MergeRouter, Router};
 
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@ use super::{OnConflict, Options, Source};
 use crate::rdb::types::{Flavor, Format};
 use crate::rdb::writer::{RdbWriter, WriteError};
 
-pub use crate::rdb::function::library_name;
+use crate::rdb::function::library_name;
 
 /// AUX fields of the output: `redis-ver` / `valkey-ver` from an input of the target format,
 /// `redis-bits`, `ctime` = now, then the inputs' other fields (first of each name) except those

@@ -60,8 +60,8 @@ pub fn library_name(source: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// What a listing shows of a library: the engine named after `#!` (the first line split as the
-/// server splits it; empty without a shebang or when the line does not split) and the library's name when the server accepts
-/// the shebang (`metadata`).
+/// server splits it; empty without a shebang or when the line does not split) and the library's
+/// name when the server accepts the shebang (`metadata`).
 pub fn describe(source: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     let name = library_name(source);
     let line = &source[..source.iter().position(|&c| c == b'\n').unwrap_or(source.len())];

@@ -267,7 +267,7 @@ impl<'a> Feed<'a> {
             return ControlFlow::Continue(());
         }
         self.cover(pos)?;
-        let name = crate::merge::library_name(source).unwrap_or_else(|| b"?".to_vec());
+        let name = crate::rdb::function::library_name(source).unwrap_or_else(|| b"?".to_vec());
         if let Some(r) = self.target.release.filter(|r| r.flavor == crate::rdb::types::Flavor::Redis && r.major < 7) {
             self.counts.functions_failed += 1;
             self.pre_failures.push(report::Failure {
