@@ -154,6 +154,18 @@ fn read_part(
                     break;
                 }
                 part.last_db = Some(*db);
+                // Sums spill only as the keys of another db come: looked at here, before them.
+                if sums.spilled() > MAX_SPILLED {
+                    if own {
+                        part.span.again = true;
+                        break;
+                    }
+                    // Read again by the join from a known db: its sums go to the file's
+                    // figures now.
+                    part.sums_added.merge(&sums.total());
+                    agg.add_sums(&sums, |d| d);
+                    sums.clear();
+                }
                 continue;
             }
             Ok(Some(_)) => continue,
@@ -204,16 +216,9 @@ fn read_part(
                 }
             }
         }
-        if own && (part.offers_memory.len() + part.offers_elements.len() > MAX_OFFERS || sums.spilled() > MAX_SPILLED) {
+        if own && part.offers_memory.len() + part.offers_elements.len() > MAX_OFFERS {
             part.span.again = true;
             break;
-        }
-        if !own && sums.spilled() > MAX_SPILLED {
-            // Read again by the join from a known db: its sums go to the file's figures now.
-            let t = sums.total();
-            part.sums_added.merge(&t);
-            agg.add_sums(&sums, |d| d);
-            sums.clear();
         }
     }
     for &(s, memory) in &later[..n_keys.min(SLOTS_LATER)] {

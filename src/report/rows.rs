@@ -113,9 +113,8 @@ mod tests {
 
     use super::*;
     use crate::memory::{Encoding, KeyFigures};
-    use crate::rdb::types::Kind;
 
-    const KINDS: [Kind; 7] = [Kind::String, Kind::List, Kind::Set, Kind::Zset, Kind::Hash, Kind::Stream, Kind::Module];
+    use crate::report::KINDS;
 
     /// Every on-disk encoding name a key row can carry.
     fn encoding_names() -> Vec<&'static str> {
