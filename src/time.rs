@@ -69,6 +69,12 @@ pub fn format_utc(t: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
+/// `2026-11-21T06:13:00.123Z` for unix milliseconds.
+pub fn format_utc_ms(ms: i64) -> String {
+    let s = format_utc(ms.div_euclid(1000));
+    format!("{}.{:03}Z", s.trim_end_matches('Z'), ms.rem_euclid(1000))
+}
+
 /// Unix milliseconds of a time in any of the accepted forms; a form without a zone is read in
 /// `tz`.
 pub fn parse_time_ms(s: &str, tz: Tz) -> Result<i64, String> {

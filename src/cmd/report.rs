@@ -10,9 +10,10 @@ use serde_json::{Value as Json, json};
 use super::filter::FilterArgs;
 use rdbtool::display::quoted;
 use rdbtool::output::AtomicFile;
-use rdbtool::report::rows::{self, iso_ms};
+use rdbtool::report::rows;
 use rdbtool::report::{Aggregate, KeyRow, Options, TTL_BUCKETS, scan_aggregate, scan_file, shard_loads};
 use rdbtool::split::Layout;
+use rdbtool::time::format_utc_ms;
 
 use super::{EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_OK};
 
@@ -426,7 +427,7 @@ fn print_summary(out: &mut dyn Write, a: &Aggregate, opts: &Options, view: &View
             a.prefixes.error_bound_keys
         )?;
     }
-    writeln!(out, "\nTTL (now = {})", iso_ms(opts.now_ms))?;
+    writeln!(out, "\nTTL (now = {})", format_utc_ms(opts.now_ms))?;
     for (name, (keys, mem)) in TTL_BUCKETS.iter().zip(a.ttl) {
         writeln!(out, "  {name:<10} {keys:>12} keys {:>12} {:>7}", human(mem), pct(mem, t.memory))?;
     }

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::KeyRow;
 use crate::export::json_text::push_bytes;
 use crate::export::{push_i64, push_u64};
+use crate::time::format_utc_ms;
 
 /// The CSV header line (redis-rdb-tools' columns), with its newline.
 pub const CSV_HEADER: &str = "database,type,key,size_in_bytes,encoding,num_elements,len_largest_element,expiry\n";
@@ -31,7 +32,7 @@ pub fn push_csv_row(out: &mut Vec<u8>, r: &KeyRow<'_>) {
     push_u64(out, r.fig.largest_element);
     out.push(b',');
     if let Some(ms) = r.expire_at_ms {
-        out.extend_from_slice(iso_ms(ms).as_bytes());
+        out.extend_from_slice(format_utc_ms(ms).as_bytes());
     }
     out.push(b'\n');
 }
@@ -60,12 +61,6 @@ pub fn push_csv_key(out: &mut Vec<u8>, k: &[u8]) {
         out.push(b);
     }
     out.push(b'"');
-}
-
-/// `2026-11-21T06:13:00.123Z` for unix milliseconds.
-pub fn iso_ms(ms: i64) -> String {
-    let s = crate::time::format_utc(ms.div_euclid(1000));
-    format!("{}.{:03}Z", s.trim_end_matches('Z'), ms.rem_euclid(1000))
 }
 
 /// Appends one JSON Lines row (with its newline): its fields in name order, `file` only when
@@ -169,7 +164,7 @@ mod tests {
             r.fig.encoding,
             r.fig.elements,
             r.fig.largest_element,
-            r.expire_at_ms.map(iso_ms).unwrap_or_default()
+            r.expire_at_ms.map(format_utc_ms).unwrap_or_default()
         )
         .into_bytes()
     }
