@@ -572,10 +572,12 @@ impl Prefixes {
             .flat_map_iter(|run| best(&mut prefixes(run).map(|(_, (_, s))| s.memory)).into_iter().map(|r| r.0))
             .collect();
         let cut = best(&mut tops.into_iter()).iter().map(|r| r.0).min().unwrap_or(0);
-        // Above the cut: every one (fewer than n in all); at it: the first `room` by name.
+        // Above the cut: every one (fewer than n in all); at it: the first `room` by name, each
+        // name compared by its first eight bytes as a number before its bytes (most ties are
+        // told apart by them, without a call to compare the bytes: see `name_head`).
         let above_ties = |run: std::ops::Range<usize>| {
             let mut above = Vec::new();
-            let mut ties: std::collections::BinaryHeap<(&[u8], usize)> = std::collections::BinaryHeap::new();
+            let mut ties: std::collections::BinaryHeap<(u64, &[u8], usize)> = std::collections::BinaryHeap::new();
             for (i, (name, stats)) in prefixes(run) {
                 if stats.memory < cut {
                     continue;
@@ -583,11 +585,15 @@ impl Prefixes {
                 let name = self.name(name);
                 if stats.memory > cut {
                     above.push((name, stats));
-                } else if ties.len() < n {
-                    ties.push((name, i));
-                } else if ties.peek().is_some_and(|&(worst, _)| name < worst) {
-                    ties.pop();
-                    ties.push((name, i));
+                    continue;
+                }
+                let tie = (name_head(name), name, i);
+                if ties.len() < n {
+                    ties.push(tie);
+                } else if let Some(mut worst) = ties.peek_mut()
+                    && tie < *worst
+                {
+                    *worst = tie;
                 }
             }
             (above, ties.into_vec())
@@ -595,12 +601,23 @@ impl Prefixes {
         let found: Vec<_> = runs().map(above_ties).collect();
         let mut v: Vec<(&[u8], PrefixStats)> = found.iter().flat_map(|(a, _)| a.iter().copied()).collect();
         let room = n - v.len();
-        let mut ties: Vec<(&[u8], usize)> = found.into_iter().flat_map(|(_, t)| t).collect();
+        let mut ties: Vec<(u64, &[u8], usize)> = found.into_iter().flat_map(|(_, t)| t).collect();
         ties.sort_unstable();
         ties.truncate(room);
-        v.extend(ties.into_iter().filter_map(|(name, i)| Some((name, self.nth(i)?.1))));
+        v.extend(ties.into_iter().filter_map(|(_, name, i)| Some((name, self.nth(i)?.1))));
         v.sort_by(order);
         v
+    }
+}
+
+/// The first eight bytes of `name` as a big-endian number, zeros past its end: names ordered
+/// by (head, bytes) are in the order of their bytes (where the heads differ, so do the names at
+/// that byte, or the shorter name is the start of the longer, whose byte there is not zero).
+#[inline(always)]
+fn name_head(name: &[u8]) -> u64 {
+    match name.first_chunk::<8>() {
+        Some(w) => u64::from_be_bytes(*w),
+        None => name.iter().enumerate().fold(0, |h, (i, &b)| h | u64::from(b) << (56 - 8 * i)),
     }
 }
 
