@@ -326,10 +326,23 @@ impl Aggregate {
     pub fn hottest_slots(&self, n: usize) -> Vec<(u16, u64, u64)> {
         let mut v: Vec<(u16, u64, u64)> =
             self.slots.iter().enumerate().filter(|(_, s)| s.0 > 0).map(|(i, s)| (i as u16, s.0, s.1)).collect();
-        v.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-        v.truncate(n);
+        first_n(&mut v, n, |a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
         v
     }
+}
+
+/// Keeps the first `n` of `v` in the order `by` (a total order), sorted: the others are only
+/// partitioned away (a report's slot lists have up to 16384 entries and show a few).
+fn first_n<T>(v: &mut Vec<T>, n: usize, by: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    if n == 0 {
+        v.clear();
+        return;
+    }
+    if v.len() > n {
+        v.select_nth_unstable_by(n - 1, &by);
+        v.truncate(n);
+    }
+    v.sort_unstable_by(by);
 }
 
 /// Keys and memory of one hash slot.
@@ -400,8 +413,7 @@ pub fn shard_loads(a: &Aggregate, layout: &crate::split::Layout, hottest: usize)
         }
     }
     for (sh, mut v) in shards.iter_mut().zip(per_shard) {
-        v.sort_by(|a, b| b.memory.cmp(&a.memory).then(a.slot.cmp(&b.slot)));
-        v.truncate(hottest);
+        first_n(&mut v, hottest, |a, b| b.memory.cmp(&a.memory).then(a.slot.cmp(&b.slot)));
         sh.hottest = v;
     }
     (shards, unowned)
@@ -588,6 +600,24 @@ fn scan_with_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `first_n` keeps what a full sort would put first, for any n, with many ties of the first
+    /// key (told apart by the second).
+    #[test]
+    fn first_n_is_the_start_of_a_sort() {
+        let mut rng = crate::rng::Rng(7);
+        let by = |a: &(u64, u16), b: &(u64, u16)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+        for len in [0usize, 1, 5, 300] {
+            let v: Vec<(u64, u16)> = (0..len).map(|i| (rng.below(4), i as u16)).collect();
+            let mut sorted = v.clone();
+            sorted.sort_by(by);
+            for n in [0, 1, 3, len.saturating_sub(1), len, len + 1] {
+                let mut got = v.clone();
+                first_n(&mut got, n, by);
+                assert_eq!(got, sorted[..n.min(len)], "len {len} n {n}");
+            }
+        }
+    }
 
     /// Keys of many dbs, coming back and forth, are summed per db; a cleared `Sums` keeps no
     /// db for the next batch.

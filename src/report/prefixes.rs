@@ -543,70 +543,46 @@ impl Prefixes {
             v.sort_by(order);
             return v;
         }
-        // The n-th heaviest figure: every prefix above it is listed, and of those at it (often
-        // very many: single-key prefixes) the first by name, kept in bounded max-heaps. Both
-        // passes run on every core over runs of prefixes (a table of a million prefixes takes
-        // milliseconds a pass), the runs' results joined.
+        // One pass on every core over runs of prefixes (a table of a million prefixes takes
+        // milliseconds), each run's n first in a bounded heap whose top is the last of them, then
+        // the runs' n first of all. A prefix is compared with the last held by its memory, then
+        // (a tie: often very many single-key prefixes weigh the same) by the first eight bytes
+        // of its name as a number, then by its bytes: most are turned away without their name
+        // being compared (see `name_head`).
         use rayon::prelude::*;
+        use std::cmp::Reverse;
         const RUN: usize = 1 << 16;
-        // Runs of places in `held` then `singles` (see `nth`).
+        // Places in `held` then `singles` (see `nth`).
         let total = self.held.len() + self.singles.len();
         let starts: Vec<usize> = (0..total).step_by(RUN).collect();
-        let runs = || starts.par_iter().map(|&at| at..(at + RUN).min(total));
-        let prefixes = |run: std::ops::Range<usize>| run.filter_map(|i| Some((i, self.nth(i)?)));
-        // The n heaviest figures of each run in a min-heap (no copy of every figure), then of all.
-        let best = |figures: &mut dyn Iterator<Item = u64>| {
-            let mut top = std::collections::BinaryHeap::with_capacity(n + 1);
-            for m in figures {
-                if top.len() < n {
-                    top.push(std::cmp::Reverse(m));
-                } else if let Some(mut least) = top.peek_mut()
-                    && m > least.0
+        // (memory, name's head, name, place): the place tells apart names cut alike.
+        type Ranked<'n> = (Reverse<u64>, u64, &'n [u8], usize);
+        let first_n = |run: std::ops::Range<usize>| {
+            let mut heap: std::collections::BinaryHeap<Ranked<'_>> = std::collections::BinaryHeap::with_capacity(n + 1);
+            for (i, (name, stats)) in run.filter_map(|i| Some((i, self.nth(i)?))) {
+                if heap.len() == n
+                    && let Some(last) = heap.peek()
+                    && stats.memory < last.0.0
                 {
-                    *least = std::cmp::Reverse(m);
-                }
-            }
-            top.into_vec()
-        };
-        let tops: Vec<u64> = runs()
-            .flat_map_iter(|run| best(&mut prefixes(run).map(|(_, (_, s))| s.memory)).into_iter().map(|r| r.0))
-            .collect();
-        let cut = best(&mut tops.into_iter()).iter().map(|r| r.0).min().unwrap_or(0);
-        // Above the cut: every one (fewer than n in all); at it: the first `room` by name, each
-        // name compared by its first eight bytes as a number before its bytes (most ties are
-        // told apart by them, without a call to compare the bytes: see `name_head`).
-        let above_ties = |run: std::ops::Range<usize>| {
-            let mut above = Vec::new();
-            let mut ties: std::collections::BinaryHeap<(u64, &[u8], usize)> = std::collections::BinaryHeap::new();
-            for (i, (name, stats)) in prefixes(run) {
-                if stats.memory < cut {
                     continue;
                 }
                 let name = self.name(name);
-                if stats.memory > cut {
-                    above.push((name, stats));
-                    continue;
-                }
-                let tie = (name_head(name), name, i);
-                if ties.len() < n {
-                    ties.push(tie);
-                } else if let Some(mut worst) = ties.peek_mut()
-                    && tie < *worst
+                let ranked = (Reverse(stats.memory), name_head(name), name, i);
+                if heap.len() < n {
+                    heap.push(ranked);
+                } else if let Some(mut last) = heap.peek_mut()
+                    && ranked < *last
                 {
-                    *worst = tie;
+                    *last = ranked;
                 }
             }
-            (above, ties.into_vec())
+            heap.into_vec()
         };
-        let found: Vec<_> = runs().map(above_ties).collect();
-        let mut v: Vec<(&[u8], PrefixStats)> = found.iter().flat_map(|(a, _)| a.iter().copied()).collect();
-        let room = n - v.len();
-        let mut ties: Vec<(u64, &[u8], usize)> = found.into_iter().flat_map(|(_, t)| t).collect();
-        ties.sort_unstable();
-        ties.truncate(room);
-        v.extend(ties.into_iter().filter_map(|(_, name, i)| Some((name, self.nth(i)?.1))));
-        v.sort_by(order);
-        v
+        let mut all: Vec<Ranked<'_>> =
+            starts.par_iter().map(|&at| at..(at + RUN).min(total)).flat_map_iter(first_n).collect();
+        all.sort_unstable();
+        all.truncate(n);
+        all.into_iter().filter_map(|(_, _, name, i)| Some((name, self.nth(i)?.1))).collect()
     }
 }
 
@@ -943,19 +919,26 @@ mod tests {
         assert!(all.iter().all(|(k, s)| s.keys == 1 && *k == name(s.memory).as_slice()));
     }
 
-    /// The heaviest n: by memory, ties by name, whatever n (against a full sort).
+    /// The heaviest n: by memory, ties by name, whatever n (against a full sort): short names,
+    /// and names alike in their first eight bytes or more (told apart past them), some the
+    /// start of others.
     #[test]
     fn heaviest_breaks_ties_by_name() {
-        let mut p = Prefixes::new(1 << 20);
-        for i in 0..3000u64 {
-            let k = name(i * 7919 % 3001);
-            // Three weights only: lots of ties at every cut.
-            p.add(prefix_hash(&k), &k, i % 3, false);
-        }
-        let mut all = p.heaviest(usize::MAX);
-        all.sort_by(|a, b| b.1.memory.cmp(&a.1.memory).then(a.0.cmp(b.0)));
-        for n in [0, 1, 2, 30, 999, 1000, 1001, 2999, 3000, 3001] {
-            assert_eq!(p.heaviest(n), all[..n.min(all.len())].to_vec(), "n = {n}");
+        let names: [&dyn Fn(u64) -> Vec<u8>; 3] = [&name, &|i| format!("common-start:{i}:").into_bytes(), &|i| {
+            format!("{}{}", "ab".repeat(i as usize % 13), "c".repeat(i as usize / 13 % 4)).into_bytes()
+        }];
+        for name in names {
+            let mut p = Prefixes::new(1 << 20);
+            for i in 0..3000u64 {
+                let k = name(i * 7919 % 3001);
+                // Three weights only: lots of ties at every cut.
+                p.add(prefix_hash(&k), &k, i % 3, false);
+            }
+            let mut all = p.heaviest(usize::MAX);
+            all.sort_by(|a, b| b.1.memory.cmp(&a.1.memory).then(a.0.cmp(b.0)));
+            for n in [0, 1, 2, 5, 30, 999, 1000, 1001, 2999, 3000, 3001] {
+                assert_eq!(p.heaviest(n), all[..n.min(all.len())].to_vec(), "n = {n}");
+            }
         }
     }
 
