@@ -656,10 +656,11 @@ impl PrefixLog {
     pub(super) fn add_key(&mut self, key: &[u8], opts: &Options, memory: u64, has_ttl: bool) {
         let (w0, w1) = head_words(key);
         each_prefix_end(key, opts, |len| {
-            let tag = match len {
-                ..=8 => (w0 & (u64::MAX >> (64 - 8 * len)), 0),
-                9..=16 => (w0, w1 & (u64::MAX >> (128 - 8 * len))),
-                _ => (prefix_hash(&key[..len]), 0),
+            let tag = match TAG_MASKS.get(len) {
+                // Its bytes, masked without a branch on more or fewer than eight (prefixes of
+                // both lengths come mixed).
+                Some(&(m0, m1)) => (w0 & m0, w1 & m1),
+                None => (prefix_hash(&key[..len]), 0),
             };
             self.add(&key[..len], tag, memory, has_ttl);
         });
@@ -780,6 +781,18 @@ impl PrefixLog {
         self.names.clear();
     }
 }
+
+/// For a prefix of `len` bytes (up to 16), the masks of its bytes in the key's first two
+/// words (see `head_words`).
+const TAG_MASKS: [(u64, u64); 17] = {
+    let mut t = [(0, 0); 17];
+    let mut len = 1;
+    while len <= 16 {
+        t[len] = if len <= 8 { (u64::MAX >> (64 - 8 * len), 0) } else { (u64::MAX, u64::MAX >> (128 - 8 * len)) };
+        len += 1;
+    }
+    t
+};
 
 /// The cache set of a prefix (its tag and length).
 #[inline(always)]
