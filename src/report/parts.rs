@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::hint::prefetch;
 use crate::memory::{Estimator, KeyFigures};
 use crate::parts::{Span, Steps, UNKNOWN_DB};
-use crate::rdb::reader::{Reader, Record};
+use crate::rdb::reader::{KeyRecord, Reader, Record};
 use crate::rdb::types::{Format, Kind};
 
 /// Top-list candidates a part lists at most (both lists) before it asks to be read again.
@@ -219,6 +219,12 @@ fn read_part(
         if own && part.offers_memory.len() + part.offers_elements.len() > MAX_OFFERS {
             part.span.again = true;
             break;
+        }
+        // Done with the key: its name taken out and dropped (the only field that may own
+        // memory: an integer or LZF-compressed name), the rest of the record dropped field by
+        // field in place, rather than through the drop of the whole `Result` (a call per key).
+        if let Ok(Some(Record::Key(KeyRecord { key, .. }))) = read {
+            drop(key);
         }
     }
     for &(s, memory) in &later[..n_keys.min(SLOTS_LATER)] {
