@@ -692,48 +692,15 @@ pub fn boundaries(
     step: usize,
     release: &(dyn Fn(std::ops::Range<usize>) + Sync),
 ) -> Vec<usize> {
-    let step = step.max(1);
-    let targets: Vec<(usize, usize)> = (1..=data.len() / step).map(|k| (k * step, step)).collect();
-    boundaries_near(data, format, &targets, release)
-}
-
-/// `boundaries`, the file's last `TAPER * step` bytes cut in parts of `step / TAPER`: for a
-/// reading whose join of a part costs in proportion to the part (the last join waits for no
-/// other part: the other cores are done), and whose cores end their last parts closer together.
-pub fn boundaries_tapered(
-    data: &[u8],
-    format: Format,
-    step: usize,
-    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
-) -> Vec<usize> {
-    const TAPER: usize = 4;
-    let step = step.max(1);
-    let fine = (step / TAPER).max(1);
-    let coarse_end = data.len().saturating_sub(TAPER * step);
-    let mut targets: Vec<(usize, usize)> = (1..=coarse_end / step).map(|k| (k * step, step)).collect();
-    let mut at = targets.last().map_or(step, |&(t, _)| t + step);
-    while at < data.len() {
-        targets.push((at, fine));
-        at += fine;
-    }
-    boundaries_near(data, format, &targets, release)
-}
-
-/// A record boundary found at or after each target (at, gap) within `gap` bytes, in order.
-fn boundaries_near(
-    data: &[u8],
-    format: Format,
-    targets: &[(usize, usize)],
-    release: &(dyn Fn(std::ops::Range<usize>) + Sync),
-) -> Vec<usize> {
     use rayon::prelude::*;
-    let found: Vec<Option<usize>> = targets
-        .par_iter()
-        .map(|&(at, gap)| {
+    let n = data.len() / step.max(1);
+    let found: Vec<Option<usize>> = (1..=n)
+        .into_par_iter()
+        .map(|k| {
             // Inside a big value nothing is found for a while: try further on.
             (0..8).find_map(|t| {
-                let from = at + t * (gap / 8);
-                let (found, read_to) = boundary_after(data, format, from, from.saturating_add(gap / 8));
+                let from = k * step + t * (step / 8);
+                let (found, read_to) = boundary_after(data, format, from, from.saturating_add(step / 8));
                 release(from..read_to);
                 found
             })
@@ -826,41 +793,6 @@ pub fn key_at(data: &[u8], offset: u64) -> Result<Cow<'_, [u8]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A tapered cut starts each part at a record, one `step` apart, then `step / 4` apart in
-    /// the file's last `4 * step` bytes.
-    #[test]
-    fn tapered_boundaries_are_records_finer_at_the_end() {
-        let mut data = b"REDIS0011".to_vec();
-        for i in 0..40_000u32 {
-            data.push(0);
-            let (k, v) = (format!("key:{i}"), format!("value-{}", i % 97));
-            for b in [k.as_bytes(), v.as_bytes()] {
-                data.push(b.len() as u8);
-                data.extend_from_slice(b);
-            }
-        }
-        data.push(0xFF);
-        data.extend_from_slice(&crate::crc::crc64(&data).to_le_bytes());
-        let mut starts = Vec::new();
-        let mut r = Reader::new(&data).unwrap();
-        while let Some(Record::Key(k)) = r.read_next().unwrap() {
-            starts.push(k.offset as usize);
-        }
-        let step = 64 << 10;
-        let bounds = boundaries_tapered(&data, parse_header(&data).unwrap(), step, &|_| ());
-        assert_eq!(bounds[0], 9);
-        for w in bounds.windows(2) {
-            assert!(starts.binary_search(&w[1]).is_ok(), "{} is not a record's start", w[1]);
-            let gap = w[1] - w[0];
-            // A boundary is searched for from each target on, in windows of 1/8 of the gap.
-            let fine = w[1] > data.len() - 4 * step + step / 8;
-            let want = if fine { step / 4 } else { step };
-            assert!(gap.abs_diff(want) <= want / 8, "part at {} of {gap} bytes, not about {want}", w[0]);
-        }
-        let fine = bounds.iter().filter(|&&b| b + 4 * step > data.len()).count();
-        assert!((15..=17).contains(&fine), "{fine} fine parts");
-    }
 
     #[test]
     fn cached_byte_classes_are_those_computed_for_every_format() {

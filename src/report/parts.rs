@@ -387,7 +387,7 @@ pub(super) fn scan_parts(
             return Some(agg);
         }
     };
-    let bounds = crate::rdb::reader::boundaries_tapered(data, format, step, &|r| pages.forget(r));
+    let bounds = crate::rdb::reader::boundaries(data, format, step, &|r| pages.forget(r));
     let ctx = Ctx { name, data, format, opts, abort: AtomicBool::new(false), spare: Default::default() };
     let mut join = Join { ctx: &ctx, agg: Aggregate::new(opts), totals, overflow: false, added: None };
     crate::parts::read_in_parts(
