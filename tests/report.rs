@@ -478,3 +478,47 @@ fn a_value_that_cannot_be_measured_ends_the_file_there() {
     assert_eq!((p["prefix"].as_str().unwrap(), p["keys"].as_u64().unwrap()), ("k:", 12_000));
     assert_eq!(p["memory"].as_u64().unwrap(), memory);
 }
+
+/// A key whose collection is empty (a set, a hash, a listpack hash with no entries) is skipped,
+/// as Redis skips it when it loads the file: not counted, named in the file's `empty_keys`, and
+/// the file is read to its end with exit status 0, in parts (summary, JSON) and in one reading
+/// (JSON Lines) alike.
+#[test]
+fn a_key_with_an_empty_collection_is_skipped_as_redis_does() {
+    let names: Vec<(Vec<u8>, Vec<u8>)> =
+        (0..20_000).map(|i| (format!("k:{i}").into_bytes(), format!("value {i}").into_bytes())).collect();
+    let keys: Vec<(u64, &[u8], &[u8])> = names.iter().map(|(k, v)| (0, k.as_slice(), v.as_slice())).collect();
+    let mut data = common::rdb_of_strings(&keys);
+    // After the header, SELECTDB 0 and the first 12,000 records: an empty set, an empty hash and
+    // a listpack hash of no entries (a 7-byte listpack: total bytes, count 0, end).
+    let at = 9 + 2 + names[..12_000].iter().map(|(k, v)| 3 + k.len() + v.len()).sum::<usize>();
+    let mut empty = vec![2u8, 4, b'e', b's', b'e', b't', 0];
+    empty.extend_from_slice(&[4u8, 5, b'e', b'h', b'a', b's', b'h', 0]);
+    empty.extend_from_slice(&[16u8, 6, b'e', b'l', b'p', b'h', b's', b'h', 7, 7, 0, 0, 0, 0, 0, 0xFF]);
+    data.splice(at..at, empty);
+    let crc_at = data.len() - 8;
+    let crc = rdbtool::crc::crc64(&data[..crc_at]);
+    data[crc_at..].copy_from_slice(&crc.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("empty.rdb");
+    std::fs::write(&file, &data).unwrap();
+    let file = file.display().to_string();
+
+    // What `verify` says of it (Redis loads it, dropping the three).
+    let out = rdbtool(&["verify", &file]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 empty"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    let v: Value = serde_json::from_str(&ok(&["report", "--json", "--now", NOW, "--depth", "1", &file])).unwrap();
+    let rows = jsonl_rows(&file);
+    assert_eq!(rows.len(), 20_000);
+    assert!(rows.iter().all(|r| r["key"].as_str().is_some_and(|k| k.starts_with("k:"))));
+    let memory: u64 = rows.iter().map(|r| r["memory"].as_u64().unwrap()).sum();
+    assert_eq!(v["keys"].as_u64().unwrap(), 20_000);
+    assert_eq!(v["memory"].as_u64().unwrap(), memory);
+    assert_eq!(v["files"][0]["keys"].as_u64().unwrap(), 20_000);
+    assert_eq!(v["files"][0]["empty_keys"].as_u64().unwrap(), 3);
+    assert!(v["files"][0]["error"].is_null());
+    let summary = ok(&["report", "--now", NOW, &file]);
+    assert!(summary.contains("20000 keys") && summary.contains("3 empty, not counted"), "{summary}");
+}

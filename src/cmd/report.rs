@@ -210,6 +210,7 @@ fn produce(out: &mut dyn Write, files: &[PathBuf], opts: &Options, view: &View) 
                     keys: 0,
                     memory: 0,
                     elements: 0,
+                    empty_keys: 0,
                     error: Some(format!("cannot read: {e}")),
                 });
                 Ok(a)
@@ -359,7 +360,18 @@ fn print_summary(out: &mut dyn Write, a: &Aggregate, opts: &Options, view: &View
     writeln!(out, "memory is the estimate of MEMORY USAGE key SAMPLES 0 on Redis 7.0 (default thresholds)")?;
     for f in &a.files {
         let status = f.error.as_deref().map(|e| format!("  ERROR {e}")).unwrap_or_default();
-        writeln!(out, "file      {}  ({})  {} keys  {}{status}", f.file, human(f.bytes), f.keys, human(f.memory))?;
+        let empty = match f.empty_keys {
+            0 => String::new(),
+            n => format!("  ({n} empty, not counted: Redis drops them on load)"),
+        };
+        writeln!(
+            out,
+            "file      {}  ({})  {} keys  {}{empty}{status}",
+            f.file,
+            human(f.bytes),
+            f.keys,
+            human(f.memory)
+        )?;
     }
     writeln!(out, "total     {} keys  {}  {} elements", t.keys, human(t.memory), t.elements)?;
     let table = |out: &mut dyn Write, title: &str, rows: Vec<(String, rdbtool::report::Bucket)>| -> io::Result<()> {

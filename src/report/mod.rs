@@ -205,6 +205,9 @@ pub struct FileTotals {
     pub memory: u64,
     /// Their elements.
     pub elements: u64,
+    /// Keys whose collection is empty, not counted: Redis drops them on load (it skips such a
+    /// key with a warning, and so does `verify`).
+    pub empty_keys: u64,
     /// Why reading stopped early (keys after that point are not counted); `None` when read to the end.
     pub error: Option<String>,
 }

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::prefixes::PrefixLog;
 use super::{Aggregate, Bucket, FileTotals, Options, Sums, TopKey};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::hint::prefetch;
 use crate::memory::{Estimator, KeyFigures};
 use crate::parts::{Span, Steps, UNKNOWN_DB};
@@ -60,6 +60,8 @@ pub(super) struct Part {
     sums_added: Bucket,
     /// The db the part ended in, if it selected one.
     last_db: Option<u64>,
+    /// Keys with an empty collection, not counted (Redis drops them on load).
+    empty_keys: u64,
     /// What ended the file in the part: a record that does not parse, or a key whose value
     /// cannot be measured (its db and name).
     error: Option<Error>,
@@ -102,6 +104,7 @@ fn read_part(
         sums: Sums::default(),
         sums_added: Bucket::default(),
         last_db: None,
+        empty_keys: 0,
         error: None,
         bad_key: None,
     };
@@ -182,6 +185,11 @@ fn read_part(
         // part after (its name's length is read once the reader's stores of it are done).
         let f = match est.key(&k.key, &k.value) {
             Ok(f) => f,
+            // Redis skips a key whose collection is empty as it loads the file: not counted.
+            Err(e) if e.kind == ErrorKind::EmptyValue => {
+                part.empty_keys += 1;
+                continue;
+            }
             Err(e) => {
                 part.bad_key = Some((k.db, k.key.to_vec(), e));
                 break;
@@ -345,6 +353,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
         self.totals.keys += total.keys;
         self.totals.memory += total.memory;
         self.totals.elements += total.elements;
+        self.totals.empty_keys += part.empty_keys;
         if let Some(d) = part.last_db {
             *db = d;
         }
@@ -376,8 +385,15 @@ pub(super) fn scan_parts(
     step: usize,
     threads: usize,
 ) -> Option<Aggregate> {
-    let mut totals =
-        FileTotals { file: name.to_owned(), bytes: data.len() as u64, keys: 0, memory: 0, elements: 0, error: None };
+    let mut totals = FileTotals {
+        file: name.to_owned(),
+        bytes: data.len() as u64,
+        keys: 0,
+        memory: 0,
+        elements: 0,
+        empty_keys: 0,
+        error: None,
+    };
     let format = match crate::rdb::reader::parse_header(data) {
         Ok(f) => f,
         Err(e) => {

@@ -9,8 +9,8 @@ use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use super::{Aggregate, FileTotals, KeyRow, Options, PrefixStats, Sums, prefix_hashes};
-use crate::error::Error;
-use crate::memory::{Estimator, KeyFigures};
+use crate::error::{Error, ErrorKind};
+use crate::memory::{Encoding, Estimator, KeyFigures};
 use crate::rdb::reader::{KeyRecord, Reader, Record};
 
 /// One prefix of a batch's keys with their totals: its hash, where its bytes are (a key of the
@@ -38,6 +38,9 @@ struct Batch<'a> {
     /// The first key that could not be measured, and why (it and the keys after it are not
     /// counted).
     error: Option<(usize, Error)>,
+    /// The keys (their places, in order) whose collection is empty: Redis drops them on load,
+    /// they are not counted (their figures and slots are placeholders).
+    empty: Vec<u32>,
     /// The input bytes this batch stands for.
     span: std::ops::Range<usize>,
 }
@@ -52,6 +55,7 @@ impl Batch<'_> {
             prefixes: Vec::new(),
             sums: Sums::default(),
             error: None,
+            empty: Vec::new(),
             span: 0..0,
         }
     }
@@ -62,6 +66,7 @@ impl Batch<'_> {
         self.prefixes.clear();
         self.sums.clear();
         self.error = None;
+        self.empty.clear();
         self.span = 0..0;
     }
 }
@@ -90,8 +95,15 @@ pub fn scan_file(
     each: &mut dyn FnMut(&KeyRow<'_>) -> std::io::Result<()>,
 ) -> std::io::Result<Aggregate> {
     let mut agg = Aggregate::new(opts);
-    let mut totals =
-        FileTotals { file: name.to_owned(), bytes: data.len() as u64, keys: 0, memory: 0, elements: 0, error: None };
+    let mut totals = FileTotals {
+        file: name.to_owned(),
+        bytes: data.len() as u64,
+        keys: 0,
+        memory: 0,
+        elements: 0,
+        empty_keys: 0,
+        error: None,
+    };
     let mut reader = match Reader::new(data) {
         Ok(r) => r,
         Err(e) => {
@@ -154,9 +166,13 @@ fn fold<'a>(
     // The slot counters and the key bytes of a few keys ahead are prefetched (tables bigger
     // than the caches).
     const AHEAD_KEYS: usize = 8;
+    let mut empty = b.empty.iter().peekable();
     for (i, (k, fig)) in b.keys.iter().zip(&b.figs).enumerate() {
         if let Some(&s) = b.slots.get(i + AHEAD_KEYS) {
             crate::hint::prefetch(&agg.slots[s as usize]);
+        }
+        if empty.next_if(|&&e| e as usize == i).is_some() {
+            continue;
         }
         let row = KeyRow {
             db: k.db,
@@ -195,6 +211,7 @@ fn fold<'a>(
     totals.keys += total.keys;
     totals.memory += total.memory;
     totals.elements += total.elements;
+    totals.empty_keys += b.empty.len() as u64;
     if let Some((i, e)) = &b.error {
         let k = &b.keys[*i];
         totals.error = Some(format!("db {} key {}: {e}", k.db, crate::display::quoted(&k.key)));
@@ -309,6 +326,13 @@ fn worker<'a>(rx: Arc<Mutex<Receiver<Batch<'a>>>>, tx: SyncSender<Batch<'a>>, op
         for (i, k) in b.keys.iter().enumerate() {
             let f = match est.key(&k.key, &k.value) {
                 Ok(f) => f,
+                // Redis skips a key whose collection is empty as it loads the file.
+                Err(e) if e.kind == ErrorKind::EmptyValue => {
+                    b.empty.push(i as u32);
+                    b.figs.push(KeyFigures { memory: 0, elements: 0, largest_element: 0, encoding: Encoding::Raw });
+                    b.slots.push(0);
+                    continue;
+                }
                 Err(e) => {
                     b.error = Some((i, e));
                     break;
