@@ -436,26 +436,35 @@ fn header_figures_equal_walked_figures() {
     eprintln!("{} files, {compared} keys, {from_headers} measured from headers", files.len());
 }
 
+/// Writes to `path` a file of 20,000 string keys `k:N` in db 0 with `records` after the first
+/// 12,000 (several batches and parts into the file), its checksum right; returns the path.
+fn strings_around(records: &[u8], path: &std::path::Path) -> String {
+    let names: Vec<(Vec<u8>, Vec<u8>)> =
+        (0..20_000).map(|i| (format!("k:{i}").into_bytes(), format!("value {i}").into_bytes())).collect();
+    let keys: Vec<(u64, &[u8], &[u8])> = names.iter().map(|(k, v)| (0, k.as_slice(), v.as_slice())).collect();
+    let mut data = common::rdb_of_strings(&keys);
+    // After the header, SELECTDB 0 and the first 12,000 records.
+    let at = 9 + 2 + names[..12_000].iter().map(|(k, v)| 3 + k.len() + v.len()).sum::<usize>();
+    data.splice(at..at, records.iter().copied());
+    let crc_at = data.len() - 8;
+    let crc = rdbtool::crc::crc64(&data[..crc_at]);
+    data[crc_at..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(path, &data).unwrap();
+    path.display().to_string()
+}
+
 /// A value that cannot be measured ends its file there, as one pass in file order would: the
 /// keys before it are counted (in every aggregate), none after it, and the exit status is 1.
 /// 12,000 keys come first, so the failing value is several batches into the file.
 #[test]
 fn a_value_that_cannot_be_measured_ends_the_file_there() {
-    let names: Vec<(Vec<u8>, Vec<u8>)> =
-        (0..20_000).map(|i| (format!("k:{i}").into_bytes(), format!("value {i}").into_bytes())).collect();
-    let keys: Vec<(u64, &[u8], &[u8])> = names.iter().map(|(k, v)| (0, k.as_slice(), v.as_slice())).collect();
-    let mut data = common::rdb_of_strings(&keys);
-    // After the header, SELECTDB 0 and the first 12,000 records: a listpack hash whose header
-    // claims more bytes than its string holds (the reader finds its end; measuring it fails).
-    let at = 9 + 2 + names[..12_000].iter().map(|(k, v)| 3 + k.len() + v.len()).sum::<usize>();
+    // A listpack hash whose header claims more bytes than its string holds (the reader finds
+    // its end; measuring it fails).
     let lp = [20u8, 0, 0, 0, 2, 0, 0x81, b'a', 2, 0x81, b'b', 2, 0xFF];
     let mut bad = vec![16u8, 3, b'b', b'a', b'd', lp.len() as u8];
     bad.extend_from_slice(&lp);
-    data.splice(at..at, bad);
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.rdb");
-    std::fs::write(&file, &data).unwrap();
-    let file = file.display().to_string();
+    let file = strings_around(&bad, &dir.path().join("bad.rdb"));
 
     let out = rdbtool(&["report", "--json", "--now", NOW, "--depth", "1", &file]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
@@ -485,24 +494,13 @@ fn a_value_that_cannot_be_measured_ends_the_file_there() {
 /// (JSON Lines) alike.
 #[test]
 fn a_key_with_an_empty_collection_is_skipped_as_redis_does() {
-    let names: Vec<(Vec<u8>, Vec<u8>)> =
-        (0..20_000).map(|i| (format!("k:{i}").into_bytes(), format!("value {i}").into_bytes())).collect();
-    let keys: Vec<(u64, &[u8], &[u8])> = names.iter().map(|(k, v)| (0, k.as_slice(), v.as_slice())).collect();
-    let mut data = common::rdb_of_strings(&keys);
-    // After the header, SELECTDB 0 and the first 12,000 records: an empty set, an empty hash and
-    // a listpack hash of no entries (a 7-byte listpack: total bytes, count 0, end).
-    let at = 9 + 2 + names[..12_000].iter().map(|(k, v)| 3 + k.len() + v.len()).sum::<usize>();
+    // An empty set, an empty hash and a listpack hash of no entries (a 7-byte listpack: total
+    // bytes, count 0, end).
     let mut empty = vec![2u8, 4, b'e', b's', b'e', b't', 0];
     empty.extend_from_slice(&[4u8, 5, b'e', b'h', b'a', b's', b'h', 0]);
     empty.extend_from_slice(&[16u8, 6, b'e', b'l', b'p', b'h', b's', b'h', 7, 7, 0, 0, 0, 0, 0, 0xFF]);
-    data.splice(at..at, empty);
-    let crc_at = data.len() - 8;
-    let crc = rdbtool::crc::crc64(&data[..crc_at]);
-    data[crc_at..].copy_from_slice(&crc.to_le_bytes());
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("empty.rdb");
-    std::fs::write(&file, &data).unwrap();
-    let file = file.display().to_string();
+    let file = strings_around(&empty, &dir.path().join("empty.rdb"));
 
     // What `verify` says of it (Redis loads it, dropping the three).
     let out = rdbtool(&["verify", &file]);

@@ -204,15 +204,9 @@ fn produce(out: &mut dyn Write, files: &[PathBuf], opts: &Options, view: &View) 
             }
             Err(e) => {
                 let mut a = Aggregate::new(opts);
-                a.files.push(rdbtool::report::FileTotals {
-                    file: name,
-                    bytes: 0,
-                    keys: 0,
-                    memory: 0,
-                    elements: 0,
-                    empty_keys: 0,
-                    error: Some(format!("cannot read: {e}")),
-                });
+                let mut totals = rdbtool::report::FileTotals::new(&name, 0);
+                totals.error = Some(format!("cannot read: {e}"));
+                a.files.push(totals);
                 Ok(a)
             }
         }

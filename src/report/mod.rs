@@ -212,6 +212,21 @@ pub struct FileTotals {
     pub error: Option<String>,
 }
 
+impl FileTotals {
+    /// A file of `bytes` bytes, nothing counted yet.
+    pub fn new(file: &str, bytes: u64) -> FileTotals {
+        FileTotals { file: file.to_owned(), bytes, keys: 0, memory: 0, elements: 0, empty_keys: 0, error: None }
+    }
+
+    /// Counts a run of keys (their sums) and the keys with an empty collection beside them.
+    pub(super) fn count(&mut self, keys: &Bucket, empty_keys: u64) {
+        self.keys += keys.keys;
+        self.memory += keys.memory;
+        self.elements += keys.elements;
+        self.empty_keys += empty_keys;
+    }
+}
+
 /// The aggregates of one or several files.
 #[derive(Debug, Clone)]
 pub struct Aggregate {

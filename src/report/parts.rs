@@ -350,10 +350,7 @@ impl crate::parts::Join for Join<'_, '_, '_> {
         }
         let mut total = part.sums.total();
         total.merge(&part.sums_added);
-        self.totals.keys += total.keys;
-        self.totals.memory += total.memory;
-        self.totals.elements += total.elements;
-        self.totals.empty_keys += part.empty_keys;
+        self.totals.count(&total, part.empty_keys);
         if let Some(d) = part.last_db {
             *db = d;
         }
@@ -385,15 +382,7 @@ pub(super) fn scan_parts(
     step: usize,
     threads: usize,
 ) -> Option<Aggregate> {
-    let mut totals = FileTotals {
-        file: name.to_owned(),
-        bytes: data.len() as u64,
-        keys: 0,
-        memory: 0,
-        elements: 0,
-        empty_keys: 0,
-        error: None,
-    };
+    let mut totals = FileTotals::new(name, data.len() as u64);
     let format = match crate::rdb::reader::parse_header(data) {
         Ok(f) => f,
         Err(e) => {

@@ -95,15 +95,7 @@ pub fn scan_file(
     each: &mut dyn FnMut(&KeyRow<'_>) -> std::io::Result<()>,
 ) -> std::io::Result<Aggregate> {
     let mut agg = Aggregate::new(opts);
-    let mut totals = FileTotals {
-        file: name.to_owned(),
-        bytes: data.len() as u64,
-        keys: 0,
-        memory: 0,
-        elements: 0,
-        empty_keys: 0,
-        error: None,
-    };
+    let mut totals = FileTotals::new(name, data.len() as u64);
     let mut reader = match Reader::new(data) {
         Ok(r) => r,
         Err(e) => {
@@ -207,11 +199,7 @@ fn fold<'a>(
         agg.prefixes.add_stats(p.hash, &key[..p.len as usize], &p.stats);
     }
     agg.add_sums(&b.sums, |d| d);
-    let total = b.sums.total();
-    totals.keys += total.keys;
-    totals.memory += total.memory;
-    totals.elements += total.elements;
-    totals.empty_keys += b.empty.len() as u64;
+    totals.count(&b.sums.total(), b.empty.len() as u64);
     if let Some((i, e)) = &b.error {
         let k = &b.keys[*i];
         totals.error = Some(format!("db {} key {}: {e}", k.db, crate::display::quoted(&k.key)));
