@@ -205,14 +205,15 @@ const FIRST_SLOTS: usize = 1 << 12;
 /// each separator, at most `opts.depth` of them.
 #[inline(always)]
 pub fn prefix_hashes(key: &[u8], opts: &Options, out: &mut Vec<(u64, u32)>) {
-    each_prefix_end(key, opts, |len| out.push((prefix_hash(&key[..len]), len as u32)));
+    each_prefix_end(key, head_words(key), opts, |len| out.push((prefix_hash(&key[..len]), len as u32)));
 }
 
-/// Calls `f` with the length of each prefix of `key` the report counts (see `prefix_hashes`).
-/// The separators are found eight bytes at a time.
+/// Calls `f` with the length of each prefix of `key` the report counts (see `prefix_hashes`),
+/// `head` its first 16 bytes (`head_words`). The separators are found 16 bytes at a time, as
+/// a mask of one bit a byte.
 #[inline(always)]
-fn each_prefix_end(key: &[u8], opts: &Options, mut f: impl FnMut(usize)) {
-    if opts.depth == 0 || key.is_empty() {
+fn each_prefix_end(key: &[u8], head: (u64, u64), opts: &Options, mut f: impl FnMut(usize)) {
+    if opts.depth == 0 {
         return;
     }
     let seps = opts.separators.as_slice();
@@ -220,38 +221,51 @@ fn each_prefix_end(key: &[u8], opts: &Options, mut f: impl FnMut(usize)) {
         &[sep] => byte_matches(w, sep),
         seps => seps.iter().fold(0, |m, &sep| m | byte_matches(w, sep)),
     };
-    // The key 16 bytes at a time (most keys are no longer), separators found in both words
-    // at once; one call of `f` (a second would keep it out of line).
+    // One call of `f` (a second would keep it out of line).
     let n = key.len();
     let mut level = 0;
-    for i in 0..n.div_ceil(16) {
-        let (a, b) = head_words(&key[16 * i..]);
-        let left = n - 16 * i;
-        let va = u64::MAX >> (64 - 8 * left.min(8));
-        let vb = if left > 8 { u64::MAX >> (128 - 8 * left.min(16)) } else { 0 };
-        let mut m = u128::from(matches(a) & va) | u128::from(matches(b) & vb) << 64;
+    let mut at = 0;
+    let (mut a, mut b) = head;
+    loop {
+        // Bytes past the end are zeros: they would match a zero separator.
+        let live = !(u32::MAX << (n - at).min(16));
+        let mut m = (byte_mask(matches(a)) | byte_mask(matches(b)) << 8) & live;
         while m != 0 {
-            f(16 * i + m.trailing_zeros() as usize / 8 + 1);
+            f(at + m.trailing_zeros() as usize + 1);
             level += 1;
             if level >= opts.depth {
                 return;
             }
             m &= m - 1;
         }
+        at += 16;
+        if at >= n {
+            return;
+        }
+        (a, b) = head_words(&key[at..]);
     }
 }
 
+/// One bit a byte of `x` (bit i for byte i) from the top bit of each byte (`byte_matches`'s
+/// 0x80 marks): the multiplication moves the eight top bits into the top byte without carries.
+#[inline(always)]
+fn byte_mask(x: u64) -> u32 {
+    ((x & 0x8080_8080_8080_8080).wrapping_mul(0x0002_0408_1020_4081) >> 56) as u32
+}
+
 /// The first 16 bytes of `key` as two little-endian words, zeros past its end (read as whole
-/// words, as `tail_word`).
+/// words, as `tail_word`; a key of 8 bytes or more without a branch on its length).
 #[inline(always)]
 fn head_words(key: &[u8]) -> (u64, u64) {
     let word = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().unwrap_or_default());
-    match key.len() {
-        16.. => (word(0), word(8)),
-        8 => (word(0), 0),
-        n @ 9..16 => (word(0), word(n - 8) >> (8 * (16 - n))),
-        _ => (tail_word(key), 0),
+    let n = key.len();
+    if n < 8 {
+        return (tail_word(key), 0);
     }
+    // Bytes 8 to 16 (or to the end): the word ending there, its bytes before 8 shifted out.
+    let end = n.min(16);
+    let high = word(end - 8) >> ((8 * (16 - end)) & 63);
+    (word(0), if n > 8 { high } else { 0 })
 }
 
 /// The last `key.len() % 8` bytes of `key` as a little-endian word, zeros above them. Read as
@@ -654,8 +668,9 @@ impl PrefixLog {
     /// Counts a key of `memory` bytes under each of its prefixes (`prefix_hashes`).
     #[inline(always)]
     pub(super) fn add_key(&mut self, key: &[u8], opts: &Options, memory: u64, has_ttl: bool) {
-        let (w0, w1) = head_words(key);
-        each_prefix_end(key, opts, |len| {
+        let head = head_words(key);
+        let (w0, w1) = head;
+        each_prefix_end(key, head, opts, |len| {
             let tag = match TAG_MASKS.get(len) {
                 // Its bytes, masked without a branch on more or fewer than eight (prefixes of
                 // both lengths come mixed).
@@ -671,9 +686,11 @@ impl PrefixLog {
         let len = prefix.len() as u64;
         let set = &mut self.hot[set_of(tag, len)];
         let add = |s: &mut PrefixStats| s.count(memory, has_ttl);
-        if set[0].tag == tag && set[0].len == len {
+        // One test of the three words (not three branches).
+        let holds = |h: &Hot| (h.tag.0 ^ tag.0) | (h.tag.1 ^ tag.1) | (h.len ^ len) == 0;
+        if holds(&set[0]) {
             add(&mut set[0].e.stats);
-        } else if set[1].tag == tag && set[1].len == len {
+        } else if holds(&set[1]) {
             add(&mut set[1].e.stats);
             if set[1].e.stats.keys > set[0].e.stats.keys {
                 set.swap(0, 1);
