@@ -640,13 +640,23 @@ const HOT_SETS: usize = 1 << 10;
 /// are summed, whatever the order: the table ends as if every key had been added to it.
 ///
 /// The cache is set-associative, two entries a set: the first holds the set's prefix with the
-/// most keys, the second the last one seen. A prefix missing from its set takes the second
-/// entry, whose prefix goes to the log (a prefix can be logged several times: its entries add
-/// up). Its name is copied to the arena, and its hash computed, once as it enters the cache: a
-/// prefix of up to 16 bytes is found in the cache by its bytes, without hashing it.
+/// most keys, the second the last one admitted. Each set has a word of 16-bit marks (a hash of
+/// the prefix), one per entry and one for the last prefix logged: small enough to stay in the
+/// core's first cache while the file streams through, where the entries do not. A prefix is
+/// looked for in an entry only when its mark matches. One whose mark is the set's last logged
+/// (seen again, as far as the set remembers) is admitted: it takes the second entry, whose
+/// prefix goes to the log. Any other is logged with its key, and its mark becomes the set's
+/// last logged. Most prefixes of a big file come once (one key each): they cost a look at the
+/// marks and a write at the end of the log, not the entries' lines fetched from memory. A
+/// prefix can be logged several times: its entries add up. Its name is copied to the arena, and
+/// its hash computed, once as it is logged or admitted: a prefix of up to 16 bytes is found in
+/// the cache by its bytes, without hashing it.
 #[derive(Debug, Clone)]
 pub(super) struct PrefixLog {
     hot: Box<[[Hot; 2]]>,
+    /// Per set of the cache, a 16-bit mark of the prefix in each entry (bits 0-15 and 16-31)
+    /// and of the last prefix that came and was logged (bits 32-47); 0: none.
+    marks: Box<[u64]>,
     /// Some entry of the cache holds a prefix (else `flush_hot` has nothing to look at).
     hot_used: bool,
     log: Vec<Logged>,
@@ -657,6 +667,7 @@ impl Default for PrefixLog {
     fn default() -> Self {
         PrefixLog {
             hot: written(HOT_SETS, [Hot::default(); 2]).into_boxed_slice(),
+            marks: written(HOT_SETS, 0).into_boxed_slice(),
             hot_used: false,
             log: Vec::new(),
             names: Vec::new(),
@@ -684,27 +695,64 @@ impl PrefixLog {
     #[inline(always)]
     fn add(&mut self, prefix: &[u8], tag: (u64, u64), memory: u64, has_ttl: bool) {
         let len = prefix.len() as u64;
-        let set = &mut self.hot[set_of(tag, len)];
+        let (at, mark) = set_of(tag, len);
+        let marks = self.marks[at];
+        let set = &mut self.hot[at];
         let add = |s: &mut PrefixStats| s.count(memory, has_ttl);
         // One test of the three words (not three branches).
         let holds = |h: &Hot| (h.tag.0 ^ tag.0) | (h.tag.1 ^ tag.1) | (h.len ^ len) == 0;
-        if holds(&set[0]) {
+        if marks as u16 == mark && holds(&set[0]) {
             add(&mut set[0].e.stats);
-        } else if holds(&set[1]) {
+        } else if (marks >> 16) as u16 == mark && holds(&set[1]) {
             add(&mut set[1].e.stats);
             if set[1].e.stats.keys > set[0].e.stats.keys {
                 set.swap(0, 1);
+                self.marks[at] = marks & !0xffff_ffff | (marks >> 16 & 0xffff) | (marks & 0xffff) << 16;
             }
-        } else {
-            let e = self.enter(prefix, tag);
+        } else if (marks >> 32) as u16 == mark {
+            let e = self.enter(prefix, tag, at, mark);
             add(&mut e.stats);
+        } else {
+            // Seen for the first time (as far as its set remembers): logged, not cached.
+            self.marks[at] = marks & !(0xffff << 32) | u64::from(mark) << 32;
+            let mut stats = PrefixStats::default();
+            add(&mut stats);
+            self.log_new(prefix, tag, stats);
         }
     }
 
-    /// Makes room for a prefix missing from the cache, and returns its entry (totals at zero).
+    /// Logs a prefix that is not in the cache with the totals `stats`.
     #[cold]
     #[inline(never)]
-    fn enter(&mut self, prefix: &[u8], tag: (u64, u64)) -> &mut Logged {
+    fn log_new(&mut self, prefix: &[u8], tag: (u64, u64), stats: PrefixStats) {
+        self.hot_used = true;
+        let (hash, name) = self.named(prefix, tag);
+        self.log.push(Logged { hash, name, stats });
+    }
+
+    /// Makes room in set `at` for a prefix seen again (`mark` its mark), and returns its entry
+    /// (totals at zero).
+    #[cold]
+    #[inline(never)]
+    fn enter(&mut self, prefix: &[u8], tag: (u64, u64), at: usize, mark: u16) -> &mut Logged {
+        let len = prefix.len() as u64;
+        let (hash, packed) = self.named(prefix, tag);
+        self.hot_used = true;
+        let set = &mut self.hot[at];
+        // A free entry has length 0 (no prefix is empty).
+        let way = if set[0].len == 0 { 0 } else { 1 };
+        if set[way].len != 0 {
+            self.log.push(set[way].e);
+        }
+        set[way] = Hot { len, tag, e: Logged { hash, name: packed, stats: PrefixStats::default() } };
+        // The way's mark is the prefix's; the set's candidate is taken.
+        let m = &mut self.marks[at];
+        *m = *m & !(0xffff << (16 * way)) & !(0xffff << 32) | u64::from(mark) << (16 * way);
+        &mut set[way].e
+    }
+
+    /// A prefix's hash and its name put in the arena (see `append_name`).
+    fn named(&mut self, prefix: &[u8], tag: (u64, u64)) -> (u64, u64) {
         let len = prefix.len() as u64;
         let hash = if len > 16 { tag.0 } else { prefix_hash(prefix) }.max(1);
         // A name of up to 16 bytes is its tag's bytes.
@@ -717,16 +765,7 @@ impl PrefixLog {
             }
             _ => prefix,
         };
-        let packed = append_name(&mut self.names, block, prefix.len(), true);
-        self.hot_used = true;
-        let set = &mut self.hot[set_of(tag, len)];
-        // A free entry has length 0 (no prefix is empty).
-        let way = if set[0].len == 0 { 0 } else { 1 };
-        if set[way].len != 0 {
-            self.log.push(set[way].e);
-        }
-        set[way] = Hot { len, tag, e: Logged { hash, name: packed, stats: PrefixStats::default() } };
-        &mut set[way].e
+        (hash, append_name(&mut self.names, block, prefix.len(), true))
     }
 
     /// Entries in the log (a prefix may have several), not counting the cache's.
@@ -751,6 +790,7 @@ impl PrefixLog {
                 self.log.push(std::mem::take(h).e);
             }
         }
+        self.marks.fill(0);
     }
 
     /// Sums the entries of each prefix into one (the cache's moved to the log first), in
@@ -811,11 +851,13 @@ const TAG_MASKS: [(u64, u64); 17] = {
     t
 };
 
-/// The cache set of a prefix (its tag and length).
+/// The cache set of a prefix (its tag and length), and its mark there (not 0: no mark).
 #[inline(always)]
-fn set_of(tag: (u64, u64), len: u64) -> usize {
+fn set_of(tag: (u64, u64), len: u64) -> (usize, u16) {
     let x = (tag.0 ^ tag.1.rotate_left(29) ^ len).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (x >> (64 - HOT_SETS.trailing_zeros())) as usize
+    let bits = HOT_SETS.trailing_zeros();
+    // The mark from the 16 bits below the set's (a product's low bits mix only the low bits).
+    ((x >> (64 - bits)) as usize, (x >> (48 - bits)) as u16 | 1)
 }
 
 /// `n` copies of `v`, written (not `vec!`'s zeroed allocation, whose untouched pages all map
@@ -1030,6 +1072,36 @@ mod tests {
         assert!(direct.len() > 10_000, "{}", direct.len());
         assert_eq!(via.len(), direct.len());
         assert_eq!(via.heaviest(usize::MAX), direct.heaviest(usize::MAX));
+    }
+
+    /// A prefix seen once is logged without entering the cache; seen again, it enters it, and
+    /// its keys from then on are counted there (the log does not grow with a hot prefix).
+    #[test]
+    fn a_prefix_enters_the_cache_when_seen_again() {
+        let opts = Options {
+            top: 1,
+            separators: b":".to_vec(),
+            depth: 2,
+            max_prefixes: 1,
+            now_ms: 0,
+            filter: crate::filter::Filter::default(),
+            largest_element: false,
+        };
+        let mut log = PrefixLog::default();
+        for i in 0..10_000u64 {
+            // "hot:" every key; "cold:<i>:" once each.
+            log.add_key(format!("hot:{i}:x").as_bytes(), &opts, 10, false);
+        }
+        let logged: Vec<&[u8]> = log.log.iter().map(|e| &log.names[unpack(e.name)]).collect();
+        assert_eq!(logged.iter().filter(|n| **n == b"hot:").count(), 1, "hot: logged once, then cached");
+        // Each "hot:<i>:" came once: logged, not cached (some may have been: a mark shared).
+        assert!(log.logged() >= 10_000 - 10, "{}", log.logged());
+        let mut t = Prefixes::new(1 << 20);
+        log.drain_into(&mut t);
+        assert_eq!(t.len(), 10_001);
+        let top = t.heaviest(1);
+        assert_eq!(top[0].0, b"hot:");
+        assert_eq!(top[0].1, PrefixStats { keys: 10_000, memory: 100_000, keys_without_ttl: 10_000 });
     }
 
     /// The first 16 bytes of a key read as words are its bytes, zeros past its end.
