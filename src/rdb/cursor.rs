@@ -263,6 +263,21 @@ impl<'a> Cursor<'a> {
             crate::hint::prefetch(b);
         }
     }
+    /// Asks for every line from `asked` (or the position, if further) to `LINES_AHEAD` bytes
+    /// ahead of the position, once each; returns where the next call starts. The records'
+    /// `prefetch_page_ahead` reaches a few lines of each page: this one all of them, before
+    /// the cursor gets there.
+    #[inline(always)]
+    pub fn prefetch_lines(&self, asked: usize) -> usize {
+        const LINES_AHEAD: usize = 1536;
+        let end = (self.pos + LINES_AHEAD).min(self.buf.len());
+        let mut at = asked.max(self.pos);
+        while at < end {
+            crate::hint::prefetch(&self.buf[at]);
+            at += 64;
+        }
+        at
+    }
     /// The file offset of `buf[0]`.
     pub fn base(&self) -> u64 {
         self.base

@@ -191,6 +191,8 @@ pub struct Reader<'a> {
     trailer: Option<Trailer>,
     stopped: bool,
     record_start: u64,
+    /// The bytes before this offset were asked for (see `prefetch_lines`).
+    asked: usize,
     /// What each byte at a record boundary is in this format (see [`ByteClass`]), looked up once
     /// per record instead of matching the type and version tables for every key.
     classes: [ByteClass; 256],
@@ -342,6 +344,7 @@ impl<'a> Reader<'a> {
             trailer: None,
             stopped: false,
             record_start: pos as u64,
+            asked: pos,
             classes: byte_classes(format),
         }
     }
@@ -400,6 +403,7 @@ impl<'a> Reader<'a> {
     fn read_record_with<P: InPlace>(&mut self, mut w: Option<&mut P>) -> Result<Option<Record<'a>>> {
         let c = &mut self.c;
         c.prefetch_page_ahead();
+        self.asked = c.prefetch_lines(self.asked);
         let start = c.offset();
         self.record_start = start;
         let mut expire_at_ms = None;
