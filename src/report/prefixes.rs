@@ -97,30 +97,75 @@ struct Held {
     stats: PrefixStats,
 }
 
-/// A prefix held with one key (most of a big file's, at the deeper levels): its hash, its
-/// name's place and the key's memory, with `NO_TTL` set when the key has no TTL. 24 bytes, not
-/// `Held`'s 40: the table's fresh memory (which the kernel zeroes and maps page by page) is
-/// mostly these. `name` is `GONE` once the prefix has moved to `held`.
+/// A prefix held with one key (most of a big file's, at the deeper levels), in 24 bytes, not
+/// `Held`'s 40 and its name in the arena: the table's fresh memory (which the kernel zeroes and
+/// maps page by page) is mostly these. A name of up to 16 bytes is in the entry (`name`, zeros
+/// past its end; its hash is computed again when the index is rebuilt); a longer one in the
+/// arena, `name` then holding its place (`pack`) and its hash, 8 bytes each. `meta`: the key's
+/// memory (`SINGLE_MEMORY`), the name's length (`LEN_SHIFT`: 1 to 16, or `LONG`; 0 once the
+/// prefix has moved to `held`) and `NO_TTL`.
 #[derive(Debug, Clone, Copy, Default)]
 struct Single {
-    hash: u64,
-    name: u64,
-    memory: u64,
+    name: [u8; 16],
+    meta: u64,
 }
 
-/// The bit of `Single::memory` that says the key has no TTL.
+/// The bit of `Single::meta` that says the key has no TTL.
 const NO_TTL: u64 = 1 << 63;
 
-/// `Single::name` of a prefix that got a second key (it is in `held` now).
-const GONE: u64 = u64::MAX;
+/// The bits of `Single::meta` that hold the key's memory (a key of 64 PiB or more is `held`).
+const SINGLE_MEMORY: u64 = (1 << 56) - 1;
+
+/// Where `Single::meta` holds the name's length (6 bits).
+const LEN_SHIFT: u32 = 56;
+
+/// The length `Single::meta` gives a name longer than 16 bytes (in the arena).
+const LONG: u64 = 0x3f;
 
 impl Single {
+    /// A prefix of one key of `memory` bytes (at most `SINGLE_MEMORY`): its name the first
+    /// `len` bytes of `block`, or when longer than 16 bytes its place in the arena and its hash.
+    #[inline]
+    fn new(block: &[u8], len: usize, long: Option<(u64, u64)>, memory: u64, no_ttl: bool) -> Single {
+        let mut name = [0; 16];
+        let code = match long {
+            Some((packed, hash)) => {
+                name[..8].copy_from_slice(&packed.to_le_bytes());
+                name[8..].copy_from_slice(&hash.to_le_bytes());
+                LONG
+            }
+            None => {
+                match block.first_chunk::<16>() {
+                    // One 16-byte load, the bytes past the name masked off.
+                    Some(b) => name = (u128::from_le_bytes(*b) & (u128::MAX >> (128 - 8 * len))).to_le_bytes(),
+                    None => name[..len].copy_from_slice(&block[..len]),
+                }
+                len as u64
+            }
+        };
+        Single { name, meta: memory | code << LEN_SHIFT | if no_ttl { NO_TTL } else { 0 } }
+    }
+    fn len_code(&self) -> u64 {
+        self.meta >> LEN_SHIFT & 0x3f
+    }
     /// The prefix got a second key: it is in `held` now.
     fn gone(&self) -> bool {
-        self.name == GONE
+        self.len_code() == 0
+    }
+    /// The place of a long name in the arena.
+    fn long_name(&self) -> Option<u64> {
+        self.name.first_chunk::<8>().filter(|_| self.len_code() == LONG).map(|w| u64::from_le_bytes(*w))
+    }
+    /// The prefix's hash: kept for a long name, computed again from a short one (as
+    /// `PrefixLog` and the readers hash a prefix: `prefix_hash`, 0 made 1).
+    fn hash(&self) -> u64 {
+        match (self.len_code(), self.name.last_chunk::<8>()) {
+            (LONG, Some(h)) => u64::from_le_bytes(*h),
+            (n, _) => prefix_hash(&self.name[..(n as usize).min(16)]).max(1),
+        }
     }
     fn stats(&self) -> PrefixStats {
-        PrefixStats { keys: 1, memory: self.memory & !NO_TTL, keys_without_ttl: self.memory >> 63 }
+        PrefixStats { keys: 1, memory: self.meta & SINGLE_MEMORY, keys_without_ttl: self.meta >> 63 }
     }
 }
 
@@ -136,9 +181,10 @@ impl Single {
 /// come (one key each), and a new one costs a probe of the index, which is small enough to stay
 /// in cache and in the TLB's reach, and an entry written at the end of `singles`: no random
 /// access to the entries themselves. Two prefixes share a hash with a chance of about n² / 2⁶⁵
-/// (1e-8 for a million held), which would add their figures together. 35 to 45 bytes a prefix
-/// with one key, 51 to 61 with more (and 24 left behind by a single that got a second key, until
-/// the next shrink), plus its bytes.
+/// (1e-8 for a million held), which would add their figures together. 32 to 40 bytes a prefix
+/// with one key and a name of up to 16 bytes, the same plus its bytes with a longer one, 51 to 61
+/// plus its bytes with more keys (and 24 left behind by a single that got a second key, until
+/// the next shrink).
 #[derive(Debug, Clone, Default)]
 pub struct Prefixes {
     cap: usize,
@@ -146,7 +192,7 @@ pub struct Prefixes {
     index: Vec<u64>,
     /// The prefixes with several keys, in the order they came.
     held: Vec<Held>,
-    /// The prefixes with one key, in the order they came (some `GONE`).
+    /// The prefixes with one key, in the order they came (some gone to `held`).
     singles: Vec<Single>,
     /// Singles gone to `held`.
     gone: usize,
@@ -327,7 +373,7 @@ impl Prefixes {
     fn hash_at(&self, place: Place) -> u64 {
         match place {
             Place::Held(at) => self.held[at].hash,
-            Place::Single(at) => self.singles[at].hash,
+            Place::Single(at) => self.singles[at].hash(),
         }
     }
 
@@ -351,8 +397,9 @@ impl Prefixes {
         }
     }
 
-    /// Adds `o` to the totals of the prefix of hash `hash`, added if new: its name the first
-    /// `len` bytes of `block` (see `append_name`).
+    /// Adds `o` to the totals of the prefix of hash `hash` (its `prefix_hash`: the hash of a
+    /// name of up to 16 bytes held with one key is computed again from it), added if new: its
+    /// name the first `len` bytes of `block` (see `append_name`).
     #[inline]
     fn add_block(&mut self, hash: u64, block: &[u8], len: usize, o: &PrefixStats) {
         // As `PrefixLog::enter` hashes (0 is no free mark here, but both must agree).
@@ -362,21 +409,25 @@ impl Prefixes {
         }
         match self.find(hash) {
             Ok((Place::Held(at), _)) => self.held[at].stats.merge(o),
-            Ok((Place::Single(at), slot)) => self.promote(at, slot, o),
+            Ok((Place::Single(at), slot)) => self.promote(hash, at, slot, o),
             Err(slot) => self.insert(hash, slot, block, len, o),
         }
     }
 
     /// A single's second key (or more): it moves to `held`.
     #[cold]
-    fn promote(&mut self, at: usize, slot: usize, o: &PrefixStats) {
+    fn promote(&mut self, hash: u64, at: usize, slot: usize, o: &PrefixStats) {
         let s = self.singles[at];
         let mut stats = s.stats();
         stats.merge(o);
-        self.singles[at].name = GONE;
+        let name = match s.long_name() {
+            Some(packed) => packed,
+            None => append_name(&mut self.names, &s.name, s.len_code() as usize, false),
+        };
+        self.singles[at].meta = 0;
         self.gone += 1;
-        self.index[slot] = index_slot(s.hash, Place::Held(self.held.len()));
-        self.held.push(Held { hash: s.hash, name: s.name, stats });
+        self.index[slot] = index_slot(hash, Place::Held(self.held.len()));
+        self.held.push(Held { hash, name, stats });
     }
 
     /// Adds a prefix that `find` did not find, at index slot `slot` unless the table must
@@ -396,13 +447,13 @@ impl Prefixes {
             // drops): its free slot moved.
             slot = free_slot(&self.index, hash);
         }
-        let name = append_name(&mut self.names, block, len, false);
-        if o.keys == 1 && o.memory < NO_TTL {
+        if o.keys == 1 && o.memory <= SINGLE_MEMORY {
             self.index[slot] = index_slot(hash, Place::Single(self.singles.len()));
-            let no_ttl = if o.keys_without_ttl == 1 { NO_TTL } else { 0 };
-            self.singles.push(Single { hash, name, memory: o.memory | no_ttl });
+            let long = (len > 16).then(|| (append_name(&mut self.names, block, len, false), hash));
+            self.singles.push(Single::new(block, len, long, o.memory, o.keys_without_ttl == 1));
         } else {
             self.index[slot] = index_slot(hash, Place::Held(self.held.len()));
+            let name = append_name(&mut self.names, block, len, false);
             self.held.push(Held { hash, name, stats: *o });
         }
     }
@@ -417,7 +468,7 @@ impl Prefixes {
     fn reindex(&mut self) {
         let held = self.held.iter().enumerate().map(|(at, h)| (h.hash, Place::Held(at)));
         let singles =
-            self.singles.iter().enumerate().filter(|(_, s)| !s.gone()).map(|(at, s)| (s.hash, Place::Single(at)));
+            self.singles.iter().enumerate().filter(|(_, s)| !s.gone()).map(|(at, s)| (s.hash(), Place::Single(at)));
         for (hash, place) in held.chain(singles) {
             let i = free_slot(&self.index, hash);
             self.index[i] = index_slot(hash, place);
@@ -462,17 +513,29 @@ impl Prefixes {
     fn name(&self, packed: u64) -> &[u8] {
         &self.names[unpack(packed)]
     }
-    /// Every prefix held, as (hash, packed name, totals): `held`'s, then the singles'.
-    fn entries(&self) -> impl Iterator<Item = (u64, u64, PrefixStats)> + '_ {
-        let held = self.held.iter().map(|h| (h.hash, h.name, h.stats));
-        held.chain(self.singles.iter().filter(|s| !s.gone()).map(|s| (s.hash, s.name, s.stats())))
+    /// The name of a single (in it or in the arena).
+    fn single_name<'s>(&'s self, s: &'s Single) -> &'s [u8] {
+        match s.long_name() {
+            Some(packed) => self.name(packed),
+            None => &s.name[..(s.len_code() as usize).min(16)],
+        }
+    }
+    /// Every prefix held, as (name, totals): `held`'s, then the singles'.
+    fn entries(&self) -> impl Iterator<Item = (&[u8], PrefixStats)> + '_ {
+        let held = self.held.iter().map(|h| (self.name(h.name), h.stats));
+        held.chain(self.singles.iter().filter(|s| !s.gone()).map(|s| (self.single_name(s), s.stats())))
+    }
+    /// `entries` with their hashes (a single's short name hashed again).
+    fn hashed_entries(&self) -> impl Iterator<Item = (u64, &[u8], PrefixStats)> + '_ {
+        let held = self.held.iter().map(|h| (h.hash, self.name(h.name), h.stats));
+        held.chain(self.singles.iter().filter(|s| !s.gone()).map(|s| (s.hash(), self.single_name(s), s.stats())))
     }
     /// Drops the lightest quarter (at least one; of those as light as the last dropped, the
     /// first in `entries` order), raising the error bounds by the heaviest dropped; rebuilds
     /// the index and compacts the name arena.
     fn shrink(&mut self) {
         let drop_n = (self.len() / 4).max(1);
-        let mut mem: Vec<u64> = self.entries().map(|(_, _, s)| s.memory).collect();
+        let mut mem: Vec<u64> = self.entries().map(|(_, s)| s.memory).collect();
         mem.select_nth_unstable(drop_n - 1);
         let cut = mem[drop_n - 1];
         drop(mem);
@@ -480,21 +543,35 @@ impl Prefixes {
         let mut max_keys = 0;
         let mut names = Vec::with_capacity(self.names.len() * 3 / 4 + 1024);
         let old_names = std::mem::take(&mut self.names);
-        let mut keep = |name: &mut u64, stats: &PrefixStats| {
+        // Whether a prefix stays; if so its name in the arena (if there) moved to the new one.
+        let mut keep = |name: Option<&mut u64>, stats: &PrefixStats| {
             if dropped < drop_n && stats.memory <= cut {
                 dropped += 1;
                 max_keys = max_keys.max(stats.keys);
                 return false;
             }
-            let bytes = &old_names[unpack(*name)];
-            *name = pack(names.len(), bytes.len());
-            names.extend_from_slice(bytes);
+            if let Some(name) = name {
+                let bytes = &old_names[unpack(*name)];
+                *name = pack(names.len(), bytes.len());
+                names.extend_from_slice(bytes);
+            }
             true
         };
-        self.held.retain_mut(|h| keep(&mut h.name, &h.stats));
+        self.held.retain_mut(|h| keep(Some(&mut h.name), &h.stats));
         self.singles.retain_mut(|s| {
+            if s.gone() {
+                return false;
+            }
             let stats = s.stats();
-            !s.gone() && keep(&mut s.name, &stats)
+            match s.long_name() {
+                Some(mut packed) => {
+                    let kept = keep(Some(&mut packed), &stats);
+                    s.name[..8].copy_from_slice(&packed.to_le_bytes());
+                    kept
+                }
+                // A short name stays in the entry.
+                None => keep(None, &stats),
+            }
         });
         self.gone = 0;
         self.names = names;
@@ -523,12 +600,12 @@ impl Prefixes {
         self.dropped += o.dropped;
         // In the other table's order, this table's index prefetched a few ahead.
         const AHEAD: usize = 16;
-        let ahead = o.entries().skip(AHEAD).map(Some).chain(std::iter::repeat(None));
-        for ((hash, name, stats), next) in o.entries().zip(ahead) {
+        let ahead = o.hashed_entries().skip(AHEAD).map(Some).chain(std::iter::repeat(None));
+        for ((hash, name, stats), next) in o.hashed_entries().zip(ahead) {
             if let Some((next, _, _)) = next {
                 self.prefetch(next);
             }
-            self.add_stats(hash, o.name(name), &stats);
+            self.add_stats(hash, name, &stats);
         }
     }
     /// Prefixes held now (at most the cap).
@@ -540,10 +617,12 @@ impl Prefixes {
         self.len() == 0
     }
     /// The prefix at `i` of `held` then `singles` (`None`: a single gone to `held`).
-    fn nth(&self, i: usize) -> Option<(u64, PrefixStats)> {
+    fn nth(&self, i: usize) -> Option<(&[u8], PrefixStats)> {
         match self.held.get(i) {
-            Some(h) => Some((h.name, h.stats)),
-            None => Some(self.singles[i - self.held.len()]).filter(|s| !s.gone()).map(|s| (s.name, s.stats())),
+            Some(h) => Some((self.name(h.name), h.stats)),
+            None => {
+                Some(&self.singles[i - self.held.len()]).filter(|s| !s.gone()).map(|s| (self.single_name(s), s.stats()))
+            }
         }
     }
     /// The `n` heaviest prefixes by memory (ties by name), heaviest first.
@@ -553,7 +632,7 @@ impl Prefixes {
             return Vec::new();
         }
         if n >= self.len() {
-            let mut v: Vec<(&[u8], PrefixStats)> = self.entries().map(|(_, name, s)| (self.name(name), s)).collect();
+            let mut v: Vec<(&[u8], PrefixStats)> = self.entries().collect();
             v.sort_by(order);
             return v;
         }
@@ -580,7 +659,6 @@ impl Prefixes {
                 {
                     continue;
                 }
-                let name = self.name(name);
                 let ranked = (Reverse(stats.memory), name_head(name), name, i);
                 if heap.len() < n {
                     heap.push(ranked);
@@ -958,10 +1036,11 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].1, PrefixStats { keys: 4, memory: 3 * 7 + 3 + 1000, keys_without_ttl: 3 });
         assert_eq!(got[1].1, PrefixStats { keys: 1, memory: 5, keys_without_ttl: 0 });
-        // A prefix hashing to 0 (the free mark) is held all the same.
-        p.add(0, b"zero:", 1, false);
-        p.add(0, b"zero:", 1, false);
-        assert!(p.heaviest(usize::MAX).iter().any(|(k, s)| *k == b"zero:" && s.keys == 2));
+        // A prefix hashing to 0 (the free mark) is held all the same (a name longer than 16
+        // bytes: a shorter one's hash is its `prefix_hash`, computed again from its bytes).
+        p.add(0, b"zero-hash-prefix-long:", 1, false);
+        p.add(0, b"zero-hash-prefix-long:", 1, false);
+        assert!(p.heaviest(usize::MAX).iter().any(|(k, s)| *k == b"zero-hash-prefix-long:" && s.keys == 2));
     }
 
     /// `grow_for` sizes the table in one step for what is wanted, never past what the cap
@@ -1102,6 +1181,49 @@ mod tests {
         let top = t.heaviest(1);
         assert_eq!(top[0].0, b"hot:");
         assert_eq!(top[0].1, PrefixStats { keys: 10_000, memory: 100_000, keys_without_ttl: 10_000 });
+    }
+
+    /// Names of up to 16 bytes (kept in a single's entry) and longer ones (in the arena), held
+    /// with one key or more, through growth, a merge and a shrink: each prefix listed is under
+    /// its own name with its own totals.
+    #[test]
+    fn singles_keep_short_names_in_place_and_long_ones_in_the_arena() {
+        let mut model: std::collections::HashMap<Vec<u8>, PrefixStats> = Default::default();
+        let (mut p, mut q) = (Prefixes::new(1 << 20), Prefixes::new(1 << 20));
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..60_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = x % 30_000;
+            // 2 to 7 bytes, exactly 16, exactly 17, and 30 or so.
+            let name = match x % 4 {
+                0 => format!("s{n}:"),
+                1 => format!("{n:0>15}:"),
+                2 => format!("{n:0>16}:"),
+                _ => format!("a-rather-long-prefix-{n}:"),
+            };
+            let (memory, ttl) = (x % 1000, i % 3 == 0);
+            let t = if i % 2 == 0 { &mut p } else { &mut q };
+            t.add(prefix_hash(name.as_bytes()), name.as_bytes(), memory, ttl);
+            model.entry(name.into_bytes()).or_default().count(memory, ttl);
+        }
+        assert!(p.singles.iter().any(|s| s.len_code() == LONG) && p.singles.iter().any(|s| s.len_code() == 16));
+        p.merge(q);
+        let mut want: Vec<(&[u8], PrefixStats)> = model.iter().map(|(k, s)| (&k[..], *s)).collect();
+        want.sort_by(|a, b| b.1.memory.cmp(&a.1.memory).then(a.0.cmp(b.0)));
+        assert_eq!(p.heaviest(usize::MAX), want);
+        // Capped at half: what stays is listed whole, under its name.
+        let mut c = Prefixes::new(model.len() / 2);
+        for (k, s) in &model {
+            c.add_stats(prefix_hash(k), k, s);
+        }
+        assert!(c.dropped > 0);
+        let kept = c.heaviest(usize::MAX);
+        assert!(kept.len() > model.len() / 4);
+        for (k, s) in kept {
+            assert_eq!(model[k], s, "{}", String::from_utf8_lossy(k));
+        }
     }
 
     /// The first 16 bytes of a key read as words are its bytes, zeros past its end.
