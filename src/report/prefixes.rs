@@ -137,7 +137,10 @@ impl Single {
             None => {
                 match block.first_chunk::<16>() {
                     // One 16-byte load, the bytes past the name masked off.
-                    Some(b) => name = (u128::from_le_bytes(*b) & (u128::MAX >> (128 - 8 * len))).to_le_bytes(),
+                    Some(b) => {
+                        let mask = u128::MAX.checked_shr(128 - 8 * len as u32).unwrap_or(0);
+                        name = (u128::from_le_bytes(*b) & mask).to_le_bytes();
+                    }
                     None => name[..len].copy_from_slice(&block[..len]),
                 }
                 len as u64
@@ -181,10 +184,10 @@ impl Single {
 /// come (one key each), and a new one costs a probe of the index, which is small enough to stay
 /// in cache and in the TLB's reach, and an entry written at the end of `singles`: no random
 /// access to the entries themselves. Two prefixes share a hash with a chance of about n² / 2⁶⁵
-/// (1e-8 for a million held), which would add their figures together. 32 to 40 bytes a prefix
-/// with one key and a name of up to 16 bytes, the same plus its bytes with a longer one, 51 to 61
-/// plus its bytes with more keys (and 24 left behind by a single that got a second key, until
-/// the next shrink).
+/// (1e-8 for a million held), which would add their figures together. 35 to 45 bytes a prefix
+/// with one key and a name of up to 16 bytes (its index slot included), the same plus its bytes
+/// with a longer name, 51 to 61 plus its bytes with more keys (and 24 left behind by a single
+/// that got a second key, until the next shrink).
 #[derive(Debug, Clone, Default)]
 pub struct Prefixes {
     cap: usize,
@@ -447,7 +450,8 @@ impl Prefixes {
             // drops): its free slot moved.
             slot = free_slot(&self.index, hash);
         }
-        if o.keys == 1 && o.memory <= SINGLE_MEMORY {
+        // (No prefix is empty: length 0 is a gone single's mark.)
+        if o.keys == 1 && o.memory <= SINGLE_MEMORY && len > 0 {
             self.index[slot] = index_slot(hash, Place::Single(self.singles.len()));
             let long = (len > 16).then(|| (append_name(&mut self.names, block, len, false), hash));
             self.singles.push(Single::new(block, len, long, o.memory, o.keys_without_ttl == 1));
