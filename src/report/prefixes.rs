@@ -100,8 +100,9 @@ struct Held {
 /// A prefix held with one key (most of a big file's, at the deeper levels), in 24 bytes, not
 /// `Held`'s 40 and its name in the arena: the table's fresh memory (which the kernel zeroes and
 /// maps page by page) is mostly these. A name of up to 16 bytes is in the entry (`name`, zeros
-/// past its end; its hash is computed again when the index is rebuilt); a longer one in the
-/// arena, `name` then holding its place (`pack`) and its hash, 8 bytes each. `meta`: the key's
+/// past its end; its hash computed again when needed: an index rebuilt, a match of its index
+/// tag, a merge); a longer one in the arena, `name` then holding its place (`pack`) and its
+/// hash, 8 bytes each. `meta`: the key's
 /// memory (`SINGLE_MEMORY`), the name's length (`LEN_SHIFT`: 1 to 16, or `LONG`; 0 once the
 /// prefix has moved to `held`) and `NO_TTL`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -176,8 +177,8 @@ impl Single {
 /// memory) is dropped; a dropped prefix that comes back starts again from zero, so any
 /// prefix's figures may be short by at most the sum of the drop thresholds (`error_bound`).
 ///
-/// Prefixes are told apart by their 64-bit xxh3 (the bytes are kept once, in an arena, for the
-/// listing). The prefixes are kept one after the other in the order they came: those with one
+/// Prefixes are told apart by their 64-bit xxh3 (the bytes are kept once, for the listing: in
+/// the arena, or in a one-key prefix's entry when short). The prefixes are kept one after the other in the order they came: those with one
 /// key in `singles`, the others in `held` (a single moves there with its second key); an index
 /// finds them: open addressing with linear probing, at most 3/4 full, each slot 8 bytes (the
 /// high half of the prefix's hash and its place). Most prefixes of a big file are new when they
@@ -781,7 +782,7 @@ impl PrefixLog {
         let marks = self.marks[at];
         let set = &mut self.hot[at];
         let add = |s: &mut PrefixStats| s.count(memory, has_ttl);
-        // One test of the three words (not three branches).
+        // Its bytes (or hash) and length, all three.
         let holds = |h: &Hot| (h.tag.0 ^ tag.0) | (h.tag.1 ^ tag.1) | (h.len ^ len) == 0;
         if marks as u16 == mark && holds(&set[0]) {
             add(&mut set[0].e.stats);
@@ -1172,7 +1173,7 @@ mod tests {
         };
         let mut log = PrefixLog::default();
         for i in 0..10_000u64 {
-            // "hot:" every key; "cold:<i>:" once each.
+            // "hot:" every key; "hot:<i>:" once each.
             log.add_key(format!("hot:{i}:x").as_bytes(), &opts, 10, false);
         }
         let logged: Vec<&[u8]> = log.log.iter().map(|e| &log.names[unpack(e.name)]).collect();
