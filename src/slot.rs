@@ -1,8 +1,10 @@
 //! Redis Cluster hash slots (docs/format.md §10): CRC-16/XMODEM of the key, or of its `{hash tag}`,
 //! modulo 16384.
 //!
-//! Two ways to the same CRC: carry-less multiplication (x86-64 with PCLMULQDQ and SSSE3, chosen at run
-//! time) and a portable table path. Both equal the byte-at-a-time definition for every input.
+//! Three ways to the same CRC, chosen at run time: carry-less multiplication on x86-64, in 512-bit
+//! registers when the CPU has AVX-512 (BW, VBMI) and VPCLMULQDQ (the wide path: one masked load, one
+//! byte permute and two multiplies a key) or else with PCLMULQDQ and SSSE3, and a portable table
+//! path. All equal the byte-at-a-time definition for every input.
 
 /// Number of hash slots in a Redis Cluster.
 pub const SLOTS: u16 = 16384;
@@ -138,13 +140,17 @@ pub fn crc16(data: &[u8]) -> u16 {
 /// ```
 #[inline(always)]
 pub fn key_slot(key: &[u8]) -> u16 {
-    // Inlined at every caller as a load, a compare and a call: the first call, and every call
-    // on a CPU without the carry-less path, go through `key_slot_first`.
+    // Inlined at every caller as a load, two compares and a call: the first call, and every
+    // call on a CPU without the carry-less path, go through `key_slot_first`.
     #[cfg(target_arch = "x86_64")]
-    if clmul::known_available() {
-        // SAFETY: `clmul::known_available()` is true only once `clmul::available()` found that
-        // this CPU has PCLMULQDQ and SSSE3, the features `clmul::key_slot` is compiled for.
-        return unsafe { clmul::key_slot(key) };
+    match clmul::known_level() {
+        // SAFETY: the level is `WIDE` only once `clmul::available()` found that this CPU has
+        // the features `clmul::key_slot_wide` is compiled for.
+        clmul::WIDE => return unsafe { clmul::key_slot_wide(key) },
+        // SAFETY: the level is `NARROW` only once `clmul::available()` found that this CPU has
+        // PCLMULQDQ and SSSE3, the features `clmul::key_slot` is compiled for.
+        clmul::NARROW => return unsafe { clmul::key_slot(key) },
+        _ => {}
     }
     key_slot_first(key)
 }
@@ -156,6 +162,10 @@ pub fn key_slot(key: &[u8]) -> u16 {
 fn key_slot_first(key: &[u8]) -> u16 {
     #[cfg(target_arch = "x86_64")]
     if clmul::available() {
+        if clmul::known_level() == clmul::WIDE {
+            // SAFETY: `clmul::available()` just found the features of the wide path.
+            return unsafe { clmul::key_slot_wide(key) };
+        }
         // SAFETY: `clmul::available()` just checked that this CPU has PCLMULQDQ and SSSE3, the
         // features `clmul::key_slot` is compiled for.
         return unsafe { clmul::key_slot(key) };
@@ -240,8 +250,12 @@ fn has_open_brace_128(x: u128) -> bool {
 mod clmul {
     use super::{SLOTS, has_open_brace_128, hash_tag, load_short, quotient_low64, xpow_mod};
     use std::arch::x86_64::{
-        _mm_clmulepi64_si128, _mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_cvtsi128_si64, _mm_extract_epi16,
+        __m512i, _mm_clmulepi64_si128, _mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_cvtsi128_si64, _mm_extract_epi16,
         _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x, _mm_set1_epi8, _mm_shuffle_epi8, _mm_xor_si128,
+        _mm256_castsi256_si128, _mm256_extracti128_si256, _mm256_xor_si256, _mm512_castsi512_si256,
+        _mm512_clmulepi64_epi128, _mm512_cmpeq_epi8_mask, _mm512_cmple_epu8_mask, _mm512_extracti64x4_epi64,
+        _mm512_maskz_loadu_epi8, _mm512_maskz_permutexvar_epi8, _mm512_set_epi64, _mm512_set1_epi8, _mm512_sub_epi8,
+        _mm512_xor_si512,
     };
     use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
@@ -251,12 +265,13 @@ mod clmul {
     const K160: u64 = xpow_mod(160);
     /// floor(x^80 / P) without its top term x^64: the Barrett constant for 64-bit inputs.
     const MU: u64 = quotient_low64(80);
-    /// Barrett constants of the 48-bit pieces of a key of up to 32 bytes: piece i weighs
-    /// x^(48i), and `PIECE_MU[i]` is floor(x^(64 + 48i) / P) mod x^64 (see `crc_8_to_32`).
-    const PIECE_MU: [u64; 6] = {
-        let mut t = [0u64; 6];
+    /// Barrett constants of the 48-bit pieces of a key of up to 48 bytes: piece i weighs
+    /// x^(48i), and `PIECE_MU[i]` is floor(x^(64 + 48i) / P) mod x^64 (see `crc_8_to_32`; the
+    /// wide path uses all eight).
+    const PIECE_MU: [u64; 8] = {
+        let mut t = [0u64; 8];
         let mut i = 0;
-        while i < 6 {
+        while i < 8 {
             t[i] = quotient_low64(64 + 48 * i as u32);
             i += 1;
         }
@@ -305,8 +320,14 @@ mod clmul {
     #[repr(align(64))]
     struct Aligned([[[u8; 16]; 6]; 25]);
 
-    /// What `available` found: 0 not asked yet, 1 yes, 2 no.
+    /// What `available` found: 0 not asked yet, else one of the levels below.
     static AVAILABLE: AtomicU8 = AtomicU8::new(0);
+    /// PCLMULQDQ and SSSE3: `key_slot`.
+    pub(super) const NARROW: u8 = 1;
+    /// Neither: the table path.
+    const NONE: u8 = 2;
+    /// `NARROW` and AVX-512 F, BW, VBMI and VPCLMULQDQ: `key_slot_wide`.
+    pub(super) const WIDE: u8 = 3;
 
     /// Whether this CPU multiplies carry-less and shuffles bytes: one load and a compare once
     /// known (the standard library's own cache costs a few more instructions and, kept out of
@@ -314,23 +335,44 @@ mod clmul {
     #[inline(always)]
     pub(super) fn available() -> bool {
         match AVAILABLE.load(Relaxed) {
-            1 => true,
-            2 => false,
+            NARROW | WIDE => true,
+            NONE => false,
             _ => detect(),
         }
     }
 
-    /// True once `available` has found the features (false before the first call).
+    /// What `available` found (0 before its first call).
     #[inline(always)]
+    pub(super) fn known_level() -> u8 {
+        AVAILABLE.load(Relaxed)
+    }
+
+    /// True once `available` has found the features (false before the first call).
+    #[cfg(test)]
     pub(super) fn known_available() -> bool {
-        AVAILABLE.load(Relaxed) == 1
+        matches!(known_level(), NARROW | WIDE)
+    }
+
+    /// Whether this CPU has the wide path's features too.
+    #[cfg(test)]
+    pub(super) fn wide_available() -> bool {
+        available() && known_level() == WIDE
     }
 
     #[cold]
     #[inline(never)]
     fn detect() -> bool {
-        let yes = std::arch::is_x86_feature_detected!("pclmulqdq") && std::arch::is_x86_feature_detected!("ssse3");
-        AVAILABLE.store(if yes { 1 } else { 2 }, Relaxed);
+        use std::arch::is_x86_feature_detected as has;
+        let yes = has!("pclmulqdq") && has!("ssse3");
+        let wide = yes && has!("avx512f") && has!("avx512bw") && has!("avx512vbmi") && has!("vpclmulqdq");
+        AVAILABLE.store(
+            match (yes, wide) {
+                (true, true) => WIDE,
+                (true, false) => NARROW,
+                _ => NONE,
+            },
+            Relaxed,
+        );
         yes
     }
 
@@ -465,7 +507,68 @@ mod clmul {
         key_slot_other(key)
     }
 
-    /// Keys shorter than 8 or longer than 32 bytes, and keys with a `{`.
+    /// Where the wide path puts M's bytes: byte j < 6 of 64-bit lane i gets M's byte 6i + j (its
+    /// key byte n - 1 - 6i - j), the lane's top two bytes stay 0 (marked 255, as is a byte past
+    /// the key's). A lane is then the 48-bit piece i of `crc_8_to_32`.
+    const PIECE_BYTES: [u64; 8] = {
+        let mut t = [0u64; 8];
+        let mut i = 0;
+        while i < 8 {
+            let mut lane = [255u8; 8];
+            let mut j = 0;
+            while j < 6 {
+                lane[j] = (6 * i + j) as u8;
+                j += 1;
+            }
+            t[i] = u64::from_le_bytes(lane);
+            i += 1;
+        }
+        t
+    };
+
+    /// Eight 64-bit words as one register, the first lowest.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn words(w: [u64; 8]) -> __m512i {
+        let w = w.map(|x| x as i64);
+        _mm512_set_epi64(w[7], w[6], w[5], w[4], w[3], w[2], w[1], w[0])
+    }
+
+    /// [`super::key_slot`] on a CPU with the wide path's features: a key of 1 to 48 bytes
+    /// without `{` (every key of the bench file) is `crc_8_to_32`'s sum over up to eight 48-bit
+    /// pieces, done at once in one 512-bit register. One masked load reads exactly the key (the
+    /// bytes past it are zero and never touched, so a key that ends a mapping does not fault),
+    /// one byte permute cuts it into pieces (lane i of `PIECE_BYTES`; a byte past the key is
+    /// masked to zero), two carry-less multiplies give each piece's product with its
+    /// `PIECE_MU`, and bits 48..63 of the products summed are the quotients' sum.
+    #[target_feature(enable = "pclmulqdq,ssse3,avx512f,avx512bw,avx512vbmi,vpclmulqdq")]
+    pub(super) fn key_slot_wide(key: &[u8]) -> u16 {
+        let n = key.len();
+        if (1..=48).contains(&n) {
+            // SAFETY: the mask selects the key's `n` bytes, all inside the slice; a masked-out
+            // byte is not read (no fault) and comes as 0.
+            let x = unsafe { _mm512_maskz_loadu_epi8(u64::MAX >> (64 - n), key.as_ptr().cast()) };
+            if _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(b'{' as i8)) == 0 {
+                let last = _mm512_set1_epi8((n - 1) as i8);
+                let at = words(PIECE_BYTES);
+                let inside = _mm512_cmple_epu8_mask(at, last);
+                let pieces = _mm512_maskz_permutexvar_epi8(inside, _mm512_sub_epi8(last, at), x);
+                let mu = words(PIECE_MU);
+                let prod = _mm512_xor_si512(
+                    _mm512_clmulepi64_epi128(pieces, mu, 0x00),
+                    _mm512_clmulepi64_epi128(pieces, mu, 0x11),
+                );
+                let half = _mm256_xor_si256(_mm512_castsi512_si256(prod), _mm512_extracti64x4_epi64::<1>(prod));
+                let sum = _mm_xor_si128(_mm256_castsi256_si128(half), _mm256_extracti128_si256::<1>(half));
+                let q = _mm_extract_epi16::<3>(sum) as u16;
+                return (q ^ (q << 5) ^ (q << 12)) & (SLOTS - 1);
+            }
+        }
+        key_slot_other(key)
+    }
+
+    /// The keys the fast path of `key_slot` or `key_slot_wide` leaves: those with a `{`, and
+    /// keys shorter than 8 or longer than 32 bytes (wide: empty or longer than 48).
     #[cold]
     #[inline(never)]
     #[target_feature(enable = "pclmulqdq,ssse3")]
@@ -506,6 +609,10 @@ mod tests {
         if clmul::available() {
             // SAFETY: `clmul::available()` just checked for PCLMULQDQ and SSSE3.
             v.push(("clmul", unsafe { clmul::key_slot(key) }, unsafe { clmul::crc16(key) }));
+            if clmul::wide_available() {
+                // SAFETY: `wide_available()` just checked for the wide path's features.
+                v.push(("wide", unsafe { clmul::key_slot_wide(key) }, unsafe { clmul::crc16(key) }));
+            }
         }
         v
     }
@@ -543,6 +650,13 @@ mod tests {
             let settled = clmul::known_available();
             if clmul::available() {
                 assert!(settled, "key_slot's first call did not settle on the carry-less path");
+                // With the wide path's features, `key_slot` takes it (the fast path of the
+                // figures in benches/README.md); `all_paths` checks it against the others.
+                use std::arch::is_x86_feature_detected as has;
+                let wide = has!("avx512f") && has!("avx512bw") && has!("avx512vbmi") && has!("vpclmulqdq");
+                if wide != clmul::wide_available() {
+                    panic!("the wide path is not taken where it should be, or the other way round");
+                }
             } else {
                 let why = "this CPU has no PCLMULQDQ/SSSE3: key_slot takes the table path";
                 eprintln!("skipping (slot::carry_less_path_is_taken_here): {why}");
@@ -554,6 +668,31 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A key that ends where its mapping ends: the wide path's masked load reads no byte past it
+    /// (the next page is unmapped: a read there would kill the test with SIGSEGV).
+    #[cfg(unix)]
+    #[test]
+    fn a_key_at_the_end_of_a_mapping() {
+        // SAFETY: a fresh private anonymous mapping of two pages, its second page then made
+        // inaccessible; the slice covers only the first page; both are unmapped at the end.
+        unsafe {
+            let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+            let none = libc::PROT_NONE;
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            let map = libc::mmap(std::ptr::null_mut(), 2 * page, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+            assert_ne!(map, libc::MAP_FAILED);
+            assert_eq!(libc::mprotect(map.cast::<u8>().add(page).cast(), page, none), 0);
+            let first = std::slice::from_raw_parts_mut(map.cast::<u8>(), page);
+            let mut rng = Rng(7);
+            for len in 0..=64 {
+                let key = &mut first[page - len..];
+                key.iter_mut().for_each(|b| *b = (rng.next_u64() as u8) | 0x80);
+                assert_paths(key);
+            }
+            assert_eq!(libc::munmap(map, 2 * page), 0);
         }
     }
 
