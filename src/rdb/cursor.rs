@@ -151,10 +151,23 @@ pub fn format_i64(i: i64, buf: &mut [u8; 20]) -> &[u8] {
 
 /// Length of the decimal text of `i`, counted without writing it.
 #[inline]
+#[inline]
 pub(crate) fn itoa_len(i: i64) -> usize {
-    let n = i.unsigned_abs();
-    let digits = if n == 0 { 1 } else { n.ilog10() as usize + 1 };
-    digits + usize::from(i < 0)
+    // Powers of ten from 10^0 to 10^19 (the last that fits 64 bits).
+    const POW10: [u64; 20] = {
+        let mut t = [1u64; 20];
+        let mut k = 1;
+        while k < 20 {
+            t[k] = t[k - 1] * 10;
+            k += 1;
+        }
+        t
+    };
+    // `| 1` gives 0 its one digit. A number of b bits has floor(b·log10 2) or one more digits
+    // (1233 / 4096 is log10 2 from below, close enough for b up to 64): one compare tells.
+    let n = i.unsigned_abs() | 1;
+    let guess = ((64 - n.leading_zeros() as usize) * 1233) >> 12;
+    guess + usize::from(n >= POW10[guess]) + usize::from(i < 0)
 }
 
 /// Whether `parse_canonical_i64` accepts `b`, found without parsing: the digits checked eight
@@ -771,6 +784,17 @@ mod tests {
         ] {
             let mut buf = [0u8; 20];
             assert_eq!(itoa_len(i), format_i64(i, &mut buf).len(), "{i}");
+        }
+        // Every power of ten and two, either side, both signs (where the digit count changes
+        // and where the bit length does).
+        let mut edges: Vec<i64> = (0..19).map(|k| 10i64.pow(k)).chain((0..63).map(|k| 1i64 << k)).collect();
+        edges.extend([i64::MAX, i64::MIN, 0]);
+        for e in edges {
+            for i in [e.saturating_sub(1), e, e.saturating_add(1)] {
+                for i in [i, i.saturating_neg()] {
+                    assert_eq!(itoa_len(i), i.to_string().len(), "{i}");
+                }
+            }
         }
     }
 }
