@@ -151,7 +151,6 @@ pub fn format_i64(i: i64, buf: &mut [u8; 20]) -> &[u8] {
 
 /// Length of the decimal text of `i`, counted without writing it.
 #[inline]
-#[inline]
 pub(crate) fn itoa_len(i: i64) -> usize {
     // Powers of ten from 10^0 to 10^19 (the last that fits 64 bits).
     const POW10: [u64; 20] = {
