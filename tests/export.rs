@@ -713,7 +713,7 @@ fn expect(keys: &[FileKey], pred: impl Fn(&FileKey) -> bool) -> Vec<(u64, Vec<u8
     keys.iter().filter(|k| pred(k)).map(|k| (k.db, k.key.clone())).collect()
 }
 
-/// CRC-16/XMODEM bit by bit (independent of the table in src/slot.rs), with hash tags.
+/// CRC-16/XMODEM bit by bit (independent of the tables in src/slot/), with hash tags.
 fn slot_of(key: &[u8]) -> u16 {
     let mut part = key;
     if let Some(o) = key.iter().position(|&c| c == b'{')
