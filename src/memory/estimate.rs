@@ -6,6 +6,9 @@
 //! element, the sds and listpack bytes the elements would take); containers whose in-memory
 //! form is the on-disk blob (listpacks, intsets, quicklist nodes, stream nodes) are measured
 //! from their lengths in the file. Nothing of the value is kept.
+//!
+//! Over 900 lines with its tests (under 700 without): the string values (`string_figures` and
+//! what it calls, about 100 lines) are what to move out next, to a module of their own.
 
 use crate::error::Result;
 use crate::rdb::cursor::{Cursor, Elem, RdbStr, is_canonical_i64, itoa_len, parse_canonical_i64};

@@ -1,6 +1,10 @@
 //! The byte-level cursor over a borrowed slice and the RDB primitives on top of it: length fields,
 //! strings (raw, integer, LZF), doubles and times. Every read is bounds-checked; a short read is a
 //! `Truncated` error at the offset where the missing bytes should have been.
+//!
+//! Just under 800 lines with its tests (about 630 without): what to move out next is the
+//! decimal helpers (`format_i64`, `itoa_len`, `is_canonical_i64`, `parse_canonical_i64`: text
+//! of integers, no cursor in them), to a module of their own with their callers' imports.
 
 use std::borrow::Cow;
 
