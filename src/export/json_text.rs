@@ -8,7 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::{Out, push_f64, push_i64, push_u64};
-use crate::rdb::cursor::{Elem, format_i64};
+use crate::rdb::cursor::Elem;
+use crate::rdb::decimal::format_i64;
 use crate::rdb::value::StreamId;
 
 pub(super) fn push_opt_i64(buf: &mut Vec<u8>, v: Option<i64>) {

@@ -14,7 +14,8 @@
 
 use super::{ExportError, KeyCtx, KeyWriter, Out, all_fields_expired, push_f64, push_i64, push_u64};
 use crate::crc::Crc64;
-use crate::rdb::cursor::{Elem, format_i64};
+use crate::rdb::cursor::Elem;
+use crate::rdb::decimal::format_i64;
 use crate::rdb::module::ModuleType;
 use crate::rdb::reader::KeyRecord;
 use crate::rdb::types::{Flavor, Format, Kind, describe, min_version_of_type};

@@ -11,7 +11,8 @@
 //! what it calls, about 100 lines) are what to move out next, to a module of their own.
 
 use crate::error::Result;
-use crate::rdb::cursor::{Cursor, Elem, RdbStr, is_canonical_i64, itoa_len, parse_canonical_i64};
+use crate::rdb::cursor::{Cursor, Elem, RdbStr};
+use crate::rdb::decimal::{is_canonical_i64, itoa_len, parse_canonical_i64};
 use crate::rdb::encodings::blob_of;
 use crate::rdb::encodings::ziplist::ZiplistIter;
 use crate::rdb::module::ModuleType;

@@ -17,7 +17,8 @@ mod estimate;
 pub use encoding::Encoding;
 pub use estimate::{Estimator, KeyFigures, key_overhead, string_figures};
 
-use crate::rdb::cursor::{Elem, parse_canonical_i64};
+use crate::rdb::cursor::Elem;
+use crate::rdb::decimal::parse_canonical_i64;
 
 /// `sizeof(robj)`.
 pub const ROBJ: u64 = 16;

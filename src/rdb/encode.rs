@@ -13,7 +13,7 @@ use crate::crc::crc64;
 
 /// Canonical decimal i64 text (Redis's `string2ll` rules): the one test shared by the reader
 /// and the encoders, so "stored as an integer" means the same on both sides.
-pub use crate::rdb::cursor::parse_canonical_i64 as canonical_i64;
+pub use crate::rdb::decimal::parse_canonical_i64 as canonical_i64;
 
 /// Appends an RDB length field (§3.1): `< 64` in 1 byte, `< 16384` in 2, `≤ u32::MAX` in 5
 /// (`0x80` + u32be), else 9 (`0x81` + u64be).

@@ -128,7 +128,7 @@ pub fn fingerprint(e: Elem<'_>) -> u64 {
 /// `fingerprint` of bytes that may be the text of a number.
 #[inline(never)]
 fn number_or_bytes(b: &[u8]) -> u64 {
-    match crate::rdb::cursor::parse_canonical_i64(b) {
+    match crate::rdb::decimal::parse_canonical_i64(b) {
         Some(i) => mix_int(i),
         None => hash_bytes(b),
     }
@@ -287,7 +287,7 @@ mod member_tests {
         #[test]
         fn different_bytes_fingerprint_apart(a in proptest::collection::vec(any::<u8>(), 0..80), b in proptest::collection::vec(any::<u8>(), 0..80)) {
             // Numbers aside (the integer mix is compared as such above), bytes meet only when equal.
-            prop_assume!(crate::rdb::cursor::parse_canonical_i64(&a).is_none() || crate::rdb::cursor::parse_canonical_i64(&b).is_none());
+            prop_assume!(crate::rdb::decimal::parse_canonical_i64(&a).is_none() || crate::rdb::decimal::parse_canonical_i64(&b).is_none());
             prop_assert_eq!(fingerprint(Elem::Bytes(&a)) == fingerprint(Elem::Bytes(&b)), a == b);
         }
 

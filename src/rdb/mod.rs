@@ -8,6 +8,7 @@
 //! fingerprint sets used to find duplicate keys and members (`keyset`, `fpset`).
 
 pub mod cursor;
+pub mod decimal;
 pub mod dump;
 pub mod encode;
 pub mod encodings;

@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 
 use crate::error::{Error, Result};
-use crate::rdb::cursor::{Cursor, Elem, parse_canonical_i64};
+use crate::rdb::cursor::{Cursor, Elem};
+use crate::rdb::decimal::parse_canonical_i64;
 use crate::rdb::encodings::blob_of;
 use crate::rdb::encodings::listpack::ListpackIter;
 use crate::rdb::types::id;

@@ -736,7 +736,7 @@ fn hash_triples<'b, S: Sink>(it: &mut impl Elems<'b>, sink: &mut S, mut fps: Opt
         };
         let ttl = match t {
             Elem::Int(t) => t,
-            Elem::Bytes(b) => crate::rdb::cursor::parse_canonical_i64(b)
+            Elem::Bytes(b) => crate::rdb::decimal::parse_canonical_i64(b)
                 .ok_or_else(|| it.blame(format!("field TTL {} is not an integer", crate::display::quoted(b))))?,
         };
         if !(0..=MAX_FIELD_EXPIRE_MS).contains(&ttl) {
