@@ -442,18 +442,8 @@ pub fn all_fields_expired(k: &KeyRecord<'_>, w: &mut Walker, filter: &Filter) ->
 
 /// Decimal text of an unsigned integer.
 #[inline]
-pub(crate) fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.extend_from_slice(&tmp[i..]);
+pub(crate) fn push_u64(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(crate::rdb::decimal::format_u64(n, &mut [0u8; 20]));
 }
 
 #[inline]

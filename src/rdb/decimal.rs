@@ -2,10 +2,9 @@
 //! counted (`itoa_len`), and recognised as canonical (`is_canonical_i64`, `parse_canonical_i64`:
 //! what `string2ll` accepts, so that `"12"` and the integer 12 are one member).
 
-/// Decimal text of `i` written into `buf` (20 bytes hold every i64).
+/// Decimal text of `n` written at the end of `buf` (20 bytes hold every u64).
 #[inline]
-pub fn format_i64(i: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut n = i.unsigned_abs();
+pub fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut pos = buf.len();
     loop {
         pos -= 1;
@@ -15,11 +14,20 @@ pub fn format_i64(i: i64, buf: &mut [u8; 20]) -> &[u8] {
             break;
         }
     }
-    if i < 0 {
-        pos -= 1;
-        buf[pos] = b'-';
-    }
     &buf[pos..]
+}
+
+/// Decimal text of `i` written at the end of `buf` (20 bytes hold every i64: a sign and at most
+/// 19 digits).
+#[inline]
+pub fn format_i64(i: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let pos = buf.len() - format_u64(i.unsigned_abs(), buf).len();
+    if i < 0 {
+        buf[pos - 1] = b'-';
+        &buf[pos - 1..]
+    } else {
+        &buf[pos..]
+    }
 }
 
 /// Length of the decimal text of `i`, counted without writing it.
@@ -187,6 +195,17 @@ mod tests {
         }
         for c in &cases {
             assert_eq!(is_canonical_i64(c), parse_canonical_i64(c).is_some(), "{:?}", String::from_utf8_lossy(c));
+        }
+    }
+
+    #[test]
+    fn formats_as_the_standard_library() {
+        let mut buf = [0u8; 20];
+        for i in [0, 1, -1, 9, 10, -10, 12345, i64::MAX, i64::MIN, i64::MIN + 1] {
+            assert_eq!(format_i64(i, &mut buf), i.to_string().as_bytes(), "{i}");
+        }
+        for n in [0, 1, 9, 10, u64::from(u32::MAX), i64::MAX as u64 + 1, u64::MAX] {
+            assert_eq!(format_u64(n, &mut buf), n.to_string().as_bytes(), "{n}");
         }
     }
 
