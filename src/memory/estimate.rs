@@ -606,13 +606,12 @@ fn string_at(bytes: &[u8]) -> Option<(KeyFigures, usize)> {
         [x, ref rest @ ..] if x < 0x40 => {
             let b = rest.get(..x as usize)?;
             // Redis loads a canonical decimal integer string as an integer.
-            // (A canonical i64 has at most 20 bytes: longer strings are not looked at.)
-            (x as u64, b.len() <= 20 && is_canonical_i64(b), 1 + b.len())
+            (x as u64, is_canonical_i64(b), 1 + b.len())
         }
         [x, y, ref rest @ ..] if x < 0x80 => {
             let n = (x as usize & 0x3f) << 8 | y as usize;
             let b = rest.get(..n)?;
-            (n as u64, n <= 20 && is_canonical_i64(b), 2 + n)
+            (n as u64, is_canonical_i64(b), 2 + n)
         }
         [0xC0, v, ..] => (itoa_len(v as i8 as i64) as u64, true, 2),
         [0xC1, v0, v1, ..] => (itoa_len(i16::from_le_bytes([v0, v1]) as i64) as u64, true, 3),

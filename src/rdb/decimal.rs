@@ -50,11 +50,18 @@ pub(crate) fn itoa_len(i: i64) -> usize {
     guess + usize::from(n >= POW10[guess]) + usize::from(i < 0)
 }
 
-/// Whether `parse_canonical_i64` accepts `b`, found without parsing: the digits checked eight
-/// at a time, and only a number of 19 digits compared with the ends of the i64 range (fewer
-/// always fit, more never do).
-#[inline]
+/// Whether `parse_canonical_i64` accepts `b`, found without parsing: a string longer than 20
+/// bytes is turned away here, inline, without its bytes read (most string values are); the
+/// others have their digits checked eight at a time, and only a number of 19 digits is compared
+/// with the ends of the i64 range (fewer always fit, more never do).
+#[inline(always)]
 pub fn is_canonical_i64(b: &[u8]) -> bool {
+    b.len() <= 20 && is_canonical_short(b)
+}
+
+/// `is_canonical_i64` of at most 20 bytes.
+#[inline]
+fn is_canonical_short(b: &[u8]) -> bool {
     let (neg, digits) = match b {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, b),
