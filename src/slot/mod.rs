@@ -143,16 +143,26 @@ pub fn key_slot(key: &[u8]) -> u16 {
     // Inlined at every caller as a load, two compares and a call: the first call, and every
     // call on a CPU without the carry-less path, go through `key_slot_first`.
     #[cfg(target_arch = "x86_64")]
+    if let Some(slot) = key_slot_known(key) {
+        return slot;
+    }
+    key_slot_first(key)
+}
+
+/// The slot by the carry-less path `clmul::available()` found, once it has looked (`None`
+/// before, and on a CPU with neither path).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn key_slot_known(key: &[u8]) -> Option<u16> {
     match clmul::known_level() {
         // SAFETY: the level is `WIDE` only once `clmul::available()` found that this CPU has
         // the features `clmul::key_slot_wide` is compiled for.
-        clmul::WIDE => return unsafe { clmul::key_slot_wide(key) },
+        clmul::WIDE => Some(unsafe { clmul::key_slot_wide(key) }),
         // SAFETY: the level is `NARROW` only once `clmul::available()` found that this CPU has
         // PCLMULQDQ and SSSE3, the features `clmul::key_slot` is compiled for.
-        clmul::NARROW => return unsafe { clmul::key_slot(key) },
-        _ => {}
+        clmul::NARROW => Some(unsafe { clmul::key_slot(key) }),
+        _ => None,
     }
-    key_slot_first(key)
 }
 
 /// [`key_slot`] when the carry-less path is not known to be there (yet): on x86-64 the first
@@ -161,14 +171,10 @@ pub fn key_slot(key: &[u8]) -> u16 {
 #[cfg_attr(not(target_arch = "x86_64"), inline(always))]
 fn key_slot_first(key: &[u8]) -> u16 {
     #[cfg(target_arch = "x86_64")]
-    if clmul::available() {
-        if clmul::known_level() == clmul::WIDE {
-            // SAFETY: `clmul::available()` just found the features of the wide path.
-            return unsafe { clmul::key_slot_wide(key) };
-        }
-        // SAFETY: `clmul::available()` just checked that this CPU has PCLMULQDQ and SSSE3, the
-        // features `clmul::key_slot` is compiled for.
-        return unsafe { clmul::key_slot(key) };
+    if clmul::available()
+        && let Some(slot) = key_slot_known(key)
+    {
+        return slot;
     }
     key_slot_portable(key)
 }
