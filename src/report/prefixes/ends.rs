@@ -98,10 +98,11 @@ fn byte_matches(x: u64, b: u8) -> u64 {
     !(((y & LOW7) + LOW7) | y | LOW7)
 }
 
-/// The table's hash of a prefix.
+/// The table's hash of a prefix: never 0, which a log entry uses for "none" (a prefix that
+/// hashes to 0 is given 1; the table and the log agree, as both hash here).
 #[inline]
 pub fn prefix_hash(prefix: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(prefix)
+    xxhash_rust::xxh3::xxh3_64(prefix).max(1)
 }
 
 #[cfg(test)]

@@ -150,7 +150,7 @@ impl PrefixLog {
     /// A prefix's hash and its name put in the arena (see `append_name`).
     fn named(&mut self, prefix: &[u8], tag: (u64, u64)) -> (u64, u64) {
         let len = prefix.len() as u64;
-        let hash = if len > 16 { tag.0 } else { prefix_hash(prefix) }.max(1);
+        let hash = if len > 16 { tag.0 } else { prefix_hash(prefix) };
         // A name of up to 16 bytes is its tag's bytes.
         let mut words = [0; 16];
         let block = match prefix.len() {

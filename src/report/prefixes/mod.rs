@@ -168,12 +168,12 @@ impl Single {
     fn long_name(&self) -> Option<u64> {
         self.name.first_chunk::<8>().filter(|_| self.len_code() == LONG).map(|w| u64::from_le_bytes(*w))
     }
-    /// The prefix's hash: kept for a long name, computed again from a short one (as
-    /// `PrefixLog` and the readers hash a prefix: `prefix_hash`, 0 made 1).
+    /// The prefix's hash: kept for a long name, computed again from a short one (`prefix_hash`,
+    /// as `PrefixLog` and the readers hash a prefix).
     fn hash(&self) -> u64 {
         match (self.len_code(), self.name.last_chunk::<8>()) {
             (LONG, Some(h)) => u64::from_le_bytes(*h),
-            (n, _) => prefix_hash(&self.name[..(n as usize).min(16)]).max(1),
+            (n, _) => prefix_hash(&self.name[..(n as usize).min(16)]),
         }
     }
     fn stats(&self) -> PrefixStats {
@@ -313,8 +313,6 @@ impl Prefixes {
     /// name the first `len` bytes of `block` (see `append_name`).
     #[inline]
     fn add_block(&mut self, hash: u64, block: &[u8], len: usize, o: &PrefixStats) {
-        // As `PrefixLog::enter` hashes (0 is no free mark here, but both must agree).
-        let hash = hash.max(1);
         if self.index.is_empty() {
             self.resize(FIRST_SLOTS);
         }
@@ -653,8 +651,9 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].1, PrefixStats { keys: 4, memory: 3 * 7 + 3 + 1000, keys_without_ttl: 3 });
         assert_eq!(got[1].1, PrefixStats { keys: 1, memory: 5, keys_without_ttl: 0 });
-        // A prefix hashing to 0 (the free mark) is held all the same (a name longer than 16
-        // bytes: a shorter one's hash is its `prefix_hash`, computed again from its bytes).
+        // A hash of 0 (never a `prefix_hash`, whose 0 is a log entry's "none") is held all the
+        // same by the table (a name longer than 16 bytes: a shorter one's hash is its
+        // `prefix_hash`, computed again from its bytes).
         p.add(0, b"zero-hash-prefix-long:", 1, false);
         p.add(0, b"zero-hash-prefix-long:", 1, false);
         assert!(p.heaviest(usize::MAX).iter().any(|(k, s)| *k == b"zero-hash-prefix-long:" && s.keys == 2));
